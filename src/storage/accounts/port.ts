@@ -1,0 +1,156 @@
+/**
+ * The account store port: tenants, identities, logins, clients and the audit log.
+ *
+ * Two implementations stand beside each other: `sqlite/` (embedded, the default)
+ * and `mongo/` (production). Both pass `test/storage/accounts.contract.test.ts`.
+ * Nothing outside `src/storage/` knows which one it talks to.
+ *
+ * Rules every implementation keeps:
+ * - Emails are stored and matched in lower case (callers may pass any case).
+ * - Upserts are idempotent and never touch a login's factor state.
+ * - Values returned are plain objects, detached from the store (mutating them
+ *   changes nothing stored).
+ * - No multi-document transactions (FerretDB 1.24 has none): every atomic
+ *   change is a single-row / single-document conditional update.
+ */
+
+export type SecondFactor = 'none' | 'pin' | 'totp';
+export const SECOND_FACTORS: readonly SecondFactor[] = ['none', 'pin', 'totp'];
+
+export interface UserType {
+  id: string;
+  name: string;
+  secondFactor: SecondFactor;
+}
+
+export interface Tenant {
+  /** Slug, e.g. `acme`. */
+  id: string;
+  name: string;
+  /** The login id of the tenant's owner, or null when none is set. */
+  owner: string | null;
+  userTypes: UserType[];
+}
+
+/** One per email address. */
+export interface Identity {
+  id: string;
+  /** Lower-cased. */
+  email: string;
+  /** argon2id PHC string, or null for an identity that signs in upstream only. */
+  passwordHash: string | null;
+}
+
+/**
+ * Opaque, JSON-serialisable state a second factor keeps for one login
+ * (e.g. `{ hash, setAt }` for a PIN, `{ secret, enrolledAt }` for TOTP).
+ * The store never interprets it, except for `step` (see `advanceFactorStep`).
+ */
+export type FactorState = Record<string, unknown> & { step?: number };
+
+export interface Login {
+  /** The OIDC subject. Unique across all tenants. */
+  id: string;
+  tenant: string;
+  /** Lower-cased; joins the login to its identity. */
+  email: string;
+  userType: string;
+  firstName: string;
+  lastName: string;
+  disabled: boolean;
+  /** Per factor id (`pin`, `totp`, …): that factor's state for this login. */
+  factors: Record<string, FactorState>;
+}
+
+/** What an import or an admin writes; factor state is never part of it. */
+export type LoginInput = Omit<Login, 'factors' | 'disabled'> & { disabled?: boolean };
+
+export interface Client {
+  clientId: string;
+  tenant: string;
+  /** Skip the consent screen. */
+  firstParty: boolean;
+  /** oidc-provider client metadata (redirect_uris, client_secret, …), client_id included. */
+  metadata: Record<string, unknown> & { client_id: string };
+}
+
+export type AuditOutcome = 'success' | 'failure';
+
+export interface AuditEvent {
+  tenant: string | null;
+  login: string | null;
+  /** Dotted event type, e.g. `signin.password`, `factor.pin.set`. */
+  type: string;
+  time: Date;
+  ip: string | null;
+  userAgent: string | null;
+  outcome: AuditOutcome;
+  /** Small, non-secret details (never a password, PIN, code or secret). */
+  detail?: Record<string, unknown>;
+}
+
+export interface AuditQuery {
+  tenant: string;
+  login?: string;
+  type?: string;
+  /** Only events strictly older than this time (for paging). */
+  before?: Date;
+  /** Default 50, at most 500. */
+  limit?: number;
+}
+
+export interface AccountStore {
+  /** Creates tables / indexes. Idempotent; called once at start. */
+  init(): Promise<void>;
+  /** Resolves when the store answers; rejects otherwise (used by `/readyz`). */
+  ping(): Promise<void>;
+  close(): Promise<void>;
+  /** True when no tenant exists (first run: the demo tenant is created). */
+  isEmpty(): Promise<boolean>;
+
+  /** Creates or replaces the tenant (name, owner, user types). */
+  upsertTenant(tenant: Tenant): Promise<void>;
+  getTenant(id: string): Promise<Tenant | null>;
+  listTenants(): Promise<Tenant[]>;
+  /** Sets one user type's factor. False when the tenant or the type does not exist. */
+  setUserTypeFactor(tenantId: string, userTypeId: string, factor: SecondFactor): Promise<boolean>;
+
+  /**
+   * Creates the identity for `email`, or updates it. `passwordHash: undefined`
+   * keeps the stored hash. Returns the stored identity (its id is stable).
+   */
+  upsertIdentity(input: { email: string; passwordHash?: string | null }): Promise<Identity>;
+  findIdentityByEmail(email: string): Promise<Identity | null>;
+  getIdentity(id: string): Promise<Identity | null>;
+  setPasswordHash(identityId: string, passwordHash: string): Promise<void>;
+
+  /** Creates or updates a login's profile; keeps its factor state. */
+  upsertLogin(login: LoginInput): Promise<void>;
+  getLogin(id: string): Promise<Login | null>;
+  /** The logins of one email in one tenant, ordered by id. */
+  listLoginsForEmail(tenant: string, email: string): Promise<Login[]>;
+  /** All logins of a tenant, ordered by last name, first name, id. */
+  listLogins(tenant: string): Promise<Login[]>;
+
+  /** Sets (or with `null` removes) one factor's state for a login. False when the login does not exist. */
+  setFactorState(loginId: string, factorId: string, state: FactorState | null): Promise<boolean>;
+  /**
+   * Atomically records `step` as the last used step of a factor, only when it
+   * is greater than the one stored (or none is stored). True when it was
+   * recorded; false for a replay (or no such login/factor). Many parallel calls
+   * with the same step: exactly one returns true.
+   */
+  advanceFactorStep(loginId: string, factorId: string, step: number): Promise<boolean>;
+
+  upsertClient(client: Client): Promise<void>;
+  getClient(clientId: string): Promise<Client | null>;
+  listClients(tenant: string): Promise<Client[]>;
+
+  appendAudit(event: AuditEvent): Promise<void>;
+  /** Newest first. */
+  listAudit(query: AuditQuery): Promise<AuditEvent[]>;
+}
+
+export function normalizeEmail(email: string): string {
+  return email.trim().toLowerCase();
+}
