@@ -1,0 +1,215 @@
+/**
+ * Loads the configuration from the environment over `defaults`, validates it,
+ * and (outside production) fills missing key material with development keys
+ * kept in `DATA_DIR/dev-keys.json`. The only module that reads `process.env`.
+ */
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { generateKeyPairSync, randomBytes } from 'node:crypto';
+import { join, resolve } from 'node:path';
+import { z } from 'zod';
+import { defaults } from './defaults.ts';
+
+export { defaults } from './defaults.ts';
+
+export interface Config {
+  port: number;
+  issuer: string;
+  dataDir: string;
+  mongodbUri: string | undefined;
+  mongodbDb: string | undefined;
+  redisUrl: string | undefined;
+  redisPrefix: string;
+  env: 'development' | 'production' | 'test';
+  logLevel: string;
+  trustProxy: boolean;
+  demo: boolean;
+  keys: {
+    jwks: { keys: Record<string, unknown>[] };
+    cookieKeys: string[];
+    encryptionKeys: { kid: string; key: Buffer }[];
+    pepper: string;
+    /** True when any key came from the development key file. */
+    development: boolean;
+  };
+  argon2: typeof defaults.argon2;
+  lock: typeof defaults.lock;
+  pin: typeof defaults.pin;
+  ttl: typeof defaults.ttl;
+}
+
+export class ConfigError extends Error {
+  override name = 'ConfigError';
+}
+
+const bool = z.enum(['true', 'false', '1', '0', 'yes', 'no']).transform((v) => ['true', '1', 'yes'].includes(v));
+const int = (min: number, max: number) => z.coerce.number().int().min(min).max(max);
+const url = z.string().url();
+
+const jwksSchema = z.object({ keys: z.array(z.record(z.string(), z.unknown()).refine((k) => typeof k.d === 'string', 'every key must be private (have "d")')).min(1) });
+
+const encryptionKeysSchema = z
+  .string()
+  .transform((s) => s.split(',').map((part) => part.trim()).filter(Boolean))
+  .pipe(
+    z.array(
+      z.string().transform((part, ctx) => {
+        const [kid, b64] = part.split(':');
+        const key = Buffer.from(b64 ?? '', 'base64');
+        if (!kid || !/^[A-Za-z0-9_-]{1,32}$/.test(kid) || key.length !== 32) {
+          ctx.addIssue({ code: 'custom', message: 'each entry must be kid:base64 of 32 bytes' });
+          return z.NEVER;
+        }
+        return { kid, key };
+      }),
+    ).min(1),
+  );
+
+const envSchema = z.object({
+  PORT: int(0, 65535).optional(),
+  ISSUER: url.optional(),
+  DATA_DIR: z.string().min(1).optional(),
+  MONGODB_URI: z.string().regex(/^mongodb(\+srv)?:\/\//, 'must start with mongodb:// or mongodb+srv://').optional(),
+  MONGODB_DB: z.string().regex(/^[A-Za-z0-9_-]{1,63}$/).optional(),
+  REDIS_URL: z.string().regex(/^rediss?:\/\//, 'must start with redis:// or rediss://').optional(),
+  REDIS_PREFIX: z.string().min(1).max(64).optional(),
+  NODE_ENV: z.enum(['development', 'production', 'test']).optional(),
+  LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).optional(),
+  TRUST_PROXY: bool.optional(),
+  DEMO: bool.optional(),
+  LATCHKEY_JWKS: z
+    .string()
+    .transform((s, ctx) => {
+      try {
+        return JSON.parse(s) as unknown;
+      } catch {
+        ctx.addIssue({ code: 'custom', message: 'must be JSON' });
+        return z.NEVER;
+      }
+    })
+    .pipe(jwksSchema)
+    .optional(),
+  LATCHKEY_COOKIE_KEYS: z
+    .string()
+    .transform((s) => s.split(',').map((k) => k.trim()).filter(Boolean))
+    .pipe(z.array(z.string().min(32, 'each cookie key needs at least 32 characters')).min(1))
+    .optional(),
+  LATCHKEY_ENCRYPTION_KEYS: encryptionKeysSchema.optional(),
+  LATCHKEY_PEPPER: z.string().min(32, 'needs at least 32 characters').optional(),
+  ARGON2_MEMORY_KIB: int(19456, 4 * 1024 * 1024).optional(),
+  ARGON2_TIME_COST: int(2, 20).optional(),
+  LOCK_THRESHOLD: int(1, 100).optional(),
+  LOCK_BASE_MS: int(1, 86_400_000).optional(),
+  LOCK_MAX_MS: int(1, 86_400_000).optional(),
+  PIN_MIN_LENGTH: int(4, 12).optional(),
+});
+
+type Env = Record<string, string | undefined>;
+
+/** Reads and validates the configuration. Throws ConfigError naming each bad variable. */
+export function loadConfig(env: Env = process.env): Config {
+  const relevant = Object.fromEntries(
+    Object.keys(envSchema.shape).map((k) => [k, env[k] === '' ? undefined : env[k]]),
+  );
+  const parsed = envSchema.safeParse(relevant);
+  if (!parsed.success) {
+    const lines = parsed.error.issues.map((i) => `  ${i.path.join('.') || '(env)'}: ${i.message}`);
+    throw new ConfigError(`invalid configuration:\n${lines.join('\n')}`);
+  }
+  const e = parsed.data;
+  const port = e.PORT ?? defaults.port;
+  const dataDir = resolve(e.DATA_DIR ?? defaults.dataDir);
+  const nodeEnv = e.NODE_ENV ?? defaults.env;
+  const lock = {
+    ...defaults.lock,
+    threshold: e.LOCK_THRESHOLD ?? defaults.lock.threshold,
+    baseLockMs: e.LOCK_BASE_MS ?? defaults.lock.baseLockMs,
+    maxLockMs: e.LOCK_MAX_MS ?? defaults.lock.maxLockMs,
+  };
+  if (lock.maxLockMs < lock.baseLockMs) throw new ConfigError('invalid configuration:\n  LOCK_MAX_MS: must be at least LOCK_BASE_MS');
+
+  const given = {
+    jwks: e.LATCHKEY_JWKS as Config['keys']['jwks'] | undefined,
+    cookieKeys: e.LATCHKEY_COOKIE_KEYS,
+    encryptionKeys: e.LATCHKEY_ENCRYPTION_KEYS,
+    pepper: e.LATCHKEY_PEPPER,
+  };
+  const missing = Object.entries({
+    LATCHKEY_JWKS: given.jwks,
+    LATCHKEY_COOKIE_KEYS: given.cookieKeys,
+    LATCHKEY_ENCRYPTION_KEYS: given.encryptionKeys,
+    LATCHKEY_PEPPER: given.pepper,
+  })
+    .filter(([, v]) => v === undefined)
+    .map(([k]) => k);
+  if (nodeEnv === 'production' && missing.length) {
+    throw new ConfigError(
+      `invalid configuration:\n  production refuses development keys; set ${missing.join(', ')} (see docs/configuration.md)`,
+    );
+  }
+  const dev = missing.length ? developmentKeys(dataDir) : undefined;
+
+  return {
+    port,
+    issuer: (e.ISSUER ?? `http://localhost:${port}`).replace(/\/$/, ''),
+    dataDir,
+    mongodbUri: e.MONGODB_URI,
+    mongodbDb: e.MONGODB_DB,
+    redisUrl: e.REDIS_URL,
+    redisPrefix: e.REDIS_PREFIX ?? defaults.redisPrefix,
+    env: nodeEnv,
+    logLevel: e.LOG_LEVEL ?? (nodeEnv === 'test' ? 'warn' : defaults.logLevel),
+    trustProxy: e.TRUST_PROXY ?? defaults.trustProxy,
+    demo: e.DEMO ?? defaults.demo,
+    keys: {
+      jwks: given.jwks ?? dev!.jwks,
+      cookieKeys: given.cookieKeys ?? dev!.cookieKeys,
+      encryptionKeys: given.encryptionKeys ?? dev!.encryptionKeys,
+      pepper: given.pepper ?? dev!.pepper,
+      development: missing.length > 0,
+    },
+    argon2: {
+      ...defaults.argon2,
+      memoryCost: e.ARGON2_MEMORY_KIB ?? defaults.argon2.memoryCost,
+      timeCost: e.ARGON2_TIME_COST ?? defaults.argon2.timeCost,
+    },
+    lock,
+    pin: { ...defaults.pin, minLength: e.PIN_MIN_LENGTH ?? defaults.pin.minLength },
+    ttl: defaults.ttl,
+  };
+}
+
+interface DevKeyFile {
+  jwks: { keys: Record<string, unknown>[] };
+  cookieKeys: string[];
+  encryptionKeys: { kid: string; key: string }[];
+  pepper: string;
+}
+
+/** Development key material, generated once and kept in DATA_DIR so restarts keep sessions and secrets. */
+function developmentKeys(dataDir: string): Omit<Config['keys'], 'development'> {
+  const path = join(dataDir, 'dev-keys.json');
+  let file: DevKeyFile;
+  if (existsSync(path)) {
+    file = JSON.parse(readFileSync(path, 'utf8')) as DevKeyFile;
+  } else {
+    const { privateKey } = generateKeyPairSync('ec', { namedCurve: 'P-256' });
+    const jwk = { ...privateKey.export({ format: 'jwk' }), kid: `dev-${randomBytes(4).toString('hex')}`, alg: 'ES256', use: 'sig' };
+    const { privateKey: rsa } = generateKeyPairSync('rsa', { modulusLength: 2048 });
+    const rsaJwk = { ...rsa.export({ format: 'jwk' }), kid: `dev-rsa-${randomBytes(4).toString('hex')}`, alg: 'RS256', use: 'sig' };
+    file = {
+      // RS256 first: the OIDC default algorithm every relying party supports.
+      jwks: { keys: [rsaJwk, jwk] },
+      cookieKeys: [randomBytes(32).toString('base64url')],
+      encryptionKeys: [{ kid: 'dev1', key: randomBytes(32).toString('base64') }],
+      pepper: randomBytes(32).toString('base64url'),
+    };
+    mkdirSync(dataDir, { recursive: true });
+    writeFileSync(path, JSON.stringify(file, null, 2), { mode: 0o600 });
+  }
+  return {
+    jwks: file.jwks,
+    cookieKeys: file.cookieKeys,
+    encryptionKeys: file.encryptionKeys.map((k) => ({ kid: k.kid, key: Buffer.from(k.key, 'base64') })),
+    pepper: file.pepper,
+  };
+}

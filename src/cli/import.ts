@@ -1,0 +1,201 @@
+/**
+ * The import format (SPEC §6, docs/import.md): tenants, identities, logins and
+ * clients from one JSON document. Validated whole before anything is written
+ * (a bad file changes nothing); writing is a series of idempotent upserts.
+ */
+import { z } from 'zod';
+import type { AccountStore, Client, LoginInput, Tenant } from '../storage/accounts/port.ts';
+import { normalizeEmail } from '../storage/accounts/port.ts';
+import type { Hasher } from '../crypto/password.ts';
+import type { Config } from '../../config/index.ts';
+import { isStrongArgon2Hash } from '../crypto/password.ts';
+
+const id = z.string().regex(/^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$/, 'must be 1-128 letters, digits, ".", "_" or "-"');
+const name = z.string().trim().min(1, 'must not be empty').max(200);
+const email = z.string().max(320).email('must be an email address');
+const httpUrl = z.string().url().refine((u) => /^https?:\/\//.test(u), 'must be an http(s) URL');
+
+const identitySchema = z
+  .object({
+    email,
+    password: z.string().min(8, 'must be at least 8 characters').max(1024).optional(),
+    passwordHash: z.string().max(1024).optional(),
+  })
+  .strict()
+  .refine((i) => !(i.password && i.passwordHash), { message: 'give password or passwordHash, not both' });
+
+const userTypeSchema = z.object({ id, name, secondFactor: z.enum(['none', 'pin', 'totp']) }).strict();
+
+const loginSchema = z
+  .object({
+    id,
+    email,
+    userType: id,
+    firstName: z.string().trim().max(100),
+    lastName: z.string().trim().max(100),
+    disabled: z.boolean().optional(),
+  })
+  .strict();
+
+const clientSchema = z
+  .object({
+    client_id: id,
+    client_secret: z.string().min(8, 'must be at least 8 characters').max(512).optional(),
+    client_name: z.string().max(200).optional(),
+    redirect_uris: z.array(httpUrl).min(1, 'needs at least one redirect URI'),
+    post_logout_redirect_uris: z.array(httpUrl).optional(),
+    grant_types: z.array(z.enum(['authorization_code', 'refresh_token', 'client_credentials'])).optional(),
+    first_party: z.boolean().optional(),
+  })
+  .strict();
+
+const upstreamSchema = z
+  .object({
+    id,
+    name,
+    issuer: httpUrl,
+    client_id: z.string().min(1).max(512),
+    client_secret: z.string().min(1).max(512),
+    scopes: z.array(z.string().regex(/^[\x21-\x7e]+$/)).optional(),
+  })
+  .strict();
+
+const tenantSchema = z
+  .object({
+    id,
+    name,
+    owner: id.optional(),
+    userTypes: z.array(userTypeSchema).min(1, 'needs at least one user type'),
+    logins: z.array(loginSchema).optional(),
+    clients: z.array(clientSchema).optional(),
+    upstreams: z.array(upstreamSchema).optional(),
+  })
+  .strict();
+
+export const importSchema = z
+  .object({
+    identities: z.array(identitySchema).optional(),
+    tenants: z.array(tenantSchema).optional(),
+  })
+  .strict();
+
+export type ImportDocument = z.infer<typeof importSchema>;
+
+export class ImportError extends Error {
+  override name = 'ImportError';
+  constructor(readonly problems: string[]) {
+    super(`the import file is not valid:\n${problems.map((p) => `  ${p}`).join('\n')}`);
+  }
+}
+
+export interface ImportSummary {
+  identities: number;
+  tenants: number;
+  logins: number;
+  clients: number;
+}
+
+function path(parts: (string | number | symbol)[]): string {
+  return parts.reduce<string>((acc, p) => (typeof p === 'number' ? `${acc}[${p}]` : acc ? `${acc}.${String(p)}` : String(p)), '');
+}
+
+/** Validates the whole document (shape, references, duplicates) against itself and the store. */
+export async function validateImport(raw: unknown, accounts: AccountStore, config: Config): Promise<ImportDocument> {
+  const parsed = importSchema.safeParse(raw);
+  if (!parsed.success) throw new ImportError(parsed.error.issues.map((i) => `${path(i.path) || '(file)'}: ${i.message}`));
+  const doc = parsed.data;
+  const problems: string[] = [];
+  const seen = (label: string) => {
+    const set = new Set<string>();
+    return (value: string, where: string) => {
+      if (set.has(value)) problems.push(`${where}: duplicate ${label} "${value}"`);
+      set.add(value);
+    };
+  };
+
+  const emails = seen('email');
+  const fileEmails = new Set<string>();
+  doc.identities?.forEach((identity, i) => {
+    const e = normalizeEmail(identity.email);
+    emails(e, `identities[${i}].email`);
+    fileEmails.add(e);
+    if (identity.passwordHash && !isStrongArgon2Hash(identity.passwordHash, config.argon2)) {
+      problems.push(`identities[${i}].passwordHash: must be an argon2id PHC string with m>=${config.argon2.memoryCost}, t>=${config.argon2.timeCost}`);
+    }
+  });
+
+  const tenantIds = seen('tenant id');
+  const loginIds = seen('login id');
+  const clientIds = seen('client id');
+  for (const [t, tenant] of (doc.tenants ?? []).entries()) {
+    const at = `tenants[${t}]`;
+    tenantIds(tenant.id, `${at}.id`);
+    const typeIds = seen('user type id');
+    tenant.userTypes.forEach((ut, u) => typeIds(ut.id, `${at}.userTypes[${u}].id`));
+    const types = new Set(tenant.userTypes.map((ut) => ut.id));
+    const ownLogins = new Set<string>();
+    for (const [l, login] of (tenant.logins ?? []).entries()) {
+      loginIds(login.id, `${at}.logins[${l}].id`);
+      ownLogins.add(login.id);
+      if (!types.has(login.userType)) problems.push(`${at}.logins[${l}].userType: "${login.userType}" is not one of the tenant's user types`);
+      const e = normalizeEmail(login.email);
+      if (!fileEmails.has(e) && !(await accounts.findIdentityByEmail(e))) {
+        problems.push(`${at}.logins[${l}].email: no identity has the email "${e}" (add it to "identities")`);
+      }
+      const existing = await accounts.getLogin(login.id);
+      if (existing && existing.tenant !== tenant.id) problems.push(`${at}.logins[${l}].id: "${login.id}" already belongs to tenant "${existing.tenant}"`);
+    }
+    if (tenant.owner && !ownLogins.has(tenant.owner)) {
+      const existing = await accounts.getLogin(tenant.owner);
+      if (!existing || existing.tenant !== tenant.id) problems.push(`${at}.owner: "${tenant.owner}" is not a login of this tenant`);
+    }
+    for (const [c, client] of (tenant.clients ?? []).entries()) {
+      clientIds(client.client_id, `${at}.clients[${c}].client_id`);
+      const existing = await accounts.getClient(client.client_id);
+      if (existing && existing.tenant !== tenant.id) problems.push(`${at}.clients[${c}].client_id: "${client.client_id}" already belongs to tenant "${existing.tenant}"`);
+    }
+    const upstreamIds = seen('upstream id');
+    tenant.upstreams?.forEach((up, u) => upstreamIds(up.id, `${at}.upstreams[${u}].id`));
+  }
+  if (problems.length) throw new ImportError(problems);
+  return doc;
+}
+
+/** Validates, then writes. Re-importing the same file changes nothing. */
+export async function importDocument(raw: unknown, deps: { accounts: AccountStore; hasher: Hasher; config: Config }): Promise<ImportSummary> {
+  const { accounts, hasher } = deps;
+  const doc = await validateImport(raw, accounts, deps.config);
+
+  // Hash first: a failure here must not leave half a file written.
+  const identities = await Promise.all(
+    (doc.identities ?? []).map(async (identity) => {
+      const e = normalizeEmail(identity.email);
+      if (identity.passwordHash) return { email: e, passwordHash: identity.passwordHash };
+      if (!identity.password) return { email: e, passwordHash: undefined };
+      const existing = await accounts.findIdentityByEmail(e);
+      if (existing?.passwordHash && (await hasher.verify(existing.passwordHash, identity.password))) return { email: e, passwordHash: undefined };
+      return { email: e, passwordHash: await hasher.hash(identity.password) };
+    }),
+  );
+
+  for (const identity of identities) await accounts.upsertIdentity(identity);
+  let logins = 0;
+  let clients = 0;
+  for (const t of doc.tenants ?? []) {
+    const existing = await accounts.getTenant(t.id);
+    const tenant: Tenant = { id: t.id, name: t.name, owner: t.owner ?? existing?.owner ?? null, userTypes: t.userTypes };
+    await accounts.upsertTenant(tenant);
+    for (const l of t.logins ?? []) {
+      const login: LoginInput = { id: l.id, tenant: t.id, email: normalizeEmail(l.email), userType: l.userType, firstName: l.firstName, lastName: l.lastName, disabled: l.disabled ?? false };
+      await accounts.upsertLogin(login);
+      logins++;
+    }
+    for (const c of t.clients ?? []) {
+      const { first_party: firstParty, ...metadata } = c;
+      const client: Client = { clientId: c.client_id, tenant: t.id, firstParty: firstParty ?? false, metadata };
+      await accounts.upsertClient(client);
+      clients++;
+    }
+  }
+  return { identities: identities.length, tenants: doc.tenants?.length ?? 0, logins, clients };
+}

@@ -1,0 +1,59 @@
+/**
+ * The demo tenant created on an empty store (`npm start` on a fresh machine),
+ * written through the importer like any other tenant.
+ */
+import { randomBytes } from 'node:crypto';
+import type { Config } from '../config/index.ts';
+import type { AccountStore } from './storage/accounts/port.ts';
+import type { Hasher } from './crypto/password.ts';
+import { importDocument, type ImportDocument } from './cli/import.ts';
+
+export const DEMO = {
+  tenant: 'demo',
+  clientId: 'latchkey-demo',
+  password: 'latchkey-demo',
+  people: [
+    { email: 'owner@demo.test', logins: [{ id: 'demo-owner', userType: 'owner', firstName: 'Olivia', lastName: 'Owner' }] },
+    {
+      email: 'jane@demo.test',
+      logins: [
+        { id: 'jane-employee', userType: 'employee', firstName: 'Jane', lastName: 'Doe' },
+        { id: 'jane-manager', userType: 'manager', firstName: 'Jane', lastName: 'Doe' },
+      ],
+    },
+    { email: 'sam@demo.test', logins: [{ id: 'sam-employee', userType: 'employee', firstName: 'Sam', lastName: 'Smith' }] },
+  ],
+} as const;
+
+export function demoDocument(issuer: string): ImportDocument {
+  return {
+    identities: DEMO.people.map((p) => ({ email: p.email, password: DEMO.password })),
+    tenants: [
+      {
+        id: DEMO.tenant,
+        name: 'Demo Care',
+        owner: 'demo-owner',
+        userTypes: [
+          { id: 'owner', name: 'Owner', secondFactor: 'none' },
+          { id: 'employee', name: 'Employee', secondFactor: 'none' },
+          { id: 'manager', name: 'Manager', secondFactor: 'none' },
+        ],
+        logins: DEMO.people.flatMap((p) => p.logins.map((l) => ({ ...l, email: p.email }))),
+        clients: [
+          {
+            client_id: DEMO.clientId,
+            client_name: 'Latchkey demo',
+            client_secret: randomBytes(24).toString('base64url'),
+            redirect_uris: [`${issuer}/demo/callback`],
+            post_logout_redirect_uris: [`${issuer}/`],
+            first_party: true,
+          },
+        ],
+      },
+    ],
+  };
+}
+
+export async function seedDemo(accounts: AccountStore, hasher: Hasher, config: Config): Promise<void> {
+  await importDocument(demoDocument(config.issuer), { accounts, hasher, config });
+}

@@ -1,0 +1,32 @@
+/**
+ * The one list of second factors. A user type's `secondFactor` names one of
+ * these by id.
+ */
+import { noneFactor } from './none/index.ts';
+import type { Factor, FactorFactory, FactorServices } from './types.ts';
+
+const FACTORS: FactorFactory[] = [noneFactor];
+
+export interface FactorRegistry {
+  get(id: string): Factor;
+  all(): Factor[];
+  /** Every acr value a session can carry, weakest first (for discovery). */
+  acrValues(): string[];
+}
+
+export function createFactorRegistry(services: FactorServices): FactorRegistry {
+  const factors = new Map(FACTORS.map((make) => {
+    const f = make(services);
+    return [f.id, f] as const;
+  }));
+  return {
+    get(id) {
+      const f = factors.get(id);
+      // An unknown id in the store (e.g. a factor removed from this list) must never mean "no factor".
+      if (!f) throw new Error(`unknown second factor "${id}"`);
+      return f;
+    },
+    all: () => [...factors.values()],
+    acrValues: () => [...new Set([...factors.values()].map((f) => f.acr))],
+  };
+}

@@ -1,0 +1,75 @@
+/**
+ * The second-factor interface. Each factor lives in `src/factors/<id>/` and is
+ * registered in `src/factors/registry.ts`; the sign-in journey and the account
+ * pages only talk to this interface, so adding a factor (WebAuthn, recovery
+ * codes) touches that list and nothing else.
+ *
+ * A tenant's user type names the factor its logins must pass
+ * (`UserType.secondFactor`). After the password (or an upstream sign-in) the
+ * journey asks the factor for the login's `stage`:
+ * - `done`: nothing to do (the `none` factor, always);
+ * - `enroll`: first time — show the set-up page (`page('enroll')`), then
+ *   `submit('enroll')` with the form;
+ * - `verify`: show the challenge page, then `submit('verify')`.
+ * A submission that passes adds `amr` to the session's methods and makes `acr`
+ * the session's level; the provider's login is finished only then.
+ */
+import type { Config } from '../../config/index.ts';
+import type { Hasher } from '../crypto/password.ts';
+import type { LatchkeyError } from '../errors.ts';
+import type { AccountStore, Login, Tenant } from '../storage/accounts/port.ts';
+import type { CounterStore } from '../storage/counters/port.ts';
+import type { Audit } from '../audit.ts';
+
+export type FactorStage = 'done' | 'enroll' | 'verify';
+
+/** What every factor gets from the composition root. */
+export interface FactorServices {
+  config: Config;
+  accounts: AccountStore;
+  counters: CounterStore;
+  hasher: Hasher;
+  audit: Audit;
+}
+
+/** One request of the journey, as a factor sees it. */
+export interface FactorRequest {
+  tenant: Tenant;
+  login: Login;
+  /** The form's fields, each already checked to be a single string. */
+  body: Record<string, string>;
+  /**
+   * Scratch space kept with the sign-in between requests (e.g. a TOTP secret
+   * shown but not yet confirmed). A factor may change it; the journey saves it.
+   */
+  draft: Record<string, unknown>;
+  ip: string | null;
+  userAgent: string | null;
+}
+
+/** A page to render: a view under `views/` and its locals. */
+export interface FactorPage {
+  view: string;
+  locals: Record<string, unknown>;
+}
+
+export type FactorOutcome = { passed: true } | { passed: false; error: LatchkeyError; page?: FactorPage };
+
+export interface Factor {
+  /** The value of `UserType.secondFactor` that selects this factor. */
+  readonly id: string;
+  /** RFC 8176 methods added to the session's `amr` when it passes (e.g. `['otp', 'mfa']`). */
+  readonly amr: readonly string[];
+  /** The session's `acr` after it passes. */
+  readonly acr: string;
+  /** What `login` must do now. */
+  stage(login: Login): FactorStage;
+  /** The page for a stage. */
+  page(stage: Exclude<FactorStage, 'done'>, req: FactorRequest): Promise<FactorPage>;
+  /** Handles the page's form. Counts attempts and writes audit events itself. */
+  submit(stage: Exclude<FactorStage, 'done'>, req: FactorRequest): Promise<FactorOutcome>;
+  /** Forgets the login's state, so it enrolls again at the next sign-in (owner's reset). */
+  reset(loginId: string): Promise<void>;
+}
+
+export type FactorFactory = (services: FactorServices) => Factor;

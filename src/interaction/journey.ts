@@ -1,0 +1,45 @@
+/**
+ * The sign-in journey's progress, kept in the provider's Interaction (so any
+ * app process can continue it) until the login and its factor have passed;
+ * only then is the provider's `login` finished, once, with `{ accountId, amr, acr }`.
+ */
+import { randomBytes } from 'node:crypto';
+import type Provider from 'oidc-provider';
+
+export interface Progress {
+  /** Bound to this sign-in; every form of the journey posts it back. */
+  csrf: string;
+  /** Set once the first step (password or upstream) passed. */
+  identityId?: string;
+  email?: string;
+  /** Methods used so far (`pwd` or `fed`). */
+  amr?: string[];
+  /** The login chosen (or the only one). */
+  loginId?: string;
+  /** The factor's scratch space (see `FactorRequest.draft`). */
+  draft?: Record<string, unknown>;
+}
+
+export type Interaction = Awaited<ReturnType<Provider['interactionDetails']>>;
+
+const KEY = 'latchkey';
+
+export function readProgress(interaction: Interaction): Progress | undefined {
+  const stored = (interaction.result as Record<string, unknown> | undefined)?.[KEY];
+  return stored && typeof stored === 'object' ? (stored as Progress) : undefined;
+}
+
+/** Saves the progress into the interaction, keeping its expiry. */
+export async function saveProgress(interaction: Interaction, progress: Progress): Promise<void> {
+  interaction.result = { [KEY]: progress };
+  await interaction.persist();
+}
+
+/** The progress, created (with a fresh CSRF token) on the first visit. */
+export async function ensureProgress(interaction: Interaction): Promise<Progress> {
+  const existing = readProgress(interaction);
+  if (existing) return existing;
+  const progress: Progress = { csrf: randomBytes(24).toString('base64url') };
+  await saveProgress(interaction, progress);
+  return progress;
+}

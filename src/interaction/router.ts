@@ -1,0 +1,262 @@
+/**
+ * The sign-in journey's pages (SPEC §3): login → select login → second factor
+ * → consent. Every POST checks the interaction's prompt and its CSRF token.
+ */
+import Router from '@koa/router';
+import type { Context } from 'koa';
+import type Provider from 'oidc-provider';
+import type { Config } from '../../config/index.ts';
+import type { AccountStore, Login, Tenant } from '../storage/accounts/port.ts';
+import { normalizeEmail } from '../storage/accounts/port.ts';
+import type { Hasher } from '../crypto/password.ts';
+import type { FactorRegistry } from '../factors/registry.ts';
+import type { Factor, FactorRequest } from '../factors/types.ts';
+import type { Audit } from '../audit.ts';
+import type { Limiter } from '../limits.ts';
+import { hashedKey } from '../limits.ts';
+import { AMR } from '../provider/acr.ts';
+import { LatchkeyError, badRequest, invalidCredentials, noLoginForClient } from '../errors.ts';
+import { checkCsrf, formFields } from '../web/forms.ts';
+import { renderView } from '../web/views.ts';
+import { ensureProgress, readProgress, saveProgress, type Interaction, type Progress } from './journey.ts';
+
+export interface InteractionDeps {
+  provider: Provider;
+  config: Config;
+  accounts: AccountStore;
+  hasher: Hasher;
+  factors: FactorRegistry;
+  audit: Audit;
+  limiter: Limiter;
+}
+
+const EMAIL_MAX = 320;
+const PASSWORD_MAX = 1024;
+
+export function interactionRouter({ provider, accounts, hasher, factors, audit, limiter }: InteractionDeps): Router {
+  const router = new Router({ prefix: '/interaction/:uid' });
+
+  const requestInfo = (ctx: Context) => ({ ip: ctx.ip || null, userAgent: ctx.get('user-agent') || null });
+
+  async function load(ctx: Context, expectedPrompt?: string) {
+    const interaction = await provider.interactionDetails(ctx.req, ctx.res);
+    if (interaction.uid !== ctx.params.uid) throw badRequest('This sign-in does not match the page.');
+    if (expectedPrompt && interaction.prompt.name !== expectedPrompt) throw badRequest('This step is not expected now.');
+    const clientId = String(interaction.params.client_id);
+    const client = await accounts.getClient(clientId);
+    if (!client) throw badRequest('Unknown application.');
+    const tenant = await accounts.getTenant(client.tenant);
+    if (!tenant) throw badRequest('Unknown application.');
+    return { interaction, client, tenant };
+  }
+
+  async function loadForPost(ctx: Context, expectedPrompt: string) {
+    const loaded = await load(ctx, expectedPrompt);
+    const progress = readProgress(loaded.interaction);
+    checkCsrf(progress?.csrf, ctx.request.body);
+    return { ...loaded, progress: progress! };
+  }
+
+  const page = (ctx: Context, view: string, locals: Record<string, unknown>, status = 200) => {
+    ctx.status = status;
+    ctx.type = 'html';
+    ctx.body = renderView(view, locals);
+  };
+
+  const baseLocals = (interaction: Interaction, tenant: Tenant, progress: Progress) => ({
+    uid: interaction.uid,
+    csrf: progress.csrf,
+    tenantName: tenant.name,
+  });
+
+  const userTypeName = (tenant: Tenant, login: Login) => tenant.userTypes.find((t) => t.id === login.userType)?.name ?? login.userType;
+
+  function factorOf(tenant: Tenant, login: Login): Factor {
+    const type = tenant.userTypes.find((t) => t.id === login.userType);
+    if (!type) throw new LatchkeyError('no_login_for_client', 403, 'Your login has no valid user type. Ask your administrator.');
+    return factors.get(type.secondFactor);
+  }
+
+  async function signInLogins(tenant: Tenant, email: string): Promise<Login[]> {
+    return (await accounts.listLoginsForEmail(tenant.id, email)).filter((l) => !l.disabled);
+  }
+
+  /** Finishes the provider's login: the only place that does. */
+  async function finish(ctx: Context, interaction: Interaction, tenant: Tenant, login: Login, progress: Progress, factor: Factor) {
+    const amr = [...new Set([...(progress.amr ?? []), ...factor.amr])];
+    await audit.record({ type: 'signin.success', outcome: 'success', tenant: tenant.id, login: login.id, ...requestInfo(ctx), detail: { amr, acr: factor.acr } });
+    const returnTo = await provider.interactionResult(
+      ctx.req,
+      ctx.res,
+      { login: { accountId: login.id, amr, acr: factor.acr, remember: true } },
+      { mergeWithLastSubmission: false },
+    );
+    ctx.redirect(returnTo);
+    ctx.status = 303;
+  }
+
+  /** Moves on from a chosen login: its factor's page, or the end of the journey. */
+  async function continueWithLogin(ctx: Context, interaction: Interaction, tenant: Tenant, login: Login, progress: Progress) {
+    const factor = factorOf(tenant, login);
+    const stage = factor.stage(login);
+    if (stage === 'done') return finish(ctx, interaction, tenant, login, progress, factor);
+    ctx.redirect(`/interaction/${interaction.uid}`);
+    ctx.status = 303;
+  }
+
+  function factorRequest(ctx: Context, tenant: Tenant, login: Login, progress: Progress, body: Record<string, string>): FactorRequest {
+    progress.draft ??= {};
+    return { tenant, login, body, draft: progress.draft, ...requestInfo(ctx) };
+  }
+
+  async function renderFactor(ctx: Context, interaction: Interaction, tenant: Tenant, login: Login, progress: Progress, error?: LatchkeyError) {
+    const factor = factorOf(tenant, login);
+    const stage = factor.stage(login);
+    if (stage === 'done') return finish(ctx, interaction, tenant, login, progress, factor);
+    const req = factorRequest(ctx, tenant, login, progress, {});
+    const fp = await factor.page(stage, req);
+    await saveProgress(interaction, progress);
+    page(ctx, fp.view, { ...baseLocals(interaction, tenant, progress), ...fp.locals, login, userTypeName: userTypeName(tenant, login), error: error?.message, retryAfter: error?.detail.retryAfterSeconds }, error?.status ?? 200);
+  }
+
+  async function chosenLogin(progress: Progress, tenant: Tenant): Promise<Login | null> {
+    if (!progress.loginId) return null;
+    const login = await accounts.getLogin(progress.loginId);
+    return login && !login.disabled && login.tenant === tenant.id && login.email === progress.email ? login : null;
+  }
+
+  router.get('/', async (ctx) => {
+    const { interaction, tenant, client } = await load(ctx);
+    const progress = await ensureProgress(interaction);
+    const locals = baseLocals(interaction, tenant, progress);
+    if (interaction.prompt.name === 'consent') {
+      const details = interaction.prompt.details as { missingOIDCScope?: string[]; missingOIDCClaims?: string[] };
+      return page(ctx, 'consent', { ...locals, clientName: (client.metadata.client_name as string | undefined) ?? client.clientId, scopes: details.missingOIDCScope ?? [], claims: details.missingOIDCClaims ?? [] });
+    }
+    if (interaction.prompt.name !== 'login') throw badRequest('This step is not supported.');
+    if (progress.identityId && progress.email) {
+      const login = await chosenLogin(progress, tenant);
+      if (login) return renderFactor(ctx, interaction, tenant, login, progress);
+      const logins = await signInLogins(tenant, progress.email);
+      if (logins.length > 1) return page(ctx, 'select-login', { ...locals, logins: logins.map((l) => ({ id: l.id, label: `${l.firstName} ${l.lastName}`.trim(), type: userTypeName(tenant, l) })) });
+    }
+    const hint = typeof interaction.params.login_hint === 'string' ? interaction.params.login_hint.slice(0, EMAIL_MAX) : '';
+    page(ctx, 'login', { ...locals, email: hint });
+  });
+
+  router.post('/login', async (ctx) => {
+    const { interaction, tenant, progress } = await loadForPost(ctx, 'login');
+    const info = requestInfo(ctx);
+    let email = '';
+    try {
+      const fields = formFields(ctx.request.body, ['email', 'password'], ['csrf'], PASSWORD_MAX);
+      email = normalizeEmail(fields.email);
+      if (!email || email.length > EMAIL_MAX || !fields.password) throw badRequest('Enter your email address and password.');
+      const identityKey = hashedKey('pwd', email);
+      const found: { identityId?: string } = {};
+      const ok = await limiter.guard({ target: identityKey, ip: info.ip }, async () => {
+        const identity = await accounts.findIdentityByEmail(email);
+        if (!identity?.passwordHash) {
+          await hasher.dummyVerify(fields.password);
+          return false;
+        }
+        found.identityId = identity.id;
+        return hasher.verify(identity.passwordHash, fields.password);
+      });
+      const identityId = found.identityId;
+      if (!ok || !identityId) {
+        await audit.record({ type: 'signin.password', outcome: 'failure', tenant: tenant.id, ...info, detail: { reason: 'invalid_credentials' } });
+        throw invalidCredentials();
+      }
+      const logins = await signInLogins(tenant, email);
+      if (logins.length === 0) {
+        await audit.record({ type: 'signin.no_login', outcome: 'failure', tenant: tenant.id, ...info });
+        throw noLoginForClient();
+      }
+      const next: Progress = { csrf: progress.csrf, identityId, email, amr: [AMR.password] };
+      if (logins.length === 1) next.loginId = logins[0]!.id;
+      await saveProgress(interaction, next);
+      if (next.loginId) return continueWithLogin(ctx, interaction, tenant, logins[0]!, next);
+      ctx.redirect(`/interaction/${interaction.uid}`);
+      ctx.status = 303;
+    } catch (err) {
+      if (err instanceof LatchkeyError && ['bad_request', 'invalid_credentials', 'locked_out'].includes(err.code)) {
+        if (err.code === 'locked_out') {
+          ctx.set('Retry-After', String(err.detail.retryAfterSeconds));
+          await audit.record({ type: 'signin.locked', outcome: 'failure', tenant: tenant.id, ...info });
+        }
+        return page(ctx, 'login', { ...baseLocals(interaction, tenant, progress), email: email.slice(0, EMAIL_MAX), error: err.message, retryAfter: err.detail.retryAfterSeconds }, err.status);
+      }
+      throw err;
+    }
+  });
+
+  router.post('/select', async (ctx) => {
+    const { interaction, tenant, progress } = await loadForPost(ctx, 'login');
+    if (!progress.identityId || !progress.email) throw badRequest('Sign in with your email address first.');
+    const { login: loginId } = formFields(ctx.request.body, ['login'], ['csrf'], 256);
+    const login = (await signInLogins(tenant, progress.email)).find((l) => l.id === loginId);
+    if (!login) throw badRequest('Choose one of your logins.');
+    const next: Progress = { ...progress, loginId: login.id, draft: {} };
+    await saveProgress(interaction, next);
+    await continueWithLogin(ctx, interaction, tenant, login, next);
+  });
+
+  router.post('/factor', async (ctx) => {
+    const { interaction, tenant, progress } = await loadForPost(ctx, 'login');
+    const login = await chosenLogin(progress, tenant);
+    if (!progress.identityId || !login) throw badRequest('Sign in with your email address first.');
+    const factor = factorOf(tenant, login);
+    const stage = factor.stage(login);
+    if (stage === 'done') return finish(ctx, interaction, tenant, login, progress, factor);
+    let body: Record<string, string>;
+    try {
+      const fields = formFields(ctx.request.body, [], ['csrf', 'code', 'pin', 'pin_confirm'], 64);
+      body = Object.fromEntries(Object.entries(fields).filter((e): e is [string, string] => e[1] !== undefined));
+    } catch (err) {
+      if (err instanceof LatchkeyError) return renderFactor(ctx, interaction, tenant, login, progress, err);
+      throw err;
+    }
+    const outcome = await factor.submit(stage, factorRequest(ctx, tenant, login, progress, body));
+    await saveProgress(interaction, progress);
+    if (outcome.passed) {
+      const fresh = (await accounts.getLogin(login.id)) ?? login;
+      return finish(ctx, interaction, tenant, fresh, progress, factor);
+    }
+    if (outcome.error.code === 'locked_out') ctx.set('Retry-After', String(outcome.error.detail.retryAfterSeconds));
+    return renderFactor(ctx, interaction, tenant, login, progress, outcome.error);
+  });
+
+  router.post('/confirm', async (ctx) => {
+    const { interaction } = await loadForPost(ctx, 'consent');
+    const { prompt, params, session } = interaction;
+    if (!session?.accountId) throw badRequest('Sign in first.');
+    const details = prompt.details as { missingOIDCScope?: string[]; missingOIDCClaims?: string[]; missingResourceScopes?: Record<string, string[]> };
+    const grant = interaction.grantId
+      ? await provider.Grant.find(interaction.grantId)
+      : new provider.Grant({ accountId: session.accountId, clientId: String(params.client_id) });
+    if (!grant) throw badRequest('This sign-in has expired.');
+    if (details.missingOIDCScope) grant.addOIDCScope(details.missingOIDCScope.join(' '));
+    if (details.missingOIDCClaims) grant.addOIDCClaims(details.missingOIDCClaims);
+    for (const [indicator, scopes] of Object.entries(details.missingResourceScopes ?? {})) grant.addResourceScope(indicator, scopes.join(' '));
+    const grantId = await grant.save();
+    const returnTo = await provider.interactionResult(ctx.req, ctx.res, { consent: { grantId } }, { mergeWithLastSubmission: true });
+    ctx.redirect(returnTo);
+    ctx.status = 303;
+  });
+
+  router.post('/abort', async (ctx) => {
+    const { interaction } = await load(ctx);
+    checkCsrf(readProgress(interaction)?.csrf, ctx.request.body);
+    const returnTo = await provider.interactionResult(
+      ctx.req,
+      ctx.res,
+      { error: 'access_denied', error_description: 'End-User aborted interaction' },
+      { mergeWithLastSubmission: false },
+    );
+    ctx.redirect(returnTo);
+    ctx.status = 303;
+  });
+
+  return router;
+}

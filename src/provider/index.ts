@@ -1,0 +1,143 @@
+/**
+ * The oidc-provider instance: configuration, accounts and claims, and the
+ * policy that sends a session back through the journey when it no longer
+ * satisfies its login's user type (a factor turned on, another tenant's client).
+ */
+import Provider, { interactionPolicy, type Configuration, type KoaContextWithOIDC } from 'oidc-provider';
+import type { Config } from '../../config/index.ts';
+import type { AccountStore, Client } from '../storage/accounts/port.ts';
+import type { AdapterBackend } from '../storage/adapter/port.ts';
+import type { FactorRegistry } from '../factors/registry.ts';
+import type { Logger } from '../log.ts';
+import { ACR_VALUES } from './acr.ts';
+import { clientMetadata } from './clients.ts';
+import { renderProviderError, renderLogout, renderLogoutSuccess } from './pages.ts';
+
+export interface ProviderDeps {
+  config: Config;
+  accounts: AccountStore;
+  adapter: AdapterBackend;
+  factors: FactorRegistry;
+  log: Logger;
+}
+
+/** The scope → claims map (SPEC §4). */
+export const CLAIMS = {
+  openid: ['sub', 'tenant', 'user_type'],
+  email: ['email', 'email_verified'],
+  profile: ['name', 'given_name', 'family_name', 'tenant', 'user_type'],
+};
+
+export function createProvider({ config, accounts, adapter, factors, log }: ProviderDeps): Provider {
+  const policy = interactionPolicy.base();
+  policy.get('login')!.checks.add(
+    new interactionPolicy.Check(
+      'latchkey_policy',
+      "the session does not satisfy the login's tenant or second-factor policy",
+      async (ctx) => ((await sessionSatisfiesPolicy(ctx)) ? interactionPolicy.Check.NO_NEED_TO_PROMPT : interactionPolicy.Check.REQUEST_PROMPT),
+    ),
+  );
+
+  async function sessionSatisfiesPolicy(ctx: KoaContextWithOIDC): Promise<boolean> {
+    const { session, client, result } = ctx.oidc;
+    if (!session?.accountId || result?.login) return true;
+    const [login, registered] = await Promise.all([accounts.getLogin(session.accountId), client ? accounts.getClient(client.clientId) : null]);
+    if (!login || login.disabled || !registered || registered.tenant !== login.tenant) return false;
+    const tenant = await accounts.getTenant(login.tenant);
+    const type = tenant?.userTypes.find((t) => t.id === login.userType);
+    if (!type) return false;
+    const factor = factors.get(type.secondFactor);
+    return session.acr === factor.acr && factor.stage(login) !== 'enroll';
+  }
+
+  const configuration: Configuration = {
+    adapter: (name: string) => (name === 'Client' ? clientAdapter(accounts) : adapter.factory(name)),
+    acrValues: ACR_VALUES,
+    claims: CLAIMS,
+    conformIdTokenClaims: false,
+    cookies: {
+      keys: config.keys.cookieKeys,
+      long: { httpOnly: true, sameSite: 'lax', signed: true },
+      short: { httpOnly: true, sameSite: 'lax', signed: true },
+    },
+    jwks: config.keys.jwks as unknown as Configuration['jwks'],
+    features: {
+      devInteractions: { enabled: false },
+      rpInitiatedLogout: { enabled: true, logoutSource: renderLogout, postLogoutSuccessSource: renderLogoutSuccess },
+      revocation: { enabled: true },
+      introspection: { enabled: true },
+      clientCredentials: { enabled: true },
+      userinfo: { enabled: true },
+    },
+    pkce: { required: () => true },
+    responseTypes: ['code'],
+    scopes: ['openid', 'offline_access', 'email', 'profile'],
+    issueRefreshToken: async (_ctx, client) => client.grantTypeAllowed('refresh_token'),
+    interactions: {
+      policy,
+      url: (_ctx, interaction) => `/interaction/${interaction.uid}`,
+    },
+    loadExistingGrant: async (ctx) => {
+      const grantId = ctx.oidc.result?.consent?.grantId || ctx.oidc.session!.grantIdFor(ctx.oidc.client!.clientId);
+      if (grantId) return ctx.oidc.provider.Grant.find(grantId);
+      // First-party clients skip the consent screen: grant what they asked for.
+      const registered = await accounts.getClient(ctx.oidc.client!.clientId);
+      if (!registered?.firstParty || !ctx.oidc.session?.accountId) return undefined;
+      const grant = new ctx.oidc.provider.Grant({ clientId: ctx.oidc.client!.clientId, accountId: ctx.oidc.session.accountId });
+      grant.addOIDCScope(String(ctx.oidc.params!.scope ?? 'openid'));
+      await grant.save();
+      return grant;
+    },
+    findAccount: async (_ctx, sub) => {
+      const login = await accounts.getLogin(sub);
+      if (!login || login.disabled) return undefined;
+      return {
+        accountId: login.id,
+        claims: async () => ({
+          sub: login.id,
+          email: login.email,
+          email_verified: true,
+          name: `${login.firstName} ${login.lastName}`.trim(),
+          given_name: login.firstName,
+          family_name: login.lastName,
+          tenant: login.tenant,
+          user_type: login.userType,
+        }),
+      };
+    },
+    ttl: {
+      Interaction: config.ttl.interaction,
+      Session: config.ttl.session,
+      AuthorizationCode: config.ttl.authorizationCode,
+      AccessToken: config.ttl.accessToken,
+      IdToken: config.ttl.idToken,
+      RefreshToken: config.ttl.refreshToken,
+      Grant: config.ttl.grant,
+      ClientCredentials: config.ttl.clientCredentials,
+    },
+    renderError: renderProviderError,
+    clientBasedCORS: () => false,
+  };
+
+  const provider = new Provider(config.issuer, configuration);
+  provider.proxy = config.trustProxy;
+  provider.on('server_error', (_ctx, err) => log.error({ err }, 'provider server_error'));
+  return provider;
+}
+
+/** oidc-provider reads clients through this adapter, so an imported client works without a restart. */
+function clientAdapter(accounts: AccountStore) {
+  const readOnly = async () => undefined;
+  return {
+    find: async (id: string) => {
+      const client: Client | null = await accounts.getClient(id);
+      return client ? clientMetadata(client) : undefined;
+    },
+    upsert: readOnly,
+    findByUid: readOnly,
+    findByUserCode: readOnly,
+    consume: readOnly,
+    destroy: readOnly,
+    revokeByGrantId: readOnly,
+  };
+}

@@ -1,0 +1,130 @@
+/**
+ * The composition root: stores → services → provider → Koa app.
+ */
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import type { Server } from 'node:http';
+import Koa from 'koa';
+import Router from '@koa/router';
+import { bodyParser } from '@koa/bodyparser';
+import type Provider from 'oidc-provider';
+import type { Config } from '../config/index.ts';
+import { createLogger, type Logger } from './log.ts';
+import { createStores, type Stores } from './storage/index.ts';
+import { createHasher, type Hasher } from './crypto/password.ts';
+import { createAudit, type Audit } from './audit.ts';
+import { createLimiter } from './limits.ts';
+import { createFactorRegistry, type FactorRegistry } from './factors/registry.ts';
+import { createProvider } from './provider/index.ts';
+import { interactionRouter } from './interaction/router.ts';
+import { startRouter } from './web/start.ts';
+import { errorHandler } from './web/errors.ts';
+import { formBodiesOnly, securityHeaders } from './web/security.ts';
+import { seedDemo } from './demo.ts';
+
+export interface Services {
+  config: Config;
+  log: Logger;
+  stores: Stores;
+  hasher: Hasher;
+  audit: Audit;
+  factors: FactorRegistry;
+  provider: Provider;
+}
+
+export interface Latchkey extends Services {
+  app: Koa;
+  /** Starts listening on `config.port` (0 picks a free port). */
+  listen(port?: number): Promise<Server>;
+  /** Stops accepting, waits for requests in flight, closes the stores. */
+  close(): Promise<void>;
+}
+
+/** Form bodies are small; anything larger is refused before it is read. */
+const FORM_LIMIT = '64kb';
+
+const STATIC = join(import.meta.dirname, '..', 'public');
+
+export async function createLatchkey(config: Config, log: Logger = createLogger(config.logLevel)): Promise<Latchkey> {
+  if (config.keys.development) log.warn({ dataDir: config.dataDir }, 'using development keys from DATA_DIR/dev-keys.json; set LATCHKEY_* keys for production');
+  const stores = await createStores(config, log);
+  const hasher = await createHasher(config.argon2, config.keys.pepper);
+  const audit = createAudit(stores.accounts, log);
+  const limiter = createLimiter(stores.counters, config.lock);
+  const factors = createFactorRegistry({ config, accounts: stores.accounts, counters: stores.counters, hasher, audit });
+  const provider = createProvider({ config, accounts: stores.accounts, adapter: stores.adapter, factors, log });
+
+  if (config.demo && (await stores.accounts.isEmpty())) {
+    await seedDemo(stores.accounts, hasher, config);
+    log.info(`empty store: created the demo tenant; open ${config.issuer}/ to try a sign-in`);
+  }
+
+  const app = new Koa({ proxy: config.trustProxy });
+  app.silent = true;
+  app.keys = config.keys.cookieKeys;
+  app.use(errorHandler(log));
+  app.use(securityHeaders);
+
+  const forms = new Router();
+  forms.use(formBodiesOnly, bodyParser({ enableTypes: ['form'], formLimit: FORM_LIMIT, encoding: 'utf-8' }));
+  const interaction = interactionRouter({ provider, config, accounts: stores.accounts, hasher, factors, audit, limiter });
+  forms.use(interaction.routes(), interaction.allowedMethods());
+  const start = startRouter({ config, accounts: stores.accounts });
+  forms.use(start.routes(), start.allowedMethods());
+
+  const css = readFileSync(join(STATIC, 'app.css'));
+  forms.get('/static/app.css', (ctx) => {
+    ctx.type = 'text/css';
+    ctx.set('Cache-Control', 'public, max-age=3600');
+    ctx.body = css;
+  });
+  forms.get('/healthz', (ctx) => {
+    ctx.body = { status: 'ok' };
+  });
+  forms.get('/readyz', async (ctx) => {
+    const stores_ = await stores.check();
+    const ok = stores_.every((s) => s.ok);
+    ctx.status = ok ? 200 : 503;
+    ctx.body = { status: ok ? 'ready' : 'unavailable', stores: stores_.map(({ store, ok: up }) => ({ store, ok: up })) };
+  });
+  app.use(forms.routes());
+  app.use(forms.allowedMethods());
+
+  const providerCallback = provider.callback();
+  app.use(async (ctx) => {
+    ctx.respond = false;
+    await providerCallback(ctx.req, ctx.res);
+  });
+
+  let server: Server | null = null;
+  return {
+    config,
+    log,
+    stores,
+    hasher,
+    audit,
+    factors,
+    provider,
+    app,
+    listen(port = config.port) {
+      return new Promise((resolve, reject) => {
+        const s = app.listen(port, '0.0.0.0');
+        s.once('listening', () => {
+          server = s;
+          resolve(s);
+        });
+        s.once('error', reject);
+      });
+    },
+    async close() {
+      if (server) {
+        const s = server;
+        await new Promise<void>((resolve) => {
+          s.close(() => resolve());
+          s.closeIdleConnections();
+        });
+      }
+      await stores.close();
+    },
+  };
+}

@@ -1,0 +1,335 @@
+import { randomUUID } from 'node:crypto';
+import { MongoServerError, type Db, type Filter, type ObjectId, type UpdateFilter } from 'mongodb';
+import {
+  SECOND_FACTORS,
+  normalizeEmail,
+  type AccountStore,
+  type AuditEvent,
+  type AuditOutcome,
+  type Client,
+  type FactorState,
+  type Identity,
+  type Login,
+  type SecondFactor,
+  type Tenant,
+  type UserType,
+} from '../port.ts';
+
+interface TenantDoc {
+  _id: string;
+  name: string;
+  owner: string | null;
+  userTypes: UserType[];
+}
+interface IdentityDoc {
+  _id: string;
+  email: string;
+  passwordHash?: string | null;
+}
+interface LoginDoc {
+  _id: string;
+  tenant: string;
+  email: string;
+  userType: string;
+  firstName: string;
+  lastName: string;
+  disabled: boolean;
+  factors?: Record<string, FactorState>;
+}
+interface ClientDoc {
+  _id: string;
+  tenant: string;
+  firstParty: boolean;
+  metadata: Client['metadata'];
+}
+interface AuditDoc {
+  _id?: ObjectId;
+  tenant: string | null;
+  login: string | null;
+  type: string;
+  time: Date;
+  ip: string | null;
+  userAgent: string | null;
+  outcome: AuditOutcome;
+  detail?: Record<string, unknown> | null;
+}
+interface StepDoc {
+  _id: string;
+  login: string;
+  factor: string;
+  step: number;
+}
+
+const FACTOR_ID = /^[a-z][a-z0-9_]*$/;
+const DUPLICATE_KEY = 11000;
+
+function str(name: string, value: unknown): string {
+  if (typeof value !== 'string') throw new TypeError(`${name} must be a string`);
+  return value;
+}
+
+function optStr(name: string, value: unknown): string | null {
+  return value === null || value === undefined ? null : str(name, value);
+}
+
+function factorId(value: unknown): string {
+  if (typeof value !== 'string' || !FACTOR_ID.test(value)) throw new TypeError('invalid factor id');
+  return value;
+}
+
+function secondFactor(value: unknown): SecondFactor {
+  if (!SECOND_FACTORS.includes(value as SecondFactor)) throw new TypeError('invalid second factor');
+  return value as SecondFactor;
+}
+
+function userTypes(list: readonly UserType[]): UserType[] {
+  if (!Array.isArray(list)) throw new TypeError('userTypes must be an array');
+  return list.map((u) => ({ id: str('userType.id', u.id), name: str('userType.name', u.name), secondFactor: secondFactor(u.secondFactor) }));
+}
+
+/** Stores exactly what the SQLite store keeps in its JSON columns (no undefined, no Dates, no class instances). */
+function json<T>(value: T): T {
+  return JSON.parse(JSON.stringify(value)) as T;
+}
+
+function auditLimit(limit: number | undefined): number {
+  const n = Math.trunc(limit ?? 50);
+  return Number.isFinite(n) ? Math.min(Math.max(n, 1), 500) : 50;
+}
+
+const isDuplicateKey = (e: unknown) => e instanceof MongoServerError && e.code === DUPLICATE_KEY;
+
+// FerretDB 1.24 runs an upsert as find-then-insert, so a racing upsert of the
+// same key fails with a duplicate key error instead of updating: retry it.
+async function retryDuplicate<T>(op: () => Promise<T>): Promise<T> {
+  for (let attempt = 0; ; attempt++) {
+    try {
+      return await op();
+    } catch (e) {
+      if (!isDuplicateKey(e) || attempt >= 3) throw e;
+    }
+  }
+}
+
+const toTenant = (d: TenantDoc): Tenant => ({
+  id: d._id,
+  name: d.name,
+  owner: d.owner ?? null,
+  userTypes: (d.userTypes ?? []).map((u) => ({ id: u.id, name: u.name, secondFactor: u.secondFactor })),
+});
+// FerretDB 1.24 drops a null set by $setOnInsert, so a missing hash reads as null.
+const toIdentity = (d: IdentityDoc): Identity => ({ id: d._id, email: d.email, passwordHash: d.passwordHash ?? null });
+const toLogin = (d: LoginDoc): Login => ({
+  id: d._id,
+  tenant: d.tenant,
+  email: d.email,
+  userType: d.userType,
+  firstName: d.firstName,
+  lastName: d.lastName,
+  disabled: d.disabled === true,
+  factors: d.factors ?? {},
+});
+const toClient = (d: ClientDoc): Client => ({ clientId: d._id, tenant: d.tenant, firstParty: d.firstParty, metadata: d.metadata });
+function toAudit(d: AuditDoc): AuditEvent {
+  const event: AuditEvent = {
+    tenant: d.tenant ?? null,
+    login: d.login ?? null,
+    type: d.type,
+    time: d.time,
+    ip: d.ip ?? null,
+    userAgent: d.userAgent ?? null,
+    outcome: d.outcome,
+  };
+  if (d.detail) event.detail = d.detail;
+  return event;
+}
+
+/**
+ * The MongoDB account store (MongoDB 6/7 or FerretDB 1.24) on a database of
+ * a MongoClient the caller connects and closes; `close()` leaves it open.
+ */
+export function createMongoAccountStore(db: Db): AccountStore {
+  const tenants = db.collection<TenantDoc>('tenants');
+  const identities = db.collection<IdentityDoc>('identities');
+  const logins = db.collection<LoginDoc>('logins');
+  const clients = db.collection<ClientDoc>('clients');
+  const audit = db.collection<AuditDoc>('audit_events');
+  // FerretDB 1.24 applies a conditional update as read, compare, write (no
+  // compare-and-swap), so parallel replays of one step can all match. An insert
+  // with a unique _id is atomic there too: one marker per accepted step decides.
+  const steps = db.collection<StepDoc>('factor_steps');
+
+  return {
+    async init() {
+      await identities.createIndex({ email: 1 }, { unique: true });
+      await logins.createIndex({ tenant: 1, email: 1 });
+      await clients.createIndex({ tenant: 1 });
+      await audit.createIndex({ tenant: 1, time: -1 });
+      await steps.createIndex({ login: 1, factor: 1 });
+    },
+    async ping() {
+      await db.command({ ping: 1 });
+    },
+    async close() {},
+    async isEmpty() {
+      return (await tenants.findOne({}, { projection: { _id: 1 } })) === null;
+    },
+
+    async upsertTenant(tenant) {
+      const id = str('tenant.id', tenant.id);
+      const doc = {
+        name: str('tenant.name', tenant.name),
+        owner: optStr('tenant.owner', tenant.owner),
+        userTypes: userTypes(tenant.userTypes),
+      };
+      await retryDuplicate(() => tenants.replaceOne({ _id: id }, doc, { upsert: true }));
+    },
+    async getTenant(id) {
+      const doc = await tenants.findOne({ _id: str('id', id) });
+      return doc ? toTenant(doc) : null;
+    },
+    async listTenants() {
+      return (await tenants.find({}).sort({ _id: 1 }).toArray()).map(toTenant);
+    },
+    async setUserTypeFactor(tenantId, userTypeId, factor) {
+      const id = str('tenantId', tenantId);
+      const typeId = str('userTypeId', userTypeId);
+      const value = secondFactor(factor);
+      // FerretDB 1.24 has neither the positional `$` nor arrayFilters: address the
+      // element by index, guarded by its id, and look again if the array moved.
+      for (let attempt = 0; attempt < 10; attempt++) {
+        const doc = await tenants.findOne({ _id: id }, { projection: { userTypes: 1 } });
+        const index = doc?.userTypes?.findIndex((u) => u.id === typeId) ?? -1;
+        if (index < 0) return false;
+        const result = await tenants.updateOne(
+          { _id: id, [`userTypes.${index}.id`]: typeId },
+          { $set: { [`userTypes.${index}.secondFactor`]: value } },
+        );
+        if (result.matchedCount === 1) return true;
+      }
+      throw new Error('setUserTypeFactor: user types kept changing');
+    },
+
+    async upsertIdentity(input) {
+      const email = normalizeEmail(str('email', input.email));
+      const hash = input.passwordHash;
+      const update =
+        hash === undefined
+          ? { $setOnInsert: { _id: randomUUID(), passwordHash: null } }
+          : { $setOnInsert: { _id: randomUUID() }, $set: { passwordHash: optStr('passwordHash', hash) } };
+      const doc = await retryDuplicate(() => identities.findOneAndUpdate({ email }, update, { upsert: true, returnDocument: 'after' }));
+      return toIdentity(doc!);
+    },
+    async findIdentityByEmail(email) {
+      const doc = await identities.findOne({ email: normalizeEmail(str('email', email)) });
+      return doc ? toIdentity(doc) : null;
+    },
+    async getIdentity(id) {
+      const doc = await identities.findOne({ _id: str('id', id) });
+      return doc ? toIdentity(doc) : null;
+    },
+    async setPasswordHash(identityId, passwordHash) {
+      await identities.updateOne({ _id: str('identityId', identityId) }, { $set: { passwordHash: str('passwordHash', passwordHash) } });
+    },
+
+    async upsertLogin(login) {
+      const id = str('login.id', login.id);
+      if (login.disabled !== undefined && typeof login.disabled !== 'boolean') throw new TypeError('disabled must be a boolean');
+      const profile = {
+        tenant: str('login.tenant', login.tenant),
+        email: normalizeEmail(str('login.email', login.email)),
+        userType: str('login.userType', login.userType),
+        firstName: str('login.firstName', login.firstName),
+        lastName: str('login.lastName', login.lastName),
+      };
+      const update =
+        login.disabled === undefined
+          ? { $set: profile, $setOnInsert: { disabled: false, factors: {} } }
+          : { $set: { ...profile, disabled: login.disabled }, $setOnInsert: { factors: {} } };
+      await retryDuplicate(() => logins.updateOne({ _id: id }, update, { upsert: true }));
+    },
+    async getLogin(id) {
+      const doc = await logins.findOne({ _id: str('id', id) });
+      return doc ? toLogin(doc) : null;
+    },
+    async listLoginsForEmail(tenant, email) {
+      const filter = { tenant: str('tenant', tenant), email: normalizeEmail(str('email', email)) };
+      return (await logins.find(filter).sort({ _id: 1 }).toArray()).map(toLogin);
+    },
+    async listLogins(tenant) {
+      const docs = await logins.find({ tenant: str('tenant', tenant) }).sort({ lastName: 1, firstName: 1, _id: 1 }).toArray();
+      return docs.map(toLogin);
+    },
+
+    async setFactorState(loginId, factor, state) {
+      const id = str('loginId', loginId);
+      const path = `factors.${factorId(factor)}`;
+      const update: UpdateFilter<LoginDoc> = state === null ? { $unset: { [path]: '' as const } } : { $set: { [path]: json(state) } };
+      const result = await logins.updateOne({ _id: id }, update);
+      if (result.matchedCount !== 1) return false;
+      // A new state starts a new step sequence (e.g. TOTP re-enrolment).
+      await steps.deleteMany({ login: id, factor });
+      return true;
+    },
+    async advanceFactorStep(loginId, factor, step) {
+      const id = str('loginId', loginId);
+      const path = `factors.${factorId(factor)}`;
+      if (typeof step !== 'number' || !Number.isFinite(step)) throw new TypeError('step must be a finite number');
+      const filter: Filter<LoginDoc> = {
+        _id: id,
+        [path]: { $exists: true },
+        $or: [{ [`${path}.step`]: { $lt: step } }, { [`${path}.step`]: { $exists: false } }],
+      };
+      const result = await logins.updateOne(filter, { $set: { [`${path}.step`]: step } });
+      if (result.matchedCount !== 1) return false;
+      try {
+        await steps.insertOne({ _id: `${factor}:${step}:${id}`, login: id, factor, step });
+      } catch (e) {
+        if (isDuplicateKey(e)) return false;
+        throw e;
+      }
+      await steps.deleteMany({ login: id, factor, step: { $lt: step } });
+      return true;
+    },
+
+    async upsertClient(client) {
+      const clientId = str('clientId', client.clientId);
+      if (typeof client.firstParty !== 'boolean') throw new TypeError('firstParty must be a boolean');
+      const doc = { tenant: str('tenant', client.tenant), firstParty: client.firstParty, metadata: json(client.metadata) };
+      await retryDuplicate(() => clients.replaceOne({ _id: clientId }, doc, { upsert: true }));
+    },
+    async getClient(clientId) {
+      const doc = await clients.findOne({ _id: str('clientId', clientId) });
+      return doc ? toClient(doc) : null;
+    },
+    async listClients(tenant) {
+      return (await clients.find({ tenant: str('tenant', tenant) }).sort({ _id: 1 }).toArray()).map(toClient);
+    },
+
+    async appendAudit(event) {
+      if (!(event.time instanceof Date) || Number.isNaN(event.time.getTime())) throw new TypeError('time must be a valid Date');
+      const doc: AuditDoc = {
+        tenant: optStr('tenant', event.tenant),
+        login: optStr('login', event.login),
+        type: str('type', event.type),
+        time: new Date(event.time.getTime()),
+        ip: optStr('ip', event.ip),
+        userAgent: optStr('userAgent', event.userAgent),
+        outcome: str('outcome', event.outcome) as AuditOutcome,
+      };
+      if (event.detail !== undefined) doc.detail = json(event.detail);
+      await audit.insertOne(doc);
+    },
+    async listAudit(query) {
+      const filter: Filter<AuditDoc> = { tenant: str('tenant', query.tenant) };
+      if (query.login !== undefined) filter.login = str('login', query.login);
+      if (query.type !== undefined) filter.type = str('type', query.type);
+      if (query.before !== undefined) {
+        if (!(query.before instanceof Date)) throw new TypeError('before must be a Date');
+        filter.time = { $lt: query.before };
+      }
+      const docs = await audit.find(filter).sort({ time: -1, _id: -1 }).limit(auditLimit(query.limit)).toArray();
+      return docs.map(toAudit);
+    },
+  };
+}

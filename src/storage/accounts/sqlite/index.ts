@@ -1,0 +1,391 @@
+import { randomUUID } from 'node:crypto';
+import type Database from 'better-sqlite3';
+import {
+  SECOND_FACTORS,
+  normalizeEmail,
+  type AccountStore,
+  type AuditEvent,
+  type AuditOutcome,
+  type Client,
+  type FactorState,
+  type Identity,
+  type Login,
+  type SecondFactor,
+  type Tenant,
+  type UserType,
+} from '../port.ts';
+
+const SCHEMA = `
+CREATE TABLE IF NOT EXISTS tenants (
+  id TEXT PRIMARY KEY,
+  name TEXT NOT NULL,
+  owner TEXT,
+  user_types TEXT NOT NULL DEFAULT '[]'
+);
+CREATE TABLE IF NOT EXISTS identities (
+  id TEXT PRIMARY KEY,
+  email TEXT NOT NULL UNIQUE,
+  password_hash TEXT
+);
+CREATE TABLE IF NOT EXISTS logins (
+  id TEXT PRIMARY KEY,
+  tenant TEXT NOT NULL,
+  email TEXT NOT NULL,
+  user_type TEXT NOT NULL,
+  first_name TEXT NOT NULL,
+  last_name TEXT NOT NULL,
+  disabled INTEGER NOT NULL DEFAULT 0,
+  factors TEXT NOT NULL DEFAULT '{}'
+);
+CREATE INDEX IF NOT EXISTS logins_tenant_email ON logins (tenant, email);
+CREATE TABLE IF NOT EXISTS clients (
+  client_id TEXT PRIMARY KEY,
+  tenant TEXT NOT NULL,
+  first_party INTEGER NOT NULL,
+  metadata TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS clients_tenant ON clients (tenant);
+CREATE TABLE IF NOT EXISTS audit_events (
+  seq INTEGER PRIMARY KEY AUTOINCREMENT,
+  tenant TEXT,
+  login TEXT,
+  type TEXT NOT NULL,
+  time INTEGER NOT NULL,
+  ip TEXT,
+  user_agent TEXT,
+  outcome TEXT NOT NULL,
+  detail TEXT
+);
+CREATE INDEX IF NOT EXISTS audit_events_tenant_time ON audit_events (tenant, time);
+`;
+
+const FACTOR_ID = /^[a-z][a-z0-9_]*$/;
+
+interface TenantRow {
+  id: string;
+  name: string;
+  owner: string | null;
+  user_types: string;
+}
+interface IdentityRow {
+  id: string;
+  email: string;
+  password_hash: string | null;
+}
+interface LoginRow {
+  id: string;
+  tenant: string;
+  email: string;
+  user_type: string;
+  first_name: string;
+  last_name: string;
+  disabled: number;
+  factors: string;
+}
+interface ClientRow {
+  client_id: string;
+  tenant: string;
+  first_party: number;
+  metadata: string;
+}
+interface AuditRow {
+  tenant: string | null;
+  login: string | null;
+  type: string;
+  time: number;
+  ip: string | null;
+  user_agent: string | null;
+  outcome: string;
+  detail: string | null;
+}
+
+function str(name: string, value: unknown): string {
+  if (typeof value !== 'string') throw new TypeError(`${name} must be a string`);
+  return value;
+}
+
+function optStr(name: string, value: unknown): string | null {
+  return value === null || value === undefined ? null : str(name, value);
+}
+
+function factorId(value: unknown): string {
+  if (typeof value !== 'string' || !FACTOR_ID.test(value)) throw new TypeError('invalid factor id');
+  return value;
+}
+
+function secondFactor(value: unknown): SecondFactor {
+  if (!SECOND_FACTORS.includes(value as SecondFactor)) throw new TypeError('invalid second factor');
+  return value as SecondFactor;
+}
+
+function userTypes(list: readonly UserType[]): UserType[] {
+  if (!Array.isArray(list)) throw new TypeError('userTypes must be an array');
+  return list.map((u) => ({ id: str('userType.id', u.id), name: str('userType.name', u.name), secondFactor: secondFactor(u.secondFactor) }));
+}
+
+function auditLimit(limit: number | undefined): number {
+  const n = Math.trunc(limit ?? 50);
+  return Number.isFinite(n) ? Math.min(Math.max(n, 1), 500) : 50;
+}
+
+const toTenant = (r: TenantRow): Tenant => ({ id: r.id, name: r.name, owner: r.owner, userTypes: JSON.parse(r.user_types) as UserType[] });
+const toIdentity = (r: IdentityRow): Identity => ({ id: r.id, email: r.email, passwordHash: r.password_hash });
+const toLogin = (r: LoginRow): Login => ({
+  id: r.id,
+  tenant: r.tenant,
+  email: r.email,
+  userType: r.user_type,
+  firstName: r.first_name,
+  lastName: r.last_name,
+  disabled: r.disabled !== 0,
+  factors: JSON.parse(r.factors) as Record<string, FactorState>,
+});
+const toClient = (r: ClientRow): Client => ({
+  clientId: r.client_id,
+  tenant: r.tenant,
+  firstParty: r.first_party !== 0,
+  metadata: JSON.parse(r.metadata) as Client['metadata'],
+});
+function toAudit(r: AuditRow): AuditEvent {
+  const event: AuditEvent = {
+    tenant: r.tenant,
+    login: r.login,
+    type: r.type,
+    time: new Date(r.time),
+    ip: r.ip,
+    userAgent: r.user_agent,
+    outcome: r.outcome as AuditOutcome,
+  };
+  if (r.detail !== null) event.detail = JSON.parse(r.detail) as Record<string, unknown>;
+  return event;
+}
+
+const LOGIN_COLUMNS = 'id, tenant, email, user_type, first_name, last_name, disabled, factors';
+
+function prepare(db: Database.Database) {
+  return {
+    ping: db.prepare<[], unknown>('SELECT 1'),
+    anyTenant: db.prepare<[], { id: string }>('SELECT id FROM tenants LIMIT 1'),
+    upsertTenant: db.prepare<[string, string, string | null, string], void>(
+      `INSERT INTO tenants (id, name, owner, user_types) VALUES (?, ?, ?, ?)
+       ON CONFLICT (id) DO UPDATE SET name = excluded.name, owner = excluded.owner, user_types = excluded.user_types`,
+    ),
+    getTenant: db.prepare<[string], TenantRow>('SELECT id, name, owner, user_types FROM tenants WHERE id = ?'),
+    listTenants: db.prepare<[], TenantRow>('SELECT id, name, owner, user_types FROM tenants ORDER BY id'),
+    setUserTypes: db.prepare<[string, string], void>('UPDATE tenants SET user_types = ? WHERE id = ?'),
+
+    upsertIdentity: db.prepare<{ id: string; email: string; hash: string | null; keep: number }, IdentityRow>(
+      `INSERT INTO identities (id, email, password_hash) VALUES (@id, @email, @hash)
+       ON CONFLICT (email) DO UPDATE SET password_hash = CASE WHEN @keep THEN identities.password_hash ELSE excluded.password_hash END
+       RETURNING id, email, password_hash`,
+    ),
+    identityByEmail: db.prepare<[string], IdentityRow>('SELECT id, email, password_hash FROM identities WHERE email = ?'),
+    identityById: db.prepare<[string], IdentityRow>('SELECT id, email, password_hash FROM identities WHERE id = ?'),
+    setPasswordHash: db.prepare<[string, string], void>('UPDATE identities SET password_hash = ? WHERE id = ?'),
+
+    upsertLogin: db.prepare<
+      { id: string; tenant: string; email: string; userType: string; firstName: string; lastName: string; disabled: number | null },
+      void
+    >(
+      `INSERT INTO logins (id, tenant, email, user_type, first_name, last_name, disabled, factors)
+       VALUES (@id, @tenant, @email, @userType, @firstName, @lastName, coalesce(@disabled, 0), '{}')
+       ON CONFLICT (id) DO UPDATE SET tenant = excluded.tenant, email = excluded.email, user_type = excluded.user_type,
+         first_name = excluded.first_name, last_name = excluded.last_name, disabled = coalesce(@disabled, logins.disabled)`,
+    ),
+    getLogin: db.prepare<[string], LoginRow>(`SELECT ${LOGIN_COLUMNS} FROM logins WHERE id = ?`),
+    loginsForEmail: db.prepare<[string, string], LoginRow>(
+      `SELECT ${LOGIN_COLUMNS} FROM logins WHERE tenant = ? AND email = ? ORDER BY id`,
+    ),
+    listLogins: db.prepare<[string], LoginRow>(
+      `SELECT ${LOGIN_COLUMNS} FROM logins WHERE tenant = ? ORDER BY last_name, first_name, id`,
+    ),
+    setFactor: db.prepare<[string, string, string], void>('UPDATE logins SET factors = json_set(factors, ?, json(?)) WHERE id = ?'),
+    removeFactor: db.prepare<[string, string], void>('UPDATE logins SET factors = json_remove(factors, ?) WHERE id = ?'),
+    advanceStep: db.prepare<{ id: string; factor: string; path: string; json: string; step: number }, void>(
+      `UPDATE logins SET factors = json_set(factors, @path, json(@json))
+       WHERE id = @id AND json_type(factors, @factor) = 'object'
+         AND (json_type(factors, @path) IS NULL OR json_extract(factors, @path) < @step)`,
+    ),
+
+    upsertClient: db.prepare<[string, string, number, string], void>(
+      `INSERT INTO clients (client_id, tenant, first_party, metadata) VALUES (?, ?, ?, ?)
+       ON CONFLICT (client_id) DO UPDATE SET tenant = excluded.tenant, first_party = excluded.first_party, metadata = excluded.metadata`,
+    ),
+    getClient: db.prepare<[string], ClientRow>('SELECT client_id, tenant, first_party, metadata FROM clients WHERE client_id = ?'),
+    listClients: db.prepare<[string], ClientRow>(
+      'SELECT client_id, tenant, first_party, metadata FROM clients WHERE tenant = ? ORDER BY client_id',
+    ),
+
+    appendAudit: db.prepare<[string | null, string | null, string, number, string | null, string | null, string, string | null], void>(
+      `INSERT INTO audit_events (tenant, login, type, time, ip, user_agent, outcome, detail) VALUES (?, ?, ?, ?, ?, ?, ?, ?)`,
+    ),
+    listAudit: db.prepare<{ tenant: string; login: string | null; type: string | null; before: number | null; limit: number }, AuditRow>(
+      `SELECT tenant, login, type, time, ip, user_agent, outcome, detail FROM audit_events
+       WHERE tenant = @tenant
+         AND (@login IS NULL OR login = @login)
+         AND (@type IS NULL OR type = @type)
+         AND (@before IS NULL OR time < @before)
+       ORDER BY time DESC, seq DESC LIMIT @limit`,
+    ),
+  };
+}
+
+/**
+ * The embedded account store on an open better-sqlite3 database (the caller
+ * opens it, in WAL mode, and closes it; `close()` leaves it open).
+ */
+export function createSqliteAccountStore(db: Database.Database): AccountStore {
+  let prepared: ReturnType<typeof prepare> | null = null;
+  const q = () => {
+    if (!prepared) throw new Error('account store: init() has not been called');
+    return prepared;
+  };
+
+  // An immediate transaction takes the write lock before reading, so a
+  // concurrent writer on another connection cannot slip in between.
+  const setUserTypeFactorTx = db.transaction((tenantId: string, typeId: string, factor: SecondFactor): boolean => {
+    const row = q().getTenant.get(tenantId);
+    if (!row) return false;
+    const types = JSON.parse(row.user_types) as UserType[];
+    const type = types.find((u) => u.id === typeId);
+    if (!type) return false;
+    type.secondFactor = factor;
+    q().setUserTypes.run(JSON.stringify(types), tenantId);
+    return true;
+  });
+
+  return {
+    async init() {
+      if (prepared) return;
+      db.exec(SCHEMA);
+      prepared = prepare(db);
+    },
+    async ping() {
+      q().ping.get();
+    },
+    async close() {},
+    async isEmpty() {
+      return q().anyTenant.get() === undefined;
+    },
+
+    async upsertTenant(tenant) {
+      q().upsertTenant.run(
+        str('tenant.id', tenant.id),
+        str('tenant.name', tenant.name),
+        optStr('tenant.owner', tenant.owner),
+        JSON.stringify(userTypes(tenant.userTypes)),
+      );
+    },
+    async getTenant(id) {
+      const row = q().getTenant.get(str('id', id));
+      return row ? toTenant(row) : null;
+    },
+    async listTenants() {
+      return q().listTenants.all().map(toTenant);
+    },
+    async setUserTypeFactor(tenantId, userTypeId, factor) {
+      return setUserTypeFactorTx.immediate(str('tenantId', tenantId), str('userTypeId', userTypeId), secondFactor(factor));
+    },
+
+    async upsertIdentity(input) {
+      const hash = input.passwordHash;
+      if (hash !== undefined && hash !== null) str('passwordHash', hash);
+      const row = q().upsertIdentity.get({
+        id: randomUUID(),
+        email: normalizeEmail(str('email', input.email)),
+        hash: hash ?? null,
+        keep: hash === undefined ? 1 : 0,
+      });
+      return toIdentity(row!);
+    },
+    async findIdentityByEmail(email) {
+      const row = q().identityByEmail.get(normalizeEmail(str('email', email)));
+      return row ? toIdentity(row) : null;
+    },
+    async getIdentity(id) {
+      const row = q().identityById.get(str('id', id));
+      return row ? toIdentity(row) : null;
+    },
+    async setPasswordHash(identityId, passwordHash) {
+      q().setPasswordHash.run(str('passwordHash', passwordHash), str('identityId', identityId));
+    },
+
+    async upsertLogin(login) {
+      if (login.disabled !== undefined && typeof login.disabled !== 'boolean') throw new TypeError('disabled must be a boolean');
+      q().upsertLogin.run({
+        id: str('login.id', login.id),
+        tenant: str('login.tenant', login.tenant),
+        email: normalizeEmail(str('login.email', login.email)),
+        userType: str('login.userType', login.userType),
+        firstName: str('login.firstName', login.firstName),
+        lastName: str('login.lastName', login.lastName),
+        disabled: login.disabled === undefined ? null : login.disabled ? 1 : 0,
+      });
+    },
+    async getLogin(id) {
+      const row = q().getLogin.get(str('id', id));
+      return row ? toLogin(row) : null;
+    },
+    async listLoginsForEmail(tenant, email) {
+      return q().loginsForEmail.all(str('tenant', tenant), normalizeEmail(str('email', email))).map(toLogin);
+    },
+    async listLogins(tenant) {
+      return q().listLogins.all(str('tenant', tenant)).map(toLogin);
+    },
+
+    async setFactorState(loginId, factor, state) {
+      const id = str('loginId', loginId);
+      const path = `$.${factorId(factor)}`;
+      const result =
+        state === null
+          ? q().removeFactor.run(path, id)
+          : q().setFactor.run(path, JSON.stringify(state), id);
+      return result.changes === 1;
+    },
+    async advanceFactorStep(loginId, factor, step) {
+      if (typeof step !== 'number' || !Number.isFinite(step)) throw new TypeError('step must be a finite number');
+      const path = `$.${factorId(factor)}`;
+      const result = q().advanceStep.run({ id: str('loginId', loginId), factor: path, path: `${path}.step`, json: JSON.stringify(step), step });
+      return result.changes === 1;
+    },
+
+    async upsertClient(client) {
+      const metadata = JSON.stringify(client.metadata);
+      if (typeof client.firstParty !== 'boolean') throw new TypeError('firstParty must be a boolean');
+      q().upsertClient.run(str('clientId', client.clientId), str('tenant', client.tenant), client.firstParty ? 1 : 0, metadata);
+    },
+    async getClient(clientId) {
+      const row = q().getClient.get(str('clientId', clientId));
+      return row ? toClient(row) : null;
+    },
+    async listClients(tenant) {
+      return q().listClients.all(str('tenant', tenant)).map(toClient);
+    },
+
+    async appendAudit(event) {
+      if (!(event.time instanceof Date) || Number.isNaN(event.time.getTime())) throw new TypeError('time must be a valid Date');
+      q().appendAudit.run(
+        optStr('tenant', event.tenant),
+        optStr('login', event.login),
+        str('type', event.type),
+        event.time.getTime(),
+        optStr('ip', event.ip),
+        optStr('userAgent', event.userAgent),
+        str('outcome', event.outcome),
+        event.detail === undefined ? null : JSON.stringify(event.detail),
+      );
+    },
+    async listAudit(query) {
+      if (query.before !== undefined && !(query.before instanceof Date)) throw new TypeError('before must be a Date');
+      return q()
+        .listAudit.all({
+          tenant: str('tenant', query.tenant),
+          login: query.login === undefined ? null : str('login', query.login),
+          type: query.type === undefined ? null : str('type', query.type),
+          before: query.before === undefined ? null : query.before.getTime(),
+          limit: auditLimit(query.limit),
+        })
+        .map(toAudit);
+    },
+  };
+}

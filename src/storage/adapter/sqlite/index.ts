@@ -1,0 +1,154 @@
+import type Database from 'better-sqlite3';
+import type { Adapter, AdapterBackend, AdapterPayload } from '../port.ts';
+
+// Only these models are revoked together by grant, as in oidc-provider's memory adapter
+// (an Interaction also carries a grantId but must survive a grant's revocation).
+const GRANTABLE = [
+  'AccessToken',
+  'AuthorizationCode',
+  'RefreshToken',
+  'DeviceCode',
+  'BackchannelAuthenticationRequest',
+  'PreAuthorizedCode',
+];
+
+const SWEEP_INTERVAL_MS = 60_000;
+const SWEEP_BATCH = 500;
+
+const SCHEMA = `
+CREATE TABLE IF NOT EXISTS oidc_models (
+  model TEXT NOT NULL,
+  id TEXT NOT NULL,
+  payload TEXT NOT NULL,
+  grant_id TEXT,
+  user_code TEXT,
+  uid TEXT,
+  expires_at INTEGER,
+  PRIMARY KEY (model, id)
+);
+CREATE INDEX IF NOT EXISTS oidc_models_grant_id ON oidc_models (grant_id) WHERE grant_id IS NOT NULL;
+CREATE INDEX IF NOT EXISTS oidc_models_uid ON oidc_models (model, uid) WHERE uid IS NOT NULL;
+CREATE INDEX IF NOT EXISTS oidc_models_user_code ON oidc_models (model, user_code) WHERE user_code IS NOT NULL;
+CREATE INDEX IF NOT EXISTS oidc_models_expires_at ON oidc_models (expires_at) WHERE expires_at IS NOT NULL;
+`;
+
+interface Row {
+  payload: string;
+  expires_at: number | null;
+}
+
+function text(value: unknown): string | null {
+  return typeof value === 'string' ? value : null;
+}
+
+/**
+ * oidc-provider storage in one SQLite table (`oidc_models`) of the database
+ * the caller opened (and closes). Expired rows are never returned; they are
+ * deleted when read and by a periodic sweep that `close()` stops.
+ */
+export function createSqliteAdapterBackend(db: Database.Database): AdapterBackend {
+  db.exec(SCHEMA);
+
+  const live = '(expires_at IS NULL OR expires_at > ?)';
+  const stmt = {
+    upsert: db.prepare<[string, string, string, string | null, string | null, string | null, number | null]>(
+      `INSERT INTO oidc_models (model, id, payload, grant_id, user_code, uid, expires_at)
+       VALUES (?, ?, ?, ?, ?, ?, ?)
+       ON CONFLICT (model, id) DO UPDATE SET
+         payload = excluded.payload, grant_id = excluded.grant_id, user_code = excluded.user_code,
+         uid = excluded.uid, expires_at = excluded.expires_at`,
+    ),
+    find: db.prepare<[string, string], Row>(
+      'SELECT payload, expires_at FROM oidc_models WHERE model = ? AND id = ?',
+    ),
+    deleteIfExpired: db.prepare<[string, string, number]>(
+      'DELETE FROM oidc_models WHERE model = ? AND id = ? AND expires_at <= ?',
+    ),
+    findByUid: db.prepare<[string, string, number], Row>(
+      `SELECT payload, expires_at FROM oidc_models WHERE model = ? AND uid = ? AND ${live} LIMIT 1`,
+    ),
+    findByUserCode: db.prepare<[string, string, number], Row>(
+      `SELECT payload, expires_at FROM oidc_models WHERE model = ? AND user_code = ? AND ${live} LIMIT 1`,
+    ),
+    // CAST: better-sqlite3 binds JS numbers as REAL, which json_set would write as 1700000000.0.
+    consume: db.prepare<[number, string, string, number]>(
+      `UPDATE oidc_models SET payload = json_set(payload, '$.consumed', CAST(? AS INTEGER))
+       WHERE model = ? AND id = ? AND ${live}`,
+    ),
+    destroy: db.prepare<[string, string]>('DELETE FROM oidc_models WHERE model = ? AND id = ?'),
+    revoke: db.prepare<[string]>(
+      `DELETE FROM oidc_models WHERE grant_id = ? AND model IN (${GRANTABLE.map((m) => `'${m}'`).join(', ')})`,
+    ),
+    sweep: db.prepare<[number]>(
+      `DELETE FROM oidc_models WHERE rowid IN (
+         SELECT rowid FROM oidc_models WHERE expires_at <= ? LIMIT ${SWEEP_BATCH})`,
+    ),
+    ping: db.prepare('SELECT 1'),
+  };
+
+  const sweep = setInterval(() => {
+    try {
+      stmt.sweep.run(Date.now());
+    } catch {
+      // Busy with another process or closed by the owner: the next sweep or read will do.
+    }
+  }, SWEEP_INTERVAL_MS);
+  sweep.unref();
+
+  function parse(row: Row | undefined): AdapterPayload | undefined {
+    return row ? (JSON.parse(row.payload) as AdapterPayload) : undefined;
+  }
+
+  function factory(model: string): Adapter {
+    return {
+      async upsert(id, payload, expiresIn) {
+        const expiresAt = typeof expiresIn === 'number' ? Date.now() + expiresIn * 1000 : null;
+        stmt.upsert.run(
+          model,
+          id,
+          JSON.stringify(payload),
+          text(payload.grantId),
+          text(payload.userCode),
+          text(payload.uid),
+          expiresAt,
+        );
+      },
+      async find(id) {
+        const row = stmt.find.get(model, id);
+        if (!row) return undefined;
+        const now = Date.now();
+        if (row.expires_at !== null && row.expires_at <= now) {
+          stmt.deleteIfExpired.run(model, id, now);
+          return undefined;
+        }
+        return parse(row);
+      },
+      async findByUid(uid) {
+        return parse(stmt.findByUid.get(model, uid, Date.now()));
+      },
+      async findByUserCode(userCode) {
+        return parse(stmt.findByUserCode.get(model, userCode, Date.now()));
+      },
+      async consume(id) {
+        const now = Date.now();
+        stmt.consume.run(Math.floor(now / 1000), model, id, now);
+      },
+      async destroy(id) {
+        stmt.destroy.run(model, id);
+      },
+      async revokeByGrantId(grantId) {
+        stmt.revoke.run(grantId);
+      },
+    };
+  }
+
+  return {
+    factory,
+    async ping() {
+      stmt.ping.get();
+    },
+    async close() {
+      clearInterval(sweep);
+    },
+  };
+}

@@ -1,0 +1,53 @@
+/**
+ * The one place errors become responses: a LatchkeyError (or a client error
+ * from Koa, the body parser or the provider) becomes its status with a page or
+ * a JSON body; anything else is logged and answered with a plain 500 page,
+ * never a stack trace.
+ */
+import type { Context, Next } from 'koa';
+import { errors as oidcErrors } from 'oidc-provider';
+import { LatchkeyError, interactionExpired } from '../errors.ts';
+import type { Logger } from '../log.ts';
+import { renderView } from './views.ts';
+
+function toLatchkeyError(err: unknown): LatchkeyError | null {
+  if (err instanceof LatchkeyError) return err;
+  if (err instanceof oidcErrors.SessionNotFound) return interactionExpired();
+  const e = err as { status?: unknown; statusCode?: unknown; expose?: unknown; message?: unknown; type?: unknown };
+  const status = typeof e?.status === 'number' ? e.status : typeof e?.statusCode === 'number' ? e.statusCode : 0;
+  if (status === 413) return new LatchkeyError('payload_too_large', 413, 'The form you sent is too large.');
+  if (status === 415) return new LatchkeyError('unsupported_media_type', 415, 'This kind of request body is not accepted here.');
+  if (status >= 400 && status < 500) return new LatchkeyError('bad_request', status, 'The request could not be understood.');
+  return null;
+}
+
+function wantsJson(ctx: Context): boolean {
+  return ctx.accepts('html', 'json') === 'json';
+}
+
+export function respondWithError(ctx: Context, err: LatchkeyError): void {
+  ctx.status = err.status;
+  if (err.code === 'locked_out' && typeof err.detail.retryAfterSeconds === 'number') ctx.set('Retry-After', String(err.detail.retryAfterSeconds));
+  if (wantsJson(ctx)) {
+    ctx.body = { error: err.code, error_description: err.message, ...err.detail };
+    return;
+  }
+  ctx.type = 'html';
+  ctx.body = renderView('error', { title: err.status === 429 ? 'Please wait' : 'Something is not right', message: err.message, code: err.code, retryAfter: err.detail.retryAfterSeconds });
+}
+
+export function errorHandler(log: Logger) {
+  return async function handleErrors(ctx: Context, next: Next) {
+    try {
+      await next();
+    } catch (err) {
+      const known = toLatchkeyError(err);
+      if (known) {
+        if (known.status >= 500) log.warn({ code: known.code, detail: known.detail, path: ctx.path }, known.message);
+        return respondWithError(ctx, known);
+      }
+      log.error({ err, path: ctx.path, method: ctx.method }, 'unhandled error');
+      respondWithError(ctx, new LatchkeyError('server_error', 500, 'Something went wrong on our side. Please try again.'));
+    }
+  };
+}

@@ -1,0 +1,37 @@
+import { timingSafeEqual } from 'node:crypto';
+import { badRequest, csrfRefused } from '../errors.ts';
+
+/**
+ * Reads form fields as single strings. Anything else (a missing field, an
+ * array, an object such as `{"$ne": null}`, an over-long value) is a 400:
+ * no handler ever sees a non-string.
+ */
+export function formFields<R extends string, O extends string = never>(
+  body: unknown,
+  required: readonly R[],
+  optional: readonly O[] = [],
+  maxLength = 1024,
+): Record<R, string> & Partial<Record<O, string>> {
+  if (!body || typeof body !== 'object' || Array.isArray(body)) throw badRequest('The form was empty or not a form.');
+  const source = body as Record<string, unknown>;
+  const out: Record<string, string> = {};
+  for (const [name, isRequired] of [...required.map((n) => [n, true] as const), ...optional.map((n) => [n, false] as const)]) {
+    const value = Object.hasOwn(source, name) ? source[name] : undefined;
+    if (value === undefined) {
+      if (isRequired) throw badRequest(`The field "${name}" is missing.`);
+      continue;
+    }
+    if (typeof value !== 'string') throw badRequest(`The field "${name}" must be a single text value.`);
+    if (value.length > maxLength) throw badRequest(`The field "${name}" is too long.`);
+    if (value.includes('\0')) throw badRequest(`The field "${name}" contains invalid characters.`);
+    out[name] = value;
+  }
+  return out as Record<R, string> & Partial<Record<O, string>>;
+}
+
+/** Constant-time comparison of a submitted CSRF token with the expected one. */
+export function checkCsrf(expected: string | undefined, body: unknown): void {
+  const given = body && typeof body === 'object' ? (body as Record<string, unknown>).csrf : undefined;
+  if (!expected || typeof given !== 'string' || given.length !== expected.length) throw csrfRefused();
+  if (!timingSafeEqual(Buffer.from(given), Buffer.from(expected))) throw csrfRefused();
+}

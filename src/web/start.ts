@@ -1,0 +1,75 @@
+/**
+ * `GET /`: what Latchkey is, and a real sign-in with the demo client. Latchkey
+ * plays its own relying party here (openid-client), so the page can show the
+ * ID token's claims — `amr` and `acr` included — on return.
+ */
+import { randomBytes } from 'node:crypto';
+import Router from '@koa/router';
+import * as oidc from 'openid-client';
+import type { Config } from '../../config/index.ts';
+import type { AccountStore } from '../storage/accounts/port.ts';
+import { DEMO } from '../demo.ts';
+import { badRequest } from '../errors.ts';
+import { renderView } from './views.ts';
+
+const COOKIE = 'latchkey_demo';
+
+export function startRouter({ config, accounts }: { config: Config; accounts: AccountStore }): Router {
+  const router = new Router();
+  let discovered: { secret: string; configuration: oidc.Configuration } | null = null;
+
+  async function demoClient() {
+    const client = await accounts.getClient(DEMO.clientId);
+    if (!client) return null;
+    const secret = String(client.metadata.client_secret ?? '');
+    if (discovered?.secret !== secret) {
+      const options = config.issuer.startsWith('http:') ? { execute: [oidc.allowInsecureRequests] } : undefined;
+      discovered = { secret, configuration: await oidc.discovery(new URL(config.issuer), DEMO.clientId, secret, undefined, options) };
+    }
+    return discovered.configuration;
+  }
+
+  const redirectUri = `${config.issuer}/demo/callback`;
+  const cookieOptions = { httpOnly: true, sameSite: 'lax' as const, signed: true, secure: config.issuer.startsWith('https:'), maxAge: 600_000 };
+
+  router.get('/', async (ctx) => {
+    const demo = await accounts.getClient(DEMO.clientId);
+    ctx.type = 'html';
+    ctx.body = renderView('start', { demo: !!demo, people: DEMO.people, password: DEMO.password, issuer: config.issuer });
+  });
+
+  router.get('/demo/start', async (ctx) => {
+    const configuration = await demoClient();
+    if (!configuration) throw badRequest('The demo client does not exist on this server.');
+    const verifier = oidc.randomPKCECodeVerifier();
+    const state = randomBytes(16).toString('base64url');
+    const url = oidc.buildAuthorizationUrl(configuration, {
+      redirect_uri: redirectUri,
+      scope: 'openid email profile',
+      code_challenge: await oidc.calculatePKCECodeChallenge(verifier),
+      code_challenge_method: 'S256',
+      state,
+    });
+    ctx.cookies.set(COOKIE, JSON.stringify({ verifier, state }), cookieOptions);
+    ctx.redirect(url.href);
+  });
+
+  router.get('/demo/callback', async (ctx) => {
+    const configuration = await demoClient();
+    const raw = ctx.cookies.get(COOKIE, { signed: true });
+    if (!configuration || !raw) throw badRequest('This demo sign-in has expired. Start again from the start page.');
+    const { verifier, state } = JSON.parse(raw) as { verifier: string; state: string };
+    ctx.cookies.set(COOKIE, null, cookieOptions);
+    let claims: Record<string, unknown> | undefined;
+    try {
+      const tokens = await oidc.authorizationCodeGrant(configuration, new URL(ctx.originalUrl, config.issuer), { pkceCodeVerifier: verifier, expectedState: state });
+      claims = tokens.claims() as Record<string, unknown> | undefined;
+    } catch (err) {
+      throw badRequest(`The demo sign-in did not complete: ${(err as Error).message}`);
+    }
+    ctx.type = 'html';
+    ctx.body = renderView('demo-result', { claims, claimsJson: JSON.stringify(claims, null, 2) });
+  });
+
+  return router;
+}

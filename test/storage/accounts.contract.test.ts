@@ -1,0 +1,513 @@
+import { after, before, describe, it } from 'node:test';
+import assert from 'node:assert/strict';
+import { join } from 'node:path';
+import Database from 'better-sqlite3';
+import { MongoClient } from 'mongodb';
+import type { AccountStore, AuditEvent, Client, LoginInput, Tenant } from '../../src/storage/accounts/port.ts';
+import { createSqliteAccountStore } from '../../src/storage/accounts/sqlite/index.ts';
+import { createMongoAccountStore } from '../../src/storage/accounts/mongo/index.ts';
+import { startMongo, type TestMongo } from '../support/mongo.ts';
+import { tempDir } from '../support/tmp.ts';
+
+interface Harness {
+  store: AccountStore;
+  /** A second store on the same data through a connection of its own. */
+  twin(): Promise<AccountStore>;
+  cleanup(): Promise<void>;
+}
+
+const tenant = (id: string, over: Partial<Tenant> = {}): Tenant => ({
+  id,
+  name: `Tenant ${id}`,
+  owner: null,
+  userTypes: [
+    { id: 'staff', name: 'Staff', secondFactor: 'none' },
+    { id: 'admin', name: 'Admin', secondFactor: 'totp' },
+  ],
+  ...over,
+});
+
+const login = (id: string, over: Partial<LoginInput> = {}): LoginInput => ({
+  id,
+  tenant: 'acme',
+  email: `${id}@example.com`,
+  userType: 'staff',
+  firstName: 'Ada',
+  lastName: 'Lovelace',
+  ...over,
+});
+
+const client = (clientId: string, tenantId = 'acme', over: Partial<Client> = {}): Client => ({
+  clientId,
+  tenant: tenantId,
+  firstParty: false,
+  metadata: { client_id: clientId, redirect_uris: [`https://${clientId}.example/cb`], token_endpoint_auth_method: 'none' },
+  ...over,
+});
+
+const event = (over: Partial<AuditEvent> = {}): AuditEvent => ({
+  tenant: 'acme',
+  login: 'l1',
+  type: 'signin.password',
+  time: new Date('2024-01-01T00:00:00Z'),
+  ip: '127.0.0.1',
+  userAgent: 'test',
+  outcome: 'success',
+  ...over,
+});
+
+function accountStoreContract(name: string, makeStore: () => Promise<Harness>) {
+  describe(`AccountStore contract: ${name}`, () => {
+    async function withStore(fn: (store: AccountStore, h: Harness) => Promise<void>) {
+      const h = await makeStore();
+      try {
+        await h.store.init();
+        await fn(h.store, h);
+      } finally {
+        await h.cleanup();
+      }
+    }
+
+    describe('lifecycle', () => {
+      it('init is idempotent, ping resolves, isEmpty follows tenants', () =>
+        withStore(async (s) => {
+          await s.init();
+          await s.ping();
+          assert.equal(await s.isEmpty(), true);
+          await s.upsertTenant(tenant('acme'));
+          assert.equal(await s.isEmpty(), false);
+        }));
+
+      it('close leaves the connection to its owner', () =>
+        withStore(async (s, h) => {
+          const other = await h.twin();
+          await other.close();
+          await s.ping();
+        }));
+
+      it('rejects non-string ids instead of passing them into queries', () =>
+        withStore(async (s) => {
+          await s.upsertLogin(login('l1'));
+          const injection = { $ne: null } as unknown as string;
+          await assert.rejects(s.getLogin(injection), TypeError);
+          await assert.rejects(s.getTenant(injection), TypeError);
+          await assert.rejects(s.findIdentityByEmail(injection), TypeError);
+          await assert.rejects(s.listLoginsForEmail('acme', injection), TypeError);
+          await assert.rejects(s.advanceFactorStep(injection, 'totp', 1), TypeError);
+          await assert.rejects(s.setFactorState('l1', 'a.b', {}), TypeError);
+          await assert.rejects(s.advanceFactorStep('l1', '$where', 1), TypeError);
+        }));
+    });
+
+    describe('tenants', () => {
+      it('upserts, gets and lists ordered by id', () =>
+        withStore(async (s) => {
+          await s.upsertTenant(tenant('zeta'));
+          await s.upsertTenant(tenant('acme', { owner: 'l1' }));
+          assert.deepEqual(await s.getTenant('acme'), tenant('acme', { owner: 'l1' }));
+          assert.equal(await s.getTenant('nope'), null);
+          assert.deepEqual(
+            (await s.listTenants()).map((t) => t.id),
+            ['acme', 'zeta'],
+          );
+        }));
+
+      it('upsert replaces name, owner and user types', () =>
+        withStore(async (s) => {
+          await s.upsertTenant(tenant('acme', { owner: 'l1' }));
+          const replaced = tenant('acme', { name: 'Acme Inc', owner: null, userTypes: [{ id: 'guest', name: 'Guest', secondFactor: 'pin' }] });
+          await s.upsertTenant(replaced);
+          assert.deepEqual(await s.getTenant('acme'), replaced);
+          assert.equal((await s.listTenants()).length, 1);
+        }));
+
+      it('setUserTypeFactor changes one user type; false for an unknown tenant or type', () =>
+        withStore(async (s) => {
+          await s.upsertTenant(tenant('acme'));
+          assert.equal(await s.setUserTypeFactor('acme', 'admin', 'pin'), true);
+          const t = await s.getTenant('acme');
+          assert.deepEqual(t?.userTypes, [
+            { id: 'staff', name: 'Staff', secondFactor: 'none' },
+            { id: 'admin', name: 'Admin', secondFactor: 'pin' },
+          ]);
+          assert.equal(await s.setUserTypeFactor('acme', 'nope', 'pin'), false);
+          assert.equal(await s.setUserTypeFactor('nope', 'admin', 'pin'), false);
+          await assert.rejects(s.setUserTypeFactor('acme', 'admin', 'sms' as never), TypeError);
+        }));
+    });
+
+    describe('identities', () => {
+      it('upserts by case-insensitive email and keeps the id', () =>
+        withStore(async (s) => {
+          const a = await s.upsertIdentity({ email: '  Ada@Example.COM ', passwordHash: 'h1' });
+          assert.equal(a.email, 'ada@example.com');
+          assert.equal(a.passwordHash, 'h1');
+          assert.match(a.id, /^[0-9a-f-]{36}$/);
+          const b = await s.upsertIdentity({ email: 'ada@example.com' });
+          assert.equal(b.id, a.id);
+          assert.equal(b.passwordHash, 'h1', 'undefined keeps the hash');
+          assert.deepEqual(await s.findIdentityByEmail('ADA@example.com'), b);
+          assert.deepEqual(await s.getIdentity(a.id), b);
+          const c = await s.upsertIdentity({ email: 'Ada@example.com', passwordHash: null });
+          assert.deepEqual(c, { id: a.id, email: 'ada@example.com', passwordHash: null });
+          assert.equal(await s.findIdentityByEmail('nobody@example.com'), null);
+          assert.equal(await s.getIdentity('nope'), null);
+        }));
+
+      it('creates an identity without a hash as null', () =>
+        withStore(async (s) => {
+          const a = await s.upsertIdentity({ email: 'upstream@example.com' });
+          assert.equal(a.passwordHash, null);
+          assert.deepEqual(await s.getIdentity(a.id), a);
+        }));
+
+      it('setPasswordHash sets the hash of one identity', () =>
+        withStore(async (s) => {
+          const a = await s.upsertIdentity({ email: 'a@example.com' });
+          const b = await s.upsertIdentity({ email: 'b@example.com', passwordHash: 'hb' });
+          await s.setPasswordHash(a.id, 'ha');
+          assert.equal((await s.getIdentity(a.id))?.passwordHash, 'ha');
+          assert.equal((await s.getIdentity(b.id))?.passwordHash, 'hb');
+          await s.setPasswordHash('nope', 'x');
+        }));
+
+      it('keeps one identity per email, also under parallel upserts', () =>
+        withStore(async (s) => {
+          const all = await Promise.all(Array.from({ length: 10 }, (_, i) => s.upsertIdentity({ email: i % 2 ? 'X@example.com' : 'x@example.com' })));
+          assert.equal(new Set(all.map((i) => i.id)).size, 1);
+          const other = await s.upsertIdentity({ email: 'y@example.com' });
+          assert.notEqual(other.id, all[0]!.id);
+        }));
+    });
+
+    describe('logins', () => {
+      it('upserts, gets, and keeps factor state across upserts', () =>
+        withStore(async (s) => {
+          await s.upsertLogin(login('l1', { email: 'Ada@Example.com' }));
+          assert.deepEqual(await s.getLogin('l1'), {
+            id: 'l1',
+            tenant: 'acme',
+            email: 'ada@example.com',
+            userType: 'staff',
+            firstName: 'Ada',
+            lastName: 'Lovelace',
+            disabled: false,
+            factors: {},
+          });
+          assert.equal(await s.setFactorState('l1', 'pin', { hash: 'p', setAt: 1 }), true);
+          await s.upsertLogin(login('l1', { firstName: 'Augusta', userType: 'admin', disabled: true }));
+          const l = await s.getLogin('l1');
+          assert.equal(l?.firstName, 'Augusta');
+          assert.equal(l?.userType, 'admin');
+          assert.equal(l?.disabled, true);
+          assert.deepEqual(l?.factors, { pin: { hash: 'p', setAt: 1 } });
+          await s.upsertLogin(login('l1', { firstName: 'Augusta' }));
+          assert.equal((await s.getLogin('l1'))?.disabled, true, 'disabled undefined keeps the flag');
+          await s.upsertLogin(login('l1', { disabled: false }));
+          assert.equal((await s.getLogin('l1'))?.disabled, false);
+          assert.equal(await s.getLogin('unknown'), null);
+        }));
+
+      it('listLoginsForEmail is tenant-scoped, case-insensitive and ordered by id', () =>
+        withStore(async (s) => {
+          await s.upsertLogin(login('l3', { email: 'ada@example.com' }));
+          await s.upsertLogin(login('l1', { email: 'ADA@example.com' }));
+          await s.upsertLogin(login('l2', { email: 'ada@example.com', tenant: 'other' }));
+          await s.upsertLogin(login('l4', { email: 'bob@example.com' }));
+          assert.deepEqual(
+            (await s.listLoginsForEmail('acme', ' Ada@Example.com')).map((l) => l.id),
+            ['l1', 'l3'],
+          );
+          assert.deepEqual(
+            (await s.listLoginsForEmail('other', 'ada@example.com')).map((l) => l.id),
+            ['l2'],
+          );
+          assert.deepEqual(await s.listLoginsForEmail('acme', 'nobody@example.com'), []);
+        }));
+
+      it('listLogins orders by last name, first name, id within one tenant', () =>
+        withStore(async (s) => {
+          await s.upsertLogin(login('c', { lastName: 'Babbage', firstName: 'Charles' }));
+          await s.upsertLogin(login('b', { lastName: 'Lovelace', firstName: 'Ada' }));
+          await s.upsertLogin(login('a', { lastName: 'Lovelace', firstName: 'Ada' }));
+          await s.upsertLogin(login('d', { lastName: 'Babbage', firstName: 'Ada' }));
+          await s.upsertLogin(login('e', { tenant: 'other', lastName: 'Aaron' }));
+          assert.deepEqual(
+            (await s.listLogins('acme')).map((l) => l.id),
+            ['d', 'c', 'a', 'b'],
+          );
+          assert.deepEqual(await s.listLogins('none'), []);
+        }));
+
+      it('setFactorState sets, replaces and removes one factor', () =>
+        withStore(async (s) => {
+          await s.upsertLogin(login('l1'));
+          assert.equal(await s.setFactorState('l1', 'pin', { hash: 'p1' }), true);
+          assert.equal(await s.setFactorState('l1', 'totp', { secret: 's', enrolledAt: '2024-01-01' }), true);
+          assert.equal(await s.setFactorState('l1', 'pin', { hash: 'p2', setAt: 2 }), true);
+          assert.deepEqual((await s.getLogin('l1'))?.factors, {
+            pin: { hash: 'p2', setAt: 2 },
+            totp: { secret: 's', enrolledAt: '2024-01-01' },
+          });
+          assert.equal(await s.setFactorState('l1', 'pin', null), true);
+          assert.deepEqual((await s.getLogin('l1'))?.factors, { totp: { secret: 's', enrolledAt: '2024-01-01' } });
+          assert.equal(await s.setFactorState('unknown', 'pin', { hash: 'x' }), false);
+          assert.equal(await s.setFactorState('unknown', 'pin', null), false);
+          assert.equal(await s.getLogin('unknown'), null);
+        }));
+    });
+
+    describe('advanceFactorStep', () => {
+      it('accepts a greater step and refuses an equal or lower one', () =>
+        withStore(async (s) => {
+          await s.upsertLogin(login('l1'));
+          await s.setFactorState('l1', 'totp', { secret: 's' });
+          assert.equal(await s.advanceFactorStep('l1', 'totp', 100), true);
+          assert.equal((await s.getLogin('l1'))?.factors.totp?.step, 100);
+          assert.equal(await s.advanceFactorStep('l1', 'totp', 100), false);
+          assert.equal(await s.advanceFactorStep('l1', 'totp', 99), false);
+          assert.equal(await s.advanceFactorStep('l1', 'totp', 101), true);
+          assert.deepEqual((await s.getLogin('l1'))?.factors, { totp: { secret: 's', step: 101 } });
+        }));
+
+      it('is false without such a login or factor', () =>
+        withStore(async (s) => {
+          await s.upsertLogin(login('l1'));
+          assert.equal(await s.advanceFactorStep('l1', 'totp', 1), false);
+          assert.equal(await s.advanceFactorStep('unknown', 'totp', 1), false);
+          assert.deepEqual((await s.getLogin('l1'))?.factors, {});
+        }));
+
+      it('a new factor state starts over', () =>
+        withStore(async (s) => {
+          await s.upsertLogin(login('l1'));
+          await s.setFactorState('l1', 'totp', { secret: 'a' });
+          assert.equal(await s.advanceFactorStep('l1', 'totp', 7), true);
+          await s.setFactorState('l1', 'totp', { secret: 'b' });
+          assert.equal(await s.advanceFactorStep('l1', 'totp', 7), true);
+          assert.equal(await s.advanceFactorStep('l1', 'totp', 7), false);
+        }));
+
+      it('20 parallel calls with the same step: exactly one is true', () =>
+        withStore(async (s) => {
+          await s.upsertLogin(login('l1'));
+          await s.setFactorState('l1', 'totp', { secret: 's' });
+          for (const step of [5, 6, 9]) {
+            const results = await Promise.all(Array.from({ length: 20 }, () => s.advanceFactorStep('l1', 'totp', step)));
+            assert.equal(results.filter(Boolean).length, 1, `step ${step}`);
+          }
+          assert.equal((await s.getLogin('l1'))?.factors.totp?.step, 9);
+        }));
+
+      it('parallel calls over two connections: exactly one is true', () =>
+        withStore(async (s, h) => {
+          const other = await h.twin();
+          await s.upsertLogin(login('l1'));
+          await s.setFactorState('l1', 'pin', { hash: 'p' });
+          const results = await Promise.all(
+            Array.from({ length: 20 }, (_, i) => (i % 2 ? s : other).advanceFactorStep('l1', 'pin', 42)),
+          );
+          assert.equal(results.filter(Boolean).length, 1);
+          assert.equal(await other.advanceFactorStep('l1', 'pin', 42), false);
+          assert.equal(await s.advanceFactorStep('l1', 'pin', 43), true);
+        }));
+    });
+
+    describe('clients', () => {
+      it('upserts, gets and lists by tenant ordered by client id', () =>
+        withStore(async (s) => {
+          await s.upsertClient(client('web'));
+          await s.upsertClient(client('app', 'acme', { firstParty: true }));
+          await s.upsertClient(client('other', 'beta'));
+          assert.deepEqual(await s.getClient('app'), client('app', 'acme', { firstParty: true }));
+          assert.equal(await s.getClient('nope'), null);
+          assert.deepEqual(
+            (await s.listClients('acme')).map((c) => c.clientId),
+            ['app', 'web'],
+          );
+          assert.deepEqual(await s.listClients('none'), []);
+          const replaced = client('web', 'beta', { firstParty: true, metadata: { client_id: 'web', client_secret: 'x', grant_types: ['authorization_code'] } });
+          await s.upsertClient(replaced);
+          assert.deepEqual(await s.getClient('web'), replaced);
+          assert.deepEqual(
+            (await s.listClients('beta')).map((c) => c.clientId),
+            ['other', 'web'],
+          );
+        }));
+    });
+
+    describe('audit', () => {
+      it('lists newest first, filtered by tenant, login and type', () =>
+        withStore(async (s) => {
+          const t = (m: number) => new Date(Date.UTC(2024, 0, 1, 0, m));
+          await s.appendAudit(event({ time: t(1) }));
+          await s.appendAudit(event({ time: t(3), type: 'factor.pin.set', detail: { attempt: 1, nested: { ok: true } } }));
+          await s.appendAudit(event({ time: t(2), login: 'l2', outcome: 'failure' }));
+          await s.appendAudit(event({ time: t(4), tenant: 'other' }));
+          await s.appendAudit(event({ time: t(5), tenant: null, login: null, ip: null, userAgent: null }));
+          const all = await s.listAudit({ tenant: 'acme' });
+          assert.deepEqual(all, [
+            event({ time: t(3), type: 'factor.pin.set', detail: { attempt: 1, nested: { ok: true } } }),
+            event({ time: t(2), login: 'l2', outcome: 'failure' }),
+            event({ time: t(1) }),
+          ]);
+          assert.ok(all[0]!.time instanceof Date);
+          assert.deepEqual(
+            (await s.listAudit({ tenant: 'acme', login: 'l1' })).map((e) => e.time.getTime()),
+            [t(3).getTime(), t(1).getTime()],
+          );
+          assert.deepEqual(
+            (await s.listAudit({ tenant: 'acme', type: 'signin.password' })).map((e) => e.login),
+            ['l2', 'l1'],
+          );
+          assert.deepEqual(
+            (await s.listAudit({ tenant: 'acme', login: 'l1', type: 'signin.password' })).map((e) => e.time),
+            [t(1)],
+          );
+          assert.equal((await s.listAudit({ tenant: 'other' })).length, 1);
+          assert.deepEqual(await s.listAudit({ tenant: 'none' }), []);
+        }));
+
+      it('pages with before and limit', () =>
+        withStore(async (s) => {
+          const base = Date.UTC(2024, 0, 1);
+          for (let i = 0; i < 60; i++) await s.appendAudit(event({ time: new Date(base + i * 1000), detail: { i } }));
+          const first = await s.listAudit({ tenant: 'acme' });
+          assert.equal(first.length, 50, 'default limit');
+          assert.deepEqual(first[0]!.detail, { i: 59 });
+          const page = await s.listAudit({ tenant: 'acme', limit: 7 });
+          assert.deepEqual(page.map((e) => e.detail?.i), [59, 58, 57, 56, 55, 54, 53]);
+          const next = await s.listAudit({ tenant: 'acme', limit: 7, before: page.at(-1)!.time });
+          assert.deepEqual(next.map((e) => e.detail?.i), [52, 51, 50, 49, 48, 47, 46]);
+          const last = await s.listAudit({ tenant: 'acme', before: new Date(base + 3000) });
+          assert.deepEqual(last.map((e) => e.detail?.i), [2, 1, 0]);
+          assert.equal((await s.listAudit({ tenant: 'acme', limit: 10_000 })).length, 60);
+        }));
+
+      it('caps the limit at 500', () =>
+        withStore(async (s) => {
+          const time = new Date('2024-01-01T00:00:00Z');
+          for (let i = 0; i < 501; i++) await s.appendAudit(event({ time, detail: { i } }));
+          assert.equal((await s.listAudit({ tenant: 'acme', limit: 1000 })).length, 500);
+        }));
+    });
+
+    describe('detached values', () => {
+      it('mutating returned objects changes nothing stored', () =>
+        withStore(async (s) => {
+          await s.upsertTenant(tenant('acme'));
+          await s.upsertLogin(login('l1'));
+          await s.setFactorState('l1', 'pin', { hash: 'p' });
+          await s.upsertClient(client('web'));
+          const ident = await s.upsertIdentity({ email: 'a@example.com', passwordHash: 'h' });
+          await s.appendAudit(event({ detail: { a: 1 } }));
+
+          const t = (await s.getTenant('acme'))!;
+          t.userTypes[0]!.secondFactor = 'pin';
+          t.userTypes.push({ id: 'x', name: 'X', secondFactor: 'none' });
+          (await s.listTenants())[0]!.name = 'changed';
+          const l = (await s.getLogin('l1'))!;
+          l.factors.pin!.hash = 'changed';
+          l.factors.totp = { secret: 'x' };
+          (await s.listLogins('acme'))[0]!.firstName = 'changed';
+          const c = (await s.getClient('web'))!;
+          c.metadata.client_id = 'changed';
+          (c.metadata.redirect_uris as string[]).push('https://evil.example/cb');
+          ident.passwordHash = 'changed';
+          const a = (await s.listAudit({ tenant: 'acme' }))[0]!;
+          a.detail!.a = 2;
+          a.time.setTime(0);
+
+          assert.deepEqual(await s.getTenant('acme'), tenant('acme'));
+          assert.deepEqual((await s.getLogin('l1'))?.factors, { pin: { hash: 'p' } });
+          assert.equal((await s.getLogin('l1'))?.firstName, 'Ada');
+          assert.deepEqual(await s.getClient('web'), client('web'));
+          assert.equal((await s.getIdentity(ident.id))?.passwordHash, 'h');
+          assert.deepEqual(await s.listAudit({ tenant: 'acme' }), [event({ detail: { a: 1 } })]);
+        }));
+
+      it('mutating inputs after a call changes nothing stored', () =>
+        withStore(async (s) => {
+          const t = tenant('acme');
+          await s.upsertTenant(t);
+          t.userTypes[0]!.name = 'changed';
+          const state = { hash: 'p' };
+          await s.upsertLogin(login('l1'));
+          await s.setFactorState('l1', 'pin', state);
+          state.hash = 'changed';
+          const time = new Date('2024-01-01T00:00:00Z');
+          await s.appendAudit(event({ time }));
+          time.setTime(0);
+          assert.deepEqual(await s.getTenant('acme'), tenant('acme'));
+          assert.deepEqual((await s.getLogin('l1'))?.factors, { pin: { hash: 'p' } });
+          assert.deepEqual((await s.listAudit({ tenant: 'acme' }))[0]?.time, new Date('2024-01-01T00:00:00Z'));
+        }));
+    });
+  });
+}
+
+const sqliteDir = tempDir('lk-accounts-');
+let sqliteCount = 0;
+after(() => sqliteDir.remove());
+
+function openSqlite(path: string): Database.Database {
+  const db = new Database(path);
+  db.pragma('journal_mode = WAL');
+  return db;
+}
+
+accountStoreContract('sqlite', async () => {
+  const path = join(sqliteDir.path, `accounts-${++sqliteCount}.db`);
+  const dbs = [openSqlite(path)];
+  const stores: AccountStore[] = [createSqliteAccountStore(dbs[0]!)];
+  return {
+    store: stores[0]!,
+    async twin() {
+      const db = openSqlite(path);
+      dbs.push(db);
+      const store = createSqliteAccountStore(db);
+      stores.push(store);
+      await store.init();
+      return store;
+    },
+    async cleanup() {
+      for (const store of stores) await store.close();
+      for (const db of dbs) db.close();
+    },
+  };
+});
+
+let mongo: TestMongo;
+let mongoCount = 0;
+before(async () => {
+  mongo = await startMongo();
+});
+after(async () => {
+  await mongo?.stop();
+});
+
+accountStoreContract('mongodb', async () => {
+  const dbName = `${mongo.dbName}_${++mongoCount}`;
+  const clients: MongoClient[] = [];
+  const connect = async () => {
+    const c = new MongoClient(mongo.uri);
+    await c.connect();
+    clients.push(c);
+    const store = createMongoAccountStore(c.db(dbName));
+    return store;
+  };
+  const store = await connect();
+  return {
+    store,
+    async twin() {
+      const other = await connect();
+      await other.init();
+      return other;
+    },
+    async cleanup() {
+      await store.close();
+      await clients[0]!.db(dbName).dropDatabase();
+      for (const c of clients) await c.close();
+    },
+  };
+});

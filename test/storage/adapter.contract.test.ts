@@ -1,0 +1,310 @@
+// The provider adapter contract (src/storage/adapter/port.ts), run against
+// every implementation: what oidc-provider expects of its memory adapter.
+import { after, before, describe, it } from 'node:test';
+import assert from 'node:assert/strict';
+import { randomUUID } from 'node:crypto';
+import { join } from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
+import Database from 'better-sqlite3';
+import { Redis } from 'ioredis';
+import type { AdapterBackend, AdapterPayload } from '../../src/storage/adapter/port.ts';
+import { createSqliteAdapterBackend } from '../../src/storage/adapter/sqlite/index.ts';
+import { createRedisAdapterBackend } from '../../src/storage/adapter/redis/index.ts';
+import { testRedisPrefix, testRedisUrl } from '../support/redis.ts';
+import { tempDir } from '../support/tmp.ts';
+
+interface AdapterHarness {
+  backend: AdapterBackend;
+  cleanup(): Promise<void>;
+}
+
+const epoch = () => Math.floor(Date.now() / 1000);
+const newId = () => randomUUID();
+
+function adapterContract(name: string, open: () => Promise<AdapterHarness>): void {
+  describe(`adapter contract: ${name}`, () => {
+    let harness: AdapterHarness;
+    const adapter = (model: string) => harness.backend.factory(model);
+
+    before(async () => {
+      harness = await open();
+    });
+    after(async () => {
+      await harness.cleanup();
+    });
+
+    it('answers ping', async () => {
+      await harness.backend.ping();
+    });
+
+    it('round-trips a payload through upsert and find', async () => {
+      const id = newId();
+      const payload: AdapterPayload = {
+        jti: id,
+        kind: 'AccessToken',
+        accountId: 'acc-1',
+        clientId: 'client-1',
+        grantId: newId(),
+        scope: 'openid email',
+        amr: [],
+        claims: { userinfo: { email: { essential: true } } },
+        extra: { note: 'ünïcødé / "quoted"', n: 1.5, big: 2 ** 40, empty: {} },
+        iat: epoch(),
+        exp: epoch() + 60,
+      };
+      await adapter('AccessToken').upsert(id, payload, 60);
+      assert.deepEqual(await adapter('AccessToken').find(id), payload);
+    });
+
+    it('finds nothing for an unknown id, uid or user code', async () => {
+      assert.equal(await adapter('AccessToken').find(newId()), undefined);
+      assert.equal(await adapter('Session').findByUid(newId()), undefined);
+      assert.equal(await adapter('DeviceCode').findByUserCode('NOPE-NOPE'), undefined);
+    });
+
+    it('keeps a model stored without expiresIn', async () => {
+      const id = newId();
+      await adapter('Client').upsert(id, { client_id: id, redirect_uris: ['https://rp.example/cb'] });
+      assert.deepEqual(await adapter('Client').find(id), {
+        client_id: id,
+        redirect_uris: ['https://rp.example/cb'],
+      });
+    });
+
+    it('finds a Session by uid', async () => {
+      const id = newId();
+      const uid = newId();
+      const payload = { jti: id, uid, kind: 'Session', accountId: 'acc-1', loginTs: epoch() };
+      await adapter('Session').upsert(id, payload, 60);
+      assert.deepEqual(await adapter('Session').findByUid(uid), payload);
+      assert.deepEqual(await adapter('Session').find(id), payload);
+    });
+
+    it('finds a DeviceCode by userCode', async () => {
+      const id = newId();
+      const userCode = `UC-${newId().slice(0, 8)}`;
+      const payload = { jti: id, kind: 'DeviceCode', userCode, clientId: 'client-1', grantId: newId() };
+      await adapter('DeviceCode').upsert(id, payload, 60);
+      assert.deepEqual(await adapter('DeviceCode').findByUserCode(userCode), payload);
+    });
+
+    it('consume sets consumed to the epoch seconds, visible to find', async () => {
+      const id = newId();
+      const payload = { jti: id, kind: 'AuthorizationCode', grantId: newId(), scope: 'openid' };
+      await adapter('AuthorizationCode').upsert(id, payload, 60);
+      const t0 = epoch();
+      await adapter('AuthorizationCode').consume(id);
+      const t1 = epoch();
+      const found = await adapter('AuthorizationCode').find(id);
+      assert.ok(found);
+      assert.equal(typeof found.consumed, 'number');
+      assert.ok(Number.isInteger(found.consumed));
+      assert.ok(found.consumed >= t0 && found.consumed <= t1, `consumed ${found.consumed} in [${t0}, ${t1}]`);
+      assert.deepEqual({ ...found, consumed: undefined }, { ...payload, consumed: undefined });
+    });
+
+    it('consume of an unknown id creates nothing', async () => {
+      const id = newId();
+      await adapter('RefreshToken').consume(id);
+      assert.equal(await adapter('RefreshToken').find(id), undefined);
+    });
+
+    it('stays consistent under parallel consume and find', async () => {
+      const id = newId();
+      const payload = { jti: id, kind: 'RefreshToken', grantId: newId(), accountId: 'acc-1', rotations: 0 };
+      const a = adapter('RefreshToken');
+      await a.upsert(id, payload, 60);
+      const t0 = epoch();
+      const results = await Promise.all(
+        Array.from({ length: 40 }, (_, i) => (i % 2 ? a.find(id) : a.consume(id).then(() => 'consumed' as const))),
+      );
+      const t1 = epoch();
+      for (const result of results) {
+        if (result === 'consumed') continue;
+        assert.ok(result, 'find during consume returns the model');
+        if (result.consumed !== undefined) {
+          assert.ok(result.consumed >= t0 && result.consumed <= t1);
+        }
+        assert.deepEqual({ ...result, consumed: undefined }, { ...payload, consumed: undefined });
+      }
+      const final = await a.find(id);
+      assert.ok(final && typeof final.consumed === 'number' && final.consumed >= t0 && final.consumed <= t1);
+    });
+
+    it('destroy removes the model and its lookups', async () => {
+      const sessionId = newId();
+      const uid = newId();
+      await adapter('Session').upsert(sessionId, { jti: sessionId, uid, kind: 'Session' }, 60);
+      const deviceId = newId();
+      const userCode = `UC-${newId().slice(0, 8)}`;
+      await adapter('DeviceCode').upsert(deviceId, { jti: deviceId, userCode, grantId: newId() }, 60);
+
+      await adapter('Session').destroy(sessionId);
+      await adapter('DeviceCode').destroy(deviceId);
+
+      assert.equal(await adapter('Session').find(sessionId), undefined);
+      assert.equal(await adapter('Session').findByUid(uid), undefined);
+      assert.equal(await adapter('DeviceCode').find(deviceId), undefined);
+      assert.equal(await adapter('DeviceCode').findByUserCode(userCode), undefined);
+      await adapter('Session').destroy(newId());
+    });
+
+    it('revokeByGrantId removes every token of the grant and none of another grant', async () => {
+      const grantId = newId();
+      const otherGrant = newId();
+      const userCode = `UC-${newId().slice(0, 8)}`;
+      const ours = {
+        AccessToken: newId(),
+        RefreshToken: newId(),
+        AuthorizationCode: newId(),
+        DeviceCode: newId(),
+        BackchannelAuthenticationRequest: newId(),
+      };
+      const theirs = { AccessToken: newId(), RefreshToken: newId(), AuthorizationCode: newId() };
+      for (const [model, id] of Object.entries(ours)) {
+        const extra = model === 'DeviceCode' ? { userCode } : {};
+        await adapter(model).upsert(id, { jti: id, kind: model, grantId, ...extra }, 60);
+      }
+      for (const [model, id] of Object.entries(theirs)) {
+        await adapter(model).upsert(id, { jti: id, kind: model, grantId: otherGrant }, 60);
+      }
+
+      await adapter('AccessToken').revokeByGrantId(grantId);
+
+      for (const [model, id] of Object.entries(ours)) {
+        assert.equal(await adapter(model).find(id), undefined, `${model} of the revoked grant`);
+      }
+      assert.equal(await adapter('DeviceCode').findByUserCode(userCode), undefined);
+      for (const [model, id] of Object.entries(theirs)) {
+        assert.ok(await adapter(model).find(id), `${model} of another grant`);
+      }
+      await adapter('RefreshToken').revokeByGrantId(newId());
+    });
+
+    it('revokeByGrantId leaves models outside the grantable set (as the memory adapter does)', async () => {
+      const grantId = newId();
+      const interactionId = newId();
+      const sessionId = newId();
+      const tokenId = newId();
+      await adapter('Interaction').upsert(interactionId, { jti: interactionId, kind: 'Interaction', grantId }, 60);
+      await adapter('Session').upsert(sessionId, { jti: sessionId, uid: newId(), kind: 'Session' }, 60);
+      await adapter('AccessToken').upsert(tokenId, { jti: tokenId, kind: 'AccessToken', grantId }, 60);
+
+      await adapter('AccessToken').revokeByGrantId(grantId);
+
+      assert.equal(await adapter('AccessToken').find(tokenId), undefined);
+      assert.ok(await adapter('Interaction').find(interactionId));
+      assert.ok(await adapter('Session').find(sessionId));
+    });
+
+    it('upsert over an existing id replaces the payload, its lookups and consumed', async () => {
+      const id = newId();
+      const oldUid = newId();
+      const newUid = newId();
+      const s = adapter('Session');
+      await s.upsert(id, { jti: id, uid: oldUid, kind: 'Session', accountId: 'old', amr: ['pwd'] }, 60);
+      await s.upsert(id, { jti: id, uid: newUid, kind: 'Session', accountId: 'new' }, 60);
+      assert.deepEqual(await s.find(id), { jti: id, uid: newUid, kind: 'Session', accountId: 'new' });
+      assert.deepEqual(await s.findByUid(newUid), { jti: id, uid: newUid, kind: 'Session', accountId: 'new' });
+      assert.equal(await s.findByUid(oldUid), undefined);
+
+      const codeId = newId();
+      const c = adapter('AuthorizationCode');
+      await c.upsert(codeId, { jti: codeId, grantId: newId(), scope: 'a' }, 60);
+      await c.consume(codeId);
+      const grantId = newId();
+      await c.upsert(codeId, { jti: codeId, grantId, scope: 'b' }, 60);
+      assert.deepEqual(await c.find(codeId), { jti: codeId, grantId, scope: 'b' });
+    });
+
+    it('upsert moving a token to another grant takes it out of the old grant', async () => {
+      const id = newId();
+      const first = newId();
+      const second = newId();
+      const a = adapter('AccessToken');
+      await a.upsert(id, { jti: id, grantId: first }, 60);
+      await a.upsert(id, { jti: id, grantId: second }, 60);
+      await a.revokeByGrantId(first);
+      assert.deepEqual(await a.find(id), { jti: id, grantId: second });
+      await a.revokeByGrantId(second);
+      assert.equal(await a.find(id), undefined);
+    });
+
+    it('isolates models by name', async () => {
+      const id = newId();
+      await adapter('AccessToken').upsert(id, { jti: id, kind: 'AccessToken' }, 60);
+      await adapter('RefreshToken').upsert(id, { jti: id, kind: 'RefreshToken' }, 60);
+      assert.equal(await adapter('AuthorizationCode').find(id), undefined);
+
+      await adapter('AccessToken').consume(id);
+      assert.equal(typeof (await adapter('AccessToken').find(id))?.consumed, 'number');
+      assert.equal((await adapter('RefreshToken').find(id))?.consumed, undefined);
+
+      await adapter('AccessToken').destroy(id);
+      assert.equal(await adapter('AccessToken').find(id), undefined);
+      assert.deepEqual(await adapter('RefreshToken').find(id), { jti: id, kind: 'RefreshToken' });
+    });
+
+    it('stops returning models once their TTL has passed (real time)', async () => {
+      const grantId = newId();
+      const tokenId = newId();
+      const longRefresh = newId();
+      const sessionId = newId();
+      const uid = newId();
+      const deviceId = newId();
+      const userCode = `UC-${newId().slice(0, 8)}`;
+      await adapter('RefreshToken').upsert(longRefresh, { jti: longRefresh, grantId }, 60);
+      await adapter('AccessToken').upsert(tokenId, { jti: tokenId, grantId }, 1);
+      await adapter('Session').upsert(sessionId, { jti: sessionId, uid, kind: 'Session' }, 1);
+      await adapter('DeviceCode').upsert(deviceId, { jti: deviceId, userCode, grantId: newId() }, 1);
+      assert.ok(await adapter('AccessToken').find(tokenId));
+      assert.ok(await adapter('Session').findByUid(uid));
+      assert.ok(await adapter('DeviceCode').findByUserCode(userCode));
+
+      await sleep(1_300);
+
+      assert.equal(await adapter('AccessToken').find(tokenId), undefined);
+      assert.equal(await adapter('Session').find(sessionId), undefined);
+      assert.equal(await adapter('Session').findByUid(uid), undefined);
+      assert.equal(await adapter('DeviceCode').find(deviceId), undefined);
+      assert.equal(await adapter('DeviceCode').findByUserCode(userCode), undefined);
+      await adapter('AccessToken').consume(tokenId);
+      assert.equal(await adapter('AccessToken').find(tokenId), undefined);
+
+      // The short-lived token must not have cut the grant index short for the long one.
+      assert.ok(await adapter('RefreshToken').find(longRefresh));
+      await adapter('AccessToken').revokeByGrantId(grantId);
+      assert.equal(await adapter('RefreshToken').find(longRefresh), undefined);
+    });
+  });
+}
+
+adapterContract('sqlite', async () => {
+  const dir = tempDir('lk-adapter-');
+  const db = new Database(join(dir.path, 'latchkey.db'));
+  db.pragma('journal_mode = WAL');
+  const backend = createSqliteAdapterBackend(db);
+  return {
+    backend,
+    async cleanup() {
+      await backend.close();
+      db.close();
+      dir.remove();
+    },
+  };
+});
+
+adapterContract('redis', async () => {
+  const redis = new Redis(testRedisUrl());
+  const prefix = testRedisPrefix();
+  const backend = createRedisAdapterBackend(redis, { prefix });
+  return {
+    backend,
+    async cleanup() {
+      await backend.close();
+      const keys = await redis.keys(`${prefix}*`);
+      if (keys.length) await redis.del(...keys);
+      await redis.quit();
+    },
+  };
+});

@@ -1,0 +1,334 @@
+// The attempt-counter contract (src/storage/counters/port.ts), run against
+// every implementation, plus atomicity across connections for each.
+import { after, before, describe, it } from 'node:test';
+import assert from 'node:assert/strict';
+import { randomUUID } from 'node:crypto';
+import { join } from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { Worker } from 'node:worker_threads';
+import Database from 'better-sqlite3';
+import { Redis } from 'ioredis';
+import { lockDurationMs } from '../../src/storage/counters/port.ts';
+import type { CounterStore, LockPolicy, TakeResult } from '../../src/storage/counters/port.ts';
+import { createSqliteCounterStore } from '../../src/storage/counters/sqlite/index.ts';
+import { createRedisCounterStore } from '../../src/storage/counters/redis/index.ts';
+import { testRedisPrefix, testRedisUrl } from '../support/redis.ts';
+import { tempDir } from '../support/tmp.ts';
+
+interface CounterHarness {
+  store: CounterStore;
+  cleanup(): Promise<void>;
+}
+
+const policy: LockPolicy = {
+  threshold: 5,
+  baseLockMs: 60_000,
+  maxLockMs: 3_600_000,
+  idleResetMs: 86_400_000,
+};
+
+const newKey = () => `pwd:id:${randomUUID()}`;
+
+function allowedOf(results: TakeResult[]): TakeResult[] {
+  return results.filter((r) => r.allowed);
+}
+
+// Exactly `threshold` attempts get through, each with its own failure count: no lost update.
+function assertOnlyThresholdAllowed(results: TakeResult[], p: LockPolicy): void {
+  const allowed = allowedOf(results);
+  assert.equal(allowed.length, p.threshold, `${allowed.length} of ${results.length} allowed`);
+  assert.deepEqual(
+    allowed.map((r) => r.failures).sort((a, b) => a - b),
+    Array.from({ length: p.threshold }, (_, i) => i + 1),
+  );
+  for (const refused of results.filter((r) => !r.allowed)) assert.equal(refused.failures, p.threshold);
+}
+
+function counterContract(name: string, open: () => Promise<CounterHarness>): void {
+  describe(`counter contract: ${name}`, () => {
+    let harness: CounterHarness;
+    const store = () => harness.store;
+
+    before(async () => {
+      harness = await open();
+    });
+    after(async () => {
+      await harness.cleanup();
+    });
+
+    it('answers ping', async () => {
+      await store().ping();
+    });
+
+    it('allows and counts attempts below the threshold', async () => {
+      const key = newKey();
+      const now = Date.now();
+      for (let i = 1; i < policy.threshold; i++) {
+        assert.deepEqual(await store().take(key, policy, now + i), { allowed: true, failures: i, lockedUntil: 0 });
+      }
+      assert.deepEqual(await store().peek(key, now + 10), { failures: policy.threshold - 1, lockedUntil: 0 });
+    });
+
+    it('starts a lock of baseLockMs at the threshold and refuses without counting while locked', async () => {
+      const key = newKey();
+      const now = Date.now();
+      for (let i = 1; i < policy.threshold; i++) await store().take(key, policy, now);
+      const locking = await store().take(key, policy, now);
+      assert.deepEqual(locking, { allowed: true, failures: policy.threshold, lockedUntil: now + policy.baseLockMs });
+
+      for (const at of [now, now + 1, now + policy.baseLockMs - 1]) {
+        assert.deepEqual(await store().take(key, policy, at), {
+          allowed: false,
+          failures: policy.threshold,
+          lockedUntil: now + policy.baseLockMs,
+        });
+      }
+      assert.deepEqual(await store().peek(key, now + 1), {
+        failures: policy.threshold,
+        lockedUntil: now + policy.baseLockMs,
+      });
+    });
+
+    it('allows the next attempt once the lock has passed, then doubles the lock up to maxLockMs', async () => {
+      const key = newKey();
+      let now = Date.now();
+      for (let i = 0; i < policy.threshold; i++) await store().take(key, policy, now);
+      let lockedUntil = now + policy.baseLockMs;
+      const locks: number[] = [];
+      for (let failures = policy.threshold + 1; failures <= policy.threshold + 10; failures++) {
+        now = lockedUntil;
+        const result = await store().take(key, policy, now);
+        const expected = lockDurationMs(policy, failures);
+        assert.deepEqual(result, { allowed: true, failures, lockedUntil: now + expected });
+        locks.push(expected);
+        lockedUntil = result.lockedUntil;
+      }
+      assert.deepEqual(locks.slice(0, 6), [120_000, 240_000, 480_000, 960_000, 1_920_000, 3_600_000]);
+      assert.ok(locks.slice(5).every((l) => l === policy.maxLockMs));
+    });
+
+    it('caps the doubling exponent at 30, as lockDurationMs does', async () => {
+      const steep: LockPolicy = { threshold: 1, baseLockMs: 1, maxLockMs: 2 ** 40, idleResetMs: 2 ** 41 };
+      const key = newKey();
+      let now = Date.now();
+      let lock = 0;
+      for (let failures = 1; failures <= 34; failures++) {
+        const result = await store().take(key, steep, now);
+        assert.equal(result.allowed, true);
+        lock = result.lockedUntil - now;
+        assert.equal(lock, lockDurationMs(steep, failures), `failures ${failures}`);
+        now = result.lockedUntil;
+      }
+      assert.equal(lock, 2 ** 30);
+    });
+
+    it('reset forgets the key', async () => {
+      const key = newKey();
+      const now = Date.now();
+      for (let i = 0; i < policy.threshold; i++) await store().take(key, policy, now);
+      await store().reset(key);
+      assert.equal(await store().peek(key, now), null);
+      assert.deepEqual(await store().take(key, policy, now), { allowed: true, failures: 1, lockedUntil: 0 });
+      await store().reset(newKey());
+    });
+
+    it('peek reads without counting and is null for an unknown key', async () => {
+      const key = newKey();
+      const now = Date.now();
+      assert.equal(await store().peek(key, now), null);
+      await store().take(key, policy, now);
+      await store().peek(key, now);
+      await store().peek(key, now);
+      assert.deepEqual(await store().peek(key, now), { failures: 1, lockedUntil: 0 });
+      assert.deepEqual(await store().take(key, policy, now), { allowed: true, failures: 2, lockedUntil: 0 });
+    });
+
+    it('forgets a record idleResetMs after its last change, judged by now', async () => {
+      const key = newKey();
+      const now = Date.now();
+      await store().take(key, policy, now);
+      await store().take(key, policy, now + 1000);
+      assert.deepEqual(await store().peek(key, now + 1000 + policy.idleResetMs - 1), { failures: 2, lockedUntil: 0 });
+      assert.equal(await store().peek(key, now + 1000 + policy.idleResetMs), null);
+      assert.deepEqual(await store().take(key, policy, now + 1000 + policy.idleResetMs), {
+        allowed: true,
+        failures: 1,
+        lockedUntil: 0,
+      });
+    });
+
+    it('forgets an idle record after a real idleResetMs', async () => {
+      const short: LockPolicy = { threshold: 5, baseLockMs: 100, maxLockMs: 500, idleResetMs: 1_000 };
+      const key = newKey();
+      await store().take(key, short, Date.now());
+      await store().take(key, short, Date.now());
+      assert.equal((await store().peek(key, Date.now()))?.failures, 2);
+      await sleep(1_200);
+      assert.equal(await store().peek(key, Date.now()), null);
+      assert.deepEqual(await store().take(key, short, Date.now()), { allowed: true, failures: 1, lockedUntil: 0 });
+    });
+
+    it('lets exactly threshold of 30 parallel takes through', async () => {
+      const key = newKey();
+      const now = Date.now();
+      const results = await Promise.all(Array.from({ length: 30 }, () => store().take(key, policy, now)));
+      assertOnlyThresholdAllowed(results, policy);
+      assert.deepEqual(await store().peek(key, now), {
+        failures: policy.threshold,
+        lockedUntil: now + policy.baseLockMs,
+      });
+    });
+
+    it('keeps keys independent', async () => {
+      const locked = newKey();
+      const other = newKey();
+      const now = Date.now();
+      for (let i = 0; i < policy.threshold; i++) await store().take(locked, policy, now);
+      assert.equal((await store().take(locked, policy, now)).allowed, false);
+      assert.deepEqual(await store().take(other, policy, now), { allowed: true, failures: 1, lockedUntil: 0 });
+      await store().reset(other);
+      assert.equal((await store().peek(locked, now))?.failures, policy.threshold);
+    });
+  });
+}
+
+counterContract('sqlite', async () => {
+  const dir = tempDir('lk-counters-');
+  const db = new Database(join(dir.path, 'latchkey.db'));
+  db.pragma('journal_mode = WAL');
+  const store = createSqliteCounterStore(db);
+  return {
+    store,
+    async cleanup() {
+      await store.close();
+      db.close();
+      dir.remove();
+    },
+  };
+});
+
+counterContract('redis', async () => {
+  const redis = new Redis(testRedisUrl());
+  const prefix = testRedisPrefix();
+  const store = createRedisCounterStore(redis, { prefix });
+  return {
+    store,
+    async cleanup() {
+      await store.close();
+      const keys = await redis.keys(`${prefix}*`);
+      if (keys.length) await redis.del(...keys);
+      await redis.quit();
+    },
+  };
+});
+
+// A worker thread with its own better-sqlite3 connection, loading the store through tsx.
+const WORKER = `
+(async () => {
+  const { parentPort, workerData: w } = await import('node:worker_threads');
+  const { register } = await import(w.tsxApi);
+  register();
+  const { default: Database } = await import(w.betterSqlite3);
+  const { createSqliteCounterStore } = await import(w.storeModule);
+  const db = new Database(w.file);
+  const store = createSqliteCounterStore(db);
+  parentPort.postMessage('ready');
+  await new Promise((resolve) => parentPort.once('message', resolve));
+  const results = [];
+  for (let i = 0; i < w.takes; i++) results.push(await store.take(w.key, w.policy, w.now));
+  await store.close();
+  db.close();
+  parentPort.postMessage(results);
+})();
+`;
+
+interface Contender {
+  ready: Promise<void>;
+  go(): void;
+  results: Promise<TakeResult[]>;
+}
+
+function sqliteContender(file: string, key: string, p: LockPolicy, now: number, takes: number): Contender {
+  const worker = new Worker(WORKER, {
+    eval: true,
+    workerData: {
+      tsxApi: import.meta.resolve('tsx/esm/api'),
+      betterSqlite3: import.meta.resolve('better-sqlite3'),
+      storeModule: new URL('../../src/storage/counters/sqlite/index.ts', import.meta.url).href,
+      file,
+      key,
+      policy: p,
+      now,
+      takes,
+    },
+  });
+  let markReady!: () => void;
+  const ready = new Promise<void>((resolve) => (markReady = resolve));
+  const results = new Promise<TakeResult[]>((resolve, reject) => {
+    worker.on('message', (message: unknown) => {
+      if (message === 'ready') markReady();
+      else resolve(message as TakeResult[]);
+    });
+    worker.on('error', reject);
+    worker.on('exit', (code) => reject(new Error(`worker exited with ${code} before answering`)));
+  });
+  results.catch(() => markReady());
+  return { ready, go: () => worker.postMessage('go'), results };
+}
+
+describe('counter atomicity across SQLite connections', () => {
+  const dir = tempDir('lk-counters-mc-');
+  const file = join(dir.path, 'latchkey.db');
+  let db: Database.Database;
+  let store: CounterStore;
+
+  before(() => {
+    db = new Database(file);
+    db.pragma('journal_mode = WAL');
+    store = createSqliteCounterStore(db);
+  });
+  after(async () => {
+    await store.close();
+    db.close();
+    dir.remove();
+  });
+
+  it('lets exactly threshold takes through across three connections in two threads and this one', async () => {
+    const wide: LockPolicy = { ...policy, threshold: 40 };
+    const key = newKey();
+    const now = Date.now();
+    const workers = [sqliteContender(file, key, wide, now, 40), sqliteContender(file, key, wide, now, 40)];
+    await Promise.all(workers.map((w) => w.ready));
+    for (const w of workers) w.go();
+    const mine: TakeResult[] = [];
+    for (let i = 0; i < 40; i++) {
+      mine.push(await store.take(key, wide, now));
+      await new Promise((resolve) => setImmediate(resolve));
+    }
+    const theirs = await Promise.all(workers.map((w) => w.results));
+    assertOnlyThresholdAllowed([...mine, ...theirs.flat()], wide);
+    assert.deepEqual(await store.peek(key, now), { failures: wide.threshold, lockedUntil: now + wide.baseLockMs });
+  });
+});
+
+describe('counter atomicity across Redis connections', () => {
+  const prefix = testRedisPrefix();
+  const clients: Redis[] = [];
+
+  after(async () => {
+    const keys = clients[0] ? await clients[0].keys(`${prefix}*`) : [];
+    if (keys.length) await clients[0]?.del(...keys);
+    await Promise.all(clients.map((c) => c.quit()));
+  });
+
+  it('lets exactly threshold takes through across three clients', async () => {
+    for (let i = 0; i < 3; i++) clients.push(new Redis(testRedisUrl()));
+    const stores = clients.map((c) => createRedisCounterStore(c, { prefix }));
+    const key = newKey();
+    const now = Date.now();
+    const results = await Promise.all(
+      stores.flatMap((s) => Array.from({ length: 20 }, () => s.take(key, policy, now))),
+    );
+    assertOnlyThresholdAllowed(results, policy);
+  });
+});

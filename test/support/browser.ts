@@ -1,0 +1,98 @@
+// A browser-free user agent for journey tests: fetch with a cookie jar and
+// manual redirects, plus helpers to read the pages' forms. It drives the real
+// server over HTTP exactly as a browser submitting plain HTML forms would.
+export interface Page {
+  status: number;
+  url: string;
+  html: string;
+  headers: Headers;
+}
+
+export class Browser {
+  private jar = new Map<string, string>();
+
+  constructor(readonly base: string) {}
+
+  cookieNames(): string[] {
+    return [...this.jar.keys()];
+  }
+
+  private store(res: Response) {
+    for (const line of res.headers.getSetCookie()) {
+      const [pair] = line.split(';');
+      const eq = pair!.indexOf('=');
+      const name = pair!.slice(0, eq).trim();
+      const value = pair!.slice(eq + 1).trim();
+      if (!value || /max-age=0|expires=thu, 01 jan 1970/i.test(line)) this.jar.delete(name);
+      else this.jar.set(name, value);
+    }
+  }
+
+  private cookieHeader(): string {
+    return [...this.jar].map(([k, v]) => `${k}=${v}`).join('; ');
+  }
+
+  /** One request, no redirect following. */
+  async request(url: string, init: RequestInit = {}): Promise<Page> {
+    const full = new URL(url, this.base).href;
+    const headers = new Headers(init.headers);
+    if (this.jar.size && full.startsWith(this.base)) headers.set('cookie', this.cookieHeader());
+    const res = await fetch(full, { ...init, headers, redirect: 'manual' });
+    if (full.startsWith(this.base)) this.store(res);
+    return { status: res.status, url: full, html: await res.text(), headers: res.headers };
+  }
+
+  /**
+   * Follows redirects on this server. Stops at a page, or at a redirect
+   * leaving the server (e.g. to the relying party's redirect URI), whose
+   * Location is then `url`.
+   */
+  async follow(page: Page): Promise<Page> {
+    let current = page;
+    for (let i = 0; i < 20 && current.status >= 300 && current.status < 400; i++) {
+      const location = new URL(current.headers.get('location')!, current.url).href;
+      if (!location.startsWith(this.base)) return { ...current, url: location };
+      current = await this.request(location);
+    }
+    return current;
+  }
+
+  async get(url: string): Promise<Page> {
+    return this.follow(await this.request(url));
+  }
+
+  /** Posts a urlencoded form (values may be arrays: repeated fields) and follows redirects. */
+  async post(url: string, fields: Record<string, string | string[]>, headers: Record<string, string> = {}): Promise<Page> {
+    const body = new URLSearchParams();
+    for (const [k, v] of Object.entries(fields)) for (const item of [v].flat()) body.append(k, item);
+    return this.follow(await this.request(url, { method: 'POST', body, headers: { 'content-type': 'application/x-www-form-urlencoded', ...headers } }));
+  }
+
+  async postRaw(url: string, body: string | Uint8Array, contentType: string): Promise<Page> {
+    return this.follow(await this.request(url, { method: "POST", body: body as BodyInit, headers: { "content-type": contentType } }));
+  }
+}
+
+/** The value of the page's hidden CSRF input. */
+export function csrfOf(page: Page): string {
+  const m = /name="csrf" value="([^"]+)"/.exec(page.html);
+  if (!m) throw new Error(`no csrf token on page ${page.url} (${page.status}):\n${page.html.slice(0, 500)}`);
+  return m[1]!;
+}
+
+/** The action of the form marked with data-testid (or the first form). */
+export function actionOf(page: Page, testid?: string): string {
+  const re = testid ? new RegExp(`<form[^>]*action="([^"]+)"[^>]*data-testid="${testid}"`) : /<form[^>]*action="([^"]+)"/;
+  const m = re.exec(page.html);
+  if (!m) throw new Error(`no form ${testid ?? ''} on page ${page.url} (${page.status}):\n${page.html.slice(0, 800)}`);
+  return m[1]!.replace(/&amp;/g, '&');
+}
+
+export function testIds(page: Page): string[] {
+  return [...page.html.matchAll(/data-testid="([^"]+)"/g)].map((m) => m[1]!);
+}
+
+export function textOf(page: Page, testid: string): string | undefined {
+  const m = new RegExp(`data-testid="${testid}"[^>]*>([^<]*)<`).exec(page.html);
+  return m?.[1];
+}

@@ -1,0 +1,185 @@
+// The shared bootstrap of journey tests: a real Latchkey server on a loopback
+// port (embedded store, or MongoDB/FerretDB + Redis), a fixture tenant, and an
+// openid-client relying party.
+import { createServer } from 'node:net';
+import * as oidc from 'openid-client';
+import { loadConfig } from '../../config/index.ts';
+import { createLogger } from '../../src/log.ts';
+import { createLatchkey, type Latchkey } from '../../src/server.ts';
+import { importDocument, type ImportDocument } from '../../src/cli/import.ts';
+import { startMongo, type TestMongo } from './mongo.ts';
+import { testRedisPrefix, testRedisUrl } from './redis.ts';
+import { tempDir } from './tmp.ts';
+import { Browser, actionOf, csrfOf, type Page } from './browser.ts';
+
+export type StoreSetup = 'sqlite' | 'mongo+redis';
+export const SETUPS: StoreSetup[] = ['sqlite', 'mongo+redis'];
+
+export const PASSWORD = 'correct horse battery staple';
+
+/** Acme (employees and managers; Jane has two logins) and Globex (another tenant). */
+export function fixture(): ImportDocument {
+  return {
+    identities: [
+      { email: 'jane@acme.test', password: PASSWORD },
+      { email: 'bob@acme.test', password: PASSWORD },
+      { email: 'owner@acme.test', password: PASSWORD },
+      { email: 'gina@globex.test', password: PASSWORD },
+    ],
+    tenants: [
+      {
+        id: 'acme',
+        name: 'Acme Care',
+        owner: 'acme-owner',
+        userTypes: [
+          { id: 'owner', name: 'Owner', secondFactor: 'none' },
+          { id: 'employee', name: 'Employee', secondFactor: 'none' },
+          { id: 'manager', name: 'Manager', secondFactor: 'none' },
+        ],
+        logins: [
+          { id: 'acme-owner', email: 'owner@acme.test', userType: 'owner', firstName: 'Olga', lastName: 'Owner' },
+          { id: 'jane-emp', email: 'jane@acme.test', userType: 'employee', firstName: 'Jane', lastName: 'Doe' },
+          { id: 'jane-mgr', email: 'jane@acme.test', userType: 'manager', firstName: 'Jane', lastName: 'Doe' },
+          { id: 'bob-emp', email: 'bob@acme.test', userType: 'employee', firstName: 'Bob', lastName: 'Baker' },
+        ],
+        clients: [
+          { client_id: 'portal', client_secret: 's3cret-portal', redirect_uris: ['http://127.0.0.1:8080/cb'], first_party: true },
+          { client_id: 'partner', client_secret: 's3cret-partner', client_name: 'Partner App', redirect_uris: ['http://127.0.0.1:8080/cb'] },
+        ],
+      },
+      {
+        id: 'globex',
+        name: 'Globex',
+        userTypes: [{ id: 'staff', name: 'Staff', secondFactor: 'none' }],
+        logins: [{ id: 'gina-staff', email: 'gina@globex.test', userType: 'staff', firstName: 'Gina', lastName: 'Green' }],
+        clients: [{ client_id: 'globex-app', client_secret: 's3cret-globex', redirect_uris: ['http://127.0.0.1:8080/cb'], first_party: true }],
+      },
+    ],
+  };
+}
+
+async function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const srv = createServer();
+    srv.listen(0, '127.0.0.1', () => {
+      const { port } = srv.address() as { port: number };
+      srv.close(() => resolve(port));
+    });
+    srv.on('error', reject);
+  });
+}
+
+export interface TestServer {
+  issuer: string;
+  latchkey: Latchkey;
+  env: Record<string, string>;
+  /** Stops and starts the app again on the same port and stores. */
+  restart(): Promise<void>;
+  stop(): Promise<void>;
+}
+
+export interface StartOptions {
+  env?: Record<string, string>;
+  doc?: ImportDocument | null;
+  /** Share one FerretDB between several servers of a test file. */
+  mongo?: TestMongo;
+}
+
+export async function startServer(setup: StoreSetup, options: StartOptions = {}): Promise<TestServer> {
+  const dir = tempDir('lk-server-');
+  const port = await freePort();
+  let ownMongo: TestMongo | null = null;
+  const env: Record<string, string> = {
+    NODE_ENV: 'test',
+    PORT: String(port),
+    ISSUER: `http://127.0.0.1:${port}`,
+    DATA_DIR: dir.path,
+    DEMO: 'false',
+    LOG_LEVEL: 'silent',
+    ...options.env,
+  };
+  if (setup === 'mongo+redis') {
+    const mongo = options.mongo ?? (ownMongo = await startMongo());
+    env.MONGODB_URI = mongo.uri;
+    env.MONGODB_DB = `${mongo.dbName}_${port}`;
+    env.REDIS_URL = testRedisUrl();
+    env.REDIS_PREFIX = testRedisPrefix();
+  }
+  const boot = async () => {
+    const config = loadConfig(env);
+    const latchkey = await createLatchkey(config, createLogger(config.logLevel));
+    await latchkey.listen(port);
+    return latchkey;
+  };
+  const server: TestServer = {
+    issuer: env.ISSUER!,
+    env,
+    latchkey: await boot(),
+    async restart() {
+      await server.latchkey.close();
+      server.latchkey = await boot();
+    },
+    async stop() {
+      await server.latchkey.close();
+      await ownMongo?.stop();
+      dir.remove();
+    },
+  };
+  const doc = options.doc === undefined ? fixture() : options.doc;
+  if (doc) await importDocument(doc, { accounts: server.latchkey.stores.accounts, hasher: server.latchkey.hasher, config: server.latchkey.config });
+  return server;
+}
+
+export const REDIRECT_URI = 'http://127.0.0.1:8080/cb';
+
+export interface RelyingParty {
+  config: oidc.Configuration;
+  /** Starts an authorization request; returns its URL and what the callback needs. */
+  authorize(params?: Record<string, string>): Promise<{ url: string; verifier: string; state: string }>;
+  /** Exchanges the code of a callback URL for tokens (validating the ID token). */
+  callback(callbackUrl: string, pending: { verifier: string; state: string }): Promise<oidc.TokenEndpointResponse & oidc.TokenEndpointResponseHelpers>;
+}
+
+export async function relyingParty(issuer: string, clientId = 'portal', secret = 's3cret-portal'): Promise<RelyingParty> {
+  const config = await oidc.discovery(new URL(issuer), clientId, secret, undefined, { execute: [oidc.allowInsecureRequests] });
+  return {
+    config,
+    async authorize(params = {}) {
+      const verifier = oidc.randomPKCECodeVerifier();
+      const state = oidc.randomState();
+      const url = oidc.buildAuthorizationUrl(config, {
+        redirect_uri: REDIRECT_URI,
+        scope: 'openid email profile offline_access',
+        code_challenge: await oidc.calculatePKCECodeChallenge(verifier),
+        code_challenge_method: 'S256',
+        state,
+        ...params,
+      });
+      return { url: url.href, verifier, state };
+    },
+    callback(callbackUrl, pending) {
+      return oidc.authorizationCodeGrant(config, new URL(callbackUrl), { pkceCodeVerifier: pending.verifier, expectedState: pending.state });
+    },
+  };
+}
+
+/** Submits the login page. */
+export async function submitLogin(browser: Browser, page: Page, email: string, password: string): Promise<Page> {
+  return browser.post(actionOf(page, 'login-form'), { email, password, csrf: csrfOf(page) });
+}
+
+/** The whole journey with password (and login choice), up to the RP's callback URL. */
+export async function signIn(browser: Browser, rp: RelyingParty, who: { email: string; password?: string; login?: string }, params?: Record<string, string>) {
+  const pending = await rp.authorize(params);
+  let page = await browser.get(pending.url);
+  page = await submitLogin(browser, page, who.email, who.password ?? PASSWORD);
+  if (page.html.includes('data-testid="select-form"')) {
+    if (!who.login) throw new Error('the journey asks to choose a login but none was given');
+    page = await browser.post(actionOf(page, 'select-form'), { login: who.login, csrf: csrfOf(page) });
+  }
+  return { page, pending };
+}
+
+export function callbackReached(page: Page): boolean {
+  return page.url.startsWith(REDIRECT_URI);
+}
