@@ -23,7 +23,13 @@ export interface ProviderDeps {
 
 /** The scope → claims map (SPEC §4). */
 export const CLAIMS = {
-  openid: ['sub', 'tenant', 'user_type'],
+  acr: null,
+  amr: null,
+  auth_time: null,
+  sid: null,
+  iss: null,
+  // acr/amr ride on the openid scope so every ID token carries them (SPEC §4).
+  openid: ['sub', 'acr', 'amr', 'auth_time', 'tenant', 'user_type'],
   email: ['email', 'email_verified'],
   profile: ['name', 'given_name', 'family_name', 'tenant', 'user_type'],
 };
