@@ -1,13 +1,59 @@
-// `npm test`: the whole suite. Builds the FerretDB test server if needed, makes
-// sure Redis answers, then runs every test file with node's test runner.
+// `npm test`: the whole suite. Builds the FerretDB test server if needed and
+// makes sure a Redis answers (the machine's on 6379, or a private one started
+// here), then runs every test file with node's test runner.
 // MONGODB_URI / REDIS_URL given from outside are used instead of the local ones.
-import { spawnSync } from 'node:child_process';
-import { readdirSync, statSync } from 'node:fs';
+import { spawn, spawnSync } from 'node:child_process';
+import { mkdtempSync, readdirSync, rmSync, statSync } from 'node:fs';
+import { createConnection, createServer } from 'node:net';
+import { tmpdir } from 'node:os';
 import { join, relative } from 'node:path';
 import { ensureFerretdb } from './ferretdb.mjs';
 
 const root = join(import.meta.dirname, '..');
-if (!process.env.MONGODB_URI) process.env.LATCHKEY_FERRETDB = ensureFerretdb();
+
+function answers(port, host = '127.0.0.1') {
+  return new Promise((resolve) => {
+    const socket = createConnection({ port, host }, () => socket.write('PING\r\n'));
+    socket.setTimeout(1000);
+    socket.on('data', (d) => {
+      resolve(d.toString().startsWith('+PONG'));
+      socket.destroy();
+    });
+    socket.on('error', () => resolve(false));
+    socket.on('timeout', () => {
+      resolve(false);
+      socket.destroy();
+    });
+  });
+}
+
+function freePort() {
+  return new Promise((resolve) => {
+    const srv = createServer().listen(0, '127.0.0.1', () => {
+      const { port } = srv.address();
+      srv.close(() => resolve(port));
+    });
+  });
+}
+
+async function ensureRedis() {
+  if (process.env.REDIS_URL) return null;
+  if (await answers(6379)) return null;
+  const port = await freePort();
+  const dir = mkdtempSync(join(tmpdir(), 'lk-redis-'));
+  const child = spawn('redis-server', ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', '--dir', dir], { stdio: 'ignore' });
+  child.on('error', (err) => {
+    console.error(`no Redis on 127.0.0.1:6379 and redis-server could not start (${err.message}); install Redis or set REDIS_URL`);
+    process.exit(1);
+  });
+  for (let i = 0; i < 50 && !(await answers(port)); i++) await new Promise((r) => setTimeout(r, 100));
+  process.env.REDIS_URL = `redis://127.0.0.1:${port}`;
+  console.error(`started a private Redis on port ${port} for the tests`);
+  return () => {
+    child.kill();
+    rmSync(dir, { recursive: true, force: true });
+  };
+}
 
 function find(dir) {
   return readdirSync(dir).flatMap((name) => {
@@ -17,6 +63,8 @@ function find(dir) {
   });
 }
 
+if (!process.env.MONGODB_URI) process.env.LATCHKEY_FERRETDB = ensureFerretdb();
+const stopRedis = await ensureRedis();
 const only = process.argv.slice(2);
 const files = only.length ? only : find(join(root, 'test')).sort();
 const result = spawnSync(
@@ -24,4 +72,5 @@ const result = spawnSync(
   ['--import', 'tsx', '--test', '--test-concurrency=2', '--test-reporter=spec', ...files],
   { cwd: root, stdio: 'inherit', env: { ...process.env, NODE_ENV: 'test' } },
 );
+stopRedis?.();
 process.exit(result.status ?? 1);

@@ -10,7 +10,7 @@ import { importDocument, type ImportDocument } from '../../src/cli/import.ts';
 import { startMongo, type TestMongo } from './mongo.ts';
 import { testRedisPrefix, testRedisUrl } from './redis.ts';
 import { tempDir } from './tmp.ts';
-import { Browser, actionOf, csrfOf, type Page } from './browser.ts';
+import { actionOf, csrfOf, type Browser, type Page } from './browser.ts';
 
 export type StoreSetup = 'sqlite' | 'mongo+redis';
 export const SETUPS: StoreSetup[] = ['sqlite', 'mongo+redis'];
