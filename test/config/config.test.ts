@@ -1,0 +1,83 @@
+// Configuration: defaults, validation with the variable named, development
+// keys kept in DATA_DIR, and production refusing to run without real keys.
+import { after, describe, it } from 'node:test';
+import assert from 'node:assert/strict';
+import { existsSync, statSync } from 'node:fs';
+import { join } from 'node:path';
+import { randomBytes } from 'node:crypto';
+import { ConfigError, loadConfig } from '../../config/index.ts';
+import { tempDir } from '../support/tmp.ts';
+
+describe('configuration', () => {
+  const dir = tempDir('lk-config-');
+  after(() => dir.remove());
+
+  it('uses the documented defaults', () => {
+    const config = loadConfig({ DATA_DIR: dir.path });
+    assert.equal(config.port, 3000);
+    assert.equal(config.issuer, 'http://localhost:3000');
+    assert.equal(config.mongodbUri, undefined);
+    assert.equal(config.redisUrl, undefined);
+    assert.deepEqual(config.argon2, { memoryCost: 19456, timeCost: 2, parallelism: 1 });
+    assert.equal(config.lock.threshold, 5);
+    assert.equal(config.lock.baseLockMs, 60_000);
+    assert.equal(config.lock.maxLockMs, 3_600_000);
+    assert.equal(config.pin.minLength, 6);
+  });
+
+  it('derives the issuer from PORT and strips a trailing slash from ISSUER', () => {
+    assert.equal(loadConfig({ DATA_DIR: dir.path, PORT: '4100' }).issuer, 'http://localhost:4100');
+    assert.equal(loadConfig({ DATA_DIR: dir.path, ISSUER: 'https://id.example.com/' }).issuer, 'https://id.example.com');
+  });
+
+  it('generates development keys once and keeps them in DATA_DIR', () => {
+    const first = loadConfig({ DATA_DIR: dir.path });
+    const path = join(dir.path, 'dev-keys.json');
+    assert.ok(existsSync(path));
+    assert.equal(statSync(path).mode & 0o777, 0o600);
+    const second = loadConfig({ DATA_DIR: dir.path });
+    assert.equal(first.keys.development, true);
+    assert.deepEqual(second.keys.cookieKeys, first.keys.cookieKeys);
+    assert.equal(second.keys.pepper, first.keys.pepper);
+    assert.equal(first.keys.encryptionKeys[0]!.key.length, 32);
+    assert.ok(first.keys.jwks.keys.every((k) => typeof k.d === 'string'));
+  });
+
+  it('names each invalid variable', () => {
+    assert.throws(
+      () => loadConfig({ DATA_DIR: dir.path, PORT: 'eighty', ISSUER: 'not a url', MONGODB_URI: 'postgres://x', ARGON2_MEMORY_KIB: '1024' }),
+      (err: Error) => err instanceof ConfigError && ['PORT', 'ISSUER', 'MONGODB_URI', 'ARGON2_MEMORY_KIB'].every((v) => err.message.includes(v)),
+    );
+    assert.throws(() => loadConfig({ DATA_DIR: dir.path, LATCHKEY_ENCRYPTION_KEYS: 'k1:c2hvcnQ=' }), /LATCHKEY_ENCRYPTION_KEYS/);
+    assert.throws(() => loadConfig({ DATA_DIR: dir.path, LATCHKEY_JWKS: '{"keys":[{"kty":"EC"}]}' }), /LATCHKEY_JWKS/);
+    assert.throws(() => loadConfig({ DATA_DIR: dir.path, LOCK_BASE_MS: '5000', LOCK_MAX_MS: '1000' }), /LOCK_MAX_MS/);
+  });
+
+  it('refuses to start in production without configured keys, naming them', () => {
+    const prod = tempDir('lk-config-prod-');
+    try {
+      assert.throws(
+        () => loadConfig({ DATA_DIR: prod.path, NODE_ENV: 'production' }),
+        (err: Error) => err instanceof ConfigError && ['LATCHKEY_JWKS', 'LATCHKEY_COOKIE_KEYS', 'LATCHKEY_ENCRYPTION_KEYS', 'LATCHKEY_PEPPER'].every((v) => err.message.includes(v)),
+      );
+      assert.ok(!existsSync(join(prod.path, 'dev-keys.json')), 'no development keys are written in production');
+    } finally {
+      prod.remove();
+    }
+  });
+
+  it('starts in production with every key configured', () => {
+    const dev = loadConfig({ DATA_DIR: dir.path });
+    const config = loadConfig({
+      DATA_DIR: dir.path,
+      NODE_ENV: 'production',
+      LATCHKEY_JWKS: JSON.stringify(dev.keys.jwks),
+      LATCHKEY_COOKIE_KEYS: `${randomBytes(32).toString('base64url')},${randomBytes(32).toString('base64url')}`,
+      LATCHKEY_ENCRYPTION_KEYS: `new:${randomBytes(32).toString('base64')},old:${randomBytes(32).toString('base64')}`,
+      LATCHKEY_PEPPER: randomBytes(32).toString('base64url'),
+    });
+    assert.equal(config.keys.development, false);
+    assert.deepEqual(config.keys.encryptionKeys.map((k) => k.kid), ['new', 'old']);
+    assert.equal(config.keys.cookieKeys.length, 2);
+  });
+});
