@@ -29,8 +29,16 @@ export async function createHasher(params: Config['argon2'], pepper: string): Pr
   };
 }
 
-/** True when `hash` is an argon2id PHC string at or above the configured cost. */
+/**
+ * True when `hash` is an argon2id PHC string at or above the configured cost.
+ * The parameters may come in any order: the reference implementation writes
+ * `m=…,t=…,p=…`, node-argon2 writes `m=…,p=…,t=…`.
+ */
 export function isStrongArgon2Hash(hash: string, params: Config['argon2']): boolean {
-  const m = /^\$argon2id\$v=19\$m=(\d+),t=(\d+),p=(\d+)\$[A-Za-z0-9+/]+\$[A-Za-z0-9+/]+$/.exec(hash);
-  return !!m && Number(m[1]) >= params.memoryCost && Number(m[2]) >= params.timeCost && Number(m[3]) >= 1;
+  const m = /^\$argon2id\$v=19\$([a-z]=\d{1,10}(?:,[a-z]=\d{1,10}){2})\$[A-Za-z0-9+/]+\$[A-Za-z0-9+/]+$/.exec(hash);
+  if (!m) return false;
+  const entries = m[1]!.split(',').map((kv) => kv.split('=') as [string, string]);
+  const values = new Map(entries.map(([k, v]) => [k, Number(v)]));
+  if (values.size !== 3 || !values.has('m') || !values.has('t') || !values.has('p')) return false;
+  return values.get('m')! >= params.memoryCost && values.get('t')! >= params.timeCost && values.get('p')! >= 1;
 }

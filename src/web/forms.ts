@@ -31,7 +31,11 @@ export function formFields<R extends string, O extends string = never>(
 
 /** Constant-time comparison of a submitted CSRF token with the expected one. */
 export function checkCsrf(expected: string | undefined, body: unknown): void {
-  const given = body && typeof body === 'object' ? (body as Record<string, unknown>).csrf : undefined;
-  if (!expected || typeof given !== 'string' || given.length !== expected.length) throw csrfRefused();
-  if (!timingSafeEqual(Buffer.from(given), Buffer.from(expected))) throw csrfRefused();
+  const given = body && typeof body === 'object' && Object.hasOwn(body, 'csrf') ? (body as Record<string, unknown>).csrf : undefined;
+  if (!expected || typeof given !== 'string') throw csrfRefused();
+  // Compare bytes, not characters: a token of the same length in characters
+  // but not in bytes (e.g. with an "é") must be refused, not crash timingSafeEqual.
+  const a = Buffer.from(given);
+  const b = Buffer.from(expected);
+  if (a.length !== b.length || !timingSafeEqual(a, b)) throw csrfRefused();
 }

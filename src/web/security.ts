@@ -10,10 +10,17 @@ export async function securityHeaders(ctx: Context, next: Next) {
   await next();
 }
 
-/** Our forms are urlencoded; any other body on our POST routes is refused before parsing. */
+/**
+ * Our forms are urlencoded and uncompressed (browsers never compress a form);
+ * any other body on our POST routes is refused before parsing. A compressed
+ * body would otherwise reach the parser's inflater, whose errors (a body that
+ * is not gzip) carry no HTTP status.
+ */
 export async function formBodiesOnly(ctx: Context, next: Next) {
-  if (ctx.method === 'POST' && ctx.request.length !== 0 && !ctx.is('application/x-www-form-urlencoded')) {
-    ctx.throw(415);
+  if (ctx.method === 'POST') {
+    const encoding = ctx.get('content-encoding').trim().toLowerCase();
+    if (encoding && encoding !== 'identity') ctx.throw(415);
+    if (ctx.request.length !== 0 && !ctx.is('application/x-www-form-urlencoded')) ctx.throw(415);
   }
   await next();
 }
