@@ -6,6 +6,9 @@ export type ErrorCode =
   | 'bad_request'
   | 'invalid_credentials'
   | 'invalid_factor_answer'
+  | 'invalid_new_pin'
+  | 'replay'
+  | 'factor_setup_expired'
   | 'locked_out'
   | 'csrf'
   | 'forbidden'
@@ -14,7 +17,7 @@ export type ErrorCode =
   | 'interaction_expired'
   | 'payload_too_large'
   | 'unsupported_media_type'
-  | 'unavailable'
+  | 'temporarily_unavailable'
   | 'server_error';
 
 export class LatchkeyError extends Error {
@@ -36,8 +39,21 @@ export const badRequest = (message = 'The request could not be understood.') =>
 export const invalidCredentials = () =>
   new LatchkeyError('invalid_credentials', 400, 'The email address or password is not correct.');
 
-export const lockedOut = (retryAfterSeconds: number) =>
-  new LatchkeyError('locked_out', 429, 'Too many failed attempts. Please wait before trying again.', { retryAfterSeconds });
+export const lockedOut = (retryAfterSeconds: number, message = 'Too many failed attempts. Please wait before trying again.') =>
+  new LatchkeyError('locked_out', 429, message, { retryAfterSeconds });
+
+/** A wrong or malformed PIN or authenticator code (400). */
+export const invalidFactorAnswer = (message: string) => new LatchkeyError('invalid_factor_answer', 400, message);
+
+/** A new PIN refused by the PIN rules; `detail.problem` names the rule. */
+export const invalidNewPin = (problem: string, message: string) => new LatchkeyError('invalid_new_pin', 400, message, { problem });
+
+/** An authenticator code that was already used (SPEC §7: a code is accepted once). */
+export const replayRefused = () =>
+  new LatchkeyError('replay', 400, 'This code has already been used. Wait for the next code in your authenticator app and enter that one.');
+
+/** A second-factor set-up whose pending state is gone (expired, or finished in another window). */
+export const factorSetupExpired = (message: string) => new LatchkeyError('factor_setup_expired', 400, message);
 
 export const csrfRefused = () =>
   new LatchkeyError('csrf', 403, 'This form has expired or did not come from this site. Please start again.');
@@ -53,4 +69,4 @@ export const interactionExpired = () =>
   new LatchkeyError('interaction_expired', 400, 'This sign-in has expired. Go back to the application and start again.');
 
 export const unavailable = (store?: string) =>
-  new LatchkeyError('unavailable', 503, 'The service is temporarily unavailable. Please try again in a moment.', store ? { store } : {});
+  new LatchkeyError('temporarily_unavailable', 503, 'The service is temporarily unavailable. Please try again in a moment.', store ? { store } : {});

@@ -18,7 +18,7 @@ import { createFactorRegistry, type FactorRegistry } from './factors/registry.ts
 import { createProvider } from './provider/index.ts';
 import { interactionRouter } from './interaction/router.ts';
 import { startRouter } from './web/start.ts';
-import { errorHandler } from './web/errors.ts';
+import { errorHandler, storeGuard } from './web/errors.ts';
 import { formBodiesOnly, securityHeaders } from './web/security.ts';
 import { seedDemo } from './demo.ts';
 
@@ -52,7 +52,7 @@ export async function createLatchkey(config: Config, log: Logger = createLogger(
   const audit = createAudit(stores.accounts, log);
   const limiter = createLimiter(stores.counters, config.lock);
   const factors = createFactorRegistry({ config, accounts: stores.accounts, counters: stores.counters, hasher, audit });
-  const provider = createProvider({ config, accounts: stores.accounts, adapter: stores.adapter, factors, log });
+  const provider = createProvider({ config, accounts: stores.accounts, adapter: stores.adapter, factors, log, unavailableStore: stores.unavailableStore });
 
   if (config.demo && (await stores.accounts.isEmpty())) {
     await seedDemo(stores.accounts, hasher, config);
@@ -62,8 +62,9 @@ export async function createLatchkey(config: Config, log: Logger = createLogger(
   const app = new Koa({ proxy: config.trustProxy });
   app.silent = true;
   app.keys = config.keys.cookieKeys;
-  app.use(errorHandler(log));
+  app.use(errorHandler(log, stores.unavailableStore));
   app.use(securityHeaders);
+  app.use(storeGuard(stores.down));
 
   const forms = new Router();
   forms.use(formBodiesOnly, bodyParser({ enableTypes: ['form'], formLimit: FORM_LIMIT, encoding: 'utf-8' }));

@@ -12,6 +12,7 @@ import type { Logger } from '../log.ts';
 import { ACR_VALUES } from './acr.ts';
 import { clientMetadata } from './clients.ts';
 import { renderProviderError, renderLogout, renderLogoutSuccess } from './pages.ts';
+import { renderView } from '../web/views.ts';
 
 export interface ProviderDeps {
   config: Config;
@@ -19,6 +20,8 @@ export interface ProviderDeps {
   adapter: AdapterBackend;
   factors: FactorRegistry;
   log: Logger;
+  /** Which store an error says is unreachable, or null (see `Stores.unavailableStore`). */
+  unavailableStore: (err: unknown) => string | null;
 }
 
 /** The scope → claims map (SPEC §4). */
@@ -34,7 +37,7 @@ export const CLAIMS = {
   profile: ['name', 'given_name', 'family_name', 'tenant', 'user_type'],
 };
 
-export function createProvider({ config, accounts, adapter, factors, log }: ProviderDeps): Provider {
+export function createProvider({ config, accounts, adapter, factors, log, unavailableStore }: ProviderDeps): Provider {
   const policy = interactionPolicy.base();
   policy.get('login')!.checks.add(
     new interactionPolicy.Check(
@@ -127,7 +130,25 @@ export function createProvider({ config, accounts, adapter, factors, log }: Prov
 
   const provider = new Provider(config.issuer, configuration);
   provider.proxy = config.trustProxy;
-  provider.on('server_error', (_ctx, err) => log.error({ err }, 'provider server_error'));
+  provider.on('server_error', (ctx, err) => {
+    const store = unavailableStore(err);
+    if (store) ctx.state.unavailableStore = store;
+    else log.error({ err }, 'provider server_error');
+  });
+  // A store outage inside the provider is a 503 (try again), not a 500.
+  provider.use(async (ctx, next) => {
+    await next();
+    const store = ctx.state.unavailableStore as string | undefined;
+    if (ctx.status !== 500 || !store) return;
+    log.warn({ store, path: ctx.path }, 'store unavailable');
+    ctx.status = 503;
+    ctx.set('Retry-After', '5');
+    if (ctx.response.is('html')) {
+      ctx.body = renderView('error', { title: 'Temporarily unavailable', message: 'The service is temporarily unavailable. Please try again in a moment.', code: 'unavailable' });
+    } else {
+      ctx.body = { error: 'temporarily_unavailable', error_description: 'a store is unavailable; try again' };
+    }
+  });
   return provider;
 }
 

@@ -7,7 +7,7 @@
 import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import Database from 'better-sqlite3';
-import { MongoClient } from 'mongodb';
+import { MongoClient, MongoNetworkError, MongoNotConnectedError, MongoServerSelectionError, MongoTopologyClosedError } from 'mongodb';
 import { Redis } from 'ioredis';
 import type { Config } from '../../config/index.ts';
 import type { Logger } from '../log.ts';
@@ -27,6 +27,10 @@ export interface Stores {
   counters: CounterStore;
   /** Which backend serves each port (for logs and /readyz). */
   kinds: { accounts: 'sqlite' | 'mongodb'; provider: 'sqlite' | 'redis' };
+  /** The store known to be unreachable right now (connection state; no I/O), or null. */
+  down(): string | null;
+  /** The store an error says is unreachable, or null when the error is something else. */
+  unavailableStore(err: unknown): string | null;
   /** Each configured store and whether it answers. */
   check(): Promise<{ store: string; ok: boolean; error?: string }[]>;
   close(): Promise<void>;
@@ -47,9 +51,18 @@ export async function createStores(config: Config, log: Logger): Promise<Stores>
   const sqlite = needSqlite ? openSqlite(config.dataDir) : null;
 
   let mongo: MongoClient | null = null;
+  let mongoDown = false;
   let accounts: AccountStore;
   if (config.mongodbUri) {
-    mongo = new MongoClient(config.mongodbUri, { serverSelectionTimeoutMS: 5000, connectTimeoutMS: 5000 });
+    mongo = new MongoClient(config.mongodbUri, { serverSelectionTimeoutMS: 3000, connectTimeoutMS: 3000, heartbeatFrequencyMS: 2000 });
+    mongo.on('serverHeartbeatFailed', () => {
+      if (!mongoDown) log.warn('mongodb unreachable');
+      mongoDown = true;
+    });
+    mongo.on('serverHeartbeatSucceeded', () => {
+      if (mongoDown) log.info('mongodb reachable again');
+      mongoDown = false;
+    });
     await mongo.connect();
     accounts = createMongoAccountStore(mongo.db(config.mongodbDb ?? (mongo.options.dbName || 'latchkey')));
   } else {
@@ -61,7 +74,8 @@ export async function createStores(config: Config, log: Logger): Promise<Stores>
   let adapter: AdapterBackend;
   let counters: CounterStore;
   if (config.redisUrl) {
-    redis = new Redis(config.redisUrl, { maxRetriesPerRequest: 2, enableOfflineQueue: true, lazyConnect: true });
+    // Fail fast while disconnected (a clear 503) instead of queueing requests; ioredis keeps reconnecting.
+    redis = new Redis(config.redisUrl, { maxRetriesPerRequest: 1, enableOfflineQueue: false, lazyConnect: true, connectTimeout: 3000, retryStrategy: (times) => Math.min(times * 200, 2000) });
     redis.on('error', (err) => log.warn({ err: err.message }, 'redis error'));
     await redis.connect();
     adapter = createRedisAdapterBackend(redis, { prefix: config.redisPrefix });
@@ -80,10 +94,32 @@ export async function createStores(config: Config, log: Logger): Promise<Stores>
     }
   };
 
+  const redisClient = redis;
+  const mongoError = (err: unknown) =>
+    err instanceof MongoNetworkError || err instanceof MongoServerSelectionError || err instanceof MongoNotConnectedError || err instanceof MongoTopologyClosedError;
+  const redisError = (err: unknown) => {
+    const e = err as { name?: unknown; message?: unknown; code?: unknown };
+    return (
+      e?.name === 'MaxRetriesPerRequestError' ||
+      (typeof e?.message === 'string' && /Connection is closed|Stream isn't writeable|enableOfflineQueue/.test(e.message)) ||
+      e?.code === 'ECONNREFUSED'
+    );
+  };
+
   return {
     accounts,
     adapter,
     counters,
+    down() {
+      if (mongo && mongoDown) return 'mongodb';
+      if (redisClient && redisClient.status !== 'ready') return 'redis';
+      return null;
+    },
+    unavailableStore(err) {
+      if (mongo && mongoError(err)) return 'mongodb';
+      if (redisClient && redisError(err)) return 'redis';
+      return null;
+    },
     kinds: { accounts: mongo ? 'mongodb' : 'sqlite', provider: redis ? 'redis' : 'sqlite' },
     check: () =>
       Promise.all([

@@ -6,7 +6,7 @@
  */
 import type { Context, Next } from 'koa';
 import { errors as oidcErrors } from 'oidc-provider';
-import { LatchkeyError, interactionExpired } from '../errors.ts';
+import { LatchkeyError, interactionExpired, unavailable } from '../errors.ts';
 import type { Logger } from '../log.ts';
 import { renderView } from './views.ts';
 
@@ -33,15 +33,20 @@ export function respondWithError(ctx: Context, err: LatchkeyError): void {
     return;
   }
   ctx.type = 'html';
-  ctx.body = renderView('error', { title: err.status === 429 ? 'Please wait' : 'Something is not right', message: err.message, code: err.code, retryAfter: err.detail.retryAfterSeconds });
+  if (err.status === 503) ctx.set('Retry-After', '5');
+  ctx.body = renderView('error', { title: err.status === 429 ? 'Please wait' : err.status === 503 ? 'Temporarily unavailable' : 'Something is not right', message: err.message, code: err.code, retryAfter: err.detail.retryAfterSeconds });
 }
 
-export function errorHandler(log: Logger) {
+/** Tells whether an error means a store is unreachable (and which). */
+export type UnavailableStore = (err: unknown) => string | null;
+
+export function errorHandler(log: Logger, unavailableStore: UnavailableStore) {
   return async function handleErrors(ctx: Context, next: Next) {
     try {
       await next();
     } catch (err) {
-      const known = toLatchkeyError(err);
+      const store = unavailableStore(err);
+      const known = store ? unavailable(store) : toLatchkeyError(err);
       if (known) {
         if (known.status >= 500) log.warn({ code: known.code, detail: known.detail, path: ctx.path }, known.message);
         return respondWithError(ctx, known);
@@ -49,5 +54,14 @@ export function errorHandler(log: Logger) {
       log.error({ err, path: ctx.path, method: ctx.method }, 'unhandled error');
       respondWithError(ctx, new LatchkeyError('server_error', 500, 'Something went wrong on our side. Please try again.'));
     }
+  };
+}
+
+/** Answers 503 at once while a store is known to be down, instead of waiting on it. */
+export function storeGuard(down: () => string | null) {
+  return async function guardStores(ctx: Context, next: Next) {
+    const store = down();
+    if (store && ctx.path !== '/healthz' && ctx.path !== '/readyz' && !ctx.path.startsWith('/static/')) throw unavailable(store);
+    await next();
   };
 }

@@ -100,10 +100,10 @@ export async function startServer(setup: StoreSetup, options: StartOptions = {})
   };
   if (setup === 'mongo+redis') {
     const mongo = options.mongo ?? (ownMongo = await startMongo());
-    env.MONGODB_URI = mongo.uri;
-    env.MONGODB_DB = `${mongo.dbName}_${port}`;
-    env.REDIS_URL = testRedisUrl();
-    env.REDIS_PREFIX = testRedisPrefix();
+    env.MONGODB_URI ??= mongo.uri;
+    env.MONGODB_DB ??= `${mongo.dbName}_${port}`;
+    env.REDIS_URL ??= testRedisUrl();
+    env.REDIS_PREFIX ??= testRedisPrefix();
   }
   const boot = async () => {
     const config = loadConfig(env);

@@ -12,20 +12,18 @@ export interface TestMongo {
   uri: string;
   /** A fresh database name. */
   dbName: string;
-  /** Stops the FerretDB process (a no-op for an outside MongoDB). */
+  /** Stops the FerretDB process and removes its data (a no-op for an outside MongoDB). */
   stop(): Promise<void>;
-  /** The FerretDB process, for outage tests (null for an outside MongoDB). */
-  process: ChildProcess | null;
+  /** Outage tests: kills the FerretDB process, keeping its data. Null for an outside MongoDB. */
+  kill: (() => Promise<void>) | null;
+  /** Outage tests: starts FerretDB again on the same port and data. */
+  revive: (() => Promise<void>) | null;
 }
 
-export async function startMongo(): Promise<TestMongo> {
-  const dbName = `lk_test_${randomBytes(6).toString('hex')}`;
-  if (process.env.MONGODB_URI) {
-    return { uri: process.env.MONGODB_URI, dbName, stop: async () => {}, process: null };
-  }
-  const binary = process.env.LATCHKEY_FERRETDB ?? join(import.meta.dirname, '..', '..', '.cache', 'ferretdb');
-  const dir = mkdtempSync(join(tmpdir(), 'lk-ferretdb-'));
-  const child = spawn(binary, ['-listen', '127.0.0.1:0', '-dir', dir], { stdio: ['ignore', 'pipe', 'pipe'] });
+const binary = () => process.env.LATCHKEY_FERRETDB ?? join(import.meta.dirname, '..', '..', '.cache', 'ferretdb');
+
+async function spawnFerret(listen: string, dir: string): Promise<{ child: ChildProcess; uri: string }> {
+  const child = spawn(binary(), ['-listen', listen, '-dir', dir], { stdio: ['ignore', 'pipe', 'pipe'] });
   let stderr = '';
   child.stderr!.on('data', (d) => (stderr += d));
   const uri = await new Promise<string>((resolve, reject) => {
@@ -40,16 +38,35 @@ export async function startMongo(): Promise<TestMongo> {
       }
     });
   });
+  return { child, uri };
+}
+
+async function killChild(child: ChildProcess) {
+  if (child.exitCode !== null || child.signalCode !== null) return;
+  const exited = new Promise((r) => child.once('exit', r));
+  child.kill('SIGKILL');
+  await exited;
+}
+
+export async function startMongo(): Promise<TestMongo> {
+  const dbName = `lk_test_${randomBytes(6).toString('hex')}`;
+  if (process.env.MONGODB_URI) {
+    return { uri: process.env.MONGODB_URI, dbName, stop: async () => {}, kill: null, revive: null };
+  }
+  const dir = mkdtempSync(join(tmpdir(), 'lk-ferretdb-'));
+  const first = await spawnFerret('127.0.0.1:0', dir);
+  let child = first.child;
+  const uri = first.uri;
+  const hostPort = new URL(uri).host;
   return {
     uri,
     dbName,
-    process: child,
-    stop: async () => {
-      if (child.exitCode === null) {
-        const exited = new Promise((r) => child.once('exit', r));
-        child.kill('SIGTERM');
-        await exited;
-      }
+    kill: () => killChild(child),
+    async revive() {
+      ({ child } = await spawnFerret(hostPort, dir));
+    },
+    async stop() {
+      await killChild(child);
       rmSync(dir, { recursive: true, force: true });
     },
   };

@@ -9,3 +9,58 @@ export function testRedisUrl(): string {
 export function testRedisPrefix(): string {
   return `lk-test:${randomBytes(6).toString('hex')}:`;
 }
+
+import { spawn, type ChildProcess } from 'node:child_process';
+import { createServer, createConnection } from 'node:net';
+
+export interface OwnRedis {
+  url: string;
+  port: number;
+  kill(): Promise<void>;
+  revive(): Promise<void>;
+  stop(): Promise<void>;
+}
+
+function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const srv = createServer();
+    srv.listen(0, '127.0.0.1', () => {
+      const { port } = srv.address() as { port: number };
+      srv.close(() => resolve(port));
+    });
+    srv.on('error', reject);
+  });
+}
+
+function pong(port: number): Promise<boolean> {
+  return new Promise((resolve) => {
+    const socket = createConnection({ port, host: '127.0.0.1' }, () => socket.write('PING\r\n'));
+    socket.on('data', (d) => {
+      resolve(d.toString().startsWith('+PONG'));
+      socket.destroy();
+    });
+    socket.on('error', () => resolve(false));
+  });
+}
+
+/** A redis-server of the caller's own on a spare loopback port (outage and cluster tests). */
+export async function startOwnRedis(extraArgs: string[] = []): Promise<OwnRedis> {
+  const port = await freePort();
+  let child: ChildProcess;
+  const boot = async () => {
+    child = spawn('redis-server', ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', ...extraArgs], { stdio: 'ignore' });
+    for (let i = 0; i < 100; i++) {
+      if (await pong(port)) return;
+      await new Promise((r) => setTimeout(r, 50));
+    }
+    throw new Error(`redis-server on port ${port} did not start`);
+  };
+  const kill = async () => {
+    if (child.exitCode !== null || child.signalCode !== null) return;
+    const exited = new Promise((r) => child.once('exit', r));
+    child.kill('SIGKILL');
+    await exited;
+  };
+  await boot();
+  return { url: `redis://127.0.0.1:${port}`, port, kill, revive: boot, stop: kill };
+}

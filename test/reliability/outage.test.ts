@@ -1,0 +1,95 @@
+// Store outages (SPEC §7): while Redis or MongoDB is down every page answers a
+// clear 503 (JSON endpoints a 503 JSON error), the process stays up, /readyz
+// names the failing store; when the store is back, sign-ins work again without
+// a restart.
+import { after, before, describe, it } from 'node:test';
+import assert from 'node:assert/strict';
+import { Browser } from '../support/browser.ts';
+import { startMongo, type TestMongo } from '../support/mongo.ts';
+import { startOwnRedis, type OwnRedis } from '../support/redis.ts';
+import { callbackReached, relyingParty, signIn, startServer, type TestServer } from '../support/latchkey.ts';
+
+async function waitFor(what: string, check: () => Promise<boolean>, ms = 20_000) {
+  const until = Date.now() + ms;
+  while (Date.now() < until) {
+    if (await check()) return;
+    await new Promise((r) => setTimeout(r, 200));
+  }
+  throw new Error(`timed out waiting for ${what}`);
+}
+
+describe('store outages (MongoDB + Redis)', () => {
+  let mongo: TestMongo;
+  let redis: OwnRedis;
+  let server: TestServer;
+
+  before(async () => {
+    mongo = await startMongo();
+    redis = await startOwnRedis();
+    server = await startServer('mongo+redis', { mongo, env: { REDIS_URL: redis.url } });
+  });
+  after(async () => {
+    await server.stop();
+    await redis.stop();
+    await mongo.stop();
+  });
+
+  const signsIn = async () => {
+    const rp = await relyingParty(server.issuer);
+    const { page } = await signIn(new Browser(server.issuer), rp, { email: 'bob@acme.test' });
+    return callbackReached(page);
+  };
+  const ready = async () => (await fetch(`${server.issuer}/readyz`)).status === 200;
+
+  it('signs in while both stores are up', async () => {
+    assert.ok(await signsIn());
+    assert.ok(await ready());
+  });
+
+  it('answers 503 while Redis is down, then recovers without a restart', async () => {
+    const rp = await relyingParty(server.issuer);
+    await redis.kill();
+    await waitFor('readyz to notice', async () => !(await ready()));
+
+    const readyz = await fetch(`${server.issuer}/readyz`);
+    assert.equal(readyz.status, 503);
+    const body = (await readyz.json()) as { stores: { store: string; ok: boolean }[] };
+    assert.deepEqual(body.stores.find((s) => s.store === 'redis'), { store: 'redis', ok: false });
+    assert.equal((await fetch(`${server.issuer}/healthz`)).status, 200, 'the process stays up');
+
+    const page = await fetch((await rp.authorize()).url, { redirect: 'manual', headers: { accept: 'text/html' } });
+    assert.equal(page.status, 503);
+    const html = await page.text();
+    assert.match(html, /temporarily unavailable/i);
+    assert.doesNotMatch(html, /at .*\.(ts|js):\d+/, 'no stack trace');
+
+    const token = await fetch(`${server.issuer}/token`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/x-www-form-urlencoded', authorization: `Basic ${Buffer.from('portal:s3cret-portal').toString('base64')}`, accept: 'application/json' },
+      body: 'grant_type=refresh_token&refresh_token=nope',
+    });
+    assert.equal(token.status, 503);
+    assert.equal(((await token.json()) as { error: string }).error, 'temporarily_unavailable');
+
+    await redis.revive();
+    await waitFor('readyz to recover', ready);
+    assert.ok(await signsIn(), 'sign-in works again after Redis is back');
+  });
+
+  it('answers 503 while MongoDB is down, then recovers without a restart', async () => {
+    if (!mongo.kill || !mongo.revive) return assert.fail('outage tests need the local FerretDB (unset MONGODB_URI)');
+    await mongo.kill();
+    await waitFor('readyz to notice', async () => !(await ready()), 30_000);
+    const readyz = (await (await fetch(`${server.issuer}/readyz`)).json()) as { stores: { store: string; ok: boolean }[] };
+    assert.deepEqual(readyz.stores.find((s) => s.store === 'mongodb'), { store: 'mongodb', ok: false });
+
+    const res = await fetch(`${server.issuer}/interaction/whatever`, { headers: { accept: 'text/html' } });
+    assert.equal(res.status, 503);
+    assert.match(await res.text(), /temporarily unavailable/i);
+    assert.equal((await fetch(`${server.issuer}/healthz`)).status, 200);
+
+    await mongo.revive();
+    await waitFor('readyz to recover', ready, 30_000);
+    assert.ok(await signsIn(), 'sign-in works again after MongoDB is back');
+  });
+});
