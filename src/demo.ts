@@ -34,9 +34,10 @@ export function demoDocument(issuer: string): ImportDocument {
         name: 'Demo Care',
         owner: 'demo-owner',
         userTypes: [
-          { id: 'owner', name: 'Owner', secondFactor: 'none' },
+          // One user type per policy, so the demo shows every second factor.
+          { id: 'owner', name: 'Owner', secondFactor: 'pin' },
           { id: 'employee', name: 'Employee', secondFactor: 'none' },
-          { id: 'manager', name: 'Manager', secondFactor: 'none' },
+          { id: 'manager', name: 'Manager', secondFactor: 'totp' },
         ],
         logins: DEMO.people.flatMap((p) => p.logins.map((l) => ({ ...l, email: p.email }))),
         clients: [

@@ -3,9 +3,11 @@
  * these by id.
  */
 import { noneFactor } from './none/index.ts';
+import { pinFactor } from './pin/index.ts';
+import { totpFactor } from './totp/index.ts';
 import type { Factor, FactorFactory, FactorServices } from './types.ts';
 
-const FACTORS: FactorFactory[] = [noneFactor];
+const FACTORS: FactorFactory[] = [noneFactor, pinFactor, totpFactor];
 
 export interface FactorRegistry {
   get(id: string): Factor;

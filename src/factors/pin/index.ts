@@ -1,0 +1,92 @@
+import { ACR } from '../../provider/acr.ts';
+import { invalidFactorAnswer, invalidNewPin, lockedOut, factorSetupExpired, type LatchkeyError } from '../../errors.ts';
+import type { Login } from '../../storage/accounts/port.ts';
+import type { Factor, FactorFactory, FactorOutcome, FactorRequest } from '../types.ts';
+import { createAttempts } from '../attempts.ts';
+import { checkNewPin, pinProblemMessage, type PinRules } from './rules.ts';
+
+export { checkNewPin, pinProblemMessage, type PinProblem, type PinRules } from './rules.ts';
+
+/** What the PIN factor keeps per login. */
+export type PinState = {
+  /** argon2id PHC string of the PIN, peppered with `config.keys.pepper`. */
+  hash: string;
+  /** ISO time the PIN was chosen. */
+  setAt: string;
+};
+
+const pinHash = (login: Login): string | null => {
+  const hash = login.factors.pin?.hash;
+  return typeof hash === 'string' && hash ? hash : null;
+};
+
+/**
+ * A PIN after the password. First sign-in: choose one (twice, checked by the
+ * PIN rules); later: enter it, under the login's attempt limit.
+ */
+export const pinFactor: FactorFactory = ({ config, accounts, counters, hasher, audit }): Factor => {
+  const rules: PinRules = { minLength: config.pin.minLength, maxLength: config.pin.maxLength };
+  const attempts = createAttempts(counters, config.lock);
+  // Any length up to the maximum: PINs chosen under an older, lower minimum still work.
+  const enteredPin = new RegExp(`^[0-9]{1,${rules.maxLength}}$`);
+  const attemptKey = (loginId: string) => `pin:${loginId}`;
+
+  const record = (req: FactorRequest, event: string, outcome: 'success' | 'failure', detail?: Record<string, unknown>) =>
+    audit.record({ type: `factor.pin.${event}`, outcome, tenant: req.tenant.id, login: req.login.id, ip: req.ip, userAgent: req.userAgent, ...(detail ? { detail } : {}) });
+
+  const fail = (error: LatchkeyError): FactorOutcome => ({ passed: false, error });
+
+  async function choose(req: FactorRequest): Promise<FactorOutcome> {
+    const pin = req.body.pin ?? '';
+    const problem = checkNewPin(pin, req.body.pin_confirm ?? '', rules);
+    if (problem) return fail(invalidNewPin(problem, pinProblemMessage(problem, rules)));
+    const hash = await hasher.hash(pin, { pepper: true });
+    // The stage was read at the start of the request; another window may have chosen a PIN since.
+    const fresh = await accounts.getLogin(req.login.id);
+    if (!fresh) return fail(factorSetupExpired('This sign-in has expired. Go back to the application and start again.'));
+    if (pinHash(fresh)) return fail(factorSetupExpired('A PIN was chosen for this login in another window. Enter that PIN.'));
+    const state: PinState = { hash, setAt: new Date().toISOString() };
+    await accounts.setFactorState(req.login.id, 'pin', state);
+    await record(req, 'set', 'success');
+    return { passed: true };
+  }
+
+  async function enter(req: FactorRequest, hash: string): Promise<FactorOutcome> {
+    const pin = req.body.pin ?? '';
+    if (!enteredPin.test(pin)) return fail(invalidFactorAnswer('Enter your PIN, digits only.'));
+    const result = await attempts.run(attemptKey(req.login.id), () => hasher.verify(hash, pin, { pepper: true }));
+    if (result.passed) {
+      await record(req, 'verified', 'success');
+      return { passed: true };
+    }
+    if (result.evaluated) await record(req, 'failed', 'failure');
+    if (result.lockedForSeconds > 0) {
+      await record(req, 'locked', 'failure', { retryAfterSeconds: result.lockedForSeconds });
+      const message = result.evaluated
+        ? 'That PIN is not correct, and there have been too many failed attempts. Please wait before trying again.'
+        : 'Too many failed attempts. Please wait before trying again.';
+      return fail(lockedOut(result.lockedForSeconds, message));
+    }
+    return fail(invalidFactorAnswer('That PIN is not correct. Please try again.'));
+  }
+
+  return {
+    id: 'pin',
+    amr: ['pin'],
+    acr: ACR.pin,
+    stage: (login) => (pinHash(login) ? 'verify' : 'enroll'),
+    async page(stage) {
+      return stage === 'enroll' ? { view: 'choose-pin', locals: { ...rules } } : { view: 'enter-pin', locals: {} };
+    },
+    async submit(stage, req) {
+      if (stage === 'enroll') return choose(req);
+      const hash = pinHash(req.login);
+      if (!hash) return fail(factorSetupExpired('Choose a PIN first.'));
+      return enter(req, hash);
+    },
+    async reset(loginId) {
+      await accounts.setFactorState(loginId, 'pin', null);
+      await attempts.clear(attemptKey(loginId));
+    },
+  };
+};

@@ -1,0 +1,149 @@
+import QRCode from 'qrcode';
+import { ACR } from '../../provider/acr.ts';
+import { factorSetupExpired, invalidFactorAnswer, lockedOut, replayRefused, type LatchkeyError } from '../../errors.ts';
+import { createSecretBox } from '../../crypto/secretbox.ts';
+import type { Login } from '../../storage/accounts/port.ts';
+import type { Factor, FactorFactory, FactorOutcome, FactorRequest } from '../types.ts';
+import { createAttempts, type AttemptResult } from '../attempts.ts';
+import { groupSecret, matchStep, newSecret, normalizeCode } from './code.ts';
+import { authenticatorAccount, otpauthUri } from './label.ts';
+
+export { TOTP, codeAt, matchStep, newSecret, stepAt } from './code.ts';
+export { authenticatorAccount, otpauthUri } from './label.ts';
+
+/** What the TOTP factor keeps per login. */
+export type TotpState = {
+  /** The base32 secret, sealed by `src/crypto/secretbox.ts` with the login id as context. */
+  secret: string;
+  /** The account name the app shows (see `authenticatorAccount`). */
+  account: string;
+  /** ISO time the app was linked. */
+  linkedAt: string;
+  /** The last accepted time step (the replay guard, `AccountStore.advanceFactorStep`). */
+  step: number;
+};
+
+const DRAFT = 'totp';
+
+const sealedSecret = (login: Login): string | null => {
+  const secret = login.factors.totp?.secret;
+  return typeof secret === 'string' && secret ? secret : null;
+};
+
+/**
+ * An authenticator app (TOTP) after the password. First sign-in: link the app
+ * (QR code, grouped secret, `otpauth://` link) and confirm with a code; later:
+ * a 6-digit code, each accepted once, under the login's attempt limit.
+ */
+export const totpFactor: FactorFactory = ({ config, accounts, counters, audit }): Factor => {
+  const box = createSecretBox(config.keys.encryptionKeys);
+  const attempts = createAttempts(counters, config.lock);
+  const attemptKey = (loginId: string) => `totp:${loginId}`;
+  // The pending secret gets a context of its own, so it can never pass for a stored one.
+  const pendingContext = (loginId: string) => `pending:${loginId}`;
+
+  const record = (req: FactorRequest, event: string, outcome: 'success' | 'failure', detail?: Record<string, unknown>) =>
+    audit.record({ type: `factor.totp.${event}`, outcome, tenant: req.tenant.id, login: req.login.id, ip: req.ip, userAgent: req.userAgent, ...(detail ? { detail } : {}) });
+
+  const fail = (error: LatchkeyError): FactorOutcome => ({ passed: false, error });
+
+  function pendingSecret(req: FactorRequest): string | null {
+    const sealed = (req.draft[DRAFT] as { secret?: unknown } | undefined)?.secret;
+    if (typeof sealed !== 'string') return null;
+    try {
+      return box.open(sealed, pendingContext(req.login.id));
+    } catch {
+      return null;
+    }
+  }
+
+  async function account(req: FactorRequest): Promise<string> {
+    const siblings = await accounts.listLoginsForEmail(req.tenant.id, req.login.email);
+    return authenticatorAccount(req.login, siblings, req.tenant.userTypes);
+  }
+
+  async function linkPage(req: FactorRequest) {
+    let secret = pendingSecret(req);
+    if (!secret) {
+      secret = newSecret();
+      req.draft[DRAFT] = { secret: box.seal(secret, pendingContext(req.login.id)) };
+    }
+    const name = await account(req);
+    const uri = otpauthUri({ issuer: req.tenant.name, account: name, secret });
+    const svg = await QRCode.toString(uri, { type: 'svg', errorCorrectionLevel: 'M', margin: 2 });
+    return {
+      view: 'link-authenticator',
+      locals: { otpauthUri: uri, qrDataUri: `data:image/svg+xml;base64,${Buffer.from(svg).toString('base64')}`, secretGroups: groupSecret(secret), account: name, issuer: req.tenant.name },
+    };
+  }
+
+  /** Maps a failed attempt to its audit events and error. */
+  async function failed(req: FactorRequest, result: Extract<AttemptResult, { passed: false }>, replay: boolean, stage: string): Promise<FactorOutcome> {
+    if (result.evaluated) await record(req, replay ? 'replay' : 'failed', 'failure', { stage });
+    if (result.lockedForSeconds > 0) {
+      await record(req, 'locked', 'failure', { retryAfterSeconds: result.lockedForSeconds });
+      const message = result.evaluated
+        ? 'That code is not accepted, and there have been too many failed attempts. Please wait before trying again.'
+        : 'Too many failed attempts. Please wait before trying again.';
+      return fail(lockedOut(result.lockedForSeconds, message));
+    }
+    return fail(replay ? replayRefused() : invalidFactorAnswer('That code is not correct. Enter the 6-digit code your authenticator app shows now.'));
+  }
+
+  async function link(req: FactorRequest): Promise<FactorOutcome> {
+    const code = normalizeCode(req.body.code ?? '');
+    if (!/^[0-9]{6}$/.test(code)) return fail(invalidFactorAnswer('Enter the 6-digit code your authenticator app shows.'));
+    const secret = pendingSecret(req);
+    if (!secret) return fail(factorSetupExpired('This set-up has expired. Add the new key below to your authenticator app, then enter its code.'));
+    let step: number | null = null;
+    const result = await attempts.run(attemptKey(req.login.id), async () => (step = await matchStep(secret, code)) !== null);
+    if (!result.passed) return failed(req, result, false, 'enroll');
+    // The stage was read at the start of the request; another window may have linked an app since.
+    const fresh = await accounts.getLogin(req.login.id);
+    if (!fresh) return fail(factorSetupExpired('This sign-in has expired. Go back to the application and start again.'));
+    if (sealedSecret(fresh)) return fail(factorSetupExpired('An authenticator app was linked to this login in another window. Enter a code from that app.'));
+    const state: TotpState = { secret: box.seal(secret, req.login.id), account: await account(req), linkedAt: new Date().toISOString(), step: step! };
+    await accounts.setFactorState(req.login.id, 'totp', state);
+    delete req.draft[DRAFT];
+    await record(req, 'linked', 'success');
+    return { passed: true };
+  }
+
+  async function enter(req: FactorRequest, sealed: string): Promise<FactorOutcome> {
+    const code = normalizeCode(req.body.code ?? '');
+    if (!/^[0-9]{6}$/.test(code)) return fail(invalidFactorAnswer('Enter the 6-digit code your authenticator app shows.'));
+    // Outside the attempt: a secret that does not open is a key configuration problem, not a wrong answer.
+    const secret = box.open(sealed, req.login.id);
+    let replay = false;
+    const result = await attempts.run(attemptKey(req.login.id), async () => {
+      const step = await matchStep(secret, code);
+      if (step === null) return false;
+      if (await accounts.advanceFactorStep(req.login.id, 'totp', step)) return true;
+      replay = true;
+      return false;
+    });
+    if (!result.passed) return failed(req, result, replay, 'verify');
+    await record(req, 'verified', 'success');
+    return { passed: true };
+  }
+
+  return {
+    id: 'totp',
+    amr: ['otp', 'mfa'],
+    acr: ACR.totp,
+    stage: (login) => (sealedSecret(login) ? 'verify' : 'enroll'),
+    async page(stage, req) {
+      return stage === 'enroll' ? linkPage(req) : { view: 'enter-code', locals: {} };
+    },
+    async submit(stage, req) {
+      if (stage === 'enroll') return link(req);
+      const sealed = sealedSecret(req.login);
+      if (!sealed) return fail(factorSetupExpired('Link your authenticator app first.'));
+      return enter(req, sealed);
+    },
+    async reset(loginId) {
+      await accounts.setFactorState(loginId, 'totp', null);
+      await attempts.clear(attemptKey(loginId));
+    },
+  };
+};
