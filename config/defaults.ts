@@ -18,6 +18,12 @@ export const defaults = {
   mongodbDb: undefined as string | undefined,
   /** `REDIS_URL` — when set, provider state and attempt counters live in Redis. */
   redisUrl: undefined as string | undefined,
+  /**
+   * `REDIS_CLUSTER_NODES` — comma-separated `host:port` seeds of a Redis
+   * Cluster; when set, provider state and counters use the cluster (instead of
+   * `REDIS_URL`).
+   */
+  redisClusterNodes: undefined as { host: string; port: number }[] | undefined,
   /** `REDIS_PREFIX` — the prefix of every Redis key Latchkey writes. */
   redisPrefix: 'latchkey:',
   /** `NODE_ENV` — `production` refuses development keys. */

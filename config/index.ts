@@ -18,6 +18,7 @@ export interface Config {
   mongodbUri: string | undefined;
   mongodbDb: string | undefined;
   redisUrl: string | undefined;
+  redisClusterNodes: { host: string; port: number }[] | undefined;
   redisPrefix: string;
   env: 'development' | 'production' | 'test';
   logLevel: string;
@@ -71,6 +72,24 @@ const envSchema = z.object({
   MONGODB_URI: z.string().regex(/^mongodb(\+srv)?:\/\//, 'must start with mongodb:// or mongodb+srv://').optional(),
   MONGODB_DB: z.string().regex(/^[A-Za-z0-9_-]{1,63}$/).optional(),
   REDIS_URL: z.string().regex(/^rediss?:\/\//, 'must start with redis:// or rediss://').optional(),
+  REDIS_CLUSTER_NODES: z
+    .string()
+    .transform((s) => s.split(',').map((n) => n.trim()).filter(Boolean))
+    .pipe(
+      z
+        .array(
+          z.string().transform((node, ctx) => {
+            const m = /^([A-Za-z0-9.-]+|\[[0-9a-fA-F:]+\]):(\d{1,5})$/.exec(node);
+            if (!m || Number(m[2]) > 65535) {
+              ctx.addIssue({ code: 'custom', message: `"${node}" is not host:port` });
+              return z.NEVER;
+            }
+            return { host: m[1]!.replace(/^\[|\]$/g, ''), port: Number(m[2]) };
+          }),
+        )
+        .min(1),
+    )
+    .optional(),
   REDIS_PREFIX: z.string().min(1).max(64).optional(),
   NODE_ENV: z.enum(['development', 'production', 'test']).optional(),
   LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).optional(),
@@ -155,6 +174,7 @@ export function loadConfig(env: Env = process.env): Config {
     mongodbUri: e.MONGODB_URI,
     mongodbDb: e.MONGODB_DB,
     redisUrl: e.REDIS_URL,
+    redisClusterNodes: e.REDIS_CLUSTER_NODES,
     redisPrefix: e.REDIS_PREFIX ?? defaults.redisPrefix,
     env: nodeEnv,
     logLevel: e.LOG_LEVEL ?? (nodeEnv === 'test' ? 'warn' : defaults.logLevel),

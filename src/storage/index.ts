@@ -8,7 +8,7 @@ import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import Database from 'better-sqlite3';
 import { MongoClient, MongoNetworkError, MongoNotConnectedError, MongoServerSelectionError, MongoTopologyClosedError } from 'mongodb';
-import { Redis } from 'ioredis';
+import { Cluster, Redis } from 'ioredis';
 import type { Config } from '../../config/index.ts';
 import type { Logger } from '../log.ts';
 import type { AccountStore } from './accounts/port.ts';
@@ -26,7 +26,7 @@ export interface Stores {
   adapter: AdapterBackend;
   counters: CounterStore;
   /** Which backend serves each port (for logs and /readyz). */
-  kinds: { accounts: 'sqlite' | 'mongodb'; provider: 'sqlite' | 'redis' };
+  kinds: { accounts: 'sqlite' | 'mongodb'; provider: 'sqlite' | 'redis' | 'redis-cluster' };
   /** The store known to be unreachable right now (connection state; no I/O), or null. */
   down(): string | null;
   /** The store an error says is unreachable, or null when the error is something else. */
@@ -47,7 +47,8 @@ export function openSqlite(dataDir: string): Database.Database {
 }
 
 export async function createStores(config: Config, log: Logger): Promise<Stores> {
-  const needSqlite = !config.mongodbUri || !config.redisUrl;
+  const useRedis = !!(config.redisUrl || config.redisClusterNodes);
+  const needSqlite = !config.mongodbUri || !useRedis;
   const sqlite = needSqlite ? openSqlite(config.dataDir) : null;
 
   let mongo: MongoClient | null = null;
@@ -70,15 +71,23 @@ export async function createStores(config: Config, log: Logger): Promise<Stores>
   }
   await accounts.init();
 
-  let redis: Redis | null = null;
+  let redis: Redis | Cluster | null = null;
   let adapter: AdapterBackend;
   let counters: CounterStore;
-  if (config.redisUrl) {
+  if (useRedis) {
     // Fail fast while disconnected (a clear 503) instead of queueing requests; ioredis keeps reconnecting.
-    redis = new Redis(config.redisUrl, { maxRetriesPerRequest: 1, enableOfflineQueue: false, lazyConnect: true, connectTimeout: 3000, retryStrategy: (times) => Math.min(times * 200, 2000) });
-    redis.on('error', (err) => log.warn({ err: err.message }, 'redis error'));
+    const options = { maxRetriesPerRequest: 1, enableOfflineQueue: false, lazyConnect: true, connectTimeout: 3000 };
+    const retry = (times: number) => Math.min(times * 200, 2000);
+    redis = config.redisClusterNodes
+      ? new Cluster(config.redisClusterNodes, { lazyConnect: true, enableOfflineQueue: false, clusterRetryStrategy: retry, redisOptions: options })
+      : new Redis(config.redisUrl!, { ...options, retryStrategy: retry });
+    redis.on('error', (err: Error) => log.warn({ err: err.message }, 'redis error'));
     await redis.connect();
-    adapter = createRedisAdapterBackend(redis, { prefix: config.redisPrefix });
+    // The adapter's transactions span several keys, which a cluster allows only
+    // within one hash slot: its keys share a hash tag. Counters use one key per
+    // call, so theirs spread over the cluster.
+    const adapterPrefix = config.redisClusterNodes && !/\{.+\}/.test(config.redisPrefix) ? `{${config.redisPrefix.replace(/:$/, '')}}:` : config.redisPrefix;
+    adapter = createRedisAdapterBackend(redis, { prefix: adapterPrefix });
     counters = createRedisCounterStore(redis, { prefix: config.redisPrefix });
   } else {
     adapter = createSqliteAdapterBackend(sqlite!);
@@ -120,7 +129,7 @@ export async function createStores(config: Config, log: Logger): Promise<Stores>
       if (redisClient && redisError(err)) return 'redis';
       return null;
     },
-    kinds: { accounts: mongo ? 'mongodb' : 'sqlite', provider: redis ? 'redis' : 'sqlite' },
+    kinds: { accounts: mongo ? 'mongodb' : 'sqlite', provider: config.redisClusterNodes ? 'redis-cluster' : redis ? 'redis' : 'sqlite' },
     check: () =>
       Promise.all([
         probe(mongo ? 'mongodb' : 'sqlite', () => accounts.ping()),

@@ -7,13 +7,14 @@ import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { Worker } from 'node:worker_threads';
 import Database from 'better-sqlite3';
-import { Redis } from 'ioredis';
+import { Cluster, Redis } from 'ioredis';
 import { lockDurationMs } from '../../src/storage/counters/port.ts';
 import type { CounterStore, LockPolicy, TakeResult } from '../../src/storage/counters/port.ts';
 import { createSqliteCounterStore } from '../../src/storage/counters/sqlite/index.ts';
 import { createRedisCounterStore } from '../../src/storage/counters/redis/index.ts';
 import { testRedisPrefix, testRedisUrl } from '../support/redis.ts';
 import { tempDir } from '../support/tmp.ts';
+import { startRedisCluster } from '../support/redis-cluster.ts';
 
 interface CounterHarness {
   store: CounterStore;
@@ -218,6 +219,20 @@ counterContract('redis', async () => {
       const keys = await redis.keys(`${prefix}*`);
       if (keys.length) await redis.del(...keys);
       await redis.quit();
+    },
+  };
+});
+
+counterContract('redis-cluster', async () => {
+  const cluster = await startRedisCluster();
+  const redis = new Cluster(cluster.nodes);
+  const store = createRedisCounterStore(redis, { prefix: testRedisPrefix() });
+  return {
+    store,
+    async cleanup() {
+      await store.close();
+      await redis.quit();
+      await cluster.stop();
     },
   };
 });

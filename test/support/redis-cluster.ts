@@ -1,0 +1,86 @@
+// A 3-master Redis Cluster of the caller's own on loopback ports, for the
+// adapter and counter contract suites and one end-to-end journey.
+import { execFile, spawn, type ChildProcess } from 'node:child_process';
+import { promisify } from 'node:util';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { createServer } from 'node:net';
+
+const run = promisify(execFile);
+
+export interface TestRedisCluster {
+  nodes: { host: string; port: number }[];
+  /** `host:port,host:port,…` as REDIS_CLUSTER_NODES takes it. */
+  spec: string;
+  stop(): Promise<void>;
+}
+
+function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const srv = createServer();
+    srv.listen(0, '127.0.0.1', () => {
+      const { port } = srv.address() as { port: number };
+      srv.close(() => resolve(port));
+    });
+    srv.on('error', reject);
+  });
+}
+
+async function cli(port: number, ...args: string[]): Promise<string> {
+  const { stdout } = await run('redis-cli', ['-h', '127.0.0.1', '-p', String(port), ...args]);
+  return stdout;
+}
+
+export async function startRedisCluster(masters = 3): Promise<TestRedisCluster> {
+  const dir = mkdtempSync(join(tmpdir(), 'lk-cluster-'));
+  const children: ChildProcess[] = [];
+  const nodes: { host: string; port: number }[] = [];
+  // Cluster ports need their bus port (port + 10000) free too.
+  while (nodes.length < masters) {
+    const port = await freePort();
+    if (port > 55000) continue;
+    nodes.push({ host: '127.0.0.1', port });
+  }
+  for (const { port } of nodes) {
+    children.push(
+      spawn(
+        'redis-server',
+        ['--port', String(port), '--bind', '127.0.0.1', '--cluster-enabled', 'yes', '--cluster-config-file', join(dir, `nodes-${port}.conf`), '--save', '', '--appendonly', 'no', '--dir', dir],
+        { stdio: 'ignore' },
+      ),
+    );
+  }
+  const stop = async () => {
+    await Promise.all(
+      children.map((c) => (c.exitCode !== null ? null : new Promise((r) => {
+        c.once('exit', r);
+        c.kill('SIGKILL');
+      }))),
+    );
+    rmSync(dir, { recursive: true, force: true });
+  };
+  try {
+    for (const { port } of nodes) {
+      for (let i = 0; ; i++) {
+        try {
+          if ((await cli(port, 'ping')).trim() === 'PONG') break;
+        } catch {
+          if (i > 100) throw new Error(`cluster node ${port} did not start`);
+        }
+        await new Promise((r) => setTimeout(r, 50));
+      }
+    }
+    await run('redis-cli', ['--cluster', 'create', ...nodes.map((n) => `${n.host}:${n.port}`), '--cluster-replicas', '0', '--cluster-yes']);
+    for (let i = 0; ; i++) {
+      const infos = await Promise.all(nodes.map((n) => cli(n.port, 'cluster', 'info')));
+      if (infos.every((info) => info.includes('cluster_state:ok'))) break;
+      if (i > 200) throw new Error('the cluster did not reach cluster_state:ok');
+      await new Promise((r) => setTimeout(r, 50));
+    }
+  } catch (err) {
+    await stop();
+    throw err;
+  }
+  return { nodes, spec: nodes.map((n) => `${n.host}:${n.port}`).join(','), stop };
+}
