@@ -1,0 +1,128 @@
+// Several Latchkey app processes (`src/main.ts`, as `npm start` runs it) with
+// one configuration behind one issuer, and a round-robin balancer in front of
+// them, so consecutive requests of one browser land on different processes.
+import { spawn, type ChildProcess } from 'node:child_process';
+import { createServer, request, type Server } from 'node:http';
+import { createServer as createNetServer } from 'node:net';
+import { createInterface } from 'node:readline';
+import { generateKeyPairSync, randomBytes } from 'node:crypto';
+import { join } from 'node:path';
+import { loadConfig } from '../../config/index.ts';
+import { createLogger } from '../../src/log.ts';
+import { createStores } from '../../src/storage/index.ts';
+import { createHasher } from '../../src/crypto/password.ts';
+import { importDocument, type ImportDocument } from '../../src/cli/import.ts';
+
+const root = join(import.meta.dirname, '..', '..');
+
+export function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const srv = createNetServer();
+    srv.listen(0, '127.0.0.1', () => {
+      const { port } = srv.address() as { port: number };
+      srv.close(() => resolve(port));
+    });
+    srv.on('error', reject);
+  });
+}
+
+/** Production-shaped key material, the same for every process. */
+export function sharedKeys(): Record<string, string> {
+  const jwk = generateKeyPairSync('rsa', { modulusLength: 2048 }).privateKey.export({ format: 'jwk' });
+  return {
+    LATCHKEY_JWKS: JSON.stringify({ keys: [{ ...jwk, kid: 'k1', alg: 'RS256', use: 'sig' }] }),
+    LATCHKEY_COOKIE_KEYS: randomBytes(32).toString('base64url'),
+    LATCHKEY_ENCRYPTION_KEYS: `k1:${randomBytes(32).toString('base64')}`,
+    LATCHKEY_PEPPER: randomBytes(32).toString('base64url'),
+  };
+}
+
+/** Imports a document into the stores the environment names (before the processes start). */
+export async function seed(env: Record<string, string>, doc: ImportDocument): Promise<void> {
+  const config = loadConfig(env);
+  const stores = await createStores(config, createLogger('silent'));
+  try {
+    await importDocument(doc, { accounts: stores.accounts, hasher: await createHasher(config.argon2, config.keys.pepper), config });
+  } finally {
+    await stores.close();
+  }
+}
+
+export interface AppProcess {
+  port: number;
+  child: ChildProcess;
+  logs: string[];
+  /** Sends SIGTERM and resolves with the exit code. */
+  terminate(): Promise<number | null>;
+}
+
+export async function startProcess(env: Record<string, string>, port: number): Promise<AppProcess> {
+  const child = spawn(process.execPath, ['--import', 'tsx', 'src/main.ts'], {
+    cwd: root,
+    env: { ...process.env, ...env, PORT: String(port), LOG_LEVEL: env.LOG_LEVEL ?? 'info' },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  const logs: string[] = [];
+  child.stderr!.on('data', (d) => logs.push(String(d)));
+  await new Promise<void>((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error(`process did not start:\n${logs.join('\n')}`)), 30_000);
+    createInterface({ input: child.stdout! }).on('line', (line) => {
+      logs.push(line);
+      if (line.includes('Latchkey listening')) {
+        clearTimeout(timer);
+        resolve();
+      }
+    });
+    child.once('exit', (code) => {
+      clearTimeout(timer);
+      reject(new Error(`process exited ${code}:\n${logs.join('\n')}`));
+    });
+  });
+  return {
+    port,
+    child,
+    logs,
+    terminate() {
+      if (child.exitCode !== null) return Promise.resolve(child.exitCode);
+      const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
+      child.kill('SIGTERM');
+      return exited;
+    },
+  };
+}
+
+export interface Balancer {
+  port: number;
+  /** Which backend served each request, in order. */
+  served: number[];
+  close(): Promise<void>;
+}
+
+/** Round-robin HTTP balancer on loopback in front of `backends` (ports). */
+export async function startBalancer(port: number, backends: number[]): Promise<Balancer> {
+  let next = 0;
+  const served: number[] = [];
+  const server: Server = createServer((req, res) => {
+    const backend = backends[next++ % backends.length]!;
+    served.push(backend);
+    const upstream = request({ host: '127.0.0.1', port: backend, method: req.method, path: req.url, headers: req.headers }, (up) => {
+      res.writeHead(up.statusCode ?? 502, up.headers);
+      up.pipe(res);
+    });
+    upstream.on('error', () => {
+      res.writeHead(502);
+      res.end();
+    });
+    req.pipe(upstream);
+  });
+  await new Promise<void>((resolve) => server.listen(port, '127.0.0.1', resolve));
+  return {
+    port,
+    served,
+    close: () =>
+      new Promise((resolve) => {
+        server.close(() => resolve());
+        server.closeAllConnections();
+      }),
+  };
+}
