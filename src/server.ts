@@ -43,6 +43,8 @@ export interface Latchkey extends Services {
 /** Form bodies are small; anything larger is refused before it is read. */
 const FORM_LIMIT = '64kb';
 
+const SHUTDOWN_GRACE_MS = 10_000;
+
 const STATIC = join(import.meta.dirname, '..', 'public');
 
 export async function createLatchkey(config: Config, log: Logger = createLogger(config.logLevel)): Promise<Latchkey> {
@@ -120,8 +122,16 @@ export async function createLatchkey(config: Config, log: Logger = createLogger(
     async close() {
       if (server) {
         const s = server;
+        // Stop accepting; let requests in flight finish; close keep-alive
+        // connections as they fall idle; cut the rest after a grace period.
         await new Promise<void>((resolve) => {
-          s.close(() => resolve());
+          const idle = setInterval(() => s.closeIdleConnections(), 50);
+          const grace = setTimeout(() => s.closeAllConnections(), SHUTDOWN_GRACE_MS);
+          s.close(() => {
+            clearInterval(idle);
+            clearTimeout(grace);
+            resolve();
+          });
           s.closeIdleConnections();
         });
       }
