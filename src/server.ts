@@ -19,7 +19,7 @@ import { createProvider } from './provider/index.ts';
 import { interactionRouter } from './interaction/router.ts';
 import { startRouter } from './web/start.ts';
 import { errorHandler, storeGuard } from './web/errors.ts';
-import { formBodiesOnly, securityHeaders } from './web/security.ts';
+import { formBodiesOnly, requireHttps, securityHeaders } from './web/security.ts';
 import { seedDemo } from './demo.ts';
 
 export interface Services {
@@ -66,6 +66,7 @@ export async function createLatchkey(config: Config, log: Logger = createLogger(
   app.keys = config.keys.cookieKeys;
   app.use(errorHandler(log, stores.unavailableStore));
   app.use(securityHeaders);
+  if (config.issuer.startsWith('https:')) app.use(requireHttps(config.issuer));
   app.use(storeGuard(stores.down));
 
   const forms = new Router();

@@ -24,3 +24,24 @@ export async function formBodiesOnly(ctx: Context, next: Next) {
   }
   await next();
 }
+
+/**
+ * With an https issuer, a request that arrived over plain http (and no trusted
+ * proxy said otherwise) is never served: cookies would travel in the clear.
+ * GETs are redirected to the issuer's origin; anything else is refused.
+ * Health checks stay reachable over http for load balancers.
+ */
+export function requireHttps(issuer: string) {
+  const origin = new URL(issuer).origin;
+  return async function httpsOnly(ctx: Context, next: Next) {
+    if (ctx.secure || ctx.path === '/healthz' || ctx.path === '/readyz') return next();
+    if (ctx.method === 'GET' || ctx.method === 'HEAD') {
+      ctx.status = 308;
+      ctx.redirect(`${origin}${ctx.originalUrl}`);
+      ctx.status = 308;
+      return;
+    }
+    ctx.status = 400;
+    ctx.body = { error: 'invalid_request', error_description: 'use https' };
+  };
+}

@@ -1,0 +1,102 @@
+// Headers and cookies (SPEC §7): a Content-Security-Policy without inline
+// scripts and with frame-ancestors 'none' on every page; nosniff and a
+// referrer policy; cookies HttpOnly and SameSite, Secure behind HTTPS.
+import { after, before, describe, it } from 'node:test';
+import assert from 'node:assert/strict';
+import { Browser, actionOf, csrfOf, type Page } from '../support/browser.ts';
+import { PASSWORD, relyingParty, startServer, submitLogin, type TestServer } from '../support/latchkey.ts';
+
+function assertSecurityHeaders(page: Page, what: string) {
+  const csp = page.headers.get('content-security-policy') ?? '';
+  assert.match(csp, /frame-ancestors 'none'/, `${what}: frame-ancestors`);
+  const script = /script-src ([^;]*)/.exec(csp)?.[1] ?? /default-src ([^;]*)/.exec(csp)?.[1] ?? '';
+  assert.ok(script && !script.includes("'unsafe-inline'"), `${what}: no inline scripts (${csp})`);
+  assert.equal(page.headers.get('x-content-type-options'), 'nosniff', what);
+  assert.ok(page.headers.get('referrer-policy'), `${what}: referrer policy`);
+  assert.equal(page.headers.get('x-frame-options'), 'DENY', what);
+}
+
+function cookiesOf(page: Page): string[] {
+  return page.headers.getSetCookie();
+}
+
+describe('security headers and cookies', () => {
+  let server: TestServer;
+  before(async () => {
+    server = await startServer('sqlite');
+  });
+  after(() => server.stop());
+
+  it('sends the headers on every kind of page', async () => {
+    const rp = await relyingParty(server.issuer);
+    const browser = new Browser(server.issuer);
+    const authorize = await browser.request((await rp.authorize()).url);
+    assertSecurityHeaders(authorize, 'authorization redirect');
+    const login = await browser.follow(authorize);
+    assertSecurityHeaders(login, 'login page');
+    const wrong = await submitLogin(browser, login, 'bob@acme.test', 'nope');
+    assertSecurityHeaders(wrong, 'login error');
+    assertSecurityHeaders(await browser.request('/'), 'start page');
+    assertSecurityHeaders(await browser.request('/interaction/unknown'), 'our error page');
+    assertSecurityHeaders(await browser.request('/auth?client_id=nope'), "the provider's error page");
+    assertSecurityHeaders(await browser.request('/.well-known/openid-configuration'), 'discovery');
+    assertSecurityHeaders(await browser.request('/static/app.css'), 'stylesheet');
+    assert.doesNotMatch(login.html, /<script(?![^>]*\bsrc=)[^>]*>/i, 'no inline script element');
+    assert.doesNotMatch(login.html, /\sstyle="/i, 'no inline style attribute');
+  });
+
+  it('sets provider cookies HttpOnly and SameSite=Lax, not Secure over plain http', async () => {
+    const rp = await relyingParty(server.issuer);
+    const browser = new Browser(server.issuer);
+    const authorize = await browser.request((await rp.authorize()).url);
+    const login = await browser.follow(authorize);
+    const signedIn = await browser.request(actionOf(login, 'login-form'), {
+      method: 'POST',
+      headers: { 'content-type': 'application/x-www-form-urlencoded' },
+      body: new URLSearchParams({ email: 'bob@acme.test', password: PASSWORD, csrf: csrfOf(login) }),
+    });
+    const resumed = await browser.request(signedIn.headers.get('location')!);
+    const cookies = [...cookiesOf(authorize), ...cookiesOf(resumed)].filter((c) => !/expires=Thu, 01 Jan 1970/i.test(c));
+    assert.ok(cookies.some((c) => c.startsWith('_interaction=')), 'interaction cookie');
+    assert.ok(cookies.some((c) => c.startsWith('_session=')), 'session cookie');
+    for (const c of cookies) {
+      assert.match(c, /;\s*httponly/i, c);
+      assert.match(c, /;\s*samesite=lax/i, c);
+      assert.doesNotMatch(c, /;\s*secure/i, c);
+    }
+  });
+});
+
+describe('cookies behind an HTTPS reverse proxy', () => {
+  let server: TestServer;
+  before(async () => {
+    server = await startServer('sqlite', { env: { ISSUER: 'https://id.example.test', TRUST_PROXY: 'true' } });
+  });
+  after(() => server.stop());
+
+  it('marks cookies Secure when the proxy says the request came over https', async () => {
+    // Discovery answers for the https issuer; talk to the app directly, as the proxy would.
+    const base = `http://127.0.0.1:${server.env.PORT}`;
+    const params = new URLSearchParams({ client_id: 'portal', response_type: 'code', scope: 'openid', redirect_uri: 'http://127.0.0.1:8080/cb', code_challenge: 'E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM', code_challenge_method: 'S256' });
+    const res = await fetch(`${base}/auth?${params}`, { redirect: 'manual', headers: { 'x-forwarded-proto': 'https', 'x-forwarded-host': 'id.example.test' } });
+    assert.equal(res.status, 303);
+    const cookies = res.headers.getSetCookie();
+    assert.ok(cookies.length > 0);
+    for (const c of cookies) {
+      assert.match(c, /;\s*secure/i, c);
+      assert.match(c, /;\s*httponly/i, c);
+    }
+  });
+
+  it('redirects plain http to the https issuer instead of setting cookies in the clear', async () => {
+    const base = `http://127.0.0.1:${server.env.PORT}`;
+    const params = new URLSearchParams({ client_id: 'portal', response_type: 'code', scope: 'openid', redirect_uri: 'http://127.0.0.1:8080/cb', code_challenge: 'E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM', code_challenge_method: 'S256' });
+    const res = await fetch(`${base}/auth?${params}`, { redirect: 'manual' });
+    assert.equal(res.status, 308);
+    assert.equal(res.headers.get('location'), `https://id.example.test/auth?${params}`);
+    assert.deepEqual(res.headers.getSetCookie(), []);
+    const post = await fetch(`${base}/token`, { method: 'POST', body: 'grant_type=client_credentials', headers: { 'content-type': 'application/x-www-form-urlencoded' } });
+    assert.equal(post.status, 400);
+    assert.equal((await fetch(`${base}/healthz`)).status, 200, 'health checks stay reachable over http');
+  });
+});
