@@ -14,8 +14,10 @@ const GRANTABLE = new Set([
 
 // Keys: `${prefix}${model}:${id}` is a hash { payload: JSON, consumed?, uid?, userCode?, grantId? };
 // `${prefix}uid:${uid}` and `${prefix}userCode:${code}` hold an id; `${prefix}grant:${grantId}` is a
-// sorted set of model keys scored by their expiry (ms, +inf for none), so expired members can be pruned
-// and the set lives exactly as long as its longest member.
+// sorted set of `${model}:${id}` members scored by their expiry (ms, +inf for none), so expired members
+// can be pruned and the set lives exactly as long as its longest member. Members leave the prefix out:
+// at most 64 bytes (zset-max-listpack-value), a grant's set keeps Redis's compact listpack encoding
+// (~0.2 KB) instead of a skiplist (~1.4 KB). Sets written with full keys as members are still read.
 // Redis Cluster: operations span several keys (MULTI, multi-key DEL), so they need one slot. Moving to a
 // cluster only needs a hash-tagged prefix such as `{latchkey}:`; sharding further would need the grant
 // index split from the tokens.
@@ -87,6 +89,12 @@ export function createRedisAdapterBackend(
   const uidKey = (uid: string) => `${prefix}uid:${uid}`;
   const userCodeKey = (userCode: string) => `${prefix}userCode:${userCode}`;
   const grantKey = (grantId: string) => `${prefix}grant:${grantId}`;
+  /** A grant-set member (`Model:id`, or a full key as written before) → the model's key and id. */
+  const memberKey = (member: string): { key: string; id: string } => {
+    const colon = member.indexOf(':');
+    if (GRANTABLE.has(member.slice(0, colon))) return { key: `${prefix}${member}`, id: member.slice(colon + 1) };
+    return { key: member, id: member.slice(member.indexOf(':', prefix.length) + 1) };
+  };
 
   function multi(): ChainableCommander & ChainScripts {
     return redis.multi() as ChainableCommander & ChainScripts;
@@ -105,6 +113,7 @@ export function createRedisAdapterBackend(
 
   function factory(model: string): Adapter {
     const key = (id: string) => `${prefix}${model}:${id}`;
+    const member = (id: string) => `${model}:${id}`;
 
     async function find(id: string): Promise<AdapterPayload | undefined> {
       const [payload, consumed] = await redis.hmget(key(id), 'payload', 'consumed');
@@ -120,7 +129,7 @@ export function createRedisAdapterBackend(
       const chain = multi();
       chain.del(k);
       dropIndexes(chain, id, uid, userCode);
-      if (grantId) chain.zrem(grantKey(grantId), k);
+      if (grantId) chain.zrem(grantKey(grantId), member(id), k);
       await run(chain);
     }
 
@@ -150,7 +159,7 @@ export function createRedisAdapterBackend(
 
         const chain = multi();
         dropIndexes(chain, id, prevUid !== uid ? prevUid : null, prevUserCode !== userCode ? prevUserCode : null);
-        if (prevGrantId && prevGrantId !== grantId) chain.zrem(grantKey(prevGrantId), k);
+        if (prevGrantId && prevGrantId !== grantId) chain.zrem(grantKey(prevGrantId), member(id), k);
         chain.del(k).hset(k, fields);
         if (ttlMs !== undefined) chain.pexpire(k, ttlMs);
         if (uid) {
@@ -161,7 +170,7 @@ export function createRedisAdapterBackend(
           if (ttlMs !== undefined) chain.set(userCodeKey(userCode), id, 'PX', ttlMs);
           else chain.set(userCodeKey(userCode), id);
         }
-        if (grantId) chain.latchkeyAdapterGrantAdd(grantKey(grantId), k, ttlMs ?? -1);
+        if (grantId) chain.latchkeyAdapterGrantAdd(grantKey(grantId), member(id), ttlMs ?? -1);
         await run(chain);
       },
       find,
@@ -177,19 +186,18 @@ export function createRedisAdapterBackend(
       destroy,
       async revokeByGrantId(grantId) {
         const gk = grantKey(grantId);
-        const members = await redis.zrange(gk, 0, -1);
+        const members = (await redis.zrange(gk, 0, -1)).map(memberKey);
         const chain = multi();
         if (members.length) {
           const lookups = redis.pipeline();
-          for (const member of members) lookups.hmget(member, 'uid', 'userCode');
+          for (const { key: k } of members) lookups.hmget(k, 'uid', 'userCode');
           const found = (await lookups.exec()) ?? [];
-          members.forEach((member, i) => {
+          members.forEach(({ id }, i) => {
             const [, values] = found[i] ?? [];
             const [uid, userCode] = (values as (string | null)[] | undefined) ?? [];
-            const id = member.slice(member.indexOf(':', prefix.length) + 1);
             dropIndexes(chain, id, uid, userCode);
           });
-          chain.del(...members);
+          chain.del(...members.map((m) => m.key));
         }
         chain.del(gk);
         await run(chain);
