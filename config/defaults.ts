@@ -76,6 +76,16 @@ export const defaults = {
     maxLength: 12,
   },
 
+  /** The account pages (docs/account.md). */
+  account: {
+    /**
+     * `ACCOUNT_REAUTH_SECONDS` — a sensitive change (a policy, a reset, a new
+     * PIN, app or password) asks for the password and factor again when the
+     * last sign-in is older than this.
+     */
+    reauthSeconds: 900,
+  },
+
   /** Lifetimes in seconds. */
   ttl: {
     interaction: 3600,

@@ -35,6 +35,7 @@ export interface Config {
   argon2: typeof defaults.argon2;
   lock: typeof defaults.lock;
   pin: typeof defaults.pin;
+  account: typeof defaults.account;
   ttl: typeof defaults.ttl;
 }
 
@@ -120,6 +121,7 @@ const envSchema = z.object({
   LOCK_BASE_MS: int(1, 86_400_000).optional(),
   LOCK_MAX_MS: int(1, 86_400_000).optional(),
   PIN_MIN_LENGTH: int(4, 12).optional(),
+  ACCOUNT_REAUTH_SECONDS: int(1, 86_400).optional(),
 });
 
 type Env = Record<string, string | undefined>;
@@ -194,6 +196,7 @@ export function loadConfig(env: Env = process.env): Config {
     },
     lock,
     pin: { ...defaults.pin, minLength: e.PIN_MIN_LENGTH ?? defaults.pin.minLength },
+    account: { ...defaults.account, reauthSeconds: e.ACCOUNT_REAUTH_SECONDS ?? defaults.account.reauthSeconds },
     ttl: defaults.ttl,
   };
 }

@@ -18,6 +18,11 @@ export type ErrorCode =
   | 'payload_too_large'
   | 'unsupported_media_type'
   | 'temporarily_unavailable'
+  | 'upstream_unavailable'
+  | 'upstream_error'
+  | 'upstream_invalid_response'
+  | 'upstream_state'
+  | 'upstream_no_account'
   | 'server_error';
 
 export class LatchkeyError extends Error {
@@ -70,3 +75,36 @@ export const interactionExpired = () =>
 
 export const unavailable = (store?: string) =>
   new LatchkeyError('temporarily_unavailable', 503, 'The service is temporarily unavailable. Please try again in a moment.', store ? { store } : {});
+
+/**
+ * Sign-in with an upstream OpenID provider (docs/upstream.md). `detail.upstream`
+ * names the provider; each page offers the way back to the login page.
+ */
+export const upstreamUnavailable = (name: string) =>
+  new LatchkeyError('upstream_unavailable', 502, `${name} cannot be reached right now. Try again in a moment, or sign in with your email address and password.`);
+
+/** The upstream answered with an OAuth error (e.g. `access_denied`); `detail.error` carries it. */
+export const upstreamError = (name: string, error: string) =>
+  new LatchkeyError(
+    'upstream_error',
+    400,
+    error === 'access_denied' ? `The sign-in with ${name} was cancelled or refused.` : `${name} could not sign you in (${error}).`,
+    { error },
+  );
+
+export const upstreamInvalidResponse = (name: string) =>
+  new LatchkeyError('upstream_invalid_response', 502, `${name} sent an answer that could not be verified, so it was not accepted.`);
+
+/** The upstream's answer does not belong to this sign-in (a missing, tampered or already used state). */
+export const upstreamState = () =>
+  new LatchkeyError('upstream_state', 400, 'This answer does not match a sign-in in progress in this browser: it expired, was already used or was altered. Please start the sign-in again.');
+
+export const upstreamNoAccount = (name: string, reason: 'email_not_verified' | 'no_identity') =>
+  new LatchkeyError(
+    'upstream_no_account',
+    403,
+    reason === 'email_not_verified'
+      ? `No account matches your ${name} account: ${name} has not verified its email address.`
+      : `No account matches the email address of your ${name} account.`,
+    { problem: reason },
+  );

@@ -17,7 +17,10 @@ import { createLimiter } from './limits.ts';
 import { createFactorRegistry, type FactorRegistry } from './factors/registry.ts';
 import { createProvider } from './provider/index.ts';
 import { interactionRouter } from './interaction/router.ts';
+import { createUpstreamClient } from './upstream/client.ts';
+import { upstreamCallbackRouter, upstreamSignIn } from './upstream/routes.ts';
 import { startRouter } from './web/start.ts';
+import { accountRouter } from './account/router.ts';
 import { errorHandler, storeGuard } from './web/errors.ts';
 import { formBodiesOnly, requireHttps, securityHeaders } from './web/security.ts';
 import { seedDemo } from './demo.ts';
@@ -71,8 +74,13 @@ export async function createLatchkey(config: Config, log: Logger = createLogger(
 
   const forms = new Router();
   forms.use(formBodiesOnly, bodyParser({ enableTypes: ['form'], formLimit: FORM_LIMIT, encoding: 'utf-8' }));
-  const interaction = interactionRouter({ provider, config, accounts: stores.accounts, hasher, factors, audit, limiter });
+  const upstreams = upstreamSignIn({ accounts: stores.accounts, audit, client: createUpstreamClient({ config, log }) });
+  const interaction = interactionRouter({ provider, config, accounts: stores.accounts, hasher, factors, audit, limiter }, [upstreams]);
   forms.use(interaction.routes(), interaction.allowedMethods());
+  const upstreamCallback = upstreamCallbackRouter({ audit });
+  forms.use(upstreamCallback.routes(), upstreamCallback.allowedMethods());
+  const account = accountRouter({ provider, config, accounts: stores.accounts, hasher, factors, audit, limiter });
+  forms.use(account.routes(), account.allowedMethods());
   const start = startRouter({ config, accounts: stores.accounts });
   forms.use(start.routes(), start.allowedMethods());
 

@@ -1,6 +1,6 @@
 /**
- * The import format (SPEC §6, docs/import.md): tenants, identities, logins and
- * clients from one JSON document. Validated whole before anything is written
+ * The import format (SPEC §6, docs/import.md): tenants, identities, logins,
+ * clients and upstream providers from one JSON document. Validated whole before anything is written
  * (a bad file changes nothing); writing is a series of idempotent upserts.
  */
 import { z } from 'zod';
@@ -9,6 +9,8 @@ import { normalizeEmail } from '../storage/accounts/port.ts';
 import type { Hasher } from '../crypto/password.ts';
 import type { Config } from '../../config/index.ts';
 import { isStrongArgon2Hash } from '../crypto/password.ts';
+import { createSecretBox, type SecretBox } from '../crypto/secretbox.ts';
+import { resealUpstreamSecret } from '../upstream/secret.ts';
 
 const id = z.string().regex(/^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$/, 'must be 1-128 letters, digits, ".", "_" or "-"');
 const name = z.string().trim().min(1, 'must not be empty').max(200);
@@ -53,7 +55,7 @@ const upstreamSchema = z
   .object({
     id,
     name,
-    issuer: httpUrl,
+    issuer: httpUrl.refine((u) => !/[?#]/.test(u), 'must not have a query or fragment'),
     client_id: z.string().min(1).max(512),
     client_secret: z.string().min(1).max(512),
     scopes: z.array(z.string().regex(/^[\x21-\x7e]+$/)).optional(),
@@ -155,7 +157,10 @@ export async function validateImport(raw: unknown, accounts: AccountStore, confi
       if (existing && existing.tenant !== tenant.id) problems.push(`${at}.clients[${c}].client_id: "${client.client_id}" already belongs to tenant "${existing.tenant}"`);
     }
     const upstreamIds = seen('upstream id');
-    tenant.upstreams?.forEach((up, u) => upstreamIds(up.id, `${at}.upstreams[${u}].id`));
+    tenant.upstreams?.forEach((up, u) => {
+      upstreamIds(up.id, `${at}.upstreams[${u}].id`);
+      if (config.env === 'production' && !up.issuer.startsWith('https://')) problems.push(`${at}.upstreams[${u}].issuer: must be an https URL in production`);
+    });
   }
   if (problems.length) throw new ImportError(problems);
   return doc;
@@ -179,6 +184,7 @@ export async function importDocument(raw: unknown, deps: { accounts: AccountStor
   );
 
   for (const identity of identities) await accounts.upsertIdentity(identity);
+  const box = createSecretBox(deps.config.keys.encryptionKeys);
   let logins = 0;
   let clients = 0;
   for (const t of doc.tenants ?? []) {
@@ -196,6 +202,21 @@ export async function importDocument(raw: unknown, deps: { accounts: AccountStor
       await accounts.upsertClient(client);
       clients++;
     }
+    for (const u of t.upstreams ?? []) await writeUpstream(accounts, box, t.id, u);
   }
   return { identities: identities.length, tenants: doc.tenants?.length ?? 0, logins, clients };
+}
+
+/** Stores one upstream provider, its client secret sealed (src/upstream/secret.ts). */
+async function writeUpstream(accounts: AccountStore, box: SecretBox, tenant: string, u: z.infer<typeof upstreamSchema>) {
+  const stored = await accounts.getUpstream(tenant, u.id);
+  await accounts.upsertUpstream({
+    tenant,
+    id: u.id,
+    name: u.name,
+    issuer: u.issuer,
+    clientId: u.client_id,
+    clientSecret: resealUpstreamSecret(box, tenant, u.id, u.client_secret, stored),
+    scopes: u.scopes ?? [],
+  });
 }

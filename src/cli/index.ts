@@ -7,7 +7,8 @@ import { ConfigError, loadConfig } from '../../config/index.ts';
 import { createLogger } from '../log.ts';
 import { createStores } from '../storage/index.ts';
 import { createHasher } from '../crypto/password.ts';
-import { ImportError, importDocument } from './import.ts';
+import { ImportError, importDocument, type ImportDocument } from './import.ts';
+import { upstreamRedirectUri } from '../upstream/client.ts';
 
 const USAGE = 'usage: npm run cli -- import FILE.json';
 
@@ -30,9 +31,10 @@ async function main(argv: string[]): Promise<number> {
   try {
     const hasher = await createHasher(config.argon2, config.keys.pepper);
     const summary = await importDocument(raw, { accounts: stores.accounts, hasher, config });
-    const upstreams = (raw as { tenants?: { upstreams?: unknown[] }[] }).tenants?.some((t) => t.upstreams?.length);
-    if (upstreams) console.error('note: "upstreams" entries were validated but are not stored yet (upstream sign-in is not built yet)');
     console.log(`imported ${summary.identities} identities, ${summary.tenants} tenants, ${summary.logins} logins, ${summary.clients} clients`);
+    for (const t of (raw as ImportDocument).tenants ?? []) {
+      for (const u of t.upstreams ?? []) console.log(`upstream ${t.id}/${u.id}: register the redirect URI ${upstreamRedirectUri(config.issuer, u.id)} at ${u.issuer}`);
+    }
     return 0;
   } catch (err) {
     if (err instanceof ImportError) {

@@ -70,6 +70,28 @@ export interface Factor {
   submit(stage: Exclude<FactorStage, 'done'>, req: FactorRequest): Promise<FactorOutcome>;
   /** Forgets the login's state, so it enrolls again at the next sign-in (owner's reset). */
   reset(loginId: string): Promise<void>;
+  /** Replacing an enrolled set-up from the account pages; absent for a factor with nothing to replace. */
+  readonly change?: FactorChange;
+}
+
+/**
+ * What a change step answers: `done` once the new set-up is stored; otherwise
+ * the change page is shown again — with `error`, or at its next step.
+ */
+export type FactorChangeOutcome = { done: true } | { done: false; error?: LatchkeyError };
+
+/**
+ * Changing an enrolled factor from the account pages (change the PIN, re-link
+ * the authenticator app): the person proves the current set-up first, under
+ * the same attempt limits as the sign-in, then sets up a new one by the same
+ * rules. Steps live in `req.draft`, which the account pages keep tamper-proof
+ * between requests. Writes its own audit events.
+ */
+export interface FactorChange {
+  /** The page for where the change stands (`req.draft`). */
+  page(req: FactorRequest): Promise<FactorPage>;
+  /** Handles that page's form. */
+  submit(req: FactorRequest): Promise<FactorChangeOutcome>;
 }
 
 export type FactorFactory = (services: FactorServices) => Factor;

@@ -18,6 +18,19 @@ export interface Progress {
   loginId?: string;
   /** The factor's scratch space (see `FactorRequest.draft`). */
   draft?: Record<string, unknown>;
+  /** An upstream sign-in under way (docs/upstream.md); cleared by its callback. */
+  upstream?: PendingUpstream;
+}
+
+/** What the upstream's answer is checked against: bound to this interaction, never sent to the browser except `state`. */
+export interface PendingUpstream {
+  /** The tenant's upstream id. */
+  id: string;
+  /** `{interaction uid}.{random}`: the callback finds the interaction by it. */
+  state: string;
+  nonce: string;
+  /** PKCE code verifier. */
+  verifier: string;
 }
 
 export type Interaction = Awaited<ReturnType<Provider['interactionDetails']>>;

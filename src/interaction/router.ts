@@ -6,7 +6,7 @@ import Router from '@koa/router';
 import type { Context } from 'koa';
 import type Provider from 'oidc-provider';
 import type { Config } from '../../config/index.ts';
-import type { AccountStore, Login, Tenant } from '../storage/accounts/port.ts';
+import type { AccountStore, Client, Identity, Login, Tenant } from '../storage/accounts/port.ts';
 import { normalizeEmail } from '../storage/accounts/port.ts';
 import type { Hasher } from '../crypto/password.ts';
 import type { FactorRegistry } from '../factors/registry.ts';
@@ -19,6 +19,7 @@ import { LatchkeyError, badRequest, invalidCredentials, noLoginForClient } from 
 import { checkCsrf, formFields } from '../web/forms.ts';
 import { renderView } from '../web/views.ts';
 import { ensureProgress, readProgress, saveProgress, type Interaction, type Progress } from './journey.ts';
+import { ACCOUNT_AUDIENCE, ANY_TENANT, clientFinder } from '../account/client.ts';
 
 export interface InteractionDeps {
   provider: Provider;
@@ -33,8 +34,26 @@ export interface InteractionDeps {
 const EMAIL_MAX = 320;
 const PASSWORD_MAX = 1024;
 
-export function interactionRouter({ provider, accounts, hasher, factors, audit, limiter }: InteractionDeps): Router {
+/** What the journey lends a first step that lives in its own module (the upstream sign-in). */
+export interface JourneySteps {
+  /** The interaction of this browser (its cookie) for `:uid`, its client and the client's tenant. */
+  load(ctx: Context, expectedPrompt?: string): Promise<{ interaction: Interaction; client: Client; tenant: Tenant }>;
+  /** `load` plus the progress, with the form's CSRF token checked. */
+  loadForPost(ctx: Context, expectedPrompt: string): Promise<{ interaction: Interaction; client: Client; tenant: Tenant; progress: Progress }>;
+  requestInfo(ctx: Context): { ip: string | null; userAgent: string | null };
+  /**
+   * The first step passed for `identity` by `method` (`pwd`, `fed`): on to the
+   * login choice, the chosen login's factor, or the end of the journey.
+   */
+  firstStepPassed(ctx: Context, interaction: Interaction, tenant: Tenant, progress: Progress, identity: Identity, method: string): Promise<void>;
+}
+
+/** Adds routes under `/interaction/:uid` that use the journey's steps. */
+export type JourneyPlugin = (router: Router, steps: JourneySteps) => void;
+
+export function interactionRouter({ provider, config, accounts, hasher, factors, audit, limiter }: InteractionDeps, plugins: JourneyPlugin[] = []): Router {
   const router = new Router({ prefix: '/interaction/:uid' });
+  const findClient = clientFinder(accounts, config.issuer);
 
   const requestInfo = (ctx: Context) => ({ ip: ctx.ip || null, userAgent: ctx.get('user-agent') || null });
 
@@ -43,11 +62,33 @@ export function interactionRouter({ provider, accounts, hasher, factors, audit, 
     if (interaction.uid !== ctx.params.uid) throw badRequest('This sign-in does not match the page.');
     if (expectedPrompt && interaction.prompt.name !== expectedPrompt) throw badRequest('This step is not expected now.');
     const clientId = String(interaction.params.client_id);
-    const client = await accounts.getClient(clientId);
+    const client = await findClient(clientId);
     if (!client) throw badRequest('Unknown application.');
-    const tenant = await accounts.getTenant(client.tenant);
+    const tenant = client.tenant === ANY_TENANT ? await accountAudience(interaction) : await accounts.getTenant(client.tenant);
     if (!tenant) throw badRequest('Unknown application.');
     return { interaction, client, tenant };
+  }
+
+  /**
+   * The account pages' client is bound to no tenant (docs/account.md): its
+   * journey offers the identity's logins in every tenant, and once one is
+   * chosen it goes on in that login's tenant.
+   */
+  async function accountAudience(interaction: Interaction): Promise<Tenant | null> {
+    const loginId = readProgress(interaction)?.loginId;
+    const login = loginId ? await accounts.getLogin(loginId) : null;
+    return login ? accounts.getTenant(login.tenant) : ACCOUNT_AUDIENCE;
+  }
+
+  /** "First Last — User type", with "(Tenant name)" when the choice spans tenants. */
+  async function loginChoices(tenant: Tenant, logins: Login[]) {
+    const tenants = new Map<string, Tenant | null>([[tenant.id, tenant]]);
+    for (const l of logins) if (!tenants.has(l.tenant)) tenants.set(l.tenant, await accounts.getTenant(l.tenant));
+    return logins.map((l) => {
+      const home = tenants.get(l.tenant) ?? tenant;
+      const type = userTypeName(home, l);
+      return { id: l.id, label: `${l.firstName} ${l.lastName}`.trim(), type: tenant.id === ANY_TENANT ? `${type} (${home.name})` : type };
+    });
   }
 
   async function loadForPost(ctx: Context, expectedPrompt: string) {
@@ -78,7 +119,8 @@ export function interactionRouter({ provider, accounts, hasher, factors, audit, 
   }
 
   async function signInLogins(tenant: Tenant, email: string): Promise<Login[]> {
-    return (await accounts.listLoginsForEmail(tenant.id, email)).filter((l) => !l.disabled);
+    const logins = tenant.id === ANY_TENANT ? await accounts.listLoginsForEmailAllTenants(email) : await accounts.listLoginsForEmail(tenant.id, email);
+    return logins.filter((l) => !l.disabled);
   }
 
   /** Finishes the provider's login: the only place that does. */
@@ -97,9 +139,11 @@ export function interactionRouter({ provider, accounts, hasher, factors, audit, 
 
   /** Moves on from a chosen login: its factor's page, or the end of the journey. */
   async function continueWithLogin(ctx: Context, interaction: Interaction, tenant: Tenant, login: Login, progress: Progress) {
-    const factor = factorOf(tenant, login);
+    const home = login.tenant === tenant.id ? tenant : await accounts.getTenant(login.tenant);
+    if (!home) throw noLoginForClient();
+    const factor = factorOf(home, login);
     const stage = factor.stage(login);
-    if (stage === 'done') return finish(ctx, interaction, tenant, login, progress, factor);
+    if (stage === 'done') return finish(ctx, interaction, home, login, progress, factor);
     ctx.redirect(`/interaction/${interaction.uid}`);
     ctx.status = 303;
   }
@@ -117,6 +161,25 @@ export function interactionRouter({ provider, accounts, hasher, factors, audit, 
     const fp = await factor.page(stage, req);
     await saveProgress(interaction, progress);
     page(ctx, fp.view, { ...baseLocals(interaction, tenant, progress), ...fp.locals, login, userTypeName: userTypeName(tenant, login), error: error?.message, retryAfter: error?.detail.retryAfterSeconds }, error?.status ?? 200);
+  }
+
+  async function firstStepPassed(ctx: Context, interaction: Interaction, tenant: Tenant, progress: Progress, identity: Identity, method: string) {
+    const logins = await signInLogins(tenant, identity.email);
+    if (logins.length === 0) {
+      await audit.record({ type: 'signin.no_login', outcome: 'failure', tenant: tenant.id, ...requestInfo(ctx) });
+      throw noLoginForClient();
+    }
+    const next: Progress = { csrf: progress.csrf, identityId: identity.id, email: identity.email, amr: [method] };
+    if (logins.length === 1) next.loginId = logins[0]!.id;
+    await saveProgress(interaction, next);
+    if (next.loginId) return continueWithLogin(ctx, interaction, tenant, logins[0]!, next);
+    ctx.redirect(`/interaction/${interaction.uid}`);
+    ctx.status = 303;
+  }
+
+  /** One button per upstream provider of the tenant (SPEC §3). */
+  async function upstreamButtons(tenant: Tenant) {
+    return (await accounts.listUpstreams(tenant.id)).map(({ id, name }) => ({ id, name }));
   }
 
   async function chosenLogin(progress: Progress, tenant: Tenant): Promise<Login | null> {
@@ -138,10 +201,10 @@ export function interactionRouter({ provider, accounts, hasher, factors, audit, 
       const login = await chosenLogin(progress, tenant);
       if (login) return renderFactor(ctx, interaction, tenant, login, progress);
       const logins = await signInLogins(tenant, progress.email);
-      if (logins.length > 1) return page(ctx, 'select-login', { ...locals, logins: logins.map((l) => ({ id: l.id, label: `${l.firstName} ${l.lastName}`.trim(), type: userTypeName(tenant, l) })) });
+      if (logins.length > 1) return page(ctx, 'select-login', { ...locals, logins: await loginChoices(tenant, logins) });
     }
     const hint = typeof interaction.params.login_hint === 'string' ? interaction.params.login_hint.slice(0, EMAIL_MAX) : '';
-    page(ctx, 'login', { ...locals, email: hint });
+    page(ctx, 'login', { ...locals, email: hint, upstreams: await upstreamButtons(tenant) });
   });
 
   router.post('/login', async (ctx) => {
@@ -153,39 +216,28 @@ export function interactionRouter({ provider, accounts, hasher, factors, audit, 
       email = normalizeEmail(fields.email);
       if (!email || email.length > EMAIL_MAX || !fields.password) throw badRequest('Enter your email address and password.');
       const identityKey = hashedKey('pwd', email);
-      const found: { identityId?: string } = {};
+      const found: { identity?: Identity } = {};
       const ok = await limiter.guard({ target: identityKey, ip: info.ip }, async () => {
         const identity = await accounts.findIdentityByEmail(email);
         if (!identity?.passwordHash) {
           await hasher.dummyVerify(fields.password);
           return false;
         }
-        found.identityId = identity.id;
+        found.identity = identity;
         return hasher.verify(identity.passwordHash, fields.password);
       });
-      const identityId = found.identityId;
-      if (!ok || !identityId) {
+      if (!ok || !found.identity) {
         await audit.record({ type: 'signin.password', outcome: 'failure', tenant: tenant.id, ...info, detail: { reason: 'invalid_credentials' } });
         throw invalidCredentials();
       }
-      const logins = await signInLogins(tenant, email);
-      if (logins.length === 0) {
-        await audit.record({ type: 'signin.no_login', outcome: 'failure', tenant: tenant.id, ...info });
-        throw noLoginForClient();
-      }
-      const next: Progress = { csrf: progress.csrf, identityId, email, amr: [AMR.password] };
-      if (logins.length === 1) next.loginId = logins[0]!.id;
-      await saveProgress(interaction, next);
-      if (next.loginId) return continueWithLogin(ctx, interaction, tenant, logins[0]!, next);
-      ctx.redirect(`/interaction/${interaction.uid}`);
-      ctx.status = 303;
+      return await firstStepPassed(ctx, interaction, tenant, progress, found.identity, AMR.password);
     } catch (err) {
       if (err instanceof LatchkeyError && ['bad_request', 'invalid_credentials', 'locked_out'].includes(err.code)) {
         if (err.code === 'locked_out') {
           ctx.set('Retry-After', String(err.detail.retryAfterSeconds));
           await audit.record({ type: 'signin.locked', outcome: 'failure', tenant: tenant.id, ...info });
         }
-        return page(ctx, 'login', { ...baseLocals(interaction, tenant, progress), email: email.slice(0, EMAIL_MAX), error: err.message, retryAfter: err.detail.retryAfterSeconds }, err.status);
+        return page(ctx, 'login', { ...baseLocals(interaction, tenant, progress), email: email.slice(0, EMAIL_MAX), upstreams: await upstreamButtons(tenant), error: err.message, retryAfter: err.detail.retryAfterSeconds }, err.status);
       }
       throw err;
     }
@@ -257,6 +309,8 @@ export function interactionRouter({ provider, accounts, hasher, factors, audit, 
     ctx.redirect(returnTo);
     ctx.status = 303;
   });
+
+  for (const plug of plugins) plug(router, { load, loadForPost, requestInfo, firstStepPassed });
 
   return router;
 }

@@ -13,6 +13,8 @@ import { ACR_VALUES } from './acr.ts';
 import { clientMetadata } from './clients.ts';
 import { renderProviderError, renderLogout, renderLogoutSuccess } from './pages.ts';
 import { renderView } from '../web/views.ts';
+import { ANY_TENANT, clientFinder, type ClientFinder } from '../account/client.ts';
+import { endedBefore, trackLoginGrants } from '../account/revocation.ts';
 
 export interface ProviderDeps {
   config: Config;
@@ -38,6 +40,7 @@ export const CLAIMS = {
 };
 
 export function createProvider({ config, accounts, adapter, factors, log, unavailableStore }: ProviderDeps): Provider {
+  const findClient = clientFinder(accounts, config.issuer);
   const policy = interactionPolicy.base();
   policy.get('login')!.checks.add(
     new interactionPolicy.Check(
@@ -50,8 +53,14 @@ export function createProvider({ config, accounts, adapter, factors, log, unavai
   async function sessionSatisfiesPolicy(ctx: KoaContextWithOIDC): Promise<boolean> {
     const { session, client, result } = ctx.oidc;
     if (!session?.accountId || result?.login) return true;
-    const [login, registered] = await Promise.all([accounts.getLogin(session.accountId), client ? accounts.getClient(client.clientId) : null]);
-    if (!login || login.disabled || !registered || registered.tenant !== login.tenant) return false;
+    const [login, registered, notBefore] = await Promise.all([
+      accounts.getLogin(session.accountId),
+      client ? findClient(client.clientId) : null,
+      accounts.loginSessionsNotBefore(session.accountId),
+    ]);
+    if (!login || login.disabled || !registered || (registered.tenant !== ANY_TENANT && registered.tenant !== login.tenant)) return false;
+    // An owner's reset ended this login's sessions (docs/account.md).
+    if (endedBefore(notBefore, session.loginTs)) return false;
     const tenant = await accounts.getTenant(login.tenant);
     const type = tenant?.userTypes.find((t) => t.id === login.userType);
     if (!type) return false;
@@ -60,7 +69,8 @@ export function createProvider({ config, accounts, adapter, factors, log, unavai
   }
 
   const configuration: Configuration = {
-    adapter: (name: string) => (name === 'Client' ? clientAdapter(accounts) : adapter.factory(name)),
+    adapter: (name: string) =>
+      name === 'Client' ? clientAdapter(findClient) : name === 'Grant' ? trackLoginGrants(adapter.factory(name), accounts) : adapter.factory(name),
     acrValues: ACR_VALUES,
     claims: CLAIMS,
     conformIdTokenClaims: false,
@@ -88,18 +98,24 @@ export function createProvider({ config, accounts, adapter, factors, log, unavai
     },
     loadExistingGrant: async (ctx) => {
       const grantId = ctx.oidc.result?.consent?.grantId || ctx.oidc.session!.grantIdFor(ctx.oidc.client!.clientId);
-      if (grantId) return ctx.oidc.provider.Grant.find(grantId);
+      if (grantId) {
+        const existing = await ctx.oidc.provider.Grant.find(grantId);
+        // A grant revoked since (an owner's reset, docs/account.md) is gone: a first-party client gets a new one below.
+        if (existing) return existing;
+      }
       // First-party clients skip the consent screen: grant what they asked for.
-      const registered = await accounts.getClient(ctx.oidc.client!.clientId);
+      const registered = await findClient(ctx.oidc.client!.clientId);
       if (!registered?.firstParty || !ctx.oidc.session?.accountId) return undefined;
       const grant = new ctx.oidc.provider.Grant({ clientId: ctx.oidc.client!.clientId, accountId: ctx.oidc.session.accountId });
       grant.addOIDCScope(String(ctx.oidc.params!.scope ?? 'openid'));
       await grant.save();
       return grant;
     },
-    findAccount: async (_ctx, sub) => {
+    findAccount: async (_ctx, sub, token) => {
       const login = await accounts.getLogin(sub);
       if (!login || login.disabled) return undefined;
+      // A code or token from a sign-in before an owner's reset (docs/account.md).
+      if (token && endedBefore(await accounts.loginSessionsNotBefore(login.id), (token as { authTime?: number }).authTime ?? token.iat)) return undefined;
       return {
         accountId: login.id,
         claims: async () => ({
@@ -153,11 +169,11 @@ export function createProvider({ config, accounts, adapter, factors, log, unavai
 }
 
 /** oidc-provider reads clients through this adapter, so an imported client works without a restart. */
-function clientAdapter(accounts: AccountStore) {
+function clientAdapter(findClient: ClientFinder) {
   const readOnly = async () => undefined;
   return {
     find: async (id: string) => {
-      const client: Client | null = await accounts.getClient(id);
+      const client: Client | null = await findClient(id);
       return client ? clientMetadata(client) : undefined;
     },
     upsert: readOnly,

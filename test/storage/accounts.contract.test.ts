@@ -3,7 +3,7 @@ import assert from 'node:assert/strict';
 import { join } from 'node:path';
 import Database from 'better-sqlite3';
 import { MongoClient } from 'mongodb';
-import type { AccountStore, AuditEvent, Client, LoginInput, Tenant } from '../../src/storage/accounts/port.ts';
+import type { AccountStore, AuditEvent, Client, LoginInput, Tenant, Upstream } from '../../src/storage/accounts/port.ts';
 import { createSqliteAccountStore } from '../../src/storage/accounts/sqlite/index.ts';
 import { createMongoAccountStore } from '../../src/storage/accounts/mongo/index.ts';
 import { startMongo, type TestMongo } from '../support/mongo.ts';
@@ -42,6 +42,17 @@ const client = (clientId: string, tenantId = 'acme', over: Partial<Client> = {})
   tenant: tenantId,
   firstParty: false,
   metadata: { client_id: clientId, redirect_uris: [`https://${clientId}.example/cb`], token_endpoint_auth_method: 'none' },
+  ...over,
+});
+
+const upstream = (id: string, tenantId = 'acme', over: Partial<Upstream> = {}): Upstream => ({
+  tenant: tenantId,
+  id,
+  name: `Upstream ${id}`,
+  issuer: `https://${id}.example`,
+  clientId: `latchkey-${tenantId}`,
+  clientSecret: 'v1.k1.sealed',
+  scopes: ['email'],
   ...over,
 });
 
@@ -389,6 +400,132 @@ function accountStoreContract(name: string, makeStore: () => Promise<Harness>) {
           const time = new Date('2024-01-01T00:00:00Z');
           for (let i = 0; i < 501; i++) await s.appendAudit(event({ time, detail: { i } }));
           assert.equal((await s.listAudit({ tenant: 'acme', limit: 1000 })).length, 500);
+        }));
+    });
+
+    describe('upstream providers and links', () => {
+      it('upserts, gets and lists a tenant\'s upstreams ordered by name, apart from other tenants\'', () =>
+        withStore(async (s) => {
+          await s.upsertUpstream(upstream('zed', 'acme', { name: 'Zed' }));
+          await s.upsertUpstream(upstream('corp', 'acme', { name: 'Corp ID' }));
+          await s.upsertUpstream(upstream('corp', 'globex', { name: 'Globex SSO', issuer: 'https://sso.globex.example', scopes: [] }));
+          assert.deepEqual(await s.getUpstream('acme', 'corp'), upstream('corp', 'acme', { name: 'Corp ID' }));
+          assert.deepEqual(await s.getUpstream('globex', 'corp'), upstream('corp', 'globex', { name: 'Globex SSO', issuer: 'https://sso.globex.example', scopes: [] }));
+          assert.deepEqual((await s.listUpstreams('acme')).map((u) => u.id), ['corp', 'zed']);
+          assert.deepEqual((await s.listUpstreams('globex')).map((u) => u.name), ['Globex SSO']);
+          assert.equal(await s.getUpstream('acme', 'nope'), null);
+          assert.equal(await s.getUpstream('initech', 'corp'), null);
+          assert.deepEqual(await s.listUpstreams('initech'), []);
+        }));
+
+      it('upsert replaces an upstream\'s name, issuer, client and scopes', () =>
+        withStore(async (s) => {
+          await s.upsertUpstream(upstream('corp'));
+          const replaced = upstream('corp', 'acme', { name: 'Corp 2', issuer: 'https://new.example', clientId: 'c2', clientSecret: 'v1.k1.other', scopes: ['email', 'profile'] });
+          await s.upsertUpstream(replaced);
+          assert.deepEqual(await s.getUpstream('acme', 'corp'), replaced);
+          assert.equal((await s.listUpstreams('acme')).length, 1);
+        }));
+
+      it('refuses upstream fields that are not strings', () =>
+        withStore(async (s) => {
+          const injection = { $ne: null } as unknown as string;
+          await assert.rejects(s.upsertUpstream(upstream('corp', 'acme', { clientSecret: injection })), TypeError);
+          await assert.rejects(s.upsertUpstream(upstream('corp', 'acme', { scopes: [injection] })), TypeError);
+          await assert.rejects(s.getUpstream('acme', injection), TypeError);
+          await assert.rejects(s.findIdentityByUpstream(injection, 'sub'), TypeError);
+          await assert.rejects(s.linkUpstream({ issuer: 'https://a.example', subject: injection, identityId: 'x' }), TypeError);
+          assert.deepEqual(await s.listUpstreams('acme'), []);
+        }));
+
+      it('links an upstream subject to one identity; the first link wins and survives an email change', () =>
+        withStore(async (s) => {
+          const ada = await s.upsertIdentity({ email: 'ada@example.com', passwordHash: 'h' });
+          const bob = await s.upsertIdentity({ email: 'bob@example.com' });
+          const issuer = 'https://idp.example';
+          assert.equal(await s.findIdentityByUpstream(issuer, 'sub-1'), null);
+          assert.equal(await s.linkUpstream({ issuer, subject: 'sub-1', identityId: ada.id }), ada.id);
+          assert.deepEqual(await s.findIdentityByUpstream(issuer, 'sub-1'), ada);
+          assert.equal(await s.linkUpstream({ issuer, subject: 'sub-1', identityId: bob.id }), ada.id, 'an existing link wins');
+          assert.deepEqual(await s.findIdentityByUpstream(issuer, 'sub-1'), ada);
+          assert.equal(await s.linkUpstream({ issuer: 'https://other.example', subject: 'sub-1', identityId: bob.id }), bob.id, 'the same subject at another issuer is another account');
+          assert.deepEqual(await s.findIdentityByUpstream('https://other.example', 'sub-1'), bob);
+          assert.equal(await s.findIdentityByUpstream(issuer, 'SUB-1'), null, 'subjects are compared exactly');
+          await s.upsertIdentity({ email: 'ada@example.com', passwordHash: 'h2' });
+          assert.equal((await s.findIdentityByUpstream(issuer, 'sub-1'))?.passwordHash, 'h2', 'the link points at the identity, not a copy');
+        }));
+
+      it('parallel links of one subject to different identities, from two connections, agree on one', () =>
+        withStore(async (s, h) => {
+          const other = await h.twin();
+          const ids = await Promise.all(Array.from({ length: 6 }, (_, i) => s.upsertIdentity({ email: `p${i}@example.com` })));
+          const winners = await Promise.all(
+            ids.map((identity, i) => (i % 2 ? other : s).linkUpstream({ issuer: 'https://idp.example', subject: 'racer', identityId: identity.id })),
+          );
+          assert.equal(new Set(winners).size, 1);
+          assert.ok(ids.some((i) => i.id === winners[0]));
+          assert.equal((await s.findIdentityByUpstream('https://idp.example', 'racer'))?.id, winners[0]);
+        }));
+
+      it('returns detached upstreams', () =>
+        withStore(async (s) => {
+          const input = upstream('corp');
+          await s.upsertUpstream(input);
+          input.scopes.push('changed');
+          const got = (await s.getUpstream('acme', 'corp'))!;
+          got.scopes.push('profile');
+          got.name = 'changed';
+          (await s.listUpstreams('acme'))[0]!.scopes.length = 0;
+          assert.deepEqual(await s.getUpstream('acme', 'corp'), upstream('corp'));
+        }));
+    });
+
+    describe('account pages: logins across tenants, ended sessions, login grants', () => {
+      it('listLoginsForEmailAllTenants finds one email\'s logins in every tenant, ordered by tenant then id', () =>
+        withStore(async (s) => {
+          await s.upsertLogin(login('z1', { tenant: 'zeta', email: 'ada@example.com' }));
+          await s.upsertLogin(login('l3', { email: 'ADA@example.com' }));
+          await s.upsertLogin(login('l1', { email: 'ada@example.com' }));
+          await s.upsertLogin(login('l2', { email: 'bob@example.com' }));
+          assert.deepEqual((await s.listLoginsForEmailAllTenants(' Ada@Example.com')).map((l) => `${l.tenant}/${l.id}`), ['acme/l1', 'acme/l3', 'zeta/z1']);
+          assert.deepEqual(await s.listLoginsForEmailAllTenants('nobody@example.com'), []);
+          await assert.rejects(s.listLoginsForEmailAllTenants({ $ne: null } as unknown as string), TypeError);
+        }));
+
+      it('endLoginSessions only moves the time forward, and is false for an unknown login', () =>
+        withStore(async (s, h) => {
+          await s.upsertLogin(login('l1'));
+          await s.upsertLogin(login('l2'));
+          assert.equal(await s.loginSessionsNotBefore('l1'), null);
+          const t1 = new Date('2024-05-01T10:00:00.000Z');
+          const t0 = new Date('2024-04-01T10:00:00.000Z');
+          assert.equal(await s.endLoginSessions('l1', t1), true);
+          assert.equal((await s.loginSessionsNotBefore('l1'))?.toISOString(), t1.toISOString());
+          assert.equal(await s.endLoginSessions('l1', t0), true);
+          assert.equal((await s.loginSessionsNotBefore('l1'))?.toISOString(), t1.toISOString(), 'never moves back');
+          const t2 = new Date('2024-06-01T10:00:00.000Z');
+          assert.equal(await (await h.twin()).endLoginSessions('l1', t2), true);
+          assert.equal((await s.loginSessionsNotBefore('l1'))?.toISOString(), t2.toISOString());
+          assert.equal(await s.loginSessionsNotBefore('l2'), null, 'other logins are untouched');
+          assert.equal(await s.endLoginSessions('nobody', t1), false);
+          assert.equal(await s.loginSessionsNotBefore('nobody'), null);
+          await s.upsertLogin(login('l1', { firstName: 'Augusta' }));
+          assert.equal((await s.loginSessionsNotBefore('l1'))?.toISOString(), t2.toISOString(), 'an upsert keeps it');
+          await assert.rejects(s.endLoginSessions('l1', 'yesterday' as unknown as Date), TypeError);
+        }));
+
+      it('takeLoginGrants returns a login\'s live grants once, without expired ones', () =>
+        withStore(async (s) => {
+          const soon = new Date(Date.now() + 60_000);
+          await s.addLoginGrant('l1', 'g2', soon);
+          await s.addLoginGrant('l1', 'g1', soon);
+          await s.addLoginGrant('l1', 'g1', soon);
+          await s.addLoginGrant('l1', 'old', new Date(Date.now() - 1000));
+          await s.addLoginGrant('l2', 'g3', soon);
+          assert.deepEqual(await s.takeLoginGrants('l1'), ['g1', 'g2']);
+          assert.deepEqual(await s.takeLoginGrants('l1'), [], 'taken once');
+          assert.deepEqual(await s.takeLoginGrants('l2'), ['g3']);
+          await assert.rejects(s.addLoginGrant('l1', { $ne: null } as unknown as string, soon), TypeError);
         }));
     });
 

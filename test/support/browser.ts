@@ -8,37 +8,65 @@ export interface Page {
   headers: Headers;
 }
 
+interface Cookie {
+  name: string;
+  value: string;
+  path: string;
+}
+
+/** RFC 6265 §5.1.4: the directory of the request path. */
+function defaultPath(requestPath: string): string {
+  const slash = requestPath.lastIndexOf('/');
+  return slash <= 0 ? '/' : requestPath.slice(0, slash);
+}
+
+/** RFC 6265 §5.1.4 path-match: a cookie scoped to `/interaction/abc` is not sent to `/upstream/x/callback`. */
+function pathMatches(requestPath: string, cookiePath: string): boolean {
+  if (requestPath === cookiePath) return true;
+  return requestPath.startsWith(cookiePath) && (cookiePath.endsWith('/') || requestPath[cookiePath.length] === '/');
+}
+
 export class Browser {
-  private jar = new Map<string, string>();
+  /** By name and path, as a browser keeps them; sent only to paths they match. */
+  private jar = new Map<string, Cookie>();
 
   constructor(readonly base: string) {}
 
   cookieNames(): string[] {
-    return [...this.jar.keys()];
+    return [...new Set([...this.jar.values()].map((c) => c.name))];
   }
 
-  private store(res: Response) {
+  private store(res: Response, url: URL) {
     for (const line of res.headers.getSetCookie()) {
-      const [pair] = line.split(';');
+      const [pair, ...attributes] = line.split(';');
       const eq = pair!.indexOf('=');
       const name = pair!.slice(0, eq).trim();
       const value = pair!.slice(eq + 1).trim();
-      if (!value || /max-age=0|expires=thu, 01 jan 1970/i.test(line)) this.jar.delete(name);
-      else this.jar.set(name, value);
+      const pathAttribute = attributes.map((a) => a.trim()).find((a) => /^path=/i.test(a))?.slice(5);
+      const path = pathAttribute?.startsWith('/') ? pathAttribute : defaultPath(url.pathname);
+      const key = `${name}\0${path}`;
+      if (!value || /max-age=0|expires=thu, 01 jan 1970/i.test(line)) this.jar.delete(key);
+      else this.jar.set(key, { name, value, path });
     }
   }
 
-  private cookieHeader(): string {
-    return [...this.jar].map(([k, v]) => `${k}=${v}`).join('; ');
+  private cookieHeader(url: URL): string {
+    return [...this.jar.values()]
+      .filter((c) => pathMatches(url.pathname, c.path))
+      .sort((a, b) => b.path.length - a.path.length)
+      .map((c) => `${c.name}=${c.value}`)
+      .join('; ');
   }
 
   /** One request, no redirect following. */
   async request(url: string, init: RequestInit = {}): Promise<Page> {
-    const full = new URL(url, this.base).href;
+    const target = new URL(url, this.base);
+    const full = target.href;
     const headers = new Headers(init.headers);
-    if (this.jar.size && full.startsWith(this.base)) headers.set('cookie', this.cookieHeader());
+    const cookies = full.startsWith(this.base) ? this.cookieHeader(target) : '';
+    if (cookies) headers.set('cookie', cookies);
     const res = await fetch(full, { ...init, headers, redirect: 'manual' });
-    if (full.startsWith(this.base)) this.store(res);
+    if (full.startsWith(this.base)) this.store(res, target);
     return { status: res.status, url: full, html: await res.text(), headers: res.headers };
   }
 

@@ -4,6 +4,7 @@ import type { Login } from '../../storage/accounts/port.ts';
 import type { Factor, FactorFactory, FactorOutcome, FactorRequest } from '../types.ts';
 import { createAttempts } from '../attempts.ts';
 import { checkNewPin, pinProblemMessage, type PinRules } from './rules.ts';
+import { pinChange } from './change.ts';
 
 export { checkNewPin, pinProblemMessage, type PinProblem, type PinRules } from './rules.ts';
 
@@ -88,5 +89,6 @@ export const pinFactor: FactorFactory = ({ config, accounts, counters, hasher, a
       await accounts.setFactorState(loginId, 'pin', null);
       await attempts.clear(attemptKey(loginId));
     },
+    change: pinChange({ accounts, hasher, audit, attempts, rules, attemptKey, pinHash }),
   };
 };

@@ -3,7 +3,7 @@ import { ACR } from '../../provider/acr.ts';
 import { factorSetupExpired, invalidFactorAnswer, lockedOut, replayRefused, type LatchkeyError } from '../../errors.ts';
 import { createSecretBox } from '../../crypto/secretbox.ts';
 import type { Login } from '../../storage/accounts/port.ts';
-import type { Factor, FactorFactory, FactorOutcome, FactorRequest } from '../types.ts';
+import type { Factor, FactorChange, FactorChangeOutcome, FactorFactory, FactorOutcome, FactorRequest } from '../types.ts';
 import { createAttempts, type AttemptResult } from '../attempts.ts';
 import { groupSecret, matchStep, newSecret, normalizeCode } from './code.ts';
 import { authenticatorAccount, otpauthUri } from './label.ts';
@@ -24,6 +24,10 @@ export type TotpState = {
 };
 
 const DRAFT = 'totp';
+/** The account pages' re-link: when the current app was proven (ms), in the draft. */
+const CHANGE_DRAFT = 'totpChange';
+/** How long a proven current code lets the person link a new app. */
+const CHANGE_WINDOW_MS = 10 * 60_000;
 
 const sealedSecret = (login: Login): string | null => {
   const secret = login.factors.totp?.secret;
@@ -62,7 +66,7 @@ export const totpFactor: FactorFactory = ({ config, accounts, counters, audit })
     return authenticatorAccount(req.login, siblings, req.tenant.userTypes);
   }
 
-  async function linkPage(req: FactorRequest) {
+  async function linkPage(req: FactorRequest, view = 'link-authenticator') {
     let secret = pendingSecret(req);
     if (!secret) {
       secret = newSecret();
@@ -72,7 +76,7 @@ export const totpFactor: FactorFactory = ({ config, accounts, counters, audit })
     const uri = otpauthUri({ issuer: req.tenant.name, account: name, secret });
     const svg = await QRCode.toString(uri, { type: 'svg', errorCorrectionLevel: 'M', margin: 2 });
     return {
-      view: 'link-authenticator',
+      view,
       locals: { otpauthUri: uri, qrDataUri: `data:image/svg+xml;base64,${Buffer.from(svg).toString('base64')}`, secretGroups: groupSecret(secret), account: name, issuer: req.tenant.name },
     };
   }
@@ -127,6 +131,47 @@ export const totpFactor: FactorFactory = ({ config, accounts, counters, audit })
     return { passed: true };
   }
 
+  /** Re-linking from the account pages: a code from the current app, then the new app's QR code and a code from it. */
+  const change: FactorChange = {
+    async page(req) {
+      if (!provenForChange(req)) return { view: 'account/relink-authenticator', locals: { step: 'verify' } };
+      const page = await linkPage(req, 'account/relink-authenticator');
+      return { view: page.view, locals: { ...page.locals, step: 'link' } };
+    },
+    async submit(req): Promise<FactorChangeOutcome> {
+      const sealed = sealedSecret(req.login);
+      if (!sealed) return { done: false, error: factorSetupExpired('No authenticator app is linked to this login.') };
+      if (!provenForChange(req)) {
+        const outcome = await enter(req, sealed);
+        if (!outcome.passed) return { done: false, error: outcome.error };
+        delete req.draft[DRAFT];
+        req.draft[CHANGE_DRAFT] = { provenAt: Date.now() };
+        return { done: false };
+      }
+      const code = normalizeCode(req.body.code ?? '');
+      if (!/^[0-9]{6}$/.test(code)) return { done: false, error: invalidFactorAnswer('Enter the 6-digit code your authenticator app shows for the new key.') };
+      const secret = pendingSecret(req);
+      if (!secret) return { done: false, error: factorSetupExpired('This set-up has expired. Add the new key below to your authenticator app, then enter its code.') };
+      let step: number | null = null;
+      const result = await attempts.run(attemptKey(req.login.id), async () => (step = await matchStep(secret, code)) !== null);
+      if (!result.passed) {
+        const outcome = await failed(req, result, false, 'relink');
+        return { done: false, error: outcome.passed ? undefined : outcome.error };
+      }
+      const state: TotpState = { secret: box.seal(secret, req.login.id), account: await account(req), linkedAt: new Date().toISOString(), step: step! };
+      if (!(await accounts.setFactorState(req.login.id, 'totp', state))) return { done: false, error: factorSetupExpired('Your login no longer exists.') };
+      delete req.draft[DRAFT];
+      delete req.draft[CHANGE_DRAFT];
+      await record(req, 'relinked', 'success');
+      return { done: true };
+    },
+  };
+
+  function provenForChange(req: FactorRequest): boolean {
+    const provenAt = (req.draft[CHANGE_DRAFT] as { provenAt?: unknown } | undefined)?.provenAt;
+    return typeof provenAt === 'number' && Date.now() - provenAt < CHANGE_WINDOW_MS;
+  }
+
   return {
     id: 'totp',
     amr: ['otp', 'mfa'],
@@ -145,5 +190,6 @@ export const totpFactor: FactorFactory = ({ config, accounts, counters, audit })
       await accounts.setFactorState(loginId, 'totp', null);
       await attempts.clear(attemptKey(loginId));
     },
+    change,
   };
 };

@@ -74,6 +74,34 @@ export interface Client {
   metadata: Record<string, unknown> & { client_id: string };
 }
 
+/**
+ * An upstream OpenID provider of a tenant (SPEC §3, docs/upstream.md): Latchkey
+ * is its relying party, with the redirect URI `{ISSUER}/upstream/{id}/callback`.
+ */
+export interface Upstream {
+  tenant: string;
+  /** Slug, unique within the tenant (two tenants may both have a `google`). */
+  id: string;
+  /** Shown on the login page: "Sign in with {name}". */
+  name: string;
+  /** The upstream's issuer identifier (discovery at `{issuer}/.well-known/openid-configuration`). */
+  issuer: string;
+  clientId: string;
+  /** The client secret sealed by `src/crypto/secretbox.ts` (see `src/upstream/secret.ts`); never plain text. */
+  clientSecret: string;
+  /** Scopes asked for besides `openid` (default `email`). */
+  scopes: string[];
+}
+
+/** An upstream account linked to an identity: one identity per (issuer, subject). */
+export interface UpstreamLink {
+  /** The `iss` of the upstream's ID tokens. */
+  issuer: string;
+  /** The upstream's `sub`. */
+  subject: string;
+  identityId: string;
+}
+
 export type AuditOutcome = 'success' | 'failure';
 
 export interface AuditEvent {
@@ -149,6 +177,37 @@ export interface AccountStore {
   appendAudit(event: AuditEvent): Promise<void>;
   /** Newest first. */
   listAudit(query: AuditQuery): Promise<AuditEvent[]>;
+
+  /** Creates or replaces a tenant's upstream provider (by tenant and id). */
+  upsertUpstream(upstream: Upstream): Promise<void>;
+  getUpstream(tenant: string, id: string): Promise<Upstream | null>;
+  /** A tenant's upstream providers, ordered by name, then id. */
+  listUpstreams(tenant: string): Promise<Upstream[]>;
+  /** The identity an upstream account is linked to, or null. */
+  findIdentityByUpstream(issuer: string, subject: string): Promise<Identity | null>;
+  /**
+   * Links an upstream account to an identity unless it is linked already, and
+   * returns the identity id it is linked to: an existing link wins, so parallel
+   * calls for one (issuer, subject) all return the same id.
+   */
+  linkUpstream(link: UpstreamLink): Promise<string>;
+
+  // The account pages (docs/account.md).
+
+  /** The logins of one email in every tenant, ordered by tenant, then id (signing in to `/account`). */
+  listLoginsForEmailAllTenants(email: string): Promise<Login[]>;
+  /**
+   * Ends every session and token of a login that was authenticated before
+   * `notBefore` (an owner's reset). Only ever moves the time forward. False when
+   * the login does not exist.
+   */
+  endLoginSessions(loginId: string, notBefore: Date): Promise<boolean>;
+  /** The time set by `endLoginSessions`, or null when it was never called. */
+  loginSessionsNotBefore(loginId: string): Promise<Date | null>;
+  /** Remembers a provider Grant of a login (so a reset can revoke it) until `expiresAt`. Idempotent. */
+  addLoginGrant(loginId: string, grantId: string, expiresAt: Date): Promise<void>;
+  /** Removes and returns the ids of the login's grants that have not expired (expired ones are dropped). */
+  takeLoginGrants(loginId: string): Promise<string[]>;
 }
 
 export function normalizeEmail(email: string): string {

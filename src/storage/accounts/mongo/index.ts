@@ -12,6 +12,7 @@ import {
   type Login,
   type SecondFactor,
   type Tenant,
+  type Upstream,
   type UserType,
 } from '../port.ts';
 
@@ -144,6 +145,58 @@ function toAudit(d: AuditDoc): AuditEvent {
   return event;
 }
 
+interface UpstreamDoc {
+  /** `[tenant, id]` as JSON. */
+  _id: string;
+  tenant: string;
+  id: string;
+  name: string;
+  issuer: string;
+  clientId: string;
+  clientSecret: string;
+  scopes: string[];
+}
+interface UpstreamLinkDoc {
+  /** `[issuer, subject]` as JSON: the unique insert decides which identity a subject links to. */
+  _id: string;
+  issuer: string;
+  subject: string;
+  identityId: string;
+}
+
+const toUpstream = (d: UpstreamDoc): Upstream => ({
+  tenant: d.tenant,
+  id: d.id,
+  name: d.name,
+  issuer: d.issuer,
+  clientId: d.clientId,
+  clientSecret: d.clientSecret,
+  scopes: [...(d.scopes ?? [])],
+});
+
+function scopeList(value: unknown): string[] {
+  if (!Array.isArray(value)) throw new TypeError('scopes must be an array');
+  return value.map((v) => str('scope', v));
+}
+
+interface LoginSessionsDoc {
+  /** The login id. */
+  _id: string;
+  notBefore: Date;
+}
+interface LoginGrantDoc {
+  /** `[login, grant]` as JSON. */
+  _id: string;
+  login: string;
+  grant: string;
+  expiresAt: Date;
+}
+
+function validDate(name: string, value: unknown): Date {
+  if (!(value instanceof Date) || Number.isNaN(value.getTime())) throw new TypeError(`${name} must be a valid Date`);
+  return new Date(value.getTime());
+}
+
 /**
  * The MongoDB account store (MongoDB 6/7 or FerretDB 1.24) on a database of
  * a MongoClient the caller connects and closes; `close()` leaves it open.
@@ -158,6 +211,12 @@ export function createMongoAccountStore(db: Db): AccountStore {
   // compare-and-swap), so parallel replays of one step can all match. An insert
   // with a unique _id is atomic there too: one marker per accepted step decides.
   const steps = db.collection<StepDoc>('factor_steps');
+  const upstreams = db.collection<UpstreamDoc>('upstreams');
+  const upstreamLinks = db.collection<UpstreamLinkDoc>('upstream_links');
+  // Kept apart from the login documents: FerretDB writes a whole document back
+  // on update, so a concurrent factor-step update could otherwise undo a reset.
+  const loginSessions = db.collection<LoginSessionsDoc>('login_sessions');
+  const loginGrants = db.collection<LoginGrantDoc>('login_grants');
 
   return {
     async init() {
@@ -166,6 +225,10 @@ export function createMongoAccountStore(db: Db): AccountStore {
       await clients.createIndex({ tenant: 1 });
       await audit.createIndex({ tenant: 1, time: -1 });
       await steps.createIndex({ login: 1, factor: 1 });
+      await upstreams.createIndex({ tenant: 1, name: 1 });
+      await upstreamLinks.createIndex({ identityId: 1 });
+      await logins.createIndex({ email: 1 });
+      await loginGrants.createIndex({ login: 1 });
     },
     async ping() {
       await db.command({ ping: 1 });
@@ -330,6 +393,79 @@ export function createMongoAccountStore(db: Db): AccountStore {
       }
       const docs = await audit.find(filter).sort({ time: -1, _id: -1 }).limit(auditLimit(query.limit)).toArray();
       return docs.map(toAudit);
+    },
+
+    async upsertUpstream(upstream) {
+      const tenant = str('upstream.tenant', upstream.tenant);
+      const id = str('upstream.id', upstream.id);
+      const doc = {
+        tenant,
+        id,
+        name: str('upstream.name', upstream.name),
+        issuer: str('upstream.issuer', upstream.issuer),
+        clientId: str('upstream.clientId', upstream.clientId),
+        clientSecret: str('upstream.clientSecret', upstream.clientSecret),
+        scopes: scopeList(upstream.scopes),
+      };
+      await retryDuplicate(() => upstreams.replaceOne({ _id: JSON.stringify([tenant, id]) }, doc, { upsert: true }));
+    },
+    async getUpstream(tenant, id) {
+      const doc = await upstreams.findOne({ _id: JSON.stringify([str('tenant', tenant), str('id', id)]) });
+      return doc ? toUpstream(doc) : null;
+    },
+    async listUpstreams(tenant) {
+      return (await upstreams.find({ tenant: str('tenant', tenant) }).sort({ name: 1, id: 1 }).toArray()).map(toUpstream);
+    },
+    async findIdentityByUpstream(issuer, subject) {
+      const link = await upstreamLinks.findOne({ _id: JSON.stringify([str('issuer', issuer), str('subject', subject)]) });
+      if (!link) return null;
+      const doc = await identities.findOne({ _id: link.identityId });
+      return doc ? toIdentity(doc) : null;
+    },
+    async linkUpstream(link) {
+      const issuer = str('link.issuer', link.issuer);
+      const subject = str('link.subject', link.subject);
+      const identityId = str('link.identityId', link.identityId);
+      const _id = JSON.stringify([issuer, subject]);
+      try {
+        await upstreamLinks.insertOne({ _id, issuer, subject, identityId });
+        return identityId;
+      } catch (e) {
+        if (!isDuplicateKey(e)) throw e;
+      }
+      const existing = await upstreamLinks.findOne({ _id });
+      if (!existing) throw new Error('linkUpstream: the link vanished');
+      return existing.identityId;
+    },
+
+    async listLoginsForEmailAllTenants(email) {
+      const docs = await logins.find({ email: normalizeEmail(str('email', email)) }).sort({ tenant: 1, _id: 1 }).toArray();
+      return docs.map(toLogin);
+    },
+    async endLoginSessions(loginId, notBefore) {
+      const id = str('loginId', loginId);
+      const time = validDate('notBefore', notBefore);
+      if (!(await logins.findOne({ _id: id }, { projection: { _id: 1 } }))) return false;
+      await retryDuplicate(() => loginSessions.updateOne({ _id: id }, { $max: { notBefore: time } }, { upsert: true }));
+      return true;
+    },
+    async loginSessionsNotBefore(loginId) {
+      const doc = await loginSessions.findOne({ _id: str('loginId', loginId) });
+      return doc ? new Date(doc.notBefore.getTime()) : null;
+    },
+    async addLoginGrant(loginId, grantId, expiresAt) {
+      const login = str('loginId', loginId);
+      const grant = str('grantId', grantId);
+      const time = validDate('expiresAt', expiresAt);
+      await retryDuplicate(() => loginGrants.updateOne({ _id: JSON.stringify([login, grant]) }, { $set: { login, grant }, $max: { expiresAt: time } }, { upsert: true }));
+      await loginGrants.deleteMany({ login, expiresAt: { $lte: new Date() } });
+    },
+    async takeLoginGrants(loginId) {
+      const login = str('loginId', loginId);
+      const docs = await loginGrants.find({ login }).sort({ grant: 1 }).toArray();
+      if (docs.length) await loginGrants.deleteMany({ _id: { $in: docs.map((d) => d._id) } });
+      const now = Date.now();
+      return docs.filter((d) => d.expiresAt.getTime() > now).map((d) => d.grant);
     },
   };
 }

@@ -12,6 +12,7 @@ import {
   type Login,
   type SecondFactor,
   type Tenant,
+  type Upstream,
   type UserType,
 } from '../port.ts';
 
@@ -230,6 +231,108 @@ function prepare(db: Database.Database) {
   };
 }
 
+const UPSTREAM_SCHEMA = `
+CREATE TABLE IF NOT EXISTS upstreams (
+  tenant TEXT NOT NULL,
+  id TEXT NOT NULL,
+  name TEXT NOT NULL,
+  issuer TEXT NOT NULL,
+  client_id TEXT NOT NULL,
+  client_secret TEXT NOT NULL,
+  scopes TEXT NOT NULL DEFAULT '[]',
+  PRIMARY KEY (tenant, id)
+);
+CREATE TABLE IF NOT EXISTS upstream_links (
+  issuer TEXT NOT NULL,
+  subject TEXT NOT NULL,
+  identity_id TEXT NOT NULL,
+  PRIMARY KEY (issuer, subject)
+);
+CREATE INDEX IF NOT EXISTS upstream_links_identity ON upstream_links (identity_id);
+`;
+
+interface UpstreamRow {
+  tenant: string;
+  id: string;
+  name: string;
+  issuer: string;
+  client_id: string;
+  client_secret: string;
+  scopes: string;
+}
+
+const toUpstream = (r: UpstreamRow): Upstream => ({
+  tenant: r.tenant,
+  id: r.id,
+  name: r.name,
+  issuer: r.issuer,
+  clientId: r.client_id,
+  clientSecret: r.client_secret,
+  scopes: JSON.parse(r.scopes) as string[],
+});
+
+function scopeList(value: unknown): string[] {
+  if (!Array.isArray(value)) throw new TypeError('scopes must be an array');
+  return value.map((v) => str('scope', v));
+}
+
+const UPSTREAM_COLUMNS = 'tenant, id, name, issuer, client_id, client_secret, scopes';
+
+function prepareUpstreams(db: Database.Database) {
+  return {
+    upsertUpstream: db.prepare<[string, string, string, string, string, string, string], void>(
+      `INSERT INTO upstreams (${UPSTREAM_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?)
+       ON CONFLICT (tenant, id) DO UPDATE SET name = excluded.name, issuer = excluded.issuer, client_id = excluded.client_id,
+         client_secret = excluded.client_secret, scopes = excluded.scopes`,
+    ),
+    getUpstream: db.prepare<[string, string], UpstreamRow>(`SELECT ${UPSTREAM_COLUMNS} FROM upstreams WHERE tenant = ? AND id = ?`),
+    listUpstreams: db.prepare<[string], UpstreamRow>(`SELECT ${UPSTREAM_COLUMNS} FROM upstreams WHERE tenant = ? ORDER BY name, id`),
+    identityByUpstream: db.prepare<[string, string], IdentityRow>(
+      `SELECT i.id, i.email, i.password_hash FROM upstream_links l JOIN identities i ON i.id = l.identity_id
+       WHERE l.issuer = ? AND l.subject = ?`,
+    ),
+    // The no-op update makes RETURNING answer with the link that won.
+    linkUpstream: db.prepare<[string, string, string], { identity_id: string }>(
+      `INSERT INTO upstream_links (issuer, subject, identity_id) VALUES (?, ?, ?)
+       ON CONFLICT (issuer, subject) DO UPDATE SET identity_id = upstream_links.identity_id
+       RETURNING identity_id`,
+    ),
+  };
+}
+
+const ACCOUNT_PAGES_SCHEMA = `
+CREATE INDEX IF NOT EXISTS logins_email ON logins (email);
+CREATE TABLE IF NOT EXISTS login_sessions (
+  login TEXT PRIMARY KEY,
+  not_before INTEGER NOT NULL
+);
+CREATE TABLE IF NOT EXISTS login_grants (
+  login TEXT NOT NULL,
+  grant_id TEXT NOT NULL,
+  expires_at INTEGER NOT NULL,
+  PRIMARY KEY (login, grant_id)
+);
+`;
+
+function prepareAccountPages(db: Database.Database) {
+  return {
+    loginsForEmailAllTenants: db.prepare<[string], LoginRow>(`SELECT ${LOGIN_COLUMNS} FROM logins WHERE email = ? ORDER BY tenant, id`),
+    // The WHERE makes it a no-op for an unknown login; max() never moves the time back.
+    endSessions: db.prepare<[number, string], void>(
+      `INSERT INTO login_sessions (login, not_before) SELECT id, ? FROM logins WHERE id = ?
+       ON CONFLICT (login) DO UPDATE SET not_before = max(login_sessions.not_before, excluded.not_before)`,
+    ),
+    sessionsNotBefore: db.prepare<[string], { not_before: number }>('SELECT not_before FROM login_sessions WHERE login = ?'),
+    addGrant: db.prepare<[string, string, number], void>(
+      `INSERT INTO login_grants (login, grant_id, expires_at) VALUES (?, ?, ?)
+       ON CONFLICT (login, grant_id) DO UPDATE SET expires_at = max(login_grants.expires_at, excluded.expires_at)`,
+    ),
+    dropExpiredGrants: db.prepare<[string, number], void>('DELETE FROM login_grants WHERE login = ? AND expires_at <= ?'),
+    liveGrants: db.prepare<[string, number], { grant_id: string }>('SELECT grant_id FROM login_grants WHERE login = ? AND expires_at > ? ORDER BY grant_id'),
+    dropGrants: db.prepare<[string], void>('DELETE FROM login_grants WHERE login = ?'),
+  };
+}
+
 /**
  * The embedded account store on an open better-sqlite3 database (the caller
  * opens it, in WAL mode, and closes it; `close()` leaves it open).
@@ -239,6 +342,21 @@ export function createSqliteAccountStore(db: Database.Database): AccountStore {
   const q = () => {
     if (!prepared) throw new Error('account store: init() has not been called');
     return prepared;
+  };
+  let accountPageStatements: ReturnType<typeof prepareAccountPages> | null = null;
+  const pages = () => {
+    if (!accountPageStatements) throw new Error('account store: init() has not been called');
+    return accountPageStatements;
+  };
+  const takeGrantsTx = db.transaction((loginId: string, now: number): string[] => {
+    const ids = pages().liveGrants.all(loginId, now).map((r) => r.grant_id);
+    pages().dropGrants.run(loginId);
+    return ids;
+  });
+  let upstreamStatements: ReturnType<typeof prepareUpstreams> | null = null;
+  const u = () => {
+    if (!upstreamStatements) throw new Error('account store: init() has not been called');
+    return upstreamStatements;
   };
 
   // An immediate transaction takes the write lock before reading, so a
@@ -258,7 +376,11 @@ export function createSqliteAccountStore(db: Database.Database): AccountStore {
     async init() {
       if (prepared) return;
       db.exec(SCHEMA);
+      db.exec(UPSTREAM_SCHEMA);
       prepared = prepare(db);
+      upstreamStatements = prepareUpstreams(db);
+      db.exec(ACCOUNT_PAGES_SCHEMA);
+      accountPageStatements = prepareAccountPages(db);
     },
     async ping() {
       q().ping.get();
@@ -387,5 +509,56 @@ export function createSqliteAccountStore(db: Database.Database): AccountStore {
         })
         .map(toAudit);
     },
+
+    async upsertUpstream(upstream) {
+      u().upsertUpstream.run(
+        str('upstream.tenant', upstream.tenant),
+        str('upstream.id', upstream.id),
+        str('upstream.name', upstream.name),
+        str('upstream.issuer', upstream.issuer),
+        str('upstream.clientId', upstream.clientId),
+        str('upstream.clientSecret', upstream.clientSecret),
+        JSON.stringify(scopeList(upstream.scopes)),
+      );
+    },
+    async getUpstream(tenant, id) {
+      const row = u().getUpstream.get(str('tenant', tenant), str('id', id));
+      return row ? toUpstream(row) : null;
+    },
+    async listUpstreams(tenant) {
+      return u().listUpstreams.all(str('tenant', tenant)).map(toUpstream);
+    },
+    async findIdentityByUpstream(issuer, subject) {
+      const row = u().identityByUpstream.get(str('issuer', issuer), str('subject', subject));
+      return row ? toIdentity(row) : null;
+    },
+    async linkUpstream(link) {
+      const row = u().linkUpstream.get(str('link.issuer', link.issuer), str('link.subject', link.subject), str('link.identityId', link.identityId));
+      return row!.identity_id;
+    },
+
+    async listLoginsForEmailAllTenants(email) {
+      return pages().loginsForEmailAllTenants.all(normalizeEmail(str('email', email))).map(toLogin);
+    },
+    async endLoginSessions(loginId, notBefore) {
+      return pages().endSessions.run(validTime('notBefore', notBefore), str('loginId', loginId)).changes === 1;
+    },
+    async loginSessionsNotBefore(loginId) {
+      const row = pages().sessionsNotBefore.get(str('loginId', loginId));
+      return row ? new Date(row.not_before) : null;
+    },
+    async addLoginGrant(loginId, grantId, expiresAt) {
+      const login = str('loginId', loginId);
+      pages().addGrant.run(login, str('grantId', grantId), validTime('expiresAt', expiresAt));
+      pages().dropExpiredGrants.run(login, Date.now());
+    },
+    async takeLoginGrants(loginId) {
+      return takeGrantsTx.immediate(str('loginId', loginId), Date.now());
+    },
   };
+}
+
+function validTime(name: string, value: unknown): number {
+  if (!(value instanceof Date) || Number.isNaN(value.getTime())) throw new TypeError(`${name} must be a valid Date`);
+  return value.getTime();
 }

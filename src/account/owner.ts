@@ -1,0 +1,245 @@
+/**
+ * The owner's pages (SPEC §5): Security settings (the second factor per user
+ * type), Users (reset a user's authenticator app or PIN) and the Audit log.
+ * Each request checks that the signed-in login owns its tenant, and only ever
+ * reads or changes that tenant's logins.
+ */
+import type Router from '@koa/router';
+import type { Context } from 'koa';
+import { LatchkeyError, badRequest, notFound } from '../errors.ts';
+import { SECOND_FACTORS, type AuditEvent, type Login, type SecondFactor } from '../storage/accounts/port.ts';
+import { formFields } from '../web/forms.ts';
+import { endLoginSessions } from './revocation.ts';
+import { factorName, factorState, formatTime, fullName, noticeOf } from './labels.ts';
+import type { AccountKit, Signed } from './router.ts';
+
+/** The resets an owner can make, by the last segment of their URL. */
+const RESETS = {
+  'reset-authenticator': { factor: 'totp', event: 'factor.totp.reset', title: 'Reset authenticator app', confirm: 'Yes, reset the authenticator app' },
+  'reset-pin': { factor: 'pin', event: 'factor.pin.reset', title: 'Reset PIN', confirm: 'Yes, reset the PIN' },
+} as const;
+type ResetKind = keyof typeof RESETS;
+
+/** Event types offered by the audit log's filter (others can still be asked for by URL). */
+export const AUDIT_TYPES = [
+  'account.signin',
+  'account.signout',
+  'factor.pin.changed',
+  'factor.pin.failed',
+  'factor.pin.locked',
+  'factor.pin.reset',
+  'factor.pin.set',
+  'factor.pin.verified',
+  'factor.totp.failed',
+  'factor.totp.linked',
+  'factor.totp.locked',
+  'factor.totp.relinked',
+  'factor.totp.replay',
+  'factor.totp.reset',
+  'factor.totp.verified',
+  'password.changed',
+  'policy.changed',
+  'signin.locked',
+  'signin.no_login',
+  'signin.password',
+  'signin.success',
+  'signin.upstream',
+  'upstream.linked',
+];
+
+const AUDIT_PAGE = 50;
+const TYPE_PATTERN = /^[a-z][a-z0-9_.-]{0,63}$/;
+
+export function ownerRoutes(router: Router, kit: AccountKit) {
+  const { deps } = kit;
+  const { accounts, factors, audit, provider } = deps;
+
+  async function owner(ctx: Context, form = false): Promise<Signed | null> {
+    const signed = form ? await kit.signedInForm(ctx) : await kit.signedIn(ctx);
+    if (signed) kit.requireOwner(signed);
+    return signed;
+  }
+
+  // Security settings.
+
+  async function securityPage(ctx: Context, signed: Signed, notice?: string, error?: LatchkeyError) {
+    const logins = await accounts.listLogins(signed.tenant.id);
+    kit.render(
+      ctx,
+      'account/security',
+      signed,
+      {
+        section: 'security',
+        notice,
+        error: error?.message,
+        ownTypeId: signed.login.userType,
+        factorOptions: SECOND_FACTORS.map((id) => ({ id, name: factorName(id) })),
+        userTypes: signed.tenant.userTypes.map((t) => ({ ...t, logins: logins.filter((l) => l.userType === t.id).length })),
+      },
+      error?.status ?? 200,
+    );
+  }
+
+  router.get('/security', async (ctx) => {
+    const signed = await owner(ctx);
+    if (signed) await securityPage(ctx, signed, noticeOf(ctx.query.notice));
+  });
+
+  router.post('/security', async (ctx) => {
+    const signed = await owner(ctx, true);
+    if (!signed || !kit.fresh(ctx, signed, '/account/security')) return;
+    let userTypeId: string;
+    let chosen: SecondFactor;
+    try {
+      const fields = formFields(ctx.request.body, ['user_type', 'second_factor'], ['csrf'], 128);
+      userTypeId = fields.user_type;
+      if (!signed.tenant.userTypes.some((t) => t.id === userTypeId)) throw badRequest('There is no such user type in your organisation.');
+      if (!SECOND_FACTORS.includes(fields.second_factor as SecondFactor)) throw badRequest('Choose None, PIN code or Authenticator app.');
+      chosen = fields.second_factor as SecondFactor;
+      factors.get(chosen);
+    } catch (err) {
+      if (err instanceof LatchkeyError) return securityPage(ctx, signed, undefined, err);
+      throw err;
+    }
+    const before = signed.tenant.userTypes.find((t) => t.id === userTypeId)!.secondFactor;
+    if (before !== chosen) {
+      if (!(await accounts.setUserTypeFactor(signed.tenant.id, userTypeId, chosen))) throw notFound('There is no such user type in your organisation.');
+      await audit.record({
+        type: 'policy.changed',
+        outcome: 'success',
+        tenant: signed.tenant.id,
+        login: signed.login.id,
+        ...kit.requestInfo(ctx),
+        detail: { userType: userTypeId, from: before, to: chosen },
+      });
+    }
+    ctx.redirect('/account/security?notice=policy');
+    ctx.status = 303;
+  });
+
+  // Users.
+
+  router.get('/users', async (ctx) => {
+    const signed = await owner(ctx);
+    if (!signed) return;
+    const logins = await accounts.listLogins(signed.tenant.id);
+    kit.render(ctx, 'account/users', signed, {
+      section: 'users',
+      notice: noticeOf(ctx.query.notice),
+      users: logins.map((l) => ({
+        id: l.id,
+        name: fullName(l),
+        email: l.email,
+        userType: kit.userTypeName(signed.tenant, l.userType),
+        factorState: factorState(l),
+        disabled: l.disabled,
+        isMe: l.id === signed.login.id,
+      })),
+    });
+  });
+
+  /** A login of the owner's tenant, or 404 — another tenant's login is as unknown as a missing one. */
+  async function tenantLogin(signed: Signed, loginId: unknown): Promise<Login> {
+    const login = typeof loginId === 'string' && loginId.length <= 256 ? await accounts.getLogin(loginId) : null;
+    if (!login || login.tenant !== signed.tenant.id) throw notFound('There is no such user in your organisation.');
+    return login;
+  }
+
+  function confirmPage(ctx: Context, signed: Signed, kind: ResetKind, target: Login) {
+    kit.render(ctx, 'account/confirm-reset', signed, {
+      section: 'users',
+      kind,
+      title: RESETS[kind].title,
+      confirmLabel: RESETS[kind].confirm,
+      action: `/account/users/${encodeURIComponent(target.id)}/${kind}`,
+      target: { id: target.id, name: fullName(target), email: target.email, userType: kit.userTypeName(signed.tenant, target.userType) },
+    });
+  }
+
+  for (const kind of Object.keys(RESETS) as ResetKind[]) {
+    const { factor, event } = RESETS[kind];
+    const path = `/users/:loginId/${kind}`;
+
+    router.get(path, async (ctx) => {
+      const signed = await owner(ctx);
+      if (!signed) return;
+      const target = await tenantLogin(signed, ctx.params.loginId);
+      if (!kit.fresh(ctx, signed, `/account/users/${encodeURIComponent(target.id)}/${kind}`)) return;
+      confirmPage(ctx, signed, kind, target);
+    });
+
+    // The users page's button posts here without `confirm`: that shows the confirmation; `confirm=yes` resets.
+    router.post(path, async (ctx) => {
+      const signed = await owner(ctx, true);
+      if (!signed) return;
+      const target = await tenantLogin(signed, ctx.params.loginId);
+      if (!kit.fresh(ctx, signed, `/account/users/${encodeURIComponent(target.id)}/${kind}`)) return;
+      const { confirm } = formFields(ctx.request.body, [], ['csrf', 'confirm'], 128);
+      if (confirm !== 'yes') return confirmPage(ctx, signed, kind, target);
+      await factors.get(factor).reset(target.id);
+      await endLoginSessions(accounts, provider, target.id);
+      await audit.record({ type: event, outcome: 'success', tenant: signed.tenant.id, login: target.id, ...kit.requestInfo(ctx), detail: { by: signed.login.id } });
+      ctx.redirect(`/account/users?notice=${kind}`);
+      ctx.status = 303;
+    });
+  }
+
+  // Audit log.
+
+  router.get('/audit', async (ctx) => {
+    const signed = await owner(ctx);
+    if (!signed) return;
+    const logins = await accounts.listLogins(signed.tenant.id);
+    const query = auditQuery(ctx, logins);
+    const events = await accounts.listAudit({ tenant: signed.tenant.id, ...query, limit: AUDIT_PAGE + 1 });
+    const shown = events.slice(0, AUDIT_PAGE);
+    const names = new Map(logins.map((l) => [l.id, fullName(l)]));
+    const last = shown.at(-1);
+    const filters = { ...(query.login ? { login: query.login } : {}), ...(query.type ? { type: query.type } : {}) };
+    const older = events.length > AUDIT_PAGE && last ? `/account/audit?${new URLSearchParams({ ...filters, before: last.time.toISOString() })}` : null;
+    const newest = query.before ? `/account/audit?${new URLSearchParams(filters)}` : null;
+    kit.render(ctx, 'account/audit', signed, {
+      section: 'audit',
+      filter: { login: query.login ?? '', type: query.type ?? '', paged: !!query.before },
+      loginOptions: logins.map((l) => ({ id: l.id, label: `${fullName(l)} (${l.email}, ${kit.userTypeName(signed.tenant, l.userType)})` })),
+      typeOptions: [...new Set([...AUDIT_TYPES, ...(query.type ? [query.type] : [])])].sort(),
+      events: shown.map((e) => eventRow(e, names)),
+      older,
+      newest,
+    });
+  });
+}
+
+function single(ctx: Context, name: string): string | undefined {
+  const value = ctx.query[name];
+  if (value === undefined || value === '') return undefined;
+  if (typeof value !== 'string' || value.length > 256) throw badRequest(`The filter "${name}" must be a single value.`);
+  return value;
+}
+
+function auditQuery(ctx: Context, logins: Login[]): { login?: string; type?: string; before?: Date } {
+  const login = single(ctx, 'login');
+  const type = single(ctx, 'type');
+  const before = single(ctx, 'before');
+  if (login !== undefined && !logins.some((l) => l.id === login)) throw badRequest('There is no such user in your organisation.');
+  if (type !== undefined && !TYPE_PATTERN.test(type)) throw badRequest('That is not an event type.');
+  const time = before === undefined ? undefined : new Date(before);
+  if (time && Number.isNaN(time.getTime())) throw badRequest('The "before" time is not a valid time.');
+  return { ...(login ? { login } : {}), ...(type ? { type } : {}), ...(time ? { before: time } : {}) };
+}
+
+function eventRow(e: AuditEvent, names: Map<string, string>) {
+  const detail = e.detail ? Object.entries(e.detail).map(([k, v]) => `${k}: ${Array.isArray(v) ? v.join(' ') : typeof v === 'object' && v !== null ? JSON.stringify(v) : String(v)}`) : [];
+  const by = typeof e.detail?.by === 'string' ? names.get(e.detail.by) : undefined;
+  return {
+    time: formatTime(e.time),
+    iso: e.time.toISOString(),
+    type: e.type,
+    outcome: e.outcome,
+    login: e.login ? (names.get(e.login) ?? e.login) : '',
+    loginId: e.login ?? '',
+    ip: e.ip ?? '',
+    userAgent: e.userAgent ?? '',
+    detail: by ? [...detail, `by ${by}`] : detail,
+  };
+}

@@ -1,0 +1,45 @@
+/**
+ * The rules a new password must meet on the account pages: at least 8
+ * characters, not one of the most common passwords (the ~49,000 of
+ * `@zxcvbn-ts/language-common`, compared case-insensitively), not the email
+ * address, entered twice.
+ */
+import { dictionary } from '@zxcvbn-ts/language-common';
+
+export const PASSWORD_RULES = { minLength: 8, maxLength: 1024 } as const;
+
+export type PasswordProblem = 'too_short' | 'too_long' | 'common' | 'email' | 'mismatch';
+
+let common: Set<string> | null = null;
+
+/** True for a password on the common-passwords list (case-insensitive). */
+export function isCommonPassword(password: string): boolean {
+  common ??= new Set(dictionary['passwords-common'].map((p) => p.toLowerCase()));
+  return common.has(password.toLowerCase());
+}
+
+/** The first reason to refuse `password` (entered twice), or null when it is acceptable. */
+export function checkNewPassword(password: string, confirm: string, email: string): PasswordProblem | null {
+  const length = [...password].length;
+  if (length < PASSWORD_RULES.minLength) return 'too_short';
+  if (password.length > PASSWORD_RULES.maxLength) return 'too_long';
+  if (isCommonPassword(password) || isCommonPassword(password.trim())) return 'common';
+  if (password.trim().toLowerCase() === email.toLowerCase()) return 'email';
+  if (password !== confirm) return 'mismatch';
+  return null;
+}
+
+export function passwordProblemMessage(problem: PasswordProblem): string {
+  switch (problem) {
+    case 'too_short':
+      return `Your new password needs at least ${PASSWORD_RULES.minLength} characters.`;
+    case 'too_long':
+      return `Your new password can have at most ${PASSWORD_RULES.maxLength} characters.`;
+    case 'common':
+      return 'That password is one of the most common passwords, so it is easy to guess. Choose another one.';
+    case 'email':
+      return 'Your password cannot be your email address. Choose another one.';
+    case 'mismatch':
+      return 'The two new passwords you entered are not the same. Enter the same password twice.';
+  }
+}

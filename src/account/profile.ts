@@ -1,0 +1,159 @@
+/**
+ * The profile (every login): who is signed in and the factor in force, the
+ * recent sign-ins, and the changes a person makes to their own login — the
+ * PIN and the authenticator app through the factor's `change`, the password
+ * here. Each change needs a recent sign-in.
+ */
+import type Router from '@koa/router';
+import type { Context } from 'koa';
+import { LatchkeyError, badRequest } from '../errors.ts';
+import type { FactorChange } from '../factors/types.ts';
+import { hashedKey } from '../limits.ts';
+import { formFields } from '../web/forms.ts';
+import { factorName, formatTime, fullName, hasApp, hasPin, noticeOf } from './labels.ts';
+import { checkNewPassword, passwordProblemMessage, PASSWORD_RULES } from './passwords.ts';
+import type { AccountKit, Signed } from './router.ts';
+
+const SIGN_INS_SHOWN = 10;
+
+export function profileRoutes(router: Router, kit: AccountKit) {
+  const { deps, cookies } = kit;
+  const { accounts, factors, hasher, limiter, audit } = deps;
+
+  router.get('/', async (ctx) => {
+    const signed = await kit.signedIn(ctx);
+    if (!signed) return;
+    const { login, tenant } = signed;
+    const type = tenant.userTypes.find((t) => t.id === login.userType);
+    const [identity, events] = await Promise.all([
+      accounts.findIdentityByEmail(login.email),
+      accounts.listAudit({ tenant: tenant.id, login: login.id, type: 'signin.success', limit: SIGN_INS_SHOWN }),
+    ]);
+    kit.render(ctx, 'account/profile', signed, {
+      section: 'profile',
+      notice: noticeOf(ctx.query.notice),
+      profile: {
+        name: fullName(login),
+        email: login.email,
+        userType: type?.name ?? login.userType,
+        factor: factorName(type?.secondFactor ?? 'none'),
+        pinSet: hasPin(login),
+        appLinked: hasApp(login),
+        hasPassword: !!identity?.passwordHash,
+      },
+      signIns: events.map((e) => ({
+        time: formatTime(e.time),
+        ip: e.ip ?? '',
+        device: e.userAgent ?? '',
+        methods: Array.isArray(e.detail?.amr) ? (e.detail.amr as unknown[]).join(' ') : '',
+      })),
+    });
+  });
+
+  /** A factor's change pages: the PIN at `/profile/pin`, the app at `/profile/authenticator`. */
+  function changeRoutes(path: string, factorId: string, enrolled: (s: Signed) => boolean, fields: string[], done: string) {
+    const change = (): FactorChange => {
+      const c = factors.get(factorId).change;
+      if (!c) throw new Error(`the ${factorId} factor has no change`);
+      return c;
+    };
+    const notEnrolled = () => badRequest(factorId === 'pin' ? 'You have no PIN to change.' : 'No authenticator app is linked to your login.');
+
+    async function show(ctx: Context, signed: Signed, error?: LatchkeyError) {
+      const draft = cookies.draft(ctx, signed.login.id);
+      const req = kit.factorRequest(ctx, signed, {}, draft);
+      const page = await change().page(req);
+      cookies.setDraft(ctx, signed.login.id, req.draft);
+      if (error?.code === 'locked_out') ctx.set('Retry-After', String(error.detail.retryAfterSeconds));
+      kit.render(ctx, page.view, signed, { section: 'profile', ...page.locals, error: error?.message, retryAfter: error?.detail.retryAfterSeconds }, error?.status ?? 200);
+    }
+
+    router.get(path, async (ctx) => {
+      const signed = await kit.signedIn(ctx);
+      if (!signed || !kit.fresh(ctx, signed, `/account${path}`)) return;
+      if (!enrolled(signed)) throw notEnrolled();
+      await show(ctx, signed);
+    });
+
+    router.post(path, async (ctx) => {
+      const signed = await kit.signedInForm(ctx);
+      if (!signed || !kit.fresh(ctx, signed, `/account${path}`)) return;
+      if (!enrolled(signed)) throw notEnrolled();
+      let body: Record<string, string>;
+      try {
+        const read = formFields(ctx.request.body, [], ['csrf', ...fields], 64);
+        body = Object.fromEntries(Object.entries(read).filter((e): e is [string, string] => e[1] !== undefined));
+      } catch (err) {
+        if (err instanceof LatchkeyError) return show(ctx, signed, err);
+        throw err;
+      }
+      const req = kit.factorRequest(ctx, signed, body, cookies.draft(ctx, signed.login.id));
+      const outcome = await change().submit(req);
+      cookies.setDraft(ctx, signed.login.id, outcome.done ? {} : req.draft);
+      if (outcome.done) {
+        ctx.redirect(`/account?notice=${done}`);
+        ctx.status = 303;
+        return;
+      }
+      if (outcome.error) return show(ctx, signed, outcome.error);
+      ctx.redirect(`/account${path}`);
+      ctx.status = 303;
+    });
+  }
+
+  changeRoutes('/profile/pin', 'pin', (s) => hasPin(s.login), ['current_pin', 'pin', 'pin_confirm'], 'pin');
+  changeRoutes('/profile/authenticator', 'totp', (s) => hasApp(s.login), ['code'], 'authenticator');
+
+  const passwordPage = (ctx: Context, signed: Signed, error?: LatchkeyError) => {
+    if (error?.code === 'locked_out') ctx.set('Retry-After', String(error.detail.retryAfterSeconds));
+    kit.render(ctx, 'account/change-password', signed, { section: 'profile', ...PASSWORD_RULES, error: error?.message, retryAfter: error?.detail.retryAfterSeconds }, error?.status ?? 200);
+  };
+
+  async function identityWithPassword(signed: Signed) {
+    const identity = await accounts.findIdentityByEmail(signed.login.email);
+    if (!identity?.passwordHash) throw badRequest('Your account signs in without a password here, so there is no password to change.');
+    return { ...identity, passwordHash: identity.passwordHash };
+  }
+
+  router.get('/profile/password', async (ctx) => {
+    const signed = await kit.signedIn(ctx);
+    if (!signed || !kit.fresh(ctx, signed, '/account/profile/password')) return;
+    await identityWithPassword(signed);
+    passwordPage(ctx, signed);
+  });
+
+  router.post('/profile/password', async (ctx) => {
+    const signed = await kit.signedInForm(ctx);
+    if (!signed || !kit.fresh(ctx, signed, '/account/profile/password')) return;
+    const identity = await identityWithPassword(signed);
+    const info = kit.requestInfo(ctx);
+    const record = (outcome: 'success' | 'failure', detail?: Record<string, unknown>) =>
+      audit.record({ type: 'password.changed', outcome, tenant: signed.tenant.id, login: signed.login.id, ...info, ...(detail ? { detail } : {}) });
+    try {
+      const fields = formFields(ctx.request.body, [], ['csrf', 'current_password', 'password', 'password_confirm'], PASSWORD_RULES.maxLength);
+      const current = fields.current_password ?? '';
+      const next = fields.password ?? '';
+      if (!current) throw badRequest('Enter your current password.');
+      const problem = checkNewPassword(next, fields.password_confirm ?? '', identity.email);
+      if (problem) throw new LatchkeyError('bad_request', 400, passwordProblemMessage(problem), { problem });
+      // The same limits as the sign-in's password: per identity and per IP.
+      const ok = await limiter.guard({ target: hashedKey('pwd', identity.email), ip: info.ip }, () => hasher.verify(identity.passwordHash, current));
+      if (!ok) {
+        await record('failure', { reason: 'wrong_current_password' });
+        throw new LatchkeyError('invalid_credentials', 400, 'Your current password is not correct.');
+      }
+      if (next === current) throw new LatchkeyError('bad_request', 400, 'Your new password is the same as your current one. Choose a different password.', { problem: 'unchanged' });
+      await accounts.setPasswordHash(identity.id, await hasher.hash(next));
+      await record('success');
+      ctx.redirect('/account?notice=password');
+      ctx.status = 303;
+    } catch (err) {
+      if (err instanceof LatchkeyError && ['bad_request', 'invalid_credentials', 'locked_out'].includes(err.code)) {
+        if (err.code === 'locked_out') await record('failure', { reason: 'locked', retryAfterSeconds: err.detail.retryAfterSeconds });
+        return passwordPage(ctx, signed, err);
+      }
+      throw err;
+    }
+  });
+}
+

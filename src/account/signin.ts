@@ -1,0 +1,117 @@
+/**
+ * Signing in to the account pages: an authorization request of the built-in
+ * account client (code + PKCE) through the provider's own journey, and its
+ * callback, which redeems the code in process (no HTTP round trip to
+ * ourselves) with the checks the token endpoint makes. Sign-out ends the
+ * account session and the provider session it came from.
+ */
+import { createHash, randomBytes, timingSafeEqual } from 'node:crypto';
+import type Router from '@koa/router';
+import { LatchkeyError, badRequest } from '../errors.ts';
+import { ACCOUNT_CLIENT_ID, accountRedirectUri } from './client.ts';
+import { endedBefore } from './revocation.ts';
+import { newCsrfToken } from './session.ts';
+import { safeReturnTo, type AccountKit } from './router.ts';
+
+const signInExpired = () => new LatchkeyError('bad_request', 400, 'This sign-in has expired or was already used. Please sign in again.');
+
+const equal = (a: string, b: string) => {
+  const x = Buffer.from(a);
+  const y = Buffer.from(b);
+  return x.length === y.length && timingSafeEqual(x, y);
+};
+
+export function signInRoutes(router: Router, kit: AccountKit) {
+  const { deps, cookies } = kit;
+  const { provider, config, accounts, audit } = deps;
+  const redirectUri = accountRedirectUri(config.issuer);
+
+  router.get('/signin', async (ctx) => {
+    const returnTo = safeReturnTo(ctx.query.return_to);
+    const reauth = ctx.query.reauth === '1';
+    const current = reauth ? cookies.session(ctx) : null;
+    const verifier = randomBytes(32).toString('base64url');
+    const state = randomBytes(24).toString('base64url');
+    const params = new URLSearchParams({
+      client_id: ACCOUNT_CLIENT_ID,
+      response_type: 'code',
+      scope: 'openid',
+      redirect_uri: redirectUri,
+      code_challenge: createHash('sha256').update(verifier).digest('base64url'),
+      code_challenge_method: 'S256',
+      state,
+    });
+    if (reauth) {
+      // Password and second factor again, whatever the provider session says.
+      params.set('prompt', 'login');
+      params.set('max_age', '0');
+      const login = current ? await accounts.getLogin(current.sub) : null;
+      if (login) params.set('login_hint', login.email);
+    }
+    cookies.setPending(ctx, { state, verifier, returnTo: reauth ? withNotice(returnTo, 'reauthenticated') : returnTo });
+    ctx.redirect(`/auth?${params}`);
+  });
+
+  router.get('/callback', async (ctx) => {
+    const pending = cookies.pending(ctx);
+    const { state, code, error } = ctx.query;
+    if (!pending || typeof state !== 'string' || !equal(state, pending.state)) throw signInExpired();
+    cookies.setPending(ctx, { ...pending, state: randomBytes(24).toString('base64url') });
+    if (typeof error === 'string') {
+      return kit.render(ctx, 'account/signin-failed', null, { cancelled: error === 'access_denied', returnTo: pending.returnTo }, 400);
+    }
+    if (typeof code !== 'string' || code.length > 512) throw badRequest('The sign-in answer has no code.');
+    const found = await provider.AuthorizationCode.find(code);
+    const challenge = createHash('sha256').update(pending.verifier).digest('base64url');
+    if (
+      !found ||
+      found.clientId !== ACCOUNT_CLIENT_ID ||
+      (found as { consumed?: unknown }).consumed ||
+      found.redirectUri !== redirectUri ||
+      found.codeChallengeMethod !== 'S256' ||
+      !found.codeChallenge ||
+      !equal(found.codeChallenge, challenge) ||
+      !found.accountId ||
+      !found.sessionUid
+    ) {
+      throw signInExpired();
+    }
+    await found.consume();
+    const login = await accounts.getLogin(found.accountId);
+    const authTime = found.authTime ?? Math.floor(Date.now() / 1000);
+    if (!login || login.disabled || endedBefore(await accounts.loginSessionsNotBefore(login.id), authTime)) throw signInExpired();
+    cookies.clear(ctx);
+    cookies.setSession(ctx, {
+      sub: login.id,
+      tenant: login.tenant,
+      authTime,
+      acr: found.acr ?? '',
+      amr: found.amr ?? [],
+      sid: found.sessionUid,
+      csrf: newCsrfToken(),
+      createdAt: Date.now(),
+    });
+    await audit.record({ type: 'account.signin', outcome: 'success', tenant: login.tenant, login: login.id, ...kit.requestInfo(ctx), detail: { acr: found.acr, amr: found.amr } });
+    ctx.redirect(pending.returnTo);
+  });
+
+  router.post('/signout', async (ctx) => {
+    const signed = await kit.signedInForm(ctx, true);
+    cookies.clear(ctx);
+    if (signed) {
+      const session = await provider.Session.findByUid(signed.session.sid);
+      if (session?.accountId === signed.login.id) await session.destroy();
+      await audit.record({ type: 'account.signout', outcome: 'success', tenant: signed.tenant.id, login: signed.login.id, ...kit.requestInfo(ctx) });
+    }
+    ctx.redirect('/account/signed-out');
+    ctx.status = 303;
+  });
+
+  router.get('/signed-out', async (ctx) => {
+    kit.render(ctx, 'account/signed-out', null);
+  });
+}
+
+export function withNotice(path: string, notice: string): string {
+  return `${path}${path.includes('?') ? '&' : '?'}notice=${notice}`;
+}

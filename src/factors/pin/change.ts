@@ -1,0 +1,61 @@
+/**
+ * Changing the PIN from the account pages: the current PIN (counted against
+ * the same per-login attempt limit as the sign-in), then a new one by the same
+ * rules, entered twice.
+ */
+import { factorSetupExpired, invalidFactorAnswer, invalidNewPin, lockedOut } from '../../errors.ts';
+import type { Audit } from '../../audit.ts';
+import type { Hasher } from '../../crypto/password.ts';
+import type { AccountStore, Login } from '../../storage/accounts/port.ts';
+import type { Attempts } from '../attempts.ts';
+import type { FactorChange, FactorChangeOutcome, FactorRequest } from '../types.ts';
+import { checkNewPin, pinProblemMessage, type PinRules } from './rules.ts';
+
+export interface PinChangeDeps {
+  accounts: AccountStore;
+  hasher: Hasher;
+  audit: Audit;
+  attempts: Attempts;
+  rules: PinRules;
+  attemptKey: (loginId: string) => string;
+  pinHash: (login: Login) => string | null;
+}
+
+export function pinChange({ accounts, hasher, audit, attempts, rules, attemptKey, pinHash }: PinChangeDeps): FactorChange {
+  const enteredPin = new RegExp(`^[0-9]{1,${rules.maxLength}}$`);
+  const record = (req: FactorRequest, event: string, outcome: 'success' | 'failure', detail?: Record<string, unknown>) =>
+    audit.record({ type: `factor.pin.${event}`, outcome, tenant: req.tenant.id, login: req.login.id, ip: req.ip, userAgent: req.userAgent, ...(detail ? { detail } : {}) });
+  const refuse = (error: Extract<FactorChangeOutcome, { done: false }>['error']): FactorChangeOutcome => ({ done: false, error });
+
+  return {
+    async page() {
+      return { view: 'account/change-pin', locals: { ...rules } };
+    },
+    async submit(req) {
+      const hash = pinHash(req.login);
+      if (!hash) return refuse(factorSetupExpired('You have no PIN to change.'));
+      const current = req.body.current_pin ?? '';
+      const pin = req.body.pin ?? '';
+      if (!enteredPin.test(current)) return refuse(invalidFactorAnswer('Enter your current PIN, digits only.'));
+      // The new PIN is checked first: a refusal for its shape spends no attempt.
+      const problem = checkNewPin(pin, req.body.pin_confirm ?? '', rules);
+      if (problem) return refuse(invalidNewPin(problem, pinProblemMessage(problem, rules)));
+      const result = await attempts.run(attemptKey(req.login.id), () => hasher.verify(hash, current, { pepper: true }));
+      if (!result.passed) {
+        if (result.evaluated) await record(req, 'failed', 'failure', { stage: 'change' });
+        if (result.lockedForSeconds > 0) {
+          await record(req, 'locked', 'failure', { retryAfterSeconds: result.lockedForSeconds });
+          return refuse(lockedOut(result.lockedForSeconds, result.evaluated
+            ? 'That is not your current PIN, and there have been too many failed attempts. Please wait before trying again.'
+            : 'Too many failed attempts. Please wait before trying again.'));
+        }
+        return refuse(invalidFactorAnswer('That is not your current PIN. Please try again.'));
+      }
+      if (pin === current) return refuse(invalidNewPin('unchanged', 'Your new PIN is the same as your current one. Choose a different PIN.'));
+      const state = { hash: await hasher.hash(pin, { pepper: true }), setAt: new Date().toISOString() };
+      if (!(await accounts.setFactorState(req.login.id, 'pin', state))) return refuse(factorSetupExpired('Your login no longer exists.'));
+      await record(req, 'changed', 'success');
+      return { done: true };
+    },
+  };
+}

@@ -1,0 +1,137 @@
+// A real upstream OpenID provider for the tests: a second oidc-provider
+// instance on a loopback port, with interaction handlers that sign in
+// whoever the test says (with the email and email_verified it says) or answer
+// access_denied, and a switch that corrupts its next ID token.
+import { generateKeyPairSync } from 'node:crypto';
+import type { Server } from 'node:http';
+import Provider, { type Configuration } from 'oidc-provider';
+import { Browser, type Page } from './browser.ts';
+import { freePort } from './latchkey.ts';
+
+export interface UpstreamUser {
+  sub: string;
+  email?: string;
+  email_verified?: boolean;
+}
+
+export interface UpstreamClientRegistration {
+  client_id: string;
+  client_secret: string;
+  redirect_uris: string[];
+}
+
+export interface TestUpstream {
+  issuer: string;
+  /** Who the next sign-in at the upstream is (their claims are read at every request). */
+  user: UpstreamUser;
+  /** `sign-in` signs `user` in; `deny` answers `access_denied`. */
+  mode: 'sign-in' | 'deny';
+  /**
+   * While set, corrupts every ID token the token endpoint issues: `audience`
+   * names another client; `email` swaps the email but keeps the signature.
+   */
+  tamperIdTokens: false | 'audience' | 'email';
+  /** Stops listening and drops open connections (the upstream is then unreachable). */
+  stop(): Promise<void>;
+}
+
+export interface UpstreamOptions {
+  clients: UpstreamClientRegistration[];
+  /** Put email and email_verified in the ID token (default: only from userinfo, as oidc-provider does). */
+  emailInIdToken?: boolean;
+}
+
+function signingKey() {
+  const jwk = generateKeyPairSync('rsa', { modulusLength: 2048 }).privateKey.export({ format: 'jwk' });
+  return { ...jwk, kid: 'upstream-1', alg: 'RS256', use: 'sig' };
+}
+
+function tampered(idToken: string, how: 'audience' | 'email'): string {
+  const [header, payload, signature] = idToken.split('.');
+  const claims = JSON.parse(Buffer.from(payload!, 'base64url').toString()) as Record<string, unknown>;
+  const changed = how === 'audience' ? { ...claims, aud: 'someone-else' } : { ...claims, email: 'someone.else@acme.test' };
+  return [header, Buffer.from(JSON.stringify(changed)).toString('base64url'), signature].join('.');
+}
+
+export async function startUpstream(options: UpstreamOptions): Promise<TestUpstream> {
+  const port = await freePort();
+  const issuer = `http://127.0.0.1:${port}`;
+  const claimsOf = new Map<string, UpstreamUser>();
+
+  const configuration: Configuration = {
+    clients: options.clients.map((c) => ({ ...c })),
+    jwks: { keys: [signingKey()] } as unknown as Configuration['jwks'],
+    cookies: { keys: ['upstream-test-cookie-key-0123456789abcdef'] },
+    features: { devInteractions: { enabled: false } },
+    claims: { openid: ['sub'], email: ['email', 'email_verified'] },
+    conformIdTokenClaims: !options.emailInIdToken,
+    pkce: { required: () => true },
+    ttl: { AccessToken: 600, AuthorizationCode: 60, Grant: 3600, IdToken: 600, Interaction: 600, Session: 3600 },
+    interactions: { url: (_ctx, interaction) => `/interaction/${interaction.uid}` },
+    findAccount: (_ctx, sub) => ({
+      accountId: sub,
+      claims: () => {
+        const { email, email_verified } = claimsOf.get(sub) ?? {};
+        return { sub, ...(email === undefined ? {} : { email }), ...(email_verified === undefined ? {} : { email_verified }) };
+      },
+    }),
+    // Consent is not what these tests are about: grant what was asked.
+    loadExistingGrant: async (ctx) => {
+      const grant = new ctx.oidc.provider.Grant({ clientId: ctx.oidc.client!.clientId, accountId: ctx.oidc.session!.accountId! });
+      grant.addOIDCScope(String(ctx.oidc.params!.scope));
+      await grant.save();
+      return grant;
+    },
+  };
+  const provider = new Provider(issuer, configuration);
+
+  const upstream: TestUpstream = {
+    issuer,
+    user: { sub: 'nobody' },
+    mode: 'sign-in',
+    tamperIdTokens: false,
+    stop: async () => {},
+  };
+
+  provider.use(async (ctx, next) => {
+    if (ctx.method === 'GET' && /^\/interaction\/[^/]+$/.test(ctx.path)) {
+      await provider.interactionDetails(ctx.req, ctx.res);
+      const result =
+        upstream.mode === 'deny'
+          ? { error: 'access_denied', error_description: 'The person cancelled the sign-in.' }
+          : { login: { accountId: upstream.user.sub } };
+      claimsOf.set(upstream.user.sub, { ...upstream.user });
+      ctx.respond = false;
+      await provider.interactionFinished(ctx.req, ctx.res, result, { mergeWithLastSubmission: false });
+      return;
+    }
+    await next();
+    const body = ctx.body as { id_token?: unknown } | undefined;
+    if (upstream.tamperIdTokens && ctx.path === '/token' && typeof body?.id_token === 'string') {
+      body.id_token = tampered(body.id_token, upstream.tamperIdTokens);
+    }
+  });
+
+  const server: Server = provider.listen(port, '127.0.0.1');
+  await new Promise<void>((resolve, reject) => {
+    server.once('listening', resolve);
+    server.once('error', reject);
+  });
+  upstream.stop = () =>
+    new Promise<void>((resolve) => {
+      server.close(() => resolve());
+      server.closeAllConnections();
+    });
+  return upstream;
+}
+
+/**
+ * The browser's trip through the upstream: from its authorization URL (where
+ * Latchkey sent the browser) back to the redirect URI it answers with. The
+ * upstream is another site, so it gets a cookie jar of its own.
+ */
+export async function visitUpstream(upstream: TestUpstream, authorizationUrl: string): Promise<string> {
+  const page: Page = await new Browser(upstream.issuer).get(authorizationUrl);
+  if (page.status !== 303 && page.status !== 302) throw new Error(`the upstream did not answer with a redirect: ${page.status} ${page.url}\n${page.html.slice(0, 500)}`);
+  return page.url;
+}
