@@ -12,6 +12,7 @@ import { formFields } from '../web/forms.ts';
 import { endLoginSessions } from './revocation.ts';
 import { factorName, factorState, formatTime, fullName, noticeOf } from './labels.ts';
 import type { AccountKit, Signed } from './router.ts';
+import { upstreamSettings } from '../upstream/settings.ts';
 
 /** The resets an owner can make, by the last segment of their URL. */
 const RESETS = {
@@ -63,7 +64,7 @@ export function ownerRoutes(router: Router, kit: AccountKit) {
   // Security settings.
 
   async function securityPage(ctx: Context, signed: Signed, notice?: string, error?: LatchkeyError) {
-    const logins = await accounts.listLogins(signed.tenant.id);
+    const [logins, upstreams] = await Promise.all([accounts.listLogins(signed.tenant.id), accounts.listUpstreams(signed.tenant.id)]);
     kit.render(
       ctx,
       'account/security',
@@ -75,6 +76,7 @@ export function ownerRoutes(router: Router, kit: AccountKit) {
         ownTypeId: signed.login.userType,
         factorOptions: SECOND_FACTORS.map((id) => ({ id, name: factorName(id) })),
         userTypes: signed.tenant.userTypes.map((t) => ({ ...t, logins: logins.filter((l) => l.userType === t.id).length })),
+        upstreams: upstreamSettings(deps.config.issuer, upstreams),
       },
       error?.status ?? 200,
     );

@@ -75,6 +75,17 @@ for (const setup of SETUPS) {
       assert.equal((await auditOf(server, 'acme-owner', 'account.signout')).length, 1);
     });
 
+    it("shows the tenant's upstream providers on Security settings, read-only and without the secret", async () => {
+      await accounts().upsertUpstream({ tenant: 'acme', id: 'corp', name: 'Acme Corporate', issuer: 'https://login.acme.test', clientId: 'latchkey-rp', clientSecret: 'sealed-not-shown', scopes: ['openid', 'email'] });
+      const { page } = await signedIn(server, OWNER, '/account/security');
+      assert.ok(testIds(page).includes('upstream-corp'));
+      assert.match(page.html, /Acme Corporate/);
+      assert.match(page.html, /https:\/\/login\.acme\.test/);
+      assert.ok(page.html.includes(`${server.issuer}/upstream/corp/callback`), 'the redirect URI to register');
+      assert.ok(!page.html.includes('sealed-not-shown'), 'never the client secret');
+      assert.doesNotMatch(page.html, /action="[^"]*upstream/, 'read-only: no form edits upstreams');
+    });
+
     it('offers every login of the identity, in every tenant, labelled with the tenant; a non-owner gets 403 on the owner pages', async () => {
       const { browser, page } = await accountSignIn(server, { email: 'jane@acme.test' });
       assert.ok(testIds(page).includes('select-form'), `expected the login choice, got ${page.status} ${page.url}`);
