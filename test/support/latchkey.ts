@@ -1,7 +1,6 @@
 // The shared bootstrap of journey tests: a real Latchkey server on a loopback
 // port (embedded store, or MongoDB/FerretDB + Redis), a fixture tenant, and an
 // openid-client relying party.
-import { createServer } from 'node:net';
 import * as oidc from 'openid-client';
 import { loadConfig } from '../../config/index.ts';
 import { createLogger } from '../../src/log.ts';
@@ -11,6 +10,9 @@ import { startMongo, type TestMongo } from './mongo.ts';
 import { testRedisPrefix, testRedisUrl } from './redis.ts';
 import { tempDir } from './tmp.ts';
 import { actionOf, csrfOf, type Browser, type Page } from './browser.ts';
+import { freePort } from './net.ts';
+
+export { freePort };
 
 export type StoreSetup = 'sqlite' | 'mongo+redis';
 export const SETUPS: StoreSetup[] = ['sqlite', 'mongo+redis'];
@@ -58,16 +60,6 @@ export function fixture(): ImportDocument {
   };
 }
 
-export async function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const srv = createServer();
-    srv.listen(0, '127.0.0.1', () => {
-      const { port } = srv.address() as { port: number };
-      srv.close(() => resolve(port));
-    });
-    srv.on('error', reject);
-  });
-}
 
 export interface TestServer {
   issuer: string;

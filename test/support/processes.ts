@@ -3,8 +3,8 @@
 // them, so consecutive requests of one browser land on different processes.
 import { spawn, type ChildProcess } from 'node:child_process';
 import { createServer, request, type Server } from 'node:http';
-import { createServer as createNetServer } from 'node:net';
 import { createInterface } from 'node:readline';
+import { freePort } from './net.ts';
 import { generateKeyPairSync, randomBytes } from 'node:crypto';
 import { join } from 'node:path';
 import { loadConfig } from '../../config/index.ts';
@@ -15,16 +15,7 @@ import { importDocument, type ImportDocument } from '../../src/cli/import.ts';
 
 const root = join(import.meta.dirname, '..', '..');
 
-export function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const srv = createNetServer();
-    srv.listen(0, '127.0.0.1', () => {
-      const { port } = srv.address() as { port: number };
-      srv.close(() => resolve(port));
-    });
-    srv.on('error', reject);
-  });
-}
+export { freePort };
 
 /** Production-shaped key material, the same for every process. */
 export function sharedKeys(): Record<string, string> {

@@ -11,7 +11,8 @@ export function testRedisPrefix(): string {
 }
 
 import { spawn, type ChildProcess } from 'node:child_process';
-import { createServer, createConnection } from 'node:net';
+import { createConnection } from 'node:net';
+import { freePort } from './net.ts';
 
 export interface OwnRedis {
   url: string;
@@ -21,16 +22,6 @@ export interface OwnRedis {
   stop(): Promise<void>;
 }
 
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const srv = createServer();
-    srv.listen(0, '127.0.0.1', () => {
-      const { port } = srv.address() as { port: number };
-      srv.close(() => resolve(port));
-    });
-    srv.on('error', reject);
-  });
-}
 
 function pong(port: number): Promise<boolean> {
   return new Promise((resolve) => {

@@ -1,7 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import { MongoServerError, type Db, type Filter, type ObjectId, type UpdateFilter } from 'mongodb';
 import {
-  SECOND_FACTORS,
   normalizeEmail,
   type AccountStore,
   type AuditEvent,
@@ -10,11 +9,11 @@ import {
   type FactorState,
   type Identity,
   type Login,
-  type SecondFactor,
   type Tenant,
   type Upstream,
   type UserType,
 } from '../port.ts';
+import { factorId, optStr, secondFactor, str, userTypes } from '../values.ts';
 
 interface TenantDoc {
   _id: string;
@@ -61,32 +60,8 @@ interface StepDoc {
   step: number;
 }
 
-const FACTOR_ID = /^[a-z][a-z0-9_]*$/;
 const DUPLICATE_KEY = 11000;
 
-function str(name: string, value: unknown): string {
-  if (typeof value !== 'string') throw new TypeError(`${name} must be a string`);
-  return value;
-}
-
-function optStr(name: string, value: unknown): string | null {
-  return value === null || value === undefined ? null : str(name, value);
-}
-
-function factorId(value: unknown): string {
-  if (typeof value !== 'string' || !FACTOR_ID.test(value)) throw new TypeError('invalid factor id');
-  return value;
-}
-
-function secondFactor(value: unknown): SecondFactor {
-  if (!SECOND_FACTORS.includes(value as SecondFactor)) throw new TypeError('invalid second factor');
-  return value as SecondFactor;
-}
-
-function userTypes(list: readonly UserType[]): UserType[] {
-  if (!Array.isArray(list)) throw new TypeError('userTypes must be an array');
-  return list.map((u) => ({ id: str('userType.id', u.id), name: str('userType.name', u.name), secondFactor: secondFactor(u.secondFactor) }));
-}
 
 /** Stores exactly what the SQLite store keeps in its JSON columns (no undefined, no Dates, no class instances). */
 function json<T>(value: T): T {

@@ -1,7 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import type Database from 'better-sqlite3';
 import {
-  SECOND_FACTORS,
   normalizeEmail,
   type AccountStore,
   type AuditEvent,
@@ -15,6 +14,7 @@ import {
   type Upstream,
   type UserType,
 } from '../port.ts';
+import { factorId, optStr, secondFactor, str, userTypes } from '../values.ts';
 
 const SCHEMA = `
 CREATE TABLE IF NOT EXISTS tenants (
@@ -60,7 +60,6 @@ CREATE TABLE IF NOT EXISTS audit_events (
 CREATE INDEX IF NOT EXISTS audit_events_tenant_time ON audit_events (tenant, time);
 `;
 
-const FACTOR_ID = /^[a-z][a-z0-9_]*$/;
 
 interface TenantRow {
   id: string;
@@ -100,29 +99,6 @@ interface AuditRow {
   detail: string | null;
 }
 
-function str(name: string, value: unknown): string {
-  if (typeof value !== 'string') throw new TypeError(`${name} must be a string`);
-  return value;
-}
-
-function optStr(name: string, value: unknown): string | null {
-  return value === null || value === undefined ? null : str(name, value);
-}
-
-function factorId(value: unknown): string {
-  if (typeof value !== 'string' || !FACTOR_ID.test(value)) throw new TypeError('invalid factor id');
-  return value;
-}
-
-function secondFactor(value: unknown): SecondFactor {
-  if (!SECOND_FACTORS.includes(value as SecondFactor)) throw new TypeError('invalid second factor');
-  return value as SecondFactor;
-}
-
-function userTypes(list: readonly UserType[]): UserType[] {
-  if (!Array.isArray(list)) throw new TypeError('userTypes must be an array');
-  return list.map((u) => ({ id: str('userType.id', u.id), name: str('userType.name', u.name), secondFactor: secondFactor(u.secondFactor) }));
-}
 
 function auditLimit(limit: number | undefined): number {
   const n = Math.trunc(limit ?? 50);
