@@ -5,6 +5,7 @@ RUN npm ci --omit=dev --no-audit --no-fund
 COPY config ./config
 COPY src ./src
 COPY views ./views
+COPY locales ./locales
 COPY public ./public
 COPY tsconfig.json ./
 RUN mkdir -p /data && chown node:node /data

@@ -1,7 +1,13 @@
 /**
  * Every error Latchkey shows a person or a program, with a stable code.
  * Mapped to pages and JSON in one place (`src/web/errors.ts`).
+ *
+ * An error names its text by a key of the catalogues (`locales/*.json`, see
+ * `src/i18n.ts`), with `detail` as the values it interpolates; pages show it
+ * in the page's language, JSON bodies and logs in English (`message`).
  */
+import { english } from './i18n.ts';
+
 export type ErrorCode =
   | 'bad_request'
   | 'invalid_credentials'
@@ -30,81 +36,60 @@ export class LatchkeyError extends Error {
   constructor(
     readonly code: ErrorCode,
     readonly status: number,
-    message: string,
-    /** Extra values for the page (never secrets), e.g. `retryAfterSeconds`. */
+    /** The text's key in the catalogues, e.g. `errors.pin.wrong`. */
+    readonly key: string,
+    /** Extra values for the page and its text (never secrets), e.g. `retryAfterSeconds`. */
     readonly detail: Record<string, unknown> = {},
   ) {
-    super(message);
+    super(english(key, detail));
   }
 }
 
-export const badRequest = (message = 'The request could not be understood.') =>
-  new LatchkeyError('bad_request', 400, message);
+export const badRequest = (key = 'errors.bad_request', detail: Record<string, unknown> = {}) => new LatchkeyError('bad_request', 400, key, detail);
 
-export const invalidCredentials = () =>
-  new LatchkeyError('invalid_credentials', 400, 'The email address or password is not correct.');
+export const invalidCredentials = (key = 'errors.signin.invalidCredentials') => new LatchkeyError('invalid_credentials', 400, key);
 
-export const lockedOut = (retryAfterSeconds: number, message = 'Too many failed attempts. Please wait before trying again.') =>
-  new LatchkeyError('locked_out', 429, message, { retryAfterSeconds });
+export const lockedOut = (retryAfterSeconds: number, key = 'errors.lockedOut') => new LatchkeyError('locked_out', 429, key, { retryAfterSeconds });
 
 /** A wrong or malformed PIN or authenticator code (400). */
-export const invalidFactorAnswer = (message: string) => new LatchkeyError('invalid_factor_answer', 400, message);
+export const invalidFactorAnswer = (key: string) => new LatchkeyError('invalid_factor_answer', 400, key);
 
-/** A new PIN refused by the PIN rules; `detail.problem` names the rule. */
-export const invalidNewPin = (problem: string, message: string) => new LatchkeyError('invalid_new_pin', 400, message, { problem });
+/** A new PIN refused by the PIN rules; `detail.problem` names the rule (`errors.newPin.{problem}`). */
+export const invalidNewPin = (problem: string, rules: { minLength: number; maxLength: number }) =>
+  new LatchkeyError('invalid_new_pin', 400, `errors.newPin.${problem}`, { problem, minLength: rules.minLength, maxLength: rules.maxLength });
 
 /** An authenticator code that was already used (SPEC §7: a code is accepted once). */
-export const replayRefused = () =>
-  new LatchkeyError('replay', 400, 'This code has already been used. Wait for the next code in your authenticator app and enter that one.');
+export const replayRefused = () => new LatchkeyError('replay', 400, 'errors.totp.replay');
 
 /** A second-factor set-up whose pending state is gone (expired, or finished in another window). */
-export const factorSetupExpired = (message: string) => new LatchkeyError('factor_setup_expired', 400, message);
+export const factorSetupExpired = (key: string) => new LatchkeyError('factor_setup_expired', 400, key);
 
-export const csrfRefused = () =>
-  new LatchkeyError('csrf', 403, 'This form has expired or did not come from this site. Please start again.');
+export const csrfRefused = () => new LatchkeyError('csrf', 403, 'errors.csrf');
 
-export const forbidden = (message = 'You do not have access to this page.') => new LatchkeyError('forbidden', 403, message);
+export const forbidden = (key = 'errors.forbidden') => new LatchkeyError('forbidden', 403, key);
 
-export const notFound = (message = 'This page does not exist.') => new LatchkeyError('not_found', 404, message);
+export const notFound = (key = 'errors.not_found') => new LatchkeyError('not_found', 404, key);
 
-export const noLoginForClient = () =>
-  new LatchkeyError('no_login_for_client', 403, 'Your account has no access to this application. Ask your administrator for access.');
+export const noLoginForClient = (key = 'errors.signin.noLogin') => new LatchkeyError('no_login_for_client', 403, key);
 
-export const interactionExpired = () =>
-  new LatchkeyError('interaction_expired', 400, 'This sign-in has expired. Go back to the application and start again.');
+export const interactionExpired = () => new LatchkeyError('interaction_expired', 400, 'errors.signin.expired');
 
-export const unavailable = (store?: string) =>
-  new LatchkeyError('temporarily_unavailable', 503, 'The service is temporarily unavailable. Please try again in a moment.', store ? { store } : {});
+export const unavailable = (store?: string) => new LatchkeyError('temporarily_unavailable', 503, 'errors.unavailable', store ? { store } : {});
 
 /**
- * Sign-in with an upstream OpenID provider (docs/upstream.md). `detail.upstream`
- * names the provider; each page offers the way back to the login page.
+ * Sign-in with an upstream OpenID provider (docs/upstream.md). `detail.provider`
+ * is the provider's name; each page offers the way back to the login page.
  */
-export const upstreamUnavailable = (name: string) =>
-  new LatchkeyError('upstream_unavailable', 502, `${name} cannot be reached right now. Try again in a moment, or sign in with your email address and password.`);
+export const upstreamUnavailable = (name: string) => new LatchkeyError('upstream_unavailable', 502, 'errors.upstream.unavailable', { provider: name });
 
 /** The upstream answered with an OAuth error (e.g. `access_denied`); `detail.error` carries it. */
 export const upstreamError = (name: string, error: string) =>
-  new LatchkeyError(
-    'upstream_error',
-    400,
-    error === 'access_denied' ? `The sign-in with ${name} was cancelled or refused.` : `${name} could not sign you in (${error}).`,
-    { error },
-  );
+  new LatchkeyError('upstream_error', 400, error === 'access_denied' ? 'errors.upstream.cancelled' : 'errors.upstream.error', { provider: name, error });
 
-export const upstreamInvalidResponse = (name: string) =>
-  new LatchkeyError('upstream_invalid_response', 502, `${name} sent an answer that could not be verified, so it was not accepted.`);
+export const upstreamInvalidResponse = (name: string) => new LatchkeyError('upstream_invalid_response', 502, 'errors.upstream.invalidResponse', { provider: name });
 
 /** The upstream's answer does not belong to this sign-in (a missing, tampered or already used state). */
-export const upstreamState = () =>
-  new LatchkeyError('upstream_state', 400, 'This answer does not match a sign-in in progress in this browser: it expired, was already used or was altered. Please start the sign-in again.');
+export const upstreamState = () => new LatchkeyError('upstream_state', 400, 'errors.upstream.state');
 
 export const upstreamNoAccount = (name: string, reason: 'email_not_verified' | 'no_identity') =>
-  new LatchkeyError(
-    'upstream_no_account',
-    403,
-    reason === 'email_not_verified'
-      ? `No account matches your ${name} account: ${name} has not verified its email address.`
-      : `No account matches the email address of your ${name} account.`,
-    { problem: reason },
-  );
+  new LatchkeyError('upstream_no_account', 403, reason === 'email_not_verified' ? 'errors.upstream.emailNotVerified' : 'errors.upstream.noIdentity', { provider: name, problem: reason });

@@ -23,6 +23,7 @@ import { startRouter } from './web/start.ts';
 import { accountRouter } from './account/router.ts';
 import { errorHandler, storeGuard } from './web/errors.ts';
 import { formBodiesOnly, requireHttps, securityHeaders } from './web/security.ts';
+import { languages } from './web/language.ts';
 import { seedDemo } from './demo.ts';
 
 export interface Services {
@@ -70,6 +71,7 @@ export async function createLatchkey(config: Config, log: Logger = createLogger(
   app.use(errorHandler(log, stores.unavailableStore));
   app.use(securityHeaders);
   if (config.issuer.startsWith('https:')) app.use(requireHttps(config.issuer));
+  app.use(languages({ secure: config.issuer.startsWith('https:') }));
   app.use(storeGuard(stores.down));
 
   const forms = new Router();

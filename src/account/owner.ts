@@ -16,8 +16,8 @@ import { upstreamSettings } from '../upstream/settings.ts';
 
 /** The resets an owner can make, by the last segment of their URL. */
 const RESETS = {
-  'reset-authenticator': { factor: 'totp', event: 'factor.totp.reset', title: 'Reset authenticator app', confirm: 'Yes, reset the authenticator app' },
-  'reset-pin': { factor: 'pin', event: 'factor.pin.reset', title: 'Reset PIN', confirm: 'Yes, reset the PIN' },
+  'reset-authenticator': { factor: 'totp', event: 'factor.totp.reset' },
+  'reset-pin': { factor: 'pin', event: 'factor.pin.reset' },
 } as const;
 type ResetKind = keyof typeof RESETS;
 
@@ -72,7 +72,7 @@ export function ownerRoutes(router: Router, kit: AccountKit) {
       {
         section: 'security',
         notice,
-        error: error?.message,
+        error,
         ownTypeId: signed.login.userType,
         factorOptions: SECOND_FACTORS.map((id) => ({ id, name: factorName(id) })),
         userTypes: signed.tenant.userTypes.map((t) => ({ ...t, logins: logins.filter((l) => l.userType === t.id).length })),
@@ -95,8 +95,8 @@ export function ownerRoutes(router: Router, kit: AccountKit) {
     try {
       const fields = formFields(ctx.request.body, ['user_type', 'second_factor'], ['csrf'], 128);
       userTypeId = fields.user_type;
-      if (!signed.tenant.userTypes.some((t) => t.id === userTypeId)) throw badRequest('There is no such user type in your organisation.');
-      if (!SECOND_FACTORS.includes(fields.second_factor as SecondFactor)) throw badRequest('Choose None, PIN code or Authenticator app.');
+      if (!signed.tenant.userTypes.some((t) => t.id === userTypeId)) throw badRequest('errors.account.noSuchUserType');
+      if (!SECOND_FACTORS.includes(fields.second_factor as SecondFactor)) throw badRequest('errors.account.chooseFactor');
       chosen = fields.second_factor as SecondFactor;
       factors.get(chosen);
     } catch (err) {
@@ -105,7 +105,7 @@ export function ownerRoutes(router: Router, kit: AccountKit) {
     }
     const before = signed.tenant.userTypes.find((t) => t.id === userTypeId)!.secondFactor;
     if (before !== chosen) {
-      if (!(await accounts.setUserTypeFactor(signed.tenant.id, userTypeId, chosen))) throw notFound('There is no such user type in your organisation.');
+      if (!(await accounts.setUserTypeFactor(signed.tenant.id, userTypeId, chosen))) throw notFound('errors.account.noSuchUserType');
       await audit.record({
         type: 'policy.changed',
         outcome: 'success',
@@ -143,7 +143,7 @@ export function ownerRoutes(router: Router, kit: AccountKit) {
   /** A login of the owner's tenant, or 404 — another tenant's login is as unknown as a missing one. */
   async function tenantLogin(signed: Signed, loginId: unknown): Promise<Login> {
     const login = typeof loginId === 'string' && loginId.length <= 256 ? await accounts.getLogin(loginId) : null;
-    if (!login || login.tenant !== signed.tenant.id) throw notFound('There is no such user in your organisation.');
+    if (!login || login.tenant !== signed.tenant.id) throw notFound('errors.account.noSuchUser');
     return login;
   }
 
@@ -151,8 +151,6 @@ export function ownerRoutes(router: Router, kit: AccountKit) {
     kit.render(ctx, 'account/confirm-reset', signed, {
       section: 'users',
       kind,
-      title: RESETS[kind].title,
-      confirmLabel: RESETS[kind].confirm,
       action: `/account/users/${encodeURIComponent(target.id)}/${kind}`,
       target: { id: target.id, name: fullName(target), email: target.email, userType: kit.userTypeName(signed.tenant, target.userType) },
     });
@@ -215,7 +213,7 @@ export function ownerRoutes(router: Router, kit: AccountKit) {
 function single(ctx: Context, name: string): string | undefined {
   const value = ctx.query[name];
   if (value === undefined || value === '') return undefined;
-  if (typeof value !== 'string' || value.length > 256) throw badRequest(`The filter "${name}" must be a single value.`);
+  if (typeof value !== 'string' || value.length > 256) throw badRequest('errors.account.filterValue', { filter: name });
   return value;
 }
 
@@ -223,10 +221,10 @@ function auditQuery(ctx: Context, logins: Login[]): { login?: string; type?: str
   const login = single(ctx, 'login');
   const type = single(ctx, 'type');
   const before = single(ctx, 'before');
-  if (login !== undefined && !logins.some((l) => l.id === login)) throw badRequest('There is no such user in your organisation.');
-  if (type !== undefined && !TYPE_PATTERN.test(type)) throw badRequest('That is not an event type.');
+  if (login !== undefined && !logins.some((l) => l.id === login)) throw badRequest('errors.account.noSuchUser');
+  if (type !== undefined && !TYPE_PATTERN.test(type)) throw badRequest('errors.account.notEventType');
   const time = before === undefined ? undefined : new Date(before);
-  if (time && Number.isNaN(time.getTime())) throw badRequest('The "before" time is not a valid time.');
+  if (time && Number.isNaN(time.getTime())) throw badRequest('errors.account.beforeTime');
   return { ...(login ? { login } : {}), ...(type ? { type } : {}), ...(time ? { before: time } : {}) };
 }
 
@@ -242,6 +240,7 @@ function eventRow(e: AuditEvent, names: Map<string, string>) {
     loginId: e.login ?? '',
     ip: e.ip ?? '',
     userAgent: e.userAgent ?? '',
-    detail: by ? [...detail, `by ${by}`] : detail,
+    detail,
+    by: by ?? null,
   };
 }

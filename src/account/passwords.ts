@@ -5,6 +5,7 @@
  * address, entered twice.
  */
 import { dictionary } from '@zxcvbn-ts/language-common';
+import { english, type Translate } from '../i18n.ts';
 
 export const PASSWORD_RULES = { minLength: 8, maxLength: 1024 } as const;
 
@@ -29,17 +30,7 @@ export function checkNewPassword(password: string, confirm: string, email: strin
   return null;
 }
 
-export function passwordProblemMessage(problem: PasswordProblem): string {
-  switch (problem) {
-    case 'too_short':
-      return `Your new password needs at least ${PASSWORD_RULES.minLength} characters.`;
-    case 'too_long':
-      return `Your new password can have at most ${PASSWORD_RULES.maxLength} characters.`;
-    case 'common':
-      return 'That password is one of the most common passwords, so it is easy to guess. Choose another one.';
-    case 'email':
-      return 'Your password cannot be your email address. Choose another one.';
-    case 'mismatch':
-      return 'The two new passwords you entered are not the same. Enter the same password twice.';
-  }
+/** The text shown for a refused password, in `t`'s language (English by default): `errors.password.{problem}`. */
+export function passwordProblemMessage(problem: PasswordProblem, t: Translate = english): string {
+  return t(`errors.password.${problem}`, { ...PASSWORD_RULES });
 }

@@ -6,12 +6,12 @@
  */
 import type Router from '@koa/router';
 import type { Context } from 'koa';
-import { LatchkeyError, badRequest } from '../errors.ts';
+import { LatchkeyError, badRequest, invalidCredentials } from '../errors.ts';
 import type { FactorChange } from '../factors/types.ts';
 import { hashedKey } from '../limits.ts';
 import { formFields } from '../web/forms.ts';
 import { factorName, formatTime, fullName, hasApp, hasPin, noticeOf } from './labels.ts';
-import { checkNewPassword, passwordProblemMessage, PASSWORD_RULES } from './passwords.ts';
+import { checkNewPassword, PASSWORD_RULES } from './passwords.ts';
 import type { AccountKit, Signed } from './router.ts';
 
 const SIGN_INS_SHOWN = 10;
@@ -57,7 +57,7 @@ export function profileRoutes(router: Router, kit: AccountKit) {
       if (!c) throw new Error(`the ${factorId} factor has no change`);
       return c;
     };
-    const notEnrolled = () => badRequest(factorId === 'pin' ? 'You have no PIN to change.' : 'No authenticator app is linked to your login.');
+    const notEnrolled = () => badRequest(factorId === 'pin' ? 'errors.pin.noPin' : 'errors.totp.noAppToRelink');
 
     async function show(ctx: Context, signed: Signed, error?: LatchkeyError) {
       const draft = cookies.draft(ctx, signed.login.id);
@@ -65,7 +65,7 @@ export function profileRoutes(router: Router, kit: AccountKit) {
       const page = await change().page(req);
       cookies.setDraft(ctx, signed.login.id, req.draft);
       if (error?.code === 'locked_out') ctx.set('Retry-After', String(error.detail.retryAfterSeconds));
-      kit.render(ctx, page.view, signed, { section: 'profile', ...page.locals, error: error?.message, retryAfter: error?.detail.retryAfterSeconds }, error?.status ?? 200);
+      kit.render(ctx, page.view, signed, { section: 'profile', ...page.locals, error }, error?.status ?? 200);
     }
 
     router.get(path, async (ctx) => {
@@ -106,12 +106,12 @@ export function profileRoutes(router: Router, kit: AccountKit) {
 
   const passwordPage = (ctx: Context, signed: Signed, error?: LatchkeyError) => {
     if (error?.code === 'locked_out') ctx.set('Retry-After', String(error.detail.retryAfterSeconds));
-    kit.render(ctx, 'account/change-password', signed, { section: 'profile', ...PASSWORD_RULES, error: error?.message, retryAfter: error?.detail.retryAfterSeconds }, error?.status ?? 200);
+    kit.render(ctx, 'account/change-password', signed, { section: 'profile', ...PASSWORD_RULES, error }, error?.status ?? 200);
   };
 
   async function identityWithPassword(signed: Signed) {
     const identity = await accounts.findIdentityByEmail(signed.login.email);
-    if (!identity?.passwordHash) throw badRequest('Your account signs in without a password here, so there is no password to change.');
+    if (!identity?.passwordHash) throw badRequest('errors.password.none');
     return { ...identity, passwordHash: identity.passwordHash };
   }
 
@@ -133,16 +133,16 @@ export function profileRoutes(router: Router, kit: AccountKit) {
       const fields = formFields(ctx.request.body, [], ['csrf', 'current_password', 'password', 'password_confirm'], PASSWORD_RULES.maxLength);
       const current = fields.current_password ?? '';
       const next = fields.password ?? '';
-      if (!current) throw badRequest('Enter your current password.');
+      if (!current) throw badRequest('errors.password.enterCurrent');
       const problem = checkNewPassword(next, fields.password_confirm ?? '', identity.email);
-      if (problem) throw new LatchkeyError('bad_request', 400, passwordProblemMessage(problem), { problem });
+      if (problem) throw badRequest(`errors.password.${problem}`, { problem, ...PASSWORD_RULES });
       // The same limits as the sign-in's password: per identity and per IP.
       const ok = await limiter.guard({ target: hashedKey('pwd', identity.email), ip: info.ip }, () => hasher.verify(identity.passwordHash, current));
       if (!ok) {
         await record('failure', { reason: 'wrong_current_password' });
-        throw new LatchkeyError('invalid_credentials', 400, 'Your current password is not correct.');
+        throw invalidCredentials('errors.password.currentWrong');
       }
-      if (next === current) throw new LatchkeyError('bad_request', 400, 'Your new password is the same as your current one. Choose a different password.', { problem: 'unchanged' });
+      if (next === current) throw badRequest('errors.password.unchanged', { problem: 'unchanged' });
       await accounts.setPasswordHash(identity.id, await hasher.hash(next));
       await record('success');
       ctx.redirect('/account?notice=password');

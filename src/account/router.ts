@@ -20,7 +20,7 @@ import type { Limiter } from '../limits.ts';
 import type { AccountStore, Login, Tenant } from '../storage/accounts/port.ts';
 import { csrfRefused, forbidden } from '../errors.ts';
 import { checkCsrf } from '../web/forms.ts';
-import { renderView } from '../web/views.ts';
+import { sendPage } from '../web/views.ts';
 import { endedBefore } from './revocation.ts';
 import { accountCookies, type AccountCookies, type AccountSession } from './session.ts';
 import { signInRoutes } from './signin.ts';
@@ -98,6 +98,7 @@ export function accountRouter(deps: AccountDeps): Router {
       cookies.clear(ctx);
       return null;
     }
+    ctx.state.tenantName = tenant.name;
     return { session, login, tenant, isOwner: tenant.owner === login.id };
   }
 
@@ -137,7 +138,7 @@ export function accountRouter(deps: AccountDeps): Router {
       return signed;
     },
     requireOwner(signed) {
-      if (!signed.isOwner) throw forbidden('Only the owner of this organisation can open this page.');
+      if (!signed.isOwner) throw forbidden('errors.ownerOnly');
     },
     fresh(ctx, signed, returnTo) {
       if (Date.now() / 1000 - signed.session.authTime <= config.account.reauthSeconds) return true;
@@ -146,10 +147,8 @@ export function accountRouter(deps: AccountDeps): Router {
       return false;
     },
     render(ctx, view, signed, locals = {}, status = 200) {
-      ctx.status = status;
-      ctx.type = 'html';
       ctx.set('Cache-Control', 'no-store');
-      ctx.body = renderView(view, {
+      sendPage(ctx, view, {
         ...(signed
           ? {
               csrf: signed.session.csrf,
@@ -158,7 +157,7 @@ export function accountRouter(deps: AccountDeps): Router {
             }
           : {}),
         ...locals,
-      });
+      }, status);
     },
     factorRequest(ctx, signed, body, draft = {}) {
       return { tenant: signed.tenant, login: signed.login, body, draft, ...requestInfo(ctx) };

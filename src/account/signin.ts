@@ -7,13 +7,13 @@
  */
 import { createHash, randomBytes, timingSafeEqual } from 'node:crypto';
 import type Router from '@koa/router';
-import { LatchkeyError, badRequest } from '../errors.ts';
+import { badRequest } from '../errors.ts';
 import { ACCOUNT_CLIENT_ID, accountRedirectUri } from './client.ts';
 import { endedBefore } from './revocation.ts';
 import { newCsrfToken } from './session.ts';
 import { safeReturnTo, type AccountKit } from './router.ts';
 
-const signInExpired = () => new LatchkeyError('bad_request', 400, 'This sign-in has expired or was already used. Please sign in again.');
+const signInExpired = () => badRequest('errors.account.signInExpired');
 
 const equal = (a: string, b: string) => {
   const x = Buffer.from(a);
@@ -60,7 +60,7 @@ export function signInRoutes(router: Router, kit: AccountKit) {
     if (typeof error === 'string') {
       return kit.render(ctx, 'account/signin-failed', null, { cancelled: error === 'access_denied', returnTo: pending.returnTo }, 400);
     }
-    if (typeof code !== 'string' || code.length > 512) throw badRequest('The sign-in answer has no code.');
+    if (typeof code !== 'string' || code.length > 512) throw badRequest('errors.account.noCode');
     const found = await provider.AuthorizationCode.find(code);
     const challenge = createHash('sha256').update(pending.verifier).digest('base64url');
     if (

@@ -17,7 +17,8 @@ import { hashedKey } from '../limits.ts';
 import { AMR } from '../provider/acr.ts';
 import { LatchkeyError, badRequest, invalidCredentials, noLoginForClient } from '../errors.ts';
 import { checkCsrf, formFields } from '../web/forms.ts';
-import { renderView } from '../web/views.ts';
+import { localeOf, sendPage } from '../web/views.ts';
+import { resolveLanguage, useLanguage } from '../web/language.ts';
 import { ensureProgress, readProgress, saveProgress, type Interaction, type Progress } from './journey.ts';
 import { ACCOUNT_AUDIENCE, ANY_TENANT, clientFinder } from '../account/client.ts';
 
@@ -59,13 +60,15 @@ export function interactionRouter({ provider, config, accounts, hasher, factors,
 
   async function load(ctx: Context, expectedPrompt?: string) {
     const interaction = await provider.interactionDetails(ctx.req, ctx.res);
-    if (interaction.uid !== ctx.params.uid) throw badRequest('This sign-in does not match the page.');
-    if (expectedPrompt && interaction.prompt.name !== expectedPrompt) throw badRequest('This step is not expected now.');
+    useLanguage(ctx, resolveLanguage(ctx, { uiLocales: interaction.params.ui_locales, since: interaction.iat }));
+    if (interaction.uid !== ctx.params.uid) throw badRequest('errors.signin.wrongPage');
+    if (expectedPrompt && interaction.prompt.name !== expectedPrompt) throw badRequest('errors.signin.unexpectedStep');
     const clientId = String(interaction.params.client_id);
     const client = await findClient(clientId);
-    if (!client) throw badRequest('Unknown application.');
+    if (!client) throw badRequest('errors.signin.unknownApp');
     const tenant = client.tenant === ANY_TENANT ? await accountAudience(interaction) : await accounts.getTenant(client.tenant);
-    if (!tenant) throw badRequest('Unknown application.');
+    if (!tenant) throw badRequest('errors.signin.unknownApp');
+    ctx.state.tenantName = tenant.id === ANY_TENANT ? localeOf(ctx).t('account.audience') : tenant.name;
     return { interaction, client, tenant };
   }
 
@@ -98,23 +101,18 @@ export function interactionRouter({ provider, config, accounts, hasher, factors,
     return { ...loaded, progress: progress! };
   }
 
-  const page = (ctx: Context, view: string, locals: Record<string, unknown>, status = 200) => {
-    ctx.status = status;
-    ctx.type = 'html';
-    ctx.body = renderView(view, locals);
-  };
+  const page = (ctx: Context, view: string, locals: Record<string, unknown>, status = 200) => sendPage(ctx, view, locals, status);
 
-  const baseLocals = (interaction: Interaction, tenant: Tenant, progress: Progress) => ({
+  const baseLocals = (interaction: Interaction, progress: Progress) => ({
     uid: interaction.uid,
     csrf: progress.csrf,
-    tenantName: tenant.name,
   });
 
   const userTypeName = (tenant: Tenant, login: Login) => tenant.userTypes.find((t) => t.id === login.userType)?.name ?? login.userType;
 
   function factorOf(tenant: Tenant, login: Login): Factor {
     const type = tenant.userTypes.find((t) => t.id === login.userType);
-    if (!type) throw new LatchkeyError('no_login_for_client', 403, 'Your login has no valid user type. Ask your administrator.');
+    if (!type) throw noLoginForClient('errors.signin.noUserType');
     return factors.get(type.secondFactor);
   }
 
@@ -160,7 +158,7 @@ export function interactionRouter({ provider, config, accounts, hasher, factors,
     const req = factorRequest(ctx, tenant, login, progress, {});
     const fp = await factor.page(stage, req);
     await saveProgress(interaction, progress);
-    page(ctx, fp.view, { ...baseLocals(interaction, tenant, progress), ...fp.locals, login, userTypeName: userTypeName(tenant, login), error: error?.message, retryAfter: error?.detail.retryAfterSeconds }, error?.status ?? 200);
+    page(ctx, fp.view, { ...baseLocals(interaction, progress), ...fp.locals, login, userTypeName: userTypeName(tenant, login), error }, error?.status ?? 200);
   }
 
   async function firstStepPassed(ctx: Context, interaction: Interaction, tenant: Tenant, progress: Progress, identity: Identity, method: string) {
@@ -191,12 +189,12 @@ export function interactionRouter({ provider, config, accounts, hasher, factors,
   router.get('/', async (ctx) => {
     const { interaction, tenant, client } = await load(ctx);
     const progress = await ensureProgress(interaction);
-    const locals = baseLocals(interaction, tenant, progress);
+    const locals = baseLocals(interaction, progress);
     if (interaction.prompt.name === 'consent') {
       const details = interaction.prompt.details as { missingOIDCScope?: string[]; missingOIDCClaims?: string[] };
       return page(ctx, 'consent', { ...locals, clientName: (client.metadata.client_name as string | undefined) ?? client.clientId, scopes: details.missingOIDCScope ?? [], claims: details.missingOIDCClaims ?? [] });
     }
-    if (interaction.prompt.name !== 'login') throw badRequest('This step is not supported.');
+    if (interaction.prompt.name !== 'login') throw badRequest('errors.signin.unsupportedStep');
     if (progress.identityId && progress.email) {
       const login = await chosenLogin(progress, tenant);
       if (login) return renderFactor(ctx, interaction, tenant, login, progress);
@@ -214,7 +212,7 @@ export function interactionRouter({ provider, config, accounts, hasher, factors,
     try {
       const fields = formFields(ctx.request.body, ['email', 'password'], ['csrf'], PASSWORD_MAX);
       email = normalizeEmail(fields.email);
-      if (!email || email.length > EMAIL_MAX || !fields.password) throw badRequest('Enter your email address and password.');
+      if (!email || email.length > EMAIL_MAX || !fields.password) throw badRequest('errors.signin.missing');
       const identityKey = hashedKey('pwd', email);
       const found: { identity?: Identity } = {};
       const ok = await limiter.guard({ target: identityKey, ip: info.ip }, async () => {
@@ -237,7 +235,7 @@ export function interactionRouter({ provider, config, accounts, hasher, factors,
           ctx.set('Retry-After', String(err.detail.retryAfterSeconds));
           await audit.record({ type: 'signin.locked', outcome: 'failure', tenant: tenant.id, ...info });
         }
-        return page(ctx, 'login', { ...baseLocals(interaction, tenant, progress), email: email.slice(0, EMAIL_MAX), upstreams: await upstreamButtons(tenant), error: err.message, retryAfter: err.detail.retryAfterSeconds }, err.status);
+        return page(ctx, 'login', { ...baseLocals(interaction, progress), email: email.slice(0, EMAIL_MAX), upstreams: await upstreamButtons(tenant), error: err }, err.status);
       }
       throw err;
     }
@@ -245,10 +243,10 @@ export function interactionRouter({ provider, config, accounts, hasher, factors,
 
   router.post('/select', async (ctx) => {
     const { interaction, tenant, progress } = await loadForPost(ctx, 'login');
-    if (!progress.identityId || !progress.email) throw badRequest('Sign in with your email address first.');
+    if (!progress.identityId || !progress.email) throw badRequest('errors.signin.passwordFirst');
     const { login: loginId } = formFields(ctx.request.body, ['login'], ['csrf'], 256);
     const login = (await signInLogins(tenant, progress.email)).find((l) => l.id === loginId);
-    if (!login) throw badRequest('Choose one of your logins.');
+    if (!login) throw badRequest('errors.signin.chooseLogin');
     const next: Progress = { ...progress, loginId: login.id, draft: {} };
     await saveProgress(interaction, next);
     await continueWithLogin(ctx, interaction, tenant, login, next);
@@ -257,7 +255,7 @@ export function interactionRouter({ provider, config, accounts, hasher, factors,
   router.post('/factor', async (ctx) => {
     const { interaction, tenant, progress } = await loadForPost(ctx, 'login');
     const login = await chosenLogin(progress, tenant);
-    if (!progress.identityId || !login) throw badRequest('Sign in with your email address first.');
+    if (!progress.identityId || !login) throw badRequest('errors.signin.passwordFirst');
     const factor = factorOf(tenant, login);
     const stage = factor.stage(login);
     if (stage === 'done') return finish(ctx, interaction, tenant, login, progress, factor);
@@ -282,12 +280,12 @@ export function interactionRouter({ provider, config, accounts, hasher, factors,
   router.post('/confirm', async (ctx) => {
     const { interaction } = await loadForPost(ctx, 'consent');
     const { prompt, params, session } = interaction;
-    if (!session?.accountId) throw badRequest('Sign in first.');
+    if (!session?.accountId) throw badRequest('errors.signin.signInFirst');
     const details = prompt.details as { missingOIDCScope?: string[]; missingOIDCClaims?: string[]; missingResourceScopes?: Record<string, string[]> };
     const grant = interaction.grantId
       ? await provider.Grant.find(interaction.grantId)
       : new provider.Grant({ accountId: session.accountId, clientId: String(params.client_id) });
-    if (!grant) throw badRequest('This sign-in has expired.');
+    if (!grant) throw badRequest('errors.signin.expired');
     if (details.missingOIDCScope) grant.addOIDCScope(details.missingOIDCScope.join(' '));
     if (details.missingOIDCClaims) grant.addOIDCClaims(details.missingOIDCClaims);
     for (const [indicator, scopes] of Object.entries(details.missingResourceScopes ?? {})) grant.addResourceScope(indicator, scopes.join(' '));

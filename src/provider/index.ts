@@ -13,6 +13,8 @@ import { ACR_VALUES } from './acr.ts';
 import { clientMetadata } from './clients.ts';
 import { renderProviderError, renderLogout, renderLogoutSuccess } from './pages.ts';
 import { renderView } from '../web/views.ts';
+import { respondWithError } from '../web/errors.ts';
+import { notFound } from '../errors.ts';
 import { ANY_TENANT, clientFinder, type ClientFinder } from '../account/client.ts';
 import { endedBefore, trackLoginGrants } from '../account/revocation.ts';
 
@@ -84,7 +86,16 @@ export function createProvider({ config, accounts, adapter, factors, log, unavai
       devInteractions: { enabled: false },
       rpInitiatedLogout: { enabled: true, logoutSource: renderLogout, postLogoutSuccessSource: renderLogoutSuccess },
       revocation: { enabled: true },
-      introspection: { enabled: true },
+      introspection: {
+        enabled: true,
+        // oidc-provider's default answers any confidential client about any token (its docs ask to change
+        // it): a client learns about tokens of its own tenant's clients only, never another tenant's.
+        allowedPolicy: async (_ctx, client, token) => {
+          if (token.clientId === client.clientId) return true;
+          const [caller, holder] = await Promise.all([findClient(client.clientId), token.clientId ? findClient(token.clientId) : null]);
+          return !!caller && !!holder && caller.tenant !== ANY_TENANT && caller.tenant === holder.tenant;
+        },
+      },
       clientCredentials: { enabled: true },
       userinfo: { enabled: true },
     },
@@ -154,6 +165,8 @@ export function createProvider({ config, accounts, adapter, factors, log, unavai
   // A store outage inside the provider is a 503 (try again), not a 500.
   provider.use(async (ctx, next) => {
     await next();
+    // A path (or method, e.g. POST /auth) nobody routes: our 404 page or JSON error, not Koa's bare text.
+    if (ctx.status === 404 && ctx.body == null) return respondWithError(ctx, notFound());
     const store = ctx.state.unavailableStore as string | undefined;
     if (ctx.status !== 500 || !store) return;
     log.warn({ store, path: ctx.path }, 'store unavailable');

@@ -1,22 +1,31 @@
 import type { KoaContextWithOIDC, errors } from 'oidc-provider';
-import { renderView } from '../web/views.ts';
+import { hasText } from '../i18n.ts';
+import { resolveLanguage, useLanguage } from '../web/language.ts';
+import { sendPage, type PageContext } from '../web/views.ts';
 
-/** The provider's error page (bad authorization requests and the like). */
+/** The provider's pages speak the request's `ui_locales`, else the visitor's language. */
+function speak(ctx: KoaContextWithOIDC): PageContext & KoaContextWithOIDC {
+  const params = ctx.oidc?.params as { ui_locales?: unknown } | undefined;
+  useLanguage(ctx, resolveLanguage(ctx, { uiLocales: params?.ui_locales }));
+  return ctx as PageContext & KoaContextWithOIDC;
+}
+
+/** The provider's error page (bad authorization requests and the like): its code in words, its English description as detail. */
 export async function renderProviderError(ctx: KoaContextWithOIDC, out: { error: string; error_description?: string }, _error: errors.OIDCProviderError | Error) {
-  ctx.type = 'html';
-  ctx.body = renderView('error', {
-    title: 'Sign-in could not continue',
-    message: out.error_description ?? 'The request could not be completed.',
+  const page = speak(ctx);
+  sendPage(page, 'error', {
+    title: 'error.provider',
+    error: undefined,
+    message: hasText('en', `provider.${out.error}`) ? `provider.${out.error}` : 'provider.default',
+    detail: out.error_description,
     code: out.error,
   });
 }
 
 export async function renderLogout(ctx: KoaContextWithOIDC, form: string) {
-  ctx.type = 'html';
-  ctx.body = renderView('logout', { form });
+  sendPage(speak(ctx), 'logout', { form });
 }
 
 export async function renderLogoutSuccess(ctx: KoaContextWithOIDC) {
-  ctx.type = 'html';
-  ctx.body = renderView('logged-out', {});
+  sendPage(speak(ctx), 'logged-out', {});
 }

@@ -17,7 +17,7 @@ import type { Audit } from '../audit.ts';
 import { AMR } from '../provider/acr.ts';
 import { LatchkeyError, badRequest, upstreamNoAccount, upstreamState } from '../errors.ts';
 import { formFields } from '../web/forms.ts';
-import { renderView } from '../web/views.ts';
+import { sendPage } from '../web/views.ts';
 import { readProgress, saveProgress, type Interaction } from '../interaction/journey.ts';
 import type { JourneyPlugin, JourneySteps } from '../interaction/router.ts';
 import type { UpstreamAccount, UpstreamClient } from './client.ts';
@@ -51,9 +51,7 @@ export function upstreamSignIn({ accounts, audit, client }: UpstreamDeps): Journ
     async function refuse(ctx: Context, interaction: Interaction, tenant: Tenant, upstreamId: string, err: unknown) {
       if (!(err instanceof LatchkeyError) || !SHOWN.has(err.code)) throw err;
       await record(ctx, tenant, 'failure', { ...err.detail, upstream: upstreamId, reason: err.code });
-      ctx.status = err.status;
-      ctx.type = 'html';
-      ctx.body = renderView('upstream-error', { uid: interaction.uid, tenantName: tenant.name, message: err.message, code: err.code });
+      sendPage(ctx, 'upstream-error', { uid: interaction.uid, error: err, code: err.code }, err.status);
     }
 
     /** The identity of an upstream account: by its link, else (once) by its verified email. */
@@ -76,7 +74,7 @@ export function upstreamSignIn({ accounts, audit, client }: UpstreamDeps): Journ
       const { interaction, tenant, progress } = await steps.loadForPost(ctx, 'login');
       const { upstream: id } = formFields(ctx.request.body, ['upstream'], ['csrf'], 128);
       const upstream = UPSTREAM_ID.test(id) ? await accounts.getUpstream(tenant.id, id) : null;
-      if (!upstream) throw badRequest('Choose one of the sign-in options on the page.');
+      if (!upstream) throw badRequest('errors.signin.chooseOption');
       try {
         const { url, pending } = await client.begin(upstream, interaction.uid);
         await saveProgress(interaction, { ...progress, upstream: pending });

@@ -8,16 +8,16 @@ import type { Context, Next } from 'koa';
 import { errors as oidcErrors } from 'oidc-provider';
 import { LatchkeyError, interactionExpired, unavailable } from '../errors.ts';
 import type { Logger } from '../log.ts';
-import { renderView } from './views.ts';
+import { sendPage } from './views.ts';
 
 function toLatchkeyError(err: unknown): LatchkeyError | null {
   if (err instanceof LatchkeyError) return err;
   if (err instanceof oidcErrors.SessionNotFound) return interactionExpired();
   const e = err as { status?: unknown; statusCode?: unknown; expose?: unknown; message?: unknown; type?: unknown };
   const status = typeof e?.status === 'number' ? e.status : typeof e?.statusCode === 'number' ? e.statusCode : 0;
-  if (status === 413) return new LatchkeyError('payload_too_large', 413, 'The form you sent is too large.');
-  if (status === 415) return new LatchkeyError('unsupported_media_type', 415, 'This kind of request body is not accepted here.');
-  if (status >= 400 && status < 500) return new LatchkeyError('bad_request', status, 'The request could not be understood.');
+  if (status === 413) return new LatchkeyError('payload_too_large', 413, 'errors.form.tooLarge');
+  if (status === 415) return new LatchkeyError('unsupported_media_type', 415, 'errors.form.mediaType');
+  if (status >= 400 && status < 500) return new LatchkeyError('bad_request', status, 'errors.bad_request');
   return null;
 }
 
@@ -32,9 +32,8 @@ export function respondWithError(ctx: Context, err: LatchkeyError): void {
     ctx.body = { error: err.code, error_description: err.message, ...err.detail };
     return;
   }
-  ctx.type = 'html';
   if (err.status === 503) ctx.set('Retry-After', '5');
-  ctx.body = renderView('error', { title: err.status === 429 ? 'Please wait' : err.status === 503 ? 'Temporarily unavailable' : 'Something is not right', message: err.message, code: err.code, retryAfter: err.detail.retryAfterSeconds });
+  sendPage(ctx, 'error', { title: err.status === 429 ? 'error.wait' : err.status === 503 ? 'error.unavailable' : 'error.title', error: err, code: err.code }, err.status);
 }
 
 /** Tells whether an error means a store is unreachable (and which). */
@@ -52,7 +51,7 @@ export function errorHandler(log: Logger, unavailableStore: UnavailableStore) {
         return respondWithError(ctx, known);
       }
       log.error({ err, path: ctx.path, method: ctx.method }, 'unhandled error');
-      respondWithError(ctx, new LatchkeyError('server_error', 500, 'Something went wrong on our side. Please try again.'));
+      respondWithError(ctx, new LatchkeyError('server_error', 500, 'errors.server'));
     }
   };
 }

@@ -12,18 +12,18 @@ export function formFields<R extends string, O extends string = never>(
   optional: readonly O[] = [],
   maxLength = 1024,
 ): Record<R, string> & Partial<Record<O, string>> {
-  if (!body || typeof body !== 'object' || Array.isArray(body)) throw badRequest('The form was empty or not a form.');
+  if (!body || typeof body !== 'object' || Array.isArray(body)) throw badRequest('errors.form.empty');
   const source = body as Record<string, unknown>;
   const out: Record<string, string> = {};
   for (const [name, isRequired] of [...required.map((n) => [n, true] as const), ...optional.map((n) => [n, false] as const)]) {
     const value = Object.hasOwn(source, name) ? source[name] : undefined;
     if (value === undefined) {
-      if (isRequired) throw badRequest(`The field "${name}" is missing.`);
+      if (isRequired) throw badRequest('errors.form.missing', { field: name });
       continue;
     }
-    if (typeof value !== 'string') throw badRequest(`The field "${name}" must be a single text value.`);
-    if (value.length > maxLength) throw badRequest(`The field "${name}" is too long.`);
-    if (value.includes('\0')) throw badRequest(`The field "${name}" contains invalid characters.`);
+    if (typeof value !== 'string') throw badRequest('errors.form.notText', { field: name });
+    if (value.length > maxLength) throw badRequest('errors.form.tooLong', { field: name });
+    if (value.includes('\0')) throw badRequest('errors.form.invalidCharacters', { field: name });
     out[name] = value;
   }
   return out as Record<R, string> & Partial<Record<O, string>>;

@@ -10,7 +10,7 @@ import type { Config } from '../../config/index.ts';
 import type { AccountStore } from '../storage/accounts/port.ts';
 import { DEMO } from '../demo.ts';
 import { badRequest } from '../errors.ts';
-import { renderView } from './views.ts';
+import { sendPage } from './views.ts';
 
 const COOKIE = 'latchkey_demo';
 
@@ -34,13 +34,12 @@ export function startRouter({ config, accounts }: { config: Config; accounts: Ac
 
   router.get('/', async (ctx) => {
     const demo = await accounts.getClient(DEMO.clientId);
-    ctx.type = 'html';
-    ctx.body = renderView('start', { demo: !!demo, people: DEMO.people, password: DEMO.password, issuer: config.issuer });
+    sendPage(ctx, 'start', { demo: !!demo, people: DEMO.people, password: DEMO.password, issuer: config.issuer });
   });
 
   router.get('/demo/start', async (ctx) => {
     const configuration = await demoClient();
-    if (!configuration) throw badRequest('The demo client does not exist on this server.');
+    if (!configuration) throw badRequest('errors.demo.noClient');
     const verifier = oidc.randomPKCECodeVerifier();
     const state = randomBytes(16).toString('base64url');
     const url = oidc.buildAuthorizationUrl(configuration, {
@@ -57,7 +56,7 @@ export function startRouter({ config, accounts }: { config: Config; accounts: Ac
   router.get('/demo/callback', async (ctx) => {
     const configuration = await demoClient();
     const raw = ctx.cookies.get(COOKIE, { signed: true });
-    if (!configuration || !raw) throw badRequest('This demo sign-in has expired. Start again from the start page.');
+    if (!configuration || !raw) throw badRequest('errors.demo.expired');
     const { verifier, state } = JSON.parse(raw) as { verifier: string; state: string };
     ctx.cookies.set(COOKIE, null, cookieOptions);
     let claims: Record<string, unknown> | undefined;
@@ -65,10 +64,9 @@ export function startRouter({ config, accounts }: { config: Config; accounts: Ac
       const tokens = await oidc.authorizationCodeGrant(configuration, new URL(ctx.originalUrl, config.issuer), { pkceCodeVerifier: verifier, expectedState: state });
       claims = tokens.claims() as Record<string, unknown> | undefined;
     } catch (err) {
-      throw badRequest(`The demo sign-in did not complete: ${(err as Error).message}`);
+      throw badRequest('errors.demo.failed', { reason: (err as Error).message });
     }
-    ctx.type = 'html';
-    ctx.body = renderView('demo-result', { claims, claimsJson: JSON.stringify(claims, null, 2) });
+    sendPage(ctx, 'demo-result', { claims, claimsJson: JSON.stringify(claims, null, 2) });
   });
 
   return router;

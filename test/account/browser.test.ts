@@ -2,10 +2,11 @@
 // playwright-core): the owner's path — sign in with the authenticator app,
 // change a policy, reset a user who lost their phone — and a user's path —
 // change the PIN. No JavaScript of ours runs; the pages must work as plain
-// forms under the CSP. Screenshots go to docs/screenshots/.
+// forms under the CSP. The screenshots of these pages (both languages,
+// desktop and phone) come from test/web/pages.test.ts.
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { existsSync, mkdirSync, mkdtempSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { chromium, type BrowserContext, type Page } from 'playwright-core';
@@ -14,7 +15,6 @@ import { addPerson, choosePin, codeFor, currentStep, linkApp } from '../support/
 import { accountFixture, accountSignIn, linkOnPage, onAccountPage } from './support.ts';
 
 const CHROMIUM = '/usr/bin/chromium';
-const SHOTS = join(import.meta.dirname, '..', '..', 'docs', 'screenshots');
 const PIN = '907146';
 const NEW_PIN = '583920';
 
@@ -39,18 +39,12 @@ for (const setup of SETUPS) {
       context.on('console', (msg) => {
         if (/Content Security Policy/i.test(msg.text())) cspViolations.push(msg.text());
       });
-      mkdirSync(SHOTS, { recursive: true });
     });
     after(async () => {
       await context?.close();
       rmSync(profileDir, { recursive: true, force: true });
       await server?.stop();
     });
-
-    /** Screenshots from the embedded-store run only, so the docs keep one set. */
-    const shot = async (page: Page, name: string) => {
-      if (setup === 'sqlite') await page.screenshot({ path: join(SHOTS, `${name}.png`), fullPage: true });
-    };
 
     async function signInWithPassword(page: Page, email: string) {
       await page.goto(`${server.issuer}/account`);
@@ -71,12 +65,10 @@ for (const setup of SETUPS) {
       const page = await context.newPage();
       await signInWithPassword(page, 'owner@acme.test');
       await page.getByTestId('enter-code-form').waitFor();
-      await shot(page, 'owner-1-enter-code');
       await page.getByLabel('6-digit code').fill(await codeFor(linked.secret, Math.max(linked.step + 1, currentStep())));
       await page.getByRole('button', { name: /continue|sign in|verify/i }).click();
       await page.getByTestId('profile').waitFor();
       assert.equal(await page.getByTestId('profile-factor').textContent(), 'Authenticator app');
-      await shot(page, 'owner-2-profile');
 
       await page.getByRole('link', { name: 'Security settings' }).click();
       await page.getByTestId('policies').waitFor();
@@ -84,23 +76,19 @@ for (const setup of SETUPS) {
       await page.getByTestId('policy-save-employee').click();
       await page.getByTestId('notice').waitFor();
       assert.equal(await page.getByLabel('Second factor for Employee').inputValue(), 'pin');
-      await shot(page, 'owner-3-security-settings');
       const acme = await server.latchkey.stores.accounts.getTenant('acme');
       assert.equal(acme!.userTypes.find((t) => t.id === 'employee')!.secondFactor, 'pin');
 
       await page.getByRole('link', { name: 'Users' }).click();
       const row = page.getByTestId(`user-${lostLogin}`);
       assert.equal(await row.getByTestId(`factor-state-${lostLogin}`).textContent(), 'App linked');
-      await shot(page, 'owner-4-users');
       const phone = row.getByRole('button', { name: 'Reset authenticator app' });
       assert.equal(await phone.locator('svg').count(), 1, 'the telephone icon');
       await phone.click();
       await page.getByTestId('confirm-reset-form').waitFor();
-      await shot(page, 'owner-5-confirm-reset');
       await page.getByTestId('confirm-reset').click();
       await page.getByTestId('notice').waitFor();
       assert.equal(await page.getByTestId(`user-${lostLogin}`).getByTestId(`factor-state-${lostLogin}`).textContent(), 'None');
-      await shot(page, 'owner-6-after-reset');
       assert.equal((await server.latchkey.stores.accounts.getLogin(lostLogin))!.factors.totp, undefined);
 
       await page.getByRole('link', { name: 'Audit log' }).click();
@@ -108,7 +96,6 @@ for (const setup of SETUPS) {
       await page.getByTestId('audit-filter-submit').click();
       await page.getByTestId('audit-events').waitFor();
       assert.equal(await page.getByTestId('audit-event').count(), 1);
-      await shot(page, 'owner-7-audit-log');
 
       await page.getByTestId('signout').click();
       await page.getByTestId('sign-in-again').waitFor();
@@ -127,7 +114,6 @@ for (const setup of SETUPS) {
       await page.getByTestId('enter-pin-form').getByRole('button').first().click();
       await page.getByTestId('profile').waitFor();
       assert.equal(await page.getByTestId('profile-factor').textContent(), 'PIN code');
-      await shot(page, 'user-1-profile');
 
       await page.getByTestId('change-pin-link').click();
       await page.getByLabel('Current PIN').fill('111222');
@@ -136,7 +122,6 @@ for (const setup of SETUPS) {
       await page.getByTestId('change-pin-submit').click();
       await page.getByTestId('error').waitFor();
       assert.match((await page.getByTestId('error').textContent()) ?? '', /not your current PIN/);
-      await shot(page, 'user-2-change-pin-refused');
 
       await page.getByLabel('Current PIN').fill(PIN);
       await page.getByLabel('New PIN', { exact: true }).fill(NEW_PIN);
@@ -144,7 +129,6 @@ for (const setup of SETUPS) {
       await page.getByTestId('change-pin-submit').click();
       await page.getByTestId('notice').waitFor();
       assert.match((await page.getByTestId('notice').textContent()) ?? '', /PIN has been changed/);
-      await shot(page, 'user-3-pin-changed');
       const hash = String((await server.latchkey.stores.accounts.getLogin(login))!.factors.pin!.hash);
       assert.equal(await server.latchkey.hasher.verify(hash, NEW_PIN, { pepper: true }), true);
       await page.close();

@@ -6,10 +6,11 @@ import { join } from 'node:path';
 import pug from 'pug';
 import { upstreamSettings } from '../../src/upstream/settings.ts';
 import type { Upstream } from '../../src/storage/accounts/port.ts';
+import { translator } from '../../src/i18n.ts';
 
 const VIEWS = join(import.meta.dirname, '..', '..', 'views');
 const render = (locals: Record<string, unknown>) =>
-  pug.render('include /upstream-settings\n+upstreamSettings(upstreams)', { basedir: VIEWS, filename: join(VIEWS, 'test.pug'), ...locals });
+  pug.render('include /upstream-settings\n+upstreamSettings(upstreams)', { basedir: VIEWS, filename: join(VIEWS, 'test.pug'), t: translator('en'), ...locals });
 
 const corp: Upstream = { tenant: 'acme', id: 'corp', name: 'Corp <ID>', issuer: 'https://id.corp.example', clientId: 'latchkey', clientSecret: 'v1.k1.SEALED', scopes: [] };
 

@@ -9,7 +9,7 @@ import type { Hasher } from '../../crypto/password.ts';
 import type { AccountStore, Login } from '../../storage/accounts/port.ts';
 import type { Attempts } from '../attempts.ts';
 import type { FactorChange, FactorChangeOutcome, FactorRequest } from '../types.ts';
-import { checkNewPin, pinProblemMessage, type PinRules } from './rules.ts';
+import { checkNewPin, type PinRules } from './rules.ts';
 
 export interface PinChangeDeps {
   accounts: AccountStore;
@@ -33,27 +33,25 @@ export function pinChange({ accounts, hasher, audit, attempts, rules, attemptKey
     },
     async submit(req) {
       const hash = pinHash(req.login);
-      if (!hash) return refuse(factorSetupExpired('You have no PIN to change.'));
+      if (!hash) return refuse(factorSetupExpired('errors.pin.noPin'));
       const current = req.body.current_pin ?? '';
       const pin = req.body.pin ?? '';
-      if (!enteredPin.test(current)) return refuse(invalidFactorAnswer('Enter your current PIN, digits only.'));
+      if (!enteredPin.test(current)) return refuse(invalidFactorAnswer('errors.pin.currentDigitsOnly'));
       // The new PIN is checked first: a refusal for its shape spends no attempt.
       const problem = checkNewPin(pin, req.body.pin_confirm ?? '', rules);
-      if (problem) return refuse(invalidNewPin(problem, pinProblemMessage(problem, rules)));
+      if (problem) return refuse(invalidNewPin(problem, rules));
       const result = await attempts.run(attemptKey(req.login.id), () => hasher.verify(hash, current, { pepper: true }));
       if (!result.passed) {
         if (result.evaluated) await record(req, 'failed', 'failure', { stage: 'change' });
         if (result.lockedForSeconds > 0) {
           await record(req, 'locked', 'failure', { retryAfterSeconds: result.lockedForSeconds });
-          return refuse(lockedOut(result.lockedForSeconds, result.evaluated
-            ? 'That is not your current PIN, and there have been too many failed attempts. Please wait before trying again.'
-            : 'Too many failed attempts. Please wait before trying again.'));
+          return refuse(lockedOut(result.lockedForSeconds, result.evaluated ? 'errors.pin.currentWrongLocked' : 'errors.lockedOut'));
         }
-        return refuse(invalidFactorAnswer('That is not your current PIN. Please try again.'));
+        return refuse(invalidFactorAnswer('errors.pin.currentWrong'));
       }
-      if (pin === current) return refuse(invalidNewPin('unchanged', 'Your new PIN is the same as your current one. Choose a different PIN.'));
+      if (pin === current) return refuse(invalidNewPin('unchanged', rules));
       const state = { hash: await hasher.hash(pin, { pepper: true }), setAt: new Date().toISOString() };
-      if (!(await accounts.setFactorState(req.login.id, 'pin', state))) return refuse(factorSetupExpired('Your login no longer exists.'));
+      if (!(await accounts.setFactorState(req.login.id, 'pin', state))) return refuse(factorSetupExpired('errors.login.gone'));
       await record(req, 'changed', 'success');
       return { done: true };
     },

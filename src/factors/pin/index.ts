@@ -3,7 +3,7 @@ import { invalidFactorAnswer, invalidNewPin, lockedOut, factorSetupExpired, type
 import type { Login } from '../../storage/accounts/port.ts';
 import type { Factor, FactorFactory, FactorOutcome, FactorRequest } from '../types.ts';
 import { createAttempts } from '../attempts.ts';
-import { checkNewPin, pinProblemMessage, type PinRules } from './rules.ts';
+import { checkNewPin, type PinRules } from './rules.ts';
 import { pinChange } from './change.ts';
 
 export { checkNewPin, pinProblemMessage, type PinProblem, type PinRules } from './rules.ts';
@@ -40,12 +40,12 @@ export const pinFactor: FactorFactory = ({ config, accounts, counters, hasher, a
   async function choose(req: FactorRequest): Promise<FactorOutcome> {
     const pin = req.body.pin ?? '';
     const problem = checkNewPin(pin, req.body.pin_confirm ?? '', rules);
-    if (problem) return fail(invalidNewPin(problem, pinProblemMessage(problem, rules)));
+    if (problem) return fail(invalidNewPin(problem, rules));
     const hash = await hasher.hash(pin, { pepper: true });
     // The stage was read at the start of the request; another window may have chosen a PIN since.
     const fresh = await accounts.getLogin(req.login.id);
-    if (!fresh) return fail(factorSetupExpired('This sign-in has expired. Go back to the application and start again.'));
-    if (pinHash(fresh)) return fail(factorSetupExpired('A PIN was chosen for this login in another window. Enter that PIN.'));
+    if (!fresh) return fail(factorSetupExpired('errors.signin.expired'));
+    if (pinHash(fresh)) return fail(factorSetupExpired('errors.pin.chosenElsewhere'));
     const state: PinState = { hash, setAt: new Date().toISOString() };
     await accounts.setFactorState(req.login.id, 'pin', state);
     await record(req, 'set', 'success');
@@ -54,7 +54,7 @@ export const pinFactor: FactorFactory = ({ config, accounts, counters, hasher, a
 
   async function enter(req: FactorRequest, hash: string): Promise<FactorOutcome> {
     const pin = req.body.pin ?? '';
-    if (!enteredPin.test(pin)) return fail(invalidFactorAnswer('Enter your PIN, digits only.'));
+    if (!enteredPin.test(pin)) return fail(invalidFactorAnswer('errors.pin.digitsOnly'));
     const result = await attempts.run(attemptKey(req.login.id), () => hasher.verify(hash, pin, { pepper: true }));
     if (result.passed) {
       await record(req, 'verified', 'success');
@@ -63,12 +63,9 @@ export const pinFactor: FactorFactory = ({ config, accounts, counters, hasher, a
     if (result.evaluated) await record(req, 'failed', 'failure');
     if (result.lockedForSeconds > 0) {
       await record(req, 'locked', 'failure', { retryAfterSeconds: result.lockedForSeconds });
-      const message = result.evaluated
-        ? 'That PIN is not correct, and there have been too many failed attempts. Please wait before trying again.'
-        : 'Too many failed attempts. Please wait before trying again.';
-      return fail(lockedOut(result.lockedForSeconds, message));
+      return fail(lockedOut(result.lockedForSeconds, result.evaluated ? 'errors.pin.wrongLocked' : 'errors.lockedOut'));
     }
-    return fail(invalidFactorAnswer('That PIN is not correct. Please try again.'));
+    return fail(invalidFactorAnswer('errors.pin.wrong'));
   }
 
   return {
@@ -82,7 +79,7 @@ export const pinFactor: FactorFactory = ({ config, accounts, counters, hasher, a
     async submit(stage, req) {
       if (stage === 'enroll') return choose(req);
       const hash = pinHash(req.login);
-      if (!hash) return fail(factorSetupExpired('Choose a PIN first.'));
+      if (!hash) return fail(factorSetupExpired('errors.pin.chooseFirst'));
       return enter(req, hash);
     },
     async reset(loginId) {

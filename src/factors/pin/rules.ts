@@ -3,6 +3,7 @@
  * the sign-in journey's "choose a PIN" page and by the account pages' "change
  * PIN" form.
  */
+import { english, type Translate } from '../../i18n.ts';
 
 export interface PinRules {
   /** Fewest digits (`config.pin.minLength`, 6 by default). */
@@ -29,22 +30,9 @@ export function checkNewPin(pin: string, confirm: string, rules: PinRules): PinP
   return null;
 }
 
-/** The message shown for a refused PIN. */
-export function pinProblemMessage(problem: PinProblem, rules: PinRules): string {
-  switch (problem) {
-    case 'not_digits':
-      return 'Use digits only for your PIN.';
-    case 'too_short':
-      return `Your PIN needs at least ${rules.minLength} digits.`;
-    case 'too_long':
-      return `Your PIN can have at most ${rules.maxLength} digits.`;
-    case 'one_digit':
-      return 'Your PIN cannot be one digit repeated (such as 111111). Choose a PIN that is harder to guess.';
-    case 'sequence':
-      return 'Your PIN cannot be a plain sequence (such as 123456 or 654321). Choose a PIN that is harder to guess.';
-    case 'mismatch':
-      return 'The two PINs you entered are not the same. Enter the same PIN twice.';
-  }
+/** The text shown for a refused PIN, in `t`'s language (English by default): `errors.newPin.{problem}`. */
+export function pinProblemMessage(problem: PinProblem, rules: PinRules, t: Translate = english): string {
+  return t(`errors.newPin.${problem}`, { minLength: rules.minLength, maxLength: rules.maxLength });
 }
 
 /** 123456, 654321, and the same wrapping around the keypad row (890123, 210987). */

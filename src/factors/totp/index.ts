@@ -74,7 +74,7 @@ export const totpFactor: FactorFactory = ({ config, accounts, counters, audit })
     }
     const name = await account(req);
     const uri = otpauthUri({ issuer: req.tenant.name, account: name, secret });
-    const svg = await QRCode.toString(uri, { type: 'svg', errorCorrectionLevel: 'M', margin: 2 });
+    const svg = await QRCode.toString(uri, { type: 'svg', errorCorrectionLevel: 'M', margin: 4 });
     return {
       view,
       locals: { otpauthUri: uri, qrDataUri: `data:image/svg+xml;base64,${Buffer.from(svg).toString('base64')}`, secretGroups: groupSecret(secret), account: name, issuer: req.tenant.name },
@@ -86,26 +86,23 @@ export const totpFactor: FactorFactory = ({ config, accounts, counters, audit })
     if (result.evaluated) await record(req, replay ? 'replay' : 'failed', 'failure', { stage });
     if (result.lockedForSeconds > 0) {
       await record(req, 'locked', 'failure', { retryAfterSeconds: result.lockedForSeconds });
-      const message = result.evaluated
-        ? 'That code is not accepted, and there have been too many failed attempts. Please wait before trying again.'
-        : 'Too many failed attempts. Please wait before trying again.';
-      return fail(lockedOut(result.lockedForSeconds, message));
+      return fail(lockedOut(result.lockedForSeconds, result.evaluated ? 'errors.totp.wrongLocked' : 'errors.lockedOut'));
     }
-    return fail(replay ? replayRefused() : invalidFactorAnswer('That code is not correct. Enter the 6-digit code your authenticator app shows now.'));
+    return fail(replay ? replayRefused() : invalidFactorAnswer('errors.totp.wrong'));
   }
 
   async function link(req: FactorRequest): Promise<FactorOutcome> {
     const code = normalizeCode(req.body.code ?? '');
-    if (!/^[0-9]{6}$/.test(code)) return fail(invalidFactorAnswer('Enter the 6-digit code your authenticator app shows.'));
+    if (!/^[0-9]{6}$/.test(code)) return fail(invalidFactorAnswer('errors.totp.enterCode'));
     const secret = pendingSecret(req);
-    if (!secret) return fail(factorSetupExpired('This set-up has expired. Add the new key below to your authenticator app, then enter its code.'));
+    if (!secret) return fail(factorSetupExpired('errors.totp.setupExpired'));
     let step: number | null = null;
     const result = await attempts.run(attemptKey(req.login.id), async () => (step = await matchStep(secret, code)) !== null);
     if (!result.passed) return failed(req, result, false, 'enroll');
     // The stage was read at the start of the request; another window may have linked an app since.
     const fresh = await accounts.getLogin(req.login.id);
-    if (!fresh) return fail(factorSetupExpired('This sign-in has expired. Go back to the application and start again.'));
-    if (sealedSecret(fresh)) return fail(factorSetupExpired('An authenticator app was linked to this login in another window. Enter a code from that app.'));
+    if (!fresh) return fail(factorSetupExpired('errors.signin.expired'));
+    if (sealedSecret(fresh)) return fail(factorSetupExpired('errors.totp.linkedElsewhere'));
     const state: TotpState = { secret: box.seal(secret, req.login.id), account: await account(req), linkedAt: new Date().toISOString(), step: step! };
     await accounts.setFactorState(req.login.id, 'totp', state);
     delete req.draft[DRAFT];
@@ -115,7 +112,7 @@ export const totpFactor: FactorFactory = ({ config, accounts, counters, audit })
 
   async function enter(req: FactorRequest, sealed: string): Promise<FactorOutcome> {
     const code = normalizeCode(req.body.code ?? '');
-    if (!/^[0-9]{6}$/.test(code)) return fail(invalidFactorAnswer('Enter the 6-digit code your authenticator app shows.'));
+    if (!/^[0-9]{6}$/.test(code)) return fail(invalidFactorAnswer('errors.totp.enterCode'));
     // Outside the attempt: a secret that does not open is a key configuration problem, not a wrong answer.
     const secret = box.open(sealed, req.login.id);
     let replay = false;
@@ -140,7 +137,7 @@ export const totpFactor: FactorFactory = ({ config, accounts, counters, audit })
     },
     async submit(req): Promise<FactorChangeOutcome> {
       const sealed = sealedSecret(req.login);
-      if (!sealed) return { done: false, error: factorSetupExpired('No authenticator app is linked to this login.') };
+      if (!sealed) return { done: false, error: factorSetupExpired('errors.totp.noApp') };
       if (!provenForChange(req)) {
         const outcome = await enter(req, sealed);
         if (!outcome.passed) return { done: false, error: outcome.error };
@@ -149,9 +146,9 @@ export const totpFactor: FactorFactory = ({ config, accounts, counters, audit })
         return { done: false };
       }
       const code = normalizeCode(req.body.code ?? '');
-      if (!/^[0-9]{6}$/.test(code)) return { done: false, error: invalidFactorAnswer('Enter the 6-digit code your authenticator app shows for the new key.') };
+      if (!/^[0-9]{6}$/.test(code)) return { done: false, error: invalidFactorAnswer('errors.totp.enterNewCode') };
       const secret = pendingSecret(req);
-      if (!secret) return { done: false, error: factorSetupExpired('This set-up has expired. Add the new key below to your authenticator app, then enter its code.') };
+      if (!secret) return { done: false, error: factorSetupExpired('errors.totp.setupExpired') };
       let step: number | null = null;
       const result = await attempts.run(attemptKey(req.login.id), async () => (step = await matchStep(secret, code)) !== null);
       if (!result.passed) {
@@ -159,7 +156,7 @@ export const totpFactor: FactorFactory = ({ config, accounts, counters, audit })
         return { done: false, error: outcome.passed ? undefined : outcome.error };
       }
       const state: TotpState = { secret: box.seal(secret, req.login.id), account: await account(req), linkedAt: new Date().toISOString(), step: step! };
-      if (!(await accounts.setFactorState(req.login.id, 'totp', state))) return { done: false, error: factorSetupExpired('Your login no longer exists.') };
+      if (!(await accounts.setFactorState(req.login.id, 'totp', state))) return { done: false, error: factorSetupExpired('errors.login.gone') };
       delete req.draft[DRAFT];
       delete req.draft[CHANGE_DRAFT];
       await record(req, 'relinked', 'success');
@@ -183,7 +180,7 @@ export const totpFactor: FactorFactory = ({ config, accounts, counters, audit })
     async submit(stage, req) {
       if (stage === 'enroll') return link(req);
       const sealed = sealedSecret(req.login);
-      if (!sealed) return fail(factorSetupExpired('Link your authenticator app first.'));
+      if (!sealed) return fail(factorSetupExpired('errors.totp.linkFirst'));
       return enter(req, sealed);
     },
     async reset(loginId) {

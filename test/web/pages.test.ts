@@ -1,0 +1,299 @@
+// Every page of the journey and the account pages in a real browser (Debian's
+// Chromium through playwright-core), in English and Dutch, on a desktop and a
+// phone (375 px) (issue 8): each page speaks its language (<html lang>),
+// passes axe-core with no serious or critical violation, never scrolls
+// sideways on the phone, has tap targets of 44 px or more there, and is
+// saved as docs/screenshots/{lang}-{device}-{page}.png. The QR code decodes to
+// exactly the page's otpauth:// link. No script of ours runs: plain forms
+// under the Content Security Policy.
+//
+// The pages do not depend on the store: this runs on the embedded one only.
+import { after, before, describe, it } from 'node:test';
+import assert from 'node:assert/strict';
+import { existsSync, mkdirSync, readFileSync } from 'node:fs';
+import { createRequire } from 'node:module';
+import { join } from 'node:path';
+import { chromium, type Browser as Chromium } from 'playwright-core';
+import jsQRModule from 'jsqr';
+import { PNG } from 'pngjs';
+import { PASSWORD, REDIRECT_URI, relyingParty, startServer, type RelyingParty, type TestServer } from '../support/latchkey.ts';
+import { TENANT, codeFor, currentStep, factorFixture } from '../support/factors.ts';
+import type { ImportDocument } from '../../src/cli/import.ts';
+
+const CHROMIUM = '/usr/bin/chromium';
+const SHOTS = join(import.meta.dirname, '..', '..', 'docs', 'screenshots');
+const AXE = readFileSync(createRequire(import.meta.url).resolve('axe-core/axe.min.js'), 'utf8');
+const PIN = '907146';
+/** jsqr is CommonJS: its function is the default import, typed as the module's `default`. */
+const jsQR = jsQRModule.default;
+
+type Lang = 'en' | 'nl';
+type Device = 'desktop' | 'phone';
+const SIZES: Record<Device, { width: number; height: number }> = { desktop: { width: 1280, height: 800 }, phone: { width: 375, height: 812 } };
+
+/** Acme Care with a third-party application (for the consent page) and a few colleagues. */
+function fixture(): ImportDocument {
+  const doc = factorFixture();
+  const acme = doc.tenants![0]!;
+  acme.name = 'Acme Care';
+  acme.clients!.push({ client_id: 'planner', client_secret: 's3cret-planner', client_name: 'Rota Planner', redirect_uris: [REDIRECT_URI] });
+  doc.identities!.push({ email: 'mark@acme.test', password: PASSWORD }, { email: 'lotte@acme.test', password: PASSWORD });
+  acme.logins!.push(
+    { id: 'mark-manager', email: 'mark@acme.test', userType: 'manager', firstName: 'Mark', lastName: 'de Vries' },
+    { id: 'lotte-nurse', email: 'lotte@acme.test', userType: 'nurse', firstName: 'Lotte', lastName: 'Bakker' },
+  );
+  return doc;
+}
+
+/** The people of each run: one identity with a nurse (PIN) and a manager (app) login. */
+const PEOPLE: Record<`${Lang}-${Device}`, { first: string; last: string }> = {
+  'en-desktop': { first: 'Emma', last: 'Wilson' },
+  'en-phone': { first: 'Noah', last: 'Brown' },
+  'nl-desktop': { first: 'Sanne', last: 'Jansen' },
+  'nl-phone': { first: 'Daan', last: 'Visser' },
+};
+
+interface Violation { id: string; impact: string | null; help: string; nodes: { target: string[] }[] }
+
+describe('the pages in Chromium: English and Dutch, desktop and phone', { skip: existsSync(CHROMIUM) ? false : `no ${CHROMIUM} (apt-get install -y chromium)` }, () => {
+  let server: TestServer;
+  let rp: RelyingParty;
+  let planner: RelyingParty;
+  let chromiumBrowser: Chromium;
+
+  before(async () => {
+    server = await startServer('sqlite', { doc: fixture() });
+    rp = await relyingParty(server.issuer);
+    planner = await relyingParty(server.issuer, 'planner', 's3cret-planner');
+    chromiumBrowser = await chromium.launch({
+      executablePath: CHROMIUM,
+      headless: true,
+      // A fresh profile of its own (playwright's temporary --user-data-dir), and a fresh context per run.
+      args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking', '--disable-component-update', '--disable-sync'],
+    });
+    mkdirSync(SHOTS, { recursive: true });
+  });
+  after(async () => {
+    await chromiumBrowser?.close();
+    await server?.stop();
+  });
+
+  async function addPerson(name: { first: string; last: string }) {
+    const { accounts } = server.latchkey.stores;
+    const email = `${name.first.toLowerCase()}.${name.last.toLowerCase()}@acme.test`;
+    await accounts.upsertIdentity({ email, passwordHash: await server.latchkey.hasher.hash(PASSWORD) });
+    const nurse = `${name.first.toLowerCase()}-nurse`;
+    const manager = `${name.first.toLowerCase()}-manager`;
+    await accounts.upsertLogin({ id: nurse, tenant: TENANT, email, userType: 'nurse', firstName: name.first, lastName: name.last });
+    await accounts.upsertLogin({ id: manager, tenant: TENANT, email, userType: 'manager', firstName: name.first, lastName: name.last });
+    return { email, nurse, manager };
+  }
+
+  for (const lang of ['en', 'nl'] as const) {
+    for (const device of ['desktop', 'phone'] as const) {
+      it(`walks every page in ${lang === 'en' ? 'English' : 'Dutch'} on a ${device}`, async () => {
+        // English: an English browser. Dutch on the desktop: an English browser,
+        // the application asks for Dutch (ui_locales), and the person picks
+        // Dutch with the switch on the account pages. Dutch on the phone: a
+        // Dutch phone (Accept-Language) and nothing else.
+        const dutchPhone = lang === 'nl' && device === 'phone';
+        const uiLocales: Record<string, string> = lang === 'nl' && device === 'desktop' ? { ui_locales: 'nl' } : {};
+        const context = await chromiumBrowser.newContext({
+          viewport: SIZES[device],
+          deviceScaleFactor: 1,
+          isMobile: device === 'phone',
+          hasTouch: device === 'phone',
+          locale: dutchPhone ? 'nl-NL' : 'en-GB',
+        });
+        const cspViolations: string[] = [];
+        context.on('console', (msg) => {
+          if (/Content Security Policy/i.test(msg.text())) cspViolations.push(msg.text());
+        });
+        await context.route(`${REDIRECT_URI}**`, (route) => route.fulfill({ status: 200, contentType: 'text/html', body: '<!doctype html><title>Back at the application</title><p>Back at the application</p>' }));
+        const page = await context.newPage();
+        const checked: string[] = [];
+
+        /** The checks every page passes, and its screenshot. */
+        async function check(name: string) {
+          await page.waitForLoadState('load');
+          assert.equal(await page.evaluate(() => document.documentElement.lang), lang, `${name}: <html lang>`);
+          assert.equal(await page.getByTestId('tenant-name').count(), 1, `${name}: the tenant's name`);
+          await page.evaluate(AXE);
+          const violations = (await page.evaluate(() => (window as unknown as { axe: { run(ctx: Document, options: object): Promise<{ violations: unknown[] }> } }).axe.run(document, { resultTypes: ['violations'] }).then((r) => r.violations))) as Violation[];
+          const serious = violations.filter((v) => v.impact === 'serious' || v.impact === 'critical');
+          assert.deepEqual(serious.map((v) => `${v.id} (${v.impact}): ${v.help} — ${v.nodes.map((n) => n.target.join(' ')).join(', ')}`), [], `${name}: accessibility (${lang}, ${device})`);
+          if (device === 'phone') {
+            const width = await page.evaluate(() => document.documentElement.scrollWidth);
+            assert.ok(width <= SIZES.phone.width, `${name}: no sideways scrolling at 375 px (scrollWidth ${width})`);
+            const small = await page.evaluate(() =>
+              [...document.querySelectorAll<HTMLElement>('button, .button, input:not([type=hidden]), select, summary, nav a, .enrol-app a')]
+                .filter((el) => el.offsetParent !== null)
+                .map((el) => ({ el: `${el.tagName.toLowerCase()}${el.id ? '#' + el.id : ''} "${(el.textContent ?? '').trim().slice(0, 30)}"`, height: el.getBoundingClientRect().height }))
+                .filter((t) => t.height < 44),
+            );
+            assert.deepEqual(small, [], `${name}: tap targets of at least 44 px`);
+          }
+          await page.screenshot({ path: join(SHOTS, `${lang}-${device}-${name}.png`) });
+          checked.push(name);
+        }
+
+        const text = (testid: string) => page.getByTestId(testid).first().textContent();
+        const T = (en: string, nl: string) => (lang === 'en' ? en : nl);
+        const person = await addPerson(PEOPLE[`${lang}-${device}`]);
+
+        async function startSignIn(client: RelyingParty) {
+          await context.clearCookies();
+          const { url } = await client.authorize(uiLocales);
+          await page.goto(url);
+          await page.getByTestId('login-form').waitFor();
+        }
+        async function password(email: string, secret = PASSWORD) {
+          await page.getByLabel(T('Email address', 'E-mailadres')).fill(email);
+          await page.getByLabel(T('Password', 'Wachtwoord'), { exact: true }).fill(secret);
+          await page.getByTestId('login-submit').click();
+        }
+        const atApplication = () => page.waitForURL(`${REDIRECT_URI}**`);
+
+        // The first sign-in, to a third-party application: a wrong password, the login choice, a new PIN, consent.
+        await startSignIn(planner);
+        await check('login');
+        await password(person.email, 'not my password');
+        await page.getByTestId('error').waitFor();
+        assert.equal(await text('error'), T('The email address or password is not correct.', 'Het e-mailadres of wachtwoord is niet juist.'));
+        assert.equal(await page.getByTestId('error').getAttribute('role'), 'alert');
+        await page.waitForFunction(() => document.activeElement?.id === 'password', undefined, { timeout: 5000 }); // autofocus runs once the page is ready
+        assert.equal(await page.evaluate(() => document.activeElement?.getAttribute('aria-describedby')), 'form-error', 'focus on a field the error describes');
+        await check('error');
+        await page.getByLabel(T('Password', 'Wachtwoord'), { exact: true }).fill(PASSWORD);
+        await page.getByTestId('login-submit').click();
+        await page.getByTestId('select-form').waitFor();
+        await check('select-login');
+        await page.getByTestId(`login-${person.nurse}`).click();
+        await page.getByTestId('choose-pin-form').waitFor();
+        await check('choose-pin');
+        for (const field of ['pin', 'pin_confirm']) {
+          assert.equal(await page.locator(`#${field}`).getAttribute('inputmode'), 'numeric');
+          assert.equal(await page.locator(`#${field}`).getAttribute('autocomplete'), 'new-password');
+        }
+        await page.getByLabel(T('New PIN', 'Nieuwe pincode')).fill('123456');
+        await page.getByLabel(T('Enter the same PIN again', 'Herhaal de pincode')).fill('123456');
+        await page.getByTestId('choose-pin-submit').click();
+        await page.getByTestId('error').waitFor();
+        assert.match((await text('error')) ?? '', lang === 'en' ? /plain sequence/ : /eenvoudige reeks/);
+        await page.waitForFunction(() => document.activeElement?.id === 'pin', undefined, { timeout: 5000 });
+        await page.getByLabel(T('New PIN', 'Nieuwe pincode')).fill(PIN);
+        await page.getByLabel(T('Enter the same PIN again', 'Herhaal de pincode')).fill(PIN);
+        await page.getByTestId('choose-pin-submit').click();
+        await page.getByTestId('consent-form').waitFor();
+        assert.match((await page.locator('main').textContent()) ?? '', /Rota Planner/);
+        await check('consent');
+        await page.getByTestId('consent-allow').click();
+        await atApplication();
+
+        // The PIN at the next sign-in.
+        await startSignIn(rp);
+        await password(person.email);
+        await page.getByTestId(`login-${person.nurse}`).click();
+        await page.getByTestId('enter-pin-form').waitFor();
+        assert.equal(await page.locator('#pin').getAttribute('autocomplete'), 'current-password');
+        await check('enter-pin');
+        await page.getByLabel(T('PIN', 'Pincode')).fill(PIN);
+        await page.getByTestId('enter-pin-submit').click();
+        await atApplication();
+
+        // Linking the authenticator app: the QR code decodes to exactly the link on the page.
+        await startSignIn(rp);
+        await password(person.email);
+        await page.getByTestId(`login-${person.manager}`).click();
+        await page.getByTestId('link-authenticator-form').waitFor();
+        await check('link-authenticator');
+        const href = await page.getByTestId('totp-link').getAttribute('href');
+        assert.match(href ?? '', /^otpauth:\/\/totp\//);
+        const qr = page.getByTestId('totp-qr');
+        const box = (await qr.boundingBox())!;
+        assert.ok(box.width >= (device === 'phone' ? 200 : 256), `the QR code is large enough to scan (${box.width} px)`);
+        const png = PNG.sync.read(await qr.screenshot());
+        const decoded = jsQR(new Uint8ClampedArray(png.data), png.width, png.height);
+        assert.equal(decoded?.data, href, 'the QR code encodes exactly the otpauth:// link');
+        const link = page.getByTestId('totp-link');
+        const linkBox = (await link.boundingBox())!;
+        if (device === 'phone') {
+          assert.ok(linkBox.height >= 48 && linkBox.width >= 300, 'on a phone the app link is a large button');
+          assert.ok(linkBox.y < box.y, 'and comes before the QR code');
+        } else {
+          assert.ok(box.y < linkBox.y, 'on a wide screen the QR code comes first');
+        }
+        const secret = ((await page.getByTestId('totp-secret').textContent()) ?? '').replace(/\s+/g, '');
+        assert.equal(new URL(href!.replace('otpauth://', 'https://')).searchParams.get('secret'), secret);
+        assert.equal(await page.locator('#code').getAttribute('autocomplete'), 'one-time-code');
+        assert.equal(await page.locator('#code').getAttribute('inputmode'), 'numeric');
+        const step = currentStep();
+        await page.getByLabel(T('6-digit code', '6-cijferige code')).fill(await codeFor(secret, step));
+        await page.getByTestId('link-authenticator-submit').click();
+        await atApplication();
+
+        // The code at the next sign-in.
+        await startSignIn(rp);
+        await password(person.email);
+        await page.getByTestId(`login-${person.manager}`).click();
+        await page.getByTestId('enter-code-form').waitFor();
+        await check('enter-code');
+        await page.getByLabel(T('6-digit code', '6-cijferige code')).fill(await codeFor(secret, Math.max(step + 1, currentStep())));
+        await page.getByTestId('enter-code-submit').click();
+        await atApplication();
+
+        // The owner's account pages.
+        await context.clearCookies();
+        await page.goto(`${server.issuer}/account`);
+        await page.getByTestId('login-form').waitFor();
+        if (lang === 'nl' && !dutchPhone) {
+          assert.equal(await page.evaluate(() => document.documentElement.lang), 'en', 'an English browser without ui_locales');
+          await page.getByTestId('language-nl').click();
+          await page.getByTestId('language-en').waitFor();
+        }
+        await password('owner@acme.test');
+        await page.getByTestId('profile').waitFor();
+        assert.equal(await text('profile-factor'), T('None', 'Geen'));
+        await check('profile');
+        await page.getByTestId('nav-security').click();
+        await page.getByTestId('policies').waitFor();
+        await check('security');
+        await page.getByTestId('nav-users').click();
+        await page.getByTestId('users').waitFor();
+        assert.equal(await text(`factor-state-${person.manager}`), T('App linked', 'App gekoppeld'));
+        const phone = page.getByTestId(`reset-authenticator-${person.manager}`);
+        assert.equal(await phone.getAttribute('title'), T('Reset authenticator app', 'Authenticator-app resetten'));
+        assert.equal(await page.getByRole('button', { name: T('Reset authenticator app', 'Authenticator-app resetten') }).first().locator('svg').count(), 1, 'the telephone icon button has a name');
+        await check('users');
+        await page.getByTestId('nav-audit').click();
+        await page.getByTestId('audit-events').waitFor();
+        await check('audit');
+        await page.getByTestId('signout').click();
+        await page.getByTestId('sign-in-again').waitFor();
+
+        // A person changes their PIN.
+        await page.getByTestId('sign-in-again').click();
+        await page.getByTestId('login-form').waitFor();
+        await password(person.email);
+        await page.getByTestId(`login-${person.nurse}`).click();
+        await page.getByTestId('enter-pin-form').waitFor();
+        await page.getByLabel(T('PIN', 'Pincode')).fill(PIN);
+        await page.getByTestId('enter-pin-submit').click();
+        await page.getByTestId('profile').waitFor();
+        await page.getByTestId('change-pin-link').click();
+        await page.getByTestId('change-pin-form').waitFor();
+        await check('change-pin');
+        await page.getByLabel(T('Current PIN', 'Huidige pincode')).fill(PIN);
+        await page.getByLabel(T('New PIN', 'Nieuwe pincode'), { exact: true }).fill('583920');
+        await page.getByLabel(T('Enter the new PIN again', 'Herhaal de nieuwe pincode')).fill('583920');
+        await page.getByTestId('change-pin-submit').click();
+        await page.getByTestId('notice').waitFor();
+        assert.equal(await text('notice'), T('Your PIN has been changed.', 'Je pincode is gewijzigd.'));
+
+        assert.deepEqual(checked, ['login', 'error', 'select-login', 'choose-pin', 'consent', 'enter-pin', 'link-authenticator', 'enter-code', 'profile', 'security', 'users', 'audit', 'change-pin']);
+        assert.deepEqual(cspViolations, [], 'nothing blocked by the Content Security Policy');
+        await context.close();
+      });
+    }
+  }
+});
