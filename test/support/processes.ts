@@ -56,7 +56,11 @@ export async function startProcess(env: Record<string, string>, port: number): P
   const logs: string[] = [];
   child.stderr!.on('data', (d) => logs.push(String(d)));
   await new Promise<void>((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error(`process did not start:\n${logs.join('\n')}`)), 30_000);
+    const timer = setTimeout(() => {
+      // Never leave a half-started process behind (it would keep the test run alive).
+      child.kill('SIGKILL');
+      reject(new Error(`process did not start:\n${logs.join('\n')}`));
+    }, 30_000);
     createInterface({ input: child.stdout! }).on('line', (line) => {
       logs.push(line);
       if (line.includes('Latchkey listening')) {
