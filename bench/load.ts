@@ -19,7 +19,6 @@
 import { execFileSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { mkdirSync, writeFileSync } from 'node:fs';
-import { createConnection } from 'node:net';
 import os from 'node:os';
 import { join } from 'node:path';
 import { Redis } from 'ioredis';
@@ -35,6 +34,7 @@ import { startMongo } from '../test/support/mongo.ts';
 import { startOwnRedis, type OwnRedis } from '../test/support/redis.ts';
 import { tempDir } from '../test/support/tmp.ts';
 import { freePort, seed, sharedKeys, startBalancer, startProcess } from '../test/support/processes.ts';
+import { redisAnswers } from '../test/support/redis.ts';
 
 const root = join(import.meta.dirname, '..');
 const int = (name: string, fallback: number) => {
@@ -154,22 +154,6 @@ function percentile(values: number[], p: number): number {
 }
 const round = (n: number) => (Number.isFinite(n) ? Math.round(n * 10) / 10 : n);
 
-function redisAnswers(url: string): Promise<boolean> {
-  const { hostname, port } = new URL(url);
-  return new Promise((resolve) => {
-    const socket = createConnection({ host: hostname, port: Number(port || 6379) }, () => socket.write('PING\r\n'));
-    socket.setTimeout(1000);
-    socket.on('data', (d) => {
-      resolve(d.toString().startsWith('+PONG'));
-      socket.destroy();
-    });
-    socket.on('error', () => resolve(false));
-    socket.on('timeout', () => {
-      resolve(false);
-      socket.destroy();
-    });
-  });
-}
 
 async function main() {
   const started = new Date();
@@ -187,7 +171,7 @@ async function main() {
     cleanups.push(() => mongo.stop());
     let redisUrl = process.env.REDIS_URL ?? 'redis://127.0.0.1:6379';
     let ownRedis: OwnRedis | null = null;
-    if (!process.env.REDIS_URL && !(await redisAnswers(redisUrl))) {
+    if (!process.env.REDIS_URL && !(await redisAnswers(Number(new URL(redisUrl).port || 6379), new URL(redisUrl).hostname))) {
       ownRedis = await startOwnRedis();
       cleanups.push(() => ownRedis!.stop());
       redisUrl = ownRedis.url;

@@ -2,11 +2,11 @@
 // the bare oidc-provider, a private Redis. Loopback addresses only.
 import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
-import { createConnection } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { freePort } from '../../test/support/net.ts';
+import { redisAnswers } from '../../test/support/redis.ts';
 
 export const ROOT = join(import.meta.dirname, '..', '..');
 
@@ -124,21 +124,6 @@ export async function startBare(env: Record<string, string>, extraNodeArgs: stri
   }
 }
 
-function redisAnswers(port: number): Promise<boolean> {
-  return new Promise((resolve) => {
-    const socket = createConnection({ port, host: '127.0.0.1' }, () => socket.write('PING\r\n'));
-    socket.setTimeout(1000);
-    socket.on('data', (d) => {
-      resolve(d.toString().startsWith('+PONG'));
-      socket.destroy();
-    });
-    socket.on('error', () => resolve(false));
-    socket.on('timeout', () => {
-      resolve(false);
-      socket.destroy();
-    });
-  });
-}
 
 export interface BenchRedis {
   url: string;

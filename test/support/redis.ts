@@ -23,14 +23,20 @@ export interface OwnRedis {
 }
 
 
-function pong(port: number): Promise<boolean> {
+/** True when a Redis answers PING on host:port within a second. */
+export function redisAnswers(port: number, host = '127.0.0.1'): Promise<boolean> {
   return new Promise((resolve) => {
-    const socket = createConnection({ port, host: '127.0.0.1' }, () => socket.write('PING\r\n'));
+    const socket = createConnection({ port, host }, () => socket.write('PING\r\n'));
+    socket.setTimeout(1000);
     socket.on('data', (d) => {
       resolve(d.toString().startsWith('+PONG'));
       socket.destroy();
     });
     socket.on('error', () => resolve(false));
+    socket.on('timeout', () => {
+      resolve(false);
+      socket.destroy();
+    });
   });
 }
 
@@ -41,7 +47,7 @@ export async function startOwnRedis(extraArgs: string[] = []): Promise<OwnRedis>
   const boot = async () => {
     child = spawn('redis-server', ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', ...extraArgs], { stdio: 'ignore' });
     for (let i = 0; i < 100; i++) {
-      if (await pong(port)) return;
+      if (await redisAnswers(port)) return;
       await new Promise((r) => setTimeout(r, 50));
     }
     throw new Error(`redis-server on port ${port} did not start`);
