@@ -121,27 +121,28 @@ export function interactionRouter({ provider, config, accounts, hasher, factors,
     return logins.filter((l) => !l.disabled);
   }
 
-  /** Finishes the provider's login: the only place that does. */
+  /**
+   * Finishes the provider's login: the only place that does. It replaces the
+   * journey's progress with the login on the interaction already loaded (what
+   * oidc-provider's interactionResult does after reading it again).
+   */
   async function finish(ctx: Context, interaction: Interaction, tenant: Tenant, login: Login, progress: Progress, factor: Factor) {
     const amr = [...new Set([...(progress.amr ?? []), ...factor.amr])];
     await audit.record({ type: 'signin.success', outcome: 'success', tenant: tenant.id, login: login.id, ...requestInfo(ctx), detail: { amr, acr: factor.acr } });
-    const returnTo = await provider.interactionResult(
-      ctx.req,
-      ctx.res,
-      { login: { accountId: login.id, amr, acr: factor.acr, remember: true } },
-      { mergeWithLastSubmission: false },
-    );
-    ctx.redirect(returnTo);
+    interaction.result = { login: { accountId: login.id, amr, acr: factor.acr, remember: true } };
+    await interaction.persist();
+    ctx.redirect(interaction.returnTo);
     ctx.status = 303;
   }
 
-  /** Moves on from a chosen login: its factor's page, or the end of the journey. */
+  /** Moves on from a chosen login: its factor's page, or the end of the journey. Saves `progress` unless the journey ends. */
   async function continueWithLogin(ctx: Context, interaction: Interaction, tenant: Tenant, login: Login, progress: Progress) {
     const home = login.tenant === tenant.id ? tenant : await accounts.getTenant(login.tenant);
     if (!home) throw noLoginForClient();
     const factor = factorOf(home, login);
     const stage = factor.stage(login);
     if (stage === 'done') return finish(ctx, interaction, home, login, progress, factor);
+    await saveProgress(interaction, progress);
     ctx.redirect(`/interaction/${interaction.uid}`);
     ctx.status = 303;
   }
@@ -168,9 +169,11 @@ export function interactionRouter({ provider, config, accounts, hasher, factors,
       throw noLoginForClient();
     }
     const next: Progress = { csrf: progress.csrf, identityId: identity.id, email: identity.email, amr: [method] };
-    if (logins.length === 1) next.loginId = logins[0]!.id;
+    if (logins.length === 1) {
+      next.loginId = logins[0]!.id;
+      return continueWithLogin(ctx, interaction, tenant, logins[0]!, next);
+    }
     await saveProgress(interaction, next);
-    if (next.loginId) return continueWithLogin(ctx, interaction, tenant, logins[0]!, next);
     ctx.redirect(`/interaction/${interaction.uid}`);
     ctx.status = 303;
   }
@@ -248,7 +251,6 @@ export function interactionRouter({ provider, config, accounts, hasher, factors,
     const login = (await signInLogins(tenant, progress.email)).find((l) => l.id === loginId);
     if (!login) throw badRequest('errors.signin.chooseLogin');
     const next: Progress = { ...progress, loginId: login.id, draft: {} };
-    await saveProgress(interaction, next);
     await continueWithLogin(ctx, interaction, tenant, login, next);
   });
 
@@ -268,11 +270,8 @@ export function interactionRouter({ provider, config, accounts, hasher, factors,
       throw err;
     }
     const outcome = await factor.submit(stage, factorRequest(ctx, tenant, login, progress, body));
-    await saveProgress(interaction, progress);
-    if (outcome.passed) {
-      const fresh = (await accounts.getLogin(login.id)) ?? login;
-      return finish(ctx, interaction, tenant, fresh, progress, factor);
-    }
+    // Either way the progress is saved once: by finish (replaced by the login) or by renderFactor.
+    if (outcome.passed) return finish(ctx, interaction, tenant, login, progress, factor);
     if (outcome.error.code === 'locked_out') ctx.set('Retry-After', String(outcome.error.detail.retryAfterSeconds));
     return renderFactor(ctx, interaction, tenant, login, progress, outcome.error);
   });

@@ -61,6 +61,8 @@ interface StepDoc {
 }
 
 const DUPLICATE_KEY = 11000;
+/** addLoginGrant sweeps a login's expired grants on about one call in this many. */
+const CLEANUP_EVERY = 16;
 
 
 /** Stores exactly what the SQLite store keeps in its JSON columns (no undefined, no Dates, no class instances). */
@@ -433,7 +435,10 @@ export function createMongoAccountStore(db: Db): AccountStore {
       const grant = str('grantId', grantId);
       const time = validDate('expiresAt', expiresAt);
       await retryDuplicate(() => loginGrants.updateOne({ _id: JSON.stringify([login, grant]) }, { $set: { login, grant }, $max: { expiresAt: time } }, { upsert: true }));
-      await loginGrants.deleteMany({ login, expiresAt: { $lte: new Date() } });
+      // Every sign-in adds a grant; sweeping the login's expired ones on one add in
+      // CLEANUP_EVERY keeps them bounded without a second round trip per sign-in
+      // (takeLoginGrants ignores expired ones anyway).
+      if (Math.random() < 1 / CLEANUP_EVERY) await loginGrants.deleteMany({ login, expiresAt: { $lte: new Date() } });
     },
     async takeLoginGrants(loginId) {
       const login = str('loginId', loginId);
