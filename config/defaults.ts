@@ -86,6 +86,19 @@ export const defaults = {
     reauthSeconds: 900,
   },
 
+  /**
+   * The in-process copies of clients, tenants, logins and upstreams, on when
+   * accounts live in MongoDB and Redis is configured (docs/storage.md). A
+   * copy is used only while its version token in Redis is unchanged, so a
+   * write through any process is seen by all at once.
+   */
+  accountCache: {
+    /** `ACCOUNT_CACHE_SECONDS` — the longest a copy is kept (0 turns the cache off). */
+    ttlSeconds: 60,
+    /** The most entries kept; the oldest go first. */
+    maxEntries: 10_000,
+  },
+
   /** Lifetimes in seconds. */
   ttl: {
     interaction: 3600,

@@ -36,6 +36,7 @@ export interface Config {
   lock: typeof defaults.lock;
   pin: typeof defaults.pin;
   account: typeof defaults.account;
+  accountCache: typeof defaults.accountCache;
   ttl: typeof defaults.ttl;
 }
 
@@ -122,6 +123,7 @@ const envSchema = z.object({
   LOCK_MAX_MS: int(1, 86_400_000).optional(),
   PIN_MIN_LENGTH: int(4, 12).optional(),
   ACCOUNT_REAUTH_SECONDS: int(1, 86_400).optional(),
+  ACCOUNT_CACHE_SECONDS: int(0, 3600).optional(),
 });
 
 type Env = Record<string, string | undefined>;
@@ -197,6 +199,7 @@ export function loadConfig(env: Env = process.env): Config {
     lock,
     pin: { ...defaults.pin, minLength: e.PIN_MIN_LENGTH ?? defaults.pin.minLength },
     account: { ...defaults.account, reauthSeconds: e.ACCOUNT_REAUTH_SECONDS ?? defaults.account.reauthSeconds },
+    accountCache: { ...defaults.accountCache, ttlSeconds: e.ACCOUNT_CACHE_SECONDS ?? defaults.accountCache.ttlSeconds },
     ttl: defaults.ttl,
   };
 }

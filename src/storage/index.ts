@@ -20,6 +20,8 @@ import { createSqliteAdapterBackend } from './adapter/sqlite/index.ts';
 import { createRedisAdapterBackend } from './adapter/redis/index.ts';
 import { createSqliteCounterStore } from './counters/sqlite/index.ts';
 import { createRedisCounterStore } from './counters/redis/index.ts';
+import { ReadCache, cachedAccountStore, type CacheStats } from './accounts/cache.ts';
+import { createRedisCacheVersions } from './accounts/redis-versions.ts';
 
 export interface Stores {
   accounts: AccountStore;
@@ -27,6 +29,8 @@ export interface Stores {
   counters: CounterStore;
   /** Which backend serves each port (for logs and /readyz). */
   kinds: { accounts: 'sqlite' | 'mongodb'; provider: 'sqlite' | 'redis' | 'redis-cluster' };
+  /** The account cache (MongoDB accounts with Redis; docs/storage.md), or null when off. */
+  accountCache: { stats(): CacheStats } | null;
   /** The store known to be unreachable right now (connection state; no I/O), or null. */
   down(): string | null;
   /** The store an error says is unreachable, or null when the error is something else. */
@@ -34,6 +38,20 @@ export interface Stores {
   /** Each configured store and whether it answers. */
   check(): Promise<{ store: string; ok: boolean; error?: string }[]>;
   close(): Promise<void>;
+}
+
+/**
+ * MongoDB accounts behind the account cache, its version tokens in `redis`
+ * (docs/storage.md): a MongoDB read costs the app ten times a Redis one.
+ */
+export function withAccountCache(accounts: AccountStore, redis: Redis | Cluster, config: Pick<Config, 'accountCache' | 'redisPrefix'>) {
+  const cache = new ReadCache(createRedisCacheVersions(redis, config.redisPrefix), {
+    ttlMs: config.accountCache.ttlSeconds * 1000,
+    maxEntries: config.accountCache.maxEntries,
+  });
+  // Redis may come back without the tokens (it keeps nothing on disk): start afresh whenever the connection drops.
+  for (const event of ['close', 'reconnecting', 'end', '-node', 'node error']) redis.on(event, () => cache.clear());
+  return { accounts: cachedAccountStore(accounts, cache), cache };
 }
 
 /** Opens the SQLite file used by the embedded backends. */
@@ -94,6 +112,10 @@ export async function createStores(config: Config, log: Logger): Promise<Stores>
     counters = createSqliteCounterStore(sqlite!);
   }
 
+  let cache: ReadCache | null = null;
+  if (mongo && redis && config.accountCache.ttlSeconds > 0) ({ accounts, cache } = withAccountCache(accounts, redis, config));
+  const accountCache = cache;
+
   const probe = async (store: string, fn: () => Promise<void>) => {
     try {
       await fn();
@@ -129,6 +151,7 @@ export async function createStores(config: Config, log: Logger): Promise<Stores>
       if (redisClient && redisError(err)) return 'redis';
       return null;
     },
+    accountCache: accountCache && { stats: () => accountCache.stats() },
     kinds: { accounts: mongo ? 'mongodb' : 'sqlite', provider: config.redisClusterNodes ? 'redis-cluster' : redis ? 'redis' : 'sqlite' },
     check: () =>
       Promise.all([

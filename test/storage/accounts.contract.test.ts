@@ -6,7 +6,11 @@ import { MongoClient } from 'mongodb';
 import type { AccountStore, AuditEvent, Client, LoginInput, Tenant, Upstream } from '../../src/storage/accounts/port.ts';
 import { createSqliteAccountStore } from '../../src/storage/accounts/sqlite/index.ts';
 import { createMongoAccountStore } from '../../src/storage/accounts/mongo/index.ts';
+import { Redis } from 'ioredis';
+import { ReadCache, cachedAccountStore } from '../../src/storage/accounts/cache.ts';
+import { createRedisCacheVersions } from '../../src/storage/accounts/redis-versions.ts';
 import { startMongo, type TestMongo } from '../support/mongo.ts';
+import { testRedisPrefix, testRedisUrl } from '../support/redis.ts';
 import { tempDir } from '../support/tmp.ts';
 
 interface Harness {
@@ -645,6 +649,42 @@ accountStoreContract('mongodb', async () => {
       await store.close();
       await clients[0]!.db(dbName).dropDatabase();
       for (const c of clients) await c.close();
+    },
+  };
+});
+
+// The production set-up's account store: MongoDB behind the account cache, its
+// version tokens in Redis. The twin is another app process: its own MongoDB
+// connection, Redis connection and cache, so every twin test also checks that
+// a write through one process is seen by the other's cache at once.
+accountStoreContract('mongodb behind the account cache', async () => {
+  const dbName = `${mongo.dbName}_${++mongoCount}`;
+  const prefix = testRedisPrefix();
+  const clients: MongoClient[] = [];
+  const redises: Redis[] = [];
+  const connect = async () => {
+    const c = new MongoClient(mongo.uri);
+    await c.connect();
+    clients.push(c);
+    const redis = new Redis(testRedisUrl());
+    redises.push(redis);
+    return cachedAccountStore(createMongoAccountStore(c.db(dbName)), new ReadCache(createRedisCacheVersions(redis, prefix), { ttlMs: 60_000, maxEntries: 1000 }));
+  };
+  const store = await connect();
+  return {
+    store,
+    async twin() {
+      const other = await connect();
+      await other.init();
+      return other;
+    },
+    async cleanup() {
+      await store.close();
+      await clients[0]!.db(dbName).dropDatabase();
+      for (const c of clients) await c.close();
+      const keys = await redises[0]!.keys(`${prefix}*`);
+      if (keys.length) await redises[0]!.del(...keys);
+      for (const r of redises) r.disconnect();
     },
   };
 });
