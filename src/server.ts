@@ -51,6 +51,9 @@ const SHUTDOWN_GRACE_MS = 10_000;
 
 const STATIC = join(import.meta.dirname, '..', 'public');
 
+/** oidc-provider's endpoints that answer machines (JSON), never a page; see `createProvider`'s defaults. */
+const PROVIDER_API = new Set(['/token', '/token/introspection', '/token/revocation', '/me', '/jwks', '/.well-known/openid-configuration']);
+
 export async function createLatchkey(config: Config, log: Logger = createLogger(config.logLevel)): Promise<Latchkey> {
   if (config.keys.development) log.warn({ dataDir: config.dataDir }, 'using development keys from DATA_DIR/dev-keys.json; set LATCHKEY_* keys for production');
   const stores = await createStores(config, log);
@@ -71,8 +74,16 @@ export async function createLatchkey(config: Config, log: Logger = createLogger(
   app.use(errorHandler(log, stores.unavailableStore));
   app.use(securityHeaders);
   if (config.issuer.startsWith('https:')) app.use(requireHttps(config.issuer));
-  app.use(languages({ secure: config.issuer.startsWith('https:') }));
   app.use(storeGuard(stores.down));
+  // The provider's machine-to-machine endpoints render no page and are none of our routes:
+  // straight to the provider (the token endpoint is the busiest path there is).
+  const providerCallback = provider.callback();
+  const toProvider = async (ctx: Koa.Context) => {
+    ctx.respond = false;
+    await providerCallback(ctx.req, ctx.res);
+  };
+  app.use((ctx, next) => (PROVIDER_API.has(ctx.path) ? toProvider(ctx) : next()));
+  app.use(languages({ secure: config.issuer.startsWith('https:') }));
 
   const forms = new Router();
   forms.use(formBodiesOnly, bodyParser({ enableTypes: ['form'], formLimit: FORM_LIMIT, encoding: 'utf-8' }));
@@ -104,11 +115,7 @@ export async function createLatchkey(config: Config, log: Logger = createLogger(
   app.use(forms.routes());
   app.use(forms.allowedMethods());
 
-  const providerCallback = provider.callback();
-  app.use(async (ctx) => {
-    ctx.respond = false;
-    await providerCallback(ctx.req, ctx.res);
-  });
+  app.use(toProvider);
 
   let server: Server | null = null;
   return {
