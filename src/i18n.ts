@@ -43,7 +43,18 @@ export type Translate = (key: string, values?: Record<string, unknown>) => strin
 const translators = new Map<Language, Translate>(
   LANGUAGES.map((lang) => {
     const t = i18n.getFixedT(lang);
-    return [lang, (key: string, values?: Record<string, unknown>) => String(t(key, values as never))];
+    // A page asks for dozens of plain texts and i18next resolves each afresh (about 10 µs);
+    // the catalogues never change after start, so a text without values is looked up once.
+    const plain = new Map<string, string>();
+    return [
+      lang,
+      (key: string, values?: Record<string, unknown>) => {
+        if (values !== undefined) return String(t(key, values as never));
+        let text = plain.get(key);
+        if (text === undefined) plain.set(key, (text = String(t(key))));
+        return text;
+      },
+    ];
   }),
 );
 
