@@ -58,7 +58,11 @@ export const defaults = {
     parallelism: 1,
   },
 
-  /** Attempt limits (SPEC §7): after `threshold` consecutive failures a lock that doubles up to `maxLockMs`. */
+  /**
+   * Attempt limits (SPEC §7): after `threshold` consecutive failures a lock that
+   * doubles up to `maxLockMs`; at `maxFailures` a login's or identity's key is
+   * frozen until its owner or an operator unlocks it (docs/security.md).
+   */
   lock: {
     /** `LOCK_THRESHOLD` */
     threshold: 5,
@@ -66,7 +70,9 @@ export const defaults = {
     baseLockMs: 60_000,
     /** `LOCK_MAX_MS` — the longest lock. */
     maxLockMs: 3_600_000,
-    /** A counter left alone this long is forgotten. */
+    /** `LOCK_MAX_FAILURES` — consecutive failures that freeze a key; at most 100 (NIST SP 800-63B §5.2.2). */
+    maxFailures: 100,
+    /** A counter left alone this long is forgotten (a frozen one never is). */
     idleResetMs: 24 * 3_600_000,
   },
 

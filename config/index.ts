@@ -121,6 +121,7 @@ const envSchema = z.object({
   LOCK_THRESHOLD: int(1, 100).optional(),
   LOCK_BASE_MS: int(1, 86_400_000).optional(),
   LOCK_MAX_MS: int(1, 86_400_000).optional(),
+  LOCK_MAX_FAILURES: int(1, 100).optional(),
   PIN_MIN_LENGTH: int(4, 12).optional(),
   ACCOUNT_REAUTH_SECONDS: int(1, 86_400).optional(),
   ACCOUNT_CACHE_SECONDS: int(0, 3600).optional(),
@@ -147,8 +148,10 @@ export function loadConfig(env: Env = process.env): Config {
     threshold: e.LOCK_THRESHOLD ?? defaults.lock.threshold,
     baseLockMs: e.LOCK_BASE_MS ?? defaults.lock.baseLockMs,
     maxLockMs: e.LOCK_MAX_MS ?? defaults.lock.maxLockMs,
+    maxFailures: e.LOCK_MAX_FAILURES ?? defaults.lock.maxFailures,
   };
   if (lock.maxLockMs < lock.baseLockMs) throw new ConfigError('invalid configuration:\n  LOCK_MAX_MS: must be at least LOCK_BASE_MS');
+  if (lock.maxFailures < lock.threshold) throw new ConfigError('invalid configuration:\n  LOCK_MAX_FAILURES: must be at least LOCK_THRESHOLD');
 
   const given = {
     jwks: e.LATCHKEY_JWKS as Config['keys']['jwks'] | undefined,

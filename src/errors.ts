@@ -51,6 +51,13 @@ export const invalidCredentials = (key = 'errors.signin.invalidCredentials') => 
 
 export const lockedOut = (retryAfterSeconds: number, key = 'errors.lockedOut') => new LatchkeyError('locked_out', 429, key, { retryAfterSeconds });
 
+/**
+ * A lockout that no wait lifts (`detail.frozen`, no `retryAfterSeconds`): the
+ * key reached its most consecutive failures and waits for an unlock by the
+ * tenant's owner or an operator (docs/security.md).
+ */
+export const frozenOut = () => new LatchkeyError('locked_out', 429, 'errors.frozen', { frozen: true });
+
 /** A wrong or malformed PIN or authenticator code (400). */
 export const invalidFactorAnswer = (key: string) => new LatchkeyError('invalid_factor_answer', 400, key);
 

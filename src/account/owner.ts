@@ -1,6 +1,7 @@
 /**
  * The owner's pages (SPEC §5): Security settings (the second factor per user
- * type), Users (reset a user's authenticator app or PIN) and the Audit log.
+ * type), Users (reset a user's authenticator app or PIN, unlock a user locked
+ * out by failed attempts) and the Audit log.
  * Each request checks that the signed-in login owns its tenant, and only ever
  * reads or changes that tenant's logins.
  */
@@ -10,16 +11,20 @@ import { LatchkeyError, badRequest, notFound } from '../errors.ts';
 import { SECOND_FACTORS, type AuditEvent, type Login, type SecondFactor } from '../storage/accounts/port.ts';
 import { formFields } from '../web/forms.ts';
 import { endLoginSessions } from './revocation.ts';
+import { loginLocks, type Lifted } from './locks.ts';
 import { factorName, factorState, formatTime, fullName, noticeOf } from './labels.ts';
 import type { AccountKit, Signed } from './router.ts';
 import { upstreamSettings } from '../upstream/settings.ts';
 
-/** The resets an owner can make, by the last segment of their URL. */
+/** What an owner can do to a user, by the last segment of its URL; each asks for a confirmation. */
+export const USER_ACTIONS = ['reset-authenticator', 'reset-pin', 'unlock'] as const;
+type UserAction = (typeof USER_ACTIONS)[number];
+
+/** The resets: the factor's set-up and failed attempts are forgotten, and the login's sessions end. */
 const RESETS = {
   'reset-authenticator': { factor: 'totp', event: 'factor.totp.reset' },
   'reset-pin': { factor: 'pin', event: 'factor.pin.reset' },
 } as const;
-type ResetKind = keyof typeof RESETS;
 
 /** Event types offered by the audit log's filter (others can still be asked for by URL). */
 export const AUDIT_TYPES = [
@@ -38,6 +43,7 @@ export const AUDIT_TYPES = [
   'factor.totp.replay',
   'factor.totp.reset',
   'factor.totp.verified',
+  'login.unlocked',
   'password.changed',
   'policy.changed',
   'signin.locked',
@@ -54,6 +60,7 @@ const TYPE_PATTERN = /^[a-z][a-z0-9_.-]{0,63}$/;
 export function ownerRoutes(router: Router, kit: AccountKit) {
   const { deps } = kit;
   const { accounts, factors, audit, provider } = deps;
+  const locks = loginLocks(deps.limiter, factors);
 
   async function owner(ctx: Context, form = false): Promise<Signed | null> {
     const signed = form ? await kit.signedInForm(ctx) : await kit.signedIn(ctx);
@@ -125,16 +132,18 @@ export function ownerRoutes(router: Router, kit: AccountKit) {
     const signed = await owner(ctx);
     if (!signed) return;
     const logins = await accounts.listLogins(signed.tenant.id);
+    const lockStates = await Promise.all(logins.map((l) => locks.state(l)));
     kit.render(ctx, 'account/users', signed, {
       section: 'users',
       notice: noticeOf(ctx.query.notice),
-      users: logins.map((l) => ({
+      users: logins.map((l, i) => ({
         id: l.id,
         name: fullName(l),
         email: l.email,
         userType: kit.userTypeName(signed.tenant, l.userType),
         factorState: factorState(l),
         disabled: l.disabled,
+        lock: lockStates[i],
         isMe: l.id === signed.login.id,
       })),
     });
@@ -147,7 +156,7 @@ export function ownerRoutes(router: Router, kit: AccountKit) {
     return login;
   }
 
-  function confirmPage(ctx: Context, signed: Signed, kind: ResetKind, target: Login) {
+  function confirmPage(ctx: Context, signed: Signed, kind: UserAction, target: Login) {
     kit.render(ctx, 'account/confirm-reset', signed, {
       section: 'users',
       kind,
@@ -156,8 +165,24 @@ export function ownerRoutes(router: Router, kit: AccountKit) {
     });
   }
 
-  for (const kind of Object.keys(RESETS) as ResetKind[]) {
+  /** Every lift of a lock is audited; an explicit unlock even when the lock had passed meanwhile. */
+  async function recordUnlock(ctx: Context, signed: Signed, target: Login, lifted: Lifted, via?: UserAction) {
+    if (!via && !Object.keys(lifted).length) return;
+    await audit.record({ type: 'login.unlocked', outcome: 'success', tenant: signed.tenant.id, login: target.id, ...kit.requestInfo(ctx), detail: { by: signed.login.id, ...(via ? { via } : {}), ...lifted } });
+  }
+
+  async function act(ctx: Context, signed: Signed, kind: UserAction, target: Login) {
+    if (kind === 'unlock') return recordUnlock(ctx, signed, target, await locks.unlock(target));
     const { factor, event } = RESETS[kind];
+    // A reset is for someone who lost their phone or PIN: their password's failures must not keep them out either.
+    const lifted = await locks.unlock(target);
+    await factors.get(factor).reset(target.id);
+    await endLoginSessions(accounts, provider, target.id);
+    await audit.record({ type: event, outcome: 'success', tenant: signed.tenant.id, login: target.id, ...kit.requestInfo(ctx), detail: { by: signed.login.id } });
+    if (Object.keys(lifted).length) await recordUnlock(ctx, signed, target, lifted, kind);
+  }
+
+  for (const kind of USER_ACTIONS) {
     const path = `/users/:loginId/${kind}`;
 
     router.get(path, async (ctx) => {
@@ -168,7 +193,7 @@ export function ownerRoutes(router: Router, kit: AccountKit) {
       confirmPage(ctx, signed, kind, target);
     });
 
-    // The users page's button posts here without `confirm`: that shows the confirmation; `confirm=yes` resets.
+    // The users page's button posts here without `confirm`: that shows the confirmation; `confirm=yes` acts.
     router.post(path, async (ctx) => {
       const signed = await owner(ctx, true);
       if (!signed) return;
@@ -176,9 +201,7 @@ export function ownerRoutes(router: Router, kit: AccountKit) {
       if (!kit.fresh(ctx, signed, `/account/users/${encodeURIComponent(target.id)}/${kind}`)) return;
       const { confirm } = formFields(ctx.request.body, [], ['csrf', 'confirm'], 128);
       if (confirm !== 'yes') return confirmPage(ctx, signed, kind, target);
-      await factors.get(factor).reset(target.id);
-      await endLoginSessions(accounts, provider, target.id);
-      await audit.record({ type: event, outcome: 'success', tenant: signed.tenant.id, login: target.id, ...kit.requestInfo(ctx), detail: { by: signed.login.id } });
+      await act(ctx, signed, kind, target);
       ctx.redirect(`/account/users?notice=${kind}`);
       ctx.status = 303;
     });

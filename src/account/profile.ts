@@ -8,7 +8,8 @@ import type Router from '@koa/router';
 import type { Context } from 'koa';
 import { LatchkeyError, badRequest, invalidCredentials } from '../errors.ts';
 import type { FactorChange } from '../factors/types.ts';
-import { hashedKey } from '../limits.ts';
+import { passwordKey } from '../limits.ts';
+import { setRetryAfter } from '../web/errors.ts';
 import { formFields } from '../web/forms.ts';
 import { factorName, formatTime, fullName, hasApp, hasPin, noticeOf } from './labels.ts';
 import { checkNewPassword, PASSWORD_RULES } from './passwords.ts';
@@ -64,7 +65,7 @@ export function profileRoutes(router: Router, kit: AccountKit) {
       const req = kit.factorRequest(ctx, signed, {}, draft);
       const page = await change().page(req);
       cookies.setDraft(ctx, signed.login.id, req.draft);
-      if (error?.code === 'locked_out') ctx.set('Retry-After', String(error.detail.retryAfterSeconds));
+      setRetryAfter(ctx, error);
       kit.render(ctx, page.view, signed, { section: 'profile', ...page.locals, error }, error?.status ?? 200);
     }
 
@@ -105,7 +106,7 @@ export function profileRoutes(router: Router, kit: AccountKit) {
   changeRoutes('/profile/authenticator', 'totp', (s) => hasApp(s.login), ['code'], 'authenticator');
 
   const passwordPage = (ctx: Context, signed: Signed, error?: LatchkeyError) => {
-    if (error?.code === 'locked_out') ctx.set('Retry-After', String(error.detail.retryAfterSeconds));
+    setRetryAfter(ctx, error);
     kit.render(ctx, 'account/change-password', signed, { section: 'profile', ...PASSWORD_RULES, error }, error?.status ?? 200);
   };
 
@@ -137,7 +138,7 @@ export function profileRoutes(router: Router, kit: AccountKit) {
       const problem = checkNewPassword(next, fields.password_confirm ?? '', identity.email);
       if (problem) throw badRequest(`errors.password.${problem}`, { problem, ...PASSWORD_RULES });
       // The same limits as the sign-in's password: per identity and per IP.
-      const ok = await limiter.guard({ target: hashedKey('pwd', identity.email), ip: info.ip }, () => hasher.verify(identity.passwordHash, current));
+      const ok = await limiter.guard({ target: passwordKey(identity.email), ip: info.ip }, () => hasher.verify(identity.passwordHash, current));
       if (!ok) {
         await record('failure', { reason: 'wrong_current_password' });
         throw invalidCredentials('errors.password.currentWrong');
@@ -149,7 +150,7 @@ export function profileRoutes(router: Router, kit: AccountKit) {
       ctx.status = 303;
     } catch (err) {
       if (err instanceof LatchkeyError && ['bad_request', 'invalid_credentials', 'locked_out'].includes(err.code)) {
-        if (err.code === 'locked_out') await record('failure', { reason: 'locked', retryAfterSeconds: err.detail.retryAfterSeconds });
+        if (err.code === 'locked_out') await record('failure', { reason: 'locked', ...err.detail });
         return passwordPage(ctx, signed, err);
       }
       throw err;

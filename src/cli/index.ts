@@ -1,5 +1,6 @@
 /**
  * `npm run cli -- import FILE.json` — see docs/import.md.
+ * `npm run cli -- unlock EMAIL` — see docs/security.md.
  * Uses the same environment variables as the server to choose the store.
  */
 import { readFileSync } from 'node:fs';
@@ -9,15 +10,42 @@ import { createStores } from '../storage/index.ts';
 import { createHasher } from '../crypto/password.ts';
 import { ImportError, importDocument, type ImportDocument } from './import.ts';
 import { upstreamRedirectUri } from '../upstream/client.ts';
+import { createAudit } from '../audit.ts';
+import { createLimiter } from '../limits.ts';
+import { createFactorRegistry } from '../factors/registry.ts';
+import { describeUnlock, unlockEmail } from './unlock.ts';
 
-const USAGE = 'usage: npm run cli -- import FILE.json';
+const USAGE = 'usage: npm run cli -- import FILE.json\n       npm run cli -- unlock EMAIL';
 
 async function main(argv: string[]): Promise<number> {
-  const [command, file] = argv;
-  if (command !== 'import' || !file) {
-    console.error(USAGE);
+  const [command, arg] = argv;
+  if (command === 'import' && arg) return importFile(arg);
+  if (command === 'unlock' && arg) return unlock(arg);
+  console.error(USAGE);
+  return 2;
+}
+
+async function unlock(email: string): Promise<number> {
+  if (!email.includes('@') || email.length > 320) {
+    console.error(`"${email}" is not an email address`);
     return 2;
   }
+  const config = loadConfig();
+  const log = createLogger(config.logLevel === 'info' ? 'warn' : config.logLevel);
+  const stores = await createStores(config, log);
+  try {
+    const audit = createAudit(stores.accounts, log);
+    const hasher = await createHasher(config.argon2, config.keys.pepper);
+    const factors = createFactorRegistry({ config, accounts: stores.accounts, counters: stores.counters, hasher, audit });
+    const report = await unlockEmail(email, { accounts: stores.accounts, limiter: createLimiter(stores.counters, config.lock), factors, audit });
+    for (const line of describeUnlock(report)) console.log(line);
+    return 0;
+  } finally {
+    await stores.close();
+  }
+}
+
+async function importFile(file: string): Promise<number> {
   let raw: unknown;
   try {
     raw = JSON.parse(readFileSync(file, 'utf8'));

@@ -68,8 +68,13 @@ export interface Factor {
   page(stage: Exclude<FactorStage, 'done'>, req: FactorRequest): Promise<FactorPage>;
   /** Handles the page's form. Counts attempts and writes audit events itself. */
   submit(stage: Exclude<FactorStage, 'done'>, req: FactorRequest): Promise<FactorOutcome>;
-  /** Forgets the login's state, so it enrolls again at the next sign-in (owner's reset). */
+  /** Forgets the login's state and failed attempts, so it enrolls again at the next sign-in (owner's reset). */
   reset(loginId: string): Promise<void>;
+  /**
+   * The counter key (`src/limits.ts`) of the login's answers, for a factor that
+   * counts them: the owner's and the operator's unlock clear it.
+   */
+  readonly attemptKey?: (loginId: string) => string;
   /** Replacing an enrolled set-up from the account pages; absent for a factor with nothing to replace. */
   readonly change?: FactorChange;
 }

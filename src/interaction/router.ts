@@ -17,6 +17,7 @@ import { hashedKey } from '../limits.ts';
 import { AMR } from '../provider/acr.ts';
 import { LatchkeyError, badRequest, invalidCredentials, noLoginForClient } from '../errors.ts';
 import { checkCsrf, formFields } from '../web/forms.ts';
+import { setRetryAfter } from '../web/errors.ts';
 import { localeOf, sendPage } from '../web/views.ts';
 import { resolveLanguage, useLanguage } from '../web/language.ts';
 import { ensureProgress, readProgress, saveProgress, type Interaction, type Progress } from './journey.ts';
@@ -235,8 +236,8 @@ export function interactionRouter({ provider, config, accounts, hasher, factors,
     } catch (err) {
       if (err instanceof LatchkeyError && ['bad_request', 'invalid_credentials', 'locked_out'].includes(err.code)) {
         if (err.code === 'locked_out') {
-          ctx.set('Retry-After', String(err.detail.retryAfterSeconds));
-          await audit.record({ type: 'signin.locked', outcome: 'failure', tenant: tenant.id, ...info });
+          setRetryAfter(ctx, err);
+          await audit.record({ type: 'signin.locked', outcome: 'failure', tenant: tenant.id, ...info, ...(err.detail.frozen ? { detail: { frozen: true } } : {}) });
         }
         return page(ctx, 'login', { ...baseLocals(interaction, progress), email: email.slice(0, EMAIL_MAX), upstreams: await upstreamButtons(tenant), error: err }, err.status);
       }
@@ -272,7 +273,7 @@ export function interactionRouter({ provider, config, accounts, hasher, factors,
     const outcome = await factor.submit(stage, factorRequest(ctx, tenant, login, progress, body));
     // Either way the progress is saved once: by finish (replaced by the login) or by renderFactor.
     if (outcome.passed) return finish(ctx, interaction, tenant, login, progress, factor);
-    if (outcome.error.code === 'locked_out') ctx.set('Retry-After', String(outcome.error.detail.retryAfterSeconds));
+    setRetryAfter(ctx, outcome.error);
     return renderFactor(ctx, interaction, tenant, login, progress, outcome.error);
   });
 

@@ -25,9 +25,14 @@ function wantsJson(ctx: Context): boolean {
   return ctx.accepts('html', 'json') === 'json';
 }
 
+/** `Retry-After` for a lockout that a wait lifts; a frozen one has none (`frozenOut`). */
+export function setRetryAfter(ctx: Context, err: LatchkeyError | undefined): void {
+  if (err?.code === 'locked_out' && typeof err.detail.retryAfterSeconds === 'number') ctx.set('Retry-After', String(err.detail.retryAfterSeconds));
+}
+
 export function respondWithError(ctx: Context, err: LatchkeyError): void {
   ctx.status = err.status;
-  if (err.code === 'locked_out' && typeof err.detail.retryAfterSeconds === 'number') ctx.set('Retry-After', String(err.detail.retryAfterSeconds));
+  setRetryAfter(ctx, err);
   if (wantsJson(ctx)) {
     ctx.body = { error: err.code, error_description: err.message, ...err.detail };
     return;

@@ -1,6 +1,11 @@
 import type { Context, Next } from 'koa';
 
-/** Security headers on every response, the provider's included (SPEC §7: no framing). */
+/**
+ * Security headers on every response, the provider's included (SPEC §7: no framing).
+ * Set before the provider runs, with `script-src` spelled out: oidc-provider's
+ * form_post page appends its one inline script's hash to that directive
+ * (docs/security.md); under `default-src` alone the page would stay blank.
+ */
 export async function securityHeaders(ctx: Context, next: Next) {
   ctx.set('Content-Security-Policy', "default-src 'none'; style-src 'self'; img-src 'self' data:; script-src 'self'; base-uri 'none'; frame-ancestors 'none'");
   ctx.set('X-Frame-Options', 'DENY');

@@ -53,6 +53,16 @@ describe('configuration', () => {
     assert.throws(() => loadConfig({ DATA_DIR: dir.path, LOCK_BASE_MS: '5000', LOCK_MAX_MS: '1000' }), /LOCK_MAX_MS/);
   });
 
+  it('freezes after 100 consecutive failures by default; LOCK_MAX_FAILURES may lower it, never raise it past 100', () => {
+    assert.equal(loadConfig({ DATA_DIR: dir.path }).lock.maxFailures, 100);
+    assert.equal(loadConfig({ DATA_DIR: dir.path, LOCK_MAX_FAILURES: '20' }).lock.maxFailures, 20);
+    for (const bad of ['101', '0', 'ten', '2.5']) {
+      assert.throws(() => loadConfig({ DATA_DIR: dir.path, LOCK_MAX_FAILURES: bad }), (err: Error) => err instanceof ConfigError && /LOCK_MAX_FAILURES/.test(err.message), bad);
+    }
+    // The freeze cannot come before the first lock.
+    assert.throws(() => loadConfig({ DATA_DIR: dir.path, LOCK_THRESHOLD: '10', LOCK_MAX_FAILURES: '9' }), /LOCK_MAX_FAILURES: must be at least LOCK_THRESHOLD/);
+  });
+
   it('refuses to start in production without configured keys, naming them', () => {
     const prod = tempDir('lk-config-prod-');
     try {

@@ -25,8 +25,12 @@ const policy: LockPolicy = {
   threshold: 5,
   baseLockMs: 60_000,
   maxLockMs: 3_600_000,
+  maxFailures: 100,
   idleResetMs: 86_400_000,
 };
+
+/** The lock starts at the freeze, so parallel takes at one instant can reach it. */
+const lockAtFreeze: LockPolicy = { ...policy, threshold: 100 };
 
 const newKey = () => `pwd:id:${randomUUID()}`;
 
@@ -43,6 +47,27 @@ function assertOnlyThresholdAllowed(results: TakeResult[], p: LockPolicy): void 
     Array.from({ length: p.threshold }, (_, i) => i + 1),
   );
   for (const refused of results.filter((r) => !r.allowed)) assert.equal(refused.failures, p.threshold);
+}
+
+/** Takes `count` attempts on `key`, each once the previous lock has passed; the last result and its time. */
+async function failInTurn(store: CounterStore, key: string, p: LockPolicy, count: number, start = Date.now()) {
+  let now = start;
+  let last: TakeResult | undefined;
+  for (let i = 0; i < count; i++) {
+    last = await store.take(key, p, now);
+    assert.equal(last.allowed, true, `attempt ${i + 1} refused`);
+    now = Math.max(now, last.lockedUntil);
+  }
+  return { last: last!, now };
+}
+
+// Exactly `maxFailures` attempts get through, the last one freezing; every other is refused as frozen.
+function assertOnlyMaxFailuresAllowed(results: TakeResult[], p: LockPolicy): void {
+  const allowed = allowedOf(results);
+  assert.equal(allowed.length, p.maxFailures, `${allowed.length} of ${results.length} allowed`);
+  assert.deepEqual(allowed.map((r) => r.failures).sort((a, b) => a - b), Array.from({ length: p.maxFailures }, (_, i) => i + 1));
+  assert.deepEqual(allowed.filter((r) => r.frozen).map((r) => r.failures), [p.maxFailures]);
+  for (const refused of results.filter((r) => !r.allowed)) assert.deepEqual([refused.failures, refused.frozen], [p.maxFailures, true]);
 }
 
 function counterContract(name: string, open: () => Promise<CounterHarness>): void {
@@ -65,9 +90,9 @@ function counterContract(name: string, open: () => Promise<CounterHarness>): voi
       const key = newKey();
       const now = Date.now();
       for (let i = 1; i < policy.threshold; i++) {
-        assert.deepEqual(await store().take(key, policy, now + i), { allowed: true, failures: i, lockedUntil: 0 });
+        assert.deepEqual(await store().take(key, policy, now + i), { allowed: true, failures: i, lockedUntil: 0, frozen: false });
       }
-      assert.deepEqual(await store().peek(key, now + 10), { failures: policy.threshold - 1, lockedUntil: 0 });
+      assert.deepEqual(await store().peek(key, now + 10), { failures: policy.threshold - 1, lockedUntil: 0, frozen: false });
     });
 
     it('starts a lock of baseLockMs at the threshold and refuses without counting while locked', async () => {
@@ -75,18 +100,20 @@ function counterContract(name: string, open: () => Promise<CounterHarness>): voi
       const now = Date.now();
       for (let i = 1; i < policy.threshold; i++) await store().take(key, policy, now);
       const locking = await store().take(key, policy, now);
-      assert.deepEqual(locking, { allowed: true, failures: policy.threshold, lockedUntil: now + policy.baseLockMs });
+      assert.deepEqual(locking, { allowed: true, failures: policy.threshold, lockedUntil: now + policy.baseLockMs, frozen: false });
 
       for (const at of [now, now + 1, now + policy.baseLockMs - 1]) {
         assert.deepEqual(await store().take(key, policy, at), {
           allowed: false,
           failures: policy.threshold,
           lockedUntil: now + policy.baseLockMs,
+          frozen: false,
         });
       }
       assert.deepEqual(await store().peek(key, now + 1), {
         failures: policy.threshold,
         lockedUntil: now + policy.baseLockMs,
+        frozen: false,
       });
     });
 
@@ -100,7 +127,7 @@ function counterContract(name: string, open: () => Promise<CounterHarness>): voi
         now = lockedUntil;
         const result = await store().take(key, policy, now);
         const expected = lockDurationMs(policy, failures);
-        assert.deepEqual(result, { allowed: true, failures, lockedUntil: now + expected });
+        assert.deepEqual(result, { allowed: true, failures, lockedUntil: now + expected, frozen: false });
         locks.push(expected);
         lockedUntil = result.lockedUntil;
       }
@@ -109,7 +136,7 @@ function counterContract(name: string, open: () => Promise<CounterHarness>): voi
     });
 
     it('caps the doubling exponent at 30, as lockDurationMs does', async () => {
-      const steep: LockPolicy = { threshold: 1, baseLockMs: 1, maxLockMs: 2 ** 40, idleResetMs: 2 ** 41 };
+      const steep: LockPolicy = { threshold: 1, baseLockMs: 1, maxLockMs: 2 ** 40, maxFailures: 100, idleResetMs: 2 ** 41 };
       const key = newKey();
       let now = Date.now();
       let lock = 0;
@@ -129,7 +156,7 @@ function counterContract(name: string, open: () => Promise<CounterHarness>): voi
       for (let i = 0; i < policy.threshold; i++) await store().take(key, policy, now);
       await store().reset(key);
       assert.equal(await store().peek(key, now), null);
-      assert.deepEqual(await store().take(key, policy, now), { allowed: true, failures: 1, lockedUntil: 0 });
+      assert.deepEqual(await store().take(key, policy, now), { allowed: true, failures: 1, lockedUntil: 0, frozen: false });
       await store().reset(newKey());
     });
 
@@ -140,8 +167,8 @@ function counterContract(name: string, open: () => Promise<CounterHarness>): voi
       await store().take(key, policy, now);
       await store().peek(key, now);
       await store().peek(key, now);
-      assert.deepEqual(await store().peek(key, now), { failures: 1, lockedUntil: 0 });
-      assert.deepEqual(await store().take(key, policy, now), { allowed: true, failures: 2, lockedUntil: 0 });
+      assert.deepEqual(await store().peek(key, now), { failures: 1, lockedUntil: 0, frozen: false });
+      assert.deepEqual(await store().take(key, policy, now), { allowed: true, failures: 2, lockedUntil: 0, frozen: false });
     });
 
     it('forgets a record idleResetMs after its last change, judged by now', async () => {
@@ -149,24 +176,25 @@ function counterContract(name: string, open: () => Promise<CounterHarness>): voi
       const now = Date.now();
       await store().take(key, policy, now);
       await store().take(key, policy, now + 1000);
-      assert.deepEqual(await store().peek(key, now + 1000 + policy.idleResetMs - 1), { failures: 2, lockedUntil: 0 });
+      assert.deepEqual(await store().peek(key, now + 1000 + policy.idleResetMs - 1), { failures: 2, lockedUntil: 0, frozen: false });
       assert.equal(await store().peek(key, now + 1000 + policy.idleResetMs), null);
       assert.deepEqual(await store().take(key, policy, now + 1000 + policy.idleResetMs), {
         allowed: true,
         failures: 1,
         lockedUntil: 0,
+        frozen: false,
       });
     });
 
     it('forgets an idle record after a real idleResetMs', async () => {
-      const short: LockPolicy = { threshold: 5, baseLockMs: 100, maxLockMs: 500, idleResetMs: 1_000 };
+      const short: LockPolicy = { threshold: 5, baseLockMs: 100, maxLockMs: 500, maxFailures: 100, idleResetMs: 1_000 };
       const key = newKey();
       await store().take(key, short, Date.now());
       await store().take(key, short, Date.now());
       assert.equal((await store().peek(key, Date.now()))?.failures, 2);
       await sleep(1_200);
       assert.equal(await store().peek(key, Date.now()), null);
-      assert.deepEqual(await store().take(key, short, Date.now()), { allowed: true, failures: 1, lockedUntil: 0 });
+      assert.deepEqual(await store().take(key, short, Date.now()), { allowed: true, failures: 1, lockedUntil: 0, frozen: false });
     });
 
     it('lets exactly threshold of 30 parallel takes through', async () => {
@@ -177,6 +205,7 @@ function counterContract(name: string, open: () => Promise<CounterHarness>): voi
       assert.deepEqual(await store().peek(key, now), {
         failures: policy.threshold,
         lockedUntil: now + policy.baseLockMs,
+        frozen: false,
       });
     });
 
@@ -186,9 +215,52 @@ function counterContract(name: string, open: () => Promise<CounterHarness>): voi
       const now = Date.now();
       for (let i = 0; i < policy.threshold; i++) await store().take(locked, policy, now);
       assert.equal((await store().take(locked, policy, now)).allowed, false);
-      assert.deepEqual(await store().take(other, policy, now), { allowed: true, failures: 1, lockedUntil: 0 });
+      assert.deepEqual(await store().take(other, policy, now), { allowed: true, failures: 1, lockedUntil: 0, frozen: false });
       await store().reset(other);
       assert.equal((await store().peek(locked, now))?.failures, policy.threshold);
+    });
+
+    it('freezes at maxFailures: refused past every lock and past idleResetMs, remembered until reset', async () => {
+      const key = newKey();
+      const { last: ninetyNinth, now: at99 } = await failInTurn(store(), key, policy, policy.maxFailures - 1);
+      assert.equal(ninetyNinth.frozen, false);
+      const hundredth = await store().take(key, policy, at99);
+      assert.deepEqual(hundredth, { allowed: true, failures: policy.maxFailures, lockedUntil: at99 + policy.maxLockMs, frozen: true });
+      const refused = { allowed: false, failures: policy.maxFailures, lockedUntil: at99 + policy.maxLockMs, frozen: true };
+      for (const later of [at99 + policy.maxLockMs, at99 + policy.idleResetMs + 1, at99 + 10 * policy.idleResetMs]) {
+        assert.deepEqual(await store().take(key, policy, later), refused, `at +${later - at99} ms`);
+      }
+      assert.deepEqual(await store().peek(key, at99 + 10 * policy.idleResetMs), { failures: policy.maxFailures, lockedUntil: at99 + policy.maxLockMs, frozen: true });
+      await store().reset(key);
+      assert.equal(await store().peek(key, at99), null);
+      assert.deepEqual(await store().take(key, policy, at99), { allowed: true, failures: 1, lockedUntil: 0, frozen: false });
+    });
+
+    it('keeps a frozen record past a real idleResetMs', async () => {
+      const short: LockPolicy = { threshold: 2, baseLockMs: 1, maxLockMs: 1, maxFailures: 3, idleResetMs: 1_000 };
+      const key = newKey();
+      const { last } = await failInTurn(store(), key, short, 3);
+      assert.equal(last.frozen, true);
+      await sleep(1_200);
+      assert.equal((await store().peek(key, Date.now()))?.frozen, true);
+      assert.equal((await store().take(key, short, Date.now())).allowed, false);
+    });
+
+    it('never freezes under maxFailures Infinity (per-IP keys): only the temporary lock', async () => {
+      const ipPolicy: LockPolicy = { ...policy, maxFailures: Infinity };
+      const key = `ip:${randomUUID()}`;
+      const { last, now } = await failInTurn(store(), key, ipPolicy, 150);
+      assert.deepEqual(last, { allowed: true, failures: 150, lockedUntil: now, frozen: false });
+      assert.equal((await store().take(key, ipPolicy, now - 1)).allowed, false, 'still locked for a while');
+      assert.equal((await store().take(key, ipPolicy, now)).allowed, true, 'and allowed once the lock has passed');
+    });
+
+    it('lets exactly maxFailures of 300 parallel takes through, the last of them freezing', async () => {
+      const key = newKey();
+      const now = Date.now();
+      const results = await Promise.all(Array.from({ length: 300 }, () => store().take(key, lockAtFreeze, now)));
+      assertOnlyMaxFailuresAllowed(results, lockAtFreeze);
+      assert.equal((await store().take(key, lockAtFreeze, now + 10 * policy.idleResetMs)).allowed, false);
     });
   });
 }
@@ -322,7 +394,22 @@ describe('counter atomicity across SQLite connections', () => {
     }
     const theirs = await Promise.all(workers.map((w) => w.results));
     assertOnlyThresholdAllowed([...mine, ...theirs.flat()], wide);
-    assert.deepEqual(await store.peek(key, now), { failures: wide.threshold, lockedUntil: now + wide.baseLockMs });
+    assert.deepEqual(await store.peek(key, now), { failures: wide.threshold, lockedUntil: now + wide.baseLockMs, frozen: false });
+  });
+
+  it('lets exactly maxFailures takes through across three connections, then refuses them all as frozen', async () => {
+    const key = newKey();
+    const now = Date.now();
+    const workers = [sqliteContender(file, key, lockAtFreeze, now, 60), sqliteContender(file, key, lockAtFreeze, now, 60)];
+    await Promise.all(workers.map((w) => w.ready));
+    for (const w of workers) w.go();
+    const mine: TakeResult[] = [];
+    for (let i = 0; i < 60; i++) {
+      mine.push(await store.take(key, lockAtFreeze, now));
+      await new Promise((resolve) => setImmediate(resolve));
+    }
+    const theirs = await Promise.all(workers.map((w) => w.results));
+    assertOnlyMaxFailuresAllowed([...mine, ...theirs.flat()], lockAtFreeze);
   });
 });
 
@@ -345,5 +432,15 @@ describe('counter atomicity across Redis connections', () => {
       stores.flatMap((s) => Array.from({ length: 20 }, () => s.take(key, policy, now))),
     );
     assertOnlyThresholdAllowed(results, policy);
+  });
+
+  it('lets exactly maxFailures of 300 takes through across three clients', async () => {
+    const stores = clients.map((c) => createRedisCounterStore(c, { prefix }));
+    const key = newKey();
+    const now = Date.now();
+    const results = await Promise.all(
+      stores.flatMap((s) => Array.from({ length: 100 }, () => s.take(key, lockAtFreeze, now))),
+    );
+    assertOnlyMaxFailuresAllowed(results, lockAtFreeze);
   });
 });

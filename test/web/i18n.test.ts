@@ -7,7 +7,7 @@ import assert from 'node:assert/strict';
 import { readdirSync, readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { LANGUAGES, hasText, readCatalogue, translator, type Catalogue } from '../../src/i18n.ts';
-import { AUDIT_TYPES } from '../../src/account/owner.ts';
+import { AUDIT_TYPES, USER_ACTIONS } from '../../src/account/owner.ts';
 import { NOTICES } from '../../src/account/labels.ts';
 import type { PinProblem } from '../../src/factors/pin/rules.ts';
 import type { PasswordProblem } from '../../src/account/passwords.ts';
@@ -79,7 +79,8 @@ describe('catalogues', () => {
     for (const f of SECOND_FACTORS) note(`factors.${f}`, 'src/account/labels.ts');
     for (const type of AUDIT_TYPES) note(`account.audit.events.${type}`, 'views/account/audit.pug');
     for (const outcome of ['success', 'failure']) note(`account.audit.outcomes.${outcome}`, 'views/account/audit.pug');
-    for (const kind of ['reset-authenticator', 'reset-pin']) for (const part of ['title', 'text', 'confirm']) note(`account.reset.${kind}.${part}`, 'views/account/confirm-reset.pug');
+    for (const kind of USER_ACTIONS) for (const part of ['title', 'text', 'confirm']) note(`account.reset.${kind}.${part}`, 'views/account/confirm-reset.pug');
+    for (const lock of ['locked', 'frozen']) note(`account.users.${lock}`, 'views/account/users.pug');
     for (const scope of ['openid', 'profile', 'email', 'offline_access']) note(`consent.scope.${scope}`, 'views/consent.pug');
 
     assert.ok(used.size > 150, `found ${used.size} keys: the scan works`);

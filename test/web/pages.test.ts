@@ -10,17 +10,17 @@
 // The pages do not depend on the store: this runs on the embedded one only.
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { existsSync, mkdirSync, readFileSync } from 'node:fs';
+import { mkdirSync, readFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { join } from 'node:path';
-import { chromium, type Browser as Chromium } from 'playwright-core';
+import type { Browser as Chromium } from 'playwright-core';
 import jsQRModule from 'jsqr';
 import { PNG } from 'pngjs';
 import { PASSWORD, REDIRECT_URI, relyingParty, startServer, type RelyingParty, type TestServer } from '../support/latchkey.ts';
 import { TENANT, codeFor, currentStep, factorFixture } from '../support/factors.ts';
 import type { ImportDocument } from '../../src/cli/import.ts';
+import { launchChromium, withoutChromium } from '../support/chromium.ts';
 
-const CHROMIUM = '/usr/bin/chromium';
 const SHOTS = join(import.meta.dirname, '..', '..', 'docs', 'screenshots');
 const AXE = readFileSync(createRequire(import.meta.url).resolve('axe-core/axe.min.js'), 'utf8');
 const PIN = '907146';
@@ -55,7 +55,7 @@ const PEOPLE: Record<`${Lang}-${Device}`, { first: string; last: string }> = {
 
 interface Violation { id: string; impact: string | null; help: string; nodes: { target: string[] }[] }
 
-describe('the pages in Chromium: English and Dutch, desktop and phone', { skip: existsSync(CHROMIUM) ? false : `no ${CHROMIUM} (apt-get install -y chromium)` }, () => {
+describe('the pages in Chromium: English and Dutch, desktop and phone', { skip: withoutChromium }, () => {
   let server: TestServer;
   let rp: RelyingParty;
   let planner: RelyingParty;
@@ -65,12 +65,7 @@ describe('the pages in Chromium: English and Dutch, desktop and phone', { skip: 
     server = await startServer('sqlite', { doc: fixture() });
     rp = await relyingParty(server.issuer);
     planner = await relyingParty(server.issuer, 'planner', 's3cret-planner');
-    chromiumBrowser = await chromium.launch({
-      executablePath: CHROMIUM,
-      headless: true,
-      // A fresh profile of its own (playwright's temporary --user-data-dir), and a fresh context per run.
-      args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking', '--disable-component-update', '--disable-sync'],
-    });
+    chromiumBrowser = await launchChromium();
     mkdirSync(SHOTS, { recursive: true });
   });
   after(async () => {

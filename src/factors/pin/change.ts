@@ -3,7 +3,7 @@
  * the same per-login attempt limit as the sign-in), then a new one by the same
  * rules, entered twice.
  */
-import { factorSetupExpired, invalidFactorAnswer, invalidNewPin, lockedOut } from '../../errors.ts';
+import { factorSetupExpired, frozenOut, invalidFactorAnswer, invalidNewPin, lockedOut } from '../../errors.ts';
 import type { Audit } from '../../audit.ts';
 import type { Hasher } from '../../crypto/password.ts';
 import type { AccountStore, Login } from '../../storage/accounts/port.ts';
@@ -43,6 +43,10 @@ export function pinChange({ accounts, hasher, audit, attempts, rules, attemptKey
       const result = await attempts.run(attemptKey(req.login.id), () => hasher.verify(hash, current, { pepper: true }));
       if (!result.passed) {
         if (result.evaluated) await record(req, 'failed', 'failure', { stage: 'change' });
+        if (result.frozen) {
+          await record(req, 'locked', 'failure', { frozen: true });
+          return refuse(frozenOut());
+        }
         if (result.lockedForSeconds > 0) {
           await record(req, 'locked', 'failure', { retryAfterSeconds: result.lockedForSeconds });
           return refuse(lockedOut(result.lockedForSeconds, result.evaluated ? 'errors.pin.currentWrongLocked' : 'errors.lockedOut'));

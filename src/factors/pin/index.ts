@@ -1,5 +1,5 @@
 import { ACR } from '../../provider/acr.ts';
-import { invalidFactorAnswer, invalidNewPin, lockedOut, factorSetupExpired, type LatchkeyError } from '../../errors.ts';
+import { frozenOut, invalidFactorAnswer, invalidNewPin, lockedOut, factorSetupExpired, type LatchkeyError } from '../../errors.ts';
 import type { Login } from '../../storage/accounts/port.ts';
 import type { Factor, FactorFactory, FactorOutcome, FactorRequest } from '../types.ts';
 import { createAttempts } from '../attempts.ts';
@@ -61,6 +61,10 @@ export const pinFactor: FactorFactory = ({ config, accounts, counters, hasher, a
       return { passed: true };
     }
     if (result.evaluated) await record(req, 'failed', 'failure');
+    if (result.frozen) {
+      await record(req, 'locked', 'failure', { frozen: true });
+      return fail(frozenOut());
+    }
     if (result.lockedForSeconds > 0) {
       await record(req, 'locked', 'failure', { retryAfterSeconds: result.lockedForSeconds });
       return fail(lockedOut(result.lockedForSeconds, result.evaluated ? 'errors.pin.wrongLocked' : 'errors.lockedOut'));
@@ -72,6 +76,7 @@ export const pinFactor: FactorFactory = ({ config, accounts, counters, hasher, a
     id: 'pin',
     amr: ['pin'],
     acr: ACR.pin,
+    attemptKey,
     stage: (login) => (pinHash(login) ? 'verify' : 'enroll'),
     async page(stage) {
       return stage === 'enroll' ? { view: 'choose-pin', locals: { ...rules } } : { view: 'enter-pin', locals: {} };

@@ -1,6 +1,6 @@
 import QRCode from 'qrcode';
 import { ACR } from '../../provider/acr.ts';
-import { factorSetupExpired, invalidFactorAnswer, lockedOut, replayRefused, type LatchkeyError } from '../../errors.ts';
+import { factorSetupExpired, frozenOut, invalidFactorAnswer, lockedOut, replayRefused, type LatchkeyError } from '../../errors.ts';
 import { createSecretBox } from '../../crypto/secretbox.ts';
 import type { Login } from '../../storage/accounts/port.ts';
 import type { Factor, FactorChange, FactorChangeOutcome, FactorFactory, FactorOutcome, FactorRequest } from '../types.ts';
@@ -84,6 +84,10 @@ export const totpFactor: FactorFactory = ({ config, accounts, counters, audit })
   /** Maps a failed attempt to its audit events and error. */
   async function failed(req: FactorRequest, result: Extract<AttemptResult, { passed: false }>, replay: boolean, stage: string): Promise<FactorOutcome> {
     if (result.evaluated) await record(req, replay ? 'replay' : 'failed', 'failure', { stage });
+    if (result.frozen) {
+      await record(req, 'locked', 'failure', { frozen: true });
+      return fail(frozenOut());
+    }
     if (result.lockedForSeconds > 0) {
       await record(req, 'locked', 'failure', { retryAfterSeconds: result.lockedForSeconds });
       return fail(lockedOut(result.lockedForSeconds, result.evaluated ? 'errors.totp.wrongLocked' : 'errors.lockedOut'));
@@ -173,6 +177,7 @@ export const totpFactor: FactorFactory = ({ config, accounts, counters, audit })
     id: 'totp',
     amr: ['otp', 'mfa'],
     acr: ACR.totp,
+    attemptKey,
     stage: (login) => (sealedSecret(login) ? 'verify' : 'enroll'),
     async page(stage, req) {
       return stage === 'enroll' ? linkPage(req) : { view: 'enter-code', locals: {} };

@@ -9,6 +9,7 @@ interface Row {
   failures: number;
   locked_until: number;
   expires_at: number;
+  frozen: number;
 }
 
 /**
@@ -22,43 +23,51 @@ export function createSqliteCounterStore(db: Database.Database): CounterStore {
       key TEXT PRIMARY KEY,
       failures INTEGER NOT NULL,
       locked_until INTEGER NOT NULL,
-      expires_at INTEGER NOT NULL
+      expires_at INTEGER NOT NULL,
+      frozen INTEGER NOT NULL DEFAULT 0
     );
     CREATE INDEX IF NOT EXISTS attempt_counters_expires_at ON attempt_counters (expires_at);
   `);
+  // A file from before frozen keys existed; IMMEDIATE, so two processes starting at once add it once.
+  db.transaction(() => {
+    const columns = db.prepare<[], { name: string }>("SELECT name FROM pragma_table_info('attempt_counters')").all();
+    if (!columns.some((c) => c.name === 'frozen')) db.exec('ALTER TABLE attempt_counters ADD COLUMN frozen INTEGER NOT NULL DEFAULT 0');
+  }).immediate();
 
   const stmt = {
     get: db.prepare<[string], Row>(
-      'SELECT failures, locked_until, expires_at FROM attempt_counters WHERE key = ?',
+      'SELECT failures, locked_until, expires_at, frozen FROM attempt_counters WHERE key = ?',
     ),
-    put: db.prepare<[string, number, number, number]>(
-      `INSERT INTO attempt_counters (key, failures, locked_until, expires_at) VALUES (?, ?, ?, ?)
+    put: db.prepare<[string, number, number, number, number]>(
+      `INSERT INTO attempt_counters (key, failures, locked_until, expires_at, frozen) VALUES (?, ?, ?, ?, ?)
        ON CONFLICT (key) DO UPDATE SET
-         failures = excluded.failures, locked_until = excluded.locked_until, expires_at = excluded.expires_at`,
+         failures = excluded.failures, locked_until = excluded.locked_until,
+         expires_at = excluded.expires_at, frozen = excluded.frozen`,
     ),
     reset: db.prepare<[string]>('DELETE FROM attempt_counters WHERE key = ?'),
     sweep: db.prepare<[number]>(
       `DELETE FROM attempt_counters WHERE key IN (
-         SELECT key FROM attempt_counters WHERE expires_at <= ? LIMIT ${SWEEP_BATCH})`,
+         SELECT key FROM attempt_counters WHERE expires_at <= ? AND frozen = 0 LIMIT ${SWEEP_BATCH})`,
     ),
     ping: db.prepare('SELECT 1'),
   };
 
   const live = (key: string, now: number): Row | undefined => {
     const row = stmt.get.get(key);
-    return row && row.expires_at > now ? row : undefined;
+    return row && (row.frozen || row.expires_at > now) ? row : undefined;
   };
 
   const take = db.transaction((key: string, policy: LockPolicy, now: number): TakeResult => {
     const row = live(key, now);
-    if (row && row.locked_until > now) {
-      return { allowed: false, failures: row.failures, lockedUntil: row.locked_until };
+    if (row && (row.frozen || row.locked_until > now)) {
+      return { allowed: false, failures: row.failures, lockedUntil: row.locked_until, frozen: !!row.frozen };
     }
     const failures = (row?.failures ?? 0) + 1;
     const lock = lockDurationMs(policy, failures);
     const lockedUntil = lock > 0 ? now + lock : 0;
-    stmt.put.run(key, failures, lockedUntil, now + policy.idleResetMs);
-    return { allowed: true, failures, lockedUntil };
+    const frozen = failures >= policy.maxFailures;
+    stmt.put.run(key, failures, lockedUntil, now + policy.idleResetMs, frozen ? 1 : 0);
+    return { allowed: true, failures, lockedUntil, frozen };
   });
 
   const sweep = setInterval(() => {
@@ -79,7 +88,7 @@ export function createSqliteCounterStore(db: Database.Database): CounterStore {
     },
     async peek(key, now) {
       const row = live(key, now);
-      return row ? { failures: row.failures, lockedUntil: row.locked_until } : null;
+      return row ? { failures: row.failures, lockedUntil: row.locked_until, frozen: !!row.frozen } : null;
     },
     async ping() {
       stmt.ping.get();

@@ -1,0 +1,19 @@
+// Debian's Chromium through playwright-core, for the tests that need a real
+// browser (the pages run no script of ours, but the provider's form_post page
+// does, under our CSP).
+import { existsSync } from 'node:fs';
+import { chromium, type Browser } from 'playwright-core';
+
+export const CHROMIUM = '/usr/bin/chromium';
+
+/** `describe`'s skip option: a reason when Chromium is not installed. */
+export const withoutChromium: string | false = existsSync(CHROMIUM) ? false : `no ${CHROMIUM} (apt-get install -y chromium)`;
+
+/** A headless Chromium with a fresh temporary profile; open a context per test. */
+export function launchChromium(): Promise<Browser> {
+  return chromium.launch({
+    executablePath: CHROMIUM,
+    headless: true,
+    args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking', '--disable-component-update', '--disable-sync'],
+  });
+}
