@@ -46,6 +46,8 @@ interface ModeParams {
   warmupTokens: number;
   /** Grants per server in the token comparison. */
   tokenOps: number;
+  /** ABBA BAAB blocks the token ops are spread over (more alternation, less drift). */
+  tokenBlocks: number;
   tokenConcurrency: number;
   /** Sign-ins of the memory phase (Redis set-ups). */
   memorySessions: number;
@@ -57,9 +59,9 @@ interface ModeParams {
 }
 
 const MODES: Record<Mode, ModeParams> = {
-  full: { setups: ['sqlite', 'mongo+redis'], levels: [1, 4, 16], signIns: 120, factorSignIns: 60, warmupSignIns: 24, warmupTokens: 200, tokenOps: 2000, tokenConcurrency: 4, memorySessions: 10_000, floorSamples: 40, maxPhaseMs: 900_000, policies: ['password', 'pin', 'totp'] },
-  quick: { setups: ['sqlite', 'mongo+redis'], levels: [1, 4], signIns: 24, factorSignIns: 12, warmupSignIns: 8, warmupTokens: 60, tokenOps: 400, tokenConcurrency: 4, memorySessions: 300, floorSamples: 16, maxPhaseMs: 60_000, policies: ['password', 'pin', 'totp'] },
-  smoke: { setups: ['sqlite+redis'], levels: [1], signIns: 1, factorSignIns: 1, warmupSignIns: 1, warmupTokens: 10, tokenOps: 80, tokenConcurrency: 2, memorySessions: 2, floorSamples: 2, maxPhaseMs: 20_000, policies: ['password'] },
+  full: { setups: ['sqlite', 'mongo+redis'], levels: [1, 4, 16], signIns: 120, factorSignIns: 60, warmupSignIns: 24, warmupTokens: 200, tokenOps: 4000, tokenBlocks: 10, tokenConcurrency: 4, memorySessions: 10_000, floorSamples: 40, maxPhaseMs: 900_000, policies: ['password', 'pin', 'totp'] },
+  quick: { setups: ['sqlite', 'mongo+redis'], levels: [1, 4], signIns: 24, factorSignIns: 12, warmupSignIns: 8, warmupTokens: 60, tokenOps: 2400, tokenBlocks: 6, tokenConcurrency: 4, memorySessions: 300, floorSamples: 16, maxPhaseMs: 60_000, policies: ['password', 'pin', 'totp'] },
+  smoke: { setups: ['sqlite+redis'], levels: [1], signIns: 1, factorSignIns: 1, warmupSignIns: 1, warmupTokens: 10, tokenOps: 80, tokenBlocks: 1, tokenConcurrency: 2, memorySessions: 2, floorSamples: 2, maxPhaseMs: 20_000, policies: ['password'] },
 };
 
 /** Keycloak's published sizing ("Concepts for sizing CPU and memory resources"), per vCPU. */
@@ -113,6 +115,8 @@ interface TokenResult {
   server_cpu_ms: number;
   bare_cpu_ms: number;
   ratio: number;
+  /** The ratio of each ABBA BAAB block on its own: how much it moved within the run. */
+  ratio_spread: { blocks: number; min: number; median: number; max: number };
   keycloak_cpu_ms: number;
   latchkey_latency_ms: { p50: number; p99: number; n: number };
   bare_latency_ms: { p50: number; p99: number; n: number };
@@ -433,35 +437,53 @@ interface Target {
   tokens: string[];
 }
 
-/** ABBA BAAB rounds (Latchkey, bare, bare, Latchkey, …) so that drift on a shared machine falls on both alike. */
+/**
+ * ABBA BAAB blocks of rounds (Latchkey, bare, bare, Latchkey, …) so that drift on
+ * a shared machine falls on both alike; the headline ratio pools every round,
+ * and each block's own ratio shows how far it moved during the run.
+ */
 async function tokenPhase(name: SetupName, grant: Grant, latchkey: Target, bare: Target): Promise<TokenResult> {
-  const perRound = Math.max(1, Math.floor(params.tokenOps / 4));
-  const sums = new Map<Target, { cpu: number; ops: number; ms: number[] }>([
-    [latchkey, { cpu: 0, ops: 0, ms: [] }],
-    [bare, { cpu: 0, ops: 0, ms: [] }],
+  const blocks = Math.max(1, params.tokenBlocks);
+  const perRound = Math.max(1, Math.floor(params.tokenOps / (4 * blocks)));
+  const total = () => ({ cpu: 0, ops: 0, ms: [] as number[] });
+  const sums = new Map<Target, ReturnType<typeof total>>([
+    [latchkey, total()],
+    [bare, total()],
   ]);
-  for (const target of [latchkey, bare, bare, latchkey, bare, latchkey, latchkey, bare]) {
-    const { cpu, value } = await measured(target.pid, () =>
-      runPool(perRound, params.tokenConcurrency, (w) => tokenRequest(target.issuer, grant, target.tokens[w % target.tokens.length]), params.maxPhaseMs),
-    );
-    const sum = sums.get(target)!;
-    sum.cpu += cpu;
-    sum.ops += value.results.length;
-    sum.ms.push(...value.results);
+  const blockRatios: number[] = [];
+  for (let block = 0; block < blocks; block++) {
+    const mine = new Map<Target, ReturnType<typeof total>>([
+      [latchkey, total()],
+      [bare, total()],
+    ]);
+    for (const target of [latchkey, bare, bare, latchkey, bare, latchkey, latchkey, bare]) {
+      const { cpu, value } = await measured(target.pid, () =>
+        runPool(perRound, params.tokenConcurrency, (w) => tokenRequest(target.issuer, grant, target.tokens[w % target.tokens.length]), params.maxPhaseMs),
+      );
+      for (const sum of [sums.get(target)!, mine.get(target)!]) {
+        sum.cpu += cpu;
+        sum.ops += value.results.length;
+        sum.ms.push(...value.results);
+      }
+    }
+    const [l, b] = [mine.get(latchkey)!, mine.get(bare)!];
+    blockRatios.push(l.cpu / l.ops / (b.cpu / b.ops));
   }
   const l = sums.get(latchkey)!;
   const b = sums.get(bare)!;
+  const sorted = [...blockRatios].sort((x, y) => x - y);
   const result: TokenResult = {
     grant,
     ops: l.ops,
     server_cpu_ms: round(l.cpu / l.ops, 3),
     bare_cpu_ms: round(b.cpu / b.ops, 3),
     ratio: round(l.cpu / l.ops / (b.cpu / b.ops), 3),
+    ratio_spread: { blocks, min: round(sorted[0]!, 3), median: round(sorted[Math.floor((sorted.length - 1) / 2)]! / 2 + sorted[Math.ceil((sorted.length - 1) / 2)]! / 2, 3), max: round(sorted.at(-1)!, 3) },
     keycloak_cpu_ms: round(1000 / (grant === 'refresh_token' ? KEYCLOAK.refreshPerS : KEYCLOAK.clientCredentialsPerS), 2),
     latchkey_latency_ms: latency(l.ms),
     bare_latency_ms: latency(b.ms),
   };
-  log(`${name}: ${grant}: Latchkey ${result.server_cpu_ms} CPU-ms, bare ${result.bare_cpu_ms} CPU-ms, ratio ${result.ratio}`);
+  log(`${name}: ${grant}: Latchkey ${result.server_cpu_ms} CPU-ms, bare ${result.bare_cpu_ms} CPU-ms, ratio ${result.ratio} (blocks ${sorted.map((r) => round(r, 2)).join(' ')})`);
   return result;
 }
 
@@ -586,9 +608,9 @@ function report(results: SetupResult[], floors: FloorSample[], config: { argon2:
   out.push('Token endpoint (server CPU-ms per grant; same adapter and keys; alternating rounds)');
   out.push(
     table(
-      ['setup', 'grant', 'n', 'Latchkey', 'bare', 'ratio', 'Keycloak', 'Latchkey p50/p99', 'bare p50/p99'],
+      ['setup', 'grant', 'n', 'Latchkey', 'bare', 'ratio', 'blocks min/median/max', 'Keycloak', 'Latchkey p50/p99', 'bare p50/p99'],
       results.flatMap((r) =>
-        r.tokens.map((t) => [r.setup, t.grant, t.ops, t.server_cpu_ms, t.bare_cpu_ms, t.ratio, t.keycloak_cpu_ms, `${t.latchkey_latency_ms.p50}/${t.latchkey_latency_ms.p99}`, `${t.bare_latency_ms.p50}/${t.bare_latency_ms.p99}`]),
+        r.tokens.map((t) => [r.setup, t.grant, t.ops, t.server_cpu_ms, t.bare_cpu_ms, t.ratio, `${t.ratio_spread.min}/${t.ratio_spread.median}/${t.ratio_spread.max} (${t.ratio_spread.blocks})`, t.keycloak_cpu_ms, `${t.latchkey_latency_ms.p50}/${t.latchkey_latency_ms.p99}`, `${t.bare_latency_ms.p50}/${t.bare_latency_ms.p99}`]),
       ),
     ),
   );
