@@ -4,7 +4,6 @@
 // running server that works without a restart.
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
 import { readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import argon2 from 'argon2';
@@ -20,8 +19,8 @@ import { Browser } from '../support/browser.ts';
 import { PASSWORD, callbackReached, fixture, relyingParty, signIn, startServer } from '../support/latchkey.ts';
 import { startMongo, type TestMongo } from '../support/mongo.ts';
 import { tempDir } from '../support/tmp.ts';
+import { runCli } from '../support/cli.ts';
 
-const ROOT = join(import.meta.dirname, '..', '..');
 
 const NEW_PASSWORD = 'Nina-imports-Σ-plain-marker-7f3a';
 const CHANGED_JANE_PASSWORD = 'Jane-changed-Σ-plain-marker-91c2';
@@ -534,19 +533,8 @@ describe('import', () => {
     const dataDir = join(dir.path, 'data');
     after(() => dir.remove());
 
-    function cli(args: string[]): Promise<{ code: number | null; stdout: string; stderr: string }> {
-      return new Promise((resolve, reject) => {
-        // Only what the CLI needs: no MONGODB_URI / REDIS_URL leaking in from the test run.
-        const env = { PATH: process.env.PATH ?? '', HOME: process.env.HOME ?? dir.path, DATA_DIR: dataDir, NODE_ENV: 'test', LOG_LEVEL: 'silent' };
-        const child = spawn(process.execPath, ['--import', 'tsx', 'src/cli/index.ts', ...args], { cwd: ROOT, env, stdio: ['ignore', 'pipe', 'pipe'] });
-        let stdout = '';
-        let stderr = '';
-        child.stdout.on('data', (d) => (stdout += d));
-        child.stderr.on('data', (d) => (stderr += d));
-        child.once('error', reject);
-        child.once('close', (code) => resolve({ code, stdout, stderr }));
-      });
-    }
+    // Only what the CLI needs: no MONGODB_URI / REDIS_URL leaking in from the test run.
+    const cli = (args: string[]) => runCli(args, { DATA_DIR: dataDir, NODE_ENV: 'test', LOG_LEVEL: 'silent' });
 
     async function storeSnapshot() {
       const config = loadConfig({ NODE_ENV: 'test', LOG_LEVEL: 'silent', DATA_DIR: dataDir });

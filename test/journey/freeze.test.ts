@@ -9,14 +9,12 @@
 // On the embedded store and on MongoDB + Redis.
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
-import { join } from 'node:path';
 import { Browser, actionOf, csrfOf, testIds, textOf, type Page } from '../support/browser.ts';
 import { PASSWORD, SETUPS, callbackReached, relyingParty, startServer, submitLogin, type RelyingParty, type TestServer } from '../support/latchkey.ts';
 import { addPerson, auditOf, choosePin, codeFor, currentStep, errorOf, factorFixture, hasForm, linkApp, reachFactor, secretOf, sleep, submitFactor, wrongCode, type Person } from '../support/factors.ts';
 import { noticeOf, onAccountPage, signedIn, submit } from '../account/support.ts';
+import { runCli } from '../support/cli.ts';
 
-const ROOT = join(import.meta.dirname, '..', '..');
 const LOCK_MS = 3000;
 const LIMITS = { LOCK_THRESHOLD: '2', LOCK_MAX_FAILURES: '3', LOCK_BASE_MS: String(LOCK_MS), LOCK_MAX_MS: String(LOCK_MS), TRUST_PROXY: 'true' };
 const PIN = '907146';
@@ -27,18 +25,7 @@ let addresses = 0;
 const freshAddress = () => `203.0.113.${(addresses++ % 250) + 1}`;
 
 /** `npm run cli -- ARGS` against the server's stores. */
-function cli(server: TestServer, args: string[]): Promise<{ code: number | null; stdout: string; stderr: string }> {
-  return new Promise((resolve, reject) => {
-    const env = { PATH: process.env.PATH ?? '', HOME: process.env.HOME ?? ROOT, ...server.env };
-    const child = spawn(process.execPath, ['--import', 'tsx', 'src/cli/index.ts', ...args], { cwd: ROOT, env, stdio: ['ignore', 'pipe', 'pipe'] });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (d) => (stdout += d));
-    child.stderr.on('data', (d) => (stderr += d));
-    child.once('error', reject);
-    child.once('close', (code) => resolve({ code, stdout, stderr }));
-  });
-}
+const cli = (server: TestServer, args: string[]) => runCli(args, server.env);
 
 /** The form around the button `testid` on `page`, posted with its CSRF token. */
 function pressButton(browser: Browser, page: Page, testid: string): Promise<Page> {

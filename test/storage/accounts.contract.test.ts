@@ -627,64 +627,56 @@ after(async () => {
   await mongo?.stop();
 });
 
-accountStoreContract('mongodb', async () => {
-  const dbName = `${mongo.dbName}_${++mongoCount}`;
-  const clients: MongoClient[] = [];
-  const connect = async () => {
-    const c = new MongoClient(mongo.uri);
-    await c.connect();
-    clients.push(c);
-    const store = createMongoAccountStore(c.db(dbName));
-    return store;
+/**
+ * MongoDB stores of a fresh database, each (the store and its twins) on a
+ * connection of its own; `behind` puts each in front of what an app process
+ * adds (the account cache), and `cleanup` is that layer's own.
+ */
+function mongoHarness(behind: (store: AccountStore) => AccountStore = (store) => store, cleanup = async () => {}) {
+  return async (): Promise<Harness> => {
+    const dbName = `${mongo.dbName}_${++mongoCount}`;
+    const clients: MongoClient[] = [];
+    const connect = async () => {
+      const c = new MongoClient(mongo.uri);
+      await c.connect();
+      clients.push(c);
+      return behind(createMongoAccountStore(c.db(dbName)));
+    };
+    const store = await connect();
+    return {
+      store,
+      async twin() {
+        const other = await connect();
+        await other.init();
+        return other;
+      },
+      async cleanup() {
+        await store.close();
+        await clients[0]!.db(dbName).dropDatabase();
+        for (const c of clients) await c.close();
+        await cleanup();
+      },
+    };
   };
-  const store = await connect();
-  return {
-    store,
-    async twin() {
-      const other = await connect();
-      await other.init();
-      return other;
-    },
-    async cleanup() {
-      await store.close();
-      await clients[0]!.db(dbName).dropDatabase();
-      for (const c of clients) await c.close();
-    },
-  };
-});
+}
+
+accountStoreContract('mongodb', mongoHarness());
 
 // The production set-up's account store: MongoDB behind the account cache, its
 // version tokens in Redis. The twin is another app process: its own MongoDB
 // connection, Redis connection and cache, so every twin test also checks that
 // a write through one process is seen by the other's cache at once.
-accountStoreContract('mongodb behind the account cache', async () => {
-  const dbName = `${mongo.dbName}_${++mongoCount}`;
+accountStoreContract('mongodb behind the account cache', () => {
   const prefix = testRedisPrefix();
-  const clients: MongoClient[] = [];
   const redises: Redis[] = [];
-  const connect = async () => {
-    const c = new MongoClient(mongo.uri);
-    await c.connect();
-    clients.push(c);
+  const cached = (store: AccountStore) => {
     const redis = new Redis(testRedisUrl());
     redises.push(redis);
-    return cachedAccountStore(createMongoAccountStore(c.db(dbName)), new ReadCache(createRedisCacheVersions(redis, prefix), { ttlMs: 60_000, maxEntries: 1000 }));
+    return cachedAccountStore(store, new ReadCache(createRedisCacheVersions(redis, prefix), { ttlMs: 60_000, maxEntries: 1000 }));
   };
-  const store = await connect();
-  return {
-    store,
-    async twin() {
-      const other = await connect();
-      await other.init();
-      return other;
-    },
-    async cleanup() {
-      await store.close();
-      await clients[0]!.db(dbName).dropDatabase();
-      for (const c of clients) await c.close();
-      const keys = await redises[0]!.keys(`${prefix}*`);
-      if (keys.length) await redises[0]!.del(...keys);
-      for (const r of redises) r.disconnect();
-    },
-  };
+  return mongoHarness(cached, async () => {
+    const keys = await redises[0]!.keys(`${prefix}*`);
+    if (keys.length) await redises[0]!.del(...keys);
+    for (const r of redises) r.disconnect();
+  })();
 });

@@ -3,7 +3,6 @@
 // the rest of the file; and the CLI names the redirect URI to register.
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
 import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { loadConfig, type Config } from '../../config/index.ts';
@@ -15,8 +14,8 @@ import { ImportError, importDocument, type ImportDocument } from '../../src/cli/
 import { openUpstreamSecret } from '../../src/upstream/secret.ts';
 import { fixture } from '../support/latchkey.ts';
 import { tempDir } from '../support/tmp.ts';
+import { runCli } from '../support/cli.ts';
 
-const ROOT = join(import.meta.dirname, '..', '..');
 const SECRET = 'upstream-Σ-plain-marker-5d1e';
 
 function withUpstreams(): ImportDocument {
@@ -105,16 +104,7 @@ describe('upstream providers in the import', () => {
     try {
       const path = join(cliDir.path, 'tenants.json');
       writeFileSync(path, JSON.stringify(withUpstreams()));
-      const env = { PATH: process.env.PATH ?? '', HOME: process.env.HOME ?? cliDir.path, DATA_DIR: cliDir.path, NODE_ENV: 'test', LOG_LEVEL: 'silent', ISSUER: 'https://id.example.com' };
-      const res = await new Promise<{ code: number | null; stdout: string; stderr: string }>((resolve, reject) => {
-        const child = spawn(process.execPath, ['--import', 'tsx', 'src/cli/index.ts', 'import', path], { cwd: ROOT, env, stdio: ['ignore', 'pipe', 'pipe'] });
-        let stdout = '';
-        let stderr = '';
-        child.stdout.on('data', (d) => (stdout += d));
-        child.stderr.on('data', (d) => (stderr += d));
-        child.once('error', reject);
-        child.once('close', (code) => resolve({ code, stdout, stderr }));
-      });
+      const res = await runCli(['import', path], { DATA_DIR: cliDir.path, NODE_ENV: 'test', LOG_LEVEL: 'silent', ISSUER: 'https://id.example.com' });
       assert.equal(res.code, 0, res.stderr);
       assert.doesNotMatch(res.stderr, /not stored/);
       assert.deepEqual(res.stdout.trim().split('\n').slice(1), [
