@@ -177,7 +177,7 @@ export function ownerRoutes(router: Router, kit: AccountKit) {
     // A reset is for someone who lost their phone or PIN: their password's failures must not keep them out either.
     const lifted = await locks.unlock(target);
     await factors.get(factor).reset(target.id);
-    await endLoginSessions(accounts, provider, target.id);
+    await endLoginSessions(accounts, provider, [target.id]);
     await audit.record({ type: event, outcome: 'success', tenant: signed.tenant.id, login: target.id, ...kit.requestInfo(ctx), detail: { by: signed.login.id } });
     if (Object.keys(lifted).length) await recordUnlock(ctx, signed, target, lifted, kind);
   }

@@ -13,13 +13,14 @@ import { setRetryAfter } from '../web/errors.ts';
 import { formFields } from '../web/forms.ts';
 import { factorName, formatTime, fullName, hasApp, hasPin, noticeOf } from './labels.ts';
 import { checkNewPassword, PASSWORD_RULES } from './passwords.ts';
+import { endLoginSessions } from './revocation.ts';
 import type { AccountKit, Signed } from './router.ts';
 
 const SIGN_INS_SHOWN = 10;
 
 export function profileRoutes(router: Router, kit: AccountKit) {
   const { deps, cookies } = kit;
-  const { accounts, factors, hasher, limiter, audit } = deps;
+  const { accounts, factors, hasher, limiter, audit, provider } = deps;
 
   router.get('/', async (ctx) => {
     const signed = await kit.signedIn(ctx);
@@ -145,7 +146,12 @@ export function profileRoutes(router: Router, kit: AccountKit) {
       }
       if (next === current) throw badRequest('errors.password.unchanged', { problem: 'unchanged' });
       await accounts.setPasswordHash(identity.id, await hasher.hash(next));
-      await record('success');
+      // Whoever held a session or token from the old password loses it: every login of this person,
+      // in every tenant. Only this page's own session is kept, so the person stays here.
+      const logins = await accounts.listLoginsForEmailAllTenants(identity.email);
+      const cutOff = await endLoginSessions(accounts, provider, logins.map((l) => l.id));
+      cookies.setSession(ctx, { ...signed.session, keptAt: cutOff.getTime() / 1000 });
+      await record('success', { loginsSignedOut: logins.length });
       ctx.redirect('/account?notice=password');
       ctx.status = 303;
     } catch (err) {

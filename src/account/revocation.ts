@@ -1,5 +1,6 @@
 /**
- * Ending a login's sessions and grants (an owner's reset, docs/account.md).
+ * Ending a login's sessions and grants (an owner's reset, a changed password;
+ * docs/account.md).
  *
  * oidc-provider keys sessions by session id, not by account, so a reset
  * records a per-login "not before" time and every check that trusts an
@@ -23,17 +24,23 @@ export function endedBefore(notBefore: Date | null, authTime: number | undefined
   return authTime * 1000 < notBefore.getTime();
 }
 
-/** Ends every session and grant of `loginId`; resolves once anything new is told apart from them. */
-export async function endLoginSessions(accounts: AccountStore, provider: Provider, loginId: string): Promise<void> {
+/**
+ * Ends every session and grant of each login in `loginIds`; resolves once
+ * anything new is told apart from them. Returns the cut-off it set.
+ */
+export async function endLoginSessions(accounts: AccountStore, provider: Provider, loginIds: string[]): Promise<Date> {
   const notBefore = new Date((Math.floor(Date.now() / 1000) + 1) * 1000);
-  await accounts.endLoginSessions(loginId, notBefore);
-  for (const grantId of await accounts.takeLoginGrants(loginId)) {
-    // The adapter port's revokeByGrantId removes every model (codes, access and refresh tokens) of the grant.
-    await provider.AccessToken.revokeByGrantId(grantId);
-    await provider.Grant.adapter.destroy(grantId);
+  for (const loginId of loginIds) {
+    await accounts.endLoginSessions(loginId, notBefore);
+    for (const grantId of await accounts.takeLoginGrants(loginId)) {
+      // The adapter port's revokeByGrantId removes every model (codes, access and refresh tokens) of the grant.
+      await provider.AccessToken.revokeByGrantId(grantId);
+      await provider.Grant.adapter.destroy(grantId);
+    }
   }
   const wait = notBefore.getTime() - Date.now();
   if (wait > 0) await new Promise((resolve) => setTimeout(resolve, wait));
+  return notBefore;
 }
 
 /** Wraps the Grant adapter so every saved grant is remembered under its login. */

@@ -92,7 +92,7 @@ export function accountRouter(deps: AccountDeps): Router {
       provider.Session.findByUid(session.sid),
     ]);
     // The login is gone or disabled, moved, reset by its owner, or its provider session ended (signed out elsewhere).
-    const valid = login && !login.disabled && login.tenant === session.tenant && !endedBefore(notBefore, session.authTime) && providerSession?.accountId === login.id;
+    const valid = login && !login.disabled && login.tenant === session.tenant && !endedBefore(notBefore, Math.max(session.authTime, session.keptAt ?? 0)) && providerSession?.accountId === login.id;
     const tenant = valid ? await accounts.getTenant(login.tenant) : null;
     if (!login || !valid || !tenant) {
       cookies.clear(ctx);

@@ -22,6 +22,12 @@ export interface AccountSession {
   csrf: string;
   /** When this cookie session started (epoch ms). */
   createdAt: number;
+  /**
+   * Set when this session was kept through a change that ended the login's
+   * other sessions (a password change, epoch seconds): the cut-off spares it.
+   * Not a sign-in: `authTime` still says when the factor was last passed.
+   */
+  keptAt?: number;
 }
 
 const sessionSchema = z.object({
@@ -33,6 +39,7 @@ const sessionSchema = z.object({
   sid: z.string().max(256),
   csrf: z.string().min(16).max(128),
   createdAt: z.number().int().nonnegative(),
+  keptAt: z.number().int().nonnegative().optional(),
 });
 
 /** A sign-in under way: what the callback checks the provider's answer against. */

@@ -4,6 +4,7 @@
 // password. On the embedded store and on MongoDB + Redis.
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
+import * as oidc from 'openid-client';
 import { Browser, testIds, textOf } from '../support/browser.ts';
 import { PASSWORD, SETUPS, callbackReached, relyingParty, signIn, startServer, submitLogin, type RelyingParty, type TestServer } from '../support/latchkey.ts';
 import { SHORT_LOCKS, auditOf, choosePin, codeFor, currentStep, addPerson, hasForm, reachFactor, secretOf, sleep, submitFactor, wrongCode } from '../support/factors.ts';
@@ -183,10 +184,27 @@ for (const setup of SETUPS) {
       const [failure] = await auditOf(server, login, 'password.changed');
       assert.equal(failure?.outcome, 'failure');
 
+      // Another browser signed in with the old password, and an application holds its tokens.
+      const other = new Browser(server.issuer);
+      const before = await signIn(other, rp, { email: person.email });
+      assert.ok(callbackReached(before.page));
+      const tokens = await rp.callback(before.page.url, before.pending);
+      assert.ok(tokens.refresh_token, 'the application holds a refresh token');
+
       page = await submit(browser, page, 'change-password-form', { current_password: PASSWORD, password: NEW, password_confirm: NEW });
       assert.ok(onAccountPage(page), `${page.status} ${errorOf(page)}`);
       assert.match(noticeOf(page), /password has been changed/);
-      assert.equal((await auditOf(server, login, 'password.changed'))[0]?.outcome, 'success');
+      const [changed] = await auditOf(server, login, 'password.changed');
+      assert.equal(changed?.outcome, 'success');
+      assert.equal(changed?.detail?.loginsSignedOut, 1);
+
+      // Everything that came from the old password has ended; the page it was changed on goes on.
+      await assert.rejects(oidc.refreshTokenGrant(rp.config, tokens.refresh_token!), (err: { error?: string }) => err.error === 'invalid_grant', 'the refresh token stops working');
+      assert.equal((await oidc.tokenIntrospection(rp.config, tokens.access_token)).active, false, 'the access token is no longer active');
+      const again = await rp.authorize();
+      assert.ok(testIds(await other.get(again.url)).includes('login-form'), "the other browser's single sign-on session must sign in again");
+      const still = await browser.get('/account');
+      assert.ok(onAccountPage(still), `this browser stays signed in to the account pages: ${still.status} ${still.url}`);
       assert.ok(!JSON.stringify(await auditOf(server, login)).includes(NEW), 'no password in the audit log');
 
       const oldTry = await rp.authorize();
