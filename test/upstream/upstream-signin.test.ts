@@ -6,6 +6,8 @@
 // back, and an audit event.
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
+import { once } from 'node:events';
+import { createServer, type AddressInfo, type Socket } from 'node:net';
 import { Browser, actionOf, csrfOf, testIds, textOf, type Page } from '../support/browser.ts';
 import { PASSWORD, SETUPS, callbackReached, freePort, relyingParty, startServer, submitLogin, type RelyingParty, type TestServer } from '../support/latchkey.ts';
 import { codeFor, currentStep, hasForm, secretOf, submitFactor } from '../support/factors.ts';
@@ -15,7 +17,7 @@ import { importDocument, type ImportDocument } from '../../src/cli/import.ts';
 const CLIENT_ID = 'latchkey-acme';
 const CLIENT_SECRET = 'upstream-client-secret-acme';
 
-type UpstreamIssuers = Record<'corp' | 'social' | 'down', string> & { late?: string };
+type UpstreamIssuers = Record<'corp' | 'social' | 'down', string> & { late?: string; hang?: string };
 
 /** Acme: Bob (one login), Jane (employee and manager, the manager type with an authenticator app), Carol; Globex: Gina. */
 function upstreamFixture(issuers?: UpstreamIssuers): ImportDocument {
@@ -43,6 +45,7 @@ function upstreamFixture(issuers?: UpstreamIssuers): ImportDocument {
             { ...upstream('social', 'Social', issuers.social), scopes: ['email', 'profile'] },
             upstream('down', 'Down Provider', issuers.down),
             ...(issuers.late ? [upstream('late', 'Late Provider', issuers.late)] : []),
+            ...(issuers.hang ? [upstream('hang', 'Hanging Provider', issuers.hang)] : []),
           ],
         }),
       },
@@ -377,6 +380,30 @@ for (const setup of SETUPS) {
       assert.ok((await audit('signin.upstream')).some((e) => e.detail?.reason === 'upstream_unavailable' && e.detail?.upstream === 'down'));
       const login = await assertBackToLogin(browser, sent);
       assert.ok(callbackReached(await submitLogin(browser, login, 'bob@acme.test', PASSWORD)));
+    });
+
+    it('gives up on an upstream that accepts the connection but never answers, after its timeout, with a clear page (502)', async () => {
+      const sockets = new Set<Socket>();
+      const hang = createServer((socket) => sockets.add(socket)).listen(0, '127.0.0.1');
+      await once(hang, 'listening');
+      try {
+        await importInto(server, upstreamFixture({ ...issuers, hang: `http://127.0.0.1:${(hang.address() as AddressInfo).port}` }));
+        const browser = new Browser(server.issuer);
+        const started = Date.now();
+        const { sent } = await chooseUpstream(browser, 'hang');
+        const waited = Date.now() - started;
+        assert.ok(sockets.size >= 1, 'Latchkey reached the upstream');
+        assert.equal(sent.status, 502);
+        assert.equal(errorCodeOf(sent), 'upstream_unavailable');
+        assert.match(messageOf(sent), /Hanging Provider cannot be reached/);
+        // Not a refused connection (that fails at once): the upstream's 5-second timeout ended the wait.
+        assert.ok(waited >= 4500 && waited < 15_000, `waited ${waited} ms`);
+        assert.ok((await audit('signin.upstream')).some((e) => e.detail?.reason === 'upstream_unavailable' && e.detail?.upstream === 'hang'));
+        await assertBackToLogin(browser, sent);
+      } finally {
+        for (const socket of sockets) socket.destroy();
+        hang.close();
+      }
     });
 
     it('answers an upstream that goes down between the redirect and the callback with a clear page (502)', async () => {
