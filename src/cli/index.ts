@@ -17,6 +17,17 @@ import { describeUnlock, unlockEmail } from './unlock.ts';
 
 const USAGE = 'usage: npm run cli -- import FILE.json\n       npm run cli -- unlock EMAIL';
 
+/**
+ * MongoDB without Redis is a set-up of its own (counters in DATA_DIR's SQLite), rarely the
+ * servers': an operator who forgot REDIS_URL would unlock nothing the servers see, and the
+ * servers' account caches would learn of an import only as their copies expire.
+ */
+function warnWithoutRedis(config: ReturnType<typeof loadConfig>): void {
+  if (config.mongodbUri && !config.redisUrl && !config.redisClusterNodes) {
+    console.error('warning: MONGODB_URI is set without REDIS_URL; if the servers use Redis, give it here too (attempt counters and the account cache live there; docs/storage.md)');
+  }
+}
+
 async function main(argv: string[]): Promise<number> {
   const [command, arg] = argv;
   if (command === 'import' && arg) return importFile(arg);
@@ -31,6 +42,7 @@ async function unlock(email: string): Promise<number> {
     return 2;
   }
   const config = loadConfig();
+  warnWithoutRedis(config);
   const log = createLogger(config.logLevel === 'info' ? 'warn' : config.logLevel);
   const stores = await createStores(config, log);
   try {
@@ -54,6 +66,7 @@ async function importFile(file: string): Promise<number> {
     return 1;
   }
   const config = loadConfig();
+  warnWithoutRedis(config);
   const log = createLogger(config.logLevel === 'info' ? 'warn' : config.logLevel);
   const stores = await createStores(config, log);
   try {

@@ -172,11 +172,17 @@ for (const setup of SETUPS) {
 
       const run = await cli(server, ['unlock', 'Owner@Acme.test']);
       assert.equal(run.code, 0, run.stderr);
+      assert.doesNotMatch(run.stderr, /without REDIS_URL/);
       assert.deepEqual(run.stdout.trim().split('\n'), ['owner@acme.test: password was frozen, unlocked', 'login acme/acme-owner: no factor locked']);
       assert.deepEqual((await auditOf(server, 'acme-owner', 'login.unlocked'))[0]?.detail, { via: 'cli', password: 'frozen' });
       const { page } = await signedIn(server, OWNER, '/account/users');
       assert.ok(onAccountPage(page, '/account/users'), 'the owner signs in again');
 
+      if (setup === 'mongo+redis') {
+        // The operator forgot REDIS_URL: the counters would be looked for in DATA_DIR's SQLite. Say so.
+        const { REDIS_URL: _url, REDIS_PREFIX: _prefix, ...withoutRedis } = server.env;
+        assert.match((await runCli(['unlock', OWNER.email], withoutRedis)).stderr, /MONGODB_URI is set without REDIS_URL/);
+      }
       const nothing = await cli(server, ['unlock', OWNER.email]);
       assert.deepEqual(nothing.stdout.trim().split('\n'), ['owner@acme.test: password not locked', 'login acme/acme-owner: no factor locked']);
     });
