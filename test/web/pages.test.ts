@@ -3,7 +3,7 @@
 // phone (375 px) (issue 8): each page speaks its language (<html lang>),
 // passes axe-core with no serious or critical violation, never scrolls
 // sideways on the phone, has tap targets of 44 px or more there, and is
-// saved as docs/screenshots/{lang}-{device}-{page}.png. The QR code decodes to
+// screenshotted (docs/screenshots/{lang}-{device}-{page}.png with UPDATE_SCREENSHOTS=1). The QR code decodes to
 // exactly the page's otpauth:// link. No script of ours runs: plain forms
 // under the Content Security Policy.
 //
@@ -20,8 +20,13 @@ import { PASSWORD, REDIRECT_URI, relyingParty, startServer, type RelyingParty, t
 import { TENANT, codeFor, currentStep, factorFixture } from '../support/factors.ts';
 import type { ImportDocument } from '../../src/cli/import.ts';
 import { launchChromium, withoutChromium } from '../support/chromium.ts';
+import { tempDir } from '../support/tmp.ts';
 
-const SHOTS = join(import.meta.dirname, '..', '..', 'docs', 'screenshots');
+// A test run leaves the tree alone: the screenshots go to a temp dir unless asked for
+// (each run would otherwise rewrite the ones with times and QR codes in them).
+const shotsDir = process.env.UPDATE_SCREENSHOTS === '1' ? null : tempDir('lk-screenshots-');
+const SHOTS = shotsDir?.path ?? join(import.meta.dirname, '..', '..', 'docs', 'screenshots');
+after(() => shotsDir?.remove());
 const AXE = readFileSync(createRequire(import.meta.url).resolve('axe-core/axe.min.js'), 'utf8');
 const PIN = '907146';
 /** jsqr is CommonJS: its function is the default import, typed as the module's `default`. */
