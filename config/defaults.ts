@@ -8,7 +8,10 @@
 export const defaults = {
   /** `PORT` — the HTTP port. */
   port: 3000,
-  /** `ISSUER` — the public base URL; default `http://localhost:PORT`. */
+  /**
+   * `ISSUER` — the public base URL; default `http://localhost:PORT`. Production
+   * requires https (loopback addresses excepted); an https issuer gets HSTS.
+   */
   issuer: undefined as string | undefined,
   /** `DATA_DIR` — the embedded store (SQLite) and development keys live here. */
   dataDir: './data',
@@ -26,13 +29,16 @@ export const defaults = {
   redisClusterNodes: undefined as { host: string; port: number }[] | undefined,
   /** `REDIS_PREFIX` — the prefix of every Redis key Latchkey writes. */
   redisPrefix: 'latchkey:',
-  /** `NODE_ENV` — `production` refuses development keys. */
+  /** `NODE_ENV` — `production` refuses development keys, the demo tenant and an http issuer. */
   env: 'development' as 'development' | 'production' | 'test',
   /** `LOG_LEVEL` — pino level. */
   logLevel: 'info',
   /** `TRUST_PROXY` — trust `X-Forwarded-*` headers from a reverse proxy. */
   trustProxy: false,
-  /** `DEMO` — create the demo tenant on an empty store (`true`/`false`). */
+  /**
+   * `DEMO` — create the demo tenant on an empty store (`true`/`false`). Off by
+   * default in production, where `DEMO=true` is refused: its password is published.
+   */
   demo: true,
 
   keys: {

@@ -172,11 +172,19 @@ export function loadConfig(env: Env = process.env): Config {
       `invalid configuration:\n  production refuses development keys; set ${missing.join(', ')} (see docs/configuration.md)`,
     );
   }
+  const issuer = (e.ISSUER ?? `http://localhost:${port}`).replace(/\/$/, '');
+  if (nodeEnv === 'production') {
+    // A published demo password and cookies over plain http have no place in production.
+    if (e.DEMO === true) throw new ConfigError('invalid configuration:\n  DEMO: production refuses the demo tenant (its password is published); unset DEMO');
+    if (!issuer.startsWith('https:') && !isLoopback(issuer)) {
+      throw new ConfigError('invalid configuration:\n  ISSUER: production needs an https issuer (plain http is accepted for loopback addresses only)');
+    }
+  }
   const dev = missing.length ? developmentKeys(dataDir) : undefined;
 
   return {
     port,
-    issuer: (e.ISSUER ?? `http://localhost:${port}`).replace(/\/$/, ''),
+    issuer,
     dataDir,
     mongodbUri: e.MONGODB_URI,
     mongodbDb: e.MONGODB_DB,
@@ -186,7 +194,7 @@ export function loadConfig(env: Env = process.env): Config {
     env: nodeEnv,
     logLevel: e.LOG_LEVEL ?? (nodeEnv === 'test' ? 'warn' : defaults.logLevel),
     trustProxy: e.TRUST_PROXY ?? defaults.trustProxy,
-    demo: e.DEMO ?? defaults.demo,
+    demo: e.DEMO ?? (nodeEnv === 'production' ? false : defaults.demo),
     keys: {
       jwks: given.jwks ?? dev!.jwks,
       cookieKeys: given.cookieKeys ?? dev!.cookieKeys,
@@ -205,6 +213,12 @@ export function loadConfig(env: Env = process.env): Config {
     accountCache: { ...defaults.accountCache, ttlSeconds: e.ACCOUNT_CACHE_SECONDS ?? defaults.accountCache.ttlSeconds },
     ttl: defaults.ttl,
   };
+}
+
+/** `localhost`, 127.0.0.0/8 or [::1]: a test or a same-host set-up, never reached over a network. */
+function isLoopback(issuer: string): boolean {
+  const host = new URL(issuer).hostname;
+  return host === 'localhost' || host === '[::1]' || /^127(\.\d{1,3}){3}$/.test(host);
 }
 
 interface DevKeyFile {

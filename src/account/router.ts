@@ -70,9 +70,24 @@ export interface AccountKit {
   userTypeName(tenant: Tenant, userTypeId: string): string;
 }
 
-/** Paths the sign-in may return to: the account pages only. */
+const RETURN_BASE = 'http://return-to.invalid';
+const RETURN_PATH = /^\/account(\/[A-Za-z0-9._~/-]*)?(\?[A-Za-z0-9._~=&%+-]*)?$/;
+
+/**
+ * Paths the sign-in may return to: the account pages only. The path is
+ * resolved first (dot segments, encoded or not, as a browser resolves them),
+ * so what is checked is where the browser would really go.
+ */
 export function safeReturnTo(value: unknown): string {
-  return typeof value === 'string' && /^\/account(\/[A-Za-z0-9._~/-]*)?(\?[A-Za-z0-9._~=&%+-]*)?$/.test(value) && !value.includes('//') ? value : '/account';
+  if (typeof value !== 'string' || value.length > 1024 || !value.startsWith('/') || value.includes('//') || value.includes('\\')) return '/account';
+  let url: URL;
+  try {
+    url = new URL(value, RETURN_BASE);
+  } catch {
+    return '/account';
+  }
+  const resolved = `${url.pathname}${url.search}`;
+  return url.origin === RETURN_BASE && !url.hash && RETURN_PATH.test(resolved) && !resolved.includes('//') ? resolved : '/account';
 }
 
 export function accountRouter(deps: AccountDeps): Router {
@@ -147,7 +162,6 @@ export function accountRouter(deps: AccountDeps): Router {
       return false;
     },
     render(ctx, view, signed, locals = {}, status = 200) {
-      ctx.set('Cache-Control', 'no-store');
       sendPage(ctx, view, {
         ...(signed
           ? {

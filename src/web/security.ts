@@ -30,16 +30,25 @@ export async function formBodiesOnly(ctx: Context, next: Next) {
   await next();
 }
 
+/** One year, the figure browsers' preload lists ask for. */
+const HSTS = 'max-age=31536000; includeSubDomains';
+
 /**
  * With an https issuer, a request that arrived over plain http (and no trusted
  * proxy said otherwise) is never served: cookies would travel in the clear.
  * GETs are redirected to the issuer's origin; anything else is refused.
- * Health checks stay reachable over http for load balancers.
+ * Health checks stay reachable over http for load balancers. Every https
+ * response says so for the future (`Strict-Transport-Security`), so a browser
+ * never tries plain http again.
  */
 export function requireHttps(issuer: string) {
   const origin = new URL(issuer).origin;
   return async function httpsOnly(ctx: Context, next: Next) {
-    if (ctx.secure || ctx.path === '/healthz' || ctx.path === '/readyz') return next();
+    if (ctx.secure) {
+      ctx.set('Strict-Transport-Security', HSTS);
+      return next();
+    }
+    if (ctx.path === '/healthz' || ctx.path === '/readyz') return next();
     if (ctx.method === 'GET' || ctx.method === 'HEAD') {
       ctx.status = 308;
       ctx.redirect(`${origin}${ctx.originalUrl}`);

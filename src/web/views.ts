@@ -56,11 +56,17 @@ export function renderPage(ctx: PageContext, view: string, locals: Record<string
   });
 }
 
-/** Answers with a page: its status (or the one already set), HTML, and the language it speaks. */
+/**
+ * Answers with a page: its status (or the one already set), HTML, and the
+ * language it speaks. Never stored by a browser or proxy cache: pages carry
+ * forms with CSRF tokens, secrets being set up (an authenticator's key) and
+ * personal data, none of which may be shown again from a cache.
+ */
 export function sendPage(ctx: PageContext & Pick<Context, 'set' | 'vary' | 'status' | 'type' | 'body'>, view: string, locals: Record<string, unknown> = {}, status?: number): void {
   const body = renderPage(ctx, view, locals);
   if (status !== undefined) ctx.status = status;
   ctx.type = 'html';
+  ctx.set('Cache-Control', 'no-store');
   ctx.set('Content-Language', localeOf(ctx).lang);
   ctx.vary('Accept-Language');
   ctx.vary('Cookie');

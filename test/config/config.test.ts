@@ -76,6 +76,27 @@ describe('configuration', () => {
     }
   });
 
+  it('production has no demo tenant by default, refuses DEMO=true and a non-loopback http issuer', () => {
+    const dev = loadConfig({ DATA_DIR: dir.path });
+    const keys = {
+      LATCHKEY_JWKS: JSON.stringify(dev.keys.jwks),
+      LATCHKEY_COOKIE_KEYS: randomBytes(32).toString('base64url'),
+      LATCHKEY_ENCRYPTION_KEYS: `k1:${randomBytes(32).toString('base64')}`,
+      LATCHKEY_PEPPER: randomBytes(32).toString('base64url'),
+    };
+    const prod = (env: Record<string, string>) => loadConfig({ DATA_DIR: dir.path, NODE_ENV: 'production', ISSUER: 'https://id.example.com', ...keys, ...env });
+    assert.equal(prod({}).demo, false);
+    assert.equal(prod({ DEMO: 'false' }).demo, false);
+    assert.equal(loadConfig({ DATA_DIR: dir.path }).demo, true, 'the trial keeps its demo');
+    assert.throws(() => prod({ DEMO: 'true' }), (err: Error) => err instanceof ConfigError && /DEMO/.test(err.message));
+    for (const issuer of ['http://id.example.com', 'http://10.0.0.5:3000', 'http://127.0.0.1.example.com']) {
+      assert.throws(() => prod({ ISSUER: issuer }), (err: Error) => err instanceof ConfigError && /ISSUER/.test(err.message), issuer);
+    }
+    for (const issuer of ['http://localhost:3000', 'http://127.0.0.1:4000', 'http://[::1]:3000', 'https://id.example.com']) {
+      assert.equal(prod({ ISSUER: issuer }).issuer, issuer, issuer);
+    }
+  });
+
   it('starts in production with every key configured', () => {
     const dev = loadConfig({ DATA_DIR: dir.path });
     const config = loadConfig({

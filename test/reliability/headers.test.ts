@@ -5,6 +5,8 @@ import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { Browser, actionOf, csrfOf, type Page } from '../support/browser.ts';
 import { PASSWORD, relyingParty, startServer, submitLogin, type TestServer } from '../support/latchkey.ts';
+import { addPerson, factorFixture, hasForm, reachFactor } from '../support/factors.ts';
+import { safeReturnTo } from '../../src/account/router.ts';
 
 function assertSecurityHeaders(page: Page, what: string) {
   const csp = page.headers.get('content-security-policy') ?? '';
@@ -67,6 +69,59 @@ describe('security headers and cookies', () => {
   });
 });
 
+describe('pages are never cached', () => {
+  let server: TestServer;
+  before(async () => {
+    server = await startServer('sqlite', { doc: factorFixture() });
+  });
+  after(() => server.stop());
+
+  it('sends Cache-Control: no-store on interaction, factor set-up, error and account pages', async () => {
+    const rp = await relyingParty(server.issuer);
+    const person = await addPerson(server, 'manager');
+    const { browser, page: link } = await reachFactor(server, rp, person);
+    assert.ok(hasForm(link, 'link-authenticator-form'), 'the page with the authenticator secret');
+    const pages: [string, Page][] = [
+      ['link your authenticator app', link],
+      ['login page', await browser.follow(await browser.request((await rp.authorize()).url))],
+      ['our error page', await browser.request('/interaction/unknown')],
+      ["the provider's error page", await browser.request('/auth?client_id=nope')],
+      ['a 404', await browser.request('/no/such/page')],
+      ['account sign-in failure', await new Browser(server.issuer).request('/account/callback?state=x&code=y')],
+    ];
+    for (const [what, page] of pages) {
+      assert.match(page.headers.get('content-type') ?? '', /text\/html/, what);
+      assert.equal(page.headers.get('cache-control'), 'no-store', what);
+    }
+  });
+});
+
+describe('return_to of the account sign-in', () => {
+  it('resolves dot segments before checking that the path stays under /account', () => {
+    for (const escape of ['/account/../auth', '/account/%2e%2e/interaction/x', '/account/.%2E/.%2e/token', '/account/users/../../demo']) {
+      assert.equal(safeReturnTo(escape), '/account', escape);
+    }
+    assert.equal(safeReturnTo('/account/users/../audit'), '/account/audit');
+    assert.equal(safeReturnTo('/account/users?q=x'), '/account/users?q=x');
+    for (const other of ['//evil.example/account', '/\\evil.example', 'https://evil.example/account', '/accounting', '/account#x']) {
+      assert.equal(safeReturnTo(other), '/account', other);
+    }
+  });
+
+  it('never sends the browser out of /account after signing in', async () => {
+    const server = await startServer('sqlite');
+    try {
+      const browser = new Browser(server.issuer);
+      let page = await browser.get(`/account/signin?return_to=${encodeURIComponent('/account/../.well-known/openid-configuration')}`);
+      page = await submitLogin(browser, page, 'bob@acme.test', PASSWORD);
+      assert.equal(new URL(page.url).pathname, '/account');
+      assert.equal(page.status, 200);
+    } finally {
+      await server.stop();
+    }
+  });
+});
+
 describe('cookies behind an HTTPS reverse proxy', () => {
   let server: TestServer;
   before(async () => {
@@ -88,6 +143,15 @@ describe('cookies behind an HTTPS reverse proxy', () => {
     }
   });
 
+  it('sends Strict-Transport-Security on every https response', async () => {
+    const base = `http://127.0.0.1:${server.env.PORT}`;
+    const https = { 'x-forwarded-proto': 'https', 'x-forwarded-host': 'id.example.test' };
+    for (const path of ['/', '/.well-known/openid-configuration', '/auth?client_id=nope', '/account/signin', '/static/app.css', '/healthz', '/no/such/page']) {
+      const res = await fetch(`${base}${path}`, { redirect: 'manual', headers: https });
+      assert.match(res.headers.get('strict-transport-security') ?? '', /^max-age=\d{7,}/, path);
+    }
+  });
+
   it('redirects plain http to the https issuer instead of setting cookies in the clear', async () => {
     const base = `http://127.0.0.1:${server.env.PORT}`;
     const params = new URLSearchParams({ client_id: 'portal', response_type: 'code', scope: 'openid', redirect_uri: 'http://127.0.0.1:8080/cb', code_challenge: 'E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM', code_challenge_method: 'S256' });
@@ -95,6 +159,7 @@ describe('cookies behind an HTTPS reverse proxy', () => {
     assert.equal(res.status, 308);
     assert.equal(res.headers.get('location'), `https://id.example.test/auth?${params}`);
     assert.deepEqual(res.headers.getSetCookie(), []);
+    assert.equal(res.headers.get('strict-transport-security'), null, 'HSTS means nothing over plain http');
     const post = await fetch(`${base}/token`, { method: 'POST', body: 'grant_type=client_credentials', headers: { 'content-type': 'application/x-www-form-urlencoded' } });
     assert.equal(post.status, 400);
     assert.equal((await fetch(`${base}/healthz`)).status, 200, 'health checks stay reachable over http');
