@@ -1,15 +1,26 @@
-FROM node:20-bookworm-slim
+# Two stages: the first compiles TypeScript with the development dependencies,
+# the second runs the compiled JavaScript with production dependencies only.
+FROM node:22-slim AS build
 WORKDIR /app
 COPY package.json package-lock.json ./
-RUN npm ci --omit=dev --no-audit --no-fund
+RUN npm ci --no-audit --no-fund
+COPY tsconfig.json tsconfig.build.json ./
 COPY config ./config
 COPY src ./src
+RUN npx tsc -p tsconfig.build.json
+
+FROM node:22-slim
+WORKDIR /app
+ENV NODE_ENV=production PORT=3000 DATA_DIR=/data
+COPY package.json package-lock.json ./
+RUN npm ci --omit=dev --no-audit --no-fund && npm cache clean --force
+COPY --from=build /app/dist ./dist
 COPY views ./views
 COPY locales ./locales
 COPY public ./public
-COPY tsconfig.json ./
-RUN mkdir -p /data && chown node:node /data
-ENV NODE_ENV=production PORT=3000 DATA_DIR=/data
-EXPOSE 3000
+RUN mkdir -p /data && chown node:node /data && chmod 700 /data
 USER node
-CMD ["node", "--import", "tsx", "src/main.ts"]
+EXPOSE 3000
+HEALTHCHECK --interval=10s --timeout=5s --start-period=20s --retries=5 \
+  CMD ["node", "-e", "fetch('http://127.0.0.1:'+(process.env.PORT||3000)+'/healthz').then(r=>process.exit(r.ok?0:1),()=>process.exit(1))"]
+CMD ["node", "dist/src/main.js"]

@@ -2,7 +2,7 @@ import js from '@eslint/js';
 import tseslint from 'typescript-eslint';
 
 export default tseslint.config(
-  { ignores: ['node_modules/', '.cache/', 'data/', 'docs/screenshots/'] },
+  { ignores: ['node_modules/', '.cache/', 'data/', 'dist/', 'docs/screenshots/'] },
   js.configs.recommended,
   ...tseslint.configs.recommended,
   {

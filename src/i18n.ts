@@ -8,6 +8,7 @@
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import i18next from 'i18next';
+import { LOCALES_DIR as LOCALES } from './paths.ts';
 
 export const LANGUAGES = ['en', 'nl'] as const;
 export type Language = (typeof LANGUAGES)[number];
@@ -15,8 +16,6 @@ export const DEFAULT_LANGUAGE: Language = 'en';
 
 /** Each language's own name, for the language switch. */
 export const LANGUAGE_NAMES: Record<Language, string> = { en: 'English', nl: 'Nederlands' };
-
-const LOCALES = join(import.meta.dirname, '..', 'locales');
 
 export type Catalogue = { [key: string]: string | Catalogue };
 

@@ -25,6 +25,7 @@ import { errorHandler, storeGuard } from './web/errors.ts';
 import { formBodiesOnly, requireHttps, securityHeaders } from './web/security.ts';
 import { languages } from './web/language.ts';
 import { seedDemo } from './demo.ts';
+import { PUBLIC_DIR as STATIC } from './paths.ts';
 
 export interface Services {
   config: Config;
@@ -48,8 +49,6 @@ export interface Latchkey extends Services {
 const FORM_LIMIT = '64kb';
 
 const SHUTDOWN_GRACE_MS = 10_000;
-
-const STATIC = join(import.meta.dirname, '..', 'public');
 
 /** oidc-provider's endpoints that answer machines (JSON), never a page; see `createProvider`'s defaults. */
 const PROVIDER_API = new Set(['/token', '/token/introspection', '/token/revocation', '/me', '/jwks', '/.well-known/openid-configuration']);

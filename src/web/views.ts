@@ -15,8 +15,8 @@ import pug from 'pug';
 import { LatchkeyError } from '../errors.ts';
 import { LANGUAGES, LANGUAGE_NAMES, translator, type Language, type Translate } from '../i18n.ts';
 import { languageFor, switchHref } from './language.ts';
+import { VIEWS_DIR as VIEWS } from '../paths.ts';
 
-const VIEWS = join(import.meta.dirname, '..', '..', 'views');
 const cache = new Map<string, pug.compileTemplate>();
 
 export function renderView(view: string, locals: Record<string, unknown> = {}): string {
