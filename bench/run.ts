@@ -19,6 +19,7 @@ import { randomBytes } from 'node:crypto';
 import { Redis } from 'ioredis';
 import type { Config } from '../config/index.ts';
 import { startMongo, type TestMongo } from '../test/support/mongo.ts';
+import { ensureFerretdb } from '../scripts/ferretdb.mjs';
 import { tempDir } from '../test/support/tmp.ts';
 import { cpuSplit, machine, rssBytes, threadCpuMs, threadDelta } from './lib/proc.ts';
 import { ROOT, freePort, startBare, startLatchkey, startRedis, type BenchRedis, type Child } from './lib/processes.ts';
@@ -162,6 +163,8 @@ async function sharedRedis(): Promise<BenchRedis> {
 }
 
 async function sharedMongo(): Promise<TestMongo> {
+  // A fresh clone has no FerretDB yet: build it on first use, as `npm test` does.
+  if (!process.env.MONGODB_URI && !process.env.LATCHKEY_FERRETDB) process.env.LATCHKEY_FERRETDB = ensureFerretdb();
   mongo ??= await startMongo();
   return mongo;
 }
@@ -577,6 +580,7 @@ function report(results: SetupResult[], floors: FloorSample[], config: { argon2:
   };
   mkdirSync(dirname(OUT), { recursive: true });
   writeFileSync(OUT, `${JSON.stringify(json, null, 2)}\n`);
+  const missing = missingResults(json);
 
   // The readable table.
   const m = json.machine;
@@ -630,6 +634,31 @@ function report(results: SetupResult[], floors: FloorSample[], config: { argon2:
   out.push('');
   out.push(`written to ${OUT}`);
   console.log(out.join('\n'));
+  // The bench keeps itself from rotting: every headline figure must have been measured.
+  if (missing.length) {
+    console.error(`bench: these results were not measured (not a finite positive number): ${missing.join(', ')}`);
+    process.exitCode = 1;
+  }
+}
+
+/** The headline figures every mode must produce. */
+const REQUIRED_RESULTS = [
+  'login.efficiency',
+  'login.server_cpu_ms',
+  'login.floor_cpu_ms',
+  'refresh.ratio',
+  'refresh.server_cpu_ms',
+  'refresh.bare_cpu_ms',
+  'client_credentials.ratio',
+  'session.redis_bytes',
+];
+
+function missingResults(json: unknown): string[] {
+  const at = (path: string) => path.split('.').reduce<unknown>((v, k) => (v && typeof v === 'object' ? (v as Record<string, unknown>)[k] : undefined), json);
+  return REQUIRED_RESULTS.filter((path) => {
+    const value = at(path);
+    return !(typeof value === 'number' && Number.isFinite(value) && value > 0);
+  });
 }
 
 // ---------------------------------------------------------------- main

@@ -1,11 +1,15 @@
 // `npm test`: the whole suite. Builds the FerretDB test server if needed and
 // makes sure a Redis answers (the machine's on 6379, or a private one started
-// here), then runs every test file with node's test runner.
+// here), then runs the test files with node's test runner, as many at once as
+// the machine has cores.
+//   node scripts/test.mjs                 every tier
+//   node scripts/test.mjs --tier=unit     one tier: unit, contract, journey or browser
+//   node scripts/test.mjs FILE…           those files
 // MONGODB_URI / REDIS_URL given from outside are used instead of the local ones.
 import { spawn, spawnSync } from 'node:child_process';
-import { mkdtempSync, readdirSync, rmSync, statSync } from 'node:fs';
+import { mkdtempSync, readFileSync, readdirSync, rmSync, statSync } from 'node:fs';
 import { createConnection, createServer } from 'node:net';
-import { tmpdir } from 'node:os';
+import { availableParallelism, tmpdir } from 'node:os';
 import { join, relative } from 'node:path';
 import { ensureFerretdb } from './ferretdb.mjs';
 
@@ -63,13 +67,34 @@ function find(dir) {
   });
 }
 
-if (!process.env.MONGODB_URI) process.env.LATCHKEY_FERRETDB = ensureFerretdb();
-const stopRedis = await ensureRedis();
-const only = process.argv.slice(2);
-const files = only.length ? only : find(join(root, 'test')).sort();
+/**
+ * The tiers: `unit` needs no server or store; `contract` runs the storage ports'
+ * contract suites against every backend; `browser` drives Chromium; `journey`
+ * is everything else (a real server, a real OpenID client, both store set-ups).
+ */
+const UNIT = ['test/config/', 'test/crypto/', 'test/factors/', 'test/limits.test.ts'];
+function tierOf(file) {
+  if (UNIT.some((prefix) => file.startsWith(prefix))) return 'unit';
+  if (file.startsWith('test/storage/')) return 'contract';
+  if (/support\/chromium\.ts/.test(readFileSync(join(root, file), 'utf8'))) return 'browser';
+  return 'journey';
+}
+const TIERS = ['unit', 'contract', 'journey', 'browser'];
+
+const args = process.argv.slice(2);
+const tier = args.find((a) => a.startsWith('--tier='))?.slice('--tier='.length);
+if (tier && !TIERS.includes(tier)) {
+  console.error(`unknown tier "${tier}"; one of ${TIERS.join(', ')}`);
+  process.exit(2);
+}
+const only = args.filter((a) => !a.startsWith('--'));
+const files = only.length ? only : find(join(root, 'test')).sort().filter((f) => !tier || tierOf(f) === tier);
+if (tier !== 'unit' && !process.env.MONGODB_URI) process.env.LATCHKEY_FERRETDB = ensureFerretdb();
+const stopRedis = tier === 'unit' ? null : await ensureRedis();
+const concurrency = Math.max(2, availableParallelism());
 const result = spawnSync(
   process.execPath,
-  ['--import', 'tsx', '--test', '--test-concurrency=2', '--test-reporter=spec', ...files],
+  ['--import', 'tsx', '--test', `--test-concurrency=${concurrency}`, '--test-reporter=spec', ...files],
   { cwd: root, stdio: 'inherit', env: { ...process.env, NODE_ENV: 'test' } },
 );
 stopRedis?.();
