@@ -196,6 +196,7 @@ async function main() {
     const issuer = `http://127.0.0.1:${lbPort}`;
     const env: Record<string, string> = {
       NODE_ENV: 'production',
+      MAIL: 'off',
       ISSUER: issuer,
       DATA_DIR: dir.path,
       DEMO: 'false',

@@ -111,6 +111,22 @@ export const defaults = {
     maxEntries: 10_000,
   },
 
+  /**
+   * Mail (docs/mail.md): `SMTP_URL` (e.g. `smtp://mailpit:1025`,
+   * `smtps://user:pass@host:465`) and `MAIL_FROM` (default
+   * `Latchkey <no-reply@ISSUER's host>`). Without `SMTP_URL` messages and their
+   * links are written to the log (the embedded trial); production refuses to
+   * start without it unless `MAIL=off`, which sends nothing.
+   */
+  mail: {
+    smtpUrl: undefined as string | undefined,
+    from: undefined as string | undefined,
+    /** A password-reset link works this long, once. */
+    resetLinkMinutes: 30,
+    /** An invitation link works this long, once. */
+    inviteLinkHours: 72,
+  },
+
   /** Lifetimes in seconds. */
   ttl: {
     interaction: 3600,

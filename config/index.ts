@@ -38,6 +38,15 @@ export interface Config {
   account: typeof defaults.account;
   accountCache: typeof defaults.accountCache;
   ttl: typeof defaults.ttl;
+  mail: {
+    /** `SMTP_URL`, or undefined: messages go to the log (or nowhere, with `MAIL=off`). */
+    smtpUrl: string | undefined;
+    from: string;
+    /** False with `MAIL=off`: nothing is sent or logged but the message's kind. */
+    enabled: boolean;
+    resetLinkMinutes: number;
+    inviteLinkHours: number;
+  };
 }
 
 export class ConfigError extends Error {
@@ -125,6 +134,13 @@ const envSchema = z.object({
   PIN_MIN_LENGTH: int(4, 12).optional(),
   ACCOUNT_REAUTH_SECONDS: int(1, 86_400).optional(),
   ACCOUNT_CACHE_SECONDS: int(0, 3600).optional(),
+  SMTP_URL: z
+    .string()
+    .regex(/^smtps?:\/\/[^/?#]+/, 'must be smtp://host:port or smtps://user:pass@host:port')
+    .refine((v) => URL.canParse(v), 'must be a URL')
+    .optional(),
+  MAIL_FROM: z.string().min(3).max(320).regex(/@/, 'must contain an address').optional(),
+  MAIL: z.enum(['on', 'off']).optional(),
 });
 
 type Env = Record<string, string | undefined>;
@@ -180,6 +196,9 @@ export function loadConfig(env: Env = process.env): Config {
       throw new ConfigError('invalid configuration:\n  ISSUER: production needs an https issuer (plain http is accepted for loopback addresses only)');
     }
   }
+  if (nodeEnv === 'production' && !e.SMTP_URL && e.MAIL !== 'off') {
+    throw new ConfigError('invalid configuration:\n  SMTP_URL: production needs a mail server for password resets, invitations and notices (or MAIL=off to run without mail)');
+  }
   const dev = missing.length ? developmentKeys(dataDir) : undefined;
 
   return {
@@ -212,6 +231,13 @@ export function loadConfig(env: Env = process.env): Config {
     account: { ...defaults.account, reauthSeconds: e.ACCOUNT_REAUTH_SECONDS ?? defaults.account.reauthSeconds },
     accountCache: { ...defaults.accountCache, ttlSeconds: e.ACCOUNT_CACHE_SECONDS ?? defaults.accountCache.ttlSeconds },
     ttl: defaults.ttl,
+    mail: {
+      smtpUrl: e.SMTP_URL,
+      from: e.MAIL_FROM ?? `Latchkey <no-reply@${new URL(issuer).hostname}>`,
+      enabled: e.MAIL !== 'off',
+      resetLinkMinutes: defaults.mail.resetLinkMinutes,
+      inviteLinkHours: defaults.mail.inviteLinkHours,
+    },
   };
 }
 

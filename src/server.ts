@@ -26,6 +26,8 @@ import { formBodiesOnly, requireHttps, securityHeaders } from './web/security.ts
 import { languages } from './web/language.ts';
 import { seedDemo } from './demo.ts';
 import { PUBLIC_DIR as STATIC } from './paths.ts';
+import { createMailer, createTransport, type Mailer } from './mail/mailer.ts';
+import { forgotPassword, resetRouter } from './recovery/routes.ts';
 
 export interface Services {
   config: Config;
@@ -35,6 +37,7 @@ export interface Services {
   audit: Audit;
   factors: FactorRegistry;
   provider: Provider;
+  mailer: Mailer;
 }
 
 export interface Latchkey extends Services {
@@ -60,6 +63,7 @@ export async function createLatchkey(config: Config, log: Logger = createLogger(
   const audit = createAudit(stores.accounts, log);
   const limiter = createLimiter(stores.counters, config.lock);
   const factors = createFactorRegistry({ config, accounts: stores.accounts, counters: stores.counters, hasher, audit });
+  const mailer = createMailer({ outbox: stores.outbox, transport: createTransport(config.mail, log), log });
   const provider = createProvider({ config, accounts: stores.accounts, adapter: stores.adapter, factors, log, unavailableStore: stores.unavailableStore });
 
   if (config.demo && (await stores.accounts.isEmpty())) {
@@ -87,8 +91,11 @@ export async function createLatchkey(config: Config, log: Logger = createLogger(
   const forms = new Router();
   forms.use(formBodiesOnly, bodyParser({ enableTypes: ['form'], formLimit: FORM_LIMIT, encoding: 'utf-8' }));
   const upstreams = upstreamSignIn({ accounts: stores.accounts, audit, client: createUpstreamClient({ config, log }) });
-  const interaction = interactionRouter({ provider, config, accounts: stores.accounts, hasher, factors, audit, limiter }, [upstreams]);
+  const recovery = { provider, config, accounts: stores.accounts, links: stores.links, counters: stores.counters, hasher, limiter, audit, mailer, log };
+  const interaction = interactionRouter({ provider, config, accounts: stores.accounts, hasher, factors, audit, limiter }, [upstreams, forgotPassword(recovery)]);
   forms.use(interaction.routes(), interaction.allowedMethods());
+  const reset = resetRouter(recovery);
+  forms.use(reset.routes(), reset.allowedMethods());
   const upstreamCallback = upstreamCallbackRouter({ audit });
   forms.use(upstreamCallback.routes(), upstreamCallback.allowedMethods());
   const account = accountRouter({ provider, config, accounts: stores.accounts, hasher, factors, audit, limiter });
@@ -125,6 +132,7 @@ export async function createLatchkey(config: Config, log: Logger = createLogger(
     audit,
     factors,
     provider,
+    mailer,
     app,
     listen(port = config.port) {
       return new Promise((resolve, reject) => {
@@ -152,6 +160,7 @@ export async function createLatchkey(config: Config, log: Logger = createLogger(
           s.closeIdleConnections();
         });
       }
+      mailer.close();
       await stores.close();
     },
   };

@@ -22,11 +22,21 @@ import { createSqliteCounterStore } from './counters/sqlite/index.ts';
 import { createRedisCounterStore } from './counters/redis/index.ts';
 import { ReadCache, cachedAccountStore, type CacheStats } from './accounts/cache.ts';
 import { createRedisCacheVersions } from './accounts/redis-versions.ts';
+import type { OutboxStore } from './outbox/port.ts';
+import type { LinkStore } from './links/port.ts';
+import { createSqliteOutboxStore } from './outbox/sqlite/index.ts';
+import { createMongoOutboxStore } from './outbox/mongo/index.ts';
+import { createSqliteLinkStore } from './links/sqlite/index.ts';
+import { createMongoLinkStore } from './links/mongo/index.ts';
 
 export interface Stores {
   accounts: AccountStore;
   adapter: AdapterBackend;
   counters: CounterStore;
+  /** Mail waiting to be delivered (beside the accounts). */
+  outbox: OutboxStore;
+  /** One-time links mailed to people (beside the accounts). */
+  links: LinkStore;
   /** Which backend serves each port (for logs and /readyz). */
   kinds: { accounts: 'sqlite' | 'mongodb'; provider: 'sqlite' | 'redis' | 'redis-cluster' };
   /** The account cache (MongoDB accounts with Redis; docs/storage.md), or null when off. */
@@ -72,6 +82,8 @@ export async function createStores(config: Config, log: Logger): Promise<Stores>
   let mongo: MongoClient | null = null;
   let mongoDown = false;
   let accounts: AccountStore;
+  let outbox: OutboxStore;
+  let links: LinkStore;
   if (config.mongodbUri) {
     mongo = new MongoClient(config.mongodbUri, { serverSelectionTimeoutMS: 3000, connectTimeoutMS: 3000, heartbeatFrequencyMS: 2000 });
     mongo.on('serverHeartbeatFailed', () => {
@@ -83,11 +95,18 @@ export async function createStores(config: Config, log: Logger): Promise<Stores>
       mongoDown = false;
     });
     await mongo.connect();
-    accounts = createMongoAccountStore(mongo.db(config.mongodbDb ?? (mongo.options.dbName || 'latchkey')));
+    const db = mongo.db(config.mongodbDb ?? (mongo.options.dbName || 'latchkey'));
+    accounts = createMongoAccountStore(db);
+    outbox = createMongoOutboxStore(db);
+    links = createMongoLinkStore(db);
   } else {
     accounts = createSqliteAccountStore(sqlite!);
+    outbox = createSqliteOutboxStore(sqlite!);
+    links = createSqliteLinkStore(sqlite!);
   }
   await accounts.init();
+  await outbox.init();
+  await links.init();
 
   let redis: Redis | Cluster | null = null;
   let adapter: AdapterBackend;
@@ -141,6 +160,8 @@ export async function createStores(config: Config, log: Logger): Promise<Stores>
     accounts,
     adapter,
     counters,
+    outbox,
+    links,
     down() {
       if (mongo && mongoDown) return 'mongodb';
       if (redisClient && redisClient.status !== 'ready') return 'redis';

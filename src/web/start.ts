@@ -34,7 +34,7 @@ export function startRouter({ config, accounts }: { config: Config; accounts: Ac
 
   router.get('/', async (ctx) => {
     const demo = await accounts.getClient(DEMO.clientId);
-    sendPage(ctx, 'start', { demo: !!demo, people: DEMO.people, password: DEMO.password, issuer: config.issuer });
+    sendPage(ctx, 'start', { demo: !!demo, people: DEMO.people, password: DEMO.password, issuer: config.issuer, mailToLog: !config.mail.smtpUrl && config.mail.enabled });
   });
 
   router.get('/demo/start', async (ctx) => {

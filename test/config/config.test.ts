@@ -84,7 +84,7 @@ describe('configuration', () => {
       LATCHKEY_ENCRYPTION_KEYS: `k1:${randomBytes(32).toString('base64')}`,
       LATCHKEY_PEPPER: randomBytes(32).toString('base64url'),
     };
-    const prod = (env: Record<string, string>) => loadConfig({ DATA_DIR: dir.path, NODE_ENV: 'production', ISSUER: 'https://id.example.com', ...keys, ...env });
+    const prod = (env: Record<string, string>) => loadConfig({ DATA_DIR: dir.path, NODE_ENV: 'production', MAIL: 'off', ISSUER: 'https://id.example.com', ...keys, ...env });
     assert.equal(prod({}).demo, false);
     assert.equal(prod({ DEMO: 'false' }).demo, false);
     assert.equal(loadConfig({ DATA_DIR: dir.path }).demo, true, 'the trial keeps its demo');
@@ -97,11 +97,38 @@ describe('configuration', () => {
     }
   });
 
+  it('mail: SMTP_URL validated; production needs it unless MAIL=off; the trial writes mail to the log', () => {
+    const trial = loadConfig({ DATA_DIR: dir.path });
+    assert.equal(trial.mail.smtpUrl, undefined);
+    assert.equal(trial.mail.enabled, true);
+    assert.equal(trial.mail.from, 'Latchkey <no-reply@localhost>');
+    const given = loadConfig({ DATA_DIR: dir.path, SMTP_URL: 'smtps://user:pass@mail.example.com:465', MAIL_FROM: 'Acme <id@acme.test>' });
+    assert.equal(given.mail.smtpUrl, 'smtps://user:pass@mail.example.com:465');
+    assert.equal(given.mail.from, 'Acme <id@acme.test>');
+    for (const bad of ['http://mail.example.com', 'smtp://', 'mail.example.com:25']) {
+      assert.throws(() => loadConfig({ DATA_DIR: dir.path, SMTP_URL: bad }), (err: Error) => err instanceof ConfigError && /SMTP_URL/.test(err.message), bad);
+    }
+    assert.throws(() => loadConfig({ DATA_DIR: dir.path, MAIL_FROM: 'nobody' }), /MAIL_FROM/);
+    const dev = loadConfig({ DATA_DIR: dir.path });
+    const prod = {
+      DATA_DIR: dir.path,
+      NODE_ENV: 'production',
+      LATCHKEY_JWKS: JSON.stringify(dev.keys.jwks),
+      LATCHKEY_COOKIE_KEYS: randomBytes(32).toString('base64url'),
+      LATCHKEY_ENCRYPTION_KEYS: `k1:${randomBytes(32).toString('base64')}`,
+      LATCHKEY_PEPPER: randomBytes(32).toString('base64url'),
+    };
+    assert.throws(() => loadConfig(prod), (err: Error) => err instanceof ConfigError && /SMTP_URL/.test(err.message));
+    assert.equal(loadConfig({ ...prod, MAIL: 'off' }).mail.enabled, false);
+    assert.equal(loadConfig({ ...prod, SMTP_URL: 'smtp://mailpit:1025' }).mail.smtpUrl, 'smtp://mailpit:1025');
+  });
+
   it('starts in production with every key configured', () => {
     const dev = loadConfig({ DATA_DIR: dir.path });
     const config = loadConfig({
       DATA_DIR: dir.path,
       NODE_ENV: 'production',
+      MAIL: 'off',
       LATCHKEY_JWKS: JSON.stringify(dev.keys.jwks),
       LATCHKEY_COOKIE_KEYS: `${randomBytes(32).toString('base64url')},${randomBytes(32).toString('base64url')}`,
       LATCHKEY_ENCRYPTION_KEYS: `new:${randomBytes(32).toString('base64')},old:${randomBytes(32).toString('base64')}`,

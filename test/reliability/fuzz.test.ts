@@ -33,6 +33,8 @@ import Database from 'better-sqlite3';
 import { MongoClient } from 'mongodb';
 import type { ImportDocument } from '../../src/cli/import.ts';
 import { checkNewPin } from '../../src/factors/pin/rules.ts';
+import { checkNewPassword } from '../../src/account/passwords.ts';
+import { createHash, randomBytes } from 'node:crypto';
 import { codeAt, normalizeCode, stepAt } from '../../src/factors/totp/code.ts';
 import { SECOND_FACTORS, type AuditEvent } from '../../src/storage/accounts/port.ts';
 import { Browser, actionOf, csrfOf, testIds, textOf, type Page } from '../support/browser.ts';
@@ -749,6 +751,50 @@ for (const setup of SETUPS) {
         },
         path: (a) => a.action,
         special: (res, sent) => (sent.tokenSent && res.status === 303 && res.headers.get('location')!.startsWith(`${upstream.issuer}/auth?`) ? {} : null),
+        afterwards: journeyAfterwards,
+      },
+      {
+        // src/recovery/routes.ts. Legitimate: with the valid token, the same "if it is known, a link is on its
+        // way" page (200) whatever the email. Known emails are made unknown: a link for them is the
+        // journey test's business, and would be stored.
+        name: 'POST /interaction/:uid/forgot',
+        personas: ['browser'],
+        fields: ['email'],
+        values: ['nobody@acme.test', 'NOBODY@acme.test', ' nobody@acme.test ', 'a@b', '@', 'nobody', 'é@ü.test', 'x'.repeat(330)],
+        tokenField: 'csrf',
+        prepare: async () => {
+          const { browser, token, uid } = await loginPage();
+          return { browser, token, action: `/interaction/${uid}/forgot` };
+        },
+        path: (a) => a.action,
+        sanitize: async (fields) => replaceValues(fields, ['email'], (v) => EMAILS.includes(v.trim().toLowerCase()), () => 'nobody@acme.test'),
+        special: (res, sent) => (sent.tokenSent && res.status === 200 && testIds(res).includes('forgot-sent') ? {} : null),
+        afterwards: journeyAfterwards,
+      },
+      {
+        // The mailed link's form. Never a successful reset: a new password that the rules would accept is
+        // made to differ from its confirmation.
+        name: 'POST /reset/:token',
+        personas: ['browser'],
+        fields: ['password', 'password_confirm'],
+        values: ['short', 'password', 'password1', '12345678', 'tim@acme.test', 'TIM@ACME.TEST', '', ' ', 'é'.repeat(8), 'a strong new passphrase'],
+        tokenField: 'csrf',
+        prepare: async () => {
+          const token = randomBytes(32).toString('base64url');
+          const identity = (await server.latchkey.stores.accounts.findIdentityByEmail('tim@acme.test'))!;
+          const now = new Date();
+          await server.latchkey.stores.links.create(createHash('sha256').update(token).digest('base64url'), { purpose: 'reset', identityId: identity.id, createdAt: now, expiresAt: new Date(now.getTime() + 3_600_000) });
+          const browser = new Browser(issuer);
+          const page = await browser.get(`/reset/${token}`);
+          assert.ok(testIds(page).includes('reset-form'), `the reset form, got ${page.status}`);
+          return { browser, token: csrfOf(page), action: `/reset/${token}` };
+        },
+        path: (a) => a.action,
+        sanitize: async (fields) => {
+          const password = fields.find(([k, v]) => k === 'password' && typeof v === 'string')?.[1] as string | undefined;
+          if (password === undefined || checkNewPassword(password, password, 'tim@acme.test')) return fields;
+          return replaceValues(fields, ['password_confirm'], (v) => v === password, (v) => `${v}-differs`);
+        },
         afterwards: journeyAfterwards,
       },
       // The account pages (src/account/*.ts).

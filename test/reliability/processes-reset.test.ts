@@ -61,6 +61,7 @@ describe('a reset on one app process takes effect on the other (MongoDB + Redis)
     issuer = `http://127.0.0.1:${lbPort}`;
     const env = {
       NODE_ENV: 'production',
+      MAIL: 'off',
       ISSUER: issuer,
       DATA_DIR: dir.path,
       DEMO: 'false',

@@ -26,6 +26,7 @@ describe('two app processes behind one issuer (MongoDB + Redis)', () => {
     issuer = `http://127.0.0.1:${lbPort}`;
     const env = {
       NODE_ENV: 'production',
+      MAIL: 'off',
       ISSUER: issuer,
       DATA_DIR: dir.path,
       DEMO: 'false',

@@ -74,6 +74,24 @@ describe('npm start on an empty embedded store', () => {
     assert.match(page.html, /data-testid="claim-acr">urn:latchkey:acr:1fa</);
   });
 
+  it('without a mail server, says so and writes a password-reset link to the log', async () => {
+    const browser = new Browser(base);
+    const start = await browser.get('/');
+    assert.match(start.html, /data-testid="mail-to-log"/);
+    const login = await browser.get('/demo/start');
+    const forgotHref = /href="([^"]+)"[^>]*data-testid="forgot-link"/.exec(login.html)![1]!;
+    const form = await browser.get(forgotHref);
+    const sent = await browser.post(actionOf(form, 'forgot-form'), { email: 'sam@demo.test', csrf: csrfOf(form) });
+    assert.equal(sent.status, 200);
+    for (let i = 0; i < 100 && !logs.some((l) => l.includes('/reset/')); i++) await new Promise((r) => setTimeout(r, 20));
+    const line = logs.find((l) => l.includes('/reset/'));
+    assert.ok(line, 'the link is in the log');
+    const link = /(http:\/\/[^\s"\\]+\/reset\/[A-Za-z0-9_-]{43})/.exec(line)![1]!;
+    const reset = await new Browser(base).get(link.slice(base.length));
+    assert.equal(reset.status, 200);
+    assert.match(reset.html, /data-testid="reset-form"/);
+  });
+
   it('stops cleanly on SIGTERM with exit code 0', async () => {
     const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
     child.kill('SIGTERM');

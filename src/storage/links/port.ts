@@ -1,0 +1,42 @@
+/**
+ * The one-time link port: links mailed to a person (a password reset, an
+ * invitation), stored only under the SHA-256 of their token, so a dump of the
+ * store yields no usable link.
+ *
+ * Implementations: `sqlite/` and `mongo/` (the account store's database).
+ * Both pass `test/storage/links.contract.test.ts`.
+ */
+
+export type LinkPurpose = 'reset' | 'invite';
+
+export interface OneTimeLink {
+  purpose: LinkPurpose;
+  identityId: string;
+  createdAt: Date;
+  expiresAt: Date;
+}
+
+export interface LinkStore {
+  /** Creates tables / indexes. Idempotent; called once at start. */
+  init(): Promise<void>;
+  /**
+   * Stores a link under `tokenHash` and voids every earlier link of the same
+   * identity and purpose: only the newest one works.
+   */
+  create(tokenHash: string, link: OneTimeLink): Promise<void>;
+  /**
+   * The link of `purpose` under `tokenHash`, used or expired ones included (so
+   * a page can say which), or null when there is none or it was voided.
+   */
+  find(tokenHash: string, purpose: LinkPurpose): Promise<(OneTimeLink & { used: boolean }) | null>;
+  /**
+   * Uses the link once: returns it when it exists, is unused and unexpired at
+   * `now`, and never again.
+   * Of many parallel calls with one token, exactly one gets the link.
+   */
+  use(tokenHash: string, purpose: LinkPurpose, now: Date): Promise<OneTimeLink | null>;
+  /** How many links of `purpose` were made for the identity since `since` (throttling). */
+  countSince(identityId: string, purpose: LinkPurpose, since: Date): Promise<number>;
+  /** Forgets links that expired before `now`; returns how many. */
+  sweep(now: Date): Promise<number>;
+}

@@ -1,0 +1,196 @@
+// The outbox and one-time-link contracts (src/storage/outbox/port.ts,
+// src/storage/links/port.ts), run against SQLite and MongoDB (FerretDB here),
+// with the parallel cases through separate connections, as separate app
+// processes would make them.
+import { after, before, describe, it } from 'node:test';
+import assert from 'node:assert/strict';
+import { createHash, randomBytes, randomUUID } from 'node:crypto';
+import { join } from 'node:path';
+import Database from 'better-sqlite3';
+import { MongoClient } from 'mongodb';
+import type { OutboxStore, OutgoingMail } from '../../src/storage/outbox/port.ts';
+import type { LinkStore } from '../../src/storage/links/port.ts';
+import { createSqliteOutboxStore } from '../../src/storage/outbox/sqlite/index.ts';
+import { createMongoOutboxStore } from '../../src/storage/outbox/mongo/index.ts';
+import { createSqliteLinkStore } from '../../src/storage/links/sqlite/index.ts';
+import { createMongoLinkStore } from '../../src/storage/links/mongo/index.ts';
+import { startMongo, type TestMongo } from '../support/mongo.ts';
+import { tempDir } from '../support/tmp.ts';
+
+interface Harness {
+  /** Stores over `n` separate connections to one database. */
+  open(n: number): Promise<{ outboxes: OutboxStore[]; links: LinkStore[] }>;
+  cleanup(): Promise<void>;
+}
+
+function sqliteHarness(): Harness {
+  const dir = tempDir('lk-mail-');
+  const dbs: Database.Database[] = [];
+  return {
+    async open(n) {
+      const file = join(dir.path, `${randomUUID()}.db`);
+      const opened = Array.from({ length: n }, () => {
+        const db = new Database(file);
+        db.pragma('journal_mode = WAL');
+        db.pragma('busy_timeout = 5000');
+        dbs.push(db);
+        return db;
+      });
+      return { outboxes: opened.map(createSqliteOutboxStore), links: opened.map(createSqliteLinkStore) };
+    },
+    async cleanup() {
+      for (const db of dbs) db.close();
+      dir.remove();
+    },
+  };
+}
+
+function mongoHarness(): Harness {
+  let mongo: TestMongo;
+  const clients: MongoClient[] = [];
+  return {
+    async open(n) {
+      mongo ??= await startMongo();
+      const name = `lk_mail_${randomBytes(4).toString('hex')}`;
+      const dbs = await Promise.all(
+        Array.from({ length: n }, async () => {
+          const client = await MongoClient.connect(mongo.uri);
+          clients.push(client);
+          return client.db(name);
+        }),
+      );
+      const outboxes = dbs.map(createMongoOutboxStore);
+      const links = dbs.map(createMongoLinkStore);
+      await outboxes[0]!.init();
+      await links[0]!.init();
+      return { outboxes, links };
+    },
+    async cleanup() {
+      for (const c of clients) await c.close();
+      await mongo?.stop();
+    },
+  };
+}
+
+const mail = (i: number): OutgoingMail => ({ kind: 'test', to: `p${i}@example.test`, subject: `s${i}`, text: `link https://id.example/reset/${i}`, html: `<p>${i}</p>`, tenant: 'acme' });
+const hashOf = (token: string) => createHash('sha256').update(token).digest('base64url');
+const LEASE = 60_000;
+
+for (const [name, make] of [['sqlite', sqliteHarness], ['mongodb', mongoHarness]] as const) {
+  describe(`outbox contract (${name})`, () => {
+    let h: Harness;
+    before(() => {
+      h = make();
+    });
+    after(() => h.cleanup());
+
+    it('claims a due message once, with its content and attempt number; delivered drops its text', async () => {
+      const { outboxes: [box] } = await h.open(1);
+      const now = new Date();
+      const id = await box!.enqueue(mail(1), now);
+      assert.equal(await box!.pending(), 1);
+      const [claimed, ...rest] = await box!.claim(now, LEASE, 10);
+      assert.equal(rest.length, 0);
+      assert.equal(claimed!.id, id);
+      assert.equal(claimed!.attempt, 1);
+      assert.equal(claimed!.to, 'p1@example.test');
+      assert.equal(claimed!.text, mail(1).text);
+      assert.deepEqual(await box!.claim(now, LEASE, 10), [], 'leased: not claimed again');
+      await box!.delivered(id, claimed!.attempt, now);
+      assert.equal(await box!.pending(), 0);
+      assert.deepEqual(await box!.claim(new Date(now.getTime() + 10 * LEASE), LEASE, 10), [], 'delivered: never again');
+    });
+
+    it('a failed attempt is due again at its retry time; a lease that ends unsettled makes it due again', async () => {
+      const { outboxes: [box] } = await h.open(1);
+      const t0 = new Date();
+      const id = await box!.enqueue(mail(2), t0);
+      const [first] = await box!.claim(t0, LEASE, 10);
+      const retryAt = new Date(t0.getTime() + 5_000);
+      await box!.failed(id, first!.attempt, retryAt, 'connection refused');
+      assert.deepEqual(await box!.claim(new Date(retryAt.getTime() - 1), LEASE, 10), []);
+      const [second] = await box!.claim(retryAt, LEASE, 10);
+      assert.equal(second!.attempt, 2);
+      // The process holding attempt 2 dies: after the lease the message is due again.
+      const later = new Date(retryAt.getTime() + LEASE);
+      const [third] = await box!.claim(later, LEASE, 10);
+      assert.equal(third!.attempt, 3);
+      await box!.delivered(id, 2, later);
+      assert.equal(await box!.pending(), 1, 'a stale attempt settles nothing');
+      await box!.delivered(id, 3, later);
+      assert.equal(await box!.pending(), 0);
+    });
+
+    it('parallel claimers over separate connections never get the same message', async () => {
+      const { outboxes } = await h.open(4);
+      const now = new Date();
+      const ids = new Set<string>();
+      for (let i = 0; i < 12; i++) ids.add(await outboxes[0]!.enqueue(mail(i), now));
+      const rounds = await Promise.all(outboxes.flatMap((box) => [box.claim(now, LEASE, 12), box.claim(now, LEASE, 12)]));
+      const claimed = rounds.flat().map((m) => m.id);
+      assert.equal(new Set(claimed).size, claimed.length, 'no message claimed twice');
+      assert.deepEqual(new Set(claimed), ids, 'every message claimed');
+    });
+
+    it('sweeps delivered messages only', async () => {
+      const { outboxes: [box] } = await h.open(1);
+      const now = new Date();
+      const sent = await box!.enqueue(mail(3), now);
+      await box!.enqueue(mail(4), new Date(now.getTime() + 1));
+      const claimed = await box!.claim(now, LEASE, 1);
+      await box!.delivered(sent, claimed[0]!.attempt, now);
+      assert.equal(await box!.sweep(new Date(now.getTime() + 1)), 1);
+      assert.equal(await box!.pending(), 1);
+    });
+  });
+
+  describe(`one-time link contract (${name})`, () => {
+    let h: Harness;
+    before(() => {
+      h = make();
+    });
+    after(() => h.cleanup());
+
+    const link = (identityId: string, now: Date, ttlMs = 30 * 60_000) => ({ purpose: 'reset' as const, identityId, createdAt: now, expiresAt: new Date(now.getTime() + ttlMs) });
+
+    it('finds a link by its hash, uses it once, and says it was used', async () => {
+      const { links: [store] } = await h.open(1);
+      const now = new Date();
+      const hash = hashOf(randomUUID());
+      await store!.create(hash, link('id-1', now));
+      assert.equal((await store!.find(hash, 'reset'))?.used, false);
+      assert.equal(await store!.find(hash, 'invite'), null, 'another purpose');
+      assert.equal((await store!.use(hash, 'reset', now))?.identityId, 'id-1');
+      assert.equal(await store!.use(hash, 'reset', now), null, 'never twice');
+      assert.equal((await store!.find(hash, 'reset'))?.used, true);
+    });
+
+    it('refuses an expired link but still finds it; a newer link voids the older one', async () => {
+      const { links: [store] } = await h.open(1);
+      const now = new Date();
+      const old = hashOf(randomUUID());
+      const expired = hashOf(randomUUID());
+      await store!.create(expired, { ...link('id-x', new Date(now.getTime() - 60_000), 1_000), purpose: 'invite' });
+      assert.equal(await store!.use(expired, 'invite', now), null);
+      assert.ok(await store!.find(expired, 'invite'), 'an expired link is still found, so the page can say so');
+      await store!.create(old, link('id-2', now));
+      const fresh = hashOf(randomUUID());
+      await store!.create(fresh, link('id-2', new Date(now.getTime() + 1)));
+      assert.equal(await store!.find(old, 'reset'), null, 'voided');
+      assert.equal(await store!.use(old, 'reset', now), null);
+      assert.equal((await store!.use(fresh, 'reset', now))?.identityId, 'id-2');
+      assert.equal(await store!.countSince('id-2', 'reset', new Date(now.getTime() - 1)), 2, 'voided links still count for throttling');
+      assert.ok((await store!.sweep(new Date(now.getTime() + 31 * 60_000))) >= 3);
+      assert.equal(await store!.find(fresh, 'reset'), null);
+    });
+
+    it('8 parallel uses of one link over separate connections: exactly one wins', async () => {
+      const { links } = await h.open(4);
+      const now = new Date();
+      const hash = hashOf(randomUUID());
+      await links[0]!.create(hash, link('id-3', now));
+      const results = await Promise.all(links.flatMap((s) => [s.use(hash, 'reset', now), s.use(hash, 'reset', now)]));
+      assert.equal(results.filter(Boolean).length, 1);
+    });
+  });
+}
