@@ -27,7 +27,7 @@ import { languages } from './web/language.ts';
 import { seedDemo } from './demo.ts';
 import { PUBLIC_DIR as STATIC } from './paths.ts';
 import { createMailer, createTransport, type Mailer } from './mail/mailer.ts';
-import { forgotPassword, resetRouter } from './recovery/routes.ts';
+import { forgotPassword, linkRouter } from './recovery/routes.ts';
 
 export interface Services {
   config: Config;
@@ -94,8 +94,8 @@ export async function createLatchkey(config: Config, log: Logger = createLogger(
   const recovery = { provider, config, accounts: stores.accounts, links: stores.links, counters: stores.counters, hasher, limiter, audit, mailer, log };
   const interaction = interactionRouter({ provider, config, accounts: stores.accounts, hasher, factors, audit, limiter }, [upstreams, forgotPassword(recovery)]);
   forms.use(interaction.routes(), interaction.allowedMethods());
-  const reset = resetRouter(recovery);
-  forms.use(reset.routes(), reset.allowedMethods());
+  const oneTimeLinks = linkRouter(recovery);
+  forms.use(oneTimeLinks.routes(), oneTimeLinks.allowedMethods());
   const upstreamCallback = upstreamCallbackRouter({ audit });
   forms.use(upstreamCallback.routes(), upstreamCallback.allowedMethods());
   const account = accountRouter({ provider, config, accounts: stores.accounts, hasher, factors, audit, limiter });

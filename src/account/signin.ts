@@ -47,6 +47,9 @@ export function signInRoutes(router: Router, kit: AccountKit) {
       params.set('max_age', '0');
       const login = current ? await accounts.getLogin(current.sub) : null;
       if (login) params.set('login_hint', login.email);
+    } else if (typeof ctx.query.login_hint === 'string' && ctx.query.login_hint.length <= 320) {
+      // An invitation's "Continue to sign in": the email is filled in.
+      params.set('login_hint', ctx.query.login_hint);
     }
     cookies.setPending(ctx, { state, verifier, returnTo: reauth ? withNotice(returnTo, 'reauthenticated') : returnTo });
     ctx.redirect(`/auth?${params}`);

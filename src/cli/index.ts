@@ -1,6 +1,7 @@
 /**
  * `npm run cli -- import FILE.json` — see docs/import.md.
  * `npm run cli -- unlock EMAIL` — see docs/security.md.
+ * `npm run cli -- invite EMAIL --tenant TENANT` — see docs/mail.md.
  * Uses the same environment variables as the server to choose the store.
  */
 import { readFileSync } from 'node:fs';
@@ -14,8 +15,10 @@ import { createAudit } from '../audit.ts';
 import { createLimiter } from '../limits.ts';
 import { createFactorRegistry } from '../factors/registry.ts';
 import { describeUnlock, unlockEmail } from './unlock.ts';
+import { invite } from './invite.ts';
+import { createMailer, createTransport } from '../mail/mailer.ts';
 
-const USAGE = 'usage: npm run cli -- import FILE.json\n       npm run cli -- unlock EMAIL';
+const USAGE = 'usage: npm run cli -- import FILE.json\n       npm run cli -- unlock EMAIL\n       npm run cli -- invite EMAIL --tenant TENANT';
 
 /**
  * MongoDB without Redis is a set-up of its own (counters in DATA_DIR's SQLite), rarely the
@@ -32,6 +35,7 @@ async function main(argv: string[]): Promise<number> {
   const [command, arg] = argv;
   if (command === 'import' && arg) return importFile(arg);
   if (command === 'unlock' && arg) return unlock(arg);
+  if (command === 'invite' && arg && argv[2] === '--tenant' && argv[3]) return inviteEmail(arg, argv[3]);
   console.error(USAGE);
   return 2;
 }
@@ -53,6 +57,24 @@ async function unlock(email: string): Promise<number> {
     for (const line of describeUnlock(report)) console.log(line);
     return 0;
   } finally {
+    await stores.close();
+  }
+}
+
+async function inviteEmail(email: string, tenantId: string): Promise<number> {
+  const config = loadConfig();
+  const log = createLogger(config.logLevel === 'info' ? 'warn' : config.logLevel);
+  const stores = await createStores(config, log);
+  // Queued only: the message is sent by a server's mail worker (this process leaves at once).
+  const mailer = createMailer({ outbox: stores.outbox, transport: createTransport(config.mail, log), log, worker: false });
+  try {
+    console.log(await invite(email, tenantId, { config, links: stores.links, accounts: stores.accounts, mailer, audit: createAudit(stores.accounts, log) }));
+    return 0;
+  } catch (err) {
+    console.error((err as Error).message);
+    return 1;
+  } finally {
+    mailer.close();
     await stores.close();
   }
 }

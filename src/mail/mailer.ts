@@ -12,7 +12,7 @@ import { translator, type Language } from '../i18n.ts';
 import { renderView } from '../web/views.ts';
 
 /** The messages Latchkey sends; each has `mail.{kind}.*` texts in every catalogue. */
-export type MailKind = 'password_reset' | 'password_changed';
+export type MailKind = 'password_reset' | 'password_changed' | 'invitation';
 
 export interface MailMessage {
   kind: MailKind;
@@ -86,7 +86,11 @@ export function renderMail(message: MailMessage): { subject: string; text: strin
   return { subject: locals.subject, text: renderView('mail/message.text', locals), html: renderView('mail/message', locals) };
 }
 
-export function createMailer({ outbox, transport, log, now = () => new Date(), intervalMs = 2_000 }: { outbox: OutboxStore; transport: MailTransport; log: Logger; now?: () => Date; intervalMs?: number }): Mailer {
+/**
+ * `worker: false` only queues (the operator CLI, which leaves at once): a
+ * server's worker sends what it queued.
+ */
+export function createMailer({ outbox, transport, log, now = () => new Date(), intervalMs = 2_000, worker = true }: { outbox: OutboxStore; transport: MailTransport; log: Logger; now?: () => Date; intervalMs?: number; worker?: boolean }): Mailer {
   let draining: Promise<number> | null = null;
 
   async function drainOnce(): Promise<number> {
@@ -118,18 +122,18 @@ export function createMailer({ outbox, transport, log, now = () => new Date(), i
   const drainQuietly = () => {
     drain().catch((err: unknown) => log.warn({ err: (err as Error).message }, 'outbox unavailable; mail waits'));
   };
-  const timer = setInterval(drainQuietly, intervalMs);
-  timer.unref();
+  const timer = worker ? setInterval(drainQuietly, intervalMs) : null;
+  timer?.unref();
 
   return {
     async send(message) {
       const rendered = renderMail(message);
       await outbox.enqueue({ kind: message.kind, to: message.to, tenant: message.tenant?.id ?? null, ...rendered }, now());
-      drainQuietly();
+      if (worker) drainQuietly();
     },
     drain,
     close() {
-      clearInterval(timer);
+      if (timer) clearInterval(timer);
       transport.close();
     },
   };

@@ -1,12 +1,13 @@
 /**
- * A forgotten password (docs/mail.md):
+ * A forgotten password and an invitation (docs/mail.md):
  *
  *   GET/POST /interaction/:uid/forgot   the login page's "Forgot your password?": an email address;
  *                                       always the same answer, known or not
  *   GET/POST /reset/:token              the mailed one-time link: choose a new password
+ *   GET/POST /invite/:token             an invitation's one-time link: choose a first password
  *
- * A reset signs nobody in: it sets the password, ends every session and token
- * of the person's logins in every tenant, and the next sign-in asks each
+ * Neither link signs anybody in: it sets the password, ends every session and
+ * token of the person's logins in every tenant, and the next sign-in asks each
  * login's second factor as always.
  */
 import { createHash, createHmac, randomBytes, timingSafeEqual } from 'node:crypto';
@@ -23,7 +24,7 @@ import type { Mailer } from '../mail/mailer.ts';
 import type { AccountStore, Identity, Login } from '../storage/accounts/port.ts';
 import { normalizeEmail } from '../storage/accounts/port.ts';
 import type { CounterStore, LockPolicy } from '../storage/counters/port.ts';
-import type { LinkStore } from '../storage/links/port.ts';
+import type { LinkPurpose, LinkStore } from '../storage/links/port.ts';
 import { LatchkeyError, badRequest, csrfRefused } from '../errors.ts';
 import { formFields } from '../web/forms.ts';
 import { localeOf, sendPage } from '../web/views.ts';
@@ -56,9 +57,41 @@ const TOKEN = /^[A-Za-z0-9_-]{43}$/;
 
 const hashToken = (token: string) => createHash('sha256').update(token).digest('base64url');
 
-const linkUnknown = () => new LatchkeyError('bad_request', 400, 'errors.recovery.unknown');
-const linkUsed = () => new LatchkeyError('bad_request', 400, 'errors.recovery.used');
-const linkExpired = () => new LatchkeyError('bad_request', 400, 'errors.recovery.expired');
+/** What differs between the two links: where they live, how long they work, what they say. */
+const PURPOSES = {
+  reset: { path: '/reset', texts: 'errors.recovery', audit: 'password.reset', how: 'mail.password_changed.how_reset' },
+  invite: { path: '/invite', texts: 'errors.invite', audit: 'password.invitation_accepted', how: 'mail.password_changed.how_invite' },
+} as const;
+
+const linkError = (purpose: LinkPurpose, problem: 'unknown' | 'used' | 'expired') => new LatchkeyError('bad_request', 400, `${PURPOSES[purpose].texts}.${problem}`);
+
+/** A new one-time link of `purpose` for the identity (voiding its earlier ones); returns the URL to mail. */
+export async function issueLink(deps: Pick<RecoveryDeps, 'config' | 'links'>, identityId: string, purpose: LinkPurpose, now: Date): Promise<string> {
+  const token = randomBytes(32).toString('base64url');
+  const ttlMs = purpose === 'reset' ? deps.config.mail.resetLinkMinutes * 60_000 : deps.config.mail.inviteLinkHours * 3_600_000;
+  await deps.links.create(hashToken(token), { purpose, identityId, createdAt: now, expiresAt: new Date(now.getTime() + ttlMs) });
+  return `${deps.config.issuer}${PURPOSES[purpose].path}/${token}`;
+}
+
+/**
+ * Invites the person of `email` to choose a password (an identity without one,
+ * or whose owner wants them to set a new one): a one-time link for 72 hours by
+ * mail, in `tenant`'s name. Sending again voids the earlier link. Null when the
+ * email has no login in the tenant.
+ */
+export async function sendInvitation(
+  deps: Pick<RecoveryDeps, 'config' | 'links' | 'accounts' | 'mailer' | 'audit'>,
+  input: { email: string; tenantId: string; lang?: 'en' | 'nl'; by?: string | null; now?: Date },
+): Promise<{ identityId: string; expiresAt: Date } | null> {
+  const email = normalizeEmail(input.email);
+  const [identity, tenant, logins] = await Promise.all([deps.accounts.findIdentityByEmail(email), deps.accounts.getTenant(input.tenantId), deps.accounts.listLoginsForEmail(input.tenantId, email)]);
+  if (!identity || !tenant || logins.length === 0) return null;
+  const now = input.now ?? new Date();
+  const link = await issueLink(deps, identity.id, 'invite', now);
+  await deps.mailer.send({ kind: 'invitation', to: identity.email, lang: input.lang ?? 'en', tenant: { id: tenant.id, name: tenant.name }, link, values: { hours: String(deps.config.mail.inviteLinkHours) } });
+  await deps.audit.record({ type: 'login.invited', outcome: 'success', tenant: tenant.id, login: logins[0]!.id, detail: { ...(input.by ? { by: input.by } : {}) } });
+  return { identityId: identity.id, expiresAt: new Date(now.getTime() + deps.config.mail.inviteLinkHours * 3_600_000) };
+}
 
 /** The first step's "Forgot your password?", inside the sign-in. */
 export function forgotPassword(deps: RecoveryDeps): JourneyPlugin {
@@ -72,9 +105,8 @@ export function forgotPassword(deps: RecoveryDeps): JourneyPlugin {
       log.info({ identity: identity.id }, 'password reset: too many links this hour; none sent');
       return;
     }
-    const token = randomBytes(32).toString('base64url');
-    await links.create(hashToken(token), { purpose: 'reset', identityId: identity.id, createdAt: at, expiresAt: new Date(at.getTime() + config.mail.resetLinkMinutes * 60_000) });
-    await mailer.send({ kind: 'password_reset', to: identity.email, lang, tenant, link: `${config.issuer}/reset/${token}`, values: { minutes: String(config.mail.resetLinkMinutes) } });
+    const link = await issueLink(deps, identity.id, 'reset', at);
+    await mailer.send({ kind: 'password_reset', to: identity.email, lang, tenant, link, values: { minutes: String(config.mail.resetLinkMinutes) } });
     const logins = await accounts.listLoginsForEmailAllTenants(identity.email);
     for (const tenantId of new Set(logins.map((l) => l.tenant))) {
       await audit.record({ type: 'password.reset_requested', outcome: 'success', tenant: tenantId, login: logins.find((l) => l.tenant === tenantId)!.id, ...info });
@@ -114,66 +146,69 @@ export function forgotPassword(deps: RecoveryDeps): JourneyPlugin {
   };
 }
 
-/** `/reset/:token`, the mailed link: works without the sign-in it came from (another browser, a phone). */
-export function resetRouter(deps: RecoveryDeps): Router {
+/** `/reset/:token` and `/invite/:token`, the mailed links: they work without the sign-in they came from (another browser, a phone). */
+export function linkRouter(deps: RecoveryDeps): Router {
   const { config, accounts, links, hasher, limiter, provider, audit, mailer } = deps;
   const now = deps.now ?? (() => new Date());
   const router = new Router();
   const csrfKey = config.keys.cookieKeys[0]!;
   // The form's token is bound to the link: a page elsewhere cannot post it without knowing the link.
-  const csrfFor = (tokenHash: string) => createHmac('sha256', csrfKey).update(`reset:${tokenHash}`).digest('base64url');
+  const csrfFor = (tokenHash: string) => createHmac('sha256', csrfKey).update(`link:${tokenHash}`).digest('base64url');
 
-  async function current(token: string | undefined) {
-    if (!token || !TOKEN.test(token)) throw linkUnknown();
+  async function current(purpose: LinkPurpose, token: string | undefined) {
+    if (!token || !TOKEN.test(token)) throw linkError(purpose, 'unknown');
     const tokenHash = hashToken(token);
-    const link = await links.find(tokenHash, 'reset');
-    if (!link) throw linkUnknown();
-    if (link.used) throw linkUsed();
-    if (link.expiresAt <= now()) throw linkExpired();
+    const link = await links.find(tokenHash, purpose);
+    if (!link) throw linkError(purpose, 'unknown');
+    if (link.used) throw linkError(purpose, 'used');
+    if (link.expiresAt <= now()) throw linkError(purpose, 'expired');
     const identity = await accounts.getIdentity(link.identityId);
-    if (!identity) throw linkUnknown();
+    if (!identity) throw linkError(purpose, 'unknown');
     return { tokenHash, identity };
   }
 
-  const form = (ctx: Context, tokenHash: string, identity: Identity, error?: LatchkeyError) =>
-    sendPage(ctx, 'reset-password', { action: ctx.path, csrf: csrfFor(tokenHash), email: identity.email, ...PASSWORD_RULES, error }, error?.status ?? 200);
+  const form = (ctx: Context, purpose: LinkPurpose, tokenHash: string, identity: Identity, error?: LatchkeyError) =>
+    sendPage(ctx, 'reset-password', { purpose, action: ctx.path, csrf: csrfFor(tokenHash), email: identity.email, ...PASSWORD_RULES, error }, error?.status ?? 200);
 
-  router.get('/reset/:token', async (ctx) => {
-    const { tokenHash, identity } = await current(ctx.params.token);
-    form(ctx, tokenHash, identity);
-  });
+  for (const purpose of ['reset', 'invite'] as const) {
+    const { path } = PURPOSES[purpose];
+    router.get(`${path}/:token`, async (ctx) => {
+      const { tokenHash, identity } = await current(purpose, ctx.params.token);
+      form(ctx, purpose, tokenHash, identity);
+    });
 
-  router.post('/reset/:token', async (ctx) => {
-    const { tokenHash, identity } = await current(ctx.params.token);
-    let fields: { password?: string; password_confirm?: string; csrf?: string };
-    try {
-      fields = formFields(ctx.request.body, [], ['csrf', 'password', 'password_confirm'], PASSWORD_RULES.maxLength);
-    } catch (err) {
-      if (err instanceof LatchkeyError) return form(ctx, tokenHash, identity, err);
-      throw err;
-    }
-    const expected = Buffer.from(csrfFor(tokenHash));
-    const given = Buffer.from(fields.csrf ?? '');
-    if (given.length !== expected.length || !timingSafeEqual(given, expected)) throw csrfRefused();
-    const problem = checkNewPassword(fields.password ?? '', fields.password_confirm ?? '', identity.email);
-    if (problem) return form(ctx, tokenHash, identity, badRequest(`errors.password.${problem}`, { problem, ...PASSWORD_RULES }));
-    // Checked above, used here: of two tabs posting one link, one sets the password.
-    if (!(await links.use(tokenHash, 'reset', now()))) throw linkUsed();
-    await accounts.setPasswordHash(identity.id, await hasher.hash(fields.password!));
-    const logins: Login[] = await accounts.listLoginsForEmailAllTenants(identity.email);
-    await endLoginSessions(accounts, provider, logins.map((l) => l.id));
-    // Proving the mailbox ends a lock on the password; the second factor's locks stay.
-    await limiter.unlock(passwordKey(identity.email));
-    const info = { ip: ctx.ip || null, userAgent: ctx.get('user-agent') || null };
-    for (const tenantId of new Set(logins.map((l) => l.tenant))) {
-      const inTenant = logins.filter((l) => l.tenant === tenantId);
-      await audit.record({ type: 'password.reset', outcome: 'success', tenant: tenantId, login: inTenant[0]!.id, ...info, detail: { loginsSignedOut: logins.length } });
-    }
-    const when = now().toLocaleString(localeOf(ctx).lang === 'nl' ? 'nl-NL' : 'en-GB', { dateStyle: 'long', timeStyle: 'short', timeZone: 'UTC' });
-    const lang = localeOf(ctx).lang;
-    await mailer.send({ kind: 'password_changed', to: identity.email, lang, tenant: null, values: { when: `${when} UTC`, how: localeOf(ctx).t('mail.password_changed.how_reset') } });
-    sendPage(ctx, 'reset-password', { done: true });
-  });
+    router.post(`${path}/:token`, async (ctx) => {
+      const { tokenHash, identity } = await current(purpose, ctx.params.token);
+      let fields: { password?: string; password_confirm?: string; csrf?: string };
+      try {
+        fields = formFields(ctx.request.body, [], ['csrf', 'password', 'password_confirm'], PASSWORD_RULES.maxLength);
+      } catch (err) {
+        if (err instanceof LatchkeyError) return form(ctx, purpose, tokenHash, identity, err);
+        throw err;
+      }
+      const expected = Buffer.from(csrfFor(tokenHash));
+      const given = Buffer.from(fields.csrf ?? '');
+      if (given.length !== expected.length || !timingSafeEqual(given, expected)) throw csrfRefused();
+      const problem = checkNewPassword(fields.password ?? '', fields.password_confirm ?? '', identity.email);
+      if (problem) return form(ctx, purpose, tokenHash, identity, badRequest(`errors.password.${problem}`, { problem, ...PASSWORD_RULES }));
+      // Checked above, used here: of two tabs posting one link, one sets the password.
+      if (!(await links.use(tokenHash, purpose, now()))) throw linkError(purpose, 'used');
+      await accounts.setPasswordHash(identity.id, await hasher.hash(fields.password!));
+      const logins: Login[] = await accounts.listLoginsForEmailAllTenants(identity.email);
+      await endLoginSessions(accounts, provider, logins.map((l) => l.id));
+      // Proving the mailbox ends a lock on the password; the second factor's locks stay.
+      await limiter.unlock(passwordKey(identity.email));
+      const info = { ip: ctx.ip || null, userAgent: ctx.get('user-agent') || null };
+      for (const tenantId of new Set(logins.map((l) => l.tenant))) {
+        const inTenant = logins.filter((l) => l.tenant === tenantId);
+        await audit.record({ type: PURPOSES[purpose].audit, outcome: 'success', tenant: tenantId, login: inTenant[0]!.id, ...info, detail: { loginsSignedOut: logins.length } });
+      }
+      const { lang, t } = localeOf(ctx);
+      const when = now().toLocaleString(lang === 'nl' ? 'nl-NL' : 'en-GB', { dateStyle: 'long', timeStyle: 'short', timeZone: 'UTC' });
+      await mailer.send({ kind: 'password_changed', to: identity.email, lang, tenant: null, values: { when: `${when} UTC`, how: t(PURPOSES[purpose].how) } });
+      sendPage(ctx, 'reset-password', { purpose, done: true, email: identity.email });
+    });
+  }
 
   return router;
 }

@@ -771,32 +771,34 @@ for (const setup of SETUPS) {
         special: (res, sent) => (sent.tokenSent && res.status === 200 && testIds(res).includes('forgot-sent') ? {} : null),
         afterwards: journeyAfterwards,
       },
-      {
-        // The mailed link's form. Never a successful reset: a new password that the rules would accept is
-        // made to differ from its confirmation.
-        name: 'POST /reset/:token',
-        personas: ['browser'],
-        fields: ['password', 'password_confirm'],
-        values: ['short', 'password', 'password1', '12345678', 'tim@acme.test', 'TIM@ACME.TEST', '', ' ', 'é'.repeat(8), 'a strong new passphrase'],
-        tokenField: 'csrf',
-        prepare: async () => {
-          const token = randomBytes(32).toString('base64url');
-          const identity = (await server.latchkey.stores.accounts.findIdentityByEmail('tim@acme.test'))!;
-          const now = new Date();
-          await server.latchkey.stores.links.create(createHash('sha256').update(token).digest('base64url'), { purpose: 'reset', identityId: identity.id, createdAt: now, expiresAt: new Date(now.getTime() + 3_600_000) });
-          const browser = new Browser(issuer);
-          const page = await browser.get(`/reset/${token}`);
-          assert.ok(testIds(page).includes('reset-form'), `the reset form, got ${page.status}`);
-          return { browser, token: csrfOf(page), action: `/reset/${token}` };
-        },
-        path: (a) => a.action,
-        sanitize: async (fields) => {
-          const password = fields.find(([k, v]) => k === 'password' && typeof v === 'string')?.[1] as string | undefined;
-          if (password === undefined || checkNewPassword(password, password, 'tim@acme.test')) return fields;
-          return replaceValues(fields, ['password_confirm'], (v) => v === password, (v) => `${v}-differs`);
-        },
-        afterwards: journeyAfterwards,
-      },
+      ...(['reset', 'invite'] as const).map(
+        (purpose): Target => ({
+          // A mailed link's form. Never a successful reset: a new password that the rules would accept is
+          // made to differ from its confirmation.
+          name: `POST /${purpose}/:token`,
+          personas: ['browser'],
+          fields: ['password', 'password_confirm'],
+          values: ['short', 'password', 'password1', '12345678', 'tim@acme.test', 'TIM@ACME.TEST', '', ' ', 'é'.repeat(8), 'a strong new passphrase'],
+          tokenField: 'csrf',
+          prepare: async () => {
+            const token = randomBytes(32).toString('base64url');
+            const identity = (await server.latchkey.stores.accounts.findIdentityByEmail('tim@acme.test'))!;
+            const now = new Date();
+            await server.latchkey.stores.links.create(createHash('sha256').update(token).digest('base64url'), { purpose, identityId: identity.id, createdAt: now, expiresAt: new Date(now.getTime() + 3_600_000) });
+            const browser = new Browser(issuer);
+            const page = await browser.get(`/${purpose}/${token}`);
+            assert.ok(testIds(page).includes('reset-form'), `the ${purpose} form, got ${page.status}`);
+            return { browser, token: csrfOf(page), action: `/${purpose}/${token}` };
+          },
+          path: (a) => a.action,
+          sanitize: async (fields) => {
+            const password = fields.find(([k, v]) => k === 'password' && typeof v === 'string')?.[1] as string | undefined;
+            if (password === undefined || checkNewPassword(password, password, 'tim@acme.test')) return fields;
+            return replaceValues(fields, ['password_confirm'], (v) => v === password, (v) => `${v}-differs`);
+          },
+          afterwards: journeyAfterwards,
+        }),
+      ),
       // The account pages (src/account/*.ts).
       {
         // Legitimate: without a session, or with the session's token from our origin, a 303 to the
