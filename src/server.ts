@@ -27,6 +27,7 @@ import { languages } from './web/language.ts';
 import { seedDemo } from './demo.ts';
 import { PUBLIC_DIR as STATIC } from './paths.ts';
 import { createMailer, createTransport, type Mailer } from './mail/mailer.ts';
+import { withNotices } from './mail/notices.ts';
 import { forgotPassword, linkRouter } from './recovery/routes.ts';
 
 export interface Services {
@@ -60,10 +61,10 @@ export async function createLatchkey(config: Config, log: Logger = createLogger(
   if (config.keys.development) log.warn({ dataDir: config.dataDir }, 'using development keys from DATA_DIR/dev-keys.json; set LATCHKEY_* keys for production');
   const stores = await createStores(config, log);
   const hasher = await createHasher(config.argon2, config.keys.pepper);
-  const audit = createAudit(stores.accounts, log);
+  const mailer = createMailer({ outbox: stores.outbox, transport: createTransport(config.mail, log), log });
+  const audit = withNotices(createAudit(stores.accounts, log), { mailer, accounts: stores.accounts, counters: stores.counters, log });
   const limiter = createLimiter(stores.counters, config.lock);
   const factors = createFactorRegistry({ config, accounts: stores.accounts, counters: stores.counters, hasher, audit });
-  const mailer = createMailer({ outbox: stores.outbox, transport: createTransport(config.mail, log), log });
   const provider = createProvider({ config, accounts: stores.accounts, adapter: stores.adapter, factors, log, unavailableStore: stores.unavailableStore });
 
   if (config.demo && (await stores.accounts.isEmpty())) {

@@ -12,7 +12,7 @@ import { translator, type Language } from '../i18n.ts';
 import { renderView } from '../web/views.ts';
 
 /** The messages Latchkey sends; each has `mail.{kind}.*` texts in every catalogue. */
-export type MailKind = 'password_reset' | 'password_changed' | 'invitation';
+export type MailKind = 'password_reset' | 'password_changed' | 'invitation' | 'notice_factor_reset' | 'notice_factor_set' | 'notice_locked';
 
 export interface MailMessage {
   kind: MailKind;

@@ -1,0 +1,68 @@
+/**
+ * Security notices (docs/mail.md): the person is told by mail when their
+ * second factor was reset by the owner or set up or changed, when their
+ * password was changed, and when failed attempts locked their login (at most
+ * one such message an hour). Notices follow the audit log: every event of
+ * those types that names a login sends one, whichever code recorded it, and a
+ * notice never delays or fails the action it reports.
+ */
+import type { Audit, AuditInput } from '../audit.ts';
+import type { Logger } from '../log.ts';
+import type { AccountStore } from '../storage/accounts/port.ts';
+import type { CounterStore, LockPolicy } from '../storage/counters/port.ts';
+import { translator } from '../i18n.ts';
+import type { Mailer, MailKind } from './mailer.ts';
+
+/** The audit event types that tell the person, and the message each sends. */
+const NOTICES: Record<string, { kind: MailKind; factor?: string }> = {
+  'factor.pin.reset': { kind: 'notice_factor_reset', factor: 'pin' },
+  'factor.totp.reset': { kind: 'notice_factor_reset', factor: 'totp' },
+  'factor.pin.set': { kind: 'notice_factor_set', factor: 'pin' },
+  'factor.pin.changed': { kind: 'notice_factor_set', factor: 'pin' },
+  'factor.totp.linked': { kind: 'notice_factor_set', factor: 'totp' },
+  'factor.totp.relinked': { kind: 'notice_factor_set', factor: 'totp' },
+  'password.changed': { kind: 'password_changed' },
+  'factor.pin.locked': { kind: 'notice_locked', factor: 'pin' },
+  'factor.totp.locked': { kind: 'notice_locked', factor: 'totp' },
+  'signin.locked': { kind: 'notice_locked' },
+};
+
+/** One lock notice per login an hour: the first take passes, the next hour's are refused. */
+const ONCE_AN_HOUR: LockPolicy = { threshold: 1, baseLockMs: 3_600_000, maxLockMs: 3_600_000, maxFailures: Infinity, idleResetMs: 3_600_001 };
+
+export function withNotices(audit: Audit, deps: { mailer: Mailer; accounts: AccountStore; counters: CounterStore; log: Logger; now?: () => Date }): Audit {
+  const now = deps.now ?? (() => new Date());
+
+  async function notify(event: AuditInput) {
+    const notice = NOTICES[event.type];
+    if (!notice || !event.login) return;
+    const wanted = notice.kind === 'notice_locked' ? event.outcome === 'failure' : event.outcome === 'success';
+    if (!wanted) return;
+    if (notice.kind === 'notice_locked' && !(await deps.counters.take(`notice:locked:${event.login}`, ONCE_AN_HOUR, now().getTime())).allowed) return;
+    const login = await deps.accounts.getLogin(event.login);
+    const tenant = login ? await deps.accounts.getTenant(login.tenant) : null;
+    if (!login || !tenant) return;
+    const lang = 'en';
+    const t = translator(lang);
+    const when = `${now().toLocaleString('en-GB', { dateStyle: 'long', timeStyle: 'short', timeZone: 'UTC' })} UTC`;
+    await deps.mailer.send({
+      kind: notice.kind,
+      to: login.email,
+      lang,
+      tenant: { id: tenant.id, name: tenant.name },
+      values: {
+        when,
+        factor: notice.factor ? t(`factors.${notice.factor}`) : t('mail.notice_locked.password'),
+        how: t('mail.password_changed.how_changed'),
+        frozen: event.detail?.frozen ? t('mail.notice_locked.frozen') : t('mail.notice_locked.wait'),
+      },
+    });
+  }
+
+  return {
+    async record(event) {
+      await audit.record(event);
+      notify(event).catch((err: unknown) => deps.log.warn({ err: (err as Error).message, type: event.type }, 'security notice not sent'));
+    },
+  };
+}
