@@ -17,7 +17,7 @@ import { importDocument, type ImportDocument } from '../../src/cli/import.ts';
 const CLIENT_ID = 'latchkey-acme';
 const CLIENT_SECRET = 'upstream-client-secret-acme';
 
-type UpstreamIssuers = Record<'corp' | 'social' | 'down', string> & { late?: string; hang?: string };
+type UpstreamIssuers = Record<'corp' | 'social' | 'down', string> & { late?: string; hang?: string; rotating?: string };
 
 /** Acme: Bob (one login), Jane (employee and manager, the manager type with an authenticator app), Carol; Globex: Gina. */
 function upstreamFixture(issuers?: UpstreamIssuers): ImportDocument {
@@ -46,6 +46,7 @@ function upstreamFixture(issuers?: UpstreamIssuers): ImportDocument {
             upstream('down', 'Down Provider', issuers.down),
             ...(issuers.late ? [upstream('late', 'Late Provider', issuers.late)] : []),
             ...(issuers.hang ? [upstream('hang', 'Hanging Provider', issuers.hang)] : []),
+            ...(issuers.rotating ? [upstream('rotating', 'Rotating Provider', issuers.rotating)] : []),
           ],
         }),
       },
@@ -113,6 +114,9 @@ for (const setup of SETUPS) {
       const page = await browser.get(callback);
       return { browser, pending, page, callback, authorization: new URL(sent.url) };
     }
+
+    /** The first sign-in of an upstream account: no confirmation step yet. */
+    const passUpstreamConfirm = async (page: Page) => page;
 
     /** A failure page offers the way back to this sign-in's login page, which still works. */
     async function assertBackToLogin(browser: Browser, page: Page) {
@@ -421,6 +425,40 @@ for (const setup of SETUPS) {
         await assertBackToLogin(browser, page);
       } finally {
         await late.stop();
+      }
+    });
+
+    it('signs in at once after the upstream restarts on new signing keys: the new key set is fetched once', async () => {
+      const rotating = await startUpstream({ clients: [registration(server, 'rotating')] });
+      try {
+        await importInto(server, upstreamFixture({ ...issuers, rotating: rotating.issuer }));
+        const bob = { sub: 'rotating-bob', email: 'bob@acme.test', email_verified: true };
+        const signIn = async () => {
+          const { page, pending } = await viaUpstream(rotating, bob, 'rotating');
+          return { page: await passUpstreamConfirm(page), pending };
+        };
+        const first = await signIn();
+        assert.ok(callbackReached(first.page), `${first.page.status}: ${messageOf(first.page)}`);
+        const fetched = rotating.jwksRequests;
+        assert.ok(fetched >= 1);
+
+        await rotating.rotateKeys();
+        const second = await signIn();
+        assert.ok(callbackReached(second.page), `right after the rotation: ${second.page.status} ${messageOf(second.page)}`);
+        assert.equal((await rp.callback(second.page.url, second.pending)).claims()!.sub, 'bob-emp');
+        assert.equal(rotating.jwksRequests, fetched + 1, 'the new key set, fetched once');
+
+        const third = await signIn();
+        assert.ok(callbackReached(third.page));
+        assert.equal(rotating.jwksRequests, fetched + 1, 'then reused');
+
+        rotating.tamperIdTokens = 'kid';
+        const unknown = await signIn();
+        assert.equal(unknown.page.status, 502, 'a kid the upstream never published is refused');
+        assert.equal(errorCodeOf(unknown.page), 'upstream_invalid_response');
+        assert.equal(rotating.jwksRequests, fetched + 2, 'after one more fetch, not a loop');
+      } finally {
+        await rotating.stop();
       }
     });
   });
