@@ -439,6 +439,8 @@ function accountStoreContract(name: string, makeStore: () => Promise<Harness>) {
           await assert.rejects(s.getUpstream('acme', injection), TypeError);
           await assert.rejects(s.findIdentityByUpstream(injection, 'sub'), TypeError);
           await assert.rejects(s.linkUpstream({ issuer: 'https://a.example', subject: injection, identityId: 'x' }), TypeError);
+          await assert.rejects(s.listUpstreamLinks(injection), TypeError);
+          await assert.rejects(s.unlinkUpstream({ issuer: 'https://a.example', subject: 'sub', identityId: injection }), TypeError);
           assert.deepEqual(await s.listUpstreams('acme'), []);
         }));
 
@@ -469,6 +471,40 @@ function accountStoreContract(name: string, makeStore: () => Promise<Harness>) {
           assert.equal(new Set(winners).size, 1);
           assert.ok(ids.some((i) => i.id === winners[0]));
           assert.equal((await s.findIdentityByUpstream('https://idp.example', 'racer'))?.id, winners[0]);
+        }));
+
+      it('lists an identity\'s links ordered by issuer and subject, and unlinks only the identity\'s own link', () =>
+        withStore(async (s) => {
+          const ada = await s.upsertIdentity({ email: 'ada@example.com' });
+          const bob = await s.upsertIdentity({ email: 'bob@example.com' });
+          await s.linkUpstream({ issuer: 'https://z.example', subject: 'a1', identityId: ada.id });
+          await s.linkUpstream({ issuer: 'https://a.example', subject: 'a2', identityId: ada.id });
+          await s.linkUpstream({ issuer: 'https://a.example', subject: 'a1', identityId: ada.id });
+          await s.linkUpstream({ issuer: 'https://a.example', subject: 'b1', identityId: bob.id });
+          assert.deepEqual(await s.listUpstreamLinks(ada.id), [
+            { issuer: 'https://a.example', subject: 'a1', identityId: ada.id },
+            { issuer: 'https://a.example', subject: 'a2', identityId: ada.id },
+            { issuer: 'https://z.example', subject: 'a1', identityId: ada.id },
+          ]);
+          assert.equal(await s.unlinkUpstream({ issuer: 'https://a.example', subject: 'b1', identityId: ada.id }), false, 'another identity\'s link stays');
+          assert.equal((await s.findIdentityByUpstream('https://a.example', 'b1'))?.id, bob.id);
+          assert.equal(await s.unlinkUpstream({ issuer: 'https://a.example', subject: 'a1', identityId: ada.id }), true);
+          assert.equal(await s.unlinkUpstream({ issuer: 'https://a.example', subject: 'a1', identityId: ada.id }), false, 'gone already');
+          assert.equal(await s.findIdentityByUpstream('https://a.example', 'a1'), null);
+          assert.deepEqual((await s.listUpstreamLinks(ada.id)).map((l) => l.subject), ['a2', 'a1']);
+          assert.deepEqual(await s.listUpstreamLinks('no-such-identity'), []);
+          assert.equal(await s.linkUpstream({ issuer: 'https://a.example', subject: 'a1', identityId: bob.id }), bob.id, 'once unlinked, the account can be linked again');
+        }));
+
+      it('parallel unlinks of one link, from two connections: exactly one removes it', () =>
+        withStore(async (s, h) => {
+          const other = await h.twin();
+          const ada = await s.upsertIdentity({ email: 'ada@example.com' });
+          const link = { issuer: 'https://idp.example', subject: 'racer', identityId: ada.id };
+          await s.linkUpstream(link);
+          const removed = await Promise.all(Array.from({ length: 6 }, (_, i) => (i % 2 ? other : s).unlinkUpstream(link)));
+          assert.equal(removed.filter(Boolean).length, 1);
+          assert.deepEqual(await s.listUpstreamLinks(ada.id), []);
         }));
 
       it('returns detached upstreams', () =>

@@ -191,6 +191,14 @@ export interface AccountStore {
    * calls for one (issuer, subject) all return the same id.
    */
   linkUpstream(link: UpstreamLink): Promise<string>;
+  /** The upstream accounts linked to an identity, ordered by issuer, then subject. */
+  listUpstreamLinks(identityId: string): Promise<UpstreamLink[]>;
+  /**
+   * Removes the link of (issuer, subject) only while it points at
+   * `identityId` (a link of another identity is left alone). True when this
+   * call removed it: of parallel calls, one is true.
+   */
+  unlinkUpstream(link: UpstreamLink): Promise<boolean>;
 
   // The account pages (docs/account.md).
 

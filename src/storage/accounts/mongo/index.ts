@@ -414,6 +414,16 @@ export function createMongoAccountStore(db: Db): AccountStore {
       if (!existing) throw new Error('linkUpstream: the link vanished');
       return existing.identityId;
     },
+    async listUpstreamLinks(identityId) {
+      const docs = await upstreamLinks.find({ identityId: str('identityId', identityId) }).sort({ issuer: 1, subject: 1 }).toArray();
+      return docs.map((d) => ({ issuer: d.issuer, subject: d.subject, identityId: d.identityId }));
+    },
+    async unlinkUpstream(link) {
+      const issuer = str('link.issuer', link.issuer);
+      const subject = str('link.subject', link.subject);
+      const identityId = str('link.identityId', link.identityId);
+      return (await upstreamLinks.deleteOne({ _id: JSON.stringify([issuer, subject]), identityId })).deletedCount === 1;
+    },
 
     async listLoginsForEmailAllTenants(email) {
       const docs = await logins.find({ email: normalizeEmail(str('email', email)) }).sort({ tenant: 1, _id: 1 }).toArray();

@@ -273,6 +273,10 @@ function prepareUpstreams(db: Database.Database) {
        ON CONFLICT (issuer, subject) DO UPDATE SET identity_id = upstream_links.identity_id
        RETURNING identity_id`,
     ),
+    linksOfIdentity: db.prepare<[string], { issuer: string; subject: string; identity_id: string }>(
+      'SELECT issuer, subject, identity_id FROM upstream_links WHERE identity_id = ? ORDER BY issuer, subject',
+    ),
+    unlinkUpstream: db.prepare<[string, string, string], void>('DELETE FROM upstream_links WHERE issuer = ? AND subject = ? AND identity_id = ?'),
   };
 }
 
@@ -511,6 +515,12 @@ export function createSqliteAccountStore(db: Database.Database): AccountStore {
     async linkUpstream(link) {
       const row = u().linkUpstream.get(str('link.issuer', link.issuer), str('link.subject', link.subject), str('link.identityId', link.identityId));
       return row!.identity_id;
+    },
+    async listUpstreamLinks(identityId) {
+      return u().linksOfIdentity.all(str('identityId', identityId)).map((r) => ({ issuer: r.issuer, subject: r.subject, identityId: r.identity_id }));
+    },
+    async unlinkUpstream(link) {
+      return u().unlinkUpstream.run(str('link.issuer', link.issuer), str('link.subject', link.subject), str('link.identityId', link.identityId)).changes === 1;
     },
 
     async listLoginsForEmailAllTenants(email) {
