@@ -36,6 +36,7 @@ export interface Config {
   lock: typeof defaults.lock;
   pin: typeof defaults.pin;
   account: typeof defaults.account;
+  upstream: typeof defaults.upstream;
   accountCache: typeof defaults.accountCache;
   ttl: typeof defaults.ttl;
 }
@@ -125,6 +126,11 @@ const envSchema = z.object({
   PIN_MIN_LENGTH: int(4, 12).optional(),
   ACCOUNT_REAUTH_SECONDS: int(1, 86_400).optional(),
   ACCOUNT_CACHE_SECONDS: int(0, 3600).optional(),
+  UPSTREAM_UNLINK_ON: z
+    .string()
+    .transform((s) => [...new Set(s.split(',').map((v) => v.trim()).filter((v) => v && v !== 'none'))])
+    .pipe(z.array(z.enum(['password', 'reset'], { message: 'use password, reset, both (comma-separated) or none' })))
+    .optional(),
 });
 
 type Env = Record<string, string | undefined>;
@@ -202,6 +208,7 @@ export function loadConfig(env: Env = process.env): Config {
     lock,
     pin: { ...defaults.pin, minLength: e.PIN_MIN_LENGTH ?? defaults.pin.minLength },
     account: { ...defaults.account, reauthSeconds: e.ACCOUNT_REAUTH_SECONDS ?? defaults.account.reauthSeconds },
+    upstream: { unlinkOn: e.UPSTREAM_UNLINK_ON ?? [...defaults.upstream.unlinkOn] },
     accountCache: { ...defaults.accountCache, ttlSeconds: e.ACCOUNT_CACHE_SECONDS ?? defaults.accountCache.ttlSeconds },
     ttl: defaults.ttl,
   };
