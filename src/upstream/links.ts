@@ -22,8 +22,8 @@ export interface LinkEventInfo {
 export interface UpstreamLinks {
   /**
    * Links (issuer, subject) to `identity` unless it is linked already. True
-   * when the account is now the identity's (audited as `upstream.linked`);
-   * false when another identity holds it.
+   * when the account is now the identity's (audited as `upstream.linked` by
+   * the one call that made the link); false when another identity holds it.
    */
   link(identity: Identity, account: { issuer: string; subject: string }, info: LinkEventInfo): Promise<boolean>;
   /** Removes one of the identity's links; false when it has no such link. Audited as `upstream.unlinked`. */
@@ -48,10 +48,9 @@ export function upstreamLinks({ accounts, audit }: { accounts: AccountStore; aud
 
   return {
     async link(identity, account, info) {
-      const winner = await accounts.linkUpstream({ issuer: account.issuer, subject: account.subject, identityId: identity.id });
-      if (winner !== identity.id) return false;
-      await record('upstream.linked', identity, account, info);
-      return true;
+      const { identityId, created } = await accounts.linkUpstream({ issuer: account.issuer, subject: account.subject, identityId: identity.id });
+      if (created) await record('upstream.linked', identity, account, info);
+      return identityId === identity.id;
     },
     unlink,
     async unlinkAll(identity, info) {

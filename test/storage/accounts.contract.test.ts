@@ -450,11 +450,12 @@ function accountStoreContract(name: string, makeStore: () => Promise<Harness>) {
           const bob = await s.upsertIdentity({ email: 'bob@example.com' });
           const issuer = 'https://idp.example';
           assert.equal(await s.findIdentityByUpstream(issuer, 'sub-1'), null);
-          assert.equal(await s.linkUpstream({ issuer, subject: 'sub-1', identityId: ada.id }), ada.id);
+          assert.deepEqual(await s.linkUpstream({ issuer, subject: 'sub-1', identityId: ada.id }), { identityId: ada.id, created: true });
           assert.deepEqual(await s.findIdentityByUpstream(issuer, 'sub-1'), ada);
-          assert.equal(await s.linkUpstream({ issuer, subject: 'sub-1', identityId: bob.id }), ada.id, 'an existing link wins');
+          assert.deepEqual(await s.linkUpstream({ issuer, subject: 'sub-1', identityId: bob.id }), { identityId: ada.id, created: false }, 'an existing link wins');
+          assert.deepEqual(await s.linkUpstream({ issuer, subject: 'sub-1', identityId: ada.id }), { identityId: ada.id, created: false }, 'linked already');
           assert.deepEqual(await s.findIdentityByUpstream(issuer, 'sub-1'), ada);
-          assert.equal(await s.linkUpstream({ issuer: 'https://other.example', subject: 'sub-1', identityId: bob.id }), bob.id, 'the same subject at another issuer is another account');
+          assert.deepEqual(await s.linkUpstream({ issuer: 'https://other.example', subject: 'sub-1', identityId: bob.id }), { identityId: bob.id, created: true }, 'the same subject at another issuer is another account');
           assert.deepEqual(await s.findIdentityByUpstream('https://other.example', 'sub-1'), bob);
           assert.equal(await s.findIdentityByUpstream(issuer, 'SUB-1'), null, 'subjects are compared exactly');
           await s.upsertIdentity({ email: 'ada@example.com', passwordHash: 'h2' });
@@ -468,9 +469,10 @@ function accountStoreContract(name: string, makeStore: () => Promise<Harness>) {
           const winners = await Promise.all(
             ids.map((identity, i) => (i % 2 ? other : s).linkUpstream({ issuer: 'https://idp.example', subject: 'racer', identityId: identity.id })),
           );
-          assert.equal(new Set(winners).size, 1);
-          assert.ok(ids.some((i) => i.id === winners[0]));
-          assert.equal((await s.findIdentityByUpstream('https://idp.example', 'racer'))?.id, winners[0]);
+          assert.equal(new Set(winners.map((w) => w.identityId)).size, 1);
+          assert.equal(winners.filter((w) => w.created).length, 1, 'exactly one call made the link');
+          assert.ok(ids.some((i) => i.id === winners[0]!.identityId));
+          assert.equal((await s.findIdentityByUpstream('https://idp.example', 'racer'))?.id, winners[0]!.identityId);
         }));
 
       it('lists an identity\'s links ordered by issuer and subject, and unlinks only the identity\'s own link', () =>
@@ -493,7 +495,7 @@ function accountStoreContract(name: string, makeStore: () => Promise<Harness>) {
           assert.equal(await s.findIdentityByUpstream('https://a.example', 'a1'), null);
           assert.deepEqual((await s.listUpstreamLinks(ada.id)).map((l) => l.subject), ['a2', 'a1']);
           assert.deepEqual(await s.listUpstreamLinks('no-such-identity'), []);
-          assert.equal(await s.linkUpstream({ issuer: 'https://a.example', subject: 'a1', identityId: bob.id }), bob.id, 'once unlinked, the account can be linked again');
+          assert.deepEqual(await s.linkUpstream({ issuer: 'https://a.example', subject: 'a1', identityId: bob.id }), { identityId: bob.id, created: true }, 'once unlinked, the account can be linked again');
         }));
 
       it('parallel unlinks of one link, from two connections: exactly one removes it', () =>

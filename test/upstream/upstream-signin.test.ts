@@ -12,7 +12,7 @@ import { once } from 'node:events';
 import { createServer, type AddressInfo, type Socket } from 'node:net';
 import { Browser, actionOf, csrfOf, testIds, textOf, type Page } from '../support/browser.ts';
 import { PASSWORD, SETUPS, callbackReached, freePort, relyingParty, startServer, submitLogin, type RelyingParty, type TestServer } from '../support/latchkey.ts';
-import { codeFor, currentStep, hasForm, secretOf, submitFactor } from '../support/factors.ts';
+import { addPerson, codeFor, currentStep, hasForm, secretOf, submitFactor } from '../support/factors.ts';
 import { startUpstream, visitUpstream, type TestUpstream, type UpstreamUser } from '../support/upstream.ts';
 import { importDocument, type ImportDocument } from '../../src/cli/import.ts';
 
@@ -543,6 +543,18 @@ for (const setup of SETUPS) {
       } finally {
         await rotating.stop();
       }
+    });
+
+    it('two tabs confirming one first sign-in at once make one link, audited once, and one sign-in', async () => {
+      const person = await addPerson(server, 'employee');
+      const { browser, page: confirm } = await viaUpstream(corp, { sub: `corp-${person.logins[0]}`, email: person.email, email_verified: true });
+      const answers = await Promise.all(Array.from({ length: 4 }, () => browser.post(actionOf(confirm, 'upstream-confirm-form'), { password: PASSWORD, csrf: csrfOf(confirm) })));
+      assert.ok(answers.every((a) => a.status < 500), answers.map((a) => a.status).join(' '));
+      assert.ok(answers.some((a) => callbackReached(a)), 'the sign-in completes');
+      const identity = (await accounts().findIdentityByEmail(person.email))!;
+      assert.equal((await accounts().findIdentityByUpstream(corp.issuer, `corp-${person.logins[0]}`))?.id, identity.id);
+      const linked = (await audit('upstream.linked')).filter((e) => e.detail?.identity === identity.id);
+      assert.equal(linked.length, 1, 'one upstream.linked event');
     });
 
     // Last: the parallel guesses also slow this test client's address down.

@@ -188,9 +188,10 @@ export interface AccountStore {
   /**
    * Links an upstream account to an identity unless it is linked already, and
    * returns the identity id it is linked to: an existing link wins, so parallel
-   * calls for one (issuer, subject) all return the same id.
+   * calls for one (issuer, subject) all return the same id. `created` is true
+   * for the one call that made the link.
    */
-  linkUpstream(link: UpstreamLink): Promise<string>;
+  linkUpstream(link: UpstreamLink): Promise<{ identityId: string; created: boolean }>;
   /** The upstream accounts linked to an identity, ordered by issuer, then subject. */
   listUpstreamLinks(identityId: string): Promise<UpstreamLink[]>;
   /**
