@@ -1,6 +1,7 @@
 /**
  * Latchkey as the relying party of a tenant's upstream OpenID providers
- * (openid-client): discovery (cached, with a short timeout), the authorization
+ * (openid-client): discovery (cached, with a short timeout), the key set (shared
+ * by its sign-ins, fetched again at once for an unknown `kid`), the authorization
  * code flow with PKCE, state and nonce, and ID token validation. Every failure
  * of the upstream becomes a typed LatchkeyError (src/errors.ts).
  */
