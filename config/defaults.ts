@@ -98,6 +98,18 @@ export const defaults = {
     reauthSeconds: 900,
   },
 
+  /** Sign-in with upstream OpenID providers (docs/upstream.md). */
+  upstream: {
+    /**
+     * `UPSTREAM_UNLINK_ON` — comma-separated events that remove every upstream
+     * account linked to the person (each is confirmed with the password again
+     * at its next sign-in): `password` (the person changes their password),
+     * `reset` (an owner resets their authenticator app or PIN). `none` keeps
+     * the links.
+     */
+    unlinkOn: ['password', 'reset'] as ('password' | 'reset')[],
+  },
+
   /**
    * The in-process copies of clients, tenants, logins and upstreams, on when
    * accounts live in MongoDB and Redis is configured (docs/storage.md). A

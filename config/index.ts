@@ -36,6 +36,7 @@ export interface Config {
   lock: typeof defaults.lock;
   pin: typeof defaults.pin;
   account: typeof defaults.account;
+  upstream: typeof defaults.upstream;
   accountCache: typeof defaults.accountCache;
   ttl: typeof defaults.ttl;
   mail: {
@@ -141,6 +142,11 @@ const envSchema = z.object({
     .optional(),
   MAIL_FROM: z.string().min(3).max(320).regex(/@/, 'must contain an address').optional(),
   MAIL: z.enum(['on', 'off']).optional(),
+  UPSTREAM_UNLINK_ON: z
+    .string()
+    .transform((s) => [...new Set(s.split(',').map((v) => v.trim()).filter((v) => v && v !== 'none'))])
+    .pipe(z.array(z.enum(['password', 'reset'], { message: 'use password, reset, both (comma-separated) or none' })))
+    .optional(),
 });
 
 type Env = Record<string, string | undefined>;
@@ -229,6 +235,7 @@ export function loadConfig(env: Env = process.env): Config {
     lock,
     pin: { ...defaults.pin, minLength: e.PIN_MIN_LENGTH ?? defaults.pin.minLength },
     account: { ...defaults.account, reauthSeconds: e.ACCOUNT_REAUTH_SECONDS ?? defaults.account.reauthSeconds },
+    upstream: { unlinkOn: e.UPSTREAM_UNLINK_ON ?? [...defaults.upstream.unlinkOn] },
     accountCache: { ...defaults.accountCache, ttlSeconds: e.ACCOUNT_CACHE_SECONDS ?? defaults.accountCache.ttlSeconds },
     ttl: defaults.ttl,
     mail: {

@@ -29,6 +29,7 @@ export type ErrorCode =
   | 'upstream_invalid_response'
   | 'upstream_state'
   | 'upstream_no_account'
+  | 'upstream_link_unconfirmable'
   | 'server_error';
 
 export class LatchkeyError extends Error {
@@ -97,6 +98,12 @@ export const upstreamInvalidResponse = (name: string) => new LatchkeyError('upst
 
 /** The upstream's answer does not belong to this sign-in (a missing, tampered or already used state). */
 export const upstreamState = () => new LatchkeyError('upstream_state', 400, 'errors.upstream.state');
+
+/**
+ * The first sign-in with an upstream account is confirmed with the identity's
+ * password; an identity without one cannot confirm it.
+ */
+export const upstreamLinkUnconfirmable = (name: string) => new LatchkeyError('upstream_link_unconfirmable', 403, 'errors.upstream.noPassword', { provider: name });
 
 export const upstreamNoAccount = (name: string, reason: 'email_not_verified' | 'no_identity') =>
   new LatchkeyError('upstream_no_account', 403, reason === 'email_not_verified' ? 'errors.upstream.emailNotVerified' : 'errors.upstream.noIdentity', { provider: name, problem: reason });

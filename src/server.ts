@@ -91,7 +91,7 @@ export async function createLatchkey(config: Config, log: Logger = createLogger(
 
   const forms = new Router();
   forms.use(formBodiesOnly, bodyParser({ enableTypes: ['form'], formLimit: FORM_LIMIT, encoding: 'utf-8' }));
-  const upstreams = upstreamSignIn({ accounts: stores.accounts, audit, client: createUpstreamClient({ config, log }) });
+  const upstreams = upstreamSignIn({ accounts: stores.accounts, audit, client: createUpstreamClient({ config, log }), hasher, limiter });
   const recovery = { provider, config, accounts: stores.accounts, links: stores.links, counters: stores.counters, hasher, limiter, audit, mailer, log };
   const interaction = interactionRouter({ provider, config, accounts: stores.accounts, hasher, factors, audit, limiter }, [upstreams, forgotPassword(recovery)]);
   forms.use(interaction.routes(), interaction.allowedMethods());

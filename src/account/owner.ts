@@ -15,6 +15,7 @@ import { loginLocks, type Lifted } from './locks.ts';
 import { factorName, factorState, formatTime, fullName, noticeOf } from './labels.ts';
 import type { AccountKit, Signed } from './router.ts';
 import { upstreamSettings } from '../upstream/settings.ts';
+import { upstreamLinks } from '../upstream/links.ts';
 
 /** What an owner can do to a user, by the last segment of its URL; each asks for a confirmation. */
 export const USER_ACTIONS = ['reset-authenticator', 'reset-pin', 'unlock'] as const;
@@ -52,6 +53,7 @@ export const AUDIT_TYPES = [
   'signin.success',
   'signin.upstream',
   'upstream.linked',
+  'upstream.unlinked',
 ];
 
 const AUDIT_PAGE = 50;
@@ -61,6 +63,7 @@ export function ownerRoutes(router: Router, kit: AccountKit) {
   const { deps } = kit;
   const { accounts, factors, audit, provider } = deps;
   const locks = loginLocks(deps.limiter, factors);
+  const links = upstreamLinks({ accounts, audit });
 
   async function owner(ctx: Context, form = false): Promise<Signed | null> {
     const signed = form ? await kit.signedInForm(ctx) : await kit.signedIn(ctx);
@@ -179,6 +182,9 @@ export function ownerRoutes(router: Router, kit: AccountKit) {
     await factors.get(factor).reset(target.id);
     await endLoginSessions(accounts, provider, [target.id]);
     await audit.record({ type: event, outcome: 'success', tenant: signed.tenant.id, login: target.id, ...kit.requestInfo(ctx), detail: { by: signed.login.id } });
+    // A reset is for a lost factor: an upstream account linked meanwhile must be confirmed again.
+    const identity = deps.config.upstream.unlinkOn.includes('reset') ? await accounts.findIdentityByEmail(target.email) : null;
+    if (identity) await links.unlinkAll(identity, { ...kit.requestInfo(ctx), by: signed.login.id, reason: 'reset' });
     if (Object.keys(lifted).length) await recordUnlock(ctx, signed, target, lifted, kind);
   }
 

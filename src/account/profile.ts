@@ -2,11 +2,12 @@
  * The profile (every login): who is signed in and the factor in force, the
  * recent sign-ins, and the changes a person makes to their own login — the
  * PIN and the authenticator app through the factor's `change`, the password
- * here. Each change needs a recent sign-in.
+ * here. Each change needs a recent sign-in. The upstream accounts linked to
+ * the person are listed, each with an "unlink" button.
  */
 import type Router from '@koa/router';
 import type { Context } from 'koa';
-import { LatchkeyError, badRequest, invalidCredentials } from '../errors.ts';
+import { LatchkeyError, badRequest, invalidCredentials, notFound } from '../errors.ts';
 import type { FactorChange } from '../factors/types.ts';
 import { passwordKey } from '../limits.ts';
 import { setRetryAfter } from '../web/errors.ts';
@@ -14,23 +15,29 @@ import { formFields } from '../web/forms.ts';
 import { factorName, formatTime, fullName, hasApp, hasPin, noticeOf } from './labels.ts';
 import { checkNewPassword, PASSWORD_RULES } from './passwords.ts';
 import { endLoginSessions } from './revocation.ts';
+import { upstreamLinks } from '../upstream/links.ts';
 import type { AccountKit, Signed } from './router.ts';
 
 const SIGN_INS_SHOWN = 10;
+/** Issuer identifiers and subjects are URLs and opaque ids: generous, but bounded. */
+const LINK_FIELD_MAX = 2048;
 
 export function profileRoutes(router: Router, kit: AccountKit) {
   const { deps, cookies } = kit;
-  const { accounts, factors, hasher, limiter, audit, provider } = deps;
+  const { accounts, factors, hasher, limiter, audit, provider, config } = deps;
+  const links = upstreamLinks({ accounts, audit });
 
   router.get('/', async (ctx) => {
     const signed = await kit.signedIn(ctx);
     if (!signed) return;
     const { login, tenant } = signed;
     const type = tenant.userTypes.find((t) => t.id === login.userType);
-    const [identity, events] = await Promise.all([
+    const [identity, events, upstreams] = await Promise.all([
       accounts.findIdentityByEmail(login.email),
       accounts.listAudit({ tenant: tenant.id, login: login.id, type: 'signin.success', limit: SIGN_INS_SHOWN }),
+      accounts.listUpstreams(tenant.id),
     ]);
+    const linked = identity ? await accounts.listUpstreamLinks(identity.id) : [];
     kit.render(ctx, 'account/profile', signed, {
       section: 'profile',
       notice: noticeOf(ctx.query.notice),
@@ -49,7 +56,20 @@ export function profileRoutes(router: Router, kit: AccountKit) {
         device: e.userAgent ?? '',
         methods: Array.isArray(e.detail?.amr) ? (e.detail.amr as unknown[]).join(' ') : '',
       })),
+      // A link made in another tenant names an upstream this tenant may not have: then its issuer is shown.
+      upstreamLinks: linked.map((l) => ({ issuer: l.issuer, subject: l.subject, provider: upstreams.find((u) => u.issuer === l.issuer)?.name ?? l.issuer })),
     });
+  });
+
+  router.post('/profile/upstreams/unlink', async (ctx) => {
+    const signed = await kit.signedInForm(ctx);
+    if (!signed) return;
+    const { issuer, subject } = formFields(ctx.request.body, ['issuer', 'subject'], ['csrf'], LINK_FIELD_MAX);
+    const identity = await accounts.findIdentityByEmail(signed.login.email);
+    const removed = identity ? await links.unlink(identity, { issuer, subject }, { ...kit.requestInfo(ctx), by: signed.login.id, reason: 'person' }) : false;
+    if (!removed) throw notFound('errors.upstream.noSuchLink');
+    ctx.redirect('/account?notice=upstreamUnlinked');
+    ctx.status = 303;
   });
 
   /** A factor's change pages: the PIN at `/profile/pin`, the app at `/profile/authenticator`. */
@@ -152,6 +172,8 @@ export function profileRoutes(router: Router, kit: AccountKit) {
       const cutOff = await endLoginSessions(accounts, provider, logins.map((l) => l.id));
       cookies.setSession(ctx, { ...signed.session, keptAt: cutOff.getTime() / 1000 });
       await record('success', { loginsSignedOut: logins.length });
+      // Whoever linked an upstream account with the old password must confirm it again with the new one.
+      if (config.upstream.unlinkOn.includes('password')) await links.unlinkAll(identity, { ...info, by: signed.login.id, reason: 'password' });
       ctx.redirect('/account?notice=password');
       ctx.status = 303;
     } catch (err) {

@@ -20,6 +20,17 @@ export interface Progress {
   draft?: Record<string, unknown>;
   /** An upstream sign-in under way (docs/upstream.md); cleared by its callback. */
   upstream?: PendingUpstream;
+  /** An upstream account seen for the first time, linked once the person confirms it with the identity's password. */
+  upstreamLink?: PendingUpstreamLink;
+}
+
+/** The upstream account waiting for the person's confirmation, and the identity its verified email matched. */
+export interface PendingUpstreamLink {
+  /** The tenant's upstream id. */
+  id: string;
+  issuer: string;
+  subject: string;
+  identityId: string;
 }
 
 /** What the upstream's answer is checked against: bound to this interaction, never sent to the browser except `state`. */

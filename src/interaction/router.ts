@@ -48,6 +48,8 @@ export interface JourneySteps {
    * login choice, the chosen login's factor, or the end of the journey.
    */
   firstStepPassed(ctx: Context, interaction: Interaction, tenant: Tenant, progress: Progress, identity: Identity, method: string): Promise<void>;
+  /** The logins `email` may sign in as for the client's tenant (not disabled). */
+  signInLogins(tenant: Tenant, email: string): Promise<Login[]>;
 }
 
 /** Adds routes under `/interaction/:uid` that use the journey's steps. */
@@ -308,7 +310,7 @@ export function interactionRouter({ provider, config, accounts, hasher, factors,
     ctx.status = 303;
   });
 
-  for (const plug of plugins) plug(router, { load, loadForPost, requestInfo, firstStepPassed });
+  for (const plug of plugins) plug(router, { load, loadForPost, requestInfo, firstStepPassed, signInLogins });
 
   return router;
 }

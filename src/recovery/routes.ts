@@ -33,6 +33,7 @@ import { checkNewPassword, PASSWORD_RULES } from '../account/passwords.ts';
 import { ANY_TENANT } from '../account/client.ts';
 import type { JourneyPlugin } from '../interaction/router.ts';
 import { ensureProgress } from '../interaction/journey.ts';
+import { upstreamLinks } from '../upstream/links.ts';
 
 export interface RecoveryDeps {
   provider: Provider;
@@ -199,6 +200,8 @@ export function linkRouter(deps: RecoveryDeps): Router {
       // Proving the mailbox ends a lock on the password; the second factor's locks stay.
       await limiter.unlock(passwordKey(identity.email));
       const info = { ip: ctx.ip || null, userAgent: ctx.get('user-agent') || null };
+      // A new password is a new start for the upstream accounts too: each is confirmed again with it.
+      if (config.upstream.unlinkOn.includes('password')) await upstreamLinks({ accounts, audit }).unlinkAll(identity, { ...info, reason: 'password' });
       for (const tenantId of new Set(logins.map((l) => l.tenant))) {
         const inTenant = logins.filter((l) => l.tenant === tenantId);
         await audit.record({ type: PURPOSES[purpose].audit, outcome: 'success', tenant: tenantId, login: inTenant[0]!.id, ...info, detail: { loginsSignedOut: logins.length } });

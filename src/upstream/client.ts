@@ -1,6 +1,7 @@
 /**
  * Latchkey as the relying party of a tenant's upstream OpenID providers
- * (openid-client): discovery (cached, with a short timeout), the authorization
+ * (openid-client): discovery (cached, with a short timeout), the key set (shared
+ * by its sign-ins, fetched again at once for an unknown `kid`), the authorization
  * code flow with PKCE, state and nonce, and ID token validation. Every failure
  * of the upstream becomes a typed LatchkeyError (src/errors.ts).
  */
@@ -53,21 +54,67 @@ export interface UpstreamClientDeps {
   log: Logger;
 }
 
+/** The ID token's `kid` in a token endpoint answer, or null (no ID token, not JSON, no `kid`). */
+async function idTokenKid(response: Response): Promise<string | null> {
+  const body = (await response.clone().json().catch(() => null)) as { id_token?: unknown } | null;
+  const header = typeof body?.id_token === 'string' ? body.id_token.split('.')[0] : undefined;
+  if (!header) return null;
+  try {
+    const { kid } = JSON.parse(Buffer.from(header, 'base64url').toString()) as { kid?: unknown };
+    return typeof kid === 'string' ? kid : null;
+  } catch {
+    return null;
+  }
+}
+
 export function createUpstreamClient({ config, log }: UpstreamClientDeps): UpstreamClient {
   const box = createSecretBox(config.keys.encryptionKeys);
-  const cache = new Map<string, { expires: number; configuration: Promise<oidc.Configuration> }>();
+  /**
+   * Per upstream: its discovered metadata, and its key set as openid-client
+   * last fetched it (`getJwksCache`), shared by every sign-in through it.
+   */
+  const cache = new Map<string, { expires: number; server: Promise<oidc.ServerMetadata>; keys?: oidc.ExportedJWKSCache }>();
 
   const redirectUri = (upstream: Upstream) => upstreamRedirectUri(config.issuer, upstream.id);
 
-  async function discover(upstream: Upstream): Promise<oidc.Configuration> {
+  async function discover(upstream: Upstream, insecure: boolean): Promise<oidc.ServerMetadata> {
+    const execute = insecure ? [oidc.allowInsecureRequests] : [];
+    const discovered = await oidc.discovery(new URL(upstream.issuer), upstream.clientId, undefined, oidc.None(), { execute, timeout: TIMEOUT_SECONDS });
+    return JSON.parse(JSON.stringify(discovered.serverMetadata())) as oidc.ServerMetadata;
+  }
+
+  /**
+   * A configuration for one sign-in, from the cached metadata and key set.
+   * openid-client keeps a key set per configuration and, when an ID token
+   * names a `kid` it does not hold, fetches the set again only once it is a
+   * minute old: after an upstream rotates its keys, sign-ins would fail for
+   * that minute. So the configuration is built per sign-in, seeded with the
+   * shared key set (`setJwksCache`), and when the token endpoint answers with
+   * a `kid` that set lacks, the seed is dropped before the ID token is
+   * checked: the library fetches the key set at once, and only once for this
+   * sign-in (a `kid` still unknown then is refused).
+   */
+  async function configurationFor(upstream: Upstream) {
     const insecure = new URL(upstream.issuer).protocol === 'http:';
     if (insecure && config.env === 'production') {
       log.error({ upstream: upstream.id, tenant: upstream.tenant }, 'upstream issuer is http: production accepts https issuers only');
       throw upstreamUnavailable(upstream.name);
     }
-    const execute = insecure ? [oidc.allowInsecureRequests] : [];
-    const discovered = await oidc.discovery(new URL(upstream.issuer), upstream.clientId, undefined, oidc.None(), { execute, timeout: TIMEOUT_SECONDS });
-    const server = JSON.parse(JSON.stringify(discovered.serverMetadata())) as oidc.ServerMetadata;
+    const key = createHash('sha256').update(JSON.stringify([upstream.tenant, upstream.id, upstream.issuer, upstream.clientId, upstream.clientSecret])).digest('base64url');
+    const now = Date.now();
+    let entry = cache.get(key);
+    if (!entry || entry.expires <= now) {
+      for (const [k, e] of cache) if (e.expires <= now) cache.delete(k);
+      const server = discover(upstream, insecure);
+      const fresh = { expires: now + DISCOVERY_TTL_MS, server };
+      cache.set(key, fresh);
+      server.catch(() => {
+        if (cache.get(key) === fresh) cache.delete(key);
+      });
+      entry = fresh;
+    }
+    const shared = entry;
+    const server = await shared.server;
     const secret = openUpstreamSecret(box, upstream);
     const methods = server.token_endpoint_auth_methods_supported;
     const basic = !methods || methods.includes('client_secret_basic') || !methods.includes('client_secret_post');
@@ -75,21 +122,21 @@ export function createUpstreamClient({ config, log }: UpstreamClientDeps): Upstr
     if (insecure) oidc.allowInsecureRequests(configuration);
     oidc.enableNonRepudiationChecks(configuration);
     configuration.timeout = TIMEOUT_SECONDS;
-    return configuration;
-  }
-
-  function configurationFor(upstream: Upstream): Promise<oidc.Configuration> {
-    const key = createHash('sha256').update(JSON.stringify([upstream.tenant, upstream.id, upstream.issuer, upstream.clientId, upstream.clientSecret])).digest('base64url');
-    const now = Date.now();
-    const cached = cache.get(key);
-    if (cached && cached.expires > now) return cached.configuration;
-    for (const [k, entry] of cache) if (entry.expires <= now) cache.delete(k);
-    const configuration = discover(upstream);
-    cache.set(key, { expires: now + DISCOVERY_TTL_MS, configuration });
-    configuration.catch(() => {
-      if (cache.get(key)?.configuration === configuration) cache.delete(key);
-    });
-    return configuration;
+    if (shared.keys) oidc.setJwksCache(configuration, shared.keys);
+    configuration[oidc.customFetch] = async (url, options) => {
+      const response = await fetch(url, options as RequestInit);
+      if (url === server.token_endpoint && response.ok) {
+        const kid = await idTokenKid(response);
+        const known = oidc.getJwksCache(configuration)?.jwks.keys;
+        if (kid && known && !known.some((k) => k.kid === kid)) oidc.setJwksCache(configuration, {} as oidc.ExportedJWKSCache);
+      }
+      return response;
+    };
+    const keep = () => {
+      const keys = oidc.getJwksCache(configuration);
+      if (keys) shared.keys = keys;
+    };
+    return { configuration, keep };
   }
 
   function unreachable(err: unknown): boolean {
@@ -127,7 +174,7 @@ export function createUpstreamClient({ config, log }: UpstreamClientDeps): Upstr
 
     begin: (upstream, uid) =>
       talking(upstream, async () => {
-        const configuration = await configurationFor(upstream);
+        const { configuration } = await configurationFor(upstream);
         const pending: PendingUpstream = {
           id: upstream.id,
           state: `${uid}.${oidc.randomState()}`,
@@ -147,15 +194,17 @@ export function createUpstreamClient({ config, log }: UpstreamClientDeps): Upstr
 
     complete: (upstream, pending, query) =>
       talking(upstream, async () => {
-        const configuration = await configurationFor(upstream);
+        const { configuration, keep } = await configurationFor(upstream);
         const callback = new URL(redirectUri(upstream));
         callback.search = query.toString();
-        const tokens = await oidc.authorizationCodeGrant(configuration, callback, {
-          pkceCodeVerifier: pending.verifier,
-          expectedState: pending.state,
-          expectedNonce: pending.nonce,
-          idTokenExpected: true,
-        });
+        const tokens = await oidc
+          .authorizationCodeGrant(configuration, callback, {
+            pkceCodeVerifier: pending.verifier,
+            expectedState: pending.state,
+            expectedNonce: pending.nonce,
+            idTokenExpected: true,
+          })
+          .finally(keep);
         const claims = tokens.claims()!;
         const fromToken = 'email' in claims ? { email: claims.email, email_verified: claims.email_verified } : null;
         return {

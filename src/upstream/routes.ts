@@ -1,9 +1,12 @@
 /**
- * Sign-in with a tenant's upstream OpenID provider (SPEC §3, docs/upstream.md):
+ * Sign-in with a tenant's upstream OpenID provider (docs/upstream.md):
  *
  *   POST /interaction/:uid/upstream              the login page's button → the upstream
  *   GET  /upstream/:id/callback                  the redirect URI → back under the interaction's path
  *   GET  /interaction/:uid/upstream/:id/callback the answer, checked and redeemed → the journey
+ *                                                (or, for an account not linked yet, → confirm)
+ *   GET|POST /interaction/:uid/upstream/confirm  the person confirms the first link with the
+ *                                                identity's password → the journey
  *
  * Every failure renders a page with the way back to the login page and writes
  * an audit event; none is a 500.
@@ -12,28 +15,37 @@ import { timingSafeEqual } from 'node:crypto';
 import Router from '@koa/router';
 import type { Context } from 'koa';
 import { errors as oidcErrors } from 'oidc-provider';
-import type { AccountStore, Identity, Tenant, Upstream } from '../storage/accounts/port.ts';
+import type { AccountStore, Tenant, Upstream } from '../storage/accounts/port.ts';
 import type { Audit } from '../audit.ts';
+import type { Hasher } from '../crypto/password.ts';
+import type { Limiter } from '../limits.ts';
+import { passwordKey } from '../limits.ts';
 import { AMR } from '../provider/acr.ts';
-import { LatchkeyError, badRequest, upstreamNoAccount, upstreamState } from '../errors.ts';
+import { LatchkeyError, badRequest, invalidCredentials, noLoginForClient, upstreamLinkUnconfirmable, upstreamNoAccount, upstreamState } from '../errors.ts';
+import { setRetryAfter } from '../web/errors.ts';
 import { formFields } from '../web/forms.ts';
 import { sendPage } from '../web/views.ts';
-import { readProgress, saveProgress, type Interaction } from '../interaction/journey.ts';
+import { readProgress, saveProgress, type Interaction, type PendingUpstreamLink, type Progress } from '../interaction/journey.ts';
 import type { JourneyPlugin, JourneySteps } from '../interaction/router.ts';
 import type { UpstreamAccount, UpstreamClient } from './client.ts';
+import { upstreamLinks } from './links.ts';
 
 export interface UpstreamDeps {
   accounts: AccountStore;
   audit: Audit;
   client: UpstreamClient;
+  hasher: Hasher;
+  limiter: Limiter;
 }
+
+const PASSWORD_MAX = 1024;
 
 const UPSTREAM_ID = /^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$/;
 /** `{uid}.{random}`, see `UpstreamClient.begin`. */
 const STATE = /^([A-Za-z0-9_-]{1,64})\.[A-Za-z0-9_-]{16,128}$/;
 
 /** Errors shown on the upstream page (with the way back); anything else goes to the error handler. */
-const SHOWN = new Set(['upstream_unavailable', 'upstream_error', 'upstream_invalid_response', 'upstream_state', 'upstream_no_account', 'no_login_for_client']);
+const SHOWN = new Set(['upstream_unavailable', 'upstream_error', 'upstream_invalid_response', 'upstream_state', 'upstream_no_account', 'upstream_link_unconfirmable', 'no_login_for_client']);
 
 function sameState(given: unknown, expected: string): boolean {
   if (typeof given !== 'string') return false;
@@ -43,7 +55,8 @@ function sameState(given: unknown, expected: string): boolean {
 }
 
 /** The journey's first step by upstream provider: plugs into the interaction router. */
-export function upstreamSignIn({ accounts, audit, client }: UpstreamDeps): JourneyPlugin {
+export function upstreamSignIn({ accounts, audit, client, hasher, limiter }: UpstreamDeps): JourneyPlugin {
+  const links = upstreamLinks({ accounts, audit });
   return (router: Router, steps: JourneySteps) => {
     const record = (ctx: Context, tenant: Tenant | null, outcome: 'success' | 'failure', detail: Record<string, unknown>) =>
       audit.record({ type: 'signin.upstream', outcome, tenant: tenant?.id ?? null, ...steps.requestInfo(ctx), detail });
@@ -54,21 +67,83 @@ export function upstreamSignIn({ accounts, audit, client }: UpstreamDeps): Journ
       sendPage(ctx, 'upstream-error', { uid: interaction.uid, error: err, code: err.code }, err.status);
     }
 
-    /** The identity of an upstream account: by its link, else (once) by its verified email. */
-    async function identify(ctx: Context, tenant: Tenant, upstream: Upstream, account: UpstreamAccount): Promise<Identity> {
+    /**
+     * An account linked already goes on to the journey, in a tenant where its
+     * identity has a login. One seen for the first time is matched by its
+     * verified email to an identity with a login in this tenant, and waits
+     * for the person to confirm it with that identity's password.
+     */
+    async function signInOrConfirm(ctx: Context, interaction: Interaction, tenant: Tenant, progress: Progress, upstream: Upstream, account: UpstreamAccount) {
       const linked = await accounts.findIdentityByUpstream(account.issuer, account.subject);
-      if (linked) return linked;
+      if (linked) {
+        await record(ctx, tenant, 'success', { upstream: upstream.id });
+        return steps.firstStepPassed(ctx, interaction, tenant, progress, linked, AMR.federated);
+      }
       const email = await account.email();
       if (!email.address || !email.verified) throw upstreamNoAccount(upstream.name, 'email_not_verified');
       const identity = await accounts.findIdentityByEmail(email.address);
       if (!identity) throw upstreamNoAccount(upstream.name, 'no_identity');
-      const winner = await accounts.linkUpstream({ issuer: account.issuer, subject: account.subject, identityId: identity.id });
-      if (winner === identity.id) {
-        await audit.record({ type: 'upstream.linked', outcome: 'success', tenant: tenant.id, ...steps.requestInfo(ctx), detail: { upstream: upstream.id, issuer: account.issuer } });
-        return identity;
-      }
-      return (await accounts.getIdentity(winner)) ?? identity;
+      if ((await steps.signInLogins(tenant, identity.email)).length === 0) throw noLoginForClient();
+      if (!identity.passwordHash) throw upstreamLinkUnconfirmable(upstream.name);
+      const upstreamLink: PendingUpstreamLink = { id: upstream.id, issuer: account.issuer, subject: account.subject, identityId: identity.id };
+      await saveProgress(interaction, { ...progress, upstreamLink });
+      ctx.redirect(`/interaction/${interaction.uid}/upstream/confirm`);
+      ctx.status = 303;
     }
+
+    /** The sign-in's pending link, its upstream and the identity it names; 400 when this sign-in has none. */
+    async function pendingLink(tenant: Tenant, progress: Progress | undefined) {
+      const pending = progress?.upstreamLink;
+      const upstream = pending ? await accounts.getUpstream(tenant.id, pending.id) : null;
+      const identity = pending ? await accounts.getIdentity(pending.identityId) : null;
+      if (!pending || !upstream || !identity) throw badRequest('errors.signin.unexpectedStep');
+      return { pending, upstream, identity };
+    }
+
+    const confirmPage = (ctx: Context, interaction: Interaction, progress: Progress, upstream: Upstream, email: string, error?: LatchkeyError) => {
+      setRetryAfter(ctx, error);
+      sendPage(ctx, 'upstream-confirm', { uid: interaction.uid, csrf: progress.csrf, provider: upstream.name, email, error }, error?.status ?? 200);
+    };
+
+    router.get('/upstream/confirm', async (ctx) => {
+      const { interaction, tenant } = await steps.load(ctx, 'login');
+      const progress = readProgress(interaction);
+      const { upstream, identity } = await pendingLink(tenant, progress);
+      confirmPage(ctx, interaction, progress!, upstream, identity.email);
+    });
+
+    router.post('/upstream/confirm', async (ctx) => {
+      const { interaction, tenant, progress } = await steps.loadForPost(ctx, 'login');
+      const { pending, upstream, identity } = await pendingLink(tenant, progress);
+      const info = steps.requestInfo(ctx);
+      try {
+        if (!identity.passwordHash) throw upstreamLinkUnconfirmable(upstream.name);
+        const { password } = formFields(ctx.request.body, ['password'], ['csrf'], PASSWORD_MAX);
+        if (!password) throw badRequest('errors.upstream.enterPassword');
+        const hash = identity.passwordHash;
+        // The login page's limits: a guess here costs the same as one there.
+        const ok = await limiter.guard({ target: passwordKey(identity.email), ip: info.ip }, () => hasher.verify(hash, password));
+        if (!ok) {
+          await record(ctx, tenant, 'failure', { upstream: upstream.id, reason: 'link_not_confirmed' });
+          throw invalidCredentials('errors.upstream.wrongPassword');
+        }
+      } catch (err) {
+        if (err instanceof LatchkeyError && ['bad_request', 'invalid_credentials', 'locked_out'].includes(err.code)) {
+          if (err.code === 'locked_out') await audit.record({ type: 'signin.locked', outcome: 'failure', tenant: tenant.id, ...info, ...(err.detail.frozen ? { detail: { frozen: true } } : {}) });
+          return confirmPage(ctx, interaction, progress, upstream, identity.email, err);
+        }
+        if (err instanceof LatchkeyError && err.code === 'upstream_link_unconfirmable') return refuse(ctx, interaction, tenant, upstream.id, err);
+        throw err;
+      }
+      const { upstreamLink: _confirmed, ...rest } = progress;
+      try {
+        if (!(await links.link(identity, pending, { ...info, upstream: upstream.id }))) throw upstreamState();
+        await record(ctx, tenant, 'success', { upstream: upstream.id });
+        await steps.firstStepPassed(ctx, interaction, tenant, rest, identity, AMR.federated);
+      } catch (err) {
+        await refuse(ctx, interaction, tenant, upstream.id, err);
+      }
+    });
 
     router.post('/upstream', async (ctx) => {
       const { interaction, tenant, progress } = await steps.loadForPost(ctx, 'login');
@@ -105,9 +180,7 @@ export function upstreamSignIn({ accounts, audit, client }: UpstreamDeps): Journ
         const { upstream: _used, ...rest } = progress;
         await saveProgress(interaction, rest);
         const account = await client.complete(upstream, pending, new URLSearchParams(ctx.querystring));
-        const identity = await identify(ctx, tenant, upstream, account);
-        await record(ctx, tenant, 'success', { upstream: upstream.id });
-        await steps.firstStepPassed(ctx, interaction, tenant, rest, identity, AMR.federated);
+        await signInOrConfirm(ctx, interaction, tenant, rest, upstream, account);
       } catch (err) {
         await refuse(ctx, interaction, tenant, ctx.params.id!, err);
       }

@@ -63,6 +63,16 @@ describe('configuration', () => {
     assert.throws(() => loadConfig({ DATA_DIR: dir.path, LOCK_THRESHOLD: '10', LOCK_MAX_FAILURES: '9' }), /LOCK_MAX_FAILURES: must be at least LOCK_THRESHOLD/);
   });
 
+  it('drops upstream links on a password change and an owner\'s reset by default; UPSTREAM_UNLINK_ON chooses', () => {
+    assert.deepEqual(loadConfig({ DATA_DIR: dir.path }).upstream.unlinkOn, ['password', 'reset']);
+    assert.deepEqual(loadConfig({ DATA_DIR: dir.path, UPSTREAM_UNLINK_ON: 'none' }).upstream.unlinkOn, []);
+    assert.deepEqual(loadConfig({ DATA_DIR: dir.path, UPSTREAM_UNLINK_ON: ' reset ' }).upstream.unlinkOn, ['reset']);
+    assert.deepEqual(loadConfig({ DATA_DIR: dir.path, UPSTREAM_UNLINK_ON: 'password,reset,password' }).upstream.unlinkOn, ['password', 'reset']);
+    for (const bad of ['email', 'password;reset', 'PASSWORD']) {
+      assert.throws(() => loadConfig({ DATA_DIR: dir.path, UPSTREAM_UNLINK_ON: bad }), (err: Error) => err instanceof ConfigError && /UPSTREAM_UNLINK_ON/.test(err.message), bad);
+    }
+  });
+
   it('refuses to start in production without configured keys, naming them', () => {
     const prod = tempDir('lk-config-prod-');
     try {

@@ -1,5 +1,6 @@
 // Bad input, systematically (SPEC §7): a property-based fuzzer (fast-check)
-// over every POST endpoint — the journey's, the upstream button, the account
+// over every POST endpoint — the journey's, the upstream button and its
+// "confirm it's you" form, the account
 // pages' and the provider's own — on the embedded store and on MongoDB + Redis.
 //
 // Each endpoint is first brought into a realistic state (an interaction at the
@@ -40,7 +41,8 @@ import { SECOND_FACTORS, type AuditEvent } from '../../src/storage/accounts/port
 import { Browser, actionOf, csrfOf, testIds, textOf, type Page } from '../support/browser.ts';
 import { PASSWORD, REDIRECT_URI, SETUPS, callbackReached, relyingParty, signIn, startServer, submitLogin, type RelyingParty, type TestServer } from '../support/latchkey.ts';
 import { secretOf } from '../support/factors.ts';
-import { startUpstream, type TestUpstream } from '../support/upstream.ts';
+import { startUpstream, visitUpstream, type TestUpstream } from '../support/upstream.ts';
+import { importDocument } from '../../src/cli/import.ts';
 import { accountSignIn, linkOnPage, submit } from '../account/support.ts';
 
 const SEED = Number(process.env.FUZZ_SEED ?? 20_240_607);
@@ -422,11 +424,17 @@ for (const setup of SETUPS) {
     let prototypeNames: string[] = [];
 
     before(async () => {
-      upstream = await startUpstream({ clients: [{ client_id: 'latchkey', client_secret: 'corp-client-secret', redirect_uris: ['http://127.0.0.1:9/upstream/corp/callback'] }] });
       // Most fuzzed answers are wrong passwords, PINs and codes from one IP:
       // keep the attempt limits (tested on their own) from locking the set-up out.
-      server = await startServer(setup, { doc: fuzzFixture(upstream.issuer), env: { LOCK_THRESHOLD: '100' } });
+      server = await startServer(setup, { doc: fuzzFixture('http://127.0.0.1:9'), env: { LOCK_THRESHOLD: '100' } });
       issuer = server.issuer;
+      // The upstream knows Latchkey's redirect URI, so a sign-in through it reaches the confirmation.
+      upstream = await startUpstream({ clients: [{ client_id: 'latchkey', client_secret: 'corp-client-secret', redirect_uris: [`${issuer}/upstream/corp/callback`] }] });
+      const { stores, hasher, config } = server.latchkey;
+      await importDocument(fuzzFixture(upstream.issuer), { accounts: stores.accounts, hasher, config });
+      // Gina's link: the unlink form of anyone else must leave it alone.
+      const ginaId = (await stores.accounts.findIdentityByEmail('gina@globex.test'))!.id;
+      await stores.accounts.linkUpstream({ issuer: upstream.issuer, subject: 'fuzz-gina', identityId: ginaId });
       if (server.env.MONGODB_URI) {
         mongo = new MongoClient(server.env.MONGODB_URI);
         await mongo.connect();
@@ -497,6 +505,7 @@ for (const setup of SETUPS) {
         identities: await Promise.all([...EMAILS, 'nobody@acme.test', 'BOB@ACME.TEST', ' bob@acme.test'].map((e) => a.findIdentityByEmail(e))),
         clients: await Promise.all(tenants.map((t) => a.listClients(t.id))),
         upstreams: await Promise.all(tenants.map((t) => a.listUpstreams(t.id))),
+        upstreamLinks: await Promise.all(EMAILS.map(async (e) => a.listUpstreamLinks((await a.findIdentityByEmail(e))?.id ?? 'none'))),
         sessionCutoffs: await Promise.all(logins.map((l) => a.loginSessionsNotBefore(l.id))),
       };
     }
@@ -754,6 +763,25 @@ for (const setup of SETUPS) {
         afterwards: journeyAfterwards,
       },
       {
+        // The first sign-in of Jane's upstream account asks for her password; the right one is never sent.
+        name: 'POST /interaction/:uid/upstream/confirm',
+        personas: ['jane'],
+        fields: ['password'],
+        values: ['wrong password', PASSWORD.toUpperCase(), ` ${PASSWORD}`, `${PASSWORD}\u0000`, 'jane@acme.test'],
+        tokenField: 'csrf',
+        prepare: async () => {
+          upstream.user = { sub: 'fuzz-jane', email: 'jane@acme.test', email_verified: true };
+          const { browser, page } = await loginPage();
+          const sent = await browser.post(actionOf(page, 'upstream-form'), { upstream: 'corp', csrf: csrfOf(page) });
+          const confirm = await browser.get(await visitUpstream(upstream, sent.url));
+          assert.ok(testIds(confirm).includes('upstream-confirm-form'), `the confirmation, got ${confirm.status} ${confirm.url}`);
+          return { browser, token: csrfOf(confirm), action: actionOf(confirm, 'upstream-confirm-form'), email: 'jane@acme.test' };
+        },
+        path: (a) => a.action,
+        sanitize: async (fields) => replaceValues(fields, ['password'], (v) => v === PASSWORD, (v) => `${v}!`),
+        afterwards: journeyAfterwards,
+      },
+      {
         // src/recovery/routes.ts. Legitimate: with the valid token, the same "if it is known, a link is on its
         // way" page (200) whatever the email. Known emails are made unknown: a link for them is the
         // journey test's business, and would be stored.
@@ -896,6 +924,19 @@ for (const setup of SETUPS) {
         prepare: sharedAccountActor,
         path: () => '/account/profile/password',
         sanitize: async (fields) => replaceValues(fields, ['current_password'], (v) => v === PASSWORD, (v) => `${v}!`),
+        afterwards: accountAfterwards,
+      },
+      {
+        // Nobody fuzzing has a link: every answer is a 4xx, and Gina's link (another person's) stays.
+        name: 'POST /account/profile/upstreams/unlink',
+        personas: ['user', 'owner', 'anonymous'],
+        fields: ['issuer', 'subject'],
+        values: ['UPSTREAM_ISSUER', 'fuzz-gina', 'FUZZ-GINA', 'fuzz-gina ', 'https://idp.example', 'http://127.0.0.1:9'],
+        tokenField: 'csrf',
+        accountPages: true,
+        prepare: sharedAccountActor,
+        path: () => '/account/profile/upstreams/unlink',
+        sanitize: async (fields) => replaceValues(fields, ['issuer', 'subject'], (v) => v === 'UPSTREAM_ISSUER', () => upstream.issuer),
         afterwards: accountAfterwards,
       },
       // The provider's POST endpoints. The portal's own codes and tokens are never sent; another client's are.

@@ -439,6 +439,8 @@ function accountStoreContract(name: string, makeStore: () => Promise<Harness>) {
           await assert.rejects(s.getUpstream('acme', injection), TypeError);
           await assert.rejects(s.findIdentityByUpstream(injection, 'sub'), TypeError);
           await assert.rejects(s.linkUpstream({ issuer: 'https://a.example', subject: injection, identityId: 'x' }), TypeError);
+          await assert.rejects(s.listUpstreamLinks(injection), TypeError);
+          await assert.rejects(s.unlinkUpstream({ issuer: 'https://a.example', subject: 'sub', identityId: injection }), TypeError);
           assert.deepEqual(await s.listUpstreams('acme'), []);
         }));
 
@@ -448,11 +450,12 @@ function accountStoreContract(name: string, makeStore: () => Promise<Harness>) {
           const bob = await s.upsertIdentity({ email: 'bob@example.com' });
           const issuer = 'https://idp.example';
           assert.equal(await s.findIdentityByUpstream(issuer, 'sub-1'), null);
-          assert.equal(await s.linkUpstream({ issuer, subject: 'sub-1', identityId: ada.id }), ada.id);
+          assert.deepEqual(await s.linkUpstream({ issuer, subject: 'sub-1', identityId: ada.id }), { identityId: ada.id, created: true });
           assert.deepEqual(await s.findIdentityByUpstream(issuer, 'sub-1'), ada);
-          assert.equal(await s.linkUpstream({ issuer, subject: 'sub-1', identityId: bob.id }), ada.id, 'an existing link wins');
+          assert.deepEqual(await s.linkUpstream({ issuer, subject: 'sub-1', identityId: bob.id }), { identityId: ada.id, created: false }, 'an existing link wins');
+          assert.deepEqual(await s.linkUpstream({ issuer, subject: 'sub-1', identityId: ada.id }), { identityId: ada.id, created: false }, 'linked already');
           assert.deepEqual(await s.findIdentityByUpstream(issuer, 'sub-1'), ada);
-          assert.equal(await s.linkUpstream({ issuer: 'https://other.example', subject: 'sub-1', identityId: bob.id }), bob.id, 'the same subject at another issuer is another account');
+          assert.deepEqual(await s.linkUpstream({ issuer: 'https://other.example', subject: 'sub-1', identityId: bob.id }), { identityId: bob.id, created: true }, 'the same subject at another issuer is another account');
           assert.deepEqual(await s.findIdentityByUpstream('https://other.example', 'sub-1'), bob);
           assert.equal(await s.findIdentityByUpstream(issuer, 'SUB-1'), null, 'subjects are compared exactly');
           await s.upsertIdentity({ email: 'ada@example.com', passwordHash: 'h2' });
@@ -466,9 +469,44 @@ function accountStoreContract(name: string, makeStore: () => Promise<Harness>) {
           const winners = await Promise.all(
             ids.map((identity, i) => (i % 2 ? other : s).linkUpstream({ issuer: 'https://idp.example', subject: 'racer', identityId: identity.id })),
           );
-          assert.equal(new Set(winners).size, 1);
-          assert.ok(ids.some((i) => i.id === winners[0]));
-          assert.equal((await s.findIdentityByUpstream('https://idp.example', 'racer'))?.id, winners[0]);
+          assert.equal(new Set(winners.map((w) => w.identityId)).size, 1);
+          assert.equal(winners.filter((w) => w.created).length, 1, 'exactly one call made the link');
+          assert.ok(ids.some((i) => i.id === winners[0]!.identityId));
+          assert.equal((await s.findIdentityByUpstream('https://idp.example', 'racer'))?.id, winners[0]!.identityId);
+        }));
+
+      it('lists an identity\'s links ordered by issuer and subject, and unlinks only the identity\'s own link', () =>
+        withStore(async (s) => {
+          const ada = await s.upsertIdentity({ email: 'ada@example.com' });
+          const bob = await s.upsertIdentity({ email: 'bob@example.com' });
+          await s.linkUpstream({ issuer: 'https://z.example', subject: 'a1', identityId: ada.id });
+          await s.linkUpstream({ issuer: 'https://a.example', subject: 'a2', identityId: ada.id });
+          await s.linkUpstream({ issuer: 'https://a.example', subject: 'a1', identityId: ada.id });
+          await s.linkUpstream({ issuer: 'https://a.example', subject: 'b1', identityId: bob.id });
+          assert.deepEqual(await s.listUpstreamLinks(ada.id), [
+            { issuer: 'https://a.example', subject: 'a1', identityId: ada.id },
+            { issuer: 'https://a.example', subject: 'a2', identityId: ada.id },
+            { issuer: 'https://z.example', subject: 'a1', identityId: ada.id },
+          ]);
+          assert.equal(await s.unlinkUpstream({ issuer: 'https://a.example', subject: 'b1', identityId: ada.id }), false, 'another identity\'s link stays');
+          assert.equal((await s.findIdentityByUpstream('https://a.example', 'b1'))?.id, bob.id);
+          assert.equal(await s.unlinkUpstream({ issuer: 'https://a.example', subject: 'a1', identityId: ada.id }), true);
+          assert.equal(await s.unlinkUpstream({ issuer: 'https://a.example', subject: 'a1', identityId: ada.id }), false, 'gone already');
+          assert.equal(await s.findIdentityByUpstream('https://a.example', 'a1'), null);
+          assert.deepEqual((await s.listUpstreamLinks(ada.id)).map((l) => l.subject), ['a2', 'a1']);
+          assert.deepEqual(await s.listUpstreamLinks('no-such-identity'), []);
+          assert.deepEqual(await s.linkUpstream({ issuer: 'https://a.example', subject: 'a1', identityId: bob.id }), { identityId: bob.id, created: true }, 'once unlinked, the account can be linked again');
+        }));
+
+      it('parallel unlinks of one link, from two connections: exactly one removes it', () =>
+        withStore(async (s, h) => {
+          const other = await h.twin();
+          const ada = await s.upsertIdentity({ email: 'ada@example.com' });
+          const link = { issuer: 'https://idp.example', subject: 'racer', identityId: ada.id };
+          await s.linkUpstream(link);
+          const removed = await Promise.all(Array.from({ length: 6 }, (_, i) => (i % 2 ? other : s).unlinkUpstream(link)));
+          assert.equal(removed.filter(Boolean).length, 1);
+          assert.deepEqual(await s.listUpstreamLinks(ada.id), []);
         }));
 
       it('returns detached upstreams', () =>

@@ -1,7 +1,8 @@
 // A real upstream OpenID provider for the tests: a second oidc-provider
 // instance on a loopback port, with interaction handlers that sign in
 // whoever the test says (with the email and email_verified it says) or answer
-// access_denied, and a switch that corrupts its next ID token.
+// access_denied, a switch that corrupts its next ID token, and a restart on
+// new signing keys (a key rotation).
 import { generateKeyPairSync } from 'node:crypto';
 import type { Server } from 'node:http';
 import Provider, { type Configuration } from 'oidc-provider';
@@ -28,9 +29,14 @@ export interface TestUpstream {
   mode: 'sign-in' | 'deny';
   /**
    * While set, corrupts every ID token the token endpoint issues: `audience`
-   * names another client; `email` swaps the email but keeps the signature.
+   * names another client; `email` swaps the email but keeps the signature;
+   * `kid` names a key the upstream never had.
    */
-  tamperIdTokens: false | 'audience' | 'email';
+  tamperIdTokens: false | 'audience' | 'email' | 'kid';
+  /** How many times its key set (`jwks_uri`) was fetched. */
+  jwksRequests: number;
+  /** Restarts on the same address with a new signing key (a new `kid`); the old key is gone. */
+  rotateKeys(): Promise<void>;
   /** Stops listening and drops open connections (the upstream is then unreachable). */
   stop(): Promise<void>;
 }
@@ -41,16 +47,20 @@ export interface UpstreamOptions {
   emailInIdToken?: boolean;
 }
 
-function signingKey() {
+function signingKey(kid: string) {
   const jwk = generateKeyPairSync('rsa', { modulusLength: 2048 }).privateKey.export({ format: 'jwk' });
-  return { ...jwk, kid: 'upstream-1', alg: 'RS256', use: 'sig' };
+  return { ...jwk, kid, alg: 'RS256', use: 'sig' };
 }
 
-function tampered(idToken: string, how: 'audience' | 'email'): string {
-  const [header, payload, signature] = idToken.split('.');
-  const claims = JSON.parse(Buffer.from(payload!, 'base64url').toString()) as Record<string, unknown>;
+const decoded = (part: string) => JSON.parse(Buffer.from(part, 'base64url').toString()) as Record<string, unknown>;
+const encoded = (value: unknown) => Buffer.from(JSON.stringify(value)).toString('base64url');
+
+function tampered(idToken: string, how: 'audience' | 'email' | 'kid'): string {
+  const [header, payload, signature] = idToken.split('.') as [string, string, string];
+  if (how === 'kid') return [encoded({ ...decoded(header), kid: 'never-published' }), payload, signature].join('.');
+  const claims = decoded(payload);
   const changed = how === 'audience' ? { ...claims, aud: 'someone-else' } : { ...claims, email: 'someone.else@acme.test' };
-  return [header, Buffer.from(JSON.stringify(changed)).toString('base64url'), signature].join('.');
+  return [header, encoded(changed), signature].join('.');
 }
 
 export async function startUpstream(options: UpstreamOptions): Promise<TestUpstream> {
@@ -58,70 +68,91 @@ export async function startUpstream(options: UpstreamOptions): Promise<TestUpstr
   const issuer = `http://127.0.0.1:${port}`;
   const claimsOf = new Map<string, UpstreamUser>();
 
-  const configuration: Configuration = {
-    clients: options.clients.map((c) => ({ ...c })),
-    jwks: { keys: [signingKey()] } as unknown as Configuration['jwks'],
-    cookies: { keys: ['upstream-test-cookie-key-0123456789abcdef'] },
-    features: { devInteractions: { enabled: false } },
-    claims: { openid: ['sub'], email: ['email', 'email_verified'] },
-    conformIdTokenClaims: !options.emailInIdToken,
-    pkce: { required: () => true },
-    ttl: { AccessToken: 600, AuthorizationCode: 60, Grant: 3600, IdToken: 600, Interaction: 600, Session: 3600 },
-    interactions: { url: (_ctx, interaction) => `/interaction/${interaction.uid}` },
-    findAccount: (_ctx, sub) => ({
-      accountId: sub,
-      claims: () => {
-        const { email, email_verified } = claimsOf.get(sub) ?? {};
-        return { sub, ...(email === undefined ? {} : { email }), ...(email_verified === undefined ? {} : { email_verified }) };
-      },
-    }),
-    // Consent is not what these tests are about: grant what was asked.
-    loadExistingGrant: async (ctx) => {
-      const grant = new ctx.oidc.provider.Grant({ clientId: ctx.oidc.client!.clientId, accountId: ctx.oidc.session!.accountId! });
-      grant.addOIDCScope(String(ctx.oidc.params!.scope));
-      await grant.save();
-      return grant;
-    },
-  };
-  const provider = new Provider(issuer, configuration);
-
   const upstream: TestUpstream = {
     issuer,
     user: { sub: 'nobody' },
     mode: 'sign-in',
     tamperIdTokens: false,
+    jwksRequests: 0,
+    rotateKeys: async () => {},
     stop: async () => {},
   };
 
-  provider.use(async (ctx, next) => {
-    if (ctx.method === 'GET' && /^\/interaction\/[^/]+$/.test(ctx.path)) {
-      await provider.interactionDetails(ctx.req, ctx.res);
-      const result =
-        upstream.mode === 'deny'
-          ? { error: 'access_denied', error_description: 'The person cancelled the sign-in.' }
-          : { login: { accountId: upstream.user.sub } };
-      claimsOf.set(upstream.user.sub, { ...upstream.user });
-      ctx.respond = false;
-      await provider.interactionFinished(ctx.req, ctx.res, result, { mergeWithLastSubmission: false });
-      return;
-    }
-    await next();
-    const body = ctx.body as { id_token?: unknown } | undefined;
-    if (upstream.tamperIdTokens && ctx.path === '/token' && typeof body?.id_token === 'string') {
-      body.id_token = tampered(body.id_token, upstream.tamperIdTokens);
-    }
-  });
+  function configuration(kid: string): Configuration {
+    return {
+      clients: options.clients.map((c) => ({ ...c })),
+      jwks: { keys: [signingKey(kid)] } as unknown as Configuration['jwks'],
+      cookies: { keys: ['upstream-test-cookie-key-0123456789abcdef'] },
+      features: { devInteractions: { enabled: false } },
+      claims: { openid: ['sub'], email: ['email', 'email_verified'] },
+      conformIdTokenClaims: !options.emailInIdToken,
+      pkce: { required: () => true },
+      ttl: { AccessToken: 600, AuthorizationCode: 60, Grant: 3600, IdToken: 600, Interaction: 600, Session: 3600 },
+      interactions: { url: (_ctx, interaction) => `/interaction/${interaction.uid}` },
+      findAccount: (_ctx, sub) => ({
+        accountId: sub,
+        claims: () => {
+          const { email, email_verified } = claimsOf.get(sub) ?? {};
+          return { sub, ...(email === undefined ? {} : { email }), ...(email_verified === undefined ? {} : { email_verified }) };
+        },
+      }),
+      // Consent is not what these tests are about: grant what was asked.
+      loadExistingGrant: async (ctx) => {
+        const grant = new ctx.oidc.provider.Grant({ clientId: ctx.oidc.client!.clientId, accountId: ctx.oidc.session!.accountId! });
+        grant.addOIDCScope(String(ctx.oidc.params!.scope));
+        await grant.save();
+        return grant;
+      },
+    };
+  }
 
-  const server: Server = provider.listen(port, '127.0.0.1');
-  await new Promise<void>((resolve, reject) => {
-    server.once('listening', resolve);
-    server.once('error', reject);
-  });
-  upstream.stop = () =>
+  function createProvider(kid: string): Provider {
+    const provider = new Provider(issuer, configuration(kid));
+    provider.use(async (ctx, next) => {
+      if (ctx.method === 'GET' && ctx.path === '/jwks') upstream.jwksRequests++;
+      if (ctx.method === 'GET' && /^\/interaction\/[^/]+$/.test(ctx.path)) {
+        await provider.interactionDetails(ctx.req, ctx.res);
+        const result =
+          upstream.mode === 'deny'
+            ? { error: 'access_denied', error_description: 'The person cancelled the sign-in.' }
+            : { login: { accountId: upstream.user.sub } };
+        claimsOf.set(upstream.user.sub, { ...upstream.user });
+        ctx.respond = false;
+        await provider.interactionFinished(ctx.req, ctx.res, result, { mergeWithLastSubmission: false });
+        return;
+      }
+      await next();
+      const body = ctx.body as { id_token?: unknown } | undefined;
+      if (upstream.tamperIdTokens && ctx.path === '/token' && typeof body?.id_token === 'string') {
+        body.id_token = tampered(body.id_token, upstream.tamperIdTokens);
+      }
+    });
+    return provider;
+  }
+
+  async function listen(kid: string): Promise<Server> {
+    const server: Server = createProvider(kid).listen(port, '127.0.0.1');
+    await new Promise<void>((resolve, reject) => {
+      server.once('listening', resolve);
+      server.once('error', reject);
+    });
+    return server;
+  }
+
+  const close = (server: Server) =>
     new Promise<void>((resolve) => {
       server.close(() => resolve());
       server.closeAllConnections();
     });
+
+  let generation = 1;
+  let server = await listen(`upstream-${generation}`);
+  upstream.rotateKeys = async () => {
+    await close(server);
+    generation++;
+    server = await listen(`upstream-${generation}`);
+  };
+  upstream.stop = () => close(server);
   return upstream;
 }
 

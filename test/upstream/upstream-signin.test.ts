@@ -1,29 +1,38 @@
 // Sign-in with an upstream OpenID provider (SPEC §3, §4 amr `fed`): real
 // upstreams (oidc-provider instances on loopback ports), a real relying party,
-// on the embedded store and on MongoDB + Redis. The upstream account is linked
-// by verified email the first time, then by issuer and subject; the journey
-// then goes on as after a password; every failure is a clear page with the way
-// back, and an audit event.
+// on the embedded store and on MongoDB + Redis. The first time, an upstream
+// account is matched by its verified email to an identity with a login in the
+// tenant, and linked once the person confirms it with that identity's
+// password; then by issuer and subject, in every tenant where the identity has
+// a login. The journey then goes on as after a password; every failure is a
+// clear page with the way back, and an audit event.
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { once } from 'node:events';
 import { createServer, type AddressInfo, type Socket } from 'node:net';
 import { Browser, actionOf, csrfOf, testIds, textOf, type Page } from '../support/browser.ts';
 import { PASSWORD, SETUPS, callbackReached, freePort, relyingParty, startServer, submitLogin, type RelyingParty, type TestServer } from '../support/latchkey.ts';
-import { codeFor, currentStep, hasForm, secretOf, submitFactor } from '../support/factors.ts';
+import { addPerson, codeFor, currentStep, hasForm, secretOf, submitFactor } from '../support/factors.ts';
 import { startUpstream, visitUpstream, type TestUpstream, type UpstreamUser } from '../support/upstream.ts';
 import { importDocument, type ImportDocument } from '../../src/cli/import.ts';
 
 const CLIENT_ID = 'latchkey-acme';
 const CLIENT_SECRET = 'upstream-client-secret-acme';
 
-type UpstreamIssuers = Record<'corp' | 'social' | 'down', string> & { late?: string; hang?: string };
+type UpstreamIssuers = Record<'corp' | 'social' | 'down', string> & { late?: string; hang?: string; rotating?: string };
 
-/** Acme: Bob (one login), Jane (employee and manager, the manager type with an authenticator app), Carol; Globex: Gina. */
+/**
+ * Acme: Bob (one login), Jane (employee and manager, the manager type with an
+ * authenticator app), Carol, Fay, Erin (no password); Globex: Gina; Dan in both.
+ * Both tenants have the `corp` upstream.
+ */
 function upstreamFixture(issuers?: UpstreamIssuers): ImportDocument {
   const upstream = (id: string, name: string, issuer: string) => ({ id, name, issuer, client_id: CLIENT_ID, client_secret: CLIENT_SECRET });
   return {
-    identities: ['bob@acme.test', 'jane@acme.test', 'carol@acme.test', 'gina@globex.test'].map((email) => ({ email, password: PASSWORD })),
+    identities: [
+      ...['bob@acme.test', 'jane@acme.test', 'carol@acme.test', 'gina@globex.test', 'dan@acme.test', 'fay@acme.test'].map((email) => ({ email, password: PASSWORD })),
+      { email: 'erin@acme.test' },
+    ],
     tenants: [
       {
         id: 'acme',
@@ -37,6 +46,9 @@ function upstreamFixture(issuers?: UpstreamIssuers): ImportDocument {
           { id: 'jane-emp', email: 'jane@acme.test', userType: 'employee', firstName: 'Jane', lastName: 'Doe' },
           { id: 'jane-mgr', email: 'jane@acme.test', userType: 'manager', firstName: 'Jane', lastName: 'Doe' },
           { id: 'carol-emp', email: 'carol@acme.test', userType: 'employee', firstName: 'Carol', lastName: 'Clark' },
+          { id: 'dan-emp', email: 'dan@acme.test', userType: 'employee', firstName: 'Dan', lastName: 'Dunn' },
+          { id: 'erin-emp', email: 'erin@acme.test', userType: 'employee', firstName: 'Erin', lastName: 'Ellis' },
+          { id: 'fay-emp', email: 'fay@acme.test', userType: 'employee', firstName: 'Fay', lastName: 'Fox' },
         ],
         clients: [{ client_id: 'portal', client_secret: 's3cret-portal', redirect_uris: ['http://127.0.0.1:8080/cb'], first_party: true }],
         ...(issuers && {
@@ -46,6 +58,7 @@ function upstreamFixture(issuers?: UpstreamIssuers): ImportDocument {
             upstream('down', 'Down Provider', issuers.down),
             ...(issuers.late ? [upstream('late', 'Late Provider', issuers.late)] : []),
             ...(issuers.hang ? [upstream('hang', 'Hanging Provider', issuers.hang)] : []),
+            ...(issuers.rotating ? [upstream('rotating', 'Rotating Provider', issuers.rotating)] : []),
           ],
         }),
       },
@@ -53,8 +66,12 @@ function upstreamFixture(issuers?: UpstreamIssuers): ImportDocument {
         id: 'globex',
         name: 'Globex',
         userTypes: [{ id: 'staff', name: 'Staff', secondFactor: 'none' }],
-        logins: [{ id: 'gina-staff', email: 'gina@globex.test', userType: 'staff', firstName: 'Gina', lastName: 'Green' }],
+        logins: [
+          { id: 'gina-staff', email: 'gina@globex.test', userType: 'staff', firstName: 'Gina', lastName: 'Green' },
+          { id: 'dan-staff', email: 'dan@acme.test', userType: 'staff', firstName: 'Dan', lastName: 'Dunn' },
+        ],
         clients: [{ client_id: 'globex-app', client_secret: 's3cret-globex', redirect_uris: ['http://127.0.0.1:8080/cb'], first_party: true }],
+        ...(issuers && { upstreams: [upstream('corp', 'Corp ID', issuers.corp)] }),
       },
     ],
   };
@@ -96,22 +113,35 @@ for (const setup of SETUPS) {
     const audit = (type: string) => accounts().listAudit({ tenant: 'acme', type, limit: 500 });
 
     /** The login page, then its upstream button: the response is the redirect to the upstream (or an error page). */
-    async function chooseUpstream(browser: Browser, id: string, params?: Record<string, string>) {
-      const pending = await rp.authorize(params);
+    async function chooseUpstream(browser: Browser, id: string, params?: Record<string, string>, app = rp) {
+      const pending = await app.authorize(params);
       const login = await browser.get(pending.url);
       const sent = await browser.post(actionOf(login, 'upstream-form'), { upstream: id, csrf: csrfOf(login) });
       return { pending, login, sent };
     }
 
     /** The whole trip: the button, the upstream signing `user` in, and Latchkey's answer to the callback. */
-    async function viaUpstream(upstream: TestUpstream, user: UpstreamUser, id = 'corp', browser = new Browser(server.issuer)) {
+    async function viaUpstream(upstream: TestUpstream, user: UpstreamUser, id = 'corp', browser = new Browser(server.issuer), app = rp) {
       upstream.user = user;
-      const { pending, sent } = await chooseUpstream(browser, id);
+      const { pending, sent } = await chooseUpstream(browser, id, undefined, app);
       assert.equal(sent.status, 303, `expected a redirect to the upstream, got ${sent.status}: ${messageOf(sent)}`);
       assert.ok(sent.url.startsWith(`${upstream.issuer}/`), sent.url);
       const callback = await visitUpstream(upstream, sent.url);
       const page = await browser.get(callback);
       return { browser, pending, page, callback, authorization: new URL(sent.url) };
+    }
+
+    /** The "confirm it's you" page of an account's first sign-in, answered with `password`. */
+    async function confirmLink(browser: Browser, page: Page, password = PASSWORD) {
+      assert.ok(hasForm(page, 'upstream-confirm-form'), `expected the confirmation, got ${page.status}: ${messageOf(page)} ${textOf(page, 'error') ?? ''}`);
+      return browser.post(actionOf(page, 'upstream-confirm-form'), { password, csrf: csrfOf(page) });
+    }
+
+    /** `viaUpstream`, confirming the link with the password when it is the account's first sign-in. */
+    async function signInVia(upstream: TestUpstream, user: UpstreamUser, id = 'corp', browser = new Browser(server.issuer), app = rp) {
+      const trip = await viaUpstream(upstream, user, id, browser, app);
+      const page = hasForm(trip.page, 'upstream-confirm-form') ? await confirmLink(trip.browser, trip.page) : trip.page;
+      return { ...trip, page };
     }
 
     /** A failure page offers the way back to this sign-in's login page, which still works. */
@@ -141,7 +171,8 @@ for (const setup of SETUPS) {
       const globex = await relyingParty(server.issuer, 'globex-app', 's3cret-globex');
       const other = await new Browser(server.issuer).get((await globex.authorize()).url);
       assert.ok(testIds(other).includes('login-form'));
-      assert.doesNotMatch(other.html, /name="upstream"/, 'Globex has no upstreams');
+      const theirs = [...other.html.matchAll(/<button[^>]*name="upstream" value="([^"]+)"/g)].map((m) => m[1]);
+      assert.deepEqual(theirs, ['corp'], 'Globex has only its own upstream');
     });
 
     it('refuses the button without the CSRF token, and an upstream that is not the tenant\'s', async () => {
@@ -156,8 +187,8 @@ for (const setup of SETUPS) {
       assert.equal(fine.status, 303, 'the sign-in is still open');
     });
 
-    it('signs in a person with one login: PKCE, state and nonce upstream; amr fed and acr 1fa here', async () => {
-      const { page, pending, authorization } = await viaUpstream(corp, { sub: 'corp-bob', email: 'Bob@Acme.test', email_verified: true });
+    it('signs in a person with one login: PKCE, state and nonce upstream; the first time confirmed with the password; amr fed and acr 1fa', async () => {
+      const { browser, page: confirm, pending, authorization } = await viaUpstream(corp, { sub: 'corp-bob', email: 'Bob@Acme.test', email_verified: true });
       const params = authorization.searchParams;
       assert.equal(params.get('client_id'), CLIENT_ID);
       assert.equal(params.get('redirect_uri'), `${server.issuer}/upstream/corp/callback`);
@@ -168,6 +199,10 @@ for (const setup of SETUPS) {
       assert.match(params.get('state')!, /^[A-Za-z0-9_-]+\.[A-Za-z0-9_-]{20,}$/);
       assert.match(params.get('nonce')!, /^[A-Za-z0-9_-]{20,}$/);
 
+      assert.ok(hasForm(confirm, 'upstream-confirm-form'), `the first sign-in asks to confirm: ${confirm.status} ${messageOf(confirm)}`);
+      assert.match(textOf(confirm, 'upstream-confirm-intro') ?? '', /Corp ID.*bob@acme\.test/);
+      assert.equal(await accounts().findIdentityByUpstream(corp.issuer, 'corp-bob'), null, 'nothing linked before the confirmation');
+      const page = await confirmLink(browser, confirm);
       assert.ok(callbackReached(page), `expected the RP callback, got ${page.status} ${page.url}: ${messageOf(page)}`);
       const claims = (await rp.callback(page.url, pending)).claims()!;
       assert.equal(claims.sub, 'bob-emp');
@@ -177,13 +212,17 @@ for (const setup of SETUPS) {
 
       const bob = await accounts().findIdentityByEmail('bob@acme.test');
       assert.equal((await accounts().findIdentityByUpstream(corp.issuer, 'corp-bob'))?.id, bob!.id, 'linked by issuer and subject');
-      assert.ok((await audit('upstream.linked')).some((e) => e.detail?.upstream === 'corp'));
+      const linked = (await audit('upstream.linked')).find((e) => e.detail?.subject === 'corp-bob');
+      assert.deepEqual(linked?.detail, { identity: bob!.id, issuer: corp.issuer, subject: 'corp-bob', upstream: 'corp' });
       const success = (await accounts().listAudit({ tenant: 'acme', login: 'bob-emp', type: 'signin.success' }))[0];
       assert.deepEqual(success?.detail?.amr, ['fed']);
+
+      const again = await viaUpstream(corp, { sub: 'corp-bob', email: 'bob@acme.test', email_verified: true });
+      assert.ok(callbackReached(again.page), 'linked: no confirmation the second time');
     });
 
     it('takes the email from the ID token when the upstream puts it there, and asks for more scopes when configured', async () => {
-      const { page, pending, authorization } = await viaUpstream(social, { sub: 'social-bob', email: 'bob@acme.test', email_verified: true }, 'social');
+      const { page, pending, authorization } = await signInVia(social, { sub: 'social-bob', email: 'bob@acme.test', email_verified: true }, 'social');
       assert.deepEqual(authorization.searchParams.get('scope')!.split(' '), ['openid', 'email', 'profile']);
       assert.ok(callbackReached(page), `${page.status}: ${messageOf(page)}`);
       assert.equal((await rp.callback(page.url, pending)).claims()!.sub, 'bob-emp');
@@ -191,7 +230,7 @@ for (const setup of SETUPS) {
 
     it('lets a person with two logins choose, then passes the chosen login\'s authenticator app: amr fed otp mfa', async () => {
       const jane = { sub: 'corp-jane', email: 'jane@acme.test', email_verified: true };
-      const first = await viaUpstream(corp, jane);
+      const first = await signInVia(corp, jane);
       assert.ok(hasForm(first.page, 'select-form'), `expected the login choice, got ${first.page.status}: ${messageOf(first.page)}`);
       let page = await first.browser.post(actionOf(first.page, 'select-form'), { login: 'jane-mgr', csrf: csrfOf(first.page) });
       assert.ok(hasForm(page, 'link-authenticator-form'), 'the manager type needs an authenticator app');
@@ -221,7 +260,7 @@ for (const setup of SETUPS) {
     });
 
     it('keeps the link when the email changes upstream: the same subject reaches the same identity', async () => {
-      const first = await viaUpstream(corp, { sub: 'corp-carol', email: 'carol@acme.test', email_verified: true });
+      const first = await signInVia(corp, { sub: 'corp-carol', email: 'carol@acme.test', email_verified: true });
       assert.ok(callbackReached(first.page));
       assert.equal((await rp.callback(first.page.url, first.pending)).claims()!.sub, 'carol-emp');
 
@@ -266,10 +305,61 @@ for (const setup of SETUPS) {
       await assertBackToLogin(browser, page);
     });
 
-    it('refuses a person whose identity has no login in the client\'s tenant', async () => {
+    it('refuses a person whose identity has no login in the client\'s tenant, and links nothing', async () => {
       const { browser, page } = await viaUpstream(corp, { sub: 'corp-gina', email: 'gina@globex.test', email_verified: true });
       assert.equal(page.status, 403);
       assert.equal(errorCodeOf(page), 'no_login_for_client');
+      assert.equal(await accounts().findIdentityByUpstream(corp.issuer, 'corp-gina'), null, 'no link for a tenant where the identity has no login');
+      assert.ok(!(await audit('upstream.linked')).some((e) => e.detail?.subject === 'corp-gina'));
+      await assertBackToLogin(browser, page);
+    });
+
+    it('confirms the first link with the password: a wrong one is refused like on the login page, and links nothing', async () => {
+      const dan = { sub: 'corp-dan', email: 'dan@acme.test', email_verified: true };
+      const { browser, page: confirm, pending } = await viaUpstream(corp, dan);
+      const action = actionOf(confirm, 'upstream-confirm-form');
+      assert.equal((await browser.post(action, { password: PASSWORD })).status, 403, 'no CSRF token');
+      assert.equal((await browser.post(action, { password: PASSWORD, csrf: 'forged' })).status, 403);
+      const stranger = new Browser(server.issuer);
+      assert.ok(!callbackReached(await stranger.post(action, { password: PASSWORD, csrf: csrfOf(confirm) })), 'another browser has no such sign-in');
+      const empty = await browser.post(action, { password: '', csrf: csrfOf(confirm) });
+      assert.equal(empty.status, 400);
+      assert.ok(hasForm(empty, 'upstream-confirm-form'));
+      const wrong = await confirmLink(browser, confirm, 'not the password');
+      assert.equal(wrong.status, 400);
+      assert.equal(textOf(wrong, 'error'), 'The password is not correct.');
+      assert.equal(await accounts().findIdentityByUpstream(corp.issuer, 'corp-dan'), null);
+      assert.ok((await audit('signin.upstream')).some((e) => e.detail?.reason === 'link_not_confirmed' && e.outcome === 'failure'));
+
+      const page = await confirmLink(browser, wrong);
+      assert.ok(hasForm(page, 'select-form') || callbackReached(page), `${page.status}: ${messageOf(page)}`);
+      assert.ok(callbackReached(page), 'Dan has one login in Acme');
+      assert.equal((await rp.callback(page.url, pending)).claims()!.sub, 'dan-emp');
+      const danId = (await accounts().findIdentityByEmail('dan@acme.test'))!.id;
+      assert.equal((await accounts().findIdentityByUpstream(corp.issuer, 'corp-dan'))?.id, danId);
+      for (const tenant of ['acme', 'globex']) {
+        const events = (await accounts().listAudit({ tenant, type: 'upstream.linked' })).filter((e) => e.detail?.subject === 'corp-dan');
+        assert.equal(events.length, 1, `the link is audited in ${tenant}, where Dan has a login`);
+        assert.equal(events[0]!.detail?.identity, danId);
+        assert.equal(events[0]!.detail?.issuer, corp.issuer);
+      }
+
+      const globex = await relyingParty(server.issuer, 'globex-app', 's3cret-globex');
+      const there = await viaUpstream(corp, dan, 'corp', new Browser(server.issuer), globex);
+      assert.ok(callbackReached(there.page), `the link is used in another tenant where Dan has a login: ${there.page.status} ${messageOf(there.page)}`);
+      assert.equal((await globex.callback(there.page.url, there.pending)).claims()!.sub, 'dan-staff');
+
+      const bobThere = await viaUpstream(corp, { sub: 'corp-bob', email: 'bob@acme.test', email_verified: true }, 'corp', new Browser(server.issuer), globex);
+      assert.equal(bobThere.page.status, 403, 'Bob\'s link is not used where Bob has no login');
+      assert.equal(errorCodeOf(bobThere.page), 'no_login_for_client');
+    });
+
+    it('refuses to link an identity without a password, with a clear page', async () => {
+      const { browser, page } = await viaUpstream(corp, { sub: 'corp-erin', email: 'erin@acme.test', email_verified: true });
+      assert.equal(page.status, 403);
+      assert.equal(errorCodeOf(page), 'upstream_link_unconfirmable');
+      assert.match(messageOf(page), /no password/);
+      assert.equal(await accounts().findIdentityByUpstream(corp.issuer, 'corp-erin'), null);
       await assertBackToLogin(browser, page);
     });
 
@@ -422,6 +512,64 @@ for (const setup of SETUPS) {
       } finally {
         await late.stop();
       }
+    });
+
+    it('signs in at once after the upstream restarts on new signing keys: the new key set is fetched once', async () => {
+      const rotating = await startUpstream({ clients: [registration(server, 'rotating')] });
+      try {
+        await importInto(server, upstreamFixture({ ...issuers, rotating: rotating.issuer }));
+        const bob = { sub: 'rotating-bob', email: 'bob@acme.test', email_verified: true };
+        const signIn = () => signInVia(rotating, bob, 'rotating');
+        const first = await signIn();
+        assert.ok(callbackReached(first.page), `${first.page.status}: ${messageOf(first.page)}`);
+        const fetched = rotating.jwksRequests;
+        assert.ok(fetched >= 1);
+
+        await rotating.rotateKeys();
+        const second = await signIn();
+        assert.ok(callbackReached(second.page), `right after the rotation: ${second.page.status} ${messageOf(second.page)}`);
+        assert.equal((await rp.callback(second.page.url, second.pending)).claims()!.sub, 'bob-emp');
+        assert.equal(rotating.jwksRequests, fetched + 1, 'the new key set, fetched once');
+
+        const third = await signIn();
+        assert.ok(callbackReached(third.page));
+        assert.equal(rotating.jwksRequests, fetched + 1, 'then reused');
+
+        rotating.tamperIdTokens = 'kid';
+        const unknown = await signIn();
+        assert.equal(unknown.page.status, 502, 'a kid the upstream never published is refused');
+        assert.equal(errorCodeOf(unknown.page), 'upstream_invalid_response');
+        assert.equal(rotating.jwksRequests, fetched + 2, 'after one more fetch, not a loop');
+      } finally {
+        await rotating.stop();
+      }
+    });
+
+    it('two tabs confirming one first sign-in at once make one link, audited once, and one sign-in', async () => {
+      const person = await addPerson(server, 'employee');
+      const { browser, page: confirm } = await viaUpstream(corp, { sub: `corp-${person.logins[0]}`, email: person.email, email_verified: true });
+      const answers = await Promise.all(Array.from({ length: 4 }, () => browser.post(actionOf(confirm, 'upstream-confirm-form'), { password: PASSWORD, csrf: csrfOf(confirm) })));
+      assert.ok(answers.every((a) => a.status < 500), answers.map((a) => a.status).join(' '));
+      assert.ok(answers.some((a) => callbackReached(a)), 'the sign-in completes');
+      const identity = (await accounts().findIdentityByEmail(person.email))!;
+      assert.equal((await accounts().findIdentityByUpstream(corp.issuer, `corp-${person.logins[0]}`))?.id, identity.id);
+      const linked = (await audit('upstream.linked')).filter((e) => e.detail?.identity === identity.id);
+      assert.equal(linked.length, 1, 'one upstream.linked event');
+    });
+
+    // Last: the parallel guesses also slow this test client's address down.
+    it('limits the confirmation like the password: parallel wrong guesses get no more tries, then 429 even for the right one', async () => {
+      const fay = { sub: 'corp-fay', email: 'fay@acme.test', email_verified: true };
+      const { browser, page: confirm } = await viaUpstream(corp, fay);
+      const action = actionOf(confirm, 'upstream-confirm-form');
+      const answers = await Promise.all(Array.from({ length: 12 }, (_, i) => browser.post(action, { password: `wrong-${i}`, csrf: csrfOf(confirm) })));
+      const statuses = answers.map((a) => a.status);
+      assert.ok(statuses.every((st) => st === 400 || st === 429), statuses.join(' '));
+      assert.ok(statuses.filter((st) => st === 400).length <= 5, `at most the threshold of wrong guesses is checked: ${statuses.join(' ')}`);
+      const locked = await browser.post(action, { password: PASSWORD, csrf: csrfOf(confirm) });
+      assert.equal(locked.status, 429);
+      assert.ok(locked.headers.get('retry-after'));
+      assert.equal(await accounts().findIdentityByUpstream(corp.issuer, 'corp-fay'), null);
     });
   });
 }

@@ -18,7 +18,8 @@ import jsQRModule from 'jsqr';
 import { PNG } from 'pngjs';
 import { PASSWORD, REDIRECT_URI, relyingParty, startServer, type RelyingParty, type TestServer } from '../support/latchkey.ts';
 import { TENANT, codeFor, currentStep, factorFixture } from '../support/factors.ts';
-import type { ImportDocument } from '../../src/cli/import.ts';
+import { startUpstream, type TestUpstream } from '../support/upstream.ts';
+import { importDocument, type ImportDocument } from '../../src/cli/import.ts';
 import { launchChromium, withoutChromium } from '../support/chromium.ts';
 import { tempDir } from '../support/tmp.ts';
 
@@ -36,11 +37,14 @@ type Lang = 'en' | 'nl';
 type Device = 'desktop' | 'phone';
 const SIZES: Record<Device, { width: number; height: number }> = { desktop: { width: 1280, height: 800 }, phone: { width: 375, height: 812 } };
 
-/** Acme Care with a third-party application (for the consent page) and a few colleagues. */
-function fixture(): ImportDocument {
+const UPSTREAM_CLIENT = { client_id: 'latchkey-acme', client_secret: 'upstream-secret-acme' };
+
+/** Acme Care with a third-party application (for the consent page), a few colleagues and, once it runs, an upstream provider. */
+function fixture(upstreamIssuer?: string): ImportDocument {
   const doc = factorFixture();
   const acme = doc.tenants![0]!;
   acme.name = 'Acme Care';
+  if (upstreamIssuer) acme.upstreams = [{ id: 'corp', name: 'Corp ID', issuer: upstreamIssuer, ...UPSTREAM_CLIENT }];
   acme.clients!.push({ client_id: 'planner', client_secret: 's3cret-planner', client_name: 'Rota Planner', redirect_uris: [REDIRECT_URI] });
   doc.identities!.push({ email: 'mark@acme.test', password: PASSWORD }, { email: 'lotte@acme.test', password: PASSWORD });
   acme.logins!.push(
@@ -65,9 +69,13 @@ describe('the pages in Chromium: English and Dutch, desktop and phone', { skip: 
   let rp: RelyingParty;
   let planner: RelyingParty;
   let chromiumBrowser: Chromium;
+  let upstream: TestUpstream;
 
   before(async () => {
     server = await startServer('sqlite', { doc: fixture() });
+    upstream = await startUpstream({ clients: [{ ...UPSTREAM_CLIENT, redirect_uris: [`${server.issuer}/upstream/corp/callback`] }] });
+    const { stores, hasher, config } = server.latchkey;
+    await importDocument(fixture(upstream.issuer), { accounts: stores.accounts, hasher, config });
     rp = await relyingParty(server.issuer);
     planner = await relyingParty(server.issuer, 'planner', 's3cret-planner');
     chromiumBrowser = await launchChromium();
@@ -75,6 +83,7 @@ describe('the pages in Chromium: English and Dutch, desktop and phone', { skip: 
   });
   after(async () => {
     await chromiumBrowser?.close();
+    await upstream?.stop();
     await server?.stop();
   });
 
@@ -242,7 +251,19 @@ describe('the pages in Chromium: English and Dutch, desktop and phone', { skip: 
         await page.getByTestId('enter-code-submit').click();
         await atApplication();
 
-        // The owner's account pages.
+        // The first sign-in with an upstream account: "confirm it's you" with the password, then the login choice.
+        upstream.user = { sub: `corp-${person.nurse}`, email: person.email, email_verified: true };
+        await startSignIn(rp);
+        await page.getByRole('button', { name: T('Sign in with Corp ID', 'Inloggen met Corp ID') }).click();
+        await page.getByTestId('upstream-confirm-form').waitFor();
+        await check('upstream-confirm');
+        await page.getByLabel(T('Password', 'Wachtwoord'), { exact: true }).fill(PASSWORD);
+        await page.getByTestId('upstream-confirm-submit').click();
+        await page.getByTestId('select-form').waitFor();
+
+        // The owner's account pages; the owner's profile lists an upstream link.
+        const owner = (await server.latchkey.stores.accounts.findIdentityByEmail('owner@acme.test'))!;
+        await server.latchkey.stores.accounts.linkUpstream({ issuer: upstream.issuer, subject: 'corp-owner', identityId: owner.id });
         await context.clearCookies();
         await page.goto(`${server.issuer}/account`);
         await page.getByTestId('login-form').waitFor();
@@ -254,7 +275,10 @@ describe('the pages in Chromium: English and Dutch, desktop and phone', { skip: 
         await password('owner@acme.test');
         await page.getByTestId('profile').waitFor();
         assert.equal(await text('profile-factor'), T('None', 'Geen'));
+        assert.equal(await text('upstream-link-provider'), 'Corp ID');
         await check('profile');
+        await page.getByTestId('unlink-upstream').click();
+        await page.getByTestId('no-upstream-links').waitFor();
         await page.getByTestId('nav-security').click();
         await page.getByTestId('policies').waitFor();
         await check('security');

@@ -188,9 +188,18 @@ export interface AccountStore {
   /**
    * Links an upstream account to an identity unless it is linked already, and
    * returns the identity id it is linked to: an existing link wins, so parallel
-   * calls for one (issuer, subject) all return the same id.
+   * calls for one (issuer, subject) all return the same id. `created` is true
+   * for the one call that made the link.
    */
-  linkUpstream(link: UpstreamLink): Promise<string>;
+  linkUpstream(link: UpstreamLink): Promise<{ identityId: string; created: boolean }>;
+  /** The upstream accounts linked to an identity, ordered by issuer, then subject. */
+  listUpstreamLinks(identityId: string): Promise<UpstreamLink[]>;
+  /**
+   * Removes the link of (issuer, subject) only while it points at
+   * `identityId` (a link of another identity is left alone). True when this
+   * call removed it: of parallel calls, one is true.
+   */
+  unlinkUpstream(link: UpstreamLink): Promise<boolean>;
 
   // The account pages (docs/account.md).
 

@@ -404,15 +404,28 @@ export function createMongoAccountStore(db: Db): AccountStore {
       const subject = str('link.subject', link.subject);
       const identityId = str('link.identityId', link.identityId);
       const _id = JSON.stringify([issuer, subject]);
-      try {
-        await upstreamLinks.insertOne({ _id, issuer, subject, identityId });
-        return identityId;
-      } catch (e) {
-        if (!isDuplicateKey(e)) throw e;
+      // The unique insert decides; a link removed between a lost insert and the read is tried again.
+      for (let attempt = 0; attempt < 5; attempt++) {
+        try {
+          await upstreamLinks.insertOne({ _id, issuer, subject, identityId });
+          return { identityId, created: true };
+        } catch (e) {
+          if (!isDuplicateKey(e)) throw e;
+        }
+        const existing = await upstreamLinks.findOne({ _id });
+        if (existing) return { identityId: existing.identityId, created: false };
       }
-      const existing = await upstreamLinks.findOne({ _id });
-      if (!existing) throw new Error('linkUpstream: the link vanished');
-      return existing.identityId;
+      throw new Error('linkUpstream: the link kept vanishing');
+    },
+    async listUpstreamLinks(identityId) {
+      const docs = await upstreamLinks.find({ identityId: str('identityId', identityId) }).sort({ issuer: 1, subject: 1 }).toArray();
+      return docs.map((d) => ({ issuer: d.issuer, subject: d.subject, identityId: d.identityId }));
+    },
+    async unlinkUpstream(link) {
+      const issuer = str('link.issuer', link.issuer);
+      const subject = str('link.subject', link.subject);
+      const identityId = str('link.identityId', link.identityId);
+      return (await upstreamLinks.deleteOne({ _id: JSON.stringify([issuer, subject]), identityId })).deletedCount === 1;
     },
 
     async listLoginsForEmailAllTenants(email) {

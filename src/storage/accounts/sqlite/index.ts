@@ -267,12 +267,12 @@ function prepareUpstreams(db: Database.Database) {
       `SELECT i.id, i.email, i.password_hash FROM upstream_links l JOIN identities i ON i.id = l.identity_id
        WHERE l.issuer = ? AND l.subject = ?`,
     ),
-    // The no-op update makes RETURNING answer with the link that won.
-    linkUpstream: db.prepare<[string, string, string], { identity_id: string }>(
-      `INSERT INTO upstream_links (issuer, subject, identity_id) VALUES (?, ?, ?)
-       ON CONFLICT (issuer, subject) DO UPDATE SET identity_id = upstream_links.identity_id
-       RETURNING identity_id`,
+    linkUpstream: db.prepare<[string, string, string], void>('INSERT INTO upstream_links (issuer, subject, identity_id) VALUES (?, ?, ?) ON CONFLICT (issuer, subject) DO NOTHING'),
+    linkedIdentity: db.prepare<[string, string], { identity_id: string }>('SELECT identity_id FROM upstream_links WHERE issuer = ? AND subject = ?'),
+    linksOfIdentity: db.prepare<[string], { issuer: string; subject: string; identity_id: string }>(
+      'SELECT issuer, subject, identity_id FROM upstream_links WHERE identity_id = ? ORDER BY issuer, subject',
     ),
+    unlinkUpstream: db.prepare<[string, string, string], void>('DELETE FROM upstream_links WHERE issuer = ? AND subject = ? AND identity_id = ?'),
   };
 }
 
@@ -509,8 +509,20 @@ export function createSqliteAccountStore(db: Database.Database): AccountStore {
       return row ? toIdentity(row) : null;
     },
     async linkUpstream(link) {
-      const row = u().linkUpstream.get(str('link.issuer', link.issuer), str('link.subject', link.subject), str('link.identityId', link.identityId));
-      return row!.identity_id;
+      const issuer = str('link.issuer', link.issuer);
+      const subject = str('link.subject', link.subject);
+      const identityId = str('link.identityId', link.identityId);
+      // One transaction: the insert, or the link that was there before it.
+      return db.transaction(() => {
+        if (u().linkUpstream.run(issuer, subject, identityId).changes === 1) return { identityId, created: true };
+        return { identityId: u().linkedIdentity.get(issuer, subject)!.identity_id, created: false };
+      }).immediate();
+    },
+    async listUpstreamLinks(identityId) {
+      return u().linksOfIdentity.all(str('identityId', identityId)).map((r) => ({ issuer: r.issuer, subject: r.subject, identityId: r.identity_id }));
+    },
+    async unlinkUpstream(link) {
+      return u().unlinkUpstream.run(str('link.issuer', link.issuer), str('link.subject', link.subject), str('link.identityId', link.identityId)).changes === 1;
     },
 
     async listLoginsForEmailAllTenants(email) {
