@@ -60,11 +60,21 @@ const hashToken = (token: string) => createHash('sha256').update(token).digest('
 
 /** What differs between the two links: where they live, how long they work, what they say. */
 const PURPOSES = {
-  reset: { path: '/reset', texts: 'errors.recovery', audit: 'password.reset', how: 'mail.password_changed.how_reset' },
-  invite: { path: '/invite', texts: 'errors.invite', audit: 'password.invitation_accepted', how: 'mail.password_changed.how_invite' },
+  reset: {
+    path: '/reset',
+    texts: { unknown: 'errors.recovery.unknown', used: 'errors.recovery.used', expired: 'errors.recovery.expired' },
+    audit: 'password.reset',
+    how: 'mail.password_changed.how_reset',
+  },
+  invite: {
+    path: '/invite',
+    texts: { unknown: 'errors.invite.unknown', used: 'errors.invite.used', expired: 'errors.invite.expired' },
+    audit: 'password.invitation_accepted',
+    how: 'mail.password_changed.how_invite',
+  },
 } as const;
 
-const linkError = (purpose: LinkPurpose, problem: 'unknown' | 'used' | 'expired') => new LatchkeyError('bad_request', 400, `${PURPOSES[purpose].texts}.${problem}`);
+const linkError = (purpose: LinkPurpose, problem: 'unknown' | 'used' | 'expired') => new LatchkeyError('bad_request', 400, PURPOSES[purpose].texts[problem]);
 
 /** A new one-time link of `purpose` for the identity (voiding its earlier ones); returns the URL to mail. */
 export async function issueLink(deps: Pick<RecoveryDeps, 'config' | 'links'>, identityId: string, purpose: LinkPurpose, now: Date): Promise<string> {
@@ -168,6 +178,13 @@ export function linkRouter(deps: RecoveryDeps): Router {
     return { tokenHash, identity };
   }
 
+  /** The page names the organisation the person signs in to (the first, when they have several). */
+  async function nameTenant(ctx: Context, identity: Identity) {
+    const [first] = await accounts.listLoginsForEmailAllTenants(identity.email);
+    const tenant = first ? await accounts.getTenant(first.tenant) : null;
+    if (tenant) ctx.state.tenantName = tenant.name;
+  }
+
   const form = (ctx: Context, purpose: LinkPurpose, tokenHash: string, identity: Identity, error?: LatchkeyError) =>
     sendPage(ctx, 'reset-password', { purpose, action: ctx.path, csrf: csrfFor(tokenHash), email: identity.email, ...PASSWORD_RULES, error }, error?.status ?? 200);
 
@@ -175,11 +192,13 @@ export function linkRouter(deps: RecoveryDeps): Router {
     const { path } = PURPOSES[purpose];
     router.get(`${path}/:token`, async (ctx) => {
       const { tokenHash, identity } = await current(purpose, ctx.params.token);
+      await nameTenant(ctx, identity);
       form(ctx, purpose, tokenHash, identity);
     });
 
     router.post(`${path}/:token`, async (ctx) => {
       const { tokenHash, identity } = await current(purpose, ctx.params.token);
+      await nameTenant(ctx, identity);
       let fields: { password?: string; password_confirm?: string; csrf?: string };
       try {
         fields = formFields(ctx.request.body, [], ['csrf', 'password', 'password_confirm'], PASSWORD_RULES.maxLength);

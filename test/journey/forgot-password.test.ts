@@ -152,6 +152,7 @@ for (const setup of SETUPS) {
       const back = await submitFactor(other, page, 'choose-pin-form', { pin: PIN, pin_confirm: PIN });
       const tokens = await rp.callback(back.url, pending);
       assert.ok(tokens.refresh_token);
+      assert.match((await smtp.next(person.email)).subject ?? '', /PIN code was set up/, 'the notice of the new PIN');
 
       await requestReset(person.email);
       await resetWith(linkOf(await smtp.next(person.email)));

@@ -11,6 +11,7 @@
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { mkdirSync, readFileSync } from 'node:fs';
+import { createHash, randomBytes } from 'node:crypto';
 import { createRequire } from 'node:module';
 import { join } from 'node:path';
 import type { Browser as Chromium } from 'playwright-core';
@@ -314,7 +315,23 @@ describe('the pages in Chromium: English and Dutch, desktop and phone', { skip: 
         await page.getByTestId('notice').waitFor();
         assert.equal(await text('notice'), T('Your PIN has been changed.', 'Je pincode is gewijzigd.'));
 
-        assert.deepEqual(checked, ['login', 'error', 'select-login', 'choose-pin', 'consent', 'enter-pin', 'link-authenticator', 'enter-code', 'profile', 'security', 'users', 'audit', 'change-pin']);
+        // A forgotten password: the form, its answer, and the page of the mailed link.
+        await startSignIn(rp);
+        await page.getByTestId('forgot-link').click();
+        await page.getByTestId('forgot-form').waitFor();
+        await check('forgot-password');
+        await page.getByLabel(T('Email address', 'E-mailadres')).fill('nobody@acme.test');
+        await page.getByTestId('forgot-submit').click();
+        await page.getByTestId('forgot-sent').waitFor();
+        await check('forgot-sent');
+        const token = randomBytes(32).toString('base64url');
+        const identity = (await server.latchkey.stores.accounts.findIdentityByEmail(person.email))!;
+        await server.latchkey.stores.links.create(createHash('sha256').update(token).digest('base64url'), { purpose: 'reset', identityId: identity.id, createdAt: new Date(), expiresAt: new Date(Date.now() + 600_000) });
+        await page.goto(`${server.issuer}/reset/${token}${dutchPhone || lang === 'en' ? '' : '?lang=nl'}`);
+        await page.getByTestId('reset-form').waitFor();
+        await check('reset-password');
+
+        assert.deepEqual(checked, ['login', 'error', 'select-login', 'choose-pin', 'consent', 'enter-pin', 'link-authenticator', 'enter-code', 'upstream-confirm', 'profile', 'security', 'users', 'audit', 'change-pin', 'forgot-password', 'forgot-sent', 'reset-password']);
         assert.deepEqual(cspViolations, [], 'nothing blocked by the Content Security Policy');
         await context.close();
       });
