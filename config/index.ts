@@ -289,3 +289,6 @@ function developmentKeys(dataDir: string): Omit<Config['keys'], 'development'> {
     pepper: file.pepper,
   };
 }
+
+/** Every environment variable the configuration reads (docs/configuration.md lists each one). */
+export const ENVIRONMENT_VARIABLES: readonly string[] = Object.keys(envSchema.shape);
