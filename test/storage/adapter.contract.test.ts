@@ -7,6 +7,7 @@ import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import Database from 'better-sqlite3';
 import { Cluster, Redis } from 'ioredis';
+import { errors } from 'oidc-provider';
 import type { AdapterBackend, AdapterPayload } from '../../src/storage/adapter/port.ts';
 import { createSqliteAdapterBackend } from '../../src/storage/adapter/sqlite/index.ts';
 import { createRedisAdapterBackend } from '../../src/storage/adapter/redis/index.ts';
@@ -20,6 +21,8 @@ interface AdapterHarness {
 }
 
 const epoch = () => Math.floor(Date.now() / 1000);
+// What the token endpoint turns into invalid_grant.
+const isAlreadyConsumed = (err: unknown) => err instanceof errors.InvalidGrant;
 const newId = () => randomUUID();
 
 function adapterContract(name: string, open: () => Promise<AdapterHarness>): void {
@@ -104,10 +107,31 @@ function adapterContract(name: string, open: () => Promise<AdapterHarness>): voi
       assert.deepEqual({ ...found, consumed: undefined }, { ...payload, consumed: undefined });
     });
 
-    it('consume of an unknown id creates nothing', async () => {
+    it('consume of an unknown id creates nothing and rejects', async () => {
       const id = newId();
-      await adapter('RefreshToken').consume(id);
+      await assert.rejects(adapter('RefreshToken').consume(id), isAlreadyConsumed);
       assert.equal(await adapter('RefreshToken').find(id), undefined);
+    });
+
+    it('consumes a model once: a second consume rejects and keeps the first time', async () => {
+      const id = newId();
+      const a = adapter('AuthorizationCode');
+      await a.upsert(id, { jti: id, grantId: newId() }, 60);
+      await a.consume(id);
+      const first = (await a.find(id))?.consumed;
+      await assert.rejects(a.consume(id), isAlreadyConsumed);
+      assert.equal((await a.find(id))?.consumed, first);
+    });
+
+    it('lets exactly one of many parallel consumers win', async () => {
+      for (const model of ['AuthorizationCode', 'RefreshToken']) {
+        const id = newId();
+        // Each consumer on its own adapter instance, as parallel requests get them.
+        await adapter(model).upsert(id, { jti: id, grantId: newId() }, 60);
+        const results = await Promise.allSettled(Array.from({ length: 30 }, () => adapter(model).consume(id)));
+        assert.equal(results.filter((r) => r.status === 'fulfilled').length, 1, model);
+        for (const r of results) if (r.status === 'rejected') assert.ok(isAlreadyConsumed(r.reason), String(r.reason));
+      }
     });
 
     it('stays consistent under parallel consume and find', async () => {
@@ -117,7 +141,9 @@ function adapterContract(name: string, open: () => Promise<AdapterHarness>): voi
       await a.upsert(id, payload, 60);
       const t0 = epoch();
       const results = await Promise.all(
-        Array.from({ length: 40 }, (_, i) => (i % 2 ? a.find(id) : a.consume(id).then(() => 'consumed' as const))),
+        Array.from({ length: 40 }, (_, i) =>
+          i % 2 ? a.find(id) : a.consume(id).then(() => 'consumed' as const, (err: unknown) => (isAlreadyConsumed(err) ? ('consumed' as const) : Promise.reject(err))),
+        ),
       );
       const t1 = epoch();
       for (const result of results) {
@@ -269,7 +295,7 @@ function adapterContract(name: string, open: () => Promise<AdapterHarness>): voi
       assert.equal(await adapter('Session').findByUid(uid), undefined);
       assert.equal(await adapter('DeviceCode').find(deviceId), undefined);
       assert.equal(await adapter('DeviceCode').findByUserCode(userCode), undefined);
-      await adapter('AccessToken').consume(tokenId);
+      await assert.rejects(adapter('AccessToken').consume(tokenId), isAlreadyConsumed);
       assert.equal(await adapter('AccessToken').find(tokenId), undefined);
 
       // The short-lived token must not have cut the grant index short for the long one.
