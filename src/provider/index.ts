@@ -103,6 +103,8 @@ export function createProvider({ config, accounts, adapter, factors, log, unavai
     responseTypes: ['code'],
     scopes: ['openid', 'offline_access', 'email', 'profile'],
     issueRefreshToken: async (_ctx, client) => client.grantTypeAllowed('refresh_token'),
+    // Every refresh consumes its token and issues the next one, so a stolen token's reuse is seen (and revokes the grant).
+    rotateRefreshToken: true,
     interactions: {
       policy,
       url: (_ctx, interaction) => `/interaction/${interaction.uid}`,
