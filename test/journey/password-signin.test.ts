@@ -3,8 +3,10 @@
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import * as oidc from 'openid-client';
+import argon2 from 'argon2';
+import { importDocument } from '../../src/cli/import.ts';
 import { Browser, actionOf, csrfOf, testIds } from '../support/browser.ts';
-import { SETUPS, callbackReached, relyingParty, signIn, startServer, submitLogin, type RelyingParty, type TestServer } from '../support/latchkey.ts';
+import { SETUPS, callbackReached, fixture, relyingParty, signIn, startServer, submitLogin, type RelyingParty, type TestServer } from '../support/latchkey.ts';
 
 for (const setup of SETUPS) {
   describe(`password sign-in (${setup})`, () => {
@@ -43,6 +45,25 @@ for (const setup of SETUPS) {
       const info = await oidc.fetchUserInfo(rp.config, tokens.access_token, 'bob-emp');
       assert.equal(info.user_type, 'employee');
       assert.equal(info.tenant, 'acme');
+    });
+
+    it('rehashes a password imported with stronger parameters to the configured ones at the next sign-in', async () => {
+      const { config, hasher, stores } = server.latchkey;
+      const password = 'a stronger imported password';
+      const stronger = await argon2.hash(password, { type: argon2.argon2id, memoryCost: config.argon2.memoryCost * 2, timeCost: config.argon2.timeCost + 1, parallelism: 1 });
+      await importDocument(
+        {
+          identities: [{ email: 'strong@acme.test', passwordHash: stronger }],
+          tenants: [{ ...fixture().tenants![0]!, logins: [{ id: 'strong-emp', email: 'strong@acme.test', userType: 'employee', firstName: 'Sam', lastName: 'Strong' }], clients: [] }],
+        },
+        { accounts: stores.accounts, hasher, config },
+      );
+      const { page } = await signIn(new Browser(server.issuer), rp, { email: 'strong@acme.test', password });
+      assert.ok(callbackReached(page), `expected the RP callback, got ${page.status} ${page.url}`);
+      const stored = (await stores.accounts.findIdentityByEmail('strong@acme.test'))!.passwordHash!;
+      assert.notEqual(stored, stronger);
+      assert.equal(hasher.needsRehash(stored), false, stored);
+      assert.ok(await hasher.verify(stored, password));
     });
 
     it('asks a person with two logins to choose, and the chosen login is the subject', async () => {

@@ -186,6 +186,18 @@ function accountStoreContract(name: string, makeStore: () => Promise<Harness>) {
           await s.setPasswordHash('nope', 'x');
         }));
 
+      it('replacePasswordHash replaces the hash only while it is still the one given', () =>
+        withStore(async (s) => {
+          const a = await s.upsertIdentity({ email: 'a@example.com', passwordHash: 'old' });
+          assert.equal(await s.replacePasswordHash(a.id, 'old', 'rehashed'), true);
+          assert.equal((await s.getIdentity(a.id))?.passwordHash, 'rehashed');
+          // A password change in between wins over a rehash of the old password.
+          await s.setPasswordHash(a.id, 'changed');
+          assert.equal(await s.replacePasswordHash(a.id, 'rehashed', 'stale'), false);
+          assert.equal((await s.getIdentity(a.id))?.passwordHash, 'changed');
+          assert.equal(await s.replacePasswordHash('nope', 'changed', 'x'), false);
+        }));
+
       it('keeps one identity per email, also under parallel upserts', () =>
         withStore(async (s) => {
           const all = await Promise.all(Array.from({ length: 10 }, (_, i) => s.upsertIdentity({ email: i % 2 ? 'X@example.com' : 'x@example.com' })));
@@ -269,6 +281,22 @@ function accountStoreContract(name: string, makeStore: () => Promise<Harness>) {
           assert.equal(await s.setFactorState('unknown', 'pin', { hash: 'x' }), false);
           assert.equal(await s.setFactorState('unknown', 'pin', null), false);
           assert.equal(await s.getLogin('unknown'), null);
+        }));
+    });
+
+    describe('replaceFactorHash', () => {
+      it("replaces a factor's hash only while it is still the one given, keeping the rest of the state", () =>
+        withStore(async (s) => {
+          await s.upsertLogin(login('l1'));
+          await s.setFactorState('l1', 'pin', { hash: 'old', setAt: '2024-01-01' });
+          assert.equal(await s.replaceFactorHash('l1', 'pin', 'old', 'rehashed'), true);
+          assert.deepEqual((await s.getLogin('l1'))?.factors, { pin: { hash: 'rehashed', setAt: '2024-01-01' } });
+          await s.setFactorState('l1', 'pin', { hash: 'changed', setAt: '2024-02-02' });
+          assert.equal(await s.replaceFactorHash('l1', 'pin', 'rehashed', 'stale'), false);
+          assert.deepEqual((await s.getLogin('l1'))?.factors, { pin: { hash: 'changed', setAt: '2024-02-02' } });
+          assert.equal(await s.replaceFactorHash('l1', 'totp', 'changed', 'x'), false);
+          assert.equal(await s.replaceFactorHash('unknown', 'pin', 'changed', 'x'), false);
+          assert.deepEqual((await s.getLogin('l1'))?.factors, { pin: { hash: 'changed', setAt: '2024-02-02' } });
         }));
     });
 

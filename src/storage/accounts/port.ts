@@ -151,6 +151,12 @@ export interface AccountStore {
   findIdentityByEmail(email: string): Promise<Identity | null>;
   getIdentity(id: string): Promise<Identity | null>;
   setPasswordHash(identityId: string, passwordHash: string): Promise<void>;
+  /**
+   * Replaces the password hash only while it is still `current` (a rehash of
+   * the same password to new parameters must never undo a password change
+   * that happened meanwhile). True when replaced.
+   */
+  replacePasswordHash(identityId: string, current: string, next: string): Promise<boolean>;
 
   /** Creates or updates a login's profile; keeps its factor state. */
   upsertLogin(login: LoginInput): Promise<void>;
@@ -169,6 +175,11 @@ export interface AccountStore {
    * with the same step: exactly one returns true.
    */
   advanceFactorStep(loginId: string, factorId: string, step: number): Promise<boolean>;
+  /**
+   * Replaces a factor state's `hash` (a PIN's) only while it is still
+   * `current`, keeping the rest of the state. True when replaced.
+   */
+  replaceFactorHash(loginId: string, factorId: string, current: string, next: string): Promise<boolean>;
 
   upsertClient(client: Client): Promise<void>;
   getClient(clientId: string): Promise<Client | null>;

@@ -272,6 +272,14 @@ export function createMongoAccountStore(db: Db): AccountStore {
       await identities.updateOne({ _id: str('identityId', identityId) }, { $set: { passwordHash: str('passwordHash', passwordHash) } });
     },
 
+    async replacePasswordHash(identityId, current, next) {
+      const result = await identities.updateOne(
+        { _id: str('identityId', identityId), passwordHash: str('current', current) },
+        { $set: { passwordHash: str('next', next) } },
+      );
+      return result.modifiedCount === 1;
+    },
+
     async upsertLogin(login) {
       const id = str('login.id', login.id);
       if (login.disabled !== undefined && typeof login.disabled !== 'boolean') throw new TypeError('disabled must be a boolean');
@@ -310,6 +318,11 @@ export function createMongoAccountStore(db: Db): AccountStore {
       // A new state starts a new step sequence (e.g. TOTP re-enrolment).
       await steps.deleteMany({ login: id, factor });
       return true;
+    },
+    async replaceFactorHash(loginId, factor, current, next) {
+      const path = `factors.${factorId(factor)}.hash`;
+      const result = await logins.updateOne({ _id: str('loginId', loginId), [path]: str('current', current) }, { $set: { [path]: str('next', next) } });
+      return result.modifiedCount === 1;
     },
     async advanceFactorStep(loginId, factor, step) {
       const id = str('loginId', loginId);

@@ -159,6 +159,7 @@ function prepare(db: Database.Database) {
     identityByEmail: db.prepare<[string], IdentityRow>('SELECT id, email, password_hash FROM identities WHERE email = ?'),
     identityById: db.prepare<[string], IdentityRow>('SELECT id, email, password_hash FROM identities WHERE id = ?'),
     setPasswordHash: db.prepare<[string, string], void>('UPDATE identities SET password_hash = ? WHERE id = ?'),
+    replacePasswordHash: db.prepare<[string, string, string], void>('UPDATE identities SET password_hash = ? WHERE id = ? AND password_hash = ?'),
 
     upsertLogin: db.prepare<
       { id: string; tenant: string; email: string; userType: string; firstName: string; lastName: string; disabled: number | null },
@@ -177,6 +178,9 @@ function prepare(db: Database.Database) {
       `SELECT ${LOGIN_COLUMNS} FROM logins WHERE tenant = ? ORDER BY last_name, first_name, id`,
     ),
     setFactor: db.prepare<[string, string, string], void>('UPDATE logins SET factors = json_set(factors, ?, json(?)) WHERE id = ?'),
+    replaceFactorHash: db.prepare<{ path: string; next: string; id: string; current: string }, void>(
+      'UPDATE logins SET factors = json_set(factors, @path, @next) WHERE id = @id AND json_extract(factors, @path) = @current',
+    ),
     removeFactor: db.prepare<[string, string], void>('UPDATE logins SET factors = json_remove(factors, ?) WHERE id = ?'),
     advanceStep: db.prepare<{ id: string; factor: string; path: string; json: string; step: number }, void>(
       `UPDATE logins SET factors = json_set(factors, @path, json(@json))
@@ -408,6 +412,10 @@ export function createSqliteAccountStore(db: Database.Database): AccountStore {
       q().setPasswordHash.run(str('passwordHash', passwordHash), str('identityId', identityId));
     },
 
+    async replacePasswordHash(identityId, current, next) {
+      return q().replacePasswordHash.run(str('next', next), str('identityId', identityId), str('current', current)).changes === 1;
+    },
+
     async upsertLogin(login) {
       if (login.disabled !== undefined && typeof login.disabled !== 'boolean') throw new TypeError('disabled must be a boolean');
       q().upsertLogin.run({
@@ -445,6 +453,10 @@ export function createSqliteAccountStore(db: Database.Database): AccountStore {
       const path = `$.${factorId(factor)}`;
       const result = q().advanceStep.run({ id: str('loginId', loginId), factor: path, path: `${path}.step`, json: JSON.stringify(step), step });
       return result.changes === 1;
+    },
+    async replaceFactorHash(loginId, factor, current, next) {
+      const path = `$.${factorId(factor)}.hash`;
+      return q().replaceFactorHash.run({ path, next: str('next', next), id: str('loginId', loginId), current: str('current', current) }).changes === 1;
     },
 
     async upsertClient(client) {
