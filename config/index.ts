@@ -37,6 +37,7 @@ export interface Config {
   pin: typeof defaults.pin;
   account: typeof defaults.account;
   accountCache: typeof defaults.accountCache;
+  audit: typeof defaults.audit;
   ttl: typeof defaults.ttl;
 }
 
@@ -125,6 +126,7 @@ const envSchema = z.object({
   PIN_MIN_LENGTH: int(4, 12).optional(),
   ACCOUNT_REAUTH_SECONDS: int(1, 86_400).optional(),
   ACCOUNT_CACHE_SECONDS: int(0, 3600).optional(),
+  AUDIT_RETENTION_DAYS: int(1, 36_500).optional(),
 });
 
 type Env = Record<string, string | undefined>;
@@ -203,6 +205,7 @@ export function loadConfig(env: Env = process.env): Config {
     pin: { ...defaults.pin, minLength: e.PIN_MIN_LENGTH ?? defaults.pin.minLength },
     account: { ...defaults.account, reauthSeconds: e.ACCOUNT_REAUTH_SECONDS ?? defaults.account.reauthSeconds },
     accountCache: { ...defaults.accountCache, ttlSeconds: e.ACCOUNT_CACHE_SECONDS ?? defaults.accountCache.ttlSeconds },
+    audit: { ...defaults.audit, retentionDays: e.AUDIT_RETENTION_DAYS ?? defaults.audit.retentionDays },
     ttl: defaults.ttl,
   };
 }

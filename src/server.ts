@@ -58,7 +58,7 @@ export async function createLatchkey(config: Config, log: Logger = createLogger(
   if (config.keys.development) log.warn({ dataDir: config.dataDir }, 'using development keys from DATA_DIR/dev-keys.json; set LATCHKEY_* keys for production');
   const stores = await createStores(config, log);
   const hasher = await createHasher(config.argon2, config.keys.pepper);
-  const audit = createAudit(stores.accounts, log);
+  const audit = createAudit(stores.accounts, log, config.audit);
   const limiter = createLimiter(stores.counters, config.lock);
   const factors = createFactorRegistry({ config, accounts: stores.accounts, counters: stores.counters, hasher, audit });
   const provider = createProvider({ config, accounts: stores.accounts, adapter: stores.adapter, factors, log, unavailableStore: stores.unavailableStore });
@@ -153,6 +153,7 @@ export async function createLatchkey(config: Config, log: Logger = createLogger(
           s.closeIdleConnections();
         });
       }
+      audit.close();
       await stores.close();
     },
   };

@@ -46,7 +46,7 @@ async function unlock(email: string): Promise<number> {
   const log = createLogger(config.logLevel === 'info' ? 'warn' : config.logLevel);
   const stores = await createStores(config, log);
   try {
-    const audit = createAudit(stores.accounts, log);
+    const audit = createAudit(stores.accounts, log, { ...config.audit, sweepEveryMs: 0 });
     const hasher = await createHasher(config.argon2, config.keys.pepper);
     const factors = createFactorRegistry({ config, accounts: stores.accounts, counters: stores.counters, hasher, audit });
     const report = await unlockEmail(email, { accounts: stores.accounts, limiter: createLimiter(stores.counters, config.lock), factors, audit });

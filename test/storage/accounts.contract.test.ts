@@ -433,6 +433,19 @@ function accountStoreContract(name: string, makeStore: () => Promise<Harness>) {
           for (let i = 0; i < 501; i++) await s.appendAudit(event({ time, detail: { i } }));
           assert.equal((await s.listAudit({ tenant: 'acme', limit: 1000 })).length, 500);
         }));
+
+      it('deleteAuditBefore deletes the oldest events before a time, at most limit at once, of every tenant', () =>
+        withStore(async (s) => {
+          const t = (m: number) => new Date(Date.UTC(2024, 0, 1, 0, m));
+          for (let m = 0; m < 6; m++) await s.appendAudit(event({ time: t(m), detail: { m } }));
+          await s.appendAudit(event({ time: t(1), tenant: null, login: null }));
+          assert.equal(await s.deleteAuditBefore(t(4), 2), 2);
+          assert.deepEqual((await s.listAudit({ tenant: 'acme' })).map((e) => e.detail?.m), [5, 4, 3, 2]);
+          assert.equal(await s.deleteAuditBefore(t(4)), 3, 'the rest before t(4), the tenant-less one too');
+          assert.equal(await s.deleteAuditBefore(t(4)), 0);
+          assert.deepEqual((await s.listAudit({ tenant: 'acme' })).map((e) => e.detail?.m), [5, 4]);
+          await assert.rejects(s.deleteAuditBefore(new Date('nope')), TypeError);
+        }));
     });
 
     describe('upstream providers and links', () => {

@@ -188,6 +188,12 @@ export interface AccountStore {
   appendAudit(event: AuditEvent): Promise<void>;
   /** Newest first. */
   listAudit(query: AuditQuery): Promise<AuditEvent[]>;
+  /**
+   * Deletes up to `limit` (default 1,000) events older than `before`, oldest
+   * first, and returns how many it deleted (the retention sweep calls it until
+   * fewer come back). A plain delete by time on an index on time: no TTL index.
+   */
+  deleteAuditBefore(before: Date, limit?: number): Promise<number>;
 
   /** Creates or replaces a tenant's upstream provider (by tenant and id). */
   upsertUpstream(upstream: Upstream): Promise<void>;

@@ -58,6 +58,7 @@ CREATE TABLE IF NOT EXISTS audit_events (
   detail TEXT
 );
 CREATE INDEX IF NOT EXISTS audit_events_tenant_time ON audit_events (tenant, time);
+CREATE INDEX IF NOT EXISTS audit_events_time ON audit_events (time);
 `;
 
 
@@ -99,6 +100,12 @@ interface AuditRow {
   detail: string | null;
 }
 
+
+const AUDIT_DELETE_BATCH = 1000;
+function deleteLimit(limit: number): number {
+  if (!Number.isInteger(limit) || limit < 1 || limit > 10_000) throw new TypeError('limit must be an integer in 1..10000');
+  return limit;
+}
 
 function auditLimit(limit: number | undefined): number {
   const n = Math.trunc(limit ?? 50);
@@ -199,6 +206,9 @@ function prepare(db: Database.Database) {
 
     appendAudit: db.prepare<[string | null, string | null, string, number, string | null, string | null, string, string | null], void>(
       `INSERT INTO audit_events (tenant, login, type, time, ip, user_agent, outcome, detail) VALUES (?, ?, ?, ?, ?, ?, ?, ?)`,
+    ),
+    deleteAuditBefore: db.prepare<[number, number], void>(
+      'DELETE FROM audit_events WHERE seq IN (SELECT seq FROM audit_events WHERE time < ? ORDER BY time LIMIT ?)',
     ),
     listAudit: db.prepare<{ tenant: string; login: string | null; type: string | null; before: number | null; limit: number }, AuditRow>(
       `SELECT tenant, login, type, time, ip, user_agent, outcome, detail FROM audit_events
@@ -484,6 +494,10 @@ export function createSqliteAccountStore(db: Database.Database): AccountStore {
         str('outcome', event.outcome),
         event.detail === undefined ? null : JSON.stringify(event.detail),
       );
+    },
+    async deleteAuditBefore(before, limit = AUDIT_DELETE_BATCH) {
+      if (!(before instanceof Date) || Number.isNaN(before.getTime())) throw new TypeError('before must be a valid Date');
+      return q().deleteAuditBefore.run(before.getTime(), deleteLimit(limit)).changes;
     },
     async listAudit(query) {
       if (query.before !== undefined && !(query.before instanceof Date)) throw new TypeError('before must be a Date');
