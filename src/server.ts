@@ -24,7 +24,9 @@ import { accountRouter } from './account/router.ts';
 import { errorHandler, storeGuard } from './web/errors.ts';
 import { formBodiesOnly, requireHttps, securityHeaders } from './web/security.ts';
 import { languages } from './web/language.ts';
-import { seedDemo } from './demo.ts';
+import { makeDemoClientPublic, seedDemo } from './demo.ts';
+import { hashPlainClientSecrets } from './provider/clients.ts';
+import { createClientSecrets } from './crypto/client-secret.ts';
 
 export interface Services {
   config: Config;
@@ -63,9 +65,14 @@ export async function createLatchkey(config: Config, log: Logger = createLogger(
   const factors = createFactorRegistry({ config, accounts: stores.accounts, counters: stores.counters, hasher, audit });
   const provider = createProvider({ config, accounts: stores.accounts, adapter: stores.adapter, factors, log, unavailableStore: stores.unavailableStore });
 
+  const hashed = await hashPlainClientSecrets(stores.accounts, createClientSecrets(config.keys.pepper));
+  if (hashed) log.info({ clients: hashed }, 'client secrets stored in plain text are now stored hashed');
+
   if (config.demo && (await stores.accounts.isEmpty())) {
     await seedDemo(stores.accounts, hasher, config);
     log.info(`empty store: created the demo tenant; open ${config.issuer}/ to try a sign-in`);
+  } else if (config.demo) {
+    await makeDemoClientPublic(stores.accounts);
   }
 
   const app = new Koa({ proxy: config.trustProxy });

@@ -22,7 +22,7 @@ export const USER_TYPES: Record<Policy, { id: string; secondFactor: 'none' | 'pi
 };
 
 export const CLIENT_ID = 'bench-app';
-export const CLIENT_SECRET = 'bench-secret-6f1d2c7a9e';
+export const CLIENT_SECRET = 'bench-secret-6f1d2c7a9e4b8d0f3a7c1e5b9d2f';
 
 const importClient = {
   client_id: CLIENT_ID,

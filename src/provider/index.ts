@@ -10,7 +10,8 @@ import type { AdapterBackend } from '../storage/adapter/port.ts';
 import type { FactorRegistry } from '../factors/registry.ts';
 import type { Logger } from '../log.ts';
 import { ACR_VALUES } from './acr.ts';
-import { clientMetadata } from './clients.ts';
+import { clientMetadata, compareHashedClientSecrets } from './clients.ts';
+import { createClientSecrets } from '../crypto/client-secret.ts';
 import { renderProviderError, renderLogout, renderLogoutSuccess } from './pages.ts';
 import { renderView } from '../web/views.ts';
 import { respondWithError } from '../web/errors.ts';
@@ -159,6 +160,7 @@ export function createProvider({ config, accounts, adapter, factors, log, unavai
   };
 
   const provider = new Provider(config.issuer, configuration);
+  compareHashedClientSecrets(provider, createClientSecrets(config.keys.pepper));
   provider.proxy = config.trustProxy;
   provider.on('server_error', (ctx, err) => {
     const store = unavailableStore(err);

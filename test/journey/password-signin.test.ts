@@ -127,7 +127,7 @@ for (const setup of SETUPS) {
 
     it('does not reuse a session of another tenant\'s login for this tenant\'s client', async () => {
       const browser = new Browser(server.issuer);
-      const globex = await relyingParty(server.issuer, 'globex-app', 's3cret-globex');
+      const globex = await relyingParty(server.issuer, 'globex-app', 's3cret-globex-4f9a2c7e1b8d3f6a0c5e9b2d');
       const first = await signIn(browser, globex, { email: 'gina@globex.test' });
       assert.ok(callbackReached(first.page));
       const pending = await rp.authorize();
@@ -154,7 +154,7 @@ for (const setup of SETUPS) {
     });
 
     it('asks a third-party client\'s user for consent, then returns a code', async () => {
-      const partner = await relyingParty(server.issuer, 'partner', 's3cret-partner');
+      const partner = await relyingParty(server.issuer, 'partner', 's3cret-partner-4f9a2c7e1b8d3f6a0c5e9b2d');
       const browser = new Browser(server.issuer);
       const { page: consent, pending } = await signIn(browser, partner, { email: 'bob@acme.test' });
       assert.ok(testIds(consent).includes('consent-form'), `expected consent, got ${consent.status} ${consent.url}`);

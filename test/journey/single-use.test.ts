@@ -5,7 +5,7 @@ import assert from 'node:assert/strict';
 import { Browser } from '../support/browser.ts';
 import { REDIRECT_URI, SETUPS, callbackReached, relyingParty, signIn, startServer, type RelyingParty, type TestServer } from '../support/latchkey.ts';
 
-const CLIENT = { id: 'portal', secret: 's3cret-portal' };
+const CLIENT = { id: 'portal', secret: 's3cret-portal-4f9a2c7e1b8d3f6a0c5e9b2d' };
 
 for (const setup of SETUPS) {
   describe(`single-use codes and refresh tokens (${setup})`, () => {

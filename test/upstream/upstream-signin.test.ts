@@ -38,7 +38,7 @@ function upstreamFixture(issuers?: UpstreamIssuers): ImportDocument {
           { id: 'jane-mgr', email: 'jane@acme.test', userType: 'manager', firstName: 'Jane', lastName: 'Doe' },
           { id: 'carol-emp', email: 'carol@acme.test', userType: 'employee', firstName: 'Carol', lastName: 'Clark' },
         ],
-        clients: [{ client_id: 'portal', client_secret: 's3cret-portal', redirect_uris: ['http://127.0.0.1:8080/cb'], first_party: true }],
+        clients: [{ client_id: 'portal', client_secret: 's3cret-portal-4f9a2c7e1b8d3f6a0c5e9b2d', redirect_uris: ['http://127.0.0.1:8080/cb'], first_party: true }],
         ...(issuers && {
           upstreams: [
             upstream('corp', 'Corp ID', issuers.corp),
@@ -54,7 +54,7 @@ function upstreamFixture(issuers?: UpstreamIssuers): ImportDocument {
         name: 'Globex',
         userTypes: [{ id: 'staff', name: 'Staff', secondFactor: 'none' }],
         logins: [{ id: 'gina-staff', email: 'gina@globex.test', userType: 'staff', firstName: 'Gina', lastName: 'Green' }],
-        clients: [{ client_id: 'globex-app', client_secret: 's3cret-globex', redirect_uris: ['http://127.0.0.1:8080/cb'], first_party: true }],
+        clients: [{ client_id: 'globex-app', client_secret: 's3cret-globex-4f9a2c7e1b8d3f6a0c5e9b2d', redirect_uris: ['http://127.0.0.1:8080/cb'], first_party: true }],
       },
     ],
   };
@@ -138,7 +138,7 @@ for (const setup of SETUPS) {
         ['social', 'Sign in with Social'],
       ]);
 
-      const globex = await relyingParty(server.issuer, 'globex-app', 's3cret-globex');
+      const globex = await relyingParty(server.issuer, 'globex-app', 's3cret-globex-4f9a2c7e1b8d3f6a0c5e9b2d');
       const other = await new Browser(server.issuer).get((await globex.authorize()).url);
       assert.ok(testIds(other).includes('login-form'));
       assert.doesNotMatch(other.html, /name="upstream"/, 'Globex has no upstreams');
