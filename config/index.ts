@@ -3,11 +3,12 @@
  * and (outside production) fills missing key material with development keys
  * kept in `DATA_DIR/dev-keys.json`. The only module that reads `process.env`.
  */
-import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { generateKeyPairSync, randomBytes } from 'node:crypto';
 import { join, resolve } from 'node:path';
 import { z } from 'zod';
 import { defaults } from './defaults.ts';
+import { privateDir, privateFile } from './private-files.ts';
 
 export { defaults } from './defaults.ts';
 
@@ -222,6 +223,7 @@ function developmentKeys(dataDir: string): Omit<Config['keys'], 'development'> {
   const path = join(dataDir, 'dev-keys.json');
   let file: DevKeyFile;
   if (existsSync(path)) {
+    privateFile(path);
     file = JSON.parse(readFileSync(path, 'utf8')) as DevKeyFile;
   } else {
     const { privateKey } = generateKeyPairSync('ec', { namedCurve: 'P-256' });
@@ -235,7 +237,7 @@ function developmentKeys(dataDir: string): Omit<Config['keys'], 'development'> {
       encryptionKeys: [{ kid: 'dev1', key: randomBytes(32).toString('base64') }],
       pepper: randomBytes(32).toString('base64url'),
     };
-    mkdirSync(dataDir, { recursive: true });
+    privateDir(dataDir);
     writeFileSync(path, JSON.stringify(file, null, 2), { mode: 0o600 });
   }
   return {

@@ -4,12 +4,12 @@
  * `REDIS_URL` → Redis for provider state and attempt counters, else SQLite.
  * The only module that knows which backend is in use.
  */
-import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import Database from 'better-sqlite3';
 import { MongoClient, MongoNetworkError, MongoNotConnectedError, MongoServerSelectionError, MongoTopologyClosedError } from 'mongodb';
 import { Cluster, Redis } from 'ioredis';
 import type { Config } from '../../config/index.ts';
+import { privateDir, privateFile } from '../../config/private-files.ts';
 import type { Logger } from '../log.ts';
 import type { AccountStore } from './accounts/port.ts';
 import type { AdapterBackend } from './adapter/port.ts';
@@ -54,11 +54,18 @@ export function withAccountCache(accounts: AccountStore, redis: Redis | Cluster,
   return { accounts: cachedAccountStore(accounts, cache), cache };
 }
 
-/** Opens the SQLite file used by the embedded backends. */
+/**
+ * Opens the SQLite file used by the embedded backends, in a private
+ * `DATA_DIR` (0700) and private files (0600): SQLite gives the -wal and -shm
+ * files the mode of the database file.
+ */
 export function openSqlite(dataDir: string): Database.Database {
-  mkdirSync(dataDir, { recursive: true });
-  const db = new Database(join(dataDir, 'latchkey.db'));
+  privateDir(dataDir);
+  const path = join(dataDir, 'latchkey.db');
+  privateFile(path, true);
+  const db = new Database(path);
   db.pragma('journal_mode = WAL');
+  for (const suffix of ['-wal', '-shm']) privateFile(`${path}${suffix}`);
   db.pragma('synchronous = NORMAL');
   db.pragma('busy_timeout = 5000');
   return db;
