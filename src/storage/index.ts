@@ -4,6 +4,7 @@
  * `REDIS_URL` → Redis for provider state and attempt counters, else SQLite.
  * The only module that knows which backend is in use.
  */
+import { createHmac } from 'node:crypto';
 import { join } from 'node:path';
 import Database from 'better-sqlite3';
 import { MongoClient, MongoNetworkError, MongoNotConnectedError, MongoServerSelectionError, MongoTopologyClosedError } from 'mongodb';
@@ -18,6 +19,7 @@ import { createSqliteAccountStore } from './accounts/sqlite/index.ts';
 import { createMongoAccountStore } from './accounts/mongo/index.ts';
 import { createSqliteAdapterBackend } from './adapter/sqlite/index.ts';
 import { createRedisAdapterBackend } from './adapter/redis/index.ts';
+import { withHashedIds } from './adapter/hashed-ids.ts';
 import { createSqliteCounterStore } from './counters/sqlite/index.ts';
 import { createRedisCounterStore } from './counters/redis/index.ts';
 import { ReadCache, cachedAccountStore, type CacheStats } from './accounts/cache.ts';
@@ -71,6 +73,11 @@ export function openSqlite(dataDir: string): Database.Database {
   return db;
 }
 
+/** The key sealing the ids of provider models found by a lookup field, derived from the pepper. */
+export function adapterIdKey(pepper: string): Buffer {
+  return createHmac('sha256', pepper).update('latchkey adapter ids v1').digest();
+}
+
 export async function createStores(config: Config, log: Logger): Promise<Stores> {
   const useRedis = !!(config.redisUrl || config.redisClusterNodes);
   const needSqlite = !config.mongodbUri || !useRedis;
@@ -118,6 +125,9 @@ export async function createStores(config: Config, log: Logger): Promise<Stores>
     adapter = createSqliteAdapterBackend(sqlite!);
     counters = createSqliteCounterStore(sqlite!);
   }
+
+  // Provider state under hashed ids (src/storage/adapter/hashed-ids.ts), whichever backend holds it.
+  adapter = withHashedIds(adapter, adapterIdKey(config.keys.pepper));
 
   let cache: ReadCache | null = null;
   if (mongo && redis && config.accountCache.ttlSeconds > 0) ({ accounts, cache } = withAccountCache(accounts, redis, config));

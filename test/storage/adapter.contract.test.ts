@@ -2,7 +2,7 @@
 // every implementation: what oidc-provider expects of its memory adapter.
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { randomUUID } from 'node:crypto';
+import { randomBytes, randomUUID } from 'node:crypto';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import Database from 'better-sqlite3';
@@ -11,13 +11,34 @@ import { errors } from 'oidc-provider';
 import type { AdapterBackend, AdapterPayload } from '../../src/storage/adapter/port.ts';
 import { createSqliteAdapterBackend } from '../../src/storage/adapter/sqlite/index.ts';
 import { createRedisAdapterBackend } from '../../src/storage/adapter/redis/index.ts';
+import { withHashedIds } from '../../src/storage/adapter/hashed-ids.ts';
 import { testRedisPrefix, testRedisUrl } from '../support/redis.ts';
 import { tempDir } from '../support/tmp.ts';
 import { startRedisCluster } from '../support/redis-cluster.ts';
 
 interface AdapterHarness {
   backend: AdapterBackend;
+  /** Everything the store holds for this harness, keys included, as text. */
+  dump(): Promise<string>;
   cleanup(): Promise<void>;
+}
+
+// As src/storage/index.ts wraps every backend.
+const KEY = randomBytes(32);
+const hashed = (backend: AdapterBackend) => withHashedIds(backend, KEY);
+
+async function dumpRedis(nodes: (Redis | Cluster)[], prefix: string): Promise<string> {
+  const out: string[] = [];
+  for (const redis of nodes.flatMap((n) => (n instanceof Cluster ? n.nodes('master') : [n]))) {
+    for (const key of await redis.keys(`${prefix}*`)) {
+      out.push(key);
+      const type = await redis.type(key);
+      if (type === 'string') out.push((await redis.get(key)) ?? '');
+      else if (type === 'hash') out.push(...Object.entries(await redis.hgetall(key)).flat());
+      else if (type === 'zset') out.push(...(await redis.zrange(key, 0, -1)));
+    }
+  }
+  return out.join('\n');
 }
 
 const epoch = () => Math.floor(Date.now() / 1000);
@@ -156,6 +177,37 @@ function adapterContract(name: string, open: () => Promise<AdapterHarness>): voi
       }
       const final = await a.find(id);
       assert.ok(final && typeof final.consumed === 'number' && final.consumed >= t0 && final.consumed <= t1);
+    });
+
+    it('stores no id in usable form: not in a key, a row or a payload', async () => {
+      const grantId = newId();
+      const ids: string[] = [];
+      const token = () => {
+        const id = randomBytes(32).toString('base64url');
+        ids.push(id);
+        return id;
+      };
+      const code = token();
+      const refresh = token();
+      const access = token();
+      const session = token();
+      const interaction = token();
+      await adapter('AuthorizationCode').upsert(code, { jti: code, kind: 'AuthorizationCode', grantId }, 60);
+      await adapter('RefreshToken').upsert(refresh, { jti: refresh, kind: 'RefreshToken', grantId }, 60);
+      await adapter('AccessToken').upsert(access, { jti: access, kind: 'AccessToken', grantId }, 60);
+      const uid = newId();
+      await adapter('Session').upsert(session, { jti: session, uid, kind: 'Session', accountId: 'acc-1' }, 60);
+      await adapter('Interaction').upsert(interaction, { jti: interaction, kind: 'Interaction', session: { uid, cookie: session, accountId: 'acc-1' } }, 60);
+      await adapter('AuthorizationCode').consume(code);
+
+      const dump = await harness.dump();
+      for (const id of ids) assert.ok(!dump.includes(id), `id ${id.slice(0, 8)}… is in the store`);
+      // Every model is still found by its id (and a Session by uid) with its id.
+      assert.equal((await adapter('RefreshToken').find(refresh))?.jti, refresh);
+      assert.equal((await adapter('AuthorizationCode').find(code))?.jti, code);
+      assert.equal((await adapter('Session').findByUid(uid))?.jti, session);
+      await adapter('AccessToken').revokeByGrantId(grantId);
+      assert.equal(await adapter('AccessToken').find(access), undefined);
     });
 
     it('destroy removes the model and its lookups', async () => {
@@ -310,9 +362,12 @@ adapterContract('sqlite', async () => {
   const dir = tempDir('lk-adapter-');
   const db = new Database(join(dir.path, 'latchkey.db'));
   db.pragma('journal_mode = WAL');
-  const backend = createSqliteAdapterBackend(db);
+  const backend = hashed(createSqliteAdapterBackend(db));
   return {
     backend,
+    async dump() {
+      return (db.prepare('SELECT * FROM oidc_models').all() as Record<string, unknown>[]).map((r) => Object.values(r).join('\n')).join('\n');
+    },
     async cleanup() {
       await backend.close();
       db.close();
@@ -324,9 +379,10 @@ adapterContract('sqlite', async () => {
 adapterContract('redis', async () => {
   const redis = new Redis(testRedisUrl());
   const prefix = testRedisPrefix();
-  const backend = createRedisAdapterBackend(redis, { prefix });
+  const backend = hashed(createRedisAdapterBackend(redis, { prefix }));
   return {
     backend,
+    dump: () => dumpRedis([redis], prefix),
     async cleanup() {
       await backend.close();
       const keys = await redis.keys(`${prefix}*`);
@@ -341,9 +397,11 @@ adapterContract('redis', async () => {
 adapterContract('redis-cluster', async () => {
   const cluster = await startRedisCluster();
   const redis = new Cluster(cluster.nodes);
-  const backend = createRedisAdapterBackend(redis, { prefix: `{${testRedisPrefix().slice(0, -1)}}:` });
+  const prefix = `{${testRedisPrefix().slice(0, -1)}}:`;
+  const backend = hashed(createRedisAdapterBackend(redis, { prefix }));
   return {
     backend,
+    dump: () => dumpRedis([redis], prefix),
     async cleanup() {
       await backend.close();
       await redis.quit();

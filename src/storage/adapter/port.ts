@@ -13,7 +13,8 @@
  * `destroy` removes; `revokeByGrantId` removes every model stored with that
  * `grantId`.
  *
- * Implementations: `sqlite/` (embedded) and `redis/` (production). Both pass
+ * Implementations: `sqlite/` (embedded) and `redis/` (production), each
+ * wrapped by `hashed-ids.ts` (ids stored hashed); wrapped so, both pass
  * `test/storage/adapter.contract.test.ts`.
  */
 import { errors, type Adapter } from 'oidc-provider';
