@@ -18,6 +18,8 @@ import { startRedisCluster } from '../support/redis-cluster.ts';
 
 interface AdapterHarness {
   backend: AdapterBackend;
+  /** The same store through another connection, as another app process has it. */
+  other: AdapterBackend;
   /** Everything the store holds for this harness, keys included, as text. */
   dump(): Promise<string>;
   cleanup(): Promise<void>;
@@ -144,12 +146,14 @@ function adapterContract(name: string, open: () => Promise<AdapterHarness>): voi
       assert.equal((await a.find(id))?.consumed, first);
     });
 
-    it('lets exactly one of many parallel consumers win', async () => {
+    it('lets exactly one of many parallel consumers win, also across connections', async () => {
       for (const model of ['AuthorizationCode', 'RefreshToken']) {
         const id = newId();
-        // Each consumer on its own adapter instance, as parallel requests get them.
         await adapter(model).upsert(id, { jti: id, grantId: newId() }, 60);
-        const results = await Promise.allSettled(Array.from({ length: 30 }, () => adapter(model).consume(id)));
+        // Each consumer on its own adapter instance, half of them through the other connection.
+        const results = await Promise.allSettled(
+          Array.from({ length: 30 }, (_, i) => (i % 2 ? harness.other : harness.backend).factory(model).consume(id)),
+        );
         assert.equal(results.filter((r) => r.status === 'fulfilled').length, 1, model);
         for (const r of results) if (r.status === 'rejected') assert.ok(isAlreadyConsumed(r.reason), String(r.reason));
       }
@@ -363,13 +367,19 @@ adapterContract('sqlite', async () => {
   const db = new Database(join(dir.path, 'latchkey.db'));
   db.pragma('journal_mode = WAL');
   const backend = hashed(createSqliteAdapterBackend(db));
+  const otherDb = new Database(join(dir.path, 'latchkey.db'));
+  otherDb.pragma('busy_timeout = 5000');
+  const other = hashed(createSqliteAdapterBackend(otherDb));
   return {
     backend,
+    other,
     async dump() {
       return (db.prepare('SELECT * FROM oidc_models').all() as Record<string, unknown>[]).map((r) => Object.values(r).join('\n')).join('\n');
     },
     async cleanup() {
       await backend.close();
+      await other.close();
+      otherDb.close();
       db.close();
       dir.remove();
     },
@@ -380,11 +390,15 @@ adapterContract('redis', async () => {
   const redis = new Redis(testRedisUrl());
   const prefix = testRedisPrefix();
   const backend = hashed(createRedisAdapterBackend(redis, { prefix }));
+  const otherRedis = new Redis(testRedisUrl());
+  const other = hashed(createRedisAdapterBackend(otherRedis, { prefix }));
   return {
     backend,
+    other,
     dump: () => dumpRedis([redis], prefix),
     async cleanup() {
       await backend.close();
+      await otherRedis.quit();
       const keys = await redis.keys(`${prefix}*`);
       if (keys.length) await redis.del(...keys);
       await redis.quit();
@@ -399,11 +413,15 @@ adapterContract('redis-cluster', async () => {
   const redis = new Cluster(cluster.nodes);
   const prefix = `{${testRedisPrefix().slice(0, -1)}}:`;
   const backend = hashed(createRedisAdapterBackend(redis, { prefix }));
+  const otherRedis = new Cluster(cluster.nodes);
+  const other = hashed(createRedisAdapterBackend(otherRedis, { prefix }));
   return {
     backend,
+    other,
     dump: () => dumpRedis([redis], prefix),
     async cleanup() {
       await backend.close();
+      await otherRedis.quit();
       await redis.quit();
       await cluster.stop();
     },
