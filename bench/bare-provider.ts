@@ -76,6 +76,8 @@ async function main() {
     responseTypes: ['code'],
     scopes: ['openid', 'offline_access', 'email', 'profile'],
     issueRefreshToken: async (_ctx, c) => c.grantTypeAllowed('refresh_token'),
+    // As Latchkey: every refresh consumes its token and issues the next.
+    rotateRefreshToken: true,
     interactions: { url: (_ctx, interaction) => `/interaction/${interaction.uid}` },
     loadExistingGrant: async (ctx) => {
       const grantId = ctx.oidc.result?.consent?.grantId || ctx.oidc.session!.grantIdFor(ctx.oidc.client!.clientId);

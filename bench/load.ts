@@ -50,7 +50,7 @@ const MAX_MINUTES = int('LOAD_MAX_MINUTES', 15);
 const PIN = '482913';
 const TENANT = 'load';
 const CLIENT_ID = 'load-app';
-const CLIENT_SECRET = 'load-secret-3c9e1f0b7a';
+const CLIENT_SECRET = 'load-secret-3c9e1f0b7a5d8e2c6f0a4b9d1e7c';
 
 type Kind = 'password' | 'select' | 'pin';
 interface Person {

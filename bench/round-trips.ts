@@ -10,7 +10,7 @@
 import { startServer, type StoreSetup } from '../test/support/latchkey.ts';
 import { benchDocument, usersFor } from './lib/seed.ts';
 import { benchRelyingParty, signIn } from './lib/journey.ts';
-import { tokenRequest } from './lib/tokens.ts';
+import { RefreshChains, tokenRequest } from './lib/tokens.ts';
 
 const setup = (process.argv[2] ?? 'mongo+redis') as StoreSetup;
 const users = usersFor('password', 3);
@@ -66,7 +66,7 @@ try {
   hitsBefore = hits();
   const { refreshToken } = await signIn(server.issuer, rp, users[1]!);
   report(`one password sign-in (${setup})`);
-  await tokenRequest(server.issuer, 'refresh_token', refreshToken);
+  await tokenRequest(server.issuer, 'refresh_token', new RefreshChains([refreshToken!]));
   report('one refresh_token grant');
   await tokenRequest(server.issuer, 'client_credentials');
   report('one client_credentials grant');

@@ -26,7 +26,7 @@ import { ROOT, freePort, startBare, startLatchkey, startRedis, type BenchRedis, 
 import { benchClientMetadata, benchDocument, seed, usersFor, type BenchUser, type Policy } from './lib/seed.ts';
 import { bareSignIn, benchRelyingParty, signIn, type SignInResult, type Step } from './lib/journey.ts';
 import { HASHES, TotpLogins, pinDriver, type FactorDriver, type FactorStage } from './lib/factors.ts';
-import { tokenRequest, type Grant } from './lib/tokens.ts';
+import { RefreshChains, tokenRequest, type Grant } from './lib/tokens.ts';
 import { measureFloor, type FloorSample } from './lib/floor.ts';
 import { keyBreakdown, prefixBytes, usedMemory, type KeyKind } from './lib/redis-memory.ts';
 import { runPool } from './lib/pool.ts';
@@ -295,7 +295,8 @@ async function runSetup(name: SetupName, floors: FloorSample[]): Promise<SetupRe
     const refreshTokens = warm.results.map((r) => r.refreshToken).filter((t): t is string => !!t);
     if (!refreshTokens.length) throw new Error('the warm-up sign-ins returned no refresh token');
     if (users.pin.length) await runPool(Math.min(2, params.warmupSignIns), 1, (w) => once('pin', w), params.maxPhaseMs);
-    await runPool(params.warmupTokens, 2, (w, i) => tokenRequest(issuer, i % 2 ? 'client_credentials' : 'refresh_token', refreshTokens[w % refreshTokens.length]), params.maxPhaseMs);
+    const chains = new RefreshChains(refreshTokens);
+    await runPool(params.warmupTokens, 2, (_w, i) => tokenRequest(issuer, i % 2 ? 'client_credentials' : 'refresh_token', chains), params.maxPhaseMs);
 
     // Memory first on Redis, so that no earlier phase's short-lived keys expire inside it.
     if (redisClient && redisInfo && phases.has('memory')) result.memory = await memoryPhase(name, redisClient, redisInfo, env.REDIS_PREFIX!, pid, (w) => once('password', w));
@@ -368,8 +369,8 @@ async function runSetup(name: SetupName, floors: FloorSample[]): Promise<SetupRe
     bare = await startBare(bareEnv, profArgs);
     running.add(bare);
     const bareIssuer = bareEnv.ISSUER;
-    const bareTokens = bare.refreshTokens;
-    await runPool(params.warmupTokens, 2, (w, i) => tokenRequest(bareIssuer, i % 2 ? 'client_credentials' : 'refresh_token', bareTokens[w % bareTokens.length]), params.maxPhaseMs);
+    const bareTokens = new RefreshChains(bare.refreshTokens);
+    await runPool(params.warmupTokens, 2, (_w, i) => tokenRequest(bareIssuer, i % 2 ? 'client_credentials' : 'refresh_token', bareTokens), params.maxPhaseMs);
 
     // oidc-provider's own share of a sign-in: the bare provider's code flow at the same levels.
     if (phases.has('login')) {
@@ -385,7 +386,7 @@ async function runSetup(name: SetupName, floors: FloorSample[]): Promise<SetupRe
       }
     }
     for (const grant of ['refresh_token', 'client_credentials'] as Grant[]) {
-      result.tokens.push(await tokenPhase(name, grant, { pid, issuer, tokens: refreshTokens }, { pid: bare.pid, issuer: bareIssuer, tokens: bareTokens }));
+      result.tokens.push(await tokenPhase(name, grant, { pid, issuer, tokens: chains }, { pid: bare.pid, issuer: bareIssuer, tokens: bareTokens }));
     }
     result.rss_end_bytes = rssBytes(pid);
     return result;
@@ -437,7 +438,7 @@ async function memoryPhase(name: SetupName, client: Redis, info: BenchRedis, pre
 interface Target {
   pid: number;
   issuer: string;
-  tokens: string[];
+  tokens: RefreshChains;
 }
 
 /**
@@ -461,7 +462,7 @@ async function tokenPhase(name: SetupName, grant: Grant, latchkey: Target, bare:
     ]);
     for (const target of [latchkey, bare, bare, latchkey, bare, latchkey, latchkey, bare]) {
       const { cpu, value } = await measured(target.pid, () =>
-        runPool(perRound, params.tokenConcurrency, (w) => tokenRequest(target.issuer, grant, target.tokens[w % target.tokens.length]), params.maxPhaseMs),
+        runPool(perRound, params.tokenConcurrency, () => tokenRequest(target.issuer, grant, target.tokens), params.maxPhaseMs),
       );
       for (const sum of [sums.get(target)!, mine.get(target)!]) {
         sum.cpu += cpu;

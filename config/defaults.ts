@@ -139,6 +139,14 @@ export const defaults = {
     inviteLinkHours: 72,
   },
 
+  /** The audit log (docs/security.md). */
+  audit: {
+    /** `AUDIT_RETENTION_DAYS` — events older than this are deleted by a sweep every minute. */
+    retentionDays: 365,
+    /** Of each kind of event without a login, at most this many rows a minute per process; the rest are counted in one summary row. */
+    anonymousPerMinute: 20,
+  },
+
   /** Lifetimes in seconds. */
   ttl: {
     interaction: 3600,

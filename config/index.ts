@@ -3,11 +3,12 @@
  * and (outside production) fills missing key material with development keys
  * kept in `DATA_DIR/dev-keys.json`. The only module that reads `process.env`.
  */
-import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { generateKeyPairSync, randomBytes } from 'node:crypto';
 import { join, resolve } from 'node:path';
 import { z } from 'zod';
 import { defaults } from './defaults.ts';
+import { privateDir, privateFile } from './private-files.ts';
 
 export { defaults } from './defaults.ts';
 
@@ -38,6 +39,7 @@ export interface Config {
   account: typeof defaults.account;
   upstream: typeof defaults.upstream;
   accountCache: typeof defaults.accountCache;
+  audit: typeof defaults.audit;
   ttl: typeof defaults.ttl;
   mail: {
     /** `SMTP_URL`, or undefined: messages go to the log (or nowhere, with `MAIL=off`). */
@@ -147,6 +149,7 @@ const envSchema = z.object({
     .transform((s) => [...new Set(s.split(',').map((v) => v.trim()).filter((v) => v && v !== 'none'))])
     .pipe(z.array(z.enum(['password', 'reset'], { message: 'use password, reset, both (comma-separated) or none' })))
     .optional(),
+  AUDIT_RETENTION_DAYS: int(1, 36_500).optional(),
 });
 
 type Env = Record<string, string | undefined>;
@@ -237,6 +240,7 @@ export function loadConfig(env: Env = process.env): Config {
     account: { ...defaults.account, reauthSeconds: e.ACCOUNT_REAUTH_SECONDS ?? defaults.account.reauthSeconds },
     upstream: { unlinkOn: e.UPSTREAM_UNLINK_ON ?? [...defaults.upstream.unlinkOn] },
     accountCache: { ...defaults.accountCache, ttlSeconds: e.ACCOUNT_CACHE_SECONDS ?? defaults.accountCache.ttlSeconds },
+    audit: { ...defaults.audit, retentionDays: e.AUDIT_RETENTION_DAYS ?? defaults.audit.retentionDays },
     ttl: defaults.ttl,
     mail: {
       smtpUrl: e.SMTP_URL,
@@ -266,6 +270,7 @@ function developmentKeys(dataDir: string): Omit<Config['keys'], 'development'> {
   const path = join(dataDir, 'dev-keys.json');
   let file: DevKeyFile;
   if (existsSync(path)) {
+    privateFile(path);
     file = JSON.parse(readFileSync(path, 'utf8')) as DevKeyFile;
   } else {
     const { privateKey } = generateKeyPairSync('ec', { namedCurve: 'P-256' });
@@ -279,7 +284,7 @@ function developmentKeys(dataDir: string): Omit<Config['keys'], 'development'> {
       encryptionKeys: [{ kid: 'dev1', key: randomBytes(32).toString('base64') }],
       pepper: randomBytes(32).toString('base64url'),
     };
-    mkdirSync(dataDir, { recursive: true });
+    privateDir(dataDir);
     writeFileSync(path, JSON.stringify(file, null, 2), { mode: 0o600 });
   }
   return {

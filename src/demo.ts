@@ -2,7 +2,6 @@
  * The demo tenant created on an empty store (`npm start` on a fresh machine),
  * written through the importer like any other tenant.
  */
-import { randomBytes } from 'node:crypto';
 import type { Config } from '../config/index.ts';
 import type { AccountStore } from './storage/accounts/port.ts';
 import type { Hasher } from './crypto/password.ts';
@@ -42,9 +41,9 @@ export function demoDocument(issuer: string): ImportDocument {
         logins: DEMO.people.flatMap((p) => p.logins.map((l) => ({ ...l, email: p.email }))),
         clients: [
           {
+            // Public (PKCE, no secret): the start page plays this client, and a stored secret is only a hash.
             client_id: DEMO.clientId,
             client_name: 'Latchkey demo',
-            client_secret: randomBytes(24).toString('base64url'),
             redirect_uris: [`${issuer}/demo/callback`],
             post_logout_redirect_uris: [`${issuer}/`],
             first_party: true,
@@ -57,4 +56,12 @@ export function demoDocument(issuer: string): ImportDocument {
 
 export async function seedDemo(accounts: AccountStore, hasher: Hasher, config: Config): Promise<void> {
   await importDocument(demoDocument(config.issuer), { accounts, hasher, config });
+}
+
+/** A demo client from before it was public had a secret the start page can no longer read: drop it. */
+export async function makeDemoClientPublic(accounts: AccountStore): Promise<void> {
+  const client = await accounts.getClient(DEMO.clientId);
+  if (!client || client.tenant !== DEMO.tenant || client.metadata.client_secret === undefined) return;
+  const { client_secret: _secret, ...metadata } = client.metadata;
+  await accounts.upsertClient({ ...client, metadata });
 }

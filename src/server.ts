@@ -24,11 +24,13 @@ import { accountRouter } from './account/router.ts';
 import { errorHandler, storeGuard } from './web/errors.ts';
 import { formBodiesOnly, requireHttps, securityHeaders } from './web/security.ts';
 import { languages } from './web/language.ts';
-import { seedDemo } from './demo.ts';
 import { PUBLIC_DIR as STATIC } from './paths.ts';
 import { createMailer, createTransport, type Mailer } from './mail/mailer.ts';
 import { withNotices } from './mail/notices.ts';
 import { forgotPassword, linkRouter } from './recovery/routes.ts';
+import { makeDemoClientPublic, seedDemo } from './demo.ts';
+import { hashPlainClientSecrets } from './provider/clients.ts';
+import { createClientSecrets } from './crypto/client-secret.ts';
 
 export interface Services {
   config: Config;
@@ -62,14 +64,19 @@ export async function createLatchkey(config: Config, log: Logger = createLogger(
   const stores = await createStores(config, log);
   const hasher = await createHasher(config.argon2, config.keys.pepper);
   const mailer = createMailer({ outbox: stores.outbox, transport: createTransport(config.mail, log), log });
-  const audit = withNotices(createAudit(stores.accounts, log), { mailer, accounts: stores.accounts, counters: stores.counters, log });
+  const audit = withNotices(createAudit(stores.accounts, log, config.audit), { mailer, accounts: stores.accounts, counters: stores.counters, log });
   const limiter = createLimiter(stores.counters, config.lock);
   const factors = createFactorRegistry({ config, accounts: stores.accounts, counters: stores.counters, hasher, audit });
   const provider = createProvider({ config, accounts: stores.accounts, adapter: stores.adapter, factors, log, unavailableStore: stores.unavailableStore });
 
+  const hashed = await hashPlainClientSecrets(stores.accounts, createClientSecrets(config.keys.pepper));
+  if (hashed) log.info({ clients: hashed }, 'client secrets stored in plain text are now stored hashed');
+
   if (config.demo && (await stores.accounts.isEmpty())) {
     await seedDemo(stores.accounts, hasher, config);
     log.info(`empty store: created the demo tenant; open ${config.issuer}/ to try a sign-in`);
+  } else if (config.demo) {
+    await makeDemoClientPublic(stores.accounts);
   }
 
   const app = new Koa({ proxy: config.trustProxy });
@@ -162,6 +169,7 @@ export async function createLatchkey(config: Config, log: Logger = createLogger(
         });
       }
       mailer.close();
+      audit.close();
       await stores.close();
     },
   };

@@ -22,7 +22,7 @@ export const USER_TYPES: Record<Policy, { id: string; secondFactor: 'none' | 'pi
 };
 
 export const CLIENT_ID = 'bench-app';
-export const CLIENT_SECRET = 'bench-secret-6f1d2c7a9e';
+export const CLIENT_SECRET = 'bench-secret-6f1d2c7a9e4b8d0f3a7c1e5b9d2f';
 
 const importClient = {
   client_id: CLIENT_ID,
@@ -75,7 +75,7 @@ export async function seed(env: Record<string, string>, build: (factors: string[
   const stores = await createStores(config, silent);
   try {
     const hasher = await createHasher(config.argon2, config.keys.pepper);
-    const registry = createFactorRegistry({ config, accounts: stores.accounts, counters: stores.counters, hasher, audit: createAudit(stores.accounts, silent) });
+    const registry = createFactorRegistry({ config, accounts: stores.accounts, counters: stores.counters, hasher, audit: createAudit(stores.accounts, silent, { ...config.audit, sweepEveryMs: 0 }) });
     const factors = registry.all().map((f) => f.id);
     await importDocument(build(factors), { accounts: stores.accounts, hasher, config });
     return { config, factors };

@@ -7,10 +7,40 @@ const basic = `Basic ${Buffer.from(`${encodeURIComponent(CLIENT_ID)}:${encodeURI
 
 export type Grant = 'refresh_token' | 'client_credentials';
 
+/**
+ * Refresh tokens rotate on every use (each is consumed once): a chain holds
+ * the latest token of one grant and serves one request at a time, since a
+ * second use of a spent token revokes the grant.
+ */
+export class RefreshChains {
+  private readonly free: { token: string }[];
+  private readonly waiting: ((chain: { token: string }) => void)[] = [];
+
+  constructor(tokens: string[]) {
+    this.free = tokens.map((token) => ({ token }));
+  }
+
+  async use<T>(fn: (chain: { token: string }) => Promise<T>): Promise<T> {
+    const chain = this.free.pop() ?? (await new Promise<{ token: string }>((resolve) => this.waiting.push(resolve)));
+    try {
+      return await fn(chain);
+    } finally {
+      const next = this.waiting.shift();
+      if (next) next(chain);
+      else this.free.push(chain);
+    }
+  }
+}
+
 /** One grant; resolves with its latency in ms, rejects on anything but a 200 with the expected tokens. */
-export async function tokenRequest(issuer: string, grant: Grant, refreshToken?: string): Promise<number> {
+export async function tokenRequest(issuer: string, grant: Grant, chains?: RefreshChains): Promise<number> {
+  if (grant === 'refresh_token') return chains!.use((chain) => send(issuer, grant, chain));
+  return send(issuer, grant);
+}
+
+async function send(issuer: string, grant: Grant, chain?: { token: string }): Promise<number> {
   const body = new URLSearchParams({ grant_type: grant });
-  if (grant === 'refresh_token') body.set('refresh_token', refreshToken!);
+  if (chain) body.set('refresh_token', chain.token);
   const started = performance.now();
   const res = await fetch(`${issuer}/token`, {
     method: 'POST',
@@ -21,5 +51,6 @@ export async function tokenRequest(issuer: string, grant: Grant, refreshToken?: 
   const ms = performance.now() - started;
   if (res.status !== 200 || typeof json.access_token !== 'string') throw new Error(`${grant} at ${issuer}: ${res.status} ${JSON.stringify(json)}`);
   if (grant === 'refresh_token' && typeof json.id_token !== 'string') throw new Error(`${grant} at ${issuer}: no id_token in ${JSON.stringify(json)}`);
+  if (chain && typeof json.refresh_token === 'string') chain.token = json.refresh_token;
   return ms;
 }

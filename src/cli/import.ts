@@ -10,6 +10,7 @@ import type { Hasher } from '../crypto/password.ts';
 import type { Config } from '../../config/index.ts';
 import { isStrongArgon2Hash } from '../crypto/password.ts';
 import { createSecretBox, type SecretBox } from '../crypto/secretbox.ts';
+import { CLIENT_SECRET_MIN_LENGTH, createClientSecrets } from '../crypto/client-secret.ts';
 import { resealUpstreamSecret } from '../upstream/secret.ts';
 
 const id = z.string().regex(/^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$/, 'must be 1-128 letters, digits, ".", "_" or "-"');
@@ -42,7 +43,11 @@ const loginSchema = z
 const clientSchema = z
   .object({
     client_id: id,
-    client_secret: z.string().min(8, 'must be at least 8 characters').max(512).optional(),
+    client_secret: z
+      .string()
+      .min(CLIENT_SECRET_MIN_LENGTH, `must be at least ${CLIENT_SECRET_MIN_LENGTH} random characters (e.g. openssl rand -base64 32)`)
+      .max(512)
+      .optional(),
     client_name: z.string().max(200).optional(),
     redirect_uris: z.array(httpUrl).min(1, 'needs at least one redirect URI'),
     post_logout_redirect_uris: z.array(httpUrl).optional(),
@@ -185,6 +190,7 @@ export async function importDocument(raw: unknown, deps: { accounts: AccountStor
 
   for (const identity of identities) await accounts.upsertIdentity(identity);
   const box = createSecretBox(deps.config.keys.encryptionKeys);
+  const secrets = createClientSecrets(deps.config.keys.pepper);
   let logins = 0;
   let clients = 0;
   for (const t of doc.tenants ?? []) {
@@ -197,7 +203,9 @@ export async function importDocument(raw: unknown, deps: { accounts: AccountStor
       logins++;
     }
     for (const c of t.clients ?? []) {
-      const { first_party: firstParty, ...metadata } = c;
+      const { first_party: firstParty, client_secret: secret, ...rest } = c;
+      // Stored hashed (src/crypto/client-secret.ts); the file holds the only plain copy.
+      const metadata = secret === undefined ? rest : { ...rest, client_secret: secrets.hash(secret) };
       const client: Client = { clientId: c.client_id, tenant: t.id, firstParty: firstParty ?? false, metadata };
       await accounts.upsertClient(client);
       clients++;

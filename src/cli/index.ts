@@ -50,7 +50,7 @@ async function unlock(email: string): Promise<number> {
   const log = createLogger(config.logLevel === 'info' ? 'warn' : config.logLevel);
   const stores = await createStores(config, log);
   try {
-    const audit = createAudit(stores.accounts, log);
+    const audit = createAudit(stores.accounts, log, { ...config.audit, sweepEveryMs: 0 });
     const hasher = await createHasher(config.argon2, config.keys.pepper);
     const factors = createFactorRegistry({ config, accounts: stores.accounts, counters: stores.counters, hasher, audit });
     const report = await unlockEmail(email, { accounts: stores.accounts, limiter: createLimiter(stores.counters, config.lock), factors, audit });
@@ -68,7 +68,7 @@ async function inviteEmail(email: string, tenantId: string): Promise<number> {
   // Queued only: the message is sent by a server's mail worker (this process leaves at once).
   const mailer = createMailer({ outbox: stores.outbox, transport: createTransport(config.mail, log), log, worker: false });
   try {
-    console.log(await invite(email, tenantId, { config, links: stores.links, accounts: stores.accounts, mailer, audit: createAudit(stores.accounts, log) }));
+    console.log(await invite(email, tenantId, { config, links: stores.links, accounts: stores.accounts, mailer, audit: createAudit(stores.accounts, log, { ...config.audit, sweepEveryMs: 0 }) }));
     return 0;
   } catch (err) {
     console.error((err as Error).message);

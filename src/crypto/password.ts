@@ -4,24 +4,44 @@ import type { Config } from '../../config/index.ts';
 /** argon2id hashing for passwords and PINs (a pepper is mixed in via argon2's `secret` where given). */
 export interface Hasher {
   hash(plain: string, opts?: { pepper?: boolean }): Promise<string>;
-  /** False for a wrong value or a malformed hash; never throws on bad input. */
-  verify(hash: string, plain: string, opts?: { pepper?: boolean }): Promise<boolean>;
-  /** Costs the same as a verification; used when there is nothing to verify (no enumeration by timing). */
+  /**
+   * False for a wrong value or a malformed hash; never throws on bad input.
+   * After a match on a hash made with other parameters than the configured
+   * ones, hands `rehash` the value hashed with the configured ones to store:
+   * so every stored hash comes to cost what the dummy costs, and a stronger
+   * imported hash cannot be told apart by timing.
+   */
+  verify(hash: string, plain: string, opts?: { pepper?: boolean; rehash?: (next: string) => Promise<unknown> }): Promise<boolean>;
+  /** Costs the same as a verification with the configured parameters; used when there is nothing to verify (no enumeration by timing). */
   dummyVerify(plain: string): Promise<void>;
+  /** True when `hash` is not an argon2id hash with exactly the configured parameters. */
+  needsRehash(hash: string): boolean;
 }
 
 export async function createHasher(params: Config['argon2'], pepper: string): Promise<Hasher> {
   const options = { type: argon2.argon2id as 2, memoryCost: params.memoryCost, timeCost: params.timeCost, parallelism: params.parallelism };
   const secret = Buffer.from(pepper);
   const dummyHash = await argon2.hash('latchkey-dummy-password', options);
+  const hash = (plain: string, opts?: { pepper?: boolean }) => argon2.hash(plain, { ...options, ...(opts?.pepper ? { secret } : {}) });
+  const needsRehash = (stored: string) => {
+    try {
+      return !stored.startsWith('$argon2id$') || argon2.needsRehash(stored, options);
+    } catch {
+      return true;
+    }
+  };
   return {
-    hash: (plain, opts) => argon2.hash(plain, { ...options, ...(opts?.pepper ? { secret } : {}) }),
-    async verify(hash, plain, opts) {
+    hash,
+    needsRehash,
+    async verify(stored, plain, opts) {
+      let ok: boolean;
       try {
-        return await argon2.verify(hash, plain, opts?.pepper ? { secret } : {});
+        ok = await argon2.verify(stored, plain, opts?.pepper ? { secret } : {});
       } catch {
         return false;
       }
+      if (ok && opts?.rehash && needsRehash(stored)) await opts.rehash(await hash(plain, opts));
+      return ok;
     },
     async dummyVerify(plain) {
       await argon2.verify(dummyHash, plain).catch(() => false);

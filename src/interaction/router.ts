@@ -228,7 +228,8 @@ export function interactionRouter({ provider, config, accounts, hasher, factors,
           return false;
         }
         found.identity = identity;
-        return hasher.verify(identity.passwordHash, fields.password);
+        const stored = identity.passwordHash;
+        return hasher.verify(stored, fields.password, { rehash: (next) => accounts.replacePasswordHash(identity.id, stored, next) });
       });
       if (!ok || !found.identity) {
         await audit.record({ type: 'signin.password', outcome: 'failure', tenant: tenant.id, ...info, detail: { reason: 'invalid_credentials' } });

@@ -60,6 +60,7 @@ export function withNotices(audit: Audit, deps: { mailer: Mailer; accounts: Acco
   }
 
   return {
+    ...audit,
     async record(event) {
       await audit.record(event);
       notify(event).catch((err: unknown) => deps.log.warn({ err: (err as Error).message, type: event.type }, 'security notice not sent'));

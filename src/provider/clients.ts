@@ -1,4 +1,6 @@
-import type { Client } from '../storage/accounts/port.ts';
+import type Provider from 'oidc-provider';
+import type { AccountStore, Client } from '../storage/accounts/port.ts';
+import type { ClientSecrets } from '../crypto/client-secret.ts';
 
 /** The oidc-provider metadata of a stored client, with Latchkey's defaults filled in. */
 export function clientMetadata(client: Client): Record<string, unknown> {
@@ -11,4 +13,36 @@ export function clientMetadata(client: Client): Record<string, unknown> {
     ...m,
     client_id: client.clientId,
   };
+}
+
+/**
+ * oidc-provider compares a presented secret with the metadata's
+ * `client_secret` itself; stored secrets are hashes, so its Client's
+ * `compareClientSecret` (the hook its maintainer points to for hashed
+ * secrets) checks against the hash instead.
+ */
+export function compareHashedClientSecrets(provider: Provider, secrets: ClientSecrets): void {
+  const proto = provider.Client.prototype as unknown as { clientSecret?: string; compareClientSecret(actual: string): Promise<boolean> };
+  proto.compareClientSecret = async function compareClientSecret(this: { clientSecret?: string }, actual: string) {
+    return !!this.clientSecret && secrets.matches(this.clientSecret, actual);
+  };
+}
+
+/**
+ * Replaces client secrets still stored in plain text (written before secrets
+ * were hashed) by their hash. Run on every start; idempotent, and safe with
+ * several processes starting at once (the hash of a secret is always the same).
+ * Returns how many it replaced.
+ */
+export async function hashPlainClientSecrets(accounts: AccountStore, secrets: ClientSecrets): Promise<number> {
+  let replaced = 0;
+  for (const tenant of await accounts.listTenants()) {
+    for (const client of await accounts.listClients(tenant.id)) {
+      const secret = client.metadata.client_secret;
+      if (typeof secret !== 'string' || !secret || secrets.isHashed(secret)) continue;
+      await accounts.upsertClient({ ...client, metadata: { ...client.metadata, client_secret: secrets.hash(secret) } });
+      replaced++;
+    }
+  }
+  return replaced;
 }

@@ -10,7 +10,8 @@ import type { AdapterBackend } from '../storage/adapter/port.ts';
 import type { FactorRegistry } from '../factors/registry.ts';
 import type { Logger } from '../log.ts';
 import { ACR_VALUES } from './acr.ts';
-import { clientMetadata } from './clients.ts';
+import { clientMetadata, compareHashedClientSecrets } from './clients.ts';
+import { createClientSecrets } from '../crypto/client-secret.ts';
 import { renderProviderError, renderLogout, renderLogoutSuccess } from './pages.ts';
 import { renderView } from '../web/views.ts';
 import { respondWithError } from '../web/errors.ts';
@@ -103,6 +104,8 @@ export function createProvider({ config, accounts, adapter, factors, log, unavai
     responseTypes: ['code'],
     scopes: ['openid', 'offline_access', 'email', 'profile'],
     issueRefreshToken: async (_ctx, client) => client.grantTypeAllowed('refresh_token'),
+    // Every refresh consumes its token and issues the next one, so a stolen token's reuse is seen (and revokes the grant).
+    rotateRefreshToken: true,
     interactions: {
       policy,
       url: (_ctx, interaction) => `/interaction/${interaction.uid}`,
@@ -157,6 +160,7 @@ export function createProvider({ config, accounts, adapter, factors, log, unavai
   };
 
   const provider = new Provider(config.issuer, configuration);
+  compareHashedClientSecrets(provider, createClientSecrets(config.keys.pepper));
   provider.proxy = config.trustProxy;
   provider.on('server_error', (ctx, err) => {
     const store = unavailableStore(err);

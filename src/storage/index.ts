@@ -4,12 +4,13 @@
  * `REDIS_URL` → Redis for provider state and attempt counters, else SQLite.
  * The only module that knows which backend is in use.
  */
-import { mkdirSync } from 'node:fs';
+import { createHmac } from 'node:crypto';
 import { join } from 'node:path';
 import Database from 'better-sqlite3';
 import { MongoClient, MongoNetworkError, MongoNotConnectedError, MongoServerSelectionError, MongoTopologyClosedError } from 'mongodb';
 import { Cluster, Redis } from 'ioredis';
 import type { Config } from '../../config/index.ts';
+import { privateDir, privateFile } from '../../config/private-files.ts';
 import type { Logger } from '../log.ts';
 import type { AccountStore } from './accounts/port.ts';
 import type { AdapterBackend } from './adapter/port.ts';
@@ -18,6 +19,7 @@ import { createSqliteAccountStore } from './accounts/sqlite/index.ts';
 import { createMongoAccountStore } from './accounts/mongo/index.ts';
 import { createSqliteAdapterBackend } from './adapter/sqlite/index.ts';
 import { createRedisAdapterBackend } from './adapter/redis/index.ts';
+import { withHashedIds } from './adapter/hashed-ids.ts';
 import { createSqliteCounterStore } from './counters/sqlite/index.ts';
 import { createRedisCounterStore } from './counters/redis/index.ts';
 import { ReadCache, cachedAccountStore, type CacheStats } from './accounts/cache.ts';
@@ -64,14 +66,26 @@ export function withAccountCache(accounts: AccountStore, redis: Redis | Cluster,
   return { accounts: cachedAccountStore(accounts, cache), cache };
 }
 
-/** Opens the SQLite file used by the embedded backends. */
+/**
+ * Opens the SQLite file used by the embedded backends, in a private
+ * `DATA_DIR` (0700) and private files (0600): SQLite gives the -wal and -shm
+ * files the mode of the database file.
+ */
 export function openSqlite(dataDir: string): Database.Database {
-  mkdirSync(dataDir, { recursive: true });
-  const db = new Database(join(dataDir, 'latchkey.db'));
+  privateDir(dataDir);
+  const path = join(dataDir, 'latchkey.db');
+  privateFile(path, true);
+  const db = new Database(path);
   db.pragma('journal_mode = WAL');
+  for (const suffix of ['-wal', '-shm']) privateFile(`${path}${suffix}`);
   db.pragma('synchronous = NORMAL');
   db.pragma('busy_timeout = 5000');
   return db;
+}
+
+/** The key sealing the ids of provider models found by a lookup field, derived from the pepper. */
+export function adapterIdKey(pepper: string): Buffer {
+  return createHmac('sha256', pepper).update('latchkey adapter ids v1').digest();
 }
 
 export async function createStores(config: Config, log: Logger): Promise<Stores> {
@@ -130,6 +144,9 @@ export async function createStores(config: Config, log: Logger): Promise<Stores>
     adapter = createSqliteAdapterBackend(sqlite!);
     counters = createSqliteCounterStore(sqlite!);
   }
+
+  // Provider state under hashed ids (src/storage/adapter/hashed-ids.ts), whichever backend holds it.
+  adapter = withHashedIds(adapter, adapterIdKey(config.keys.pepper));
 
   let cache: ReadCache | null = null;
   if (mongo && redis && config.accountCache.ttlSeconds > 0) ({ accounts, cache } = withAccountCache(accounts, redis, config));

@@ -16,17 +16,17 @@ const COOKIE = 'latchkey_demo';
 
 export function startRouter({ config, accounts }: { config: Config; accounts: AccountStore }): Router {
   const router = new Router();
-  let discovered: { secret: string; configuration: oidc.Configuration } | null = null;
+  let discovered: oidc.Configuration | null = null;
 
+  // The demo client is public (PKCE only, src/demo.ts).
   async function demoClient() {
     const client = await accounts.getClient(DEMO.clientId);
     if (!client) return null;
-    const secret = String(client.metadata.client_secret ?? '');
-    if (discovered?.secret !== secret) {
+    if (!discovered) {
       const options = config.issuer.startsWith('http:') ? { execute: [oidc.allowInsecureRequests] } : undefined;
-      discovered = { secret, configuration: await oidc.discovery(new URL(config.issuer), DEMO.clientId, secret, undefined, options) };
+      discovered = await oidc.discovery(new URL(config.issuer), DEMO.clientId, undefined, oidc.None(), options);
     }
-    return discovered.configuration;
+    return discovered;
   }
 
   const redirectUri = `${config.issuer}/demo/callback`;

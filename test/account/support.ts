@@ -36,7 +36,7 @@ export function accountFixture(ownerFactor: 'none' | 'pin' | 'totp' = 'none'): I
           { id: 'acme-owner', email: 'owner@acme.test', userType: 'owner', firstName: 'Olga', lastName: 'Owner' },
           { id: 'jane-acme', email: 'jane@acme.test', userType: 'employee', firstName: 'Jane', lastName: 'Doe' },
         ],
-        clients: [{ client_id: 'portal', client_secret: 's3cret-portal', redirect_uris: ['http://127.0.0.1:8080/cb'], first_party: true }],
+        clients: [{ client_id: 'portal', client_secret: 's3cret-portal-4f9a2c7e1b8d3f6a0c5e9b2d', redirect_uris: ['http://127.0.0.1:8080/cb'], first_party: true }],
       },
       {
         id: 'globex',
@@ -50,7 +50,7 @@ export function accountFixture(ownerFactor: 'none' | 'pin' | 'totp' = 'none'): I
           { id: 'gina-owner', email: 'gina@globex.test', userType: 'boss', firstName: 'Gina', lastName: 'Green' },
           { id: 'jane-globex', email: 'jane@acme.test', userType: 'staff', firstName: 'Jane', lastName: 'Doe' },
         ],
-        clients: [{ client_id: 'globex-app', client_secret: 's3cret-globex', redirect_uris: ['http://127.0.0.1:8080/cb'], first_party: true }],
+        clients: [{ client_id: 'globex-app', client_secret: 's3cret-globex-4f9a2c7e1b8d3f6a0c5e9b2d', redirect_uris: ['http://127.0.0.1:8080/cb'], first_party: true }],
       },
     ],
   };

@@ -51,7 +51,7 @@ function changedDoc(): ImportDocument {
     owner: 'new-staff',
     userTypes: [{ id: 'staff', name: 'Staff', secondFactor: 'none' }],
     logins: [{ id: 'new-staff', email: 'new@initech.test', userType: 'staff', firstName: 'Nina', lastName: 'New' }],
-    clients: [{ client_id: 'initech-app', client_secret: 's3cret-initech', redirect_uris: ['http://127.0.0.1:8080/cb'], first_party: true }],
+    clients: [{ client_id: 'initech-app', client_secret: 's3cret-initech-4f9a2c7e1b8d3f6a0c5e9b2d', redirect_uris: ['http://127.0.0.1:8080/cb'], first_party: true }],
   });
   return doc;
 }
@@ -259,7 +259,7 @@ const INVALID: { name: string; field: RegExp; mutate(doc: ImportDocument): unkno
   {
     name: 'a duplicate client id in the file',
     field: /^tenants\[2\]\.clients\[1\]\.client_id: duplicate client id "portal"/,
-    mutate: (doc) => doc.tenants![2]!.clients!.push({ client_id: 'portal', client_secret: 's3cret-other', redirect_uris: ['http://127.0.0.1:8080/cb'] }),
+    mutate: (doc) => doc.tenants![2]!.clients!.push({ client_id: 'portal', client_secret: 's3cret-other-4f9a2c7e1b8d3f6a0c5e9b2d', redirect_uris: ['http://127.0.0.1:8080/cb'] }),
   },
   {
     name: 'a login id that belongs to another tenant in the store',
@@ -297,6 +297,11 @@ const INVALID: { name: string; field: RegExp; mutate(doc: ImportDocument): unkno
     name: 'a tenant id with a slash',
     field: /^tenants\[2\]\.id: /,
     mutate: (doc) => (doc.tenants![2]!.id = '../etc'),
+  },
+  {
+    name: 'a client secret shorter than 32 characters',
+    field: /^tenants\[2\]\.clients\[0\]\.client_secret: must be at least 32 random characters/,
+    mutate: (doc) => (doc.tenants![2]!.clients![0]!.client_secret = 'only-31-characters-long-secret!'),
   },
   {
     name: 'a wrong type (first_party as a string)',
@@ -340,6 +345,9 @@ describe('import', () => {
           const dump = await h.dump();
           assert.ok(dump.includes(nina.passwordHash!), 'the dump sees the stored hash (so it would see a plain password too)');
           for (const secret of [NEW_PASSWORD, CHANGED_JANE_PASSWORD, PASSWORD]) assert.ok(!dump.includes(secret), `the plain password "${secret}" is not in the store`);
+          for (const c of doc.tenants!.flatMap((t) => t.clients ?? [])) {
+            if (c.client_secret) assert.ok(!dump.includes(c.client_secret), `the client secret of ${c.client_id} is not in the store`);
+          }
 
           assert.deepEqual(await h.accounts.getLogin('jane-emp'), {
             id: 'jane-emp', tenant: 'acme', email: 'jane@acme.test', userType: 'employee', firstName: 'Janet', lastName: 'Doe', disabled: false, factors: {},
@@ -351,7 +359,7 @@ describe('import', () => {
           assert.equal(portal!.tenant, 'acme');
           assert.equal(portal!.firstParty, true);
           assert.deepEqual(portal!.metadata.redirect_uris, ['http://127.0.0.1:9999/cb']);
-          assert.equal(portal!.metadata.client_secret, 's3cret-portal');
+          assert.match(String(portal!.metadata.client_secret), /^hmac-sha256\.[A-Za-z0-9_-]{43}$/, 'stored as a keyed hash');
           assert.equal('first_party' in portal!.metadata, false, 'first_party is mapped to firstParty, not left in the metadata');
           const partner = await h.accounts.getClient('partner');
           assert.equal(partner!.firstParty, false);
@@ -603,7 +611,7 @@ describe('import', () => {
     it('serves a client imported while it runs, without a restart', async () => {
       const server = await startServer('sqlite', { doc: fixture() });
       try {
-        const rp = await relyingParty(server.issuer, 'initech-app', 's3cret-initech');
+        const rp = await relyingParty(server.issuer, 'initech-app', 's3cret-initech-4f9a2c7e1b8d3f6a0c5e9b2d');
         // Before the import the client is unknown to the provider.
         const unknown = await new Browser(server.issuer).get((await rp.authorize()).url);
         assert.ok(unknown.status >= 400 && unknown.status < 500, `unknown client: ${unknown.status}`);
@@ -624,12 +632,12 @@ describe('import', () => {
 
         // A changed secret takes effect at once too: the old one is refused at the token endpoint.
         const rotated = structuredClone(addition);
-        rotated.tenants![0]!.clients![0]!.client_secret = 's3cret-initech-rotated';
+        rotated.tenants![0]!.clients![0]!.client_secret = 's3cret-initech-rotated-4f9a2c7e1b8d3f6a0c5e9b2d';
         await importDocument(rotated, { accounts, hasher, config });
         const stale = await signIn(new Browser(server.issuer), rp, { email: 'new@initech.test', password: NEW_PASSWORD });
         assert.ok(callbackReached(stale.page));
         await assert.rejects(rp.callback(stale.page.url, stale.pending), (err: Error & { error?: string }) => err.error === 'invalid_client');
-        const fresh = await relyingParty(server.issuer, 'initech-app', 's3cret-initech-rotated');
+        const fresh = await relyingParty(server.issuer, 'initech-app', 's3cret-initech-rotated-4f9a2c7e1b8d3f6a0c5e9b2d');
         const ok = await signIn(new Browser(server.issuer), fresh, { email: 'new@initech.test', password: NEW_PASSWORD });
         assert.equal((await fresh.callback(ok.page.url, ok.pending)).claims()!.sub, 'new-staff');
       } finally {

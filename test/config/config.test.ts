@@ -73,6 +73,14 @@ describe('configuration', () => {
     }
   });
 
+  it('keeps audit events 365 days by default; AUDIT_RETENTION_DAYS sets it', () => {
+    assert.equal(loadConfig({ DATA_DIR: dir.path }).audit.retentionDays, 365);
+    assert.equal(loadConfig({ DATA_DIR: dir.path, AUDIT_RETENTION_DAYS: '30' }).audit.retentionDays, 30);
+    for (const bad of ['0', '-1', 'a year', '1.5']) {
+      assert.throws(() => loadConfig({ DATA_DIR: dir.path, AUDIT_RETENTION_DAYS: bad }), (err: Error) => err instanceof ConfigError && /AUDIT_RETENTION_DAYS/.test(err.message), bad);
+    }
+  });
+
   it('refuses to start in production without configured keys, naming them', () => {
     const prod = tempDir('lk-config-prod-');
     try {

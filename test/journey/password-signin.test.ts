@@ -3,8 +3,10 @@
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import * as oidc from 'openid-client';
+import argon2 from 'argon2';
+import { importDocument } from '../../src/cli/import.ts';
 import { Browser, actionOf, csrfOf, testIds } from '../support/browser.ts';
-import { SETUPS, callbackReached, relyingParty, signIn, startServer, submitLogin, type RelyingParty, type TestServer } from '../support/latchkey.ts';
+import { SETUPS, callbackReached, fixture, relyingParty, signIn, startServer, submitLogin, type RelyingParty, type TestServer } from '../support/latchkey.ts';
 
 for (const setup of SETUPS) {
   describe(`password sign-in (${setup})`, () => {
@@ -43,6 +45,25 @@ for (const setup of SETUPS) {
       const info = await oidc.fetchUserInfo(rp.config, tokens.access_token, 'bob-emp');
       assert.equal(info.user_type, 'employee');
       assert.equal(info.tenant, 'acme');
+    });
+
+    it('rehashes a password imported with stronger parameters to the configured ones at the next sign-in', async () => {
+      const { config, hasher, stores } = server.latchkey;
+      const password = 'a stronger imported password';
+      const stronger = await argon2.hash(password, { type: argon2.argon2id, memoryCost: config.argon2.memoryCost * 2, timeCost: config.argon2.timeCost + 1, parallelism: 1 });
+      await importDocument(
+        {
+          identities: [{ email: 'strong@acme.test', passwordHash: stronger }],
+          tenants: [{ ...fixture().tenants![0]!, logins: [{ id: 'strong-emp', email: 'strong@acme.test', userType: 'employee', firstName: 'Sam', lastName: 'Strong' }], clients: [] }],
+        },
+        { accounts: stores.accounts, hasher, config },
+      );
+      const { page } = await signIn(new Browser(server.issuer), rp, { email: 'strong@acme.test', password });
+      assert.ok(callbackReached(page), `expected the RP callback, got ${page.status} ${page.url}`);
+      const stored = (await stores.accounts.findIdentityByEmail('strong@acme.test'))!.passwordHash!;
+      assert.notEqual(stored, stronger);
+      assert.equal(hasher.needsRehash(stored), false, stored);
+      assert.ok(await hasher.verify(stored, password));
     });
 
     it('asks a person with two logins to choose, and the chosen login is the subject', async () => {
@@ -106,7 +127,7 @@ for (const setup of SETUPS) {
 
     it('does not reuse a session of another tenant\'s login for this tenant\'s client', async () => {
       const browser = new Browser(server.issuer);
-      const globex = await relyingParty(server.issuer, 'globex-app', 's3cret-globex');
+      const globex = await relyingParty(server.issuer, 'globex-app', 's3cret-globex-4f9a2c7e1b8d3f6a0c5e9b2d');
       const first = await signIn(browser, globex, { email: 'gina@globex.test' });
       assert.ok(callbackReached(first.page));
       const pending = await rp.authorize();
@@ -133,7 +154,7 @@ for (const setup of SETUPS) {
     });
 
     it('asks a third-party client\'s user for consent, then returns a code', async () => {
-      const partner = await relyingParty(server.issuer, 'partner', 's3cret-partner');
+      const partner = await relyingParty(server.issuer, 'partner', 's3cret-partner-4f9a2c7e1b8d3f6a0c5e9b2d');
       const browser = new Browser(server.issuer);
       const { page: consent, pending } = await signIn(browser, partner, { email: 'bob@acme.test' });
       assert.ok(testIds(consent).includes('consent-form'), `expected consent, got ${consent.status} ${consent.url}`);

@@ -3,6 +3,7 @@
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import * as oidc from 'openid-client';
+import argon2 from 'argon2';
 import { Browser } from '../support/browser.ts';
 import { SETUPS, callbackReached, relyingParty, startServer, type RelyingParty, type TestServer } from '../support/latchkey.ts';
 import { SHORT_LOCKS, addPerson, auditOf, choosePin, errorOf, factorFixture, hasForm, reachFactor, sleep, submitFactor } from '../support/factors.ts';
@@ -88,6 +89,30 @@ for (const setup of SETUPS) {
       assert.deepEqual(claims.amr, ['pwd', 'pin']);
       assert.equal(claims.acr, 'urn:latchkey:acr:pin');
       assert.equal((await auditOf(server, person.logins[0]!, 'factor.pin.verified')).length, 1);
+    });
+
+    it('rehashes a PIN stored with stronger parameters to the configured ones at the next sign-in', async () => {
+      const person = await addPerson(server, 'nurse');
+      const [login] = person.logins as [string];
+      const { config, hasher } = server.latchkey;
+      const stronger = await argon2.hash(PIN, {
+        type: argon2.argon2id,
+        memoryCost: config.argon2.memoryCost * 2,
+        timeCost: config.argon2.timeCost + 1,
+        parallelism: 1,
+        secret: Buffer.from(config.keys.pepper),
+      });
+      await server.latchkey.stores.accounts.setFactorState(login, 'pin', { hash: stronger, setAt: '2026-01-01T00:00:00.000Z' });
+      const { page, browser } = await reachFactor(server, rp, person);
+      const done = await submitFactor(browser, page, 'enter-pin-form', { pin: PIN });
+      assert.ok(callbackReached(done), `expected the RP callback, got ${done.status} ${errorOf(done)}`);
+      const state = (await loginOf(login))!.factors.pin as { hash: string; setAt: string };
+      assert.notEqual(state.hash, stronger);
+      assert.equal(hasher.needsRehash(state.hash), false, state.hash);
+      assert.equal(state.setAt, '2026-01-01T00:00:00.000Z', 'the rest of the state is kept');
+      // The new hash still takes the same PIN.
+      const again = await reachFactor(server, rp, person);
+      assert.ok(callbackReached(await submitFactor(again.browser, again.page, 'enter-pin-form', { pin: PIN })));
     });
 
     it('refuses a wrong PIN with 400 and a clear message on the same page', async () => {

@@ -62,6 +62,7 @@ async function dumpStores(server: TestServer): Promise<Buffer> {
   try {
     const keys = await redis.keys(`${env.REDIS_PREFIX}*`);
     for (const key of keys) {
+      chunks.push(Buffer.from(key));
       const type = await redis.type(key);
       if (type === 'string') chunks.push((await redis.getBuffer(key))!);
       else if (type === 'hash') chunks.push(...Object.values(await redis.hgetallBuffer(key)));
@@ -185,6 +186,30 @@ for (const setup of SETUPS) {
         ['PIN', Buffer.from(longPin)],
       ];
       for (const [name, needle] of forms) assert.equal(dump.indexOf(needle), -1, `the ${name} is in the dump`);
+    });
+
+    it('a store dump holds no client secret, code, token or session id', async () => {
+      const person = await addPerson(server, 'employee');
+      const browser = new Browser(server.issuer);
+      const first = await signIn(browser, rp, { email: person.email });
+      assert.ok(callbackReached(first.page));
+      const tokens = await rp.callback(first.page.url, first.pending);
+      // A second code, left unredeemed.
+      const second = await signIn(new Browser(server.issuer), rp, { email: person.email });
+      const code = new URL(second.page.url).searchParams.get('code')!;
+      const session = browser.cookieValue('_session');
+      assert.ok(tokens.access_token && tokens.refresh_token && code && session);
+
+      const dump = await dumpStores(server);
+      const values: [string, string][] = [
+        ['access token', tokens.access_token],
+        ['refresh token', tokens.refresh_token!],
+        ['first code', new URL(first.page.url).searchParams.get('code')!],
+        ['unredeemed code', code],
+        ['session id', session],
+        ...factorFixture().tenants!.flatMap((t) => (t.clients ?? []).map((c) => [`client secret of ${c.client_id}`, c.client_secret!] as [string, string])),
+      ];
+      for (const [name, value] of values) assert.equal(dump.indexOf(Buffer.from(value)), -1, `the ${name} is in the dump`);
     });
 
     describe('bad input on the factor forms', () => {

@@ -90,8 +90,8 @@ function fuzzFixture(upstreamIssuer: string): ImportDocument {
           login('tim-guard', 'tim@acme.test', 'guard', 'Tim'),
         ],
         clients: [
-          { client_id: 'portal', client_secret: 's3cret-portal', redirect_uris: [REDIRECT_URI], first_party: true },
-          { client_id: 'partner', client_secret: 's3cret-partner', client_name: 'Partner App', redirect_uris: [REDIRECT_URI] },
+          { client_id: 'portal', client_secret: 's3cret-portal-4f9a2c7e1b8d3f6a0c5e9b2d', redirect_uris: [REDIRECT_URI], first_party: true },
+          { client_id: 'partner', client_secret: 's3cret-partner-4f9a2c7e1b8d3f6a0c5e9b2d', client_name: 'Partner App', redirect_uris: [REDIRECT_URI] },
         ],
         upstreams: [{ id: 'corp', name: 'Corp ID', issuer: upstreamIssuer, client_id: 'latchkey', client_secret: 'corp-client-secret' }],
       },
@@ -101,7 +101,7 @@ function fuzzFixture(upstreamIssuer: string): ImportDocument {
         owner: 'gina-staff',
         userTypes: [{ id: 'staff', name: 'Staff', secondFactor: 'none' }],
         logins: [login('gina-staff', 'gina@globex.test', 'staff', 'Gina')],
-        clients: [{ client_id: 'globex-app', client_secret: 's3cret-globex', redirect_uris: [REDIRECT_URI], first_party: true }],
+        clients: [{ client_id: 'globex-app', client_secret: 's3cret-globex-4f9a2c7e1b8d3f6a0c5e9b2d', redirect_uris: [REDIRECT_URI], first_party: true }],
       },
     ],
   };
@@ -272,11 +272,11 @@ function render(t: Target, actor: Actor, m: Model, issuer: string, fields: Field
   const headers: Record<string, string> = { 'user-agent': FUZZ_UA };
   let authValid = false;
   if (t.clientAuth) {
-    if (m.auth === 'basic-valid' || m.auth === 'both-valid') headers.authorization = basic('portal', 's3cret-portal');
+    if (m.auth === 'basic-valid' || m.auth === 'both-valid') headers.authorization = basic('portal', 's3cret-portal-4f9a2c7e1b8d3f6a0c5e9b2d');
     if (m.auth === 'basic-wrong') headers.authorization = basic('portal', 'not-the-secret');
     if (m.auth === 'basic-garbage') headers.authorization = GARBAGE_AUTH[m.pick % GARBAGE_AUTH.length]!;
     if (m.auth === 'bearer-garbage') headers.authorization = `Bearer ${'x'.repeat(m.pick % 80)}`;
-    if (m.auth === 'post-valid' || m.auth === 'both-valid') all.push(['client_id', 'portal'], ['client_secret', 's3cret-portal']);
+    if (m.auth === 'post-valid' || m.auth === 'both-valid') all.push(['client_id', 'portal'], ['client_secret', 's3cret-portal-4f9a2c7e1b8d3f6a0c5e9b2d']);
     if (m.auth === 'post-wrong') all.push(['client_id', 'portal'], ['client_secret', 'not-the-secret']);
     authValid = (m.auth === 'basic-valid' || m.auth === 'post-valid') && !fields.some(([k]) => k === 'client_id' || k === 'client_secret');
   }
@@ -440,8 +440,8 @@ for (const setup of SETUPS) {
         await mongo.connect();
       }
       portal = await relyingParty(issuer);
-      partner = await relyingParty(issuer, 'partner', 's3cret-partner');
-      const globex = await relyingParty(issuer, 'globex-app', 's3cret-globex');
+      partner = await relyingParty(issuer, 'partner', 's3cret-partner-4f9a2c7e1b8d3f6a0c5e9b2d');
+      const globex = await relyingParty(issuer, 'globex-app', 's3cret-globex-4f9a2c7e1b8d3f6a0c5e9b2d');
       const gina = await signIn(new Browser(issuer), globex, { email: 'gina@globex.test' });
       const tokens = await globex.callback(gina.page.url, gina.pending);
       foreign.accessToken = tokens.access_token;
@@ -1089,7 +1089,7 @@ for (const setup of SETUPS) {
       });
 
       it("keeps the provider's own 56 KB limit on its endpoints (/token and the like)", async () => {
-        const auth = { authorization: basic('portal', 's3cret-portal'), 'content-type': FORM };
+        const auth = { authorization: basic('portal', 's3cret-portal-4f9a2c7e1b8d3f6a0c5e9b2d'), 'content-type': FORM };
         for (const path of ['/token', '/token/introspection', '/token/revocation', '/request']) {
           const over = await fetch(`${issuer}${path}`, { method: 'POST', headers: auth, body: filler(57 * 1024, 'grant_type=refresh_token&refresh_token=x&token=x') });
           assert.equal(over.status, 400, path);
@@ -1126,11 +1126,11 @@ for (const setup of SETUPS) {
       const { page, pending } = await signIn(new Browser(issuer), portal, { email: 'bob@acme.test' });
       const acme = await portal.callback(page.url, pending);
       for (const token of [foreign.accessToken, foreign.refreshToken]) {
-        assert.deepEqual(await introspect('portal', 's3cret-portal', token), { active: false }, "Acme's client learns nothing of Globex's token");
-        assert.equal((await introspect('globex-app', 's3cret-globex', token)).sub, 'gina-staff', 'its own client still introspects it');
+        assert.deepEqual(await introspect('portal', 's3cret-portal-4f9a2c7e1b8d3f6a0c5e9b2d', token), { active: false }, "Acme's client learns nothing of Globex's token");
+        assert.equal((await introspect('globex-app', 's3cret-globex-4f9a2c7e1b8d3f6a0c5e9b2d', token)).sub, 'gina-staff', 'its own client still introspects it');
       }
-      assert.deepEqual(await introspect('globex-app', 's3cret-globex', acme.access_token), { active: false }, "Globex's client learns nothing of Acme's token");
-      assert.equal((await introspect('partner', 's3cret-partner', acme.access_token)).sub, 'bob-emp', 'a client of the same tenant (a resource server) may');
+      assert.deepEqual(await introspect('globex-app', 's3cret-globex-4f9a2c7e1b8d3f6a0c5e9b2d', acme.access_token), { active: false }, "Globex's client learns nothing of Acme's token");
+      assert.equal((await introspect('partner', 's3cret-partner-4f9a2c7e1b8d3f6a0c5e9b2d', acme.access_token)).sub, 'bob-emp', 'a client of the same tenant (a resource server) may');
     });
 
     it('still signs everybody in after the fuzzing: nothing locked, nothing broken', async () => {

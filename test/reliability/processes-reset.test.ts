@@ -19,7 +19,7 @@ import { freePort, seed, sharedKeys, startBalancer, startProcess, type AppProces
 
 const PIN = '482913';
 const FORM = 'application/x-www-form-urlencoded';
-const BASIC = `Basic ${Buffer.from('portal:s3cret-portal').toString('base64')}`;
+const BASIC = `Basic ${Buffer.from('portal:s3cret-portal-4f9a2c7e1b8d3f6a0c5e9b2d').toString('base64')}`;
 
 function resetFixture(): ImportDocument {
   return {
@@ -39,7 +39,7 @@ function resetFixture(): ImportDocument {
           { id: 'tim-guard', email: 'tim@acme.test', userType: 'guard', firstName: 'Tim', lastName: 'Doe' },
           { id: 'nina-nurse', email: 'nina@acme.test', userType: 'nurse', firstName: 'Nina', lastName: 'Doe' },
         ],
-        clients: [{ client_id: 'portal', client_secret: 's3cret-portal', redirect_uris: [REDIRECT_URI], first_party: true }],
+        clients: [{ client_id: 'portal', client_secret: 's3cret-portal-4f9a2c7e1b8d3f6a0c5e9b2d', redirect_uris: [REDIRECT_URI], first_party: true }],
       },
     ],
   };

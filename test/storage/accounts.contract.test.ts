@@ -186,6 +186,18 @@ function accountStoreContract(name: string, makeStore: () => Promise<Harness>) {
           await s.setPasswordHash('nope', 'x');
         }));
 
+      it('replacePasswordHash replaces the hash only while it is still the one given', () =>
+        withStore(async (s) => {
+          const a = await s.upsertIdentity({ email: 'a@example.com', passwordHash: 'old' });
+          assert.equal(await s.replacePasswordHash(a.id, 'old', 'rehashed'), true);
+          assert.equal((await s.getIdentity(a.id))?.passwordHash, 'rehashed');
+          // A password change in between wins over a rehash of the old password.
+          await s.setPasswordHash(a.id, 'changed');
+          assert.equal(await s.replacePasswordHash(a.id, 'rehashed', 'stale'), false);
+          assert.equal((await s.getIdentity(a.id))?.passwordHash, 'changed');
+          assert.equal(await s.replacePasswordHash('nope', 'changed', 'x'), false);
+        }));
+
       it('keeps one identity per email, also under parallel upserts', () =>
         withStore(async (s) => {
           const all = await Promise.all(Array.from({ length: 10 }, (_, i) => s.upsertIdentity({ email: i % 2 ? 'X@example.com' : 'x@example.com' })));
@@ -269,6 +281,22 @@ function accountStoreContract(name: string, makeStore: () => Promise<Harness>) {
           assert.equal(await s.setFactorState('unknown', 'pin', { hash: 'x' }), false);
           assert.equal(await s.setFactorState('unknown', 'pin', null), false);
           assert.equal(await s.getLogin('unknown'), null);
+        }));
+    });
+
+    describe('replaceFactorHash', () => {
+      it("replaces a factor's hash only while it is still the one given, keeping the rest of the state", () =>
+        withStore(async (s) => {
+          await s.upsertLogin(login('l1'));
+          await s.setFactorState('l1', 'pin', { hash: 'old', setAt: '2024-01-01' });
+          assert.equal(await s.replaceFactorHash('l1', 'pin', 'old', 'rehashed'), true);
+          assert.deepEqual((await s.getLogin('l1'))?.factors, { pin: { hash: 'rehashed', setAt: '2024-01-01' } });
+          await s.setFactorState('l1', 'pin', { hash: 'changed', setAt: '2024-02-02' });
+          assert.equal(await s.replaceFactorHash('l1', 'pin', 'rehashed', 'stale'), false);
+          assert.deepEqual((await s.getLogin('l1'))?.factors, { pin: { hash: 'changed', setAt: '2024-02-02' } });
+          assert.equal(await s.replaceFactorHash('l1', 'totp', 'changed', 'x'), false);
+          assert.equal(await s.replaceFactorHash('unknown', 'pin', 'changed', 'x'), false);
+          assert.deepEqual((await s.getLogin('l1'))?.factors, { pin: { hash: 'changed', setAt: '2024-02-02' } });
         }));
     });
 
@@ -404,6 +432,19 @@ function accountStoreContract(name: string, makeStore: () => Promise<Harness>) {
           const time = new Date('2024-01-01T00:00:00Z');
           for (let i = 0; i < 501; i++) await s.appendAudit(event({ time, detail: { i } }));
           assert.equal((await s.listAudit({ tenant: 'acme', limit: 1000 })).length, 500);
+        }));
+
+      it('deleteAuditBefore deletes the oldest events before a time, at most limit at once, of every tenant', () =>
+        withStore(async (s) => {
+          const t = (m: number) => new Date(Date.UTC(2024, 0, 1, 0, m));
+          for (let m = 0; m < 6; m++) await s.appendAudit(event({ time: t(m), detail: { m } }));
+          await s.appendAudit(event({ time: t(1), tenant: null, login: null }));
+          assert.equal(await s.deleteAuditBefore(t(4), 2), 2);
+          assert.deepEqual((await s.listAudit({ tenant: 'acme' })).map((e) => e.detail?.m), [5, 4, 3, 2]);
+          assert.equal(await s.deleteAuditBefore(t(4)), 3, 'the rest before t(4), the tenant-less one too');
+          assert.equal(await s.deleteAuditBefore(t(4)), 0);
+          assert.deepEqual((await s.listAudit({ tenant: 'acme' })).map((e) => e.detail?.m), [5, 4]);
+          await assert.rejects(s.deleteAuditBefore(new Date('nope')), TypeError);
         }));
     });
 

@@ -2,24 +2,50 @@
 // every implementation: what oidc-provider expects of its memory adapter.
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { randomUUID } from 'node:crypto';
+import { randomBytes, randomUUID } from 'node:crypto';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import Database from 'better-sqlite3';
 import { Cluster, Redis } from 'ioredis';
+import { errors } from 'oidc-provider';
 import type { AdapterBackend, AdapterPayload } from '../../src/storage/adapter/port.ts';
 import { createSqliteAdapterBackend } from '../../src/storage/adapter/sqlite/index.ts';
 import { createRedisAdapterBackend } from '../../src/storage/adapter/redis/index.ts';
+import { withHashedIds } from '../../src/storage/adapter/hashed-ids.ts';
 import { testRedisPrefix, testRedisUrl } from '../support/redis.ts';
 import { tempDir } from '../support/tmp.ts';
 import { startRedisCluster } from '../support/redis-cluster.ts';
 
 interface AdapterHarness {
   backend: AdapterBackend;
+  /** The same store through another connection, as another app process has it. */
+  other: AdapterBackend;
+  /** Everything the store holds for this harness, keys included, as text. */
+  dump(): Promise<string>;
   cleanup(): Promise<void>;
 }
 
+// As src/storage/index.ts wraps every backend.
+const KEY = randomBytes(32);
+const hashed = (backend: AdapterBackend) => withHashedIds(backend, KEY);
+
+async function dumpRedis(nodes: (Redis | Cluster)[], prefix: string): Promise<string> {
+  const out: string[] = [];
+  for (const redis of nodes.flatMap((n) => (n instanceof Cluster ? n.nodes('master') : [n]))) {
+    for (const key of await redis.keys(`${prefix}*`)) {
+      out.push(key);
+      const type = await redis.type(key);
+      if (type === 'string') out.push((await redis.get(key)) ?? '');
+      else if (type === 'hash') out.push(...Object.entries(await redis.hgetall(key)).flat());
+      else if (type === 'zset') out.push(...(await redis.zrange(key, 0, -1)));
+    }
+  }
+  return out.join('\n');
+}
+
 const epoch = () => Math.floor(Date.now() / 1000);
+// What the token endpoint turns into invalid_grant.
+const isAlreadyConsumed = (err: unknown) => err instanceof errors.InvalidGrant;
 const newId = () => randomUUID();
 
 function adapterContract(name: string, open: () => Promise<AdapterHarness>): void {
@@ -104,10 +130,33 @@ function adapterContract(name: string, open: () => Promise<AdapterHarness>): voi
       assert.deepEqual({ ...found, consumed: undefined }, { ...payload, consumed: undefined });
     });
 
-    it('consume of an unknown id creates nothing', async () => {
+    it('consume of an unknown id creates nothing and rejects', async () => {
       const id = newId();
-      await adapter('RefreshToken').consume(id);
+      await assert.rejects(adapter('RefreshToken').consume(id), isAlreadyConsumed);
       assert.equal(await adapter('RefreshToken').find(id), undefined);
+    });
+
+    it('consumes a model once: a second consume rejects and keeps the first time', async () => {
+      const id = newId();
+      const a = adapter('AuthorizationCode');
+      await a.upsert(id, { jti: id, grantId: newId() }, 60);
+      await a.consume(id);
+      const first = (await a.find(id))?.consumed;
+      await assert.rejects(a.consume(id), isAlreadyConsumed);
+      assert.equal((await a.find(id))?.consumed, first);
+    });
+
+    it('lets exactly one of many parallel consumers win, also across connections', async () => {
+      for (const model of ['AuthorizationCode', 'RefreshToken']) {
+        const id = newId();
+        await adapter(model).upsert(id, { jti: id, grantId: newId() }, 60);
+        // Each consumer on its own adapter instance, half of them through the other connection.
+        const results = await Promise.allSettled(
+          Array.from({ length: 30 }, (_, i) => (i % 2 ? harness.other : harness.backend).factory(model).consume(id)),
+        );
+        assert.equal(results.filter((r) => r.status === 'fulfilled').length, 1, model);
+        for (const r of results) if (r.status === 'rejected') assert.ok(isAlreadyConsumed(r.reason), String(r.reason));
+      }
     });
 
     it('stays consistent under parallel consume and find', async () => {
@@ -117,7 +166,9 @@ function adapterContract(name: string, open: () => Promise<AdapterHarness>): voi
       await a.upsert(id, payload, 60);
       const t0 = epoch();
       const results = await Promise.all(
-        Array.from({ length: 40 }, (_, i) => (i % 2 ? a.find(id) : a.consume(id).then(() => 'consumed' as const))),
+        Array.from({ length: 40 }, (_, i) =>
+          i % 2 ? a.find(id) : a.consume(id).then(() => 'consumed' as const, (err: unknown) => (isAlreadyConsumed(err) ? ('consumed' as const) : Promise.reject(err))),
+        ),
       );
       const t1 = epoch();
       for (const result of results) {
@@ -130,6 +181,37 @@ function adapterContract(name: string, open: () => Promise<AdapterHarness>): voi
       }
       const final = await a.find(id);
       assert.ok(final && typeof final.consumed === 'number' && final.consumed >= t0 && final.consumed <= t1);
+    });
+
+    it('stores no id in usable form: not in a key, a row or a payload', async () => {
+      const grantId = newId();
+      const ids: string[] = [];
+      const token = () => {
+        const id = randomBytes(32).toString('base64url');
+        ids.push(id);
+        return id;
+      };
+      const code = token();
+      const refresh = token();
+      const access = token();
+      const session = token();
+      const interaction = token();
+      await adapter('AuthorizationCode').upsert(code, { jti: code, kind: 'AuthorizationCode', grantId }, 60);
+      await adapter('RefreshToken').upsert(refresh, { jti: refresh, kind: 'RefreshToken', grantId }, 60);
+      await adapter('AccessToken').upsert(access, { jti: access, kind: 'AccessToken', grantId }, 60);
+      const uid = newId();
+      await adapter('Session').upsert(session, { jti: session, uid, kind: 'Session', accountId: 'acc-1' }, 60);
+      await adapter('Interaction').upsert(interaction, { jti: interaction, kind: 'Interaction', session: { uid, cookie: session, accountId: 'acc-1' } }, 60);
+      await adapter('AuthorizationCode').consume(code);
+
+      const dump = await harness.dump();
+      for (const id of ids) assert.ok(!dump.includes(id), `id ${id.slice(0, 8)}… is in the store`);
+      // Every model is still found by its id (and a Session by uid) with its id.
+      assert.equal((await adapter('RefreshToken').find(refresh))?.jti, refresh);
+      assert.equal((await adapter('AuthorizationCode').find(code))?.jti, code);
+      assert.equal((await adapter('Session').findByUid(uid))?.jti, session);
+      await adapter('AccessToken').revokeByGrantId(grantId);
+      assert.equal(await adapter('AccessToken').find(access), undefined);
     });
 
     it('destroy removes the model and its lookups', async () => {
@@ -269,7 +351,7 @@ function adapterContract(name: string, open: () => Promise<AdapterHarness>): voi
       assert.equal(await adapter('Session').findByUid(uid), undefined);
       assert.equal(await adapter('DeviceCode').find(deviceId), undefined);
       assert.equal(await adapter('DeviceCode').findByUserCode(userCode), undefined);
-      await adapter('AccessToken').consume(tokenId);
+      await assert.rejects(adapter('AccessToken').consume(tokenId), isAlreadyConsumed);
       assert.equal(await adapter('AccessToken').find(tokenId), undefined);
 
       // The short-lived token must not have cut the grant index short for the long one.
@@ -284,11 +366,20 @@ adapterContract('sqlite', async () => {
   const dir = tempDir('lk-adapter-');
   const db = new Database(join(dir.path, 'latchkey.db'));
   db.pragma('journal_mode = WAL');
-  const backend = createSqliteAdapterBackend(db);
+  const backend = hashed(createSqliteAdapterBackend(db));
+  const otherDb = new Database(join(dir.path, 'latchkey.db'));
+  otherDb.pragma('busy_timeout = 5000');
+  const other = hashed(createSqliteAdapterBackend(otherDb));
   return {
     backend,
+    other,
+    async dump() {
+      return (db.prepare('SELECT * FROM oidc_models').all() as Record<string, unknown>[]).map((r) => Object.values(r).join('\n')).join('\n');
+    },
     async cleanup() {
       await backend.close();
+      await other.close();
+      otherDb.close();
       db.close();
       dir.remove();
     },
@@ -298,11 +389,16 @@ adapterContract('sqlite', async () => {
 adapterContract('redis', async () => {
   const redis = new Redis(testRedisUrl());
   const prefix = testRedisPrefix();
-  const backend = createRedisAdapterBackend(redis, { prefix });
+  const backend = hashed(createRedisAdapterBackend(redis, { prefix }));
+  const otherRedis = new Redis(testRedisUrl());
+  const other = hashed(createRedisAdapterBackend(otherRedis, { prefix }));
   return {
     backend,
+    other,
+    dump: () => dumpRedis([redis], prefix),
     async cleanup() {
       await backend.close();
+      await otherRedis.quit();
       const keys = await redis.keys(`${prefix}*`);
       if (keys.length) await redis.del(...keys);
       await redis.quit();
@@ -315,11 +411,17 @@ adapterContract('redis', async () => {
 adapterContract('redis-cluster', async () => {
   const cluster = await startRedisCluster();
   const redis = new Cluster(cluster.nodes);
-  const backend = createRedisAdapterBackend(redis, { prefix: `{${testRedisPrefix().slice(0, -1)}}:` });
+  const prefix = `{${testRedisPrefix().slice(0, -1)}}:`;
+  const backend = hashed(createRedisAdapterBackend(redis, { prefix }));
+  const otherRedis = new Cluster(cluster.nodes);
+  const other = hashed(createRedisAdapterBackend(otherRedis, { prefix }));
   return {
     backend,
+    other,
+    dump: () => dumpRedis([redis], prefix),
     async cleanup() {
       await backend.close();
+      await otherRedis.quit();
       await redis.quit();
       await cluster.stop();
     },

@@ -36,6 +36,11 @@ export class Browser {
     return [...new Set([...this.jar.values()].map((c) => c.name))];
   }
 
+  /** The value of a cookie by name (the first kept), or undefined. */
+  cookieValue(name: string): string | undefined {
+    return [...this.jar.values()].find((c) => c.name === name)?.value;
+  }
+
   private store(res: Response, url: URL) {
     for (const line of res.headers.getSetCookie()) {
       const [pair, ...attributes] = line.split(';');

@@ -29,7 +29,7 @@ export function factorFixture(): ImportDocument {
           { id: 'staff', name: 'Staff', secondFactor: 'none' },
         ],
         logins: [{ id: 'acme-owner', email: 'owner@acme.test', userType: 'owner', firstName: 'Olga', lastName: 'Owner' }],
-        clients: [{ client_id: 'portal', client_secret: 's3cret-portal', redirect_uris: ['http://127.0.0.1:8080/cb'], first_party: true }],
+        clients: [{ client_id: 'portal', client_secret: 's3cret-portal-4f9a2c7e1b8d3f6a0c5e9b2d', redirect_uris: ['http://127.0.0.1:8080/cb'], first_party: true }],
       },
     ],
   };

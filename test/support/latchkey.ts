@@ -45,8 +45,8 @@ export function fixture(): ImportDocument {
           { id: 'bob-emp', email: 'bob@acme.test', userType: 'employee', firstName: 'Bob', lastName: 'Baker' },
         ],
         clients: [
-          { client_id: 'portal', client_secret: 's3cret-portal', redirect_uris: ['http://127.0.0.1:8080/cb'], first_party: true },
-          { client_id: 'partner', client_secret: 's3cret-partner', client_name: 'Partner App', redirect_uris: ['http://127.0.0.1:8080/cb'] },
+          { client_id: 'portal', client_secret: 's3cret-portal-4f9a2c7e1b8d3f6a0c5e9b2d', redirect_uris: ['http://127.0.0.1:8080/cb'], first_party: true },
+          { client_id: 'partner', client_secret: 's3cret-partner-4f9a2c7e1b8d3f6a0c5e9b2d', client_name: 'Partner App', redirect_uris: ['http://127.0.0.1:8080/cb'] },
         ],
       },
       {
@@ -54,7 +54,7 @@ export function fixture(): ImportDocument {
         name: 'Globex',
         userTypes: [{ id: 'staff', name: 'Staff', secondFactor: 'none' }],
         logins: [{ id: 'gina-staff', email: 'gina@globex.test', userType: 'staff', firstName: 'Gina', lastName: 'Green' }],
-        clients: [{ client_id: 'globex-app', client_secret: 's3cret-globex', redirect_uris: ['http://127.0.0.1:8080/cb'], first_party: true }],
+        clients: [{ client_id: 'globex-app', client_secret: 's3cret-globex-4f9a2c7e1b8d3f6a0c5e9b2d', redirect_uris: ['http://127.0.0.1:8080/cb'], first_party: true }],
       },
     ],
   };
@@ -132,7 +132,7 @@ export interface RelyingParty {
   callback(callbackUrl: string, pending: { verifier: string; state: string }): Promise<oidc.TokenEndpointResponse & oidc.TokenEndpointResponseHelpers>;
 }
 
-export async function relyingParty(issuer: string, clientId = 'portal', secret = 's3cret-portal'): Promise<RelyingParty> {
+export async function relyingParty(issuer: string, clientId = 'portal', secret = 's3cret-portal-4f9a2c7e1b8d3f6a0c5e9b2d'): Promise<RelyingParty> {
   const config = await oidc.discovery(new URL(issuer), clientId, secret, undefined, { execute: [oidc.allowInsecureRequests] });
   return {
     config,

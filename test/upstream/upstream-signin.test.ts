@@ -50,7 +50,7 @@ function upstreamFixture(issuers?: UpstreamIssuers): ImportDocument {
           { id: 'erin-emp', email: 'erin@acme.test', userType: 'employee', firstName: 'Erin', lastName: 'Ellis' },
           { id: 'fay-emp', email: 'fay@acme.test', userType: 'employee', firstName: 'Fay', lastName: 'Fox' },
         ],
-        clients: [{ client_id: 'portal', client_secret: 's3cret-portal', redirect_uris: ['http://127.0.0.1:8080/cb'], first_party: true }],
+        clients: [{ client_id: 'portal', client_secret: 's3cret-portal-4f9a2c7e1b8d3f6a0c5e9b2d', redirect_uris: ['http://127.0.0.1:8080/cb'], first_party: true }],
         ...(issuers && {
           upstreams: [
             upstream('corp', 'Corp ID', issuers.corp),
@@ -70,7 +70,7 @@ function upstreamFixture(issuers?: UpstreamIssuers): ImportDocument {
           { id: 'gina-staff', email: 'gina@globex.test', userType: 'staff', firstName: 'Gina', lastName: 'Green' },
           { id: 'dan-staff', email: 'dan@acme.test', userType: 'staff', firstName: 'Dan', lastName: 'Dunn' },
         ],
-        clients: [{ client_id: 'globex-app', client_secret: 's3cret-globex', redirect_uris: ['http://127.0.0.1:8080/cb'], first_party: true }],
+        clients: [{ client_id: 'globex-app', client_secret: 's3cret-globex-4f9a2c7e1b8d3f6a0c5e9b2d', redirect_uris: ['http://127.0.0.1:8080/cb'], first_party: true }],
         ...(issuers && { upstreams: [upstream('corp', 'Corp ID', issuers.corp)] }),
       },
     ],
@@ -168,7 +168,7 @@ for (const setup of SETUPS) {
         ['social', 'Sign in with Social'],
       ]);
 
-      const globex = await relyingParty(server.issuer, 'globex-app', 's3cret-globex');
+      const globex = await relyingParty(server.issuer, 'globex-app', 's3cret-globex-4f9a2c7e1b8d3f6a0c5e9b2d');
       const other = await new Browser(server.issuer).get((await globex.authorize()).url);
       assert.ok(testIds(other).includes('login-form'));
       const theirs = [...other.html.matchAll(/<button[^>]*name="upstream" value="([^"]+)"/g)].map((m) => m[1]);

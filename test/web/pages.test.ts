@@ -46,7 +46,7 @@ function fixture(upstreamIssuer?: string): ImportDocument {
   const acme = doc.tenants![0]!;
   acme.name = 'Acme Care';
   if (upstreamIssuer) acme.upstreams = [{ id: 'corp', name: 'Corp ID', issuer: upstreamIssuer, ...UPSTREAM_CLIENT }];
-  acme.clients!.push({ client_id: 'planner', client_secret: 's3cret-planner', client_name: 'Rota Planner', redirect_uris: [REDIRECT_URI] });
+  acme.clients!.push({ client_id: 'planner', client_secret: 's3cret-planner-4f9a2c7e1b8d3f6a0c5e9b2d', client_name: 'Rota Planner', redirect_uris: [REDIRECT_URI] });
   doc.identities!.push({ email: 'mark@acme.test', password: PASSWORD }, { email: 'lotte@acme.test', password: PASSWORD });
   acme.logins!.push(
     { id: 'mark-manager', email: 'mark@acme.test', userType: 'manager', firstName: 'Mark', lastName: 'de Vries' },
@@ -78,7 +78,7 @@ describe('the pages in Chromium: English and Dutch, desktop and phone', { skip: 
     const { stores, hasher, config } = server.latchkey;
     await importDocument(fixture(upstream.issuer), { accounts: stores.accounts, hasher, config });
     rp = await relyingParty(server.issuer);
-    planner = await relyingParty(server.issuer, 'planner', 's3cret-planner');
+    planner = await relyingParty(server.issuer, 'planner', 's3cret-planner-4f9a2c7e1b8d3f6a0c5e9b2d');
     chromiumBrowser = await launchChromium();
     mkdirSync(SHOTS, { recursive: true });
   });

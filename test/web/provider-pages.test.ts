@@ -71,13 +71,13 @@ describe("the provider's self-submitting pages in Chromium", { skip: withoutChro
     const doc = fixture();
     doc.tenants![0]!.clients!.push({
       client_id: 'form-post-rp',
-      client_secret: 's3cret-form-post',
+      client_secret: 's3cret-form-post-4f9a2c7e1b8d3f6a0c5e9b2d',
       redirect_uris: [`${callback.base}/cb`],
       post_logout_redirect_uris: [`${callback.base}/signed-out`],
       first_party: true,
     });
     server = await startServer('sqlite', { doc });
-    rp = await oidc.discovery(new URL(server.issuer), 'form-post-rp', 's3cret-form-post', undefined, { execute: [oidc.allowInsecureRequests] });
+    rp = await oidc.discovery(new URL(server.issuer), 'form-post-rp', 's3cret-form-post-4f9a2c7e1b8d3f6a0c5e9b2d', undefined, { execute: [oidc.allowInsecureRequests] });
     chromium = await launchChromium();
   });
   after(async () => {

@@ -55,7 +55,8 @@ export const pinFactor: FactorFactory = ({ config, accounts, counters, hasher, a
   async function enter(req: FactorRequest, hash: string): Promise<FactorOutcome> {
     const pin = req.body.pin ?? '';
     if (!enteredPin.test(pin)) return fail(invalidFactorAnswer('errors.pin.digitsOnly'));
-    const result = await attempts.run(attemptKey(req.login.id), () => hasher.verify(hash, pin, { pepper: true }));
+    const rehash = (next: string) => accounts.replaceFactorHash(req.login.id, 'pin', hash, next);
+    const result = await attempts.run(attemptKey(req.login.id), () => hasher.verify(hash, pin, { pepper: true, rehash }));
     if (result.passed) {
       await record(req, 'verified', 'success');
       return { passed: true };

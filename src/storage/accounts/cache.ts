@@ -166,6 +166,8 @@ export function cachedAccountStore(inner: AccountStore, cache: ReadCache): Accou
     setUserTypeFactor: async (tenantId, userTypeId, factor) => writing([cacheKeys.tenant(tenantId)], () => inner.setUserTypeFactor(tenantId, userTypeId, factor)),
     upsertLogin: async (login) => writing([cacheKeys.login(login.id)], () => inner.upsertLogin(login)),
     setFactorState: async (loginId, factorId, state) => writing([cacheKeys.login(loginId)], () => inner.setFactorState(loginId, factorId, state)),
+    replaceFactorHash: async (loginId, factorId, current, next) =>
+      writing([cacheKeys.login(loginId)], () => inner.replaceFactorHash(loginId, factorId, current, next)),
     advanceFactorStep: async (loginId, factorId, step) => writing([cacheKeys.login(loginId)], () => inner.advanceFactorStep(loginId, factorId, step)),
     upsertUpstream: async (upstream) => writing([cacheKeys.upstreams(upstream.tenant), cacheKeys.upstream(upstream.tenant, upstream.id)], () => inner.upsertUpstream(upstream)),
     endLoginSessions: async (loginId, notBefore) => writing([cacheKeys.cutoff(loginId), cacheKeys.login(loginId)], () => inner.endLoginSessions(loginId, notBefore)),

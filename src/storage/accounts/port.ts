@@ -151,6 +151,12 @@ export interface AccountStore {
   findIdentityByEmail(email: string): Promise<Identity | null>;
   getIdentity(id: string): Promise<Identity | null>;
   setPasswordHash(identityId: string, passwordHash: string): Promise<void>;
+  /**
+   * Replaces the password hash only while it is still `current` (a rehash of
+   * the same password to new parameters must never undo a password change
+   * that happened meanwhile). True when replaced.
+   */
+  replacePasswordHash(identityId: string, current: string, next: string): Promise<boolean>;
 
   /** Creates or updates a login's profile; keeps its factor state. */
   upsertLogin(login: LoginInput): Promise<void>;
@@ -169,6 +175,11 @@ export interface AccountStore {
    * with the same step: exactly one returns true.
    */
   advanceFactorStep(loginId: string, factorId: string, step: number): Promise<boolean>;
+  /**
+   * Replaces a factor state's `hash` (a PIN's) only while it is still
+   * `current`, keeping the rest of the state. True when replaced.
+   */
+  replaceFactorHash(loginId: string, factorId: string, current: string, next: string): Promise<boolean>;
 
   upsertClient(client: Client): Promise<void>;
   getClient(clientId: string): Promise<Client | null>;
@@ -177,6 +188,12 @@ export interface AccountStore {
   appendAudit(event: AuditEvent): Promise<void>;
   /** Newest first. */
   listAudit(query: AuditQuery): Promise<AuditEvent[]>;
+  /**
+   * Deletes up to `limit` (default 1,000) events older than `before`, oldest
+   * first, and returns how many it deleted (the retention sweep calls it until
+   * fewer come back). A plain delete by time on an index on time: no TTL index.
+   */
+  deleteAuditBefore(before: Date, limit?: number): Promise<number>;
 
   /** Creates or replaces a tenant's upstream provider (by tenant and id). */
   upsertUpstream(upstream: Upstream): Promise<void>;

@@ -7,13 +7,17 @@
  * instance per model name; `upsert(id, payload, expiresIn)` stores with a TTL
  * in seconds; `find`, `findByUid` (Session), `findByUserCode` (DeviceCode)
  * return the payload or undefined (never an expired one); `consume` sets
- * `payload.consumed` to the epoch seconds atomically; `destroy` removes;
- * `revokeByGrantId` removes every model stored with that `grantId`.
+ * `payload.consumed` to the epoch seconds atomically and only once: of
+ * parallel calls exactly one resolves, every other (and any call for a model
+ * already consumed, expired or gone) rejects with `alreadyConsumed()`;
+ * `destroy` removes; `revokeByGrantId` removes every model stored with that
+ * `grantId`.
  *
- * Implementations: `sqlite/` (embedded) and `redis/` (production). Both pass
+ * Implementations: `sqlite/` (embedded) and `redis/` (production), each
+ * wrapped by `hashed-ids.ts` (ids stored hashed); wrapped so, both pass
  * `test/storage/adapter.contract.test.ts`.
  */
-import type { Adapter } from 'oidc-provider';
+import { errors, type Adapter } from 'oidc-provider';
 
 export type { Adapter, AdapterPayload } from 'oidc-provider';
 
@@ -22,4 +26,14 @@ export interface AdapterBackend {
   factory(name: string): Adapter;
   ping(): Promise<void>;
   close(): Promise<void>;
+}
+
+/**
+ * What a losing `consume` rejects with. oidc-provider checks `consumed` on the
+ * model it read before calling `consume`, so parallel redemptions of one code
+ * or refresh token all pass that check: only the adapter can tell them apart.
+ * The token endpoint answers this error with `invalid_grant`.
+ */
+export function alreadyConsumed(model: string): Error {
+  return new errors.InvalidGrant(`${model} already consumed`);
 }

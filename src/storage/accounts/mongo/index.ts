@@ -70,6 +70,12 @@ function json<T>(value: T): T {
   return JSON.parse(JSON.stringify(value)) as T;
 }
 
+const AUDIT_DELETE_BATCH = 1000;
+function deleteLimit(limit: number): number {
+  if (!Number.isInteger(limit) || limit < 1 || limit > 10_000) throw new TypeError('limit must be an integer in 1..10000');
+  return limit;
+}
+
 function auditLimit(limit: number | undefined): number {
   const n = Math.trunc(limit ?? 50);
   return Number.isFinite(n) ? Math.min(Math.max(n, 1), 500) : 50;
@@ -201,6 +207,7 @@ export function createMongoAccountStore(db: Db): AccountStore {
       await logins.createIndex({ tenant: 1, email: 1 });
       await clients.createIndex({ tenant: 1 });
       await audit.createIndex({ tenant: 1, time: -1 });
+      await audit.createIndex({ time: 1 });
       await steps.createIndex({ login: 1, factor: 1 });
       await upstreams.createIndex({ tenant: 1, name: 1 });
       await upstreamLinks.createIndex({ identityId: 1 });
@@ -272,6 +279,14 @@ export function createMongoAccountStore(db: Db): AccountStore {
       await identities.updateOne({ _id: str('identityId', identityId) }, { $set: { passwordHash: str('passwordHash', passwordHash) } });
     },
 
+    async replacePasswordHash(identityId, current, next) {
+      const result = await identities.updateOne(
+        { _id: str('identityId', identityId), passwordHash: str('current', current) },
+        { $set: { passwordHash: str('next', next) } },
+      );
+      return result.modifiedCount === 1;
+    },
+
     async upsertLogin(login) {
       const id = str('login.id', login.id);
       if (login.disabled !== undefined && typeof login.disabled !== 'boolean') throw new TypeError('disabled must be a boolean');
@@ -310,6 +325,11 @@ export function createMongoAccountStore(db: Db): AccountStore {
       // A new state starts a new step sequence (e.g. TOTP re-enrolment).
       await steps.deleteMany({ login: id, factor });
       return true;
+    },
+    async replaceFactorHash(loginId, factor, current, next) {
+      const path = `factors.${factorId(factor)}.hash`;
+      const result = await logins.updateOne({ _id: str('loginId', loginId), [path]: str('current', current) }, { $set: { [path]: str('next', next) } });
+      return result.modifiedCount === 1;
     },
     async advanceFactorStep(loginId, factor, step) {
       const id = str('loginId', loginId);
@@ -359,6 +379,14 @@ export function createMongoAccountStore(db: Db): AccountStore {
       };
       if (event.detail !== undefined) doc.detail = json(event.detail);
       await audit.insertOne(doc);
+    },
+    async deleteAuditBefore(before, limit = AUDIT_DELETE_BATCH) {
+      if (!(before instanceof Date) || Number.isNaN(before.getTime())) throw new TypeError('before must be a valid Date');
+      // By _id in batches: deleteMany has no limit, and one huge delete would hold FerretDB's backend for long.
+      const old = await audit.find({ time: { $lt: before } }, { projection: { _id: 1 } }).sort({ time: 1 }).limit(deleteLimit(limit)).toArray();
+      if (!old.length) return 0;
+      const result = await audit.deleteMany({ _id: { $in: old.map((d) => d._id) } });
+      return result.deletedCount;
     },
     async listAudit(query) {
       const filter: Filter<AuditDoc> = { tenant: str('tenant', query.tenant) };

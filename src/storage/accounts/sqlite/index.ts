@@ -58,6 +58,7 @@ CREATE TABLE IF NOT EXISTS audit_events (
   detail TEXT
 );
 CREATE INDEX IF NOT EXISTS audit_events_tenant_time ON audit_events (tenant, time);
+CREATE INDEX IF NOT EXISTS audit_events_time ON audit_events (time);
 `;
 
 
@@ -99,6 +100,12 @@ interface AuditRow {
   detail: string | null;
 }
 
+
+const AUDIT_DELETE_BATCH = 1000;
+function deleteLimit(limit: number): number {
+  if (!Number.isInteger(limit) || limit < 1 || limit > 10_000) throw new TypeError('limit must be an integer in 1..10000');
+  return limit;
+}
 
 function auditLimit(limit: number | undefined): number {
   const n = Math.trunc(limit ?? 50);
@@ -159,6 +166,7 @@ function prepare(db: Database.Database) {
     identityByEmail: db.prepare<[string], IdentityRow>('SELECT id, email, password_hash FROM identities WHERE email = ?'),
     identityById: db.prepare<[string], IdentityRow>('SELECT id, email, password_hash FROM identities WHERE id = ?'),
     setPasswordHash: db.prepare<[string, string], void>('UPDATE identities SET password_hash = ? WHERE id = ?'),
+    replacePasswordHash: db.prepare<[string, string, string], void>('UPDATE identities SET password_hash = ? WHERE id = ? AND password_hash = ?'),
 
     upsertLogin: db.prepare<
       { id: string; tenant: string; email: string; userType: string; firstName: string; lastName: string; disabled: number | null },
@@ -177,6 +185,9 @@ function prepare(db: Database.Database) {
       `SELECT ${LOGIN_COLUMNS} FROM logins WHERE tenant = ? ORDER BY last_name, first_name, id`,
     ),
     setFactor: db.prepare<[string, string, string], void>('UPDATE logins SET factors = json_set(factors, ?, json(?)) WHERE id = ?'),
+    replaceFactorHash: db.prepare<{ path: string; next: string; id: string; current: string }, void>(
+      'UPDATE logins SET factors = json_set(factors, @path, @next) WHERE id = @id AND json_extract(factors, @path) = @current',
+    ),
     removeFactor: db.prepare<[string, string], void>('UPDATE logins SET factors = json_remove(factors, ?) WHERE id = ?'),
     advanceStep: db.prepare<{ id: string; factor: string; path: string; json: string; step: number }, void>(
       `UPDATE logins SET factors = json_set(factors, @path, json(@json))
@@ -195,6 +206,9 @@ function prepare(db: Database.Database) {
 
     appendAudit: db.prepare<[string | null, string | null, string, number, string | null, string | null, string, string | null], void>(
       `INSERT INTO audit_events (tenant, login, type, time, ip, user_agent, outcome, detail) VALUES (?, ?, ?, ?, ?, ?, ?, ?)`,
+    ),
+    deleteAuditBefore: db.prepare<[number, number], void>(
+      'DELETE FROM audit_events WHERE seq IN (SELECT seq FROM audit_events WHERE time < ? ORDER BY time LIMIT ?)',
     ),
     listAudit: db.prepare<{ tenant: string; login: string | null; type: string | null; before: number | null; limit: number }, AuditRow>(
       `SELECT tenant, login, type, time, ip, user_agent, outcome, detail FROM audit_events
@@ -408,6 +422,10 @@ export function createSqliteAccountStore(db: Database.Database): AccountStore {
       q().setPasswordHash.run(str('passwordHash', passwordHash), str('identityId', identityId));
     },
 
+    async replacePasswordHash(identityId, current, next) {
+      return q().replacePasswordHash.run(str('next', next), str('identityId', identityId), str('current', current)).changes === 1;
+    },
+
     async upsertLogin(login) {
       if (login.disabled !== undefined && typeof login.disabled !== 'boolean') throw new TypeError('disabled must be a boolean');
       q().upsertLogin.run({
@@ -446,6 +464,10 @@ export function createSqliteAccountStore(db: Database.Database): AccountStore {
       const result = q().advanceStep.run({ id: str('loginId', loginId), factor: path, path: `${path}.step`, json: JSON.stringify(step), step });
       return result.changes === 1;
     },
+    async replaceFactorHash(loginId, factor, current, next) {
+      const path = `$.${factorId(factor)}.hash`;
+      return q().replaceFactorHash.run({ path, next: str('next', next), id: str('loginId', loginId), current: str('current', current) }).changes === 1;
+    },
 
     async upsertClient(client) {
       const metadata = JSON.stringify(client.metadata);
@@ -472,6 +494,10 @@ export function createSqliteAccountStore(db: Database.Database): AccountStore {
         str('outcome', event.outcome),
         event.detail === undefined ? null : JSON.stringify(event.detail),
       );
+    },
+    async deleteAuditBefore(before, limit = AUDIT_DELETE_BATCH) {
+      if (!(before instanceof Date) || Number.isNaN(before.getTime())) throw new TypeError('before must be a valid Date');
+      return q().deleteAuditBefore.run(before.getTime(), deleteLimit(limit)).changes;
     },
     async listAudit(query) {
       if (query.before !== undefined && !(query.before instanceof Date)) throw new TypeError('before must be a Date');

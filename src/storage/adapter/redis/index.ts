@@ -1,5 +1,5 @@
 import type { ChainableCommander, Cluster, Redis } from 'ioredis';
-import type { Adapter, AdapterBackend, AdapterPayload } from '../port.ts';
+import { alreadyConsumed, type Adapter, type AdapterBackend, type AdapterPayload } from '../port.ts';
 
 // Models revoked together by grant, as in oidc-provider's memory adapter
 // (an Interaction also carries a grantId but must survive a grant's revocation).
@@ -22,11 +22,10 @@ const GRANTABLE = new Set([
 // cluster only needs a hash-tagged prefix such as `{latchkey}:`; sharding further would need the grant
 // index split from the tokens.
 
+// 1 when this call consumed the model, 0 when it was consumed before or is gone.
 const CONSUME = `
-if redis.call('EXISTS', KEYS[1]) == 1 then
-  return redis.call('HSET', KEYS[1], 'consumed', ARGV[1])
-end
-return 0`;
+if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end
+return redis.call('HSETNX', KEYS[1], 'consumed', ARGV[1])`;
 
 const DEL_IF_EQUAL = `
 if redis.call('GET', KEYS[1]) == ARGV[1] then
@@ -156,6 +155,7 @@ export function createRedisAdapterBackend(
         if (uid) fields.uid = uid;
         if (userCode) fields.userCode = userCode;
         if (grantId) fields.grantId = grantId;
+        if (typeof payload.consumed === 'number') fields.consumed = String(payload.consumed);
 
         const chain = multi();
         dropIndexes(chain, id, prevUid !== uid ? prevUid : null, prevUserCode !== userCode ? prevUserCode : null);
@@ -181,7 +181,7 @@ export function createRedisAdapterBackend(
         return findVia(userCodeKey(userCode), 'userCode', userCode);
       },
       async consume(id) {
-        await scripts.latchkeyAdapterConsume(key(id), Math.floor(Date.now() / 1000));
+        if ((await scripts.latchkeyAdapterConsume(key(id), Math.floor(Date.now() / 1000))) !== 1) throw alreadyConsumed(model);
       },
       destroy,
       async revokeByGrantId(grantId) {

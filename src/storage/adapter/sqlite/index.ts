@@ -1,5 +1,5 @@
 import type Database from 'better-sqlite3';
-import type { Adapter, AdapterBackend, AdapterPayload } from '../port.ts';
+import { alreadyConsumed, type Adapter, type AdapterBackend, type AdapterPayload } from '../port.ts';
 
 // Only these models are revoked together by grant, as in oidc-provider's memory adapter
 // (an Interaction also carries a grantId but must survive a grant's revocation).
@@ -73,7 +73,7 @@ export function createSqliteAdapterBackend(db: Database.Database): AdapterBacken
     // CAST: better-sqlite3 binds JS numbers as REAL, which json_set would write as 1700000000.0.
     consume: db.prepare<[number, string, string, number]>(
       `UPDATE oidc_models SET payload = json_set(payload, '$.consumed', CAST(? AS INTEGER))
-       WHERE model = ? AND id = ? AND ${live}`,
+       WHERE model = ? AND id = ? AND ${live} AND json_type(payload, '$.consumed') IS NULL`,
     ),
     destroy: db.prepare<[string, string]>('DELETE FROM oidc_models WHERE model = ? AND id = ?'),
     revoke: db.prepare<[string]>(
@@ -131,7 +131,7 @@ export function createSqliteAdapterBackend(db: Database.Database): AdapterBacken
       },
       async consume(id) {
         const now = Date.now();
-        stmt.consume.run(Math.floor(now / 1000), model, id, now);
+        if (stmt.consume.run(Math.floor(now / 1000), model, id, now).changes !== 1) throw alreadyConsumed(model);
       },
       async destroy(id) {
         stmt.destroy.run(model, id);
