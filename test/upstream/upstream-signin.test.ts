@@ -344,7 +344,7 @@ for (const setup of SETUPS) {
         assert.equal(events[0]!.detail?.issuer, corp.issuer);
       }
 
-      const globex = await relyingParty(server.issuer, 'globex-app', 's3cret-globex');
+      const globex = await relyingParty(server.issuer, 'globex-app', 's3cret-globex-4f9a2c7e1b8d3f6a0c5e9b2d');
       const there = await viaUpstream(corp, dan, 'corp', new Browser(server.issuer), globex);
       assert.ok(callbackReached(there.page), `the link is used in another tenant where Dan has a login: ${there.page.status} ${messageOf(there.page)}`);
       assert.equal((await globex.callback(there.page.url, there.pending)).claims()!.sub, 'dan-staff');
