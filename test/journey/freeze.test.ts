@@ -16,7 +16,7 @@ import { noticeOf, onAccountPage, signedIn, submit } from '../account/support.ts
 import { runCli } from '../support/cli.ts';
 
 const LOCK_MS = 3000;
-const LIMITS = { LOCK_THRESHOLD: '2', LOCK_MAX_FAILURES: '3', LOCK_BASE_MS: String(LOCK_MS), LOCK_MAX_MS: String(LOCK_MS), TRUST_PROXY: 'true' };
+const LIMITS = { LOCK_THRESHOLD: '2', LOCK_MAX_FAILURES: '3', LOCK_BASE_MS: String(LOCK_MS), LOCK_MAX_MS: String(LOCK_MS), TRUST_PROXY: '1' };
 const PIN = '907146';
 const OWNER = { email: 'owner@acme.test' };
 const FROZEN = /too many failed attempts, so this is blocked until it is unlocked\. Please contact the owner/;

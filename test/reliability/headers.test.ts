@@ -70,7 +70,7 @@ describe('security headers and cookies', () => {
 describe('cookies behind an HTTPS reverse proxy', () => {
   let server: TestServer;
   before(async () => {
-    server = await startServer('sqlite', { env: { ISSUER: 'https://id.example.test', TRUST_PROXY: 'true' } });
+    server = await startServer('sqlite', { env: { ISSUER: 'https://id.example.test', TRUST_PROXY: '1' } });
   });
   after(() => server.stop());
 
