@@ -12,7 +12,9 @@
  * Client addresses get a loose sliding window of failures instead: a place is
  * taken up front (so parallel guesses cannot overrun it either) and given
  * back only when this very answer was right, so a success never clears the
- * others' failures. It never freezes and only slows an address down.
+ * others' failures. A full window makes an attempt wait briefly (a place in
+ * flight may come back) and then refuses it for a while: it never freezes and
+ * only slows an address down.
  */
 import { createHash, randomUUID } from 'node:crypto';
 import { isIP } from 'node:net';
@@ -69,9 +71,11 @@ export interface Limiter {
 
 /** How long an in-flight slot lives when its process dies mid-attempt. */
 const SLOT_MS = 15_000;
-/** The longest an attempt waits for a slot before it is refused (429, try again in a second). */
+/** The longest an attempt waits for a slot or a place before it is refused (429). */
 const WAIT_MS = 2_000;
 const RETRY_MS = 15;
+/** A full window frees up only when an attempt in it turns out right: look again less often. */
+const WINDOW_RETRY_MS = 100;
 
 export function createLimiter(
   counters: CounterStore,
@@ -84,8 +88,7 @@ export function createLimiter(
   const refused = (frozen: boolean, lockedForSeconds: number) => ({ passed: false as const, evaluated: false, frozen, lockedForSeconds: frozen ? 0 : Math.max(1, lockedForSeconds) });
 
   /** Holds `slot` on every target, waiting while one is busy; null when held, else the refusal. */
-  async function admit(targets: string[], slot: string): Promise<AttemptResult | null> {
-    const deadline = performance.now() + WAIT_MS;
+  async function admit(targets: string[], slot: string, deadline: number): Promise<AttemptResult | null> {
     for (;;) {
       const at = now();
       const results = await Promise.all(targets.map((t) => counters.begin(t, slot, policy, at, at + SLOT_MS)));
@@ -103,14 +106,17 @@ export function createLimiter(
     async run({ targets, address }, attempt) {
       const slot = randomUUID();
       const place = address ? `ip:${addressGroup(address)}` : null;
-      if (place) {
-        const taken = await counters.windowTake(place, slot, limits.addressLimit.maxFailures, limits.addressLimit.windowMs, now());
-        if (!taken.allowed) return { ...refused(false, secondsUntil(taken.retryAt)), byAddress: true };
+      const deadline = performance.now() + WAIT_MS;
+      // A full window waits briefly too: its places include attempts in flight, which a right answer gives back.
+      for (let taken = place ? await counters.windowTake(place, slot, limits.addressLimit.maxFailures, limits.addressLimit.windowMs, now()) : null; taken && !taken.allowed; ) {
+        if (performance.now() >= deadline) return { ...refused(false, secondsUntil(taken.retryAt)), byAddress: true };
+        await sleep(WINDOW_RETRY_MS);
+        taken = await counters.windowTake(place!, slot, limits.addressLimit.maxFailures, limits.addressLimit.windowMs, now());
       }
       const giveBack = async () => {
         if (place) await counters.windowRelease(place, slot);
       };
-      const refusal = await admit(targets, slot);
+      const refusal = await admit(targets, slot, deadline);
       if (refusal) {
         await giveBack();
         return refusal;
