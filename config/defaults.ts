@@ -67,7 +67,7 @@ export const defaults = {
   },
 
   /**
-   * Attempt limits (SPEC §7): after `threshold` consecutive failures a lock that
+   * Attempt limits (docs/security.md): after `threshold` consecutive failures a lock that
    * doubles up to `maxLockMs`; at `maxFailures` a login's or identity's key is
    * frozen until its owner or an operator unlocks it (docs/security.md).
    */

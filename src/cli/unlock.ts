@@ -1,8 +1,10 @@
 /**
  * `npm run cli -- unlock EMAIL` (docs/security.md): the operator's way to lift
  * a freeze (or a lock) from an identity's password and from every login of
- * that email, in every tenant — for an owner who froze their own login, or a
- * login whose tenant has no owner. Each lift is audited in the login's tenant.
+ * that email, in every tenant — for an owner who froze their own login, a
+ * login whose tenant has no owner, or an identity with logins in several
+ * tenants (whose shared keys no single owner may lift). Each lift is audited
+ * in the login's tenant.
  */
 import type { Audit } from '../audit.ts';
 import type { FactorRegistry } from '../factors/registry.ts';
