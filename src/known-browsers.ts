@@ -10,21 +10,21 @@
 import { randomBytes } from 'node:crypto';
 import type { Context } from 'koa';
 import type { CounterStore } from './storage/counters/port.ts';
-import { hashedKey, passwordKey } from './limits.ts';
+import { hashedKey, passwordKey, type AttemptKeys } from './limits.ts';
 
 export const KNOWN_BROWSER_COOKIE = 'lk_browser';
 const TOKEN = /^[A-Za-z0-9_-]{43}$/;
 
 export interface PasswordCounter {
-  /** The counter key for this browser's password attempts on the identity. */
-  key: string;
-  /** The browser signed in as the identity before: its own counter, no address window. */
+  /** What this browser's password attempt on the identity counts on: its own key when known, else the account's and the address's. */
+  keys: AttemptKeys;
+  /** The browser signed in as the identity before. */
   known: boolean;
 }
 
 export interface KnownBrowsers {
-  /** Which counter this request's password attempt for `email` (normalized) counts on. */
-  passwordCounter(ctx: Context, email: string): Promise<PasswordCounter>;
+  /** Which counters this request's password attempt for `email` (normalized) from `address` counts on. */
+  passwordCounter(ctx: Context, email: string, address: string | null): Promise<PasswordCounter>;
   /** After a full sign-in as `email`: this browser is known for it (the cookie is set when missing). */
   remember(ctx: Context, email: string): Promise<void>;
 }
@@ -38,10 +38,11 @@ export function knownBrowsers(counters: CounterStore, opts: { secure: boolean; t
   const counterKey = (email: string, token: string) => hashedKey('pwd-kb', `${passwordKey(email)}:${token}`);
 
   return {
-    async passwordCounter(ctx, email) {
+    async passwordCounter(ctx, email, address) {
       const token = tokenOf(ctx);
-      if (token && (await counters.isMarked(markKey(email, token), now()))) return { key: counterKey(email, token), known: true };
-      return { key: passwordKey(email), known: false };
+      // A known browser is not slowed down with the others behind its address.
+      if (token && (await counters.isMarked(markKey(email, token), now()))) return { keys: { targets: [counterKey(email, token)] }, known: true };
+      return { keys: { targets: [passwordKey(email)], address }, known: false };
     },
     async remember(ctx, email) {
       let token = tokenOf(ctx);

@@ -138,8 +138,8 @@ export function profileRoutes(router: Router, kit: AccountKit) {
       const problem = checkNewPassword(next, fields.password_confirm ?? '', identity.email);
       if (problem) throw badRequest(`errors.password.${problem}`, { problem, ...PASSWORD_RULES });
       // The same limits as the sign-in's password (this browser signed in, so it is usually a known one).
-      const counter = await browsers.passwordCounter(ctx, identity.email);
-      const ok = await limiter.guard({ targets: [counter.key], address: counter.known ? null : info.ip }, () => hasher.verify(identity.passwordHash, current));
+      const counter = await browsers.passwordCounter(ctx, identity.email, info.ip);
+      const ok = await limiter.guard(counter.keys, () => hasher.verify(identity.passwordHash, current));
       if (!ok) {
         await record('failure', { reason: 'wrong_current_password' });
         throw invalidCredentials('errors.password.currentWrong');

@@ -232,10 +232,9 @@ export function interactionRouter({ provider, config, accounts, hasher, factors,
       const fields = formFields(ctx.request.body, ['email', 'password'], ['csrf'], PASSWORD_MAX);
       email = normalizeEmail(fields.email);
       if (!email || email.length > EMAIL_MAX || !fields.password) throw badRequest('errors.signin.missing');
-      const counter = await browsers.passwordCounter(ctx, email);
+      const counter = await browsers.passwordCounter(ctx, email, info.ip);
       const found: { identity?: Identity } = {};
-      // A known browser counts on its own key, and is not slowed down with its address.
-      const result = await limiter.run({ targets: [counter.key], address: counter.known ? null : info.ip }, async () => {
+      const result = await limiter.run(counter.keys, async () => {
         const identity = await accounts.findIdentityByEmail(email);
         if (!identity?.passwordHash) {
           await hasher.dummyVerify(fields.password);
