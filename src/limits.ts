@@ -161,6 +161,9 @@ export function createLimiter(
  * any address in it).
  */
 export function addressGroup(address: string): string {
+  // A dual-stack socket reports IPv4 clients as ::ffff:a.b.c.d: each is its own IPv4 address, not one /64.
+  const mapped = /^::ffff:([0-9.]+)$/i.exec(address);
+  if (mapped && isIP(mapped[1]!) === 4) return mapped[1]!;
   if (isIP(address) !== 6) return address;
   const [head = '', tail = ''] = address.toLowerCase().split('::');
   const left = head ? head.split(':') : [];

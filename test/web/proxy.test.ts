@@ -43,5 +43,7 @@ describe('the client address behind proxies', () => {
     assert.equal(addressGroup('2001:0db8:0001:0002::'), '2001:db8:1:2::/64');
     assert.notEqual(addressGroup('2001:db8:1:3::1'), addressGroup('2001:db8:1:2::1'));
     assert.equal(addressGroup('203.0.113.7'), '203.0.113.7');
+    assert.equal(addressGroup('::ffff:203.0.113.7'), '203.0.113.7', 'an IPv4 client of a dual-stack socket');
+    assert.notEqual(addressGroup('::ffff:203.0.113.7'), addressGroup('::ffff:203.0.113.8'));
   });
 });
