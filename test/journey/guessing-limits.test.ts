@@ -53,7 +53,7 @@ for (const setup of SETUPS) {
       assert.equal(refused.status, 429, 'a new forged address each time did not reset the window');
       assert.ok(Number(refused.headers.get('retry-after')) > 0);
       const person = await addPerson(server, 'employee');
-      assert.equal((await attempt(person.email, PASSWORD, `${client}, ${freshAddress()}`)).status, 303, 'claiming the address as a forged entry is no one else\'s problem');
+      assert.equal((await attempt(person.email, PASSWORD, `${client}, ${freshAddress()}`)).status, 303, 'a forged entry naming the throttled address does not count against the sender either');
     });
 
     it('a success from the address (the guesser\'s own account) does not reset its window', async () => {
