@@ -33,8 +33,16 @@ export const defaults = {
   env: 'development' as 'development' | 'production' | 'test',
   /** `LOG_LEVEL` — pino level. */
   logLevel: 'info',
-  /** `TRUST_PROXY` — trust `X-Forwarded-*` headers from a reverse proxy. */
-  trustProxy: false,
+  /**
+   * `TRUST_PROXY` — the reverse proxies in front of Latchkey: a number of
+   * proxy hops (`1` for one load balancer) or a comma-separated list of their
+   * address ranges (`10.0.0.0/8,fd00::/8`). The client's address is then the
+   * rightmost entry of `X-Forwarded-For` that no trusted proxy wrote, and
+   * `X-Forwarded-Proto` says whether the request came over https. `false`
+   * (the default): no header is believed. `true` is refused: it would take
+   * the client's own claim.
+   */
+  trustProxy: false as false | number | string[],
   /**
    * `DEMO` — create the demo tenant on an empty store (`true`/`false`). Off by
    * default in production, where `DEMO=true` is refused: its password is published.
@@ -65,7 +73,7 @@ export const defaults = {
   },
 
   /**
-   * Attempt limits (SPEC §7): after `threshold` consecutive failures a lock that
+   * Attempt limits (docs/security.md): after `threshold` consecutive failures a lock that
    * doubles up to `maxLockMs`; at `maxFailures` a login's or identity's key is
    * frozen until its owner or an operator unlocks it (docs/security.md).
    */
@@ -80,6 +88,30 @@ export const defaults = {
     maxFailures: 100,
     /** A counter left alone this long is forgotten (a frozen one never is). */
     idleResetMs: 24 * 3_600_000,
+  },
+
+  /**
+   * The sliding window of failed password attempts per client address
+   * (IPv6: per /64), counted up front and never cleared by a success. Loose on
+   * purpose: it slows down one address guessing across many accounts, while
+   * the people behind one office router stay far below it. A browser that
+   * signed in as the identity before is not held to it (docs/security.md).
+   */
+  addressLimit: {
+    /** `ADDRESS_MAX_FAILURES` — failures per address within the window. */
+    maxFailures: 100,
+    /** `ADDRESS_WINDOW_SECONDS` (as ms here) — the window. */
+    windowMs: 15 * 60_000,
+  },
+
+  /**
+   * Known browsers: a browser that signed in as an identity gets a random
+   * cookie (only its hash is stored), and its password attempts count on a
+   * counter of its own instead of the account's (docs/security.md).
+   */
+  knownBrowser: {
+    /** How long a browser stays known after its last sign-in, in ms. */
+    ttlMs: 180 * 24 * 3_600_000,
   },
 
   pin: {

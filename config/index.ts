@@ -9,6 +9,7 @@ import { join, resolve } from 'node:path';
 import { z } from 'zod';
 import { defaults } from './defaults.ts';
 import { privateDir, privateFile } from './private-files.ts';
+import { parseRange, type TrustProxy } from '../src/web/proxy.ts';
 
 export { defaults } from './defaults.ts';
 
@@ -23,7 +24,7 @@ export interface Config {
   redisPrefix: string;
   env: 'development' | 'production' | 'test';
   logLevel: string;
-  trustProxy: boolean;
+  trustProxy: TrustProxy;
   demo: boolean;
   keys: {
     jwks: { keys: Record<string, unknown>[] };
@@ -35,6 +36,8 @@ export interface Config {
   };
   argon2: typeof defaults.argon2;
   lock: typeof defaults.lock;
+  addressLimit: typeof defaults.addressLimit;
+  knownBrowser: typeof defaults.knownBrowser;
   pin: typeof defaults.pin;
   account: typeof defaults.account;
   upstream: typeof defaults.upstream;
@@ -107,7 +110,29 @@ const envSchema = z.object({
   REDIS_PREFIX: z.string().min(1).max(64).optional(),
   NODE_ENV: z.enum(['development', 'production', 'test']).optional(),
   LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).optional(),
-  TRUST_PROXY: bool.optional(),
+  TRUST_PROXY: z
+    .string()
+    .transform((s, ctx): TrustProxy => {
+      const text = s.trim().toLowerCase();
+      if (['false', 'no', '0'].includes(text)) return false;
+      if (['true', 'yes'].includes(text)) {
+        ctx.addIssue({ code: 'custom', message: 'true would believe any client\'s X-Forwarded-For; set the number of proxies in front of Latchkey (e.g. TRUST_PROXY=1) or their address ranges (e.g. TRUST_PROXY=10.0.0.0/8)' });
+        return z.NEVER;
+      }
+      if (/^[0-9]+$/.test(text)) {
+        const hops = Number(text);
+        if (hops > 10) ctx.addIssue({ code: 'custom', message: 'at most 10 proxy hops' });
+        return hops;
+      }
+      const ranges = text.split(',').map((r) => r.trim()).filter(Boolean);
+      const bad = ranges.filter((r) => !parseRange(r));
+      if (!ranges.length || bad.length) {
+        ctx.addIssue({ code: 'custom', message: `must be a number of proxy hops or a comma-separated list of proxy address ranges (CIDR); not a range: ${bad.join(', ') || text}` });
+        return z.NEVER;
+      }
+      return ranges;
+    })
+    .optional(),
   DEMO: bool.optional(),
   LATCHKEY_JWKS: z
     .string()
@@ -134,6 +159,8 @@ const envSchema = z.object({
   LOCK_BASE_MS: int(1, 86_400_000).optional(),
   LOCK_MAX_MS: int(1, 86_400_000).optional(),
   LOCK_MAX_FAILURES: int(1, 100).optional(),
+  ADDRESS_MAX_FAILURES: int(1, 100_000).optional(),
+  ADDRESS_WINDOW_SECONDS: int(1, 86_400).optional(),
   PIN_MIN_LENGTH: int(4, 12).optional(),
   ACCOUNT_REAUTH_SECONDS: int(1, 86_400).optional(),
   ACCOUNT_CACHE_SECONDS: int(0, 3600).optional(),
@@ -236,6 +263,11 @@ export function loadConfig(env: Env = process.env): Config {
       timeCost: e.ARGON2_TIME_COST ?? defaults.argon2.timeCost,
     },
     lock,
+    addressLimit: {
+      maxFailures: e.ADDRESS_MAX_FAILURES ?? defaults.addressLimit.maxFailures,
+      windowMs: e.ADDRESS_WINDOW_SECONDS !== undefined ? e.ADDRESS_WINDOW_SECONDS * 1000 : defaults.addressLimit.windowMs,
+    },
+    knownBrowser: defaults.knownBrowser,
     pin: { ...defaults.pin, minLength: e.PIN_MIN_LENGTH ?? defaults.pin.minLength },
     account: { ...defaults.account, reauthSeconds: e.ACCOUNT_REAUTH_SECONDS ?? defaults.account.reauthSeconds },
     upstream: { unlinkOn: e.UPSTREAM_UNLINK_ON ?? [...defaults.upstream.unlinkOn] },

@@ -14,6 +14,7 @@ import { createStores, type Stores } from './storage/index.ts';
 import { createHasher, type Hasher } from './crypto/password.ts';
 import { createAudit, type Audit } from './audit.ts';
 import { createLimiter } from './limits.ts';
+import { knownBrowsers } from './known-browsers.ts';
 import { createFactorRegistry, type FactorRegistry } from './factors/registry.ts';
 import { createProvider } from './provider/index.ts';
 import { interactionRouter } from './interaction/router.ts';
@@ -23,6 +24,7 @@ import { startRouter } from './web/start.ts';
 import { accountRouter } from './account/router.ts';
 import { errorHandler, storeGuard } from './web/errors.ts';
 import { formBodiesOnly, requireHttps, securityHeaders } from './web/security.ts';
+import { forwardedFor } from './web/proxy.ts';
 import { languages } from './web/language.ts';
 import { PUBLIC_DIR as STATIC } from './paths.ts';
 import { createMailer, createTransport, type Mailer } from './mail/mailer.ts';
@@ -65,7 +67,8 @@ export async function createLatchkey(config: Config, log: Logger = createLogger(
   const hasher = await createHasher(config.argon2, config.keys.pepper);
   const mailer = createMailer({ outbox: stores.outbox, transport: createTransport(config.mail, log), log });
   const audit = withNotices(createAudit(stores.accounts, log, config.audit), { mailer, accounts: stores.accounts, counters: stores.counters, log });
-  const limiter = createLimiter(stores.counters, config.lock);
+  const limiter = createLimiter(stores.counters, config);
+  const browsers = knownBrowsers(stores.counters, { secure: config.issuer.startsWith('https:'), ttlMs: config.knownBrowser.ttlMs });
   const factors = createFactorRegistry({ config, accounts: stores.accounts, counters: stores.counters, hasher, audit });
   const provider = createProvider({ config, accounts: stores.accounts, adapter: stores.adapter, factors, log, unavailableStore: stores.unavailableStore });
 
@@ -79,9 +82,12 @@ export async function createLatchkey(config: Config, log: Logger = createLogger(
     await makeDemoClientPublic(stores.accounts);
   }
 
-  const app = new Koa({ proxy: config.trustProxy });
+  const behindProxy = config.trustProxy !== false;
+  // Behind trusted proxies `forwardedFor` leaves one X-Forwarded-For address, the client's.
+  const app = new Koa({ proxy: behindProxy, maxIpsCount: 1 });
   app.silent = true;
   app.keys = config.keys.cookieKeys;
+  if (config.trustProxy !== false) app.use(forwardedFor(config.trustProxy));
   app.use(errorHandler(log, stores.unavailableStore));
   app.use(securityHeaders);
   if (config.issuer.startsWith('https:')) app.use(requireHttps(config.issuer));
@@ -98,15 +104,15 @@ export async function createLatchkey(config: Config, log: Logger = createLogger(
 
   const forms = new Router();
   forms.use(formBodiesOnly, bodyParser({ enableTypes: ['form'], formLimit: FORM_LIMIT, encoding: 'utf-8' }));
-  const upstreams = upstreamSignIn({ accounts: stores.accounts, audit, client: createUpstreamClient({ config, log }), hasher, limiter });
+  const upstreams = upstreamSignIn({ accounts: stores.accounts, audit, client: createUpstreamClient({ config, log }), hasher, limiter, browsers });
   const recovery = { provider, config, accounts: stores.accounts, links: stores.links, counters: stores.counters, hasher, limiter, audit, mailer, log };
-  const interaction = interactionRouter({ provider, config, accounts: stores.accounts, hasher, factors, audit, limiter }, [upstreams, forgotPassword(recovery)]);
+  const interaction = interactionRouter({ provider, config, accounts: stores.accounts, hasher, factors, audit, limiter, browsers }, [upstreams, forgotPassword(recovery)]);
   forms.use(interaction.routes(), interaction.allowedMethods());
   const oneTimeLinks = linkRouter(recovery);
   forms.use(oneTimeLinks.routes(), oneTimeLinks.allowedMethods());
   const upstreamCallback = upstreamCallbackRouter({ audit });
   forms.use(upstreamCallback.routes(), upstreamCallback.allowedMethods());
-  const account = accountRouter({ provider, config, accounts: stores.accounts, hasher, factors, audit, limiter });
+  const account = accountRouter({ provider, config, accounts: stores.accounts, hasher, factors, audit, limiter, browsers });
   forms.use(account.routes(), account.allowedMethods());
   const start = startRouter({ config, accounts: stores.accounts });
   forms.use(start.routes(), start.allowedMethods());

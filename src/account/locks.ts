@@ -1,8 +1,14 @@
 /**
  * A login's attempt locks, as the owner's Users page and the operator's
- * `unlock` command see them: its identity's password key and each factor's
- * key (`src/limits.ts`). Per-IP keys are nobody's to unlock: they only ever
- * lock for a while.
+ * `unlock` command see them: its identity's password key, and for each
+ * factor the login's own key and its identity's (`src/limits.ts`). Per-address
+ * windows are nobody's to unlock: they only ever slow down for a while.
+ *
+ * The identity's keys guard every login of the email, in every tenant. So an
+ * owner lifts them only when every login of the identity is in the owner's
+ * tenant; otherwise only the operator can (`npm run cli -- unlock EMAIL`),
+ * or an owner could clear the counter that guards another tenant's logins and
+ * guess on without limit.
  */
 import type { FactorRegistry } from '../factors/registry.ts';
 import { passwordKey, type Limiter, type LockState } from '../limits.ts';
@@ -11,26 +17,58 @@ import type { Login } from '../storage/accounts/port.ts';
 /** What an unlock lifted, by what it guarded (`password`, or a factor id). */
 export type Lifted = Record<string, Exclude<LockState, null>>;
 
+/** Which keys an unlock may lift: the login's own only, or its identity's too. */
+export type UnlockScope = 'login' | 'identity';
+
 export interface LoginLocks {
   /** The login's strongest lock: `frozen` over `locked`, or null. */
   state(login: Pick<Login, 'id' | 'email'>): Promise<LockState>;
-  /** Lifts every lock and freeze of the login (its password's for every login of the email). */
-  unlock(login: Pick<Login, 'id' | 'email'>): Promise<Lifted>;
+  /** Every lock of the login (its identity's included), by what it guards. */
+  locked(login: Pick<Login, 'id' | 'email'>): Promise<Lifted>;
+  /**
+   * Lifts the login's locks within `scope`. `lifted`: what was lifted;
+   * `kept`: what is still locked because it is its identity's and the scope
+   * was the login's.
+   */
+  unlock(login: Pick<Login, 'id' | 'email'>, scope: UnlockScope): Promise<{ lifted: Lifted; kept: Lifted }>;
 }
 
+const strongest = (a: LockState, b: LockState): LockState => (a === 'frozen' || b === 'frozen' ? 'frozen' : a ?? b);
+
 export function loginLocks(limiter: Limiter, factors: FactorRegistry): LoginLocks {
-  const keys = (login: Pick<Login, 'id' | 'email'>): [string, string][] => [
-    ['password', passwordKey(login.email)],
-    ...factors.all().flatMap((f) => (f.attemptKey ? [[f.id, f.attemptKey(login.id)] as [string, string]] : [])),
+  const keys = (login: Pick<Login, 'id' | 'email'>): { what: string; key: string; scope: UnlockScope }[] => [
+    { what: 'password', key: passwordKey(login.email), scope: 'identity' },
+    ...factors.all().flatMap((f) =>
+      f.attemptKeys
+        ? [
+            { what: f.id, key: f.attemptKeys.login(login.id), scope: 'login' as const },
+            { what: f.id, key: f.attemptKeys.identity(login.email), scope: 'identity' as const },
+          ]
+        : [],
+    ),
   ];
+  const merge = (into: Lifted, what: string, state: LockState) => {
+    const s = strongest(into[what] ?? null, state);
+    if (s) into[what] = s;
+  };
   return {
     async state(login) {
-      const states = await Promise.all(keys(login).map(([, key]) => limiter.state(key)));
-      return states.includes('frozen') ? 'frozen' : states.includes('locked') ? 'locked' : null;
+      const states = await Promise.all(keys(login).map(({ key }) => limiter.state(key)));
+      return states.reduce(strongest, null);
     },
-    async unlock(login) {
-      const lifted = await Promise.all(keys(login).map(async ([what, key]) => [what, await limiter.unlock(key)] as const));
-      return Object.fromEntries(lifted.filter((l): l is [string, 'frozen' | 'locked'] => l[1] !== null));
+    async locked(login) {
+      const found: Lifted = {};
+      for (const { what, key } of keys(login)) merge(found, what, await limiter.state(key));
+      return found;
+    },
+    async unlock(login, scope) {
+      const lifted: Lifted = {};
+      const kept: Lifted = {};
+      for (const { what, key, scope: keyScope } of keys(login)) {
+        if (scope === 'identity' || keyScope === 'login') merge(lifted, what, await limiter.unlock(key));
+        else merge(kept, what, await limiter.state(key));
+      }
+      return { lifted, kept };
     },
   };
 }

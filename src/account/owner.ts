@@ -45,6 +45,7 @@ export const AUDIT_TYPES = [
   'factor.totp.reset',
   'factor.totp.verified',
   'login.unlocked',
+  'password.locked',
   'password.changed',
   'policy.changed',
   'signin.locked',
@@ -168,24 +169,40 @@ export function ownerRoutes(router: Router, kit: AccountKit) {
     });
   }
 
-  /** Every lift of a lock is audited; an explicit unlock even when the lock had passed meanwhile. */
-  async function recordUnlock(ctx: Context, signed: Signed, target: Login, lifted: Lifted, via?: UserAction) {
-    if (!via && !Object.keys(lifted).length) return;
-    await audit.record({ type: 'login.unlocked', outcome: 'success', tenant: signed.tenant.id, login: target.id, ...kit.requestInfo(ctx), detail: { by: signed.login.id, ...(via ? { via } : {}), ...lifted } });
+  /**
+   * The owner lifts the identity's keys too only when every login of the
+   * identity is in this tenant (src/account/locks.ts): then this event is
+   * the record in every tenant of the identity.
+   */
+  async function unlockLogin(target: Login) {
+    const all = await accounts.listLoginsForEmailAllTenants(target.email);
+    return locks.unlock(target, all.every((l) => l.tenant === target.tenant) ? 'identity' : 'login');
+  }
+
+  /** Every lift of a lock is audited; an explicit unlock even when the lock had passed meanwhile. `kept`: what only the operator can lift. */
+  async function recordUnlock(ctx: Context, signed: Signed, target: Login, { lifted, kept }: { lifted: Lifted; kept: Lifted }, via?: UserAction) {
+    if (!via && !Object.keys(lifted).length && !Object.keys(kept).length) return;
+    const detail = { by: signed.login.id, ...(via ? { via } : {}), ...lifted, ...(Object.keys(kept).length ? { kept } : {}) };
+    await audit.record({ type: 'login.unlocked', outcome: 'success', tenant: signed.tenant.id, login: target.id, ...kit.requestInfo(ctx), detail });
   }
 
   async function act(ctx: Context, signed: Signed, kind: UserAction, target: Login) {
-    if (kind === 'unlock') return recordUnlock(ctx, signed, target, await locks.unlock(target));
+    if (kind === 'unlock') {
+      const result = await unlockLogin(target);
+      await recordUnlock(ctx, signed, target, result);
+      return result;
+    }
     const { factor, event } = RESETS[kind];
     // A reset is for someone who lost their phone or PIN: their password's failures must not keep them out either.
-    const lifted = await locks.unlock(target);
+    const result = await unlockLogin(target);
     await factors.get(factor).reset(target.id);
     await endLoginSessions(accounts, provider, [target.id]);
     await audit.record({ type: event, outcome: 'success', tenant: signed.tenant.id, login: target.id, ...kit.requestInfo(ctx), detail: { by: signed.login.id } });
     // A reset is for a lost factor: an upstream account linked meanwhile must be confirmed again.
     const identity = deps.config.upstream.unlinkOn.includes('reset') ? await accounts.findIdentityByEmail(target.email) : null;
     if (identity) await links.unlinkAll(identity, { ...kit.requestInfo(ctx), by: signed.login.id, reason: 'reset' });
-    if (Object.keys(lifted).length) await recordUnlock(ctx, signed, target, lifted, kind);
+    if (Object.keys(result.lifted).length || Object.keys(result.kept).length) await recordUnlock(ctx, signed, target, result, kind);
+    return result;
   }
 
   for (const kind of USER_ACTIONS) {
@@ -207,8 +224,8 @@ export function ownerRoutes(router: Router, kit: AccountKit) {
       if (!kit.fresh(ctx, signed, `/account/users/${encodeURIComponent(target.id)}/${kind}`)) return;
       const { confirm } = formFields(ctx.request.body, [], ['csrf', 'confirm'], 128);
       if (confirm !== 'yes') return confirmPage(ctx, signed, kind, target);
-      await act(ctx, signed, kind, target);
-      ctx.redirect(`/account/users?notice=${kind}`);
+      const { kept } = await act(ctx, signed, kind, target);
+      ctx.redirect(`/account/users?notice=${kind === 'unlock' && Object.keys(kept).length ? 'unlock-kept' : kind}`);
       ctx.status = 303;
     });
   }

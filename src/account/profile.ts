@@ -9,7 +9,6 @@ import type Router from '@koa/router';
 import type { Context } from 'koa';
 import { LatchkeyError, badRequest, invalidCredentials, notFound } from '../errors.ts';
 import type { FactorChange } from '../factors/types.ts';
-import { passwordKey } from '../limits.ts';
 import { setRetryAfter } from '../web/errors.ts';
 import { formFields } from '../web/forms.ts';
 import { factorName, formatTime, fullName, hasApp, hasPin, noticeOf } from './labels.ts';
@@ -24,7 +23,7 @@ const LINK_FIELD_MAX = 2048;
 
 export function profileRoutes(router: Router, kit: AccountKit) {
   const { deps, cookies } = kit;
-  const { accounts, factors, hasher, limiter, audit, provider, config } = deps;
+  const { accounts, factors, hasher, limiter, browsers, audit, provider, config } = deps;
   const links = upstreamLinks({ accounts, audit });
 
   router.get('/', async (ctx) => {
@@ -158,8 +157,9 @@ export function profileRoutes(router: Router, kit: AccountKit) {
       if (!current) throw badRequest('errors.password.enterCurrent');
       const problem = checkNewPassword(next, fields.password_confirm ?? '', identity.email);
       if (problem) throw badRequest(`errors.password.${problem}`, { problem, ...PASSWORD_RULES });
-      // The same limits as the sign-in's password: per identity and per IP.
-      const ok = await limiter.guard({ target: passwordKey(identity.email), ip: info.ip }, () => hasher.verify(identity.passwordHash, current));
+      // The same limits as the sign-in's password (this browser signed in, so it is usually a known one).
+      const counter = await browsers.passwordCounter(ctx, identity.email, info.ip);
+      const ok = await limiter.guard(counter.keys, () => hasher.verify(identity.passwordHash, current));
       if (!ok) {
         await record('failure', { reason: 'wrong_current_password' });
         throw invalidCredentials('errors.password.currentWrong');

@@ -24,6 +24,7 @@ import { sendPage } from '../web/views.ts';
 import { endedBefore } from './revocation.ts';
 import { accountCookies, type AccountCookies, type AccountSession } from './session.ts';
 import { signInRoutes } from './signin.ts';
+import type { KnownBrowsers } from '../known-browsers.ts';
 import { profileRoutes } from './profile.ts';
 import { ownerRoutes } from './owner.ts';
 
@@ -35,6 +36,7 @@ export interface AccountDeps {
   factors: FactorRegistry;
   audit: Audit;
   limiter: Limiter;
+  browsers: KnownBrowsers;
 }
 
 /** The signed-in login, as read from the store on this request. */

@@ -53,7 +53,7 @@ async function unlock(email: string): Promise<number> {
     const audit = createAudit(stores.accounts, log, { ...config.audit, sweepEveryMs: 0 });
     const hasher = await createHasher(config.argon2, config.keys.pepper);
     const factors = createFactorRegistry({ config, accounts: stores.accounts, counters: stores.counters, hasher, audit });
-    const report = await unlockEmail(email, { accounts: stores.accounts, limiter: createLimiter(stores.counters, config.lock), factors, audit });
+    const report = await unlockEmail(email, { accounts: stores.accounts, limiter: createLimiter(stores.counters, config), factors, audit });
     for (const line of describeUnlock(report)) console.log(line);
     return 0;
   } finally {

@@ -1,8 +1,10 @@
 /**
  * `npm run cli -- unlock EMAIL` (docs/security.md): the operator's way to lift
  * a freeze (or a lock) from an identity's password and from every login of
- * that email, in every tenant — for an owner who froze their own login, or a
- * login whose tenant has no owner. Each lift is audited in the login's tenant.
+ * that email, in every tenant — for an owner who froze their own login, a
+ * login whose tenant has no owner, or an identity with logins in several
+ * tenants (whose shared keys no single owner may lift). Each lift is audited
+ * in the login's tenant.
  */
 import type { Audit } from '../audit.ts';
 import type { FactorRegistry } from '../factors/registry.ts';
@@ -20,10 +22,14 @@ export interface UnlockReport {
 export async function unlockEmail(raw: string, deps: { accounts: AccountStore; limiter: Limiter; factors: FactorRegistry; audit: Audit }): Promise<UnlockReport> {
   const email = normalizeEmail(raw);
   const locks = loginLocks(deps.limiter, deps.factors);
+  const found = await deps.accounts.listLoginsForEmailAllTenants(email);
+  // Read first: the identity's keys serve every login, and each login's event says what guarded it.
+  const before = await Promise.all(found.map((login) => locks.locked(login)));
   const password = await deps.limiter.unlock(passwordKey(email));
+  for (const login of found) await locks.unlock(login, 'identity');
   const logins = [];
-  for (const login of await deps.accounts.listLoginsForEmailAllTenants(email)) {
-    const lifted: Lifted = { ...(password ? { password } : {}), ...(await locks.unlock(login)) };
+  for (const [i, login] of found.entries()) {
+    const lifted: Lifted = before[i]!;
     if (Object.keys(lifted).length) {
       await deps.audit.record({ type: 'login.unlocked', outcome: 'success', tenant: login.tenant, login: login.id, detail: { via: 'cli', ...lifted } });
     }

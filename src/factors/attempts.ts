@@ -1,24 +1,37 @@
 /**
- * Attempt limits for a factor's answers (SPEC §7): per login, counted before
- * the answer is checked (see `src/limits.ts`), so parallel guesses never get
- * more tries than the threshold, and frozen after `maxFailures` in a row.
+ * Attempt limits for a factor's answers (docs/security.md): per login, and
+ * per identity across all its logins (so several logins with a PIN do not
+ * give a guesser more tries), counted before the answer is checked (see
+ * `src/limits.ts`) and frozen after `maxFailures` in a row.
  */
 import type { LockPolicy, CounterStore } from '../storage/counters/port.ts';
-import { createLimiter, type AttemptResult } from '../limits.ts';
+import type { Login } from '../storage/accounts/port.ts';
+import { createLimiter, hashedKey, type AddressPolicy, type AttemptResult } from '../limits.ts';
 
 export type { AttemptResult } from '../limits.ts';
 
-export interface Attempts {
-  /** Runs `check` unless `key` is locked or frozen; a true answer clears the key's failures. */
-  run(key: string, check: () => Promise<boolean>): Promise<AttemptResult>;
-  /** Forgets the key's failures, lock and freeze. */
-  clear(key: string): Promise<void>;
+/** A factor's counter keys: the login's own, and its identity's (by the normalized email). */
+export interface FactorKeys {
+  login(loginId: string): string;
+  identity(email: string): string;
 }
 
-export function createAttempts(counters: CounterStore, policy: LockPolicy, now: () => number = Date.now): Attempts {
-  const limiter = createLimiter(counters, policy, now);
+/** The counter keys of factor `id`. */
+export function factorKeys(id: string): FactorKeys {
+  return { login: (loginId) => `${id}:${loginId}`, identity: (email) => hashedKey(`${id}-id`, email) };
+}
+
+export interface Attempts {
+  /** Runs `check` unless the login's or its identity's key is locked or frozen; a true answer clears both keys' failures. */
+  run(login: Pick<Login, 'id' | 'email'>, check: () => Promise<boolean>): Promise<AttemptResult>;
+  /** Forgets the login's own failures, lock and freeze (its identity's key is the unlock's to judge). */
+  clear(loginId: string): Promise<void>;
+}
+
+export function createAttempts(counters: CounterStore, limits: { lock: LockPolicy; addressLimit: AddressPolicy }, keys: FactorKeys, now: () => number = Date.now): Attempts {
+  const limiter = createLimiter(counters, limits, now);
   return {
-    run: (key, check) => limiter.run({ target: key }, check),
-    clear: (key) => counters.reset(key),
+    run: (login, check) => limiter.run({ targets: [keys.login(login.id), keys.identity(login.email)] }, check),
+    clear: (loginId) => counters.reset(keys.login(loginId)),
   };
 }

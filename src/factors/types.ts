@@ -20,6 +20,7 @@ import type { LatchkeyError } from '../errors.ts';
 import type { AccountStore, Login, Tenant } from '../storage/accounts/port.ts';
 import type { CounterStore } from '../storage/counters/port.ts';
 import type { Audit } from '../audit.ts';
+import type { FactorKeys } from './attempts.ts';
 
 export type FactorStage = 'done' | 'enroll' | 'verify';
 
@@ -71,10 +72,11 @@ export interface Factor {
   /** Forgets the login's state and failed attempts, so it enrolls again at the next sign-in (owner's reset). */
   reset(loginId: string): Promise<void>;
   /**
-   * The counter key (`src/limits.ts`) of the login's answers, for a factor that
-   * counts them: the owner's and the operator's unlock clear it.
+   * The counter keys (`src/limits.ts`) of the answers, for a factor that
+   * counts them: the login's own and its identity's (shared by every login of
+   * the email). The owner's and the operator's unlock clear them.
    */
-  readonly attemptKey?: (loginId: string) => string;
+  readonly attemptKeys?: FactorKeys;
   /** Replacing an enrolled set-up from the account pages; absent for a factor with nothing to replace. */
   readonly change?: FactorChange;
 }

@@ -12,10 +12,10 @@ import type { Hasher } from '../crypto/password.ts';
 import type { FactorRegistry } from '../factors/registry.ts';
 import type { Factor, FactorRequest } from '../factors/types.ts';
 import type { Audit } from '../audit.ts';
-import type { Limiter } from '../limits.ts';
-import { hashedKey } from '../limits.ts';
+import type { AttemptResult, Limiter } from '../limits.ts';
+import type { KnownBrowsers } from '../known-browsers.ts';
 import { AMR } from '../provider/acr.ts';
-import { LatchkeyError, badRequest, invalidCredentials, noLoginForClient } from '../errors.ts';
+import { LatchkeyError, badRequest, frozenOut, invalidCredentials, lockedOut, noLoginForClient } from '../errors.ts';
 import { checkCsrf, formFields } from '../web/forms.ts';
 import { setRetryAfter } from '../web/errors.ts';
 import { localeOf, sendPage } from '../web/views.ts';
@@ -31,6 +31,7 @@ export interface InteractionDeps {
   factors: FactorRegistry;
   audit: Audit;
   limiter: Limiter;
+  browsers: KnownBrowsers;
 }
 
 const EMAIL_MAX = 320;
@@ -55,7 +56,7 @@ export interface JourneySteps {
 /** Adds routes under `/interaction/:uid` that use the journey's steps. */
 export type JourneyPlugin = (router: Router, steps: JourneySteps) => void;
 
-export function interactionRouter({ provider, config, accounts, hasher, factors, audit, limiter }: InteractionDeps, plugins: JourneyPlugin[] = []): Router {
+export function interactionRouter({ provider, config, accounts, hasher, factors, audit, limiter, browsers }: InteractionDeps, plugins: JourneyPlugin[] = []): Router {
   const router = new Router({ prefix: '/interaction/:uid' });
   const findClient = clientFinder(accounts, config.issuer);
 
@@ -134,6 +135,7 @@ export function interactionRouter({ provider, config, accounts, hasher, factors,
     await audit.record({ type: 'signin.success', outcome: 'success', tenant: tenant.id, login: login.id, ...requestInfo(ctx), detail: { amr, acr: factor.acr } });
     interaction.result = { login: { accountId: login.id, amr, acr: factor.acr, remember: true } };
     await interaction.persist();
+    if (progress.email) await browsers.remember(ctx, progress.email);
     ctx.redirect(interaction.returnTo);
     ctx.status = 303;
   }
@@ -211,6 +213,19 @@ export function interactionRouter({ provider, config, accounts, hasher, factors,
     page(ctx, 'login', { ...locals, email: hint, upstreams: await upstreamButtons(tenant) });
   });
 
+  /**
+   * The failure that locked or froze an identity's password (for every
+   * browser it has not signed in from) is recorded for each of its logins, in
+   * every tenant: their owners see it in the audit log and on the Users page.
+   */
+  async function tellLocked(email: string, result: Extract<AttemptResult, { passed: false }>, info: { ip: string | null; userAgent: string | null }) {
+    if (!result.evaluated || !(result.frozen || result.lockedForSeconds > 0)) return;
+    const detail = result.frozen ? { frozen: true } : { retryAfterSeconds: result.lockedForSeconds };
+    for (const login of await accounts.listLoginsForEmailAllTenants(email)) {
+      await audit.record({ type: 'password.locked', outcome: 'failure', tenant: login.tenant, login: login.id, ...info, detail });
+    }
+  }
+
   router.post('/login', async (ctx) => {
     const { interaction, tenant, progress } = await loadForPost(ctx, 'login');
     const info = requestInfo(ctx);
@@ -219,9 +234,9 @@ export function interactionRouter({ provider, config, accounts, hasher, factors,
       const fields = formFields(ctx.request.body, ['email', 'password'], ['csrf'], PASSWORD_MAX);
       email = normalizeEmail(fields.email);
       if (!email || email.length > EMAIL_MAX || !fields.password) throw badRequest('errors.signin.missing');
-      const identityKey = hashedKey('pwd', email);
+      const counter = await browsers.passwordCounter(ctx, email, info.ip);
       const found: { identity?: Identity } = {};
-      const ok = await limiter.guard({ target: identityKey, ip: info.ip }, async () => {
+      const result = await limiter.run(counter.keys, async () => {
         const identity = await accounts.findIdentityByEmail(email);
         if (!identity?.passwordHash) {
           await hasher.dummyVerify(fields.password);
@@ -231,7 +246,12 @@ export function interactionRouter({ provider, config, accounts, hasher, factors,
         const stored = identity.passwordHash;
         return hasher.verify(stored, fields.password, { rehash: (next) => accounts.replacePasswordHash(identity.id, stored, next) });
       });
-      if (!ok || !found.identity) {
+      if (!result.passed) {
+        if (!counter.known) await tellLocked(email, result, info);
+        if (result.frozen) throw frozenOut();
+        if (!result.evaluated) throw lockedOut(result.lockedForSeconds);
+      }
+      if (!result.passed || !found.identity) {
         await audit.record({ type: 'signin.password', outcome: 'failure', tenant: tenant.id, ...info, detail: { reason: 'invalid_credentials' } });
         throw invalidCredentials();
       }

@@ -9,7 +9,8 @@
 import type { Audit, AuditInput } from '../audit.ts';
 import type { Logger } from '../log.ts';
 import type { AccountStore } from '../storage/accounts/port.ts';
-import type { CounterStore, LockPolicy } from '../storage/counters/port.ts';
+import { randomUUID } from 'node:crypto';
+import type { CounterStore } from '../storage/counters/port.ts';
 import { translator } from '../i18n.ts';
 import type { Mailer, MailKind } from './mailer.ts';
 
@@ -25,10 +26,10 @@ const NOTICES: Record<string, { kind: MailKind; factor?: string }> = {
   'factor.pin.locked': { kind: 'notice_locked', factor: 'pin' },
   'factor.totp.locked': { kind: 'notice_locked', factor: 'totp' },
   'signin.locked': { kind: 'notice_locked' },
+  'password.locked': { kind: 'notice_locked' },
 };
 
-/** One lock notice per login an hour: the first take passes, the next hour's are refused. */
-const ONCE_AN_HOUR: LockPolicy = { threshold: 1, baseLockMs: 3_600_000, maxLockMs: 3_600_000, maxFailures: Infinity, idleResetMs: 3_600_001 };
+const HOUR_MS = 3_600_000;
 
 export function withNotices(audit: Audit, deps: { mailer: Mailer; accounts: AccountStore; counters: CounterStore; log: Logger; now?: () => Date }): Audit {
   const now = deps.now ?? (() => new Date());
@@ -38,7 +39,8 @@ export function withNotices(audit: Audit, deps: { mailer: Mailer; accounts: Acco
     if (!notice || !event.login) return;
     const wanted = notice.kind === 'notice_locked' ? event.outcome === 'failure' : event.outcome === 'success';
     if (!wanted) return;
-    if (notice.kind === 'notice_locked' && !(await deps.counters.take(`notice:locked:${event.login}`, ONCE_AN_HOUR, now().getTime())).allowed) return;
+    // One lock notice per login an hour: a window with room for one.
+    if (notice.kind === 'notice_locked' && !(await deps.counters.windowTake(`notice:locked:${event.login}`, randomUUID(), 1, HOUR_MS, now().getTime())).allowed) return;
     const login = await deps.accounts.getLogin(event.login);
     const tenant = login ? await deps.accounts.getTenant(login.tenant) : null;
     if (!login || !tenant) return;

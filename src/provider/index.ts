@@ -161,7 +161,9 @@ export function createProvider({ config, accounts, adapter, factors, log, unavai
 
   const provider = new Provider(config.issuer, configuration);
   compareHashedClientSecrets(provider, createClientSecrets(config.keys.pepper));
-  provider.proxy = config.trustProxy;
+  // The app's first middleware has already reduced X-Forwarded-For to the client's address (src/web/proxy.ts).
+  provider.proxy = config.trustProxy !== false;
+  provider.maxIpsCount = 1;
   provider.on('server_error', (ctx, err) => {
     const store = unavailableStore(err);
     if (store) ctx.state.unavailableStore = store;

@@ -19,11 +19,11 @@ import type { Audit } from '../audit.ts';
 import type { Hasher } from '../crypto/password.ts';
 import type { Logger } from '../log.ts';
 import type { Limiter } from '../limits.ts';
-import { passwordKey } from '../limits.ts';
+import { addressGroup, passwordKey } from '../limits.ts';
 import type { Mailer } from '../mail/mailer.ts';
 import type { AccountStore, Identity, Login } from '../storage/accounts/port.ts';
 import { normalizeEmail } from '../storage/accounts/port.ts';
-import type { CounterStore, LockPolicy } from '../storage/counters/port.ts';
+import type { CounterStore } from '../storage/counters/port.ts';
 import type { LinkPurpose, LinkStore } from '../storage/links/port.ts';
 import { LatchkeyError, badRequest, csrfRefused } from '../errors.ts';
 import { formFields } from '../web/forms.ts';
@@ -52,8 +52,8 @@ export interface RecoveryDeps {
 const EMAIL_MAX = 320;
 /** Reset links one identity may be sent per hour; more requests are answered alike and send nothing. */
 const LINKS_PER_HOUR = 5;
-/** Forgot-password requests one address may make before it is slowed down (for an hour at most). */
-const ADDRESS_POLICY: LockPolicy = { threshold: 20, baseLockMs: 15 * 60_000, maxLockMs: 3_600_000, maxFailures: Infinity, idleResetMs: 3_600_000 };
+/** Forgot-password requests one address (an IPv6 /64) may make an hour; more are answered alike and send nothing. */
+const ADDRESS_PER_HOUR = 20;
 const TOKEN = /^[A-Za-z0-9_-]{43}$/;
 
 const hashToken = (token: string) => createHash('sha256').update(token).digest('base64url');
@@ -146,7 +146,7 @@ export function forgotPassword(deps: RecoveryDeps): JourneyPlugin {
       }
       const info = steps.requestInfo(ctx);
       const lang = localeOf(ctx).lang;
-      const address = info.ip ? await counters.take(`forgot:ip:${info.ip}`, ADDRESS_POLICY, now().getTime()) : null;
+      const address = info.ip ? await counters.windowTake(`forgot:${addressGroup(info.ip)}`, randomBytes(8).toString('hex'), ADDRESS_PER_HOUR, 3_600_000, now().getTime()) : null;
       const identity = address && !address.allowed ? null : await accounts.findIdentityByEmail(email);
       if (identity) {
         const home = tenant.id === ANY_TENANT ? null : { id: tenant.id, name: tenant.name };

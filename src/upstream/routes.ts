@@ -19,7 +19,7 @@ import type { AccountStore, Tenant, Upstream } from '../storage/accounts/port.ts
 import type { Audit } from '../audit.ts';
 import type { Hasher } from '../crypto/password.ts';
 import type { Limiter } from '../limits.ts';
-import { passwordKey } from '../limits.ts';
+import type { KnownBrowsers } from '../known-browsers.ts';
 import { AMR } from '../provider/acr.ts';
 import { LatchkeyError, badRequest, invalidCredentials, noLoginForClient, upstreamLinkUnconfirmable, upstreamNoAccount, upstreamState } from '../errors.ts';
 import { setRetryAfter } from '../web/errors.ts';
@@ -36,6 +36,7 @@ export interface UpstreamDeps {
   client: UpstreamClient;
   hasher: Hasher;
   limiter: Limiter;
+  browsers: KnownBrowsers;
 }
 
 const PASSWORD_MAX = 1024;
@@ -55,7 +56,7 @@ function sameState(given: unknown, expected: string): boolean {
 }
 
 /** The journey's first step by upstream provider: plugs into the interaction router. */
-export function upstreamSignIn({ accounts, audit, client, hasher, limiter }: UpstreamDeps): JourneyPlugin {
+export function upstreamSignIn({ accounts, audit, client, hasher, limiter, browsers }: UpstreamDeps): JourneyPlugin {
   const links = upstreamLinks({ accounts, audit });
   return (router: Router, steps: JourneySteps) => {
     const record = (ctx: Context, tenant: Tenant | null, outcome: 'success' | 'failure', detail: Record<string, unknown>) =>
@@ -122,7 +123,8 @@ export function upstreamSignIn({ accounts, audit, client, hasher, limiter }: Ups
         if (!password) throw badRequest('errors.upstream.enterPassword');
         const hash = identity.passwordHash;
         // The login page's limits: a guess here costs the same as one there.
-        const ok = await limiter.guard({ target: passwordKey(identity.email), ip: info.ip }, () => hasher.verify(hash, password));
+        const counter = await browsers.passwordCounter(ctx, identity.email, info.ip);
+        const ok = await limiter.guard(counter.keys, () => hasher.verify(hash, password));
         if (!ok) {
           await record(ctx, tenant, 'failure', { upstream: upstream.id, reason: 'link_not_confirmed' });
           throw invalidCredentials('errors.upstream.wrongPassword');

@@ -81,6 +81,26 @@ describe('configuration', () => {
     }
   });
 
+  it('takes TRUST_PROXY as a number of proxy hops or a list of proxy ranges, and refuses true with what to set instead', () => {
+    assert.equal(loadConfig({ DATA_DIR: dir.path }).trustProxy, false);
+    assert.equal(loadConfig({ DATA_DIR: dir.path, TRUST_PROXY: 'false' }).trustProxy, false);
+    assert.equal(loadConfig({ DATA_DIR: dir.path, TRUST_PROXY: '0' }).trustProxy, false);
+    assert.equal(loadConfig({ DATA_DIR: dir.path, TRUST_PROXY: '2' }).trustProxy, 2);
+    assert.deepEqual(loadConfig({ DATA_DIR: dir.path, TRUST_PROXY: '10.0.0.0/8, fd00::/8,192.0.2.7' }).trustProxy, ['10.0.0.0/8', 'fd00::/8', '192.0.2.7']);
+    for (const yes of ['true', 'yes', 'TRUE']) {
+      assert.throws(() => loadConfig({ DATA_DIR: dir.path, TRUST_PROXY: yes }), (err: Error) => err instanceof ConfigError && /TRUST_PROXY: .*set the number of proxies in front of Latchkey \(e\.g\. TRUST_PROXY=1\) or their address ranges/.test(err.message), yes);
+    }
+    for (const bad of ['10.0.0.0/33', 'proxy.example', '11', '10.0.0.0/8,nope']) {
+      assert.throws(() => loadConfig({ DATA_DIR: dir.path, TRUST_PROXY: bad }), /TRUST_PROXY/, bad);
+    }
+  });
+
+  it('counts 100 password failures per address in 15 minutes by default; ADDRESS_MAX_FAILURES and ADDRESS_WINDOW_SECONDS change it', () => {
+    assert.deepEqual(loadConfig({ DATA_DIR: dir.path }).addressLimit, { maxFailures: 100, windowMs: 900_000 });
+    assert.deepEqual(loadConfig({ DATA_DIR: dir.path, ADDRESS_MAX_FAILURES: '500', ADDRESS_WINDOW_SECONDS: '3600' }).addressLimit, { maxFailures: 500, windowMs: 3_600_000 });
+    assert.throws(() => loadConfig({ DATA_DIR: dir.path, ADDRESS_MAX_FAILURES: '0' }), /ADDRESS_MAX_FAILURES/);
+  });
+
   it('refuses to start in production without configured keys, naming them', () => {
     const prod = tempDir('lk-config-prod-');
     try {

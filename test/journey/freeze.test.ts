@@ -16,7 +16,7 @@ import { noticeOf, onAccountPage, signedIn, submit } from '../account/support.ts
 import { runCli } from '../support/cli.ts';
 
 const LOCK_MS = 3000;
-const LIMITS = { LOCK_THRESHOLD: '2', LOCK_MAX_FAILURES: '3', LOCK_BASE_MS: String(LOCK_MS), LOCK_MAX_MS: String(LOCK_MS), TRUST_PROXY: 'true' };
+const LIMITS = { LOCK_THRESHOLD: '2', LOCK_MAX_FAILURES: '3', LOCK_BASE_MS: String(LOCK_MS), LOCK_MAX_MS: String(LOCK_MS), TRUST_PROXY: '1' };
 const PIN = '907146';
 const OWNER = { email: 'owner@acme.test' };
 const FROZEN = /too many failed attempts, so this is blocked until it is unlocked\. Please contact the owner/;
@@ -155,6 +155,39 @@ for (const setup of SETUPS) {
       assert.ok(hasForm(next, 'link-authenticator-form'), `the password works and the app is linked again: ${next.status} ${errorOf(next)}`);
       next = await submitFactor(again, next, 'link-authenticator-form', { code: await codeFor(secretOf(next), currentStep()) });
       assert.ok(callbackReached(next), `the new app's code is accepted: ${next.status} ${errorOf(next)}`);
+    });
+
+    it('an owner\'s unlock lifts only the tenant\'s own keys: the password of a person who also signs in to another tenant stays frozen until the operator unlocks it, audited in both', async () => {
+      const { accounts } = server.latchkey.stores;
+      const person = await addPerson(server, 'staff');
+      const [mine] = person.logins as [string];
+      const theirs = `${mine}-beta`;
+      await accounts.upsertTenant({ id: 'beta', name: 'Beta', owner: null, userTypes: [{ id: 'staff', name: 'Staff', secondFactor: 'none' }] });
+      await accounts.upsertLogin({ id: theirs, tenant: 'beta', email: person.email, userType: 'staff', firstName: 'Pat', lastName: 'Doe' });
+      for (let i = 0; i < 2; i++) await passwordAttempt(person.email);
+      await sleep(LOCK_MS);
+      assert.match(errorOf(await passwordAttempt(person.email)), FROZEN);
+      const told = (tenant: string, login: string) => accounts.listAudit({ tenant, login, type: 'password.locked', limit: 10 }).then((events) => events.map((e) => e.detail));
+      for (const [tenant, login] of [['acme', mine], ['beta', theirs]] as const) {
+        assert.deepEqual(await told(tenant, login), [{ frozen: true }, { retryAfterSeconds: LOCK_MS / 1000 }], `the lock and the freeze are in ${tenant}'s audit log`);
+      }
+
+      const owner = await usersPage();
+      assert.equal(textOf(owner.page, `lock-${mine}`), 'Blocked after failed attempts');
+      const done = await submit(owner.browser, await pressButton(owner.browser, owner.page, `unlock-${mine}`), 'confirm-reset-form');
+      assert.match(noticeOf(done), /only the operator can unlock/);
+      assert.equal(textOf(done, `lock-${mine}`), 'Blocked after failed attempts', 'the password\'s freeze is not the owner\'s to lift');
+      assert.deepEqual((await auditOf(server, mine, 'login.unlocked'))[0]?.detail, { by: 'acme-owner', kept: { password: 'frozen' } });
+      assert.match(errorOf(await passwordAttempt(person.email, PASSWORD)), FROZEN, 'the right password is still refused');
+
+      const run = await cli(server, ['unlock', person.email]);
+      assert.equal(run.code, 0, run.stderr);
+      assert.deepEqual(run.stdout.trim().split('\n').sort(), [`${person.email}: password was frozen, unlocked`, `login acme/${mine}: no factor locked`, `login beta/${theirs}: no factor locked`].sort());
+      for (const [tenant, login] of [['acme', mine], ['beta', theirs]] as const) {
+        const [event] = await accounts.listAudit({ tenant, login, type: 'login.unlocked', limit: 1 });
+        assert.deepEqual(event?.detail, { via: 'cli', password: 'frozen' }, `the operator's unlock is in ${tenant}'s audit log`);
+      }
+      assert.ok(callbackReached(await passwordAttempt(person.email, PASSWORD)), 'the person signs in again');
     });
 
     it('an owner who froze their own password is unlocked by the operator: npm run cli -- unlock EMAIL', async () => {

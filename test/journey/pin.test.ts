@@ -183,6 +183,29 @@ for (const setup of SETUPS) {
       assert.equal(failed.length, counter.failures);
     });
 
+    it('counts PIN guesses across all the PIN logins of one identity: two logins do not give 5 tries each', async () => {
+      const person = await addPerson(server, 'nurse', 'nurse');
+      const [first, second] = person.logins as [string, string];
+      await choosePin(server, rp, person, PIN, first);
+      await choosePin(server, rp, person, PIN, second);
+      const atFirst = await reachFactor(server, rp, person, first);
+      let one = atFirst.page;
+      for (let i = 0; i < 3; i++) {
+        one = await submitFactor(atFirst.browser, one, 'enter-pin-form', { pin: '111111' });
+        assert.equal(one.status, 400);
+      }
+      const atSecond = await reachFactor(server, rp, person, second);
+      let two = await submitFactor(atSecond.browser, atSecond.page, 'enter-pin-form', { pin: '111111' });
+      assert.equal(two.status, 400);
+      two = await submitFactor(atSecond.browser, two, 'enter-pin-form', { pin: '111111' });
+      assert.equal(two.status, 429, 'the identity\'s 5th failure, the second login\'s 2nd, starts the lock');
+      two = await submitFactor(atSecond.browser, two, 'enter-pin-form', { pin: PIN });
+      assert.equal(two.status, 429, 'the right PIN waits for the lock');
+      one = await submitFactor(atFirst.browser, one, 'enter-pin-form', { pin: PIN });
+      assert.equal(one.status, 429, 'on the first login too');
+      assert.equal((await auditOf(server, second, 'factor.pin.locked')).length, 2);
+    });
+
     it('forgets a login\'s PIN on reset, so it chooses one again at the next sign-in', async () => {
       const person = await addPerson(server, 'nurse');
       const [login] = person.logins as [string];

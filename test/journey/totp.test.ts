@@ -10,6 +10,7 @@ import {
   addPerson,
   auditOf,
   codeFor,
+  currentStep,
   errorOf,
   factorFixture,
   hasForm,
@@ -203,6 +204,27 @@ for (const setup of SETUPS) {
       assert.notEqual(new URL(labelA).pathname, new URL(labelB).pathname);
       assert.notEqual(secretOf(second.page), secretOf(first.page));
       assert.equal((await loginOf(b))!.factors.totp, undefined);
+    });
+
+    it('counts code guesses across all the app logins of one identity: two logins do not give 5 tries each', async () => {
+      const person = await addPerson(server, 'manager', 'manager');
+      const [first, second] = person.logins as [string, string];
+      const { secret } = await linkApp(server, rp, person, first);
+      await linkApp(server, rp, person, second);
+      const bad = await wrongCode(secret);
+      const atFirst = await reachFactor(server, rp, person, first);
+      let one = atFirst.page;
+      for (let i = 0; i < 3; i++) {
+        one = await submitFactor(atFirst.browser, one, 'enter-code-form', { code: bad });
+        assert.equal(one.status, 400);
+      }
+      const atSecond = await reachFactor(server, rp, person, second);
+      let two = await submitFactor(atSecond.browser, atSecond.page, 'enter-code-form', { code: bad });
+      assert.equal(two.status, 400);
+      two = await submitFactor(atSecond.browser, two, 'enter-code-form', { code: bad });
+      assert.equal(two.status, 429, 'the identity\'s 5th failure, the second login\'s 2nd, starts the lock');
+      one = await submitFactor(atFirst.browser, one, 'enter-code-form', { code: await codeFor(secret, currentStep()) });
+      assert.equal(one.status, 429, 'the first login\'s right code waits for the lock too');
     });
 
     it('forgets a login\'s app on reset, so it links again at the next sign-in', async () => {

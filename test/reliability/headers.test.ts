@@ -125,7 +125,7 @@ describe('return_to of the account sign-in', () => {
 describe('cookies behind an HTTPS reverse proxy', () => {
   let server: TestServer;
   before(async () => {
-    server = await startServer('sqlite', { env: { ISSUER: 'https://id.example.test', TRUST_PROXY: 'true' } });
+    server = await startServer('sqlite', { env: { ISSUER: 'https://id.example.test', TRUST_PROXY: '1' } });
   });
   after(() => server.stop());
 
@@ -163,5 +163,30 @@ describe('cookies behind an HTTPS reverse proxy', () => {
     const post = await fetch(`${base}/token`, { method: 'POST', body: 'grant_type=client_credentials', headers: { 'content-type': 'application/x-www-form-urlencoded' } });
     assert.equal(post.status, 400);
     assert.equal((await fetch(`${base}/healthz`)).status, 200, 'health checks stay reachable over http');
+  });
+});
+
+describe('X-Forwarded-* behind proxies given by address range', () => {
+  const params = new URLSearchParams({ client_id: 'portal', response_type: 'code', scope: 'openid', redirect_uri: 'http://127.0.0.1:8080/cb', code_challenge: 'E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM', code_challenge_method: 'S256' });
+  const viaProxy = { 'x-forwarded-proto': 'https', 'x-forwarded-host': 'id.example.test', 'x-forwarded-for': '203.0.113.7' };
+  let trusted: TestServer;
+  let untrusted: TestServer;
+  before(async () => {
+    // The tests' requests come from 127.0.0.1: a proxy of the first server, a stranger to the second.
+    trusted = await startServer('sqlite', { env: { ISSUER: 'https://id.example.test', TRUST_PROXY: '127.0.0.0/8,::1/128' } });
+    untrusted = await startServer('sqlite', { env: { ISSUER: 'https://id.example.test', TRUST_PROXY: '10.0.0.0/8' } });
+  });
+  after(async () => {
+    await trusted.stop();
+    await untrusted.stop();
+  });
+
+  it('believes https from a peer inside the ranges, and ignores every X-Forwarded-* header from one outside them', async () => {
+    const fromProxy = await fetch(`http://127.0.0.1:${trusted.env.PORT}/auth?${params}`, { redirect: 'manual', headers: viaProxy });
+    assert.equal(fromProxy.status, 303);
+    for (const c of fromProxy.headers.getSetCookie()) assert.match(c, /;\s*secure/i, c);
+    const fromStranger = await fetch(`http://127.0.0.1:${untrusted.env.PORT}/auth?${params}`, { redirect: 'manual', headers: viaProxy });
+    assert.equal(fromStranger.status, 308, 'its claim of https is not believed: redirected to the https issuer');
+    assert.deepEqual(fromStranger.headers.getSetCookie(), []);
   });
 });

@@ -32,6 +32,11 @@ export class Browser {
 
   constructor(readonly base: string) {}
 
+  /** Puts a cookie in the jar as if the server had set it (a made-up value, in tests of what the server trusts). */
+  setCookie(name: string, value: string, path = '/') {
+    this.jar.set(`${name}\0${path}`, { name, value, path });
+  }
+
   cookieNames(): string[] {
     return [...new Set([...this.jar.values()].map((c) => c.name))];
   }

@@ -1,6 +1,6 @@
 /**
  * Changing the PIN from the account pages: the current PIN (counted against
- * the same per-login attempt limit as the sign-in), then a new one by the same
+ * the same attempt limits as the sign-in), then a new one by the same
  * rules, entered twice.
  */
 import { factorSetupExpired, frozenOut, invalidFactorAnswer, invalidNewPin, lockedOut } from '../../errors.ts';
@@ -17,11 +17,10 @@ export interface PinChangeDeps {
   audit: Audit;
   attempts: Attempts;
   rules: PinRules;
-  attemptKey: (loginId: string) => string;
   pinHash: (login: Login) => string | null;
 }
 
-export function pinChange({ accounts, hasher, audit, attempts, rules, attemptKey, pinHash }: PinChangeDeps): FactorChange {
+export function pinChange({ accounts, hasher, audit, attempts, rules, pinHash }: PinChangeDeps): FactorChange {
   const enteredPin = new RegExp(`^[0-9]{1,${rules.maxLength}}$`);
   const record = (req: FactorRequest, event: string, outcome: 'success' | 'failure', detail?: Record<string, unknown>) =>
     audit.record({ type: `factor.pin.${event}`, outcome, tenant: req.tenant.id, login: req.login.id, ip: req.ip, userAgent: req.userAgent, ...(detail ? { detail } : {}) });
@@ -40,7 +39,7 @@ export function pinChange({ accounts, hasher, audit, attempts, rules, attemptKey
       // The new PIN is checked first: a refusal for its shape spends no attempt.
       const problem = checkNewPin(pin, req.body.pin_confirm ?? '', rules);
       if (problem) return refuse(invalidNewPin(problem, rules));
-      const result = await attempts.run(attemptKey(req.login.id), () => hasher.verify(hash, current, { pepper: true }));
+      const result = await attempts.run(req.login, () => hasher.verify(hash, current, { pepper: true }));
       if (!result.passed) {
         if (result.evaluated) await record(req, 'failed', 'failure', { stage: 'change' });
         if (result.frozen) {

@@ -2,7 +2,7 @@ import { ACR } from '../../provider/acr.ts';
 import { frozenOut, invalidFactorAnswer, invalidNewPin, lockedOut, factorSetupExpired, type LatchkeyError } from '../../errors.ts';
 import type { Login } from '../../storage/accounts/port.ts';
 import type { Factor, FactorFactory, FactorOutcome, FactorRequest } from '../types.ts';
-import { createAttempts } from '../attempts.ts';
+import { createAttempts, factorKeys } from '../attempts.ts';
 import { checkNewPin, type PinRules } from './rules.ts';
 import { pinChange } from './change.ts';
 
@@ -27,10 +27,10 @@ const pinHash = (login: Login): string | null => {
  */
 export const pinFactor: FactorFactory = ({ config, accounts, counters, hasher, audit }): Factor => {
   const rules: PinRules = { minLength: config.pin.minLength, maxLength: config.pin.maxLength };
-  const attempts = createAttempts(counters, config.lock);
+  const keys = factorKeys('pin');
+  const attempts = createAttempts(counters, config, keys);
   // Any length up to the maximum: PINs chosen under an older, lower minimum still work.
   const enteredPin = new RegExp(`^[0-9]{1,${rules.maxLength}}$`);
-  const attemptKey = (loginId: string) => `pin:${loginId}`;
 
   const record = (req: FactorRequest, event: string, outcome: 'success' | 'failure', detail?: Record<string, unknown>) =>
     audit.record({ type: `factor.pin.${event}`, outcome, tenant: req.tenant.id, login: req.login.id, ip: req.ip, userAgent: req.userAgent, ...(detail ? { detail } : {}) });
@@ -56,7 +56,7 @@ export const pinFactor: FactorFactory = ({ config, accounts, counters, hasher, a
     const pin = req.body.pin ?? '';
     if (!enteredPin.test(pin)) return fail(invalidFactorAnswer('errors.pin.digitsOnly'));
     const rehash = (next: string) => accounts.replaceFactorHash(req.login.id, 'pin', hash, next);
-    const result = await attempts.run(attemptKey(req.login.id), () => hasher.verify(hash, pin, { pepper: true, rehash }));
+    const result = await attempts.run(req.login, () => hasher.verify(hash, pin, { pepper: true, rehash }));
     if (result.passed) {
       await record(req, 'verified', 'success');
       return { passed: true };
@@ -77,7 +77,7 @@ export const pinFactor: FactorFactory = ({ config, accounts, counters, hasher, a
     id: 'pin',
     amr: ['pin'],
     acr: ACR.pin,
-    attemptKey,
+    attemptKeys: keys,
     stage: (login) => (pinHash(login) ? 'verify' : 'enroll'),
     async page(stage) {
       return stage === 'enroll' ? { view: 'choose-pin', locals: { ...rules } } : { view: 'enter-pin', locals: {} };
@@ -90,8 +90,8 @@ export const pinFactor: FactorFactory = ({ config, accounts, counters, hasher, a
     },
     async reset(loginId) {
       await accounts.setFactorState(loginId, 'pin', null);
-      await attempts.clear(attemptKey(loginId));
+      await attempts.clear(loginId);
     },
-    change: pinChange({ accounts, hasher, audit, attempts, rules, attemptKey, pinHash }),
+    change: pinChange({ accounts, hasher, audit, attempts, rules, pinHash }),
   };
 };

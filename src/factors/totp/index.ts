@@ -4,7 +4,7 @@ import { factorSetupExpired, frozenOut, invalidFactorAnswer, lockedOut, replayRe
 import { createSecretBox } from '../../crypto/secretbox.ts';
 import type { Login } from '../../storage/accounts/port.ts';
 import type { Factor, FactorChange, FactorChangeOutcome, FactorFactory, FactorOutcome, FactorRequest } from '../types.ts';
-import { createAttempts, type AttemptResult } from '../attempts.ts';
+import { createAttempts, factorKeys, type AttemptResult } from '../attempts.ts';
 import { groupSecret, matchStep, newSecret, normalizeCode } from './code.ts';
 import { authenticatorAccount, otpauthUri } from './label.ts';
 
@@ -41,8 +41,8 @@ const sealedSecret = (login: Login): string | null => {
  */
 export const totpFactor: FactorFactory = ({ config, accounts, counters, audit }): Factor => {
   const box = createSecretBox(config.keys.encryptionKeys);
-  const attempts = createAttempts(counters, config.lock);
-  const attemptKey = (loginId: string) => `totp:${loginId}`;
+  const keys = factorKeys('totp');
+  const attempts = createAttempts(counters, config, keys);
   // The pending secret gets a context of its own, so it can never pass for a stored one.
   const pendingContext = (loginId: string) => `pending:${loginId}`;
 
@@ -101,7 +101,7 @@ export const totpFactor: FactorFactory = ({ config, accounts, counters, audit })
     const secret = pendingSecret(req);
     if (!secret) return fail(factorSetupExpired('errors.totp.setupExpired'));
     let step: number | null = null;
-    const result = await attempts.run(attemptKey(req.login.id), async () => (step = await matchStep(secret, code)) !== null);
+    const result = await attempts.run(req.login, async () => (step = await matchStep(secret, code)) !== null);
     if (!result.passed) return failed(req, result, false, 'enroll');
     // The stage was read at the start of the request; another window may have linked an app since.
     const fresh = await accounts.getLogin(req.login.id);
@@ -120,7 +120,7 @@ export const totpFactor: FactorFactory = ({ config, accounts, counters, audit })
     // Outside the attempt: a secret that does not open is a key configuration problem, not a wrong answer.
     const secret = box.open(sealed, req.login.id);
     let replay = false;
-    const result = await attempts.run(attemptKey(req.login.id), async () => {
+    const result = await attempts.run(req.login, async () => {
       const step = await matchStep(secret, code);
       if (step === null) return false;
       if (await accounts.advanceFactorStep(req.login.id, 'totp', step)) return true;
@@ -154,7 +154,7 @@ export const totpFactor: FactorFactory = ({ config, accounts, counters, audit })
       const secret = pendingSecret(req);
       if (!secret) return { done: false, error: factorSetupExpired('errors.totp.setupExpired') };
       let step: number | null = null;
-      const result = await attempts.run(attemptKey(req.login.id), async () => (step = await matchStep(secret, code)) !== null);
+      const result = await attempts.run(req.login, async () => (step = await matchStep(secret, code)) !== null);
       if (!result.passed) {
         const outcome = await failed(req, result, false, 'relink');
         return { done: false, error: outcome.passed ? undefined : outcome.error };
@@ -177,7 +177,7 @@ export const totpFactor: FactorFactory = ({ config, accounts, counters, audit })
     id: 'totp',
     amr: ['otp', 'mfa'],
     acr: ACR.totp,
-    attemptKey,
+    attemptKeys: keys,
     stage: (login) => (sealedSecret(login) ? 'verify' : 'enroll'),
     async page(stage, req) {
       return stage === 'enroll' ? linkPage(req) : { view: 'enter-code', locals: {} };
@@ -190,7 +190,7 @@ export const totpFactor: FactorFactory = ({ config, accounts, counters, audit })
     },
     async reset(loginId) {
       await accounts.setFactorState(loginId, 'totp', null);
-      await attempts.clear(attemptKey(loginId));
+      await attempts.clear(loginId);
     },
     change,
   };

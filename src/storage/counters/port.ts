@@ -1,16 +1,21 @@
 /**
- * The attempt-counter port: consecutive failures and the lock they earn, per
- * key (e.g. `pin:<loginId>`, `pwd:id:<identityId>`, `pwd:ip:<ip>`).
+ * The attempt-counter port: consecutive failures, the lock they earn and the
+ * attempts being evaluated right now, per key (e.g. `pin:<loginId>`,
+ * `pwd:<hash>`); sliding windows of failures per client address; and the
+ * marks of known browsers.
  *
  * Implementations: `sqlite/` (embedded) and `redis/` (production, shared by
  * every app process). Both pass `test/storage/counters.contract.test.ts`.
  *
- * An attempt is *taken before* the answer is checked, so that many parallel
- * guesses cannot get more tries than the limit: `take` counts the attempt as a
- * failure up front, and a success calls `reset`.
+ * An attempt is *begun before* the answer is checked and *settled* after:
+ * `begin` holds an in-flight slot, and admits no more attempts at once than
+ * failures are left before the lock (at least one), so many parallel guesses
+ * cannot get more tries than the limit, while parallel *correct* answers wait
+ * their turn instead of counting as failures. `settle` records the outcome
+ * and frees the slot; a slot whose process died frees itself at `expiresAt`.
  *
  * A key that reaches `maxFailures` is *frozen* (NIST SP 800-63B §5.2.2: no
- * more than 100 consecutive failed attempts): every later `take` is refused,
+ * more than 100 consecutive failed attempts): every later `begin` is refused,
  * however much time passes, until `reset` — a success can no longer happen,
  * so only an unlock by someone with authority lifts it (docs/security.md).
  */
@@ -22,45 +27,92 @@ export interface LockPolicy {
   baseLockMs: number;
   /** The longest lock, in ms (1 hour). */
   maxLockMs: number;
-  /**
-   * Consecutive failures that freeze the key (100). `Infinity` never freezes:
-   * per-IP keys, whose freeze would lock out everyone behind one address.
-   */
+  /** Consecutive failures that freeze the key (100). `Infinity` never freezes. */
   maxFailures: number;
-  /** A record left alone this long (ms) is forgotten, unless frozen. Must exceed maxLockMs. */
+  /** A record left alone this long (ms) is forgotten, unless frozen. Must exceed maxLockMs and every slot's life. */
   idleResetMs: number;
 }
 
-export interface TakeResult {
-  /** True when this attempt may be evaluated. */
-  allowed: boolean;
-  /** Consecutive failures counted so far, this attempt included when allowed. */
+/** A key's record as `peek` reads it, and as `settle` leaves it. */
+export interface CounterRecord {
+  /** Consecutive failures counted so far. */
   failures: number;
   /** Epoch ms until which further attempts are refused (0 when not locked). */
   lockedUntil: number;
-  /** The key is frozen: refused for that reason, or this allowed attempt was the last one. */
+  /** Frozen: refused until `reset`. */
   frozen: boolean;
 }
 
-/** A key's record as `peek` reads it. */
-export type CounterRecord = Omit<TakeResult, 'allowed'>;
+export interface BeginResult extends CounterRecord {
+  /**
+   * `admitted`: evaluate the answer, then `settle` the slot. `busy`: as many
+   * attempts as may run at once are in flight; try again shortly.
+   * `locked`/`frozen`: refused for that reason (nothing was counted).
+   */
+  outcome: 'admitted' | 'busy' | 'locked' | 'frozen';
+  /** Attempts in flight on the key, this one included when admitted. */
+  inFlight: number;
+}
+
+/** How an admitted attempt ended: right, wrong, or not evaluated at all (an error). */
+export type Settlement = 'success' | 'failure' | 'abandon';
+
+export interface WindowResult {
+  /** This attempt fits the window, and holds a place in it until released. */
+  allowed: boolean;
+  /** Places taken in the window, this one included when allowed. */
+  count: number;
+  /** When refused: epoch ms at which the oldest place leaves the window. */
+  retryAt: number;
+}
 
 export interface CounterStore {
   /**
-   * Atomically, for `key` at time `now` (epoch ms):
-   * - if frozen, or `lockedUntil > now`: refuse (allowed false), change nothing;
-   * - otherwise: failures += 1; if failures >= threshold, lockedUntil =
-   *   now + min(baseLockMs * 2^(failures - threshold), maxLockMs); if
-   *   failures >= maxFailures, freeze; allow.
-   * The record expires `idleResetMs` after its last change; a frozen one never does.
+   * Atomically, for `key` at time `now` (epoch ms), after forgetting slots
+   * whose `expiresAt <= now`:
+   * - frozen: `frozen`; `lockedUntil > now`: `locked`; change nothing;
+   * - in-flight slots >= max(1, min(threshold, maxFailures) - failures) when
+   *   failures < threshold, or >= 1 at or past it: `busy`, change nothing;
+   * - otherwise hold slot `slot` until `expiresAt`: `admitted`.
    */
-  take(key: string, policy: LockPolicy, now: number): Promise<TakeResult>;
-  /** Forgets the key, frozen or not (after a success, or an unlock). */
+  begin(key: string, slot: string, policy: LockPolicy, now: number, expiresAt: number): Promise<BeginResult>;
+  /**
+   * Atomically frees `slot` of `key` and records the outcome: `success`
+   * forgets the failures and the lock (other slots stay); `failure` does
+   * failures += 1; if failures >= threshold, lockedUntil = now +
+   * min(baseLockMs * 2^(failures - threshold), maxLockMs); if failures >=
+   * maxFailures, freeze. `abandon` only frees the slot. A slot no longer held
+   * (expired, or the key was reset) still records a failure: the answer was
+   * evaluated. The record expires `idleResetMs` after its last change; a
+   * frozen one never does.
+   */
+  settle(key: string, slot: string, outcome: Settlement, policy: LockPolicy, now: number): Promise<CounterRecord>;
+  /** Forgets the key, frozen or not, its slots included (an unlock). */
   reset(key: string): Promise<void>;
   /** The current record, or null when none. Does not count an attempt. */
   peek(key: string, now: number): Promise<CounterRecord | null>;
+
+  /**
+   * Atomically, for the sliding window `key`: forgets places taken at or
+   * before `now - windowMs`; then, when fewer than `limit` remain, takes place
+   * `slot` at `now` (allowed), else refuses and changes nothing.
+   */
+  windowTake(key: string, slot: string, limit: number, windowMs: number, now: number): Promise<WindowResult>;
+  /** Gives place `slot` back (an attempt that turned out right). */
+  windowRelease(key: string, slot: string): Promise<void>;
+
+  /** Remembers `key` until `now + ttlMs` (a known browser's mark); a later call extends it. */
+  mark(key: string, ttlMs: number, now: number): Promise<void>;
+  /** Whether `key` is remembered at `now`. */
+  isMarked(key: string, now: number): Promise<boolean>;
+
   ping(): Promise<void>;
   close(): Promise<void>;
+}
+
+/** How many attempts may be in flight at once on a key with `failures`: one at a time at or past the threshold. */
+export function concurrencyLimit(policy: LockPolicy, failures: number): number {
+  return Math.max(1, policy.threshold - failures);
 }
 
 /** The lock that `failures` consecutive failures earn under `policy` (0 below the threshold). */

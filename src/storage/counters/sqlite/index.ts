@@ -1,6 +1,6 @@
 import type Database from 'better-sqlite3';
-import { lockDurationMs } from '../port.ts';
-import type { CounterStore, LockPolicy, TakeResult } from '../port.ts';
+import { concurrencyLimit, lockDurationMs } from '../port.ts';
+import type { BeginResult, CounterRecord, CounterStore, LockPolicy, Settlement, WindowResult } from '../port.ts';
 
 const SWEEP_INTERVAL_MS = 60_000;
 const SWEEP_BATCH = 500;
@@ -13,9 +13,12 @@ interface Row {
 }
 
 /**
- * Attempt counters in the SQLite table `attempt_counters` of the database the
- * caller opened (and closes). `take` runs in a BEGIN IMMEDIATE transaction, so
- * it stays atomic across every connection and process sharing the file.
+ * Attempt counters in the SQLite tables `attempt_counters` (failures and
+ * locks), `attempt_slots` (attempts in flight), `attempt_windows` (per-address
+ * sliding windows) and `attempt_marks` (known browsers) of the database the
+ * caller opened (and closes). Every change runs in a BEGIN IMMEDIATE
+ * transaction, so it stays atomic across every connection and process sharing
+ * the file.
  */
 export function createSqliteCounterStore(db: Database.Database): CounterStore {
   db.exec(`
@@ -27,6 +30,27 @@ export function createSqliteCounterStore(db: Database.Database): CounterStore {
       frozen INTEGER NOT NULL DEFAULT 0
     );
     CREATE INDEX IF NOT EXISTS attempt_counters_expires_at ON attempt_counters (expires_at);
+    CREATE TABLE IF NOT EXISTS attempt_slots (
+      key TEXT NOT NULL,
+      slot TEXT NOT NULL,
+      expires_at INTEGER NOT NULL,
+      PRIMARY KEY (key, slot)
+    );
+    CREATE INDEX IF NOT EXISTS attempt_slots_expires_at ON attempt_slots (expires_at);
+    CREATE TABLE IF NOT EXISTS attempt_windows (
+      key TEXT NOT NULL,
+      slot TEXT NOT NULL,
+      at INTEGER NOT NULL,
+      expires_at INTEGER NOT NULL,
+      PRIMARY KEY (key, slot)
+    );
+    CREATE INDEX IF NOT EXISTS attempt_windows_key_at ON attempt_windows (key, at);
+    CREATE INDEX IF NOT EXISTS attempt_windows_expires_at ON attempt_windows (expires_at);
+    CREATE TABLE IF NOT EXISTS attempt_marks (
+      key TEXT PRIMARY KEY,
+      expires_at INTEGER NOT NULL
+    );
+    CREATE INDEX IF NOT EXISTS attempt_marks_expires_at ON attempt_marks (expires_at);
   `);
   // A file from before frozen keys existed; IMMEDIATE, so two processes starting at once add it once.
   db.transaction(() => {
@@ -35,9 +59,7 @@ export function createSqliteCounterStore(db: Database.Database): CounterStore {
   }).immediate();
 
   const stmt = {
-    get: db.prepare<[string], Row>(
-      'SELECT failures, locked_until, expires_at, frozen FROM attempt_counters WHERE key = ?',
-    ),
+    get: db.prepare<[string], Row>('SELECT failures, locked_until, expires_at, frozen FROM attempt_counters WHERE key = ?'),
     put: db.prepare<[string, number, number, number, number]>(
       `INSERT INTO attempt_counters (key, failures, locked_until, expires_at, frozen) VALUES (?, ?, ?, ?, ?)
        ON CONFLICT (key) DO UPDATE SET
@@ -45,10 +67,26 @@ export function createSqliteCounterStore(db: Database.Database): CounterStore {
          expires_at = excluded.expires_at, frozen = excluded.frozen`,
     ),
     reset: db.prepare<[string]>('DELETE FROM attempt_counters WHERE key = ?'),
+    dropExpiredSlots: db.prepare<[string, number]>('DELETE FROM attempt_slots WHERE key = ? AND expires_at <= ?'),
+    countSlots: db.prepare<[string], { n: number }>('SELECT COUNT(*) AS n FROM attempt_slots WHERE key = ?'),
+    holdSlot: db.prepare<[string, string, number]>('INSERT OR REPLACE INTO attempt_slots (key, slot, expires_at) VALUES (?, ?, ?)'),
+    freeSlot: db.prepare<[string, string]>('DELETE FROM attempt_slots WHERE key = ? AND slot = ?'),
+    resetSlots: db.prepare<[string]>('DELETE FROM attempt_slots WHERE key = ?'),
+    dropOldPlaces: db.prepare<[string, number]>('DELETE FROM attempt_windows WHERE key = ? AND at <= ?'),
+    countPlaces: db.prepare<[string], { n: number; oldest: number | null }>('SELECT COUNT(*) AS n, MIN(at) AS oldest FROM attempt_windows WHERE key = ?'),
+    takePlace: db.prepare<[string, string, number, number]>('INSERT OR REPLACE INTO attempt_windows (key, slot, at, expires_at) VALUES (?, ?, ?, ?)'),
+    releasePlace: db.prepare<[string, string]>('DELETE FROM attempt_windows WHERE key = ? AND slot = ?'),
+    mark: db.prepare<[string, number]>(
+      'INSERT INTO attempt_marks (key, expires_at) VALUES (?, ?) ON CONFLICT (key) DO UPDATE SET expires_at = MAX(expires_at, excluded.expires_at)',
+    ),
+    marked: db.prepare<[string, number], { n: number }>('SELECT COUNT(*) AS n FROM attempt_marks WHERE key = ? AND expires_at > ?'),
     sweep: db.prepare<[number]>(
       `DELETE FROM attempt_counters WHERE key IN (
          SELECT key FROM attempt_counters WHERE expires_at <= ? AND frozen = 0 LIMIT ${SWEEP_BATCH})`,
     ),
+    sweepSlots: db.prepare<[number]>(`DELETE FROM attempt_slots WHERE rowid IN (SELECT rowid FROM attempt_slots WHERE expires_at <= ? LIMIT ${SWEEP_BATCH})`),
+    sweepPlaces: db.prepare<[number]>(`DELETE FROM attempt_windows WHERE rowid IN (SELECT rowid FROM attempt_windows WHERE expires_at <= ? LIMIT ${SWEEP_BATCH})`),
+    sweepMarks: db.prepare<[number]>(`DELETE FROM attempt_marks WHERE rowid IN (SELECT rowid FROM attempt_marks WHERE expires_at <= ? LIMIT ${SWEEP_BATCH})`),
     ping: db.prepare('SELECT 1'),
   };
 
@@ -56,23 +94,57 @@ export function createSqliteCounterStore(db: Database.Database): CounterStore {
     const row = stmt.get.get(key);
     return row && (row.frozen || row.expires_at > now) ? row : undefined;
   };
+  const recordOf = (row: Row | undefined): CounterRecord => ({ failures: row?.failures ?? 0, lockedUntil: row?.locked_until ?? 0, frozen: !!row?.frozen });
 
-  const take = db.transaction((key: string, policy: LockPolicy, now: number): TakeResult => {
+  const begin = db.transaction((key: string, slot: string, policy: LockPolicy, now: number, expiresAt: number): BeginResult => {
+    const record = recordOf(live(key, now));
+    stmt.dropExpiredSlots.run(key, now);
+    const inFlight = stmt.countSlots.get(key)!.n;
+    if (record.frozen) return { outcome: 'frozen', inFlight, ...record };
+    if (record.lockedUntil > now) return { outcome: 'locked', inFlight, ...record };
+    if (inFlight >= concurrencyLimit(policy, record.failures)) return { outcome: 'busy', inFlight, ...record };
+    stmt.holdSlot.run(key, slot, expiresAt);
+    return { outcome: 'admitted', inFlight: inFlight + 1, ...record };
+  });
+
+  const settle = db.transaction((key: string, slot: string, outcome: Settlement, policy: LockPolicy, now: number): CounterRecord => {
+    stmt.freeSlot.run(key, slot);
     const row = live(key, now);
-    if (row && (row.frozen || row.locked_until > now)) {
-      return { allowed: false, failures: row.failures, lockedUntil: row.locked_until, frozen: !!row.frozen };
+    if (outcome === 'abandon') return recordOf(row);
+    if (outcome === 'success') {
+      // The slots table keeps the other attempts in flight; only the failures are forgotten.
+      if (row && !row.frozen) stmt.reset.run(key);
+      return row?.frozen ? recordOf(row) : recordOf(undefined);
     }
+    if (row?.frozen) return recordOf(row);
     const failures = (row?.failures ?? 0) + 1;
     const lock = lockDurationMs(policy, failures);
     const lockedUntil = lock > 0 ? now + lock : 0;
     const frozen = failures >= policy.maxFailures;
     stmt.put.run(key, failures, lockedUntil, now + policy.idleResetMs, frozen ? 1 : 0);
-    return { allowed: true, failures, lockedUntil, frozen };
+    return { failures, lockedUntil, frozen };
+  });
+
+  const windowTake = db.transaction((key: string, slot: string, limit: number, windowMs: number, now: number): WindowResult => {
+    stmt.dropOldPlaces.run(key, now - windowMs);
+    const { n, oldest } = stmt.countPlaces.get(key)!;
+    if (n >= limit) return { allowed: false, count: n, retryAt: (oldest ?? now) + windowMs };
+    stmt.takePlace.run(key, slot, now, now + windowMs);
+    return { allowed: true, count: n + 1, retryAt: 0 };
+  });
+
+  const resetKey = db.transaction((key: string) => {
+    stmt.reset.run(key);
+    stmt.resetSlots.run(key);
   });
 
   const sweep = setInterval(() => {
     try {
-      stmt.sweep.run(Date.now());
+      const now = Date.now();
+      stmt.sweep.run(now);
+      stmt.sweepSlots.run(now);
+      stmt.sweepPlaces.run(now);
+      stmt.sweepMarks.run(now);
     } catch {
       // Busy with another process or closed by the owner: the next sweep will do.
     }
@@ -80,15 +152,30 @@ export function createSqliteCounterStore(db: Database.Database): CounterStore {
   sweep.unref();
 
   return {
-    async take(key, policy, now) {
-      return take.immediate(key, policy, now);
+    async begin(key, slot, policy, now, expiresAt) {
+      return begin.immediate(key, slot, policy, now, expiresAt);
+    },
+    async settle(key, slot, outcome, policy, now) {
+      return settle.immediate(key, slot, outcome, policy, now);
     },
     async reset(key) {
-      stmt.reset.run(key);
+      resetKey.immediate(key);
     },
     async peek(key, now) {
       const row = live(key, now);
-      return row ? { failures: row.failures, lockedUntil: row.locked_until, frozen: !!row.frozen } : null;
+      return row ? recordOf(row) : null;
+    },
+    async windowTake(key, slot, limit, windowMs, now) {
+      return windowTake.immediate(key, slot, limit, windowMs, now);
+    },
+    async windowRelease(key, slot) {
+      stmt.releasePlace.run(key, slot);
+    },
+    async mark(key, ttlMs, now) {
+      stmt.mark.run(key, now + ttlMs);
+    },
+    async isMarked(key, now) {
+      return stmt.marked.get(key, now)!.n > 0;
     },
     async ping() {
       stmt.ping.get();
