@@ -54,14 +54,20 @@ const STATIC = join(import.meta.dirname, '..', 'public');
 /** oidc-provider's endpoints that answer machines (JSON), never a page; see `createProvider`'s defaults. */
 const PROVIDER_API = new Set(['/token', '/token/introspection', '/token/revocation', '/me', '/jwks', '/.well-known/openid-configuration']);
 
-export async function createLatchkey(config: Config, log: Logger = createLogger(config.logLevel)): Promise<Latchkey> {
+/** What a test may replace. */
+export interface LatchkeyOptions {
+  /** The clock (epoch milliseconds) of the sign-in's finish and resume; default `Date.now`. */
+  now?: () => number;
+}
+
+export async function createLatchkey(config: Config, log: Logger = createLogger(config.logLevel), { now }: LatchkeyOptions = {}): Promise<Latchkey> {
   if (config.keys.development) log.warn({ dataDir: config.dataDir }, 'using development keys from DATA_DIR/dev-keys.json; set LATCHKEY_* keys for production');
   const stores = await createStores(config, log);
   const hasher = await createHasher(config.argon2, config.keys.pepper);
   const audit = createAudit(stores.accounts, log);
   const limiter = createLimiter(stores.counters, config.lock);
   const factors = createFactorRegistry({ config, accounts: stores.accounts, counters: stores.counters, hasher, audit });
-  const provider = createProvider({ config, accounts: stores.accounts, adapter: stores.adapter, factors, log, unavailableStore: stores.unavailableStore });
+  const provider = createProvider({ config, accounts: stores.accounts, adapter: stores.adapter, factors, log, unavailableStore: stores.unavailableStore, now });
 
   if (config.demo && (await stores.accounts.isEmpty())) {
     await seedDemo(stores.accounts, hasher, config);
@@ -88,7 +94,7 @@ export async function createLatchkey(config: Config, log: Logger = createLogger(
   const forms = new Router();
   forms.use(formBodiesOnly, bodyParser({ enableTypes: ['form'], formLimit: FORM_LIMIT, encoding: 'utf-8' }));
   const upstreams = upstreamSignIn({ accounts: stores.accounts, audit, client: createUpstreamClient({ config, log }) });
-  const interaction = interactionRouter({ provider, config, accounts: stores.accounts, hasher, factors, audit, limiter }, [upstreams]);
+  const interaction = interactionRouter({ provider, config, accounts: stores.accounts, hasher, factors, audit, limiter, now }, [upstreams]);
   forms.use(interaction.routes(), interaction.allowedMethods());
   const upstreamCallback = upstreamCallbackRouter({ audit });
   forms.use(upstreamCallback.routes(), upstreamCallback.allowedMethods());

@@ -18,6 +18,8 @@ import { notFound } from '../errors.ts';
 import { ANY_TENANT, clientFinder, type ClientFinder } from '../account/client.ts';
 import { endedBefore, trackLoginGrants } from '../account/revocation.ts';
 
+type Session = NonNullable<KoaContextWithOIDC['oidc']['session']>;
+
 export interface ProviderDeps {
   config: Config;
   accounts: AccountStore;
@@ -26,6 +28,8 @@ export interface ProviderDeps {
   log: Logger;
   /** Which store an error says is unreachable, or null (see `Stores.unavailableStore`). */
   unavailableStore: (err: unknown) => string | null;
+  /** The clock (epoch milliseconds) that ages a finished sign-in waiting to be resumed. */
+  now?: () => number;
 }
 
 /** The scope → claims map (SPEC §4). */
@@ -41,7 +45,7 @@ export const CLAIMS = {
   profile: ['name', 'given_name', 'family_name', 'tenant', 'user_type'],
 };
 
-export function createProvider({ config, accounts, adapter, factors, log, unavailableStore }: ProviderDeps): Provider {
+export function createProvider({ config, accounts, adapter, factors, log, unavailableStore, now = Date.now }: ProviderDeps): Provider {
   const findClient = clientFinder(accounts, config.issuer);
   const policy = interactionPolicy.base();
   policy.get('login')!.checks.add(
@@ -52,16 +56,40 @@ export function createProvider({ config, accounts, adapter, factors, log, unavai
     ),
   );
 
+  /**
+   * Resuming a finished sign-in has already put its login into the session
+   * (with `ts`, when its last step passed), so it is checked like any session;
+   * a refused one is taken out again, or it would stay as a single sign-on.
+   */
   async function sessionSatisfiesPolicy(ctx: KoaContextWithOIDC): Promise<boolean> {
-    const { session, client, result } = ctx.oidc;
-    if (!session?.accountId || result?.login) return true;
+    const { session, result } = ctx.oidc;
+    if (!session?.accountId) return true;
+    const satisfied = !(result?.login && heldTooLong(ctx)) && (await loginSatisfiesPolicy(ctx, session));
+    if (!satisfied && result?.login) forgetLogin(session);
+    return satisfied;
+  }
+
+  /**
+   * A sign-in resumed long after it finished. The consent's resume carries the
+   * same login on (its `ts` unchanged), applied at the earlier resume already.
+   */
+  function heldTooLong(ctx: KoaContextWithOIDC): boolean {
+    const ts = ctx.oidc.result?.login?.ts;
+    const carried = (ctx.oidc.entities.Interaction?.lastSubmission as { login?: { ts?: unknown } } | undefined)?.login?.ts;
+    if (typeof ts !== 'number') return true;
+    if (carried === ts) return false;
+    return now() / 1000 - ts > config.ttl.signInResult;
+  }
+
+  async function loginSatisfiesPolicy(ctx: KoaContextWithOIDC, session: Session): Promise<boolean> {
+    const { client } = ctx.oidc;
     const [login, registered, notBefore] = await Promise.all([
-      accounts.getLogin(session.accountId),
+      accounts.getLogin(session.accountId!),
       client ? findClient(client.clientId) : null,
-      accounts.loginSessionsNotBefore(session.accountId),
+      accounts.loginSessionsNotBefore(session.accountId!),
     ]);
     if (!login || login.disabled || !registered || (registered.tenant !== ANY_TENANT && registered.tenant !== login.tenant)) return false;
-    // An owner's reset ended this login's sessions (docs/account.md).
+    // A reset or a changed password ended this login's sessions (docs/account.md).
     if (endedBefore(notBefore, session.loginTs)) return false;
     const tenant = await accounts.getTenant(login.tenant);
     const type = tenant?.userTypes.find((t) => t.id === login.userType);
@@ -180,6 +208,11 @@ export function createProvider({ config, accounts, adapter, factors, log, unavai
     }
   });
   return provider;
+}
+
+/** Undoes what resuming a sign-in wrote into the session, so the browser signs in again. */
+function forgetLogin(session: Session): void {
+  for (const key of ['accountId', 'loginTs', 'amr', 'acr', 'transient', 'authorizations'] as const) delete (session as unknown as Record<string, unknown>)[key];
 }
 
 /** oidc-provider reads clients through this adapter, so an imported client works without a restart. */

@@ -75,6 +75,8 @@ export interface StartOptions {
   doc?: ImportDocument | null;
   /** Share one FerretDB between several servers of a test file. */
   mongo?: TestMongo;
+  /** The app's clock (see `LatchkeyOptions`). */
+  now?: () => number;
 }
 
 export async function startServer(setup: StoreSetup, options: StartOptions = {}): Promise<TestServer> {
@@ -99,7 +101,7 @@ export async function startServer(setup: StoreSetup, options: StartOptions = {})
   }
   const boot = async () => {
     const config = loadConfig(env);
-    const latchkey = await createLatchkey(config, createLogger(config.logLevel));
+    const latchkey = await createLatchkey(config, createLogger(config.logLevel), { now: options.now });
     await latchkey.listen(port);
     return latchkey;
   };
