@@ -18,6 +18,8 @@ import { notFound } from '../errors.ts';
 import { ANY_TENANT, clientFinder, type ClientFinder } from '../account/client.ts';
 import { endedBefore, trackLoginGrants } from '../account/revocation.ts';
 
+const OFFLINE_ACCESS = 'offline_access';
+
 type Session = NonNullable<KoaContextWithOIDC['oidc']['session']>;
 
 export interface ProviderDeps {
@@ -55,6 +57,31 @@ export function createProvider({ config, accounts, adapter, factors, log, unavai
       async (ctx) => ((await sessionSatisfiesPolicy(ctx)) ? interactionPolicy.Check.NO_NEED_TO_PROMPT : interactionPolicy.Check.REQUEST_PROMPT),
     ),
   );
+  // Before the interaction stores the request's parameters (no session yet); `loadExistingGrant` does it with one.
+  policy.get('login')!.checks.add(
+    new interactionPolicy.Check('latchkey_offline_access', 'a first-party client keeps the offline_access it asked for', async (ctx) => {
+      await keepFirstPartyOfflineAccess(ctx);
+      return interactionPolicy.Check.NO_NEED_TO_PROMPT;
+    }),
+  );
+
+  /**
+   * oidc-provider drops a requested `offline_access` unless the request also
+   * says `prompt=consent` (OpenID Connect Core 1.0, section 11: a consent page
+   * must ask for it). A first-party client has no consent page: it keeps the
+   * scope as it asked for it. (A pushed authorization request was filtered
+   * when it was pushed; it needs `prompt=consent`.)
+   */
+  async function keepFirstPartyOfflineAccess(ctx: KoaContextWithOIDC): Promise<void> {
+    const { params, client, route } = ctx.oidc;
+    if (route !== 'authorization' || !params || !client?.grantTypeAllowed('refresh_token')) return;
+    const raw = ctx.method === 'POST' ? (ctx.oidc.body as { scope?: unknown } | undefined)?.scope : ctx.query.scope;
+    if (typeof raw !== 'string' || !raw.split(' ').includes(OFFLINE_ACCESS)) return;
+    const scopes = typeof params.scope === 'string' ? params.scope.split(' ') : [];
+    if (scopes.includes(OFFLINE_ACCESS) || (client.scope && !client.scope.split(' ').includes(OFFLINE_ACCESS))) return;
+    if (!(await findClient(client.clientId))?.firstParty) return;
+    params.scope = [...scopes, OFFLINE_ACCESS].join(' ');
+  }
 
   /**
    * Resuming a finished sign-in has already put its login into the session
@@ -130,23 +157,29 @@ export function createProvider({ config, accounts, adapter, factors, log, unavai
     pkce: { required: () => true },
     responseTypes: ['code'],
     scopes: ['openid', 'offline_access', 'email', 'profile'],
-    issueRefreshToken: async (_ctx, client) => client.grantTypeAllowed('refresh_token'),
+    // A refresh token only with offline_access granted: on the consent page, or by a first-party client's request.
+    issueRefreshToken: async (_ctx, client, code) => client.grantTypeAllowed('refresh_token') && code.scopes.has(OFFLINE_ACCESS),
+    // A public client cannot prove a refresh token is its own: each one works once, and oidc-provider revokes the
+    // grant when a used one comes back (a stolen copy). A confidential client's is renewed late in its life.
+    rotateRefreshToken: (ctx) => ctx.oidc.client!.clientAuthMethod === 'none' || ctx.oidc.entities.RefreshToken!.ttlPercentagePassed() >= 70,
     interactions: {
       policy,
       url: (_ctx, interaction) => `/interaction/${interaction.uid}`,
     },
     loadExistingGrant: async (ctx) => {
-      const grantId = ctx.oidc.result?.consent?.grantId || ctx.oidc.session!.grantIdFor(ctx.oidc.client!.clientId);
-      if (grantId) {
-        const existing = await ctx.oidc.provider.Grant.find(grantId);
-        // A grant revoked since (an owner's reset, docs/account.md) is gone: a first-party client gets a new one below.
-        if (existing) return existing;
-      }
-      // First-party clients skip the consent screen: grant what they asked for.
-      const registered = await findClient(ctx.oidc.client!.clientId);
-      if (!registered?.firstParty || !ctx.oidc.session?.accountId) return undefined;
-      const grant = new ctx.oidc.provider.Grant({ clientId: ctx.oidc.client!.clientId, accountId: ctx.oidc.session.accountId });
-      grant.addOIDCScope(String(ctx.oidc.params!.scope ?? 'openid'));
+      await keepFirstPartyOfflineAccess(ctx);
+      const clientId = ctx.oidc.client!.clientId;
+      const grantId = ctx.oidc.result?.consent?.grantId || ctx.oidc.session!.grantIdFor(clientId);
+      // A grant revoked since (an owner's reset, docs/account.md) is gone: a first-party client gets a new one below.
+      const existing = grantId ? await ctx.oidc.provider.Grant.find(grantId) : undefined;
+      const registered = await findClient(clientId);
+      if (!registered?.firstParty || !ctx.oidc.session?.accountId || (existing && existing.accountId !== ctx.oidc.session.accountId)) return existing;
+      // First-party clients skip the consent screen: grant what they ask for, also a scope new since the last time.
+      const grant = existing ?? new ctx.oidc.provider.Grant({ clientId, accountId: ctx.oidc.session.accountId });
+      const scope = String(ctx.oidc.params!.scope ?? 'openid');
+      const granted = new Set(grant.getOIDCScopeEncountered().split(' '));
+      if (existing && scope.split(' ').every((s) => granted.has(s))) return existing;
+      grant.addOIDCScope(scope);
       await grant.save();
       return grant;
     },

@@ -134,8 +134,9 @@ export interface RelyingParty {
   callback(callbackUrl: string, pending: { verifier: string; state: string }): Promise<oidc.TokenEndpointResponse & oidc.TokenEndpointResponseHelpers>;
 }
 
-export async function relyingParty(issuer: string, clientId = 'portal', secret = 's3cret-portal'): Promise<RelyingParty> {
-  const config = await oidc.discovery(new URL(issuer), clientId, secret, undefined, { execute: [oidc.allowInsecureRequests] });
+/** The relying party of `clientId`; `secret` null plays a public client (no client authentication). */
+export async function relyingParty(issuer: string, clientId = 'portal', secret: string | null = 's3cret-portal'): Promise<RelyingParty> {
+  const config = await oidc.discovery(new URL(issuer), clientId, secret ?? undefined, secret === null ? oidc.None() : undefined, { execute: [oidc.allowInsecureRequests] });
   return {
     config,
     async authorize(params = {}) {
