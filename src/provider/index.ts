@@ -14,11 +14,16 @@ import { clientMetadata } from './clients.ts';
 import { renderProviderError, renderLogout, renderLogoutSuccess } from './pages.ts';
 import { renderView } from '../web/views.ts';
 import { respondWithError } from '../web/errors.ts';
-import { notFound } from '../errors.ts';
+import { clientAuthenticationRequired, notFound } from '../errors.ts';
 import { ANY_TENANT, clientFinder, type ClientFinder } from '../account/client.ts';
 import { endedBefore, trackLoginGrants } from '../account/revocation.ts';
 
 const OFFLINE_ACCESS = 'offline_access';
+
+/** The provider's endpoints a public client may not call. */
+const AUTHENTICATED_ONLY = new Set(['/token/introspection', '/token/revocation']);
+
+const authenticates = (client: { clientAuthMethod?: string }) => !!client.clientAuthMethod && client.clientAuthMethod !== 'none';
 
 type Session = NonNullable<KoaContextWithOIDC['oidc']['session']>;
 
@@ -140,12 +145,17 @@ export function createProvider({ config, accounts, adapter, factors, log, unavai
     features: {
       devInteractions: { enabled: false },
       rpInitiatedLogout: { enabled: true, logoutSource: renderLogout, postLogoutSuccessSource: renderLogoutSuccess },
-      revocation: { enabled: true },
+      revocation: {
+        enabled: true,
+        // A public client is refused (its answer is set by the middleware below); a confidential one revokes its own tokens only.
+        allowedPolicy: async (_ctx, client, token) => authenticates(client) && token.clientId === client.clientId,
+      },
       introspection: {
         enabled: true,
         // oidc-provider's default answers any confidential client about any token (its docs ask to change
         // it): a client learns about tokens of its own tenant's clients only, never another tenant's.
         allowedPolicy: async (_ctx, client, token) => {
+          if (!authenticates(client)) return false;
           if (token.clientId === client.clientId) return true;
           const [caller, holder] = await Promise.all([findClient(client.clientId), token.clientId ? findClient(token.clientId) : null]);
           return !!caller && !!holder && caller.tenant !== ANY_TENANT && caller.tenant === holder.tenant;
@@ -229,6 +239,9 @@ export function createProvider({ config, accounts, adapter, factors, log, unavai
     await next();
     // A path (or method, e.g. POST /auth) nobody routes: our 404 page or JSON error, not Koa's bare text.
     if (ctx.status === 404 && ctx.body == null) return respondWithError(ctx, notFound());
+    // Anyone can name a public client: introspection and revocation need a caller that proved who it is. Their
+    // policies above have already answered nothing and changed nothing; the answer says why, alike for every token.
+    if (AUTHENTICATED_ONLY.has(ctx.path) && ctx.oidc?.client && !authenticates(ctx.oidc.client)) return respondWithError(ctx, clientAuthenticationRequired(), { json: true });
     const store = ctx.state.unavailableStore as string | undefined;
     if (ctx.status !== 500 || !store) return;
     log.warn({ store, path: ctx.path }, 'store unavailable');

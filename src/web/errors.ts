@@ -30,10 +30,14 @@ export function setRetryAfter(ctx: Context, err: LatchkeyError | undefined): voi
   if (err?.code === 'locked_out' && typeof err.detail.retryAfterSeconds === 'number') ctx.set('Retry-After', String(err.detail.retryAfterSeconds));
 }
 
-export function respondWithError(ctx: Context, err: LatchkeyError): void {
+/**
+ * Answers with `err`: a JSON error for a program (`json`, by default when the
+ * request prefers JSON to HTML), else the error page in the request's language.
+ */
+export function respondWithError(ctx: Context, err: LatchkeyError, { json = wantsJson(ctx) }: { json?: boolean } = {}): void {
   ctx.status = err.status;
   setRetryAfter(ctx, err);
-  if (wantsJson(ctx)) {
+  if (json) {
     ctx.body = { error: err.code, error_description: err.message, ...err.detail };
     return;
   }
