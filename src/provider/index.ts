@@ -12,9 +12,8 @@ import type { Logger } from '../log.ts';
 import { ACR_VALUES } from './acr.ts';
 import { clientMetadata } from './clients.ts';
 import { renderProviderError, renderLogout, renderLogoutSuccess } from './pages.ts';
-import { renderView } from '../web/views.ts';
 import { respondWithError } from '../web/errors.ts';
-import { clientAuthenticationRequired, notFound } from '../errors.ts';
+import { clientAuthenticationRequired, notFound, unavailable } from '../errors.ts';
 import { ANY_TENANT, clientFinder, type ClientFinder } from '../account/client.ts';
 import { endedBefore, trackLoginGrants } from '../account/revocation.ts';
 
@@ -234,7 +233,7 @@ export function createProvider({ config, accounts, adapter, factors, log, unavai
     if (store) ctx.state.unavailableStore = store;
     else log.error({ err }, 'provider server_error');
   });
-  // A store outage inside the provider is a 503 (try again), not a 500.
+  // Our answers for what the provider leaves unanswered, a caller it must refuse, and a store outage inside it (a 503, not a 500).
   provider.use(async (ctx, next) => {
     await next();
     // A path (or method, e.g. POST /auth) nobody routes: our 404 page or JSON error, not Koa's bare text.
@@ -245,13 +244,8 @@ export function createProvider({ config, accounts, adapter, factors, log, unavai
     const store = ctx.state.unavailableStore as string | undefined;
     if (ctx.status !== 500 || !store) return;
     log.warn({ store, path: ctx.path }, 'store unavailable');
-    ctx.status = 503;
-    ctx.set('Retry-After', '5');
-    if (ctx.response.is('html')) {
-      ctx.body = renderView('error', { title: 'Temporarily unavailable', message: 'The service is temporarily unavailable. Please try again in a moment.', code: 'unavailable' });
-    } else {
-      ctx.body = { error: 'temporarily_unavailable', error_description: 'a store is unavailable; try again' };
-    }
+    // The provider has answered with its error page or JSON error: the same kind, now saying "try again".
+    respondWithError(ctx, unavailable(store), { json: !ctx.response.is('html') });
   });
   return provider;
 }
