@@ -189,6 +189,12 @@ export const defaults = {
     refreshToken: 14 * 24 * 3600,
     grant: 14 * 24 * 3600,
     clientCredentials: 600,
+    /**
+     * A sign-in finished in the journey but not yet resumed at `/auth/:uid`
+     * (the browser holds the redirect) is refused after this long and the
+     * person signs in again.
+     */
+    signInResult: 300,
   },
 };
 

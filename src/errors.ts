@@ -24,6 +24,7 @@ export type ErrorCode =
   | 'payload_too_large'
   | 'unsupported_media_type'
   | 'temporarily_unavailable'
+  | 'invalid_client'
   | 'upstream_unavailable'
   | 'upstream_error'
   | 'upstream_invalid_response'
@@ -81,6 +82,9 @@ export const notFound = (key = 'errors.not_found') => new LatchkeyError('not_fou
 export const noLoginForClient = (key = 'errors.signin.noLogin') => new LatchkeyError('no_login_for_client', 403, key);
 
 export const interactionExpired = () => new LatchkeyError('interaction_expired', 400, 'errors.signin.expired');
+
+/** A public client (no secret) at an endpoint that needs the caller to authenticate (introspection, revocation). */
+export const clientAuthenticationRequired = () => new LatchkeyError('invalid_client', 401, 'errors.clientAuthentication');
 
 export const unavailable = (store?: string) => new LatchkeyError('temporarily_unavailable', 503, 'errors.unavailable', store ? { store } : {});
 

@@ -61,7 +61,13 @@ const SHUTDOWN_GRACE_MS = 10_000;
 /** oidc-provider's endpoints that answer machines (JSON), never a page; see `createProvider`'s defaults. */
 const PROVIDER_API = new Set(['/token', '/token/introspection', '/token/revocation', '/me', '/jwks', '/.well-known/openid-configuration']);
 
-export async function createLatchkey(config: Config, log: Logger = createLogger(config.logLevel)): Promise<Latchkey> {
+/** What a test may replace. */
+export interface LatchkeyOptions {
+  /** The clock (epoch milliseconds) of the sign-in's finish and resume; default `Date.now`. */
+  now?: () => number;
+}
+
+export async function createLatchkey(config: Config, log: Logger = createLogger(config.logLevel), { now }: LatchkeyOptions = {}): Promise<Latchkey> {
   if (config.keys.development) log.warn({ dataDir: config.dataDir }, 'using development keys from DATA_DIR/dev-keys.json; set LATCHKEY_* keys for production');
   const stores = await createStores(config, log);
   const hasher = await createHasher(config.argon2, config.keys.pepper);
@@ -70,7 +76,7 @@ export async function createLatchkey(config: Config, log: Logger = createLogger(
   const limiter = createLimiter(stores.counters, config);
   const browsers = knownBrowsers(stores.counters, { secure: config.issuer.startsWith('https:'), ttlMs: config.knownBrowser.ttlMs });
   const factors = createFactorRegistry({ config, accounts: stores.accounts, counters: stores.counters, hasher, audit });
-  const provider = createProvider({ config, accounts: stores.accounts, adapter: stores.adapter, factors, log, unavailableStore: stores.unavailableStore });
+  const provider = createProvider({ config, accounts: stores.accounts, adapter: stores.adapter, factors, log, unavailableStore: stores.unavailableStore, now });
 
   const hashed = await hashPlainClientSecrets(stores.accounts, createClientSecrets(config.keys.pepper));
   if (hashed) log.info({ clients: hashed }, 'client secrets stored in plain text are now stored hashed');
@@ -106,7 +112,7 @@ export async function createLatchkey(config: Config, log: Logger = createLogger(
   forms.use(formBodiesOnly, bodyParser({ enableTypes: ['form'], formLimit: FORM_LIMIT, encoding: 'utf-8' }));
   const upstreams = upstreamSignIn({ accounts: stores.accounts, audit, client: createUpstreamClient({ config, log }), hasher, limiter, browsers });
   const recovery = { provider, config, accounts: stores.accounts, links: stores.links, counters: stores.counters, hasher, limiter, audit, mailer, log };
-  const interaction = interactionRouter({ provider, config, accounts: stores.accounts, hasher, factors, audit, limiter, browsers }, [upstreams, forgotPassword(recovery)]);
+  const interaction = interactionRouter({ provider, config, accounts: stores.accounts, hasher, factors, audit, limiter, browsers, now }, [upstreams, forgotPassword(recovery)]);
   forms.use(interaction.routes(), interaction.allowedMethods());
   const oneTimeLinks = linkRouter(recovery);
   forms.use(oneTimeLinks.routes(), oneTimeLinks.allowedMethods());

@@ -32,6 +32,8 @@ export interface InteractionDeps {
   audit: Audit;
   limiter: Limiter;
   browsers: KnownBrowsers;
+  /** The clock (epoch milliseconds) that dates a finished sign-in. */
+  now?: () => number;
 }
 
 const EMAIL_MAX = 320;
@@ -56,7 +58,7 @@ export interface JourneySteps {
 /** Adds routes under `/interaction/:uid` that use the journey's steps. */
 export type JourneyPlugin = (router: Router, steps: JourneySteps) => void;
 
-export function interactionRouter({ provider, config, accounts, hasher, factors, audit, limiter, browsers }: InteractionDeps, plugins: JourneyPlugin[] = []): Router {
+export function interactionRouter({ provider, config, accounts, hasher, factors, audit, limiter, browsers, now = Date.now }: InteractionDeps, plugins: JourneyPlugin[] = []): Router {
   const router = new Router({ prefix: '/interaction/:uid' });
   const findClient = clientFinder(accounts, config.issuer);
 
@@ -128,12 +130,14 @@ export function interactionRouter({ provider, config, accounts, hasher, factors,
   /**
    * Finishes the provider's login: the only place that does. It replaces the
    * journey's progress with the login on the interaction already loaded (what
-   * oidc-provider's interactionResult does after reading it again).
+   * oidc-provider's interactionResult does after reading it again). `ts` is
+   * when the last required step passed, so the session's sign-in time (and a
+   * cut-off checked against it) is that moment, not the later resume.
    */
   async function finish(ctx: Context, interaction: Interaction, tenant: Tenant, login: Login, progress: Progress, factor: Factor) {
     const amr = [...new Set([...(progress.amr ?? []), ...factor.amr])];
     await audit.record({ type: 'signin.success', outcome: 'success', tenant: tenant.id, login: login.id, ...requestInfo(ctx), detail: { amr, acr: factor.acr } });
-    interaction.result = { login: { accountId: login.id, amr, acr: factor.acr, remember: true } };
+    interaction.result = { login: { accountId: login.id, amr, acr: factor.acr, ts: Math.floor(now() / 1000), remember: true } };
     await interaction.persist();
     if (progress.email) await browsers.remember(ctx, progress.email);
     ctx.redirect(interaction.returnTo);

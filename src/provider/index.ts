@@ -13,11 +13,19 @@ import { ACR_VALUES } from './acr.ts';
 import { clientMetadata, compareHashedClientSecrets } from './clients.ts';
 import { createClientSecrets } from '../crypto/client-secret.ts';
 import { renderProviderError, renderLogout, renderLogoutSuccess } from './pages.ts';
-import { renderView } from '../web/views.ts';
 import { respondWithError } from '../web/errors.ts';
-import { notFound } from '../errors.ts';
+import { clientAuthenticationRequired, notFound, unavailable } from '../errors.ts';
 import { ANY_TENANT, clientFinder, type ClientFinder } from '../account/client.ts';
 import { endedBefore, trackLoginGrants } from '../account/revocation.ts';
+
+const OFFLINE_ACCESS = 'offline_access';
+
+/** The provider's endpoints a public client may not call. */
+const AUTHENTICATED_ONLY = new Set(['/token/introspection', '/token/revocation']);
+
+const authenticates = (client: { clientAuthMethod?: string }) => !!client.clientAuthMethod && client.clientAuthMethod !== 'none';
+
+type Session = NonNullable<KoaContextWithOIDC['oidc']['session']>;
 
 export interface ProviderDeps {
   config: Config;
@@ -27,6 +35,8 @@ export interface ProviderDeps {
   log: Logger;
   /** Which store an error says is unreachable, or null (see `Stores.unavailableStore`). */
   unavailableStore: (err: unknown) => string | null;
+  /** The clock (epoch milliseconds) that ages a finished sign-in waiting to be resumed. */
+  now?: () => number;
 }
 
 /** The scope → claims map (SPEC §4). */
@@ -42,7 +52,7 @@ export const CLAIMS = {
   profile: ['name', 'given_name', 'family_name', 'tenant', 'user_type'],
 };
 
-export function createProvider({ config, accounts, adapter, factors, log, unavailableStore }: ProviderDeps): Provider {
+export function createProvider({ config, accounts, adapter, factors, log, unavailableStore, now = Date.now }: ProviderDeps): Provider {
   const findClient = clientFinder(accounts, config.issuer);
   const policy = interactionPolicy.base();
   policy.get('login')!.checks.add(
@@ -52,17 +62,66 @@ export function createProvider({ config, accounts, adapter, factors, log, unavai
       async (ctx) => ((await sessionSatisfiesPolicy(ctx)) ? interactionPolicy.Check.NO_NEED_TO_PROMPT : interactionPolicy.Check.REQUEST_PROMPT),
     ),
   );
+  // Before the interaction stores the request's parameters (no session yet); `loadExistingGrant` does it with one.
+  policy.get('login')!.checks.add(
+    new interactionPolicy.Check('latchkey_offline_access', 'a first-party client keeps the offline_access it asked for', async (ctx) => {
+      await keepFirstPartyOfflineAccess(ctx);
+      return interactionPolicy.Check.NO_NEED_TO_PROMPT;
+    }),
+  );
 
+  /**
+   * oidc-provider drops a requested `offline_access` unless the request also
+   * says `prompt=consent` (OpenID Connect Core 1.0, section 11: a consent page
+   * must ask for it). A first-party client has no consent page: it keeps the
+   * scope as it asked for it. (A pushed authorization request was filtered
+   * when it was pushed; it needs `prompt=consent`.)
+   */
+  async function keepFirstPartyOfflineAccess(ctx: KoaContextWithOIDC): Promise<void> {
+    const { params, client, route } = ctx.oidc;
+    if (route !== 'authorization' || !params || !client?.grantTypeAllowed('refresh_token')) return;
+    const raw = ctx.method === 'POST' ? (ctx.oidc.body as { scope?: unknown } | undefined)?.scope : ctx.query.scope;
+    if (typeof raw !== 'string' || !raw.split(' ').includes(OFFLINE_ACCESS)) return;
+    const scopes = typeof params.scope === 'string' ? params.scope.split(' ') : [];
+    if (scopes.includes(OFFLINE_ACCESS) || (client.scope && !client.scope.split(' ').includes(OFFLINE_ACCESS))) return;
+    if (!(await findClient(client.clientId))?.firstParty) return;
+    params.scope = [...scopes, OFFLINE_ACCESS].join(' ');
+  }
+
+  /**
+   * Resuming a finished sign-in has already put its login into the session
+   * (with `ts`, when its last step passed), so it is checked like any session;
+   * a refused one is taken out again, or it would stay as a single sign-on.
+   */
   async function sessionSatisfiesPolicy(ctx: KoaContextWithOIDC): Promise<boolean> {
-    const { session, client, result } = ctx.oidc;
-    if (!session?.accountId || result?.login) return true;
+    const { session, result } = ctx.oidc;
+    if (!session?.accountId) return true;
+    const satisfied = !(result?.login && heldTooLong(ctx)) && (await loginSatisfiesPolicy(ctx, session));
+    if (!satisfied && result?.login) forgetLogin(session);
+    return satisfied;
+  }
+
+  /**
+   * A sign-in resumed long after it finished. The consent's resume carries the
+   * same login on (its `ts` unchanged), applied at the earlier resume already.
+   */
+  function heldTooLong(ctx: KoaContextWithOIDC): boolean {
+    const ts = ctx.oidc.result?.login?.ts;
+    const carried = (ctx.oidc.entities.Interaction?.lastSubmission as { login?: { ts?: unknown } } | undefined)?.login?.ts;
+    if (typeof ts !== 'number') return true;
+    if (carried === ts) return false;
+    return now() / 1000 - ts > config.ttl.signInResult;
+  }
+
+  async function loginSatisfiesPolicy(ctx: KoaContextWithOIDC, session: Session): Promise<boolean> {
+    const { client } = ctx.oidc;
     const [login, registered, notBefore] = await Promise.all([
-      accounts.getLogin(session.accountId),
+      accounts.getLogin(session.accountId!),
       client ? findClient(client.clientId) : null,
-      accounts.loginSessionsNotBefore(session.accountId),
+      accounts.loginSessionsNotBefore(session.accountId!),
     ]);
     if (!login || login.disabled || !registered || (registered.tenant !== ANY_TENANT && registered.tenant !== login.tenant)) return false;
-    // An owner's reset ended this login's sessions (docs/account.md).
+    // A reset or a changed password ended this login's sessions (docs/account.md).
     if (endedBefore(notBefore, session.loginTs)) return false;
     const tenant = await accounts.getTenant(login.tenant);
     const type = tenant?.userTypes.find((t) => t.id === login.userType);
@@ -86,12 +145,17 @@ export function createProvider({ config, accounts, adapter, factors, log, unavai
     features: {
       devInteractions: { enabled: false },
       rpInitiatedLogout: { enabled: true, logoutSource: renderLogout, postLogoutSuccessSource: renderLogoutSuccess },
-      revocation: { enabled: true },
+      revocation: {
+        enabled: true,
+        // A public client is refused (its answer is set by the middleware below); a confidential one revokes its own tokens only.
+        allowedPolicy: async (_ctx, client, token) => authenticates(client) && token.clientId === client.clientId,
+      },
       introspection: {
         enabled: true,
         // oidc-provider's default answers any confidential client about any token (its docs ask to change
         // it): a client learns about tokens of its own tenant's clients only, never another tenant's.
         allowedPolicy: async (_ctx, client, token) => {
+          if (!authenticates(client)) return false;
           if (token.clientId === client.clientId) return true;
           const [caller, holder] = await Promise.all([findClient(client.clientId), token.clientId ? findClient(token.clientId) : null]);
           return !!caller && !!holder && caller.tenant !== ANY_TENANT && caller.tenant === holder.tenant;
@@ -103,25 +167,29 @@ export function createProvider({ config, accounts, adapter, factors, log, unavai
     pkce: { required: () => true },
     responseTypes: ['code'],
     scopes: ['openid', 'offline_access', 'email', 'profile'],
-    issueRefreshToken: async (_ctx, client) => client.grantTypeAllowed('refresh_token'),
-    // Every refresh consumes its token and issues the next one, so a stolen token's reuse is seen (and revokes the grant).
+    // A refresh token only with offline_access granted: on the consent page, or by a first-party client's request.
+    issueRefreshToken: async (_ctx, client, code) => client.grantTypeAllowed('refresh_token') && code.scopes.has(OFFLINE_ACCESS),
+    // Every refresh token works once, also in parallel (the adapters' consume): each refresh issues the next one,
+    // and oidc-provider revokes the grant when a used one comes back (a stolen copy).
     rotateRefreshToken: true,
     interactions: {
       policy,
       url: (_ctx, interaction) => `/interaction/${interaction.uid}`,
     },
     loadExistingGrant: async (ctx) => {
-      const grantId = ctx.oidc.result?.consent?.grantId || ctx.oidc.session!.grantIdFor(ctx.oidc.client!.clientId);
-      if (grantId) {
-        const existing = await ctx.oidc.provider.Grant.find(grantId);
-        // A grant revoked since (an owner's reset, docs/account.md) is gone: a first-party client gets a new one below.
-        if (existing) return existing;
-      }
-      // First-party clients skip the consent screen: grant what they asked for.
-      const registered = await findClient(ctx.oidc.client!.clientId);
-      if (!registered?.firstParty || !ctx.oidc.session?.accountId) return undefined;
-      const grant = new ctx.oidc.provider.Grant({ clientId: ctx.oidc.client!.clientId, accountId: ctx.oidc.session.accountId });
-      grant.addOIDCScope(String(ctx.oidc.params!.scope ?? 'openid'));
+      await keepFirstPartyOfflineAccess(ctx);
+      const clientId = ctx.oidc.client!.clientId;
+      const grantId = ctx.oidc.result?.consent?.grantId || ctx.oidc.session!.grantIdFor(clientId);
+      // A grant revoked since (an owner's reset, docs/account.md) is gone: a first-party client gets a new one below.
+      const existing = grantId ? await ctx.oidc.provider.Grant.find(grantId) : undefined;
+      const registered = await findClient(clientId);
+      if (!registered?.firstParty || !ctx.oidc.session?.accountId || (existing && existing.accountId !== ctx.oidc.session.accountId)) return existing;
+      // First-party clients skip the consent screen: grant what they ask for, also a scope new since the last time.
+      const grant = existing ?? new ctx.oidc.provider.Grant({ clientId, accountId: ctx.oidc.session.accountId });
+      const scope = String(ctx.oidc.params!.scope ?? 'openid');
+      const granted = new Set(grant.getOIDCScopeEncountered().split(' '));
+      if (existing && scope.split(' ').every((s) => granted.has(s))) return existing;
+      grant.addOIDCScope(scope);
       await grant.save();
       return grant;
     },
@@ -169,23 +237,26 @@ export function createProvider({ config, accounts, adapter, factors, log, unavai
     if (store) ctx.state.unavailableStore = store;
     else log.error({ err }, 'provider server_error');
   });
-  // A store outage inside the provider is a 503 (try again), not a 500.
+  // Our answers for what the provider leaves unanswered, a caller it must refuse, and a store outage inside it (a 503, not a 500).
   provider.use(async (ctx, next) => {
     await next();
     // A path (or method, e.g. POST /auth) nobody routes: our 404 page or JSON error, not Koa's bare text.
     if (ctx.status === 404 && ctx.body == null) return respondWithError(ctx, notFound());
+    // Anyone can name a public client: introspection and revocation need a caller that proved who it is. Their
+    // policies above have already answered nothing and changed nothing; the answer says why, alike for every token.
+    if (AUTHENTICATED_ONLY.has(ctx.path) && ctx.oidc?.client && !authenticates(ctx.oidc.client)) return respondWithError(ctx, clientAuthenticationRequired(), { json: true });
     const store = ctx.state.unavailableStore as string | undefined;
     if (ctx.status !== 500 || !store) return;
     log.warn({ store, path: ctx.path }, 'store unavailable');
-    ctx.status = 503;
-    ctx.set('Retry-After', '5');
-    if (ctx.response.is('html')) {
-      ctx.body = renderView('error', { title: 'Temporarily unavailable', message: 'The service is temporarily unavailable. Please try again in a moment.', code: 'unavailable' });
-    } else {
-      ctx.body = { error: 'temporarily_unavailable', error_description: 'a store is unavailable; try again' };
-    }
+    // The provider has answered with its error page or JSON error: the same kind, now saying "try again".
+    respondWithError(ctx, unavailable(store), { json: !ctx.response.is('html') });
   });
   return provider;
+}
+
+/** Undoes what resuming a sign-in wrote into the session, so the browser signs in again. */
+function forgetLogin(session: Session): void {
+  for (const key of ['accountId', 'loginTs', 'amr', 'acr', 'transient', 'authorizations'] as const) delete (session as unknown as Record<string, unknown>)[key];
 }
 
 /** oidc-provider reads clients through this adapter, so an imported client works without a restart. */

@@ -25,19 +25,26 @@ function wantsJson(ctx: Context): boolean {
   return ctx.accepts('html', 'json') === 'json';
 }
 
+/** How long a client is asked to wait while a store is unavailable. */
+const UNAVAILABLE_RETRY_SECONDS = 5;
+
 /** `Retry-After` for a lockout that a wait lifts; a frozen one has none (`frozenOut`). */
 export function setRetryAfter(ctx: Context, err: LatchkeyError | undefined): void {
   if (err?.code === 'locked_out' && typeof err.detail.retryAfterSeconds === 'number') ctx.set('Retry-After', String(err.detail.retryAfterSeconds));
 }
 
-export function respondWithError(ctx: Context, err: LatchkeyError): void {
+/**
+ * Answers with `err`: a JSON error for a program (`json`, by default when the
+ * request prefers JSON to HTML), else the error page in the request's language.
+ */
+export function respondWithError(ctx: Context, err: LatchkeyError, { json = wantsJson(ctx) }: { json?: boolean } = {}): void {
   ctx.status = err.status;
   setRetryAfter(ctx, err);
-  if (wantsJson(ctx)) {
+  if (err.status === 503) ctx.set('Retry-After', String(UNAVAILABLE_RETRY_SECONDS));
+  if (json) {
     ctx.body = { error: err.code, error_description: err.message, ...err.detail };
     return;
   }
-  if (err.status === 503) ctx.set('Retry-After', '5');
   sendPage(ctx, 'error', { title: err.status === 429 ? 'error.wait' : err.status === 503 ? 'error.unavailable' : 'error.title', error: err, code: err.code }, err.status);
 }
 

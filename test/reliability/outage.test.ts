@@ -7,6 +7,7 @@ import assert from 'node:assert/strict';
 import { Browser } from '../support/browser.ts';
 import { startMongo, type TestMongo } from '../support/mongo.ts';
 import { startOwnRedis, type OwnRedis } from '../support/redis.ts';
+import { startRelay, type Relay } from '../support/relay.ts';
 import { callbackReached, relyingParty, signIn, startServer, type TestServer } from '../support/latchkey.ts';
 
 async function waitFor(what: string, check: () => Promise<boolean>, ms = 20_000) {
@@ -74,6 +75,57 @@ describe('store outages (MongoDB + Redis)', () => {
     await redis.revive();
     await waitFor('readyz to recover', ready);
     assert.ok(await signsIn(), 'sign-in works again after Redis is back');
+  });
+
+  it('answers 503 from inside the provider when Redis dies mid-request: the page with Retry-After, JSON for /token', async () => {
+    // This app reaches Redis through a relay, so the test can catch it waiting on Redis: past the check that
+    // answers 503 at once while Redis is known to be down, inside the provider.
+    const relay: Relay = await startRelay(redis.port);
+    const caught = await startServer('mongo+redis', { mongo, env: { REDIS_URL: relay.url } });
+    const isReady = async () => (await fetch(`${caught.issuer}/readyz`)).status === 200;
+    /** Sends `request`, and once the app waits on Redis drops its connection and kills Redis. */
+    const redisDiesDuring = async (request: () => Promise<Response>) => {
+      await waitFor('Redis to be ready', isReady);
+      const held = relay.hold();
+      const answer = request();
+      await held;
+      await relay.cut();
+      await redis.kill();
+      const res = await answer;
+      await redis.revive();
+      await relay.restore();
+      return res;
+    };
+    try {
+      const rp = await relyingParty(caught.issuer);
+      const url = (await rp.authorize()).url;
+      const page = await redisDiesDuring(() => fetch(url, { redirect: 'manual', headers: { accept: 'text/html' } }));
+      assert.equal(page.status, 503);
+      assert.match(page.headers.get('content-type') ?? '', /^text\/html/);
+      assert.equal(page.headers.get('retry-after'), '5');
+      const html = await page.text();
+      assert.match(html, /temporarily unavailable/i);
+      assert.match(html, /data-testid="error-code">[^<]*temporarily_unavailable/);
+
+      const token = await redisDiesDuring(() =>
+        fetch(`${caught.issuer}/token`, {
+          method: 'POST',
+          headers: { 'content-type': 'application/x-www-form-urlencoded', authorization: `Basic ${Buffer.from('portal:s3cret-portal').toString('base64')}` },
+          body: 'grant_type=refresh_token&refresh_token=nope',
+        }),
+      );
+      assert.equal(token.status, 503);
+      assert.equal(token.headers.get('retry-after'), '5');
+      assert.match(token.headers.get('content-type') ?? '', /^application\/json/);
+      assert.equal(((await token.json()) as { error: string }).error, 'temporarily_unavailable');
+
+      await waitFor('readyz to recover', isReady);
+      const { page: done } = await signIn(new Browser(caught.issuer), rp, { email: 'bob@acme.test' });
+      assert.ok(callbackReached(done), 'sign-in works again after Redis is back');
+    } finally {
+      await caught.stop();
+      await relay.stop();
+    }
   });
 
   it('answers 503 while MongoDB is down, then recovers without a restart', async () => {

@@ -75,6 +75,8 @@ export interface StartOptions {
   doc?: ImportDocument | null;
   /** Share one FerretDB between several servers of a test file. */
   mongo?: TestMongo;
+  /** The app's clock (see `LatchkeyOptions`). */
+  now?: () => number;
 }
 
 export async function startServer(setup: StoreSetup, options: StartOptions = {}): Promise<TestServer> {
@@ -99,7 +101,7 @@ export async function startServer(setup: StoreSetup, options: StartOptions = {})
   }
   const boot = async () => {
     const config = loadConfig(env);
-    const latchkey = await createLatchkey(config, createLogger(config.logLevel));
+    const latchkey = await createLatchkey(config, createLogger(config.logLevel), { now: options.now });
     await latchkey.listen(port);
     return latchkey;
   };
@@ -132,8 +134,9 @@ export interface RelyingParty {
   callback(callbackUrl: string, pending: { verifier: string; state: string }): Promise<oidc.TokenEndpointResponse & oidc.TokenEndpointResponseHelpers>;
 }
 
-export async function relyingParty(issuer: string, clientId = 'portal', secret = 's3cret-portal-4f9a2c7e1b8d3f6a0c5e9b2d'): Promise<RelyingParty> {
-  const config = await oidc.discovery(new URL(issuer), clientId, secret, undefined, { execute: [oidc.allowInsecureRequests] });
+/** The relying party of `clientId`; `secret` null plays a public client (no client authentication). */
+export async function relyingParty(issuer: string, clientId = 'portal', secret: string | null = 's3cret-portal-4f9a2c7e1b8d3f6a0c5e9b2d'): Promise<RelyingParty> {
+  const config = await oidc.discovery(new URL(issuer), clientId, secret ?? undefined, secret === null ? oidc.None() : undefined, { execute: [oidc.allowInsecureRequests] });
   return {
     config,
     async authorize(params = {}) {
