@@ -7,13 +7,13 @@ import { Browser, actionOf, csrfOf, testIds, type Page } from '../support/browse
 import { SETUPS, callbackReached, relyingParty, startServer, submitLogin, type RelyingParty, type TestServer } from '../support/latchkey.ts';
 import { addPerson, factorFixture, TENANT, type Person } from '../support/factors.ts';
 import { signedIn, submit, onAccountPage } from '../account/support.ts';
-import { loadConfig } from '../../config/index.ts';
+import { defaults } from '../../config/index.ts';
 
-const HELD_LIMIT_SECONDS = loadConfig({}).ttl.signInResult;
+const HELD_LIMIT_SECONDS = defaults.ttl.signInResult;
 
 function fixture() {
   const doc = factorFixture();
-  doc.tenants![0]!.clients!.push({ client_id: 'partner', client_secret: 's3cret-partner', client_name: 'Partner App', redirect_uris: ['http://127.0.0.1:8080/cb'] });
+  doc.tenants![0]!.clients!.push({ client_id: 'partner', client_secret: 's3cret-partner-4f9a2c7e1b8d3f6a0c5e9b2d', client_name: 'Partner App', redirect_uris: ['http://127.0.0.1:8080/cb'] });
   return doc;
 }
 
@@ -43,7 +43,7 @@ for (const setup of SETUPS) {
     before(async () => {
       server = await startServer(setup, { doc: fixture(), now: () => Date.now() + clockOffsetMs });
       rp = await relyingParty(server.issuer);
-      partner = await relyingParty(server.issuer, 'partner', 's3cret-partner');
+      partner = await relyingParty(server.issuer, 'partner', 's3cret-partner-4f9a2c7e1b8d3f6a0c5e9b2d');
     });
     after(() => server.stop());
 

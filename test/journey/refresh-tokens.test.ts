@@ -31,7 +31,7 @@ for (const setup of SETUPS) {
     before(async () => {
       server = await startServer(setup, { doc: withPublicClient() });
       portal = await relyingParty(server.issuer);
-      partner = await relyingParty(server.issuer, 'partner', 's3cret-partner');
+      partner = await relyingParty(server.issuer, 'partner', 's3cret-partner-4f9a2c7e1b8d3f6a0c5e9b2d');
       spa = await relyingParty(server.issuer, 'spa', null);
     });
     after(() => server.stop());
