@@ -27,7 +27,7 @@ import * as oidc from 'openid-client';
 import { loadConfig } from '../config/index.ts';
 import { createHasher } from '../src/crypto/password.ts';
 import { ACR, AMR } from '../src/provider/acr.ts';
-import type { ImportDocument } from '../src/cli/import.ts';
+import type { ImportDocument } from '../src/import/index.ts';
 import { Browser, actionOf, csrfOf, type Page } from '../test/support/browser.ts';
 import { PASSWORD, REDIRECT_URI, callbackReached, relyingParty, submitLogin, type RelyingParty } from '../test/support/latchkey.ts';
 import { startMongo } from '../test/support/mongo.ts';

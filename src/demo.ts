@@ -5,7 +5,7 @@
 import type { Config } from '../config/index.ts';
 import type { AccountStore } from './storage/accounts/port.ts';
 import type { Hasher } from './crypto/password.ts';
-import { importDocument, type ImportDocument } from './cli/import.ts';
+import { importDocument, type ImportDocument } from './import/index.ts';
 
 export const DEMO = {
   tenant: 'demo',

@@ -33,8 +33,19 @@ export type ErrorCode =
   | 'upstream_link_unconfirmable'
   | 'server_error';
 
+/**
+ * Errors the person corrects on the form they sent (it is shown again, with
+ * the error), rather than on an error page: a missing or malformed field, a
+ * wrong password, PIN or code, a refused new PIN, a lockout's wait.
+ */
+const FORM_ERRORS: ReadonlySet<ErrorCode> = new Set<ErrorCode>(['bad_request', 'invalid_credentials', 'invalid_factor_answer', 'invalid_new_pin', 'replay', 'locked_out']);
+
 export class LatchkeyError extends Error {
   override name = 'LatchkeyError';
+  /** Shown on the form that was sent (see `FORM_ERRORS`). */
+  get onForm(): boolean {
+    return FORM_ERRORS.has(this.code);
+  }
   constructor(
     readonly code: ErrorCode,
     readonly status: number,

@@ -7,16 +7,9 @@ import type { Server } from 'node:http';
 import Koa from 'koa';
 import Router from '@koa/router';
 import { bodyParser } from '@koa/bodyparser';
-import type Provider from 'oidc-provider';
 import type { Config } from '../config/index.ts';
 import { createLogger, type Logger } from './log.ts';
-import { createStores, type Stores } from './storage/index.ts';
-import { createHasher, type Hasher } from './crypto/password.ts';
-import { createAudit, type Audit } from './audit.ts';
-import { createLimiter } from './limits.ts';
-import { knownBrowsers } from './known-browsers.ts';
-import { createFactorRegistry, type FactorRegistry } from './factors/registry.ts';
-import { createProvider } from './provider/index.ts';
+import { createServices, routeDeps, type Services } from './services.ts';
 import { interactionRouter } from './interaction/router.ts';
 import { createUpstreamClient } from './upstream/client.ts';
 import { upstreamCallbackRouter, upstreamSignIn } from './upstream/routes.ts';
@@ -27,23 +20,11 @@ import { formBodiesOnly, requireHttps, securityHeaders } from './web/security.ts
 import { forwardedFor } from './web/proxy.ts';
 import { languages } from './web/language.ts';
 import { PUBLIC_DIR as STATIC } from './paths.ts';
-import { createMailer, createTransport, type Mailer } from './mail/mailer.ts';
-import { withNotices } from './mail/notices.ts';
 import { forgotPassword, linkRouter } from './recovery/routes.ts';
 import { makeDemoClientPublic, seedDemo } from './demo.ts';
 import { hashPlainClientSecrets } from './provider/clients.ts';
 import { createClientSecrets } from './crypto/client-secret.ts';
 
-export interface Services {
-  config: Config;
-  log: Logger;
-  stores: Stores;
-  hasher: Hasher;
-  audit: Audit;
-  factors: FactorRegistry;
-  provider: Provider;
-  mailer: Mailer;
-}
 
 export interface Latchkey extends Services {
   app: Koa;
@@ -69,14 +50,8 @@ export interface LatchkeyOptions {
 
 export async function createLatchkey(config: Config, log: Logger = createLogger(config.logLevel), { now }: LatchkeyOptions = {}): Promise<Latchkey> {
   if (config.keys.development) log.warn({ dataDir: config.dataDir }, 'using development keys from DATA_DIR/dev-keys.json; set LATCHKEY_* keys for production');
-  const stores = await createStores(config, log);
-  const hasher = await createHasher(config.argon2, config.keys.pepper);
-  const mailer = createMailer({ outbox: stores.outbox, transport: createTransport(config.mail, log), log });
-  const audit = withNotices(createAudit(stores.accounts, log, config.audit), { mailer, accounts: stores.accounts, counters: stores.counters, log });
-  const limiter = createLimiter(stores.counters, config);
-  const browsers = knownBrowsers(stores.counters, { secure: config.issuer.startsWith('https:'), ttlMs: config.knownBrowser.ttlMs });
-  const factors = createFactorRegistry({ config, accounts: stores.accounts, counters: stores.counters, hasher, audit });
-  const provider = createProvider({ config, accounts: stores.accounts, adapter: stores.adapter, factors, log, unavailableStore: stores.unavailableStore, now });
+  const services = await createServices(config, log, { now });
+  const { stores, hasher, provider } = services;
 
   const hashed = await hashPlainClientSecrets(stores.accounts, createClientSecrets(config.keys.pepper));
   if (hashed) log.info({ clients: hashed }, 'client secrets stored in plain text are now stored hashed');
@@ -110,17 +85,17 @@ export async function createLatchkey(config: Config, log: Logger = createLogger(
 
   const forms = new Router();
   forms.use(formBodiesOnly, bodyParser({ enableTypes: ['form'], formLimit: FORM_LIMIT, encoding: 'utf-8' }));
-  const upstreams = upstreamSignIn({ accounts: stores.accounts, audit, client: createUpstreamClient({ config, log }), hasher, limiter, browsers });
-  const recovery = { provider, config, accounts: stores.accounts, links: stores.links, counters: stores.counters, hasher, limiter, audit, mailer, log };
-  const interaction = interactionRouter({ provider, config, accounts: stores.accounts, hasher, factors, audit, limiter, browsers, now }, [upstreams, forgotPassword(recovery)]);
+  const deps = routeDeps(services);
+  const upstreams = upstreamSignIn({ ...deps, client: createUpstreamClient({ config, log }) });
+  const interaction = interactionRouter(deps, [upstreams, forgotPassword(deps)]);
   forms.use(interaction.routes(), interaction.allowedMethods());
-  const oneTimeLinks = linkRouter(recovery);
+  const oneTimeLinks = linkRouter(deps);
   forms.use(oneTimeLinks.routes(), oneTimeLinks.allowedMethods());
-  const upstreamCallback = upstreamCallbackRouter({ audit });
+  const upstreamCallback = upstreamCallbackRouter(deps);
   forms.use(upstreamCallback.routes(), upstreamCallback.allowedMethods());
-  const account = accountRouter({ provider, config, accounts: stores.accounts, hasher, factors, audit, limiter, browsers });
+  const account = accountRouter(deps);
   forms.use(account.routes(), account.allowedMethods());
-  const start = startRouter({ config, accounts: stores.accounts });
+  const start = startRouter(deps);
   forms.use(start.routes(), start.allowedMethods());
 
   const css = readFileSync(join(STATIC, 'app.css'));
@@ -145,14 +120,7 @@ export async function createLatchkey(config: Config, log: Logger = createLogger(
 
   let server: Server | null = null;
   return {
-    config,
-    log,
-    stores,
-    hasher,
-    audit,
-    factors,
-    provider,
-    mailer,
+    ...services,
     app,
     listen(port = config.port) {
       return new Promise((resolve, reject) => {
@@ -180,9 +148,7 @@ export async function createLatchkey(config: Config, log: Logger = createLogger(
           s.closeIdleConnections();
         });
       }
-      mailer.close();
-      audit.close();
-      await stores.close();
+      await services.close();
     },
   };
 }

@@ -2,11 +2,8 @@
 // (importDocument) into the store the server will open — before it starts.
 import { loadConfig, type Config } from '../../config/index.ts';
 import { createLogger } from '../../src/log.ts';
-import { createStores } from '../../src/storage/index.ts';
-import { createHasher } from '../../src/crypto/password.ts';
-import { createAudit } from '../../src/audit.ts';
-import { createFactorRegistry } from '../../src/factors/registry.ts';
-import { importDocument, type ImportDocument } from '../../src/cli/import.ts';
+import { createServices } from '../../src/services.ts';
+import { importDocument, type ImportDocument } from '../../src/import/index.ts';
 import { clientMetadata } from '../../src/provider/clients.ts';
 import { PASSWORD, REDIRECT_URI } from '../../test/support/latchkey.ts';
 
@@ -72,14 +69,12 @@ const silent = createLogger('silent');
  */
 export async function seed(env: Record<string, string>, build: (factors: string[]) => ImportDocument): Promise<{ config: Config; factors: string[] }> {
   const config = loadConfig(env);
-  const stores = await createStores(config, silent);
+  const services = await createServices(config, silent, { workers: false });
   try {
-    const hasher = await createHasher(config.argon2, config.keys.pepper);
-    const registry = createFactorRegistry({ config, accounts: stores.accounts, counters: stores.counters, hasher, audit: createAudit(stores.accounts, silent, { ...config.audit, sweepEveryMs: 0 }) });
-    const factors = registry.all().map((f) => f.id);
-    await importDocument(build(factors), { accounts: stores.accounts, hasher, config });
+    const factors = services.factors.all().map((f) => f.id);
+    await importDocument(build(factors), { accounts: services.stores.accounts, hasher: services.hasher, config });
     return { config, factors };
   } finally {
-    await stores.close();
+    await services.close();
   }
 }

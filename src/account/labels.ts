@@ -8,8 +8,6 @@ import type { Login } from '../storage/accounts/port.ts';
 /** A second factor's name: `factors.none`, `factors.pin`, `factors.totp`. */
 export const factorName = (id: string) => `factors.${id}`;
 
-export const fullName = (login: Pick<Login, 'firstName' | 'lastName'>) => `${login.firstName} ${login.lastName}`.trim();
-
 export const hasPin = (login: Login) => typeof login.factors.pin?.hash === 'string';
 export const hasApp = (login: Login) => typeof login.factors.totp?.secret === 'string';
 

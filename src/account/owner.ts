@@ -10,12 +10,13 @@ import type { Context } from 'koa';
 import { LatchkeyError, badRequest, notFound } from '../errors.ts';
 import { SECOND_FACTORS, type AuditEvent, type Login, type SecondFactor } from '../storage/accounts/port.ts';
 import { formFields } from '../web/forms.ts';
-import { endLoginSessions } from './revocation.ts';
+import { endLoginSessions } from '../provider/revocation.ts';
 import { loginLocks, type Lifted } from './locks.ts';
-import { factorName, factorState, formatTime, fullName, noticeOf } from './labels.ts';
-import type { AccountKit, Signed } from './router.ts';
+import { factorName, factorState, formatTime, noticeOf } from './labels.ts';
+import type { AccountKit, Signed } from './kit.ts';
 import { upstreamSettings } from '../upstream/settings.ts';
 import { upstreamLinks } from '../upstream/links.ts';
+import { fullName, userTypeName } from '../names.ts';
 
 /** What an owner can do to a user, by the last segment of its URL; each asks for a confirmation. */
 export const USER_ACTIONS = ['reset-authenticator', 'reset-pin', 'unlock'] as const;
@@ -144,7 +145,7 @@ export function ownerRoutes(router: Router, kit: AccountKit) {
         id: l.id,
         name: fullName(l),
         email: l.email,
-        userType: kit.userTypeName(signed.tenant, l.userType),
+        userType: userTypeName(signed.tenant, l.userType),
         factorState: factorState(l),
         disabled: l.disabled,
         lock: lockStates[i],
@@ -165,7 +166,7 @@ export function ownerRoutes(router: Router, kit: AccountKit) {
       section: 'users',
       kind,
       action: `/account/users/${encodeURIComponent(target.id)}/${kind}`,
-      target: { id: target.id, name: fullName(target), email: target.email, userType: kit.userTypeName(signed.tenant, target.userType) },
+      target: { id: target.id, name: fullName(target), email: target.email, userType: userTypeName(signed.tenant, target.userType) },
     });
   }
 
@@ -247,7 +248,7 @@ export function ownerRoutes(router: Router, kit: AccountKit) {
     kit.render(ctx, 'account/audit', signed, {
       section: 'audit',
       filter: { login: query.login ?? '', type: query.type ?? '', paged: !!query.before },
-      loginOptions: logins.map((l) => ({ id: l.id, label: `${fullName(l)} (${l.email}, ${kit.userTypeName(signed.tenant, l.userType)})` })),
+      loginOptions: logins.map((l) => ({ id: l.id, label: `${fullName(l)} (${l.email}, ${userTypeName(signed.tenant, l.userType)})` })),
       typeOptions: [...new Set([...AUDIT_TYPES, ...(query.type ? [query.type] : [])])].sort(),
       events: shown.map((e) => eventRow(e, names)),
       older,

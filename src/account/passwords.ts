@@ -5,7 +5,6 @@
  * address, entered twice.
  */
 import { dictionary } from '@zxcvbn-ts/language-common';
-import { english, type Translate } from '../i18n.ts';
 
 export const PASSWORD_RULES = { minLength: 8, maxLength: 1024 } as const;
 
@@ -28,9 +27,4 @@ export function checkNewPassword(password: string, confirm: string, email: strin
   if (password.trim().toLowerCase() === email.toLowerCase()) return 'email';
   if (password !== confirm) return 'mismatch';
   return null;
-}
-
-/** The text shown for a refused password, in `t`'s language (English by default): `errors.password.{problem}`. */
-export function passwordProblemMessage(problem: PasswordProblem, t: Translate = english): string {
-  return t(`errors.password.${problem}`, { ...PASSWORD_RULES });
 }

@@ -11,11 +11,13 @@ import { LatchkeyError, badRequest, invalidCredentials, notFound } from '../erro
 import type { FactorChange } from '../factors/types.ts';
 import { setRetryAfter } from '../web/errors.ts';
 import { formFields } from '../web/forms.ts';
-import { factorName, formatTime, fullName, hasApp, hasPin, noticeOf } from './labels.ts';
+import { factorName, formatTime, hasApp, hasPin, noticeOf } from './labels.ts';
+import { fullName } from '../names.ts';
 import { checkNewPassword, PASSWORD_RULES } from './passwords.ts';
-import { endLoginSessions } from './revocation.ts';
+import { endLoginSessions } from '../provider/revocation.ts';
 import { upstreamLinks } from '../upstream/links.ts';
-import type { AccountKit, Signed } from './router.ts';
+import type { AccountKit, Signed } from './kit.ts';
+import { userTypeOf } from '../names.ts';
 
 const SIGN_INS_SHOWN = 10;
 /** Issuer identifiers and subjects are URLs and opaque ids: generous, but bounded. */
@@ -30,7 +32,7 @@ export function profileRoutes(router: Router, kit: AccountKit) {
     const signed = await kit.signedIn(ctx);
     if (!signed) return;
     const { login, tenant } = signed;
-    const type = tenant.userTypes.find((t) => t.id === login.userType);
+    const type = userTypeOf(tenant, login.userType);
     const [identity, events, upstreams] = await Promise.all([
       accounts.findIdentityByEmail(login.email),
       accounts.listAudit({ tenant: tenant.id, login: login.id, type: 'signin.success', limit: SIGN_INS_SHOWN }),
@@ -177,7 +179,7 @@ export function profileRoutes(router: Router, kit: AccountKit) {
       ctx.redirect('/account?notice=password');
       ctx.status = 303;
     } catch (err) {
-      if (err instanceof LatchkeyError && ['bad_request', 'invalid_credentials', 'locked_out'].includes(err.code)) {
+      if (err instanceof LatchkeyError && err.onForm) {
         if (err.code === 'locked_out') await record('failure', { reason: 'locked', ...err.detail });
         return passwordPage(ctx, signed, err);
       }

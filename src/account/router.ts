@@ -1,187 +1,19 @@
 /**
- * The account pages (SPEC §5, docs/account.md): `/account` for every login,
- * and the owner's Security settings, Users and Audit log. Signing in goes
- * through the provider's journey as the built-in account client; the pages
- * then run on their own session cookie.
- *
- * Every request re-reads the login and its tenant: owner-only pages check
- * `tenant.owner === login.id` each time, and every POST checks the origin and
- * the session's CSRF token before anything else.
+ * The account pages (docs/account.md): `/account` for every login, and the
+ * owner's Security settings, Users and Audit log. Signing in goes through the
+ * provider's journey as the built-in account client; the pages then run on
+ * their own session cookie (`./kit.ts`).
  */
 import Router from '@koa/router';
-import type { Context } from 'koa';
-import type Provider from 'oidc-provider';
-import type { Config } from '../../config/index.ts';
-import type { Audit } from '../audit.ts';
-import type { Hasher } from '../crypto/password.ts';
-import type { FactorRegistry } from '../factors/registry.ts';
-import type { FactorRequest } from '../factors/types.ts';
-import type { Limiter } from '../limits.ts';
-import type { AccountStore, Login, Tenant } from '../storage/accounts/port.ts';
-import { csrfRefused, forbidden } from '../errors.ts';
-import { checkCsrf } from '../web/forms.ts';
-import { sendPage } from '../web/views.ts';
-import { endedBefore } from './revocation.ts';
-import { accountCookies, type AccountCookies, type AccountSession } from './session.ts';
+import { createAccountKit, type AccountDeps } from './kit.ts';
 import { signInRoutes } from './signin.ts';
-import type { KnownBrowsers } from '../known-browsers.ts';
 import { profileRoutes } from './profile.ts';
 import { ownerRoutes } from './owner.ts';
 
-export interface AccountDeps {
-  provider: Provider;
-  config: Config;
-  accounts: AccountStore;
-  hasher: Hasher;
-  factors: FactorRegistry;
-  audit: Audit;
-  limiter: Limiter;
-  browsers: KnownBrowsers;
-}
-
-/** The signed-in login, as read from the store on this request. */
-export interface Signed {
-  session: AccountSession;
-  login: Login;
-  tenant: Tenant;
-  isOwner: boolean;
-}
-
-/** What the route modules share. */
-export interface AccountKit {
-  deps: AccountDeps;
-  cookies: AccountCookies;
-  /** The signed-in login, or null after redirecting a GET to the sign-in (a POST without a session is refused). */
-  signedIn(ctx: Context): Promise<Signed | null>;
-  /**
-   * `signedIn` for a state-changing POST: same origin and the session's CSRF
-   * token, or 403 before anything else. Without a valid session: 403, or null
-   * when `optional` (sign-out).
-   */
-  signedInForm(ctx: Context, optional?: boolean): Promise<Signed | null>;
-  /** 403 unless the login owns its tenant. */
-  requireOwner(signed: Signed): void;
-  /**
-   * True when the last sign-in is recent enough for a sensitive change;
-   * otherwise redirects to sign in again (password and factor), back to `returnTo`.
-   */
-  fresh(ctx: Context, signed: Signed, returnTo: string): boolean;
-  render(ctx: Context, view: string, signed: Signed | null, locals?: Record<string, unknown>, status?: number): void;
-  factorRequest(ctx: Context, signed: Signed, body: Record<string, string>, draft?: Record<string, unknown>): FactorRequest;
-  requestInfo(ctx: Context): { ip: string | null; userAgent: string | null };
-  userTypeName(tenant: Tenant, userTypeId: string): string;
-}
-
-const RETURN_BASE = 'http://return-to.invalid';
-const RETURN_PATH = /^\/account(\/[A-Za-z0-9._~/-]*)?(\?[A-Za-z0-9._~=&%+-]*)?$/;
-
-/**
- * Paths the sign-in may return to: the account pages only. The path is
- * resolved first (dot segments, encoded or not, as a browser resolves them),
- * so what is checked is where the browser would really go.
- */
-export function safeReturnTo(value: unknown): string {
-  if (typeof value !== 'string' || value.length > 1024 || !value.startsWith('/') || value.includes('//') || value.includes('\\')) return '/account';
-  let url: URL;
-  try {
-    url = new URL(value, RETURN_BASE);
-  } catch {
-    return '/account';
-  }
-  const resolved = `${url.pathname}${url.search}`;
-  return url.origin === RETURN_BASE && !url.hash && RETURN_PATH.test(resolved) && !resolved.includes('//') ? resolved : '/account';
-}
 
 export function accountRouter(deps: AccountDeps): Router {
-  const { config, accounts, provider } = deps;
   const router = new Router({ prefix: '/account' });
-  const cookies = accountCookies({ secure: config.issuer.startsWith('https:') });
-  const origin = new URL(config.issuer).origin;
-
-  const requestInfo = (ctx: Context) => ({ ip: ctx.ip || null, userAgent: ctx.get('user-agent') || null });
-
-  async function load(ctx: Context): Promise<Signed | null> {
-    const session = cookies.session(ctx);
-    if (!session) return null;
-    const [login, notBefore, providerSession] = await Promise.all([
-      accounts.getLogin(session.sub),
-      accounts.loginSessionsNotBefore(session.sub),
-      provider.Session.findByUid(session.sid),
-    ]);
-    // The login is gone or disabled, moved, reset by its owner, or its provider session ended (signed out elsewhere).
-    const valid = login && !login.disabled && login.tenant === session.tenant && !endedBefore(notBefore, Math.max(session.authTime, session.keptAt ?? 0)) && providerSession?.accountId === login.id;
-    const tenant = valid ? await accounts.getTenant(login.tenant) : null;
-    if (!login || !valid || !tenant) {
-      cookies.clear(ctx);
-      return null;
-    }
-    ctx.state.tenantName = tenant.name;
-    return { session, login, tenant, isOwner: tenant.owner === login.id };
-  }
-
-  function toSignIn(ctx: Context) {
-    const returnTo = safeReturnTo(ctx.originalUrl);
-    ctx.redirect(`/account/signin?return_to=${encodeURIComponent(returnTo)}`);
-  }
-
-  /**
-   * The browser's word on where a form came from. Under our `Referrer-Policy:
-   * no-referrer` a browser sends `Origin: null` even for our own forms, so a
-   * "null" origin passes only when `Sec-Fetch-Site` says same-origin.
-   */
-  function sameOrigin(ctx: Context): boolean {
-    const site = ctx.get('sec-fetch-site');
-    if (site && site !== 'same-origin' && site !== 'none') return false;
-    const given = ctx.get('origin');
-    if (!given || given === origin) return true;
-    return given === 'null' && site === 'same-origin';
-  }
-
-  const kit: AccountKit = {
-    deps,
-    cookies,
-    async signedIn(ctx) {
-      const signed = await load(ctx);
-      if (!signed) toSignIn(ctx);
-      return signed;
-    },
-    async signedInForm(ctx, optional = false) {
-      if (!sameOrigin(ctx)) throw csrfRefused();
-      const signed = await load(ctx);
-      if (!signed && optional) return null;
-      // Without a session there is no token to match: refused like a forged form, and nothing changes.
-      if (!signed) throw csrfRefused();
-      checkCsrf(signed.session.csrf, ctx.request.body);
-      return signed;
-    },
-    requireOwner(signed) {
-      if (!signed.isOwner) throw forbidden('errors.ownerOnly');
-    },
-    fresh(ctx, signed, returnTo) {
-      if (Date.now() / 1000 - signed.session.authTime <= config.account.reauthSeconds) return true;
-      ctx.redirect(`/account/signin?reauth=1&return_to=${encodeURIComponent(safeReturnTo(returnTo))}`);
-      ctx.status = 303;
-      return false;
-    },
-    render(ctx, view, signed, locals = {}, status = 200) {
-      sendPage(ctx, view, {
-        ...(signed
-          ? {
-              csrf: signed.session.csrf,
-              me: { id: signed.login.id, name: `${signed.login.firstName} ${signed.login.lastName}`.trim(), isOwner: signed.isOwner },
-              tenantName: signed.tenant.name,
-            }
-          : {}),
-        ...locals,
-      }, status);
-    },
-    factorRequest(ctx, signed, body, draft = {}) {
-      return { tenant: signed.tenant, login: signed.login, body, draft, ...requestInfo(ctx) };
-    },
-    requestInfo,
-    userTypeName: (tenant, id) => tenant.userTypes.find((t) => t.id === id)?.name ?? id,
-  };
-
+  const kit = createAccountKit(deps);
   signInRoutes(router, kit);
   profileRoutes(router, kit);
   ownerRoutes(router, kit);

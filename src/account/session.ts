@@ -51,13 +51,6 @@ export interface PendingSignIn {
 
 const pendingSchema = z.object({ state: z.string().min(16).max(128), verifier: z.string().min(43).max(128), returnTo: z.string().max(512) });
 
-/** A change in progress (e.g. re-linking the app), for one login. */
-export interface DraftCookie {
-  sub: string;
-  draft: Record<string, unknown>;
-  createdAt: number;
-}
-
 const draftSchema = z.object({ sub: z.string(), draft: z.record(z.string(), z.unknown()), createdAt: z.number() });
 
 const SESSION_COOKIE = 'latchkey_account';

@@ -5,21 +5,17 @@
  * ourselves) with the checks the token endpoint makes. Sign-out ends the
  * account session and the provider session it came from.
  */
-import { createHash, randomBytes, timingSafeEqual } from 'node:crypto';
+import { createHash, randomBytes } from 'node:crypto';
 import type Router from '@koa/router';
 import { badRequest } from '../errors.ts';
-import { ACCOUNT_CLIENT_ID, accountRedirectUri } from './client.ts';
-import { endedBefore } from './revocation.ts';
+import { ACCOUNT_CLIENT_ID, accountRedirectUri } from '../provider/account-client.ts';
+import { endedBefore } from '../provider/revocation.ts';
 import { newCsrfToken } from './session.ts';
-import { safeReturnTo, type AccountKit } from './router.ts';
+import { safeReturnTo, type AccountKit } from './kit.ts';
+import { constantTimeEqual as equal } from '../crypto/equal.ts';
 
 const signInExpired = () => badRequest('errors.account.signInExpired');
 
-const equal = (a: string, b: string) => {
-  const x = Buffer.from(a);
-  const y = Buffer.from(b);
-  return x.length === y.length && timingSafeEqual(x, y);
-};
 
 export function signInRoutes(router: Router, kit: AccountKit) {
   const { deps, cookies } = kit;

@@ -7,16 +7,11 @@
 import { readFileSync } from 'node:fs';
 import { ConfigError, loadConfig } from '../../config/index.ts';
 import { createLogger } from '../log.ts';
-import { createStores } from '../storage/index.ts';
-import { createHasher } from '../crypto/password.ts';
-import { ImportError, importDocument, type ImportDocument } from './import.ts';
+import { createServices, type Services } from '../services.ts';
+import { ImportError, importDocument, type ImportDocument } from '../import/index.ts';
 import { upstreamRedirectUri } from '../upstream/client.ts';
-import { createAudit } from '../audit.ts';
-import { createLimiter } from '../limits.ts';
-import { createFactorRegistry } from '../factors/registry.ts';
 import { describeUnlock, unlockEmail } from './unlock.ts';
 import { invite } from './invite.ts';
-import { createMailer, createTransport } from '../mail/mailer.ts';
 
 const USAGE = 'usage: npm run cli -- import FILE.json\n       npm run cli -- unlock EMAIL\n       npm run cli -- invite EMAIL --tenant TENANT';
 
@@ -29,6 +24,13 @@ function warnWithoutRedis(config: ReturnType<typeof loadConfig>): void {
   if (config.mongodbUri && !config.redisUrl && !config.redisClusterNodes) {
     console.error('warning: MONGODB_URI is set without REDIS_URL; if the servers use Redis, give it here too (attempt counters and the account cache live there; docs/storage.md)');
   }
+}
+
+/** The server's services over the stores the environment names, without the server's workers. */
+async function open(): Promise<Services> {
+  const config = loadConfig();
+  warnWithoutRedis(config);
+  return createServices(config, createLogger(config.logLevel === 'info' ? 'warn' : config.logLevel), { workers: false });
 }
 
 async function main(argv: string[]): Promise<number> {
@@ -45,37 +47,29 @@ async function unlock(email: string): Promise<number> {
     console.error(`"${email}" is not an email address`);
     return 2;
   }
-  const config = loadConfig();
-  warnWithoutRedis(config);
-  const log = createLogger(config.logLevel === 'info' ? 'warn' : config.logLevel);
-  const stores = await createStores(config, log);
+  const services = await open();
   try {
-    const audit = createAudit(stores.accounts, log, { ...config.audit, sweepEveryMs: 0 });
-    const hasher = await createHasher(config.argon2, config.keys.pepper);
-    const factors = createFactorRegistry({ config, accounts: stores.accounts, counters: stores.counters, hasher, audit });
-    const report = await unlockEmail(email, { accounts: stores.accounts, limiter: createLimiter(stores.counters, config), factors, audit });
+    const { stores, limiter, factors, audit } = services;
+    const report = await unlockEmail(email, { accounts: stores.accounts, limiter, factors, audit });
     for (const line of describeUnlock(report)) console.log(line);
     return 0;
   } finally {
-    await stores.close();
+    await services.close();
   }
 }
 
 async function inviteEmail(email: string, tenantId: string): Promise<number> {
-  const config = loadConfig();
-  const log = createLogger(config.logLevel === 'info' ? 'warn' : config.logLevel);
-  const stores = await createStores(config, log);
   // Queued only: the message is sent by a server's mail worker (this process leaves at once).
-  const mailer = createMailer({ outbox: stores.outbox, transport: createTransport(config.mail, log), log, worker: false });
+  const services = await open();
   try {
-    console.log(await invite(email, tenantId, { config, links: stores.links, accounts: stores.accounts, mailer, audit: createAudit(stores.accounts, log, { ...config.audit, sweepEveryMs: 0 }) }));
+    const { config, stores, mailer, audit } = services;
+    console.log(await invite(email, tenantId, { config, links: stores.links, accounts: stores.accounts, mailer, audit }));
     return 0;
   } catch (err) {
     console.error((err as Error).message);
     return 1;
   } finally {
-    mailer.close();
-    await stores.close();
+    await services.close();
   }
 }
 
@@ -87,12 +81,9 @@ async function importFile(file: string): Promise<number> {
     console.error(`cannot read ${file}: ${(err as Error).message}`);
     return 1;
   }
-  const config = loadConfig();
-  warnWithoutRedis(config);
-  const log = createLogger(config.logLevel === 'info' ? 'warn' : config.logLevel);
-  const stores = await createStores(config, log);
+  const services = await open();
+  const { config, stores, hasher } = services;
   try {
-    const hasher = await createHasher(config.argon2, config.keys.pepper);
     const summary = await importDocument(raw, { accounts: stores.accounts, hasher, config });
     console.log(`imported ${summary.identities} identities, ${summary.tenants} tenants, ${summary.logins} logins, ${summary.clients} clients`);
     for (const t of (raw as ImportDocument).tenants ?? []) {
@@ -106,7 +97,7 @@ async function importFile(file: string): Promise<number> {
     }
     throw err;
   } finally {
-    await stores.close();
+    await services.close();
   }
 }
 

@@ -4,11 +4,9 @@
  * give a guesser more tries), counted before the answer is checked (see
  * `src/limits.ts`) and frozen after `maxFailures` in a row.
  */
-import type { LockPolicy, CounterStore } from '../storage/counters/port.ts';
 import type { Login } from '../storage/accounts/port.ts';
-import { createLimiter, hashedKey, type AddressPolicy, type AttemptResult } from '../limits.ts';
+import { hashedKey, type AttemptResult, type Limiter } from '../limits.ts';
 
-export type { AttemptResult } from '../limits.ts';
 
 /** A factor's counter keys: the login's own, and its identity's (by the normalized email). */
 export interface FactorKeys {
@@ -28,10 +26,12 @@ export interface Attempts {
   clear(loginId: string): Promise<void>;
 }
 
-export function createAttempts(counters: CounterStore, limits: { lock: LockPolicy; addressLimit: AddressPolicy }, keys: FactorKeys, now: () => number = Date.now): Attempts {
-  const limiter = createLimiter(counters, limits, now);
+/** A factor's attempts on the process's one limiter (its clock and counters), under the factor's keys. */
+export function createAttempts(limiter: Limiter, keys: FactorKeys): Attempts {
   return {
     run: (login, check) => limiter.run({ targets: [keys.login(login.id), keys.identity(login.email)] }, check),
-    clear: (loginId) => counters.reset(keys.login(loginId)),
+    clear: async (loginId) => {
+      await limiter.unlock(keys.login(loginId));
+    },
   };
 }

@@ -18,19 +18,20 @@ import type { Config } from '../../config/index.ts';
 import type { Hasher } from '../crypto/password.ts';
 import type { LatchkeyError } from '../errors.ts';
 import type { AccountStore, Login, Tenant } from '../storage/accounts/port.ts';
-import type { CounterStore } from '../storage/counters/port.ts';
 import type { Audit } from '../audit.ts';
+import type { Limiter } from '../limits.ts';
 import type { FactorKeys } from './attempts.ts';
 
 export type FactorStage = 'done' | 'enroll' | 'verify';
 
 /** What every factor gets from the composition root. */
+/** What every factor is given: the shared stores, hasher, audit and attempt limiter (one per process). */
 export interface FactorServices {
   config: Config;
   accounts: AccountStore;
-  counters: CounterStore;
   hasher: Hasher;
   audit: Audit;
+  limiter: Limiter;
 }
 
 /** One request of the journey, as a factor sees it. */

@@ -2,18 +2,13 @@
  * The sign-in journey's pages (SPEC §3): login → select login → second factor
  * → consent. Every POST checks the interaction's prompt and its CSRF token.
  */
+import type { RouteDeps } from '../services.ts';
 import Router from '@koa/router';
 import type { Context } from 'koa';
-import type Provider from 'oidc-provider';
-import type { Config } from '../../config/index.ts';
-import type { AccountStore, Client, Identity, Login, Tenant } from '../storage/accounts/port.ts';
+import type { Client, Identity, Login, Tenant } from '../storage/accounts/port.ts';
 import { normalizeEmail } from '../storage/accounts/port.ts';
-import type { Hasher } from '../crypto/password.ts';
-import type { FactorRegistry } from '../factors/registry.ts';
 import type { Factor, FactorRequest } from '../factors/types.ts';
-import type { Audit } from '../audit.ts';
-import type { AttemptResult, Limiter } from '../limits.ts';
-import type { KnownBrowsers } from '../known-browsers.ts';
+import type { AttemptResult } from '../limits.ts';
 import { AMR } from '../provider/acr.ts';
 import { LatchkeyError, badRequest, frozenOut, invalidCredentials, lockedOut, noLoginForClient } from '../errors.ts';
 import { checkCsrf, formFields } from '../web/forms.ts';
@@ -21,20 +16,11 @@ import { setRetryAfter } from '../web/errors.ts';
 import { localeOf, sendPage } from '../web/views.ts';
 import { resolveLanguage, useLanguage } from '../web/language.ts';
 import { ensureProgress, readProgress, saveProgress, type Interaction, type Progress } from './journey.ts';
-import { ACCOUNT_AUDIENCE, ANY_TENANT, clientFinder } from '../account/client.ts';
+import { ACCOUNT_AUDIENCE, ANY_TENANT, clientFinder } from '../provider/account-client.ts';
+import { requestInfo } from '../web/request.ts';
+import { fullName, userTypeName, userTypeOf } from '../names.ts';
 
-export interface InteractionDeps {
-  provider: Provider;
-  config: Config;
-  accounts: AccountStore;
-  hasher: Hasher;
-  factors: FactorRegistry;
-  audit: Audit;
-  limiter: Limiter;
-  browsers: KnownBrowsers;
-  /** The clock (epoch milliseconds) that dates a finished sign-in. */
-  now?: () => number;
-}
+export type InteractionDeps = Pick<RouteDeps, 'provider' | 'config' | 'accounts' | 'hasher' | 'factors' | 'audit' | 'limiter' | 'browsers' | 'now'>;
 
 const EMAIL_MAX = 320;
 const PASSWORD_MAX = 1024;
@@ -62,7 +48,6 @@ export function interactionRouter({ provider, config, accounts, hasher, factors,
   const router = new Router({ prefix: '/interaction/:uid' });
   const findClient = clientFinder(accounts, config.issuer);
 
-  const requestInfo = (ctx: Context) => ({ ip: ctx.ip || null, userAgent: ctx.get('user-agent') || null });
 
   async function load(ctx: Context, expectedPrompt?: string) {
     const interaction = await provider.interactionDetails(ctx.req, ctx.res);
@@ -95,8 +80,8 @@ export function interactionRouter({ provider, config, accounts, hasher, factors,
     for (const l of logins) if (!tenants.has(l.tenant)) tenants.set(l.tenant, await accounts.getTenant(l.tenant));
     return logins.map((l) => {
       const home = tenants.get(l.tenant) ?? tenant;
-      const type = userTypeName(home, l);
-      return { id: l.id, label: `${l.firstName} ${l.lastName}`.trim(), type: tenant.id === ANY_TENANT ? `${type} (${home.name})` : type };
+      const type = userTypeName(home, l.userType);
+      return { id: l.id, label: fullName(l), type: tenant.id === ANY_TENANT ? `${type} (${home.name})` : type };
     });
   }
 
@@ -114,10 +99,9 @@ export function interactionRouter({ provider, config, accounts, hasher, factors,
     csrf: progress.csrf,
   });
 
-  const userTypeName = (tenant: Tenant, login: Login) => tenant.userTypes.find((t) => t.id === login.userType)?.name ?? login.userType;
 
   function factorOf(tenant: Tenant, login: Login): Factor {
-    const type = tenant.userTypes.find((t) => t.id === login.userType);
+    const type = userTypeOf(tenant, login.userType);
     if (!type) throw noLoginForClient('errors.signin.noUserType');
     return factors.get(type.secondFactor);
   }
@@ -168,7 +152,7 @@ export function interactionRouter({ provider, config, accounts, hasher, factors,
     const req = factorRequest(ctx, tenant, login, progress, {});
     const fp = await factor.page(stage, req);
     await saveProgress(interaction, progress);
-    page(ctx, fp.view, { ...baseLocals(interaction, progress), ...fp.locals, login, userTypeName: userTypeName(tenant, login), error }, error?.status ?? 200);
+    page(ctx, fp.view, { ...baseLocals(interaction, progress), ...fp.locals, login, userTypeName: userTypeName(tenant, login.userType), error }, error?.status ?? 200);
   }
 
   async function firstStepPassed(ctx: Context, interaction: Interaction, tenant: Tenant, progress: Progress, identity: Identity, method: string) {
@@ -261,7 +245,7 @@ export function interactionRouter({ provider, config, accounts, hasher, factors,
       }
       return await firstStepPassed(ctx, interaction, tenant, progress, found.identity, AMR.password);
     } catch (err) {
-      if (err instanceof LatchkeyError && ['bad_request', 'invalid_credentials', 'locked_out'].includes(err.code)) {
+      if (err instanceof LatchkeyError && err.onForm) {
         if (err.code === 'locked_out') {
           setRetryAfter(ctx, err);
           await audit.record({ type: 'signin.locked', outcome: 'failure', tenant: tenant.id, ...info, ...(err.detail.frozen ? { detail: { frozen: true } } : {}) });

@@ -15,8 +15,9 @@ import { createClientSecrets } from '../crypto/client-secret.ts';
 import { renderProviderError, renderLogout, renderLogoutSuccess } from './pages.ts';
 import { respondWithError } from '../web/errors.ts';
 import { clientAuthenticationRequired, notFound, unavailable } from '../errors.ts';
-import { ANY_TENANT, clientFinder, type ClientFinder } from '../account/client.ts';
-import { endedBefore, trackLoginGrants } from '../account/revocation.ts';
+import { ANY_TENANT, clientFinder, type ClientFinder } from './account-client.ts';
+import { endedBefore, trackLoginGrants } from './revocation.ts';
+import { fullName, userTypeOf } from '../names.ts';
 
 const OFFLINE_ACCESS = 'offline_access';
 
@@ -124,7 +125,7 @@ export function createProvider({ config, accounts, adapter, factors, log, unavai
     // A reset or a changed password ended this login's sessions (docs/account.md).
     if (endedBefore(notBefore, session.loginTs)) return false;
     const tenant = await accounts.getTenant(login.tenant);
-    const type = tenant?.userTypes.find((t) => t.id === login.userType);
+    const type = tenant ? userTypeOf(tenant, login.userType) : undefined;
     if (!type) return false;
     const factor = factors.get(type.secondFactor);
     return session.acr === factor.acr && factor.stage(login) !== 'enroll';
@@ -205,7 +206,7 @@ export function createProvider({ config, accounts, adapter, factors, log, unavai
           sub: login.id,
           email: login.email,
           email_verified: true,
-          name: `${login.firstName} ${login.lastName}`.trim(),
+          name: fullName(login),
           given_name: login.firstName,
           family_name: login.lastName,
           tenant: login.tenant,

@@ -10,44 +10,27 @@
  * token of the person's logins in every tenant, and the next sign-in asks each
  * login's second factor as always.
  */
-import { createHash, createHmac, randomBytes, timingSafeEqual } from 'node:crypto';
+import type { RouteDeps } from '../services.ts';
+import { createHash, createHmac, randomBytes } from 'node:crypto';
 import Router from '@koa/router';
 import type { Context } from 'koa';
-import type Provider from 'oidc-provider';
-import type { Config } from '../../config/index.ts';
-import type { Audit } from '../audit.ts';
-import type { Hasher } from '../crypto/password.ts';
-import type { Logger } from '../log.ts';
-import type { Limiter } from '../limits.ts';
 import { addressGroup, passwordKey } from '../limits.ts';
-import type { Mailer } from '../mail/mailer.ts';
-import type { AccountStore, Identity, Login } from '../storage/accounts/port.ts';
+import type { Identity, Login } from '../storage/accounts/port.ts';
 import { normalizeEmail } from '../storage/accounts/port.ts';
-import type { CounterStore } from '../storage/counters/port.ts';
-import type { LinkPurpose, LinkStore } from '../storage/links/port.ts';
+import type { LinkPurpose } from '../storage/links/port.ts';
 import { LatchkeyError, badRequest, csrfRefused } from '../errors.ts';
 import { formFields } from '../web/forms.ts';
 import { localeOf, sendPage } from '../web/views.ts';
-import { endLoginSessions } from '../account/revocation.ts';
+import { endLoginSessions } from '../provider/revocation.ts';
 import { checkNewPassword, PASSWORD_RULES } from '../account/passwords.ts';
-import { ANY_TENANT } from '../account/client.ts';
+import { ANY_TENANT } from '../provider/account-client.ts';
 import type { JourneyPlugin } from '../interaction/router.ts';
 import { ensureProgress } from '../interaction/journey.ts';
 import { upstreamLinks } from '../upstream/links.ts';
+import { requestInfo } from '../web/request.ts';
+import { constantTimeEqual } from '../crypto/equal.ts';
 
-export interface RecoveryDeps {
-  provider: Provider;
-  config: Config;
-  accounts: AccountStore;
-  links: LinkStore;
-  counters: CounterStore;
-  hasher: Hasher;
-  limiter: Limiter;
-  audit: Audit;
-  mailer: Mailer;
-  log: Logger;
-  now?: () => Date;
-}
+export type RecoveryDeps = Pick<RouteDeps, 'provider' | 'config' | 'accounts' | 'links' | 'counters' | 'hasher' | 'limiter' | 'audit' | 'mailer' | 'log' | 'now'>;
 
 const EMAIL_MAX = 320;
 /** Reset links one identity may be sent per hour; more requests are answered alike and send nothing. */
@@ -107,7 +90,7 @@ export async function sendInvitation(
 /** The first step's "Forgot your password?", inside the sign-in. */
 export function forgotPassword(deps: RecoveryDeps): JourneyPlugin {
   const { config, accounts, links, counters, mailer, audit, log } = deps;
-  const now = deps.now ?? (() => new Date());
+  const now = () => new Date(deps.now());
 
   /** Everything a known email costs beyond an unknown one happens after the answer, so both take alike. */
   async function sendLink(identity: Identity, tenant: { id: string; name: string } | null, lang: 'en' | 'nl', info: { ip: string | null; userAgent: string | null }) {
@@ -160,7 +143,7 @@ export function forgotPassword(deps: RecoveryDeps): JourneyPlugin {
 /** `/reset/:token` and `/invite/:token`, the mailed links: they work without the sign-in they came from (another browser, a phone). */
 export function linkRouter(deps: RecoveryDeps): Router {
   const { config, accounts, links, hasher, limiter, provider, audit, mailer } = deps;
-  const now = deps.now ?? (() => new Date());
+  const now = () => new Date(deps.now());
   const router = new Router();
   const csrfKey = config.keys.cookieKeys[0]!;
   // The form's token is bound to the link: a page elsewhere cannot post it without knowing the link.
@@ -206,9 +189,7 @@ export function linkRouter(deps: RecoveryDeps): Router {
         if (err instanceof LatchkeyError) return form(ctx, purpose, tokenHash, identity, err);
         throw err;
       }
-      const expected = Buffer.from(csrfFor(tokenHash));
-      const given = Buffer.from(fields.csrf ?? '');
-      if (given.length !== expected.length || !timingSafeEqual(given, expected)) throw csrfRefused();
+      if (!constantTimeEqual(fields.csrf ?? '', csrfFor(tokenHash))) throw csrfRefused();
       const problem = checkNewPassword(fields.password ?? '', fields.password_confirm ?? '', identity.email);
       if (problem) return form(ctx, purpose, tokenHash, identity, badRequest(`errors.password.${problem}`, { problem, ...PASSWORD_RULES }));
       // Checked above, used here: of two tabs posting one link, one sets the password.
@@ -218,7 +199,7 @@ export function linkRouter(deps: RecoveryDeps): Router {
       await endLoginSessions(accounts, provider, logins.map((l) => l.id));
       // Proving the mailbox ends a lock on the password; the second factor's locks stay.
       await limiter.unlock(passwordKey(identity.email));
-      const info = { ip: ctx.ip || null, userAgent: ctx.get('user-agent') || null };
+      const info = requestInfo(ctx);
       // A new password is a new start for the upstream accounts too: each is confirmed again with it.
       if (config.upstream.unlinkOn.includes('password')) await upstreamLinks({ accounts, audit }).unlinkAll(identity, { ...info, reason: 'password' });
       for (const tenantId of new Set(logins.map((l) => l.tenant))) {

@@ -11,7 +11,6 @@
  * Every failure renders a page with the way back to the login page and writes
  * an audit event; none is a 500.
  */
-import { timingSafeEqual } from 'node:crypto';
 import Router from '@koa/router';
 import type { Context } from 'koa';
 import { errors as oidcErrors } from 'oidc-provider';
@@ -29,6 +28,8 @@ import { readProgress, saveProgress, type Interaction, type PendingUpstreamLink,
 import type { JourneyPlugin, JourneySteps } from '../interaction/router.ts';
 import type { UpstreamAccount, UpstreamClient } from './client.ts';
 import { upstreamLinks } from './links.ts';
+import { requestInfo } from '../web/request.ts';
+import { constantTimeEqual } from '../crypto/equal.ts';
 
 export interface UpstreamDeps {
   accounts: AccountStore;
@@ -48,12 +49,7 @@ const STATE = /^([A-Za-z0-9_-]{1,64})\.[A-Za-z0-9_-]{16,128}$/;
 /** Errors shown on the upstream page (with the way back); anything else goes to the error handler. */
 const SHOWN = new Set(['upstream_unavailable', 'upstream_error', 'upstream_invalid_response', 'upstream_state', 'upstream_no_account', 'upstream_link_unconfirmable', 'no_login_for_client']);
 
-function sameState(given: unknown, expected: string): boolean {
-  if (typeof given !== 'string') return false;
-  const a = Buffer.from(given);
-  const b = Buffer.from(expected);
-  return a.length === b.length && timingSafeEqual(a, b);
-}
+const sameState = (given: unknown, expected: string) => typeof given === 'string' && constantTimeEqual(given, expected);
 
 /** The journey's first step by upstream provider: plugs into the interaction router. */
 export function upstreamSignIn({ accounts, audit, client, hasher, limiter, browsers }: UpstreamDeps): JourneyPlugin {
@@ -130,7 +126,7 @@ export function upstreamSignIn({ accounts, audit, client, hasher, limiter, brows
           throw invalidCredentials('errors.upstream.wrongPassword');
         }
       } catch (err) {
-        if (err instanceof LatchkeyError && ['bad_request', 'invalid_credentials', 'locked_out'].includes(err.code)) {
+        if (err instanceof LatchkeyError && err.onForm) {
           if (err.code === 'locked_out') await audit.record({ type: 'signin.locked', outcome: 'failure', tenant: tenant.id, ...info, ...(err.detail.frozen ? { detail: { frozen: true } } : {}) });
           return confirmPage(ctx, interaction, progress, upstream, identity.email, err);
         }
@@ -203,7 +199,7 @@ export function upstreamCallbackRouter({ audit }: Pick<UpstreamDeps, 'audit'>): 
     const state = typeof ctx.query.state === 'string' ? ctx.query.state : '';
     const uid = STATE.exec(state)?.[1];
     if (!uid || !UPSTREAM_ID.test(id)) {
-      await audit.record({ type: 'signin.upstream', outcome: 'failure', ip: ctx.ip || null, userAgent: ctx.get('user-agent') || null, detail: { upstream: id.slice(0, 128), reason: 'upstream_state' } });
+      await audit.record({ type: 'signin.upstream', outcome: 'failure', ...requestInfo(ctx), detail: { upstream: id.slice(0, 128), reason: 'upstream_state' } });
       throw upstreamState();
     }
     ctx.redirect(`/interaction/${uid}/upstream/${id}/callback?${ctx.querystring}`);

@@ -1,5 +1,5 @@
-import { timingSafeEqual } from 'node:crypto';
 import { badRequest, csrfRefused } from '../errors.ts';
+import { constantTimeEqual } from '../crypto/equal.ts';
 
 /**
  * Reads form fields as single strings. Anything else (a missing field, an
@@ -33,9 +33,5 @@ export function formFields<R extends string, O extends string = never>(
 export function checkCsrf(expected: string | undefined, body: unknown): void {
   const given = body && typeof body === 'object' && Object.hasOwn(body, 'csrf') ? (body as Record<string, unknown>).csrf : undefined;
   if (!expected || typeof given !== 'string') throw csrfRefused();
-  // Compare bytes, not characters: a token of the same length in characters
-  // but not in bytes (e.g. with an "é") must be refused, not crash timingSafeEqual.
-  const a = Buffer.from(given);
-  const b = Buffer.from(expected);
-  if (a.length !== b.length || !timingSafeEqual(a, b)) throw csrfRefused();
+  if (!constantTimeEqual(given, expected)) throw csrfRefused();
 }

@@ -2,7 +2,7 @@
 // sign-in to /account through the provider's journey, and page objects for
 // the account forms (by data-testid).
 import assert from 'node:assert/strict';
-import type { ImportDocument } from '../../src/cli/import.ts';
+import type { ImportDocument } from '../../src/import/index.ts';
 import { Browser, actionOf, csrfOf, testIds, type Page } from '../support/browser.ts';
 import { PASSWORD, submitLogin, type TestServer } from '../support/latchkey.ts';
 import { codeFor, currentStep, errorOf, secretOf } from '../support/factors.ts';

@@ -4,7 +4,7 @@ import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import * as oidc from 'openid-client';
 import argon2 from 'argon2';
-import { importDocument } from '../../src/cli/import.ts';
+import { importDocument } from '../../src/import/index.ts';
 import { Browser, actionOf, csrfOf, testIds } from '../support/browser.ts';
 import { SETUPS, callbackReached, fixture, relyingParty, signIn, startServer, submitLogin, type RelyingParty, type TestServer } from '../support/latchkey.ts';
 

@@ -3,7 +3,7 @@
 // plain text before is hashed on the next start. On both store set-ups.
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { importDocument } from '../../src/cli/import.ts';
+import { importDocument } from '../../src/import/index.ts';
 import { REDIRECT_URI, SETUPS, fixture, startServer, type TestServer } from '../support/latchkey.ts';
 
 const LEGACY = { id: 'legacy-app', secret: 'legacy-plain-secret-0f3b8e2a9c4d7f1e6b5a' };

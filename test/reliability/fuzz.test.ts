@@ -32,7 +32,7 @@ import { join } from 'node:path';
 import fc from 'fast-check';
 import Database from 'better-sqlite3';
 import { MongoClient } from 'mongodb';
-import type { ImportDocument } from '../../src/cli/import.ts';
+import type { ImportDocument } from '../../src/import/index.ts';
 import { checkNewPin } from '../../src/factors/pin/rules.ts';
 import { checkNewPassword } from '../../src/account/passwords.ts';
 import { createHash, randomBytes } from 'node:crypto';
@@ -42,7 +42,7 @@ import { Browser, actionOf, csrfOf, testIds, textOf, type Page } from '../suppor
 import { PASSWORD, REDIRECT_URI, SETUPS, callbackReached, relyingParty, signIn, startServer, submitLogin, type RelyingParty, type TestServer } from '../support/latchkey.ts';
 import { secretOf } from '../support/factors.ts';
 import { startUpstream, visitUpstream, type TestUpstream } from '../support/upstream.ts';
-import { importDocument } from '../../src/cli/import.ts';
+import { importDocument } from '../../src/import/index.ts';
 import { accountSignIn, linkOnPage, submit } from '../account/support.ts';
 
 const SEED = Number(process.env.FUZZ_SEED ?? 20_240_607);

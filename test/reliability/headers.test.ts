@@ -6,7 +6,7 @@ import assert from 'node:assert/strict';
 import { Browser, actionOf, csrfOf, type Page } from '../support/browser.ts';
 import { PASSWORD, relyingParty, startServer, submitLogin, type TestServer } from '../support/latchkey.ts';
 import { addPerson, factorFixture, hasForm, reachFactor } from '../support/factors.ts';
-import { safeReturnTo } from '../../src/account/router.ts';
+import { safeReturnTo } from '../../src/account/kit.ts';
 
 function assertSecurityHeaders(page: Page, what: string) {
   const csp = page.headers.get('content-security-policy') ?? '';

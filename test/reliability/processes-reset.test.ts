@@ -7,7 +7,7 @@
 // refresh token is refused (docs/account.md, "Ending a login's sessions").
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import type { ImportDocument } from '../../src/cli/import.ts';
+import type { ImportDocument } from '../../src/import/index.ts';
 import { Browser, actionOf, csrfOf, testIds, type Page } from '../support/browser.ts';
 import { startMongo, type TestMongo } from '../support/mongo.ts';
 import { testRedisPrefix, testRedisUrl } from '../support/redis.ts';

@@ -4,7 +4,7 @@
 // factor pages.
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
-import type { ImportDocument } from '../../src/cli/import.ts';
+import type { ImportDocument } from '../../src/import/index.ts';
 import { codeAt, stepAt } from '../../src/factors/totp/code.ts';
 import type { AuditEvent } from '../../src/storage/accounts/port.ts';
 import { Browser, actionOf, csrfOf, testIds, textOf, type Page } from './browser.ts';

@@ -5,7 +5,7 @@ import * as oidc from 'openid-client';
 import { loadConfig } from '../../config/index.ts';
 import { createLogger } from '../../src/log.ts';
 import { createLatchkey, type Latchkey } from '../../src/server.ts';
-import { importDocument, type ImportDocument } from '../../src/cli/import.ts';
+import { importDocument, type ImportDocument } from '../../src/import/index.ts';
 import { startMongo, type TestMongo } from './mongo.ts';
 import { testRedisPrefix, testRedisUrl } from './redis.ts';
 import { tempDir } from './tmp.ts';

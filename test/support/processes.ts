@@ -9,9 +9,8 @@ import { generateKeyPairSync, randomBytes } from 'node:crypto';
 import { join } from 'node:path';
 import { loadConfig } from '../../config/index.ts';
 import { createLogger } from '../../src/log.ts';
-import { createStores } from '../../src/storage/index.ts';
-import { createHasher } from '../../src/crypto/password.ts';
-import { importDocument, type ImportDocument } from '../../src/cli/import.ts';
+import { createServices } from '../../src/services.ts';
+import { importDocument, type ImportDocument } from '../../src/import/index.ts';
 
 const root = join(import.meta.dirname, '..', '..');
 
@@ -31,11 +30,11 @@ export function sharedKeys(): Record<string, string> {
 /** Imports a document into the stores the environment names (before the processes start). */
 export async function seed(env: Record<string, string>, doc: ImportDocument): Promise<void> {
   const config = loadConfig(env);
-  const stores = await createStores(config, createLogger('silent'));
+  const services = await createServices(config, createLogger('silent'), { workers: false });
   try {
-    await importDocument(doc, { accounts: stores.accounts, hasher: await createHasher(config.argon2, config.keys.pepper), config });
+    await importDocument(doc, { accounts: services.stores.accounts, hasher: services.hasher, config });
   } finally {
-    await stores.close();
+    await services.close();
   }
 }
 

@@ -10,7 +10,7 @@ import { createLogger } from '../../src/log.ts';
 import { createStores, type Stores } from '../../src/storage/index.ts';
 import { createHasher, type Hasher } from '../../src/crypto/password.ts';
 import { createSecretBox, SecretBoxError } from '../../src/crypto/secretbox.ts';
-import { ImportError, importDocument, type ImportDocument } from '../../src/cli/import.ts';
+import { ImportError, importDocument, type ImportDocument } from '../../src/import/index.ts';
 import { openUpstreamSecret } from '../../src/upstream/secret.ts';
 import { fixture } from '../support/latchkey.ts';
 import { tempDir } from '../support/tmp.ts';

@@ -9,7 +9,7 @@ import { Browser, actionOf, csrfOf, testIds, textOf, type Page } from '../suppor
 import { PASSWORD, SETUPS, callbackReached, relyingParty, startServer, type RelyingParty, type TestServer } from '../support/latchkey.ts';
 import { addPerson, hasForm } from '../support/factors.ts';
 import { startUpstream, visitUpstream, type TestUpstream } from '../support/upstream.ts';
-import { importDocument } from '../../src/cli/import.ts';
+import { importDocument } from '../../src/import/index.ts';
 import { accountFixture, noticeOf, signedIn, submit } from '../account/support.ts';
 
 const CLIENT_ID = 'latchkey-acme';

@@ -14,7 +14,7 @@ import { Browser, actionOf, csrfOf, testIds, textOf, type Page } from '../suppor
 import { PASSWORD, SETUPS, callbackReached, freePort, relyingParty, startServer, submitLogin, type RelyingParty, type TestServer } from '../support/latchkey.ts';
 import { addPerson, codeFor, currentStep, hasForm, secretOf, submitFactor } from '../support/factors.ts';
 import { startUpstream, visitUpstream, type TestUpstream, type UpstreamUser } from '../support/upstream.ts';
-import { importDocument, type ImportDocument } from '../../src/cli/import.ts';
+import { importDocument, type ImportDocument } from '../../src/import/index.ts';
 
 const CLIENT_ID = 'latchkey-acme';
 const CLIENT_SECRET = 'upstream-client-secret-acme';

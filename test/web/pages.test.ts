@@ -20,7 +20,7 @@ import { PNG } from 'pngjs';
 import { PASSWORD, REDIRECT_URI, relyingParty, startServer, type RelyingParty, type TestServer } from '../support/latchkey.ts';
 import { TENANT, codeFor, currentStep, factorFixture } from '../support/factors.ts';
 import { startUpstream, type TestUpstream } from '../support/upstream.ts';
-import { importDocument, type ImportDocument } from '../../src/cli/import.ts';
+import { importDocument, type ImportDocument } from '../../src/import/index.ts';
 import { launchChromium, withoutChromium } from '../support/chromium.ts';
 import { tempDir } from '../support/tmp.ts';
 

@@ -25,10 +25,10 @@ const pinHash = (login: Login): string | null => {
  * A PIN after the password. First sign-in: choose one (twice, checked by the
  * PIN rules); later: enter it, under the login's attempt limit.
  */
-export const pinFactor: FactorFactory = ({ config, accounts, counters, hasher, audit }): Factor => {
+export const pinFactor: FactorFactory = ({ config, accounts, hasher, audit, limiter }): Factor => {
   const rules: PinRules = { minLength: config.pin.minLength, maxLength: config.pin.maxLength };
   const keys = factorKeys('pin');
-  const attempts = createAttempts(counters, config, keys);
+  const attempts = createAttempts(limiter, keys);
   // Any length up to the maximum: PINs chosen under an older, lower minimum still work.
   const enteredPin = new RegExp(`^[0-9]{1,${rules.maxLength}}$`);
 

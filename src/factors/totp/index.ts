@@ -4,7 +4,8 @@ import { factorSetupExpired, frozenOut, invalidFactorAnswer, lockedOut, replayRe
 import { createSecretBox } from '../../crypto/secretbox.ts';
 import type { Login } from '../../storage/accounts/port.ts';
 import type { Factor, FactorChange, FactorChangeOutcome, FactorFactory, FactorOutcome, FactorRequest } from '../types.ts';
-import { createAttempts, factorKeys, type AttemptResult } from '../attempts.ts';
+import { createAttempts, factorKeys } from '../attempts.ts';
+import type { AttemptResult } from '../../limits.ts';
 import { groupSecret, matchStep, newSecret, normalizeCode } from './code.ts';
 import { authenticatorAccount, otpauthUri } from './label.ts';
 
@@ -39,10 +40,10 @@ const sealedSecret = (login: Login): string | null => {
  * (QR code, grouped secret, `otpauth://` link) and confirm with a code; later:
  * a 6-digit code, each accepted once, under the login's attempt limit.
  */
-export const totpFactor: FactorFactory = ({ config, accounts, counters, audit }): Factor => {
+export const totpFactor: FactorFactory = ({ config, accounts, audit, limiter }): Factor => {
   const box = createSecretBox(config.keys.encryptionKeys);
   const keys = factorKeys('totp');
-  const attempts = createAttempts(counters, config, keys);
+  const attempts = createAttempts(limiter, keys);
   // The pending secret gets a context of its own, so it can never pass for a stored one.
   const pendingContext = (loginId: string) => `pending:${loginId}`;
 

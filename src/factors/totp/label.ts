@@ -6,6 +6,7 @@
  */
 import type { Login, UserType } from '../../storage/accounts/port.ts';
 import { TOTP } from './code.ts';
+import { userTypeName } from '../../names.ts';
 
 type Labelled = Pick<Login, 'id' | 'email' | 'userType'>;
 
@@ -19,7 +20,7 @@ type Labelled = Pick<Login, 'id' | 'email' | 'userType'>;
 export function authenticatorAccount(login: Labelled, logins: readonly Labelled[], userTypes: readonly Pick<UserType, 'id' | 'name'>[]): string {
   const others = logins.filter((l) => l.id !== login.id && l.email === login.email);
   const all = [login, ...others];
-  const typeName = (l: Labelled) => userTypes.find((t) => t.id === l.userType)?.name ?? l.userType;
+  const typeName = (l: Labelled) => userTypeName({ userTypes }, l.userType);
   const base = (l: Labelled) => `${l.email} (${typeName(l)})`;
   const bases = all.map(base);
   const first = all.map((l, i) => (bases.filter((b) => b === bases[i]).length > 1 ? `${l.email} (${typeName(l)}, ${l.id})` : bases[i]!));

@@ -14,7 +14,7 @@ import { createLogger } from '../../src/log.ts';
 import { createStores, type Stores } from '../../src/storage/index.ts';
 import { createHasher, type Hasher } from '../../src/crypto/password.ts';
 import type { AccountStore } from '../../src/storage/accounts/port.ts';
-import { ImportError, importDocument, validateImport, type ImportDocument } from '../../src/cli/import.ts';
+import { ImportError, importDocument, validateImport, type ImportDocument } from '../../src/import/index.ts';
 import { Browser } from '../support/browser.ts';
 import { PASSWORD, callbackReached, fixture, relyingParty, signIn, startServer } from '../support/latchkey.ts';
 import { startMongo, type TestMongo } from '../support/mongo.ts';

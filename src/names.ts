@@ -1,0 +1,11 @@
+/** How people and their user types are named, in one place for every page, token and label. */
+import type { Login, UserType } from './storage/accounts/port.ts';
+
+/** "First Last" (either may be empty). */
+export const fullName = (login: Pick<Login, 'firstName' | 'lastName'>) => `${login.firstName} ${login.lastName}`.trim();
+
+/** The tenant's user type of that id, or undefined when the tenant has none such. */
+export const userTypeOf = <T extends Pick<UserType, 'id'>>(tenant: { userTypes: readonly T[] }, userTypeId: string): T | undefined => tenant.userTypes.find((t) => t.id === userTypeId);
+
+/** The user type's name, or its id when the tenant has no such type. */
+export const userTypeName = (tenant: { userTypes: readonly Pick<UserType, 'id' | 'name'>[] }, userTypeId: string) => userTypeOf(tenant, userTypeId)?.name ?? userTypeId;

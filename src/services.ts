@@ -1,0 +1,82 @@
+/**
+ * The one composition of Latchkey's services: stores → hasher, mail, audit,
+ * limiter, known browsers, factors → provider. The server (`src/server.ts`)
+ * puts the web app on top; the operator CLI and the test harnesses use the
+ * same services, so a rule is never wired twice.
+ */
+import type Provider from 'oidc-provider';
+import type { Config } from '../config/index.ts';
+import type { Logger } from './log.ts';
+import { createStores, type Stores } from './storage/index.ts';
+import { createHasher, type Hasher } from './crypto/password.ts';
+import { createAudit, type Audit } from './audit.ts';
+import { createLimiter, type Limiter } from './limits.ts';
+import { knownBrowsers, type KnownBrowsers } from './known-browsers.ts';
+import { createFactorRegistry, type FactorRegistry } from './factors/registry.ts';
+import { createProvider } from './provider/index.ts';
+import { createMailer, createTransport, type Mailer } from './mail/mailer.ts';
+import { withNotices } from './mail/notices.ts';
+import type { AccountStore } from './storage/accounts/port.ts';
+import type { LinkStore } from './storage/links/port.ts';
+import type { CounterStore } from './storage/counters/port.ts';
+
+export interface Services {
+  config: Config;
+  log: Logger;
+  /** The clock (epoch milliseconds) of every security decision that a test may move. */
+  now: () => number;
+  stores: Stores;
+  hasher: Hasher;
+  mailer: Mailer;
+  audit: Audit;
+  limiter: Limiter;
+  browsers: KnownBrowsers;
+  factors: FactorRegistry;
+  provider: Provider;
+  /** Stops the workers (mail, audit sweep) and closes the stores. */
+  close(): Promise<void>;
+}
+
+/** What the web routers are given: the services, with the store's ports at hand. Each router picks what it needs. */
+export type RouteDeps = Services & { accounts: AccountStore; links: LinkStore; counters: CounterStore };
+
+export const routeDeps = (services: Services): RouteDeps => ({ ...services, accounts: services.stores.accounts, links: services.stores.links, counters: services.stores.counters });
+
+export interface ServiceOptions {
+  /** The clock; default `Date.now`. */
+  now?: () => number;
+  /**
+   * A process that serves (the default) sends mail and sweeps the audit log;
+   * the operator CLI only queues and writes (a server's workers do the rest).
+   */
+  workers?: boolean;
+}
+
+export async function createServices(config: Config, log: Logger, { now = Date.now, workers = true }: ServiceOptions = {}): Promise<Services> {
+  const stores = await createStores(config, log);
+  const hasher = await createHasher(config.argon2, config.keys.pepper);
+  const mailer = createMailer({ outbox: stores.outbox, transport: createTransport(config.mail, log), log, worker: workers });
+  const audit = withNotices(createAudit(stores.accounts, log, { ...config.audit, ...(workers ? {} : { sweepEveryMs: 0 }) }), { mailer, accounts: stores.accounts, counters: stores.counters, log });
+  const limiter = createLimiter(stores.counters, config, now);
+  const browsers = knownBrowsers(stores.counters, { secure: config.issuer.startsWith('https:'), ttlMs: config.knownBrowser.ttlMs }, now);
+  const factors = createFactorRegistry({ config, accounts: stores.accounts, hasher, audit, limiter });
+  const provider = createProvider({ config, accounts: stores.accounts, adapter: stores.adapter, factors, log, unavailableStore: stores.unavailableStore, now });
+  return {
+    config,
+    log,
+    now,
+    stores,
+    hasher,
+    mailer,
+    audit,
+    limiter,
+    browsers,
+    factors,
+    provider,
+    async close() {
+      mailer.close();
+      audit.close();
+      await stores.close();
+    },
+  };
+}
