@@ -110,7 +110,7 @@ describe('store outages (MongoDB + Redis)', () => {
       const token = await redisDiesDuring(() =>
         fetch(`${caught.issuer}/token`, {
           method: 'POST',
-          headers: { 'content-type': 'application/x-www-form-urlencoded', authorization: `Basic ${Buffer.from('portal:s3cret-portal').toString('base64')}` },
+          headers: { 'content-type': 'application/x-www-form-urlencoded', authorization: `Basic ${Buffer.from('portal:s3cret-portal-4f9a2c7e1b8d3f6a0c5e9b2d').toString('base64')}` },
           body: 'grant_type=refresh_token&refresh_token=nope',
         }),
       );
