@@ -103,8 +103,8 @@ export function accountCookies({ secure, now = Date.now }: { secure: boolean; no
       return stored && stored.sub === sub && now() - stored.createdAt < DRAFT_MAX_AGE_MS ? stored.draft : {};
     },
     setDraft(ctx, sub, draft) {
-      if (Object.keys(draft).length === 0) return remove(ctx, DRAFT_COOKIE);
-      set(ctx, DRAFT_COOKIE, { sub, draft, createdAt: now() }, DRAFT_MAX_AGE_MS);
+      if (Object.keys(draft).length === 0) remove(ctx, DRAFT_COOKIE);
+      else set(ctx, DRAFT_COOKIE, { sub, draft, createdAt: now() }, DRAFT_MAX_AGE_MS);
     },
     clear(ctx) {
       for (const name of [SESSION_COOKIE, PENDING_COOKIE, DRAFT_COOKIE]) remove(ctx, name);
