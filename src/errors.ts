@@ -78,7 +78,7 @@ export const invalidFactorAnswer = (key: string) => new LatchkeyError('invalid_f
 export const invalidNewPin = (problem: string, rules: { minLength: number; maxLength: number }) =>
   new LatchkeyError('invalid_new_pin', 400, `errors.newPin.${problem}`, { problem, minLength: rules.minLength, maxLength: rules.maxLength });
 
-/** An authenticator code that was already used (SPEC §7: a code is accepted once). */
+/** An authenticator code that was already used (a code is accepted once). */
 export const replayRefused = () => new LatchkeyError('replay', 400, 'errors.totp.replay');
 
 /** A second-factor set-up whose pending state is gone (expired, or finished in another window). */

@@ -1,5 +1,5 @@
 /**
- * The owner's pages (SPEC §5): Security settings (the second factor per user
+ * The owner's pages: Security settings (the second factor per user
  * type), Users (reset a user's authenticator app or PIN, unlock a user locked
  * out by failed attempts) and the Audit log.
  * Each request checks that the signed-in login owns its tenant, and only ever

@@ -1,5 +1,5 @@
 /**
- * Encryption of small secrets at rest (TOTP secrets, SPEC §7): AES-256-GCM
+ * Encryption of small secrets at rest (TOTP secrets): AES-256-GCM
  * with a random 96-bit IV per seal.
  *
  * The sealed form is one string, `v1.<kid>.<iv>.<ciphertext>.<tag>` (base64url

@@ -1,5 +1,5 @@
 /**
- * The import format (SPEC §6, docs/import.md): tenants, identities, logins,
+ * The import format (docs/import.md): tenants, identities, logins,
  * clients and upstream providers from one JSON document. Validated whole before anything is written
  * (a bad file changes nothing); writing is a series of idempotent upserts.
  */

@@ -1,5 +1,5 @@
 /**
- * The sign-in journey's pages (SPEC §3): login → select login → second factor
+ * The sign-in journey's pages: login → select login → second factor
  * → consent. Every POST checks the interaction's prompt and its CSRF token.
  */
 import type { RouteDeps } from '../services.ts';
@@ -171,7 +171,7 @@ export function interactionRouter({ provider, config, accounts, hasher, factors,
     ctx.status = 303;
   }
 
-  /** One button per upstream provider of the tenant (SPEC §3). */
+  /** One button per upstream provider of the tenant. */
   async function upstreamButtons(tenant: Tenant) {
     return (await accounts.listUpstreams(tenant.id)).map(({ id, name }) => ({ id, name }));
   }

@@ -1,4 +1,4 @@
-/** The `acr` values Latchkey issues (SPEC §4), weakest first. */
+/** The `acr` values Latchkey issues, weakest first. */
 export const ACR = {
   oneFactor: 'urn:latchkey:acr:1fa',
   pin: 'urn:latchkey:acr:pin',

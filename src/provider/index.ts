@@ -40,14 +40,14 @@ export interface ProviderDeps {
   now?: () => number;
 }
 
-/** The scope → claims map (SPEC §4). */
+/** The scope → claims map. */
 export const CLAIMS = {
   acr: null,
   amr: null,
   auth_time: null,
   sid: null,
   iss: null,
-  // acr/amr ride on the openid scope so every ID token carries them (SPEC §4).
+  // acr/amr ride on the openid scope so every ID token carries them.
   openid: ['sub', 'acr', 'amr', 'auth_time', 'tenant', 'user_type'],
   email: ['email', 'email_verified'],
   profile: ['name', 'given_name', 'family_name', 'tenant', 'user_type'],

@@ -1,7 +1,7 @@
 import type { Context, Next } from 'koa';
 
 /**
- * Security headers on every response, the provider's included (SPEC §7: no framing).
+ * Security headers on every response, the provider's included (login pages cannot be framed).
  * Set before the provider runs, with `script-src` spelled out: oidc-provider's
  * form_post page appends its one inline script's hash to that directive
  * (docs/security.md); under `default-src` alone the page would stay blank.

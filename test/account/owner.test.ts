@@ -1,4 +1,4 @@
-// The account pages for a tenant's owner (SPEC §5, issue 4): signing in to
+// The account pages for a tenant's owner: signing in to
 // /account through the journey, Security settings, Users (reset an
 // authenticator app or a PIN, which ends that login's sessions and grants),
 // the Audit log, CSRF and cross-tenant refusals, and re-authentication before

@@ -1,4 +1,4 @@
-// The profile page for every login (SPEC §5, issue 4): who is signed in and
+// The profile page for every login: who is signed in and
 // the factor in force, recent sign-ins, changing the PIN (the sign-in's rules
 // and attempt limits), linking the authenticator app again, and changing the
 // password. On the embedded store and on MongoDB + Redis.

@@ -1,4 +1,4 @@
-// Encryption of TOTP secrets at rest (SPEC §7): AES-256-GCM, the key id kept
+// Encryption of TOTP secrets at rest: AES-256-GCM, the key id kept
 // with the ciphertext, bound to a context (the login id), keys rotatable.
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';

@@ -1,4 +1,4 @@
-// The rules a new PIN must meet (SPEC §3 step 4).
+// The rules a new PIN must meet.
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { checkNewPin, pinProblemMessage, type PinProblem } from '../../src/factors/pin/rules.ts';

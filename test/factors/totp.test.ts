@@ -1,5 +1,5 @@
 // The authenticator-app code check (RFC 6238 / RFC 4226) and the labels apps
-// file secrets under (SPEC §3, "Authenticator labels").
+// file secrets under ("Authenticator labels": unique per tenant).
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { TOTP, codeAt, matchStep, newSecret, stepAt } from '../../src/factors/totp/code.ts';

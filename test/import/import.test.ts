@@ -1,4 +1,4 @@
-// The import (SPEC §6): a file of tenants, identities, logins and clients,
+// The import: a file of tenants, identities, logins and clients,
 // validated whole and written as idempotent upserts, on the embedded store and
 // on MongoDB; the real CLI as a child process; and a client imported into a
 // running server that works without a restart.
@@ -66,7 +66,7 @@ async function snapshot(accounts: AccountStore) {
   };
 }
 
-/** An argon2id PHC string at or above OWASP's minimum (SPEC §7), parameters in any order. */
+/** An argon2id PHC string at or above OWASP's minimum, parameters in any order. */
 function assertStrongPhc(hash: string | null | undefined) {
   assert.ok(hash, 'a password hash is stored');
   const m = /^\$argon2id\$v=19\$([^$]+)\$[A-Za-z0-9+/]{16,}\$[A-Za-z0-9+/]{32,}$/.exec(hash);

@@ -1,4 +1,4 @@
-// Bad input of any shape on the sign-in forms (SPEC §7): a clear 4xx page (or
+// Bad input of any shape on the sign-in forms: a clear 4xx page (or
 // JSON error), never a 500, nobody signed in, nothing changed in the store.
 // On the embedded store and on MongoDB + Redis.
 import { after, before, describe, it } from 'node:test';

@@ -1,4 +1,4 @@
-// The freeze (SPEC §7, NIST SP 800-63B §5.2.2): after the most consecutive
+// The freeze (NIST SP 800-63B §5.2.2): after the most consecutive
 // failures a login's PIN or code, or an identity's password, refuses every
 // further attempt, with a page that tells no more than the lockout does, until
 // the tenant's owner unlocks it on the Users page (or resets the factor) or an

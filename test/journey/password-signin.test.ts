@@ -1,4 +1,4 @@
-// The sign-in journey's first part (SPEC §3 steps 1-3 and 5) with a real
+// The sign-in journey's first part (email and password, the login choice, consent) with a real
 // relying party (openid-client), on the embedded store and on MongoDB + Redis.
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';

@@ -1,4 +1,4 @@
-// The PIN second factor (SPEC §3 step 4, §4, §7) with a real relying party,
+// The PIN second factor with a real relying party,
 // on the embedded store and on MongoDB + Redis.
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';

@@ -1,4 +1,4 @@
-// Second factors by user type (SPEC §2, §3 step 4, §7): the policy decides
+// Second factors by user type: the policy decides
 // per login, sibling logins keep their own state, a policy change sends a
 // session back through the factor (the owner's own type included), a store
 // dump yields no usable secret, and bad input on the factor forms changes

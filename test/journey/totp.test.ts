@@ -1,4 +1,4 @@
-// The authenticator-app second factor (SPEC §3 step 4, §4, §7) with a real
+// The authenticator-app second factor with a real
 // relying party, on the embedded store and on MongoDB + Redis.
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';

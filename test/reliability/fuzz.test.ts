@@ -1,4 +1,4 @@
-// Bad input, systematically (SPEC §7): a property-based fuzzer (fast-check)
+// Bad input, systematically: a property-based fuzzer (fast-check)
 // over every POST endpoint — the journey's, the upstream button and its
 // "confirm it's you" form, the account
 // pages' and the provider's own — on the embedded store and on MongoDB + Redis.

@@ -1,4 +1,4 @@
-// Headers and cookies (SPEC §7): a Content-Security-Policy without inline
+// Headers and cookies: a Content-Security-Policy without inline
 // scripts and with frame-ancestors 'none' on every page; nosniff and a
 // referrer policy; cookies HttpOnly and SameSite, Secure behind HTTPS.
 import { after, before, describe, it } from 'node:test';

@@ -1,4 +1,4 @@
-// Store outages (SPEC §7): while Redis or MongoDB is down every page answers a
+// Store outages: while Redis or MongoDB is down every page answers a
 // clear 503 (JSON endpoints a 503 JSON error), the process stays up, /readyz
 // names the failing store; when the store is back, sign-ins work again without
 // a restart.

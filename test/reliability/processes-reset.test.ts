@@ -1,4 +1,4 @@
-// Several app processes (SPEC §8, docs/deployment.md): an owner's reset made
+// Several app processes (docs/deployment.md): an owner's reset made
 // on one process takes effect on the other. Two `npm start` processes share
 // MongoDB + Redis behind one issuer and a round-robin balancer; the test
 // steers the balancer so the owner's reset is served by process A and the

@@ -1,4 +1,4 @@
-// Several app processes (SPEC §8): two `npm start` processes with one
+// Several app processes: two `npm start` processes with one
 // configuration share MongoDB + Redis behind one issuer and a round-robin
 // balancer. A journey started on one finishes on the other; attempt counters
 // are shared; SIGTERM lets in-flight requests finish and exits 0.

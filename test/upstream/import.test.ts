@@ -1,4 +1,4 @@
-// Upstream providers in the import format (SPEC §6, docs/upstream.md):
+// Upstream providers in the import format (docs/upstream.md):
 // stored per tenant with the client secret sealed, idempotent, validated with
 // the rest of the file; and the CLI names the redirect URI to register.
 import { after, before, describe, it } from 'node:test';

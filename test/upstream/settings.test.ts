@@ -1,4 +1,4 @@
-// The owner's read-only view of the tenant's upstream providers (issue 5 §1):
+// The owner's read-only view of the tenant's upstream providers:
 // what is configured and the redirect URI to register — never the secret.
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';

@@ -1,4 +1,4 @@
-// Sign-in with an upstream OpenID provider (SPEC §3, §4 amr `fed`): real
+// Sign-in with an upstream OpenID provider (amr `fed`): real
 // upstreams (oidc-provider instances on loopback ports), a real relying party,
 // on the embedded store and on MongoDB + Redis. The first time, an upstream
 // account is matched by its verified email to an identity with a login in the

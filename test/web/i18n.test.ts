@@ -1,4 +1,4 @@
-// Pages speak English and Dutch (issue 8 §1): one catalogue per language with
+// Pages speak English and Dutch: one catalogue per language with
 // the same keys, every key the code and the views use exists in both, and the
 // language is chosen from ui_locales, then the language switch, then
 // Accept-Language, then English.

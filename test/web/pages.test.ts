@@ -1,6 +1,6 @@
 // Every page of the journey and the account pages in a real browser (Debian's
 // Chromium through playwright-core), in English and Dutch, on a desktop and a
-// phone (375 px) (issue 8): each page speaks its language (<html lang>),
+// phone (375 px): each page speaks its language (<html lang>),
 // passes axe-core with no serious or critical violation, never scrolls
 // sideways on the phone, has tap targets of 44 px or more there, and is
 // screenshotted (docs/screenshots/{lang}-{device}-{page}.png with UPDATE_SCREENSHOTS=1). The QR code decodes to

@@ -1,5 +1,5 @@
 /**
- * The rules a new PIN must meet (SPEC §3 step 4), as pure functions: used by
+ * The rules a new PIN must meet, as pure functions: used by
  * the sign-in journey's "choose a PIN" page and by the account pages' "change
  * PIN" form.
  */

@@ -1,6 +1,5 @@
 /**
- * What an authenticator app shows and files a secret under (SPEC §3,
- * "Authenticator labels"): Google's Key Uri Format with the tenant's name as
+ * What an authenticator app shows and files a secret under: Google's Key Uri Format with the tenant's name as
  * issuer and an account name unique among the tenant's logins, so that an app
  * never merges or overwrites two logins of one person.
  */

@@ -75,7 +75,7 @@ export interface Client {
 }
 
 /**
- * An upstream OpenID provider of a tenant (SPEC §3, docs/upstream.md): Latchkey
+ * An upstream OpenID provider of a tenant (docs/upstream.md): Latchkey
  * is its relying party, with the redirect URI `{ISSUER}/upstream/{id}/callback`.
  */
 export interface Upstream {
