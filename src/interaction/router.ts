@@ -14,6 +14,7 @@ import { LatchkeyError, badRequest, frozenOut, invalidCredentials, lockedOut, no
 import { checkCsrf, formFields } from '../web/forms.ts';
 import { setRetryAfter } from '../web/errors.ts';
 import { localeOf, sendPage } from '../web/views.ts';
+import { hasText } from '../i18n.ts';
 import { resolveLanguage, useLanguage } from '../web/language.ts';
 import { ensureProgress, readProgress, saveProgress, type Interaction, type Progress } from './journey.ts';
 import { ACCOUNT_AUDIENCE, ANY_TENANT, clientFinder } from '../provider/account-client.ts';
@@ -152,7 +153,27 @@ export function interactionRouter({ provider, config, accounts, hasher, factors,
     const req = factorRequest(ctx, tenant, login, progress, {});
     const fp = await factor.page(stage, req);
     await saveProgress(interaction, progress);
-    page(ctx, fp.view, { ...baseLocals(interaction, progress), ...fp.locals, login, userTypeName: userTypeName(tenant, login.userType), error }, error?.status ?? 200);
+    const reason = stage === 'enroll' ? await setUpReason(ctx, tenant, login, factor.id) : null;
+    page(ctx, fp.view, { ...baseLocals(interaction, progress), ...fp.locals, login, userTypeName: userTypeName(tenant, login.userType), setUpReason: reason, error }, error?.status ?? 200);
+  }
+
+  /**
+   * Why a set-up page asks for a factor the person may have signed in without
+   * before, from the audit log: the owner reset it, or the user type's policy
+   * now asks for it — the newer of the two, with its date.
+   */
+  async function setUpReason(ctx: Context, tenant: Tenant, login: Login, factorId: string): Promise<string | null> {
+    const [resets, policies] = await Promise.all([
+      accounts.listAudit({ tenant: tenant.id, login: login.id, type: `factor.${factorId}.reset`, limit: 1 }),
+      accounts.listAudit({ tenant: tenant.id, type: 'policy.changed', limit: 50 }),
+    ]);
+    const policy = policies.find((e) => e.detail?.userType === login.userType && e.detail?.to === factorId);
+    const reset = resets[0];
+    const why = reset && (!policy || reset.time >= policy.time) ? { key: `setUpReason.reset.${factorId}`, time: reset.time } : policy ? { key: `setUpReason.policy.${factorId}`, time: policy.time } : null;
+    if (!why || !hasText('en', why.key)) return null;
+    const { lang, t } = localeOf(ctx);
+    const date = why.time.toLocaleDateString(lang === 'nl' ? 'nl-NL' : 'en-GB', { day: 'numeric', month: 'long', year: 'numeric', timeZone: 'UTC' });
+    return t(why.key, { date, userType: userTypeName(tenant, login.userType) });
   }
 
   async function firstStepPassed(ctx: Context, interaction: Interaction, tenant: Tenant, progress: Progress, identity: Identity, method: string) {
