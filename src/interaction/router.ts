@@ -121,7 +121,7 @@ export function interactionRouter({ provider, config, accounts, hasher, factors,
    */
   async function finish(ctx: Context, interaction: Interaction, tenant: Tenant, login: Login, progress: Progress, factor: Factor) {
     const amr = [...new Set([...(progress.amr ?? []), ...factor.amr])];
-    await audit.record({ type: 'signin.success', outcome: 'success', tenant: tenant.id, login: login.id, ...requestInfo(ctx), detail: { amr, acr: factor.acr } });
+    await audit.record({ type: 'signin.success', outcome: 'success', tenant: tenant.id, login: login.id, ...requestInfo(ctx), detail: { amr, acr: factor.acr, lang: localeOf(ctx).lang } });
     interaction.result = { login: { accountId: login.id, amr, acr: factor.acr, ts: Math.floor(now() / 1000), remember: true } };
     await interaction.persist();
     if (progress.email) await browsers.remember(ctx, progress.email);

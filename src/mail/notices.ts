@@ -11,7 +11,7 @@ import type { Logger } from '../log.ts';
 import type { AccountStore } from '../storage/accounts/port.ts';
 import { randomUUID } from 'node:crypto';
 import type { CounterStore } from '../storage/counters/port.ts';
-import { translator } from '../i18n.ts';
+import { DEFAULT_LANGUAGE, LANGUAGES, translator, type Language } from '../i18n.ts';
 import type { Mailer, MailKind } from './mailer.ts';
 
 /** The audit event types that tell the person, and the message each sends. */
@@ -34,6 +34,13 @@ const HOUR_MS = 3_600_000;
 export function withNotices(audit: Audit, deps: { mailer: Mailer; accounts: AccountStore; counters: CounterStore; log: Logger; now?: () => Date }): Audit {
   const now = deps.now ?? (() => new Date());
 
+  /** The language of the login's last sign-in (kept with its audit event), else English. */
+  async function lastLanguage(tenant: string, login: string): Promise<Language> {
+    const [last] = await deps.accounts.listAudit({ tenant, login, type: 'signin.success', limit: 1 });
+    const lang = last?.detail?.lang;
+    return typeof lang === 'string' && (LANGUAGES as readonly string[]).includes(lang) ? (lang as Language) : DEFAULT_LANGUAGE;
+  }
+
   async function notify(event: AuditInput) {
     const notice = NOTICES[event.type];
     if (!notice || !event.login) return;
@@ -44,9 +51,9 @@ export function withNotices(audit: Audit, deps: { mailer: Mailer; accounts: Acco
     const login = await deps.accounts.getLogin(event.login);
     const tenant = login ? await deps.accounts.getTenant(login.tenant) : null;
     if (!login || !tenant) return;
-    const lang = 'en';
+    const lang = await lastLanguage(login.tenant, login.id);
     const t = translator(lang);
-    const when = `${now().toLocaleString('en-GB', { dateStyle: 'long', timeStyle: 'short', timeZone: 'UTC' })} UTC`;
+    const when = `${now().toLocaleString(lang === 'nl' ? 'nl-NL' : 'en-GB', { dateStyle: 'long', timeStyle: 'short', timeZone: 'UTC' })} UTC`;
     await deps.mailer.send({
       kind: notice.kind,
       to: login.email,

@@ -4,8 +4,8 @@
 // or fails the action it reports.
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { csrfOf } from '../support/browser.ts';
-import { SETUPS, relyingParty, startServer, type RelyingParty, type TestServer } from '../support/latchkey.ts';
+import { Browser, csrfOf } from '../support/browser.ts';
+import { SETUPS, relyingParty, signIn, startServer, type RelyingParty, type TestServer } from '../support/latchkey.ts';
 import { SHORT_LOCKS, addPerson, choosePin, hasForm, reachFactor, submitFactor } from '../support/factors.ts';
 import { accountFixture, signedIn, submit } from '../account/support.ts';
 import { startSmtp, type TestSmtp } from '../support/smtp.ts';
@@ -52,6 +52,22 @@ for (const setup of SETUPS) {
       await server.latchkey.mailer.drain();
       await new Promise((r) => setTimeout(r, 300));
       assert.equal(smtp.to(person.email).filter((m) => /locked/.test(m.subject ?? '')).length, 1, 'one lock notice, however many refused attempts');
+    });
+
+    it('speaks the language of the person\'s last sign-in', async () => {
+      const person = await addPerson(server, 'nurse');
+      const [nurse] = person.logins as [string];
+      const browser = new Browser(server.issuer);
+      const { page } = await signIn(browser, rp, { email: person.email, login: nurse }, { ui_locales: 'nl' });
+      assert.ok(hasForm(page, 'choose-pin-form'));
+      await submitFactor(browser, page, 'choose-pin-form', { pin: PIN, pin_confirm: PIN });
+      await smtp.next(person.email);
+      const owner = await signedIn(server, { email: 'owner@acme.test' }, '/account/users');
+      const confirm = await owner.browser.post(`/account/users/${nurse}/reset-pin`, { csrf: csrfOf(owner.page) });
+      await submit(owner.browser, confirm, 'confirm-reset-form');
+      const mail = await smtp.next(person.email);
+      assert.match(mail.subject ?? '', /^Je organisatie heeft je /);
+      assert.match(mail.text ?? '', /Acme Care/);
     });
 
     it("tells the person when the owner reset their PIN, and the reset is not held up by it", async () => {
