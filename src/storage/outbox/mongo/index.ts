@@ -1,15 +1,9 @@
 import { randomUUID } from 'node:crypto';
 import { MongoServerError, type Db } from 'mongodb';
-import type { OutboxStore, QueuedMail } from '../port.ts';
+import type { OutboxStore, OutgoingMail, QueuedMail } from '../port.ts';
 
-interface MailDoc {
+interface MailDoc extends OutgoingMail {
   _id: string;
-  kind: string;
-  to: string;
-  subject: string;
-  text: string;
-  html: string;
-  tenant: string | null;
   attempts: number;
   dueAt: Date;
   createdAt: Date;
