@@ -1,6 +1,6 @@
 /**
- * The one composition of Latchkey's services: stores → hasher, mail, audit,
- * limiter, known browsers, factors → provider. The server (`src/server.ts`)
+ * The one composition of Latchkey's services: stores → hasher, mail,
+ * webhooks, audit, limiter, known browsers, factors → provider. The server (`src/server.ts`)
  * puts the web app on top; the operator CLI and the test harnesses use the
  * same services, so a rule is never wired twice.
  */
@@ -16,6 +16,8 @@ import { createFactorRegistry, type FactorRegistry } from './factors/registry.ts
 import { createProvider } from './provider/index.ts';
 import { createMailer, createTransport, type Mailer } from './mail/mailer.ts';
 import { withNotices } from './mail/notices.ts';
+import { createWebhooks, withWebhooks, type Webhooks } from './webhooks/index.ts';
+import { createSecretBox } from './crypto/secretbox.ts';
 import type { AccountStore } from './storage/accounts/port.ts';
 import type { LinkStore } from './storage/links/port.ts';
 import type { CounterStore } from './storage/counters/port.ts';
@@ -28,6 +30,7 @@ export interface Services {
   stores: Stores;
   hasher: Hasher;
   mailer: Mailer;
+  webhooks: Webhooks;
   audit: Audit;
   limiter: Limiter;
   browsers: KnownBrowsers;
@@ -56,7 +59,10 @@ export async function createServices(config: Config, log: Logger, { now = Date.n
   const stores = await createStores(config, log);
   const hasher = await createHasher(config.argon2, config.keys.pepper);
   const mailer = createMailer({ outbox: stores.outbox, transport: createTransport(config.mail, log), log, worker: workers });
-  const audit = withNotices(createAudit(stores.accounts, log, { ...config.audit, ...(workers ? {} : { sweepEveryMs: 0 }) }), { mailer, accounts: stores.accounts, counters: stores.counters, log });
+  const webhooks = createWebhooks({ store: stores.webhooks, box: createSecretBox(config.keys.encryptionKeys), log, now, worker: workers });
+  const logged = createAudit(stores.accounts, log, { ...config.audit, ...(workers ? {} : { sweepEveryMs: 0 }) });
+  // Every audit event may tell the person (a notice) and the tenant's apps (a webhook); neither holds the action up.
+  const audit = withWebhooks(withNotices(logged, { mailer, accounts: stores.accounts, counters: stores.counters, log }), webhooks, log, now);
   const limiter = createLimiter(stores.counters, config, now);
   const browsers = knownBrowsers(stores.counters, { secure: config.issuer.startsWith('https:'), ttlMs: config.knownBrowser.ttlMs }, now);
   const factors = createFactorRegistry({ config, accounts: stores.accounts, hasher, audit, limiter });
@@ -68,6 +74,7 @@ export async function createServices(config: Config, log: Logger, { now = Date.n
     stores,
     hasher,
     mailer,
+    webhooks,
     audit,
     limiter,
     browsers,
@@ -75,6 +82,7 @@ export async function createServices(config: Config, log: Logger, { now = Date.n
     provider,
     async close() {
       mailer.close();
+      webhooks.close();
       audit.close();
       await stores.close();
     },

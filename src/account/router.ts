@@ -9,13 +9,16 @@ import { createAccountKit, type AccountDeps } from './kit.ts';
 import { signInRoutes } from './signin.ts';
 import { profileRoutes } from './profile.ts';
 import { ownerRoutes } from './owner.ts';
+import { webhookRoutes } from './webhooks.ts';
+import type { Services } from '../services.ts';
 
 
-export function accountRouter(deps: AccountDeps): Router {
+export function accountRouter(deps: AccountDeps & Pick<Services, 'webhooks' | 'stores'>): Router {
   const router = new Router({ prefix: '/account' });
   const kit = createAccountKit(deps);
   signInRoutes(router, kit);
   profileRoutes(router, kit);
   ownerRoutes(router, kit);
+  webhookRoutes(router, kit, deps);
   return router;
 }

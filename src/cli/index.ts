@@ -2,6 +2,7 @@
  * `npm run cli -- import FILE.json` — see docs/import.md.
  * `npm run cli -- unlock EMAIL` — see docs/security.md.
  * `npm run cli -- invite EMAIL --tenant TENANT` — see docs/mail.md.
+ * `npm run cli -- webhook add|list|remove --tenant TENANT …` — see docs/webhooks.md.
  * Uses the same environment variables as the server to choose the store.
  */
 import { readFileSync } from 'node:fs';
@@ -12,8 +13,9 @@ import { ImportError, importDocument, type ImportDocument } from '../import/inde
 import { upstreamRedirectUri } from '../upstream/client.ts';
 import { describeUnlock, unlockEmail } from './unlock.ts';
 import { invite } from './invite.ts';
+import { parseWebhookCommand, runWebhookCommand } from './webhooks.ts';
 
-const USAGE = 'usage: npm run cli -- import FILE.json\n       npm run cli -- unlock EMAIL\n       npm run cli -- invite EMAIL --tenant TENANT';
+const USAGE = 'usage: npm run cli -- import FILE.json\n       npm run cli -- unlock EMAIL\n       npm run cli -- invite EMAIL --tenant TENANT\n       npm run cli -- webhook add --tenant T --url URL --events TYPES | list --tenant T | remove --tenant T ID';
 
 /**
  * MongoDB without Redis is a set-up of its own (counters in DATA_DIR's SQLite), rarely the
@@ -38,6 +40,7 @@ async function main(argv: string[]): Promise<number> {
   if (command === 'import' && arg) return importFile(arg);
   if (command === 'unlock' && arg) return unlock(arg);
   if (command === 'invite' && arg && argv[2] === '--tenant' && argv[3]) return inviteEmail(arg, argv[3]);
+  if (command === 'webhook') return webhook(argv.slice(1));
   console.error(USAGE);
   return 2;
 }
@@ -64,6 +67,24 @@ async function inviteEmail(email: string, tenantId: string): Promise<number> {
   try {
     const { config, stores, mailer, audit } = services;
     console.log(await invite(email, tenantId, { config, links: stores.links, accounts: stores.accounts, mailer, audit }));
+    return 0;
+  } catch (err) {
+    console.error((err as Error).message);
+    return 1;
+  } finally {
+    await services.close();
+  }
+}
+
+async function webhook(args: string[]): Promise<number> {
+  const command = parseWebhookCommand(args);
+  if (typeof command === 'string') {
+    console.error(command);
+    return 2;
+  }
+  const services = await open();
+  try {
+    for (const line of await runWebhookCommand(command, { webhooks: services.webhooks, accounts: services.stores.accounts })) console.log(line);
     return 0;
   } catch (err) {
     console.error((err as Error).message);

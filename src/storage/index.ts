@@ -30,6 +30,9 @@ import { createSqliteOutboxStore } from './outbox/sqlite/index.ts';
 import { createMongoOutboxStore } from './outbox/mongo/index.ts';
 import { createSqliteLinkStore } from './links/sqlite/index.ts';
 import { createMongoLinkStore } from './links/mongo/index.ts';
+import type { WebhookStore } from './webhooks/port.ts';
+import { createSqliteWebhookStore } from './webhooks/sqlite/index.ts';
+import { createMongoWebhookStore } from './webhooks/mongo/index.ts';
 
 export interface Stores {
   accounts: AccountStore;
@@ -39,6 +42,8 @@ export interface Stores {
   outbox: OutboxStore;
   /** One-time links mailed to people (beside the accounts). */
   links: LinkStore;
+  /** Webhook subscriptions and their deliveries (beside the accounts). */
+  webhooks: WebhookStore;
   /** Which backend serves each port (for logs and /readyz). */
   kinds: { accounts: 'sqlite' | 'mongodb'; provider: 'sqlite' | 'redis' | 'redis-cluster' };
   /** The account cache (MongoDB accounts with Redis; docs/storage.md), or null when off. */
@@ -98,6 +103,7 @@ export async function createStores(config: Config, log: Logger): Promise<Stores>
   let accounts: AccountStore;
   let outbox: OutboxStore;
   let links: LinkStore;
+  let webhooks: WebhookStore;
   if (config.mongodbUri) {
     mongo = new MongoClient(config.mongodbUri, { serverSelectionTimeoutMS: 3000, connectTimeoutMS: 3000, heartbeatFrequencyMS: 2000 });
     mongo.on('serverHeartbeatFailed', () => {
@@ -113,14 +119,17 @@ export async function createStores(config: Config, log: Logger): Promise<Stores>
     accounts = createMongoAccountStore(db);
     outbox = createMongoOutboxStore(db);
     links = createMongoLinkStore(db);
+    webhooks = createMongoWebhookStore(db);
   } else {
     accounts = createSqliteAccountStore(sqlite!);
     outbox = createSqliteOutboxStore(sqlite!);
     links = createSqliteLinkStore(sqlite!);
+    webhooks = createSqliteWebhookStore(sqlite!);
   }
   await accounts.init();
   await outbox.init();
   await links.init();
+  await webhooks.init();
 
   let redis: Redis | Cluster | null = null;
   let adapter: AdapterBackend;
@@ -179,6 +188,7 @@ export async function createStores(config: Config, log: Logger): Promise<Stores>
     counters,
     outbox,
     links,
+    webhooks,
     down() {
       if (mongo && mongoDown) return 'mongodb';
       if (redisClient && redisClient.status !== 'ready') return 'redis';
