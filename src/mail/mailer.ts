@@ -42,6 +42,8 @@ export interface Mailer {
 }
 
 const LEASE_MS = 60_000;
+const KEEP_SENT_MS = 7 * 24 * 3_600_000;
+const SWEEP_EVERY_MS = 10 * 60_000;
 const BATCH = 10;
 const FIRST_RETRY_MS = 5_000;
 const LONGEST_RETRY_MS = 3_600_000;
@@ -124,6 +126,9 @@ export function createMailer({ outbox, transport, log, now = () => new Date(), i
   };
   const timer = worker ? setInterval(drainQuietly, intervalMs) : null;
   timer?.unref();
+  // Sent messages (their text already erased) are forgotten after a week; no TTL index, a sweep.
+  const sweeper = worker ? setInterval(() => void outbox.sweep(new Date(now().getTime() - KEEP_SENT_MS)).catch(() => {}), SWEEP_EVERY_MS) : null;
+  sweeper?.unref();
 
   return {
     async send(message) {
@@ -134,6 +139,7 @@ export function createMailer({ outbox, transport, log, now = () => new Date(), i
     drain,
     close() {
       if (timer) clearInterval(timer);
+      if (sweeper) clearInterval(sweeper);
       transport.close();
     },
   };

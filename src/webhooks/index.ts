@@ -22,6 +22,8 @@ const FIRST_RETRY_MS = 5_000;
 const LONGEST_RETRY_MS = 3_600_000;
 /** A process reads a tenant's subscriptions again after this long: a change made elsewhere takes effect within it. */
 const SUBSCRIPTIONS_CACHE_MS = 5_000;
+const KEEP_DELIVERED_MS = 30 * 24 * 3_600_000;
+const SWEEP_EVERY_MS = 10 * 60_000;
 const EVENT = /^(\*|[a-z][a-z0-9_]*(\.[a-z0-9_]+)*(\.\*)?)$/;
 
 /** `t={unix seconds},v1={hex HMAC-SHA256(secret, t + "." + body)}`. */
@@ -139,6 +141,9 @@ export function createWebhooks({ store, box, log, now = Date.now, worker = true,
   };
   const timer = worker ? setInterval(drainQuietly, intervalMs) : null;
   timer?.unref();
+  // The delivery log keeps a month; no TTL index (FerretDB has none), a sweep.
+  const sweeper = worker ? setInterval(() => void store.sweep(new Date(now() - KEEP_DELIVERED_MS)).catch(() => {}), SWEEP_EVERY_MS) : null;
+  sweeper?.unref();
 
   return {
     async subscribe(tenant, url, events) {
@@ -165,6 +170,7 @@ export function createWebhooks({ store, box, log, now = Date.now, worker = true,
     drain,
     close() {
       if (timer) clearInterval(timer);
+      if (sweeper) clearInterval(sweeper);
     },
   };
 }
