@@ -63,19 +63,24 @@ const PROVIDER_API = new Set(['/token', '/token/introspection', '/token/revocati
 
 /** What a test may replace. */
 export interface LatchkeyOptions {
-  /** The clock (epoch milliseconds) of the sign-in's finish and resume; default `Date.now`. */
+  /**
+   * The clock (epoch milliseconds) of every security decision: sign-in times and cut-offs, locks and
+   * freezes, TOTP steps, link and session ages, mail retries, the audit; default `Date.now`. oidc-provider's
+   * own token times (`iat`, `exp`) keep the system clock: it offers no way to replace it.
+   */
   now?: () => number;
 }
 
-export async function createLatchkey(config: Config, log: Logger = createLogger(config.logLevel), { now }: LatchkeyOptions = {}): Promise<Latchkey> {
+export async function createLatchkey(config: Config, log: Logger = createLogger(config.logLevel), { now = Date.now }: LatchkeyOptions = {}): Promise<Latchkey> {
+  const date = () => new Date(now());
   if (config.keys.development) log.warn({ dataDir: config.dataDir }, 'using development keys from DATA_DIR/dev-keys.json; set LATCHKEY_* keys for production');
   const stores = await createStores(config, log);
   const hasher = await createHasher(config.argon2, config.keys.pepper);
-  const mailer = createMailer({ outbox: stores.outbox, transport: createTransport(config.mail, log), log });
-  const audit = withNotices(createAudit(stores.accounts, log, config.audit), { mailer, accounts: stores.accounts, counters: stores.counters, log });
-  const limiter = createLimiter(stores.counters, config);
-  const browsers = knownBrowsers(stores.counters, { secure: config.issuer.startsWith('https:'), ttlMs: config.knownBrowser.ttlMs });
-  const factors = createFactorRegistry({ config, accounts: stores.accounts, counters: stores.counters, hasher, audit });
+  const mailer = createMailer({ outbox: stores.outbox, transport: createTransport(config.mail, log), log, now: date });
+  const audit = withNotices(createAudit(stores.accounts, log, { ...config.audit, now: date }), { mailer, accounts: stores.accounts, counters: stores.counters, log, now: date });
+  const limiter = createLimiter(stores.counters, config, now);
+  const browsers = knownBrowsers(stores.counters, { secure: config.issuer.startsWith('https:'), ttlMs: config.knownBrowser.ttlMs }, now);
+  const factors = createFactorRegistry({ config, accounts: stores.accounts, counters: stores.counters, hasher, audit, now });
   const provider = createProvider({ config, accounts: stores.accounts, adapter: stores.adapter, factors, log, unavailableStore: stores.unavailableStore, now });
 
   const hashed = await hashPlainClientSecrets(stores.accounts, createClientSecrets(config.keys.pepper));
@@ -111,14 +116,14 @@ export async function createLatchkey(config: Config, log: Logger = createLogger(
   const forms = new Router();
   forms.use(formBodiesOnly, bodyParser({ enableTypes: ['form'], formLimit: FORM_LIMIT, encoding: 'utf-8' }));
   const upstreams = upstreamSignIn({ accounts: stores.accounts, audit, client: createUpstreamClient({ config, log }), hasher, limiter, browsers });
-  const recovery = { provider, config, accounts: stores.accounts, links: stores.links, counters: stores.counters, hasher, limiter, audit, mailer, log };
+  const recovery = { provider, config, accounts: stores.accounts, links: stores.links, counters: stores.counters, hasher, limiter, audit, mailer, log, now: date };
   const interaction = interactionRouter({ provider, config, accounts: stores.accounts, hasher, factors, audit, limiter, browsers, now }, [upstreams, forgotPassword(recovery)]);
   forms.use(interaction.routes(), interaction.allowedMethods());
   const oneTimeLinks = linkRouter(recovery);
   forms.use(oneTimeLinks.routes(), oneTimeLinks.allowedMethods());
   const upstreamCallback = upstreamCallbackRouter({ audit });
   forms.use(upstreamCallback.routes(), upstreamCallback.allowedMethods());
-  const account = accountRouter({ provider, config, accounts: stores.accounts, hasher, factors, audit, limiter, browsers });
+  const account = accountRouter({ provider, config, accounts: stores.accounts, hasher, factors, audit, limiter, browsers, now });
   forms.use(account.routes(), account.allowedMethods());
   const start = startRouter({ config, accounts: stores.accounts });
   forms.use(start.routes(), start.allowedMethods());

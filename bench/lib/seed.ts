@@ -75,7 +75,7 @@ export async function seed(env: Record<string, string>, build: (factors: string[
   const stores = await createStores(config, silent);
   try {
     const hasher = await createHasher(config.argon2, config.keys.pepper);
-    const registry = createFactorRegistry({ config, accounts: stores.accounts, counters: stores.counters, hasher, audit: createAudit(stores.accounts, silent, { ...config.audit, sweepEveryMs: 0 }) });
+    const registry = createFactorRegistry({ config, accounts: stores.accounts, counters: stores.counters, hasher, audit: createAudit(stores.accounts, silent, { ...config.audit, sweepEveryMs: 0 }), now: Date.now });
     const factors = registry.all().map((f) => f.id);
     await importDocument(build(factors), { accounts: stores.accounts, hasher, config });
     return { config, factors };

@@ -37,6 +37,8 @@ export interface AccountDeps {
   audit: Audit;
   limiter: Limiter;
   browsers: KnownBrowsers;
+  /** The app's clock (epoch ms): the pages' own session, a fresh sign-in, a reset's cut-off. */
+  now: () => number;
 }
 
 /** The signed-in login, as read from the store on this request. */
@@ -95,7 +97,7 @@ export function safeReturnTo(value: unknown): string {
 export function accountRouter(deps: AccountDeps): Router {
   const { config, accounts, provider } = deps;
   const router = new Router({ prefix: '/account' });
-  const cookies = accountCookies({ secure: config.issuer.startsWith('https:') });
+  const cookies = accountCookies({ secure: config.issuer.startsWith('https:'), now: deps.now });
   const origin = new URL(config.issuer).origin;
 
   const requestInfo = (ctx: Context) => ({ ip: ctx.ip || null, userAgent: ctx.get('user-agent') || null });
@@ -158,7 +160,7 @@ export function accountRouter(deps: AccountDeps): Router {
       if (!signed.isOwner) throw forbidden('errors.ownerOnly');
     },
     fresh(ctx, signed, returnTo) {
-      if (Date.now() / 1000 - signed.session.authTime <= config.account.reauthSeconds) return true;
+      if (deps.now() / 1000 - signed.session.authTime <= config.account.reauthSeconds) return true;
       ctx.redirect(`/account/signin?reauth=1&return_to=${encodeURIComponent(safeReturnTo(returnTo))}`);
       ctx.status = 303;
       return false;

@@ -52,7 +52,7 @@ async function unlock(email: string): Promise<number> {
   try {
     const audit = createAudit(stores.accounts, log, { ...config.audit, sweepEveryMs: 0 });
     const hasher = await createHasher(config.argon2, config.keys.pepper);
-    const factors = createFactorRegistry({ config, accounts: stores.accounts, counters: stores.counters, hasher, audit });
+    const factors = createFactorRegistry({ config, accounts: stores.accounts, counters: stores.counters, hasher, audit, now: Date.now });
     const report = await unlockEmail(email, { accounts: stores.accounts, limiter: createLimiter(stores.counters, config), factors, audit });
     for (const line of describeUnlock(report)) console.log(line);
     return 0;

@@ -31,6 +31,8 @@ export interface FactorServices {
   counters: CounterStore;
   hasher: Hasher;
   audit: Audit;
+  /** The app's clock (epoch ms): the TOTP step, the attempt limits, the dates a factor records. */
+  now: () => number;
 }
 
 /** One request of the journey, as a factor sees it. */

@@ -22,6 +22,7 @@ import { localeOf, sendPage } from '../web/views.ts';
 import { resolveLanguage, useLanguage } from '../web/language.ts';
 import { ensureProgress, readProgress, saveProgress, type Interaction, type Progress } from './journey.ts';
 import { ACCOUNT_AUDIENCE, ANY_TENANT, clientFinder } from '../account/client.ts';
+import { signInSecond } from '../account/revocation.ts';
 
 export interface InteractionDeps {
   provider: Provider;
@@ -137,7 +138,7 @@ export function interactionRouter({ provider, config, accounts, hasher, factors,
   async function finish(ctx: Context, interaction: Interaction, tenant: Tenant, login: Login, progress: Progress, factor: Factor) {
     const amr = [...new Set([...(progress.amr ?? []), ...factor.amr])];
     await audit.record({ type: 'signin.success', outcome: 'success', tenant: tenant.id, login: login.id, ...requestInfo(ctx), detail: { amr, acr: factor.acr } });
-    interaction.result = { login: { accountId: login.id, amr, acr: factor.acr, ts: Math.floor(now() / 1000), remember: true } };
+    interaction.result = { login: { accountId: login.id, amr, acr: factor.acr, ts: signInSecond(await accounts.loginSessionsNotBefore(login.id), now()), remember: true } };
     await interaction.persist();
     if (progress.email) await browsers.remember(ctx, progress.email);
     ctx.redirect(interaction.returnTo);

@@ -4,7 +4,7 @@ import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import * as oidc from 'openid-client';
 import { Browser } from '../support/browser.ts';
-import { SETUPS, callbackReached, relyingParty, startServer, type RelyingParty, type TestServer } from '../support/latchkey.ts';
+import { SETUPS, callbackReached, relyingParty, startServer, testClock, type RelyingParty, type TestServer } from '../support/latchkey.ts';
 import {
   SHORT_LOCKS,
   addPerson,
@@ -18,7 +18,6 @@ import {
   otpauthOf,
   reachFactor,
   secretOf,
-  sleep,
   submitFactor,
   wrongCode,
 } from '../support/factors.ts';
@@ -26,10 +25,11 @@ import {
 for (const setup of SETUPS) {
   describe(`authenticator app (${setup})`, () => {
     let server: TestServer;
+    const clock = testClock();
     let rp: RelyingParty;
 
     before(async () => {
-      server = await startServer(setup, { doc: factorFixture(), env: SHORT_LOCKS });
+      server = await startServer(setup, { doc: factorFixture(), env: SHORT_LOCKS, now: clock.now });
       rp = await relyingParty(server.issuer);
     });
     after(() => server.stop());
@@ -182,7 +182,7 @@ for (const setup of SETUPS) {
       assert.equal((await loginOf(login))!.factors.totp!.step, step, 'a refused code is not used up');
       assert.ok((await auditOf(server, login, 'factor.totp.locked')).length >= 2);
 
-      await sleep(Number(locked.headers.get('retry-after')) * 1000 + 100);
+      clock.advance(Number(locked.headers.get('retry-after')) * 1000);
       const unlocked = await submitFactor(browser, page, 'enter-code-form', { code: right });
       assert.ok(callbackReached(unlocked), `expected the RP callback after the lock, got ${unlocked.status} ${errorOf(unlocked)}`);
       assert.equal(await server.latchkey.stores.counters.peek(`totp:${login}`, Date.now()), null, 'a success resets the count');
