@@ -74,10 +74,11 @@ export interface TestClock {
   advance(ms: number): void;
 }
 
-export function testClock(): TestClock {
+/** `at`: the clock stands still at that instant (epoch ms) and moves only with `advance`. */
+export function testClock({ at }: { at?: number } = {}): TestClock {
   let offset = 0;
   return {
-    now: () => Date.now() + offset,
+    now: () => (at ?? Date.now()) + offset,
     advance(ms) {
       offset += ms;
     },
