@@ -10,7 +10,8 @@ import { startMongo, type TestMongo } from './mongo.ts';
 import { testRedisPrefix, testRedisUrl } from './redis.ts';
 import { tempDir } from './tmp.ts';
 import { actionOf, csrfOf, type Browser, type Page } from './browser.ts';
-import { freePort } from './net.ts';
+import { createServer } from 'node:http';
+import { freePort, listenOnFreePort } from './net.ts';
 
 export { freePort };
 
@@ -105,7 +106,9 @@ export interface StartOptions {
 
 export async function startServer(setup: StoreSetup, options: StartOptions = {}): Promise<TestServer> {
   const dir = tempDir('lk-server-');
-  const port = await freePort();
+  // The port comes from the OS before the app is made (it needs its issuer); the app then answers on it.
+  const http = createServer();
+  const port = await listenOnFreePort(http);
   let ownMongo: TestMongo | null = null;
   const env: Record<string, string> = {
     NODE_ENV: 'test',
@@ -126,18 +129,30 @@ export async function startServer(setup: StoreSetup, options: StartOptions = {})
   const boot = async () => {
     const config = loadConfig(env);
     const latchkey = await createLatchkey(config, createLogger(config.logLevel), { now: options.now });
-    await latchkey.listen(port);
+    http.removeAllListeners('request');
+    http.on('request', latchkey.app.callback());
     return latchkey;
   };
+  let first: Latchkey;
+  try {
+    first = await boot();
+  } catch (err) {
+    http.close();
+    throw err;
+  }
   const server: TestServer = {
     issuer: env.ISSUER!,
     env,
-    latchkey: await boot(),
+    latchkey: first,
     async restart() {
       await server.latchkey.close();
       server.latchkey = await boot();
     },
     async stop() {
+      await new Promise<void>((resolve) => {
+        http.close(() => resolve());
+        http.closeAllConnections();
+      });
       await server.latchkey.close();
       await ownMongo?.stop();
       dir.remove();
