@@ -1,8 +1,8 @@
 // `npm test`: the whole suite. Builds the FerretDB test server if needed and
 // makes sure a Redis answers (the machine's on 6379, or a private one started
-// here), then runs the test files with node's test runner, as many at once as
-// the machine has cores.
-//   node scripts/test.mjs                 every tier
+// here), then runs the test files with node's test runner, twice as many at
+// once as the machine has cores.
+//   node scripts/test.mjs                 every tier, the slowest first
 //   node scripts/test.mjs --tier=unit     one tier: unit, contract, journey or browser
 //   node scripts/test.mjs FILE…           those files
 // MONGODB_URI / REDIS_URL given from outside are used instead of the local ones.
@@ -88,10 +88,19 @@ if (tier && !TIERS.includes(tier)) {
   process.exit(2);
 }
 const only = args.filter((a) => !a.startsWith('--'));
-const files = only.length ? only : find(join(root, 'test')).sort().filter((f) => !tier || tierOf(f) === tier);
+// The slowest tiers first (Chromium, then the journeys), so no long file starts last and runs alone.
+const RUN_ORDER = ['browser', 'journey', 'contract', 'unit'];
+const files = only.length
+  ? only
+  : find(join(root, 'test'))
+      .map((f) => ({ f, t: tierOf(f) }))
+      .filter(({ t }) => !tier || t === tier)
+      .sort((a, b) => RUN_ORDER.indexOf(a.t) - RUN_ORDER.indexOf(b.t) || a.f.localeCompare(b.f))
+      .map(({ f }) => f);
 if (tier !== 'unit' && !process.env.MONGODB_URI) process.env.LATCHKEY_FERRETDB = ensureFerretdb();
 const stopRedis = tier === 'unit' ? null : await ensureRedis();
-const concurrency = Math.max(2, availableParallelism());
+// Twice the cores: a journey file spends much of its time waiting on its servers, stores and child processes.
+const concurrency = Math.max(2, availableParallelism()) * 2;
 const result = spawnSync(
   process.execPath,
   ['--import', 'tsx', '--test', `--test-concurrency=${concurrency}`, '--test-reporter=spec', ...files],

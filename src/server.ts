@@ -44,11 +44,15 @@ const PROVIDER_API = new Set(['/token', '/token/introspection', '/token/revocati
 
 /** What a test may replace. */
 export interface LatchkeyOptions {
-  /** The clock (epoch milliseconds) of the sign-in's finish and resume; default `Date.now`. */
+  /**
+   * The clock (epoch milliseconds) of every security decision: sign-in times and cut-offs, locks and
+   * freezes, TOTP steps, link and session ages, mail retries, the audit; default `Date.now`. oidc-provider's
+   * own token times (`iat`, `exp`) keep the system clock: it offers no way to replace it.
+   */
   now?: () => number;
 }
 
-export async function createLatchkey(config: Config, log: Logger = createLogger(config.logLevel), { now }: LatchkeyOptions = {}): Promise<Latchkey> {
+export async function createLatchkey(config: Config, log: Logger = createLogger(config.logLevel), { now = Date.now }: LatchkeyOptions = {}): Promise<Latchkey> {
   if (config.keys.development) log.warn({ dataDir: config.dataDir }, 'using development keys from DATA_DIR/dev-keys.json; set LATCHKEY_* keys for production');
   const services = await createServices(config, log, { now });
   const { stores, hasher, provider } = services;

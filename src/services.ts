@@ -58,14 +58,15 @@ export interface ServiceOptions {
 export async function createServices(config: Config, log: Logger, { now = Date.now, workers = true }: ServiceOptions = {}): Promise<Services> {
   const stores = await createStores(config, log);
   const hasher = await createHasher(config.argon2, config.keys.pepper);
-  const mailer = createMailer({ outbox: stores.outbox, transport: createTransport(config.mail, log), log, worker: workers });
+  const date = () => new Date(now());
+  const mailer = createMailer({ outbox: stores.outbox, transport: createTransport(config.mail, log), log, now: date, worker: workers });
   const webhooks = createWebhooks({ store: stores.webhooks, box: createSecretBox(config.keys.encryptionKeys), log, now, worker: workers });
-  const logged = createAudit(stores.accounts, log, { ...config.audit, ...(workers ? {} : { sweepEveryMs: 0 }) });
+  const logged = createAudit(stores.accounts, log, { ...config.audit, now: date, ...(workers ? {} : { sweepEveryMs: 0 }) });
   // Every audit event may tell the person (a notice) and the tenant's apps (a webhook); neither holds the action up.
-  const audit = withWebhooks(withNotices(logged, { mailer, accounts: stores.accounts, counters: stores.counters, log }), webhooks, log, now);
+  const audit = withWebhooks(withNotices(logged, { mailer, accounts: stores.accounts, counters: stores.counters, log, now: date }), webhooks, log, now);
   const limiter = createLimiter(stores.counters, config, now);
   const browsers = knownBrowsers(stores.counters, { secure: config.issuer.startsWith('https:'), ttlMs: config.knownBrowser.ttlMs }, now);
-  const factors = createFactorRegistry({ config, accounts: stores.accounts, hasher, audit, limiter });
+  const factors = createFactorRegistry({ config, accounts: stores.accounts, hasher, audit, limiter, now });
   const provider = createProvider({ config, accounts: stores.accounts, adapter: stores.adapter, factors, log, unavailableStore: stores.unavailableStore, now });
   return {
     config,

@@ -76,7 +76,7 @@ export function safeReturnTo(value: unknown): string {
 /** The kit the route modules share, over `deps`. */
 export function createAccountKit(deps: AccountDeps): AccountKit {
   const { config, accounts, provider } = deps;
-  const cookies = accountCookies({ secure: config.issuer.startsWith('https:') });
+  const cookies = accountCookies({ secure: config.issuer.startsWith('https:'), now: deps.now });
   const origin = new URL(config.issuer).origin;
 
   async function load(ctx: Context): Promise<Signed | null> {
@@ -137,7 +137,7 @@ export function createAccountKit(deps: AccountDeps): AccountKit {
       if (!signed.isOwner) throw forbidden('errors.ownerOnly');
     },
     fresh(ctx, signed, returnTo) {
-      if (Date.now() / 1000 - signed.session.authTime <= config.account.reauthSeconds) return true;
+      if (deps.now() / 1000 - signed.session.authTime <= config.account.reauthSeconds) return true;
       ctx.redirect(`/account/signin?reauth=1&return_to=${encodeURIComponent(safeReturnTo(returnTo))}`);
       ctx.status = 303;
       return false;

@@ -197,7 +197,7 @@ export function ownerRoutes(router: Router, kit: AccountKit) {
     // A reset is for someone who lost their phone or PIN: their password's failures must not keep them out either.
     const result = await unlockLogin(target);
     await factors.get(factor).reset(target.id);
-    await endLoginSessions(accounts, provider, [target.id]);
+    await endLoginSessions(accounts, provider, [target.id], deps.now);
     await audit.record({ type: event, outcome: 'success', tenant: signed.tenant.id, login: target.id, ...kit.requestInfo(ctx), detail: { by: signed.login.id } });
     // A reset is for a lost factor: an upstream account linked meanwhile must be confirmed again.
     const identity = deps.config.upstream.unlinkOn.includes('reset') ? await accounts.findIdentityByEmail(target.email) : null;

@@ -14,7 +14,7 @@ import { formFields } from '../web/forms.ts';
 import { factorName, formatTime, hasApp, hasPin, noticeOf } from './labels.ts';
 import { fullName } from '../names.ts';
 import { checkNewPassword, PASSWORD_RULES } from './passwords.ts';
-import { endLoginSessions } from '../provider/revocation.ts';
+import { endLoginSessions, signInSecond } from '../provider/revocation.ts';
 import { upstreamLinks } from '../upstream/links.ts';
 import type { AccountKit, Signed } from './kit.ts';
 import { userTypeOf } from '../names.ts';
@@ -171,8 +171,8 @@ export function profileRoutes(router: Router, kit: AccountKit) {
       // Whoever held a session or token from the old password loses it: every login of this person,
       // in every tenant. Only this page's own session is kept, so the person stays here.
       const logins = await accounts.listLoginsForEmailAllTenants(identity.email);
-      const cutOff = await endLoginSessions(accounts, provider, logins.map((l) => l.id));
-      cookies.setSession(ctx, { ...signed.session, keptAt: cutOff.getTime() / 1000 });
+      const cutOff = await endLoginSessions(accounts, provider, logins.map((l) => l.id), deps.now);
+      cookies.setSession(ctx, { ...signed.session, keptAt: signInSecond(cutOff, cutOff.getTime()) });
       await record('success', { loginsSignedOut: logins.length });
       // Whoever linked an upstream account with the old password must confirm it again with the new one.
       if (config.upstream.unlinkOn.includes('password')) await links.unlinkAll(identity, { ...info, by: signed.login.id, reason: 'password' });

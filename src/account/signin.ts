@@ -77,7 +77,7 @@ export function signInRoutes(router: Router, kit: AccountKit) {
     }
     await found.consume();
     const login = await accounts.getLogin(found.accountId);
-    const authTime = found.authTime ?? Math.floor(Date.now() / 1000);
+    const authTime = found.authTime ?? Math.floor(deps.now() / 1000);
     if (!login || login.disabled || endedBefore(await accounts.loginSessionsNotBefore(login.id), authTime)) throw signInExpired();
     cookies.clear(ctx);
     cookies.setSession(ctx, {
@@ -88,7 +88,7 @@ export function signInRoutes(router: Router, kit: AccountKit) {
       amr: found.amr ?? [],
       sid: found.sessionUid,
       csrf: newCsrfToken(),
-      createdAt: Date.now(),
+      createdAt: deps.now(),
     });
     await audit.record({ type: 'account.signin', outcome: 'success', tenant: login.tenant, login: login.id, ...kit.requestInfo(ctx), detail: { acr: found.acr, amr: found.amr } });
     ctx.redirect(pending.returnTo);

@@ -32,6 +32,8 @@ export interface FactorServices {
   hasher: Hasher;
   audit: Audit;
   limiter: Limiter;
+  /** The app's clock (epoch ms): the TOTP step, the attempt limits, the dates a factor records. */
+  now: () => number;
 }
 
 /** One request of the journey, as a factor sees it. */

@@ -20,6 +20,7 @@ import { ensureProgress, readProgress, saveProgress, type Interaction, type Prog
 import { ACCOUNT_AUDIENCE, ANY_TENANT, clientFinder } from '../provider/account-client.ts';
 import { requestInfo } from '../web/request.ts';
 import { fullName, userTypeName, userTypeOf } from '../names.ts';
+import { signInSecond } from '../provider/revocation.ts';
 
 export type InteractionDeps = Pick<RouteDeps, 'provider' | 'config' | 'accounts' | 'hasher' | 'factors' | 'audit' | 'limiter' | 'browsers' | 'now'>;
 
@@ -122,7 +123,7 @@ export function interactionRouter({ provider, config, accounts, hasher, factors,
   async function finish(ctx: Context, interaction: Interaction, tenant: Tenant, login: Login, progress: Progress, factor: Factor) {
     const amr = [...new Set([...(progress.amr ?? []), ...factor.amr])];
     await audit.record({ type: 'signin.success', outcome: 'success', tenant: tenant.id, login: login.id, ...requestInfo(ctx), detail: { amr, acr: factor.acr, lang: localeOf(ctx).lang } });
-    interaction.result = { login: { accountId: login.id, amr, acr: factor.acr, ts: Math.floor(now() / 1000), remember: true } };
+    interaction.result = { login: { accountId: login.id, amr, acr: factor.acr, ts: signInSecond(await accounts.loginSessionsNotBefore(login.id), now()), remember: true } };
     await interaction.persist();
     if (progress.email) await browsers.remember(ctx, progress.email);
     ctx.redirect(interaction.returnTo);

@@ -16,7 +16,7 @@ import { renderProviderError, renderLogout, renderLogoutSuccess } from './pages.
 import { respondWithError } from '../web/errors.ts';
 import { clientAuthenticationRequired, notFound, unavailable } from '../errors.ts';
 import { ANY_TENANT, clientFinder, type ClientFinder } from './account-client.ts';
-import { endedBefore, trackLoginGrants } from './revocation.ts';
+import { endedBefore, issuedBefore, trackLoginGrants } from './revocation.ts';
 import { fullName, userTypeOf } from '../names.ts';
 
 const OFFLINE_ACCESS = 'offline_access';
@@ -199,7 +199,8 @@ export function createProvider({ config, accounts, adapter, factors, log, unavai
       const [login, notBefore] = await Promise.all([accounts.getLogin(sub), token ? accounts.loginSessionsNotBefore(sub) : null]);
       if (!login || login.disabled) return undefined;
       // A code or token from a sign-in before an owner's reset (docs/account.md).
-      if (token && endedBefore(notBefore, (token as { authTime?: number }).authTime ?? token.iat)) return undefined;
+      const authTime = (token as { authTime?: number } | undefined)?.authTime;
+      if (token && (authTime === undefined ? issuedBefore(notBefore, token.iat) : endedBefore(notBefore, authTime))) return undefined;
       return {
         accountId: login.id,
         claims: async () => ({

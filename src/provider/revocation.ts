@@ -3,33 +3,64 @@
  * docs/account.md).
  *
  * oidc-provider keys sessions by session id, not by account, so a reset
- * records a per-login "not before" time and every check that trusts an
- * earlier sign-in consults it: the provider's login prompt (SSO sessions),
- * `findAccount` (codes, access and refresh tokens) and the account pages'
- * own session. The login's grants, remembered as they are saved, are
- * destroyed with their tokens, so introspection says `active: false` too.
+ * records a per-login cut-off and every check that trusts an earlier sign-in
+ * consults it: the provider's login prompt (SSO sessions), `findAccount`
+ * (codes, access and refresh tokens) and the account pages' own session. The
+ * login's grants, remembered as they are saved, are destroyed with their
+ * tokens, so introspection says `active: false` too.
  *
- * Sessions and tokens carry whole seconds (`loginTs`, `auth_time`, `iat`), so
- * the time is the next whole second and the reset returns only once it has
- * passed: whatever starts after the reset is told apart from what it ended.
+ * The cut-off is the reset's instant in milliseconds, but sessions and tokens
+ * carry whole seconds (`loginTs`, `auth_time`, `iat`): a sign-in time in the
+ * cut-off's own second or earlier counts as ended, and a sign-in that
+ * finishes after a reset takes the first second past the cut-off
+ * (`signInSecond`), so it is told apart without the reset waiting for the
+ * clock.
  */
 import type Provider from 'oidc-provider';
 import type { Adapter, AdapterPayload } from 'oidc-provider';
 import type { AccountStore } from '../storage/accounts/port.ts';
 
-/** True when a sign-in at `authTime` (epoch seconds) happened before the login's sessions were ended. */
+/** The whole second a sign-in's time must exceed to outlive the cut-off `notBefore`. */
+const cutOffSecond = (notBefore: Date) => Math.floor(notBefore.getTime() / 1000);
+
+/** True when a sign-in at `authTime` (epoch seconds) is not known to have come after the login's sessions were ended. */
 export function endedBefore(notBefore: Date | null, authTime: number | undefined): boolean {
   if (!notBefore) return false;
   if (typeof authTime !== 'number' || !Number.isFinite(authTime)) return true;
-  return authTime * 1000 < notBefore.getTime();
+  return authTime <= cutOffSecond(notBefore);
 }
 
 /**
- * Ends every session and grant of each login in `loginIds`; resolves once
- * anything new is told apart from them. Returns the cut-off it set.
+ * True when a token carrying only its issue time (an access token's `iat`,
+ * from the provider's own clock, which cannot be moved to the first second
+ * past a cut-off) was issued before the cut-off's second. One issued within
+ * that second before the reset lost its grant with the reset, which the
+ * provider checks on every use of it.
  */
-export async function endLoginSessions(accounts: AccountStore, provider: Provider, loginIds: string[]): Promise<Date> {
-  const notBefore = new Date((Math.floor(Date.now() / 1000) + 1) * 1000);
+export function issuedBefore(notBefore: Date | null, iat: number | undefined): boolean {
+  if (!notBefore) return false;
+  if (typeof iat !== 'number' || !Number.isFinite(iat)) return true;
+  return iat < cutOffSecond(notBefore);
+}
+
+/**
+ * The sign-in time (epoch seconds) of a sign-in finishing at `nowMs`: its own
+ * second, or the first second past the login's cut-off when a reset happened
+ * within that second (a moment early, so the sign-in is not taken for one the
+ * reset ended).
+ */
+export function signInSecond(notBefore: Date | null, nowMs: number): number {
+  const second = Math.floor(nowMs / 1000);
+  return notBefore && notBefore.getTime() <= nowMs ? Math.max(second, cutOffSecond(notBefore) + 1) : second;
+}
+
+/**
+ * Ends every session and grant of each login in `loginIds` at `now()` (epoch
+ * ms); returns the cut-off it set. Returns at once: what starts after it is
+ * told apart by `endedBefore` and `signInSecond`.
+ */
+export async function endLoginSessions(accounts: AccountStore, provider: Provider, loginIds: string[], now: () => number = Date.now): Promise<Date> {
+  const notBefore = new Date(now());
   for (const loginId of loginIds) {
     await accounts.endLoginSessions(loginId, notBefore);
     for (const grantId of await accounts.takeLoginGrants(loginId)) {
@@ -38,8 +69,6 @@ export async function endLoginSessions(accounts: AccountStore, provider: Provide
       await provider.Grant.adapter.destroy(grantId);
     }
   }
-  const wait = notBefore.getTime() - Date.now();
-  if (wait > 0) await new Promise((resolve) => setTimeout(resolve, wait));
   return notBefore;
 }
 

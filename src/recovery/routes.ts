@@ -196,7 +196,7 @@ export function linkRouter(deps: RecoveryDeps): Router {
       if (!(await links.use(tokenHash, purpose, now()))) throw linkError(purpose, 'used');
       await accounts.setPasswordHash(identity.id, await hasher.hash(fields.password!));
       const logins: Login[] = await accounts.listLoginsForEmailAllTenants(identity.email);
-      await endLoginSessions(accounts, provider, logins.map((l) => l.id));
+      await endLoginSessions(accounts, provider, logins.map((l) => l.id), () => now().getTime());
       // Proving the mailbox ends a lock on the password; the second factor's locks stay.
       await limiter.unlock(passwordKey(identity.email));
       const info = requestInfo(ctx);

@@ -88,6 +88,12 @@ export function openSqlite(dataDir: string): Database.Database {
   return db;
 }
 
+/**
+ * The longest a Redis command may take before it fails as an outage (a 503):
+ * Redis answers in well under a millisecond, so seconds mean it is gone.
+ */
+export const REDIS_COMMAND_TIMEOUT_MS = 2_500;
+
 /** The key sealing the ids of provider models found by a lookup field, derived from the pepper. */
 export function adapterIdKey(pepper: string): Buffer {
   return createHmac('sha256', pepper).update('latchkey adapter ids v1').digest();
@@ -136,7 +142,9 @@ export async function createStores(config: Config, log: Logger): Promise<Stores>
   let counters: CounterStore;
   if (useRedis) {
     // Fail fast while disconnected (a clear 503) instead of queueing requests; ioredis keeps reconnecting.
-    const options = { maxRetriesPerRequest: 1, enableOfflineQueue: false, lazyConnect: true, connectTimeout: 3000 };
+    // A Redis that stops answering on a connection that stays open (a dead host behind a proxy or NAT)
+    // fails the command after REDIS_COMMAND_TIMEOUT_MS instead of holding the request until Redis returns.
+    const options = { maxRetriesPerRequest: 1, enableOfflineQueue: false, lazyConnect: true, connectTimeout: 3000, commandTimeout: REDIS_COMMAND_TIMEOUT_MS };
     const retry = (times: number) => Math.min(times * 200, 2000);
     redis = config.redisClusterNodes
       ? new Cluster(config.redisClusterNodes, { lazyConnect: true, enableOfflineQueue: false, clusterRetryStrategy: retry, redisOptions: options })
@@ -177,7 +185,7 @@ export async function createStores(config: Config, log: Logger): Promise<Stores>
     const e = err as { name?: unknown; message?: unknown; code?: unknown };
     return (
       e?.name === 'MaxRetriesPerRequestError' ||
-      (typeof e?.message === 'string' && /Connection is closed|Stream isn't writeable|enableOfflineQueue/.test(e.message)) ||
+      (typeof e?.message === 'string' && /Connection is closed|Stream isn't writeable|enableOfflineQueue|Command timed out/.test(e.message)) ||
       e?.code === 'ECONNREFUSED'
     );
   };

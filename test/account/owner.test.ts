@@ -7,7 +7,7 @@ import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import * as oidc from 'openid-client';
 import { Browser, actionOf, csrfOf, testIds, textOf, type Page } from '../support/browser.ts';
-import { PASSWORD, SETUPS, callbackReached, relyingParty, startServer, submitLogin, type RelyingParty, type TestServer } from '../support/latchkey.ts';
+import { PASSWORD, SETUPS, callbackReached, relyingParty, startServer, submitLogin, testClock, type RelyingParty, type TestServer } from '../support/latchkey.ts';
 import { SHORT_LOCKS, addPerson, auditOf, choosePin, codeFor, currentStep, hasForm, linkApp, reachFactor, secretOf, submitFactor } from '../support/factors.ts';
 import { accountFixture, accountSignIn, errorOf, noticeOf, onAccountPage, signedIn, submit } from './support.ts';
 
@@ -342,9 +342,10 @@ for (const setup of SETUPS) {
 
   describe(`re-authentication before sensitive changes (${setup})`, () => {
     let server: TestServer;
+    const clock = testClock();
 
     before(async () => {
-      server = await startServer(setup, { doc: accountFixture('totp'), env: { ...SHORT_LOCKS, ACCOUNT_REAUTH_SECONDS: '3' } });
+      server = await startServer(setup, { doc: accountFixture('totp'), env: { ...SHORT_LOCKS, ACCOUNT_REAUTH_SECONDS: '3' }, now: clock.now });
     });
     after(() => server.stop());
 
@@ -358,7 +359,7 @@ for (const setup of SETUPS) {
       assert.ok(onAccountPage(page), `${page.status} ${errorOf(page)}`);
       const browser = signIn.browser;
       page = await browser.get('/account/security');
-      await new Promise((r) => setTimeout(r, 4100));
+      clock.advance(4000);
 
       page = await submit(browser, page, 'policy-form-employee', { second_factor: 'pin' });
       assert.ok(testIds(page).includes('login-form'), `an old sign-in signs in again first: ${page.status} ${page.url}`);
@@ -373,7 +374,7 @@ for (const setup of SETUPS) {
       assert.ok(onAccountPage(page, '/account/security'), `${page.status} ${errorOf(page)}`);
       assert.equal((await accounts.getTenant('acme'))!.userTypes.find((t) => t.id === 'employee')!.secondFactor, 'pin');
 
-      await new Promise((r) => setTimeout(r, 4100));
+      clock.advance(4000);
       const confirm = await browser.get('/account/users/jane-acme/reset-pin');
       assert.ok(testIds(confirm).includes('login-form'), 'a reset\'s confirmation also asks to sign in again first');
       assert.equal((await browser.get('/account/security')).status, 200, 'reading a page needs no new sign-in');

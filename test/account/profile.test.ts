@@ -6,8 +6,8 @@ import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import * as oidc from 'openid-client';
 import { Browser, testIds, textOf } from '../support/browser.ts';
-import { PASSWORD, SETUPS, callbackReached, relyingParty, signIn, startServer, submitLogin, type RelyingParty, type TestServer } from '../support/latchkey.ts';
-import { SHORT_LOCKS, auditOf, choosePin, codeFor, currentStep, addPerson, hasForm, reachFactor, secretOf, sleep, submitFactor, wrongCode } from '../support/factors.ts';
+import { PASSWORD, SETUPS, callbackReached, relyingParty, signIn, startServer, submitLogin, testClock, type RelyingParty, type TestServer } from '../support/latchkey.ts';
+import { SHORT_LOCKS, auditOf, choosePin, codeFor, currentStep, addPerson, hasForm, reachFactor, secretOf, submitFactor, wrongCode } from '../support/factors.ts';
 import { accountFixture, accountSignIn, errorOf, noticeOf, onAccountPage, submit } from './support.ts';
 
 const PIN = '907146';
@@ -16,10 +16,11 @@ const NEW_PIN = '583920';
 for (const setup of SETUPS) {
   describe(`account profile (${setup})`, () => {
     let server: TestServer;
+    const clock = testClock();
     let rp: RelyingParty;
 
     before(async () => {
-      server = await startServer(setup, { doc: accountFixture(), env: SHORT_LOCKS });
+      server = await startServer(setup, { doc: accountFixture(), env: SHORT_LOCKS, now: clock.now });
       rp = await relyingParty(server.issuer);
     });
     after(() => server.stop());
@@ -120,7 +121,7 @@ for (const setup of SETUPS) {
       const signInNow = await reachFactor(server, rp, person);
       assert.equal((await submitFactor(signInNow.browser, signInNow.page, 'enter-pin-form', { pin: PIN })).status, 429, 'the sign-in is locked too: one limit');
       assert.ok((await auditOf(server, login, 'factor.pin.locked')).length >= 1);
-      await sleep(2100);
+      clock.advance(2000);
       const done = await submit(browser, page, 'change-pin-form', { current_pin: PIN, pin: NEW_PIN, pin_confirm: NEW_PIN });
       assert.ok(onAccountPage(done), `after the lock: ${done.status} ${errorOf(done)}`);
     });

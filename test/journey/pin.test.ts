@@ -5,18 +5,19 @@ import assert from 'node:assert/strict';
 import * as oidc from 'openid-client';
 import argon2 from 'argon2';
 import { Browser } from '../support/browser.ts';
-import { SETUPS, callbackReached, relyingParty, startServer, type RelyingParty, type TestServer } from '../support/latchkey.ts';
-import { SHORT_LOCKS, addPerson, auditOf, choosePin, errorOf, factorFixture, hasForm, reachFactor, sleep, submitFactor } from '../support/factors.ts';
+import { SETUPS, callbackReached, relyingParty, startServer, testClock, type RelyingParty, type TestServer } from '../support/latchkey.ts';
+import { SHORT_LOCKS, addPerson, auditOf, choosePin, errorOf, factorFixture, hasForm, reachFactor, submitFactor } from '../support/factors.ts';
 
 const PIN = '907146';
 
 for (const setup of SETUPS) {
   describe(`PIN (${setup})`, () => {
     let server: TestServer;
+    const clock = testClock();
     let rp: RelyingParty;
 
     before(async () => {
-      server = await startServer(setup, { doc: factorFixture(), env: SHORT_LOCKS });
+      server = await startServer(setup, { doc: factorFixture(), env: SHORT_LOCKS, now: clock.now });
       rp = await relyingParty(server.issuer);
     });
     after(() => server.stop());
@@ -145,7 +146,7 @@ for (const setup of SETUPS) {
       assert.equal((await auditOf(server, login, 'factor.pin.failed')).length, 5);
       assert.equal((await auditOf(server, login, 'factor.pin.locked')).length, 2);
 
-      await sleep(Number(locked.headers.get('retry-after')) * 1000 + 100);
+      clock.advance(Number(locked.headers.get('retry-after')) * 1000);
       const unlocked = await submitFactor(browser, page, 'enter-pin-form', { pin: PIN });
       assert.ok(callbackReached(unlocked), `expected the RP callback after the lock, got ${unlocked.status} ${errorOf(unlocked)}`);
       assert.equal((await rp.callback(unlocked.url, pending)).claims()!.acr, 'urn:latchkey:acr:pin');
@@ -159,7 +160,7 @@ for (const setup of SETUPS) {
       let last = page;
       for (let i = 1; i <= 5; i++) last = await submitFactor(browser, page, 'enter-pin-form', { pin: '111111' });
       assert.equal(last.headers.get('retry-after'), '2');
-      await sleep(2100);
+      clock.advance(2000);
       const sixth = await submitFactor(browser, page, 'enter-pin-form', { pin: '111111' });
       assert.equal(sixth.status, 429);
       assert.equal(sixth.headers.get('retry-after'), '4');

@@ -4,7 +4,8 @@ import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import * as oidc from 'openid-client';
 import { Browser } from '../support/browser.ts';
-import { SETUPS, callbackReached, relyingParty, startServer, type RelyingParty, type TestServer } from '../support/latchkey.ts';
+import { TOTP, stepAt } from '../../src/factors/totp/code.ts';
+import { SETUPS, callbackReached, relyingParty, startServer, testClock, type RelyingParty, type TestServer } from '../support/latchkey.ts';
 import {
   SHORT_LOCKS,
   addPerson,
@@ -18,7 +19,6 @@ import {
   otpauthOf,
   reachFactor,
   secretOf,
-  sleep,
   submitFactor,
   wrongCode,
 } from '../support/factors.ts';
@@ -26,10 +26,11 @@ import {
 for (const setup of SETUPS) {
   describe(`authenticator app (${setup})`, () => {
     let server: TestServer;
+    const clock = testClock();
     let rp: RelyingParty;
 
     before(async () => {
-      server = await startServer(setup, { doc: factorFixture(), env: SHORT_LOCKS });
+      server = await startServer(setup, { doc: factorFixture(), env: SHORT_LOCKS, now: clock.now });
       rp = await relyingParty(server.issuer);
     });
     after(() => server.stop());
@@ -182,7 +183,7 @@ for (const setup of SETUPS) {
       assert.equal((await loginOf(login))!.factors.totp!.step, step, 'a refused code is not used up');
       assert.ok((await auditOf(server, login, 'factor.totp.locked')).length >= 2);
 
-      await sleep(Number(locked.headers.get('retry-after')) * 1000 + 100);
+      clock.advance(Number(locked.headers.get('retry-after')) * 1000);
       const unlocked = await submitFactor(browser, page, 'enter-code-form', { code: right });
       assert.ok(callbackReached(unlocked), `expected the RP callback after the lock, got ${unlocked.status} ${errorOf(unlocked)}`);
       assert.equal(await server.latchkey.stores.counters.peek(`totp:${login}`, Date.now()), null, 'a success resets the count');
@@ -237,6 +238,33 @@ for (const setup of SETUPS) {
       assert.ok(!callbackReached(page), 'the session no longer satisfies the policy');
       const again = await reachFactor(server, rp, person, login, new Browser(server.issuer));
       assert.ok(hasForm(again.page, 'link-authenticator-form'));
+    });
+  });
+
+  describe(`the authenticator app's time step follows the app's clock (${setup})`, () => {
+    let server: TestServer;
+    const clock = testClock();
+    let rp: RelyingParty;
+
+    before(async () => {
+      server = await startServer(setup, { doc: factorFixture(), now: clock.now });
+      rp = await relyingParty(server.issuer);
+    });
+    after(() => server.stop());
+
+    it('three steps on, the code of the system clock\'s step is refused and the code of the app clock\'s step passes', async () => {
+      const person = await addPerson(server, 'manager');
+      const { secret } = await linkApp(server, rp, person);
+      const { browser, page, pending } = await reachFactor(server, rp, person);
+      clock.advance(3 * TOTP.periodSeconds * 1000);
+      const systemStep = currentStep();
+      const appStep = stepAt(clock.now());
+      assert.ok(appStep - systemStep >= 3, 'beyond the tolerance of one step');
+      const stale = await submitFactor(browser, page, 'enter-code-form', { code: await codeFor(secret, systemStep) });
+      assert.equal(stale.status, 400, 'the system clock\'s code is too old for the app');
+      const right = await submitFactor(browser, page, 'enter-code-form', { code: await codeFor(secret, appStep) });
+      assert.ok(callbackReached(right), `${right.status} ${errorOf(right)}`);
+      assert.equal((await rp.callback(right.url, pending)).claims()!.acr, 'urn:latchkey:acr:totp');
     });
   });
 }

@@ -9,6 +9,7 @@ import { startMongo, type TestMongo } from '../support/mongo.ts';
 import { startOwnRedis, type OwnRedis } from '../support/redis.ts';
 import { startRelay, type Relay } from '../support/relay.ts';
 import { callbackReached, relyingParty, signIn, startServer, type TestServer } from '../support/latchkey.ts';
+import { REDIS_COMMAND_TIMEOUT_MS } from '../../src/storage/index.ts';
 
 async function waitFor(what: string, check: () => Promise<boolean>, ms = 20_000) {
   const until = Date.now() + ms;
@@ -124,6 +125,43 @@ describe('store outages (MongoDB + Redis)', () => {
       assert.ok(callbackReached(done), 'sign-in works again after Redis is back');
     } finally {
       await caught.stop();
+      await relay.stop();
+    }
+  });
+
+  it('answers 503 when Redis stops answering on a connection that stays open, instead of waiting for it', async () => {
+    // The relay keeps back what the app sends and never closes the connection: a Redis host that died behind a proxy.
+    const relay: Relay = await startRelay(redis.port);
+    const stalled = await startServer('mongo+redis', { mongo, env: { REDIS_URL: relay.url } });
+    try {
+      await waitFor('Redis to be ready', async () => (await fetch(`${stalled.issuer}/readyz`)).status === 200);
+      const rp = await relyingParty(stalled.issuer);
+      const url = (await rp.authorize()).url;
+      void relay.hold();
+      // The deadline is only there so that a hang fails the test instead of stalling the suite.
+      const deadline = () => AbortSignal.timeout(4 * REDIS_COMMAND_TIMEOUT_MS);
+      const [readyz, page] = await Promise.all([
+        fetch(`${stalled.issuer}/readyz`, { signal: deadline() }),
+        fetch(url, { redirect: 'manual', headers: { accept: 'text/html' }, signal: deadline() }),
+      ]);
+      assert.equal(readyz.status, 503);
+      const body = (await readyz.json()) as { stores: { store: string; ok: boolean }[] };
+      assert.deepEqual(body.stores.find((s) => s.store === 'redis'), { store: 'redis', ok: false });
+      assert.equal(page.status, 503);
+      assert.equal(page.headers.get('retry-after'), '5');
+      assert.match(await page.text(), /temporarily unavailable/i);
+
+      // Redis answering again (a new connection) brings the app back.
+      await relay.cut();
+      await relay.restore();
+      await waitFor('readyz to recover', async () => (await fetch(`${stalled.issuer}/readyz`)).status === 200);
+      const { page: done } = await signIn(new Browser(stalled.issuer), rp, { email: 'bob@acme.test' });
+      assert.ok(callbackReached(done), 'sign-in works again');
+    } finally {
+      // A relay still holding would keep the app's last commands, and so its shutdown, waiting.
+      await relay.cut();
+      await relay.restore();
+      await stalled.stop();
       await relay.stop();
     }
   });

@@ -10,7 +10,8 @@ import { startMongo, type TestMongo } from './mongo.ts';
 import { testRedisPrefix, testRedisUrl } from './redis.ts';
 import { tempDir } from './tmp.ts';
 import { actionOf, csrfOf, type Browser, type Page } from './browser.ts';
-import { freePort } from './net.ts';
+import { createServer } from 'node:http';
+import { freePort, listenOnFreePort } from './net.ts';
 
 export { freePort };
 
@@ -61,6 +62,30 @@ export function fixture(): ImportDocument {
 }
 
 
+/**
+ * A clock for the app that runs with the system clock and can be moved on:
+ * a test waits out a lock or a freeze with `advance` instead of sleeping.
+ * oidc-provider's own token times keep the system clock, so an advanced app
+ * stamps a reset's cut-off ahead of the access tokens issued after it (their
+ * `iat`): a test that advances does not use new access tokens after a reset.
+ */
+export interface TestClock {
+  now(): number;
+  /** Moves the clock on by `ms`. */
+  advance(ms: number): void;
+}
+
+/** `at`: the clock stands still at that instant (epoch ms) and moves only with `advance`. */
+export function testClock({ at }: { at?: number } = {}): TestClock {
+  let offset = 0;
+  return {
+    now: () => (at ?? Date.now()) + offset,
+    advance(ms) {
+      offset += ms;
+    },
+  };
+}
+
 export interface TestServer {
   issuer: string;
   latchkey: Latchkey;
@@ -81,7 +106,9 @@ export interface StartOptions {
 
 export async function startServer(setup: StoreSetup, options: StartOptions = {}): Promise<TestServer> {
   const dir = tempDir('lk-server-');
-  const port = await freePort();
+  // The port comes from the OS before the app is made (it needs its issuer); the app then answers on it.
+  const http = createServer();
+  const port = await listenOnFreePort(http);
   let ownMongo: TestMongo | null = null;
   const env: Record<string, string> = {
     NODE_ENV: 'test',
@@ -102,18 +129,30 @@ export async function startServer(setup: StoreSetup, options: StartOptions = {})
   const boot = async () => {
     const config = loadConfig(env);
     const latchkey = await createLatchkey(config, createLogger(config.logLevel), { now: options.now });
-    await latchkey.listen(port);
+    http.removeAllListeners('request');
+    http.on('request', latchkey.app.callback());
     return latchkey;
   };
+  let first: Latchkey;
+  try {
+    first = await boot();
+  } catch (err) {
+    http.close();
+    throw err;
+  }
   const server: TestServer = {
     issuer: env.ISSUER!,
     env,
-    latchkey: await boot(),
+    latchkey: first,
     async restart() {
       await server.latchkey.close();
       server.latchkey = await boot();
     },
     async stop() {
+      await new Promise<void>((resolve) => {
+        http.close(() => resolve());
+        http.closeAllConnections();
+      });
       await server.latchkey.close();
       await ownMongo?.stop();
       dir.remove();

@@ -4,7 +4,7 @@
 // resolves once a request is held; `cut` then drops every connection and
 // refuses new ones, as a store that died mid-request; `restore` listens again.
 import { createServer, connect, type Server, type Socket } from 'node:net';
-import { freePort } from './net.ts';
+import { listenOnFreePort } from './net.ts';
 
 export interface Relay {
   url: string;
@@ -16,7 +16,7 @@ export interface Relay {
 }
 
 export async function startRelay(targetPort: number, scheme = 'redis'): Promise<Relay> {
-  const port = await freePort();
+  let port = 0;
   const sockets = new Set<Socket>();
   let held: (() => void) | null = null;
   let server: Server;
@@ -43,6 +43,8 @@ export async function startRelay(targetPort: number, scheme = 'redis'): Promise<
   const listen = () =>
     new Promise<void>((resolve, reject) => {
       server = createServer(accept);
+      // The first time on a port the OS picks; after a cut, on the same port again.
+      if (!port) return void listenOnFreePort(server).then((picked) => resolve(void (port = picked)), reject);
       server.once('error', reject);
       server.listen(port, '127.0.0.1', () => resolve());
     });

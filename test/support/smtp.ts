@@ -3,7 +3,6 @@
 // same port, as a mail server does.
 import { SMTPServer } from 'smtp-server';
 import { simpleParser, type ParsedMail } from 'mailparser';
-import { freePort } from './net.ts';
 
 export interface TestSmtp {
   url: string;
@@ -20,7 +19,8 @@ export interface TestSmtp {
 const recipients = (m: ParsedMail) => (Array.isArray(m.to) ? m.to : m.to ? [m.to] : []).flatMap((a) => a.value.map((v) => v.address?.toLowerCase()));
 
 export async function startSmtp(): Promise<TestSmtp> {
-  const port = await freePort();
+  // The first time on a port the OS picks; started again on that same port.
+  let port = 0;
   const messages: ParsedMail[] = [];
   const taken = new Set<ParsedMail>();
   const waiting: (() => void)[] = [];
@@ -42,8 +42,12 @@ export async function startSmtp(): Promise<TestSmtp> {
             .catch(callback);
         },
       });
-      server.once('error', reject);
-      server.listen(port, '127.0.0.1', () => resolve());
+      const s = server;
+      s.once('error', reject);
+      s.listen(port, '127.0.0.1', () => {
+        port = (s.server.address() as { port: number }).port;
+        resolve();
+      });
     });
   const down = () => new Promise<void>((resolve) => (server ? server.close(() => resolve()) : resolve()));
   await up();

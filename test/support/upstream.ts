@@ -4,10 +4,10 @@
 // access_denied, a switch that corrupts its next ID token, and a restart on
 // new signing keys (a key rotation).
 import { generateKeyPairSync } from 'node:crypto';
-import type { Server } from 'node:http';
+import { createServer } from 'node:http';
 import Provider, { type Configuration } from 'oidc-provider';
 import { Browser, type Page } from './browser.ts';
-import { freePort } from './latchkey.ts';
+import { listenOnFreePort } from './net.ts';
 
 export interface UpstreamUser {
   sub: string;
@@ -64,7 +64,9 @@ function tampered(idToken: string, how: 'audience' | 'email' | 'kid'): string {
 }
 
 export async function startUpstream(options: UpstreamOptions): Promise<TestUpstream> {
-  const port = await freePort();
+  // The port comes from the OS before the provider is made (it needs its issuer); the provider then answers on it.
+  const http = createServer();
+  const port = await listenOnFreePort(http);
   const issuer = `http://127.0.0.1:${port}`;
   const claimsOf = new Map<string, UpstreamUser>();
 
@@ -130,29 +132,24 @@ export async function startUpstream(options: UpstreamOptions): Promise<TestUpstr
     return provider;
   }
 
-  async function listen(kid: string): Promise<Server> {
-    const server: Server = createProvider(kid).listen(port, '127.0.0.1');
-    await new Promise<void>((resolve, reject) => {
-      server.once('listening', resolve);
-      server.once('error', reject);
-    });
-    return server;
+  /** Answers with a provider signing with `kid`; its keep-alive connections are dropped, as by a restart. */
+  function serve(kid: string) {
+    http.removeAllListeners('request');
+    http.on('request', createProvider(kid).callback());
+    http.closeAllConnections();
   }
 
-  const close = (server: Server) =>
-    new Promise<void>((resolve) => {
-      server.close(() => resolve());
-      server.closeAllConnections();
-    });
-
   let generation = 1;
-  let server = await listen(`upstream-${generation}`);
+  serve(`upstream-${generation}`);
   upstream.rotateKeys = async () => {
-    await close(server);
     generation++;
-    server = await listen(`upstream-${generation}`);
+    serve(`upstream-${generation}`);
   };
-  upstream.stop = () => close(server);
+  upstream.stop = () =>
+    new Promise<void>((resolve) => {
+      http.close(() => resolve());
+      http.closeAllConnections();
+    });
   return upstream;
 }
 

@@ -18,9 +18,10 @@ export interface PinChangeDeps {
   attempts: Attempts;
   rules: PinRules;
   pinHash: (login: Login) => string | null;
+  now: () => number;
 }
 
-export function pinChange({ accounts, hasher, audit, attempts, rules, pinHash }: PinChangeDeps): FactorChange {
+export function pinChange({ accounts, hasher, audit, attempts, rules, pinHash, now }: PinChangeDeps): FactorChange {
   const enteredPin = new RegExp(`^[0-9]{1,${rules.maxLength}}$`);
   const record = (req: FactorRequest, event: string, outcome: 'success' | 'failure', detail?: Record<string, unknown>) =>
     audit.record({ type: `factor.pin.${event}`, outcome, tenant: req.tenant.id, login: req.login.id, ip: req.ip, userAgent: req.userAgent, ...(detail ? { detail } : {}) });
@@ -53,7 +54,7 @@ export function pinChange({ accounts, hasher, audit, attempts, rules, pinHash }:
         return refuse(invalidFactorAnswer('errors.pin.currentWrong'));
       }
       if (pin === current) return refuse(invalidNewPin('unchanged', rules));
-      const state = { hash: await hasher.hash(pin, { pepper: true }), setAt: new Date().toISOString() };
+      const state = { hash: await hasher.hash(pin, { pepper: true }), setAt: new Date(now()).toISOString() };
       if (!(await accounts.setFactorState(req.login.id, 'pin', state))) return refuse(factorSetupExpired('errors.login.gone'));
       await record(req, 'changed', 'success');
       return { done: true };

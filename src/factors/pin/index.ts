@@ -25,7 +25,7 @@ const pinHash = (login: Login): string | null => {
  * A PIN after the password. First sign-in: choose one (twice, checked by the
  * PIN rules); later: enter it, under the login's attempt limit.
  */
-export const pinFactor: FactorFactory = ({ config, accounts, hasher, audit, limiter }): Factor => {
+export const pinFactor: FactorFactory = ({ config, accounts, hasher, audit, limiter, now }): Factor => {
   const rules: PinRules = { minLength: config.pin.minLength, maxLength: config.pin.maxLength };
   const keys = factorKeys('pin');
   const attempts = createAttempts(limiter, keys);
@@ -46,7 +46,7 @@ export const pinFactor: FactorFactory = ({ config, accounts, hasher, audit, limi
     const fresh = await accounts.getLogin(req.login.id);
     if (!fresh) return fail(factorSetupExpired('errors.signin.expired'));
     if (pinHash(fresh)) return fail(factorSetupExpired('errors.pin.chosenElsewhere'));
-    const state: PinState = { hash, setAt: new Date().toISOString() };
+    const state: PinState = { hash, setAt: new Date(now()).toISOString() };
     await accounts.setFactorState(req.login.id, 'pin', state);
     await record(req, 'set', 'success');
     return { passed: true };
@@ -92,6 +92,6 @@ export const pinFactor: FactorFactory = ({ config, accounts, hasher, audit, limi
       await accounts.setFactorState(loginId, 'pin', null);
       await attempts.clear(loginId);
     },
-    change: pinChange({ accounts, hasher, audit, attempts, rules, pinHash }),
+    change: pinChange({ accounts, hasher, audit, attempts, rules, pinHash, now }),
   };
 };

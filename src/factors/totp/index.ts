@@ -40,7 +40,7 @@ const sealedSecret = (login: Login): string | null => {
  * (QR code, grouped secret, `otpauth://` link) and confirm with a code; later:
  * a 6-digit code, each accepted once, under the login's attempt limit.
  */
-export const totpFactor: FactorFactory = ({ config, accounts, audit, limiter }): Factor => {
+export const totpFactor: FactorFactory = ({ config, accounts, audit, limiter, now }): Factor => {
   const box = createSecretBox(config.keys.encryptionKeys);
   const keys = factorKeys('totp');
   const attempts = createAttempts(limiter, keys);
@@ -102,13 +102,13 @@ export const totpFactor: FactorFactory = ({ config, accounts, audit, limiter }):
     const secret = pendingSecret(req);
     if (!secret) return fail(factorSetupExpired('errors.totp.setupExpired'));
     let step: number | null = null;
-    const result = await attempts.run(req.login, async () => (step = await matchStep(secret, code)) !== null);
+    const result = await attempts.run(req.login, async () => (step = await matchStep(secret, code, now())) !== null);
     if (!result.passed) return failed(req, result, false, 'enroll');
     // The stage was read at the start of the request; another window may have linked an app since.
     const fresh = await accounts.getLogin(req.login.id);
     if (!fresh) return fail(factorSetupExpired('errors.signin.expired'));
     if (sealedSecret(fresh)) return fail(factorSetupExpired('errors.totp.linkedElsewhere'));
-    const state: TotpState = { secret: box.seal(secret, req.login.id), account: await account(req), linkedAt: new Date().toISOString(), step: step! };
+    const state: TotpState = { secret: box.seal(secret, req.login.id), account: await account(req), linkedAt: new Date(now()).toISOString(), step: step! };
     await accounts.setFactorState(req.login.id, 'totp', state);
     delete req.draft[DRAFT];
     await record(req, 'linked', 'success');
@@ -122,7 +122,7 @@ export const totpFactor: FactorFactory = ({ config, accounts, audit, limiter }):
     const secret = box.open(sealed, req.login.id);
     let replay = false;
     const result = await attempts.run(req.login, async () => {
-      const step = await matchStep(secret, code);
+      const step = await matchStep(secret, code, now());
       if (step === null) return false;
       if (await accounts.advanceFactorStep(req.login.id, 'totp', step)) return true;
       replay = true;
@@ -147,7 +147,7 @@ export const totpFactor: FactorFactory = ({ config, accounts, audit, limiter }):
         const outcome = await enter(req, sealed);
         if (!outcome.passed) return { done: false, error: outcome.error };
         delete req.draft[DRAFT];
-        req.draft[CHANGE_DRAFT] = { provenAt: Date.now() };
+        req.draft[CHANGE_DRAFT] = { provenAt: now() };
         return { done: false };
       }
       const code = normalizeCode(req.body.code ?? '');
@@ -155,12 +155,12 @@ export const totpFactor: FactorFactory = ({ config, accounts, audit, limiter }):
       const secret = pendingSecret(req);
       if (!secret) return { done: false, error: factorSetupExpired('errors.totp.setupExpired') };
       let step: number | null = null;
-      const result = await attempts.run(req.login, async () => (step = await matchStep(secret, code)) !== null);
+      const result = await attempts.run(req.login, async () => (step = await matchStep(secret, code, now())) !== null);
       if (!result.passed) {
         const outcome = await failed(req, result, false, 'relink');
         return { done: false, error: outcome.passed ? undefined : outcome.error };
       }
-      const state: TotpState = { secret: box.seal(secret, req.login.id), account: await account(req), linkedAt: new Date().toISOString(), step: step! };
+      const state: TotpState = { secret: box.seal(secret, req.login.id), account: await account(req), linkedAt: new Date(now()).toISOString(), step: step! };
       if (!(await accounts.setFactorState(req.login.id, 'totp', state))) return { done: false, error: factorSetupExpired('errors.login.gone') };
       delete req.draft[DRAFT];
       delete req.draft[CHANGE_DRAFT];
@@ -171,7 +171,7 @@ export const totpFactor: FactorFactory = ({ config, accounts, audit, limiter }):
 
   function provenForChange(req: FactorRequest): boolean {
     const provenAt = (req.draft[CHANGE_DRAFT] as { provenAt?: unknown } | undefined)?.provenAt;
-    return typeof provenAt === 'number' && Date.now() - provenAt < CHANGE_WINDOW_MS;
+    return typeof provenAt === 'number' && now() - provenAt < CHANGE_WINDOW_MS;
   }
 
   return {
