@@ -150,6 +150,32 @@ for (const setup of SETUPS) {
       await accounts().setUserTypeFactor('acme', 'staff', 'none');
     });
 
+    it('lets the owner allow setting up a stronger factor when an app asks for one, and turn it off again', async () => {
+      const { browser, page } = await signedIn(server, OWNER, '/account/security');
+      assert.ok(testIds(page).includes('step-up-form'));
+      assert.doesNotMatch(page.html, /data-testid="step-up-enrollment"[^>]*checked|checked[^>]*data-testid="step-up-enrollment"/, 'off for a new tenant');
+      const on = await submit(browser, page, 'step-up-form', { step_up_enrollment: 'on' });
+      assert.ok(onAccountPage(on, '/account/security'), `${on.status} ${errorOf(on)}`);
+      assert.match(noticeOf(on), /next sign-in/);
+      assert.match(on.html, /<input[^>]*checked[^>]*data-testid="step-up-enrollment"/);
+      assert.equal((await accounts().getTenant('acme'))!.stepUpEnrollment, true);
+      const bad = await browser.post('/account/security/step-up', { csrf: csrfOf(on), step_up_enrollment: 'yes' });
+      assert.equal(bad.status, 400);
+      assert.equal((await accounts().getTenant('acme'))!.stepUpEnrollment, true, 'a bad value changes nothing');
+      // An unticked box is not sent at all.
+      const off = await submit(browser, on, 'step-up-form');
+      assert.ok(onAccountPage(off, '/account/security'));
+      assert.equal((await accounts().getTenant('acme'))!.stepUpEnrollment, false);
+      const events = await tenantAudit('policy.step_up_changed');
+      assert.deepEqual(events.map((e) => [e.login, e.detail]), [
+        ['acme-owner', { from: true, to: false }],
+        ['acme-owner', { from: false, to: true }],
+      ]);
+      const refused = await browser.post('/account/security/step-up', { step_up_enrollment: 'on' });
+      assert.equal(refused.status, 403, 'without the CSRF token');
+      assert.equal((await accounts().getTenant('acme'))!.stepUpEnrollment, false);
+    });
+
     it('refuses a state-changing POST without the CSRF token, with another one, or from another origin: 403, nothing changes', async () => {
       const person = await addPerson(server, 'nurse');
       const [nurse] = person.logins as [string];
