@@ -139,9 +139,8 @@ export function ownerRoutes(router: Router, kit: AccountKit) {
     if (!signed || !kit.fresh(ctx, signed, '/account/security')) return;
     let allowed: boolean;
     try {
-      // A checkbox: `on` when ticked, absent when not.
-      const fields = formFields(ctx.request.body, [], ['csrf', 'step_up_enrollment'], 128);
-      if (fields.step_up_enrollment !== undefined && fields.step_up_enrollment !== 'on') throw badRequest('errors.account.onOrOff');
+      const fields = formFields(ctx.request.body, ['step_up_enrollment'], ['csrf'], 128);
+      if (fields.step_up_enrollment !== 'on' && fields.step_up_enrollment !== 'off') throw badRequest('errors.account.onOrOff');
       allowed = fields.step_up_enrollment === 'on';
     } catch (err) {
       if (err instanceof LatchkeyError) return securityPage(ctx, signed, undefined, err);
