@@ -210,12 +210,16 @@ export function createProvider({ config, accounts, adapter, factors, log, unavai
       const existing = grantId ? await ctx.oidc.provider.Grant.find(grantId) : undefined;
       const registered = await findClient(clientId);
       if (!registered?.firstParty || !ctx.oidc.session?.accountId || (existing && existing.accountId !== ctx.oidc.session.accountId)) return existing;
-      // First-party clients skip the consent screen: grant what they ask for, also a scope new since the last time.
+      // First-party clients skip the consent screen: grant what they ask for (scopes, and claims by the `claims`
+      // parameter), also what is new since the last time.
       const grant = existing ?? new ctx.oidc.provider.Grant({ clientId, accountId: ctx.oidc.session.accountId });
       const scope = String(ctx.oidc.params!.scope ?? 'openid');
+      const claims = [...ctx.oidc.requestParamClaims];
       const granted = new Set(grant.getOIDCScopeEncountered().split(' '));
-      if (existing && scope.split(' ').every((s) => granted.has(s))) return existing;
+      const grantedClaims = new Set(grant.getOIDCClaimsEncountered());
+      if (existing && scope.split(' ').every((s) => granted.has(s)) && claims.every((c) => grantedClaims.has(c))) return existing;
       grant.addOIDCScope(scope);
+      if (claims.length) grant.addOIDCClaims(claims);
       await grant.save();
       return grant;
     },

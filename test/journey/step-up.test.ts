@@ -193,6 +193,14 @@ for (const setup of SETUPS) {
       assert.equal(callbackError(again), null);
       assert.equal((await rp.callback(again.url, sso)).claims()!.acr, LEVEL.totp);
 
+      // A first-party app asking for other claims by the same parameter gets them without a consent page.
+      const withEmail = await rp.authorize({ scope: 'openid', claims: JSON.stringify({ id_token: { email: null, acr: { essential: true, value: LEVEL.totp } } }) });
+      const granted = await browser.get(withEmail.url);
+      assert.equal(callbackError(granted), null, `no consent page: ${testIds(granted).join(',')}`);
+      const idToken = (await rp.callback(granted.url, withEmail)).claims()!;
+      assert.equal(idToken.email, person.email);
+      assert.equal(idToken.acr, LEVEL.totp);
+
       // An essential level Latchkey does not issue cannot be met.
       const unknown = await rp.authorize({ claims: claimsAsking({ values: ['urn:example:acr:retina'] }) });
       assert.equal(callbackError(await browser.get(unknown.url)), 'unmet_authentication_requirements');
