@@ -126,6 +126,26 @@ for (const setup of SETUPS) {
       }
     });
 
+    it('lets one of two tabs stepping up at once with the same code through; the other stays at 1fa', async () => {
+      const person = await addPerson(server, 'employee');
+      const secret = await enrolApp(person.logins[0]!);
+      const { browser } = await oneFactorSession(person);
+      const tabs = await Promise.all([0, 1].map(async () => {
+        const pending = await rp.authorize({ acr_values: LEVEL.totp });
+        return { pending, page: await browser.get(pending.url) };
+      }));
+      for (const tab of tabs) assert.ok(hasForm(tab.page, 'enter-code-form'), `expected the code page, got ${testIds(tab.page).join(',')}`);
+      const code = await codeFor(secret, currentStep());
+      const answers = await Promise.all(tabs.map((tab) => submitFactor(browser, tab.page, 'enter-code-form', { code })));
+      const passed = answers.filter((a) => callbackReached(a));
+      assert.equal(passed.length, 1, `exactly one tab passes: ${answers.map((a) => a.status).join(',')}`);
+      const refused = answers.find((a) => !callbackReached(a))!;
+      assert.equal(refused.status, 400);
+      assert.match(errorOf(refused), /already been used/);
+      const winner = tabs[answers.indexOf(passed[0]!)]!;
+      assert.equal((await rp.callback(passed[0]!.url, winner.pending)).claims()!.acr, LEVEL.totp);
+    });
+
     it('asks a PIN session for the app code only and keeps the PIN in amr', async () => {
       const person = await addPerson(server, 'nurse');
       const { browser } = await choosePin(server, rp, person, PIN);
