@@ -28,7 +28,7 @@ import { loadConfig } from '../config/index.ts';
 import { openSqlite } from '../src/storage/index.ts';
 import { createSqliteAdapterBackend } from '../src/storage/adapter/sqlite/index.ts';
 import { createRedisAdapterBackend } from '../src/storage/adapter/redis/index.ts';
-import { ACR, ACR_VALUES, AMR } from '../src/provider/acr.ts';
+import { ACR, AMR } from '../src/provider/acr.ts';
 import { CLAIMS } from '../src/provider/index.ts';
 
 const SCOPE = 'openid email profile offline_access';
@@ -55,7 +55,7 @@ async function main() {
   const configuration: Configuration = {
     adapter: (name: string) => backend.factory(name),
     clients: [client as unknown as NonNullable<Configuration['clients']>[number]],
-    acrValues: ACR_VALUES,
+    acrValues: Object.values(ACR),
     claims: CLAIMS,
     conformIdTokenClaims: false,
     cookies: {

@@ -49,6 +49,7 @@ export const AUDIT_TYPES = [
   'password.locked',
   'password.changed',
   'policy.changed',
+  'policy.step_up_changed',
   'signin.locked',
   'signin.no_login',
   'signin.password',
@@ -86,6 +87,7 @@ export function ownerRoutes(router: Router, kit: AccountKit) {
         notice,
         error,
         ownTypeId: signed.login.userType,
+        stepUpEnrollment: signed.tenant.stepUpEnrollment === true,
         factorOptions: SECOND_FACTORS.map((id) => ({ id, name: factorName(id) })),
         userTypes: signed.tenant.userTypes.map((t) => ({ ...t, logins: logins.filter((l) => l.userType === t.id).length })),
         upstreams: upstreamSettings(deps.config.issuer, upstreams),
@@ -128,6 +130,35 @@ export function ownerRoutes(router: Router, kit: AccountKit) {
       });
     }
     ctx.redirect('/account/security?notice=policy');
+    ctx.status = 303;
+  });
+
+  // Whether a person may set up a stronger factor than their type's when an app asks for it (docs/relying-parties.md).
+  router.post('/security/step-up', async (ctx) => {
+    const signed = await owner(ctx, true);
+    if (!signed || !kit.fresh(ctx, signed, '/account/security')) return;
+    let allowed: boolean;
+    try {
+      const fields = formFields(ctx.request.body, ['step_up_enrollment'], ['csrf'], 128);
+      if (fields.step_up_enrollment !== 'on' && fields.step_up_enrollment !== 'off') throw badRequest('errors.account.onOrOff');
+      allowed = fields.step_up_enrollment === 'on';
+    } catch (err) {
+      if (err instanceof LatchkeyError) return securityPage(ctx, signed, undefined, err);
+      throw err;
+    }
+    const before = signed.tenant.stepUpEnrollment === true;
+    if (before !== allowed) {
+      if (!(await accounts.setStepUpEnrollment(signed.tenant.id, allowed))) throw notFound();
+      await audit.record({
+        type: 'policy.step_up_changed',
+        outcome: 'success',
+        tenant: signed.tenant.id,
+        login: signed.login.id,
+        ...kit.requestInfo(ctx),
+        detail: { from: before, to: allowed },
+      });
+    }
+    ctx.redirect('/account/security?notice=stepUp');
     ctx.status = 303;
   });
 

@@ -12,8 +12,13 @@ const FACTORS: FactorFactory[] = [noneFactor, pinFactor, totpFactor];
 export interface FactorRegistry {
   get(id: string): Factor;
   all(): Factor[];
-  /** Every acr value a session can carry, weakest first (for discovery). */
+  /**
+   * Every acr value a session can carry, weakest first (for discovery): the
+   * order of the list above, so a factor added there takes its place in it.
+   */
   acrValues(): string[];
+  /** The place of `acr` in `acrValues()` (stronger is higher), -1 for a value Latchkey does not issue. */
+  rank(acr: string | undefined): number;
 }
 
 export function createFactorRegistry(services: FactorServices): FactorRegistry {
@@ -21,6 +26,7 @@ export function createFactorRegistry(services: FactorServices): FactorRegistry {
     const f = make(services);
     return [f.id, f] as const;
   }));
+  const order = [...new Set([...factors.values()].map((f) => f.acr))];
   return {
     get(id) {
       const f = factors.get(id);
@@ -29,6 +35,7 @@ export function createFactorRegistry(services: FactorServices): FactorRegistry {
       return f;
     },
     all: () => [...factors.values()],
-    acrValues: () => [...new Set([...factors.values()].map((f) => f.acr))],
+    acrValues: () => [...order],
+    rank: (acr) => (acr === undefined ? -1 : order.indexOf(acr)),
   };
 }

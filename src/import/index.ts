@@ -12,6 +12,7 @@ import { isStrongArgon2Hash } from '../crypto/password.ts';
 import { createSecretBox, type SecretBox } from '../crypto/secretbox.ts';
 import { CLIENT_SECRET_MIN_LENGTH, createClientSecrets } from '../crypto/client-secret.ts';
 import { resealUpstreamSecret } from '../upstream/secret.ts';
+import { ACR } from '../provider/acr.ts';
 
 const id = z.string().regex(/^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$/, 'must be 1-128 letters, digits, ".", "_" or "-"');
 const name = z.string().trim().min(1, 'must not be empty').max(200);
@@ -53,6 +54,8 @@ const clientSchema = z
     post_logout_redirect_uris: z.array(httpUrl).optional(),
     grant_types: z.array(z.enum(['authorization_code', 'refresh_token', 'client_credentials'])).optional(),
     first_party: z.boolean().optional(),
+    // The app's minimum level: every sign-in to it reaches one of these (the weakest is the floor).
+    default_acr_values: z.array(z.enum(Object.values(ACR) as [string, ...string[]])).min(1).optional(),
   })
   .strict();
 
@@ -73,6 +76,7 @@ const tenantSchema = z
     name,
     owner: id.optional(),
     userTypes: z.array(userTypeSchema).min(1, 'needs at least one user type'),
+    stepUpEnrollment: z.boolean().optional(),
     logins: z.array(loginSchema).optional(),
     clients: z.array(clientSchema).optional(),
     upstreams: z.array(upstreamSchema).optional(),
@@ -195,7 +199,7 @@ export async function importDocument(raw: unknown, deps: { accounts: AccountStor
   let clients = 0;
   for (const t of doc.tenants ?? []) {
     const existing = await accounts.getTenant(t.id);
-    const tenant: Tenant = { id: t.id, name: t.name, owner: t.owner ?? existing?.owner ?? null, userTypes: t.userTypes };
+    const tenant: Tenant = { id: t.id, name: t.name, owner: t.owner ?? existing?.owner ?? null, userTypes: t.userTypes, ...(t.stepUpEnrollment === undefined ? {} : { stepUpEnrollment: t.stepUpEnrollment }) };
     await accounts.upsertTenant(tenant);
     for (const l of t.logins ?? []) {
       const login: LoginInput = { id: l.id, tenant: t.id, email: normalizeEmail(l.email), userType: l.userType, firstName: l.firstName, lastName: l.lastName, disabled: l.disabled ?? false };

@@ -16,12 +16,28 @@ export interface Progress {
   amr?: string[];
   /** The login chosen (or the only one). */
   loginId?: string;
+  /**
+   * Set when the journey steps up a session that is below the level asked for:
+   * the session's first step stands (no password again), only the missing
+   * factor is asked. The session must still be there, unchanged, when the
+   * factor passes.
+   */
+  stepUp?: StepUp;
   /** The factor's scratch space (see `FactorRequest.draft`). */
   draft?: Record<string, unknown>;
   /** An upstream sign-in under way (docs/upstream.md); cleared by its callback. */
   upstream?: PendingUpstream;
   /** An upstream account seen for the first time, linked once the person confirms it with the identity's password. */
   upstreamLink?: PendingUpstreamLink;
+}
+
+/** The session a step-up builds on. */
+export interface StepUp {
+  /** The session's uid and its sign-in time (epoch seconds). */
+  sessionUid: string;
+  loginTs: number;
+  /** The level the session had reached. */
+  acr: string;
 }
 
 /** The upstream account waiting for the person's confirmation, and the identity its verified email matched. */

@@ -9,15 +9,16 @@ import type { Client, Identity, Login, Tenant } from '../storage/accounts/port.t
 import { normalizeEmail } from '../storage/accounts/port.ts';
 import type { Factor, FactorRequest } from '../factors/types.ts';
 import type { AttemptResult } from '../limits.ts';
-import { AMR } from '../provider/acr.ts';
+import { AMR, STEP_UP_REASON, requiredRank } from '../provider/acr.ts';
 import { LatchkeyError, badRequest, frozenOut, invalidCredentials, lockedOut, noLoginForClient } from '../errors.ts';
 import { checkCsrf, formFields } from '../web/forms.ts';
 import { setRetryAfter } from '../web/errors.ts';
 import { localeOf, sendPage } from '../web/views.ts';
 import { hasText } from '../i18n.ts';
 import { resolveLanguage, useLanguage } from '../web/language.ts';
-import { ensureProgress, readProgress, saveProgress, type Interaction, type Progress } from './journey.ts';
+import { ensureProgress, readProgress, saveProgress, type Interaction, type Progress, type StepUp } from './journey.ts';
 import { ACCOUNT_AUDIENCE, ANY_TENANT, clientFinder } from '../provider/account-client.ts';
+import { endedBefore } from '../provider/revocation.ts';
 import { requestInfo } from '../web/request.ts';
 import { fullName, userTypeName, userTypeOf } from '../names.ts';
 import { signInSecond } from '../provider/revocation.ts';
@@ -108,6 +109,63 @@ export function interactionRouter({ provider, config, accounts, hasher, factors,
     return factors.get(type.secondFactor);
   }
 
+  /**
+   * The factor this sign-in asks for. The level needed is the user type's or
+   * what the request and its app ask for, whichever is higher. The weakest
+   * factor reaching it that the person has set up (or that needs none) is
+   * asked; otherwise the user type's own factor is set up when it reaches the
+   * level; otherwise, where the tenant allows it, the weakest stronger one is
+   * set up now. Null when nothing can reach it.
+   */
+  async function factorFor(interaction: Interaction, tenant: Tenant, login: Login): Promise<Factor | null> {
+    const own = factorOf(tenant, login);
+    const client = await findClient(String(interaction.params.client_id));
+    const defaults = client?.metadata.default_acr_values;
+    const requested = requiredRank(interaction.params, Array.isArray(defaults) ? (defaults as string[]) : undefined, factors.acrValues());
+    const needed = Math.max(factors.rank(own.acr), requested);
+    const reaching = factors.all().filter((f) => factors.rank(f.acr) >= needed).sort((a, b) => factors.rank(a.acr) - factors.rank(b.acr));
+    const ready = reaching.find((f) => f.stage(login) !== 'enroll');
+    if (ready) return ready;
+    if (reaching.includes(own)) return own;
+    return tenant.stepUpEnrollment ? (reaching[0] ?? null) : null;
+  }
+
+  /** Nothing this login has or may set up reaches the level asked for: the app gets `unmet_authentication_requirements`. */
+  async function unmet(ctx: Context, tenant: Tenant, login: Login) {
+    await audit.record({ type: 'signin.level_unmet', outcome: 'failure', tenant: tenant.id, login: login.id, ...requestInfo(ctx) });
+    const returnTo = await provider.interactionResult(
+      ctx.req,
+      ctx.res,
+      { error: 'unmet_authentication_requirements', error_description: 'no second factor of this login reaches the requested authentication level' },
+      { mergeWithLastSubmission: false },
+    );
+    ctx.redirect(returnTo);
+    ctx.status = 303;
+  }
+
+  /**
+   * A session below the level asked for, and otherwise fine (the prompt has no
+   * other reason): its first step stands and the journey goes on at the
+   * factor. Null when the interaction has no such session.
+   */
+  async function stepUpProgress(interaction: Interaction, tenant: Tenant, progress: Progress): Promise<Progress | null> {
+    const { session, prompt } = interaction;
+    if (!session?.accountId || !session.uid || prompt.reasons.length !== 1 || prompt.reasons[0] !== STEP_UP_REASON) return null;
+    const [stored, login] = await Promise.all([provider.Session.findByUid(session.uid), accounts.getLogin(session.accountId)]);
+    if (!stored || !login || typeof stored.loginTs !== 'number' || !stored.acr || login.disabled) return null;
+    if (tenant.id !== ANY_TENANT && login.tenant !== tenant.id) return null;
+    const stepUp: StepUp = { sessionUid: session.uid, loginTs: stored.loginTs, acr: stored.acr };
+    const [identity, stands] = await Promise.all([accounts.findIdentityByEmail(login.email), stepUpStands(login, stepUp)]);
+    if (!identity || !stands) return null;
+    return { csrf: progress.csrf, identityId: identity.id, email: identity.email, amr: stored.amr ?? [], loginId: login.id, stepUp, draft: {} };
+  }
+
+  /** The session a step-up builds on is still this login's, from the same sign-in, and not ended since. */
+  async function stepUpStands(login: Login, stepUp: StepUp): Promise<boolean> {
+    const [stored, notBefore] = await Promise.all([provider.Session.findByUid(stepUp.sessionUid), accounts.loginSessionsNotBefore(login.id)]);
+    return !!stored && stored.accountId === login.id && stored.loginTs === stepUp.loginTs && !endedBefore(notBefore, stepUp.loginTs);
+  }
+
   async function signInLogins(tenant: Tenant, email: string): Promise<Login[]> {
     const logins = tenant.id === ANY_TENANT ? await accounts.listLoginsForEmailAllTenants(email) : await accounts.listLoginsForEmail(tenant.id, email);
     return logins.filter((l) => !l.disabled);
@@ -121,9 +179,19 @@ export function interactionRouter({ provider, config, accounts, hasher, factors,
    * cut-off checked against it) is that moment, not the later resume.
    */
   async function finish(ctx: Context, interaction: Interaction, tenant: Tenant, login: Login, progress: Progress, factor: Factor) {
+    const { stepUp } = progress;
+    if (stepUp && !(await stepUpStands(login, stepUp))) {
+      // The session it built on ended or changed meanwhile (signed out, another sign-in, a reset): sign in from the start.
+      await saveProgress(interaction, { csrf: progress.csrf });
+      ctx.redirect(`/interaction/${interaction.uid}`);
+      ctx.status = 303;
+      return;
+    }
     const amr = [...new Set([...(progress.amr ?? []), ...factor.amr])];
-    await audit.record({ type: 'signin.success', outcome: 'success', tenant: tenant.id, login: login.id, ...requestInfo(ctx), detail: { amr, acr: factor.acr, lang: localeOf(ctx).lang } });
-    interaction.result = { login: { accountId: login.id, amr, acr: factor.acr, ts: signInSecond(await accounts.loginSessionsNotBefore(login.id), now()), remember: true } };
+    // The level reached: the factor's, or the session's when that was higher already.
+    const acr = stepUp && factors.rank(stepUp.acr) > factors.rank(factor.acr) ? stepUp.acr : factor.acr;
+    await audit.record({ type: 'signin.success', outcome: 'success', tenant: tenant.id, login: login.id, ...requestInfo(ctx), detail: { amr, acr, lang: localeOf(ctx).lang, ...(stepUp ? { stepUp: true } : {}) } });
+    interaction.result = { login: { accountId: login.id, amr, acr, ts: signInSecond(await accounts.loginSessionsNotBefore(login.id), now()), remember: true } };
     await interaction.persist();
     if (progress.email) await browsers.remember(ctx, progress.email);
     ctx.redirect(interaction.returnTo);
@@ -134,7 +202,8 @@ export function interactionRouter({ provider, config, accounts, hasher, factors,
   async function continueWithLogin(ctx: Context, interaction: Interaction, tenant: Tenant, login: Login, progress: Progress) {
     const home = login.tenant === tenant.id ? tenant : await accounts.getTenant(login.tenant);
     if (!home) throw noLoginForClient();
-    const factor = factorOf(home, login);
+    const factor = await factorFor(interaction, home, login);
+    if (!factor) return unmet(ctx, home, login);
     const stage = factor.stage(login);
     if (stage === 'done') return finish(ctx, interaction, home, login, progress, factor);
     await saveProgress(interaction, progress);
@@ -148,13 +217,14 @@ export function interactionRouter({ provider, config, accounts, hasher, factors,
   }
 
   async function renderFactor(ctx: Context, interaction: Interaction, tenant: Tenant, login: Login, progress: Progress, error?: LatchkeyError) {
-    const factor = factorOf(tenant, login);
+    const factor = await factorFor(interaction, tenant, login);
+    if (!factor) return unmet(ctx, tenant, login);
     const stage = factor.stage(login);
     if (stage === 'done') return finish(ctx, interaction, tenant, login, progress, factor);
     const req = factorRequest(ctx, tenant, login, progress, {});
     const fp = await factor.page(stage, req);
     await saveProgress(interaction, progress);
-    const reason = stage === 'enroll' ? await setUpReason(ctx, tenant, login, factor.id) : null;
+    const reason = stage === 'enroll' ? await setUpReason(ctx, tenant, login, factor) : null;
     page(ctx, fp.view, { ...baseLocals(interaction, progress), ...fp.locals, login, userTypeName: userTypeName(tenant, login.userType), setUpReason: reason, error }, error?.status ?? 200);
   }
 
@@ -163,7 +233,10 @@ export function interactionRouter({ provider, config, accounts, hasher, factors,
    * before, from the audit log: the owner reset it, or the user type's policy
    * now asks for it — the newer of the two, with its date.
    */
-  async function setUpReason(ctx: Context, tenant: Tenant, login: Login, factorId: string): Promise<string | null> {
+  async function setUpReason(ctx: Context, tenant: Tenant, login: Login, factor: Factor): Promise<string | null> {
+    const factorId = factor.id;
+    // A stronger factor than the user type's, because the app asks for it.
+    if (factorId !== factorOf(tenant, login).id && hasText('en', `setUpReason.stepUp.${factorId}`)) return localeOf(ctx).t(`setUpReason.stepUp.${factorId}`);
     const [resets, policies] = await Promise.all([
       accounts.listAudit({ tenant: tenant.id, login: login.id, type: `factor.${factorId}.reset`, limit: 1 }),
       accounts.listAudit({ tenant: tenant.id, type: 'policy.changed', limit: 50 }),
@@ -207,6 +280,15 @@ export function interactionRouter({ provider, config, accounts, hasher, factors,
   router.get('/', async (ctx) => {
     const { interaction, tenant, client } = await load(ctx);
     const progress = await ensureProgress(interaction);
+    if (interaction.prompt.name === 'login' && !progress.identityId) {
+      const stepUp = await stepUpProgress(interaction, tenant, progress);
+      if (stepUp) {
+        await saveProgress(interaction, stepUp);
+        ctx.redirect(`/interaction/${interaction.uid}`);
+        ctx.status = 303;
+        return;
+      }
+    }
     const locals = baseLocals(interaction, progress);
     if (interaction.prompt.name === 'consent') {
       const details = interaction.prompt.details as { missingOIDCScope?: string[]; missingOIDCClaims?: string[] };
@@ -292,7 +374,8 @@ export function interactionRouter({ provider, config, accounts, hasher, factors,
     const { interaction, tenant, progress } = await loadForPost(ctx, 'login');
     const login = await chosenLogin(progress, tenant);
     if (!progress.identityId || !login) throw badRequest('errors.signin.passwordFirst');
-    const factor = factorOf(tenant, login);
+    const factor = await factorFor(interaction, tenant, login);
+    if (!factor) return unmet(ctx, tenant, login);
     const stage = factor.stage(login);
     if (stage === 'done') return finish(ctx, interaction, tenant, login, progress, factor);
     let body: Record<string, string>;

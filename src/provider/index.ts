@@ -1,7 +1,8 @@
 /**
  * The oidc-provider instance: configuration, accounts and claims, and the
  * policy that sends a session back through the journey when it no longer
- * satisfies its login's user type (a factor turned on, another tenant's client).
+ * satisfies its login's user type (a factor turned on, another tenant's
+ * client) or is below the level the request or the app asks for.
  */
 import Provider, { interactionPolicy, type Configuration, type KoaContextWithOIDC } from 'oidc-provider';
 import type { Config } from '../../config/index.ts';
@@ -9,7 +10,7 @@ import type { AccountStore, Client } from '../storage/accounts/port.ts';
 import type { AdapterBackend } from '../storage/adapter/port.ts';
 import type { FactorRegistry } from '../factors/registry.ts';
 import type { Logger } from '../log.ts';
-import { ACR_VALUES } from './acr.ts';
+import { STEP_UP_REASON, requiredRank } from './acr.ts';
 import { clientMetadata, compareHashedClientSecrets } from './clients.ts';
 import { createClientSecrets } from '../crypto/client-secret.ts';
 import { renderProviderError, renderLogout, renderLogoutSuccess } from './pages.ts';
@@ -20,6 +21,7 @@ import { endedBefore, issuedBefore, trackLoginGrants } from './revocation.ts';
 import { fullName, userTypeOf } from '../names.ts';
 
 const OFFLINE_ACCESS = 'offline_access';
+
 
 /** The provider's endpoints a public client may not call. */
 const AUTHENTICATED_ONLY = new Set(['/token/introspection', '/token/revocation']);
@@ -56,11 +58,23 @@ export const CLAIMS = {
 export function createProvider({ config, accounts, adapter, factors, log, unavailableStore, now = Date.now }: ProviderDeps): Provider {
   const findClient = clientFinder(accounts, config.issuer);
   const policy = interactionPolicy.base();
-  policy.get('login')!.checks.add(
+  const loginChecks = policy.get('login')!.checks;
+  // oidc-provider's own acr checks want the session's acr to equal a requested value; levels here are
+  // ordered, and a stronger one satisfies a request for a weaker one (the check below).
+  loginChecks.remove('essential_acr');
+  loginChecks.remove('essential_acrs');
+  loginChecks.add(
     new interactionPolicy.Check(
       'latchkey_policy',
       "the session does not satisfy the login's tenant or second-factor policy",
       async (ctx) => ((await sessionSatisfiesPolicy(ctx)) ? interactionPolicy.Check.NO_NEED_TO_PROMPT : interactionPolicy.Check.REQUEST_PROMPT),
+    ),
+  );
+  loginChecks.add(
+    new interactionPolicy.Check(
+      STEP_UP_REASON,
+      'the session is below the authentication level the request or the application asks for',
+      (ctx) => (sessionReachesRequest(ctx) ? interactionPolicy.Check.NO_NEED_TO_PROMPT : interactionPolicy.Check.REQUEST_PROMPT),
     ),
   );
   // Before the interaction stores the request's parameters (no session yet); `loadExistingGrant` does it with one.
@@ -114,6 +128,14 @@ export function createProvider({ config, accounts, adapter, factors, log, unavai
     return now() / 1000 - ts > config.ttl.signInResult;
   }
 
+  /** The level the request and its client ask for is met by the session's (no session: the journey decides). */
+  function sessionReachesRequest(ctx: KoaContextWithOIDC): boolean {
+    const { session, client, params } = ctx.oidc;
+    if (!session?.accountId || !client || !params) return true;
+    const required = requiredRank(params, client.defaultAcrValues as string[] | undefined, factors.acrValues());
+    return factors.rank(session.acr) >= required;
+  }
+
   async function loginSatisfiesPolicy(ctx: KoaContextWithOIDC, session: Session): Promise<boolean> {
     const { client } = ctx.oidc;
     const [login, registered, notBefore] = await Promise.all([
@@ -127,14 +149,15 @@ export function createProvider({ config, accounts, adapter, factors, log, unavai
     const tenant = await accounts.getTenant(login.tenant);
     const type = tenant ? userTypeOf(tenant, login.userType) : undefined;
     if (!type) return false;
-    const factor = factors.get(type.secondFactor);
-    return session.acr === factor.acr && factor.stage(login) !== 'enroll';
+    // The type's level or a stronger one the person enrolled (and still has).
+    const needed = factors.rank(factors.get(type.secondFactor).acr);
+    return factors.rank(session.acr) >= needed && factors.all().some((f) => factors.rank(f.acr) >= needed && f.stage(login) !== 'enroll');
   }
 
   const configuration: Configuration = {
     adapter: (name: string) =>
       name === 'Client' ? clientAdapter(findClient) : name === 'Grant' ? trackLoginGrants(adapter.factory(name), accounts) : adapter.factory(name),
-    acrValues: ACR_VALUES,
+    acrValues: factors.acrValues(),
     claims: CLAIMS,
     conformIdTokenClaims: false,
     cookies: {
@@ -163,6 +186,8 @@ export function createProvider({ config, accounts, adapter, factors, log, unavai
         },
       },
       clientCredentials: { enabled: true },
+      // An essential `acr` in `claims` asks for a level, like `acr_values`.
+      claimsParameter: { enabled: true },
       userinfo: { enabled: true },
     },
     pkce: { required: () => true },
@@ -185,12 +210,16 @@ export function createProvider({ config, accounts, adapter, factors, log, unavai
       const existing = grantId ? await ctx.oidc.provider.Grant.find(grantId) : undefined;
       const registered = await findClient(clientId);
       if (!registered?.firstParty || !ctx.oidc.session?.accountId || (existing && existing.accountId !== ctx.oidc.session.accountId)) return existing;
-      // First-party clients skip the consent screen: grant what they ask for, also a scope new since the last time.
+      // First-party clients skip the consent screen: grant what they ask for (scopes, and claims by the `claims`
+      // parameter), also what is new since the last time.
       const grant = existing ?? new ctx.oidc.provider.Grant({ clientId, accountId: ctx.oidc.session.accountId });
       const scope = String(ctx.oidc.params!.scope ?? 'openid');
+      const claims = [...ctx.oidc.requestParamClaims];
       const granted = new Set(grant.getOIDCScopeEncountered().split(' '));
-      if (existing && scope.split(' ').every((s) => granted.has(s))) return existing;
+      const grantedClaims = new Set(grant.getOIDCClaimsEncountered());
+      if (existing && scope.split(' ').every((s) => granted.has(s)) && claims.every((c) => grantedClaims.has(c))) return existing;
       grant.addOIDCScope(scope);
+      if (claims.length) grant.addOIDCClaims(claims);
       await grant.save();
       return grant;
     },
@@ -214,6 +243,14 @@ export function createProvider({ config, accounts, adapter, factors, log, unavai
           user_type: login.userType,
         }),
       };
+    },
+    // A resource server learns an access token's level by introspection (RFC 9470): the sign-in's acr, amr and
+    // auth_time travel with it from the code or refresh token it is issued for (a client's own token has none).
+    extraTokenClaims: (ctx, token) => {
+      if (token.kind !== 'AccessToken') return undefined;
+      const source = ctx.oidc.entities.AuthorizationCode ?? ctx.oidc.entities.RefreshToken;
+      if (!source?.acr) return undefined;
+      return { acr: source.acr, ...(source.amr ? { amr: source.amr } : {}), ...(source.authTime ? { auth_time: source.authTime } : {}) };
     },
     ttl: {
       Interaction: config.ttl.interaction,

@@ -150,6 +150,34 @@ for (const setup of SETUPS) {
       await accounts().setUserTypeFactor('acme', 'staff', 'none');
     });
 
+    it('lets the owner allow setting up a stronger factor when an app asks for one, and turn it off again', async () => {
+      const { browser, page } = await signedIn(server, OWNER, '/account/security');
+      assert.ok(testIds(page).includes('step-up-form'));
+      assert.match(page.html, /<option value="off" selected>/, 'off for a new tenant');
+      const on = await submit(browser, page, 'step-up-form', { step_up_enrollment: 'on' });
+      assert.ok(onAccountPage(on, '/account/security'), `${on.status} ${errorOf(on)}`);
+      assert.match(noticeOf(on), /next sign-in/);
+      assert.match(on.html, /<option value="on" selected>/);
+      assert.equal((await accounts().getTenant('acme'))!.stepUpEnrollment, true);
+      for (const value of ['yes', '', ['on', 'off']]) {
+        const bad = await browser.post('/account/security/step-up', { csrf: csrfOf(on), step_up_enrollment: value });
+        assert.equal(bad.status, 400, JSON.stringify(value));
+      }
+      assert.equal((await browser.post('/account/security/step-up', { csrf: csrfOf(on) })).status, 400, 'no value');
+      assert.equal((await accounts().getTenant('acme'))!.stepUpEnrollment, true, 'a bad value changes nothing');
+      const off = await submit(browser, on, 'step-up-form', { step_up_enrollment: 'off' });
+      assert.ok(onAccountPage(off, '/account/security'));
+      assert.equal((await accounts().getTenant('acme'))!.stepUpEnrollment, false);
+      const events = await tenantAudit('policy.step_up_changed');
+      assert.deepEqual(events.map((e) => [e.login, e.detail]), [
+        ['acme-owner', { from: true, to: false }],
+        ['acme-owner', { from: false, to: true }],
+      ]);
+      const refused = await browser.post('/account/security/step-up', { step_up_enrollment: 'on' });
+      assert.equal(refused.status, 403, 'without the CSRF token');
+      assert.equal((await accounts().getTenant('acme'))!.stepUpEnrollment, false);
+    });
+
     it('refuses a state-changing POST without the CSRF token, with another one, or from another origin: 403, nothing changes', async () => {
       const person = await addPerson(server, 'nurse');
       const [nurse] = person.logins as [string];

@@ -182,6 +182,16 @@ const INVALID: { name: string; field: RegExp; mutate(doc: ImportDocument): unkno
     mutate: (doc) => Object.assign(doc.tenants![2]!.logins![0]!, { role: 'admin' }),
   },
   {
+    name: 'an acr value Latchkey does not issue as a client minimum',
+    field: /^tenants\[0\]\.clients\[0\]\.default_acr_values\[0\]: /,
+    mutate: (doc) => Object.assign(doc.tenants![0]!.clients![0]!, { default_acr_values: ['urn:example:acr:gold'] }),
+  },
+  {
+    name: 'a step-up switch that is not a boolean',
+    field: /^tenants\[0\]\.stepUpEnrollment: /,
+    mutate: (doc) => Object.assign(doc.tenants![0]!, { stepUpEnrollment: 'yes' }),
+  },
+  {
     name: 'a tenant without a name',
     field: /^tenants\[2\]\.name: /,
     mutate: (doc) => delete (doc.tenants![2] as { name?: string }).name,
@@ -328,7 +338,7 @@ describe('import', () => {
             ['acme', 'globex', 'initech'],
           );
           const initech = await h.accounts.getTenant('initech');
-          assert.deepEqual(initech, { id: 'initech', name: 'Initech', owner: 'new-staff', userTypes: [{ id: 'staff', name: 'Staff', secondFactor: 'none' }] });
+          assert.deepEqual(initech, { id: 'initech', name: 'Initech', owner: 'new-staff', userTypes: [{ id: 'staff', name: 'Staff', secondFactor: 'none' }], stepUpEnrollment: false });
           assert.equal((await h.accounts.getTenant('acme'))!.owner, 'acme-owner');
           assert.equal((await h.accounts.getTenant('globex'))!.owner, null);
 
@@ -421,6 +431,19 @@ describe('import', () => {
           const bobBefore = (await h.accounts.findIdentityByEmail('bob@acme.test'))!.passwordHash;
           await importDocument(changedDoc(), deps(h));
           assert.equal((await h.accounts.findIdentityByEmail('bob@acme.test'))!.passwordHash, bobBefore);
+        }));
+
+      it('imports a client minimum level and the step-up switch, keeping the switch when the file gives none', () =>
+        withHarness(kind, async (h) => {
+          const doc = fixture();
+          Object.assign(doc.tenants![0]!, { stepUpEnrollment: true });
+          Object.assign(doc.tenants![0]!.clients![0]!, { default_acr_values: ['urn:latchkey:acr:totp'] });
+          await importDocument(doc, deps(h));
+          assert.equal((await h.accounts.getTenant('acme'))!.stepUpEnrollment, true);
+          const client = await h.accounts.getClient(doc.tenants![0]!.clients![0]!.client_id);
+          assert.deepEqual(client!.metadata.default_acr_values, ['urn:latchkey:acr:totp']);
+          await importDocument(fixture(), deps(h));
+          assert.equal((await h.accounts.getTenant('acme'))!.stepUpEnrollment, true);
         }));
 
       it('keeps an owner already in the store when the file gives none', () =>

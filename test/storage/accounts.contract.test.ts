@@ -28,6 +28,7 @@ const tenant = (id: string, over: Partial<Tenant> = {}): Tenant => ({
     { id: 'staff', name: 'Staff', secondFactor: 'none' },
     { id: 'admin', name: 'Admin', secondFactor: 'totp' },
   ],
+  stepUpEnrollment: false,
   ...over,
 });
 
@@ -148,6 +149,25 @@ function accountStoreContract(name: string, makeStore: () => Promise<Harness>) {
           assert.equal(await s.setUserTypeFactor('acme', 'nope', 'pin'), false);
           assert.equal(await s.setUserTypeFactor('nope', 'admin', 'pin'), false);
           await assert.rejects(s.setUserTypeFactor('acme', 'admin', 'sms' as never), TypeError);
+        }));
+
+      it('keeps whether a stronger factor may be set up on the spot: off for a new tenant, set by setStepUpEnrollment, kept by an upsert without it', () =>
+        withStore(async (s) => {
+          await s.upsertTenant(tenant('acme'));
+          assert.equal((await s.getTenant('acme'))?.stepUpEnrollment, false);
+          assert.equal(await s.setStepUpEnrollment('acme', true), true);
+          assert.equal((await s.getTenant('acme'))?.stepUpEnrollment, true);
+          const { stepUpEnrollment: _left, ...withoutIt } = tenant('acme', { name: 'Acme Inc' });
+          await s.upsertTenant(withoutIt);
+          const kept = await s.getTenant('acme');
+          assert.equal(kept?.name, 'Acme Inc');
+          assert.equal(kept?.stepUpEnrollment, true, 'an upsert without it keeps it');
+          assert.equal((await s.listTenants())[0]?.stepUpEnrollment, true);
+          await s.upsertTenant(tenant('acme', { stepUpEnrollment: false }));
+          assert.equal((await s.getTenant('acme'))?.stepUpEnrollment, false, 'an upsert with it sets it');
+          assert.equal(await s.setStepUpEnrollment('nope', true), false);
+          assert.equal(await s.getTenant('nope'), null);
+          await assert.rejects(s.setStepUpEnrollment('acme', 'yes' as never), TypeError);
         }));
     });
 

@@ -163,6 +163,7 @@ export function cachedAccountStore(inner: AccountStore, cache: ReadCache): Accou
 
     upsertClient: async (client) => writing([cacheKeys.client(client.clientId)], () => inner.upsertClient(client)),
     upsertTenant: async (tenant) => writing([cacheKeys.tenant(tenant.id)], () => inner.upsertTenant(tenant)),
+    setStepUpEnrollment: async (tenantId, allowed) => writing([cacheKeys.tenant(tenantId)], () => inner.setStepUpEnrollment(tenantId, allowed)),
     setUserTypeFactor: async (tenantId, userTypeId, factor) => writing([cacheKeys.tenant(tenantId)], () => inner.setUserTypeFactor(tenantId, userTypeId, factor)),
     upsertLogin: async (login) => writing([cacheKeys.login(login.id)], () => inner.upsertLogin(login)),
     setFactorState: async (loginId, factorId, state) => writing([cacheKeys.login(loginId)], () => inner.setFactorState(loginId, factorId, state)),

@@ -30,6 +30,14 @@ export interface Tenant {
   /** The login id of the tenant's owner, or null when none is set. */
   owner: string | null;
   userTypes: UserType[];
+  /**
+   * Whether a person may set up a stronger factor on the spot when an app asks
+   * for a higher level than their user type's factor reaches and they have
+   * enrolled none that does (docs/relying-parties.md). Otherwise the app gets
+   * `unmet_authentication_requirements`. Off unless set; `upsertTenant`
+   * without it keeps the stored value.
+   */
+  stepUpEnrollment?: boolean;
 }
 
 /** One per email address. */
@@ -136,12 +144,14 @@ export interface AccountStore {
   /** True when no tenant exists (first run: the demo tenant is created). */
   isEmpty(): Promise<boolean>;
 
-  /** Creates or replaces the tenant (name, owner, user types). */
+  /** Creates or replaces the tenant (name, owner, user types; `stepUpEnrollment` when given). */
   upsertTenant(tenant: Tenant): Promise<void>;
   getTenant(id: string): Promise<Tenant | null>;
   listTenants(): Promise<Tenant[]>;
   /** Sets one user type's factor. False when the tenant or the type does not exist. */
   setUserTypeFactor(tenantId: string, userTypeId: string, factor: SecondFactor): Promise<boolean>;
+  /** Sets `Tenant.stepUpEnrollment`. False when the tenant does not exist. */
+  setStepUpEnrollment(tenantId: string, allowed: boolean): Promise<boolean>;
 
   /**
    * Creates the identity for `email`, or updates it. `passwordHash: undefined`

@@ -9,6 +9,11 @@ export function str(name: string, value: unknown): string {
   return value;
 }
 
+export function flag(name: string, value: unknown): boolean {
+  if (typeof value !== 'boolean') throw new TypeError(`${name} must be a boolean`);
+  return value;
+}
+
 export function optStr(name: string, value: unknown): string | null {
   return value === null || value === undefined ? null : str(name, value);
 }

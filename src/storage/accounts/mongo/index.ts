@@ -13,13 +13,14 @@ import {
   type Upstream,
   type UserType,
 } from '../port.ts';
-import { factorId, optStr, secondFactor, str, userTypes } from '../values.ts';
+import { factorId, flag, optStr, secondFactor, str, userTypes } from '../values.ts';
 
 interface TenantDoc {
   _id: string;
   name: string;
   owner: string | null;
   userTypes: UserType[];
+  stepUpEnrollment?: boolean;
 }
 interface IdentityDoc {
   _id: string;
@@ -100,6 +101,7 @@ const toTenant = (d: TenantDoc): Tenant => ({
   name: d.name,
   owner: d.owner ?? null,
   userTypes: (d.userTypes ?? []).map((u) => ({ id: u.id, name: u.name, secondFactor: u.secondFactor })),
+  stepUpEnrollment: d.stepUpEnrollment === true,
 });
 // FerretDB 1.24 drops a null set by $setOnInsert, so a missing hash reads as null.
 const toIdentity = (d: IdentityDoc): Identity => ({ id: d._id, email: d.email, passwordHash: d.passwordHash ?? null });
@@ -228,8 +230,9 @@ export function createMongoAccountStore(db: Db): AccountStore {
         name: str('tenant.name', tenant.name),
         owner: optStr('tenant.owner', tenant.owner),
         userTypes: userTypes(tenant.userTypes),
+        ...(tenant.stepUpEnrollment === undefined ? {} : { stepUpEnrollment: flag('tenant.stepUpEnrollment', tenant.stepUpEnrollment) }),
       };
-      await retryDuplicate(() => tenants.replaceOne({ _id: id }, doc, { upsert: true }));
+      await retryDuplicate(() => tenants.updateOne({ _id: id }, { $set: doc }, { upsert: true }));
     },
     async getTenant(id) {
       const doc = await tenants.findOne({ _id: str('id', id) });
@@ -237,6 +240,10 @@ export function createMongoAccountStore(db: Db): AccountStore {
     },
     async listTenants() {
       return (await tenants.find({}).sort({ _id: 1 }).toArray()).map(toTenant);
+    },
+    async setStepUpEnrollment(tenantId, allowed) {
+      const result = await tenants.updateOne({ _id: str('tenantId', tenantId) }, { $set: { stepUpEnrollment: flag('allowed', allowed) } });
+      return result.matchedCount === 1;
     },
     async setUserTypeFactor(tenantId, userTypeId, factor) {
       const id = str('tenantId', tenantId);

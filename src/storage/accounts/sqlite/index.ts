@@ -14,7 +14,7 @@ import {
   type Upstream,
   type UserType,
 } from '../port.ts';
-import { factorId, optStr, secondFactor, str, userTypes } from '../values.ts';
+import { factorId, flag, optStr, secondFactor, str, userTypes } from '../values.ts';
 
 const SCHEMA = `
 CREATE TABLE IF NOT EXISTS tenants (
@@ -67,6 +67,7 @@ interface TenantRow {
   name: string;
   owner: string | null;
   user_types: string;
+  step_up_enrollment: number;
 }
 interface IdentityRow {
   id: string;
@@ -112,7 +113,26 @@ function auditLimit(limit: number | undefined): number {
   return Number.isFinite(n) ? Math.min(Math.max(n, 1), 500) : 50;
 }
 
-const toTenant = (r: TenantRow): Tenant => ({ id: r.id, name: r.name, owner: r.owner, userTypes: JSON.parse(r.user_types) as UserType[] });
+const toTenant = (r: TenantRow): Tenant => ({
+  id: r.id,
+  name: r.name,
+  owner: r.owner,
+  userTypes: JSON.parse(r.user_types) as UserType[],
+  stepUpEnrollment: r.step_up_enrollment === 1,
+});
+const TENANT_COLUMNS = 'id, name, owner, user_types, step_up_enrollment';
+
+/** Columns added to `tenants` after its first release; a store made before gets them at start. */
+function addTenantColumns(db: Database.Database): void {
+  const have = new Set((db.prepare('PRAGMA table_info(tenants)').all() as { name: string }[]).map((c) => c.name));
+  if (have.has('step_up_enrollment')) return;
+  try {
+    db.exec('ALTER TABLE tenants ADD COLUMN step_up_enrollment INTEGER NOT NULL DEFAULT 0');
+  } catch (err) {
+    // Another process starting on the same file added it first.
+    if (!/duplicate column/i.test(String((err as Error).message))) throw err;
+  }
+}
 const toIdentity = (r: IdentityRow): Identity => ({ id: r.id, email: r.email, passwordHash: r.password_hash });
 const toLogin = (r: LoginRow): Login => ({
   id: r.id,
@@ -150,12 +170,14 @@ function prepare(db: Database.Database) {
   return {
     ping: db.prepare<[], unknown>('SELECT 1'),
     anyTenant: db.prepare<[], { id: string }>('SELECT id FROM tenants LIMIT 1'),
-    upsertTenant: db.prepare<[string, string, string | null, string], void>(
-      `INSERT INTO tenants (id, name, owner, user_types) VALUES (?, ?, ?, ?)
-       ON CONFLICT (id) DO UPDATE SET name = excluded.name, owner = excluded.owner, user_types = excluded.user_types`,
+    upsertTenant: db.prepare<{ id: string; name: string; owner: string | null; userTypes: string; stepUp: number | null }, void>(
+      `INSERT INTO tenants (id, name, owner, user_types, step_up_enrollment) VALUES (@id, @name, @owner, @userTypes, coalesce(@stepUp, 0))
+       ON CONFLICT (id) DO UPDATE SET name = excluded.name, owner = excluded.owner, user_types = excluded.user_types,
+         step_up_enrollment = coalesce(@stepUp, tenants.step_up_enrollment)`,
     ),
-    getTenant: db.prepare<[string], TenantRow>('SELECT id, name, owner, user_types FROM tenants WHERE id = ?'),
-    listTenants: db.prepare<[], TenantRow>('SELECT id, name, owner, user_types FROM tenants ORDER BY id'),
+    getTenant: db.prepare<[string], TenantRow>(`SELECT ${TENANT_COLUMNS} FROM tenants WHERE id = ?`),
+    listTenants: db.prepare<[], TenantRow>(`SELECT ${TENANT_COLUMNS} FROM tenants ORDER BY id`),
+    setStepUpEnrollment: db.prepare<[number, string], void>('UPDATE tenants SET step_up_enrollment = ? WHERE id = ?'),
     setUserTypes: db.prepare<[string, string], void>('UPDATE tenants SET user_types = ? WHERE id = ?'),
 
     upsertIdentity: db.prepare<{ id: string; email: string; hash: string | null; keep: number }, IdentityRow>(
@@ -366,6 +388,7 @@ export function createSqliteAccountStore(db: Database.Database): AccountStore {
     async init() {
       if (prepared) return;
       db.exec(SCHEMA);
+      addTenantColumns(db);
       db.exec(UPSTREAM_SCHEMA);
       prepared = prepare(db);
       upstreamStatements = prepareUpstreams(db);
@@ -381,12 +404,13 @@ export function createSqliteAccountStore(db: Database.Database): AccountStore {
     },
 
     async upsertTenant(tenant) {
-      q().upsertTenant.run(
-        str('tenant.id', tenant.id),
-        str('tenant.name', tenant.name),
-        optStr('tenant.owner', tenant.owner),
-        JSON.stringify(userTypes(tenant.userTypes)),
-      );
+      q().upsertTenant.run({
+        id: str('tenant.id', tenant.id),
+        name: str('tenant.name', tenant.name),
+        owner: optStr('tenant.owner', tenant.owner),
+        userTypes: JSON.stringify(userTypes(tenant.userTypes)),
+        stepUp: tenant.stepUpEnrollment === undefined ? null : Number(flag('tenant.stepUpEnrollment', tenant.stepUpEnrollment)),
+      });
     },
     async getTenant(id) {
       const row = q().getTenant.get(str('id', id));
@@ -394,6 +418,9 @@ export function createSqliteAccountStore(db: Database.Database): AccountStore {
     },
     async listTenants() {
       return q().listTenants.all().map(toTenant);
+    },
+    async setStepUpEnrollment(tenantId, allowed) {
+      return q().setStepUpEnrollment.run(Number(flag('allowed', allowed)), str('tenantId', tenantId)).changes === 1;
     },
     async setUserTypeFactor(tenantId, userTypeId, factor) {
       return setUserTypeFactorTx.immediate(str('tenantId', tenantId), str('userTypeId', userTypeId), secondFactor(factor));
