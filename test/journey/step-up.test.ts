@@ -97,7 +97,7 @@ for (const setup of SETUPS) {
       assert.ok(claims.auth_time! >= before && claims.auth_time! <= after, `auth_time ${claims.auth_time} not within [${before}, ${after}]`);
       assert.ok(claims.auth_time! >= first.auth_time!);
       const success = (await auditOf(server, person.logins[0]!, 'signin.success'))[0]!;
-      assert.deepEqual(success.detail, { amr: ['pwd', 'otp', 'mfa'], acr: LEVEL.totp, stepUp: true });
+      assert.deepEqual(success.detail, { amr: ['pwd', 'otp', 'mfa'], acr: LEVEL.totp, lang: 'en', stepUp: true });
 
       // The session is at totp now: the same request is single sign-on, and so is one for less.
       for (const acr_values of [LEVEL.totp, LEVEL.pin]) {
