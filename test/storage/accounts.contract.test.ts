@@ -266,6 +266,111 @@ function accountStoreContract(name: string, makeStore: () => Promise<Harness>) {
           assert.deepEqual(await s.listLogins('none'), []);
         }));
 
+      describe('searchLogins', () => {
+        const people: LoginInput[] = [
+          login('p1', { firstName: 'Ada', lastName: 'Lovelace', email: 'ada@example.com', userType: 'staff' }),
+          login('p2', { firstName: 'Charles', lastName: 'Babbage', email: 'charles@engine.test', userType: 'admin' }),
+          login('p3', { firstName: 'Émile', lastName: 'Zola', email: 'emile@example.com', userType: 'staff', disabled: true }),
+          login('p4', { firstName: 'Ada', lastName: 'Byron', email: 'lady.b@example.com', userType: 'admin' }),
+          login('p5', { firstName: 'Grace', lastName: 'Hopper', email: 'grace+cobol@navy.test', userType: 'staff' }),
+          login('x1', { tenant: 'other', firstName: 'Ada', lastName: 'Other', email: 'ada@example.com' }),
+        ];
+        const ids = (page: { logins: { id: string }[] }) => page.logins.map((l) => l.id);
+        const seeded = (fn: (s: AccountStore) => Promise<void>) =>
+          withStore(async (s) => {
+            for (const p of people) await s.upsertLogin(p);
+            await fn(s);
+          });
+
+        it('without criteria: every login of the tenant by name, with the total', () =>
+          seeded(async (s) => {
+            assert.deepEqual(await s.searchLogins({ tenant: 'acme' }).then((p) => [ids(p), p.total]), [['p2', 'p4', 'p5', 'p1', 'p3'], 5]);
+            assert.deepEqual(await s.searchLogins({ tenant: 'none' }), { logins: [], total: 0 });
+          }));
+
+        it('finds words in first name, last name or email, case-insensitively, every word required, only in the tenant', () =>
+          seeded(async (s) => {
+            assert.deepEqual(ids(await s.searchLogins({ tenant: 'acme', text: 'ADA' })), ['p4', 'p1']);
+            assert.deepEqual(ids(await s.searchLogins({ tenant: 'acme', text: '  ada   byron ' })), ['p4']);
+            assert.deepEqual(ids(await s.searchLogins({ tenant: 'acme', text: 'engine.TEST' })), ['p2']);
+            assert.deepEqual(ids(await s.searchLogins({ tenant: 'acme', text: 'émile' })), ['p3'], 'beyond ASCII');
+            assert.deepEqual(ids(await s.searchLogins({ tenant: 'acme', text: 'ÉMILE' })), ['p3'], 'beyond ASCII, folded');
+            assert.deepEqual(ids(await s.searchLogins({ tenant: 'acme', text: 'ada lovelace nobody' })), []);
+            assert.deepEqual(ids(await s.searchLogins({ tenant: 'acme', text: '' })).length, 5, 'empty text: everyone');
+          }));
+
+        it('takes the text literally, never as a pattern', () =>
+          seeded(async (s) => {
+            for (const text of ['.*', 'a.a', '^ada', '%', '_', '[a-z]', '(', '\\', '$where']) {
+              assert.deepEqual(ids(await s.searchLogins({ tenant: 'acme', text })), [], text);
+            }
+            assert.deepEqual(ids(await s.searchLogins({ tenant: 'acme', text: 'grace+cobol' })), ['p5']);
+            assert.deepEqual(ids(await s.searchLogins({ tenant: 'acme', text: 'lady.b' })), ['p4']);
+          }));
+
+        it('filters by user type and by state', () =>
+          seeded(async (s) => {
+            assert.deepEqual(ids(await s.searchLogins({ tenant: 'acme', userType: 'admin' })), ['p2', 'p4']);
+            assert.deepEqual(ids(await s.searchLogins({ tenant: 'acme', state: 'disabled' })), ['p3']);
+            assert.deepEqual(ids(await s.searchLogins({ tenant: 'acme', state: 'active', userType: 'staff' })), ['p5', 'p1']);
+            assert.deepEqual(await s.searchLogins({ tenant: 'acme', userType: 'nobody' }), { logins: [], total: 0 });
+            await s.upsertLogin({ ...people[0]!, disabled: true });
+            assert.deepEqual(ids(await s.searchLogins({ tenant: 'acme', state: 'disabled' })), ['p1', 'p3'], 'follows a change');
+          }));
+
+        it('sorts by name, email or user type, either way, ties by id', () =>
+          seeded(async (s) => {
+            assert.deepEqual(ids(await s.searchLogins({ tenant: 'acme', sort: 'name', descending: true })), ['p3', 'p1', 'p5', 'p4', 'p2']);
+            assert.deepEqual(ids(await s.searchLogins({ tenant: 'acme', sort: 'email' })), ['p1', 'p2', 'p3', 'p5', 'p4']);
+            assert.deepEqual(ids(await s.searchLogins({ tenant: 'acme', sort: 'userType' })), ['p2', 'p4', 'p5', 'p1', 'p3']);
+            assert.deepEqual(ids(await s.searchLogins({ tenant: 'acme', sort: 'userType', descending: true })), ['p3', 'p1', 'p5', 'p4', 'p2']);
+            await s.upsertLogin(login('p0', { firstName: 'Ada', lastName: 'Lovelace', email: 'ada2@example.com' }));
+            assert.deepEqual(ids(await s.searchLogins({ tenant: 'acme', text: 'lovelace' })), ['p0', 'p1'], 'the same name: by id');
+          }));
+
+        it('pages with offset and limit: every login exactly once, in order, the total on each page', () =>
+          withStore(async (s) => {
+            const n = 230;
+            for (let i = 0; i < n; i++) {
+              await s.upsertLogin(login(`m${String(i).padStart(3, '0')}`, { lastName: `Name${String((i * 7) % n).padStart(3, '0')}`, disabled: i % 10 === 0 }));
+            }
+            const seen: string[] = [];
+            for (let offset = 0; offset < n; offset += 60) {
+              const page = await s.searchLogins({ tenant: 'acme', offset, limit: 60 });
+              assert.equal(page.total, n);
+              assert.equal(page.logins.length, Math.min(60, n - offset));
+              seen.push(...page.logins.map((l) => l.lastName));
+            }
+            assert.deepEqual(seen, [...seen].sort(), 'in order across pages');
+            assert.equal(new Set(seen).size, n, 'each once');
+            const last = await s.searchLogins({ tenant: 'acme', state: 'disabled', offset: 20, limit: 50 });
+            assert.deepEqual([last.logins.length, last.total], [3, 23]);
+            assert.deepEqual(await s.searchLogins({ tenant: 'acme', offset: 1000 }).then((p) => [p.logins.length, p.total]), [0, n]);
+            assert.equal((await s.searchLogins({ tenant: 'acme' })).logins.length, 50, 'fifty by default');
+            assert.equal((await s.searchLogins({ tenant: 'acme', limit: 200 })).logins.length, 200);
+          }));
+
+        it('refuses bad values with a TypeError', () =>
+          seeded(async (s) => {
+            const bad: Record<string, unknown>[] = [
+              { tenant: { $ne: null } },
+              { tenant: 'acme', text: { $regex: '.' } },
+              { tenant: 'acme', userType: ['admin'] },
+              { tenant: 'acme', state: 'locked' },
+              { tenant: 'acme', sort: 'password' },
+              { tenant: 'acme', descending: 'yes' },
+              { tenant: 'acme', offset: -1 },
+              { tenant: 'acme', offset: 1.5 },
+              { tenant: 'acme', limit: 0 },
+              { tenant: 'acme', limit: 201 },
+              { tenant: 'acme', limit: Number.NaN },
+            ];
+            for (const search of bad) {
+              await assert.rejects(s.searchLogins(search as never), TypeError, JSON.stringify(search));
+            }
+          }));
+      });
+
       it('setFactorState sets, replaces and removes one factor', () =>
         withStore(async (s) => {
           await s.upsertLogin(login('l1'));

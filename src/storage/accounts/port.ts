@@ -127,6 +127,40 @@ export interface AuditQuery {
   limit?: number;
 }
 
+/** How `searchLogins` orders: by name (last, first), by email, or by user type (then name); ties by id. */
+export const LOGIN_SORTS = ['name', 'email', 'userType'] as const;
+export type LoginSort = (typeof LOGIN_SORTS)[number];
+/** A login's state as the owner filters by it. */
+export const LOGIN_STATES = ['active', 'disabled'] as const;
+export type LoginState = (typeof LOGIN_STATES)[number];
+/** The most logins one `searchLogins` call returns. */
+export const LOGIN_PAGE_MAX = 200;
+
+export interface LoginSearch {
+  tenant: string;
+  /**
+   * Words that must each occur (case-insensitively, as a plain substring, no
+   * pattern) in the first name, last name or email. Empty or absent: every login.
+   */
+  text?: string;
+  userType?: string;
+  state?: LoginState;
+  /** Default `name`. */
+  sort?: LoginSort;
+  /** Default false (ascending). */
+  descending?: boolean;
+  /** How many matching logins to skip (default 0). */
+  offset?: number;
+  /** Default 50, at most `LOGIN_PAGE_MAX`. */
+  limit?: number;
+}
+
+export interface LoginPage {
+  logins: Login[];
+  /** How many logins match, over all pages. */
+  total: number;
+}
+
 export interface AccountStore {
   /** Creates tables / indexes. Idempotent; called once at start. */
   init(): Promise<void>;
@@ -165,6 +199,14 @@ export interface AccountStore {
   listLoginsForEmail(tenant: string, email: string): Promise<Login[]>;
   /** All logins of a tenant, ordered by last name, first name, id. */
   listLogins(tenant: string): Promise<Login[]>;
+  /**
+   * One page of a tenant's logins matching `search`, and how many match in
+   * all: the store filters, sorts and pages, so a tenant of any size costs
+   * one page. Strings are compared by code unit (as `listLogins` sorts).
+   * Bad values (a negative offset, a limit out of range, an unknown sort or
+   * state, a non-string) are refused with a TypeError.
+   */
+  searchLogins(search: LoginSearch): Promise<LoginPage>;
 
   /** Sets (or with `null` removes) one factor's state for a login. False when the login does not exist. */
   setFactorState(loginId: string, factorId: string, state: FactorState | null): Promise<boolean>;

@@ -13,7 +13,7 @@ import {
   type Upstream,
   type UserType,
 } from '../port.ts';
-import { factorId, optStr, secondFactor, str, userTypes } from '../values.ts';
+import { factorId, loginSearch, optStr, secondFactor, str, userTypes, type CheckedLoginSearch } from '../values.ts';
 
 interface TenantDoc {
   _id: string;
@@ -79,6 +79,23 @@ function deleteLimit(limit: number): number {
 function auditLimit(limit: number | undefined): number {
   const n = Math.trunc(limit ?? 50);
   return Number.isFinite(n) ? Math.min(Math.max(n, 1), 500) : 50;
+}
+
+const SEARCH_ORDER: Record<CheckedLoginSearch['sort'], (keyof LoginDoc)[]> = {
+  name: ['lastName', 'firstName', '_id'],
+  email: ['email', '_id'],
+  userType: ['userType', 'lastName', 'firstName', '_id'],
+};
+/** A word as a literal, case-insensitive pattern: the caller's text is never a regular expression. */
+const literal = (word: string) => ({ $regex: word.replace(/[.*+?^${}()|[\]\\/-]/g, '\\$&'), $options: 'i' });
+
+function searchFilter(search: CheckedLoginSearch): Filter<LoginDoc> {
+  const filter: Filter<LoginDoc> = { tenant: search.tenant };
+  if (search.userType !== null) filter.userType = search.userType;
+  // Older documents may lack `disabled`: a missing one is an active login.
+  if (search.state !== null) filter.disabled = search.state === 'disabled' ? true : { $ne: true };
+  if (search.words.length) filter.$and = search.words.map((w) => ({ $or: [{ firstName: literal(w) }, { lastName: literal(w) }, { email: literal(w) }] }));
+  return filter;
 }
 
 const isDuplicateKey = (e: unknown) => e instanceof MongoServerError && e.code === DUPLICATE_KEY;
@@ -212,6 +229,7 @@ export function createMongoAccountStore(db: Db): AccountStore {
       await upstreams.createIndex({ tenant: 1, name: 1 });
       await upstreamLinks.createIndex({ identityId: 1 });
       await logins.createIndex({ email: 1 });
+      await logins.createIndex({ tenant: 1, lastName: 1, firstName: 1, _id: 1 });
       await loginGrants.createIndex({ login: 1 });
     },
     async ping() {
@@ -314,6 +332,17 @@ export function createMongoAccountStore(db: Db): AccountStore {
     async listLogins(tenant) {
       const docs = await logins.find({ tenant: str('tenant', tenant) }).sort({ lastName: 1, firstName: 1, _id: 1 }).toArray();
       return docs.map(toLogin);
+    },
+    async searchLogins(input) {
+      const search = loginSearch(input);
+      const filter = searchFilter(search);
+      const direction = search.descending ? -1 : 1;
+      const sort = Object.fromEntries(SEARCH_ORDER[search.sort].map((k) => [k, direction] as const));
+      const [docs, total] = await Promise.all([
+        logins.find(filter).sort(sort).skip(search.offset).limit(search.limit).toArray(),
+        logins.countDocuments(filter),
+      ]);
+      return { logins: docs.map(toLogin), total };
     },
 
     async setFactorState(loginId, factor, state) {

@@ -14,7 +14,7 @@ import {
   type Upstream,
   type UserType,
 } from '../port.ts';
-import { factorId, optStr, secondFactor, str, userTypes } from '../values.ts';
+import { factorId, loginSearch, optStr, secondFactor, str, userTypes, type CheckedLoginSearch } from '../values.ts';
 
 const SCHEMA = `
 CREATE TABLE IF NOT EXISTS tenants (
@@ -292,6 +292,7 @@ function prepareUpstreams(db: Database.Database) {
 
 const ACCOUNT_PAGES_SCHEMA = `
 CREATE INDEX IF NOT EXISTS logins_email ON logins (email);
+CREATE INDEX IF NOT EXISTS logins_tenant_name ON logins (tenant, last_name, first_name, id);
 CREATE TABLE IF NOT EXISTS login_sessions (
   login TEXT PRIMARY KEY,
   not_before INTEGER NOT NULL
@@ -321,6 +322,34 @@ function prepareAccountPages(db: Database.Database) {
     liveGrants: db.prepare<[string, number], { grant_id: string }>('SELECT grant_id FROM login_grants WHERE login = ? AND expires_at > ? ORDER BY grant_id'),
     dropGrants: db.prepare<[string], void>('DELETE FROM login_grants WHERE login = ?'),
   };
+}
+
+// SQLite's lower() folds ASCII only; the search folds as JavaScript (and MongoDB's case-insensitive match) do.
+const FOLD = 'latchkey_fold';
+const ORDER: Record<CheckedLoginSearch['sort'], string[]> = {
+  name: ['last_name', 'first_name', 'id'],
+  email: ['email', 'id'],
+  userType: ['user_type', 'last_name', 'first_name', 'id'],
+};
+
+/** The WHERE and ORDER BY of a search, built from fixed pieces only; the caller's values are bound as parameters. */
+function searchSql(search: CheckedLoginSearch): { where: string; order: string; params: unknown[] } {
+  const where = ['tenant = ?'];
+  const params: unknown[] = [search.tenant];
+  if (search.userType !== null) {
+    where.push('user_type = ?');
+    params.push(search.userType);
+  }
+  if (search.state !== null) {
+    where.push('disabled = ?');
+    params.push(search.state === 'disabled' ? 1 : 0);
+  }
+  for (const word of search.words) {
+    where.push(`instr(${FOLD}(first_name || ' ' || last_name || ' ' || email), ?) > 0`);
+    params.push(word);
+  }
+  const direction = search.descending ? 'DESC' : 'ASC';
+  return { where: where.join(' AND '), order: ORDER[search.sort].map((c) => `${c} ${direction}`).join(', '), params };
 }
 
 /**
@@ -370,6 +399,7 @@ export function createSqliteAccountStore(db: Database.Database): AccountStore {
       prepared = prepare(db);
       upstreamStatements = prepareUpstreams(db);
       db.exec(ACCOUNT_PAGES_SCHEMA);
+      db.function(FOLD, { deterministic: true }, (value: unknown) => (typeof value === 'string' ? value.toLowerCase() : value));
       accountPageStatements = prepareAccountPages(db);
     },
     async ping() {
@@ -447,6 +477,14 @@ export function createSqliteAccountStore(db: Database.Database): AccountStore {
     },
     async listLogins(tenant) {
       return q().listLogins.all(str('tenant', tenant)).map(toLogin);
+    },
+    async searchLogins(input) {
+      const search = loginSearch(input);
+      q();
+      const { where, order, params } = searchSql(search);
+      const { total } = db.prepare<unknown[], { total: number }>(`SELECT count(*) AS total FROM logins WHERE ${where}`).get(...params)!;
+      const rows = db.prepare<unknown[], LoginRow>(`SELECT ${LOGIN_COLUMNS} FROM logins WHERE ${where} ORDER BY ${order} LIMIT ? OFFSET ?`).all(...params, search.limit, search.offset);
+      return { logins: rows.map(toLogin), total };
     },
 
     async setFactorState(loginId, factor, state) {
