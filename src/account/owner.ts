@@ -8,7 +8,7 @@
 import type Router from '@koa/router';
 import type { Context } from 'koa';
 import { LatchkeyError, badRequest, notFound } from '../errors.ts';
-import { SECOND_FACTORS, type AuditEvent, type Login, type SecondFactor } from '../storage/accounts/port.ts';
+import { LOGIN_SORTS, LOGIN_STATES, SECOND_FACTORS, type AuditEvent, type Login, type SecondFactor } from '../storage/accounts/port.ts';
 import { formFields } from '../web/forms.ts';
 import { endLoginSessions } from '../provider/revocation.ts';
 import { loginLocks, type Lifted } from './locks.ts';
@@ -17,6 +17,7 @@ import type { AccountKit, Signed } from './kit.ts';
 import { upstreamSettings } from '../upstream/settings.ts';
 import { upstreamLinks } from '../upstream/links.ts';
 import { fullName, userTypeName } from '../names.ts';
+import { PEOPLE_PAGE, peopleQuery, peopleUrl } from './people.ts';
 
 /** What an owner can do to a user, by the last segment of its URL; each asks for a confirmation. */
 export const USER_ACTIONS = ['reset-authenticator', 'reset-pin', 'unlock'] as const;
@@ -136,11 +137,34 @@ export function ownerRoutes(router: Router, kit: AccountKit) {
   router.get('/users', async (ctx) => {
     const signed = await owner(ctx);
     if (!signed) return;
-    const logins = await accounts.listLogins(signed.tenant.id);
+    const query = peopleQuery(ctx, signed.tenant);
+    const { logins, total } = await accounts.searchLogins({
+      tenant: signed.tenant.id,
+      text: query.text,
+      ...(query.userType ? { userType: query.userType } : {}),
+      ...(query.state ? { state: query.state } : {}),
+      sort: query.sort,
+      descending: query.descending,
+      offset: (query.page - 1) * PEOPLE_PAGE,
+      limit: PEOPLE_PAGE,
+    });
     const lockStates = await Promise.all(logins.map((l) => locks.state(l)));
+    const pages = Math.max(1, Math.ceil(total / PEOPLE_PAGE));
     kit.render(ctx, 'account/users', signed, {
       section: 'users',
       notice: noticeOf(ctx.query.notice),
+      filter: { text: query.text, userType: query.userType ?? '', state: query.state ?? '' },
+      userTypeOptions: signed.tenant.userTypes.map((t) => ({ id: t.id, name: t.name })),
+      stateOptions: LOGIN_STATES,
+      total,
+      page: query.page,
+      pages,
+      previous: query.page > 1 ? peopleUrl(query, { page: Math.min(query.page - 1, pages) }) : null,
+      next: query.page < pages ? peopleUrl(query, { page: query.page + 1 }) : null,
+      // A column's heading sorts by it; again, the other way round.
+      sortLinks: Object.fromEntries(
+        LOGIN_SORTS.map((sort) => [sort, { href: peopleUrl(query, { sort, descending: query.sort === sort && !query.descending, page: 1 }), current: query.sort === sort ? (query.descending ? 'descending' : 'ascending') : null }]),
+      ),
       users: logins.map((l, i) => ({
         id: l.id,
         name: fullName(l),
