@@ -266,6 +266,27 @@ function accountStoreContract(name: string, makeStore: () => Promise<Harness>) {
           assert.deepEqual(await s.listLogins('none'), []);
         }));
 
+      it('createLogin creates a login once and never changes an existing one', () =>
+        withStore(async (s) => {
+          assert.equal(await s.createLogin(login('n1', { firstName: 'Nora' })), true);
+          assert.deepEqual(await s.getLogin('n1'), { ...login('n1', { firstName: 'Nora' }), disabled: false, factors: {} });
+          await s.setFactorState('n1', 'pin', { hash: 'h' });
+          assert.equal(await s.createLogin(login('n1', { tenant: 'other', firstName: 'Mallory', email: 'mallory@example.com' })), false);
+          assert.deepEqual(await s.getLogin('n1'), { ...login('n1', { firstName: 'Nora' }), disabled: false, factors: { pin: { hash: 'h' } } }, 'unchanged, factor state kept');
+          assert.equal(await s.createLogin(login('n2', { disabled: true })), true);
+          assert.equal((await s.getLogin('n2'))!.disabled, true);
+          await assert.rejects(s.createLogin({ ...login('n3'), id: { $ne: null } as never }), TypeError);
+        }));
+
+      it('parallel createLogin of one id, from two connections: exactly one is true', () =>
+        withStore(async (s, h) => {
+          const other = await h.twin();
+          const results = await Promise.all(Array.from({ length: 12 }, (_, i) => (i % 2 ? other : s).createLogin(login('race', { firstName: `F${i}` }))));
+          assert.equal(results.filter(Boolean).length, 1);
+          const winner = results.indexOf(true);
+          assert.equal((await other.getLogin('race'))!.firstName, `F${winner}`, 'the one that was created is the one kept');
+        }));
+
       describe('searchLogins', () => {
         const people: LoginInput[] = [
           login('p1', { firstName: 'Ada', lastName: 'Lovelace', email: 'ada@example.com', userType: 'staff' }),

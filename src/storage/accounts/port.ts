@@ -194,6 +194,12 @@ export interface AccountStore {
 
   /** Creates or updates a login's profile; keeps its factor state. */
   upsertLogin(login: LoginInput): Promise<void>;
+  /**
+   * Creates the login only when no login has its id (in any tenant), with no
+   * factor state. True when this call created it: of parallel calls for one
+   * id, exactly one is true, and an existing login is never changed.
+   */
+  createLogin(login: LoginInput): Promise<boolean>;
   getLogin(id: string): Promise<Login | null>;
   /** The logins of one email in one tenant, ordered by id. */
   listLoginsForEmail(tenant: string, email: string): Promise<Login[]>;

@@ -9,6 +9,7 @@ import {
   type FactorState,
   type Identity,
   type Login,
+  type LoginInput,
   type Tenant,
   type Upstream,
   type UserType,
@@ -79,6 +80,21 @@ function deleteLimit(limit: number): number {
 function auditLimit(limit: number | undefined): number {
   const n = Math.trunc(limit ?? 50);
   return Number.isFinite(n) ? Math.min(Math.max(n, 1), 500) : 50;
+}
+
+function loginProfile(login: LoginInput) {
+  if (login.disabled !== undefined && typeof login.disabled !== 'boolean') throw new TypeError('disabled must be a boolean');
+  return {
+    id: str('login.id', login.id),
+    profile: {
+      tenant: str('login.tenant', login.tenant),
+      email: normalizeEmail(str('login.email', login.email)),
+      userType: str('login.userType', login.userType),
+      firstName: str('login.firstName', login.firstName),
+      lastName: str('login.lastName', login.lastName),
+    },
+    disabled: login.disabled,
+  };
 }
 
 const SEARCH_ORDER: Record<CheckedLoginSearch['sort'], (keyof LoginDoc)[]> = {
@@ -306,20 +322,23 @@ export function createMongoAccountStore(db: Db): AccountStore {
     },
 
     async upsertLogin(login) {
-      const id = str('login.id', login.id);
-      if (login.disabled !== undefined && typeof login.disabled !== 'boolean') throw new TypeError('disabled must be a boolean');
-      const profile = {
-        tenant: str('login.tenant', login.tenant),
-        email: normalizeEmail(str('login.email', login.email)),
-        userType: str('login.userType', login.userType),
-        firstName: str('login.firstName', login.firstName),
-        lastName: str('login.lastName', login.lastName),
-      };
+      const { id, profile, disabled } = loginProfile(login);
       const update =
-        login.disabled === undefined
+        disabled === undefined
           ? { $set: profile, $setOnInsert: { disabled: false, factors: {} } }
-          : { $set: { ...profile, disabled: login.disabled }, $setOnInsert: { factors: {} } };
+          : { $set: { ...profile, disabled }, $setOnInsert: { factors: {} } };
       await retryDuplicate(() => logins.updateOne({ _id: id }, update, { upsert: true }));
+    },
+    async createLogin(login) {
+      const { id, profile, disabled } = loginProfile(login);
+      // An insert of a unique _id is atomic on FerretDB 1.24 too: of parallel inserts, one succeeds.
+      try {
+        await logins.insertOne({ _id: id, ...profile, disabled: disabled ?? false, factors: {} });
+        return true;
+      } catch (e) {
+        if (isDuplicateKey(e)) return false;
+        throw e;
+      }
     },
     async getLogin(id) {
       const doc = await logins.findOne({ _id: str('id', id) });

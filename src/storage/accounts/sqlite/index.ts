@@ -9,6 +9,7 @@ import {
   type FactorState,
   type Identity,
   type Login,
+  type LoginInput,
   type SecondFactor,
   type Tenant,
   type Upstream,
@@ -177,6 +178,14 @@ function prepare(db: Database.Database) {
        ON CONFLICT (id) DO UPDATE SET tenant = excluded.tenant, email = excluded.email, user_type = excluded.user_type,
          first_name = excluded.first_name, last_name = excluded.last_name, disabled = coalesce(@disabled, logins.disabled)`,
     ),
+    createLogin: db.prepare<
+      { id: string; tenant: string; email: string; userType: string; firstName: string; lastName: string; disabled: number | null },
+      void
+    >(
+      `INSERT INTO logins (id, tenant, email, user_type, first_name, last_name, disabled, factors)
+       VALUES (@id, @tenant, @email, @userType, @firstName, @lastName, coalesce(@disabled, 0), '{}')
+       ON CONFLICT (id) DO NOTHING`,
+    ),
     getLogin: db.prepare<[string], LoginRow>(`SELECT ${LOGIN_COLUMNS} FROM logins WHERE id = ?`),
     loginsForEmail: db.prepare<[string, string], LoginRow>(
       `SELECT ${LOGIN_COLUMNS} FROM logins WHERE tenant = ? AND email = ? ORDER BY id`,
@@ -324,6 +333,19 @@ function prepareAccountPages(db: Database.Database) {
   };
 }
 
+function loginRow(login: LoginInput) {
+  if (login.disabled !== undefined && typeof login.disabled !== 'boolean') throw new TypeError('disabled must be a boolean');
+  return {
+    id: str('login.id', login.id),
+    tenant: str('login.tenant', login.tenant),
+    email: normalizeEmail(str('login.email', login.email)),
+    userType: str('login.userType', login.userType),
+    firstName: str('login.firstName', login.firstName),
+    lastName: str('login.lastName', login.lastName),
+    disabled: login.disabled === undefined ? null : login.disabled ? 1 : 0,
+  };
+}
+
 // SQLite's lower() folds ASCII only; the search folds as JavaScript (and MongoDB's case-insensitive match) do.
 const FOLD = 'latchkey_fold';
 const ORDER: Record<CheckedLoginSearch['sort'], string[]> = {
@@ -457,16 +479,10 @@ export function createSqliteAccountStore(db: Database.Database): AccountStore {
     },
 
     async upsertLogin(login) {
-      if (login.disabled !== undefined && typeof login.disabled !== 'boolean') throw new TypeError('disabled must be a boolean');
-      q().upsertLogin.run({
-        id: str('login.id', login.id),
-        tenant: str('login.tenant', login.tenant),
-        email: normalizeEmail(str('login.email', login.email)),
-        userType: str('login.userType', login.userType),
-        firstName: str('login.firstName', login.firstName),
-        lastName: str('login.lastName', login.lastName),
-        disabled: login.disabled === undefined ? null : login.disabled ? 1 : 0,
-      });
+      q().upsertLogin.run(loginRow(login));
+    },
+    async createLogin(login) {
+      return q().createLogin.run(loginRow(login)).changes === 1;
     },
     async getLogin(id) {
       const row = q().getLogin.get(str('id', id));
