@@ -278,6 +278,27 @@ function accountStoreContract(name: string, makeStore: () => Promise<Harness>) {
           await assert.rejects(s.createLogin({ ...login('n3'), id: { $ne: null } as never }), TypeError);
         }));
 
+      it('setLoginDisabled disables and enables one login, keeping the rest; false for an unknown login', () =>
+        withStore(async (s, h) => {
+          await s.upsertLogin(login('d1'));
+          await s.upsertLogin(login('d2'));
+          await s.setFactorState('d1', 'pin', { hash: 'h' });
+          const other = await h.twin();
+          assert.equal((await other.getLogin('d1'))!.disabled, false, 'read (and cached) before');
+          assert.equal(await s.setLoginDisabled('d1', true), true);
+          assert.deepEqual(await other.getLogin('d1'), { ...login('d1'), disabled: true, factors: { pin: { hash: 'h' } } }, 'seen at once, elsewhere too');
+          assert.equal((await s.getLogin('d2'))!.disabled, false);
+          assert.deepEqual((await s.searchLogins({ tenant: 'acme', state: 'disabled' })).logins.map((l) => l.id), ['d1']);
+          await s.upsertLogin(login('d1', { firstName: 'Renamed' }));
+          assert.equal((await s.getLogin('d1'))!.disabled, true, 'a profile upsert without `disabled` keeps it');
+          assert.equal(await s.setLoginDisabled('d1', false), true);
+          assert.equal((await other.getLogin('d1'))!.disabled, false);
+          assert.equal(await s.setLoginDisabled('nobody', true), false);
+          assert.equal(await s.getLogin('nobody'), null);
+          await assert.rejects(s.setLoginDisabled('d1', 'yes' as never), TypeError);
+          await assert.rejects(s.setLoginDisabled({ $ne: null } as never, true), TypeError);
+        }));
+
       it('parallel createLogin of one id, from two connections: exactly one is true', () =>
         withStore(async (s, h) => {
           const other = await h.twin();

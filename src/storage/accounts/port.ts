@@ -200,6 +200,8 @@ export interface AccountStore {
    * id, exactly one is true, and an existing login is never changed.
    */
   createLogin(login: LoginInput): Promise<boolean>;
+  /** Disables or enables one login, leaving the rest of it alone. False when the login does not exist. */
+  setLoginDisabled(loginId: string, disabled: boolean): Promise<boolean>;
   getLogin(id: string): Promise<Login | null>;
   /** The logins of one email in one tenant, ordered by id. */
   listLoginsForEmail(tenant: string, email: string): Promise<Login[]>;

@@ -340,6 +340,10 @@ export function createMongoAccountStore(db: Db): AccountStore {
         throw e;
       }
     },
+    async setLoginDisabled(loginId, disabled) {
+      if (typeof disabled !== 'boolean') throw new TypeError('disabled must be a boolean');
+      return (await logins.updateOne({ _id: str('loginId', loginId) }, { $set: { disabled } })).matchedCount === 1;
+    },
     async getLogin(id) {
       const doc = await logins.findOne({ _id: str('id', id) });
       return doc ? toLogin(doc) : null;

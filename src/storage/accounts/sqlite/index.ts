@@ -186,6 +186,7 @@ function prepare(db: Database.Database) {
        VALUES (@id, @tenant, @email, @userType, @firstName, @lastName, coalesce(@disabled, 0), '{}')
        ON CONFLICT (id) DO NOTHING`,
     ),
+    setDisabled: db.prepare<[number, string], void>('UPDATE logins SET disabled = ? WHERE id = ?'),
     getLogin: db.prepare<[string], LoginRow>(`SELECT ${LOGIN_COLUMNS} FROM logins WHERE id = ?`),
     loginsForEmail: db.prepare<[string, string], LoginRow>(
       `SELECT ${LOGIN_COLUMNS} FROM logins WHERE tenant = ? AND email = ? ORDER BY id`,
@@ -483,6 +484,10 @@ export function createSqliteAccountStore(db: Database.Database): AccountStore {
     },
     async createLogin(login) {
       return q().createLogin.run(loginRow(login)).changes === 1;
+    },
+    async setLoginDisabled(loginId, disabled) {
+      if (typeof disabled !== 'boolean') throw new TypeError('disabled must be a boolean');
+      return q().setDisabled.run(disabled ? 1 : 0, str('loginId', loginId)).changes === 1;
     },
     async getLogin(id) {
       const row = q().getLogin.get(str('id', id));
