@@ -20,7 +20,7 @@ import { fullName, userTypeName } from '../names.ts';
 import { PEOPLE_PAGE, peopleQuery, peopleUrl } from './people.ts';
 
 /** What an owner can do to a user, by the last segment of its URL; each asks for a confirmation. */
-export const USER_ACTIONS = ['reset-authenticator', 'reset-pin', 'unlock'] as const;
+export const USER_ACTIONS = ['reset-authenticator', 'reset-pin', 'unlock', 'disable', 'enable'] as const;
 type UserAction = (typeof USER_ACTIONS)[number];
 
 /** The resets: the factor's set-up and failed attempts are forgotten, and the login's sessions end. */
@@ -46,6 +46,10 @@ export const AUDIT_TYPES = [
   'factor.totp.replay',
   'factor.totp.reset',
   'factor.totp.verified',
+  'login.added',
+  'login.disabled',
+  'login.enabled',
+  'login.invited',
   'login.unlocked',
   'password.locked',
   'password.changed',
@@ -68,11 +72,7 @@ export function ownerRoutes(router: Router, kit: AccountKit) {
   const locks = loginLocks(deps.limiter, factors);
   const links = upstreamLinks({ accounts, audit });
 
-  async function owner(ctx: Context, form = false): Promise<Signed | null> {
-    const signed = form ? await kit.signedInForm(ctx) : await kit.signedIn(ctx);
-    if (signed) kit.requireOwner(signed);
-    return signed;
-  }
+  const owner = (ctx: Context, form = false) => kit.owner(ctx, form);
 
   // Security settings.
 
@@ -211,7 +211,24 @@ export function ownerRoutes(router: Router, kit: AccountKit) {
     await audit.record({ type: 'login.unlocked', outcome: 'success', tenant: signed.tenant.id, login: target.id, ...kit.requestInfo(ctx), detail });
   }
 
-  async function act(ctx: Context, signed: Signed, kind: UserAction, target: Login) {
+  /** An owner who disabled their own login would lock everyone out of the tenant's pages. */
+  function checkAllowed(signed: Signed, kind: UserAction, target: Login) {
+    if (kind === 'disable' && target.id === signed.login.id) throw badRequest('errors.people.notYourself');
+  }
+
+  /** Disabling ends the login's sessions and tokens at once; either is recorded only when it changes the login. */
+  async function setDisabled(ctx: Context, signed: Signed, target: Login, disabled: boolean) {
+    if (target.disabled === disabled) return;
+    if (!(await accounts.setLoginDisabled(target.id, disabled))) throw notFound('errors.account.noSuchUser');
+    if (disabled) await endLoginSessions(accounts, provider, [target.id]);
+    await audit.record({ type: disabled ? 'login.disabled' : 'login.enabled', outcome: 'success', tenant: signed.tenant.id, login: target.id, ...kit.requestInfo(ctx), detail: { by: signed.login.id } });
+  }
+
+  async function act(ctx: Context, signed: Signed, kind: UserAction, target: Login): Promise<{ kept: Lifted }> {
+    if (kind === 'disable' || kind === 'enable') {
+      await setDisabled(ctx, signed, target, kind === 'disable');
+      return { kept: {} };
+    }
     if (kind === 'unlock') {
       const result = await unlockLogin(target);
       await recordUnlock(ctx, signed, target, result);
@@ -237,6 +254,7 @@ export function ownerRoutes(router: Router, kit: AccountKit) {
       const signed = await owner(ctx);
       if (!signed) return;
       const target = await tenantLogin(signed, ctx.params.loginId);
+      checkAllowed(signed, kind, target);
       if (!kit.fresh(ctx, signed, `/account/users/${encodeURIComponent(target.id)}/${kind}`)) return;
       confirmPage(ctx, signed, kind, target);
     });
@@ -246,6 +264,7 @@ export function ownerRoutes(router: Router, kit: AccountKit) {
       const signed = await owner(ctx, true);
       if (!signed) return;
       const target = await tenantLogin(signed, ctx.params.loginId);
+      checkAllowed(signed, kind, target);
       if (!kit.fresh(ctx, signed, `/account/users/${encodeURIComponent(target.id)}/${kind}`)) return;
       const { confirm } = formFields(ctx.request.body, [], ['csrf', 'confirm'], 128);
       if (confirm !== 'yes') return confirmPage(ctx, signed, kind, target);

@@ -9,6 +9,7 @@ import { createAccountKit, type AccountDeps } from './kit.ts';
 import { signInRoutes } from './signin.ts';
 import { profileRoutes } from './profile.ts';
 import { ownerRoutes } from './owner.ts';
+import { peopleRoutes } from './people.ts';
 
 
 export function accountRouter(deps: AccountDeps): Router {
@@ -16,6 +17,7 @@ export function accountRouter(deps: AccountDeps): Router {
   const kit = createAccountKit(deps);
   signInRoutes(router, kit);
   profileRoutes(router, kit);
+  peopleRoutes(router, kit);
   ownerRoutes(router, kit);
   return router;
 }
