@@ -48,6 +48,7 @@ export const AUDIT_TYPES = [
   'factor.totp.verified',
   'login.added',
   'login.disabled',
+  'login.edited',
   'login.enabled',
   'login.invited',
   'login.unlocked',
@@ -178,12 +179,7 @@ export function ownerRoutes(router: Router, kit: AccountKit) {
     });
   });
 
-  /** A login of the owner's tenant, or 404 — another tenant's login is as unknown as a missing one. */
-  async function tenantLogin(signed: Signed, loginId: unknown): Promise<Login> {
-    const login = typeof loginId === 'string' && loginId.length <= 256 ? await accounts.getLogin(loginId) : null;
-    if (!login || login.tenant !== signed.tenant.id) throw notFound('errors.account.noSuchUser');
-    return login;
-  }
+  const tenantLogin = (signed: Signed, loginId: unknown) => kit.tenantLogin(signed, loginId);
 
   function confirmPage(ctx: Context, signed: Signed, kind: UserAction, target: Login) {
     kit.render(ctx, 'account/confirm-reset', signed, {

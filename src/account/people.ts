@@ -14,6 +14,7 @@ import { formFields } from '../web/forms.ts';
 import { localeOf } from '../web/views.ts';
 import { sendInvitation } from '../recovery/routes.ts';
 import { fullName, userTypeName } from '../names.ts';
+import { endLoginSessions } from '../provider/revocation.ts';
 import type { AccountKit, Signed } from './kit.ts';
 
 /** Logins shown on one page of Users. */
@@ -127,14 +128,20 @@ export function peopleRoutes(router: Router, kit: AccountKit) {
   const { deps } = kit;
   const { accounts, audit } = deps;
 
-  function addPage(ctx: Context, signed: Signed, locals: { nonce: string; person?: Partial<PersonFields>; namesakes?: Login[]; suggestion?: string; error?: LatchkeyError }) {
+  function personPage(
+    ctx: Context,
+    signed: Signed,
+    locals: { action: string; nonce?: string; editing?: Login; person?: Partial<PersonFields>; namesakes?: Login[]; suggestion?: string; error?: LatchkeyError },
+  ) {
     kit.render(
       ctx,
-      'account/add-person',
+      'account/person',
       signed,
       {
         section: 'users',
-        nonce: locals.nonce,
+        action: locals.action,
+        nonce: locals.nonce ?? null,
+        editing: locals.editing ? { id: locals.editing.id, name: fullName(locals.editing) } : null,
         person: { firstName: '', lastName: '', email: '', userType: '', ...locals.person },
         userTypeOptions: signed.tenant.userTypes.map((t) => ({ id: t.id, name: t.name })),
         namesakes: (locals.namesakes ?? []).map((l) => ({ id: l.id, name: fullName(l), userType: userTypeName(signed.tenant, l.userType) })),
@@ -144,6 +151,8 @@ export function peopleRoutes(router: Router, kit: AccountKit) {
       locals.error?.status ?? 200,
     );
   }
+  const addPage = (ctx: Context, signed: Signed, locals: { nonce: string; person?: Partial<PersonFields>; namesakes?: Login[]; suggestion?: string; error?: LatchkeyError }) =>
+    personPage(ctx, signed, { action: '/account/users/new', ...locals });
 
   router.get('/users/new', async (ctx) => {
     const signed = await kit.owner(ctx);
@@ -190,4 +199,68 @@ export function peopleRoutes(router: Router, kit: AccountKit) {
     ctx.redirect(`/account/users?notice=${invite ? 'added-invited' : 'added'}`);
     ctx.status = 303;
   });
+
+  // Editing a person's name, email and user type.
+
+  const editAction = (login: Login) => `/account/users/${encodeURIComponent(login.id)}/edit`;
+  const asFields = (l: Login): PersonFields => ({ firstName: l.firstName, lastName: l.lastName, email: l.email, userType: l.userType });
+
+  router.get('/users/:loginId/edit', async (ctx) => {
+    const signed = await kit.owner(ctx);
+    if (!signed) return;
+    const target = await kit.tenantLogin(signed, ctx.params.loginId);
+    if (!kit.fresh(ctx, signed, editAction(target))) return;
+    personPage(ctx, signed, { action: editAction(target), editing: target, person: asFields(target) });
+  });
+
+  router.post('/users/:loginId/edit', async (ctx) => {
+    const signed = await kit.owner(ctx, true);
+    if (!signed) return;
+    const target = await kit.tenantLogin(signed, ctx.params.loginId);
+    if (!kit.fresh(ctx, signed, editAction(target))) return;
+    const fields = formFields(ctx.request.body, ['first_name', 'last_name', 'email', 'user_type'], ['csrf', 'same_name'], 320);
+    let person: PersonFields;
+    try {
+      person = personFields(fields, signed.tenant);
+    } catch (err) {
+      const entered = { firstName: fields.first_name, lastName: fields.last_name, email: fields.email, userType: fields.user_type };
+      if (err instanceof LatchkeyError) return personPage(ctx, signed, { action: editAction(target), editing: target, person: entered, error: err });
+      throw err;
+    }
+    const before = asFields(target);
+    const changed = (Object.keys(person) as (keyof PersonFields)[]).filter((k) => person[k] !== before[k]);
+    if (changed.length) {
+      const alike = await namesakes(kit, signed.tenant, person, target.id);
+      if (alike.length && fields.same_name !== 'yes') {
+        return personPage(ctx, signed, { action: editAction(target), editing: target, person, namesakes: alike, suggestion: suggestedLastName(signed.tenant, person) });
+      }
+      await saveEdit(ctx, signed, target, person, changed);
+    }
+    ctx.redirect('/account/users?notice=edited');
+    ctx.status = 303;
+  });
+
+  /**
+   * A new email hands the login to another person (the identity of that
+   * email): the old person's sessions and tokens end, and the second factor
+   * they set up is forgotten, so the new person sets up their own.
+   */
+  async function saveEdit(ctx: Context, signed: Signed, target: Login, person: PersonFields, changed: (keyof PersonFields)[]) {
+    const moved = changed.includes('email');
+    const identity = moved ? await accounts.upsertIdentity({ email: person.email }) : null;
+    await accounts.upsertLogin({ id: target.id, tenant: signed.tenant.id, ...person });
+    if (moved) {
+      for (const factor of deps.factors.all()) await factor.reset(target.id);
+      await endLoginSessions(accounts, deps.provider, [target.id]);
+    }
+    await audit.record({
+      type: 'login.edited',
+      outcome: 'success',
+      tenant: signed.tenant.id,
+      login: target.id,
+      ...kit.requestInfo(ctx),
+      detail: { by: signed.login.id, changed, ...(changed.includes('userType') ? { from: target.userType, to: person.userType } : {}) },
+    });
+    if (identity && identity.passwordHash === null) await sendInvitation(deps, { email: person.email, tenantId: signed.tenant.id, lang: localeOf(ctx).lang, by: signed.login.id });
+  }
 }

@@ -209,6 +209,61 @@ for (const setup of SETUPS) {
       assert.equal((await accounts().getLogin(login))!.disabled, false, 'none of them disabled it');
     });
 
+    it('edits name and user type (the next sign-in follows the type\'s policy) and email (the login passes to that person, who sets up their own factor)', async () => {
+      const person = await addPerson(server, 'staff');
+      const [login] = person.logins as [string];
+      const before = await reachFactor(server, rp, person);
+      assert.ok(callbackReached(before.page), 'staff: no factor');
+
+      const owner = await signedIn(server, OWNER, '/account/users');
+      const list = await owner.browser.get(`/account/users?q=${encodeURIComponent(person.email)}`);
+      const form = await owner.browser.get(hrefOf(list, `edit-${login}`)!);
+      assert.ok(testIds(form).includes('add-person-form'), `${form.status} ${errorOf(form)}`);
+      assert.match(form.html, new RegExp(`name="email" value="${person.email}"`), 'filled in');
+      const saved = await submit(owner.browser, form, 'add-person-form', { first_name: 'Petra', last_name: 'Renamed', email: person.email, user_type: 'nurse' });
+      assert.ok(onAccountPage(saved, '/account/users'), `${saved.status} ${errorOf(saved)}`);
+      assert.match(noticeOf(saved), /saved/);
+      const edited = (await accounts().getLogin(login))!;
+      assert.deepEqual([edited.firstName, edited.lastName, edited.userType], ['Petra', 'Renamed', 'nurse']);
+      const [event] = await auditOf(server, login, 'login.edited');
+      assert.deepEqual(event?.detail, { by: 'acme-owner', changed: ['firstName', 'lastName', 'userType'], from: 'staff', to: 'nurse' });
+      const asNurse = await reachFactor(server, rp, person);
+      assert.ok(hasForm(asNurse.page, 'choose-pin-form'), `the nurse's policy at the next sign-in: ${asNurse.page.status}`);
+      const pinned = await submitFactor(asNurse.browser, asNurse.page, 'choose-pin-form', { pin: '480913', pin_confirm: '480913' });
+      assert.ok(callbackReached(pinned));
+      const tokens = await rp.callback(pinned.url, asNurse.pending);
+
+      const email = newEmail();
+      const again = await owner.browser.get(`/account/users/${login}/edit`);
+      const moved = await submit(owner.browser, again, 'add-person-form', { first_name: 'Petra', last_name: 'Renamed', email, user_type: 'nurse' });
+      assert.ok(onAccountPage(moved, '/account/users'), `${moved.status} ${errorOf(moved)}`);
+      const now = (await accounts().getLogin(login))!;
+      assert.equal(now.email, email);
+      assert.equal(now.factors.pin, undefined, 'the old person\'s PIN is forgotten');
+      assert.equal((await oidc.tokenIntrospection(rp.config, tokens.access_token)).active, false, 'the old person\'s tokens end');
+      assert.deepEqual(await accounts().listLoginsForEmail('acme', person.email), [], 'the old email has the login no more');
+      const old = await asNurse.browser.get((await rp.authorize()).url);
+      assert.ok(testIds(old).includes('login-form'), 'the old session ended');
+      assert.ok(!callbackReached(await submitLogin(asNurse.browser, old, person.email, PASSWORD)), 'the old person cannot sign in as it');
+
+      const mail = await smtp.next(email);
+      const browser = new Browser(server.issuer);
+      const choose = await browser.get(linkOf(mail));
+      await browser.post(actionOf(choose, 'reset-form'), { password: NEW_PASSWORD, password_confirm: NEW_PASSWORD, csrf: csrfOf(choose) });
+      const signIn = await accountSignIn(server, { email, password: NEW_PASSWORD });
+      assert.ok(hasForm(signIn.page, 'choose-pin-form'), `the new person chooses their own PIN: ${signIn.page.status}`);
+
+      for (const bad of [{ email: 'nope' }, { user_type: 'boss' }, { first_name: '' }]) {
+        const res = await owner.browser.post(`/account/users/${login}/edit`, { ...hiddenFields(again, 'add-person-form'), first_name: 'X', last_name: 'Y', email, user_type: 'nurse', ...bad });
+        assert.equal(res.status, 400, JSON.stringify(bad));
+      }
+      const gina = await signedIn(server, { email: 'gina@globex.test' }, '/account/users');
+      assert.equal((await gina.browser.get(`/account/users/${login}/edit`)).status, 404, 'another tenant\'s owner');
+      assert.equal((await gina.browser.post(`/account/users/${login}/edit`, { csrf: csrfOf(gina.page), first_name: 'G', last_name: 'G', email, user_type: 'nurse' })).status, 404);
+      assert.equal((await owner.browser.post(`/account/users/${login}/edit`, { first_name: 'G', last_name: 'G', email, user_type: 'nurse' })).status, 403, 'no CSRF token');
+      assert.equal((await accounts().getLogin(login))!.firstName, 'Petra', 'unchanged by the refused ones');
+    });
+
     it('is the owner\'s alone: a non-owner gets 403, a forged or cross-site form 403, and nothing is added', async () => {
       const email = newEmail();
       const jane = await signedIn(server, { email: 'jane@acme.test', login: 'jane-globex' });

@@ -901,6 +901,19 @@ for (const setup of SETUPS) {
         afterwards: accountAfterwards,
       },
       {
+        // Editing a person: as adding one, the email is never a valid address, so nothing is ever changed.
+        name: 'POST /account/users/:loginId/edit',
+        personas: ['owner', 'user', 'anonymous'],
+        fields: ['first_name', 'last_name', 'email', 'user_type', 'same_name'],
+        values: ['Bob', 'Doe', 'bob@acme.test', 'JANE@acme.test', ...TYPES, 'boss', 'yes', ' ', '\u200b', 'x'.repeat(101)],
+        tokenField: 'csrf',
+        accountPages: true,
+        prepare: sharedAccountActor,
+        path: (_a, m) => `/account/users/${LOGIN_SEGMENTS[m.pick % LOGIN_SEGMENTS.length]}/edit`,
+        sanitize: async (fields) => replaceValues(fields, ['email'], (v) => v.includes('@'), (v) => v.replaceAll('@', ' at ')),
+        afterwards: accountAfterwards,
+      },
+      {
         name: 'POST /account/profile/pin',
         personas: ['nurse', 'user', 'anonymous'],
         fields: ['current_pin', 'pin', 'pin_confirm'],
