@@ -299,6 +299,46 @@ function accountStoreContract(name: string, makeStore: () => Promise<Harness>) {
           await assert.rejects(s.setLoginDisabled({ $ne: null } as never, true), TypeError);
         }));
 
+      it('deleteLogin deletes one login with its grants, keeps its sessions cut-off; of parallel calls one is true', () =>
+        withStore(async (s, h) => {
+          await s.upsertLogin(login('r1'));
+          await s.upsertLogin(login('r2'));
+          await s.setFactorState('r1', 'totp', { secret: 's' });
+          assert.equal(await s.advanceFactorStep('r1', 'totp', 5), true);
+          await s.addLoginGrant('r1', 'g1', new Date(Date.now() + 60_000));
+          const cutoff = new Date('2030-01-01T00:00:00Z');
+          await s.endLoginSessions('r1', cutoff);
+          const other = await h.twin();
+          assert.ok(await other.getLogin('r1'), 'read (and cached) before');
+          const results = await Promise.all([s, other, s, other].map((x) => x.deleteLogin('r1')));
+          assert.equal(results.filter(Boolean).length, 1);
+          assert.equal(await s.getLogin('r1'), null);
+          assert.equal(await other.getLogin('r1'), null, 'gone elsewhere too');
+          assert.ok(await s.getLogin('r2'), 'another login stays');
+          assert.deepEqual(await s.takeLoginGrants('r1'), []);
+          assert.deepEqual(await s.loginSessionsNotBefore('r1'), cutoff, 'the cut-off stays');
+          await s.upsertLogin(login('r1'));
+          await s.setFactorState('r1', 'totp', { secret: 't' });
+          assert.equal(await s.advanceFactorStep('r1', 'totp', 1), true, 'a login made again starts with no steps');
+          assert.equal(await s.deleteLogin('nobody'), false);
+          await assert.rejects(s.deleteLogin({ $ne: null } as never), TypeError);
+        }));
+
+      it('deleteIdentity deletes an identity and its upstream links only', () =>
+        withStore(async (s) => {
+          const a = await s.upsertIdentity({ email: 'a@example.com', passwordHash: 'h' });
+          const b = await s.upsertIdentity({ email: 'b@example.com', passwordHash: 'h' });
+          await s.linkUpstream({ issuer: 'https://up.example', subject: 'a', identityId: a.id });
+          await s.linkUpstream({ issuer: 'https://up.example', subject: 'b', identityId: b.id });
+          assert.equal(await s.deleteIdentity(a.id), true);
+          assert.equal(await s.findIdentityByEmail('a@example.com'), null);
+          assert.equal(await s.findIdentityByUpstream('https://up.example', 'a'), null);
+          assert.deepEqual(await s.listUpstreamLinks(a.id), []);
+          assert.equal((await s.findIdentityByUpstream('https://up.example', 'b'))?.id, b.id, 'another identity keeps its link');
+          assert.equal(await s.deleteIdentity(a.id), false);
+          await assert.rejects(s.deleteIdentity({ $ne: null } as never), TypeError);
+        }));
+
       it('parallel createLogin of one id, from two connections: exactly one is true', () =>
         withStore(async (s, h) => {
           const other = await h.twin();

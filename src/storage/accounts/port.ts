@@ -200,6 +200,18 @@ export interface AccountStore {
    * id, exactly one is true, and an existing login is never changed.
    */
   createLogin(login: LoginInput): Promise<boolean>;
+  /**
+   * Deletes a login and what the store keeps for it alone (factor steps,
+   * remembered grants); its "sessions not before" time stays, so a login made
+   * again under the same id never revives an old session. True when this call
+   * deleted it: of parallel calls, one is true.
+   */
+  deleteLogin(loginId: string): Promise<boolean>;
+  /**
+   * Deletes an identity and its upstream links (when its last login is gone).
+   * True when this call deleted it.
+   */
+  deleteIdentity(identityId: string): Promise<boolean>;
   /** Disables or enables one login, leaving the rest of it alone. False when the login does not exist. */
   setLoginDisabled(loginId: string, disabled: boolean): Promise<boolean>;
   getLogin(id: string): Promise<Login | null>;

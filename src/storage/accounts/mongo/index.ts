@@ -340,6 +340,19 @@ export function createMongoAccountStore(db: Db): AccountStore {
         throw e;
       }
     },
+    async deleteLogin(loginId) {
+      const id = str('loginId', loginId);
+      const result = await logins.deleteOne({ _id: id });
+      await steps.deleteMany({ login: id });
+      await loginGrants.deleteMany({ login: id });
+      return result.deletedCount === 1;
+    },
+    async deleteIdentity(identityId) {
+      const id = str('identityId', identityId);
+      // Links first: a failure in between leaves an identity without links, never links to no identity.
+      await upstreamLinks.deleteMany({ identityId: id });
+      return (await identities.deleteOne({ _id: id })).deletedCount === 1;
+    },
     async setLoginDisabled(loginId, disabled) {
       if (typeof disabled !== 'boolean') throw new TypeError('disabled must be a boolean');
       return (await logins.updateOne({ _id: str('loginId', loginId) }, { $set: { disabled } })).matchedCount === 1;

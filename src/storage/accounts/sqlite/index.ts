@@ -186,6 +186,8 @@ function prepare(db: Database.Database) {
        VALUES (@id, @tenant, @email, @userType, @firstName, @lastName, coalesce(@disabled, 0), '{}')
        ON CONFLICT (id) DO NOTHING`,
     ),
+    deleteLogin: db.prepare<[string], void>('DELETE FROM logins WHERE id = ?'),
+    deleteIdentity: db.prepare<[string], void>('DELETE FROM identities WHERE id = ?'),
     setDisabled: db.prepare<[number, string], void>('UPDATE logins SET disabled = ? WHERE id = ?'),
     getLogin: db.prepare<[string], LoginRow>(`SELECT ${LOGIN_COLUMNS} FROM logins WHERE id = ?`),
     loginsForEmail: db.prepare<[string, string], LoginRow>(
@@ -296,6 +298,7 @@ function prepareUpstreams(db: Database.Database) {
     linksOfIdentity: db.prepare<[string], { issuer: string; subject: string; identity_id: string }>(
       'SELECT issuer, subject, identity_id FROM upstream_links WHERE identity_id = ? ORDER BY issuer, subject',
     ),
+    unlinkAll: db.prepare<[string], void>('DELETE FROM upstream_links WHERE identity_id = ?'),
     unlinkUpstream: db.prepare<[string, string, string], void>('DELETE FROM upstream_links WHERE issuer = ? AND subject = ? AND identity_id = ?'),
   };
 }
@@ -401,6 +404,15 @@ export function createSqliteAccountStore(db: Database.Database): AccountStore {
     return upstreamStatements;
   };
 
+  const deleteLoginTx = db.transaction((id: string): boolean => {
+    pages().dropGrants.run(id);
+    return q().deleteLogin.run(id).changes === 1;
+  });
+  const deleteIdentityTx = db.transaction((id: string): boolean => {
+    u().unlinkAll.run(id);
+    return q().deleteIdentity.run(id).changes === 1;
+  });
+
   // An immediate transaction takes the write lock before reading, so a
   // concurrent writer on another connection cannot slip in between.
   const setUserTypeFactorTx = db.transaction((tenantId: string, typeId: string, factor: SecondFactor): boolean => {
@@ -484,6 +496,12 @@ export function createSqliteAccountStore(db: Database.Database): AccountStore {
     },
     async createLogin(login) {
       return q().createLogin.run(loginRow(login)).changes === 1;
+    },
+    async deleteLogin(loginId) {
+      return deleteLoginTx.immediate(str('loginId', loginId));
+    },
+    async deleteIdentity(identityId) {
+      return deleteIdentityTx.immediate(str('identityId', identityId));
     },
     async setLoginDisabled(loginId, disabled) {
       if (typeof disabled !== 'boolean') throw new TypeError('disabled must be a boolean');
