@@ -20,7 +20,7 @@ import { fullName, userTypeName } from '../names.ts';
 import { PEOPLE_PAGE, peopleQuery, peopleUrl } from './people.ts';
 
 /** What an owner can do to a user, by the last segment of its URL; each asks for a confirmation. */
-export const USER_ACTIONS = ['reset-authenticator', 'reset-pin', 'unlock', 'disable', 'enable'] as const;
+export const USER_ACTIONS = ['reset-authenticator', 'reset-pin', 'unlock', 'disable', 'enable', 'remove'] as const;
 type UserAction = (typeof USER_ACTIONS)[number];
 
 /** The resets: the factor's set-up and failed attempts are forgotten, and the login's sessions end. */
@@ -51,6 +51,7 @@ export const AUDIT_TYPES = [
   'login.edited',
   'login.enabled',
   'login.invited',
+  'login.removed',
   'login.unlocked',
   'password.locked',
   'password.changed',
@@ -209,7 +210,7 @@ export function ownerRoutes(router: Router, kit: AccountKit) {
 
   /** An owner who disabled their own login would lock everyone out of the tenant's pages. */
   function checkAllowed(signed: Signed, kind: UserAction, target: Login) {
-    if (kind === 'disable' && target.id === signed.login.id) throw badRequest('errors.people.notYourself');
+    if ((kind === 'disable' || kind === 'remove') && target.id === signed.login.id) throw badRequest(`errors.people.${kind === 'disable' ? 'notYourself' : 'notYourselfRemove'}`);
   }
 
   /** Disabling ends the login's sessions and tokens at once; either is recorded only when it changes the login. */
@@ -220,7 +221,25 @@ export function ownerRoutes(router: Router, kit: AccountKit) {
     await audit.record({ type: disabled ? 'login.disabled' : 'login.enabled', outcome: 'success', tenant: signed.tenant.id, login: target.id, ...kit.requestInfo(ctx), detail: { by: signed.login.id } });
   }
 
+  /**
+   * Ends the login's sessions and tokens, deletes it and, with the email's
+   * last login in any tenant, the identity and its upstream links. The audit
+   * keeps the event under the login id alone.
+   */
+  async function remove(ctx: Context, signed: Signed, target: Login) {
+    await endLoginSessions(accounts, provider, [target.id]);
+    if (!(await accounts.deleteLogin(target.id))) return;
+    await audit.record({ type: 'login.removed', outcome: 'success', tenant: signed.tenant.id, login: target.id, ...kit.requestInfo(ctx), detail: { by: signed.login.id } });
+    if ((await accounts.listLoginsForEmailAllTenants(target.email)).length) return;
+    const identity = await accounts.findIdentityByEmail(target.email);
+    if (identity) await accounts.deleteIdentity(identity.id);
+  }
+
   async function act(ctx: Context, signed: Signed, kind: UserAction, target: Login): Promise<{ kept: Lifted }> {
+    if (kind === 'remove') {
+      await remove(ctx, signed, target);
+      return { kept: {} };
+    }
     if (kind === 'disable' || kind === 'enable') {
       await setDisabled(ctx, signed, target, kind === 'disable');
       return { kept: {} };

@@ -264,6 +264,52 @@ for (const setup of SETUPS) {
       assert.equal((await accounts().getLogin(login))!.firstName, 'Petra', 'unchanged by the refused ones');
     });
 
+    it('removes a login: its tokens end, it is gone; with the last login the identity and its links go too; the audit keeps the login id', async () => {
+      const person = await addPerson(server, 'staff', 'employee');
+      const [first, second] = person.logins as [string, string];
+      const identity = (await accounts().findIdentityByEmail(person.email))!;
+      await accounts().linkUpstream({ issuer: 'https://up.example', subject: `sub-${first}`, identityId: identity.id });
+      const signIn = await reachFactor(server, rp, person, first);
+      assert.ok(callbackReached(signIn.page));
+      const tokens = await rp.callback(signIn.page.url, signIn.pending);
+
+      const owner = await signedIn(server, OWNER, '/account/users');
+      const list = await owner.browser.get(`/account/users?q=${encodeURIComponent(person.email)}`);
+      assert.ok(!testIds(list).includes('remove-acme-owner'));
+      const confirm = await owner.browser.post(`/account/users/${first}/remove`, { csrf: csrfOf(list) });
+      assert.ok(testIds(confirm).includes('confirm-reset-form'), `a confirmation first: ${confirm.status}`);
+      assert.ok(await accounts().getLogin(first), 'nothing removed before confirming');
+      const done = await submit(owner.browser, confirm, 'confirm-reset-form');
+      assert.ok(onAccountPage(done, '/account/users'), `${done.status} ${errorOf(done)}`);
+      assert.match(noticeOf(done), /removed/);
+      assert.equal(await accounts().getLogin(first), null);
+      assert.equal((await oidc.tokenIntrospection(rp.config, tokens.access_token)).active, false, 'its tokens end');
+      assert.ok(await accounts().findIdentityByEmail(person.email), 'the identity stays while it has a login');
+      const rest = await reachFactor(server, rp, person, second, new Browser(server.issuer));
+      assert.ok(callbackReached(rest.page), 'the other login signs in, without a choice now');
+      assert.equal((await rp.callback(rest.page.url, rest.pending)).claims()!.sub, second);
+
+      const last = await owner.browser.post(`/account/users/${second}/remove`, { csrf: csrfOf(list), confirm: 'yes' });
+      assert.ok(onAccountPage(last, '/account/users'), `${last.status} ${errorOf(last)}`);
+      assert.equal(await accounts().findIdentityByEmail(person.email), null, 'the last login takes the identity with it');
+      assert.equal(await accounts().findIdentityByUpstream('https://up.example', `sub-${first}`), null, 'and its upstream links');
+      const page = await new Browser(server.issuer).get((await rp.authorize()).url);
+      assert.ok(!callbackReached(await submitLogin(new Browser(server.issuer), page, person.email, PASSWORD)), 'nobody signs in with that email');
+
+      const [removed] = await auditOf(server, first, 'login.removed');
+      assert.deepEqual(removed?.detail, { by: 'acme-owner' }, 'the login id only: no name or email');
+      assert.ok((await auditOf(server, first, 'signin.success')).length >= 1, 'earlier events are kept');
+
+      const self = await owner.browser.post('/account/users/acme-owner/remove', { csrf: csrfOf(list), confirm: 'yes' });
+      assert.equal(self.status, 400, 'an owner cannot remove their own login');
+      const other = await addPerson(server, 'staff');
+      const [target] = other.logins as [string];
+      const gina = await signedIn(server, { email: 'gina@globex.test' }, '/account/users');
+      assert.equal((await gina.browser.post(`/account/users/${target}/remove`, { csrf: csrfOf(gina.page), confirm: 'yes' })).status, 404, 'another tenant\'s owner');
+      assert.equal((await owner.browser.post(`/account/users/${target}/remove`, { confirm: 'yes' })).status, 403, 'no CSRF token');
+      assert.ok(await accounts().getLogin(target) && await accounts().getLogin('acme-owner'), 'none of them removed anything');
+    });
+
     it('is the owner\'s alone: a non-owner gets 403, a forged or cross-site form 403, and nothing is added', async () => {
       const email = newEmail();
       const jane = await signedIn(server, { email: 'jane@acme.test', login: 'jane-globex' });

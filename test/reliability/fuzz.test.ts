@@ -869,7 +869,7 @@ for (const setup of SETUPS) {
         special: (res, sent, persona) => (persona === 'owner' && accountSpecialOk(sent, persona) && res.status === 303 && res.headers.get('location') === '/account/security?notice=policy' ? {} : null),
         afterwards: accountAfterwards,
       },
-      ...(['reset-authenticator', 'reset-pin', 'unlock', 'disable', 'enable'] as const).map(
+      ...(['reset-authenticator', 'reset-pin', 'unlock', 'disable', 'enable', 'remove'] as const).map(
         (kind): Target => ({
           // Legitimate: the owner's post without `confirm=yes` (the users page's button) answers the
           // confirmation page, 200, changing nothing. `confirm=yes` itself is never sent whole.
