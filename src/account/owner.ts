@@ -1,7 +1,8 @@
 /**
  * The owner's pages: Security settings (the second factor per user
- * type), Users (reset a user's authenticator app or PIN, unlock a user locked
- * out by failed attempts) and the Audit log.
+ * type), Users (the list of `./people.ts`'s criteria; reset a user's
+ * authenticator app or PIN, unlock a user locked out by failed attempts,
+ * disable, enable or remove a login) and the Audit log.
  * Each request checks that the signed-in login owns its tenant, and only ever
  * reads or changes that tenant's logins.
  */

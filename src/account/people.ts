@@ -1,8 +1,9 @@
 /**
  * The owner's people: the Users page's criteria (the tenant's logins,
  * searched, filtered, sorted and paged by the store with `searchLogins`, so
- * a tenant of ten thousand logins costs one page of fifty), and adding a
- * person.
+ * a tenant of ten thousand logins costs one page of fifty), adding a person
+ * and editing one. Disabling, enabling and removing are confirmed actions
+ * beside the resets (`./owner.ts`).
  */
 import { createHash, randomBytes } from 'node:crypto';
 import type Router from '@koa/router';
