@@ -11,7 +11,7 @@ import type { RouteDeps } from '../services.ts';
 import type { Context } from 'koa';
 import type { FactorRequest } from '../factors/types.ts';
 import type { Login, Tenant } from '../storage/accounts/port.ts';
-import { csrfRefused, forbidden } from '../errors.ts';
+import { csrfRefused, forbidden, notFound } from '../errors.ts';
 import { fullName } from '../names.ts';
 import { checkCsrf } from '../web/forms.ts';
 import { requestInfo, type RequestInfo } from '../web/request.ts';
@@ -19,7 +19,7 @@ import { sendPage } from '../web/views.ts';
 import { endedBefore } from '../provider/revocation.ts';
 import { accountCookies, type AccountCookies, type AccountSession } from './session.ts';
 
-export type AccountDeps = Pick<RouteDeps, 'provider' | 'config' | 'accounts' | 'hasher' | 'factors' | 'audit' | 'limiter' | 'browsers' | 'now'>;
+export type AccountDeps = Pick<RouteDeps, 'provider' | 'config' | 'accounts' | 'links' | 'mailer' | 'hasher' | 'factors' | 'audit' | 'limiter' | 'browsers' | 'now'>;
 
 /** The signed-in login, as read from the store on this request. */
 export interface Signed {
@@ -43,6 +43,10 @@ export interface AccountKit {
   signedInForm(ctx: Context, optional?: boolean): Promise<Signed | null>;
   /** 403 unless the login owns its tenant. */
   requireOwner(signed: Signed): void;
+  /** A login of the signed-in owner's tenant, or 404: another tenant's login is as unknown as a missing one. */
+  tenantLogin(signed: Signed, loginId: unknown): Promise<Login>;
+  /** `signedIn` (or with `form`, `signedInForm`) and then `requireOwner`. */
+  owner(ctx: Context, form?: boolean): Promise<Signed | null>;
   /**
    * True when the last sign-in is recent enough for a sensitive change;
    * otherwise redirects to sign in again (password and factor), back to `returnTo`.
@@ -135,6 +139,16 @@ export function createAccountKit(deps: AccountDeps): AccountKit {
     },
     requireOwner(signed) {
       if (!signed.isOwner) throw forbidden('errors.ownerOnly');
+    },
+    async tenantLogin(signed, loginId) {
+      const login = typeof loginId === 'string' && loginId.length <= 256 ? await accounts.getLogin(loginId) : null;
+      if (!login || login.tenant !== signed.tenant.id) throw notFound('errors.account.noSuchUser');
+      return login;
+    },
+    async owner(ctx, form = false) {
+      const signed = form ? await kit.signedInForm(ctx) : await kit.signedIn(ctx);
+      if (signed) kit.requireOwner(signed);
+      return signed;
     },
     fresh(ctx, signed, returnTo) {
       if (deps.now() / 1000 - signed.session.authTime <= config.account.reauthSeconds) return true;

@@ -1,14 +1,15 @@
 /**
  * The owner's pages: Security settings (the second factor per user
- * type), Users (reset a user's authenticator app or PIN, unlock a user locked
- * out by failed attempts) and the Audit log.
+ * type), Users (the list of `./people.ts`'s criteria; reset a user's
+ * authenticator app or PIN, unlock a user locked out by failed attempts,
+ * disable, enable or remove a login) and the Audit log.
  * Each request checks that the signed-in login owns its tenant, and only ever
  * reads or changes that tenant's logins.
  */
 import type Router from '@koa/router';
 import type { Context } from 'koa';
 import { LatchkeyError, badRequest, notFound } from '../errors.ts';
-import { SECOND_FACTORS, type AuditEvent, type Login, type SecondFactor } from '../storage/accounts/port.ts';
+import { LOGIN_SORTS, LOGIN_STATES, SECOND_FACTORS, type AuditEvent, type Login, type SecondFactor } from '../storage/accounts/port.ts';
 import { formFields } from '../web/forms.ts';
 import { endLoginSessions } from '../provider/revocation.ts';
 import { loginLocks, type Lifted } from './locks.ts';
@@ -17,9 +18,10 @@ import type { AccountKit, Signed } from './kit.ts';
 import { upstreamSettings } from '../upstream/settings.ts';
 import { upstreamLinks } from '../upstream/links.ts';
 import { fullName, userTypeName } from '../names.ts';
+import { PEOPLE_PAGE, peopleQuery, peopleUrl } from './people.ts';
 
 /** What an owner can do to a user, by the last segment of its URL; each asks for a confirmation. */
-export const USER_ACTIONS = ['reset-authenticator', 'reset-pin', 'unlock'] as const;
+export const USER_ACTIONS = ['reset-authenticator', 'reset-pin', 'unlock', 'disable', 'enable', 'remove'] as const;
 type UserAction = (typeof USER_ACTIONS)[number];
 
 /** The resets: the factor's set-up and failed attempts are forgotten, and the login's sessions end. */
@@ -45,6 +47,12 @@ export const AUDIT_TYPES = [
   'factor.totp.replay',
   'factor.totp.reset',
   'factor.totp.verified',
+  'login.added',
+  'login.disabled',
+  'login.edited',
+  'login.enabled',
+  'login.invited',
+  'login.removed',
   'login.unlocked',
   'password.locked',
   'password.changed',
@@ -68,11 +76,7 @@ export function ownerRoutes(router: Router, kit: AccountKit) {
   const locks = loginLocks(deps.limiter, factors);
   const links = upstreamLinks({ accounts, audit });
 
-  async function owner(ctx: Context, form = false): Promise<Signed | null> {
-    const signed = form ? await kit.signedInForm(ctx) : await kit.signedIn(ctx);
-    if (signed) kit.requireOwner(signed);
-    return signed;
-  }
+  const owner = (ctx: Context, form = false) => kit.owner(ctx, form);
 
   // Security settings.
 
@@ -167,11 +171,34 @@ export function ownerRoutes(router: Router, kit: AccountKit) {
   router.get('/users', async (ctx) => {
     const signed = await owner(ctx);
     if (!signed) return;
-    const logins = await accounts.listLogins(signed.tenant.id);
+    const query = peopleQuery(ctx, signed.tenant);
+    const { logins, total } = await accounts.searchLogins({
+      tenant: signed.tenant.id,
+      text: query.text,
+      ...(query.userType ? { userType: query.userType } : {}),
+      ...(query.state ? { state: query.state } : {}),
+      sort: query.sort,
+      descending: query.descending,
+      offset: (query.page - 1) * PEOPLE_PAGE,
+      limit: PEOPLE_PAGE,
+    });
     const lockStates = await Promise.all(logins.map((l) => locks.state(l)));
+    const pages = Math.max(1, Math.ceil(total / PEOPLE_PAGE));
     kit.render(ctx, 'account/users', signed, {
       section: 'users',
       notice: noticeOf(ctx.query.notice),
+      filter: { text: query.text, userType: query.userType ?? '', state: query.state ?? '' },
+      userTypeOptions: signed.tenant.userTypes.map((t) => ({ id: t.id, name: t.name })),
+      stateOptions: LOGIN_STATES,
+      total,
+      page: query.page,
+      pages,
+      previous: query.page > 1 ? peopleUrl(query, { page: Math.min(query.page - 1, pages) }) : null,
+      next: query.page < pages ? peopleUrl(query, { page: query.page + 1 }) : null,
+      // A column's heading sorts by it; again, the other way round.
+      sortLinks: Object.fromEntries(
+        LOGIN_SORTS.map((sort) => [sort, { href: peopleUrl(query, { sort, descending: query.sort === sort && !query.descending, page: 1 }), current: query.sort === sort ? (query.descending ? 'descending' : 'ascending') : null }]),
+      ),
       users: logins.map((l, i) => ({
         id: l.id,
         name: fullName(l),
@@ -185,12 +212,7 @@ export function ownerRoutes(router: Router, kit: AccountKit) {
     });
   });
 
-  /** A login of the owner's tenant, or 404 — another tenant's login is as unknown as a missing one. */
-  async function tenantLogin(signed: Signed, loginId: unknown): Promise<Login> {
-    const login = typeof loginId === 'string' && loginId.length <= 256 ? await accounts.getLogin(loginId) : null;
-    if (!login || login.tenant !== signed.tenant.id) throw notFound('errors.account.noSuchUser');
-    return login;
-  }
+  const tenantLogin = (signed: Signed, loginId: unknown) => kit.tenantLogin(signed, loginId);
 
   function confirmPage(ctx: Context, signed: Signed, kind: UserAction, target: Login) {
     kit.render(ctx, 'account/confirm-reset', signed, {
@@ -218,7 +240,42 @@ export function ownerRoutes(router: Router, kit: AccountKit) {
     await audit.record({ type: 'login.unlocked', outcome: 'success', tenant: signed.tenant.id, login: target.id, ...kit.requestInfo(ctx), detail });
   }
 
-  async function act(ctx: Context, signed: Signed, kind: UserAction, target: Login) {
+  /** An owner who disabled their own login would lock everyone out of the tenant's pages. */
+  function checkAllowed(signed: Signed, kind: UserAction, target: Login) {
+    if ((kind === 'disable' || kind === 'remove') && target.id === signed.login.id) throw badRequest(`errors.people.${kind === 'disable' ? 'notYourself' : 'notYourselfRemove'}`);
+  }
+
+  /** Disabling ends the login's sessions and tokens at once; either is recorded only when it changes the login. */
+  async function setDisabled(ctx: Context, signed: Signed, target: Login, disabled: boolean) {
+    if (target.disabled === disabled) return;
+    if (!(await accounts.setLoginDisabled(target.id, disabled))) throw notFound('errors.account.noSuchUser');
+    if (disabled) await endLoginSessions(accounts, provider, [target.id]);
+    await audit.record({ type: disabled ? 'login.disabled' : 'login.enabled', outcome: 'success', tenant: signed.tenant.id, login: target.id, ...kit.requestInfo(ctx), detail: { by: signed.login.id } });
+  }
+
+  /**
+   * Ends the login's sessions and tokens, deletes it and, with the email's
+   * last login in any tenant, the identity and its upstream links. The audit
+   * keeps the event under the login id alone.
+   */
+  async function remove(ctx: Context, signed: Signed, target: Login) {
+    await endLoginSessions(accounts, provider, [target.id]);
+    if (!(await accounts.deleteLogin(target.id))) return;
+    await audit.record({ type: 'login.removed', outcome: 'success', tenant: signed.tenant.id, login: target.id, ...kit.requestInfo(ctx), detail: { by: signed.login.id } });
+    if ((await accounts.listLoginsForEmailAllTenants(target.email)).length) return;
+    const identity = await accounts.findIdentityByEmail(target.email);
+    if (identity) await accounts.deleteIdentity(identity.id);
+  }
+
+  async function act(ctx: Context, signed: Signed, kind: UserAction, target: Login): Promise<{ kept: Lifted }> {
+    if (kind === 'remove') {
+      await remove(ctx, signed, target);
+      return { kept: {} };
+    }
+    if (kind === 'disable' || kind === 'enable') {
+      await setDisabled(ctx, signed, target, kind === 'disable');
+      return { kept: {} };
+    }
     if (kind === 'unlock') {
       const result = await unlockLogin(target);
       await recordUnlock(ctx, signed, target, result);
@@ -244,6 +301,7 @@ export function ownerRoutes(router: Router, kit: AccountKit) {
       const signed = await owner(ctx);
       if (!signed) return;
       const target = await tenantLogin(signed, ctx.params.loginId);
+      checkAllowed(signed, kind, target);
       if (!kit.fresh(ctx, signed, `/account/users/${encodeURIComponent(target.id)}/${kind}`)) return;
       confirmPage(ctx, signed, kind, target);
     });
@@ -253,6 +311,7 @@ export function ownerRoutes(router: Router, kit: AccountKit) {
       const signed = await owner(ctx, true);
       if (!signed) return;
       const target = await tenantLogin(signed, ctx.params.loginId);
+      checkAllowed(signed, kind, target);
       if (!kit.fresh(ctx, signed, `/account/users/${encodeURIComponent(target.id)}/${kind}`)) return;
       const { confirm } = formFields(ctx.request.body, [], ['csrf', 'confirm'], 128);
       if (confirm !== 'yes') return confirmPage(ctx, signed, kind, target);

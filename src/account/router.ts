@@ -11,6 +11,7 @@ import { profileRoutes } from './profile.ts';
 import { ownerRoutes } from './owner.ts';
 import { webhookRoutes } from './webhooks.ts';
 import type { Services } from '../services.ts';
+import { peopleRoutes } from './people.ts';
 
 
 export function accountRouter(deps: AccountDeps & Pick<Services, 'webhooks' | 'stores'>): Router {
@@ -18,6 +19,7 @@ export function accountRouter(deps: AccountDeps & Pick<Services, 'webhooks' | 's
   const kit = createAccountKit(deps);
   signInRoutes(router, kit);
   profileRoutes(router, kit);
+  peopleRoutes(router, kit);
   ownerRoutes(router, kit);
   webhookRoutes(router, kit, deps);
   return router;

@@ -366,6 +366,59 @@ for (const setup of SETUPS) {
       assert.equal(textOf(done, 'profile-factor'), 'PIN code');
       await accounts().setUserTypeFactor('acme', 'owner', 'none');
     });
+
+    // Last: its hundred and twenty logins would page the other tests' users off the first page.
+    it('searches, filters, sorts and pages the users in the store, only ever in the owner\'s tenant', async () => {
+      const n = 120;
+      const id = (i: number) => `bulk-${String(i).padStart(3, '0')}`;
+      for (let i = 0; i < n; i++) {
+        await accounts().upsertLogin({ id: id(i), tenant: 'acme', email: `${id(i)}@bulk.test`, userType: i % 3 ? 'staff' : 'nurse', firstName: `P${String((i * 7) % n).padStart(3, '0')}`, lastName: 'Bulkington', disabled: i % 10 === 0 });
+      }
+      await accounts().upsertLogin({ id: 'bulk-globex', tenant: 'globex', email: 'bulk-globex@bulk.test', userType: 'staff', firstName: 'P000', lastName: 'Bulkington' });
+      const { browser } = await signedIn(server, OWNER, '/account/users');
+      const rows = (p: Page) => [...p.html.matchAll(/<tr data-testid="user-([^"]+)"/g)].map((m) => m[1]!);
+      const total = (p: Page) => Number(/data-testid="users-total" data-total="(\d+)"/.exec(p.html)?.[1]);
+      const link = (p: Page, testid: string) => new RegExp(`href="([^"]+)" data-testid="${testid}"`).exec(p.html)?.[1]?.replace(/&amp;/g, '&');
+
+      let page = await browser.get('/account/users?q=BULKINGTON');
+      assert.equal(page.status, 200);
+      assert.equal(total(page), n, 'the total of every page');
+      const seen: string[] = [];
+      for (let i = 0; ; i++) {
+        assert.ok(rows(page).length <= 50, 'fifty a page');
+        seen.push(...rows(page));
+        const next = link(page, 'users-next');
+        if (!next) break;
+        assert.match(next, /q=BULKINGTON/, 'the search is kept from page to page');
+        page = await browser.get(next);
+        assert.ok(i < 5);
+      }
+      assert.equal(seen.length, n);
+      assert.ok(!seen.includes('bulk-globex'), 'never another tenant\'s login');
+      const byFirst = Array.from({ length: n }, (_, i) => i).sort((a, b) => ((a * 7) % n) - ((b * 7) % n)).map(id);
+      assert.deepEqual(seen, byFirst, 'by name, across pages');
+      assert.ok(link(page, 'users-previous'), 'the last page links back');
+
+      const nurses = await browser.get('/account/users?q=bulk.test&user_type=nurse&state=disabled');
+      const expected = Array.from({ length: n }, (_, i) => i).filter((i) => i % 3 === 0 && i % 10 === 0).map(id);
+      assert.deepEqual(new Set(rows(nurses)), new Set(expected));
+      assert.equal(total(nurses), expected.length);
+      assert.ok(rows(nurses).every((r) => new RegExp(`data-testid="user-${r}"[^]*?\\(disabled\\)`).test(nurses.html)), 'a disabled login is shown as such');
+      assert.match(nurses.html, /<option value="nurse" selected>Nurse<\/option>/, 'the filter shows what it filters by');
+
+      const byEmail = await browser.get(link(await browser.get('/account/users?q=bulk-1'), 'sort-email')!);
+      assert.deepEqual(rows(byEmail).slice(0, 2), ['bulk-100', 'bulk-101'], 'the heading sorts by its column');
+      const backwards = await browser.get(link(byEmail, 'sort-email')!);
+      assert.deepEqual(rows(backwards).slice(0, 2), ['bulk-119', 'bulk-118'], 'again: the other way round');
+      assert.match(backwards.html, /aria-sort="descending"/);
+      const one = await browser.get('/account/users?q=bulk-007%20p049');
+      assert.deepEqual(rows(one), ['bulk-007'], 'every word must match');
+      assert.ok(testIds(await browser.get('/account/users?q=%25')).includes('no-users'), 'a wildcard is a plain character');
+
+      const bad = ['?state=locked', '?sort=password', '?order=up', '?page=0', '?page=x', '?q=a&q=b', '?user_type=boss', `?q=${'x'.repeat(129)}`, '?state=active&state=disabled'];
+      for (const query of bad) assert.equal((await browser.get(`/account/users${query}`)).status, 400, query);
+      assert.equal(rows(await browser.get('/account/users?q=bulkington&page=99')).length, 0, 'past the last page: nobody, not an error');
+    });
   });
 
   describe(`re-authentication before sensitive changes (${setup})`, () => {

@@ -869,7 +869,7 @@ for (const setup of SETUPS) {
         special: (res, sent, persona) => (persona === 'owner' && accountSpecialOk(sent, persona) && res.status === 303 && res.headers.get('location') === '/account/security?notice=policy' ? {} : null),
         afterwards: accountAfterwards,
       },
-      ...(['reset-authenticator', 'reset-pin', 'unlock'] as const).map(
+      ...(['reset-authenticator', 'reset-pin', 'unlock', 'disable', 'enable', 'remove'] as const).map(
         (kind): Target => ({
           // Legitimate: the owner's post without `confirm=yes` (the users page's button) answers the
           // confirmation page, 200, changing nothing. `confirm=yes` itself is never sent whole.
@@ -887,6 +887,32 @@ for (const setup of SETUPS) {
           afterwards: accountAfterwards,
         }),
       ),
+      {
+        // Adding a person: the email is never a valid address, so nothing is ever added; every answer is a 4xx.
+        name: 'POST /account/users/new',
+        personas: ['owner', 'user', 'anonymous'],
+        fields: ['first_name', 'last_name', 'email', 'user_type', 'nonce', 'same_name'],
+        values: ['Bob', 'Doe', 'bob@acme.test', 'JANE@acme.test', ...TYPES, 'boss', 'yes', 'AAAAAAAAAAAAAAAAAAAAAA', ' ', '\u200b', 'x'.repeat(101)],
+        tokenField: 'csrf',
+        accountPages: true,
+        prepare: sharedAccountActor,
+        path: () => '/account/users/new',
+        sanitize: async (fields) => replaceValues(fields, ['email'], (v) => v.includes('@'), (v) => v.replaceAll('@', ' at ')),
+        afterwards: accountAfterwards,
+      },
+      {
+        // Editing a person: as adding one, the email is never a valid address, so nothing is ever changed.
+        name: 'POST /account/users/:loginId/edit',
+        personas: ['owner', 'user', 'anonymous'],
+        fields: ['first_name', 'last_name', 'email', 'user_type', 'same_name'],
+        values: ['Bob', 'Doe', 'bob@acme.test', 'JANE@acme.test', ...TYPES, 'boss', 'yes', ' ', '\u200b', 'x'.repeat(101)],
+        tokenField: 'csrf',
+        accountPages: true,
+        prepare: sharedAccountActor,
+        path: (_a, m) => `/account/users/${LOGIN_SEGMENTS[m.pick % LOGIN_SEGMENTS.length]}/edit`,
+        sanitize: async (fields) => replaceValues(fields, ['email'], (v) => v.includes('@'), (v) => v.replaceAll('@', ' at ')),
+        afterwards: accountAfterwards,
+      },
       {
         name: 'POST /account/profile/pin',
         personas: ['nurse', 'user', 'anonymous'],

@@ -286,6 +286,193 @@ function accountStoreContract(name: string, makeStore: () => Promise<Harness>) {
           assert.deepEqual(await s.listLogins('none'), []);
         }));
 
+      it('createLogin creates a login once and never changes an existing one', () =>
+        withStore(async (s) => {
+          assert.equal(await s.createLogin(login('n1', { firstName: 'Nora' })), true);
+          assert.deepEqual(await s.getLogin('n1'), { ...login('n1', { firstName: 'Nora' }), disabled: false, factors: {} });
+          await s.setFactorState('n1', 'pin', { hash: 'h' });
+          assert.equal(await s.createLogin(login('n1', { tenant: 'other', firstName: 'Mallory', email: 'mallory@example.com' })), false);
+          assert.deepEqual(await s.getLogin('n1'), { ...login('n1', { firstName: 'Nora' }), disabled: false, factors: { pin: { hash: 'h' } } }, 'unchanged, factor state kept');
+          assert.equal(await s.createLogin(login('n2', { disabled: true })), true);
+          assert.equal((await s.getLogin('n2'))!.disabled, true);
+          await assert.rejects(s.createLogin({ ...login('n3'), id: { $ne: null } as never }), TypeError);
+        }));
+
+      it('setLoginDisabled disables and enables one login, keeping the rest; false for an unknown login', () =>
+        withStore(async (s, h) => {
+          await s.upsertLogin(login('d1'));
+          await s.upsertLogin(login('d2'));
+          await s.setFactorState('d1', 'pin', { hash: 'h' });
+          const other = await h.twin();
+          assert.equal((await other.getLogin('d1'))!.disabled, false, 'read (and cached) before');
+          assert.equal(await s.setLoginDisabled('d1', true), true);
+          assert.deepEqual(await other.getLogin('d1'), { ...login('d1'), disabled: true, factors: { pin: { hash: 'h' } } }, 'seen at once, elsewhere too');
+          assert.equal((await s.getLogin('d2'))!.disabled, false);
+          assert.deepEqual((await s.searchLogins({ tenant: 'acme', state: 'disabled' })).logins.map((l) => l.id), ['d1']);
+          await s.upsertLogin(login('d1', { firstName: 'Renamed' }));
+          assert.equal((await s.getLogin('d1'))!.disabled, true, 'a profile upsert without `disabled` keeps it');
+          assert.equal(await s.setLoginDisabled('d1', false), true);
+          assert.equal((await other.getLogin('d1'))!.disabled, false);
+          assert.equal(await s.setLoginDisabled('nobody', true), false);
+          assert.equal(await s.getLogin('nobody'), null);
+          await assert.rejects(s.setLoginDisabled('d1', 'yes' as never), TypeError);
+          await assert.rejects(s.setLoginDisabled({ $ne: null } as never, true), TypeError);
+        }));
+
+      it('deleteLogin deletes one login with its grants, keeps its sessions cut-off; of parallel calls one is true', () =>
+        withStore(async (s, h) => {
+          await s.upsertLogin(login('r1'));
+          await s.upsertLogin(login('r2'));
+          await s.setFactorState('r1', 'totp', { secret: 's' });
+          assert.equal(await s.advanceFactorStep('r1', 'totp', 5), true);
+          await s.addLoginGrant('r1', 'g1', new Date(Date.now() + 60_000));
+          const cutoff = new Date('2030-01-01T00:00:00Z');
+          await s.endLoginSessions('r1', cutoff);
+          const other = await h.twin();
+          assert.ok(await other.getLogin('r1'), 'read (and cached) before');
+          const results = await Promise.all([s, other, s, other].map((x) => x.deleteLogin('r1')));
+          assert.equal(results.filter(Boolean).length, 1);
+          assert.equal(await s.getLogin('r1'), null);
+          assert.equal(await other.getLogin('r1'), null, 'gone elsewhere too');
+          assert.ok(await s.getLogin('r2'), 'another login stays');
+          assert.deepEqual(await s.takeLoginGrants('r1'), []);
+          assert.deepEqual(await s.loginSessionsNotBefore('r1'), cutoff, 'the cut-off stays');
+          await s.upsertLogin(login('r1'));
+          await s.setFactorState('r1', 'totp', { secret: 't' });
+          assert.equal(await s.advanceFactorStep('r1', 'totp', 1), true, 'a login made again starts with no steps');
+          assert.equal(await s.deleteLogin('nobody'), false);
+          await assert.rejects(s.deleteLogin({ $ne: null } as never), TypeError);
+        }));
+
+      it('deleteIdentity deletes an identity and its upstream links only', () =>
+        withStore(async (s) => {
+          const a = await s.upsertIdentity({ email: 'a@example.com', passwordHash: 'h' });
+          const b = await s.upsertIdentity({ email: 'b@example.com', passwordHash: 'h' });
+          await s.linkUpstream({ issuer: 'https://up.example', subject: 'a', identityId: a.id });
+          await s.linkUpstream({ issuer: 'https://up.example', subject: 'b', identityId: b.id });
+          assert.equal(await s.deleteIdentity(a.id), true);
+          assert.equal(await s.findIdentityByEmail('a@example.com'), null);
+          assert.equal(await s.findIdentityByUpstream('https://up.example', 'a'), null);
+          assert.deepEqual(await s.listUpstreamLinks(a.id), []);
+          assert.equal((await s.findIdentityByUpstream('https://up.example', 'b'))?.id, b.id, 'another identity keeps its link');
+          assert.equal(await s.deleteIdentity(a.id), false);
+          await assert.rejects(s.deleteIdentity({ $ne: null } as never), TypeError);
+        }));
+
+      it('parallel createLogin of one id, from two connections: exactly one is true', () =>
+        withStore(async (s, h) => {
+          const other = await h.twin();
+          const results = await Promise.all(Array.from({ length: 12 }, (_, i) => (i % 2 ? other : s).createLogin(login('race', { firstName: `F${i}` }))));
+          assert.equal(results.filter(Boolean).length, 1);
+          const winner = results.indexOf(true);
+          assert.equal((await other.getLogin('race'))!.firstName, `F${winner}`, 'the one that was created is the one kept');
+        }));
+
+      describe('searchLogins', () => {
+        const people: LoginInput[] = [
+          login('p1', { firstName: 'Ada', lastName: 'Lovelace', email: 'ada@example.com', userType: 'staff' }),
+          login('p2', { firstName: 'Charles', lastName: 'Babbage', email: 'charles@engine.test', userType: 'admin' }),
+          login('p3', { firstName: 'Émile', lastName: 'Zola', email: 'emile@example.com', userType: 'staff', disabled: true }),
+          login('p4', { firstName: 'Ada', lastName: 'Byron', email: 'lady.b@example.com', userType: 'admin' }),
+          login('p5', { firstName: 'Grace', lastName: 'Hopper', email: 'grace+cobol@navy.test', userType: 'staff' }),
+          login('x1', { tenant: 'other', firstName: 'Ada', lastName: 'Other', email: 'ada@example.com' }),
+        ];
+        const ids = (page: { logins: { id: string }[] }) => page.logins.map((l) => l.id);
+        const seeded = (fn: (s: AccountStore) => Promise<void>) =>
+          withStore(async (s) => {
+            for (const p of people) await s.upsertLogin(p);
+            await fn(s);
+          });
+
+        it('without criteria: every login of the tenant by name, with the total', () =>
+          seeded(async (s) => {
+            assert.deepEqual(await s.searchLogins({ tenant: 'acme' }).then((p) => [ids(p), p.total]), [['p2', 'p4', 'p5', 'p1', 'p3'], 5]);
+            assert.deepEqual(await s.searchLogins({ tenant: 'none' }), { logins: [], total: 0 });
+          }));
+
+        it('finds words in first name, last name or email, case-insensitively, every word required, only in the tenant', () =>
+          seeded(async (s) => {
+            assert.deepEqual(ids(await s.searchLogins({ tenant: 'acme', text: 'ADA' })), ['p4', 'p1']);
+            assert.deepEqual(ids(await s.searchLogins({ tenant: 'acme', text: '  ada   byron ' })), ['p4']);
+            assert.deepEqual(ids(await s.searchLogins({ tenant: 'acme', text: 'engine.TEST' })), ['p2']);
+            assert.deepEqual(ids(await s.searchLogins({ tenant: 'acme', text: 'émile' })), ['p3'], 'beyond ASCII');
+            assert.deepEqual(ids(await s.searchLogins({ tenant: 'acme', text: 'ÉMILE' })), ['p3'], 'beyond ASCII, folded');
+            assert.deepEqual(ids(await s.searchLogins({ tenant: 'acme', text: 'ada lovelace nobody' })), []);
+            assert.deepEqual(ids(await s.searchLogins({ tenant: 'acme', text: '' })).length, 5, 'empty text: everyone');
+          }));
+
+        it('takes the text literally, never as a pattern', () =>
+          seeded(async (s) => {
+            for (const text of ['.*', 'a.a', '^ada', '%', '_', '[a-z]', '(', '\\', '$where']) {
+              assert.deepEqual(ids(await s.searchLogins({ tenant: 'acme', text })), [], text);
+            }
+            assert.deepEqual(ids(await s.searchLogins({ tenant: 'acme', text: 'grace+cobol' })), ['p5']);
+            assert.deepEqual(ids(await s.searchLogins({ tenant: 'acme', text: 'lady.b' })), ['p4']);
+          }));
+
+        it('filters by user type and by state', () =>
+          seeded(async (s) => {
+            assert.deepEqual(ids(await s.searchLogins({ tenant: 'acme', userType: 'admin' })), ['p2', 'p4']);
+            assert.deepEqual(ids(await s.searchLogins({ tenant: 'acme', state: 'disabled' })), ['p3']);
+            assert.deepEqual(ids(await s.searchLogins({ tenant: 'acme', state: 'active', userType: 'staff' })), ['p5', 'p1']);
+            assert.deepEqual(await s.searchLogins({ tenant: 'acme', userType: 'nobody' }), { logins: [], total: 0 });
+            await s.upsertLogin({ ...people[0]!, disabled: true });
+            assert.deepEqual(ids(await s.searchLogins({ tenant: 'acme', state: 'disabled' })), ['p1', 'p3'], 'follows a change');
+          }));
+
+        it('sorts by name, email or user type, either way, ties by id', () =>
+          seeded(async (s) => {
+            assert.deepEqual(ids(await s.searchLogins({ tenant: 'acme', sort: 'name', descending: true })), ['p3', 'p1', 'p5', 'p4', 'p2']);
+            assert.deepEqual(ids(await s.searchLogins({ tenant: 'acme', sort: 'email' })), ['p1', 'p2', 'p3', 'p5', 'p4']);
+            assert.deepEqual(ids(await s.searchLogins({ tenant: 'acme', sort: 'userType' })), ['p2', 'p4', 'p5', 'p1', 'p3']);
+            assert.deepEqual(ids(await s.searchLogins({ tenant: 'acme', sort: 'userType', descending: true })), ['p3', 'p1', 'p5', 'p4', 'p2']);
+            await s.upsertLogin(login('p0', { firstName: 'Ada', lastName: 'Lovelace', email: 'ada2@example.com' }));
+            assert.deepEqual(ids(await s.searchLogins({ tenant: 'acme', text: 'lovelace' })), ['p0', 'p1'], 'the same name: by id');
+          }));
+
+        it('pages with offset and limit: every login exactly once, in order, the total on each page', () =>
+          withStore(async (s) => {
+            const n = 230;
+            for (let i = 0; i < n; i++) {
+              await s.upsertLogin(login(`m${String(i).padStart(3, '0')}`, { lastName: `Name${String((i * 7) % n).padStart(3, '0')}`, disabled: i % 10 === 0 }));
+            }
+            const seen: string[] = [];
+            for (let offset = 0; offset < n; offset += 60) {
+              const page = await s.searchLogins({ tenant: 'acme', offset, limit: 60 });
+              assert.equal(page.total, n);
+              assert.equal(page.logins.length, Math.min(60, n - offset));
+              seen.push(...page.logins.map((l) => l.lastName));
+            }
+            assert.deepEqual(seen, [...seen].sort(), 'in order across pages');
+            assert.equal(new Set(seen).size, n, 'each once');
+            const last = await s.searchLogins({ tenant: 'acme', state: 'disabled', offset: 20, limit: 50 });
+            assert.deepEqual([last.logins.length, last.total], [3, 23]);
+            assert.deepEqual(await s.searchLogins({ tenant: 'acme', offset: 1000 }).then((p) => [p.logins.length, p.total]), [0, n]);
+            assert.equal((await s.searchLogins({ tenant: 'acme' })).logins.length, 50, 'fifty by default');
+            assert.equal((await s.searchLogins({ tenant: 'acme', limit: 200 })).logins.length, 200);
+          }));
+
+        it('refuses bad values with a TypeError', () =>
+          seeded(async (s) => {
+            const bad: Record<string, unknown>[] = [
+              { tenant: { $ne: null } },
+              { tenant: 'acme', text: { $regex: '.' } },
+              { tenant: 'acme', userType: ['admin'] },
+              { tenant: 'acme', state: 'locked' },
+              { tenant: 'acme', sort: 'password' },
+              { tenant: 'acme', descending: 'yes' },
+              { tenant: 'acme', offset: -1 },
+              { tenant: 'acme', offset: 1.5 },
+              { tenant: 'acme', limit: 0 },
+              { tenant: 'acme', limit: 201 },
+              { tenant: 'acme', limit: Number.NaN },
+            ];
+            for (const search of bad) {
+              await assert.rejects(s.searchLogins(search as never), TypeError, JSON.stringify(search));
+            }
+          }));
+      });
+
       it('setFactorState sets, replaces and removes one factor', () =>
         withStore(async (s) => {
           await s.upsertLogin(login('l1'));

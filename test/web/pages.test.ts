@@ -290,6 +290,16 @@ describe('the pages in Chromium: English and Dutch, desktop and phone', { skip: 
         assert.equal(await phone.getAttribute('title'), T('Reset authenticator app', 'Authenticator-app resetten'));
         assert.equal(await page.getByRole('button', { name: T('Reset authenticator app', 'Authenticator-app resetten') }).first().locator('svg').count(), 1, 'the telephone icon button has a name');
         await check('users');
+        await page.getByTestId('add-person').click();
+        await page.getByTestId('add-person-form').waitFor();
+        await page.getByLabel(T('First name', 'Voornaam')).fill('Lotte');
+        await page.getByLabel(T('Last name', 'Achternaam')).fill('Bakker');
+        await page.getByLabel(T('Email', 'E-mailadres'), { exact: true }).fill('lotte@acme.test');
+        await page.getByTestId('add-person-submit').click();
+        await page.getByTestId('same-name-warning').waitFor();
+        await check('add-person');
+        await page.getByTestId('cancel-add').click();
+        await page.getByTestId('users').waitFor();
         await page.getByTestId('nav-audit').click();
         await page.getByTestId('audit-events').waitFor();
         await check('audit');
@@ -331,7 +341,7 @@ describe('the pages in Chromium: English and Dutch, desktop and phone', { skip: 
         await page.getByTestId('reset-form').waitFor();
         await check('reset-password');
 
-        assert.deepEqual(checked, ['login', 'error', 'select-login', 'choose-pin', 'consent', 'enter-pin', 'link-authenticator', 'enter-code', 'upstream-confirm', 'profile', 'security', 'users', 'audit', 'change-pin', 'forgot-password', 'forgot-sent', 'reset-password']);
+        assert.deepEqual(checked, ['login', 'error', 'select-login', 'choose-pin', 'consent', 'enter-pin', 'link-authenticator', 'enter-code', 'upstream-confirm', 'profile', 'security', 'users', 'add-person', 'audit', 'change-pin', 'forgot-password', 'forgot-sent', 'reset-password']);
         assert.deepEqual(cspViolations, [], 'nothing blocked by the Content Security Policy');
         await context.close();
       });

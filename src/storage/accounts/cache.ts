@@ -166,6 +166,9 @@ export function cachedAccountStore(inner: AccountStore, cache: ReadCache): Accou
     setStepUpEnrollment: async (tenantId, allowed) => writing([cacheKeys.tenant(tenantId)], () => inner.setStepUpEnrollment(tenantId, allowed)),
     setUserTypeFactor: async (tenantId, userTypeId, factor) => writing([cacheKeys.tenant(tenantId)], () => inner.setUserTypeFactor(tenantId, userTypeId, factor)),
     upsertLogin: async (login) => writing([cacheKeys.login(login.id)], () => inner.upsertLogin(login)),
+    createLogin: async (login) => writing([cacheKeys.login(login.id)], () => inner.createLogin(login)),
+    deleteLogin: async (loginId) => writing([cacheKeys.login(loginId)], () => inner.deleteLogin(loginId)),
+    setLoginDisabled: async (loginId, disabled) => writing([cacheKeys.login(loginId)], () => inner.setLoginDisabled(loginId, disabled)),
     setFactorState: async (loginId, factorId, state) => writing([cacheKeys.login(loginId)], () => inner.setFactorState(loginId, factorId, state)),
     replaceFactorHash: async (loginId, factorId, current, next) =>
       writing([cacheKeys.login(loginId)], () => inner.replaceFactorHash(loginId, factorId, current, next)),

@@ -135,6 +135,40 @@ export interface AuditQuery {
   limit?: number;
 }
 
+/** How `searchLogins` orders: by name (last, first), by email, or by user type (then name); ties by id. */
+export const LOGIN_SORTS = ['name', 'email', 'userType'] as const;
+export type LoginSort = (typeof LOGIN_SORTS)[number];
+/** A login's state as the owner filters by it. */
+export const LOGIN_STATES = ['active', 'disabled'] as const;
+export type LoginState = (typeof LOGIN_STATES)[number];
+/** The most logins one `searchLogins` call returns. */
+export const LOGIN_PAGE_MAX = 200;
+
+export interface LoginSearch {
+  tenant: string;
+  /**
+   * Words that must each occur (case-insensitively, as a plain substring, no
+   * pattern) in the first name, last name or email. Empty or absent: every login.
+   */
+  text?: string;
+  userType?: string;
+  state?: LoginState;
+  /** Default `name`. */
+  sort?: LoginSort;
+  /** Default false (ascending). */
+  descending?: boolean;
+  /** How many matching logins to skip (default 0). */
+  offset?: number;
+  /** Default 50, at most `LOGIN_PAGE_MAX`. */
+  limit?: number;
+}
+
+export interface LoginPage {
+  logins: Login[];
+  /** How many logins match, over all pages. */
+  total: number;
+}
+
 export interface AccountStore {
   /** Creates tables / indexes. Idempotent; called once at start. */
   init(): Promise<void>;
@@ -170,11 +204,39 @@ export interface AccountStore {
 
   /** Creates or updates a login's profile; keeps its factor state. */
   upsertLogin(login: LoginInput): Promise<void>;
+  /**
+   * Creates the login only when no login has its id (in any tenant), with no
+   * factor state. True when this call created it: of parallel calls for one
+   * id, exactly one is true, and an existing login is never changed.
+   */
+  createLogin(login: LoginInput): Promise<boolean>;
+  /**
+   * Deletes a login and what the store keeps for it alone (factor steps,
+   * remembered grants); its "sessions not before" time stays, so a login made
+   * again under the same id never revives an old session. True when this call
+   * deleted it: of parallel calls, one is true.
+   */
+  deleteLogin(loginId: string): Promise<boolean>;
+  /**
+   * Deletes an identity and its upstream links (when its last login is gone).
+   * True when this call deleted it.
+   */
+  deleteIdentity(identityId: string): Promise<boolean>;
+  /** Disables or enables one login, leaving the rest of it alone. False when the login does not exist. */
+  setLoginDisabled(loginId: string, disabled: boolean): Promise<boolean>;
   getLogin(id: string): Promise<Login | null>;
   /** The logins of one email in one tenant, ordered by id. */
   listLoginsForEmail(tenant: string, email: string): Promise<Login[]>;
   /** All logins of a tenant, ordered by last name, first name, id. */
   listLogins(tenant: string): Promise<Login[]>;
+  /**
+   * One page of a tenant's logins matching `search`, and how many match in
+   * all: the store filters, sorts and pages, so a tenant of any size costs
+   * one page. Strings are compared by code unit (as `listLogins` sorts).
+   * Bad values (a negative offset, a limit out of range, an unknown sort or
+   * state, a non-string) are refused with a TypeError.
+   */
+  searchLogins(search: LoginSearch): Promise<LoginPage>;
 
   /** Sets (or with `null` removes) one factor's state for a login. False when the login does not exist. */
   setFactorState(loginId: string, factorId: string, state: FactorState | null): Promise<boolean>;

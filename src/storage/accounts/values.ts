@@ -1,6 +1,6 @@
 // Checks both account stores apply to values before they reach a query, so a
 // caller's object (e.g. `{ $ne: null }`) can never become part of a filter.
-import { SECOND_FACTORS, type SecondFactor, type UserType } from './port.ts';
+import { LOGIN_PAGE_MAX, LOGIN_SORTS, LOGIN_STATES, SECOND_FACTORS, type LoginSearch, type LoginSort, type LoginState, type SecondFactor, type UserType } from './port.ts';
 
 const FACTOR_ID = /^[a-z][a-z0-9_]*$/;
 
@@ -31,4 +31,40 @@ export function secondFactor(value: unknown): SecondFactor {
 export function userTypes(list: readonly UserType[]): UserType[] {
   if (!Array.isArray(list)) throw new TypeError('userTypes must be an array');
   return list.map((u) => ({ id: str('userType.id', u.id), name: str('userType.name', u.name), secondFactor: secondFactor(u.secondFactor) }));
+}
+
+/** A `LoginSearch` checked and completed with its defaults; `words` are lower-cased. */
+export interface CheckedLoginSearch {
+  tenant: string;
+  words: string[];
+  userType: string | null;
+  state: LoginState | null;
+  sort: LoginSort;
+  descending: boolean;
+  offset: number;
+  limit: number;
+}
+
+export function loginSearch(search: LoginSearch): CheckedLoginSearch {
+  const text = optStr('text', search.text) ?? '';
+  const state = search.state ?? null;
+  if (state !== null && !LOGIN_STATES.includes(state)) throw new TypeError('invalid login state');
+  const sort = search.sort ?? 'name';
+  if (!LOGIN_SORTS.includes(sort)) throw new TypeError('invalid login sort');
+  const descending = search.descending ?? false;
+  if (typeof descending !== 'boolean') throw new TypeError('descending must be a boolean');
+  const offset = search.offset ?? 0;
+  if (!Number.isSafeInteger(offset) || offset < 0) throw new TypeError('offset must be a non-negative integer');
+  const limit = search.limit ?? 50;
+  if (!Number.isInteger(limit) || limit < 1 || limit > LOGIN_PAGE_MAX) throw new TypeError(`limit must be an integer in 1..${LOGIN_PAGE_MAX}`);
+  return {
+    tenant: str('tenant', search.tenant),
+    words: text.toLowerCase().split(/\s+/).filter(Boolean).slice(0, 8),
+    userType: optStr('userType', search.userType),
+    state,
+    sort,
+    descending,
+    offset,
+    limit,
+  };
 }

@@ -9,11 +9,12 @@ import {
   type FactorState,
   type Identity,
   type Login,
+  type LoginInput,
   type Tenant,
   type Upstream,
   type UserType,
 } from '../port.ts';
-import { factorId, flag, optStr, secondFactor, str, userTypes } from '../values.ts';
+import { factorId, flag, loginSearch, optStr, secondFactor, str, userTypes, type CheckedLoginSearch } from '../values.ts';
 
 interface TenantDoc {
   _id: string;
@@ -80,6 +81,38 @@ function deleteLimit(limit: number): number {
 function auditLimit(limit: number | undefined): number {
   const n = Math.trunc(limit ?? 50);
   return Number.isFinite(n) ? Math.min(Math.max(n, 1), 500) : 50;
+}
+
+function loginProfile(login: LoginInput) {
+  if (login.disabled !== undefined && typeof login.disabled !== 'boolean') throw new TypeError('disabled must be a boolean');
+  return {
+    id: str('login.id', login.id),
+    profile: {
+      tenant: str('login.tenant', login.tenant),
+      email: normalizeEmail(str('login.email', login.email)),
+      userType: str('login.userType', login.userType),
+      firstName: str('login.firstName', login.firstName),
+      lastName: str('login.lastName', login.lastName),
+    },
+    disabled: login.disabled,
+  };
+}
+
+const SEARCH_ORDER: Record<CheckedLoginSearch['sort'], (keyof LoginDoc)[]> = {
+  name: ['lastName', 'firstName', '_id'],
+  email: ['email', '_id'],
+  userType: ['userType', 'lastName', 'firstName', '_id'],
+};
+/** A word as a literal, case-insensitive pattern: the caller's text is never a regular expression. */
+const literal = (word: string) => ({ $regex: word.replace(/[.*+?^${}()|[\]\\/-]/g, '\\$&'), $options: 'i' });
+
+function searchFilter(search: CheckedLoginSearch): Filter<LoginDoc> {
+  const filter: Filter<LoginDoc> = { tenant: search.tenant };
+  if (search.userType !== null) filter.userType = search.userType;
+  // Older documents may lack `disabled`: a missing one is an active login.
+  if (search.state !== null) filter.disabled = search.state === 'disabled' ? true : { $ne: true };
+  if (search.words.length) filter.$and = search.words.map((w) => ({ $or: [{ firstName: literal(w) }, { lastName: literal(w) }, { email: literal(w) }] }));
+  return filter;
 }
 
 const isDuplicateKey = (e: unknown) => e instanceof MongoServerError && e.code === DUPLICATE_KEY;
@@ -214,6 +247,7 @@ export function createMongoAccountStore(db: Db): AccountStore {
       await upstreams.createIndex({ tenant: 1, name: 1 });
       await upstreamLinks.createIndex({ identityId: 1 });
       await logins.createIndex({ email: 1 });
+      await logins.createIndex({ tenant: 1, lastName: 1, firstName: 1, _id: 1 });
       await loginGrants.createIndex({ login: 1 });
     },
     async ping() {
@@ -295,20 +329,40 @@ export function createMongoAccountStore(db: Db): AccountStore {
     },
 
     async upsertLogin(login) {
-      const id = str('login.id', login.id);
-      if (login.disabled !== undefined && typeof login.disabled !== 'boolean') throw new TypeError('disabled must be a boolean');
-      const profile = {
-        tenant: str('login.tenant', login.tenant),
-        email: normalizeEmail(str('login.email', login.email)),
-        userType: str('login.userType', login.userType),
-        firstName: str('login.firstName', login.firstName),
-        lastName: str('login.lastName', login.lastName),
-      };
+      const { id, profile, disabled } = loginProfile(login);
       const update =
-        login.disabled === undefined
+        disabled === undefined
           ? { $set: profile, $setOnInsert: { disabled: false, factors: {} } }
-          : { $set: { ...profile, disabled: login.disabled }, $setOnInsert: { factors: {} } };
+          : { $set: { ...profile, disabled }, $setOnInsert: { factors: {} } };
       await retryDuplicate(() => logins.updateOne({ _id: id }, update, { upsert: true }));
+    },
+    async createLogin(login) {
+      const { id, profile, disabled } = loginProfile(login);
+      // An insert of a unique _id is atomic on FerretDB 1.24 too: of parallel inserts, one succeeds.
+      try {
+        await logins.insertOne({ _id: id, ...profile, disabled: disabled ?? false, factors: {} });
+        return true;
+      } catch (e) {
+        if (isDuplicateKey(e)) return false;
+        throw e;
+      }
+    },
+    async deleteLogin(loginId) {
+      const id = str('loginId', loginId);
+      const result = await logins.deleteOne({ _id: id });
+      await steps.deleteMany({ login: id });
+      await loginGrants.deleteMany({ login: id });
+      return result.deletedCount === 1;
+    },
+    async deleteIdentity(identityId) {
+      const id = str('identityId', identityId);
+      // Links first: a failure in between leaves an identity without links, never links to no identity.
+      await upstreamLinks.deleteMany({ identityId: id });
+      return (await identities.deleteOne({ _id: id })).deletedCount === 1;
+    },
+    async setLoginDisabled(loginId, disabled) {
+      if (typeof disabled !== 'boolean') throw new TypeError('disabled must be a boolean');
+      return (await logins.updateOne({ _id: str('loginId', loginId) }, { $set: { disabled } })).matchedCount === 1;
     },
     async getLogin(id) {
       const doc = await logins.findOne({ _id: str('id', id) });
@@ -321,6 +375,17 @@ export function createMongoAccountStore(db: Db): AccountStore {
     async listLogins(tenant) {
       const docs = await logins.find({ tenant: str('tenant', tenant) }).sort({ lastName: 1, firstName: 1, _id: 1 }).toArray();
       return docs.map(toLogin);
+    },
+    async searchLogins(input) {
+      const search = loginSearch(input);
+      const filter = searchFilter(search);
+      const direction = search.descending ? -1 : 1;
+      const sort = Object.fromEntries(SEARCH_ORDER[search.sort].map((k) => [k, direction] as const));
+      const [docs, total] = await Promise.all([
+        logins.find(filter).sort(sort).skip(search.offset).limit(search.limit).toArray(),
+        logins.countDocuments(filter),
+      ]);
+      return { logins: docs.map(toLogin), total };
     },
 
     async setFactorState(loginId, factor, state) {

@@ -9,12 +9,13 @@ import {
   type FactorState,
   type Identity,
   type Login,
+  type LoginInput,
   type SecondFactor,
   type Tenant,
   type Upstream,
   type UserType,
 } from '../port.ts';
-import { factorId, flag, optStr, secondFactor, str, userTypes } from '../values.ts';
+import { factorId, flag, loginSearch, optStr, secondFactor, str, userTypes, type CheckedLoginSearch } from '../values.ts';
 
 const SCHEMA = `
 CREATE TABLE IF NOT EXISTS tenants (
@@ -199,6 +200,17 @@ function prepare(db: Database.Database) {
        ON CONFLICT (id) DO UPDATE SET tenant = excluded.tenant, email = excluded.email, user_type = excluded.user_type,
          first_name = excluded.first_name, last_name = excluded.last_name, disabled = coalesce(@disabled, logins.disabled)`,
     ),
+    createLogin: db.prepare<
+      { id: string; tenant: string; email: string; userType: string; firstName: string; lastName: string; disabled: number | null },
+      void
+    >(
+      `INSERT INTO logins (id, tenant, email, user_type, first_name, last_name, disabled, factors)
+       VALUES (@id, @tenant, @email, @userType, @firstName, @lastName, coalesce(@disabled, 0), '{}')
+       ON CONFLICT (id) DO NOTHING`,
+    ),
+    deleteLogin: db.prepare<[string], void>('DELETE FROM logins WHERE id = ?'),
+    deleteIdentity: db.prepare<[string], void>('DELETE FROM identities WHERE id = ?'),
+    setDisabled: db.prepare<[number, string], void>('UPDATE logins SET disabled = ? WHERE id = ?'),
     getLogin: db.prepare<[string], LoginRow>(`SELECT ${LOGIN_COLUMNS} FROM logins WHERE id = ?`),
     loginsForEmail: db.prepare<[string, string], LoginRow>(
       `SELECT ${LOGIN_COLUMNS} FROM logins WHERE tenant = ? AND email = ? ORDER BY id`,
@@ -308,12 +320,14 @@ function prepareUpstreams(db: Database.Database) {
     linksOfIdentity: db.prepare<[string], { issuer: string; subject: string; identity_id: string }>(
       'SELECT issuer, subject, identity_id FROM upstream_links WHERE identity_id = ? ORDER BY issuer, subject',
     ),
+    unlinkAll: db.prepare<[string], void>('DELETE FROM upstream_links WHERE identity_id = ?'),
     unlinkUpstream: db.prepare<[string, string, string], void>('DELETE FROM upstream_links WHERE issuer = ? AND subject = ? AND identity_id = ?'),
   };
 }
 
 const ACCOUNT_PAGES_SCHEMA = `
 CREATE INDEX IF NOT EXISTS logins_email ON logins (email);
+CREATE INDEX IF NOT EXISTS logins_tenant_name ON logins (tenant, last_name, first_name, id);
 CREATE TABLE IF NOT EXISTS login_sessions (
   login TEXT PRIMARY KEY,
   not_before INTEGER NOT NULL
@@ -345,6 +359,47 @@ function prepareAccountPages(db: Database.Database) {
   };
 }
 
+function loginRow(login: LoginInput) {
+  if (login.disabled !== undefined && typeof login.disabled !== 'boolean') throw new TypeError('disabled must be a boolean');
+  return {
+    id: str('login.id', login.id),
+    tenant: str('login.tenant', login.tenant),
+    email: normalizeEmail(str('login.email', login.email)),
+    userType: str('login.userType', login.userType),
+    firstName: str('login.firstName', login.firstName),
+    lastName: str('login.lastName', login.lastName),
+    disabled: login.disabled === undefined ? null : login.disabled ? 1 : 0,
+  };
+}
+
+// SQLite's lower() folds ASCII only; the search folds as JavaScript (and MongoDB's case-insensitive match) do.
+const FOLD = 'latchkey_fold';
+const ORDER: Record<CheckedLoginSearch['sort'], string[]> = {
+  name: ['last_name', 'first_name', 'id'],
+  email: ['email', 'id'],
+  userType: ['user_type', 'last_name', 'first_name', 'id'],
+};
+
+/** The WHERE and ORDER BY of a search, built from fixed pieces only; the caller's values are bound as parameters. */
+function searchSql(search: CheckedLoginSearch): { where: string; order: string; params: unknown[] } {
+  const where = ['tenant = ?'];
+  const params: unknown[] = [search.tenant];
+  if (search.userType !== null) {
+    where.push('user_type = ?');
+    params.push(search.userType);
+  }
+  if (search.state !== null) {
+    where.push('disabled = ?');
+    params.push(search.state === 'disabled' ? 1 : 0);
+  }
+  for (const word of search.words) {
+    where.push(`instr(${FOLD}(first_name || ' ' || last_name || ' ' || email), ?) > 0`);
+    params.push(word);
+  }
+  const direction = search.descending ? 'DESC' : 'ASC';
+  return { where: where.join(' AND '), order: ORDER[search.sort].map((c) => `${c} ${direction}`).join(', '), params };
+}
+
 /**
  * The embedded account store on an open better-sqlite3 database (the caller
  * opens it, in WAL mode, and closes it; `close()` leaves it open).
@@ -371,6 +426,15 @@ export function createSqliteAccountStore(db: Database.Database): AccountStore {
     return upstreamStatements;
   };
 
+  const deleteLoginTx = db.transaction((id: string): boolean => {
+    pages().dropGrants.run(id);
+    return q().deleteLogin.run(id).changes === 1;
+  });
+  const deleteIdentityTx = db.transaction((id: string): boolean => {
+    u().unlinkAll.run(id);
+    return q().deleteIdentity.run(id).changes === 1;
+  });
+
   // An immediate transaction takes the write lock before reading, so a
   // concurrent writer on another connection cannot slip in between.
   const setUserTypeFactorTx = db.transaction((tenantId: string, typeId: string, factor: SecondFactor): boolean => {
@@ -393,6 +457,7 @@ export function createSqliteAccountStore(db: Database.Database): AccountStore {
       prepared = prepare(db);
       upstreamStatements = prepareUpstreams(db);
       db.exec(ACCOUNT_PAGES_SCHEMA);
+      db.function(FOLD, { deterministic: true }, (value: unknown) => (typeof value === 'string' ? value.toLowerCase() : value));
       accountPageStatements = prepareAccountPages(db);
     },
     async ping() {
@@ -454,16 +519,20 @@ export function createSqliteAccountStore(db: Database.Database): AccountStore {
     },
 
     async upsertLogin(login) {
-      if (login.disabled !== undefined && typeof login.disabled !== 'boolean') throw new TypeError('disabled must be a boolean');
-      q().upsertLogin.run({
-        id: str('login.id', login.id),
-        tenant: str('login.tenant', login.tenant),
-        email: normalizeEmail(str('login.email', login.email)),
-        userType: str('login.userType', login.userType),
-        firstName: str('login.firstName', login.firstName),
-        lastName: str('login.lastName', login.lastName),
-        disabled: login.disabled === undefined ? null : login.disabled ? 1 : 0,
-      });
+      q().upsertLogin.run(loginRow(login));
+    },
+    async createLogin(login) {
+      return q().createLogin.run(loginRow(login)).changes === 1;
+    },
+    async deleteLogin(loginId) {
+      return deleteLoginTx.immediate(str('loginId', loginId));
+    },
+    async deleteIdentity(identityId) {
+      return deleteIdentityTx.immediate(str('identityId', identityId));
+    },
+    async setLoginDisabled(loginId, disabled) {
+      if (typeof disabled !== 'boolean') throw new TypeError('disabled must be a boolean');
+      return q().setDisabled.run(disabled ? 1 : 0, str('loginId', loginId)).changes === 1;
     },
     async getLogin(id) {
       const row = q().getLogin.get(str('id', id));
@@ -474,6 +543,14 @@ export function createSqliteAccountStore(db: Database.Database): AccountStore {
     },
     async listLogins(tenant) {
       return q().listLogins.all(str('tenant', tenant)).map(toLogin);
+    },
+    async searchLogins(input) {
+      const search = loginSearch(input);
+      q();
+      const { where, order, params } = searchSql(search);
+      const { total } = db.prepare<unknown[], { total: number }>(`SELECT count(*) AS total FROM logins WHERE ${where}`).get(...params)!;
+      const rows = db.prepare<unknown[], LoginRow>(`SELECT ${LOGIN_COLUMNS} FROM logins WHERE ${where} ORDER BY ${order} LIMIT ? OFFSET ?`).all(...params, search.limit, search.offset);
+      return { logins: rows.map(toLogin), total };
     },
 
     async setFactorState(loginId, factor, state) {
