@@ -154,7 +154,6 @@ function percentile(values: number[], p: number): number {
 }
 const round = (n: number) => (Number.isFinite(n) ? Math.round(n * 10) / 10 : n);
 
-
 async function main() {
   const started = new Date();
   const cleanups: (() => Promise<unknown> | unknown)[] = [];
@@ -231,7 +230,9 @@ async function main() {
     for (const person of everyone.filter((p) => p.kind === 'pin')) await signIn(issuer, rp, person, true);
 
     // The run: SIGNINS sign-ins over CONCURRENCY workers, person by person in turn.
-    console.log(`load: ${SIGNINS} sign-ins at concurrency ${CONCURRENCY}, ${PEOPLE} people, 2 processes behind ${issuer}, MongoDB ${externalMongo ? mongo.uri : 'FerretDB 1.24'}, Redis ${redisUrl}`);
+    console.log(
+      `load: ${SIGNINS} sign-ins at concurrency ${CONCURRENCY}, ${PEOPLE} people, 2 processes behind ${issuer}, MongoDB ${externalMongo ? mongo.uri : 'FerretDB 1.24'}, Redis ${redisUrl}`,
+    );
     const samples: Record<Step, number[]> = Object.fromEntries(STEPS.map((s) => [s, []])) as unknown as Record<Step, number[]>;
     const failures: { index: number; email: string; error: string }[] = [];
     const runStart = new Date();
@@ -271,34 +272,84 @@ async function main() {
     // Every sign-in has its audit event: count them in MongoDB, beside the app.
     const client = new MongoClient(mongo.uri);
     await client.connect();
-    const audited = await client.db(mongo.dbName).collection('audit_events').countDocuments({ tenant: TENANT, type: 'signin.success', time: { $gte: runStart } });
+    const audited = await client
+      .db(mongo.dbName)
+      .collection('audit_events')
+      .countDocuments({ tenant: TENANT, type: 'signin.success', time: { $gte: runStart } });
     await client.close();
     const succeeded = samples.total.length;
 
     const latency = Object.fromEntries(
       STEPS.filter((s) => samples[s].length).map((s) => {
         const v = samples[s];
-        return [s, { n: v.length, p50: round(percentile(v, 50)), p95: round(percentile(v, 95)), p99: round(percentile(v, 99)), mean: round(v.reduce((a, b) => a + b, 0) / v.length), max: round(Math.max(...v)) }];
+        return [
+          s,
+          {
+            n: v.length,
+            p50: round(percentile(v, 50)),
+            p95: round(percentile(v, 95)),
+            p99: round(percentile(v, 99)),
+            mean: round(v.reduce((a, b) => a + b, 0) / v.length),
+            max: round(Math.max(...v)),
+          },
+        ];
       }),
     );
     const perProcess = Object.fromEntries(ports.map((p, i) => [`process${i + 1}`, balancer.served.filter((b) => b === p).length]));
     const result = {
       date: started.toISOString(),
-      machine: { nproc: os.availableParallelism(), cpu: os.cpus()[0]?.model ?? 'unknown', memoryGiB: Math.round(os.totalmem() / 2 ** 30), os: `${os.type()} ${os.release()}`, node: process.version },
-      setup: { processes: 2, balancer: 'round-robin (test/support/processes.ts)', mongodb: externalMongo ? 'MONGODB_URI' : 'FerretDB 1.24 (SQLite backend)', redis: ownRedis ? 'private redis-server' : redisUrl, argon2: config.argon2 },
-      load: { signIns: SIGNINS, concurrency: CONCURRENCY, people: PEOPLE, mix: { password: everyone.filter((p) => p.kind === 'password').length, select: everyone.filter((p) => p.kind === 'select').length, pin: everyone.filter((p) => p.kind === 'pin').length }, maxMinutes: MAX_MINUTES },
-      outcome: { attempted, succeeded, failed: failures.length, truncated, auditedSignInSuccess: audited, wallSeconds: round(wallMs / 1000), signInsPerSecond: round(succeeded / (wallMs / 1000)), requestsPerProcess: perProcess },
+      machine: {
+        nproc: os.availableParallelism(),
+        cpu: os.cpus()[0]?.model ?? 'unknown',
+        memoryGiB: Math.round(os.totalmem() / 2 ** 30),
+        os: `${os.type()} ${os.release()}`,
+        node: process.version,
+      },
+      setup: {
+        processes: 2,
+        balancer: 'round-robin (test/support/processes.ts)',
+        mongodb: externalMongo ? 'MONGODB_URI' : 'FerretDB 1.24 (SQLite backend)',
+        redis: ownRedis ? 'private redis-server' : redisUrl,
+        argon2: config.argon2,
+      },
+      load: {
+        signIns: SIGNINS,
+        concurrency: CONCURRENCY,
+        people: PEOPLE,
+        mix: {
+          password: everyone.filter((p) => p.kind === 'password').length,
+          select: everyone.filter((p) => p.kind === 'select').length,
+          pin: everyone.filter((p) => p.kind === 'pin').length,
+        },
+        maxMinutes: MAX_MINUTES,
+      },
+      outcome: {
+        attempted,
+        succeeded,
+        failed: failures.length,
+        truncated,
+        auditedSignInSuccess: audited,
+        wallSeconds: round(wallMs / 1000),
+        signInsPerSecond: round(succeeded / (wallMs / 1000)),
+        requestsPerProcess: perProcess,
+      },
       latencyMs: latency,
       failures: failures.slice(0, 20),
-      processes: apps.map((a) => ({ running: a.child.exitCode === null && a.child.signalCode === null, errorLogLines: a.logs.filter((l) => /"level":(50|60)|unreachable|unavailable/.test(l)).length })),
+      processes: apps.map((a) => ({
+        running: a.child.exitCode === null && a.child.signalCode === null,
+        errorLogLines: a.logs.filter((l) => /"level":(50|60)|unreachable|unavailable/.test(l)).length,
+      })),
     };
     mkdirSync(join(root, 'bench', 'results'), { recursive: true });
     writeFileSync(join(root, 'bench', 'results', 'load-latest.json'), `${JSON.stringify(result, null, 2)}\n`);
 
-    console.log(`\n${succeeded}/${SIGNINS} sign-ins in ${(wallMs / 1000).toFixed(1)} s (${result.outcome.signInsPerSecond}/s); ${failures.length} failed; audit signin.success: ${audited}`);
+    console.log(
+      `\n${succeeded}/${SIGNINS} sign-ins in ${(wallMs / 1000).toFixed(1)} s (${result.outcome.signInsPerSecond}/s); ${failures.length} failed; audit signin.success: ${audited}`,
+    );
     console.log(`requests per process: ${JSON.stringify(perProcess)}`);
     console.log('latency (ms)      n      p50     p95     p99    mean     max');
-    for (const [step, l] of Object.entries(latency)) console.log(`  ${step.padEnd(10)} ${String(l.n).padStart(6)} ${[l.p50, l.p95, l.p99, l.mean, l.max].map((x) => x.toFixed(1).padStart(7)).join(' ')}`);
+    for (const [step, l] of Object.entries(latency))
+      console.log(`  ${step.padEnd(10)} ${String(l.n).padStart(6)} ${[l.p50, l.p95, l.p99, l.mean, l.max].map((x) => x.toFixed(1).padStart(7)).join(' ')}`);
     for (const f of failures.slice(0, 5)) console.log(`  failed #${f.index} ${f.email}: ${f.error}`);
     if (failures.length) {
       const kinds = new Map<string, number>();
@@ -308,7 +359,10 @@ async function main() {
     for (const [i, app] of apps.entries()) {
       const alive = app.child.exitCode === null && app.child.signalCode === null;
       const errors = app.logs.filter((l) => /"level":(50|60)|unreachable|unavailable/.test(l));
-      if (!alive || errors.length) console.log(`process ${i + 1}: ${alive ? 'running' : `exited (${app.child.exitCode ?? app.child.signalCode})`}; ${errors.length} error log lines${errors.length ? `, last: ${errors.at(-1)!.slice(0, 400)}` : ''}`);
+      if (!alive || errors.length)
+        console.log(
+          `process ${i + 1}: ${alive ? 'running' : `exited (${app.child.exitCode ?? app.child.signalCode})`}; ${errors.length} error log lines${errors.length ? `, last: ${errors.at(-1)!.slice(0, 400)}` : ''}`,
+        );
     }
     console.log(`machine: nproc ${result.machine.nproc}, ${result.machine.cpu}, Node ${result.machine.node}; bench/results/load-latest.json written`);
 

@@ -59,7 +59,11 @@ for (const [id, ms] of self) {
 }
 
 const pct = (ms: number) => `${((100 * ms) / total).toFixed(1)}%`;
-const rows = (m: Map<string, number>) => [...m].sort((a, b) => b[1] - a[1]).slice(0, top).map(([k, ms]) => [k, Math.round(ms), pct(ms)]);
+const rows = (m: Map<string, number>) =>
+  [...m]
+    .sort((a, b) => b[1] - a[1])
+    .slice(0, top)
+    .map(([k, ms]) => [k, Math.round(ms), pct(ms)]);
 console.log(`${file}: ${Math.round(total)} ms sampled on the main thread (${((profile.endTime - profile.startTime) / 1e6).toFixed(1)} s wall)\n`);
 console.log(table(['function (self time)', 'ms', 'share'], rows(fn)));
 console.log('');

@@ -60,9 +60,51 @@ interface ModeParams {
 }
 
 const MODES: Record<Mode, ModeParams> = {
-  full: { setups: ['sqlite', 'mongo+redis'], levels: [1, 4, 16], signIns: 120, factorSignIns: 60, warmupSignIns: 24, warmupTokens: 200, tokenOps: 4000, tokenBlocks: 10, tokenConcurrency: 4, memorySessions: 10_000, floorSamples: 40, maxPhaseMs: 900_000, policies: ['password', 'pin', 'totp'] },
-  quick: { setups: ['sqlite', 'mongo+redis'], levels: [1, 4], signIns: 24, factorSignIns: 12, warmupSignIns: 8, warmupTokens: 60, tokenOps: 2400, tokenBlocks: 6, tokenConcurrency: 4, memorySessions: 300, floorSamples: 16, maxPhaseMs: 60_000, policies: ['password', 'pin', 'totp'] },
-  smoke: { setups: ['sqlite+redis'], levels: [1], signIns: 1, factorSignIns: 1, warmupSignIns: 1, warmupTokens: 10, tokenOps: 80, tokenBlocks: 1, tokenConcurrency: 2, memorySessions: 2, floorSamples: 2, maxPhaseMs: 20_000, policies: ['password'] },
+  full: {
+    setups: ['sqlite', 'mongo+redis'],
+    levels: [1, 4, 16],
+    signIns: 120,
+    factorSignIns: 60,
+    warmupSignIns: 24,
+    warmupTokens: 200,
+    tokenOps: 4000,
+    tokenBlocks: 10,
+    tokenConcurrency: 4,
+    memorySessions: 10_000,
+    floorSamples: 40,
+    maxPhaseMs: 900_000,
+    policies: ['password', 'pin', 'totp'],
+  },
+  quick: {
+    setups: ['sqlite', 'mongo+redis'],
+    levels: [1, 4],
+    signIns: 24,
+    factorSignIns: 12,
+    warmupSignIns: 8,
+    warmupTokens: 60,
+    tokenOps: 2400,
+    tokenBlocks: 6,
+    tokenConcurrency: 4,
+    memorySessions: 300,
+    floorSamples: 16,
+    maxPhaseMs: 60_000,
+    policies: ['password', 'pin', 'totp'],
+  },
+  smoke: {
+    setups: ['sqlite+redis'],
+    levels: [1],
+    signIns: 1,
+    factorSignIns: 1,
+    warmupSignIns: 1,
+    warmupTokens: 10,
+    tokenOps: 80,
+    tokenBlocks: 1,
+    tokenConcurrency: 2,
+    memorySessions: 2,
+    floorSamples: 2,
+    maxPhaseMs: 20_000,
+    policies: ['password'],
+  },
 };
 
 /** Keycloak's published sizing ("Concepts for sizing CPU and memory resources"), per vCPU. */
@@ -253,7 +295,10 @@ async function runSetup(name: SetupName, floors: FloorSample[]): Promise<SetupRe
     const { config, factors } = await seed(env, (available) => {
       const policies = params.policies.filter((p) => p === 'password' || available.includes(p));
       for (const p of policies) users[p] = usersFor(p, poolSize[p]);
-      return benchDocument(policies.flatMap((p) => users[p]), policies);
+      return benchDocument(
+        policies.flatMap((p) => users[p]),
+        policies,
+      );
     });
     result.argon2 = config.argon2;
     result.policies = POLICIES.filter((p) => users[p].length > 0);
@@ -275,7 +320,8 @@ async function runSetup(name: SetupName, floors: FloorSample[]): Promise<SetupRe
       try {
         result.sessions_created++;
         const r = await signIn(issuer, rp, user, drivers[policy]);
-        if (policy !== 'password' && expect !== 'any' && r.factorStage !== expect) throw new Error(`${user.loginId}: the ${policy} page asked to ${r.factorStage}, expected ${expect}`);
+        if (policy !== 'password' && expect !== 'any' && r.factorStage !== expect)
+          throw new Error(`${user.loginId}: the ${policy} page asked to ${r.factorStage}, expected ${expect}`);
         return r;
       } finally {
         if (policy === 'totp') totp.release(user);
@@ -431,7 +477,9 @@ async function memoryPhase(name: SetupName, client: Redis, info: BenchRedis, pre
     rss_before_bytes: rssBefore,
     rss_after_bytes: rssBytes(pid),
   };
-  log(`${name}: ${result.redis_bytes} Redis bytes per session (${result.redis_bytes_without_codes} without the 60-s authorization codes); server RSS ${(result.rss_after_bytes / 2 ** 20).toFixed(0)} MiB after ${done} sessions`);
+  log(
+    `${name}: ${result.redis_bytes} Redis bytes per session (${result.redis_bytes_without_codes} without the 60-s authorization codes); server RSS ${(result.rss_after_bytes / 2 ** 20).toFixed(0)} MiB after ${done} sessions`,
+  );
   return result;
 }
 
@@ -482,7 +530,12 @@ async function tokenPhase(name: SetupName, grant: Grant, latchkey: Target, bare:
     server_cpu_ms: round(l.cpu / l.ops, 3),
     bare_cpu_ms: round(b.cpu / b.ops, 3),
     ratio: round(l.cpu / l.ops / (b.cpu / b.ops), 3),
-    ratio_spread: { blocks, min: round(sorted[0]!, 3), median: round(sorted[Math.floor((sorted.length - 1) / 2)]! / 2 + sorted[Math.ceil((sorted.length - 1) / 2)]! / 2, 3), max: round(sorted.at(-1)!, 3) },
+    ratio_spread: {
+      blocks,
+      min: round(sorted[0]!, 3),
+      median: round(sorted[Math.floor((sorted.length - 1) / 2)]! / 2 + sorted[Math.ceil((sorted.length - 1) / 2)]! / 2, 3),
+      max: round(sorted.at(-1)!, 3),
+    },
     keycloak_cpu_ms: round(1000 / (grant === 'refresh_token' ? KEYCLOAK.refreshPerS : KEYCLOAK.clientCredentialsPerS), 2),
     latchkey_latency_ms: latency(l.ms),
     bare_latency_ms: latency(b.ms),
@@ -543,10 +596,13 @@ function report(results: SetupResult[], floors: FloorSample[], config: { argon2:
   const targets = results.flatMap((r) => {
     const pooled = pooledLogin(r.login, 'password');
     const list = [
-      ...(pooled.n ? [{ setup: r.setup, target: `sign-in efficiency ≥ ${TARGETS.efficiency}`, value: round(floor / pooled.cpu, 3), met: floor / pooled.cpu >= TARGETS.efficiency }] : []),
+      ...(pooled.n
+        ? [{ setup: r.setup, target: `sign-in efficiency ≥ ${TARGETS.efficiency}`, value: round(floor / pooled.cpu, 3), met: floor / pooled.cpu >= TARGETS.efficiency }]
+        : []),
       ...r.tokens.map((t) => ({ setup: r.setup, target: `${t.grant} ≤ ${TARGETS.tokenRatio}× bare`, value: t.ratio, met: t.ratio <= TARGETS.tokenRatio })),
     ];
-    if (r.memory) list.push({ setup: r.setup, target: `Redis ≤ ${TARGETS.redisBytes} B per session`, value: r.memory.redis_bytes, met: r.memory.redis_bytes <= TARGETS.redisBytes });
+    if (r.memory)
+      list.push({ setup: r.setup, target: `Redis ≤ ${TARGETS.redisBytes} B per session`, value: r.memory.redis_bytes, met: r.memory.redis_bytes <= TARGETS.redisBytes });
     return list;
   });
 
@@ -565,7 +621,13 @@ function report(results: SetupResult[], floors: FloorSample[], config: { argon2:
       keycloak_cpu_ms: round(1000 / KEYCLOAK.passwordLoginsPerS, 1),
       target_efficiency: TARGETS.efficiency,
     },
-    refresh: { ratio: refresh.ratio, server_cpu_ms: refresh.server_cpu_ms, bare_cpu_ms: refresh.bare_cpu_ms, keycloak_cpu_ms: refresh.keycloak_cpu_ms, target_ratio: TARGETS.tokenRatio },
+    refresh: {
+      ratio: refresh.ratio,
+      server_cpu_ms: refresh.server_cpu_ms,
+      bare_cpu_ms: refresh.bare_cpu_ms,
+      keycloak_cpu_ms: refresh.keycloak_cpu_ms,
+      target_ratio: TARGETS.tokenRatio,
+    },
     client_credentials: { ratio: cc.ratio, server_cpu_ms: cc.server_cpu_ms, bare_cpu_ms: cc.bare_cpu_ms, keycloak_cpu_ms: cc.keycloak_cpu_ms, target_ratio: TARGETS.tokenRatio },
     session: {
       redis_bytes: memory?.redis_bytes ?? null,
@@ -586,7 +648,9 @@ function report(results: SetupResult[], floors: FloorSample[], config: { argon2:
   // The readable table.
   const m = json.machine;
   const out: string[] = [];
-  out.push(`Latchkey bench (${mode}) — ${m.nproc} × ${m.cpu}, Node ${m.node}; argon2id m=${config.argon2.memoryCost} KiB t=${config.argon2.timeCost} p=${config.argon2.parallelism}`);
+  out.push(
+    `Latchkey bench (${mode}) — ${m.nproc} × ${m.cpu}, Node ${m.node}; argon2id m=${config.argon2.memoryCost} KiB t=${config.argon2.timeCost} p=${config.argon2.parallelism}`,
+  );
   out.push(`floor: ${floor} CPU-ms per argon2id verification (mean of ${floors.length} measurements in this run)`);
   out.push('');
   out.push('Sign-in (complete journeys; server CPU-ms per sign-in; latency p50/p99 ms)');
@@ -596,14 +660,29 @@ function report(results: SetupResult[], floors: FloorSample[], config: { argon2:
       results.flatMap((r) =>
         r.login.map((row) => {
           const s = (step: Step) => (row.latency_ms[step] ? `${row.latency_ms[step]!.p50}/${row.latency_ms[step]!.p99}` : '—');
-          return [r.setup, row.policy, row.concurrency, row.sign_ins, row.server_cpu_ms, row.efficiency, row.sign_ins_per_s, s('authorize'), s('password'), s('factor'), s('token'), s('total')];
+          return [
+            r.setup,
+            row.policy,
+            row.concurrency,
+            row.sign_ins,
+            row.server_cpu_ms,
+            row.efficiency,
+            row.sign_ins_per_s,
+            s('authorize'),
+            s('password'),
+            s('factor'),
+            s('token'),
+            s('total'),
+          ];
         }),
       ),
     ),
   );
   if (login.n) {
-    out.push(`Keycloak publishes ${KEYCLOAK.passwordLoginsPerS} password sign-ins/s per vCPU ≈ ${json.login.keycloak_cpu_ms} CPU-ms each (with a cheaper hash); Latchkey (${head.setup}): ${json.login.server_cpu_ms} CPU-ms.`);
-    out.push('Where a password-only sign-in goes (CPU-ms): argon2id floor + oidc-provider alone (bare provider, same flow without a password) + the rest, Latchkey\'s own');
+    out.push(
+      `Keycloak publishes ${KEYCLOAK.passwordLoginsPerS} password sign-ins/s per vCPU ≈ ${json.login.keycloak_cpu_ms} CPU-ms each (with a cheaper hash); Latchkey (${head.setup}): ${json.login.server_cpu_ms} CPU-ms.`,
+    );
+    out.push("Where a password-only sign-in goes (CPU-ms): argon2id floor + oidc-provider alone (bare provider, same flow without a password) + the rest, Latchkey's own");
     for (const r of results) {
       const b = breakdown(r);
       out.push(`  ${r.setup}: ${round(pooledLogin(r.login, 'password').cpu)} = ${b.floor_cpu_ms} + ${b.oidc_provider_cpu_ms} + ${b.latchkey_cpu_ms}`);
@@ -615,7 +694,18 @@ function report(results: SetupResult[], floors: FloorSample[], config: { argon2:
     table(
       ['setup', 'grant', 'n', 'Latchkey', 'bare', 'ratio', 'blocks min/median/max', 'Keycloak', 'Latchkey p50/p99', 'bare p50/p99'],
       results.flatMap((r) =>
-        r.tokens.map((t) => [r.setup, t.grant, t.ops, t.server_cpu_ms, t.bare_cpu_ms, t.ratio, `${t.ratio_spread.min}/${t.ratio_spread.median}/${t.ratio_spread.max} (${t.ratio_spread.blocks})`, t.keycloak_cpu_ms, `${t.latchkey_latency_ms.p50}/${t.latchkey_latency_ms.p99}`, `${t.bare_latency_ms.p50}/${t.bare_latency_ms.p99}`]),
+        r.tokens.map((t) => [
+          r.setup,
+          t.grant,
+          t.ops,
+          t.server_cpu_ms,
+          t.bare_cpu_ms,
+          t.ratio,
+          `${t.ratio_spread.min}/${t.ratio_spread.median}/${t.ratio_spread.max} (${t.ratio_spread.blocks})`,
+          t.keycloak_cpu_ms,
+          `${t.latchkey_latency_ms.p50}/${t.latchkey_latency_ms.p99}`,
+          `${t.bare_latency_ms.p50}/${t.bare_latency_ms.p99}`,
+        ]),
       ),
     ),
   );
@@ -623,14 +713,21 @@ function report(results: SetupResult[], floors: FloorSample[], config: { argon2:
   for (const r of results) {
     if (r.memory) {
       const mm = r.memory;
-      out.push(`Memory (${r.setup}): ${mm.redis_bytes} Redis bytes per signed-in session, ${mm.redis_bytes_without_codes} without the authorization codes still alive (60 s TTL) (${mm.method}: +${mm.redis_used_memory_delta} B over ${mm.sessions} sign-ins); server RSS ${(mm.rss_before_bytes / 2 ** 20).toFixed(0)} → ${(mm.rss_after_bytes / 2 ** 20).toFixed(0)} MiB after ${mm.sessions} sessions${mode === 'full' ? '' : ` (${mode} mode: not 10,000)`}`);
+      out.push(
+        `Memory (${r.setup}): ${mm.redis_bytes} Redis bytes per signed-in session, ${mm.redis_bytes_without_codes} without the authorization codes still alive (60 s TTL) (${mm.method}: +${mm.redis_used_memory_delta} B over ${mm.sessions} sign-ins); server RSS ${(mm.rss_before_bytes / 2 ** 20).toFixed(0)} → ${(mm.rss_after_bytes / 2 ** 20).toFixed(0)} MiB after ${mm.sessions} sessions${mode === 'full' ? '' : ` (${mode} mode: not 10,000)`}`,
+      );
       out.push(`  keys: ${mm.keys.map((k) => `${k.kind} ${k.keys}×${k.meanBytes} B`).join(', ')}`);
     }
     out.push(`RSS (${r.setup}) at the end: ${(r.rss_end_bytes / 2 ** 20).toFixed(0)} MiB after ${r.sessions_created} sign-ins`);
   }
   out.push('');
   out.push('Targets');
-  out.push(table(['setup', 'target', 'value', 'met'], targets.map((t) => [t.setup, t.target, t.value, t.met ? 'yes' : 'NO'])));
+  out.push(
+    table(
+      ['setup', 'target', 'value', 'met'],
+      targets.map((t) => [t.setup, t.target, t.value, t.met ? 'yes' : 'NO']),
+    ),
+  );
   for (const todo of json.todo) out.push(`TODO ${todo}`);
   out.push('');
   out.push(`written to ${OUT}`);

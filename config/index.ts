@@ -67,31 +67,52 @@ const jwksSchema = z.object({ keys: z.array(z.record(z.string(), z.unknown()).re
 
 const encryptionKeysSchema = z
   .string()
-  .transform((s) => s.split(',').map((part) => part.trim()).filter(Boolean))
+  .transform((s) =>
+    s
+      .split(',')
+      .map((part) => part.trim())
+      .filter(Boolean),
+  )
   .pipe(
-    z.array(
-      z.string().transform((part, ctx) => {
-        const [kid, b64] = part.split(':');
-        const key = Buffer.from(b64 ?? '', 'base64');
-        if (!kid || !/^[A-Za-z0-9_-]{1,32}$/.test(kid) || key.length !== 32) {
-          ctx.addIssue({ code: 'custom', message: 'each entry must be kid:base64 of 32 bytes' });
-          return z.NEVER;
-        }
-        return { kid, key };
-      }),
-    ).min(1),
+    z
+      .array(
+        z.string().transform((part, ctx) => {
+          const [kid, b64] = part.split(':');
+          const key = Buffer.from(b64 ?? '', 'base64');
+          if (!kid || !/^[A-Za-z0-9_-]{1,32}$/.test(kid) || key.length !== 32) {
+            ctx.addIssue({ code: 'custom', message: 'each entry must be kid:base64 of 32 bytes' });
+            return z.NEVER;
+          }
+          return { kid, key };
+        }),
+      )
+      .min(1),
   );
 
 const envSchema = z.object({
   PORT: int(0, 65535).optional(),
   ISSUER: url.optional(),
   DATA_DIR: z.string().min(1).optional(),
-  MONGODB_URI: z.string().regex(/^mongodb(\+srv)?:\/\//, 'must start with mongodb:// or mongodb+srv://').optional(),
-  MONGODB_DB: z.string().regex(/^[A-Za-z0-9_-]{1,63}$/).optional(),
-  REDIS_URL: z.string().regex(/^rediss?:\/\//, 'must start with redis:// or rediss://').optional(),
+  MONGODB_URI: z
+    .string()
+    .regex(/^mongodb(\+srv)?:\/\//, 'must start with mongodb:// or mongodb+srv://')
+    .optional(),
+  MONGODB_DB: z
+    .string()
+    .regex(/^[A-Za-z0-9_-]{1,63}$/)
+    .optional(),
+  REDIS_URL: z
+    .string()
+    .regex(/^rediss?:\/\//, 'must start with redis:// or rediss://')
+    .optional(),
   REDIS_CLUSTER_NODES: z
     .string()
-    .transform((s) => s.split(',').map((n) => n.trim()).filter(Boolean))
+    .transform((s) =>
+      s
+        .split(',')
+        .map((n) => n.trim())
+        .filter(Boolean),
+    )
     .pipe(
       z
         .array(
@@ -116,7 +137,11 @@ const envSchema = z.object({
       const text = s.trim().toLowerCase();
       if (['false', 'no', '0'].includes(text)) return false;
       if (['true', 'yes'].includes(text)) {
-        ctx.addIssue({ code: 'custom', message: 'true would believe any client\'s X-Forwarded-For; set the number of proxies in front of Latchkey (e.g. TRUST_PROXY=1) or their address ranges (e.g. TRUST_PROXY=10.0.0.0/8)' });
+        ctx.addIssue({
+          code: 'custom',
+          message:
+            "true would believe any client's X-Forwarded-For; set the number of proxies in front of Latchkey (e.g. TRUST_PROXY=1) or their address ranges (e.g. TRUST_PROXY=10.0.0.0/8)",
+        });
         return z.NEVER;
       }
       if (/^[0-9]+$/.test(text)) {
@@ -124,10 +149,16 @@ const envSchema = z.object({
         if (hops > 10) ctx.addIssue({ code: 'custom', message: 'at most 10 proxy hops' });
         return hops;
       }
-      const ranges = text.split(',').map((r) => r.trim()).filter(Boolean);
+      const ranges = text
+        .split(',')
+        .map((r) => r.trim())
+        .filter(Boolean);
       const bad = ranges.filter((r) => !parseRange(r));
       if (!ranges.length || bad.length) {
-        ctx.addIssue({ code: 'custom', message: `must be a number of proxy hops or a comma-separated list of proxy address ranges (CIDR); not a range: ${bad.join(', ') || text}` });
+        ctx.addIssue({
+          code: 'custom',
+          message: `must be a number of proxy hops or a comma-separated list of proxy address ranges (CIDR); not a range: ${bad.join(', ') || text}`,
+        });
         return z.NEVER;
       }
       return ranges;
@@ -148,7 +179,12 @@ const envSchema = z.object({
     .optional(),
   LATCHKEY_COOKIE_KEYS: z
     .string()
-    .transform((s) => s.split(',').map((k) => k.trim()).filter(Boolean))
+    .transform((s) =>
+      s
+        .split(',')
+        .map((k) => k.trim())
+        .filter(Boolean),
+    )
     .pipe(z.array(z.string().min(32, 'each cookie key needs at least 32 characters')).min(1))
     .optional(),
   LATCHKEY_ENCRYPTION_KEYS: encryptionKeysSchema.optional(),
@@ -173,7 +209,14 @@ const envSchema = z.object({
   MAIL: z.enum(['on', 'off']).optional(),
   UPSTREAM_UNLINK_ON: z
     .string()
-    .transform((s) => [...new Set(s.split(',').map((v) => v.trim()).filter((v) => v && v !== 'none'))])
+    .transform((s) => [
+      ...new Set(
+        s
+          .split(',')
+          .map((v) => v.trim())
+          .filter((v) => v && v !== 'none'),
+      ),
+    ])
     .pipe(z.array(z.enum(['password', 'reset'], { message: 'use password, reset, both (comma-separated) or none' })))
     .optional(),
   AUDIT_RETENTION_DAYS: int(1, 36_500).optional(),
@@ -183,9 +226,7 @@ type Env = Record<string, string | undefined>;
 
 /** Reads and validates the configuration. Throws ConfigError naming each bad variable. */
 export function loadConfig(env: Env = process.env): Config {
-  const relevant = Object.fromEntries(
-    Object.keys(envSchema.shape).map((k) => [k, env[k] === '' ? undefined : env[k]]),
-  );
+  const relevant = Object.fromEntries(Object.keys(envSchema.shape).map((k) => [k, env[k] === '' ? undefined : env[k]]));
   const parsed = envSchema.safeParse(relevant);
   if (!parsed.success) {
     const lines = parsed.error.issues.map((i) => `  ${i.path.join('.') || '(env)'}: ${i.message}`);
@@ -220,9 +261,7 @@ export function loadConfig(env: Env = process.env): Config {
     .filter(([, v]) => v === undefined)
     .map(([k]) => k);
   if (nodeEnv === 'production' && missing.length) {
-    throw new ConfigError(
-      `invalid configuration:\n  production refuses development keys; set ${missing.join(', ')} (see docs/configuration.md)`,
-    );
+    throw new ConfigError(`invalid configuration:\n  production refuses development keys; set ${missing.join(', ')} (see docs/configuration.md)`);
   }
   const issuer = (e.ISSUER ?? `http://localhost:${port}`).replace(/\/$/, '');
   if (nodeEnv === 'production') {

@@ -101,10 +101,10 @@ if (tier !== 'unit' && !process.env.MONGODB_URI) process.env.LATCHKEY_FERRETDB =
 const stopRedis = tier === 'unit' ? null : await ensureRedis();
 // Twice the cores: a journey file spends much of its time waiting on its servers, stores and child processes.
 const concurrency = Math.max(2, availableParallelism()) * 2;
-const result = spawnSync(
-  process.execPath,
-  ['--import', 'tsx', '--test', `--test-concurrency=${concurrency}`, '--test-reporter=spec', ...files],
-  { cwd: root, stdio: 'inherit', env: { ...process.env, NODE_ENV: 'test' } },
-);
+const result = spawnSync(process.execPath, ['--import', 'tsx', '--test', `--test-concurrency=${concurrency}`, '--test-reporter=spec', ...files], {
+  cwd: root,
+  stdio: 'inherit',
+  env: { ...process.env, NODE_ENV: 'test' },
+});
 stopRedis?.();
 process.exit(result.status ?? 1);

@@ -121,4 +121,7 @@ export const upstreamState = () => new LatchkeyError('upstream_state', 400, 'err
 export const upstreamLinkUnconfirmable = (name: string) => new LatchkeyError('upstream_link_unconfirmable', 403, 'errors.upstream.noPassword', { provider: name });
 
 export const upstreamNoAccount = (name: string, reason: 'email_not_verified' | 'no_identity') =>
-  new LatchkeyError('upstream_no_account', 403, reason === 'email_not_verified' ? 'errors.upstream.emailNotVerified' : 'errors.upstream.noIdentity', { provider: name, problem: reason });
+  new LatchkeyError('upstream_no_account', 403, reason === 'email_not_verified' ? 'errors.upstream.emailNotVerified' : 'errors.upstream.noIdentity', {
+    provider: name,
+    problem: reason,
+  });

@@ -77,15 +77,16 @@ const RETRY_MS = 15;
 /** A full window frees up only when an attempt in it turns out right: look again less often. */
 const WINDOW_RETRY_MS = 100;
 
-export function createLimiter(
-  counters: CounterStore,
-  limits: { lock: LockPolicy; addressLimit: AddressPolicy },
-  now: () => number = Date.now,
-): Limiter {
+export function createLimiter(counters: CounterStore, limits: { lock: LockPolicy; addressLimit: AddressPolicy }, now: () => number = Date.now): Limiter {
   const policy = limits.lock;
   const secondsUntil = (until: number) => Math.max(0, Math.ceil((until - now()) / 1000));
   const stateOf = (rec: CounterRecord | null): LockState => (rec?.frozen ? 'frozen' : rec && rec.lockedUntil > now() ? 'locked' : null);
-  const refused = (frozen: boolean, lockedForSeconds: number) => ({ passed: false as const, evaluated: false, frozen, lockedForSeconds: frozen ? 0 : Math.max(1, lockedForSeconds) });
+  const refused = (frozen: boolean, lockedForSeconds: number) => ({
+    passed: false as const,
+    evaluated: false,
+    frozen,
+    lockedForSeconds: frozen ? 0 : Math.max(1, lockedForSeconds),
+  });
 
   /** Holds `slot` on every target, waiting while one is busy; null when held, else the refusal. */
   async function admit(targets: string[], slot: string, deadline: number): Promise<AttemptResult | null> {
@@ -108,7 +109,7 @@ export function createLimiter(
       const place = address ? `ip:${addressGroup(address)}` : null;
       const deadline = performance.now() + WAIT_MS;
       // A full window waits briefly too: its places include attempts in flight, which a right answer gives back.
-      for (let taken = place ? await counters.windowTake(place, slot, limits.addressLimit.maxFailures, limits.addressLimit.windowMs, now()) : null; taken && !taken.allowed; ) {
+      for (let taken = place ? await counters.windowTake(place, slot, limits.addressLimit.maxFailures, limits.addressLimit.windowMs, now()) : null; taken && !taken.allowed;) {
         if (performance.now() >= deadline) return { ...refused(false, secondsUntil(taken.retryAt)), byAddress: true };
         await sleep(WINDOW_RETRY_MS);
         taken = await counters.windowTake(place!, slot, limits.addressLimit.maxFailures, limits.addressLimit.windowMs, now());
@@ -170,7 +171,10 @@ export function addressGroup(address: string): string {
   const right = tail ? tail.split(':') : [];
   // An embedded IPv4 tail (::ffff:1.2.3.4) is two groups; only the first four groups matter here.
   const groups = address.includes('::') ? [...left, ...Array(Math.max(0, 8 - left.length - right.length)).fill('0'), ...right] : left;
-  return `${groups.slice(0, 4).map((g) => g.replace(/^0+(?=.)/, '')).join(':')}::/64`;
+  return `${groups
+    .slice(0, 4)
+    .map((g) => g.replace(/^0+(?=.)/, ''))
+    .join(':')}::/64`;
 }
 
 /** A counter key that does not carry personal data (e.g. an email) in the clear. */

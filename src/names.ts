@@ -5,7 +5,8 @@ import type { Login, UserType } from './storage/accounts/port.ts';
 export const fullName = (login: Pick<Login, 'firstName' | 'lastName'>) => `${login.firstName} ${login.lastName}`.trim();
 
 /** The tenant's user type of that id, or undefined when the tenant has none such. */
-export const userTypeOf = <T extends Pick<UserType, 'id'>>(tenant: { userTypes: readonly T[] }, userTypeId: string): T | undefined => tenant.userTypes.find((t) => t.id === userTypeId);
+export const userTypeOf = <T extends Pick<UserType, 'id'>>(tenant: { userTypes: readonly T[] }, userTypeId: string): T | undefined =>
+  tenant.userTypes.find((t) => t.id === userTypeId);
 
 /** The user type's name, or its id when the tenant has no such type. */
 export const userTypeName = (tenant: { userTypes: readonly Pick<UserType, 'id' | 'name'>[] }, userTypeId: string) => userTypeOf(tenant, userTypeId)?.name ?? userTypeId;

@@ -25,7 +25,6 @@ import { makeDemoClientPublic, seedDemo } from './demo.ts';
 import { hashPlainClientSecrets } from './provider/clients.ts';
 import { createClientSecrets } from './crypto/client-secret.ts';
 
-
 export interface Latchkey extends Services {
   app: Koa;
   /** Starts listening on `config.port` (0 picks a free port). */

@@ -31,12 +31,13 @@ for (const setup of SETUPS) {
       const page = await browser.get((await rp.authorize()).url);
       const statuses: number[] = [];
       for (let batch = 0; batch < 20; batch++) {
-        const answers = await Promise.all(
-          Array.from({ length: 10 }, (_, i) => submitLogin(browser, page, `nobody-${batch}-${i}@acme.test`, 'wrong password')),
-        );
+        const answers = await Promise.all(Array.from({ length: 10 }, (_, i) => submitLogin(browser, page, `nobody-${batch}-${i}@acme.test`, 'wrong password')));
         statuses.push(...answers.map((a) => a.status));
       }
-      assert.ok(statuses.every((s) => s === 400 || s === 429), JSON.stringify(statuses));
+      assert.ok(
+        statuses.every((s) => s === 400 || s === 429),
+        JSON.stringify(statuses),
+      );
 
       const rows = await acmeAudit();
       const kinds = new Set(rows.map((r) => r.type));
@@ -65,15 +66,24 @@ for (const setup of SETUPS) {
       const now = new Date('2031-06-01T12:00:00Z');
       const audit = createAudit(accounts, createLogger('silent'), { retentionDays: 30, anonymousPerMinute: 20, now: () => now, sweepEveryMs: 0 });
       const at = (daysAgo: number): AuditEvent => ({
-        tenant: 'globex', login: 'gina-staff', type: 'retention.probe', time: new Date(now.getTime() - daysAgo * DAY_MS),
-        ip: null, userAgent: null, outcome: 'success', detail: { daysAgo },
+        tenant: 'globex',
+        login: 'gina-staff',
+        type: 'retention.probe',
+        time: new Date(now.getTime() - daysAgo * DAY_MS),
+        ip: null,
+        userAgent: null,
+        outcome: 'success',
+        detail: { daysAgo },
       });
       for (const days of [400, 31, 30.5, 29, 1]) await accounts.appendAudit(at(days));
       // More than one delete batch of old events.
       for (let i = 0; i < 1_050; i++) await accounts.appendAudit(at(60));
       await audit.sweep();
       const left = await accounts.listAudit({ tenant: 'globex', type: 'retention.probe', limit: 500 });
-      assert.deepEqual(left.map((e) => e.detail?.daysAgo), [1, 29]);
+      assert.deepEqual(
+        left.map((e) => e.detail?.daysAgo),
+        [1, 29],
+      );
     });
   });
 }

@@ -34,23 +34,35 @@ async function thrown(p: Promise<unknown>): Promise<LatchkeyError | null> {
 }
 
 const backends: [string, () => Promise<{ counters: CounterStore; close(): Promise<void> }>][] = [
-  ['sqlite', async () => {
-    const db = new Database(':memory:');
-    const counters = createSqliteCounterStore(db);
-    return { counters, close: async () => { await counters.close(); db.close(); } };
-  }],
-  ['redis', async () => {
-    const redis = new Redis(testRedisUrl());
-    const prefix = testRedisPrefix();
-    return {
-      counters: createRedisCounterStore(redis, { prefix }),
-      async close() {
-        const keys = await redis.keys(`${prefix}*`);
-        if (keys.length) await redis.del(...keys);
-        await redis.quit();
-      },
-    };
-  }],
+  [
+    'sqlite',
+    async () => {
+      const db = new Database(':memory:');
+      const counters = createSqliteCounterStore(db);
+      return {
+        counters,
+        close: async () => {
+          await counters.close();
+          db.close();
+        },
+      };
+    },
+  ],
+  [
+    'redis',
+    async () => {
+      const redis = new Redis(testRedisUrl());
+      const prefix = testRedisPrefix();
+      return {
+        counters: createRedisCounterStore(redis, { prefix }),
+        async close() {
+          const keys = await redis.keys(`${prefix}*`);
+          if (keys.length) await redis.del(...keys);
+          await redis.quit();
+        },
+      };
+    },
+  ],
 ];
 
 for (const [name, open] of backends) {
@@ -93,7 +105,11 @@ for (const [name, open] of backends) {
       let checked = false;
       for (const wait of [0, policy.maxLockMs, policy.idleResetMs, 30 * policy.idleResetMs]) {
         clock += wait;
-        assert.deepEqual(await limiter.run({ targets: [target] }, async () => (checked = true)), { passed: false, evaluated: false, frozen: true, lockedForSeconds: 0 }, `after ${wait} ms more`);
+        assert.deepEqual(
+          await limiter.run({ targets: [target] }, async () => (checked = true)),
+          { passed: false, evaluated: false, frozen: true, lockedForSeconds: 0 },
+          `after ${wait} ms more`,
+        );
         const err = await thrown(limiter.guard({ targets: [target] }, right));
         assert.equal(err?.code, 'locked_out');
         assert.deepEqual(err?.detail, { frozen: true }, 'no Retry-After: no wait lifts it');
@@ -142,7 +158,7 @@ for (const [name, open] of backends) {
       assert.deepEqual(await limiter.run({ targets: [`pwd:${randomUUID()}`], address: ip }, right), { passed: true }, 'the window slid on: never frozen');
     });
 
-    it('a success from the address (an attacker\'s own account) does not reset the address\'s failures', async () => {
+    it("a success from the address (an attacker's own account) does not reset the address's failures", async () => {
       const ip = freshAddress();
       const own = `pwd:${randomUUID()}`;
       for (let i = 0; i < addressLimit.maxFailures - 1; i++) await limiter.run({ targets: [`pwd:${randomUUID()}`], address: ip }, wrong);
@@ -156,10 +172,14 @@ for (const [name, open] of backends) {
     it('of parallel wrong answers from one address, no more than the window are evaluated', async () => {
       const ip = freshAddress();
       let evaluated = 0;
-      const results = await Promise.all(Array.from({ length: addressLimit.maxFailures + 30 }, () => limiter.run({ targets: [`pwd:${randomUUID()}`], address: ip }, async () => {
-        evaluated += 1;
-        return false;
-      })));
+      const results = await Promise.all(
+        Array.from({ length: addressLimit.maxFailures + 30 }, () =>
+          limiter.run({ targets: [`pwd:${randomUUID()}`], address: ip }, async () => {
+            evaluated += 1;
+            return false;
+          }),
+        ),
+      );
       assert.equal(evaluated, addressLimit.maxFailures);
       assert.equal(results.filter((r) => !r.passed && r.byAddress).length, 30);
     });
@@ -167,11 +187,15 @@ for (const [name, open] of backends) {
     it('evaluates at most threshold of 30 parallel wrong answers on one key', async () => {
       const target = `pin:${randomUUID()}`;
       let evaluated = 0;
-      const results = await Promise.all(Array.from({ length: 30 }, () => limiter.run({ targets: [target] }, async () => {
-        evaluated += 1;
-        await new Promise((resolve) => setImmediate(resolve));
-        return false;
-      })));
+      const results = await Promise.all(
+        Array.from({ length: 30 }, () =>
+          limiter.run({ targets: [target] }, async () => {
+            evaluated += 1;
+            await new Promise((resolve) => setImmediate(resolve));
+            return false;
+          }),
+        ),
+      );
       assert.equal(evaluated, policy.threshold);
       assert.equal(results.filter((r) => !r.passed && r.evaluated).length, policy.threshold);
       assert.equal(await limiter.state(target), 'locked');
@@ -181,23 +205,33 @@ for (const [name, open] of backends) {
       const target = `pwd:${randomUUID()}`;
       let running = 0;
       let most = 0;
-      const results = await Promise.all(Array.from({ length: 12 }, () => limiter.run({ targets: [target], address: freshAddress() }, async () => {
-        most = Math.max(most, ++running);
-        await new Promise((resolve) => setTimeout(resolve, 20));
-        running -= 1;
-        return true;
-      })));
-      assert.deepEqual(results, Array.from({ length: 12 }, () => ({ passed: true })));
+      const results = await Promise.all(
+        Array.from({ length: 12 }, () =>
+          limiter.run({ targets: [target], address: freshAddress() }, async () => {
+            most = Math.max(most, ++running);
+            await new Promise((resolve) => setTimeout(resolve, 20));
+            running -= 1;
+            return true;
+          }),
+        ),
+      );
+      assert.deepEqual(
+        results,
+        Array.from({ length: 12 }, () => ({ passed: true })),
+      );
       assert.ok(most <= policy.threshold, `${most} evaluated at once`);
     });
 
-    it('frees the slot and the address\'s place when the check throws, counting nothing', async () => {
+    it("frees the slot and the address's place when the check throws, counting nothing", async () => {
       const target = `pin:${randomUUID()}`;
       const ip = freshAddress();
       for (let i = 0; i < policy.threshold * 2; i++) {
-        await assert.rejects(limiter.run({ targets: [target], address: ip }, async () => {
-          throw new Error('store down');
-        }), /store down/);
+        await assert.rejects(
+          limiter.run({ targets: [target], address: ip }, async () => {
+            throw new Error('store down');
+          }),
+          /store down/,
+        );
       }
       assert.equal(await limiter.state(target), null);
       assert.deepEqual(await limiter.run({ targets: [target], address: ip }, right), { passed: true });
@@ -209,7 +243,7 @@ for (const [name, open] of backends) {
       const other = `pin:${randomUUID()}`;
       for (let i = 0; i < policy.threshold - 1; i++) await limiter.run({ targets: [login, identity] }, wrong);
       const fifth = await limiter.run({ targets: [other, identity] }, wrong);
-      assert.deepEqual(fifth, { passed: false, evaluated: true, frozen: false, lockedForSeconds: policy.baseLockMs / 1000 }, 'the identity\'s 5th failure, on another login');
+      assert.deepEqual(fifth, { passed: false, evaluated: true, frozen: false, lockedForSeconds: policy.baseLockMs / 1000 }, "the identity's 5th failure, on another login");
       assert.equal(await limiter.state(other), null);
       assert.deepEqual(await limiter.run({ targets: [other, identity] }, right), { passed: false, evaluated: false, frozen: false, lockedForSeconds: policy.baseLockMs / 1000 });
       clock += policy.baseLockMs;

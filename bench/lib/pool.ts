@@ -8,12 +8,7 @@ export interface PoolResult<T> {
   truncated: boolean;
 }
 
-export async function runPool<T>(
-  count: number,
-  concurrency: number,
-  op: (worker: number, index: number) => Promise<T>,
-  maxMs = 600_000,
-): Promise<PoolResult<T>> {
+export async function runPool<T>(count: number, concurrency: number, op: (worker: number, index: number) => Promise<T>, maxMs = 600_000): Promise<PoolResult<T>> {
   const results: T[] = [];
   let next = 0;
   let failure: unknown = null;

@@ -78,7 +78,10 @@ export function threadCpuMs(pid: number): Map<string, number> {
     try {
       const stat = readFileSync(`/proc/${pid}/task/${tid}/stat`, 'utf8');
       // Node 20 leaves libuv's pool threads (argon2) and V8's helper threads named after the process.
-      const comm = stat.slice(stat.indexOf('(') + 1, stat.lastIndexOf(')')).replace(/[0-9]+$/, '').trim();
+      const comm = stat
+        .slice(stat.indexOf('(') + 1, stat.lastIndexOf(')'))
+        .replace(/[0-9]+$/, '')
+        .trim();
       const name = Number(tid) === pid ? 'main' : comm === 'node' ? 'other' : comm;
       const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
       const ms = ((Number(fields[11]) + Number(fields[12])) * 1000) / clockTicks();

@@ -124,7 +124,6 @@ export async function startBare(env: Record<string, string>, extraNodeArgs: stri
   }
 }
 
-
 export interface BenchRedis {
   url: string;
   /** True when this bench started the Redis (nobody else writes to it). */

@@ -92,7 +92,12 @@ export function createAccountKit(deps: AccountDeps): AccountKit {
       provider.Session.findByUid(session.sid),
     ]);
     // The login is gone or disabled, moved, reset by its owner, or its provider session ended (signed out elsewhere).
-    const valid = login && !login.disabled && login.tenant === session.tenant && !endedBefore(notBefore, Math.max(session.authTime, session.keptAt ?? 0)) && providerSession?.accountId === login.id;
+    const valid =
+      login &&
+      !login.disabled &&
+      login.tenant === session.tenant &&
+      !endedBefore(notBefore, Math.max(session.authTime, session.keptAt ?? 0)) &&
+      providerSession?.accountId === login.id;
     const tenant = valid ? await accounts.getTenant(login.tenant) : null;
     if (!login || !valid || !tenant) {
       cookies.clear(ctx);
@@ -157,16 +162,21 @@ export function createAccountKit(deps: AccountDeps): AccountKit {
       return false;
     },
     render(ctx, view, signed, locals = {}, status = 200) {
-      sendPage(ctx, view, {
-        ...(signed
-          ? {
-              csrf: signed.session.csrf,
-              me: { id: signed.login.id, name: fullName(signed.login), isOwner: signed.isOwner },
-              tenantName: signed.tenant.name,
-            }
-          : {}),
-        ...locals,
-      }, status);
+      sendPage(
+        ctx,
+        view,
+        {
+          ...(signed
+            ? {
+                csrf: signed.session.csrf,
+                me: { id: signed.login.id, name: fullName(signed.login), isOwner: signed.isOwner },
+                tenantName: signed.tenant.name,
+              }
+            : {}),
+          ...locals,
+        },
+        status,
+      );
     },
     factorRequest(ctx, signed, body, draft = {}) {
       return { tenant: signed.tenant, login: signed.login, body, draft, ...requestInfo(ctx) };
@@ -175,4 +185,3 @@ export function createAccountKit(deps: AccountDeps): AccountKit {
   };
   return kit;
 }
-

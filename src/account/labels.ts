@@ -21,7 +21,25 @@ export function factorState(login: Login): string[] {
 export const formatTime = (time: Date) => `${time.toISOString().slice(0, 19).replace('T', ' ')} UTC`;
 
 /** The notices shown after a change (`?notice=`): fixed texts, nothing from the URL is shown. */
-export const NOTICES = ['reauthenticated', 'pin', 'authenticator', 'password', 'policy', 'stepUp', 'reset-authenticator', 'reset-pin', 'unlock', 'unlock-kept', 'upstreamUnlinked', 'added', 'added-invited', 'disable', 'enable', 'edited', 'remove'] as const;
+export const NOTICES = [
+  'reauthenticated',
+  'pin',
+  'authenticator',
+  'password',
+  'policy',
+  'stepUp',
+  'reset-authenticator',
+  'reset-pin',
+  'unlock',
+  'unlock-kept',
+  'upstreamUnlinked',
+  'added',
+  'added-invited',
+  'disable',
+  'enable',
+  'edited',
+  'remove',
+] as const;
 
 /** The notice's key (`notices.pin`), or undefined for anything else. */
 export const noticeOf = (value: unknown) => (typeof value === 'string' && (NOTICES as readonly string[]).includes(value) ? `notices.${value}` : undefined);

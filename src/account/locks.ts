@@ -33,7 +33,7 @@ export interface LoginLocks {
   unlock(login: Pick<Login, 'id' | 'email'>, scope: UnlockScope): Promise<{ lifted: Lifted; kept: Lifted }>;
 }
 
-const strongest = (a: LockState, b: LockState): LockState => (a === 'frozen' || b === 'frozen' ? 'frozen' : a ?? b);
+const strongest = (a: LockState, b: LockState): LockState => (a === 'frozen' || b === 'frozen' ? 'frozen' : (a ?? b));
 
 export function loginLocks(limiter: Limiter, factors: FactorRegistry): LoginLocks {
   const keys = (login: Pick<Login, 'id' | 'email'>): { what: string; key: string; scope: UnlockScope }[] => [

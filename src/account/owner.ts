@@ -197,7 +197,13 @@ export function ownerRoutes(router: Router, kit: AccountKit) {
       next: query.page < pages ? peopleUrl(query, { page: query.page + 1 }) : null,
       // A column's heading sorts by it; again, the other way round.
       sortLinks: Object.fromEntries(
-        LOGIN_SORTS.map((sort) => [sort, { href: peopleUrl(query, { sort, descending: query.sort === sort && !query.descending, page: 1 }), current: query.sort === sort ? (query.descending ? 'descending' : 'ascending') : null }]),
+        LOGIN_SORTS.map((sort) => [
+          sort,
+          {
+            href: peopleUrl(query, { sort, descending: query.sort === sort && !query.descending, page: 1 }),
+            current: query.sort === sort ? (query.descending ? 'descending' : 'ascending') : null,
+          },
+        ]),
       ),
       users: logins.map((l, i) => ({
         id: l.id,
@@ -250,7 +256,14 @@ export function ownerRoutes(router: Router, kit: AccountKit) {
     if (target.disabled === disabled) return;
     if (!(await accounts.setLoginDisabled(target.id, disabled))) throw notFound('errors.account.noSuchUser');
     if (disabled) await endLoginSessions(accounts, provider, [target.id]);
-    await audit.record({ type: disabled ? 'login.disabled' : 'login.enabled', outcome: 'success', tenant: signed.tenant.id, login: target.id, ...kit.requestInfo(ctx), detail: { by: signed.login.id } });
+    await audit.record({
+      type: disabled ? 'login.disabled' : 'login.enabled',
+      outcome: 'success',
+      tenant: signed.tenant.id,
+      login: target.id,
+      ...kit.requestInfo(ctx),
+      detail: { by: signed.login.id },
+    });
   }
 
   /**
@@ -366,7 +379,9 @@ function auditQuery(ctx: Context, logins: Login[]): { login?: string; type?: str
 }
 
 function eventRow(e: AuditEvent, names: Map<string, string>) {
-  const detail = e.detail ? Object.entries(e.detail).map(([k, v]) => `${k}: ${Array.isArray(v) ? v.join(' ') : typeof v === 'object' && v !== null ? JSON.stringify(v) : String(v)}`) : [];
+  const detail = e.detail
+    ? Object.entries(e.detail).map(([k, v]) => `${k}: ${Array.isArray(v) ? v.join(' ') : typeof v === 'object' && v !== null ? JSON.stringify(v) : String(v)}`)
+    : [];
   const by = typeof e.detail?.by === 'string' ? names.get(e.detail.by) : undefined;
   return {
     time: formatTime(e.time),

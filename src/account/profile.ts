@@ -171,7 +171,12 @@ export function profileRoutes(router: Router, kit: AccountKit) {
       // Whoever held a session or token from the old password loses it: every login of this person,
       // in every tenant. Only this page's own session is kept, so the person stays here.
       const logins = await accounts.listLoginsForEmailAllTenants(identity.email);
-      const cutOff = await endLoginSessions(accounts, provider, logins.map((l) => l.id), deps.now);
+      const cutOff = await endLoginSessions(
+        accounts,
+        provider,
+        logins.map((l) => l.id),
+        deps.now,
+      );
       cookies.setSession(ctx, { ...signed.session, keptAt: signInSecond(cutOff, cutOff.getTime()) });
       await record('success', { loginsSignedOut: logins.length });
       // Whoever linked an upstream account with the old password must confirm it again with the new one.
@@ -187,4 +192,3 @@ export function profileRoutes(router: Router, kit: AccountKit) {
     }
   });
 }
-

@@ -16,7 +16,6 @@ import { constantTimeEqual as equal } from '../crypto/equal.ts';
 
 const signInExpired = () => badRequest('errors.account.signInExpired');
 
-
 export function signInRoutes(router: Router, kit: AccountKit) {
   const { deps, cookies } = kit;
   const { provider, config, accounts, audit } = deps;

@@ -15,7 +15,8 @@ import { describeUnlock, unlockEmail } from './unlock.ts';
 import { invite } from './invite.ts';
 import { parseWebhookCommand, runWebhookCommand } from './webhooks.ts';
 
-const USAGE = 'usage: npm run cli -- import FILE.json\n       npm run cli -- unlock EMAIL\n       npm run cli -- invite EMAIL --tenant TENANT\n       npm run cli -- webhook add --tenant T --url URL --events TYPES | list --tenant T | remove --tenant T ID';
+const USAGE =
+  'usage: npm run cli -- import FILE.json\n       npm run cli -- unlock EMAIL\n       npm run cli -- invite EMAIL --tenant TENANT\n       npm run cli -- webhook add --tenant T --url URL --events TYPES | list --tenant T | remove --tenant T ID';
 
 /**
  * MongoDB without Redis is a set-up of its own (counters in DATA_DIR's SQLite), rarely the

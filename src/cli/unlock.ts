@@ -42,7 +42,10 @@ export async function unlockEmail(raw: string, deps: { accounts: AccountStore; l
 
 /** The report as the command prints it. */
 export function describeUnlock(report: UnlockReport): string[] {
-  const lifted = (l: Lifted) => Object.entries(l).map(([what, state]) => `${what} (${state})`).join(', ');
+  const lifted = (l: Lifted) =>
+    Object.entries(l)
+      .map(([what, state]) => `${what} (${state})`)
+      .join(', ');
   return [
     `${report.email}: password ${report.password ? `was ${report.password}, unlocked` : 'not locked'}`,
     ...report.logins.map((l) => {

@@ -24,7 +24,10 @@ export function parseWebhookCommand(args: string[]): WebhookCommand | string {
   if (verb === 'remove' && positional[0]) return { verb, tenant, id: positional[0] };
   if (verb === 'add') {
     const url = flags.get('url') ?? '';
-    const events = (flags.get('events') ?? '').split(',').map((e) => e.trim()).filter(Boolean);
+    const events = (flags.get('events') ?? '')
+      .split(',')
+      .map((e) => e.trim())
+      .filter(Boolean);
     if (!checkUrl(url)) return `"${url}" is not a receiver URL: https://…, or http:// to this machine`;
     if (!checkEvents(events)) return 'give --events with audit event types (signin.success), prefixes (factor.*) or *';
     return { verb, tenant, url, events };

@@ -7,7 +7,6 @@
 import type { Login } from '../storage/accounts/port.ts';
 import { hashedKey, type AttemptResult, type Limiter } from '../limits.ts';
 
-
 /** A factor's counter keys: the login's own, and its identity's (by the normalized email). */
 export interface FactorKeys {
   login(loginId: string): string;

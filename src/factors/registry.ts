@@ -22,10 +22,12 @@ export interface FactorRegistry {
 }
 
 export function createFactorRegistry(services: FactorServices): FactorRegistry {
-  const factors = new Map(FACTORS.map((make) => {
-    const f = make(services);
-    return [f.id, f] as const;
-  }));
+  const factors = new Map(
+    FACTORS.map((make) => {
+      const f = make(services);
+      return [f.id, f] as const;
+    }),
+  );
   const order = [...new Set([...factors.values()].map((f) => f.acr))];
   return {
     get(id) {

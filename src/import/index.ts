@@ -17,7 +17,10 @@ import { ACR } from '../provider/acr.ts';
 const id = z.string().regex(/^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$/, 'must be 1-128 letters, digits, ".", "_" or "-"');
 const name = z.string().trim().min(1, 'must not be empty').max(200);
 const email = z.string().max(320).email('must be an email address');
-const httpUrl = z.string().url().refine((u) => /^https?:\/\//.test(u), 'must be an http(s) URL');
+const httpUrl = z
+  .string()
+  .url()
+  .refine((u) => /^https?:\/\//.test(u), 'must be an http(s) URL');
 
 const identitySchema = z
   .object({
@@ -44,18 +47,17 @@ const loginSchema = z
 const clientSchema = z
   .object({
     client_id: id,
-    client_secret: z
-      .string()
-      .min(CLIENT_SECRET_MIN_LENGTH, `must be at least ${CLIENT_SECRET_MIN_LENGTH} random characters (e.g. openssl rand -base64 32)`)
-      .max(512)
-      .optional(),
+    client_secret: z.string().min(CLIENT_SECRET_MIN_LENGTH, `must be at least ${CLIENT_SECRET_MIN_LENGTH} random characters (e.g. openssl rand -base64 32)`).max(512).optional(),
     client_name: z.string().max(200).optional(),
     redirect_uris: z.array(httpUrl).min(1, 'needs at least one redirect URI'),
     post_logout_redirect_uris: z.array(httpUrl).optional(),
     grant_types: z.array(z.enum(['authorization_code', 'refresh_token', 'client_credentials'])).optional(),
     first_party: z.boolean().optional(),
     // The app's minimum level: every sign-in to it reaches one of these (the weakest is the floor).
-    default_acr_values: z.array(z.enum(Object.values(ACR) as [string, ...string[]])).min(1).optional(),
+    default_acr_values: z
+      .array(z.enum(Object.values(ACR) as [string, ...string[]]))
+      .min(1)
+      .optional(),
   })
   .strict();
 
@@ -199,10 +201,24 @@ export async function importDocument(raw: unknown, deps: { accounts: AccountStor
   let clients = 0;
   for (const t of doc.tenants ?? []) {
     const existing = await accounts.getTenant(t.id);
-    const tenant: Tenant = { id: t.id, name: t.name, owner: t.owner ?? existing?.owner ?? null, userTypes: t.userTypes, ...(t.stepUpEnrollment === undefined ? {} : { stepUpEnrollment: t.stepUpEnrollment }) };
+    const tenant: Tenant = {
+      id: t.id,
+      name: t.name,
+      owner: t.owner ?? existing?.owner ?? null,
+      userTypes: t.userTypes,
+      ...(t.stepUpEnrollment === undefined ? {} : { stepUpEnrollment: t.stepUpEnrollment }),
+    };
     await accounts.upsertTenant(tenant);
     for (const l of t.logins ?? []) {
-      const login: LoginInput = { id: l.id, tenant: t.id, email: normalizeEmail(l.email), userType: l.userType, firstName: l.firstName, lastName: l.lastName, disabled: l.disabled ?? false };
+      const login: LoginInput = {
+        id: l.id,
+        tenant: t.id,
+        email: normalizeEmail(l.email),
+        userType: l.userType,
+        firstName: l.firstName,
+        lastName: l.lastName,
+        disabled: l.disabled ?? false,
+      };
       await accounts.upsertLogin(login);
       logins++;
     }

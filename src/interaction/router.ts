@@ -47,10 +47,12 @@ export interface JourneySteps {
 /** Adds routes under `/interaction/:uid` that use the journey's steps. */
 export type JourneyPlugin = (router: Router, steps: JourneySteps) => void;
 
-export function interactionRouter({ provider, config, accounts, hasher, factors, audit, limiter, browsers, now = Date.now }: InteractionDeps, plugins: JourneyPlugin[] = []): Router {
+export function interactionRouter(
+  { provider, config, accounts, hasher, factors, audit, limiter, browsers, now = Date.now }: InteractionDeps,
+  plugins: JourneyPlugin[] = [],
+): Router {
   const router = new Router({ prefix: '/interaction/:uid' });
   const findClient = clientFinder(accounts, config.issuer);
-
 
   async function load(ctx: Context, expectedPrompt?: string) {
     const interaction = await provider.interactionDetails(ctx.req, ctx.res);
@@ -102,7 +104,6 @@ export function interactionRouter({ provider, config, accounts, hasher, factors,
     csrf: progress.csrf,
   });
 
-
   function factorOf(tenant: Tenant, login: Login): Factor {
     const type = userTypeOf(tenant, login.userType);
     if (!type) throw noLoginForClient('errors.signin.noUserType');
@@ -123,7 +124,10 @@ export function interactionRouter({ provider, config, accounts, hasher, factors,
     const defaults = client?.metadata.default_acr_values;
     const requested = requiredRank(interaction.params, Array.isArray(defaults) ? (defaults as string[]) : undefined, factors.acrValues());
     const needed = Math.max(factors.rank(own.acr), requested);
-    const reaching = factors.all().filter((f) => factors.rank(f.acr) >= needed).sort((a, b) => factors.rank(a.acr) - factors.rank(b.acr));
+    const reaching = factors
+      .all()
+      .filter((f) => factors.rank(f.acr) >= needed)
+      .sort((a, b) => factors.rank(a.acr) - factors.rank(b.acr));
     const ready = reaching.find((f) => f.stage(login) !== 'enroll');
     if (ready) return ready;
     if (reaching.includes(own)) return own;
@@ -190,7 +194,14 @@ export function interactionRouter({ provider, config, accounts, hasher, factors,
     const amr = [...new Set([...(progress.amr ?? []), ...factor.amr])];
     // The level reached: the factor's, or the session's when that was higher already.
     const acr = stepUp && factors.rank(stepUp.acr) > factors.rank(factor.acr) ? stepUp.acr : factor.acr;
-    await audit.record({ type: 'signin.success', outcome: 'success', tenant: tenant.id, login: login.id, ...requestInfo(ctx), detail: { amr, acr, lang: localeOf(ctx).lang, ...(stepUp ? { stepUp: true } : {}) } });
+    await audit.record({
+      type: 'signin.success',
+      outcome: 'success',
+      tenant: tenant.id,
+      login: login.id,
+      ...requestInfo(ctx),
+      detail: { amr, acr, lang: localeOf(ctx).lang, ...(stepUp ? { stepUp: true } : {}) },
+    });
     interaction.result = { login: { accountId: login.id, amr, acr, ts: signInSecond(await accounts.loginSessionsNotBefore(login.id), now()), remember: true } };
     await interaction.persist();
     if (progress.email) await browsers.remember(ctx, progress.email);
@@ -225,7 +236,12 @@ export function interactionRouter({ provider, config, accounts, hasher, factors,
     const fp = await factor.page(stage, req);
     await saveProgress(interaction, progress);
     const reason = stage === 'enroll' ? await setUpReason(ctx, tenant, login, factor) : null;
-    page(ctx, fp.view, { ...baseLocals(interaction, progress), ...fp.locals, login, userTypeName: userTypeName(tenant, login.userType), setUpReason: reason, error }, error?.status ?? 200);
+    page(
+      ctx,
+      fp.view,
+      { ...baseLocals(interaction, progress), ...fp.locals, login, userTypeName: userTypeName(tenant, login.userType), setUpReason: reason, error },
+      error?.status ?? 200,
+    );
   }
 
   /**
@@ -243,7 +259,12 @@ export function interactionRouter({ provider, config, accounts, hasher, factors,
     ]);
     const policy = policies.find((e) => e.detail?.userType === login.userType && e.detail?.to === factorId);
     const reset = resets[0];
-    const why = reset && (!policy || reset.time >= policy.time) ? { key: `setUpReason.reset.${factorId}`, time: reset.time } : policy ? { key: `setUpReason.policy.${factorId}`, time: policy.time } : null;
+    const why =
+      reset && (!policy || reset.time >= policy.time)
+        ? { key: `setUpReason.reset.${factorId}`, time: reset.time }
+        : policy
+          ? { key: `setUpReason.policy.${factorId}`, time: policy.time }
+          : null;
     if (!why || !hasText('en', why.key)) return null;
     const { lang, t } = localeOf(ctx);
     const date = why.time.toLocaleDateString(lang === 'nl' ? 'nl-NL' : 'en-GB', { day: 'numeric', month: 'long', year: 'numeric', timeZone: 'UTC' });
@@ -292,7 +313,12 @@ export function interactionRouter({ provider, config, accounts, hasher, factors,
     const locals = baseLocals(interaction, progress);
     if (interaction.prompt.name === 'consent') {
       const details = interaction.prompt.details as { missingOIDCScope?: string[]; missingOIDCClaims?: string[] };
-      return page(ctx, 'consent', { ...locals, clientName: (client.metadata.client_name as string | undefined) ?? client.clientId, scopes: details.missingOIDCScope ?? [], claims: details.missingOIDCClaims ?? [] });
+      return page(ctx, 'consent', {
+        ...locals,
+        clientName: (client.metadata.client_name as string | undefined) ?? client.clientId,
+        scopes: details.missingOIDCScope ?? [],
+        claims: details.missingOIDCClaims ?? [],
+      });
     }
     if (interaction.prompt.name !== 'login') throw badRequest('errors.signin.unsupportedStep');
     if (progress.identityId && progress.email) {
@@ -398,9 +424,7 @@ export function interactionRouter({ provider, config, accounts, hasher, factors,
     const { prompt, params, session } = interaction;
     if (!session?.accountId) throw badRequest('errors.signin.signInFirst');
     const details = prompt.details as { missingOIDCScope?: string[]; missingOIDCClaims?: string[]; missingResourceScopes?: Record<string, string[]> };
-    const grant = interaction.grantId
-      ? await provider.Grant.find(interaction.grantId)
-      : new provider.Grant({ accountId: session.accountId, clientId: String(params.client_id) });
+    const grant = interaction.grantId ? await provider.Grant.find(interaction.grantId) : new provider.Grant({ accountId: session.accountId, clientId: String(params.client_id) });
     if (!grant) throw badRequest('errors.signin.expired');
     if (details.missingOIDCScope) grant.addOIDCScope(details.missingOIDCScope.join(' '));
     if (details.missingOIDCClaims) grant.addOIDCClaims(details.missingOIDCClaims);

@@ -92,7 +92,21 @@ export function renderMail(message: MailMessage): { subject: string; text: strin
  * `worker: false` only queues (the operator CLI, which leaves at once): a
  * server's worker sends what it queued.
  */
-export function createMailer({ outbox, transport, log, now = () => new Date(), intervalMs = 2_000, worker = true }: { outbox: OutboxStore; transport: MailTransport; log: Logger; now?: () => Date; intervalMs?: number; worker?: boolean }): Mailer {
+export function createMailer({
+  outbox,
+  transport,
+  log,
+  now = () => new Date(),
+  intervalMs = 2_000,
+  worker = true,
+}: {
+  outbox: OutboxStore;
+  transport: MailTransport;
+  log: Logger;
+  now?: () => Date;
+  intervalMs?: number;
+  worker?: boolean;
+}): Mailer {
   let draining: Promise<number> | null = null;
 
   async function drainOnce(): Promise<number> {

@@ -22,7 +22,6 @@ import { fullName, userTypeOf } from '../names.ts';
 
 const OFFLINE_ACCESS = 'offline_access';
 
-
 /** The provider's endpoints a public client may not call. */
 const AUTHENTICATED_ONLY = new Set(['/token/introspection', '/token/revocation']);
 
@@ -64,17 +63,13 @@ export function createProvider({ config, accounts, adapter, factors, log, unavai
   loginChecks.remove('essential_acr');
   loginChecks.remove('essential_acrs');
   loginChecks.add(
-    new interactionPolicy.Check(
-      'latchkey_policy',
-      "the session does not satisfy the login's tenant or second-factor policy",
-      async (ctx) => ((await sessionSatisfiesPolicy(ctx)) ? interactionPolicy.Check.NO_NEED_TO_PROMPT : interactionPolicy.Check.REQUEST_PROMPT),
+    new interactionPolicy.Check('latchkey_policy', "the session does not satisfy the login's tenant or second-factor policy", async (ctx) =>
+      (await sessionSatisfiesPolicy(ctx)) ? interactionPolicy.Check.NO_NEED_TO_PROMPT : interactionPolicy.Check.REQUEST_PROMPT,
     ),
   );
   loginChecks.add(
-    new interactionPolicy.Check(
-      STEP_UP_REASON,
-      'the session is below the authentication level the request or the application asks for',
-      (ctx) => (sessionReachesRequest(ctx) ? interactionPolicy.Check.NO_NEED_TO_PROMPT : interactionPolicy.Check.REQUEST_PROMPT),
+    new interactionPolicy.Check(STEP_UP_REASON, 'the session is below the authentication level the request or the application asks for', (ctx) =>
+      sessionReachesRequest(ctx) ? interactionPolicy.Check.NO_NEED_TO_PROMPT : interactionPolicy.Check.REQUEST_PROMPT,
     ),
   );
   // Before the interaction stores the request's parameters (no session yet); `loadExistingGrant` does it with one.
@@ -155,8 +150,7 @@ export function createProvider({ config, accounts, adapter, factors, log, unavai
   }
 
   const configuration: Configuration = {
-    adapter: (name: string) =>
-      name === 'Client' ? clientAdapter(findClient) : name === 'Grant' ? trackLoginGrants(adapter.factory(name), accounts) : adapter.factory(name),
+    adapter: (name: string) => (name === 'Client' ? clientAdapter(findClient) : name === 'Grant' ? trackLoginGrants(adapter.factory(name), accounts) : adapter.factory(name)),
     acrValues: factors.acrValues(),
     claims: CLAIMS,
     conformIdTokenClaims: false,

@@ -78,11 +78,22 @@ export async function sendInvitation(
   input: { email: string; tenantId: string; lang?: 'en' | 'nl'; by?: string | null; now?: Date },
 ): Promise<{ identityId: string; expiresAt: Date } | null> {
   const email = normalizeEmail(input.email);
-  const [identity, tenant, logins] = await Promise.all([deps.accounts.findIdentityByEmail(email), deps.accounts.getTenant(input.tenantId), deps.accounts.listLoginsForEmail(input.tenantId, email)]);
+  const [identity, tenant, logins] = await Promise.all([
+    deps.accounts.findIdentityByEmail(email),
+    deps.accounts.getTenant(input.tenantId),
+    deps.accounts.listLoginsForEmail(input.tenantId, email),
+  ]);
   if (!identity || !tenant || logins.length === 0) return null;
   const now = input.now ?? new Date();
   const link = await issueLink(deps, identity.id, 'invite', now);
-  await deps.mailer.send({ kind: 'invitation', to: identity.email, lang: input.lang ?? 'en', tenant: { id: tenant.id, name: tenant.name }, link, values: { hours: String(deps.config.mail.inviteLinkHours) } });
+  await deps.mailer.send({
+    kind: 'invitation',
+    to: identity.email,
+    lang: input.lang ?? 'en',
+    tenant: { id: tenant.id, name: tenant.name },
+    link,
+    values: { hours: String(deps.config.mail.inviteLinkHours) },
+  });
   await deps.audit.record({ type: 'login.invited', outcome: 'success', tenant: tenant.id, login: logins[0]!.id, detail: { ...(input.by ? { by: input.by } : {}) } });
   return { identityId: identity.id, expiresAt: new Date(now.getTime() + deps.config.mail.inviteLinkHours * 3_600_000) };
 }
@@ -196,7 +207,12 @@ export function linkRouter(deps: RecoveryDeps): Router {
       if (!(await links.use(tokenHash, purpose, now()))) throw linkError(purpose, 'used');
       await accounts.setPasswordHash(identity.id, await hasher.hash(fields.password!));
       const logins: Login[] = await accounts.listLoginsForEmailAllTenants(identity.email);
-      await endLoginSessions(accounts, provider, logins.map((l) => l.id), () => now().getTime());
+      await endLoginSessions(
+        accounts,
+        provider,
+        logins.map((l) => l.id),
+        () => now().getTime(),
+      );
       // Proving the mailbox ends a lock on the password; the second factor's locks stay.
       await limiter.unlock(passwordKey(identity.email));
       const info = requestInfo(ctx);

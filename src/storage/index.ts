@@ -209,11 +209,7 @@ export async function createStores(config: Config, log: Logger): Promise<Stores>
     },
     accountCache: accountCache && { stats: () => accountCache.stats() },
     kinds: { accounts: mongo ? 'mongodb' : 'sqlite', provider: config.redisClusterNodes ? 'redis-cluster' : redis ? 'redis' : 'sqlite' },
-    check: () =>
-      Promise.all([
-        probe(mongo ? 'mongodb' : 'sqlite', () => accounts.ping()),
-        ...(redis ? [probe('redis', () => adapter.ping())] : []),
-      ]),
+    check: () => Promise.all([probe(mongo ? 'mongodb' : 'sqlite', () => accounts.ping()), ...(redis ? [probe('redis', () => adapter.ping())] : [])]),
     async close() {
       await adapter.close();
       await counters.close();

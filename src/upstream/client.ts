@@ -56,7 +56,10 @@ export interface UpstreamClientDeps {
 
 /** The ID token's `kid` in a token endpoint answer, or null (no ID token, not JSON, no `kid`). */
 async function idTokenKid(response: Response): Promise<string | null> {
-  const body = (await response.clone().json().catch(() => null)) as { id_token?: unknown } | null;
+  const body = (await response
+    .clone()
+    .json()
+    .catch(() => null)) as { id_token?: unknown } | null;
   const header = typeof body?.id_token === 'string' ? body.id_token.split('.')[0] : undefined;
   if (!header) return null;
   try {
@@ -100,7 +103,9 @@ export function createUpstreamClient({ config, log }: UpstreamClientDeps): Upstr
       log.error({ upstream: upstream.id, tenant: upstream.tenant }, 'upstream issuer is http: production accepts https issuers only');
       throw upstreamUnavailable(upstream.name);
     }
-    const key = createHash('sha256').update(JSON.stringify([upstream.tenant, upstream.id, upstream.issuer, upstream.clientId, upstream.clientSecret])).digest('base64url');
+    const key = createHash('sha256')
+      .update(JSON.stringify([upstream.tenant, upstream.id, upstream.issuer, upstream.clientId, upstream.clientSecret]))
+      .digest('base64url');
     const now = Date.now();
     let entry = cache.get(key);
     if (!entry || entry.expires <= now) {

@@ -47,7 +47,15 @@ const UPSTREAM_ID = /^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$/;
 const STATE = /^([A-Za-z0-9_-]{1,64})\.[A-Za-z0-9_-]{16,128}$/;
 
 /** Errors shown on the upstream page (with the way back); anything else goes to the error handler. */
-const SHOWN = new Set(['upstream_unavailable', 'upstream_error', 'upstream_invalid_response', 'upstream_state', 'upstream_no_account', 'upstream_link_unconfirmable', 'no_login_for_client']);
+const SHOWN = new Set([
+  'upstream_unavailable',
+  'upstream_error',
+  'upstream_invalid_response',
+  'upstream_state',
+  'upstream_no_account',
+  'upstream_link_unconfirmable',
+  'no_login_for_client',
+]);
 
 const sameState = (given: unknown, expected: string) => typeof given === 'string' && constantTimeEqual(given, expected);
 
@@ -127,7 +135,8 @@ export function upstreamSignIn({ accounts, audit, client, hasher, limiter, brows
         }
       } catch (err) {
         if (err instanceof LatchkeyError && err.onForm) {
-          if (err.code === 'locked_out') await audit.record({ type: 'signin.locked', outcome: 'failure', tenant: tenant.id, ...info, ...(err.detail.frozen ? { detail: { frozen: true } } : {}) });
+          if (err.code === 'locked_out')
+            await audit.record({ type: 'signin.locked', outcome: 'failure', tenant: tenant.id, ...info, ...(err.detail.frozen ? { detail: { frozen: true } } : {}) });
           return confirmPage(ctx, interaction, progress, upstream, identity.email, err);
         }
         if (err instanceof LatchkeyError && err.code === 'upstream_link_unconfirmable') return refuse(ctx, interaction, tenant, upstream.id, err);

@@ -47,7 +47,10 @@ export function plainAddress(raw: string | undefined): string | null {
 export function clientAddress(remote: string | undefined, forwardedFor: string | undefined, trust: TrustProxy): string | null {
   const peer = plainAddress(remote);
   if (trust === false || !peer) return peer;
-  const forwarded = (forwardedFor ?? '').split(',').map((a) => a.trim()).filter(Boolean);
+  const forwarded = (forwardedFor ?? '')
+    .split(',')
+    .map((a) => a.trim())
+    .filter(Boolean);
   const chain = [...forwarded, peer];
   if (typeof trust === 'number') {
     // The peer is the first hop; each further hop wrote the entry left of the one it received.

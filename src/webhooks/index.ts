@@ -101,7 +101,12 @@ export function createWebhooks({ store, box, log, now = Date.now, worker = true,
         method: 'POST',
         redirect: 'manual',
         signal: AbortSignal.timeout(SEND_TIMEOUT_MS),
-        headers: { 'content-type': 'application/json', 'user-agent': 'Latchkey-Webhooks/1', [EVENT_ID_HEADER]: d.eventId, [SIGNATURE_HEADER]: sign(secret, Math.floor(now() / 1000), d.body) },
+        headers: {
+          'content-type': 'application/json',
+          'user-agent': 'Latchkey-Webhooks/1',
+          [EVENT_ID_HEADER]: d.eventId,
+          [SIGNATURE_HEADER]: sign(secret, Math.floor(now() / 1000), d.body),
+        },
         body: d.body,
       });
       status = res.status;
@@ -126,7 +131,14 @@ export function createWebhooks({ store, box, log, now = Date.now, worker = true,
       const byTenant = new Map<string, Subscription[]>();
       for (const d of batch) if (!byTenant.has(d.tenant)) byTenant.set(d.tenant, await store.listSubscriptions(d.tenant));
       // One head per subscription at a time: the batch's deliveries belong to different subscriptions.
-      const sent = await Promise.all(batch.map((d) => send(d, byTenant.get(d.tenant)!.find((s) => s.id === d.subscription))));
+      const sent = await Promise.all(
+        batch.map((d) =>
+          send(
+            d,
+            byTenant.get(d.tenant)!.find((s) => s.id === d.subscription),
+          ),
+        ),
+      );
       delivered += sent.filter(Boolean).length;
     }
   }
@@ -164,7 +176,10 @@ export function createWebhooks({ store, box, log, now = Date.now, worker = true,
       if (!subs.length) return;
       const eventId = randomUUID();
       const body = JSON.stringify({ id: eventId, type, ...payload });
-      await store.enqueue(subs.map((s) => ({ subscription: s.id, tenant, eventId, type, body })), new Date(now()));
+      await store.enqueue(
+        subs.map((s) => ({ subscription: s.id, tenant, eventId, type, body })),
+        new Date(now()),
+      );
       if (worker) drainQuietly();
     },
     drain,
@@ -184,7 +199,11 @@ export function withWebhooks(audit: Audit, webhooks: Webhooks, log: Logger, now:
       if (!event.tenant) return;
       const { type, tenant, login, outcome, ip, userAgent, detail } = event;
       await webhooks
-        .publish({ tenant, type, payload: { time: new Date(now()).toISOString(), tenant, login: login ?? null, outcome, ip: ip ?? null, userAgent: userAgent ?? null, detail: detail ?? {} } })
+        .publish({
+          tenant,
+          type,
+          payload: { time: new Date(now()).toISOString(), tenant, login: login ?? null, outcome, ip: ip ?? null, userAgent: userAgent ?? null, detail: detail ?? {} },
+        })
         .catch((err: unknown) => log.warn({ err: (err as Error).message, type }, 'webhook delivery not queued'));
     },
   };

@@ -57,7 +57,7 @@ for (const setup of SETUPS) {
       // The owner linked the app at an earlier sign-in; a user of a TOTP type lost their phone.
       const earlier = await accountSignIn(server, { email: 'owner@acme.test' });
       const linked = await linkOnPage(earlier.browser, earlier.page);
-      assert.ok(onAccountPage(linked.page), 'the owner\'s app is linked');
+      assert.ok(onAccountPage(linked.page), "the owner's app is linked");
       const lost = await addPerson(server, 'manager');
       const [lostLogin] = lost.logins as [string];
       await linkApp(server, rp, lost);

@@ -102,7 +102,10 @@ for (const setup of SETUPS) {
 
       const jane = await accountSignIn(server, { email: 'jane@acme.test' });
       assert.ok(testIds(jane.page).includes('select-form'), `Jane now chooses a login: ${jane.page.status}`);
-      assert.ok(choiceLabels(jane.page).some(([id, label]) => id === added.id && label === 'jane DOE (Staff) — Staff (Acme Care)'), JSON.stringify(choiceLabels(jane.page)));
+      assert.ok(
+        choiceLabels(jane.page).some(([id, label]) => id === added.id && label === 'jane DOE (Staff) — Staff (Acme Care)'),
+        JSON.stringify(choiceLabels(jane.page)),
+      );
       const profile = await jane.browser.post(actionOf(jane.page, 'select-form'), { login: added.id, csrf: csrfOf(jane.page) });
       assert.ok(onAccountPage(profile), `${profile.status} ${errorOf(profile)}`);
       assert.equal(textOf(profile, 'profile-user-type'), 'Staff');
@@ -126,7 +129,10 @@ for (const setup of SETUPS) {
       const { browser, form } = await addForm();
       const fields = { ...hiddenFields(form, 'add-person-form'), first_name: 'Pia', last_name: 'Parallel', email, user_type: 'staff' };
       const answers = await Promise.all(Array.from({ length: 8 }, () => browser.post(actionOf(form, 'add-person-form'), fields)));
-      assert.ok(answers.every((a) => onAccountPage(a, '/account/users')), answers.map((a) => `${a.status} ${a.url} ${errorOf(a)}`).join('\n'));
+      assert.ok(
+        answers.every((a) => onAccountPage(a, '/account/users')),
+        answers.map((a) => `${a.status} ${a.url} ${errorOf(a)}`).join('\n'),
+      );
       const logins = await accounts().listLoginsForEmail('acme', email);
       assert.equal(logins.length, 1);
       assert.equal((await auditOf(server, logins[0]!.id, 'login.added')).length, 1, 'audited once');
@@ -202,14 +208,14 @@ for (const setup of SETUPS) {
       assert.equal((await auditOf(server, login, 'login.enabled'))[0]?.detail?.by, 'acme-owner');
 
       const gina = await signedIn(server, { email: 'gina@globex.test' }, '/account/users');
-      assert.equal((await gina.browser.post(`/account/users/${login}/disable`, { csrf: csrfOf(gina.page), confirm: 'yes' })).status, 404, 'another tenant\'s owner');
+      assert.equal((await gina.browser.post(`/account/users/${login}/disable`, { csrf: csrfOf(gina.page), confirm: 'yes' })).status, 404, "another tenant's owner");
       const jane = await signedIn(server, { email: 'jane@acme.test', login: 'jane-acme' });
       assert.equal((await jane.browser.post(`/account/users/${login}/disable`, { csrf: csrfOf(jane.page), confirm: 'yes' })).status, 403, 'a non-owner');
       assert.equal((await owner.browser.post(`/account/users/${login}/disable`, { confirm: 'yes' })).status, 403, 'no CSRF token');
       assert.equal((await accounts().getLogin(login))!.disabled, false, 'none of them disabled it');
     });
 
-    it('edits name and user type (the next sign-in follows the type\'s policy) and email (the login passes to that person, who sets up their own factor)', async () => {
+    it("edits name and user type (the next sign-in follows the type's policy) and email (the login passes to that person, who sets up their own factor)", async () => {
       const person = await addPerson(server, 'staff');
       const [login] = person.logins as [string];
       const before = await reachFactor(server, rp, person);
@@ -239,8 +245,8 @@ for (const setup of SETUPS) {
       assert.ok(onAccountPage(moved, '/account/users'), `${moved.status} ${errorOf(moved)}`);
       const now = (await accounts().getLogin(login))!;
       assert.equal(now.email, email);
-      assert.equal(now.factors.pin, undefined, 'the old person\'s PIN is forgotten');
-      assert.equal((await oidc.tokenIntrospection(rp.config, tokens.access_token)).active, false, 'the old person\'s tokens end');
+      assert.equal(now.factors.pin, undefined, "the old person's PIN is forgotten");
+      assert.equal((await oidc.tokenIntrospection(rp.config, tokens.access_token)).active, false, "the old person's tokens end");
       assert.deepEqual(await accounts().listLoginsForEmail('acme', person.email), [], 'the old email has the login no more');
       const old = await asNurse.browser.get((await rp.authorize()).url);
       assert.ok(testIds(old).includes('login-form'), 'the old session ended');
@@ -254,11 +260,18 @@ for (const setup of SETUPS) {
       assert.ok(hasForm(signIn.page, 'choose-pin-form'), `the new person chooses their own PIN: ${signIn.page.status}`);
 
       for (const bad of [{ email: 'nope' }, { user_type: 'boss' }, { first_name: '' }]) {
-        const res = await owner.browser.post(`/account/users/${login}/edit`, { ...hiddenFields(again, 'add-person-form'), first_name: 'X', last_name: 'Y', email, user_type: 'nurse', ...bad });
+        const res = await owner.browser.post(`/account/users/${login}/edit`, {
+          ...hiddenFields(again, 'add-person-form'),
+          first_name: 'X',
+          last_name: 'Y',
+          email,
+          user_type: 'nurse',
+          ...bad,
+        });
         assert.equal(res.status, 400, JSON.stringify(bad));
       }
       const gina = await signedIn(server, { email: 'gina@globex.test' }, '/account/users');
-      assert.equal((await gina.browser.get(`/account/users/${login}/edit`)).status, 404, 'another tenant\'s owner');
+      assert.equal((await gina.browser.get(`/account/users/${login}/edit`)).status, 404, "another tenant's owner");
       assert.equal((await gina.browser.post(`/account/users/${login}/edit`, { csrf: csrfOf(gina.page), first_name: 'G', last_name: 'G', email, user_type: 'nurse' })).status, 404);
       assert.equal((await owner.browser.post(`/account/users/${login}/edit`, { first_name: 'G', last_name: 'G', email, user_type: 'nurse' })).status, 403, 'no CSRF token');
       assert.equal((await accounts().getLogin(login))!.firstName, 'Petra', 'unchanged by the refused ones');
@@ -305,12 +318,12 @@ for (const setup of SETUPS) {
       const other = await addPerson(server, 'staff');
       const [target] = other.logins as [string];
       const gina = await signedIn(server, { email: 'gina@globex.test' }, '/account/users');
-      assert.equal((await gina.browser.post(`/account/users/${target}/remove`, { csrf: csrfOf(gina.page), confirm: 'yes' })).status, 404, 'another tenant\'s owner');
+      assert.equal((await gina.browser.post(`/account/users/${target}/remove`, { csrf: csrfOf(gina.page), confirm: 'yes' })).status, 404, "another tenant's owner");
       assert.equal((await owner.browser.post(`/account/users/${target}/remove`, { confirm: 'yes' })).status, 403, 'no CSRF token');
-      assert.ok(await accounts().getLogin(target) && await accounts().getLogin('acme-owner'), 'none of them removed anything');
+      assert.ok((await accounts().getLogin(target)) && (await accounts().getLogin('acme-owner')), 'none of them removed anything');
     });
 
-    it('is the owner\'s alone: a non-owner gets 403, a forged or cross-site form 403, and nothing is added', async () => {
+    it("is the owner's alone: a non-owner gets 403, a forged or cross-site form 403, and nothing is added", async () => {
       const email = newEmail();
       const jane = await signedIn(server, { email: 'jane@acme.test', login: 'jane-globex' });
       assert.equal((await jane.browser.get('/account/users/new')).status, 403);
@@ -325,7 +338,7 @@ for (const setup of SETUPS) {
       const gina = await signedIn(server, { email: 'gina@globex.test' }, '/account/users');
       const globex = await gina.browser.get('/account/users/new');
       const ginaFields = { ...hiddenFields(globex, 'add-person-form'), ...fields, user_type: 'nurse' };
-      assert.equal((await gina.browser.post('/account/users/new', ginaFields)).status, 400, 'another tenant\'s user type');
+      assert.equal((await gina.browser.post('/account/users/new', ginaFields)).status, 400, "another tenant's user type");
       assert.equal(await accounts().findIdentityByEmail(email), null, 'nothing added');
     });
   });

@@ -59,11 +59,14 @@ for (const setup of SETUPS) {
       assert.ok(!testIds(profile).includes('nav-security'));
       const rows = [...profile.html.matchAll(/data-testid="sign-in"><td>([^<]+)<\/td><td[^>]*>([^<]*)<\/td>/g)];
       assert.equal(rows.length, 2, 'the application sign-in and this one');
-      assert.deepEqual(rows.map((r) => r[2]), ['pwd pin', 'pwd pin']);
+      assert.deepEqual(
+        rows.map((r) => r[2]),
+        ['pwd pin', 'pwd pin'],
+      );
       assert.equal((await auditOf(server, login, 'account.signin')).length, 1);
     });
 
-    it('changes the PIN: the current PIN is checked and counted, the new one follows the sign-in\'s rules', async () => {
+    it("changes the PIN: the current PIN is checked and counted, the new one follows the sign-in's rules", async () => {
       const { person, login, browser } = await atProfile('nurse');
       let page = await browser.get('/account/profile/pin');
       assert.ok(hasForm(page, 'change-pin-form'));
@@ -109,7 +112,7 @@ for (const setup of SETUPS) {
       assert.ok(callbackReached(await submitFactor(next.browser, next.page, 'enter-pin-form', { pin: NEW_PIN })), 'the new PIN does');
     });
 
-    it('locks the PIN change after too many wrong current PINs, sharing the sign-in\'s limit', async () => {
+    it("locks the PIN change after too many wrong current PINs, sharing the sign-in's limit", async () => {
       const { person, login, browser } = await atProfile('nurse');
       const page = await browser.get('/account/profile/pin');
       const statuses: number[] = [];
@@ -158,7 +161,11 @@ for (const setup of SETUPS) {
       assert.equal((await auditOf(server, login, 'factor.totp.relinked')).length, 1);
 
       const next = await reachFactor(server, rp, person);
-      assert.equal((await submitFactor(next.browser, next.page, 'enter-code-form', { code: await codeFor(secret, currentStep() + 1) })).status, 400, 'the old key no longer signs in');
+      assert.equal(
+        (await submitFactor(next.browser, next.page, 'enter-code-form', { code: await codeFor(secret, currentStep() + 1) })).status,
+        400,
+        'the old key no longer signs in',
+      );
       assert.ok(callbackReached(await submitFactor(next.browser, next.page, 'enter-code-form', { code: await codeFor(newSecret, currentStep() + 1) })), 'the new key does');
     });
 

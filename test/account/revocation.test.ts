@@ -26,7 +26,7 @@ for (const setup of SETUPS) {
     });
     after(() => server.stop());
 
-    it('ends a sign-in made earlier in the reset\'s second and keeps one made just after it in that second', async () => {
+    it("ends a sign-in made earlier in the reset's second and keeps one made just after it in that second", async () => {
       const earlier = new Browser(server.issuer);
       const first = await signIn(earlier, rp, BOB);
       assert.ok(callbackReached(first.page), `${first.page.status} ${first.page.url}`);
@@ -35,19 +35,19 @@ for (const setup of SETUPS) {
       clock.advance(100);
       const second = Math.floor(clock.now() / 1000);
       const cutOff = await endLoginSessions(server.latchkey.stores.accounts, server.latchkey.provider, ['bob-emp'], clock.now);
-      assert.equal(cutOff.getTime(), clock.now(), 'the cut-off is the reset\'s instant');
+      assert.equal(cutOff.getTime(), clock.now(), "the cut-off is the reset's instant");
 
       const again = await earlier.get((await rp.authorize()).url);
       assert.ok(testIds(again).includes('login-form'), 'the earlier session signs in again');
       await assert.rejects(oidc.refreshTokenGrant(rp.config, old.refresh_token!), 'the earlier refresh token stops working');
 
       clock.advance(100);
-      assert.equal(Math.floor(clock.now() / 1000), second, 'still the reset\'s second');
+      assert.equal(Math.floor(clock.now() / 1000), second, "still the reset's second");
       const later = new Browser(server.issuer);
       const next = await signIn(later, rp, BOB);
       assert.ok(callbackReached(next.page), `a sign-in after the reset is not taken for one it ended: ${next.page.status} ${next.page.url}`);
       const tokens = await rp.callback(next.page.url, next.pending);
-      assert.ok(tokens.claims()!.auth_time! > second, 'its sign-in time is past the reset\'s second');
+      assert.ok(tokens.claims()!.auth_time! > second, "its sign-in time is past the reset's second");
       assert.equal((await oidc.fetchUserInfo(rp.config, tokens.access_token, 'bob-emp')).sub, 'bob-emp', 'its access token works');
       assert.ok((await oidc.refreshTokenGrant(rp.config, tokens.refresh_token!)).access_token, 'its refresh token works');
       assert.ok(callbackReached(await later.get((await rp.authorize()).url)), 'its session signs in without asking again');

@@ -85,7 +85,12 @@ export async function signedIn(server: TestServer, who: { email: string; passwor
 export function hiddenFields(page: Page, testid: string): Record<string, string> {
   const form = new RegExp(`<form[^>]*data-testid="${testid}"[^>]*>([^]*?)</form>`).exec(page.html);
   assert.ok(form, `no form ${testid} on ${page.url} (${page.status})`);
-  const unescape = (v: string) => v.replace(/&quot;/g, '"').replace(/&lt;/g, '<').replace(/&gt;/g, '>').replace(/&amp;/g, '&');
+  const unescape = (v: string) =>
+    v
+      .replace(/&quot;/g, '"')
+      .replace(/&lt;/g, '<')
+      .replace(/&gt;/g, '>')
+      .replace(/&amp;/g, '&');
   return Object.fromEntries([...form[1]!.matchAll(/<input type="hidden" name="([^"]+)" value="([^"]*)"/g)].map((m) => [m[1]!, unescape(m[2]!)]));
 }
 

@@ -57,19 +57,27 @@ describe('configuration', () => {
     assert.equal(loadConfig({ DATA_DIR: dir.path }).lock.maxFailures, 100);
     assert.equal(loadConfig({ DATA_DIR: dir.path, LOCK_MAX_FAILURES: '20' }).lock.maxFailures, 20);
     for (const bad of ['101', '0', 'ten', '2.5']) {
-      assert.throws(() => loadConfig({ DATA_DIR: dir.path, LOCK_MAX_FAILURES: bad }), (err: Error) => err instanceof ConfigError && /LOCK_MAX_FAILURES/.test(err.message), bad);
+      assert.throws(
+        () => loadConfig({ DATA_DIR: dir.path, LOCK_MAX_FAILURES: bad }),
+        (err: Error) => err instanceof ConfigError && /LOCK_MAX_FAILURES/.test(err.message),
+        bad,
+      );
     }
     // The freeze cannot come before the first lock.
     assert.throws(() => loadConfig({ DATA_DIR: dir.path, LOCK_THRESHOLD: '10', LOCK_MAX_FAILURES: '9' }), /LOCK_MAX_FAILURES: must be at least LOCK_THRESHOLD/);
   });
 
-  it('drops upstream links on a password change and an owner\'s reset by default; UPSTREAM_UNLINK_ON chooses', () => {
+  it("drops upstream links on a password change and an owner's reset by default; UPSTREAM_UNLINK_ON chooses", () => {
     assert.deepEqual(loadConfig({ DATA_DIR: dir.path }).upstream.unlinkOn, ['password', 'reset']);
     assert.deepEqual(loadConfig({ DATA_DIR: dir.path, UPSTREAM_UNLINK_ON: 'none' }).upstream.unlinkOn, []);
     assert.deepEqual(loadConfig({ DATA_DIR: dir.path, UPSTREAM_UNLINK_ON: ' reset ' }).upstream.unlinkOn, ['reset']);
     assert.deepEqual(loadConfig({ DATA_DIR: dir.path, UPSTREAM_UNLINK_ON: 'password,reset,password' }).upstream.unlinkOn, ['password', 'reset']);
     for (const bad of ['email', 'password;reset', 'PASSWORD']) {
-      assert.throws(() => loadConfig({ DATA_DIR: dir.path, UPSTREAM_UNLINK_ON: bad }), (err: Error) => err instanceof ConfigError && /UPSTREAM_UNLINK_ON/.test(err.message), bad);
+      assert.throws(
+        () => loadConfig({ DATA_DIR: dir.path, UPSTREAM_UNLINK_ON: bad }),
+        (err: Error) => err instanceof ConfigError && /UPSTREAM_UNLINK_ON/.test(err.message),
+        bad,
+      );
     }
   });
 
@@ -77,7 +85,11 @@ describe('configuration', () => {
     assert.equal(loadConfig({ DATA_DIR: dir.path }).audit.retentionDays, 365);
     assert.equal(loadConfig({ DATA_DIR: dir.path, AUDIT_RETENTION_DAYS: '30' }).audit.retentionDays, 30);
     for (const bad of ['0', '-1', 'a year', '1.5']) {
-      assert.throws(() => loadConfig({ DATA_DIR: dir.path, AUDIT_RETENTION_DAYS: bad }), (err: Error) => err instanceof ConfigError && /AUDIT_RETENTION_DAYS/.test(err.message), bad);
+      assert.throws(
+        () => loadConfig({ DATA_DIR: dir.path, AUDIT_RETENTION_DAYS: bad }),
+        (err: Error) => err instanceof ConfigError && /AUDIT_RETENTION_DAYS/.test(err.message),
+        bad,
+      );
     }
   });
 
@@ -88,7 +100,12 @@ describe('configuration', () => {
     assert.equal(loadConfig({ DATA_DIR: dir.path, TRUST_PROXY: '2' }).trustProxy, 2);
     assert.deepEqual(loadConfig({ DATA_DIR: dir.path, TRUST_PROXY: '10.0.0.0/8, fd00::/8,192.0.2.7' }).trustProxy, ['10.0.0.0/8', 'fd00::/8', '192.0.2.7']);
     for (const yes of ['true', 'yes', 'TRUE']) {
-      assert.throws(() => loadConfig({ DATA_DIR: dir.path, TRUST_PROXY: yes }), (err: Error) => err instanceof ConfigError && /TRUST_PROXY: .*set the number of proxies in front of Latchkey \(e\.g\. TRUST_PROXY=1\) or their address ranges/.test(err.message), yes);
+      assert.throws(
+        () => loadConfig({ DATA_DIR: dir.path, TRUST_PROXY: yes }),
+        (err: Error) =>
+          err instanceof ConfigError && /TRUST_PROXY: .*set the number of proxies in front of Latchkey \(e\.g\. TRUST_PROXY=1\) or their address ranges/.test(err.message),
+        yes,
+      );
     }
     for (const bad of ['10.0.0.0/33', 'proxy.example', '11', '10.0.0.0/8,nope']) {
       assert.throws(() => loadConfig({ DATA_DIR: dir.path, TRUST_PROXY: bad }), /TRUST_PROXY/, bad);
@@ -106,7 +123,8 @@ describe('configuration', () => {
     try {
       assert.throws(
         () => loadConfig({ DATA_DIR: prod.path, NODE_ENV: 'production' }),
-        (err: Error) => err instanceof ConfigError && ['LATCHKEY_JWKS', 'LATCHKEY_COOKIE_KEYS', 'LATCHKEY_ENCRYPTION_KEYS', 'LATCHKEY_PEPPER'].every((v) => err.message.includes(v)),
+        (err: Error) =>
+          err instanceof ConfigError && ['LATCHKEY_JWKS', 'LATCHKEY_COOKIE_KEYS', 'LATCHKEY_ENCRYPTION_KEYS', 'LATCHKEY_PEPPER'].every((v) => err.message.includes(v)),
       );
       assert.ok(!existsSync(join(prod.path, 'dev-keys.json')), 'no development keys are written in production');
     } finally {
@@ -126,9 +144,16 @@ describe('configuration', () => {
     assert.equal(prod({}).demo, false);
     assert.equal(prod({ DEMO: 'false' }).demo, false);
     assert.equal(loadConfig({ DATA_DIR: dir.path }).demo, true, 'the trial keeps its demo');
-    assert.throws(() => prod({ DEMO: 'true' }), (err: Error) => err instanceof ConfigError && /DEMO/.test(err.message));
+    assert.throws(
+      () => prod({ DEMO: 'true' }),
+      (err: Error) => err instanceof ConfigError && /DEMO/.test(err.message),
+    );
     for (const issuer of ['http://id.example.com', 'http://10.0.0.5:3000', 'http://127.0.0.1.example.com']) {
-      assert.throws(() => prod({ ISSUER: issuer }), (err: Error) => err instanceof ConfigError && /ISSUER/.test(err.message), issuer);
+      assert.throws(
+        () => prod({ ISSUER: issuer }),
+        (err: Error) => err instanceof ConfigError && /ISSUER/.test(err.message),
+        issuer,
+      );
     }
     for (const issuer of ['http://localhost:3000', 'http://127.0.0.1:4000', 'http://[::1]:3000', 'https://id.example.com']) {
       assert.equal(prod({ ISSUER: issuer }).issuer, issuer, issuer);
@@ -144,7 +169,11 @@ describe('configuration', () => {
     assert.equal(given.mail.smtpUrl, 'smtps://user:pass@mail.example.com:465');
     assert.equal(given.mail.from, 'Acme <id@acme.test>');
     for (const bad of ['http://mail.example.com', 'smtp://', 'mail.example.com:25']) {
-      assert.throws(() => loadConfig({ DATA_DIR: dir.path, SMTP_URL: bad }), (err: Error) => err instanceof ConfigError && /SMTP_URL/.test(err.message), bad);
+      assert.throws(
+        () => loadConfig({ DATA_DIR: dir.path, SMTP_URL: bad }),
+        (err: Error) => err instanceof ConfigError && /SMTP_URL/.test(err.message),
+        bad,
+      );
     }
     assert.throws(() => loadConfig({ DATA_DIR: dir.path, MAIL_FROM: 'nobody' }), /MAIL_FROM/);
     const dev = loadConfig({ DATA_DIR: dir.path });
@@ -156,7 +185,10 @@ describe('configuration', () => {
       LATCHKEY_ENCRYPTION_KEYS: `k1:${randomBytes(32).toString('base64')}`,
       LATCHKEY_PEPPER: randomBytes(32).toString('base64url'),
     };
-    assert.throws(() => loadConfig(prod), (err: Error) => err instanceof ConfigError && /SMTP_URL/.test(err.message));
+    assert.throws(
+      () => loadConfig(prod),
+      (err: Error) => err instanceof ConfigError && /SMTP_URL/.test(err.message),
+    );
     assert.equal(loadConfig({ ...prod, MAIL: 'off' }).mail.enabled, false);
     assert.equal(loadConfig({ ...prod, SMTP_URL: 'smtp://mailpit:1025' }).mail.smtpUrl, 'smtp://mailpit:1025');
   });
@@ -173,7 +205,10 @@ describe('configuration', () => {
       LATCHKEY_PEPPER: randomBytes(32).toString('base64url'),
     });
     assert.equal(config.keys.development, false);
-    assert.deepEqual(config.keys.encryptionKeys.map((k) => k.kid), ['new', 'old']);
+    assert.deepEqual(
+      config.keys.encryptionKeys.map((k) => k.kid),
+      ['new', 'old'],
+    );
     assert.equal(config.keys.cookieKeys.length, 2);
   });
 });

@@ -66,7 +66,15 @@ describe('secret box', () => {
 
   it('refuses malformed values without crashing', () => {
     const box = createSecretBox([key('k1')]);
-    for (const bad of ['', 'v1', 'v1.k1.a.b.c', 'v2.k1.AAAAAAAAAAAAAAAA.AA.AAAAAAAAAAAAAAAAAAAAAA', 'v1.k1.!!.!!.!!', 'v1.nope.AAAAAAAAAAAAAAAA.AA.AAAAAAAAAAAAAAAAAAAAAA', 42 as unknown as string]) {
+    for (const bad of [
+      '',
+      'v1',
+      'v1.k1.a.b.c',
+      'v2.k1.AAAAAAAAAAAAAAAA.AA.AAAAAAAAAAAAAAAAAAAAAA',
+      'v1.k1.!!.!!.!!',
+      'v1.nope.AAAAAAAAAAAAAAAA.AA.AAAAAAAAAAAAAAAAAAAAAA',
+      42 as unknown as string,
+    ]) {
       assert.throws(() => box.open(bad, 'login-1'), SecretBoxError, String(bad));
     }
   });

@@ -21,7 +21,7 @@ describe('TOTP codes', () => {
     for (const [t, expected] of RFC_VECTORS) assert.equal(await codeAt(RFC_SECRET, t, 8), expected, `T=${t}`);
   });
 
-  it('accepts each vector\'s 6-digit code at its time and reports its time step', async () => {
+  it("accepts each vector's 6-digit code at its time and reports its time step", async () => {
     for (const [t, eight] of RFC_VECTORS) {
       const six = eight.slice(-6);
       assert.equal(await codeAt(RFC_SECRET, t), six, `6 digits at T=${t}`);
@@ -101,7 +101,7 @@ describe('authenticator labels', () => {
     assert.equal(authenticatorAccount(login, [twin, login], types), authenticatorAccount(login, [login, twin], types));
   });
 
-  it('builds the otpauth URI of Google\'s Key Uri Format, encoding issuer and account', () => {
+  it("builds the otpauth URI of Google's Key Uri Format, encoding issuer and account", () => {
     const uri = otpauthUri({ issuer: 'Acme: Care & Co', account: 'jane@acme.test (Manager)', secret: 'JBSWY3DPEHPK3PXPJBSWY3DPEHPK3PXP' });
     assert.equal(
       uri,

@@ -21,7 +21,6 @@ import { startMongo, type TestMongo } from '../support/mongo.ts';
 import { tempDir } from '../support/tmp.ts';
 import { runCli } from '../support/cli.ts';
 
-
 const NEW_PASSWORD = 'Nina-imports-Σ-plain-marker-7f3a';
 const CHANGED_JANE_PASSWORD = 'Jane-changed-Σ-plain-marker-91c2';
 
@@ -71,7 +70,12 @@ function assertStrongPhc(hash: string | null | undefined) {
   assert.ok(hash, 'a password hash is stored');
   const m = /^\$argon2id\$v=19\$([^$]+)\$[A-Za-z0-9+/]{16,}\$[A-Za-z0-9+/]{32,}$/.exec(hash);
   assert.ok(m, `an argon2id PHC string, got ${hash.slice(0, 40)}…`);
-  const params = Object.fromEntries(m[1]!.split(',').map((kv) => kv.split('=')).map(([k, v]) => [k, Number(v)]));
+  const params = Object.fromEntries(
+    m[1]!
+      .split(',')
+      .map((kv) => kv.split('='))
+      .map(([k, v]) => [k, Number(v)]),
+  );
   assert.deepEqual(Object.keys(params).sort(), ['m', 'p', 't']);
   assert.ok(params.m! >= 19456, `m=${params.m} >= 19456`);
   assert.ok(params.t! >= 2, `t=${params.t} >= 2`);
@@ -333,12 +337,15 @@ describe('import', () => {
           const summary = await importDocument(doc, deps(h));
           assert.deepEqual(summary, { identities: 5, tenants: 3, logins: 6, clients: 4 });
 
-          assert.deepEqual(
-            (await h.accounts.listTenants()).map((t) => t.id).sort(),
-            ['acme', 'globex', 'initech'],
-          );
+          assert.deepEqual((await h.accounts.listTenants()).map((t) => t.id).sort(), ['acme', 'globex', 'initech']);
           const initech = await h.accounts.getTenant('initech');
-          assert.deepEqual(initech, { id: 'initech', name: 'Initech', owner: 'new-staff', userTypes: [{ id: 'staff', name: 'Staff', secondFactor: 'none' }], stepUpEnrollment: false });
+          assert.deepEqual(initech, {
+            id: 'initech',
+            name: 'Initech',
+            owner: 'new-staff',
+            userTypes: [{ id: 'staff', name: 'Staff', secondFactor: 'none' }],
+            stepUpEnrollment: false,
+          });
           assert.equal((await h.accounts.getTenant('acme'))!.owner, 'acme-owner');
           assert.equal((await h.accounts.getTenant('globex'))!.owner, null);
 
@@ -360,10 +367,23 @@ describe('import', () => {
           }
 
           assert.deepEqual(await h.accounts.getLogin('jane-emp'), {
-            id: 'jane-emp', tenant: 'acme', email: 'jane@acme.test', userType: 'employee', firstName: 'Janet', lastName: 'Doe', disabled: false, factors: {},
+            id: 'jane-emp',
+            tenant: 'acme',
+            email: 'jane@acme.test',
+            userType: 'employee',
+            firstName: 'Janet',
+            lastName: 'Doe',
+            disabled: false,
+            factors: {},
           });
-          assert.deepEqual((await h.accounts.listLoginsForEmail('acme', 'jane@acme.test')).map((l) => l.id), ['jane-emp', 'jane-mgr']);
-          assert.deepEqual((await h.accounts.listLogins('initech')).map((l) => l.id), ['new-staff']);
+          assert.deepEqual(
+            (await h.accounts.listLoginsForEmail('acme', 'jane@acme.test')).map((l) => l.id),
+            ['jane-emp', 'jane-mgr'],
+          );
+          assert.deepEqual(
+            (await h.accounts.listLogins('initech')).map((l) => l.id),
+            ['new-staff'],
+          );
 
           const portal = await h.accounts.getClient('portal');
           assert.equal(portal!.tenant, 'acme');
@@ -475,7 +495,10 @@ describe('import', () => {
             ['garbage', 'not a hash at all'],
           ];
           const withHash = (passwordHash: string): ImportDocument => ({
-            identities: [{ email: 'bob@acme.test', password: PASSWORD }, { email: 'new@initech.test', passwordHash }],
+            identities: [
+              { email: 'bob@acme.test', password: PASSWORD },
+              { email: 'new@initech.test', passwordHash },
+            ],
           });
           for (const [label, hash] of weak) {
             const before = await snapshot(h.accounts);
@@ -551,7 +574,10 @@ describe('import', () => {
           doc.tenants![2]!.owner = 'nobody';
           doc.tenants![0]!.logins![1]!.userType = 'boss';
           const err = await assertRefused(importDocument(doc, deps(h)), /^tenants\[2\]\.owner: /);
-          assert.ok(err.problems.some((p) => p.startsWith('tenants[0].logins[1].userType: ')), err.problems.join('\n'));
+          assert.ok(
+            err.problems.some((p) => p.startsWith('tenants[0].logins[1].userType: ')),
+            err.problems.join('\n'),
+          );
           assert.match(err.message, /tenants\[2\]\.owner/);
           assert.deepEqual(await snapshot(h.accounts), baseline);
         });

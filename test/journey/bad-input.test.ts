@@ -35,9 +35,10 @@ const FORM = 'application/x-www-form-urlencoded';
 
 function multipart(fields: Record<string, string>): { body: string; type: string } {
   const boundary = '----latchkey-test-boundary';
-  const body = Object.entries(fields)
-    .map(([k, v]) => `--${boundary}\r\nContent-Disposition: form-data; name="${k}"\r\n\r\n${v}\r\n`)
-    .join('') + `--${boundary}--\r\n`;
+  const body =
+    Object.entries(fields)
+      .map(([k, v]) => `--${boundary}\r\nContent-Disposition: form-data; name="${k}"\r\n\r\n${v}\r\n`)
+      .join('') + `--${boundary}--\r\n`;
   return { body, type: `multipart/form-data; boundary=${boundary}` };
 }
 
@@ -82,8 +83,16 @@ const LOGIN_CASES: Case[] = [
   // Past the parser's parameter limit the later fields (the token among them) are dropped: 403.
   { name: 'control characters after a very long line of ampersands', body: (csrf) => `${'&'.repeat(20_000)}email=%01%02%1b&password=%7f&csrf=${csrf}`, status: [400, 403] },
   { name: 'control characters', body: `email=%01%02%1b${BOB}&password=%7f&csrf={csrf}`, status: [400] },
-  { name: 'many fields (10 000 parameters, over the size limit)', body: (csrf) => `${Array.from({ length: 10_000 }, (_, i) => `f${i}=1`).join('&')}&email=${BOB}&password=${PW}&csrf=${csrf}`, status: [413] },
-  { name: 'many fields (2 000 parameters, under the size limit)', body: (csrf) => `${Array.from({ length: 2_000 }, (_, i) => `f${i}=1`).join('&')}&email=${BOB}&password=${PW}&csrf=${csrf}`, status: [400, 403] },
+  {
+    name: 'many fields (10 000 parameters, over the size limit)',
+    body: (csrf) => `${Array.from({ length: 10_000 }, (_, i) => `f${i}=1`).join('&')}&email=${BOB}&password=${PW}&csrf=${csrf}`,
+    status: [413],
+  },
+  {
+    name: 'many fields (2 000 parameters, under the size limit)',
+    body: (csrf) => `${Array.from({ length: 2_000 }, (_, i) => `f${i}=1`).join('&')}&email=${BOB}&password=${PW}&csrf=${csrf}`,
+    status: [400, 403],
+  },
   { name: 'deeply nested brackets', body: (csrf) => `email${'[a]'.repeat(200)}=x&password=${PW}&csrf=${csrf}`, status: [400] },
   {
     name: 'a JSON body with operators',
@@ -104,7 +113,12 @@ const LOGIN_CASES: Case[] = [
   { name: 'no content type', body: (csrf) => bytes(`email=${BOB}&password=${PW}&csrf=${csrf}`), type: null, status: [415] },
   { name: 'an invalid content type', body: `email=${BOB}&password=${PW}&csrf={csrf}`, type: 'not a type/;;', status: [415] },
   { name: 'the form type with an unknown charset', body: `email=${BOB}&password=wrong-password&csrf={csrf}`, type: `${FORM}; charset=x-bogus-charset`, status: [400, 415] },
-  { name: 'the form type in UTF-16', body: (csrf) => Buffer.from(`email=${BOB}&password=wrong-password&csrf=${csrf}`, 'utf16le'), type: `${FORM}; charset=utf-16le`, status: [400, 403, 415] },
+  {
+    name: 'the form type in UTF-16',
+    body: (csrf) => Buffer.from(`email=${BOB}&password=wrong-password&csrf=${csrf}`, 'utf16le'),
+    type: `${FORM}; charset=utf-16le`,
+    status: [400, 403, 415],
+  },
   {
     name: 'a gzip body that is not gzip',
     body: `email=${BOB}&password=${PW}&csrf={csrf}`,
@@ -118,7 +132,12 @@ const LOGIN_CASES: Case[] = [
     status: [415],
   },
   { name: 'an unknown content encoding', body: `email=${BOB}&password=${PW}&csrf={csrf}`, headers: { 'content-encoding': 'x-bogus' }, status: [415] },
-  { name: 'a valid gzip form (forms are never compressed)', body: (csrf) => gzipSync(Buffer.from(`email=${BOB}&password=${PW}&csrf=${csrf}`)), headers: { 'content-encoding': 'gzip' }, status: [415] },
+  {
+    name: 'a valid gzip form (forms are never compressed)',
+    body: (csrf) => gzipSync(Buffer.from(`email=${BOB}&password=${PW}&csrf=${csrf}`)),
+    headers: { 'content-encoding': 'gzip' },
+    status: [415],
+  },
   { name: 'no csrf token (right password)', body: `email=${BOB}&password=${PW}`, status: [403] },
   { name: 'no csrf token, JSON asked', body: `email=${BOB}&password=${PW}`, status: [403], json: true },
   { name: 'an empty csrf token', body: `email=${BOB}&password=${PW}&csrf=`, status: [403] },
@@ -268,7 +287,11 @@ for (const setup of SETUPS) {
           const { action, csrf, uid } = await startLogin(browser);
           const res = await send(browser, action, c, csrf);
           assertClientError(res, c.status, c.json);
-          assert.equal(Object.hasOwn(Object.prototype, 'x') || Object.hasOwn(Object.prototype, 'polluted') || Object.hasOwn(Object.prototype, 'email'), false, 'no prototype pollution');
+          assert.equal(
+            Object.hasOwn(Object.prototype, 'x') || Object.hasOwn(Object.prototype, 'polluted') || Object.hasOwn(Object.prototype, 'email'),
+            false,
+            'no prototype pollution',
+          );
           // The interaction is still at its first step, and still usable.
           const again = await browser.get(`/interaction/${uid}`);
           assert.equal(again.status, 200);
@@ -331,7 +354,14 @@ for (const setup of SETUPS) {
 
       it('answers a GET of an unknown interaction with a 4xx page (or JSON)', async () => {
         const browser = new Browser(server.issuer);
-        for (const path of ['/interaction/unknown', '/interaction/unknown/', `/interaction/${'u'.repeat(2000)}`, '/interaction/%00', '/interaction/..%2F..%2Fetc', '/interaction/%E0%A4%A']) {
+        for (const path of [
+          '/interaction/unknown',
+          '/interaction/unknown/',
+          `/interaction/${'u'.repeat(2000)}`,
+          '/interaction/%00',
+          '/interaction/..%2F..%2Fetc',
+          '/interaction/%E0%A4%A',
+        ]) {
           const page = await browser.get(path);
           assertClientError(page, [400, 404]);
         }
@@ -354,7 +384,7 @@ for (const setup of SETUPS) {
         assert.deepEqual(await storeState(), stateBefore);
       });
 
-      it('refuses another browser\'s interaction, even with its csrf token and the right password', async () => {
+      it("refuses another browser's interaction, even with its csrf token and the right password", async () => {
         const stateBefore = await storeState();
         const victim = new Browser(server.issuer);
         const { action, csrf, uid } = await startLogin(victim);
@@ -362,7 +392,7 @@ for (const setup of SETUPS) {
         assertClientError(await send(attacker, action, loginBody(csrf), csrf), [400, 403]);
         await assertNotSignedIn(attacker);
         const still = await victim.get(`/interaction/${uid}`);
-        assert.ok(testIds(still).includes('login-form'), 'the victim\'s sign-in did not advance');
+        assert.ok(testIds(still).includes('login-form'), "the victim's sign-in did not advance");
         await assertNotSignedIn(victim);
         assert.deepEqual(await storeState(), stateBefore);
       });

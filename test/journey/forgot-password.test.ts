@@ -108,7 +108,12 @@ for (const setup of SETUPS) {
       const token = randomBytes(32).toString('base64url');
       const identity = (await server.latchkey.stores.accounts.findIdentityByEmail(person.email))!;
       const past = new Date(Date.now() - 3_600_000);
-      await server.latchkey.stores.links.create(createHash('sha256').update(token).digest('base64url'), { purpose: 'reset', identityId: identity.id, createdAt: past, expiresAt: new Date(past.getTime() + 1_800_000) });
+      await server.latchkey.stores.links.create(createHash('sha256').update(token).digest('base64url'), {
+        purpose: 'reset',
+        identityId: identity.id,
+        createdAt: past,
+        expiresAt: new Date(past.getTime() + 1_800_000),
+      });
       const expired = await browser.get(`/reset/${token}`);
       assert.equal(expired.status, 400);
       assert.match(visible(expired), /expired/);
@@ -121,7 +126,14 @@ for (const setup of SETUPS) {
       const known = await requestReset(person.email);
       const stranger = await requestReset(unknown);
       assert.equal(known.status, stranger.status);
-      assert.equal(visible(known).replaceAll(person.email, 'EMAIL').replace(/interaction\/[^/"]+/g, ''), visible(stranger).replaceAll(unknown, 'EMAIL').replace(/interaction\/[^/"]+/g, ''));
+      assert.equal(
+        visible(known)
+          .replaceAll(person.email, 'EMAIL')
+          .replace(/interaction\/[^/"]+/g, ''),
+        visible(stranger)
+          .replaceAll(unknown, 'EMAIL')
+          .replace(/interaction\/[^/"]+/g, ''),
+      );
       await smtp.next(person.email);
       await server.latchkey.mailer.drain();
       assert.equal(smtp.to(unknown).length, 0);
@@ -134,7 +146,11 @@ for (const setup of SETUPS) {
       const link = linkOf(await smtp.next(person.email));
       const browser = new Browser(server.issuer);
       const form = await browser.get(link);
-      for (const [password, confirm] of [['short', 'short'], ['password123', 'password123'], [NEW_PASSWORD, `${NEW_PASSWORD}!`]]) {
+      for (const [password, confirm] of [
+        ['short', 'short'],
+        ['password123', 'password123'],
+        [NEW_PASSWORD, `${NEW_PASSWORD}!`],
+      ]) {
         const refused = await browser.post(actionOf(form, 'reset-form'), { password: password!, password_confirm: confirm!, csrf: csrfOf(form) });
         assert.equal(refused.status, 400, password);
         assert.ok(hasForm(refused, 'reset-form'), 'the form again, with the error');
@@ -173,7 +189,10 @@ describe('the outbox when the mail server is down', () => {
       const smtp = await startSmtp();
       const first = await startServer(setup, { doc: factorFixture(), env: { SMTP_URL: smtp.url } });
       const { MONGODB_DB, REDIS_PREFIX, DATA_DIR } = first.env;
-      const second = await startServer(setup, { doc: null, env: { SMTP_URL: smtp.url, DATA_DIR: DATA_DIR!, ...(MONGODB_DB ? { MONGODB_URI: first.env.MONGODB_URI!, MONGODB_DB, REDIS_PREFIX: REDIS_PREFIX! } : {}) } });
+      const second = await startServer(setup, {
+        doc: null,
+        env: { SMTP_URL: smtp.url, DATA_DIR: DATA_DIR!, ...(MONGODB_DB ? { MONGODB_URI: first.env.MONGODB_URI!, MONGODB_DB, REDIS_PREFIX: REDIS_PREFIX! } : {}) },
+      });
       try {
         const person = await addPerson(first, 'employee');
         await smtp.down();

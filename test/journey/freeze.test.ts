@@ -11,7 +11,22 @@ import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { Browser, actionOf, csrfOf, testIds, textOf, type Page } from '../support/browser.ts';
 import { PASSWORD, SETUPS, callbackReached, relyingParty, startServer, submitLogin, testClock, type RelyingParty, type TestServer } from '../support/latchkey.ts';
-import { addPerson, auditOf, choosePin, codeFor, currentStep, errorOf, factorFixture, hasForm, linkApp, reachFactor, secretOf, submitFactor, wrongCode, type Person } from '../support/factors.ts';
+import {
+  addPerson,
+  auditOf,
+  choosePin,
+  codeFor,
+  currentStep,
+  errorOf,
+  factorFixture,
+  hasForm,
+  linkApp,
+  reachFactor,
+  secretOf,
+  submitFactor,
+  wrongCode,
+  type Person,
+} from '../support/factors.ts';
 import { noticeOf, onAccountPage, signedIn, submit } from '../account/support.ts';
 import { runCli } from '../support/cli.ts';
 
@@ -71,7 +86,7 @@ for (const setup of SETUPS) {
         assert.ok(!testIds(page).includes('retry-after'));
         assert.ok(hasForm(page, 'login-form'), 'the login page, as for a lockout');
       }
-      assert.deepEqual(testIds(known), testIds(unknown), 'a known email\'s freeze looks like an unknown one\'s');
+      assert.deepEqual(testIds(known), testIds(unknown), "a known email's freeze looks like an unknown one's");
       assert.equal(errorOf(known), errorOf(unknown));
 
       const right = await passwordAttempt(person.email, PASSWORD);
@@ -106,7 +121,11 @@ for (const setup of SETUPS) {
       answer = await submitFactor(browser, answer, 'enter-pin-form', { pin: PIN });
       assert.equal(answer.status, 429, 'the right PIN is refused while frozen');
       assert.match(errorOf(answer), FROZEN);
-      assert.deepEqual((await auditOf(server, nurse, 'factor.pin.locked')).map((e) => e.detail?.frozen), [true, true, undefined], 'the freeze and the refusal after it, newest first');
+      assert.deepEqual(
+        (await auditOf(server, nurse, 'factor.pin.locked')).map((e) => e.detail?.frozen),
+        [true, true, undefined],
+        'the freeze and the refusal after it, newest first',
+      );
 
       const frozen = await owner.browser.get('/account/users');
       assert.equal(textOf(frozen, `lock-${nurse}`), 'Blocked after failed attempts');
@@ -128,7 +147,7 @@ for (const setup of SETUPS) {
       assert.ok((await rp.callback(answer.url, pending)).access_token);
     });
 
-    it('an owner\'s reset of the authenticator app also lifts a frozen code and a frozen password: the user links an app again', async () => {
+    it("an owner's reset of the authenticator app also lifts a frozen code and a frozen password: the user links an app again", async () => {
       const person = await addPerson(server, 'manager');
       const [manager] = person.logins as [string];
       const { secret } = await linkApp(server, rp, person);
@@ -159,7 +178,7 @@ for (const setup of SETUPS) {
       assert.ok(callbackReached(next), `the new app's code is accepted: ${next.status} ${errorOf(next)}`);
     });
 
-    it('an owner\'s unlock lifts only the tenant\'s own keys: the password of a person who also signs in to another tenant stays frozen until the operator unlocks it, audited in both', async () => {
+    it("an owner's unlock lifts only the tenant's own keys: the password of a person who also signs in to another tenant stays frozen until the operator unlocks it, audited in both", async () => {
       const { accounts } = server.latchkey.stores;
       const person = await addPerson(server, 'staff');
       const [mine] = person.logins as [string];
@@ -170,7 +189,10 @@ for (const setup of SETUPS) {
       clock.advance(LOCK_MS);
       assert.match(errorOf(await passwordAttempt(person.email)), FROZEN);
       const told = (tenant: string, login: string) => accounts.listAudit({ tenant, login, type: 'password.locked', limit: 10 }).then((events) => events.map((e) => e.detail));
-      for (const [tenant, login] of [['acme', mine], ['beta', theirs]] as const) {
+      for (const [tenant, login] of [
+        ['acme', mine],
+        ['beta', theirs],
+      ] as const) {
         assert.deepEqual(await told(tenant, login), [{ frozen: true }, { retryAfterSeconds: LOCK_MS / 1000 }], `the lock and the freeze are in ${tenant}'s audit log`);
       }
 
@@ -178,17 +200,27 @@ for (const setup of SETUPS) {
       assert.equal(textOf(owner.page, `lock-${mine}`), 'Blocked after failed attempts');
       const done = await submit(owner.browser, await pressButton(owner.browser, owner.page, `unlock-${mine}`), 'confirm-reset-form');
       assert.match(noticeOf(done), /only the operator can unlock/);
-      assert.equal(textOf(done, `lock-${mine}`), 'Blocked after failed attempts', 'the password\'s freeze is not the owner\'s to lift');
+      assert.equal(textOf(done, `lock-${mine}`), 'Blocked after failed attempts', "the password's freeze is not the owner's to lift");
       assert.deepEqual((await auditOf(server, mine, 'login.unlocked'))[0]?.detail, { by: 'acme-owner', kept: { password: 'frozen' } });
       assert.match(errorOf(await passwordAttempt(person.email, PASSWORD)), FROZEN, 'the right password is still refused');
 
       const run = await cli(server, ['unlock', person.email]);
       assert.equal(run.code, 0, run.stderr);
-      assert.deepEqual(run.stdout.trim().split('\n').sort(), [`${person.email}: password was frozen, unlocked`, `login acme/${mine}: no factor locked`, `login beta/${theirs}: no factor locked`].sort());
-      for (const [tenant, login] of [['acme', mine], ['beta', theirs]] as const) {
+      assert.deepEqual(
+        run.stdout.trim().split('\n').sort(),
+        [`${person.email}: password was frozen, unlocked`, `login acme/${mine}: no factor locked`, `login beta/${theirs}: no factor locked`].sort(),
+      );
+      for (const [tenant, login] of [
+        ['acme', mine],
+        ['beta', theirs],
+      ] as const) {
         // The CLI runs on the system clock, behind the app's moved one: found by who unlocked, not by time.
         const events = await accounts.listAudit({ tenant, login, type: 'login.unlocked', limit: 10 });
-        assert.deepEqual(events.filter((e) => e.detail?.via === 'cli').map((e) => e.detail), [{ via: 'cli', password: 'frozen' }], `the operator's unlock is in ${tenant}'s audit log`);
+        assert.deepEqual(
+          events.filter((e) => e.detail?.via === 'cli').map((e) => e.detail),
+          [{ via: 'cli', password: 'frozen' }],
+          `the operator's unlock is in ${tenant}'s audit log`,
+        );
       }
       assert.ok(callbackReached(await passwordAttempt(person.email, PASSWORD)), 'the person signs in again');
     });

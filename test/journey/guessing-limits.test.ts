@@ -53,10 +53,14 @@ for (const setup of SETUPS) {
       assert.equal(refused.status, 429, 'a new forged address each time did not reset the window');
       assert.ok(Number(refused.headers.get('retry-after')) > 0);
       const person = await addPerson(server, 'employee');
-      assert.equal((await attempt(person.email, PASSWORD, `${client}, ${freshAddress()}`)).status, 303, 'a forged entry naming the throttled address does not count against the sender either');
+      assert.equal(
+        (await attempt(person.email, PASSWORD, `${client}, ${freshAddress()}`)).status,
+        303,
+        'a forged entry naming the throttled address does not count against the sender either',
+      );
     });
 
-    it('a success from the address (the guesser\'s own account) does not reset its window', async () => {
+    it("a success from the address (the guesser's own account) does not reset its window", async () => {
       const client = freshAddress();
       const own = await addPerson(server, 'employee');
       for (let i = 0; i < WINDOW - 1; i++) assert.equal((await attempt(nobody(), 'not the password', client)).status, 400);
@@ -67,17 +71,17 @@ for (const setup of SETUPS) {
       assert.match(errorOf(refused), /Too many failed attempts. Please wait/);
     });
 
-    it('of parallel wrong passwords from one address, only the window\'s worth are evaluated; the rest get 429', async () => {
+    it("of parallel wrong passwords from one address, only the window's worth are evaluated; the rest get 429", async () => {
       const client = freshAddress();
       const pages = await Promise.all(Array.from({ length: WINDOW + 12 }, () => attempt(nobody(), 'not the password', client)));
       assert.deepEqual(pages.map((p) => p.status).sort(), [...Array(WINDOW).fill(400), ...Array(12).fill(429)]);
     });
 
-    it('one person\'s five typos do not stop a colleague behind the same address from signing in', async () => {
+    it("one person's five typos do not stop a colleague behind the same address from signing in", async () => {
       const office = freshAddress();
       const [typist, colleague] = [await addPerson(server, 'employee'), await addPerson(server, 'employee')];
       for (let i = 0; i < 5; i++) assert.equal((await attempt(typist.email, 'not the password', office)).status, 400);
-      assert.equal((await attempt(typist.email, PASSWORD, office)).status, 429, 'the typist\'s own account is locked for a while');
+      assert.equal((await attempt(typist.email, PASSWORD, office)).status, 429, "the typist's own account is locked for a while");
       const page = await attempt(colleague.email, PASSWORD, office);
       assert.ok(callbackReached(page), `the colleague signs in: ${page.status} ${errorOf(page)}`);
     });
@@ -86,7 +90,10 @@ for (const setup of SETUPS) {
       const person = await addPerson(server, 'employee');
       const client = freshAddress();
       const pages = await Promise.all(Array.from({ length: 12 }, () => attempt(person.email, PASSWORD, client)));
-      assert.deepEqual(pages.map((p) => (callbackReached(p) ? 'signed in' : `${p.status} ${errorOf(p)}`)), Array(12).fill('signed in'));
+      assert.deepEqual(
+        pages.map((p) => (callbackReached(p) ? 'signed in' : `${p.status} ${errorOf(p)}`)),
+        Array(12).fill('signed in'),
+      );
     });
   });
 
@@ -108,7 +115,7 @@ for (const setup of SETUPS) {
       return browser.post(actionOf(login, 'login-form'), { email, password, csrf: csrfOf(login) }, { 'x-forwarded-for': freshAddress() });
     }
 
-    it('a stranger\'s 100 failures freeze the account for unknown browsers, but the person\'s own browser still signs in; the owner is told', async () => {
+    it("a stranger's 100 failures freeze the account for unknown browsers, but the person's own browser still signs in; the owner is told", async () => {
       const person = await addPerson(server, 'employee');
       const [login] = person.logins as [string];
       const own = new Browser(server.issuer);
@@ -128,14 +135,18 @@ for (const setup of SETUPS) {
       const withMadeUpCookie = await attempt(person.email, PASSWORD, madeUp);
       assert.equal(withMadeUpCookie.status, 429, 'a made-up cookie is an unknown browser');
 
-      assert.equal((await attempt(person.email, 'not the password', own)).status, 400, 'the own browser\'s typo counts on its own key');
+      assert.equal((await attempt(person.email, 'not the password', own)).status, 400, "the own browser's typo counts on its own key");
       const mine = await attempt(person.email, PASSWORD, own);
       assert.ok(callbackReached(mine), `the person's own browser signs in: ${mine.status} ${errorOf(mine)}`);
 
       const told = await server.latchkey.stores.accounts.listAudit({ tenant: 'acme', login, type: 'password.locked', limit: 10 });
-      assert.deepEqual(told.map((e) => e.detail), [{ frozen: true }], 'the freeze is in the audit log of the person\'s login');
+      assert.deepEqual(
+        told.map((e) => e.detail),
+        [{ frozen: true }],
+        "the freeze is in the audit log of the person's login",
+      );
       const users = await signedIn(server, { email: 'owner@acme.test' }, '/account/users');
-      assert.equal(textOf(users.page, `lock-${login}`), 'Blocked after failed attempts', 'and on the owner\'s Users page');
+      assert.equal(textOf(users.page, `lock-${login}`), 'Blocked after failed attempts', "and on the owner's Users page");
     });
   });
 }

@@ -13,7 +13,12 @@ const HELD_LIMIT_SECONDS = defaults.ttl.signInResult;
 
 function fixture() {
   const doc = factorFixture();
-  doc.tenants![0]!.clients!.push({ client_id: 'partner', client_secret: 's3cret-partner-4f9a2c7e1b8d3f6a0c5e9b2d', client_name: 'Partner App', redirect_uris: ['http://127.0.0.1:8080/cb'] });
+  doc.tenants![0]!.clients!.push({
+    client_id: 'partner',
+    client_secret: 's3cret-partner-4f9a2c7e1b8d3f6a0c5e9b2d',
+    client_name: 'Partner App',
+    redirect_uris: ['http://127.0.0.1:8080/cb'],
+  });
   return doc;
 }
 

@@ -91,7 +91,12 @@ for (const setup of SETUPS) {
       const token = randomBytes(32).toString('base64url');
       const identity = (await server.latchkey.stores.accounts.findIdentityByEmail(person.email))!;
       const past = new Date(Date.now() - 80 * 3_600_000);
-      await server.latchkey.stores.links.create(createHash('sha256').update(token).digest('base64url'), { purpose: 'invite', identityId: identity.id, createdAt: past, expiresAt: new Date(past.getTime() + 72 * 3_600_000) });
+      await server.latchkey.stores.links.create(createHash('sha256').update(token).digest('base64url'), {
+        purpose: 'invite',
+        identityId: identity.id,
+        createdAt: past,
+        expiresAt: new Date(past.getTime() + 72 * 3_600_000),
+      });
       const expired = await browser.get(`/invite/${token}`);
       assert.equal(expired.status, 400);
       assert.match(visible(expired), /expired\. Ask your organisation to send a new one/);

@@ -54,7 +54,7 @@ for (const setup of SETUPS) {
       assert.equal(smtp.to(person.email).filter((m) => /locked/.test(m.subject ?? '')).length, 1, 'one lock notice, however many refused attempts');
     });
 
-    it('speaks the language of the person\'s last sign-in', async () => {
+    it("speaks the language of the person's last sign-in", async () => {
       const person = await addPerson(server, 'nurse');
       const [nurse] = person.logins as [string];
       const browser = new Browser(server.issuer);
@@ -70,7 +70,7 @@ for (const setup of SETUPS) {
       assert.match(mail.text ?? '', /Acme Care/);
     });
 
-    it("tells the person when the owner reset their PIN, and the reset is not held up by it", async () => {
+    it('tells the person when the owner reset their PIN, and the reset is not held up by it', async () => {
       const person = await addPerson(server, 'nurse');
       const [nurse] = person.logins as [string];
       await choosePin(server, rp, person, PIN);

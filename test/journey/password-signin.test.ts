@@ -54,7 +54,9 @@ for (const setup of SETUPS) {
       await importDocument(
         {
           identities: [{ email: 'strong@acme.test', passwordHash: stronger }],
-          tenants: [{ ...fixture().tenants![0]!, logins: [{ id: 'strong-emp', email: 'strong@acme.test', userType: 'employee', firstName: 'Sam', lastName: 'Strong' }], clients: [] }],
+          tenants: [
+            { ...fixture().tenants![0]!, logins: [{ id: 'strong-emp', email: 'strong@acme.test', userType: 'employee', firstName: 'Sam', lastName: 'Strong' }], clients: [] },
+          ],
         },
         { accounts: stores.accounts, hasher, config },
       );
@@ -82,7 +84,7 @@ for (const setup of SETUPS) {
       assert.equal(claims.user_type, 'manager');
     });
 
-    it('refuses a login that is not one of the identity\'s (400) and keeps the choice open', async () => {
+    it("refuses a login that is not one of the identity's (400) and keeps the choice open", async () => {
       const browser = new Browser(server.issuer);
       const pending = await rp.authorize();
       let page = await browser.get(pending.url);
@@ -117,7 +119,11 @@ for (const setup of SETUPS) {
         const unknown = await attempt('nobody@acme.test', 'not the password');
         assert.equal(wrong.res.status, 400);
         assert.equal(unknown.res.status, 400);
-        const normalize = (html: string, csrf: string, email: string) => html.replaceAll(csrf, 'CSRF').replace(/\/interaction\/[^/"]+/g, '/interaction/UID').replaceAll(email, 'EMAIL');
+        const normalize = (html: string, csrf: string, email: string) =>
+          html
+            .replaceAll(csrf, 'CSRF')
+            .replace(/\/interaction\/[^/"]+/g, '/interaction/UID')
+            .replaceAll(email, 'EMAIL');
         assert.equal(normalize(wrong.res.html, wrong.csrf, 'bob@acme.test'), normalize(unknown.res.html, unknown.csrf, 'nobody@acme.test'));
         assert.match(wrong.res.html, /The email address or password is not correct/);
         assert.deepEqual(wrong.verifications, ['verify'], 'a wrong password: one verification of the stored hash');
@@ -128,7 +134,7 @@ for (const setup of SETUPS) {
       }
     });
 
-    it('shows a clear error page when the identity has no login in the client\'s tenant', async () => {
+    it("shows a clear error page when the identity has no login in the client's tenant", async () => {
       const browser = new Browser(server.issuer);
       const pending = await rp.authorize();
       const page = await submitLogin(browser, await browser.get(pending.url), 'gina@globex.test', 'correct horse battery staple');
@@ -137,7 +143,7 @@ for (const setup of SETUPS) {
       assert.ok(!callbackReached(page));
     });
 
-    it('does not reuse a session of another tenant\'s login for this tenant\'s client', async () => {
+    it("does not reuse a session of another tenant's login for this tenant's client", async () => {
       const browser = new Browser(server.issuer);
       const globex = await relyingParty(server.issuer, 'globex-app', 's3cret-globex-4f9a2c7e1b8d3f6a0c5e9b2d');
       const first = await signIn(browser, globex, { email: 'gina@globex.test' });
@@ -165,7 +171,7 @@ for (const setup of SETUPS) {
       assert.equal(refreshed.claims()!.acr, 'urn:latchkey:acr:1fa');
     });
 
-    it('asks a third-party client\'s user for consent, then returns a code', async () => {
+    it("asks a third-party client's user for consent, then returns a code", async () => {
       const partner = await relyingParty(server.issuer, 'partner', 's3cret-partner-4f9a2c7e1b8d3f6a0c5e9b2d');
       const browser = new Browser(server.issuer);
       const { page: consent, pending } = await signIn(browser, partner, { email: 'bob@acme.test' });

@@ -67,7 +67,7 @@ for (const setup of SETUPS) {
       const hash = String((await loginOf(login))!.factors.pin!.hash);
       assert.match(hash, /^\$argon2id\$v=19\$[mtp=\d,]+\$/);
       const param = (name: string) => Number(new RegExp(`[$,]${name}=(\\d+)`).exec(hash)?.[1]);
-      assert.ok(param('m') >= 19456 && param('t') >= 2 && param('p') >= 1, 'at least OWASP\'s argon2id parameters');
+      assert.ok(param('m') >= 19456 && param('t') >= 2 && param('p') >= 1, "at least OWASP's argon2id parameters");
       const { hasher } = server.latchkey;
       assert.equal(await hasher.verify(hash, PIN, { pepper: true }), true);
       assert.equal(await hasher.verify(hash, PIN), false, 'the hash is peppered: useless without the server-side secret');
@@ -199,7 +199,7 @@ for (const setup of SETUPS) {
       let two = await submitFactor(atSecond.browser, atSecond.page, 'enter-pin-form', { pin: '111111' });
       assert.equal(two.status, 400);
       two = await submitFactor(atSecond.browser, two, 'enter-pin-form', { pin: '111111' });
-      assert.equal(two.status, 429, 'the identity\'s 5th failure, the second login\'s 2nd, starts the lock');
+      assert.equal(two.status, 429, "the identity's 5th failure, the second login's 2nd, starts the lock");
       two = await submitFactor(atSecond.browser, two, 'enter-pin-form', { pin: PIN });
       assert.equal(two.status, 429, 'the right PIN waits for the lock');
       one = await submitFactor(atFirst.browser, one, 'enter-pin-form', { pin: PIN });
@@ -207,7 +207,7 @@ for (const setup of SETUPS) {
       assert.equal((await auditOf(server, second, 'factor.pin.locked')).length, 2);
     });
 
-    it('forgets a login\'s PIN on reset, so it chooses one again at the next sign-in', async () => {
+    it("forgets a login's PIN on reset, so it chooses one again at the next sign-in", async () => {
       const person = await addPerson(server, 'nurse');
       const [login] = person.logins as [string];
       await choosePin(server, rp, person, PIN);

@@ -90,7 +90,7 @@ for (const setup of SETUPS) {
     const accounts = () => server.latchkey.stores.accounts;
     const loginOf = async (id: string) => (await accounts().getLogin(id))!;
 
-    it('lets each login\'s user type decide its factor, and keeps sibling logins\' factor state apart', async () => {
+    it("lets each login's user type decide its factor, and keeps sibling logins' factor state apart", async () => {
       const person = await addPerson(server, 'employee', 'nurse', 'manager');
       const [employee, nurse, manager] = person.logins as [string, string, string];
 
@@ -101,7 +101,7 @@ for (const setup of SETUPS) {
       assert.equal(noneClaims.acr, 'urn:latchkey:acr:1fa');
 
       await choosePin(server, rp, person, PIN, nurse);
-      assert.ok(hasForm((await reachFactor(server, rp, person, manager)).page, 'link-authenticator-form'), 'a sibling\'s PIN does not link an app');
+      assert.ok(hasForm((await reachFactor(server, rp, person, manager)).page, 'link-authenticator-form'), "a sibling's PIN does not link an app");
       assert.equal((await loginOf(manager)).factors.pin, undefined);
       assert.deepEqual((await loginOf(employee)).factors, {});
 
@@ -112,7 +112,7 @@ for (const setup of SETUPS) {
       assert.ok(callbackReached((await signIn(new Browser(server.issuer), rp, { email: person.email, login: employee })).page));
     });
 
-    it('sends a session at acr 1fa back through the factor when its user type\'s policy changes', async () => {
+    it("sends a session at acr 1fa back through the factor when its user type's policy changes", async () => {
       const person = await addPerson(server, 'staff');
       const browser = new Browser(server.issuer);
       const first = await signIn(browser, rp, { email: person.email });

@@ -130,10 +130,12 @@ for (const setup of SETUPS) {
       const person = await addPerson(server, 'employee');
       const secret = await enrolApp(person.logins[0]!);
       const { browser } = await oneFactorSession(person);
-      const tabs = await Promise.all([0, 1].map(async () => {
-        const pending = await rp.authorize({ acr_values: LEVEL.totp });
-        return { pending, page: await browser.get(pending.url) };
-      }));
+      const tabs = await Promise.all(
+        [0, 1].map(async () => {
+          const pending = await rp.authorize({ acr_values: LEVEL.totp });
+          return { pending, page: await browser.get(pending.url) };
+        }),
+      );
       for (const tab of tabs) assert.ok(hasForm(tab.page, 'enter-code-form'), `expected the code page, got ${testIds(tab.page).join(',')}`);
       const code = await codeFor(secret, currentStep());
       const answers = await Promise.all(tabs.map((tab) => submitFactor(browser, tab.page, 'enter-code-form', { code })));
@@ -305,7 +307,7 @@ for (const setup of SETUPS) {
       assert.equal((await auditOf(server, person.logins[0]!, 'signin.success')).length, 1, 'only the first sign-in succeeded');
     });
 
-    it('never issues an acr below the level asked for or the user type\'s (random requests, types and set-ups)', async () => {
+    it("never issues an acr below the level asked for or the user type's (random requests, types and set-ups)", async () => {
       let seed = setup === 'sqlite' ? 7 : 11;
       const random = (n: number) => {
         seed = (seed * 1103515245 + 12345) % 2 ** 31;
@@ -342,7 +344,17 @@ for (const setup of SETUPS) {
           } else assert.fail(`round ${round}: unexpected page ${page.status} ${testIds(page).join(',')}`);
         }
         const story = `round ${round}: ${type}, app ${withApp}, spot ${spot}, ${JSON.stringify(request)}`;
-        const asked = !request ? -1 : request.acr_values ? Math.min(...request.acr_values.split(' ').map((v) => ORDER.indexOf(v)).filter((r) => r >= 0).concat(99)) : ORDER.indexOf(JSON.parse(request.claims!).id_token.acr.value);
+        const asked = !request
+          ? -1
+          : request.acr_values
+            ? Math.min(
+                ...request.acr_values
+                  .split(' ')
+                  .map((v) => ORDER.indexOf(v))
+                  .filter((r) => r >= 0)
+                  .concat(99),
+              )
+            : ORDER.indexOf(JSON.parse(request.claims!).id_token.acr.value);
         const needed = Math.max(ORDER.indexOf(TYPE_LEVEL[type]!), asked === 99 ? -1 : asked, request?.claims?.includes('unknown') ? ORDER.length : -1);
         const error = callbackError(page);
         if (error) {

@@ -82,7 +82,7 @@ for (const setup of SETUPS) {
       const state = (await loginOf(login))!.factors.totp!;
       assert.match(String(state.secret), /^v1\./);
       assert.ok(!JSON.stringify(state).includes(secret), 'the stored secret is sealed');
-      assert.equal(state.step, step, 'the confirming code\'s step is recorded');
+      assert.equal(state.step, step, "the confirming code's step is recorded");
       assert.equal(state.account, `${person.email} (Manager)`);
 
       const [linked] = await auditOf(server, login, 'factor.totp.linked');
@@ -189,7 +189,7 @@ for (const setup of SETUPS) {
       assert.equal(await server.latchkey.stores.counters.peek(`totp:${login}`, Date.now()), null, 'a success resets the count');
     });
 
-    it('keeps each login\'s app apart, with different labels for two logins of one person of the same type name', async () => {
+    it("keeps each login's app apart, with different labels for two logins of one person of the same type name", async () => {
       const person = await addPerson(server, 'manager', 'manager');
       const [a, b] = person.logins as [string, string];
       const first = await reachFactor(server, rp, person, a);
@@ -223,12 +223,12 @@ for (const setup of SETUPS) {
       let two = await submitFactor(atSecond.browser, atSecond.page, 'enter-code-form', { code: bad });
       assert.equal(two.status, 400);
       two = await submitFactor(atSecond.browser, two, 'enter-code-form', { code: bad });
-      assert.equal(two.status, 429, 'the identity\'s 5th failure, the second login\'s 2nd, starts the lock');
+      assert.equal(two.status, 429, "the identity's 5th failure, the second login's 2nd, starts the lock");
       one = await submitFactor(atFirst.browser, one, 'enter-code-form', { code: await codeFor(secret, currentStep()) });
-      assert.equal(one.status, 429, 'the first login\'s right code waits for the lock too');
+      assert.equal(one.status, 429, "the first login's right code waits for the lock too");
     });
 
-    it('forgets a login\'s app on reset, so it links again at the next sign-in', async () => {
+    it("forgets a login's app on reset, so it links again at the next sign-in", async () => {
       const person = await addPerson(server, 'manager');
       const [login] = person.logins as [string];
       const { browser } = await linkApp(server, rp, person);
@@ -252,7 +252,7 @@ for (const setup of SETUPS) {
     });
     after(() => server.stop());
 
-    it('three steps on, the code of the system clock\'s step is refused and the code of the app clock\'s step passes', async () => {
+    it("three steps on, the code of the system clock's step is refused and the code of the app clock's step passes", async () => {
       const person = await addPerson(server, 'manager');
       const { secret } = await linkApp(server, rp, person);
       const { browser, page, pending } = await reachFactor(server, rp, person);
@@ -261,7 +261,7 @@ for (const setup of SETUPS) {
       const appStep = stepAt(clock.now());
       assert.ok(appStep - systemStep >= 3, 'beyond the tolerance of one step');
       const stale = await submitFactor(browser, page, 'enter-code-form', { code: await codeFor(secret, systemStep) });
-      assert.equal(stale.status, 400, 'the system clock\'s code is too old for the app');
+      assert.equal(stale.status, 400, "the system clock's code is too old for the app");
       const right = await submitFactor(browser, page, 'enter-code-form', { code: await codeFor(secret, appStep) });
       assert.ok(callbackReached(right), `${right.status} ${errorOf(right)}`);
       assert.equal((await rp.callback(right.url, pending)).claims()!.acr, 'urn:latchkey:acr:totp');

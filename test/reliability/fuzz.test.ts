@@ -53,7 +53,20 @@ const NINA_PIN = '482913';
 const FORM = 'application/x-www-form-urlencoded';
 /** Path segments for the owner's resets: the tenant's logins, another tenant's, none, and malformed ones. */
 const ACME_LOGINS = ['tim-guard', 'nina-nurse', 'bob-emp', 'acme-owner'];
-const LOGIN_SEGMENTS = [...ACME_LOGINS, ...ACME_LOGINS, ...ACME_LOGINS, 'gina-staff', 'nobody', '%E0%A4%A', '..%2F..%2Fsecurity', 'x'.repeat(300), '%00', encodeURIComponent('<script>'), '%2e%2e', encodeURIComponent('bob-emp\u0000')];
+const LOGIN_SEGMENTS = [
+  ...ACME_LOGINS,
+  ...ACME_LOGINS,
+  ...ACME_LOGINS,
+  'gina-staff',
+  'nobody',
+  '%E0%A4%A',
+  '..%2F..%2Fsecurity',
+  'x'.repeat(300),
+  '%00',
+  encodeURIComponent('<script>'),
+  '%2e%2e',
+  encodeURIComponent('bob-emp\u0000'),
+];
 
 // ---------------------------------------------------------------------------
 // The fixture: Acme with one user type per factor and a person per state the
@@ -142,10 +155,49 @@ function weighted<T>(...choices: [T, number][]): fc.Arbitrary<T> {
 
 const OPERATORS: Value[] = [{ $ne: null }, { $gt: '' }, { $regex: '.*' }, { $where: 'sleep(1000)' }, { $in: ['a', 'b'] }, { $exists: true }, { $expr: { $eq: [1, 1] } }];
 const NASTY = [
-  '', ' ', '\0', 'a\0b', '\u202e', '\ud800', '\udfff', 'x\udc00y', '\uffff', '%00', '%', '%ZZ', '../../etc/passwd', '<script>alert(1)</script>', '${7*7}', "' OR '1'='1",
-  'null', 'undefined', '[object Object]', '{"$ne":null}', '$where', '\r\nSet-Cookie: x=y', 'e\u0301', '😀', '\t\n', 'a'.repeat(1025),
+  '',
+  ' ',
+  '\0',
+  'a\0b',
+  '\u202e',
+  '\ud800',
+  '\udfff',
+  'x\udc00y',
+  '\uffff',
+  '%00',
+  '%',
+  '%ZZ',
+  '../../etc/passwd',
+  '<script>alert(1)</script>',
+  '${7*7}',
+  "' OR '1'='1",
+  'null',
+  'undefined',
+  '[object Object]',
+  '{"$ne":null}',
+  '$where',
+  '\r\nSet-Cookie: x=y',
+  'e\u0301',
+  '😀',
+  '\t\n',
+  'a'.repeat(1025),
 ];
-const DANGEROUS_KEYS = ['__proto__', 'constructor', 'prototype', 'hasOwnProperty', 'toString', 'valueOf', '__proto__[admin]', 'constructor[prototype][polluted]', '__proto__.polluted', '$where', '', '[]', '[', 'a]'];
+const DANGEROUS_KEYS = [
+  '__proto__',
+  'constructor',
+  'prototype',
+  'hasOwnProperty',
+  'toString',
+  'valueOf',
+  '__proto__[admin]',
+  'constructor[prototype][polluted]',
+  '__proto__.polluted',
+  '$where',
+  '',
+  '[]',
+  '[',
+  'a]',
+];
 const MANGLES: number[][] = [
   [...Buffer.from('%')],
   [...Buffer.from('%ZZ')],
@@ -163,8 +215,19 @@ const MANGLES: number[][] = [
 ];
 const CHARSETS = ['utf-8', 'UTF-8', 'iso-8859-1', 'utf-16le', 'x-bogus-charset', '', '"utf-8', 'utf-8; charset=latin1'];
 const GARBAGE_TYPES = [
-  'not a type/;;', '*/*', 'application/', '/', ';', 'application/x-www-form-urlencodedX', 'APPLICATION/X-WWW-FORM-URLENCODED', 'application/xml',
-  `${FORM}, application/json`, 'text/html', 'application/octet-stream', `${FORM}; boundary=x; charset`, 'multipart/form-data',
+  'not a type/;;',
+  '*/*',
+  'application/',
+  '/',
+  ';',
+  'application/x-www-form-urlencodedX',
+  'APPLICATION/X-WWW-FORM-URLENCODED',
+  'application/xml',
+  `${FORM}, application/json`,
+  'text/html',
+  'application/octet-stream',
+  `${FORM}; boundary=x; charset`,
+  'multipart/form-data',
 ];
 const ENCODINGS = ['gzip', 'deflate', 'br', 'x-bogus', 'gzip, identity', 'identity, gzip'];
 const ACCEPTS = [null, 'text/html', 'application/json', '*/*', 'application/json;q=0.1, text/html', 'garbage;;q=x', 'image/png'];
@@ -185,7 +248,10 @@ function modelArb(t: Target): fc.Arbitrary<Model> {
       { weight: 1, arbitrary: fc.oneof(fc.integer(), fc.boolean(), fc.constant(null)) },
       { weight: 2, arbitrary: fc.constantFrom(...OPERATORS) },
       { weight: 2, arbitrary: fc.array(tie('value'), { maxLength: 3 }) },
-      { weight: 1, arbitrary: fc.dictionary(fc.oneof(fc.constantFrom('$ne', '$gt', '0', '1', '__proto__', 'constructor', 'x'), fc.string({ maxLength: 6 })), tie('value'), { maxKeys: 3 }) },
+      {
+        weight: 1,
+        arbitrary: fc.dictionary(fc.oneof(fc.constantFrom('$ne', '$gt', '0', '1', '__proto__', 'constructor', 'x'), fc.string({ maxLength: 6 })), tie('value'), { maxKeys: 3 }),
+      },
     ),
   }));
   const variants = (f: string) => [`${f}[]`, `${f}[$ne]`, `${f}[0]`, `${f}.$gt`, `${f}[__proto__]`, f.toUpperCase(), ` ${f}`, `${f}\0`, `${f}%00`];
@@ -209,8 +275,19 @@ function modelArb(t: Target): fc.Arbitrary<Model> {
       ? weighted<OriginVariant>(['same', 6], ['none', 3], ['null-same', 2], ['cross', 1], ['null-cross', 1])
       : weighted<OriginVariant>(['none', 12], ['same', 1], ['null-same', 1], ['cross', 1], ['null-cross', 1]),
     // The account pages' first persona (the one the page is for) three times as often as the others.
-    persona: t.accountPages ? fc.oneof({ weight: 3, arbitrary: fc.constant(0) }, { weight: 2, arbitrary: fc.nat({ max: t.personas.length - 1 }) }) : fc.nat({ max: t.personas.length - 1 }),
-    auth: weighted<AuthVariant>(['basic-valid', 5], ['post-valid', 3], ['none', 2], ['basic-wrong', 1], ['basic-garbage', 1], ['post-wrong', 1], ['both-valid', 1], ['bearer-garbage', 1]),
+    persona: t.accountPages
+      ? fc.oneof({ weight: 3, arbitrary: fc.constant(0) }, { weight: 2, arbitrary: fc.nat({ max: t.personas.length - 1 }) })
+      : fc.nat({ max: t.personas.length - 1 }),
+    auth: weighted<AuthVariant>(
+      ['basic-valid', 5],
+      ['post-valid', 3],
+      ['none', 2],
+      ['basic-wrong', 1],
+      ['basic-garbage', 1],
+      ['post-wrong', 1],
+      ['both-valid', 1],
+      ['bearer-garbage', 1],
+    ),
   });
 }
 
@@ -231,12 +308,23 @@ function formPairs(key: string, v: Value, style: number): [string, string | null
 
 function json(v: Value): string {
   if (Array.isArray(v)) return `[${v.map(json).join(',')}]`;
-  if (v !== null && typeof v === 'object') return `{${Object.keys(v).map((k) => `${JSON.stringify(k)}:${json(v[k]!)}`).join(',')}}`;
+  if (v !== null && typeof v === 'object')
+    return `{${Object.keys(v)
+      .map((k) => `${JSON.stringify(k)}:${json(v[k]!)}`)
+      .join(',')}}`;
   return JSON.stringify(v);
 }
 
 const basic = (id: string, secret: string) => `Basic ${Buffer.from(`${id}:${secret}`).toString('base64')}`;
-const GARBAGE_AUTH = ['Basic !!!not-base64!!!', `Basic ${Buffer.from('no-colon').toString('base64')}`, 'Basic', `Basic ${Buffer.from(':').toString('base64')}`, `Basic ${Buffer.from('%ZZ:%E0%A4%A').toString('base64')}`, `Basic ${Buffer.from('portal\0:x').toString('base64')}`, 'Digest x=y'];
+const GARBAGE_AUTH = [
+  'Basic !!!not-base64!!!',
+  `Basic ${Buffer.from('no-colon').toString('base64')}`,
+  'Basic',
+  `Basic ${Buffer.from(':').toString('base64')}`,
+  `Basic ${Buffer.from('%ZZ:%E0%A4%A').toString('base64')}`,
+  `Basic ${Buffer.from('portal\0:x').toString('base64')}`,
+  'Digest x=y',
+];
 
 interface Sent {
   path: string;
@@ -451,7 +539,10 @@ for (const setup of SETUPS) {
       // The account pages' personas, signed in once: the owner, a user, a
       // person with a PIN (chosen at this first sign-in), one with an app
       // (linked at this first sign-in), and nobody.
-      for (const [persona, email] of [['owner', 'owner@acme.test'], ['user', 'bob@acme.test']] as const) {
+      for (const [persona, email] of [
+        ['owner', 'owner@acme.test'],
+        ['user', 'bob@acme.test'],
+      ] as const) {
         const { browser, page } = await accountSignIn(server, { email });
         accountActors.set(persona, { browser, token: csrfOf(page), action: '/account', email });
       }
@@ -550,7 +641,11 @@ for (const setup of SETUPS) {
       }
       assert.match(type, /^text\/html/, `HTML or JSON — ${what}`);
       assert.match(res.html, /^<!DOCTYPE html>/i, what);
-      if (res.status >= 400) assert.ok(testIds(res).some((id) => id === 'error' || id === 'error-message'), `the page says what went wrong — ${what}`);
+      if (res.status >= 400)
+        assert.ok(
+          testIds(res).some((id) => id === 'error' || id === 'error-message'),
+          `the page says what went wrong — ${what}`,
+        );
     }
 
     async function fuzz(t: Target) {
@@ -576,7 +671,18 @@ for (const setup of SETUPS) {
           const special = res.status < 400 ? (t.special?.(res, sent, persona, actor) ?? null) : null;
           assertAnswer(t, res, !!special);
           statuses.set(res.status, (statuses.get(res.status) ?? 0) + 1);
-          if (process.env.FUZZ_DEBUG) console.error(t.name, persona, res.status, JSON.stringify(sent.headers), Buffer.from(sent.body ?? []).toString('latin1').slice(0, 200), '→', res.html.slice(0, 160));
+          if (process.env.FUZZ_DEBUG)
+            console.error(
+              t.name,
+              persona,
+              res.status,
+              JSON.stringify(sent.headers),
+              Buffer.from(sent.body ?? [])
+                .toString('latin1')
+                .slice(0, 200),
+              '→',
+              res.html.slice(0, 160),
+            );
           // Where the answer leads, nothing fails and no code reaches the RP.
           const final = await actor.browser.follow(res);
           assert.ok(final.status < 500, `${t.name}: followed to ${final.status} ${final.url}`);
@@ -595,7 +701,11 @@ for (const setup of SETUPS) {
       assert.equal(health.status, 200, 'the process is healthy');
       assert.deepEqual(await snapshot(), before, `${t.name}: nothing stored changed`);
       const successes = (await fuzzedSuccesses(started)).filter((e) => !(t.allowedSuccesses ?? []).includes(e.type));
-      assert.deepEqual(successes.map((e) => e.type), [], `${t.name}: no success audited for a fuzzed request`);
+      assert.deepEqual(
+        successes.map((e) => e.type),
+        [],
+        `${t.name}: no success audited for a fuzzed request`,
+      );
       for (const persona of t.personas) await actorFor(persona);
       await t.afterwards(actors);
       statuses = new Map([...statuses].sort((a, b) => a[0] - b[0]));
@@ -646,8 +756,45 @@ for (const setup of SETUPS) {
     };
     const anonymous = async (): Promise<Actor> => ({ browser: new Browser(issuer), token: '', action: '' });
 
-    const AUTH_PARAMS = ['client_id', 'response_type', 'redirect_uri', 'scope', 'code_challenge', 'code_challenge_method', 'state', 'nonce', 'prompt', 'login_hint', 'request', 'request_uri', 'max_age', 'claims', 'acr_values', 'ui_locales'];
-    const AUTH_VALUES = ['portal', 'partner', 'latchkey-account', 'code', 'token', 'id_token', REDIRECT_URI, 'http://evil.example/cb', 'openid', 'openid email profile offline_access', 'S256', 'plain', 'E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM', 'login', 'none', 'consent', '0', '{"userinfo":{"email":null}}', 'urn:ietf:params:oauth:request_uri:x'];
+    const AUTH_PARAMS = [
+      'client_id',
+      'response_type',
+      'redirect_uri',
+      'scope',
+      'code_challenge',
+      'code_challenge_method',
+      'state',
+      'nonce',
+      'prompt',
+      'login_hint',
+      'request',
+      'request_uri',
+      'max_age',
+      'claims',
+      'acr_values',
+      'ui_locales',
+    ];
+    const AUTH_VALUES = [
+      'portal',
+      'partner',
+      'latchkey-account',
+      'code',
+      'token',
+      'id_token',
+      REDIRECT_URI,
+      'http://evil.example/cb',
+      'openid',
+      'openid email profile offline_access',
+      'S256',
+      'plain',
+      'E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM',
+      'login',
+      'none',
+      'consent',
+      '0',
+      '{"userinfo":{"email":null}}',
+      'urn:ietf:params:oauth:request_uri:x',
+    ];
 
     const targets: Target[] = [
       // The sign-in journey (src/interaction/router.ts). The right password is never sent.
@@ -670,7 +817,13 @@ for (const setup of SETUPS) {
         tokenField: 'csrf',
         prepare: () => afterPassword('jane@acme.test', 'select-form'),
         path: (a) => a.action,
-        sanitize: async (fields) => replaceValues(fields, ['login'], (v) => v === 'jane-emp' || v === 'jane-mgr', (v) => `${v}\u0000`),
+        sanitize: async (fields) =>
+          replaceValues(
+            fields,
+            ['login'],
+            (v) => v === 'jane-emp' || v === 'jane-mgr',
+            (v) => `${v}\u0000`,
+          ),
         afterwards: journeyAfterwards,
       },
       {
@@ -696,15 +849,32 @@ for (const setup of SETUPS) {
         },
         path: (a) => a.action,
         sanitize: async (fields, actor, persona) => {
-          if (persona === 'enter-pin') return replaceValues(fields, ['pin'], (v) => v === NINA_PIN, (v) => `${v}0`);
+          if (persona === 'enter-pin')
+            return replaceValues(
+              fields,
+              ['pin'],
+              (v) => v === NINA_PIN,
+              (v) => `${v}0`,
+            );
           if (persona === 'choose-pin') {
             const first = (k: string) => fields.find(([f, v]) => f === k && typeof v === 'string')?.[1] as string | undefined;
             const pin = first('pin');
-            if (pin !== undefined && !checkNewPin(pin, pin, { minLength: 6, maxLength: 64 })) return replaceValues(fields, ['pin_confirm'], (v) => v === pin, (v) => `${v}9`);
+            if (pin !== undefined && !checkNewPin(pin, pin, { minLength: 6, maxLength: 64 }))
+              return replaceValues(
+                fields,
+                ['pin_confirm'],
+                (v) => v === pin,
+                (v) => `${v}9`,
+              );
             return fields;
           }
           const live = await liveCodes(actor.secret!);
-          return replaceValues(fields, ['code'], (v) => live.has(normalizeCode(v)), (v) => `x${v}`);
+          return replaceValues(
+            fields,
+            ['code'],
+            (v) => live.has(normalizeCode(v)),
+            (v) => `x${v}`,
+          );
         },
         afterwards: journeyAfterwards,
       },
@@ -778,7 +948,13 @@ for (const setup of SETUPS) {
           return { browser, token: csrfOf(confirm), action: actionOf(confirm, 'upstream-confirm-form'), email: 'jane@acme.test' };
         },
         path: (a) => a.action,
-        sanitize: async (fields) => replaceValues(fields, ['password'], (v) => v === PASSWORD, (v) => `${v}!`),
+        sanitize: async (fields) =>
+          replaceValues(
+            fields,
+            ['password'],
+            (v) => v === PASSWORD,
+            (v) => `${v}!`,
+          ),
         afterwards: journeyAfterwards,
       },
       {
@@ -795,38 +971,52 @@ for (const setup of SETUPS) {
           return { browser, token, action: `/interaction/${uid}/forgot` };
         },
         path: (a) => a.action,
-        sanitize: async (fields) => replaceValues(fields, ['email'], (v) => EMAILS.includes(v.trim().toLowerCase()), () => 'nobody@acme.test'),
+        sanitize: async (fields) =>
+          replaceValues(
+            fields,
+            ['email'],
+            (v) => EMAILS.includes(v.trim().toLowerCase()),
+            () => 'nobody@acme.test',
+          ),
         special: (res, sent) => (sent.tokenSent && res.status === 200 && testIds(res).includes('forgot-sent') ? {} : null),
         afterwards: journeyAfterwards,
       },
-      ...(['reset', 'invite'] as const).map(
-        (purpose): Target => ({
-          // A mailed link's form. Never a successful reset: a new password that the rules would accept is
-          // made to differ from its confirmation.
-          name: `POST /${purpose}/:token`,
-          personas: ['browser'],
-          fields: ['password', 'password_confirm'],
-          values: ['short', 'password', 'password1', '12345678', 'tim@acme.test', 'TIM@ACME.TEST', '', ' ', 'é'.repeat(8), 'a strong new passphrase'],
-          tokenField: 'csrf',
-          prepare: async () => {
-            const token = randomBytes(32).toString('base64url');
-            const identity = (await server.latchkey.stores.accounts.findIdentityByEmail('tim@acme.test'))!;
-            const now = new Date();
-            await server.latchkey.stores.links.create(createHash('sha256').update(token).digest('base64url'), { purpose, identityId: identity.id, createdAt: now, expiresAt: new Date(now.getTime() + 3_600_000) });
-            const browser = new Browser(issuer);
-            const page = await browser.get(`/${purpose}/${token}`);
-            assert.ok(testIds(page).includes('reset-form'), `the ${purpose} form, got ${page.status}`);
-            return { browser, token: csrfOf(page), action: `/${purpose}/${token}` };
-          },
-          path: (a) => a.action,
-          sanitize: async (fields) => {
-            const password = fields.find(([k, v]) => k === 'password' && typeof v === 'string')?.[1] as string | undefined;
-            if (password === undefined || checkNewPassword(password, password, 'tim@acme.test')) return fields;
-            return replaceValues(fields, ['password_confirm'], (v) => v === password, (v) => `${v}-differs`);
-          },
-          afterwards: journeyAfterwards,
-        }),
-      ),
+      ...(['reset', 'invite'] as const).map((purpose): Target => ({
+        // A mailed link's form. Never a successful reset: a new password that the rules would accept is
+        // made to differ from its confirmation.
+        name: `POST /${purpose}/:token`,
+        personas: ['browser'],
+        fields: ['password', 'password_confirm'],
+        values: ['short', 'password', 'password1', '12345678', 'tim@acme.test', 'TIM@ACME.TEST', '', ' ', 'é'.repeat(8), 'a strong new passphrase'],
+        tokenField: 'csrf',
+        prepare: async () => {
+          const token = randomBytes(32).toString('base64url');
+          const identity = (await server.latchkey.stores.accounts.findIdentityByEmail('tim@acme.test'))!;
+          const now = new Date();
+          await server.latchkey.stores.links.create(createHash('sha256').update(token).digest('base64url'), {
+            purpose,
+            identityId: identity.id,
+            createdAt: now,
+            expiresAt: new Date(now.getTime() + 3_600_000),
+          });
+          const browser = new Browser(issuer);
+          const page = await browser.get(`/${purpose}/${token}`);
+          assert.ok(testIds(page).includes('reset-form'), `the ${purpose} form, got ${page.status}`);
+          return { browser, token: csrfOf(page), action: `/${purpose}/${token}` };
+        },
+        path: (a) => a.action,
+        sanitize: async (fields) => {
+          const password = fields.find(([k, v]) => k === 'password' && typeof v === 'string')?.[1] as string | undefined;
+          if (password === undefined || checkNewPassword(password, password, 'tim@acme.test')) return fields;
+          return replaceValues(
+            fields,
+            ['password_confirm'],
+            (v) => v === password,
+            (v) => `${v}-differs`,
+          );
+        },
+        afterwards: journeyAfterwards,
+      })),
       // The account pages (src/account/*.ts).
       {
         // Legitimate: without a session, or with the session's token from our origin, a 303 to the
@@ -845,7 +1035,9 @@ for (const setup of SETUPS) {
         },
         path: () => '/account/signout',
         special: (res, sent, persona) =>
-          res.status === 303 && res.headers.get('location') === '/account/signed-out' && sent.originOk && (persona === 'anonymous' || sent.tokenSent) ? { reprepare: persona !== 'anonymous' } : null,
+          res.status === 303 && res.headers.get('location') === '/account/signed-out' && sent.originOk && (persona === 'anonymous' || sent.tokenSent)
+            ? { reprepare: persona !== 'anonymous' }
+            : null,
         allowedSuccesses: ['account.signout'],
         afterwards: accountAfterwards,
       },
@@ -864,29 +1056,45 @@ for (const setup of SETUPS) {
           const type = fields.find(([k, v]) => k === 'user_type' && typeof v === 'string')?.[1] as string | undefined;
           const current = type !== undefined && TYPES.includes(type) ? await currentFactor(type) : undefined;
           if (!current) return fields;
-          return replaceValues(fields, ['second_factor'], (v) => (SECOND_FACTORS as readonly string[]).includes(v), () => current);
+          return replaceValues(
+            fields,
+            ['second_factor'],
+            (v) => (SECOND_FACTORS as readonly string[]).includes(v),
+            () => current,
+          );
         },
-        special: (res, sent, persona) => (persona === 'owner' && accountSpecialOk(sent, persona) && res.status === 303 && res.headers.get('location') === '/account/security?notice=policy' ? {} : null),
+        special: (res, sent, persona) =>
+          persona === 'owner' && accountSpecialOk(sent, persona) && res.status === 303 && res.headers.get('location') === '/account/security?notice=policy' ? {} : null,
         afterwards: accountAfterwards,
       },
-      ...(['reset-authenticator', 'reset-pin', 'unlock', 'disable', 'enable', 'remove'] as const).map(
-        (kind): Target => ({
-          // Legitimate: the owner's post without `confirm=yes` (the users page's button) answers the
-          // confirmation page, 200, changing nothing. `confirm=yes` itself is never sent whole.
-          name: `POST /account/users/:loginId/${kind}`,
-          personas: ['owner', 'user', 'anonymous'],
-          fields: ['confirm'],
-          values: ['no', 'YES', 'yes ', 'Yes', 'yes\u0000', 'true', '1', 'on'],
-          tokenField: 'csrf',
-          accountPages: true,
-          prepare: sharedAccountActor,
-          path: (_a, m) => `/account/users/${LOGIN_SEGMENTS[m.pick % LOGIN_SEGMENTS.length]}/${kind}`,
-          sanitize: async (fields) => replaceValues(fields, ['confirm'], (v) => v === 'yes', () => 'yes!'),
-          special: (res, sent, persona) =>
-            persona === 'owner' && accountSpecialOk(sent, persona) && res.status === 200 && testIds(res).includes('confirm-reset-form') && ACME_LOGINS.includes(sent.path.split('/')[3]!) ? {} : null,
-          afterwards: accountAfterwards,
-        }),
-      ),
+      ...(['reset-authenticator', 'reset-pin', 'unlock', 'disable', 'enable', 'remove'] as const).map((kind): Target => ({
+        // Legitimate: the owner's post without `confirm=yes` (the users page's button) answers the
+        // confirmation page, 200, changing nothing. `confirm=yes` itself is never sent whole.
+        name: `POST /account/users/:loginId/${kind}`,
+        personas: ['owner', 'user', 'anonymous'],
+        fields: ['confirm'],
+        values: ['no', 'YES', 'yes ', 'Yes', 'yes\u0000', 'true', '1', 'on'],
+        tokenField: 'csrf',
+        accountPages: true,
+        prepare: sharedAccountActor,
+        path: (_a, m) => `/account/users/${LOGIN_SEGMENTS[m.pick % LOGIN_SEGMENTS.length]}/${kind}`,
+        sanitize: async (fields) =>
+          replaceValues(
+            fields,
+            ['confirm'],
+            (v) => v === 'yes',
+            () => 'yes!',
+          ),
+        special: (res, sent, persona) =>
+          persona === 'owner' &&
+          accountSpecialOk(sent, persona) &&
+          res.status === 200 &&
+          testIds(res).includes('confirm-reset-form') &&
+          ACME_LOGINS.includes(sent.path.split('/')[3]!)
+            ? {}
+            : null,
+        afterwards: accountAfterwards,
+      })),
       {
         // Adding a person: the email is never a valid address, so nothing is ever added; every answer is a 4xx.
         name: 'POST /account/users/new',
@@ -897,7 +1105,13 @@ for (const setup of SETUPS) {
         accountPages: true,
         prepare: sharedAccountActor,
         path: () => '/account/users/new',
-        sanitize: async (fields) => replaceValues(fields, ['email'], (v) => v.includes('@'), (v) => v.replaceAll('@', ' at ')),
+        sanitize: async (fields) =>
+          replaceValues(
+            fields,
+            ['email'],
+            (v) => v.includes('@'),
+            (v) => v.replaceAll('@', ' at '),
+          ),
         afterwards: accountAfterwards,
       },
       {
@@ -910,7 +1124,13 @@ for (const setup of SETUPS) {
         accountPages: true,
         prepare: sharedAccountActor,
         path: (_a, m) => `/account/users/${LOGIN_SEGMENTS[m.pick % LOGIN_SEGMENTS.length]}/edit`,
-        sanitize: async (fields) => replaceValues(fields, ['email'], (v) => v.includes('@'), (v) => v.replaceAll('@', ' at ')),
+        sanitize: async (fields) =>
+          replaceValues(
+            fields,
+            ['email'],
+            (v) => v.includes('@'),
+            (v) => v.replaceAll('@', ' at '),
+          ),
         afterwards: accountAfterwards,
       },
       {
@@ -922,7 +1142,13 @@ for (const setup of SETUPS) {
         accountPages: true,
         prepare: sharedAccountActor,
         path: () => '/account/profile/pin',
-        sanitize: async (fields) => replaceValues(fields, ['current_pin'], (v) => v === NINA_PIN, (v) => `${v}1`),
+        sanitize: async (fields) =>
+          replaceValues(
+            fields,
+            ['current_pin'],
+            (v) => v === NINA_PIN,
+            (v) => `${v}1`,
+          ),
         afterwards: accountAfterwards,
       },
       {
@@ -936,7 +1162,12 @@ for (const setup of SETUPS) {
         path: () => '/account/profile/authenticator',
         sanitize: async (fields) => {
           const live = await liveCodes(accountActors.get('guard')!.secret!);
-          return replaceValues(fields, ['code'], (v) => live.has(normalizeCode(v)), (v) => `x${v}`);
+          return replaceValues(
+            fields,
+            ['code'],
+            (v) => live.has(normalizeCode(v)),
+            (v) => `x${v}`,
+          );
         },
         afterwards: accountAfterwards,
       },
@@ -949,7 +1180,13 @@ for (const setup of SETUPS) {
         accountPages: true,
         prepare: sharedAccountActor,
         path: () => '/account/profile/password',
-        sanitize: async (fields) => replaceValues(fields, ['current_password'], (v) => v === PASSWORD, (v) => `${v}!`),
+        sanitize: async (fields) =>
+          replaceValues(
+            fields,
+            ['current_password'],
+            (v) => v === PASSWORD,
+            (v) => `${v}!`,
+          ),
         afterwards: accountAfterwards,
       },
       {
@@ -962,7 +1199,13 @@ for (const setup of SETUPS) {
         accountPages: true,
         prepare: sharedAccountActor,
         path: () => '/account/profile/upstreams/unlink',
-        sanitize: async (fields) => replaceValues(fields, ['issuer', 'subject'], (v) => v === 'UPSTREAM_ISSUER', () => upstream.issuer),
+        sanitize: async (fields) =>
+          replaceValues(
+            fields,
+            ['issuer', 'subject'],
+            (v) => v === 'UPSTREAM_ISSUER',
+            () => upstream.issuer,
+          ),
         afterwards: accountAfterwards,
       },
       // The provider's POST endpoints. The portal's own codes and tokens are never sent; another client's are.
@@ -970,12 +1213,33 @@ for (const setup of SETUPS) {
         name: 'POST /token',
         personas: ['client'],
         fields: ['grant_type', 'code', 'refresh_token', 'redirect_uri', 'code_verifier', 'scope', 'client_id', 'client_secret', 'client_assertion_type', 'resource'],
-        values: ['authorization_code', 'refresh_token', 'client_credentials', 'password', 'urn:ietf:params:oauth:grant-type:device_code', 'implicit', REDIRECT_URI, 'openid', 'portal', 'globex-app', 'latchkey-account', 'FOREIGN_CODE', 'FOREIGN_REFRESH', 'E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM'],
+        values: [
+          'authorization_code',
+          'refresh_token',
+          'client_credentials',
+          'password',
+          'urn:ietf:params:oauth:grant-type:device_code',
+          'implicit',
+          REDIRECT_URI,
+          'openid',
+          'portal',
+          'globex-app',
+          'latchkey-account',
+          'FOREIGN_CODE',
+          'FOREIGN_REFRESH',
+          'E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM',
+        ],
         clientAuth: true,
         reader: 'provider',
         prepare: anonymous,
         path: () => '/token',
-        sanitize: async (fields) => replaceValues(fields, ['code', 'refresh_token', 'client_secret'], (v) => v.startsWith('FOREIGN_'), (v) => (v === 'FOREIGN_CODE' ? foreign.code : foreign.refreshToken)),
+        sanitize: async (fields) =>
+          replaceValues(
+            fields,
+            ['code', 'refresh_token', 'client_secret'],
+            (v) => v.startsWith('FOREIGN_'),
+            (v) => (v === 'FOREIGN_CODE' ? foreign.code : foreign.refreshToken),
+          ),
         afterwards: providerAfterwards,
       },
       {
@@ -989,10 +1253,16 @@ for (const setup of SETUPS) {
         reader: 'provider',
         prepare: anonymous,
         path: () => '/token/introspection',
-        sanitize: async (fields) => replaceValues(fields, ['token'], (v) => v.startsWith('FOREIGN_'), (v) => (v === 'FOREIGN_ACCESS' ? foreign.accessToken : foreign.refreshToken)),
+        sanitize: async (fields) =>
+          replaceValues(
+            fields,
+            ['token'],
+            (v) => v.startsWith('FOREIGN_'),
+            (v) => (v === 'FOREIGN_ACCESS' ? foreign.accessToken : foreign.refreshToken),
+          ),
         special: (res, sent) => {
           if (!sent.authValid || res.status !== 200) return null;
-          assert.deepEqual(JSON.parse(res.html), { active: false }, 'nothing about a token that is not the client\'s');
+          assert.deepEqual(JSON.parse(res.html), { active: false }, "nothing about a token that is not the client's");
           return {};
         },
         afterwards: providerAfterwards,
@@ -1007,7 +1277,13 @@ for (const setup of SETUPS) {
         reader: 'provider',
         prepare: anonymous,
         path: () => '/token/revocation',
-        sanitize: async (fields) => replaceValues(fields, ['token'], (v) => v.startsWith('FOREIGN_'), (v) => (v === 'FOREIGN_ACCESS' ? foreign.accessToken : foreign.refreshToken)),
+        sanitize: async (fields) =>
+          replaceValues(
+            fields,
+            ['token'],
+            (v) => v.startsWith('FOREIGN_'),
+            (v) => (v === 'FOREIGN_ACCESS' ? foreign.accessToken : foreign.refreshToken),
+          ),
         special: (res, sent) => (sent.authValid && res.status === 200 ? {} : null),
         afterwards: providerAfterwards,
       },
@@ -1033,7 +1309,13 @@ for (const setup of SETUPS) {
         reader: 'provider',
         prepare: anonymous,
         path: () => '/me',
-        sanitize: async (fields) => replaceValues(fields, ['access_token'], (v) => v === 'FOREIGN_REFRESH', () => foreign.refreshToken),
+        sanitize: async (fields) =>
+          replaceValues(
+            fields,
+            ['access_token'],
+            (v) => v === 'FOREIGN_REFRESH',
+            () => foreign.refreshToken,
+          ),
         afterwards: providerAfterwards,
       },
       {
@@ -1056,7 +1338,8 @@ for (const setup of SETUPS) {
           return { browser, token: xsrf, action: '/session/end/confirm', email: 'bob@acme.test' };
         },
         path: (a) => a.action,
-        special: (res, sent) => (sent.tokenSent && res.status === 303 && new URL(res.headers.get('location')!, issuer).pathname === '/session/end/success' ? { reprepare: true } : null),
+        special: (res, sent) =>
+          sent.tokenSent && res.status === 303 && new URL(res.headers.get('location')!, issuer).pathname === '/session/end/success' ? { reprepare: true } : null,
         afterwards: async (actors) => {
           // Signed out, or still Bob: never anybody else.
           for (const actor of actors.values()) {
@@ -1100,15 +1383,31 @@ for (const setup of SETUPS) {
 
       it('refuses a form over 64 KB with 413 on our routes; one under it is read', async () => {
         const { browser, action, token } = await loginPage();
-        const over = await browser.request(action, { method: 'POST', headers: { 'content-type': FORM }, body: filler(65 * 1024, `email=bob%40acme.test&password=x&csrf=${token}`) });
+        const over = await browser.request(action, {
+          method: 'POST',
+          headers: { 'content-type': FORM },
+          body: filler(65 * 1024, `email=bob%40acme.test&password=x&csrf=${token}`),
+        });
         assert.equal(over.status, 413);
         assert.ok(testIds(over).includes('error-message'));
-        const under = await browser.request(action, { method: 'POST', headers: { 'content-type': FORM }, body: filler(63 * 1024, `email=bob%40acme.test&password=x&csrf=${token}`) });
+        const under = await browser.request(action, {
+          method: 'POST',
+          headers: { 'content-type': FORM },
+          body: filler(63 * 1024, `email=bob%40acme.test&password=x&csrf=${token}`),
+        });
         assert.equal(under.status, 400, 'read, and refused as a wrong password');
         const owner = accountActors.get('owner')!;
-        const big = await owner.browser.request('/account/security', { method: 'POST', headers: { 'content-type': FORM, 'sec-fetch-site': 'same-origin' }, body: filler(65 * 1024, `user_type=employee&second_factor=pin&csrf=${owner.token}`) });
+        const big = await owner.browser.request('/account/security', {
+          method: 'POST',
+          headers: { 'content-type': FORM, 'sec-fetch-site': 'same-origin' },
+          body: filler(65 * 1024, `user_type=employee&second_factor=pin&csrf=${owner.token}`),
+        });
         assert.equal(big.status, 413);
-        const json = await owner.browser.request('/account/security', { method: 'POST', headers: { 'content-type': FORM, accept: 'application/json' }, body: filler(65 * 1024, `csrf=${owner.token}`) });
+        const json = await owner.browser.request('/account/security', {
+          method: 'POST',
+          headers: { 'content-type': FORM, accept: 'application/json' },
+          body: filler(65 * 1024, `csrf=${owner.token}`),
+        });
         assert.equal(json.status, 413);
         assert.equal((JSON.parse(json.html) as { error: string }).error, 'payload_too_large');
         assert.equal((await server.latchkey.stores.accounts.getTenant('acme'))!.userTypes.find((u) => u.id === 'employee')!.secondFactor, 'none');
@@ -1130,7 +1429,13 @@ for (const setup of SETUPS) {
     // Found by this fuzzer: paths and methods nobody routes (POST /auth, some malformed reset URLs)
     // reached the provider's bare Koa 404, a text/plain "Not Found".
     it('answers what nobody routes with a 404 page or JSON error', async () => {
-      for (const [method, path] of [['POST', '/auth'], ['POST', '/session/end'], ['POST', '/account/no-such-page'], ['GET', '/nothing-here'], ['DELETE', '/token']] as const) {
+      for (const [method, path] of [
+        ['POST', '/auth'],
+        ['POST', '/session/end'],
+        ['POST', '/account/no-such-page'],
+        ['GET', '/nothing-here'],
+        ['DELETE', '/token'],
+      ] as const) {
         const page = await fetch(`${issuer}${path}`, { method, headers: { 'content-type': FORM }, body: method === 'GET' ? null : 'a=b' });
         assert.equal(page.status, 404, `${method} ${path}`);
         assert.match(page.headers.get('content-type') ?? '', /^text\/html/, `${method} ${path}`);
@@ -1145,7 +1450,11 @@ for (const setup of SETUPS) {
     // about any token — the portal (Acme) read Globex's refresh token: active, its subject, its client.
     it("answers a client's introspection of another tenant's token with active: false", async () => {
       const introspect = async (client: string, secret: string, token: string) => {
-        const res = await fetch(`${issuer}/token/introspection`, { method: 'POST', headers: { authorization: basic(client, secret), 'content-type': FORM }, body: new URLSearchParams({ token }) });
+        const res = await fetch(`${issuer}/token/introspection`, {
+          method: 'POST',
+          headers: { authorization: basic(client, secret), 'content-type': FORM },
+          body: new URLSearchParams({ token }),
+        });
         assert.equal(res.status, 200);
         return (await res.json()) as { active: boolean; sub?: string };
       };
@@ -1155,8 +1464,16 @@ for (const setup of SETUPS) {
         assert.deepEqual(await introspect('portal', 's3cret-portal-4f9a2c7e1b8d3f6a0c5e9b2d', token), { active: false }, "Acme's client learns nothing of Globex's token");
         assert.equal((await introspect('globex-app', 's3cret-globex-4f9a2c7e1b8d3f6a0c5e9b2d', token)).sub, 'gina-staff', 'its own client still introspects it');
       }
-      assert.deepEqual(await introspect('globex-app', 's3cret-globex-4f9a2c7e1b8d3f6a0c5e9b2d', acme.access_token), { active: false }, "Globex's client learns nothing of Acme's token");
-      assert.equal((await introspect('partner', 's3cret-partner-4f9a2c7e1b8d3f6a0c5e9b2d', acme.access_token)).sub, 'bob-emp', 'a client of the same tenant (a resource server) may');
+      assert.deepEqual(
+        await introspect('globex-app', 's3cret-globex-4f9a2c7e1b8d3f6a0c5e9b2d', acme.access_token),
+        { active: false },
+        "Globex's client learns nothing of Acme's token",
+      );
+      assert.equal(
+        (await introspect('partner', 's3cret-partner-4f9a2c7e1b8d3f6a0c5e9b2d', acme.access_token)).sub,
+        'bob-emp',
+        'a client of the same tenant (a resource server) may',
+      );
     });
 
     it('still signs everybody in after the fuzzing: nothing locked, nothing broken', async () => {
@@ -1168,4 +1485,3 @@ for (const setup of SETUPS) {
     });
   });
 }
-

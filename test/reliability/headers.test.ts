@@ -59,8 +59,14 @@ describe('security headers and cookies', () => {
     });
     const resumed = await browser.request(signedIn.headers.get('location')!);
     const cookies = [...cookiesOf(authorize), ...cookiesOf(resumed)].filter((c) => !/expires=Thu, 01 Jan 1970/i.test(c));
-    assert.ok(cookies.some((c) => c.startsWith('_interaction=')), 'interaction cookie');
-    assert.ok(cookies.some((c) => c.startsWith('_session=')), 'session cookie');
+    assert.ok(
+      cookies.some((c) => c.startsWith('_interaction=')),
+      'interaction cookie',
+    );
+    assert.ok(
+      cookies.some((c) => c.startsWith('_session=')),
+      'session cookie',
+    );
     for (const c of cookies) {
       assert.match(c, /;\s*httponly/i, c);
       assert.match(c, /;\s*samesite=lax/i, c);
@@ -132,7 +138,14 @@ describe('cookies behind an HTTPS reverse proxy', () => {
   it('marks cookies Secure when the proxy says the request came over https', async () => {
     // Discovery answers for the https issuer; talk to the app directly, as the proxy would.
     const base = `http://127.0.0.1:${server.env.PORT}`;
-    const params = new URLSearchParams({ client_id: 'portal', response_type: 'code', scope: 'openid', redirect_uri: 'http://127.0.0.1:8080/cb', code_challenge: 'E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM', code_challenge_method: 'S256' });
+    const params = new URLSearchParams({
+      client_id: 'portal',
+      response_type: 'code',
+      scope: 'openid',
+      redirect_uri: 'http://127.0.0.1:8080/cb',
+      code_challenge: 'E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM',
+      code_challenge_method: 'S256',
+    });
     const res = await fetch(`${base}/auth?${params}`, { redirect: 'manual', headers: { 'x-forwarded-proto': 'https', 'x-forwarded-host': 'id.example.test' } });
     assert.equal(res.status, 303);
     const cookies = res.headers.getSetCookie();
@@ -154,7 +167,14 @@ describe('cookies behind an HTTPS reverse proxy', () => {
 
   it('redirects plain http to the https issuer instead of setting cookies in the clear', async () => {
     const base = `http://127.0.0.1:${server.env.PORT}`;
-    const params = new URLSearchParams({ client_id: 'portal', response_type: 'code', scope: 'openid', redirect_uri: 'http://127.0.0.1:8080/cb', code_challenge: 'E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM', code_challenge_method: 'S256' });
+    const params = new URLSearchParams({
+      client_id: 'portal',
+      response_type: 'code',
+      scope: 'openid',
+      redirect_uri: 'http://127.0.0.1:8080/cb',
+      code_challenge: 'E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM',
+      code_challenge_method: 'S256',
+    });
     const res = await fetch(`${base}/auth?${params}`, { redirect: 'manual' });
     assert.equal(res.status, 308);
     assert.equal(res.headers.get('location'), `https://id.example.test/auth?${params}`);
@@ -167,7 +187,14 @@ describe('cookies behind an HTTPS reverse proxy', () => {
 });
 
 describe('X-Forwarded-* behind proxies given by address range', () => {
-  const params = new URLSearchParams({ client_id: 'portal', response_type: 'code', scope: 'openid', redirect_uri: 'http://127.0.0.1:8080/cb', code_challenge: 'E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM', code_challenge_method: 'S256' });
+  const params = new URLSearchParams({
+    client_id: 'portal',
+    response_type: 'code',
+    scope: 'openid',
+    redirect_uri: 'http://127.0.0.1:8080/cb',
+    code_challenge: 'E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM',
+    code_challenge_method: 'S256',
+  });
   const viaProxy = { 'x-forwarded-proto': 'https', 'x-forwarded-host': 'id.example.test', 'x-forwarded-for': '203.0.113.7' };
   let trusted: TestServer;
   let untrusted: TestServer;

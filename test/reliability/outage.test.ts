@@ -56,7 +56,10 @@ describe('store outages (MongoDB + Redis)', () => {
     const readyz = await fetch(`${server.issuer}/readyz`);
     assert.equal(readyz.status, 503);
     const body = (await readyz.json()) as { stores: { store: string; ok: boolean }[] };
-    assert.deepEqual(body.stores.find((s) => s.store === 'redis'), { store: 'redis', ok: false });
+    assert.deepEqual(
+      body.stores.find((s) => s.store === 'redis'),
+      { store: 'redis', ok: false },
+    );
     assert.equal((await fetch(`${server.issuer}/healthz`)).status, 200, 'the process stays up');
 
     const page = await fetch((await rp.authorize()).url, { redirect: 'manual', headers: { accept: 'text/html' } });
@@ -67,7 +70,11 @@ describe('store outages (MongoDB + Redis)', () => {
 
     const token = await fetch(`${server.issuer}/token`, {
       method: 'POST',
-      headers: { 'content-type': 'application/x-www-form-urlencoded', authorization: `Basic ${Buffer.from('portal:s3cret-portal-4f9a2c7e1b8d3f6a0c5e9b2d').toString('base64')}`, accept: 'application/json' },
+      headers: {
+        'content-type': 'application/x-www-form-urlencoded',
+        authorization: `Basic ${Buffer.from('portal:s3cret-portal-4f9a2c7e1b8d3f6a0c5e9b2d').toString('base64')}`,
+        accept: 'application/json',
+      },
       body: 'grant_type=refresh_token&refresh_token=nope',
     });
     assert.equal(token.status, 503);
@@ -111,7 +118,10 @@ describe('store outages (MongoDB + Redis)', () => {
       const token = await redisDiesDuring(() =>
         fetch(`${caught.issuer}/token`, {
           method: 'POST',
-          headers: { 'content-type': 'application/x-www-form-urlencoded', authorization: `Basic ${Buffer.from('portal:s3cret-portal-4f9a2c7e1b8d3f6a0c5e9b2d').toString('base64')}` },
+          headers: {
+            'content-type': 'application/x-www-form-urlencoded',
+            authorization: `Basic ${Buffer.from('portal:s3cret-portal-4f9a2c7e1b8d3f6a0c5e9b2d').toString('base64')}`,
+          },
           body: 'grant_type=refresh_token&refresh_token=nope',
         }),
       );
@@ -146,7 +156,10 @@ describe('store outages (MongoDB + Redis)', () => {
       ]);
       assert.equal(readyz.status, 503);
       const body = (await readyz.json()) as { stores: { store: string; ok: boolean }[] };
-      assert.deepEqual(body.stores.find((s) => s.store === 'redis'), { store: 'redis', ok: false });
+      assert.deepEqual(
+        body.stores.find((s) => s.store === 'redis'),
+        { store: 'redis', ok: false },
+      );
       assert.equal(page.status, 503);
       assert.equal(page.headers.get('retry-after'), '5');
       assert.match(await page.text(), /temporarily unavailable/i);
@@ -171,7 +184,10 @@ describe('store outages (MongoDB + Redis)', () => {
     await mongo.kill();
     await waitFor('readyz to notice', async () => !(await ready()), 30_000);
     const readyz = (await (await fetch(`${server.issuer}/readyz`)).json()) as { stores: { store: string; ok: boolean }[] };
-    assert.deepEqual(readyz.stores.find((s) => s.store === 'mongodb'), { store: 'mongodb', ok: false });
+    assert.deepEqual(
+      readyz.stores.find((s) => s.store === 'mongodb'),
+      { store: 'mongodb', ok: false },
+    );
 
     const res = await fetch(`${server.issuer}/interaction/whatever`, { headers: { accept: 'text/html' } });
     assert.equal(res.status, 503);

@@ -112,7 +112,11 @@ describe('a reset on one app process takes effect on the other (MongoDB + Redis)
   }
 
   async function introspectAt(port: number, token: string) {
-    const res = await fetch(`http://127.0.0.1:${port}/token/introspection`, { method: 'POST', headers: { authorization: BASIC, 'content-type': FORM }, body: new URLSearchParams({ token }) });
+    const res = await fetch(`http://127.0.0.1:${port}/token/introspection`, {
+      method: 'POST',
+      headers: { authorization: BASIC, 'content-type': FORM },
+      body: new URLSearchParams({ token }),
+    });
     assert.equal(res.status, 200);
     return ((await res.json()) as { active: boolean }).active;
   }

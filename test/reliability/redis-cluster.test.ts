@@ -39,7 +39,10 @@ describe('a journey on a Redis Cluster', () => {
     try {
       const keys = (await Promise.all(client.nodes('master').map((n) => n.keys('*')))).flat();
       const adapterKeys = keys.filter((k) => k.startsWith('{lkc}:'));
-      assert.ok(adapterKeys.some((k) => k.startsWith('{lkc}:Session:')), 'sessions stored under the hash-tagged prefix');
+      assert.ok(
+        adapterKeys.some((k) => k.startsWith('{lkc}:Session:')),
+        'sessions stored under the hash-tagged prefix',
+      );
       assert.ok(adapterKeys.some((k) => k.startsWith('{lkc}:RefreshToken:')));
       assert.ok(!keys.some((k) => k.startsWith('lkc:Session:')), 'no untagged adapter keys');
     } finally {

@@ -56,7 +56,10 @@ async function process_(store: AccountStore, redisUrl: string, prefix: string, o
   redis.on('error', () => {});
   cleanups.push(() => redis.disconnect());
   await new Promise((resolve) => redis.once('ready', resolve));
-  const { accounts, cache } = withAccountCache(store, redis, { redisPrefix: prefix, accountCache: { ttlSeconds: options.ttlSeconds ?? 60, maxEntries: options.maxEntries ?? 1000 } });
+  const { accounts, cache } = withAccountCache(store, redis, {
+    redisPrefix: prefix,
+    accountCache: { ttlSeconds: options.ttlSeconds ?? 60, maxEntries: options.maxEntries ?? 1000 },
+  });
   return { redis, cache, store: accounts };
 }
 
@@ -92,7 +95,7 @@ describe('account cache', () => {
     await a.store.upsertLogin({ id: 'l1', tenant: 'acme', email: 'l1@example.com', userType: 'staff', firstName: 'L', lastName: 'One', disabled: true });
     assert.equal((await b.store.getClient('web'))!.metadata.client_secret, 'rotated-secret');
     assert.equal((await b.store.getLogin('l1'))!.disabled, true);
-    assert.equal(reads.getClient, 2, "B read the store again for the client, once");
+    assert.equal(reads.getClient, 2, 'B read the store again for the client, once');
 
     // An owner's reset (the session cut-off) and a factor change, likewise.
     const t = new Date(Math.ceil(Date.now() / 1000) * 1000);

@@ -308,7 +308,10 @@ function accountStoreContract(name: string, makeStore: () => Promise<Harness>) {
           assert.equal(await s.setLoginDisabled('d1', true), true);
           assert.deepEqual(await other.getLogin('d1'), { ...login('d1'), disabled: true, factors: { pin: { hash: 'h' } } }, 'seen at once, elsewhere too');
           assert.equal((await s.getLogin('d2'))!.disabled, false);
-          assert.deepEqual((await s.searchLogins({ tenant: 'acme', state: 'disabled' })).logins.map((l) => l.id), ['d1']);
+          assert.deepEqual(
+            (await s.searchLogins({ tenant: 'acme', state: 'disabled' })).logins.map((l) => l.id),
+            ['d1'],
+          );
           await s.upsertLogin(login('d1', { firstName: 'Renamed' }));
           assert.equal((await s.getLogin('d1'))!.disabled, true, 'a profile upsert without `disabled` keeps it');
           assert.equal(await s.setLoginDisabled('d1', false), true);
@@ -554,9 +557,7 @@ function accountStoreContract(name: string, makeStore: () => Promise<Harness>) {
           const other = await h.twin();
           await s.upsertLogin(login('l1'));
           await s.setFactorState('l1', 'pin', { hash: 'p' });
-          const results = await Promise.all(
-            Array.from({ length: 20 }, (_, i) => (i % 2 ? s : other).advanceFactorStep('l1', 'pin', 42)),
-          );
+          const results = await Promise.all(Array.from({ length: 20 }, (_, i) => (i % 2 ? s : other).advanceFactorStep('l1', 'pin', 42)));
           assert.equal(results.filter(Boolean).length, 1);
           assert.equal(await other.advanceFactorStep('l1', 'pin', 42), false);
           assert.equal(await s.advanceFactorStep('l1', 'pin', 43), true);
@@ -626,11 +627,20 @@ function accountStoreContract(name: string, makeStore: () => Promise<Harness>) {
           assert.equal(first.length, 50, 'default limit');
           assert.deepEqual(first[0]!.detail, { i: 59 });
           const page = await s.listAudit({ tenant: 'acme', limit: 7 });
-          assert.deepEqual(page.map((e) => e.detail?.i), [59, 58, 57, 56, 55, 54, 53]);
+          assert.deepEqual(
+            page.map((e) => e.detail?.i),
+            [59, 58, 57, 56, 55, 54, 53],
+          );
           const next = await s.listAudit({ tenant: 'acme', limit: 7, before: page.at(-1)!.time });
-          assert.deepEqual(next.map((e) => e.detail?.i), [52, 51, 50, 49, 48, 47, 46]);
+          assert.deepEqual(
+            next.map((e) => e.detail?.i),
+            [52, 51, 50, 49, 48, 47, 46],
+          );
           const last = await s.listAudit({ tenant: 'acme', before: new Date(base + 3000) });
-          assert.deepEqual(last.map((e) => e.detail?.i), [2, 1, 0]);
+          assert.deepEqual(
+            last.map((e) => e.detail?.i),
+            [2, 1, 0],
+          );
           assert.equal((await s.listAudit({ tenant: 'acme', limit: 10_000 })).length, 60);
         }));
 
@@ -647,30 +657,42 @@ function accountStoreContract(name: string, makeStore: () => Promise<Harness>) {
           for (let m = 0; m < 6; m++) await s.appendAudit(event({ time: t(m), detail: { m } }));
           await s.appendAudit(event({ time: t(1), tenant: null, login: null }));
           assert.equal(await s.deleteAuditBefore(t(4), 2), 2);
-          assert.deepEqual((await s.listAudit({ tenant: 'acme' })).map((e) => e.detail?.m), [5, 4, 3, 2]);
+          assert.deepEqual(
+            (await s.listAudit({ tenant: 'acme' })).map((e) => e.detail?.m),
+            [5, 4, 3, 2],
+          );
           assert.equal(await s.deleteAuditBefore(t(4)), 3, 'the rest before t(4), the tenant-less one too');
           assert.equal(await s.deleteAuditBefore(t(4)), 0);
-          assert.deepEqual((await s.listAudit({ tenant: 'acme' })).map((e) => e.detail?.m), [5, 4]);
+          assert.deepEqual(
+            (await s.listAudit({ tenant: 'acme' })).map((e) => e.detail?.m),
+            [5, 4],
+          );
           await assert.rejects(s.deleteAuditBefore(new Date('nope')), TypeError);
         }));
     });
 
     describe('upstream providers and links', () => {
-      it('upserts, gets and lists a tenant\'s upstreams ordered by name, apart from other tenants\'', () =>
+      it("upserts, gets and lists a tenant's upstreams ordered by name, apart from other tenants'", () =>
         withStore(async (s) => {
           await s.upsertUpstream(upstream('zed', 'acme', { name: 'Zed' }));
           await s.upsertUpstream(upstream('corp', 'acme', { name: 'Corp ID' }));
           await s.upsertUpstream(upstream('corp', 'globex', { name: 'Globex SSO', issuer: 'https://sso.globex.example', scopes: [] }));
           assert.deepEqual(await s.getUpstream('acme', 'corp'), upstream('corp', 'acme', { name: 'Corp ID' }));
           assert.deepEqual(await s.getUpstream('globex', 'corp'), upstream('corp', 'globex', { name: 'Globex SSO', issuer: 'https://sso.globex.example', scopes: [] }));
-          assert.deepEqual((await s.listUpstreams('acme')).map((u) => u.id), ['corp', 'zed']);
-          assert.deepEqual((await s.listUpstreams('globex')).map((u) => u.name), ['Globex SSO']);
+          assert.deepEqual(
+            (await s.listUpstreams('acme')).map((u) => u.id),
+            ['corp', 'zed'],
+          );
+          assert.deepEqual(
+            (await s.listUpstreams('globex')).map((u) => u.name),
+            ['Globex SSO'],
+          );
           assert.equal(await s.getUpstream('acme', 'nope'), null);
           assert.equal(await s.getUpstream('initech', 'corp'), null);
           assert.deepEqual(await s.listUpstreams('initech'), []);
         }));
 
-      it('upsert replaces an upstream\'s name, issuer, client and scopes', () =>
+      it("upsert replaces an upstream's name, issuer, client and scopes", () =>
         withStore(async (s) => {
           await s.upsertUpstream(upstream('corp'));
           const replaced = upstream('corp', 'acme', { name: 'Corp 2', issuer: 'https://new.example', clientId: 'c2', clientSecret: 'v1.k1.other', scopes: ['email', 'profile'] });
@@ -703,7 +725,11 @@ function accountStoreContract(name: string, makeStore: () => Promise<Harness>) {
           assert.deepEqual(await s.linkUpstream({ issuer, subject: 'sub-1', identityId: bob.id }), { identityId: ada.id, created: false }, 'an existing link wins');
           assert.deepEqual(await s.linkUpstream({ issuer, subject: 'sub-1', identityId: ada.id }), { identityId: ada.id, created: false }, 'linked already');
           assert.deepEqual(await s.findIdentityByUpstream(issuer, 'sub-1'), ada);
-          assert.deepEqual(await s.linkUpstream({ issuer: 'https://other.example', subject: 'sub-1', identityId: bob.id }), { identityId: bob.id, created: true }, 'the same subject at another issuer is another account');
+          assert.deepEqual(
+            await s.linkUpstream({ issuer: 'https://other.example', subject: 'sub-1', identityId: bob.id }),
+            { identityId: bob.id, created: true },
+            'the same subject at another issuer is another account',
+          );
           assert.deepEqual(await s.findIdentityByUpstream('https://other.example', 'sub-1'), bob);
           assert.equal(await s.findIdentityByUpstream(issuer, 'SUB-1'), null, 'subjects are compared exactly');
           await s.upsertIdentity({ email: 'ada@example.com', passwordHash: 'h2' });
@@ -723,7 +749,7 @@ function accountStoreContract(name: string, makeStore: () => Promise<Harness>) {
           assert.equal((await s.findIdentityByUpstream('https://idp.example', 'racer'))?.id, winners[0]!.identityId);
         }));
 
-      it('lists an identity\'s links ordered by issuer and subject, and unlinks only the identity\'s own link', () =>
+      it("lists an identity's links ordered by issuer and subject, and unlinks only the identity's own link", () =>
         withStore(async (s) => {
           const ada = await s.upsertIdentity({ email: 'ada@example.com' });
           const bob = await s.upsertIdentity({ email: 'bob@example.com' });
@@ -736,14 +762,21 @@ function accountStoreContract(name: string, makeStore: () => Promise<Harness>) {
             { issuer: 'https://a.example', subject: 'a2', identityId: ada.id },
             { issuer: 'https://z.example', subject: 'a1', identityId: ada.id },
           ]);
-          assert.equal(await s.unlinkUpstream({ issuer: 'https://a.example', subject: 'b1', identityId: ada.id }), false, 'another identity\'s link stays');
+          assert.equal(await s.unlinkUpstream({ issuer: 'https://a.example', subject: 'b1', identityId: ada.id }), false, "another identity's link stays");
           assert.equal((await s.findIdentityByUpstream('https://a.example', 'b1'))?.id, bob.id);
           assert.equal(await s.unlinkUpstream({ issuer: 'https://a.example', subject: 'a1', identityId: ada.id }), true);
           assert.equal(await s.unlinkUpstream({ issuer: 'https://a.example', subject: 'a1', identityId: ada.id }), false, 'gone already');
           assert.equal(await s.findIdentityByUpstream('https://a.example', 'a1'), null);
-          assert.deepEqual((await s.listUpstreamLinks(ada.id)).map((l) => l.subject), ['a2', 'a1']);
+          assert.deepEqual(
+            (await s.listUpstreamLinks(ada.id)).map((l) => l.subject),
+            ['a2', 'a1'],
+          );
           assert.deepEqual(await s.listUpstreamLinks('no-such-identity'), []);
-          assert.deepEqual(await s.linkUpstream({ issuer: 'https://a.example', subject: 'a1', identityId: bob.id }), { identityId: bob.id, created: true }, 'once unlinked, the account can be linked again');
+          assert.deepEqual(
+            await s.linkUpstream({ issuer: 'https://a.example', subject: 'a1', identityId: bob.id }),
+            { identityId: bob.id, created: true },
+            'once unlinked, the account can be linked again',
+          );
         }));
 
       it('parallel unlinks of one link, from two connections: exactly one removes it', () =>
@@ -771,13 +804,16 @@ function accountStoreContract(name: string, makeStore: () => Promise<Harness>) {
     });
 
     describe('account pages: logins across tenants, ended sessions, login grants', () => {
-      it('listLoginsForEmailAllTenants finds one email\'s logins in every tenant, ordered by tenant then id', () =>
+      it("listLoginsForEmailAllTenants finds one email's logins in every tenant, ordered by tenant then id", () =>
         withStore(async (s) => {
           await s.upsertLogin(login('z1', { tenant: 'zeta', email: 'ada@example.com' }));
           await s.upsertLogin(login('l3', { email: 'ADA@example.com' }));
           await s.upsertLogin(login('l1', { email: 'ada@example.com' }));
           await s.upsertLogin(login('l2', { email: 'bob@example.com' }));
-          assert.deepEqual((await s.listLoginsForEmailAllTenants(' Ada@Example.com')).map((l) => `${l.tenant}/${l.id}`), ['acme/l1', 'acme/l3', 'zeta/z1']);
+          assert.deepEqual(
+            (await s.listLoginsForEmailAllTenants(' Ada@Example.com')).map((l) => `${l.tenant}/${l.id}`),
+            ['acme/l1', 'acme/l3', 'zeta/z1'],
+          );
           assert.deepEqual(await s.listLoginsForEmailAllTenants('nobody@example.com'), []);
           await assert.rejects(s.listLoginsForEmailAllTenants({ $ne: null } as unknown as string), TypeError);
         }));
@@ -804,7 +840,7 @@ function accountStoreContract(name: string, makeStore: () => Promise<Harness>) {
           await assert.rejects(s.endLoginSessions('l1', 'yesterday' as unknown as Date), TypeError);
         }));
 
-      it('takeLoginGrants returns a login\'s live grants once, without expired ones', () =>
+      it("takeLoginGrants returns a login's live grants once, without expired ones", () =>
         withStore(async (s) => {
           const soon = new Date(Date.now() + 60_000);
           await s.addLoginGrant('l1', 'g2', soon);

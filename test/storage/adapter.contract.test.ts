@@ -151,9 +151,7 @@ function adapterContract(name: string, open: () => Promise<AdapterHarness>): voi
         const id = newId();
         await adapter(model).upsert(id, { jti: id, grantId: newId() }, 60);
         // Each consumer on its own adapter instance, half of them through the other connection.
-        const results = await Promise.allSettled(
-          Array.from({ length: 30 }, (_, i) => (i % 2 ? harness.other : harness.backend).factory(model).consume(id)),
-        );
+        const results = await Promise.allSettled(Array.from({ length: 30 }, (_, i) => (i % 2 ? harness.other : harness.backend).factory(model).consume(id)));
         assert.equal(results.filter((r) => r.status === 'fulfilled').length, 1, model);
         for (const r of results) if (r.status === 'rejected') assert.ok(isAlreadyConsumed(r.reason), String(r.reason));
       }
@@ -167,7 +165,12 @@ function adapterContract(name: string, open: () => Promise<AdapterHarness>): voi
       const t0 = epoch();
       const results = await Promise.all(
         Array.from({ length: 40 }, (_, i) =>
-          i % 2 ? a.find(id) : a.consume(id).then(() => 'consumed' as const, (err: unknown) => (isAlreadyConsumed(err) ? ('consumed' as const) : Promise.reject(err))),
+          i % 2
+            ? a.find(id)
+            : a.consume(id).then(
+                () => 'consumed' as const,
+                (err: unknown) => (isAlreadyConsumed(err) ? ('consumed' as const) : Promise.reject(err)),
+              ),
         ),
       );
       const t1 = epoch();

@@ -91,8 +91,14 @@ async function failInTurn(store: CounterStore, key: string, p: LockPolicy, count
 function assertOnlyMaxFailuresAllowed(results: TakeResult[], p: LockPolicy): void {
   const allowed = allowedOf(results);
   assert.equal(allowed.length, p.maxFailures, `${allowed.length} of ${results.length} allowed`);
-  assert.deepEqual(allowed.map((r) => r.failures).sort((a, b) => a - b), Array.from({ length: p.maxFailures }, (_, i) => i + 1));
-  assert.deepEqual(allowed.filter((r) => r.frozen).map((r) => r.failures), [p.maxFailures]);
+  assert.deepEqual(
+    allowed.map((r) => r.failures).sort((a, b) => a - b),
+    Array.from({ length: p.maxFailures }, (_, i) => i + 1),
+  );
+  assert.deepEqual(
+    allowed.filter((r) => r.frozen).map((r) => r.failures),
+    [p.maxFailures],
+  );
   // The rest were refused: busy while the last ones were in flight, or frozen after.
   for (const refused of results.filter((r) => !r.allowed)) assert.ok(refused.failures <= p.maxFailures && (!refused.frozen || refused.failures === p.maxFailures));
 }
@@ -296,7 +302,13 @@ function counterContract(name: string, open: () => Promise<CounterHarness>): voi
       await take(store(), key, policy, now);
       const { admitted, results } = await beginMany(store(), key, policy, now, 12);
       assert.equal(admitted.length, policy.threshold - 1);
-      assert.deepEqual(results.filter((r) => r.outcome === 'admitted').map((r) => r.inFlight).sort((a, b) => a - b), [1, 2, 3, 4]);
+      assert.deepEqual(
+        results
+          .filter((r) => r.outcome === 'admitted')
+          .map((r) => r.inFlight)
+          .sort((a, b) => a - b),
+        [1, 2, 3, 4],
+      );
       for (const r of results.filter((r) => r.outcome !== 'admitted')) assert.deepEqual(r, { outcome: 'busy', inFlight: 4, failures: 1, lockedUntil: 0, frozen: false });
       assert.deepEqual(await store().peek(key, now), { failures: 1, lockedUntil: 0, frozen: false }, 'in flight is not failed');
     });
@@ -326,7 +338,10 @@ function counterContract(name: string, open: () => Promise<CounterHarness>): voi
         const results = await Promise.all(waiting.map((slot) => store().begin(key, slot, policy, now, now + SLOT_MS)));
         const admitted = waiting.filter((_, i) => results[i]!.outcome === 'admitted');
         assert.ok(admitted.length > 0 && admitted.length <= policy.threshold, `${admitted.length} admitted`);
-        assert.ok(results.every((r) => r.outcome === 'admitted' || r.outcome === 'busy'), 'never locked: no answer was wrong');
+        assert.ok(
+          results.every((r) => r.outcome === 'admitted' || r.outcome === 'busy'),
+          'never locked: no answer was wrong',
+        );
         await Promise.all(admitted.map((slot) => store().settle(key, slot, 'success', policy, now)));
         passed += admitted.length;
         waiting = waiting.filter((slot) => !admitted.includes(slot));
@@ -396,7 +411,11 @@ function counterContract(name: string, open: () => Promise<CounterHarness>): voi
         }
         assert.deepEqual(await store().windowTake(key, randomUUID(), limit, windowMs, now + 60_000), { allowed: false, count: limit, retryAt: now + windowMs });
         assert.equal((await store().windowTake(key, randomUUID(), limit, windowMs, now + windowMs - 1)).allowed, false);
-        assert.deepEqual(await store().windowTake(key, randomUUID(), limit, windowMs, now + windowMs), { allowed: true, count: limit, retryAt: 0 }, 'the first place left: one more fits');
+        assert.deepEqual(
+          await store().windowTake(key, randomUUID(), limit, windowMs, now + windowMs),
+          { allowed: true, count: limit, retryAt: 0 },
+          'the first place left: one more fits',
+        );
         assert.equal((await store().windowTake(key, randomUUID(), limit, windowMs, now + windowMs)).allowed, false, 'and only one');
       });
 
@@ -417,7 +436,13 @@ function counterContract(name: string, open: () => Promise<CounterHarness>): voi
         const now = Date.now();
         const results = await Promise.all(Array.from({ length: 30 }, () => store().windowTake(key, randomUUID(), limit, windowMs, now)));
         assert.equal(results.filter((r) => r.allowed).length, limit);
-        assert.deepEqual(results.filter((r) => r.allowed).map((r) => r.count).sort((a, b) => a - b), Array.from({ length: limit }, (_, i) => i + 1));
+        assert.deepEqual(
+          results
+            .filter((r) => r.allowed)
+            .map((r) => r.count)
+            .sort((a, b) => a - b),
+          Array.from({ length: limit }, (_, i) => i + 1),
+        );
       });
 
       it('keeps windows independent of each other and of counters of the same name', async () => {
@@ -617,9 +642,7 @@ describe('counter atomicity across Redis connections', () => {
     const stores = clients.map((c) => createRedisCounterStore(c, { prefix }));
     const key = newKey();
     const now = Date.now();
-    const results = await Promise.all(
-      stores.flatMap((s) => Array.from({ length: 20 }, () => take(s, key, policy, now))),
-    );
+    const results = await Promise.all(stores.flatMap((s) => Array.from({ length: 20 }, () => take(s, key, policy, now))));
     assertOnlyThresholdAllowed(results, policy);
   });
 
@@ -627,9 +650,7 @@ describe('counter atomicity across Redis connections', () => {
     const stores = clients.map((c) => createRedisCounterStore(c, { prefix }));
     const key = newKey();
     const now = Date.now();
-    const results = await Promise.all(
-      stores.flatMap((s) => Array.from({ length: 100 }, () => take(s, key, lockAtFreeze, now))),
-    );
+    const results = await Promise.all(stores.flatMap((s) => Array.from({ length: 100 }, () => take(s, key, lockAtFreeze, now))));
     assertOnlyMaxFailuresAllowed(results, lockAtFreeze);
   });
 });

@@ -72,11 +72,21 @@ function mongoHarness(): Harness {
   };
 }
 
-const mail = (i: number): OutgoingMail => ({ kind: 'test', to: `p${i}@example.test`, subject: `s${i}`, text: `link https://id.example/reset/${i}`, html: `<p>${i}</p>`, tenant: 'acme' });
+const mail = (i: number): OutgoingMail => ({
+  kind: 'test',
+  to: `p${i}@example.test`,
+  subject: `s${i}`,
+  text: `link https://id.example/reset/${i}`,
+  html: `<p>${i}</p>`,
+  tenant: 'acme',
+});
 const hashOf = (token: string) => createHash('sha256').update(token).digest('base64url');
 const LEASE = 60_000;
 
-for (const [name, make] of [['sqlite', sqliteHarness], ['mongodb', mongoHarness]] as const) {
+for (const [name, make] of [
+  ['sqlite', sqliteHarness],
+  ['mongodb', mongoHarness],
+] as const) {
   describe(`outbox contract (${name})`, () => {
     let h: Harness;
     before(() => {
@@ -85,7 +95,9 @@ for (const [name, make] of [['sqlite', sqliteHarness], ['mongodb', mongoHarness]
     after(() => h.cleanup());
 
     it('claims a due message once, with its content and attempt number; delivered drops its text', async () => {
-      const { outboxes: [box] } = await h.open(1);
+      const {
+        outboxes: [box],
+      } = await h.open(1);
       const now = new Date();
       const id = await box!.enqueue(mail(1), now);
       assert.equal(await box!.pending(), 1);
@@ -102,7 +114,9 @@ for (const [name, make] of [['sqlite', sqliteHarness], ['mongodb', mongoHarness]
     });
 
     it('a failed attempt is due again at its retry time; a lease that ends unsettled makes it due again', async () => {
-      const { outboxes: [box] } = await h.open(1);
+      const {
+        outboxes: [box],
+      } = await h.open(1);
       const t0 = new Date();
       const id = await box!.enqueue(mail(2), t0);
       const [first] = await box!.claim(t0, LEASE, 10);
@@ -133,7 +147,9 @@ for (const [name, make] of [['sqlite', sqliteHarness], ['mongodb', mongoHarness]
     });
 
     it('sweeps delivered messages only', async () => {
-      const { outboxes: [box] } = await h.open(1);
+      const {
+        outboxes: [box],
+      } = await h.open(1);
       const now = new Date();
       const sent = await box!.enqueue(mail(3), now);
       await box!.enqueue(mail(4), new Date(now.getTime() + 1));
@@ -154,7 +170,9 @@ for (const [name, make] of [['sqlite', sqliteHarness], ['mongodb', mongoHarness]
     const link = (identityId: string, now: Date, ttlMs = 30 * 60_000) => ({ purpose: 'reset' as const, identityId, createdAt: now, expiresAt: new Date(now.getTime() + ttlMs) });
 
     it('finds a link by its hash, uses it once, and says it was used', async () => {
-      const { links: [store] } = await h.open(1);
+      const {
+        links: [store],
+      } = await h.open(1);
       const now = new Date();
       const hash = hashOf(randomUUID());
       await store!.create(hash, link('id-1', now));
@@ -166,7 +184,9 @@ for (const [name, make] of [['sqlite', sqliteHarness], ['mongodb', mongoHarness]
     });
 
     it('refuses an expired link but still finds it; a newer link voids the older one', async () => {
-      const { links: [store] } = await h.open(1);
+      const {
+        links: [store],
+      } = await h.open(1);
       const now = new Date();
       const old = hashOf(randomUUID());
       const expired = hashOf(randomUUID());

@@ -66,9 +66,18 @@ function mongoHarness(): Harness {
 
 const LEASE = 60_000;
 const sub = (tenant: string, id = randomUUID()) => ({ id, tenant, url: 'https://app.example/hooks', events: ['*'], secret: 'sealed', createdAt: new Date() });
-const delivery = (subscription: string, n: number, tenant = 'acme'): NewDelivery => ({ subscription, tenant, eventId: `e${n}`, type: 'signin.success', body: JSON.stringify({ n }) });
+const delivery = (subscription: string, n: number, tenant = 'acme'): NewDelivery => ({
+  subscription,
+  tenant,
+  eventId: `e${n}`,
+  type: 'signin.success',
+  body: JSON.stringify({ n }),
+});
 
-for (const [name, make] of [['sqlite', sqliteHarness], ['mongodb', mongoHarness]] as const) {
+for (const [name, make] of [
+  ['sqlite', sqliteHarness],
+  ['mongodb', mongoHarness],
+] as const) {
   describe(`webhook store contract (${name})`, () => {
     let h: Harness;
     before(() => {
@@ -81,7 +90,10 @@ for (const [name, make] of [['sqlite', sqliteHarness], ['mongodb', mongoHarness]
       const a = sub('acme');
       await store!.addSubscription(a);
       await store!.addSubscription(sub('globex'));
-      assert.deepEqual((await store!.listSubscriptions('acme')).map((s) => s.id), [a.id]);
+      assert.deepEqual(
+        (await store!.listSubscriptions('acme')).map((s) => s.id),
+        [a.id],
+      );
       await store!.enqueue([delivery(a.id, 1)], new Date());
       assert.equal(await store!.removeSubscription('globex', a.id), false, "another tenant's id");
       assert.equal(await store!.removeSubscription('acme', a.id), true);
@@ -132,7 +144,10 @@ for (const [name, make] of [['sqlite', sqliteHarness], ['mongodb', mongoHarness]
       const subs = Array.from({ length: 6 }, () => sub('acme'));
       for (const s of subs) await stores[0]!.addSubscription(s);
       const now = new Date();
-      await stores[0]!.enqueue(subs.flatMap((s, i) => [delivery(s.id, i * 10), delivery(s.id, i * 10 + 1)]), now);
+      await stores[0]!.enqueue(
+        subs.flatMap((s, i) => [delivery(s.id, i * 10), delivery(s.id, i * 10 + 1)]),
+        now,
+      );
       const claimed = (await Promise.all(stores.flatMap((s) => [s.claim(now, LEASE, 20), s.claim(now, LEASE, 20)]))).flat();
       assert.equal(claimed.length, subs.length, 'the head of each subscription, nothing behind it');
       assert.equal(new Set(claimed.map((d) => d.id)).size, claimed.length, 'none twice');

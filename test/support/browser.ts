@@ -52,7 +52,10 @@ export class Browser {
       const eq = pair!.indexOf('=');
       const name = pair!.slice(0, eq).trim();
       const value = pair!.slice(eq + 1).trim();
-      const pathAttribute = attributes.map((a) => a.trim()).find((a) => /^path=/i.test(a))?.slice(5);
+      const pathAttribute = attributes
+        .map((a) => a.trim())
+        .find((a) => /^path=/i.test(a))
+        ?.slice(5);
       const path = pathAttribute?.startsWith('/') ? pathAttribute : defaultPath(url.pathname);
       const key = `${name}\0${path}`;
       if (!value || /max-age=0|expires=thu, 01 jan 1970/i.test(line)) this.jar.delete(key);
@@ -107,7 +110,7 @@ export class Browser {
   }
 
   async postRaw(url: string, body: string | Uint8Array, contentType: string): Promise<Page> {
-    return this.follow(await this.request(url, { method: "POST", body: body as BodyInit, headers: { "content-type": contentType } }));
+    return this.follow(await this.request(url, { method: 'POST', body: body as BodyInit, headers: { 'content-type': contentType } }));
   }
 }
 

@@ -102,7 +102,9 @@ export async function wrongCode(secret: string): Promise<string> {
   const near = new Set<string>();
   for (let s = currentStep() - 3; s <= currentStep() + 3; s++) near.add(await codeFor(secret, s));
   for (let n = 0; ; n++) {
-    const candidate = String(n * 7919).padStart(6, '0').slice(-6);
+    const candidate = String(n * 7919)
+      .padStart(6, '0')
+      .slice(-6);
     if (!near.has(candidate)) return candidate;
   }
 }

@@ -61,7 +61,6 @@ export function fixture(): ImportDocument {
   };
 }
 
-
 /**
  * A clock for the app that runs with the system clock and can be moved on:
  * a test waits out a lock or a freeze with `advance` instead of sleeping.

@@ -17,7 +17,11 @@ export function freePort(): Promise<number> {
  * is ours from the start, so no other server can take the port in between
  * (as with a `freePort` picked, closed and then listened on).
  */
-export function listenOnFreePort(server: { listen(port: number, host: string, cb: () => void): unknown; once(event: 'error', cb: (err: Error) => void): unknown; address(): unknown }): Promise<number> {
+export function listenOnFreePort(server: {
+  listen(port: number, host: string, cb: () => void): unknown;
+  once(event: 'error', cb: (err: Error) => void): unknown;
+  address(): unknown;
+}): Promise<number> {
   return new Promise((resolve, reject) => {
     server.once('error', reject);
     server.listen(0, '127.0.0.1', () => resolve((server.address() as { port: number }).port));

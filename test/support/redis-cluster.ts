@@ -16,7 +16,6 @@ export interface TestRedisCluster {
   stop(): Promise<void>;
 }
 
-
 async function cli(port: number, ...args: string[]): Promise<string> {
   const { stdout } = await run('redis-cli', ['-h', '127.0.0.1', '-p', String(port), ...args]);
   return stdout;
@@ -36,17 +35,36 @@ export async function startRedisCluster(masters = 3): Promise<TestRedisCluster> 
     children.push(
       spawn(
         'redis-server',
-        ['--port', String(port), '--bind', '127.0.0.1', '--cluster-enabled', 'yes', '--cluster-config-file', join(dir, `nodes-${port}.conf`), '--save', '', '--appendonly', 'no', '--dir', dir],
+        [
+          '--port',
+          String(port),
+          '--bind',
+          '127.0.0.1',
+          '--cluster-enabled',
+          'yes',
+          '--cluster-config-file',
+          join(dir, `nodes-${port}.conf`),
+          '--save',
+          '',
+          '--appendonly',
+          'no',
+          '--dir',
+          dir,
+        ],
         { stdio: 'ignore' },
       ),
     );
   }
   const stop = async () => {
     await Promise.all(
-      children.map((c) => (c.exitCode !== null ? null : new Promise((r) => {
-        c.once('exit', r);
-        c.kill('SIGKILL');
-      }))),
+      children.map((c) =>
+        c.exitCode !== null
+          ? null
+          : new Promise((r) => {
+              c.once('exit', r);
+              c.kill('SIGKILL');
+            }),
+      ),
     );
     rmSync(dir, { recursive: true, force: true });
   };

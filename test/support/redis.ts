@@ -22,7 +22,6 @@ export interface OwnRedis {
   stop(): Promise<void>;
 }
 
-
 /** True when a Redis answers PING on host:port within a second. */
 export function redisAnswers(port: number, host = '127.0.0.1'): Promise<boolean> {
   return new Promise((resolve) => {

@@ -114,10 +114,7 @@ export async function startUpstream(options: UpstreamOptions): Promise<TestUpstr
       if (ctx.method === 'GET' && ctx.path === '/jwks') upstream.jwksRequests++;
       if (ctx.method === 'GET' && /^\/interaction\/[^/]+$/.test(ctx.path)) {
         await provider.interactionDetails(ctx.req, ctx.res);
-        const result =
-          upstream.mode === 'deny'
-            ? { error: 'access_denied', error_description: 'The person cancelled the sign-in.' }
-            : { login: { accountId: upstream.user.sub } };
+        const result = upstream.mode === 'deny' ? { error: 'access_denied', error_description: 'The person cancelled the sign-in.' } : { login: { accountId: upstream.user.sub } };
         claimsOf.set(upstream.user.sub, { ...upstream.user });
         ctx.respond = false;
         await provider.interactionFinished(ctx.req, ctx.res, result, { mergeWithLastSubmission: false });

@@ -47,14 +47,23 @@ describe('upstream providers in the import', () => {
   const run = (doc: unknown, cfg = config) => importDocument(doc, { accounts: stores.accounts, hasher, config: cfg });
   const box = () => createSecretBox(config.keys.encryptionKeys);
 
-  it('stores each tenant\'s upstreams, with the client secret sealed to its tenant and id', async () => {
+  it("stores each tenant's upstreams, with the client secret sealed to its tenant and id", async () => {
     await run(withUpstreams());
     const { accounts } = stores;
     const corp = (await accounts.getUpstream('acme', 'corp'))!;
-    assert.deepEqual({ ...corp, clientSecret: '…' }, { tenant: 'acme', id: 'corp', name: 'Corp ID', issuer: 'https://id.corp.example', clientId: 'latchkey', clientSecret: '…', scopes: [] });
+    assert.deepEqual(
+      { ...corp, clientSecret: '…' },
+      { tenant: 'acme', id: 'corp', name: 'Corp ID', issuer: 'https://id.corp.example', clientId: 'latchkey', clientSecret: '…', scopes: [] },
+    );
     assert.ok(!corp.clientSecret.includes(SECRET), 'not stored in plain text');
     assert.equal(openUpstreamSecret(box(), corp), SECRET);
-    assert.deepEqual((await accounts.listUpstreams('acme')).map((u) => [u.id, u.scopes]), [['corp', []], ['google', ['email', 'profile']]]);
+    assert.deepEqual(
+      (await accounts.listUpstreams('acme')).map((u) => [u.id, u.scopes]),
+      [
+        ['corp', []],
+        ['google', ['email', 'profile']],
+      ],
+    );
     const globex = (await accounts.getUpstream('globex', 'google'))!;
     assert.equal(globex.clientId, 'g-globex');
     assert.throws(() => openUpstreamSecret(box(), { ...globex, tenant: 'acme' }), SecretBoxError, 'a sealed secret moved to another tenant does not open');
@@ -80,7 +89,10 @@ describe('upstream providers in the import', () => {
   it('refuses duplicate ids, an issuer with a query, a missing secret, and in production an http issuer', async () => {
     const before = await stores.accounts.listUpstreams('acme');
     const problems = async (doc: unknown, cfg = config) => {
-      const err = await run(doc, cfg).then(() => null, (e: unknown) => e);
+      const err = await run(doc, cfg).then(
+        () => null,
+        (e: unknown) => e,
+      );
       assert.ok(err instanceof ImportError, `expected an ImportError, got ${String(err)}`);
       return err.problems.join('\n');
     };

@@ -61,7 +61,7 @@ for (const setup of SETUPS) {
       assert.ok(callbackReached(done), `${done.status} ${done.url}`);
     }
 
-    it('lists the person\'s links; unlink needs the session\'s CSRF token, removes only their own, is audited in each of their tenants', async () => {
+    it("lists the person's links; unlink needs the session's CSRF token, removes only their own, is audited in each of their tenants", async () => {
       await linkViaCorp('corp-jane', 'jane@acme.test');
       const jane = await identityOf('jane@acme.test');
       const gina = await identityOf('gina@globex.test');
@@ -75,7 +75,7 @@ for (const setup of SETUPS) {
       assert.equal((await browser.post(action, { issuer: corp.issuer, subject: 'corp-jane' })).status, 403, 'no CSRF token');
       assert.equal((await new Browser(server.issuer).post(action, { issuer: corp.issuer, subject: 'corp-jane', csrf: csrfOf(profile) })).status, 403, 'no session');
       const foreign = await browser.post(action, { issuer: corp.issuer, subject: 'corp-gina', csrf: csrfOf(profile) });
-      assert.equal(foreign.status, 404, 'another person\'s link is unknown here');
+      assert.equal(foreign.status, 404, "another person's link is unknown here");
       assert.equal((await accounts().findIdentityByUpstream(corp.issuer, 'corp-gina'))?.id, gina.id);
       assert.equal((await browser.post(action, { issuer: [corp.issuer, 'x'], subject: 'corp-jane', csrf: csrfOf(profile) })).status, 400);
       assert.equal((await accounts().listUpstreamLinks(jane.id)).length, 1, 'refused posts change nothing');
@@ -97,13 +97,17 @@ for (const setup of SETUPS) {
       assert.ok(hasForm(again.page, 'upstream-confirm-form'), 'unlinked: the next upstream sign-in asks for the password again');
     });
 
-    it('drops the person\'s links when they change their password', async () => {
+    it("drops the person's links when they change their password", async () => {
       const person = await addPerson(server, 'employee');
       const identity = await identityOf(person.email);
       await linkViaCorp(`corp-${person.logins[0]}`, person.email);
       const { browser } = await signedIn(server, { email: person.email });
       const form = await browser.get('/account/profile/password');
-      const changed = await submit(browser, form, 'change-password-form', { current_password: PASSWORD, password: 'a new long passphrase 42', password_confirm: 'a new long passphrase 42' });
+      const changed = await submit(browser, form, 'change-password-form', {
+        current_password: PASSWORD,
+        password: 'a new long passphrase 42',
+        password_confirm: 'a new long passphrase 42',
+      });
       assert.match(noticeOf(changed), /password/i, `${changed.status} ${textOf(changed, 'error') ?? ''}`);
       assert.deepEqual(await accounts().listUpstreamLinks(identity.id), []);
       const event = (await accounts().listAudit({ tenant: 'acme', type: 'upstream.unlinked' })).find((e) => e.detail?.identity === identity.id);
@@ -111,7 +115,7 @@ for (const setup of SETUPS) {
       assert.equal(event?.detail?.subject, `corp-${person.logins[0]}`);
     });
 
-    it('drops the person\'s links when an owner resets their factor', async () => {
+    it("drops the person's links when an owner resets their factor", async () => {
       const person = await addPerson(server, 'nurse');
       const identity = await identityOf(person.email);
       await accounts().linkUpstream({ issuer: corp.issuer, subject: `corp-${person.logins[0]}`, identityId: identity.id });
@@ -139,7 +143,11 @@ describe('upstream links kept when UPSTREAM_UNLINK_ON=none', () => {
     await accounts.linkUpstream({ issuer: 'https://idp.example', subject: 'kept', identityId: identity.id });
     const { browser } = await signedIn(server, { email: person.email });
     const form = await browser.get('/account/profile/password');
-    const changed = await submit(browser, form, 'change-password-form', { current_password: PASSWORD, password: 'a new long passphrase 42', password_confirm: 'a new long passphrase 42' });
+    const changed = await submit(browser, form, 'change-password-form', {
+      current_password: PASSWORD,
+      password: 'a new long passphrase 42',
+      password_confirm: 'a new long passphrase 42',
+    });
     assert.match(noticeOf(changed), /password/i);
     assert.equal((await accounts.listUpstreamLinks(identity.id)).length, 1);
   });

@@ -17,7 +17,14 @@ const corp: Upstream = { tenant: 'acme', id: 'corp', name: 'Corp <ID>', issuer: 
 describe('upstream settings (read-only)', () => {
   it('lists each upstream with its issuer, client, scopes and redirect URI, and no secret', () => {
     const rows = upstreamSettings('https://id.example.com', [corp, { ...corp, id: 'g', name: 'Google', scopes: ['email', 'profile', 'openid'] }]);
-    assert.deepEqual(rows[0], { id: 'corp', name: 'Corp <ID>', issuer: 'https://id.corp.example', clientId: 'latchkey', scopes: ['openid', 'email'], redirectUri: 'https://id.example.com/upstream/corp/callback' });
+    assert.deepEqual(rows[0], {
+      id: 'corp',
+      name: 'Corp <ID>',
+      issuer: 'https://id.corp.example',
+      clientId: 'latchkey',
+      scopes: ['openid', 'email'],
+      redirectUri: 'https://id.example.com/upstream/corp/callback',
+    });
     assert.deepEqual(rows[1]!.scopes, ['openid', 'email', 'profile']);
     const html = render({ upstreams: rows });
     assert.match(html, /data-testid="upstream-corp"/);

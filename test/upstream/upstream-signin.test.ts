@@ -154,7 +154,7 @@ for (const setup of SETUPS) {
       return login;
     }
 
-    it('shows one button per upstream of the client\'s tenant, in a POST form with a CSRF token', async () => {
+    it("shows one button per upstream of the client's tenant, in a POST form with a CSRF token", async () => {
       const browser = new Browser(server.issuer);
       const login = await browser.get((await rp.authorize()).url);
       const form = /<form[^>]*data-testid="upstream-form"[^>]*>([\s\S]*?)<\/form>/.exec(login.html);
@@ -175,7 +175,7 @@ for (const setup of SETUPS) {
       assert.deepEqual(theirs, ['corp'], 'Globex has only its own upstream');
     });
 
-    it('refuses the button without the CSRF token, and an upstream that is not the tenant\'s', async () => {
+    it("refuses the button without the CSRF token, and an upstream that is not the tenant's", async () => {
       const browser = new Browser(server.issuer);
       const login = await browser.get((await rp.authorize()).url);
       const action = actionOf(login, 'upstream-form');
@@ -228,7 +228,7 @@ for (const setup of SETUPS) {
       assert.equal((await rp.callback(page.url, pending)).claims()!.sub, 'bob-emp');
     });
 
-    it('lets a person with two logins choose, then passes the chosen login\'s authenticator app: amr fed otp mfa', async () => {
+    it("lets a person with two logins choose, then passes the chosen login's authenticator app: amr fed otp mfa", async () => {
       const jane = { sub: 'corp-jane', email: 'jane@acme.test', email_verified: true };
       const first = await signInVia(corp, jane);
       assert.ok(hasForm(first.page, 'select-form'), `expected the login choice, got ${first.page.status}: ${messageOf(first.page)}`);
@@ -305,7 +305,7 @@ for (const setup of SETUPS) {
       await assertBackToLogin(browser, page);
     });
 
-    it('refuses a person whose identity has no login in the client\'s tenant, and links nothing', async () => {
+    it("refuses a person whose identity has no login in the client's tenant, and links nothing", async () => {
       const { browser, page } = await viaUpstream(corp, { sub: 'corp-gina', email: 'gina@globex.test', email_verified: true });
       assert.equal(page.status, 403);
       assert.equal(errorCodeOf(page), 'no_login_for_client');
@@ -350,7 +350,7 @@ for (const setup of SETUPS) {
       assert.equal((await globex.callback(there.page.url, there.pending)).claims()!.sub, 'dan-staff');
 
       const bobThere = await viaUpstream(corp, { sub: 'corp-bob', email: 'bob@acme.test', email_verified: true }, 'corp', new Browser(server.issuer), globex);
-      assert.equal(bobThere.page.status, 403, 'Bob\'s link is not used where Bob has no login');
+      assert.equal(bobThere.page.status, 403, "Bob's link is not used where Bob has no login");
       assert.equal(errorCodeOf(bobThere.page), 'no_login_for_client');
     });
 
@@ -363,7 +363,7 @@ for (const setup of SETUPS) {
       await assertBackToLogin(browser, page);
     });
 
-    it('shows the upstream\'s access_denied clearly, audits it, and the sign-in can start again', async () => {
+    it("shows the upstream's access_denied clearly, audits it, and the sign-in can start again", async () => {
       corp.mode = 'deny';
       try {
         const { browser, page } = await viaUpstream(corp, { sub: 'corp-bob' });
@@ -426,7 +426,9 @@ for (const setup of SETUPS) {
       assert.ok(callbackReached(genuine), `the genuine answer completes: ${genuine.status} ${messageOf(genuine)}`);
       assert.equal((await rp.callback(genuine.url, pending)).claims()!.sub, 'bob-emp');
 
-      const failures = (await server.latchkey.stores.accounts.listAudit({ tenant: 'acme', type: 'signin.upstream', limit: 500 })).filter((e) => e.detail?.reason === 'upstream_state');
+      const failures = (await server.latchkey.stores.accounts.listAudit({ tenant: 'acme', type: 'signin.upstream', limit: 500 })).filter(
+        (e) => e.detail?.reason === 'upstream_state',
+      );
       assert.ok(failures.length >= 2, 'state failures are audited');
     });
 
@@ -549,8 +551,14 @@ for (const setup of SETUPS) {
       const person = await addPerson(server, 'employee');
       const { browser, page: confirm } = await viaUpstream(corp, { sub: `corp-${person.logins[0]}`, email: person.email, email_verified: true });
       const answers = await Promise.all(Array.from({ length: 4 }, () => browser.post(actionOf(confirm, 'upstream-confirm-form'), { password: PASSWORD, csrf: csrfOf(confirm) })));
-      assert.ok(answers.every((a) => a.status < 500), answers.map((a) => a.status).join(' '));
-      assert.ok(answers.some((a) => callbackReached(a)), 'the sign-in completes');
+      assert.ok(
+        answers.every((a) => a.status < 500),
+        answers.map((a) => a.status).join(' '),
+      );
+      assert.ok(
+        answers.some((a) => callbackReached(a)),
+        'the sign-in completes',
+      );
       const identity = (await accounts().findIdentityByEmail(person.email))!;
       assert.equal((await accounts().findIdentityByUpstream(corp.issuer, `corp-${person.logins[0]}`))?.id, identity.id);
       const linked = (await audit('upstream.linked')).filter((e) => e.detail?.identity === identity.id);
@@ -564,7 +572,10 @@ for (const setup of SETUPS) {
       const action = actionOf(confirm, 'upstream-confirm-form');
       const answers = await Promise.all(Array.from({ length: 12 }, (_, i) => browser.post(action, { password: `wrong-${i}`, csrf: csrfOf(confirm) })));
       const statuses = answers.map((a) => a.status);
-      assert.ok(statuses.every((st) => st === 400 || st === 429), statuses.join(' '));
+      assert.ok(
+        statuses.every((st) => st === 400 || st === 429),
+        statuses.join(' '),
+      );
       assert.ok(statuses.filter((st) => st === 400).length <= 5, `at most the threshold of wrong guesses is checked: ${statuses.join(' ')}`);
       const locked = await browser.post(action, { password: PASSWORD, csrf: csrfOf(confirm) });
       assert.equal(locked.status, 429);

@@ -90,7 +90,7 @@ describe('catalogues', () => {
     for (const lang of LANGUAGES) for (const key of used.keys()) assert.ok(hasText(lang, key) || hasText(lang, `${key}_other`), `${lang}: ${key}`);
   });
 
-  it('interpolate values and plurals, and errors speak the page\'s language while their message stays English', () => {
+  it("interpolate values and plurals, and errors speak the page's language while their message stays English", () => {
     const nlT = translator('nl');
     assert.equal(nlT('common.retryAfter', { count: 1 }), 'Probeer het over 1 seconde opnieuw.');
     assert.equal(nlT('common.retryAfter', { count: 30 }), 'Probeer het over 30 seconden opnieuw.');
@@ -173,7 +173,7 @@ describe('choosing the language', () => {
     assert.equal(wrong.status, 400);
     assert.match(wrong.html, /<p class="error" role="alert" id="form-error" data-testid="error">Het e-mailadres of wachtwoord is niet juist\.<\/p>/);
     assert.match(wrong.html, /<input[^>]*id="password"[^>]*autofocus[^>]*aria-describedby="form-error"/);
-    assert.match(wrong.html, /href="\/interaction\/[^"?]+\?lang=en"/, 'the switch on a form\'s answer leads to the page, not the POST');
+    assert.match(wrong.html, /href="\/interaction\/[^"?]+\?lang=en"/, "the switch on a form's answer leads to the page, not the POST");
 
     // The next sign-in asks for English: the earlier choice gives way to ui_locales; without ui_locales it holds.
     await new Promise((r) => setTimeout(r, 1100));
@@ -189,11 +189,23 @@ describe('choosing the language', () => {
     assert.match(signedOut.html, /Je bent uitgelogd/);
     const login = await open(browser, '/account', nl);
     assert.match(login.html, /data-testid="tenant-name">Latchkey-account</);
-    const expired = await browser.request('/interaction/nope/login', { method: 'POST', body: new URLSearchParams({ csrf: 'x' }), headers: { 'content-type': 'application/x-www-form-urlencoded', ...nl } });
+    const expired = await browser.request('/interaction/nope/login', {
+      method: 'POST',
+      body: new URLSearchParams({ csrf: 'x' }),
+      headers: { 'content-type': 'application/x-www-form-urlencoded', ...nl },
+    });
     assert.equal(expired.status, 400);
     assert.match(expired.html, /Deze inlogpoging is verlopen/);
-    const json = await browser.request('/interaction/nope/login', { method: 'POST', body: new URLSearchParams({ csrf: 'x' }), headers: { 'content-type': 'application/x-www-form-urlencoded', accept: 'application/json', ...nl } });
-    assert.equal((JSON.parse(json.html) as { error_description: string }).error_description, 'This sign-in has expired. Go back to the application and start again.', 'JSON bodies stay English');
+    const json = await browser.request('/interaction/nope/login', {
+      method: 'POST',
+      body: new URLSearchParams({ csrf: 'x' }),
+      headers: { 'content-type': 'application/x-www-form-urlencoded', accept: 'application/json', ...nl },
+    });
+    assert.equal(
+      (JSON.parse(json.html) as { error_description: string }).error_description,
+      'This sign-in has expired. Go back to the application and start again.',
+      'JSON bodies stay English',
+    );
     // Cancelling the account pages' sign-in (Dutch chosen with the switch: redirects carry no Accept-Language here).
     assert.equal((await browser.request('/account?lang=nl')).status, 303);
     const cancelled = await browser.post(actionOf(login, 'login-form').replace(/\/login$/, '/abort'), { csrf: csrfOf(login) }, nl);
@@ -232,7 +244,11 @@ describe('choosing the language', () => {
     assert.match(logout.html, /<h1>Uitloggen\?<\/h1>[^]*Ja, log mij uit/);
     const xsrf = /name="xsrf" value="([^"]+)"/.exec(logout.html)?.[1];
     assert.ok(xsrf, 'the logout form');
-    const confirmed = await browser.request('/session/end/confirm', { method: 'POST', body: new URLSearchParams({ xsrf, logout: 'yes' }), headers: { 'content-type': 'application/x-www-form-urlencoded' } });
+    const confirmed = await browser.request('/session/end/confirm', {
+      method: 'POST',
+      body: new URLSearchParams({ xsrf, logout: 'yes' }),
+      headers: { 'content-type': 'application/x-www-form-urlencoded' },
+    });
     const loggedOut = await open(browser, new URL(confirmed.headers.get('location')!, server.issuer).href, { 'accept-language': 'nl' });
     assert.equal(loggedOut.status, 200);
     assert.match(loggedOut.html, /<h1>Je bent uitgelogd<\/h1>/);

@@ -63,7 +63,12 @@ const PEOPLE: Record<`${Lang}-${Device}`, { first: string; last: string }> = {
   'nl-phone': { first: 'Daan', last: 'Visser' },
 };
 
-interface Violation { id: string; impact: string | null; help: string; nodes: { target: string[] }[] }
+interface Violation {
+  id: string;
+  impact: string | null;
+  help: string;
+  nodes: { target: string[] }[];
+}
 
 describe('the pages in Chromium: English and Dutch, desktop and phone', { skip: withoutChromium }, () => {
   let server: TestServer;
@@ -119,7 +124,9 @@ describe('the pages in Chromium: English and Dutch, desktop and phone', { skip: 
         context.on('console', (msg) => {
           if (/Content Security Policy/i.test(msg.text())) cspViolations.push(msg.text());
         });
-        await context.route(`${REDIRECT_URI}**`, (route) => route.fulfill({ status: 200, contentType: 'text/html', body: '<!doctype html><title>Back at the application</title><p>Back at the application</p>' }));
+        await context.route(`${REDIRECT_URI}**`, (route) =>
+          route.fulfill({ status: 200, contentType: 'text/html', body: '<!doctype html><title>Back at the application</title><p>Back at the application</p>' }),
+        );
         const page = await context.newPage();
         const checked: string[] = [];
 
@@ -129,16 +136,27 @@ describe('the pages in Chromium: English and Dutch, desktop and phone', { skip: 
           assert.equal(await page.evaluate(() => document.documentElement.lang), lang, `${name}: <html lang>`);
           assert.equal(await page.getByTestId('tenant-name').count(), 1, `${name}: the tenant's name`);
           await page.evaluate(AXE);
-          const violations = (await page.evaluate(() => (window as unknown as { axe: { run(ctx: Document, options: object): Promise<{ violations: unknown[] }> } }).axe.run(document, { resultTypes: ['violations'] }).then((r) => r.violations))) as Violation[];
+          const violations = (await page.evaluate(() =>
+            (window as unknown as { axe: { run(ctx: Document, options: object): Promise<{ violations: unknown[] }> } }).axe
+              .run(document, { resultTypes: ['violations'] })
+              .then((r) => r.violations),
+          )) as Violation[];
           const serious = violations.filter((v) => v.impact === 'serious' || v.impact === 'critical');
-          assert.deepEqual(serious.map((v) => `${v.id} (${v.impact}): ${v.help} — ${v.nodes.map((n) => n.target.join(' ')).join(', ')}`), [], `${name}: accessibility (${lang}, ${device})`);
+          assert.deepEqual(
+            serious.map((v) => `${v.id} (${v.impact}): ${v.help} — ${v.nodes.map((n) => n.target.join(' ')).join(', ')}`),
+            [],
+            `${name}: accessibility (${lang}, ${device})`,
+          );
           if (device === 'phone') {
             const width = await page.evaluate(() => document.documentElement.scrollWidth);
             assert.ok(width <= SIZES.phone.width, `${name}: no sideways scrolling at 375 px (scrollWidth ${width})`);
             const small = await page.evaluate(() =>
               [...document.querySelectorAll<HTMLElement>('button, .button, input:not([type=hidden]), select, summary, nav a, .enrol-app a')]
                 .filter((el) => el.offsetParent !== null)
-                .map((el) => ({ el: `${el.tagName.toLowerCase()}${el.id ? '#' + el.id : ''} "${(el.textContent ?? '').trim().slice(0, 30)}"`, height: el.getBoundingClientRect().height }))
+                .map((el) => ({
+                  el: `${el.tagName.toLowerCase()}${el.id ? '#' + el.id : ''} "${(el.textContent ?? '').trim().slice(0, 30)}"`,
+                  height: el.getBoundingClientRect().height,
+                }))
                 .filter((t) => t.height < 44),
             );
             assert.deepEqual(small, [], `${name}: tap targets of at least 44 px`);
@@ -288,7 +306,15 @@ describe('the pages in Chromium: English and Dutch, desktop and phone', { skip: 
         assert.equal(await text(`factor-state-${person.manager}`), T('App linked', 'App gekoppeld'));
         const phone = page.getByTestId(`reset-authenticator-${person.manager}`);
         assert.equal(await phone.getAttribute('title'), T('Reset authenticator app', 'Authenticator-app resetten'));
-        assert.equal(await page.getByRole('button', { name: T('Reset authenticator app', 'Authenticator-app resetten') }).first().locator('svg').count(), 1, 'the telephone icon button has a name');
+        assert.equal(
+          await page
+            .getByRole('button', { name: T('Reset authenticator app', 'Authenticator-app resetten') })
+            .first()
+            .locator('svg')
+            .count(),
+          1,
+          'the telephone icon button has a name',
+        );
         await check('users');
         await page.getByTestId('add-person').click();
         await page.getByTestId('add-person-form').waitFor();
@@ -336,12 +362,36 @@ describe('the pages in Chromium: English and Dutch, desktop and phone', { skip: 
         await check('forgot-sent');
         const token = randomBytes(32).toString('base64url');
         const identity = (await server.latchkey.stores.accounts.findIdentityByEmail(person.email))!;
-        await server.latchkey.stores.links.create(createHash('sha256').update(token).digest('base64url'), { purpose: 'reset', identityId: identity.id, createdAt: new Date(), expiresAt: new Date(Date.now() + 600_000) });
+        await server.latchkey.stores.links.create(createHash('sha256').update(token).digest('base64url'), {
+          purpose: 'reset',
+          identityId: identity.id,
+          createdAt: new Date(),
+          expiresAt: new Date(Date.now() + 600_000),
+        });
         await page.goto(`${server.issuer}/reset/${token}${dutchPhone || lang === 'en' ? '' : '?lang=nl'}`);
         await page.getByTestId('reset-form').waitFor();
         await check('reset-password');
 
-        assert.deepEqual(checked, ['login', 'error', 'select-login', 'choose-pin', 'consent', 'enter-pin', 'link-authenticator', 'enter-code', 'upstream-confirm', 'profile', 'security', 'users', 'add-person', 'audit', 'change-pin', 'forgot-password', 'forgot-sent', 'reset-password']);
+        assert.deepEqual(checked, [
+          'login',
+          'error',
+          'select-login',
+          'choose-pin',
+          'consent',
+          'enter-pin',
+          'link-authenticator',
+          'enter-code',
+          'upstream-confirm',
+          'profile',
+          'security',
+          'users',
+          'add-person',
+          'audit',
+          'change-pin',
+          'forgot-password',
+          'forgot-sent',
+          'reset-password',
+        ]);
         assert.deepEqual(cspViolations, [], 'nothing blocked by the Content Security Policy');
         await context.close();
       });

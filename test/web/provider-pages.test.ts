@@ -186,7 +186,7 @@ describe("the provider's self-submitting pages in Chromium", { skip: withoutChro
     assert.equal(await page.locator('h1').textContent(), 'You are signed out');
   });
 
-  it('logout without a session: the provider\'s page submits itself and ends on our signed-out page, or at the RP', async () => {
+  it("logout without a session: the provider's page submits itself and ends on our signed-out page, or at the RP", async () => {
     await page.goto(new URL('/session/end', server.issuer).href);
     await page.waitForURL(`${server.issuer}/session/end/success`);
     assert.equal(await page.locator('h1').textContent(), 'You are signed out');

@@ -49,8 +49,14 @@ describe('npm start on an empty embedded store', () => {
   });
 
   it('creates the demo tenant and says how to try it', () => {
-    assert.ok(logs.some((l) => l.includes('created the demo tenant')), logs.join('\n'));
-    assert.ok(logs.some((l) => l.includes('development keys')), 'warns about development keys');
+    assert.ok(
+      logs.some((l) => l.includes('created the demo tenant')),
+      logs.join('\n'),
+    );
+    assert.ok(
+      logs.some((l) => l.includes('development keys')),
+      'warns about development keys',
+    );
   });
 
   it('answers /healthz and /readyz', async () => {

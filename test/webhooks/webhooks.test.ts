@@ -51,7 +51,11 @@ async function startReceiver() {
       server = createServer(handler);
       await new Promise<void>((r) => server.listen(port, '127.0.0.1', () => r()));
     },
-    stop: () => new Promise((r) => { server.closeAllConnections(); server.close(r); }),
+    stop: () =>
+      new Promise((r) => {
+        server.closeAllConnections();
+        server.close(r);
+      }),
     async waitFor(n: number, timeoutMs = 10_000) {
       const deadline = Date.now() + timeoutMs;
       while (received.length < n && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
@@ -60,7 +64,8 @@ async function startReceiver() {
   };
 }
 
-const events = (rs: Received[]) => rs.map((r) => JSON.parse(r.body) as { id: string; type: string; tenant: string; login: string | null; outcome: string; detail: Record<string, unknown> });
+const events = (rs: Received[]) =>
+  rs.map((r) => JSON.parse(r.body) as { id: string; type: string; tenant: string; login: string | null; outcome: string; detail: Record<string, unknown> });
 
 for (const setup of SETUPS) {
   describe(`webhooks (${setup})`, () => {
@@ -110,7 +115,10 @@ for (const setup of SETUPS) {
     it('a receiver that is down gets every event after it comes back, in order, none lost; two processes send each once', async () => {
       const receiver = await startReceiver();
       const { MONGODB_DB, REDIS_PREFIX, DATA_DIR } = server.env;
-      const second = await startServer(setup, { doc: null, env: { DATA_DIR: DATA_DIR!, ...(MONGODB_DB ? { MONGODB_URI: server.env.MONGODB_URI!, MONGODB_DB, REDIS_PREFIX: REDIS_PREFIX! } : {}) } });
+      const second = await startServer(setup, {
+        doc: null,
+        env: { DATA_DIR: DATA_DIR!, ...(MONGODB_DB ? { MONGODB_URI: server.env.MONGODB_URI!, MONGODB_DB, REDIS_PREFIX: REDIS_PREFIX! } : {}) },
+      });
       try {
         const { subscription } = await server.latchkey.webhooks.subscribe('acme', receiver.url, ['signin.*']);
         receiver.fail(true);
@@ -123,14 +131,19 @@ for (const setup of SETUPS) {
         await new Promise((r) => setTimeout(r, 200));
         const queued = (await server.latchkey.stores.webhooks.listDeliveries('acme', 50)).filter((d) => d.subscription === subscription.id);
         assert.equal(queued.length, 4, 'every event is queued');
-        assert.ok(queued.every((d) => d.deliveredAt === null), 'none delivered while the receiver is down');
+        assert.ok(
+          queued.every((d) => d.deliveredAt === null),
+          'none delivered while the receiver is down',
+        );
 
         await receiver.up();
         receiver.fail(false);
         // Past the retry time, both processes send at once.
         const later = () => Date.now() + 10 * 60_000;
         const log = createLogger('silent');
-        const senders = [server, second].map((s) => createWebhooks({ store: s.latchkey.stores.webhooks, box: createSecretBox(s.latchkey.config.keys.encryptionKeys), log, now: later }));
+        const senders = [server, second].map((s) =>
+          createWebhooks({ store: s.latchkey.stores.webhooks, box: createSecretBox(s.latchkey.config.keys.encryptionKeys), log, now: later }),
+        );
         try {
           await Promise.all(senders.flatMap((w) => [w.drain(), w.drain()]));
         } finally {
@@ -140,7 +153,11 @@ for (const setup of SETUPS) {
         await new Promise((r) => setTimeout(r, 300));
         const got = events(receiver.received);
         assert.equal(got.length, 4, 'each event once');
-        assert.deepEqual(got.map((e) => e.type), ['signin.password', 'signin.password', 'signin.password', 'signin.success'], 'in the order they happened');
+        assert.deepEqual(
+          got.map((e) => e.type),
+          ['signin.password', 'signin.password', 'signin.password', 'signin.success'],
+          'in the order they happened',
+        );
         assert.equal(new Set(got.map((e) => e.id)).size, 4);
         await server.latchkey.webhooks.remove('acme', subscription.id);
       } finally {

@@ -78,7 +78,13 @@ export const totpFactor: FactorFactory = ({ config, accounts, audit, limiter, no
     const svg = await QRCode.toString(uri, { type: 'svg', errorCorrectionLevel: 'M', margin: 4 });
     return {
       view,
-      locals: { otpauthUri: uri, qrDataUri: `data:image/svg+xml;base64,${Buffer.from(svg).toString('base64')}`, secretGroups: groupSecret(secret), account: name, issuer: req.tenant.name },
+      locals: {
+        otpauthUri: uri,
+        qrDataUri: `data:image/svg+xml;base64,${Buffer.from(svg).toString('base64')}`,
+        secretGroups: groupSecret(secret),
+        account: name,
+        issuer: req.tenant.name,
+      },
     };
   }
 

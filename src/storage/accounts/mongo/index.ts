@@ -66,7 +66,6 @@ const DUPLICATE_KEY = 11000;
 /** addLoginGrant sweeps a login's expired grants on about one call in this many. */
 const CLEANUP_EVERY = 16;
 
-
 /** Stores exactly what the SQLite store keeps in its JSON columns (no undefined, no Dates, no class instances). */
 function json<T>(value: T): T {
   return JSON.parse(JSON.stringify(value)) as T;
@@ -289,10 +288,7 @@ export function createMongoAccountStore(db: Db): AccountStore {
         const doc = await tenants.findOne({ _id: id }, { projection: { userTypes: 1 } });
         const index = doc?.userTypes?.findIndex((u) => u.id === typeId) ?? -1;
         if (index < 0) return false;
-        const result = await tenants.updateOne(
-          { _id: id, [`userTypes.${index}.id`]: typeId },
-          { $set: { [`userTypes.${index}.secondFactor`]: value } },
-        );
+        const result = await tenants.updateOne({ _id: id, [`userTypes.${index}.id`]: typeId }, { $set: { [`userTypes.${index}.secondFactor`]: value } });
         if (result.matchedCount === 1) return true;
       }
       throw new Error('setUserTypeFactor: user types kept changing');
@@ -321,19 +317,13 @@ export function createMongoAccountStore(db: Db): AccountStore {
     },
 
     async replacePasswordHash(identityId, current, next) {
-      const result = await identities.updateOne(
-        { _id: str('identityId', identityId), passwordHash: str('current', current) },
-        { $set: { passwordHash: str('next', next) } },
-      );
+      const result = await identities.updateOne({ _id: str('identityId', identityId), passwordHash: str('current', current) }, { $set: { passwordHash: str('next', next) } });
       return result.modifiedCount === 1;
     },
 
     async upsertLogin(login) {
       const { id, profile, disabled } = loginProfile(login);
-      const update =
-        disabled === undefined
-          ? { $set: profile, $setOnInsert: { disabled: false, factors: {} } }
-          : { $set: { ...profile, disabled }, $setOnInsert: { factors: {} } };
+      const update = disabled === undefined ? { $set: profile, $setOnInsert: { disabled: false, factors: {} } } : { $set: { ...profile, disabled }, $setOnInsert: { factors: {} } };
       await retryDuplicate(() => logins.updateOne({ _id: id }, update, { upsert: true }));
     },
     async createLogin(login) {
@@ -373,7 +363,10 @@ export function createMongoAccountStore(db: Db): AccountStore {
       return (await logins.find(filter).sort({ _id: 1 }).toArray()).map(toLogin);
     },
     async listLogins(tenant) {
-      const docs = await logins.find({ tenant: str('tenant', tenant) }).sort({ lastName: 1, firstName: 1, _id: 1 }).toArray();
+      const docs = await logins
+        .find({ tenant: str('tenant', tenant) })
+        .sort({ lastName: 1, firstName: 1, _id: 1 })
+        .toArray();
       return docs.map(toLogin);
     },
     async searchLogins(input) {
@@ -381,10 +374,7 @@ export function createMongoAccountStore(db: Db): AccountStore {
       const filter = searchFilter(search);
       const direction = search.descending ? -1 : 1;
       const sort = Object.fromEntries(SEARCH_ORDER[search.sort].map((k) => [k, direction] as const));
-      const [docs, total] = await Promise.all([
-        logins.find(filter).sort(sort).skip(search.offset).limit(search.limit).toArray(),
-        logins.countDocuments(filter),
-      ]);
+      const [docs, total] = await Promise.all([logins.find(filter).sort(sort).skip(search.offset).limit(search.limit).toArray(), logins.countDocuments(filter)]);
       return { logins: docs.map(toLogin), total };
     },
 
@@ -435,7 +425,12 @@ export function createMongoAccountStore(db: Db): AccountStore {
       return doc ? toClient(doc) : null;
     },
     async listClients(tenant) {
-      return (await clients.find({ tenant: str('tenant', tenant) }).sort({ _id: 1 }).toArray()).map(toClient);
+      return (
+        await clients
+          .find({ tenant: str('tenant', tenant) })
+          .sort({ _id: 1 })
+          .toArray()
+      ).map(toClient);
     },
 
     async appendAudit(event) {
@@ -455,7 +450,11 @@ export function createMongoAccountStore(db: Db): AccountStore {
     async deleteAuditBefore(before, limit = AUDIT_DELETE_BATCH) {
       if (!(before instanceof Date) || Number.isNaN(before.getTime())) throw new TypeError('before must be a valid Date');
       // By _id in batches: deleteMany has no limit, and one huge delete would hold FerretDB's backend for long.
-      const old = await audit.find({ time: { $lt: before } }, { projection: { _id: 1 } }).sort({ time: 1 }).limit(deleteLimit(limit)).toArray();
+      const old = await audit
+        .find({ time: { $lt: before } }, { projection: { _id: 1 } })
+        .sort({ time: 1 })
+        .limit(deleteLimit(limit))
+        .toArray();
       if (!old.length) return 0;
       const result = await audit.deleteMany({ _id: { $in: old.map((d) => d._id) } });
       return result.deletedCount;
@@ -491,7 +490,12 @@ export function createMongoAccountStore(db: Db): AccountStore {
       return doc ? toUpstream(doc) : null;
     },
     async listUpstreams(tenant) {
-      return (await upstreams.find({ tenant: str('tenant', tenant) }).sort({ name: 1, id: 1 }).toArray()).map(toUpstream);
+      return (
+        await upstreams
+          .find({ tenant: str('tenant', tenant) })
+          .sort({ name: 1, id: 1 })
+          .toArray()
+      ).map(toUpstream);
     },
     async findIdentityByUpstream(issuer, subject) {
       const link = await upstreamLinks.findOne({ _id: JSON.stringify([str('issuer', issuer), str('subject', subject)]) });
@@ -518,7 +522,10 @@ export function createMongoAccountStore(db: Db): AccountStore {
       throw new Error('linkUpstream: the link kept vanishing');
     },
     async listUpstreamLinks(identityId) {
-      const docs = await upstreamLinks.find({ identityId: str('identityId', identityId) }).sort({ issuer: 1, subject: 1 }).toArray();
+      const docs = await upstreamLinks
+        .find({ identityId: str('identityId', identityId) })
+        .sort({ issuer: 1, subject: 1 })
+        .toArray();
       return docs.map((d) => ({ issuer: d.issuer, subject: d.subject, identityId: d.identityId }));
     },
     async unlinkUpstream(link) {
@@ -529,7 +536,10 @@ export function createMongoAccountStore(db: Db): AccountStore {
     },
 
     async listLoginsForEmailAllTenants(email) {
-      const docs = await logins.find({ email: normalizeEmail(str('email', email)) }).sort({ tenant: 1, _id: 1 }).toArray();
+      const docs = await logins
+        .find({ email: normalizeEmail(str('email', email)) })
+        .sort({ tenant: 1, _id: 1 })
+        .toArray();
       return docs.map(toLogin);
     },
     async endLoginSessions(loginId, notBefore) {

@@ -62,7 +62,6 @@ CREATE INDEX IF NOT EXISTS audit_events_tenant_time ON audit_events (tenant, tim
 CREATE INDEX IF NOT EXISTS audit_events_time ON audit_events (time);
 `;
 
-
 interface TenantRow {
   id: string;
   name: string;
@@ -101,7 +100,6 @@ interface AuditRow {
   outcome: string;
   detail: string | null;
 }
-
 
 const AUDIT_DELETE_BATCH = 1000;
 function deleteLimit(limit: number): number {
@@ -191,19 +189,13 @@ function prepare(db: Database.Database) {
     setPasswordHash: db.prepare<[string, string], void>('UPDATE identities SET password_hash = ? WHERE id = ?'),
     replacePasswordHash: db.prepare<[string, string, string], void>('UPDATE identities SET password_hash = ? WHERE id = ? AND password_hash = ?'),
 
-    upsertLogin: db.prepare<
-      { id: string; tenant: string; email: string; userType: string; firstName: string; lastName: string; disabled: number | null },
-      void
-    >(
+    upsertLogin: db.prepare<{ id: string; tenant: string; email: string; userType: string; firstName: string; lastName: string; disabled: number | null }, void>(
       `INSERT INTO logins (id, tenant, email, user_type, first_name, last_name, disabled, factors)
        VALUES (@id, @tenant, @email, @userType, @firstName, @lastName, coalesce(@disabled, 0), '{}')
        ON CONFLICT (id) DO UPDATE SET tenant = excluded.tenant, email = excluded.email, user_type = excluded.user_type,
          first_name = excluded.first_name, last_name = excluded.last_name, disabled = coalesce(@disabled, logins.disabled)`,
     ),
-    createLogin: db.prepare<
-      { id: string; tenant: string; email: string; userType: string; firstName: string; lastName: string; disabled: number | null },
-      void
-    >(
+    createLogin: db.prepare<{ id: string; tenant: string; email: string; userType: string; firstName: string; lastName: string; disabled: number | null }, void>(
       `INSERT INTO logins (id, tenant, email, user_type, first_name, last_name, disabled, factors)
        VALUES (@id, @tenant, @email, @userType, @firstName, @lastName, coalesce(@disabled, 0), '{}')
        ON CONFLICT (id) DO NOTHING`,
@@ -212,12 +204,8 @@ function prepare(db: Database.Database) {
     deleteIdentity: db.prepare<[string], void>('DELETE FROM identities WHERE id = ?'),
     setDisabled: db.prepare<[number, string], void>('UPDATE logins SET disabled = ? WHERE id = ?'),
     getLogin: db.prepare<[string], LoginRow>(`SELECT ${LOGIN_COLUMNS} FROM logins WHERE id = ?`),
-    loginsForEmail: db.prepare<[string, string], LoginRow>(
-      `SELECT ${LOGIN_COLUMNS} FROM logins WHERE tenant = ? AND email = ? ORDER BY id`,
-    ),
-    listLogins: db.prepare<[string], LoginRow>(
-      `SELECT ${LOGIN_COLUMNS} FROM logins WHERE tenant = ? ORDER BY last_name, first_name, id`,
-    ),
+    loginsForEmail: db.prepare<[string, string], LoginRow>(`SELECT ${LOGIN_COLUMNS} FROM logins WHERE tenant = ? AND email = ? ORDER BY id`),
+    listLogins: db.prepare<[string], LoginRow>(`SELECT ${LOGIN_COLUMNS} FROM logins WHERE tenant = ? ORDER BY last_name, first_name, id`),
     setFactor: db.prepare<[string, string, string], void>('UPDATE logins SET factors = json_set(factors, ?, json(?)) WHERE id = ?'),
     replaceFactorHash: db.prepare<{ path: string; next: string; id: string; current: string }, void>(
       'UPDATE logins SET factors = json_set(factors, @path, @next) WHERE id = @id AND json_extract(factors, @path) = @current',
@@ -234,16 +222,12 @@ function prepare(db: Database.Database) {
        ON CONFLICT (client_id) DO UPDATE SET tenant = excluded.tenant, first_party = excluded.first_party, metadata = excluded.metadata`,
     ),
     getClient: db.prepare<[string], ClientRow>('SELECT client_id, tenant, first_party, metadata FROM clients WHERE client_id = ?'),
-    listClients: db.prepare<[string], ClientRow>(
-      'SELECT client_id, tenant, first_party, metadata FROM clients WHERE tenant = ? ORDER BY client_id',
-    ),
+    listClients: db.prepare<[string], ClientRow>('SELECT client_id, tenant, first_party, metadata FROM clients WHERE tenant = ? ORDER BY client_id'),
 
     appendAudit: db.prepare<[string | null, string | null, string, number, string | null, string | null, string, string | null], void>(
       `INSERT INTO audit_events (tenant, login, type, time, ip, user_agent, outcome, detail) VALUES (?, ?, ?, ?, ?, ?, ?, ?)`,
     ),
-    deleteAuditBefore: db.prepare<[number, number], void>(
-      'DELETE FROM audit_events WHERE seq IN (SELECT seq FROM audit_events WHERE time < ? ORDER BY time LIMIT ?)',
-    ),
+    deleteAuditBefore: db.prepare<[number, number], void>('DELETE FROM audit_events WHERE seq IN (SELECT seq FROM audit_events WHERE time < ? ORDER BY time LIMIT ?)'),
     listAudit: db.prepare<{ tenant: string; login: string | null; type: string | null; before: number | null; limit: number }, AuditRow>(
       `SELECT tenant, login, type, time, ip, user_agent, outcome, detail FROM audit_events
        WHERE tenant = @tenant
@@ -416,7 +400,9 @@ export function createSqliteAccountStore(db: Database.Database): AccountStore {
     return accountPageStatements;
   };
   const takeGrantsTx = db.transaction((loginId: string, now: number): string[] => {
-    const ids = pages().liveGrants.all(loginId, now).map((r) => r.grant_id);
+    const ids = pages()
+      .liveGrants.all(loginId, now)
+      .map((r) => r.grant_id);
     pages().dropGrants.run(loginId);
     return ids;
   });
@@ -539,7 +525,9 @@ export function createSqliteAccountStore(db: Database.Database): AccountStore {
       return row ? toLogin(row) : null;
     },
     async listLoginsForEmail(tenant, email) {
-      return q().loginsForEmail.all(str('tenant', tenant), normalizeEmail(str('email', email))).map(toLogin);
+      return q()
+        .loginsForEmail.all(str('tenant', tenant), normalizeEmail(str('email', email)))
+        .map(toLogin);
     },
     async listLogins(tenant) {
       return q().listLogins.all(str('tenant', tenant)).map(toLogin);
@@ -549,17 +537,16 @@ export function createSqliteAccountStore(db: Database.Database): AccountStore {
       q();
       const { where, order, params } = searchSql(search);
       const { total } = db.prepare<unknown[], { total: number }>(`SELECT count(*) AS total FROM logins WHERE ${where}`).get(...params)!;
-      const rows = db.prepare<unknown[], LoginRow>(`SELECT ${LOGIN_COLUMNS} FROM logins WHERE ${where} ORDER BY ${order} LIMIT ? OFFSET ?`).all(...params, search.limit, search.offset);
+      const rows = db
+        .prepare<unknown[], LoginRow>(`SELECT ${LOGIN_COLUMNS} FROM logins WHERE ${where} ORDER BY ${order} LIMIT ? OFFSET ?`)
+        .all(...params, search.limit, search.offset);
       return { logins: rows.map(toLogin), total };
     },
 
     async setFactorState(loginId, factor, state) {
       const id = str('loginId', loginId);
       const path = `$.${factorId(factor)}`;
-      const result =
-        state === null
-          ? q().removeFactor.run(path, id)
-          : q().setFactor.run(path, JSON.stringify(state), id);
+      const result = state === null ? q().removeFactor.run(path, id) : q().setFactor.run(path, JSON.stringify(state), id);
       return result.changes === 1;
     },
     async advanceFactorStep(loginId, factor, step) {
@@ -643,20 +630,26 @@ export function createSqliteAccountStore(db: Database.Database): AccountStore {
       const subject = str('link.subject', link.subject);
       const identityId = str('link.identityId', link.identityId);
       // One transaction: the insert, or the link that was there before it.
-      return db.transaction(() => {
-        if (u().linkUpstream.run(issuer, subject, identityId).changes === 1) return { identityId, created: true };
-        return { identityId: u().linkedIdentity.get(issuer, subject)!.identity_id, created: false };
-      }).immediate();
+      return db
+        .transaction(() => {
+          if (u().linkUpstream.run(issuer, subject, identityId).changes === 1) return { identityId, created: true };
+          return { identityId: u().linkedIdentity.get(issuer, subject)!.identity_id, created: false };
+        })
+        .immediate();
     },
     async listUpstreamLinks(identityId) {
-      return u().linksOfIdentity.all(str('identityId', identityId)).map((r) => ({ issuer: r.issuer, subject: r.subject, identityId: r.identity_id }));
+      return u()
+        .linksOfIdentity.all(str('identityId', identityId))
+        .map((r) => ({ issuer: r.issuer, subject: r.subject, identityId: r.identity_id }));
     },
     async unlinkUpstream(link) {
       return u().unlinkUpstream.run(str('link.issuer', link.issuer), str('link.subject', link.subject), str('link.identityId', link.identityId)).changes === 1;
     },
 
     async listLoginsForEmailAllTenants(email) {
-      return pages().loginsForEmailAllTenants.all(normalizeEmail(str('email', email))).map(toLogin);
+      return pages()
+        .loginsForEmailAllTenants.all(normalizeEmail(str('email', email)))
+        .map(toLogin);
     },
     async endLoginSessions(loginId, notBefore) {
       return pages().endSessions.run(validTime('notBefore', notBefore), str('loginId', loginId)).changes === 1;

@@ -3,14 +3,7 @@ import { alreadyConsumed, type Adapter, type AdapterBackend, type AdapterPayload
 
 // Models revoked together by grant, as in oidc-provider's memory adapter
 // (an Interaction also carries a grantId but must survive a grant's revocation).
-const GRANTABLE = new Set([
-  'AccessToken',
-  'AuthorizationCode',
-  'RefreshToken',
-  'DeviceCode',
-  'BackchannelAuthenticationRequest',
-  'PreAuthorizedCode',
-]);
+const GRANTABLE = new Set(['AccessToken', 'AuthorizationCode', 'RefreshToken', 'DeviceCode', 'BackchannelAuthenticationRequest', 'PreAuthorizedCode']);
 
 // Keys: `${prefix}${model}:${id}` is a hash { payload: JSON, consumed?, uid?, userCode?, grantId? };
 // `${prefix}uid:${uid}` and `${prefix}userCode:${code}` hold an id; `${prefix}grant:${grantId}` is a
@@ -75,10 +68,7 @@ function text(value: unknown): string | undefined {
  * the caller also quits). Every key starts with `opts.prefix`; TTLs are
  * Redis's own, so an expired model is never returned.
  */
-export function createRedisAdapterBackend(
-  redis: Redis | Cluster,
-  opts: { prefix: string },
-): AdapterBackend {
+export function createRedisAdapterBackend(redis: Redis | Cluster, opts: { prefix: string }): AdapterBackend {
   const { prefix } = opts;
   redis.defineCommand('latchkeyAdapterConsume', { numberOfKeys: 1, lua: CONSUME });
   redis.defineCommand('latchkeyAdapterDelIfEqual', { numberOfKeys: 1, lua: DEL_IF_EQUAL });
@@ -100,12 +90,7 @@ export function createRedisAdapterBackend(
   }
 
   // Index entries are dropped only while they still point at this id.
-  function dropIndexes(
-    chain: ChainableCommander & ChainScripts,
-    id: string,
-    uid: string | null | undefined,
-    userCode: string | null | undefined,
-  ): void {
+  function dropIndexes(chain: ChainableCommander & ChainScripts, id: string, uid: string | null | undefined, userCode: string | null | undefined): void {
     if (uid) chain.latchkeyAdapterDelIfEqual(uidKey(uid), id);
     if (userCode) chain.latchkeyAdapterDelIfEqual(userCodeKey(userCode), id);
   }

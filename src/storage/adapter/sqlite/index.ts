@@ -3,14 +3,7 @@ import { alreadyConsumed, type Adapter, type AdapterBackend, type AdapterPayload
 
 // Only these models are revoked together by grant, as in oidc-provider's memory adapter
 // (an Interaction also carries a grantId but must survive a grant's revocation).
-const GRANTABLE = [
-  'AccessToken',
-  'AuthorizationCode',
-  'RefreshToken',
-  'DeviceCode',
-  'BackchannelAuthenticationRequest',
-  'PreAuthorizedCode',
-];
+const GRANTABLE = ['AccessToken', 'AuthorizationCode', 'RefreshToken', 'DeviceCode', 'BackchannelAuthenticationRequest', 'PreAuthorizedCode'];
 
 const SWEEP_INTERVAL_MS = 60_000;
 const SWEEP_BATCH = 500;
@@ -58,27 +51,17 @@ export function createSqliteAdapterBackend(db: Database.Database): AdapterBacken
          payload = excluded.payload, grant_id = excluded.grant_id, user_code = excluded.user_code,
          uid = excluded.uid, expires_at = excluded.expires_at`,
     ),
-    find: db.prepare<[string, string], Row>(
-      'SELECT payload, expires_at FROM oidc_models WHERE model = ? AND id = ?',
-    ),
-    deleteIfExpired: db.prepare<[string, string, number]>(
-      'DELETE FROM oidc_models WHERE model = ? AND id = ? AND expires_at <= ?',
-    ),
-    findByUid: db.prepare<[string, string, number], Row>(
-      `SELECT payload, expires_at FROM oidc_models WHERE model = ? AND uid = ? AND ${live} LIMIT 1`,
-    ),
-    findByUserCode: db.prepare<[string, string, number], Row>(
-      `SELECT payload, expires_at FROM oidc_models WHERE model = ? AND user_code = ? AND ${live} LIMIT 1`,
-    ),
+    find: db.prepare<[string, string], Row>('SELECT payload, expires_at FROM oidc_models WHERE model = ? AND id = ?'),
+    deleteIfExpired: db.prepare<[string, string, number]>('DELETE FROM oidc_models WHERE model = ? AND id = ? AND expires_at <= ?'),
+    findByUid: db.prepare<[string, string, number], Row>(`SELECT payload, expires_at FROM oidc_models WHERE model = ? AND uid = ? AND ${live} LIMIT 1`),
+    findByUserCode: db.prepare<[string, string, number], Row>(`SELECT payload, expires_at FROM oidc_models WHERE model = ? AND user_code = ? AND ${live} LIMIT 1`),
     // CAST: better-sqlite3 binds JS numbers as REAL, which json_set would write as 1700000000.0.
     consume: db.prepare<[number, string, string, number]>(
       `UPDATE oidc_models SET payload = json_set(payload, '$.consumed', CAST(? AS INTEGER))
        WHERE model = ? AND id = ? AND ${live} AND json_type(payload, '$.consumed') IS NULL`,
     ),
     destroy: db.prepare<[string, string]>('DELETE FROM oidc_models WHERE model = ? AND id = ?'),
-    revoke: db.prepare<[string]>(
-      `DELETE FROM oidc_models WHERE grant_id = ? AND model IN (${GRANTABLE.map((m) => `'${m}'`).join(', ')})`,
-    ),
+    revoke: db.prepare<[string]>(`DELETE FROM oidc_models WHERE grant_id = ? AND model IN (${GRANTABLE.map((m) => `'${m}'`).join(', ')})`),
     sweep: db.prepare<[number]>(
       `DELETE FROM oidc_models WHERE rowid IN (
          SELECT rowid FROM oidc_models WHERE expires_at <= ? LIMIT ${SWEEP_BATCH})`,
@@ -103,15 +86,7 @@ export function createSqliteAdapterBackend(db: Database.Database): AdapterBacken
     return {
       async upsert(id, payload, expiresIn) {
         const expiresAt = typeof expiresIn === 'number' ? Date.now() + expiresIn * 1000 : null;
-        stmt.upsert.run(
-          model,
-          id,
-          JSON.stringify(payload),
-          text(payload.grantId),
-          text(payload.userCode),
-          text(payload.uid),
-          expiresAt,
-        );
+        stmt.upsert.run(model, id, JSON.stringify(payload), text(payload.grantId), text(payload.userCode), text(payload.uid), expiresAt);
       },
       async find(id) {
         const row = stmt.find.get(model, id);

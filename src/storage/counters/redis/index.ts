@@ -97,7 +97,14 @@ end
 return 1`;
 
 interface Scripts {
-  latchkeyCounterBegin(key: string, now: number, threshold: number, slot: string, expiresAt: number, idleResetMs: number): Promise<[BeginResult['outcome'], number, number, string, number]>;
+  latchkeyCounterBegin(
+    key: string,
+    now: number,
+    threshold: number,
+    slot: string,
+    expiresAt: number,
+    idleResetMs: number,
+  ): Promise<[BeginResult['outcome'], number, number, string, number]>;
   latchkeyCounterSettle(
     key: string,
     slot: string,

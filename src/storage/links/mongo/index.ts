@@ -33,7 +33,15 @@ export function createMongoLinkStore(db: Db): LinkStore {
     },
     async create(tokenHash, link) {
       await links.updateMany({ identityId: link.identityId, purpose: link.purpose, used: false, voided: false }, { $set: { voided: true } });
-      await links.insertOne({ _id: tokenHash, purpose: link.purpose, identityId: link.identityId, createdAt: link.createdAt, expiresAt: link.expiresAt, used: false, voided: false });
+      await links.insertOne({
+        _id: tokenHash,
+        purpose: link.purpose,
+        identityId: link.identityId,
+        createdAt: link.createdAt,
+        expiresAt: link.expiresAt,
+        used: false,
+        voided: false,
+      });
     },
     async find(tokenHash, purpose) {
       const doc = await links.findOne({ _id: tokenHash, purpose, voided: false });

@@ -28,11 +28,13 @@ export function createSqliteLinkStore(db: Database.Database): LinkStore {
   `);
   const stmt = {
     voidOthers: db.prepare<[number, string, string]>('UPDATE one_time_links SET voided_at = ? WHERE identity_id = ? AND purpose = ? AND used_at IS NULL AND voided_at IS NULL'),
-    insert: db.prepare<[string, string, string, number, number]>(
-      'INSERT INTO one_time_links (token_hash, purpose, identity_id, created_at, expires_at) VALUES (?, ?, ?, ?, ?)',
+    insert: db.prepare<[string, string, string, number, number]>('INSERT INTO one_time_links (token_hash, purpose, identity_id, created_at, expires_at) VALUES (?, ?, ?, ?, ?)'),
+    find: db.prepare<[string, string], Row>(
+      'SELECT purpose, identity_id, created_at, expires_at, used_at FROM one_time_links WHERE token_hash = ? AND purpose = ? AND voided_at IS NULL',
     ),
-    find: db.prepare<[string, string], Row>('SELECT purpose, identity_id, created_at, expires_at, used_at FROM one_time_links WHERE token_hash = ? AND purpose = ? AND voided_at IS NULL'),
-    use: db.prepare<[number, string, string, number]>('UPDATE one_time_links SET used_at = ? WHERE token_hash = ? AND purpose = ? AND used_at IS NULL AND voided_at IS NULL AND expires_at > ?'),
+    use: db.prepare<[number, string, string, number]>(
+      'UPDATE one_time_links SET used_at = ? WHERE token_hash = ? AND purpose = ? AND used_at IS NULL AND voided_at IS NULL AND expires_at > ?',
+    ),
     count: db.prepare<[string, string, number], { n: number }>('SELECT COUNT(*) AS n FROM one_time_links WHERE identity_id = ? AND purpose = ? AND created_at >= ?'),
     sweep: db.prepare<[number]>('DELETE FROM one_time_links WHERE expires_at < ?'),
   };

@@ -37,11 +37,27 @@ export function createMongoOutboxStore(db: Db): OutboxStore {
     },
     async enqueue(mail, now) {
       const id = randomUUID();
-      await mails.insertOne({ _id: id, kind: mail.kind, to: mail.to, subject: mail.subject, text: mail.text, html: mail.html, tenant: mail.tenant, attempts: 0, dueAt: now, createdAt: now, sentAt: null });
+      await mails.insertOne({
+        _id: id,
+        kind: mail.kind,
+        to: mail.to,
+        subject: mail.subject,
+        text: mail.text,
+        html: mail.html,
+        tenant: mail.tenant,
+        attempts: 0,
+        dueAt: now,
+        createdAt: now,
+        sentAt: null,
+      });
       return id;
     },
     async claim(now, leaseMs, limit) {
-      const due = await mails.find({ sentAt: null, dueAt: { $lte: now } }).sort({ dueAt: 1, createdAt: 1 }).limit(limit).toArray();
+      const due = await mails
+        .find({ sentAt: null, dueAt: { $lte: now } })
+        .sort({ dueAt: 1, createdAt: 1 })
+        .limit(limit)
+        .toArray();
       const claimed: QueuedMail[] = [];
       for (const doc of due) {
         try {
@@ -52,7 +68,17 @@ export function createMongoOutboxStore(db: Db): OutboxStore {
         }
         const leased = await mails.updateOne({ _id: doc._id, attempts: doc.attempts, sentAt: null }, { $set: { dueAt: new Date(now.getTime() + leaseMs) }, $inc: { attempts: 1 } });
         if (leased.modifiedCount !== 1) continue;
-        claimed.push({ id: doc._id, kind: doc.kind, to: doc.to, subject: doc.subject, text: doc.text, html: doc.html, tenant: doc.tenant ?? null, attempt: doc.attempts + 1, createdAt: doc.createdAt });
+        claimed.push({
+          id: doc._id,
+          kind: doc.kind,
+          to: doc.to,
+          subject: doc.subject,
+          text: doc.text,
+          html: doc.html,
+          tenant: doc.tenant ?? null,
+          attempt: doc.attempts + 1,
+          createdAt: doc.createdAt,
+        });
       }
       return claimed;
     },

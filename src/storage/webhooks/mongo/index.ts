@@ -15,7 +15,13 @@ const DUPLICATE_KEY = 11000;
 const isDuplicateKey = (e: unknown) => e instanceof MongoServerError && e.code === DUPLICATE_KEY;
 
 const toSubscription = ({ _id, ...rest }: SubscriptionDoc): Subscription => ({ id: _id, ...rest });
-const toDelivery = ({ _id, dueAt: _due, ...rest }: DeliveryDoc): Delivery => ({ id: _id, ...rest, lastStatus: rest.lastStatus ?? null, lastError: rest.lastError ?? null, deliveredAt: rest.deliveredAt ?? null });
+const toDelivery = ({ _id, dueAt: _due, ...rest }: DeliveryDoc): Delivery => ({
+  id: _id,
+  ...rest,
+  lastStatus: rest.lastStatus ?? null,
+  lastError: rest.lastError ?? null,
+  deliveredAt: rest.deliveredAt ?? null,
+});
 
 /**
  * Webhooks in the collections `webhook_subscriptions`, `webhook_deliveries`
@@ -51,7 +57,17 @@ export function createMongoWebhookStore(db: Db): WebhookStore {
     async enqueue(list, now) {
       if (!list.length) return;
       await deliveries.insertMany(
-        list.map((d) => ({ _id: randomUUID(), ...d, seq: now.getTime() * 1000 + (counter++ % 1000), attempts: 0, dueAt: now, createdAt: now, deliveredAt: null, lastStatus: null, lastError: null })),
+        list.map((d) => ({
+          _id: randomUUID(),
+          ...d,
+          seq: now.getTime() * 1000 + (counter++ % 1000),
+          attempts: 0,
+          dueAt: now,
+          createdAt: now,
+          deliveredAt: null,
+          lastStatus: null,
+          lastError: null,
+        })),
       );
     },
     async claim(now, leaseMs, limit) {
@@ -67,7 +83,10 @@ export function createMongoWebhookStore(db: Db): WebhookStore {
           if (isDuplicateKey(e)) continue;
           throw e;
         }
-        const leased = await deliveries.updateOne({ _id: head._id, attempts: head.attempts, deliveredAt: null }, { $set: { dueAt: new Date(now.getTime() + leaseMs) }, $inc: { attempts: 1 } });
+        const leased = await deliveries.updateOne(
+          { _id: head._id, attempts: head.attempts, deliveredAt: null },
+          { $set: { dueAt: new Date(now.getTime() + leaseMs) }, $inc: { attempts: 1 } },
+        );
         if (leased.modifiedCount !== 1) continue;
         claimed.push({ ...toDelivery(head), attempts: head.attempts + 1, attempt: head.attempts + 1 });
       }

@@ -27,7 +27,14 @@ interface DeliveryRow {
   last_error: string | null;
 }
 
-const toSubscription = (r: SubscriptionRow): Subscription => ({ id: r.id, tenant: r.tenant, url: r.url, events: JSON.parse(r.events) as string[], secret: r.secret, createdAt: new Date(r.created_at) });
+const toSubscription = (r: SubscriptionRow): Subscription => ({
+  id: r.id,
+  tenant: r.tenant,
+  url: r.url,
+  events: JSON.parse(r.events) as string[],
+  secret: r.secret,
+  createdAt: new Date(r.created_at),
+});
 const toDelivery = (r: DeliveryRow): Delivery => ({
   id: r.id,
   seq: r.seq,
@@ -78,7 +85,9 @@ export function createSqliteWebhookStore(db: Database.Database): WebhookStore {
     CREATE INDEX IF NOT EXISTS webhook_deliveries_tenant ON webhook_deliveries (tenant, seq);
   `);
   const stmt = {
-    addSub: db.prepare<[string, string, string, string, string, number]>('INSERT INTO webhook_subscriptions (id, tenant, url, events, secret, created_at) VALUES (?, ?, ?, ?, ?, ?)'),
+    addSub: db.prepare<[string, string, string, string, string, number]>(
+      'INSERT INTO webhook_subscriptions (id, tenant, url, events, secret, created_at) VALUES (?, ?, ?, ?, ?, ?)',
+    ),
     listSubs: db.prepare<[string], SubscriptionRow>('SELECT * FROM webhook_subscriptions WHERE tenant = ? ORDER BY created_at, id'),
     removeSub: db.prepare<[string, string]>('DELETE FROM webhook_subscriptions WHERE tenant = ? AND id = ?'),
     removeDeliveries: db.prepare<[string]>('DELETE FROM webhook_deliveries WHERE subscription = ? AND delivered_at IS NULL'),
@@ -92,7 +101,9 @@ export function createSqliteWebhookStore(db: Database.Database): WebhookStore {
     ),
     lease: db.prepare<[number, string, number]>('UPDATE webhook_deliveries SET attempts = attempts + 1, due_at = ? WHERE id = ? AND attempts = ? AND delivered_at IS NULL'),
     delivered: db.prepare<[number, number, string, number]>('UPDATE webhook_deliveries SET delivered_at = ?, last_status = ?, last_error = NULL WHERE id = ? AND attempts = ?'),
-    failed: db.prepare<[number, number | null, string, string, number]>('UPDATE webhook_deliveries SET due_at = ?, last_status = ?, last_error = ? WHERE id = ? AND attempts = ? AND delivered_at IS NULL'),
+    failed: db.prepare<[number, number | null, string, string, number]>(
+      'UPDATE webhook_deliveries SET due_at = ?, last_status = ?, last_error = ? WHERE id = ? AND attempts = ? AND delivered_at IS NULL',
+    ),
     recent: db.prepare<[string, number], DeliveryRow>('SELECT * FROM webhook_deliveries WHERE tenant = ? ORDER BY seq DESC LIMIT ?'),
     sweep: db.prepare<[number]>('DELETE FROM webhook_deliveries WHERE delivered_at IS NOT NULL AND delivered_at < ?'),
   };
