@@ -4,18 +4,14 @@
 // processes would make them.
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { createHash, randomBytes, randomUUID } from 'node:crypto';
-import { join } from 'node:path';
-import Database from 'better-sqlite3';
-import { MongoClient } from 'mongodb';
+import { createHash, randomUUID } from 'node:crypto';
+import { mongoConnections, sqliteConnections } from '../support/connections.ts';
 import type { OutboxStore, OutgoingMail } from '../../src/storage/outbox/port.ts';
 import type { LinkStore } from '../../src/storage/links/port.ts';
 import { createSqliteOutboxStore } from '../../src/storage/outbox/sqlite/index.ts';
 import { createMongoOutboxStore } from '../../src/storage/outbox/mongo/index.ts';
 import { createSqliteLinkStore } from '../../src/storage/links/sqlite/index.ts';
 import { createMongoLinkStore } from '../../src/storage/links/mongo/index.ts';
-import { startMongo, type TestMongo } from '../support/mongo.ts';
-import { tempDir } from '../support/tmp.ts';
 
 interface Harness {
   /** Stores over `n` separate connections to one database. */
@@ -24,51 +20,28 @@ interface Harness {
 }
 
 function sqliteHarness(): Harness {
-  const dir = tempDir('lk-mail-');
-  const dbs: Database.Database[] = [];
+  const connections = sqliteConnections();
   return {
     async open(n) {
-      const file = join(dir.path, `${randomUUID()}.db`);
-      const opened = Array.from({ length: n }, () => {
-        const db = new Database(file);
-        db.pragma('journal_mode = WAL');
-        db.pragma('busy_timeout = 5000');
-        dbs.push(db);
-        return db;
-      });
-      return { outboxes: opened.map(createSqliteOutboxStore), links: opened.map(createSqliteLinkStore) };
+      const dbs = await connections.open(n);
+      return { outboxes: dbs.map(createSqliteOutboxStore), links: dbs.map(createSqliteLinkStore) };
     },
-    async cleanup() {
-      for (const db of dbs) db.close();
-      dir.remove();
-    },
+    cleanup: () => connections.cleanup(),
   };
 }
 
 function mongoHarness(): Harness {
-  let mongo: TestMongo;
-  const clients: MongoClient[] = [];
+  const connections = mongoConnections();
   return {
     async open(n) {
-      mongo ??= await startMongo();
-      const name = `lk_mail_${randomBytes(4).toString('hex')}`;
-      const dbs = await Promise.all(
-        Array.from({ length: n }, async () => {
-          const client = await MongoClient.connect(mongo.uri);
-          clients.push(client);
-          return client.db(name);
-        }),
-      );
+      const dbs = await connections.open(n);
       const outboxes = dbs.map(createMongoOutboxStore);
       const links = dbs.map(createMongoLinkStore);
       await outboxes[0]!.init();
       await links[0]!.init();
       return { outboxes, links };
     },
-    async cleanup() {
-      for (const c of clients) await c.close();
-      await mongo?.stop();
-    },
+    cleanup: () => connections.cleanup(),
   };
 }
 

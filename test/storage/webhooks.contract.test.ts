@@ -4,15 +4,11 @@
 // claimers over separate connections never sending one delivery twice.
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { randomBytes, randomUUID } from 'node:crypto';
-import { join } from 'node:path';
-import Database from 'better-sqlite3';
-import { MongoClient } from 'mongodb';
+import { randomUUID } from 'node:crypto';
+import { mongoConnections, sqliteConnections } from '../support/connections.ts';
 import type { NewDelivery, WebhookStore } from '../../src/storage/webhooks/port.ts';
 import { createSqliteWebhookStore } from '../../src/storage/webhooks/sqlite/index.ts';
 import { createMongoWebhookStore } from '../../src/storage/webhooks/mongo/index.ts';
-import { startMongo, type TestMongo } from '../support/mongo.ts';
-import { tempDir } from '../support/tmp.ts';
 
 interface Harness {
   open(n: number): Promise<WebhookStore[]>;
@@ -20,47 +16,19 @@ interface Harness {
 }
 
 function sqliteHarness(): Harness {
-  const dir = tempDir('lk-webhooks-');
-  const dbs: Database.Database[] = [];
-  return {
-    async open(n) {
-      const file = join(dir.path, `${randomUUID()}.db`);
-      return Array.from({ length: n }, () => {
-        const db = new Database(file);
-        db.pragma('journal_mode = WAL');
-        db.pragma('busy_timeout = 5000');
-        dbs.push(db);
-        return createSqliteWebhookStore(db);
-      });
-    },
-    async cleanup() {
-      for (const db of dbs) db.close();
-      dir.remove();
-    },
-  };
+  const connections = sqliteConnections();
+  return { open: async (n) => (await connections.open(n)).map(createSqliteWebhookStore), cleanup: () => connections.cleanup() };
 }
 
 function mongoHarness(): Harness {
-  let mongo: TestMongo;
-  const clients: MongoClient[] = [];
+  const connections = mongoConnections();
   return {
     async open(n) {
-      mongo ??= await startMongo();
-      const name = `lk_webhooks_${randomBytes(4).toString('hex')}`;
-      const stores = await Promise.all(
-        Array.from({ length: n }, async () => {
-          const client = await MongoClient.connect(mongo.uri);
-          clients.push(client);
-          return createMongoWebhookStore(client.db(name));
-        }),
-      );
+      const stores = (await connections.open(n)).map(createMongoWebhookStore);
       await stores[0]!.init();
       return stores;
     },
-    async cleanup() {
-      for (const c of clients) await c.close();
-      await mongo?.stop();
-    },
+    cleanup: () => connections.cleanup(),
   };
 }
 
