@@ -10,6 +10,7 @@ import type { Logger } from '../log.ts';
 import type { OutboxStore, QueuedMail } from '../storage/outbox/port.ts';
 import { translator, type Language } from '../i18n.ts';
 import { renderView } from '../web/views.ts';
+import { queueWorker } from '../queue-worker.ts';
 
 /** The messages Latchkey sends; each has `mail.{kind}.*` texts in every catalogue. */
 export type MailKind = 'password_reset' | 'password_changed' | 'invitation' | 'notice_factor_reset' | 'notice_factor_set' | 'notice_locked';
@@ -107,8 +108,6 @@ export function createMailer({
   intervalMs?: number;
   worker?: boolean;
 }): Mailer {
-  let draining: Promise<number> | null = null;
-
   async function drainOnce(): Promise<number> {
     let delivered = 0;
     for (;;) {
@@ -128,32 +127,26 @@ export function createMailer({
     }
   }
 
-  const drain = () => {
-    // One drain at a time in a process; other processes are kept apart by the outbox's leases.
-    draining ??= drainOnce().finally(() => {
-      draining = null;
-    });
-    return draining;
-  };
-  const drainQuietly = () => {
-    drain().catch((err: unknown) => log.warn({ err: (err as Error).message }, 'outbox unavailable; mail waits'));
-  };
-  const timer = worker ? setInterval(drainQuietly, intervalMs) : null;
-  timer?.unref();
-  // Sent messages (their text already erased) are forgotten after a week; no TTL index, a sweep.
-  const sweeper = worker ? setInterval(() => void outbox.sweep(new Date(now().getTime() - KEEP_SENT_MS)).catch(() => {}), SWEEP_EVERY_MS) : null;
-  sweeper?.unref();
+  const loop = queueWorker({
+    drainOnce,
+    // Sent messages (their text already erased) are forgotten after a week.
+    sweep: () => outbox.sweep(new Date(now().getTime() - KEEP_SENT_MS)),
+    log,
+    waiting: 'outbox unavailable; mail waits',
+    running: worker,
+    intervalMs,
+    sweepEveryMs: SWEEP_EVERY_MS,
+  });
 
   return {
     async send(message) {
       const rendered = renderMail(message);
       await outbox.enqueue({ kind: message.kind, to: message.to, tenant: message.tenant?.id ?? null, ...rendered }, now());
-      if (worker) drainQuietly();
+      loop.kick();
     },
-    drain,
+    drain: loop.drain,
     close() {
-      if (timer) clearInterval(timer);
-      if (sweeper) clearInterval(sweeper);
+      loop.close();
       transport.close();
     },
   };

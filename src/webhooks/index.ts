@@ -10,6 +10,7 @@ import type { Audit } from '../audit.ts';
 import type { Logger } from '../log.ts';
 import type { SecretBox } from '../crypto/secretbox.ts';
 import { constantTimeEqual } from '../crypto/equal.ts';
+import { queueWorker } from '../queue-worker.ts';
 import type { ClaimedDelivery, Subscription, WebhookStore } from '../storage/webhooks/port.ts';
 
 export const SIGNATURE_HEADER = 'Latchkey-Signature';
@@ -122,7 +123,6 @@ export function createWebhooks({ store, box, log, now = Date.now, worker = true,
     }
   }
 
-  let draining: Promise<number> | null = null;
   async function drainOnce(): Promise<number> {
     let delivered = 0;
     for (;;) {
@@ -142,20 +142,16 @@ export function createWebhooks({ store, box, log, now = Date.now, worker = true,
       delivered += sent.filter(Boolean).length;
     }
   }
-  const drain = () => {
-    draining ??= drainOnce().finally(() => {
-      draining = null;
-    });
-    return draining;
-  };
-  const drainQuietly = () => {
-    drain().catch((err: unknown) => log.warn({ err: (err as Error).message }, 'webhook queue unavailable; deliveries wait'));
-  };
-  const timer = worker ? setInterval(drainQuietly, intervalMs) : null;
-  timer?.unref();
-  // The delivery log keeps a month; no TTL index (FerretDB has none), a sweep.
-  const sweeper = worker ? setInterval(() => void store.sweep(new Date(now() - KEEP_DELIVERED_MS)).catch(() => {}), SWEEP_EVERY_MS) : null;
-  sweeper?.unref();
+  const loop = queueWorker({
+    drainOnce,
+    // The delivery log keeps a month.
+    sweep: () => store.sweep(new Date(now() - KEEP_DELIVERED_MS)),
+    log,
+    waiting: 'webhook queue unavailable; deliveries wait',
+    running: worker,
+    intervalMs,
+    sweepEveryMs: SWEEP_EVERY_MS,
+  });
 
   return {
     async subscribe(tenant, url, events) {
@@ -180,12 +176,11 @@ export function createWebhooks({ store, box, log, now = Date.now, worker = true,
         subs.map((s) => ({ subscription: s.id, tenant, eventId, type, body })),
         new Date(now()),
       );
-      if (worker) drainQuietly();
+      loop.kick();
     },
-    drain,
+    drain: loop.drain,
     close() {
-      if (timer) clearInterval(timer);
-      if (sweeper) clearInterval(sweeper);
+      loop.close();
     },
   };
 }
