@@ -48,6 +48,7 @@ export const AUDIT_TYPES = [
   'login.enabled',
   'login.invited',
   'login.removed',
+  'login.sessions_ended',
   'login.unlocked',
   'password.locked',
   'password.changed',
@@ -60,6 +61,8 @@ export const AUDIT_TYPES = [
   'signin.upstream',
   'upstream.linked',
   'upstream.unlinked',
+  'webhook.added',
+  'webhook.removed',
 ];
 
 const AUDIT_PAGE = 50;

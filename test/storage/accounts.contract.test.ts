@@ -379,6 +379,9 @@ function accountStoreContract(name: string, makeStore: () => Promise<Harness>) {
           assert.equal(await s.updateLoginIf({ ...current, disabled: true, id: 'nobody' }, next), false);
           assert.equal((await s.getLogin('u1'))!.firstName, 'Augusta');
           assert.deepEqual((await s.getLogin('u1'))!.factors, { pin: { hash: 'h' } });
+          const { factors: _again, ...fresh } = (await s.getLogin('u1'))!;
+          assert.equal(await s.updateLoginIf(fresh, { ...next, firstName: 'Fresh' }), true, 'a fresh read changes it again');
+          assert.equal(await s.updateLoginIf({ ...fresh, firstName: 'Fresh', email: 'augusta@example.com' }, { ...next, firstName: 'Again' }), true);
           await assert.rejects(s.updateLoginIf({ ...current, id: { $ne: null } as never }, next), TypeError);
           await assert.rejects(s.updateLoginIf(current, { ...next, email: { $ne: null } as never }), TypeError);
         }));
