@@ -86,7 +86,7 @@ export function webhookRoutes(router: Router, kit: AccountKit, deps: WebhookAdmi
     const subscription = (await hooks.list(kit.actor(ctx, signed))).find((s) => s.id === id);
     if (!subscription) throw new LatchkeyError('not_found', 404, 'errors.webhooks.noSuchSubscription');
     if (!kit.fresh(ctx, signed, '/account/webhooks')) return;
-    const { confirm } = formFields(ctx.request.body, [], ['csrf', 'confirm'], 16);
+    const { confirm } = formFields(ctx.request.body, [], ['csrf', 'confirm'], 128);
     if (confirm !== 'yes') {
       return kit.render(ctx, 'account/webhook-remove', signed, {
         section: 'webhooks',
