@@ -270,6 +270,36 @@ for (const setup of SETUPS) {
       for (const type of ['login.disabled', 'login.enabled', 'factor.totp.reset', 'login.unlocked', 'login.sessions_ended']) assert.ok(types.includes(type), type);
     });
 
+    it('an API change is seen at once by a sign-in on another process', async () => {
+      const { MONGODB_DB, REDIS_PREFIX, DATA_DIR } = server.env;
+      const other = await startServer(setup, {
+        doc: null,
+        env: { DATA_DIR: DATA_DIR!, ...(MONGODB_DB ? { MONGODB_URI: server.env.MONGODB_URI!, MONGODB_DB, REDIS_PREFIX: REDIS_PREFIX! } : {}) },
+      });
+      try {
+        const rp = await relyingParty(other.issuer);
+        const first = await signIn(new Browser(other.issuer), rp, { email: 'jane@acme.test', login: 'jane-emp' });
+        assert.ok(callbackReached(first.page), 'read (and cached) there first');
+        assert.equal((await rp.callback(first.page.url, first.pending)).claims()!.family_name, 'Doe');
+
+        const read = await call(token, 'GET', '/logins/jane-emp');
+        const renamed = await call(token, 'PATCH', '/logins/jane-emp', { body: { lastName: 'Doe-Smith' }, headers: { 'if-match': read.headers.get('etag')! } });
+        assert.equal(renamed.status, 200);
+        const next = await signIn(new Browser(other.issuer), rp, { email: 'jane@acme.test', login: 'jane-emp' });
+        assert.equal((await rp.callback(next.page.url, next.pending)).claims()!.family_name, 'Doe-Smith', 'the other process signs her in with the new name');
+
+        assert.equal((await call(token, 'POST', '/logins/jane-emp/disable')).status, 200);
+        // Her other login is the only one left to choose: the sign-in ends there, never as the disabled one.
+        const after = await signIn(new Browser(other.issuer), rp, { email: 'jane@acme.test', login: 'jane-emp' });
+        assert.ok(callbackReached(after.page), `${after.page.status} ${after.page.url}`);
+        assert.equal((await rp.callback(after.page.url, after.pending)).claims()!.sub, 'jane-mgr', 'disabled through the API, not offered on the other process at once');
+      } finally {
+        await call(token, 'POST', '/logins/jane-emp/enable');
+        await call(token, 'PATCH', '/logins/jane-emp', { body: { lastName: 'Doe' } });
+        await other.stop();
+      }
+    });
+
     it('never lets the application change, disable or remove the tenant’s owner', async () => {
       for (const [method, path, body] of [
         ['PATCH', '/logins/acme-owner', { email: 'attacker@evil.test' }],
