@@ -531,7 +531,7 @@ export function apiMiddleware(deps: ApiDeps): Middleware {
   /** The caller of a request: a bearer token the provider issued by client_credentials to a client of a tenant. */
   async function authenticate(ctx: Context): Promise<Caller> {
     const header = ctx.get('authorization');
-    const match = /^Bearer ([A-Za-z0-9._~+/-]+=*)$/.exec(header);
+    const match = /^Bearer +([A-Za-z0-9._~+/-]+=*)$/i.exec(header);
     if (!match) throw invalidToken();
     const token = await provider.ClientCredentials.find(match[1]!);
     // A sender-constrained token (DPoP, mTLS) would need its proof, which this API does not check: refused.
