@@ -9,44 +9,37 @@
 import type Router from '@koa/router';
 import type { Context } from 'koa';
 import { LatchkeyError, badRequest, notFound } from '../errors.ts';
-import { LOGIN_SORTS, LOGIN_STATES, SECOND_FACTORS, type AuditEvent, type Login, type SecondFactor } from '../storage/accounts/port.ts';
+import { LOGIN_SORTS, LOGIN_STATES, type AuditEvent, type Login } from '../storage/accounts/port.ts';
+import type { Factor } from '../factors/types.ts';
+import type { FactorRegistry } from '../factors/registry.ts';
 import { formFields } from '../web/forms.ts';
 import { endLoginSessions } from '../provider/revocation.ts';
 import { loginLocks, type Lifted } from './locks.ts';
-import { factorName, factorState, formatTime, noticeOf } from './labels.ts';
+import { factorName, factorNotice, factorState, factorText, formatTime, noticeOf } from './labels.ts';
 import type { AccountKit, Signed } from './kit.ts';
 import { upstreamSettings } from '../upstream/settings.ts';
 import { upstreamLinks } from '../upstream/links.ts';
 import { fullName, userTypeName } from '../names.ts';
 import { PEOPLE_PAGE, peopleQuery, peopleUrl } from './people.ts';
 
-/** What an owner can do to a user, by the last segment of its URL; each asks for a confirmation. */
-export const USER_ACTIONS = ['reset-authenticator', 'reset-pin', 'unlock', 'disable', 'enable', 'remove'] as const;
-type UserAction = (typeof USER_ACTIONS)[number];
+/**
+ * What an owner can do to a user, by the last segment of its URL; each asks
+ * for a confirmation. Besides these, each factor's reset:
+ * `/users/:loginId/reset/<factor id>` (`resetPath`).
+ */
+export const USER_ACTIONS = ['unlock', 'disable', 'enable', 'remove'] as const;
+type UserAction = (typeof USER_ACTIONS)[number] | `reset/${string}`;
 
-/** The resets: the factor's set-up and failed attempts are forgotten, and the login's sessions end. */
-const RESETS = {
-  'reset-authenticator': { factor: 'totp', event: 'factor.totp.reset' },
-  'reset-pin': { factor: 'pin', event: 'factor.pin.reset' },
-} as const;
+/** A factor's reset, under a login's URL. */
+const resetPath = (factor: Factor): UserAction => `reset/${factor.id}`;
 
-/** Event types offered by the audit log's filter (others can still be asked for by URL). */
+/** The audit event of a factor's reset by the owner. */
+export const resetEvent = (factorId: string) => `factor.${factorId}.reset`;
+
+/** Event types offered by the audit log's filter besides the factors' own (others can still be asked for by URL). */
 export const AUDIT_TYPES = [
   'account.signin',
   'account.signout',
-  'factor.pin.changed',
-  'factor.pin.failed',
-  'factor.pin.locked',
-  'factor.pin.reset',
-  'factor.pin.set',
-  'factor.pin.verified',
-  'factor.totp.failed',
-  'factor.totp.linked',
-  'factor.totp.locked',
-  'factor.totp.relinked',
-  'factor.totp.replay',
-  'factor.totp.reset',
-  'factor.totp.verified',
   'login.added',
   'login.disabled',
   'login.edited',
@@ -67,6 +60,15 @@ export const AUDIT_TYPES = [
   'upstream.unlinked',
 ];
 
+/** Every event type the audit filter offers: the list above and each factor's. */
+export const auditTypes = (factors: FactorRegistry) => [...new Set([...AUDIT_TYPES, ...factors.events()])].sort();
+
+/** The text of an event type: a factor's own (`factor.pin.events.set`), or `account.audit.events.<type>`. */
+export function eventText(type: string, factors: FactorRegistry): string {
+  const [head, id = '', ...rest] = type.split('.');
+  return head === 'factor' && (factors.has(id) || factors.method(id)) && rest.length ? factorText(id, `events.${rest.join('.')}`) : `account.audit.events.${type}`;
+}
+
 const AUDIT_PAGE = 50;
 const TYPE_PATTERN = /^[a-z][a-z0-9_.-]{0,63}$/;
 
@@ -77,6 +79,7 @@ export function ownerRoutes(router: Router, kit: AccountKit) {
   const links = upstreamLinks({ accounts, audit });
 
   const owner = (ctx: Context, form = false) => kit.owner(ctx, form);
+  const resettable = factors.all().filter((f) => f.ownerReset);
 
   // Security settings.
 
@@ -92,7 +95,7 @@ export function ownerRoutes(router: Router, kit: AccountKit) {
         error,
         ownTypeId: signed.login.userType,
         stepUpEnrollment: signed.tenant.stepUpEnrollment === true,
-        factorOptions: SECOND_FACTORS.map((id) => ({ id, name: factorName(id) })),
+        factorOptions: factors.ids().map((id) => ({ id, name: factorName(id) })),
         userTypes: signed.tenant.userTypes.map((t) => ({ ...t, logins: logins.filter((l) => l.userType === t.id).length })),
         upstreams: upstreamSettings(deps.config.issuer, upstreams),
       },
@@ -109,14 +112,13 @@ export function ownerRoutes(router: Router, kit: AccountKit) {
     const signed = await owner(ctx, true);
     if (!signed || !kit.fresh(ctx, signed, '/account/security')) return;
     let userTypeId: string;
-    let chosen: SecondFactor;
+    let chosen: string;
     try {
       const fields = formFields(ctx.request.body, ['user_type', 'second_factor'], ['csrf'], 128);
       userTypeId = fields.user_type;
       if (!signed.tenant.userTypes.some((t) => t.id === userTypeId)) throw badRequest('errors.account.noSuchUserType');
-      if (!SECOND_FACTORS.includes(fields.second_factor as SecondFactor)) throw badRequest('errors.account.chooseFactor');
-      chosen = fields.second_factor as SecondFactor;
-      factors.get(chosen);
+      if (!factors.has(fields.second_factor)) throw badRequest('errors.account.chooseFactor');
+      chosen = fields.second_factor;
     } catch (err) {
       if (err instanceof LatchkeyError) return securityPage(ctx, signed, undefined, err);
       throw err;
@@ -186,7 +188,7 @@ export function ownerRoutes(router: Router, kit: AccountKit) {
     const pages = Math.max(1, Math.ceil(total / PEOPLE_PAGE));
     kit.render(ctx, 'account/users', signed, {
       section: 'users',
-      notice: noticeOf(ctx.query.notice),
+      notice: noticeOf(ctx.query.notice, factors),
       filter: { text: query.text, userType: query.userType ?? '', state: query.state ?? '' },
       userTypeOptions: signed.tenant.userTypes.map((t) => ({ id: t.id, name: t.name })),
       stateOptions: LOGIN_STATES,
@@ -210,7 +212,16 @@ export function ownerRoutes(router: Router, kit: AccountKit) {
         name: fullName(l),
         email: l.email,
         userType: userTypeName(signed.tenant, l.userType),
-        factorState: factorState(l),
+        factorState: factorState(l, factors),
+        // Only the resets that apply: the factors this login has set up.
+        resets: resettable
+          .filter((f) => f.enrolled(l))
+          .map((f) => ({
+            id: f.id,
+            action: `/account/users/${encodeURIComponent(l.id)}/${resetPath(f)}`,
+            text: factorText(f.id, 'resetButton'),
+            icon: f.ownerReset?.icon ?? null,
+          })),
         disabled: l.disabled,
         lock: lockStates[i],
         isMe: l.id === signed.login.id,
@@ -220,10 +231,14 @@ export function ownerRoutes(router: Router, kit: AccountKit) {
 
   const tenantLogin = (signed: Signed, loginId: unknown) => kit.tenantLogin(signed, loginId);
 
+  /** The factor a `reset/<id>` action resets, or null for the other actions. */
+  const resetOf = (kind: UserAction): Factor | null => (kind.startsWith('reset/') ? factors.get(kind.slice('reset/'.length)) : null);
+
   function confirmPage(ctx: Context, signed: Signed, kind: UserAction, target: Login) {
+    const factor = resetOf(kind);
     kit.render(ctx, 'account/confirm-reset', signed, {
       section: 'users',
-      kind,
+      texts: factor ? factorText(factor.id, 'reset') : `account.reset.${kind}`,
       action: `/account/users/${encodeURIComponent(target.id)}/${kind}`,
       target: { id: target.id, name: fullName(target), email: target.email, userType: userTypeName(signed.tenant, target.userType) },
     });
@@ -294,12 +309,12 @@ export function ownerRoutes(router: Router, kit: AccountKit) {
       await recordUnlock(ctx, signed, target, result);
       return result;
     }
-    const { factor, event } = RESETS[kind];
+    const factor = resetOf(kind)!;
     // A reset is for someone who lost their phone or PIN: their password's failures must not keep them out either.
     const result = await unlockLogin(target);
-    await factors.get(factor).reset(target.id);
+    await factor.reset(target.id);
     await endLoginSessions(accounts, provider, [target.id], deps.now);
-    await audit.record({ type: event, outcome: 'success', tenant: signed.tenant.id, login: target.id, ...kit.requestInfo(ctx), detail: { by: signed.login.id } });
+    await audit.record({ type: resetEvent(factor.id), outcome: 'success', tenant: signed.tenant.id, login: target.id, ...kit.requestInfo(ctx), detail: { by: signed.login.id } });
     // A reset is for a lost factor: an upstream account linked meanwhile must be confirmed again.
     const identity = deps.config.upstream.unlinkOn.includes('reset') ? await accounts.findIdentityByEmail(target.email) : null;
     if (identity) await links.unlinkAll(identity, { ...kit.requestInfo(ctx), by: signed.login.id, reason: 'reset' });
@@ -307,8 +322,12 @@ export function ownerRoutes(router: Router, kit: AccountKit) {
     return result;
   }
 
-  for (const kind of USER_ACTIONS) {
-    const path = `/users/:loginId/${kind}`;
+  const actions: { kind: UserAction; path: string }[] = [
+    ...USER_ACTIONS.map((kind) => ({ kind, path: kind })),
+    ...resettable.flatMap((f) => [resetPath(f), ...(f.ownerReset?.alias ? [f.ownerReset.alias] : [])].map((path) => ({ kind: resetPath(f), path }))),
+  ];
+  for (const { kind, path: segment } of actions) {
+    const path = `/users/:loginId/${segment}`;
 
     router.get(path, async (ctx) => {
       const signed = await owner(ctx);
@@ -329,7 +348,8 @@ export function ownerRoutes(router: Router, kit: AccountKit) {
       const { confirm } = formFields(ctx.request.body, [], ['csrf', 'confirm'], 128);
       if (confirm !== 'yes') return confirmPage(ctx, signed, kind, target);
       const { kept } = await act(ctx, signed, kind, target);
-      ctx.redirect(`/account/users?notice=${kind === 'unlock' && Object.keys(kept).length ? 'unlock-kept' : kind}`);
+      const factor = resetOf(kind);
+      ctx.redirect(`/account/users?notice=${factor ? factorNotice('reset', factor.id) : kind === 'unlock' && Object.keys(kept).length ? 'unlock-kept' : kind}`);
       ctx.status = 303;
     });
   }
@@ -352,8 +372,8 @@ export function ownerRoutes(router: Router, kit: AccountKit) {
       section: 'audit',
       filter: { login: query.login ?? '', type: query.type ?? '', paged: !!query.before },
       loginOptions: logins.map((l) => ({ id: l.id, label: `${fullName(l)} (${l.email}, ${userTypeName(signed.tenant, l.userType)})` })),
-      typeOptions: [...new Set([...AUDIT_TYPES, ...(query.type ? [query.type] : [])])].sort(),
-      events: shown.map((e) => eventRow(e, names)),
+      typeOptions: [...new Set([...auditTypes(factors), ...(query.type ? [query.type] : [])])].sort().map((type) => ({ type, text: eventText(type, factors) })),
+      events: shown.map((e) => ({ ...eventRow(e, names), text: eventText(e.type, factors) })),
       older,
       newest,
     });
