@@ -47,7 +47,10 @@ for (const setup of SETUPS) {
     it('is a user type value for the import, and only where the app knows it', async () => {
       const { config } = server.latchkey;
       assert.ok(await validateImport(fixture(), accounts(), config, server.latchkey.factors));
-      await assert.rejects(validateImport(fixture(), accounts(), config), (err: unknown) => err instanceof ImportError && err.problems.some((p) => /userTypes\[5\]\.secondFactor/.test(p)));
+      await assert.rejects(
+        validateImport(fixture(), accounts(), config),
+        (err: unknown) => err instanceof ImportError && err.problems.some((p) => /userTypes\[5\]\.secondFactor/.test(p)),
+      );
       const withClient = fixture();
       withClient.tenants![0]!.clients![0]!.default_acr_values = [FAKE_ACR];
       assert.ok(await validateImport(withClient, accounts(), config, server.latchkey.factors), 'its acr is a client minimum the file may name');
@@ -133,7 +136,10 @@ for (const setup of SETUPS) {
       // Spent: no longer offered, and asking for it is refused.
       const { browser, page } = await reachFactor(server, rp, person);
       assert.ok(hasForm(page, 'word-verify-form') && !hasForm(page, 'use-backup_word-form'));
-      const refused = await browser.post(`${new URL(actionOf(page, 'word-verify-form'), server.issuer).pathname.replace(/\/factor$/, '/method')}`, { method: 'backup_word', csrf: csrfOf(page) });
+      const refused = await browser.post(`${new URL(actionOf(page, 'word-verify-form'), server.issuer).pathname.replace(/\/factor$/, '/method')}`, {
+        method: 'backup_word',
+        csrf: csrfOf(page),
+      });
       assert.equal(refused.status, 400);
     });
   });

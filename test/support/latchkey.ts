@@ -10,6 +10,7 @@ import type { ExtraFactors } from '../../src/factors/registry.ts';
 import { startMongo, type TestMongo } from './mongo.ts';
 import { testRedisPrefix, testRedisUrl } from './redis.ts';
 import { tempDir } from './tmp.ts';
+import { writeDevKeys } from './keys.ts';
 import { actionOf, csrfOf, type Browser, type Page } from './browser.ts';
 import { createServer } from 'node:http';
 import { freePort, listenOnFreePort } from './net.ts';
@@ -108,6 +109,7 @@ export interface StartOptions {
 
 export async function startServer(setup: StoreSetup, options: StartOptions = {}): Promise<TestServer> {
   const dir = tempDir('lk-server-');
+  writeDevKeys(dir.path);
   // The port comes from the OS before the app is made (it needs its issuer); the app then answers on it.
   const http = createServer();
   const port = await listenOnFreePort(http);
@@ -161,7 +163,8 @@ export async function startServer(setup: StoreSetup, options: StartOptions = {})
     },
   };
   const doc = options.doc === undefined ? fixture() : options.doc;
-  if (doc) await importDocument(doc, { accounts: server.latchkey.stores.accounts, hasher: server.latchkey.hasher, config: server.latchkey.config, factors: server.latchkey.factors });
+  if (doc)
+    await importDocument(doc, { accounts: server.latchkey.stores.accounts, hasher: server.latchkey.hasher, config: server.latchkey.config, factors: server.latchkey.factors });
   return server;
 }
 
