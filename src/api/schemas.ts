@@ -6,7 +6,7 @@
 import { extendZodWithOpenApi } from '@asteasolutions/zod-to-openapi';
 import { z } from 'zod';
 import { NAME_MAX } from '../admin/people.ts';
-import { LOGIN_STATES, SECOND_FACTORS } from '../storage/accounts/port.ts';
+import { LOGIN_STATES } from '../storage/accounts/port.ts';
 
 extendZodWithOpenApi(z);
 
@@ -93,7 +93,7 @@ export const Unlocked = z
   })
   .openapi('Unlocked');
 
-export const UserType = z.object({ id: z.string(), name: z.string(), secondFactor: z.enum(SECOND_FACTORS as ['none', 'pin', 'totp']) }).openapi('UserType');
+export const UserType = z.object({ id: z.string(), name: z.string(), secondFactor: z.string().openapi({ description: 'A factor id of the registry: `none`, `pin`, `totp`, …' }) }).openapi('UserType');
 export const UserTypeList = z.object({ items: z.array(UserType) }).openapi('UserTypeList');
 
 export const AuditEvent = z
@@ -158,6 +158,6 @@ export const Delivery = z
 export const DeliveryList = z.object({ items: z.array(Delivery) }).openapi('WebhookDeliveryList');
 
 export const LoginId = z.object({ id: id.openapi({ description: 'The login’s id.' }) });
-export const FactorPath = z.object({ id, factor: z.enum(['pin', 'totp']) });
+export const FactorPath = z.object({ id, factor: z.string().regex(/^[a-z][a-z0-9_-]{0,31}$/).openapi({ description: 'A factor with an owner’s reset: `pin`, `totp`, …' }) });
 export const SubscriptionId = z.object({ id });
 export const Empty = z.object({}).strict();

@@ -262,7 +262,9 @@ for (const setup of SETUPS) {
       const reset = await call(token, 'POST', '/logins/bob-emp/factors/totp/reset');
       assert.equal(reset.status, 200);
       assert.deepEqual(Object.keys(reset.body).sort(), ['kept', 'lifted']);
-      assert.equal((await call(token, 'POST', '/logins/bob-emp/factors/sms/reset')).status, 400);
+      assert.equal((await call(token, 'POST', '/logins/bob-emp/factors/sms/reset')).status, 404, 'no such factor');
+      assert.equal((await call(token, 'POST', '/logins/bob-emp/factors/none/reset')).status, 404, 'a factor without a reset');
+      assert.equal((await call(token, 'POST', '/logins/bob-emp/factors/PIN!/reset')).status, 400);
       const unlock = await call(token, 'POST', '/logins/bob-emp/unlock');
       assert.equal(unlock.status, 200);
       assert.equal((await call(token, 'DELETE', '/logins/bob-emp/sessions')).status, 204);
