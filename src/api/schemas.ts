@@ -93,7 +93,9 @@ export const Unlocked = z
   })
   .openapi('Unlocked');
 
-export const UserType = z.object({ id: z.string(), name: z.string(), secondFactor: z.string().openapi({ description: 'A factor id of the registry: `none`, `pin`, `totp`, …' }) }).openapi('UserType');
+export const UserType = z
+  .object({ id: z.string(), name: z.string(), secondFactor: z.string().openapi({ description: 'A factor id of the registry: `none`, `pin`, `totp`, …' }) })
+  .openapi('UserType');
 export const UserTypeList = z.object({ items: z.array(UserType) }).openapi('UserTypeList');
 
 export const AuditEvent = z
@@ -158,6 +160,12 @@ export const Delivery = z
 export const DeliveryList = z.object({ items: z.array(Delivery) }).openapi('WebhookDeliveryList');
 
 export const LoginId = z.object({ id: id.openapi({ description: 'The login’s id.' }) });
-export const FactorPath = z.object({ id, factor: z.string().regex(/^[a-z][a-z0-9_-]{0,31}$/).openapi({ description: 'A factor with an owner’s reset: `pin`, `totp`, …' }) });
+export const FactorPath = z.object({
+  id,
+  factor: z
+    .string()
+    .regex(/^[a-z][a-z0-9_-]{0,31}$/)
+    .openapi({ description: 'A factor with an owner’s reset: `pin`, `totp`, …' }),
+});
 export const SubscriptionId = z.object({ id });
 export const Empty = z.object({}).strict();
