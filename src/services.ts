@@ -66,7 +66,7 @@ export async function createServices(config: Config, log: Logger, { now = Date.n
   const audit = withWebhooks(withNotices(logged, { mailer, accounts: stores.accounts, counters: stores.counters, log, now: date }), webhooks, log, now);
   const limiter = createLimiter(stores.counters, config, now);
   const browsers = knownBrowsers(stores.counters, { secure: config.issuer.startsWith('https:'), ttlMs: config.knownBrowser.ttlMs }, now);
-  const factors = createFactorRegistry({ config, accounts: stores.accounts, hasher, audit, limiter, now });
+  const factors = createFactorRegistry({ config, accounts: stores.accounts, counters: stores.counters, hasher, audit, limiter, now });
   const provider = createProvider({ config, accounts: stores.accounts, adapter: stores.adapter, factors, log, unavailableStore: stores.unavailableStore, now });
   return {
     config,

@@ -5,9 +5,10 @@
 import { noneFactor } from './none/index.ts';
 import { pinFactor } from './pin/index.ts';
 import { totpFactor } from './totp/index.ts';
+import { passkeyFactor } from './passkey/index.ts';
 import type { Factor, FactorFactory, FactorServices } from './types.ts';
 
-const FACTORS: FactorFactory[] = [noneFactor, pinFactor, totpFactor];
+const FACTORS: FactorFactory[] = [noneFactor, pinFactor, totpFactor, passkeyFactor];
 
 export interface FactorRegistry {
   get(id: string): Factor;

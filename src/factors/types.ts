@@ -21,6 +21,7 @@ import type { AccountStore, Login, Tenant } from '../storage/accounts/port.ts';
 import type { Audit } from '../audit.ts';
 import type { Limiter } from '../limits.ts';
 import type { FactorKeys } from './attempts.ts';
+import type { CounterStore } from '../storage/counters/port.ts';
 
 export type FactorStage = 'done' | 'enroll' | 'verify';
 
@@ -32,6 +33,8 @@ export interface FactorServices {
   hasher: Hasher;
   audit: Audit;
   limiter: Limiter;
+  /** The shared counters (a WebAuthn challenge is claimed once there). */
+  counters: CounterStore;
   /** The app's clock (epoch ms): the TOTP step, the attempt limits, the dates a factor records. */
   now: () => number;
 }
@@ -57,7 +60,12 @@ export interface FactorPage {
   locals: Record<string, unknown>;
 }
 
-export type FactorOutcome = { passed: true } | { passed: false; error: LatchkeyError; page?: FactorPage };
+/**
+ * A passed answer may name the RFC 8176 methods it proved (a passkey: `hwk` or
+ * `swk` by the key, `user` when the person was verified); otherwise the
+ * factor's `amr` is used.
+ */
+export type FactorOutcome = { passed: true; amr?: readonly string[] } | { passed: false; error: LatchkeyError; page?: FactorPage };
 
 export interface Factor {
   /** The value of `UserType.secondFactor` that selects this factor. */

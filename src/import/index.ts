@@ -31,7 +31,7 @@ const identitySchema = z
   .strict()
   .refine((i) => !(i.password && i.passwordHash), { message: 'give password or passwordHash, not both' });
 
-const userTypeSchema = z.object({ id, name, secondFactor: z.enum(['none', 'pin', 'totp']) }).strict();
+const userTypeSchema = z.object({ id, name, secondFactor: z.enum(['none', 'pin', 'totp', 'passkey']) }).strict();
 
 const loginSchema = z
   .object({

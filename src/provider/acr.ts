@@ -7,6 +7,7 @@ export const ACR = {
   oneFactor: 'urn:latchkey:acr:1fa',
   pin: 'urn:latchkey:acr:pin',
   totp: 'urn:latchkey:acr:totp',
+  passkey: 'urn:latchkey:acr:passkey',
 } as const;
 
 /**

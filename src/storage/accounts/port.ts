@@ -14,8 +14,8 @@
  *   change is a single-row / single-document conditional update.
  */
 
-export type SecondFactor = 'none' | 'pin' | 'totp';
-export const SECOND_FACTORS: readonly SecondFactor[] = ['none', 'pin', 'totp'];
+export type SecondFactor = 'none' | 'pin' | 'totp' | 'passkey';
+export const SECOND_FACTORS: readonly SecondFactor[] = ['none', 'pin', 'totp', 'passkey'];
 
 export interface UserType {
   id: string;
