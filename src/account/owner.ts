@@ -2,17 +2,17 @@
  * The owner's pages: Security settings (the second factor per user
  * type), Users (the list of `./people.ts`'s criteria; reset a user's
  * authenticator app or PIN, unlock a user locked out by failed attempts,
- * disable, enable or remove a login) and the Audit log.
+ * disable, enable or remove a login). The audit log is `./audit.ts`.
  * Each request checks that the signed-in login owns its tenant, and only ever
  * reads or changes that tenant's logins.
  */
 import type Router from '@koa/router';
 import type { Context } from 'koa';
 import { LatchkeyError, badRequest, notFound } from '../errors.ts';
-import { LOGIN_SORTS, LOGIN_STATES, SECOND_FACTORS, type AuditEvent, type Login, type SecondFactor } from '../storage/accounts/port.ts';
+import { LOGIN_SORTS, LOGIN_STATES, SECOND_FACTORS, type Login, type SecondFactor } from '../storage/accounts/port.ts';
 import { formFields } from '../web/forms.ts';
 import type { Lifted } from '../admin/locks.ts';
-import { factorName, factorState, formatTime, noticeOf } from './labels.ts';
+import { factorName, factorState, noticeOf } from './labels.ts';
 import type { AccountKit, Signed } from './kit.ts';
 import { upstreamSettings } from '../upstream/settings.ts';
 import { fullName, userTypeName } from '../names.ts';
@@ -61,9 +61,6 @@ export const AUDIT_TYPES = [
   'upstream.linked',
   'upstream.unlinked',
 ];
-
-const AUDIT_PAGE = 50;
-const TYPE_PATTERN = /^[a-z][a-z0-9_.-]{0,63}$/;
 
 export function ownerRoutes(router: Router, kit: AccountKit) {
   const { deps } = kit;
@@ -263,66 +260,4 @@ export function ownerRoutes(router: Router, kit: AccountKit) {
       ctx.status = 303;
     });
   }
-
-  // Audit log.
-
-  router.get('/audit', async (ctx) => {
-    const signed = await owner(ctx);
-    if (!signed) return;
-    const logins = await accounts.listLogins(signed.tenant.id);
-    const query = auditQuery(ctx, logins);
-    const events = await accounts.listAudit({ tenant: signed.tenant.id, ...query, limit: AUDIT_PAGE + 1 });
-    const shown = events.slice(0, AUDIT_PAGE);
-    const names = new Map(logins.map((l) => [l.id, fullName(l)]));
-    const last = shown.at(-1);
-    const filters = { ...(query.login ? { login: query.login } : {}), ...(query.type ? { type: query.type } : {}) };
-    const older = events.length > AUDIT_PAGE && last ? `/account/audit?${new URLSearchParams({ ...filters, before: last.time.toISOString() })}` : null;
-    const newest = query.before ? `/account/audit?${new URLSearchParams(filters)}` : null;
-    kit.render(ctx, 'account/audit', signed, {
-      section: 'audit',
-      filter: { login: query.login ?? '', type: query.type ?? '', paged: !!query.before },
-      loginOptions: logins.map((l) => ({ id: l.id, label: `${fullName(l)} (${l.email}, ${userTypeName(signed.tenant, l.userType)})` })),
-      typeOptions: [...new Set([...AUDIT_TYPES, ...(query.type ? [query.type] : [])])].sort(),
-      events: shown.map((e) => eventRow(e, names)),
-      older,
-      newest,
-    });
-  });
-}
-
-function single(ctx: Context, name: string): string | undefined {
-  const value = ctx.query[name];
-  if (value === undefined || value === '') return undefined;
-  if (typeof value !== 'string' || value.length > 256) throw badRequest('errors.account.filterValue', { filter: name });
-  return value;
-}
-
-function auditQuery(ctx: Context, logins: Login[]): { login?: string; type?: string; before?: Date } {
-  const login = single(ctx, 'login');
-  const type = single(ctx, 'type');
-  const before = single(ctx, 'before');
-  if (login !== undefined && !logins.some((l) => l.id === login)) throw badRequest('errors.account.noSuchUser');
-  if (type !== undefined && !TYPE_PATTERN.test(type)) throw badRequest('errors.account.notEventType');
-  const time = before === undefined ? undefined : new Date(before);
-  if (time && Number.isNaN(time.getTime())) throw badRequest('errors.account.beforeTime');
-  return { ...(login ? { login } : {}), ...(type ? { type } : {}), ...(time ? { before: time } : {}) };
-}
-
-function eventRow(e: AuditEvent, names: Map<string, string>) {
-  const detail = e.detail
-    ? Object.entries(e.detail).map(([k, v]) => `${k}: ${Array.isArray(v) ? v.join(' ') : typeof v === 'object' && v !== null ? JSON.stringify(v) : String(v)}`)
-    : [];
-  const by = typeof e.detail?.by === 'string' ? names.get(e.detail.by) : undefined;
-  return {
-    time: formatTime(e.time),
-    iso: e.time.toISOString(),
-    type: e.type,
-    outcome: e.outcome,
-    login: e.login ? (names.get(e.login) ?? e.login) : '',
-    loginId: e.login ?? '',
-    ip: e.ip ?? '',
-    userAgent: e.userAgent ?? '',
-    detail,
-    by: by ?? null,
-  };
 }

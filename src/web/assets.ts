@@ -1,6 +1,6 @@
 /**
  * The static files the pages load, served from memory under `/static/`:
- * the style sheet, the passkey pages' script and the WebAuthn browser library
+ * the style sheet, the audit log's local-time script, the passkey pages' script and the WebAuthn browser library
  * (`@simplewebauthn/browser`'s own bundle, read from the installed package, so
  * the source tree, `dist/` and the container image serve the version the
  * lock file names and nothing is copied by hand). Scripts come from this
@@ -27,6 +27,7 @@ export function webauthnBrowserBundle(): string {
 export function loadAssets(): Asset[] {
   return [
     { path: '/static/app.css', type: 'text/css', body: readFileSync(join(PUBLIC_DIR, 'app.css')) },
+    { path: '/static/local-time.js', type: 'text/javascript', body: readFileSync(join(PUBLIC_DIR, 'local-time.js')) },
     { path: '/static/passkey.js', type: 'text/javascript', body: readFileSync(join(PUBLIC_DIR, 'passkey.js')) },
     { path: '/static/webauthn.js', type: 'text/javascript', body: readFileSync(webauthnBrowserBundle()) },
   ];
