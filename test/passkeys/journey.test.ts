@@ -11,7 +11,8 @@ import { listenOnFreePort } from '../support/net.ts';
 import { SETUPS, fixture, relyingParty, startServer, type RelyingParty, type TestServer } from '../support/latchkey.ts';
 import { withoutChromium } from '../support/chromium.ts';
 import { addVirtualAuthenticator, launchWebAuthnChromium, base64url, cloneAuthenticator, type VirtualAuthenticator, type VirtualCredential } from '../support/webauthn.ts';
-import { ACR } from '../../src/provider/acr.ts';
+
+const PASSKEY_ACR = 'urn:latchkey:acr:passkey';
 
 /**
  * In the page: an assertion of whichever discoverable credential the
@@ -130,7 +131,7 @@ for (const setup of SETUPS) {
       const { context, page, authenticator } = await person();
       const first = await enrol(page, 'bob@acme.test', undefined, 'Work laptop');
       assert.equal(first.sub, 'bob-emp');
-      assert.equal(first.acr, ACR.passkey);
+      assert.equal(first.acr, PASSKEY_ACR);
       assert.deepEqual(first.amr, ['pwd', 'hwk', 'user', 'mfa']);
       const [stored] = await passkeysOf('bob-emp');
       assert.equal(stored?.name, 'Work laptop');
@@ -143,7 +144,7 @@ for (const setup of SETUPS) {
       await page.getByTestId('passkey-verify-form').waitFor();
       await page.getByTestId('passkey-start').click();
       const later = await tokens(page, pending);
-      assert.equal(later.acr, ACR.passkey);
+      assert.equal(later.acr, PASSKEY_ACR);
       assert.deepEqual(later.amr, ['pwd', 'hwk', 'user', 'mfa']);
       const used = (await passkeysOf('bob-emp'))[0]!;
       assert.ok(used.counter > stored!.counter, 'the sign count moved on');
@@ -174,7 +175,7 @@ for (const setup of SETUPS) {
         const pending = await passwordless(page);
         const claims = await tokens(page, pending);
         assert.equal(claims.sub, login);
-        assert.equal(claims.acr, ACR.passkey);
+        assert.equal(claims.acr, PASSKEY_ACR);
         assert.deepEqual(claims.amr, ['hwk', 'user', 'mfa'], 'no password was asked');
       }
 
@@ -262,7 +263,7 @@ for (const setup of SETUPS) {
     });
 
     it('discovery lists the passkey level above the others', () => {
-      assert.deepEqual(acme.config.serverMetadata().acr_values_supported?.slice(-2), [ACR.totp, ACR.passkey]);
+      assert.deepEqual(acme.config.serverMetadata().acr_values_supported?.slice(-2), ['urn:latchkey:acr:totp', PASSKEY_ACR]);
     });
   });
 }

@@ -6,23 +6,27 @@
  * passkey methods, and the factor's state only says the login has set up
  * passkeys and which user handle its credentials carry.
  */
-import { ACR } from '../../provider/acr.ts';
+import { z } from 'zod';
 import { factorSetupExpired, frozenOut, invalidFactorAnswer, lockedOut, replayRefused, type LatchkeyError } from '../../errors.ts';
 import type { Login, Passkey } from '../../storage/accounts/port.ts';
 import type { AttemptResult } from '../../limits.ts';
-import type { Factor, FactorFactory, FactorOutcome, FactorRequest, FactorServices } from '../types.ts';
+import type { FactorBehaviour, FactorDefinition, FactorOutcome, FactorRequest, FactorServices } from '../types.ts';
 import { createAttempts, factorKeys } from '../attempts.ts';
-import { createWebAuthn, newUserHandle, passkeyAmr, type CeremonyFailure, type WebAuthn } from './ceremony.ts';
+import { RESPONSE_MAX_LENGTH, createWebAuthn, newUserHandle, passkeyAmr, type CeremonyFailure, type WebAuthn } from './ceremony.ts';
 
 export { passkeyAmr } from './ceremony.ts';
 
-/** What the passkey factor keeps per login (`Login.factors.passkey`). */
-export type PasskeyState = {
+/**
+ * What the passkey factor keeps per login (`Login.factors.passkey`); the
+ * credentials themselves are the store's passkeys (`AccountStore.listPasskeys`).
+ */
+export const passkeyStateSchema = z.object({
   /** The WebAuthn user handle of the login's credentials (base64url, random). */
-  userHandle: string;
+  userHandle: z.string().regex(/^[A-Za-z0-9_-]{16,128}$/),
   /** ISO time the first passkey was registered. */
-  enrolledAt: string;
-};
+  enrolledAt: z.string(),
+});
+export type PasskeyState = z.infer<typeof passkeyStateSchema>;
 
 /** The sign-in's pending challenge, in the draft. */
 const DRAFT = 'passkey';
@@ -66,7 +70,23 @@ export function ceremonyError(failure: CeremonyFailure | 'unknown_credential' | 
   }
 }
 
-export const passkeyFactor: FactorFactory = (services): Factor => {
+/** Its audit events (`factor.passkey.*`). */
+const EVENTS = ['added', 'cloned', 'failed', 'locked', 'removed', 'renamed', 'replay', 'reset', 'verified'] as const;
+
+export const passkeyFactor: FactorDefinition = {
+  id: 'passkey',
+  // The default for discovery and docs; a use reports its own (`hwk` or `swk`, `user` when verified).
+  amr: ['hwk', 'mfa'],
+  acr: 'urn:latchkey:acr:passkey',
+  state: passkeyStateSchema,
+  fields: { response: RESPONSE_MAX_LENGTH, name: PASSKEY_NAME_MAX * 4 },
+  events: EVENTS.map((e) => `factor.passkey.${e}`),
+  notices: { 'factor.passkey.reset': 'reset', 'factor.passkey.added': 'set', 'factor.passkey.locked': 'locked' },
+  ownerReset: { icon: 'key' },
+  create: (services) => createPasskey(services),
+};
+
+function createPasskey(services: FactorServices): FactorBehaviour {
   const { accounts, audit, limiter, now } = services;
   const webauthn = webauthnOf(services);
   const attempts = createAttempts(limiter, passkeyKeys);
@@ -196,10 +216,8 @@ export const passkeyFactor: FactorFactory = (services): Factor => {
   }
 
   return {
-    id: 'passkey',
-    amr: ['hwk', 'mfa'],
-    acr: ACR.passkey,
     attemptKeys: passkeyKeys,
+    enrolled: (login) => passkeyState(login) !== null,
     stage: (login) => (passkeyState(login) ? 'verify' : 'enroll'),
     async page(stage, req) {
       return stage === 'enroll' ? registrationPage(req, 'factors/passkey/enroll') : verifyPage(req);
@@ -220,4 +238,4 @@ export const passkeyFactor: FactorFactory = (services): Factor => {
       await attempts.clear(loginId);
     },
   };
-};
+}
