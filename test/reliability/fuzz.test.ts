@@ -997,6 +997,30 @@ for (const setup of SETUPS) {
         special: (res, sent) => (sent.tokenSent && res.status === 200 && testIds(res).includes('forgot-sent') ? {} : null),
         afterwards: journeyAfterwards,
       },
+      {
+        // src/factors/passkey/signin.ts: sign in with a passkey alone. No fuzzed body is a WebAuthn assertion
+        // signed by a key the store knows, so every answer is a refusal on the page (400), never a sign-in.
+        name: 'POST /interaction/:uid/passkey',
+        personas: ['browser'],
+        fields: ['response', 'name'],
+        values: [
+          '{}',
+          'null',
+          '[]',
+          '{"id":"YQ","rawId":"YQ","type":"public-key","response":{"clientDataJSON":"e30","authenticatorData":"AA","signature":"AA","userHandle":"AA"}}',
+          '{"id":"YQ","rawId":"YQ","type":"public-key","response":{"clientDataJSON":1}}',
+          '{"id":{"$ne":null},"rawId":"YQ","type":"public-key","response":{}}',
+          'x'.repeat(17_000),
+        ],
+        tokenField: 'csrf',
+        prepare: async () => {
+          const { browser, token, uid } = await loginPage();
+          await browser.get(`/interaction/${uid}/passkey`);
+          return { browser, token, action: `/interaction/${uid}/passkey` };
+        },
+        path: (a) => a.action,
+        afterwards: journeyAfterwards,
+      },
       ...(['reset', 'invite'] as const).map((purpose): Target => ({
         // A mailed link's form. Never a successful reset: a new password that the rules would accept is
         // made to differ from its confirmation.
