@@ -19,6 +19,8 @@ import { formBodiesOnly, requireHttps, securityHeaders } from './web/security.ts
 import { forwardedFor } from './web/proxy.ts';
 import { languages } from './web/language.ts';
 import { assetRouter } from './web/assets.ts';
+import { passkeySignIn } from './factors/passkey/signin.ts';
+import { webauthnOf } from './factors/passkey/index.ts';
 import { forgotPassword, linkRouter } from './recovery/routes.ts';
 import { makeDemoClientPublic, seedDemo } from './demo.ts';
 import { hashPlainClientSecrets } from './provider/clients.ts';
@@ -92,7 +94,7 @@ export async function createLatchkey(config: Config, log?: Logger, { now = Date.
   forms.use(formBodiesOnly, bodyParser({ enableTypes: ['form'], formLimit: FORM_LIMIT, encoding: 'utf-8' }));
   const deps = routeDeps(services);
   const upstreams = upstreamSignIn({ ...deps, client: createUpstreamClient({ config, log }) });
-  const interaction = interactionRouter(deps, [upstreams, forgotPassword(deps)]);
+  const interaction = interactionRouter(deps, [upstreams, forgotPassword(deps), passkeySignIn({ ...deps, webauthn: webauthnOf(deps) })]);
   forms.use(interaction.routes(), interaction.allowedMethods());
   const oneTimeLinks = linkRouter(deps);
   forms.use(oneTimeLinks.routes(), oneTimeLinks.allowedMethods());
