@@ -125,3 +125,22 @@ export const upstreamNoAccount = (name: string, reason: 'email_not_verified' | '
     provider: name,
     problem: reason,
   });
+
+/**
+ * A SCIM error (RFC 7644 §3.12), answered as `urn:ietf:params:scim:api:messages:2.0:Error`
+ * JSON by the SCIM router: its HTTP `status`, the RFC's `scimType` where one
+ * applies (`invalidFilter`, `uniqueness`, `mutability`, `invalidValue`,
+ * `invalidPath`, `noTarget`, `invalidSyntax`, `tooMany`) and a `detail` in English.
+ */
+export type ScimType = 'invalidFilter' | 'tooMany' | 'uniqueness' | 'mutability' | 'invalidSyntax' | 'invalidPath' | 'noTarget' | 'invalidValue' | 'invalidVers' | 'sensitive';
+
+export class ScimError extends Error {
+  override name = 'ScimError';
+  constructor(
+    readonly status: number,
+    readonly scimType: ScimType | null,
+    readonly detail: string,
+  ) {
+    super(detail);
+  }
+}

@@ -24,6 +24,7 @@ import { forgotPassword, linkRouter } from './recovery/routes.ts';
 import { makeDemoClientPublic, seedDemo } from './demo.ts';
 import { hashPlainClientSecrets } from './provider/clients.ts';
 import { createClientSecrets } from './crypto/client-secret.ts';
+import { scimRouter } from './scim/router.ts';
 
 export interface Latchkey extends Services {
   app: Koa;
@@ -84,6 +85,9 @@ export async function createLatchkey(config: Config, log: Logger = createLogger(
     await providerCallback(ctx.req, ctx.res);
   };
   app.use((ctx, next) => (PROVIDER_API.has(ctx.path) ? toProvider(ctx) : next()));
+  // SCIM answers programs, in JSON, before the pages' form-only body parsing.
+  const scim = scimRouter({ ...routeDeps(services), scim: stores.scim, tokens: services.scimTokens });
+  app.use(scim.routes());
   app.use(languages({ secure: config.issuer.startsWith('https:') }));
 
   const forms = new Router();
