@@ -39,6 +39,7 @@ export const NOTICES = [
   'enable',
   'edited',
   'remove',
+  'scimRevoked',
 ] as const;
 
 /** The notice's key (`notices.pin`), or undefined for anything else. */

@@ -1,6 +1,6 @@
 /**
  * The account pages (docs/account.md): `/account` for every login, and the
- * owner's Security settings, Users and Audit log. Signing in goes through the
+ * owner's Security settings, Users, Audit log, Webhooks and SCIM. Signing in goes through the
  * provider's journey as the built-in account client; the pages then run on
  * their own session cookie (`./kit.ts`).
  */
@@ -12,8 +12,9 @@ import { ownerRoutes } from './owner.ts';
 import { webhookRoutes } from './webhooks.ts';
 import type { Services } from '../services.ts';
 import { peopleRoutes } from './people.ts';
+import { scimRoutes } from './scim.ts';
 
-export function accountRouter(deps: AccountDeps & Pick<Services, 'webhooks' | 'stores'>): Router {
+export function accountRouter(deps: AccountDeps & Pick<Services, 'webhooks' | 'stores' | 'scimTokens'>): Router {
   const router = new Router({ prefix: '/account' });
   const kit = createAccountKit(deps);
   signInRoutes(router, kit);
@@ -21,5 +22,6 @@ export function accountRouter(deps: AccountDeps & Pick<Services, 'webhooks' | 's
   peopleRoutes(router, kit);
   ownerRoutes(router, kit);
   webhookRoutes(router, kit, deps);
+  scimRoutes(router, kit, deps);
   return router;
 }

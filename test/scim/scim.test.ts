@@ -6,8 +6,10 @@
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import * as oidc from 'openid-client';
-import { Browser, testIds } from '../support/browser.ts';
-import { PASSWORD, SETUPS, callbackReached, relyingParty, signIn, startServer, submitLogin, type RelyingParty, type TestServer } from '../support/latchkey.ts';
+import { Browser, csrfOf, testIds, textOf } from '../support/browser.ts';
+import { PASSWORD, SETUPS, callbackReached, relyingParty, signIn, startServer, submitLogin, testClock, type RelyingParty, type TestServer } from '../support/latchkey.ts';
+import { noticeOf, signedIn, submit } from '../account/support.ts';
+import { runCli } from '../support/cli.ts';
 
 const SCIM_JSON = 'application/scim+json';
 const EXT = 'urn:latchkey:params:scim:schemas:extension:2.0:User';
@@ -68,9 +70,10 @@ for (const setup of SETUPS) {
     let rp: RelyingParty;
     let scim: ReturnType<typeof client>;
     let acmeToken: string;
+    const clock = testClock();
 
     before(async () => {
-      server = await startServer(setup);
+      server = await startServer(setup, { now: clock.now });
       rp = await relyingParty(server.issuer);
       acmeToken = (await server.latchkey.scimTokens.create('acme', 'Entra ID', 'acme-owner')).token;
       scim = client(server.issuer, acmeToken);
@@ -368,6 +371,79 @@ for (const setup of SETUPS) {
       assert.equal((await globex('GET', q('emails.value eq "jane@acme.test"'))).body.totalResults, 0);
       const jane = (await accounts().getLogin('jane-emp'))!;
       assert.deepEqual([jane.tenant, jane.userType, jane.disabled], ['acme', 'employee', false]);
+    });
+
+    it('lets the operator make, list and revoke tokens with the CLI', async () => {
+      const made = await runCli(['scim', 'token', 'create', '--tenant', 'acme', '--label', 'Okta'], server.env);
+      assert.equal(made.code, 0, made.stderr);
+      const token = /bearer token \(shown once\): (lk_scim_\S+)/.exec(made.stdout)?.[1];
+      assert.ok(token, made.stdout);
+      const id = /^token (\S+)/.exec(made.stdout)![1]!;
+      assert.equal((await client(server.issuer, token)('GET', '/Users?count=1')).status, 200);
+      const listed = await runCli(['scim', 'token', 'list', '--tenant', 'acme'], server.env);
+      assert.match(listed.stdout, new RegExp(`${id}  Okta  made .* by cli`));
+      assert.ok(!listed.stdout.includes(token), 'a token is never shown again');
+      assert.equal((await runCli(['scim', 'token', 'revoke', '--tenant', 'globex', id], server.env)).code, 1, "another tenant's token");
+      assert.equal((await runCli(['scim', 'token', 'create', '--tenant', 'nowhere'], server.env)).code, 1);
+      assert.equal((await runCli(['scim', 'token', 'create'], server.env)).code, 2);
+      assert.equal((await runCli(['scim', 'token', 'revoke', '--tenant', 'acme', id], server.env)).code, 0);
+      assertScimError(await client(server.issuer, token)('GET', '/Users'), 401);
+      const events = await accounts().listAudit({ tenant: 'acme', type: 'scim.token.created' });
+      assert.ok(events.some((e) => e.detail?.token === id && e.detail?.by === 'cli'));
+    });
+
+    // Last: it moves the clock on past the re-authentication window.
+    it("gives the owner a page to make a token (shown once) and revoke it, with CSRF and a recent sign-in; others can't", async () => {
+      const owner = await signedIn(server, { email: 'owner@acme.test' }, '/account/scim');
+      assert.equal(textOf(owner.page, 'scim-endpoint'), `${server.issuer}/scim/v2`);
+      assert.ok(testIds(owner.page).includes('nav-scim'));
+      const shown = await submit(owner.browser, owner.page, 'scim-create-form', { label: 'Entra ID' });
+      assert.equal(shown.status, 200);
+      assert.equal(shown.headers.get('cache-control'), 'no-store');
+      const token = textOf(shown, 'scim-token')!;
+      assert.match(token, /^lk_scim_/);
+      assert.equal((await client(server.issuer, token)('GET', '/Users?count=1')).status, 200, 'the token works');
+      const again = await owner.browser.get('/account/scim');
+      assert.ok(!again.html.includes(token), 'shown once');
+      const id = (await server.latchkey.stores.scim.listTokens('acme')).at(-1)!.id;
+      assert.ok(testIds(again).includes(`revoke-${id}`));
+      const made = await accounts().listAudit({ tenant: 'acme', type: 'scim.token.created', login: 'acme-owner' });
+      assert.ok(
+        made.some((e) => e.detail?.token === id && e.detail?.label === 'Entra ID'),
+        'audited',
+      );
+
+      const badLabel = await submit(owner.browser, again, 'scim-create-form', { label: '\u0007' });
+      assert.equal(badLabel.status, 400);
+      assert.ok(testIds(badLabel).includes('error'));
+      assert.equal((await owner.browser.post('/account/scim/tokens', { label: 'No CSRF' })).status, 403, 'no CSRF token');
+      assert.equal((await owner.browser.post(`/account/scim/tokens/${id}/revoke`, { confirm: 'yes' })).status, 403, 'no CSRF token');
+
+      const jane = await signedIn(server, { email: 'jane@acme.test', login: 'jane-emp' });
+      assert.equal((await jane.browser.get('/account/scim')).status, 403, 'a non-owner');
+      assert.equal((await jane.browser.post(`/account/scim/tokens/${id}/revoke`, { csrf: csrfOf(jane.page), confirm: 'yes' })).status, 403, 'a non-owner');
+      assert.equal((await owner.browser.post(`/account/scim/tokens/other-${id}/revoke`, { csrf: csrfOf(again), confirm: 'yes' })).status, 404);
+
+      const confirm = await owner.browser.post(`/account/scim/tokens/${id}/revoke`, { csrf: csrfOf(again) });
+      assert.ok(testIds(confirm).includes('confirm-revoke-form'), 'a confirmation first');
+      assert.equal((await client(server.issuer, token)('GET', '/Users?count=1')).status, 200, 'nothing revoked before confirming');
+      const done = await submit(owner.browser, confirm, 'confirm-revoke-form');
+      assert.equal(new URL(done.url).pathname, '/account/scim');
+      assert.match(noticeOf(done), /revoked/);
+      assertScimError(await client(server.issuer, token)('GET', '/Users'), 401);
+      const revoked = await accounts().listAudit({ tenant: 'acme', type: 'scim.token.revoked', login: 'acme-owner' });
+      assert.ok(revoked.some((e) => e.detail?.token === id));
+
+      // Long after the sign-in, a new token needs the password again.
+      clock.advance((server.latchkey.config.account.reauthSeconds + 60) * 1000);
+      const stale = await owner.browser.request('/account/scim/tokens', {
+        method: 'POST',
+        body: new URLSearchParams({ label: 'Late', csrf: csrfOf(again) }),
+        headers: { 'content-type': 'application/x-www-form-urlencoded' },
+      });
+      assert.equal(stale.status, 303);
+      assert.match(stale.headers.get('location') ?? '', /^\/account\/signin\?reauth=1/);
+      assert.ok(!(await server.latchkey.stores.scim.listTokens('acme')).some((t) => t.label === 'Late'), 'no token without signing in again');
     });
   });
 }

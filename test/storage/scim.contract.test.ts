@@ -116,5 +116,14 @@ for (const [name, make] of [
         assert.equal(holder?.loginId, `r${round}-${results.indexOf(true)}`);
       }
     });
+
+    it('names one login from several connections at once without an error (a retried create)', async () => {
+      const stores = await h.open(4);
+      for (let round = 0; round < 5; round++) {
+        const user = { tenant: 'acme', loginId: `same-${round}`, userName: `same-${round}@acme.test`, externalId: `x-${round}` };
+        assert.deepEqual(await Promise.all(stores.map((s) => s.setUser(user))), [true, true, true, true]);
+        assert.deepEqual(await stores[1]!.getUser('acme', user.loginId), user);
+      }
+    });
   });
 }

@@ -89,11 +89,14 @@ export function createMongoScimStore(db: Db): ScimStore {
     async setUser(u) {
       const before = await users.findOne({ _id: userKey(u.tenant, u.loginId) });
       if (u.userName !== null && !(await claim(u.tenant, u.userName, u.loginId))) return false;
-      await users.updateOne(
-        { _id: userKey(u.tenant, u.loginId) },
-        { $set: { tenant: u.tenant, loginId: u.loginId, userName: u.userName, externalId: u.externalId } },
-        { upsert: true },
-      );
+      const write = () =>
+        users.updateOne(
+          { _id: userKey(u.tenant, u.loginId) },
+          { $set: { tenant: u.tenant, loginId: u.loginId, userName: u.userName, externalId: u.externalId } },
+          { upsert: true },
+        );
+      // Two parallel upserts of one new document: one inserts, the other's insert fails and its update then finds the document.
+      await write().catch((e: unknown) => (isDuplicateKey(e) ? write() : Promise.reject(e)));
       const old = before?.userName;
       if (old && (u.userName === null || old.toLowerCase() !== u.userName.toLowerCase())) await names.deleteOne({ _id: nameKey(u.tenant, old), loginId: u.loginId });
       return true;
