@@ -172,10 +172,11 @@ function applyAtPath(doc: Obj, operation: PatchOperation, target: PatchPath, sch
   }
 
   if (op === 'remove') {
-    if (sub) {
+    const part = path.sub;
+    if (part) {
       const inner = holder[key];
-      if (isObj(inner)) delete inner[keyIn(inner, sub, schema)];
-      else if (Array.isArray(inner)) holder[key] = inner.map((v) => (isObj(v) ? Object.fromEntries(Object.entries(v).filter(([k]) => k.toLowerCase() !== sub.toLowerCase())) : v));
+      if (isObj(inner)) delete inner[keyIn(inner, part, schema)];
+      else if (Array.isArray(inner)) holder[key] = inner.map((v) => (isObj(v) ? Object.fromEntries(Object.entries(v).filter(([k]) => k.toLowerCase() !== part.toLowerCase())) : v));
       return;
     }
     // Entra removes members by listing them in `value` rather than by a filter.

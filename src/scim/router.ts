@@ -70,7 +70,11 @@ export function scimRouter(deps: ScimRouterDeps): Router {
   const base = `${config.issuer}${SCIM_PREFIX}`;
   const logins = scimLogins(deps);
 
-  router.use(scimErrors, jsonOnly, bodyParser({ enableTypes: ['json'], extendTypes: { json: ['application/scim+json'] }, jsonLimit: BODY_LIMIT, encoding: 'utf-8' }));
+  router.use(
+    scimErrors,
+    jsonOnly,
+    bodyParser({ enableTypes: ['json'], extendTypes: { json: ['application/json', 'application/scim+json'] }, jsonLimit: BODY_LIMIT, encoding: 'utf-8' }),
+  );
 
   // The tenant of the bearer token, read again on every request.
   router.use(async (ctx, next) => {
@@ -355,11 +359,11 @@ export function scimRouter(deps: ScimRouterDeps): Router {
     if (typeof name === 'string' && tenant.userTypes.some((t) => t.name.toLowerCase() === name.toLowerCase())) {
       throw new ScimError(409, 'uniqueness', `The user type "${name}" exists: find it with filter=displayName eq "${name}".`);
     }
-    throw new ScimError(501, null, "User types are made by the tenant's owner on the account pages; SCIM manages their members.");
+    throw new ScimError(403, null, "User types are made by the tenant's owner on the account pages; SCIM manages their members.");
   });
 
   router.delete('/Groups/:id', () => {
-    throw new ScimError(501, null, "User types are removed by the tenant's owner on the account pages.");
+    throw new ScimError(403, null, "User types are removed by the tenant's owner on the account pages.");
   });
 
   router.all('/{*rest}', () => {
