@@ -114,7 +114,7 @@ export function scimRouter(deps: ScimRouterDeps): Router {
 
   // Discovery.
 
-  router.get('/ServiceProviderConfig', (ctx) => send(ctx, serviceProviderConfig(base, `${config.issuer}/docs/scim`)));
+  router.get('/ServiceProviderConfig', (ctx) => send(ctx, serviceProviderConfig(base)));
   router.get('/ResourceTypes', (ctx) => send(ctx, listResponse(resourceTypes(base), 1, resourceTypes(base).length)));
   router.get('/ResourceTypes/:id', (ctx) => {
     const found = resourceTypes(base).find((r) => r.id === ctx.params.id);

@@ -67,7 +67,7 @@ const attr = (name: string, description: string, more: Partial<Attribute> = {}):
 });
 
 const userAttributes: Attribute[] = [
-  attr('userName', "The directory's name for the login, unique in the tenant without case (docs/scim.md).", { required: true, uniqueness: 'server' }),
+  attr('userName', "The directory's name for the login, kept as given; unique in the tenant without case.", { required: true, uniqueness: 'server' }),
   attr('name', "The login's name.", {
     type: 'complex',
     subAttributes: [attr('givenName', 'First name.'), attr('familyName', 'Last name.'), attr('formatted', 'The full name.', { mutability: 'readOnly' })],
@@ -93,7 +93,7 @@ const userAttributes: Attribute[] = [
 
 const groupAttributes: Attribute[] = [
   attr('displayName', 'The user type name.', { required: true, mutability: 'readOnly' }),
-  attr('members', 'The logins of the user type. Adding a login moves it to this type; see docs/scim.md for removing one.', {
+  attr('members', 'The logins of the user type. Adding a login moves it to this type; removing one leaves it in its type until it is added to another.', {
     multiValued: true,
     type: 'complex',
     subAttributes: [
@@ -144,10 +144,9 @@ export function resourceTypes(base: string) {
   ];
 }
 
-export function serviceProviderConfig(base: string, docs: string) {
+export function serviceProviderConfig(base: string) {
   return {
     schemas: [SPC_SCHEMA],
-    documentationUri: docs,
     patch: { supported: true },
     bulk: { supported: false, maxOperations: 0, maxPayloadSize: 0 },
     filter: { supported: true, maxResults: MAX_PAGE },
@@ -160,7 +159,6 @@ export function serviceProviderConfig(base: string, docs: string) {
         name: 'Bearer token',
         description: "A tenant's SCIM token, made by the tenant's owner on the account pages or by the operator CLI.",
         specUri: 'https://www.rfc-editor.org/rfc/rfc6750',
-        documentationUri: docs,
         primary: true,
       },
     ],

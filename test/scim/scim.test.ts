@@ -231,6 +231,8 @@ for (const setup of SETUPS) {
 
       const read = await scim('GET', '/Users/bob-emp');
       const etag = read.headers.get('etag')!;
+      assert.equal(etag, read.body.meta.version);
+      assert.equal((await scim('GET', '/Users/bob-emp', undefined, { 'if-none-match': etag })).status, 304, 'unchanged since read');
       const off = await scim('PATCH', '/Users/bob-emp', { schemas: [PATCH], Operations: [{ op: 'Replace', path: 'active', value: 'False' }] }, { 'if-match': etag });
       assert.equal(off.status, 200, JSON.stringify(off.body));
       assert.equal(off.body.active, false);
@@ -422,6 +424,7 @@ for (const setup of SETUPS) {
       assert.equal((await owner.browser.post(`/account/scim/tokens/${id}/revoke`, { confirm: 'yes' })).status, 403, 'no CSRF token');
 
       const jane = await signedIn(server, { email: 'jane@acme.test', login: 'jane-emp' });
+      assert.ok(!testIds(jane.page).includes('nav-scim'), 'not in the menu of a non-owner');
       assert.equal((await jane.browser.get('/account/scim')).status, 403, 'a non-owner');
       assert.equal((await jane.browser.post(`/account/scim/tokens/${id}/revoke`, { csrf: csrfOf(jane.page), confirm: 'yes' })).status, 403, 'a non-owner');
       assert.equal((await owner.browser.post(`/account/scim/tokens/other-${id}/revoke`, { csrf: csrfOf(again), confirm: 'yes' })).status, 404);
