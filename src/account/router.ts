@@ -13,6 +13,7 @@ import { webhookRoutes } from './webhooks.ts';
 import type { Services } from '../services.ts';
 import { peopleRoutes } from './people.ts';
 import { scimRoutes } from './scim.ts';
+import { auditRoutes } from './audit.ts';
 
 export function accountRouter(deps: AccountDeps & Pick<Services, 'webhooks' | 'stores' | 'scimTokens'>): Router {
   const router = new Router({ prefix: '/account' });
@@ -21,6 +22,7 @@ export function accountRouter(deps: AccountDeps & Pick<Services, 'webhooks' | 's
   profileRoutes(router, kit);
   peopleRoutes(router, kit);
   ownerRoutes(router, kit);
+  auditRoutes(router, kit);
   webhookRoutes(router, kit, deps);
   scimRoutes(router, kit, deps);
   return router;

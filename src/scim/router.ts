@@ -16,7 +16,7 @@ import { getKey, matches, parseFilter, type Filter } from './filter.ts';
 import { applyPatch, parsePatch } from './patch.ts';
 import { ERROR_SCHEMA, GROUP_PATCH_SCHEMA, GROUP_SCHEMA, LIST_RESPONSE, MAX_PAGE, USER_PATCH_SCHEMA, resourceTypes, schemaDocuments, serviceProviderConfig } from './schemas.ts';
 import { etagOf, namedLogins, userInput, userResource } from './users.ts';
-import { scimLogins, type Actor, type ScimDeps } from './logins.ts';
+import { scimActor, scimLogins, type Actor, type ScimDeps } from './logins.ts';
 import type { ScimTokens } from './tokens.ts';
 
 export const SCIM_PREFIX = '/scim/v2';
@@ -39,7 +39,10 @@ async function scimErrors(ctx: Context, next: Next) {
     await next();
   } catch (err) {
     if (err instanceof ScimError) return scimError(ctx, err);
-    if (err instanceof LatchkeyError && err.status < 500) return scimError(ctx, new ScimError(err.status, err.status === 400 ? 'invalidValue' : null, err.message));
+    if (err instanceof LatchkeyError && err.status < 500) {
+      const field = typeof err.detail.field === 'string' ? `"${err.detail.field}": ` : '';
+      return scimError(ctx, new ScimError(err.status, err.status === 400 ? 'invalidValue' : null, `${field}${err.message}`));
+    }
     const status = (err as { status?: unknown })?.status;
     if (typeof status === 'number' && status >= 400 && status < 500) {
       const detail = status === 413 ? 'The body is too large.' : status === 415 ? 'Send application/scim+json.' : 'The body is not valid JSON.';
@@ -83,7 +86,7 @@ export function scimRouter(deps: ScimRouterDeps): Router {
     const token = match ? await tokens.verify(match[1]!) : null;
     const tenant = token ? await accounts.getTenant(token.tenant) : null;
     if (!token || !tenant) throw new ScimError(401, null, 'A valid SCIM bearer token of a tenant is required.');
-    ctx.state.actor = { tenant, token: token.id, info: requestInfo(ctx) } satisfies Actor;
+    ctx.state.actor = scimActor(tenant, token.id, requestInfo(ctx));
     ctx.set('Cache-Control', 'no-store');
     await next();
   });

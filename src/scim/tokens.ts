@@ -39,6 +39,9 @@ export function checkLabel(label: unknown): string | null {
   return trimmed && trimmed.length <= LABEL_MAX && !LABEL_REFUSED.test(trimmed) ? trimmed : null;
 }
 
+/** The audit's words for who acted: an owner's login id (`by`), or the operator (`via: cli`, as the CLI's unlock says). */
+const actedBy = (by: string) => (by === 'cli' ? { via: 'cli' } : { by });
+
 export function createScimTokens(deps: { store: ScimStore; pepper: string; audit: Audit; now: () => number }): ScimTokens {
   const key = createHmac('sha256', deps.pepper).update('latchkey scim token v1').digest();
   const hash = (token: string) => HASH_PREFIX + createHmac('sha256', key).update(token).digest('base64url');
@@ -54,7 +57,7 @@ export function createScimTokens(deps: { store: ScimStore; pepper: string; audit
         login: by === 'cli' ? null : by,
         ip: info?.ip ?? null,
         userAgent: info?.userAgent ?? null,
-        detail: { by, token: record.id, label },
+        detail: { ...actedBy(by), token: record.id, label },
       });
       return { token, record };
     },
@@ -72,7 +75,7 @@ export function createScimTokens(deps: { store: ScimStore; pepper: string; audit
         login: by === 'cli' ? null : by,
         ip: info?.ip ?? null,
         userAgent: info?.userAgent ?? null,
-        detail: { by, token: id },
+        detail: { ...actedBy(by), token: id },
       });
       return true;
     },

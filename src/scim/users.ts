@@ -11,11 +11,10 @@
  * email or the user type changes either).
  */
 import { createHash } from 'node:crypto';
-import { LatchkeyError } from '../errors.ts';
 import { ScimError } from '../errors.ts';
 import type { Login, Tenant } from '../storage/accounts/port.ts';
 import type { ScimStore, ScimUser } from '../storage/scim/port.ts';
-import { personFields } from '../account/people.ts';
+import { checkPerson } from '../admin/people.ts';
 import { fullName, userTypeName } from '../names.ts';
 import { getKey } from './filter.ts';
 import { LATCHKEY_USER, USER_SCHEMA } from './schemas.ts';
@@ -25,6 +24,8 @@ type Obj = Record<string, unknown>;
 const isObj = (v: unknown): v is Obj => typeof v === 'object' && v !== null && !Array.isArray(v);
 
 const USER_NAME_MAX = 256;
+/** How the pages' checks name a User's fields in their errors. */
+const FIELD_NAMES = { firstName: 'name.givenName', lastName: 'name.familyName', email: 'emails.value', userType: `${LATCHKEY_USER}:userType` };
 const REFUSED = /[\p{Cc}\p{Cf}\p{Zl}\p{Zp}]/u;
 
 /** A weak ETag over the resource as shown (without its own `meta.version`). */
@@ -152,12 +153,6 @@ export function userInput(body: unknown, tenant: Tenant, current: Login | null):
   if (!userType) throw new ScimError(400, 'invalidValue', `"${LATCHKEY_USER}:userType" is not a user type of the tenant: "${(given ?? '').slice(0, 100)}".`);
 
   const active = booleanOf(getKey(body, 'active'), 'active') ?? (current ? !current.disabled : true);
-  try {
-    const person = personFields({ first_name: givenName ?? '', last_name: familyName ?? '', email, user_type: userType }, tenant);
-    return { userName, externalId, fields: { ...person, active } };
-  } catch (err) {
-    if (!(err instanceof LatchkeyError)) throw err;
-    const field = { first_name: 'name.givenName', last_name: 'name.familyName' }[String(err.detail.field)] ?? (err.key === 'errors.people.email' ? 'emails.value' : '');
-    throw new ScimError(400, 'invalidValue', `${field ? `"${field}": ` : ''}${err.message}`);
-  }
+  const person = checkPerson({ firstName: givenName ?? '', lastName: familyName ?? '', email, userType }, tenant, FIELD_NAMES);
+  return { userName, externalId, fields: { ...person, active } };
 }
