@@ -74,6 +74,9 @@ export async function createLatchkey(config: Config, log: Logger = createLogger(
   app.use(errorHandler(log, stores.unavailableStore));
   app.use(securityHeaders);
   if (config.issuer.startsWith('https:')) app.use(requireHttps(config.issuer));
+  // SCIM answers programs, in SCIM JSON (a store outage too), before the pages' form-only body parsing.
+  const scim = scimRouter({ ...routeDeps(services), scim: stores.scim, tokens: services.scimTokens });
+  app.use(scim.routes());
   app.use(storeGuard(stores.down));
   // The provider's machine-to-machine endpoints render no page and are none of our routes:
   // straight to the provider (the token endpoint is the busiest path there is).
@@ -83,9 +86,6 @@ export async function createLatchkey(config: Config, log: Logger = createLogger(
     await providerCallback(ctx.req, ctx.res);
   };
   app.use((ctx, next) => (PROVIDER_API.has(ctx.path) ? toProvider(ctx) : next()));
-  // SCIM answers programs, in JSON, before the pages' form-only body parsing.
-  const scim = scimRouter({ ...routeDeps(services), scim: stores.scim, tokens: services.scimTokens });
-  app.use(scim.routes());
   app.use(languages({ secure: config.issuer.startsWith('https:') }));
 
   const forms = new Router();

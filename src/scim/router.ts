@@ -18,6 +18,8 @@ import { ERROR_SCHEMA, GROUP_PATCH_SCHEMA, GROUP_SCHEMA, LIST_RESPONSE, MAX_PAGE
 import { etagOf, namedLogins, userInput, userResource } from './users.ts';
 import { scimActor, scimLogins, type Actor, type ScimDeps } from './logins.ts';
 import type { ScimTokens } from './tokens.ts';
+import type { Services } from '../services.ts';
+import type { Logger } from '../log.ts';
 
 export const SCIM_PREFIX = '/scim/v2';
 const CONTENT_TYPE = 'application/scim+json; charset=utf-8';
@@ -33,23 +35,35 @@ function scimError(ctx: Context, err: ScimError) {
   ctx.body = { schemas: [ERROR_SCHEMA], status: String(err.status), ...(err.scimType ? { scimType: err.scimType } : {}), detail: err.detail };
 }
 
-/** Every error under `/scim/v2` as SCIM error JSON; a store outage or a crash goes on to the app's handler (503, 500). */
-async function scimErrors(ctx: Context, next: Next) {
-  try {
-    await next();
-  } catch (err) {
-    if (err instanceof ScimError) return scimError(ctx, err);
-    if (err instanceof LatchkeyError && err.status < 500) {
-      const field = typeof err.detail.field === 'string' ? `"${err.detail.field}": ` : '';
-      return scimError(ctx, new ScimError(err.status, err.status === 400 ? 'invalidValue' : null, `${field}${err.message}`));
+/**
+ * Every answer under `/scim/v2` is SCIM JSON, errors included: a store that
+ * is down is a 503 (with `Retry-After`), anything unexpected is logged and
+ * answered with a plain 500 (never a stack trace).
+ */
+function scimErrors(log: Logger, unavailableStore: (err: unknown) => string | null) {
+  return async function scimErrorJson(ctx: Context, next: Next) {
+    try {
+      await next();
+    } catch (err) {
+      if (err instanceof ScimError) return scimError(ctx, err);
+      const store = unavailableStore(err);
+      if (store || (err instanceof LatchkeyError && err.status === 503)) {
+        ctx.set('Retry-After', '5');
+        return scimError(ctx, new ScimError(503, null, 'The service is temporarily unavailable. Try again in a moment.'));
+      }
+      if (err instanceof LatchkeyError && err.status < 500) {
+        const field = typeof err.detail.field === 'string' ? `"${err.detail.field}": ` : '';
+        return scimError(ctx, new ScimError(err.status, err.status === 400 ? 'invalidValue' : null, `${field}${err.message}`));
+      }
+      const status = (err as { status?: unknown })?.status;
+      if (typeof status === 'number' && status >= 400 && status < 500) {
+        const detail = status === 413 ? 'The body is too large.' : status === 415 ? 'Send application/scim+json.' : 'The body is not valid JSON.';
+        return scimError(ctx, new ScimError(status, status === 400 ? 'invalidSyntax' : null, detail));
+      }
+      log.error({ err, path: ctx.path, method: ctx.method }, 'unhandled error');
+      scimError(ctx, new ScimError(500, null, 'Something went wrong on our side.'));
     }
-    const status = (err as { status?: unknown })?.status;
-    if (typeof status === 'number' && status >= 400 && status < 500) {
-      const detail = status === 413 ? 'The body is too large.' : status === 415 ? 'Send application/scim+json.' : 'The body is not valid JSON.';
-      return scimError(ctx, new ScimError(status, status === 400 ? 'invalidSyntax' : null, detail));
-    }
-    throw err;
-  }
+  };
 }
 
 const needsBody = (ctx: Context) => ['POST', 'PUT', 'PATCH'].includes(ctx.method);
@@ -63,7 +77,7 @@ async function jsonOnly(ctx: Context, next: Next) {
   await next();
 }
 
-export interface ScimRouterDeps extends ScimDeps {
+export interface ScimRouterDeps extends ScimDeps, Pick<Services, 'log' | 'stores'> {
   tokens: ScimTokens;
 }
 
@@ -74,13 +88,15 @@ export function scimRouter(deps: ScimRouterDeps): Router {
   const logins = scimLogins(deps);
 
   router.use(
-    scimErrors,
+    scimErrors(deps.log, deps.stores.unavailableStore),
     jsonOnly,
     bodyParser({ enableTypes: ['json'], extendTypes: { json: ['application/json', 'application/scim+json'] }, jsonLimit: BODY_LIMIT, encoding: 'utf-8' }),
   );
 
   // The tenant of the bearer token, read again on every request.
   router.use(async (ctx, next) => {
+    // A store known to be down: 503 at once instead of waiting on it.
+    if (deps.stores.down()) throw new LatchkeyError('temporarily_unavailable', 503, 'errors.unavailable');
     const header = ctx.get('authorization');
     const match = /^Bearer +([^ ]+) *$/i.exec(header);
     const token = match ? await tokens.verify(match[1]!) : null;
@@ -386,15 +402,19 @@ const listOf = (value: unknown): string[] =>
 
 /** `attributes` / `excludedAttributes` (RFC 7644 §3.4.2.5), on top-level attributes; `id`, `schemas` and `meta` always stay. */
 function project(ctx: Context, resource: Obj): Obj {
-  const only = listOf(ctx.query.attributes).map((a) => a.split('.')[0]!.replace(/^urn:.*:/, ''));
-  const excluded = listOf(ctx.query.excludedAttributes).map((a) => a.split('.')[0]!.replace(/^urn:.*:/, ''));
+  // `name.givenName` → `name`; a core schema's URN prefix dropped; an extension's attribute names the extension.
+  const CORE = /^urn:ietf:params:scim:schemas:core:2\.0:(user|group):/;
+  const top = (a: string) => (a.startsWith('urn:') && !CORE.test(a) ? a : a.replace(CORE, '').split('.')[0]!);
+  const named = (list: string[], key: string) => list.some((a) => a === key || (key.startsWith('urn:') && a.startsWith(`${key}:`)));
+  const only = listOf(ctx.query.attributes).map(top);
+  const excluded = listOf(ctx.query.excludedAttributes).map(top);
   if (!only.length && !excluded.length) return resource;
   const always = new Set(['id', 'schemas', 'meta']);
   return Object.fromEntries(
     Object.entries(resource).filter(([k]) => {
       const key = k.toLowerCase();
       if (always.has(key)) return true;
-      if (only.length) return only.includes(key) || only.some((o) => key.startsWith('urn:') && key.endsWith(`:${o}`));
+      if (only.length) return named(only, key);
       return !excluded.includes(key);
     }),
   );

@@ -62,14 +62,14 @@ export function userResource(base: string, tenant: Tenant, login: Login, named: 
  * one email settle their names the same way on every process.
  */
 export async function namedLogins(scim: ScimStore, logins: ScimLogins, tenant: string, list: Login[]): Promise<Map<string, ScimUser>> {
-  const known = new Map(
-    (
-      await scim.getUsers(
-        tenant,
-        list.map((l) => l.id),
-      )
-    ).map((u) => [u.loginId, u]),
-  );
+  const known = new Map<string, ScimUser>();
+  // In slices, so a large tenant's list stays within a query's parameter limits.
+  for (let i = 0; i < list.length; i += 500)
+    for (const u of await scim.getUsers(
+      tenant,
+      list.slice(i, i + 500).map((l) => l.id),
+    ))
+      known.set(u.loginId, u);
   for (const login of [...list].sort((a, b) => (a.id < b.id ? -1 : a.id > b.id ? 1 : 0))) {
     const current = known.get(login.id);
     if (current?.userName) continue;

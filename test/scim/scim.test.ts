@@ -176,6 +176,11 @@ for (const setup of SETUPS) {
       assert.equal((await scim('GET', '/Users?count=0')).body.Resources.length, 0);
       assert.equal((await scim('GET', '/Users?startIndex=0&count=1')).body.startIndex, 1);
 
+      const only = await scim('GET', `/Users/bob-emp?attributes=userName,${encodeURIComponent(`${EXT}:userType`)}`);
+      assert.deepEqual(Object.keys(only.body).sort(), ['id', 'meta', 'schemas', 'userName', EXT].sort(), 'attributes');
+      const without = await scim('GET', '/Users?excludedAttributes=emails,name&count=1');
+      assert.ok(without.body.Resources[0].userName && !without.body.Resources[0].emails && !without.body.Resources[0].name, 'excludedAttributes');
+
       assertScimError(await scim('GET', q('userName eq')), 400, 'invalidFilter');
       assertScimError(await scim('GET', q('userName xx "a"')), 400, 'invalidFilter');
       assertScimError(await scim('GET', q('(userName eq "a"')), 400, 'invalidFilter');
