@@ -320,6 +320,14 @@ for (const setup of SETUPS) {
       assert.match(String((await audit(id, 'login.removed'))[0]?.detail?.client), /^scim:/);
       // Made again under the same userName, it is a fresh user.
       assert.equal((await scim('POST', '/Users', newUser('dora@acme.test'))).status, 201);
+
+      // A user removed elsewhere (the owner's pages) leaves its name to be taken again.
+      const erin = await scim('POST', '/Users', newUser('erin@acme.test'));
+      assert.ok(await accounts().deleteLogin(erin.body.id as string));
+      const other = await scim('POST', '/Users', newUser('fred@acme.test'));
+      const renamed = await scim('PATCH', `/Users/${other.body.id}`, { schemas: [PATCH], Operations: [{ op: 'replace', path: 'userName', value: 'Erin@acme.test' }] });
+      assert.equal(renamed.status, 200, JSON.stringify(renamed.body));
+      assert.equal(renamed.body.userName, 'Erin@acme.test');
     });
 
     it('shows user types as Groups with their members; adding a member moves the login to that type', async () => {
