@@ -40,6 +40,7 @@ export const NOTICES = [
   'edited',
   'remove',
   'scimRevoked',
+  'webhookRemoved',
 ] as const;
 
 /** A factor's notices: after the person changed it, after the owner reset it. */
