@@ -145,3 +145,22 @@ export const preconditionFailed = () => new LatchkeyError('precondition_failed',
 
 /** A client over its request rate; `detail.retryAfterSeconds` says when to try again. */
 export const rateLimited = (retryAfterSeconds: number) => new LatchkeyError('rate_limited', 429, 'errors.api.rateLimited', { retryAfterSeconds });
+
+/**
+ * A SCIM error (RFC 7644 §3.12), answered as `urn:ietf:params:scim:api:messages:2.0:Error`
+ * JSON by the SCIM router: its HTTP `status`, the RFC's `scimType` where one
+ * applies (`invalidFilter`, `uniqueness`, `mutability`, `invalidValue`,
+ * `invalidPath`, `noTarget`, `invalidSyntax`, `tooMany`) and a `detail` in English.
+ */
+export type ScimType = 'invalidFilter' | 'tooMany' | 'uniqueness' | 'mutability' | 'invalidSyntax' | 'invalidPath' | 'noTarget' | 'invalidValue' | 'invalidVers' | 'sensitive';
+
+export class ScimError extends Error {
+  override name = 'ScimError';
+  constructor(
+    readonly status: number,
+    readonly scimType: ScimType | null,
+    readonly detail: string,
+  ) {
+    super(detail);
+  }
+}

@@ -39,6 +39,7 @@ export const NOTICES = [
   'enable',
   'edited',
   'remove',
+  'scimRevoked',
   'webhookRemoved',
 ] as const;
 

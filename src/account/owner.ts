@@ -47,6 +47,8 @@ export const AUDIT_TYPES = [
   'password.changed',
   'policy.changed',
   'policy.step_up_changed',
+  'scim.token.created',
+  'scim.token.revoked',
   'signin.locked',
   'signin.no_login',
   'signin.password',

@@ -303,7 +303,8 @@ export function adminPeople(deps: AdminDeps): AdminPeople {
         const by = 'login' in actor.by ? actor.by.login : `client:${actor.by.client}`;
         await links.unlinkAll(identity, { ip: actor.ip, userAgent: actor.userAgent, by, reason: 'reset' });
       }
-      if (Object.keys(result.lifted).length || Object.keys(result.kept).length) await recordUnlock(actor, target, result, `reset/${factorId}`);
+      if (Object.keys(result.lifted).length || Object.keys(result.kept).length)
+        await recordUnlock(actor, target, result, factors.get(factorId).ownerReset?.alias ?? `reset/${factorId}`);
       return result;
     },
 

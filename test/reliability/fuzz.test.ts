@@ -1698,3 +1698,216 @@ for (const setup of SETUPS) {
     });
   });
 }
+
+// SCIM bodies: random and malformed JSON, SCIM-shaped creates, replaces and
+// PATCH operations (Entra's and Okta's forms among random ones), filters and
+// paging, under every content type, with the tenant's bearer token. Every
+// answer is below 500, and an error is SCIM error JSON; what a valid request
+// may change is limited to the fuzzed login and the users the fuzz made: the
+// fixture's other logins, every identity's password, and the tenants stay.
+const SCIM_ERROR = 'urn:ietf:params:scim:api:messages:2.0:Error';
+const PATCH_OP = 'urn:ietf:params:scim:api:messages:2.0:PatchOp';
+const SCIM_EXT = 'urn:latchkey:params:scim:schemas:extension:2.0:User';
+
+for (const setup of SETUPS) {
+  describe(`fuzzing SCIM bodies (${setup})`, () => {
+    let server: TestServer;
+    let token = '';
+    let target = '';
+
+    before(async () => {
+      server = await startServer(setup);
+      token = (await server.latchkey.scimTokens.create('acme', 'fuzz', 'cli')).token;
+      const made = await fetch(`${server.issuer}/scim/v2/Users`, {
+        method: 'POST',
+        headers: { authorization: `Bearer ${token}`, 'content-type': 'application/scim+json' },
+        body: JSON.stringify({ userName: 'fuzz-target@acme.test', name: { givenName: 'Fuzz', familyName: 'Target' }, emails: [{ value: 'fuzz-target@acme.test' }] }),
+      });
+      assert.equal(made.status, 201);
+      target = ((await made.json()) as { id: string }).id;
+    });
+    after(() => server.stop());
+
+    const ids = () => fc.constantFrom(target, target, 'gina-staff', 'nobody', '', '..%2F', 'x'.repeat(300));
+    const paths = fc.oneof(
+      fc.constantFrom(
+        'active',
+        'userName',
+        'externalId',
+        'name.givenName',
+        'name.familyName',
+        'name',
+        'emails',
+        'emails[type eq "work"].value',
+        'emails[value co "@"]',
+        'members',
+        'displayName',
+        `${SCIM_EXT}:userType`,
+        SCIM_EXT,
+        'urn:ietf:params:scim:schemas:core:2.0:User:active',
+        'id',
+        'meta.version',
+        'groups',
+        'emails[type eq',
+        'members[value eq "bob-emp"]',
+        'a.b.c',
+        '[]',
+        'not (',
+      ),
+      fc.string({ maxLength: 40 }),
+    );
+    const value = fc.oneof(
+      fc.constantFrom('False', 'True', false, true, 'maybe', null, '', 'bob@acme.test', 'fuzz-target@acme.test', 'manager', 'Employee', 'astronaut', '\u0000', '\uD800'),
+      fc.jsonValue({ maxDepth: 3 }),
+      fc.array(fc.record({ value: ids() }, { requiredKeys: [] }), { maxLength: 3 }),
+    );
+    const operation = fc.record(
+      { op: fc.oneof(fc.constantFrom('add', 'Replace', 'remove', 'REMOVE', 'copy'), fc.jsonValue({ maxDepth: 1 })), path: fc.oneof(paths, fc.jsonValue({ maxDepth: 1 })), value },
+      { requiredKeys: [] },
+    );
+    const patchBody = fc.record(
+      { schemas: fc.oneof(fc.constant([PATCH_OP]), fc.jsonValue({ maxDepth: 1 })), Operations: fc.oneof(fc.array(operation, { maxLength: 4 }), fc.jsonValue({ maxDepth: 2 })) },
+      { requiredKeys: [] },
+    );
+    const userBody = fc.record(
+      {
+        schemas: fc.jsonValue({ maxDepth: 1 }),
+        userName: fc.oneof(
+          fc.constantFrom('fuzz-target@acme.test', 'bob@acme.test', 'jane@acme.test#manager', 'new@acme.test', ''),
+          fc.string({ maxLength: 300 }),
+          fc.jsonValue({ maxDepth: 1 }),
+        ),
+        name: fc.oneof(
+          fc.record({ givenName: fc.oneof(fc.string(), fc.jsonValue({ maxDepth: 1 })), familyName: fc.string() }, { requiredKeys: [] }),
+          fc.jsonValue({ maxDepth: 2 }),
+        ),
+        emails: fc.oneof(
+          fc.array(fc.record({ value: fc.oneof(fc.constantFrom('fuzz-target@acme.test', 'not-an-email'), fc.string()), primary: value }, { requiredKeys: [] }), { maxLength: 2 }),
+          fc.jsonValue({ maxDepth: 2 }),
+        ),
+        active: value,
+        externalId: value,
+        [SCIM_EXT]: fc.oneof(fc.record({ userType: value }, { requiredKeys: [] }), fc.jsonValue({ maxDepth: 1 })),
+        members: value,
+        displayName: value,
+        ['__proto__']: fc.jsonValue({ maxDepth: 1 }),
+      },
+      { requiredKeys: [] },
+    );
+    // Nearly valid users, so creates and replaces reach the store (and its uniqueness) too.
+    const plausibleUser = fc.record({
+      userName: fc.oneof(fc.constantFrom('fuzz-target@acme.test', 'bob@acme.test', 'new@acme.test', 'NEW@acme.test'), fc.emailAddress()),
+      name: fc.record({ givenName: fc.constantFrom('Ann', 'Émile', 'Ann', ' ', '\u202e'), familyName: fc.constantFrom('Lee', 'Lee', 'Lee', 'x'.repeat(101)) }),
+      emails: fc.array(
+        fc.record({
+          value: fc.oneof({ weight: 4, arbitrary: fc.constantFrom('fuzz-target@acme.test', 'bob@acme.test', 'ann@acme.test') }, fc.emailAddress()),
+          primary: fc.boolean(),
+        }),
+        {
+          minLength: 1,
+          maxLength: 2,
+        },
+      ),
+      active: fc.constantFrom(true, false, 'True', 'False'),
+      [SCIM_EXT]: fc.record({ userType: fc.constantFrom('employee', 'manager', 'Manager', 'owner', 'staff') }),
+    });
+    const bodyArb = fc.oneof(
+      patchBody.map((b) => JSON.stringify(b)),
+      plausibleUser.map((b) => JSON.stringify(b)),
+      userBody.map((b) => JSON.stringify(b)),
+      fc.jsonValue({ maxDepth: 4 }).map((b) => JSON.stringify(b)),
+      fc.constantFrom('', '{', '{"schemas": [', 'null', '[]', '"x"', '{"Operations": [{"op": "add"}]}', '\u0000\u0001', `{"userName": "${'a'.repeat(600_000)}"}`),
+      fc.string({ maxLength: 200 }),
+    );
+    const request = fc.record({
+      route: fc.constantFrom(
+        'POST /Users',
+        'POST /Users',
+        'POST /Users',
+        'PATCH /Users/:id',
+        'PUT /Users/:id',
+        'PATCH /Users/:id',
+        'PATCH /Groups/employee',
+        'PUT /Groups/manager',
+        'POST /Groups',
+        'PATCH /Groups/:id',
+        'GET /Users?filter',
+        'GET /Groups?filter',
+        'GET /Users?page',
+      ),
+      id: ids(),
+      body: bodyArb,
+      query: fc.oneof(
+        fc.constantFrom('userName eq "bob@acme.test"', 'emails[type eq "work"', 'not (active eq true)', 'a eq', '(((', '"x"', 'userName eq "\\u"'),
+        fc.string({ maxLength: 80 }),
+      ),
+      type: fc.oneof(
+        { weight: 6, arbitrary: fc.constantFrom('application/scim+json', 'application/scim+json; charset=utf-8', 'application/json') },
+        { weight: 1, arbitrary: fc.constantFrom('text/plain', FORM, 'application/scim+json; charset=latin1', null) },
+      ),
+      gzip: fc.oneof({ weight: 9, arbitrary: fc.constant(false) }, { weight: 1, arbitrary: fc.constant(true) }),
+      count: fc.constantFrom('1', '-5', '0', '99999999999', 'abc', '2.5', ''),
+    });
+
+    async function guarded() {
+      const a = server.latchkey.stores.accounts;
+      const tenants = await a.listTenants();
+      const logins = (await Promise.all(tenants.map((t) => a.listLogins(t.id)))).flat().filter((l) => l.id === 'acme-owner' || !l.id.startsWith('l-'));
+      return {
+        tenants,
+        logins,
+        identities: await Promise.all(['jane@acme.test', 'bob@acme.test', 'owner@acme.test', 'gina@globex.test'].map((e) => a.findIdentityByEmail(e))),
+        cutoffs: await Promise.all(logins.map((l) => a.loginSessionsNotBefore(l.id))),
+      };
+    }
+
+    it('answers every SCIM request below 500, errors as SCIM error JSON, and changes only what it may', async (ctx) => {
+      const before_ = await guarded();
+      const prototypeNames = Object.getOwnPropertyNames(Object.prototype).sort();
+      const statuses = new Map<number, number>();
+      await fc.assert(
+        fc.asyncProperty(request, async (r) => {
+          const [method, route] = r.route.split(' ') as [string, string];
+          const id = encodeURIComponent(r.id);
+          const path =
+            route === '/Users?filter' || route === '/Groups?filter'
+              ? `${route.split('?')[0]}?filter=${encodeURIComponent(r.query)}`
+              : route === '/Users?page'
+                ? `/Users?startIndex=${encodeURIComponent(r.count)}&count=${encodeURIComponent(r.count)}`
+                : route.replace(':id', id);
+          const headers: Record<string, string> = { authorization: `Bearer ${token}`, 'user-agent': FUZZ_UA };
+          if (r.type && method !== 'GET') headers['content-type'] = r.type;
+          if (r.gzip && method !== 'GET') headers['content-encoding'] = 'gzip';
+          const res = await fetch(`${server.issuer}/scim/v2${path}`, { method, headers, body: method === 'GET' ? undefined : r.body });
+          const text = await res.text();
+          statuses.set(res.status, (statuses.get(res.status) ?? 0) + 1);
+          const what = `${r.route} ${res.status} ${text.slice(0, 300)}`;
+          if (process.env.FUZZ_DEBUG) console.error(what.slice(0, 200), '←', headers['content-type'], JSON.stringify(r.body.slice(0, 200)));
+          assert.ok(res.status < 500, `never a 5xx — ${what}`);
+          assert.doesNotMatch(text, STACK, `no stack trace — ${what}`);
+          if (res.status === 204) return;
+          assert.match(res.headers.get('content-type') ?? '', /^application\/scim\+json/, what);
+          const body = JSON.parse(text) as Record<string, unknown>;
+          if (res.status >= 400) {
+            assert.deepEqual(body.schemas, [SCIM_ERROR], what);
+            assert.equal(body.status, String(res.status), what);
+            assert.equal(typeof body.detail, 'string', what);
+          } else assert.ok([200, 201].includes(res.status), what);
+          assert.deepEqual(Object.getOwnPropertyNames(Object.prototype).sort(), prototypeNames, 'no prototype pollution');
+        }),
+        { seed: seedFor(`scim ${setup}`), numRuns: RUNS * 8 },
+      );
+      assert.equal((await fetch(`${server.issuer}/healthz`)).status, 200, 'the process is healthy');
+      assert.deepEqual(await guarded(), before_, 'the fixture’s logins, identities, tenants and session cut-offs are as before');
+      const owner = await server.latchkey.stores.accounts.getLogin('acme-owner');
+      assert.equal(owner?.disabled, false);
+      assert.ok(statuses.size > 3, `a spread of answers: ${[...statuses].join(' ')}`);
+      ctx.diagnostic(
+        `statuses ${[...statuses]
+          .sort((a, b) => a[0] - b[0])
+          .map(([s, n]) => `${s}×${n}`)
+          .join(' ')}`,
+      );
+    });
+  });
+}
