@@ -21,6 +21,7 @@ import { createSecretBox } from './crypto/secretbox.ts';
 import type { AccountStore } from './storage/accounts/port.ts';
 import type { LinkStore } from './storage/links/port.ts';
 import type { CounterStore } from './storage/counters/port.ts';
+import { createSessions, type Sessions } from './sessions/index.ts';
 
 export interface Services {
   config: Config;
@@ -36,6 +37,8 @@ export interface Services {
   browsers: KnownBrowsers;
   factors: FactorRegistry;
   provider: Provider;
+  /** A login's sessions: list and end them, and the back-channel logouts that tell the apps. */
+  sessions: Sessions;
   /** Stops the workers (mail, audit sweep) and closes the stores. */
   close(): Promise<void>;
 }
@@ -67,7 +70,17 @@ export async function createServices(config: Config, log: Logger, { now = Date.n
   const limiter = createLimiter(stores.counters, config, now);
   const browsers = knownBrowsers(stores.counters, { secure: config.issuer.startsWith('https:'), ttlMs: config.knownBrowser.ttlMs }, now);
   const factors = createFactorRegistry({ config, accounts: stores.accounts, hasher, audit, limiter, now });
-  const provider = createProvider({ config, accounts: stores.accounts, adapter: stores.adapter, factors, log, unavailableStore: stores.unavailableStore, now });
+  const provider = createProvider({
+    config,
+    accounts: stores.accounts,
+    adapter: stores.adapter,
+    sessions: stores.sessions,
+    factors,
+    log,
+    unavailableStore: stores.unavailableStore,
+    now,
+  });
+  const sessions = createSessions({ store: stores.sessions, accounts: stores.accounts, provider, audit, log, now, worker: workers });
   return {
     config,
     log,
@@ -81,8 +94,10 @@ export async function createServices(config: Config, log: Logger, { now = Date.n
     browsers,
     factors,
     provider,
+    sessions,
     async close() {
       mailer.close();
+      sessions.close();
       webhooks.close();
       audit.close();
       await stores.close();

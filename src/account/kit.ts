@@ -19,7 +19,7 @@ import { sendPage } from '../web/views.ts';
 import { endedBefore } from '../provider/revocation.ts';
 import { accountCookies, type AccountCookies, type AccountSession } from './session.ts';
 
-export type AccountDeps = Pick<RouteDeps, 'provider' | 'config' | 'accounts' | 'links' | 'mailer' | 'hasher' | 'factors' | 'audit' | 'limiter' | 'browsers' | 'now'>;
+export type AccountDeps = Pick<RouteDeps, 'provider' | 'sessions' | 'config' | 'accounts' | 'links' | 'mailer' | 'hasher' | 'factors' | 'audit' | 'limiter' | 'browsers' | 'now'>;
 
 /** The signed-in login, as read from the store on this request. */
 export interface Signed {

@@ -33,6 +33,8 @@ export const NOTICES = [
   'unlock',
   'unlock-kept',
   'upstreamUnlinked',
+  'sessionEnded',
+  'otherSessionsEnded',
   'added',
   'added-invited',
   'disable',

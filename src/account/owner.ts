@@ -11,7 +11,6 @@ import type { Context } from 'koa';
 import { LatchkeyError, badRequest, notFound } from '../errors.ts';
 import { LOGIN_SORTS, LOGIN_STATES, SECOND_FACTORS, type AuditEvent, type Login, type SecondFactor } from '../storage/accounts/port.ts';
 import { formFields } from '../web/forms.ts';
-import { endLoginSessions } from '../provider/revocation.ts';
 import { loginLocks, type Lifted } from './locks.ts';
 import { factorName, factorState, formatTime, noticeOf } from './labels.ts';
 import type { AccountKit, Signed } from './kit.ts';
@@ -72,7 +71,7 @@ const TYPE_PATTERN = /^[a-z][a-z0-9_.-]{0,63}$/;
 
 export function ownerRoutes(router: Router, kit: AccountKit) {
   const { deps } = kit;
-  const { accounts, factors, audit, provider } = deps;
+  const { accounts, factors, audit } = deps;
   const locks = loginLocks(deps.limiter, factors);
   const links = upstreamLinks({ accounts, audit });
 
@@ -255,7 +254,7 @@ export function ownerRoutes(router: Router, kit: AccountKit) {
   async function setDisabled(ctx: Context, signed: Signed, target: Login, disabled: boolean) {
     if (target.disabled === disabled) return;
     if (!(await accounts.setLoginDisabled(target.id, disabled))) throw notFound('errors.account.noSuchUser');
-    if (disabled) await endLoginSessions(accounts, provider, [target.id]);
+    if (disabled) await deps.sessions.endLoginSessions([target.id]);
     await audit.record({
       type: disabled ? 'login.disabled' : 'login.enabled',
       outcome: 'success',
@@ -272,7 +271,7 @@ export function ownerRoutes(router: Router, kit: AccountKit) {
    * keeps the event under the login id alone.
    */
   async function remove(ctx: Context, signed: Signed, target: Login) {
-    await endLoginSessions(accounts, provider, [target.id]);
+    await deps.sessions.endLoginSessions([target.id]);
     if (!(await accounts.deleteLogin(target.id))) return;
     await audit.record({ type: 'login.removed', outcome: 'success', tenant: signed.tenant.id, login: target.id, ...kit.requestInfo(ctx), detail: { by: signed.login.id } });
     if ((await accounts.listLoginsForEmailAllTenants(target.email)).length) return;
@@ -298,7 +297,7 @@ export function ownerRoutes(router: Router, kit: AccountKit) {
     // A reset is for someone who lost their phone or PIN: their password's failures must not keep them out either.
     const result = await unlockLogin(target);
     await factors.get(factor).reset(target.id);
-    await endLoginSessions(accounts, provider, [target.id], deps.now);
+    await deps.sessions.endLoginSessions([target.id]);
     await audit.record({ type: event, outcome: 'success', tenant: signed.tenant.id, login: target.id, ...kit.requestInfo(ctx), detail: { by: signed.login.id } });
     // A reset is for a lost factor: an upstream account linked meanwhile must be confirmed again.
     const identity = deps.config.upstream.unlinkOn.includes('reset') ? await accounts.findIdentityByEmail(target.email) : null;

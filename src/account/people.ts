@@ -15,7 +15,6 @@ import { formFields } from '../web/forms.ts';
 import { localeOf } from '../web/views.ts';
 import { sendInvitation } from '../recovery/routes.ts';
 import { fullName, userTypeName } from '../names.ts';
-import { endLoginSessions } from '../provider/revocation.ts';
 import type { AccountKit, Signed } from './kit.ts';
 
 /** Logins shown on one page of Users. */
@@ -252,7 +251,7 @@ export function peopleRoutes(router: Router, kit: AccountKit) {
     await accounts.upsertLogin({ id: target.id, tenant: signed.tenant.id, ...person });
     if (moved) {
       for (const factor of deps.factors.all()) await factor.reset(target.id);
-      await endLoginSessions(accounts, deps.provider, [target.id]);
+      await deps.sessions.endLoginSessions([target.id]);
     }
     await audit.record({
       type: 'login.edited',

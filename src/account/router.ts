@@ -12,12 +12,14 @@ import { ownerRoutes } from './owner.ts';
 import { webhookRoutes } from './webhooks.ts';
 import type { Services } from '../services.ts';
 import { peopleRoutes } from './people.ts';
+import { sessionRoutes } from './sessions.ts';
 
 export function accountRouter(deps: AccountDeps & Pick<Services, 'webhooks' | 'stores'>): Router {
   const router = new Router({ prefix: '/account' });
   const kit = createAccountKit(deps);
   signInRoutes(router, kit);
   profileRoutes(router, kit);
+  sessionRoutes(router, kit);
   peopleRoutes(router, kit);
   ownerRoutes(router, kit);
   webhookRoutes(router, kit, deps);

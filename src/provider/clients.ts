@@ -10,6 +10,8 @@ export function clientMetadata(client: Client): Record<string, unknown> {
     grant_types: ['authorization_code', 'refresh_token'],
     response_types: ['code'],
     token_endpoint_auth_method: confidential ? 'client_secret_basic' : 'none',
+    // Every logout token names the session it ends (src/sessions), so an app can end just that one.
+    ...(typeof m.backchannel_logout_uri === 'string' ? { backchannel_logout_session_required: true } : {}),
     ...m,
     client_id: client.clientId,
   };
