@@ -13,6 +13,7 @@ import { webhookRoutes } from './webhooks.ts';
 import type { Services } from '../services.ts';
 import { peopleRoutes } from './people.ts';
 import { sessionRoutes } from './sessions.ts';
+import { auditRoutes } from './audit.ts';
 
 export function accountRouter(deps: AccountDeps & Pick<Services, 'webhooks' | 'stores'>): Router {
   const router = new Router({ prefix: '/account' });
@@ -22,6 +23,7 @@ export function accountRouter(deps: AccountDeps & Pick<Services, 'webhooks' | 's
   sessionRoutes(router, kit);
   peopleRoutes(router, kit);
   ownerRoutes(router, kit);
+  auditRoutes(router, kit);
   webhookRoutes(router, kit, deps);
   return router;
 }

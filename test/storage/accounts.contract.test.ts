@@ -644,6 +644,39 @@ function accountStoreContract(name: string, makeStore: () => Promise<Harness>) {
           assert.equal((await s.listAudit({ tenant: 'acme', limit: 10_000 })).length, 60);
         }));
 
+      it("filters by one person (their logins, and their email's events without a login) and a date range, in the store", () =>
+        withStore(async (s) => {
+          const t = (m: number) => new Date(Date.UTC(2024, 0, 1, 0, m));
+          await s.appendAudit(event({ time: t(1), login: 'jane-emp' }));
+          await s.appendAudit(event({ time: t(2), login: 'jane-mgr', type: 'factor.totp.failed' }));
+          await s.appendAudit(event({ time: t(3), login: null, outcome: 'failure', detail: { reason: 'invalid_credentials', email: 'jane@acme.test' } }));
+          await s.appendAudit(event({ time: t(4), login: null, outcome: 'failure', detail: { reason: 'invalid_credentials', email: 'bob@acme.test' } }));
+          await s.appendAudit(event({ time: t(5), login: 'bob-emp' }));
+          await s.appendAudit(event({ time: t(6), login: 'other-jane', tenant: 'other', detail: { email: 'jane@acme.test' } }));
+          // A login's event that merely names the email in its detail is not the person's (only events without a login match by email).
+          await s.appendAudit(event({ time: t(7), login: 'bob-emp', detail: { email: 'jane@acme.test' } }));
+          const minutes = (events: AuditEvent[]) => events.map((e) => e.time.getUTCMinutes());
+          const jane = { logins: ['jane-emp', 'jane-mgr'], email: 'Jane@Acme.test' };
+          assert.deepEqual(minutes(await s.listAudit({ tenant: 'acme', person: jane })), [3, 2, 1]);
+          assert.deepEqual(minutes(await s.listAudit({ tenant: 'acme', person: { logins: ['jane-mgr'] } })), [2]);
+          assert.deepEqual(minutes(await s.listAudit({ tenant: 'acme', person: { logins: [], email: 'bob@acme.test' } })), [4]);
+          assert.deepEqual(await s.listAudit({ tenant: 'acme', person: { logins: [] } }), [], 'nobody named: no event');
+          assert.deepEqual(minutes(await s.listAudit({ tenant: 'acme', person: jane, type: 'factor.totp.failed' })), [2]);
+          assert.deepEqual(minutes(await s.listAudit({ tenant: 'acme', person: jane, login: 'jane-emp' })), [1]);
+          assert.deepEqual(minutes(await s.listAudit({ tenant: 'acme', since: t(2), before: t(5) })), [4, 3, 2], 'since is inclusive, before exclusive');
+          assert.deepEqual(minutes(await s.listAudit({ tenant: 'acme', person: jane, since: t(2), limit: 1 })), [3]);
+          assert.deepEqual(minutes(await s.listAudit({ tenant: 'other', person: jane })), [], "another tenant's event of the same email stays there");
+          for (const bad of [
+            { tenant: 'acme', since: new Date('nope') },
+            { tenant: 'acme', before: 'yesterday' as unknown as Date },
+            { tenant: 'acme', person: { logins: [{ $ne: null } as unknown as string] } },
+            { tenant: 'acme', person: { logins: [], email: { $ne: null } as unknown as string } },
+            { tenant: 'acme', person: { logins: Array.from({ length: 101 }, (_, i) => `l${i}`) } },
+          ]) {
+            await assert.rejects(s.listAudit(bad), TypeError, JSON.stringify(bad));
+          }
+        }));
+
       it('caps the limit at 500', () =>
         withStore(async (s) => {
           const time = new Date('2024-01-01T00:00:00Z');

@@ -128,12 +128,23 @@ export interface AuditEvent {
 export interface AuditQuery {
   tenant: string;
   login?: string;
+  /**
+   * One person's events: those of any of `logins` (at most `AUDIT_PERSON_LOGINS`),
+   * and those without a login whose `detail.email` is `email` (a failed
+   * sign-in of a known email). With `login` too, both must hold.
+   */
+  person?: { logins: string[]; email?: string };
   type?: string;
-  /** Only events strictly older than this time (for paging). */
+  /** Only events strictly older than this time (for paging, and the end of a date range). */
   before?: Date;
+  /** Only events at or after this time (the start of a date range). */
+  since?: Date;
   /** Default 50, at most 500. */
   limit?: number;
 }
+
+/** The most logins one `AuditQuery.person` may name. */
+export const AUDIT_PERSON_LOGINS = 100;
 
 /** How `searchLogins` orders: by name (last, first), by email, or by user type (then name); ties by id. */
 export const LOGIN_SORTS = ['name', 'email', 'userType'] as const;
