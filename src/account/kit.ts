@@ -104,7 +104,9 @@ export function createAccountKit(deps: AccountDeps): AccountKit {
       !endedBefore(notBefore, Math.max(session.authTime, session.keptAt ?? 0)) &&
       providerSession?.accountId === login.id;
     const tenant = valid ? await accounts.getTenant(login.tenant) : null;
-    if (!login || !valid || !tenant) {
+    // The tenant's session lifetime and idle timeout hold here too; a page view is a use of the session.
+    const live = !!tenant && (await deps.sessions.stillLive(tenant, session.sid, providerSession!.loginTs ?? 0));
+    if (!login || !valid || !tenant || !live) {
       cookies.clear(ctx);
       return null;
     }

@@ -28,6 +28,7 @@ export const NOTICES = [
   'password',
   'policy',
   'stepUp',
+  'sessionPolicy',
   'reset-authenticator',
   'reset-pin',
   'unlock',

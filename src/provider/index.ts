@@ -20,7 +20,7 @@ import { ANY_TENANT, clientFinder, type ClientFinder } from './account-client.ts
 import { endedBefore, issuedBefore, trackLoginGrants } from './revocation.ts';
 import { fullName, userTypeOf } from '../names.ts';
 import type { SessionStore } from '../storage/sessions/port.ts';
-import { currentBrowser, trackSessions } from '../sessions/index.ts';
+import { currentBrowser, outlived, sessionPolicyOf, trackSessions } from '../sessions/index.ts';
 import { isLoopbackHost } from '../web/loopback.ts';
 
 const OFFLINE_ACCESS = 'offline_access';
@@ -146,9 +146,11 @@ export function createProvider({ config, accounts, adapter, sessions, factors, l
     if (!login || login.disabled || !registered || (registered.tenant !== ANY_TENANT && registered.tenant !== login.tenant)) return false;
     // A reset or a changed password ended this login's sessions (docs/account.md).
     if (endedBefore(notBefore, session.loginTs)) return false;
-    const tenant = await accounts.getTenant(login.tenant);
+    const [tenant, record] = await Promise.all([accounts.getTenant(login.tenant), session.uid ? sessions.getSession(session.uid) : null]);
     const type = tenant ? userTypeOf(tenant, login.userType) : undefined;
     if (!type) return false;
+    // The tenant's session lifetime and idle timeout (docs/relying-parties.md#session-lifetime).
+    if (outlived(sessionPolicyOf(tenant), { signedInAt: (session.loginTs ?? 0) * 1000, lastSeenAt: record?.lastSeenAt.getTime() ?? null }, now())) return false;
     // The type's level or a stronger one the person enrolled (and still has).
     const needed = factors.rank(factors.get(type.secondFactor).acr);
     return factors.rank(session.acr) >= needed && factors.all().some((f) => factors.rank(f.acr) >= needed && f.stage(login) !== 'enroll');

@@ -20,7 +20,7 @@ import { AsyncLocalStorage } from 'node:async_hooks';
 import type Provider from 'oidc-provider';
 import type { Adapter, AdapterPayload } from '../storage/adapter/port.ts';
 import { hashId } from '../storage/adapter/hashed-ids.ts';
-import type { AccountStore } from '../storage/accounts/port.ts';
+import type { AccountStore, SessionPolicy, Tenant } from '../storage/accounts/port.ts';
 import type { ClaimedLogout, NewLogout, SessionRecord, SessionStore } from '../storage/sessions/port.ts';
 import type { Audit } from '../audit.ts';
 import type { Logger } from '../log.ts';
@@ -33,11 +33,26 @@ const FIRST_RETRY_MS = 5_000;
 const LONGEST_RETRY_MS = 3_600_000;
 const KEEP_DELIVERED_MS = 7 * 24 * 3_600_000;
 const SWEEP_EVERY_MS = 10 * 60_000;
-/** An index entry is rewritten on every use of its session; the last-seen time is kept this coarse. */
-const SEEN_RESOLUTION_MS = 60_000;
 const USER_AGENT_MAX = 512;
 
 export const logoutRetryDelayMs = (attempt: number) => Math.min(FIRST_RETRY_MS * 2 ** Math.min(attempt - 1, 20), LONGEST_RETRY_MS);
+
+/** A tenant without a policy of its own: 14 days, however idle, and the sign-in outlives closing the browser. */
+export const DEFAULT_SESSION_POLICY: SessionPolicy = { lifetimeHours: 14 * 24, idleMinutes: 0, staySignedIn: true };
+
+export const sessionPolicyOf = (tenant: Pick<Tenant, 'sessionPolicy'> | null | undefined): SessionPolicy => tenant?.sessionPolicy ?? DEFAULT_SESSION_POLICY;
+
+/**
+ * True when a session has outlived its tenant's policy at `now` (epoch ms):
+ * signed in (`signedInAt`, epoch ms) longer ago than the lifetime, or unused
+ * since `lastSeenAt` (null: not since the sign-in) longer than the idle
+ * timeout. A sign-in counts as a use, so a session signed in again is fresh.
+ */
+export function outlived(policy: SessionPolicy, times: { signedInAt: number; lastSeenAt: number | null }, now: number): boolean {
+  if (now - times.signedInAt > policy.lifetimeHours * 3_600_000) return true;
+  const lastUse = Math.max(times.signedInAt, times.lastSeenAt ?? 0);
+  return policy.idleMinutes > 0 && now - lastUse > policy.idleMinutes * 60_000;
+}
 
 /** The browser of the request being served, for the session it saves. */
 export interface RequestBrowser {
@@ -75,7 +90,7 @@ export function trackSessions(inner: Adapter, store: SessionStore, now: () => nu
         loginId: payload.accountId,
         clients: clientsOf(payload),
         signedInAt: new Date(typeof payload.loginTs === 'number' ? payload.loginTs * 1000 : at),
-        lastSeenAt: new Date(Math.floor(at / SEEN_RESOLUTION_MS) * SEEN_RESOLUTION_MS),
+        lastSeenAt: new Date(at),
         expiresAt: new Date(at + (expiresIn ?? 0) * 1000),
         userAgent: browser?.userAgent?.slice(0, USER_AGENT_MAX) ?? null,
         ip: browser?.ip ?? null,
@@ -123,6 +138,12 @@ export interface Sessions {
    * the change stays signed in), but its apps are told and forgotten too.
    */
   endLoginSessions(loginIds: string[], opts?: { keepSessionId?: string }): Promise<Date>;
+  /**
+   * Whether the session `sessionId` of a login of `tenant`, signed in at
+   * `signedInAt` (epoch seconds), is still within the tenant's lifetime and
+   * idle timeout; when it is, this use counts (its last-seen time moves).
+   */
+  stillLive(tenant: Tenant, sessionId: string, signedInAt: number): Promise<boolean>;
   /** Sends the logouts that are due; resolves with how many were delivered. */
   drain(): Promise<number>;
   close(): void;
@@ -309,6 +330,12 @@ export function createSessions({ store, accounts, provider, audit, log, now = Da
         for (const record of await store.listSessions(loginId, new Date(now()))) await end(record, tenant, record.uid === keepSessionId);
       }
       return cutOff;
+    },
+    async stillLive(tenant, sessionId, signedInAt) {
+      const record = await store.getSession(sessionId);
+      if (outlived(sessionPolicyOf(tenant), { signedInAt: signedInAt * 1000, lastSeenAt: record?.lastSeenAt.getTime() ?? null }, now())) return false;
+      if (record) await store.touchSession(sessionId, new Date(now()));
+      return true;
     },
     drain: loop.drain,
     close: () => loop.close(),

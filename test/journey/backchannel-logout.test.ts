@@ -12,7 +12,7 @@ import { constants, createPublicKey, verify, type JsonWebKey } from 'node:crypto
 import * as oidc from 'openid-client';
 import { Browser, testIds } from '../support/browser.ts';
 import { SETUPS, PASSWORD, callbackReached, fixture, relyingParty, signIn, startServer, testClock, type RelyingParty, type TestServer } from '../support/latchkey.ts';
-import { signedIn, submit, noticeOf } from '../account/support.ts';
+import { hiddenFields, signedIn, submit, noticeOf } from '../account/support.ts';
 import { listenOnFreePort } from '../support/net.ts';
 
 const BACKCHANNEL_EVENT = 'http://schemas.openid.net/event/backchannel-logout';
@@ -131,6 +131,28 @@ for (const setup of SETUPS) {
       // The same (client, sid) again — an owner's reset after the sign-out — sends nothing more.
       await server.latchkey.stores.sessions.enqueueLogouts([{ clientId: 'portal', sid, loginId: 'bob-emp', tenant: 'acme' }], new Date(clock.now()));
       assert.deepEqual(await received(), []);
+    });
+
+    it("signing out on the account pages, or a session ended on the profile, tells the session's apps", async () => {
+      const { browser } = await signedIn(server, { email: 'bob@acme.test' });
+      const pending = await rp.authorize();
+      const sso = await browser.get(pending.url);
+      assert.ok(callbackReached(sso), 'single sign-on to the portal');
+      const sid = (await rp.callback(sso.url, pending)).claims()!.sid;
+      const other = await bobAtThePortal();
+      const profile = await browser.get('/account');
+      const form = hiddenFields(profile, 'end-session-form');
+      assert.ok(form.session, 'a sign-out button for the other browser');
+      await browser.post('/account/profile/sessions/end', { csrf: form.csrf!, session: form.session });
+      assert.deepEqual(
+        (await received()).map((c) => c.sid),
+        [other.sid],
+      );
+      await browser.post('/account/signout', { csrf: form.csrf! });
+      assert.deepEqual(
+        (await received()).map((c) => c.sid),
+        [sid],
+      );
     });
 
     it("an owner's reset sends one for each of the login's sessions", async () => {

@@ -10,11 +10,12 @@ import {
   type Identity,
   type Login,
   type LoginInput,
+  type SessionPolicy,
   type Tenant,
   type Upstream,
   type UserType,
 } from '../port.ts';
-import { auditQuery, factorId, flag, loginSearch, optStr, secondFactor, str, userTypes, type CheckedLoginSearch } from '../values.ts';
+import { auditQuery, factorId, flag, loginSearch, optStr, secondFactor, sessionPolicy, str, userTypes, type CheckedLoginSearch } from '../values.ts';
 
 interface TenantDoc {
   _id: string;
@@ -22,6 +23,7 @@ interface TenantDoc {
   owner: string | null;
   userTypes: UserType[];
   stepUpEnrollment?: boolean;
+  sessionPolicy?: SessionPolicy;
 }
 interface IdentityDoc {
   _id: string;
@@ -129,6 +131,9 @@ const toTenant = (d: TenantDoc): Tenant => ({
   owner: d.owner ?? null,
   userTypes: (d.userTypes ?? []).map((u) => ({ id: u.id, name: u.name, secondFactor: u.secondFactor })),
   stepUpEnrollment: d.stepUpEnrollment === true,
+  ...(d.sessionPolicy
+    ? { sessionPolicy: { lifetimeHours: d.sessionPolicy.lifetimeHours, idleMinutes: d.sessionPolicy.idleMinutes, staySignedIn: d.sessionPolicy.staySignedIn } }
+    : {}),
 });
 // FerretDB 1.24 drops a null set by $setOnInsert, so a missing hash reads as null.
 const toIdentity = (d: IdentityDoc): Identity => ({ id: d._id, email: d.email, passwordHash: d.passwordHash ?? null });
@@ -272,6 +277,10 @@ export function createMongoAccountStore(db: Db): AccountStore {
     },
     async setStepUpEnrollment(tenantId, allowed) {
       const result = await tenants.updateOne({ _id: str('tenantId', tenantId) }, { $set: { stepUpEnrollment: flag('allowed', allowed) } });
+      return result.matchedCount === 1;
+    },
+    async setSessionPolicy(tenantId, policy) {
+      const result = await tenants.updateOne({ _id: str('tenantId', tenantId) }, { $set: { sessionPolicy: sessionPolicy(policy) } });
       return result.matchedCount === 1;
     },
     async setUserTypeFactor(tenantId, userTypeId, factor) {
