@@ -1,8 +1,6 @@
 /**
  * The composition root: stores → services → provider → Koa app.
  */
-import { readFileSync } from 'node:fs';
-import { join } from 'node:path';
 import type { Server } from 'node:http';
 import Koa from 'koa';
 import Router from '@koa/router';
@@ -10,6 +8,7 @@ import { bodyParser } from '@koa/bodyparser';
 import type { Config } from '../config/index.ts';
 import { createLogger, type Logger } from './log.ts';
 import { createServices, routeDeps, type Services } from './services.ts';
+import { factorCatalogue, type ExtraFactors } from './factors/registry.ts';
 import { interactionRouter } from './interaction/router.ts';
 import { createUpstreamClient } from './upstream/client.ts';
 import { upstreamCallbackRouter, upstreamSignIn } from './upstream/routes.ts';
@@ -19,7 +18,7 @@ import { errorHandler, storeGuard } from './web/errors.ts';
 import { formBodiesOnly, requireHttps, securityHeaders } from './web/security.ts';
 import { forwardedFor } from './web/proxy.ts';
 import { languages } from './web/language.ts';
-import { PUBLIC_DIR as STATIC } from './paths.ts';
+import { assetRouter } from './web/assets.ts';
 import { forgotPassword, linkRouter } from './recovery/routes.ts';
 import { makeDemoClientPublic, seedDemo } from './demo.ts';
 import { hashPlainClientSecrets } from './provider/clients.ts';
@@ -38,9 +37,6 @@ const FORM_LIMIT = '64kb';
 
 const SHUTDOWN_GRACE_MS = 10_000;
 
-/** What `/static/` serves from `public/`, with its content type. */
-const STATIC_FILES: Record<string, string> = { 'app.css': 'text/css', 'local-time.js': 'text/javascript' };
-
 /** oidc-provider's endpoints that answer machines (JSON), never a page; see `createProvider`'s defaults. */
 const PROVIDER_API = new Set(['/token', '/token/introspection', '/token/revocation', '/me', '/jwks', '/.well-known/openid-configuration']);
 
@@ -52,11 +48,14 @@ export interface LatchkeyOptions {
    * own token times (`iat`, `exp`) keep the system clock: it offers no way to replace it.
    */
   now?: () => number;
+  /** Factors beside the built-in ones (`createServices`). */
+  factors?: ExtraFactors;
 }
 
-export async function createLatchkey(config: Config, log: Logger = createLogger(config.logLevel), { now = Date.now }: LatchkeyOptions = {}): Promise<Latchkey> {
+export async function createLatchkey(config: Config, log?: Logger, { now = Date.now, factors }: LatchkeyOptions = {}): Promise<Latchkey> {
+  log ??= createLogger(config.logLevel, factorCatalogue(factors).fields());
   if (config.keys.development) log.warn({ dataDir: config.dataDir }, 'using development keys from DATA_DIR/dev-keys.json; set LATCHKEY_* keys for production');
-  const services = await createServices(config, log, { now });
+  const services = await createServices(config, log, { now, ...(factors ? { factors } : {}) });
   const { stores, hasher, provider } = services;
 
   const hashed = await hashPlainClientSecrets(stores.accounts, createClientSecrets(config.keys.pepper));
@@ -104,15 +103,8 @@ export async function createLatchkey(config: Config, log: Logger = createLogger(
   const start = startRouter(deps);
   forms.use(start.routes(), start.allowedMethods());
 
-  // The few files of public/, read once; scripts there are the only ones a page may run (CSP script-src 'self').
-  for (const [name, type] of Object.entries(STATIC_FILES)) {
-    const body = readFileSync(join(STATIC, name));
-    forms.get(`/static/${name}`, (ctx) => {
-      ctx.type = type;
-      ctx.set('Cache-Control', 'public, max-age=3600');
-      ctx.body = body;
-    });
-  }
+  const assets = assetRouter();
+  forms.use(assets.routes());
   forms.get('/healthz', (ctx) => {
     ctx.body = { status: 'ok' };
   });

@@ -16,7 +16,21 @@ import {
   type Upstream,
   type UserType,
 } from '../port.ts';
-import { auditQuery, factorId, flag, loginSearch, optStr, secondFactor, sessionPolicy, str, userTypes, type CheckedLoginSearch } from '../values.ts';
+import { sqlitePasskeys } from './passkeys.ts';
+import {
+  auditQuery,
+  canonicalJson,
+  factorId,
+  factorStateValue,
+  flag,
+  loginSearch,
+  optStr,
+  secondFactor,
+  sessionPolicy,
+  str,
+  userTypes,
+  type CheckedLoginSearch,
+} from '../values.ts';
 
 const SCHEMA = `
 CREATE TABLE IF NOT EXISTS tenants (
@@ -409,8 +423,10 @@ export function createSqliteAccountStore(db: Database.Database): AccountStore {
     return upstreamStatements;
   };
 
+  const passkeys = sqlitePasskeys(db);
   const deleteLoginTx = db.transaction((id: string): boolean => {
     pages().dropGrants.run(id);
+    passkeys.dropLogin(id);
     return q().deleteLogin.run(id).changes === 1;
   });
   const deleteIdentityTx = db.transaction((id: string): boolean => {
@@ -431,7 +447,20 @@ export function createSqliteAccountStore(db: Database.Database): AccountStore {
     return true;
   });
 
+  // Compare in JavaScript under the write lock: JSON equality whatever the key order.
+  const casFactorTx = db.transaction((id: string, factor: string, expected: FactorState | null, next: FactorState | null): boolean => {
+    const row = q().getLogin.get(id);
+    if (!row) return false;
+    const factors = JSON.parse(row.factors) as Record<string, FactorState>;
+    if (canonicalJson(factors[factor] ?? null) !== canonicalJson(expected)) return false;
+    const path = `$.${factor}`;
+    if (next === null) q().removeFactor.run(path, id);
+    else q().setFactor.run(path, JSON.stringify(next), id);
+    return true;
+  });
+
   return {
+    ...passkeys.methods,
     async init() {
       if (prepared) return;
       db.exec(SCHEMA);
@@ -442,6 +471,7 @@ export function createSqliteAccountStore(db: Database.Database): AccountStore {
       db.exec(ACCOUNT_PAGES_SCHEMA);
       db.function(FOLD, { deterministic: true }, (value: unknown) => (typeof value === 'string' ? value.toLowerCase() : value));
       accountPageStatements = prepareAccountPages(db);
+      passkeys.init();
     },
     async ping() {
       q().ping.get();
@@ -548,6 +578,9 @@ export function createSqliteAccountStore(db: Database.Database): AccountStore {
       const path = `$.${factorId(factor)}`;
       const result = state === null ? q().removeFactor.run(path, id) : q().setFactor.run(path, JSON.stringify(state), id);
       return result.changes === 1;
+    },
+    async compareAndSetFactorState(loginId, factor, expected, next) {
+      return casFactorTx.immediate(str('loginId', loginId), factorId(factor), factorStateValue('expected', expected), factorStateValue('next', next));
     },
     async advanceFactorStep(loginId, factor, step) {
       if (typeof step !== 'number' || !Number.isFinite(step)) throw new TypeError('step must be a finite number');
