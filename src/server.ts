@@ -19,10 +19,13 @@ import { formBodiesOnly, requireHttps, securityHeaders } from './web/security.ts
 import { forwardedFor } from './web/proxy.ts';
 import { languages } from './web/language.ts';
 import { assetRouter } from './web/assets.ts';
+import { passkeySignIn } from './factors/passkey/signin.ts';
+import { webauthnOf } from './factors/passkey/index.ts';
 import { forgotPassword, linkRouter } from './recovery/routes.ts';
 import { makeDemoClientPublic, seedDemo } from './demo.ts';
 import { hashPlainClientSecrets } from './provider/clients.ts';
 import { createClientSecrets } from './crypto/client-secret.ts';
+import { apiMiddleware } from './api/router.ts';
 
 export interface Latchkey extends Services {
   app: Koa;
@@ -86,13 +89,15 @@ export async function createLatchkey(config: Config, log?: Logger, { now = Date.
     await providerCallback(ctx.req, ctx.res);
   };
   app.use((ctx, next) => (PROVIDER_API.has(ctx.path) ? toProvider(ctx) : next()));
+  const deps = routeDeps(services);
+  // The management API (`/api/v1`): JSON and problems only, before the pages' language and form handling.
+  app.use(apiMiddleware(deps));
   app.use(languages({ secure: config.issuer.startsWith('https:') }));
 
   const forms = new Router();
   forms.use(formBodiesOnly, bodyParser({ enableTypes: ['form'], formLimit: FORM_LIMIT, encoding: 'utf-8' }));
-  const deps = routeDeps(services);
   const upstreams = upstreamSignIn({ ...deps, client: createUpstreamClient({ config, log }) });
-  const interaction = interactionRouter(deps, [upstreams, forgotPassword(deps)]);
+  const interaction = interactionRouter(deps, [upstreams, forgotPassword(deps), passkeySignIn({ ...deps, webauthn: webauthnOf(deps) })]);
   forms.use(interaction.routes(), interaction.allowedMethods());
   const oneTimeLinks = linkRouter(deps);
   forms.use(oneTimeLinks.routes(), oneTimeLinks.allowedMethods());

@@ -42,6 +42,7 @@ export const NOTICES = [
   'enable',
   'edited',
   'remove',
+  'webhookRemoved',
 ] as const;
 
 /** A factor's notices: after the person changed it, after the owner reset it. */

@@ -42,6 +42,7 @@ export const AUDIT_TYPES = [
   'login.enabled',
   'login.invited',
   'login.removed',
+  'login.sessions_ended',
   'login.unlocked',
   'password.locked',
   'password.changed',
@@ -57,6 +58,8 @@ export const AUDIT_TYPES = [
   'signin.upstream',
   'upstream.linked',
   'upstream.unlinked',
+  'webhook.added',
+  'webhook.removed',
 ];
 
 /** Every event type the audit filter offers: the list above and each factor's. */
