@@ -19,6 +19,7 @@ import type { AccountKit, Signed } from './kit.ts';
 import { upstreamSettings } from '../upstream/settings.ts';
 import { fullName, userTypeName } from '../names.ts';
 import { PEOPLE_PAGE, peopleQuery, peopleUrl } from './people.ts';
+import { sessionPolicyOf } from '../sessions/index.ts';
 
 /**
  * What an owner can do to a user, by the last segment of its URL; each asks
@@ -49,6 +50,9 @@ export const AUDIT_TYPES = [
   'policy.step_up_changed',
   'scim.token.created',
   'scim.token.revoked',
+  'policy.sessions_changed',
+  'session.backchannel_logout',
+  'session.ended',
   'signin.locked',
   'signin.no_login',
   'signin.password',
@@ -91,6 +95,8 @@ export function ownerRoutes(router: Router, kit: AccountKit) {
         error,
         ownTypeId: signed.login.userType,
         stepUpEnrollment: signed.tenant.stepUpEnrollment === true,
+        sessionPolicy: sessionPolicyOf(signed.tenant),
+        longestSessionHours: Math.floor(deps.config.ttl.session / 3600),
         factorOptions: factors.ids().map((id) => ({ id, name: factorName(id) })),
         userTypes: signed.tenant.userTypes.map((t) => ({ ...t, logins: logins.filter((l) => l.userType === t.id).length })),
         upstreams: upstreamSettings(deps.config.issuer, upstreams),
@@ -161,6 +167,41 @@ export function ownerRoutes(router: Router, kit: AccountKit) {
       });
     }
     ctx.redirect('/account/security?notice=stepUp');
+    ctx.status = 303;
+  });
+
+  // How long sessions last (docs/relying-parties.md#session-lifetime). The provider keeps a session no longer than its TTL.
+  router.post('/security/sessions', async (ctx) => {
+    const signed = await owner(ctx, true);
+    if (!signed || !kit.fresh(ctx, signed, '/account/security')) return;
+    const longest = Math.floor(deps.config.ttl.session / 3600);
+    const whole = (v: string, min: number, max: number) => (/^\d{1,6}$/.test(v) && Number(v) >= min && Number(v) <= max ? Number(v) : null);
+    let policy: { lifetimeHours: number; idleMinutes: number; staySignedIn: boolean };
+    try {
+      const fields = formFields(ctx.request.body, ['lifetime_hours', 'idle_minutes', 'stay_signed_in'], ['csrf'], 128);
+      const lifetimeHours = whole(fields.lifetime_hours.trim(), 1, longest);
+      if (lifetimeHours === null) throw badRequest('errors.account.sessionLifetime', { max: longest });
+      const idleMinutes = whole(fields.idle_minutes.trim(), 0, lifetimeHours * 60);
+      if (idleMinutes === null) throw badRequest('errors.account.idleTimeout', { max: lifetimeHours * 60 });
+      if (fields.stay_signed_in !== 'on' && fields.stay_signed_in !== 'off') throw badRequest('errors.account.onOrOff');
+      policy = { lifetimeHours, idleMinutes, staySignedIn: fields.stay_signed_in === 'on' };
+    } catch (err) {
+      if (err instanceof LatchkeyError) return securityPage(ctx, signed, undefined, err);
+      throw err;
+    }
+    const before = sessionPolicyOf(signed.tenant);
+    if (JSON.stringify(before) !== JSON.stringify(policy)) {
+      if (!(await accounts.setSessionPolicy(signed.tenant.id, policy))) throw notFound();
+      await audit.record({
+        type: 'policy.sessions_changed',
+        outcome: 'success',
+        tenant: signed.tenant.id,
+        login: signed.login.id,
+        ...kit.requestInfo(ctx),
+        detail: { from: before, to: policy },
+      });
+    }
+    ctx.redirect('/account/security?notice=sessionPolicy');
     ctx.status = 303;
   });
 

@@ -13,6 +13,7 @@ import { webhookRoutes } from './webhooks.ts';
 import type { Services } from '../services.ts';
 import { peopleRoutes } from './people.ts';
 import { scimRoutes } from './scim.ts';
+import { sessionRoutes } from './sessions.ts';
 import { auditRoutes } from './audit.ts';
 
 export function accountRouter(deps: AccountDeps & Pick<Services, 'webhooks' | 'stores' | 'scimTokens'>): Router {
@@ -20,6 +21,7 @@ export function accountRouter(deps: AccountDeps & Pick<Services, 'webhooks' | 's
   const kit = createAccountKit(deps);
   signInRoutes(router, kit);
   profileRoutes(router, kit);
+  sessionRoutes(router, kit);
   peopleRoutes(router, kit);
   ownerRoutes(router, kit);
   auditRoutes(router, kit);

@@ -16,12 +16,11 @@ import { badRequest, forbidden, notFound, preconditionFailed } from '../errors.t
 import { normalizeEmail, type Login, type Tenant } from '../storage/accounts/port.ts';
 import type { RouteDeps } from '../services.ts';
 import { sendInvitation } from '../recovery/routes.ts';
-import { endLoginSessions } from '../provider/revocation.ts';
 import { upstreamLinks } from '../upstream/links.ts';
 import { userTypeName } from '../names.ts';
 import { loginLocks, type Lifted } from './locks.ts';
 
-export type AdminDeps = Pick<RouteDeps, 'provider' | 'config' | 'accounts' | 'links' | 'mailer' | 'factors' | 'audit' | 'limiter' | 'now'>;
+export type AdminDeps = Pick<RouteDeps, 'provider' | 'sessions' | 'config' | 'accounts' | 'links' | 'mailer' | 'factors' | 'audit' | 'limiter' | 'now'>;
 
 /** Who acts: an owner's login (the pages) or a tenant's application (the API, SCIM). */
 export type ActorBy = { login: string } | { client: string };
@@ -154,10 +153,11 @@ export interface AdminPeople {
 export const actedBy = (actor: Actor): { by: string } | { client: string } => ('login' in actor.by ? { by: actor.by.login } : { client: actor.by.client });
 
 export function adminPeople(deps: AdminDeps): AdminPeople {
-  const { accounts, audit, provider, factors } = deps;
+  const { accounts, audit, factors } = deps;
   const locks = loginLocks(deps.limiter, factors);
   const links = upstreamLinks({ accounts, audit });
-  const endSessions = (loginId: string) => endLoginSessions(accounts, provider, [loginId], deps.now);
+  // Ends the login's sessions and tokens, and tells its apps (src/sessions).
+  const endSessions = (loginId: string) => deps.sessions.endLoginSessions([loginId]);
   const origin = (actor: Actor) => ({ tenant: actor.tenant.id, ip: actor.ip, userAgent: actor.userAgent });
 
   const sameName = (a: Pick<Login, 'firstName' | 'lastName'>, b: Pick<Login, 'firstName' | 'lastName'>) =>

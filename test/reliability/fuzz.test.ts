@@ -1107,6 +1107,45 @@ for (const setup of SETUPS) {
           persona === 'owner' && accountSpecialOk(sent, persona) && res.status === 303 && res.headers.get('location') === '/account/security?notice=policy' ? {} : null,
         afterwards: accountAfterwards,
       },
+      {
+        // Legitimate: the owner's form with the policy the tenant has (the defaults) changes nothing and answers
+        // the PRG 303; any other valid policy is turned into an invalid one.
+        name: 'POST /account/security/sessions',
+        personas: ['owner', 'user', 'anonymous'],
+        fields: ['lifetime_hours', 'idle_minutes', 'stay_signed_in'],
+        values: ['336', '0', 'on', 'off', '1', '8', '-1', '337', '1e3', '0x10', ' 8', '8.5', '99999999', 'ON'],
+        tokenField: 'csrf',
+        accountPages: true,
+        prepare: sharedAccountActor,
+        path: () => '/account/security/sessions',
+        sanitize: async (fields) => {
+          const number = /^\s*\d+\s*$/;
+          let out = replaceValues(
+            fields,
+            ['lifetime_hours'],
+            (v) => number.test(v) && v.trim() !== '336',
+            () => '0',
+          );
+          out = replaceValues(
+            out,
+            ['idle_minutes'],
+            (v) => number.test(v) && Number(v) !== 0,
+            () => '-1',
+          );
+          return replaceValues(
+            out,
+            ['stay_signed_in'],
+            (v) => v === 'off',
+            () => 'OFF',
+          );
+        },
+        special: (res, sent, persona) =>
+          persona === 'owner' && accountSpecialOk(sent, persona) && res.status === 303 && res.headers.get('location') === '/account/security?notice=sessionPolicy' ? {} : null,
+        afterwards: async (actors) => {
+          assert.equal((await server.latchkey.stores.accounts.getTenant('acme'))?.sessionPolicy, undefined, 'no policy was set');
+          await accountAfterwards(actors);
+        },
+      },
       ...OWNER_ACTIONS.map((kind): Target => ({
         // Legitimate: the owner's post without `confirm=yes` (the users page's button) answers the
         // confirmation page, 200, changing nothing. `confirm=yes` itself is never sent whole.
@@ -1246,6 +1285,35 @@ for (const setup of SETUPS) {
             (v) => v === 'UPSTREAM_ISSUER',
             () => upstream.issuer,
           ),
+        afterwards: accountAfterwards,
+      },
+      {
+        // Nobody fuzzing names a session of their own: every answer is a 4xx, and no session ends.
+        name: 'POST /account/profile/sessions/end',
+        personas: ['user', 'owner', 'anonymous'],
+        fields: ['session'],
+        values: ['', 'x', 'SESSION', 'a'.repeat(43), 'a'.repeat(200), '../end-others'],
+        tokenField: 'csrf',
+        accountPages: true,
+        prepare: sharedAccountActor,
+        path: () => '/account/profile/sessions/end',
+        afterwards: accountAfterwards,
+      },
+      {
+        // Legitimate: the owner's own form ends the owner's other sessions (there are none: nothing else
+        // signs in as the owner) and answers the PRG 303.
+        name: 'POST /account/profile/sessions/end-others',
+        personas: ['owner', 'anonymous'],
+        // The form has no field but its token: any other is refused.
+        fields: ['session'],
+        values: ['yes', 'all'],
+        tokenField: 'csrf',
+        accountPages: true,
+        prepare: sharedAccountActor,
+        path: () => '/account/profile/sessions/end-others',
+        special: (res, sent, persona) =>
+          accountSpecialOk(sent, persona) && res.status === 303 && res.headers.get('location') === '/account?notice=otherSessionsEnded' ? {} : null,
+        allowedSuccesses: ['session.ended'],
         afterwards: accountAfterwards,
       },
       // The provider's POST endpoints. The portal's own codes and tokens are never sent; another client's are.

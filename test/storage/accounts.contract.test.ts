@@ -154,6 +154,26 @@ function accountStoreContract(name: string, makeStore: () => Promise<Harness>) {
             await assert.rejects(s.setUserTypeFactor('acme', 'admin', bad as never), TypeError, String(bad));
         }));
 
+      it('keeps a session policy: none for a new tenant, set by setSessionPolicy, kept by an upsert, only whole numbers', () =>
+        withStore(async (s) => {
+          await s.upsertTenant(tenant('acme'));
+          assert.equal((await s.getTenant('acme'))?.sessionPolicy, undefined);
+          const policy = { lifetimeHours: 8, idleMinutes: 30, staySignedIn: false };
+          assert.equal(await s.setSessionPolicy('acme', { ...policy, extra: { $ne: null } } as never), true);
+          assert.deepEqual((await s.getTenant('acme'))?.sessionPolicy, policy, 'only the three fields are kept');
+          await s.upsertTenant(tenant('acme', { name: 'Acme Inc' }));
+          assert.deepEqual((await s.listTenants())[0]?.sessionPolicy, policy, 'an upsert keeps it');
+          assert.equal(await s.setSessionPolicy('nope', policy), false);
+          for (const bad of [
+            { ...policy, lifetimeHours: 0 },
+            { ...policy, idleMinutes: 1.5 },
+            { ...policy, staySignedIn: 'no' },
+            { ...policy, lifetimeHours: '8' },
+          ]) {
+            await assert.rejects(s.setSessionPolicy('acme', bad as never), TypeError);
+          }
+        }));
+
       it('keeps whether a stronger factor may be set up on the spot: off for a new tenant, set by setStepUpEnrollment, kept by an upsert without it', () =>
         withStore(async (s) => {
           await s.upsertTenant(tenant('acme'));

@@ -164,6 +164,7 @@ export function cachedAccountStore(inner: AccountStore, cache: ReadCache): Accou
     upsertClient: async (client) => writing([cacheKeys.client(client.clientId)], () => inner.upsertClient(client)),
     upsertTenant: async (tenant) => writing([cacheKeys.tenant(tenant.id)], () => inner.upsertTenant(tenant)),
     setStepUpEnrollment: async (tenantId, allowed) => writing([cacheKeys.tenant(tenantId)], () => inner.setStepUpEnrollment(tenantId, allowed)),
+    setSessionPolicy: async (tenantId, policy) => writing([cacheKeys.tenant(tenantId)], () => inner.setSessionPolicy(tenantId, policy)),
     setUserTypeFactor: async (tenantId, userTypeId, factor) => writing([cacheKeys.tenant(tenantId)], () => inner.setUserTypeFactor(tenantId, userTypeId, factor)),
     upsertLogin: async (login) => writing([cacheKeys.login(login.id)], () => inner.upsertLogin(login)),
     createLogin: async (login) => writing([cacheKeys.login(login.id)], () => inner.createLogin(login)),

@@ -42,6 +42,21 @@ export interface Tenant {
    * without it keeps the stored value.
    */
   stepUpEnrollment?: boolean;
+  /**
+   * How long the tenant's sessions last (docs/relying-parties.md#session-lifetime);
+   * absent: Latchkey's defaults. Set by `setSessionPolicy`; `upsertTenant` keeps it.
+   */
+  sessionPolicy?: SessionPolicy;
+}
+
+/** How long a tenant's sessions last, enforced by the server (`src/sessions`). */
+export interface SessionPolicy {
+  /** A session ends this many hours after its sign-in, however active. */
+  lifetimeHours: number;
+  /** A session unused this many minutes ends; 0: never. */
+  idleMinutes: number;
+  /** Whether a sign-in outlives closing the browser; off for shared workstations. */
+  staySignedIn: boolean;
 }
 
 /** One per email address. */
@@ -279,6 +294,8 @@ export interface AccountStore extends PasskeyStore {
   setUserTypeFactor(tenantId: string, userTypeId: string, factor: SecondFactor): Promise<boolean>;
   /** Sets `Tenant.stepUpEnrollment`. False when the tenant does not exist. */
   setStepUpEnrollment(tenantId: string, allowed: boolean): Promise<boolean>;
+  /** Sets `Tenant.sessionPolicy`. False when the tenant does not exist. */
+  setSessionPolicy(tenantId: string, policy: SessionPolicy): Promise<boolean>;
 
   /**
    * Creates the identity for `email`, or updates it. `passwordHash: undefined`

@@ -10,12 +10,27 @@ import {
   type Identity,
   type Login,
   type LoginInput,
+  type SessionPolicy,
   type Tenant,
   type Upstream,
   type UserType,
 } from '../port.ts';
 import { mongoPasskeys } from './passkeys.ts';
-import { auditQuery, canonicalJson, factorId, factorStateValue, flag, loginSearch, optStr, secondFactor, stateDigest, str, userTypes, type CheckedLoginSearch } from '../values.ts';
+import {
+  auditQuery,
+  canonicalJson,
+  factorId,
+  factorStateValue,
+  flag,
+  loginSearch,
+  optStr,
+  secondFactor,
+  sessionPolicy,
+  stateDigest,
+  str,
+  userTypes,
+  type CheckedLoginSearch,
+} from '../values.ts';
 
 interface TenantDoc {
   _id: string;
@@ -23,6 +38,7 @@ interface TenantDoc {
   owner: string | null;
   userTypes: UserType[];
   stepUpEnrollment?: boolean;
+  sessionPolicy?: SessionPolicy;
 }
 interface IdentityDoc {
   _id: string;
@@ -151,6 +167,9 @@ const toTenant = (d: TenantDoc): Tenant => ({
   owner: d.owner ?? null,
   userTypes: (d.userTypes ?? []).map((u) => ({ id: u.id, name: u.name, secondFactor: u.secondFactor })),
   stepUpEnrollment: d.stepUpEnrollment === true,
+  ...(d.sessionPolicy
+    ? { sessionPolicy: { lifetimeHours: d.sessionPolicy.lifetimeHours, idleMinutes: d.sessionPolicy.idleMinutes, staySignedIn: d.sessionPolicy.staySignedIn } }
+    : {}),
 });
 // FerretDB 1.24 drops a null set by $setOnInsert, so a missing hash reads as null.
 const toIdentity = (d: IdentityDoc): Identity => ({ id: d._id, email: d.email, passwordHash: d.passwordHash ?? null });
@@ -302,6 +321,10 @@ export function createMongoAccountStore(db: Db): AccountStore {
     },
     async setStepUpEnrollment(tenantId, allowed) {
       const result = await tenants.updateOne({ _id: str('tenantId', tenantId) }, { $set: { stepUpEnrollment: flag('allowed', allowed) } });
+      return result.matchedCount === 1;
+    },
+    async setSessionPolicy(tenantId, policy) {
+      const result = await tenants.updateOne({ _id: str('tenantId', tenantId) }, { $set: { sessionPolicy: sessionPolicy(policy) } });
       return result.matchedCount === 1;
     },
     async setUserTypeFactor(tenantId, userTypeId, factor) {

@@ -11,12 +11,26 @@ import {
   type Login,
   type LoginInput,
   type SecondFactor,
+  type SessionPolicy,
   type Tenant,
   type Upstream,
   type UserType,
 } from '../port.ts';
 import { sqlitePasskeys } from './passkeys.ts';
-import { auditQuery, canonicalJson, factorId, factorStateValue, flag, loginSearch, optStr, secondFactor, str, userTypes, type CheckedLoginSearch } from '../values.ts';
+import {
+  auditQuery,
+  canonicalJson,
+  factorId,
+  factorStateValue,
+  flag,
+  loginSearch,
+  optStr,
+  secondFactor,
+  sessionPolicy,
+  str,
+  userTypes,
+  type CheckedLoginSearch,
+} from '../values.ts';
 
 const SCHEMA = `
 CREATE TABLE IF NOT EXISTS tenants (
@@ -70,6 +84,7 @@ interface TenantRow {
   owner: string | null;
   user_types: string;
   step_up_enrollment: number;
+  session_policy: string | null;
 }
 interface IdentityRow {
   id: string;
@@ -115,18 +130,24 @@ const toTenant = (r: TenantRow): Tenant => ({
   owner: r.owner,
   userTypes: JSON.parse(r.user_types) as UserType[],
   stepUpEnrollment: r.step_up_enrollment === 1,
+  ...(r.session_policy ? { sessionPolicy: JSON.parse(r.session_policy) as SessionPolicy } : {}),
 });
-const TENANT_COLUMNS = 'id, name, owner, user_types, step_up_enrollment';
+const TENANT_COLUMNS = 'id, name, owner, user_types, step_up_enrollment, session_policy';
 
 /** Columns added to `tenants` after its first release; a store made before gets them at start. */
 function addTenantColumns(db: Database.Database): void {
   const have = new Set((db.prepare('PRAGMA table_info(tenants)').all() as { name: string }[]).map((c) => c.name));
-  if (have.has('step_up_enrollment')) return;
-  try {
-    db.exec('ALTER TABLE tenants ADD COLUMN step_up_enrollment INTEGER NOT NULL DEFAULT 0');
-  } catch (err) {
-    // Another process starting on the same file added it first.
-    if (!/duplicate column/i.test(String((err as Error).message))) throw err;
+  for (const [name, definition] of [
+    ['step_up_enrollment', 'INTEGER NOT NULL DEFAULT 0'],
+    ['session_policy', 'TEXT'],
+  ] as const) {
+    if (have.has(name)) continue;
+    try {
+      db.exec(`ALTER TABLE tenants ADD COLUMN ${name} ${definition}`);
+    } catch (err) {
+      // Another process starting on the same file added it first.
+      if (!/duplicate column/i.test(String((err as Error).message))) throw err;
+    }
   }
 }
 const toIdentity = (r: IdentityRow): Identity => ({ id: r.id, email: r.email, passwordHash: r.password_hash });
@@ -174,6 +195,7 @@ function prepare(db: Database.Database) {
     getTenant: db.prepare<[string], TenantRow>(`SELECT ${TENANT_COLUMNS} FROM tenants WHERE id = ?`),
     listTenants: db.prepare<[], TenantRow>(`SELECT ${TENANT_COLUMNS} FROM tenants ORDER BY id`),
     setStepUpEnrollment: db.prepare<[number, string], void>('UPDATE tenants SET step_up_enrollment = ? WHERE id = ?'),
+    setSessionPolicy: db.prepare<[string, string], void>('UPDATE tenants SET session_policy = ? WHERE id = ?'),
     setUserTypes: db.prepare<[string, string], void>('UPDATE tenants SET user_types = ? WHERE id = ?'),
 
     upsertIdentity: db.prepare<{ id: string; email: string; hash: string | null; keep: number }, IdentityRow>(
@@ -482,6 +504,9 @@ export function createSqliteAccountStore(db: Database.Database): AccountStore {
     },
     async setStepUpEnrollment(tenantId, allowed) {
       return q().setStepUpEnrollment.run(Number(flag('allowed', allowed)), str('tenantId', tenantId)).changes === 1;
+    },
+    async setSessionPolicy(tenantId, policy) {
+      return q().setSessionPolicy.run(JSON.stringify(sessionPolicy(policy)), str('tenantId', tenantId)).changes === 1;
     },
     async setUserTypeFactor(tenantId, userTypeId, factor) {
       return setUserTypeFactorTx.immediate(str('tenantId', tenantId), str('userTypeId', userTypeId), secondFactor(factor));
