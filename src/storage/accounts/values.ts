@@ -68,3 +68,13 @@ export function loginSearch(search: LoginSearch): CheckedLoginSearch {
     limit,
   };
 }
+
+export function ownerList(list: unknown): string[] {
+  if (!Array.isArray(list)) throw new TypeError('owners must be an array');
+  return [...new Set(list.map((o) => str('owner', o)))];
+}
+
+export function userType(u: UserType): UserType {
+  if (!u || typeof u !== 'object') throw new TypeError('userType must be an object');
+  return userTypes([u])[0]!;
+}
