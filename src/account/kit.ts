@@ -17,6 +17,7 @@ import { checkCsrf } from '../web/forms.ts';
 import { requestInfo, type RequestInfo } from '../web/request.ts';
 import { sendPage } from '../web/views.ts';
 import { endedBefore } from '../provider/revocation.ts';
+import type { Actor } from '../admin/actor.ts';
 import { accountCookies, type AccountCookies, type AccountSession } from './session.ts';
 
 export type AccountDeps = Pick<RouteDeps, 'provider' | 'config' | 'accounts' | 'links' | 'mailer' | 'hasher' | 'factors' | 'audit' | 'limiter' | 'browsers' | 'now'>;
@@ -55,6 +56,8 @@ export interface AccountKit {
   render(ctx: Context, view: string, signed: Signed | null, locals?: Record<string, unknown>, status?: number): void;
   factorRequest(ctx: Context, signed: Signed, body: Record<string, string>, draft?: Record<string, unknown>): FactorRequest;
   requestInfo(ctx: Context): RequestInfo;
+  /** The owner as the `Actor` of `src/admin/`'s operations: their tenant, their login, this request. */
+  actor(ctx: Context, signed: Signed): Actor;
 }
 
 const RETURN_BASE = 'http://return-to.invalid';
@@ -182,6 +185,7 @@ export function createAccountKit(deps: AccountDeps): AccountKit {
       return { tenant: signed.tenant, login: signed.login, body, draft, ...requestInfo(ctx) };
     },
     requestInfo,
+    actor: (ctx, signed) => ({ tenant: signed.tenant.id, by: signed.login.id, login: signed.login.id, ...requestInfo(ctx) }),
   };
   return kit;
 }

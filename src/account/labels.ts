@@ -39,6 +39,9 @@ export const NOTICES = [
   'enable',
   'edited',
   'remove',
+  'typeAdded',
+  'typeRenamed',
+  'typeRemoved',
 ] as const;
 
 /** The notice's key (`notices.pin`), or undefined for anything else. */

@@ -9,8 +9,9 @@
 import type Router from '@koa/router';
 import type { Context } from 'koa';
 import { LatchkeyError, badRequest, notFound } from '../errors.ts';
-import { LOGIN_SORTS, LOGIN_STATES, SECOND_FACTORS, type AuditEvent, type Login, type SecondFactor } from '../storage/accounts/port.ts';
-import { formFields } from '../web/forms.ts';
+import { LOGIN_SORTS, LOGIN_STATES, type AuditEvent, type Login } from '../storage/accounts/port.ts';
+import { formFields, formList } from '../web/forms.ts';
+import { planFactorChanges, setUserTypeFactors, type FactorChange, type FactorChoice } from '../admin/user-types.ts';
 import { endLoginSessions } from '../provider/revocation.ts';
 import { loginLocks, type Lifted } from './locks.ts';
 import { factorName, factorState, formatTime, noticeOf } from './labels.ts';
@@ -92,7 +93,7 @@ export function ownerRoutes(router: Router, kit: AccountKit) {
         error,
         ownTypeId: signed.login.userType,
         stepUpEnrollment: signed.tenant.stepUpEnrollment === true,
-        factorOptions: SECOND_FACTORS.map((id) => ({ id, name: factorName(id) })),
+        factorOptions: factors.all().map((f) => ({ id: f.id, name: factorName(f.id) })),
         userTypes: signed.tenant.userTypes.map((t) => ({ ...t, logins: logins.filter((l) => l.userType === t.id).length })),
         upstreams: upstreamSettings(deps.config.issuer, upstreams),
       },
@@ -105,34 +106,38 @@ export function ownerRoutes(router: Router, kit: AccountKit) {
     if (signed) await securityPage(ctx, signed, noticeOf(ctx.query.notice));
   });
 
+  /**
+   * The one form of every user type's factor: pairs of `user_type` and
+   * `second_factor`, in order (a type left out keeps its factor). A change
+   * for a type that has logins is shown first with what those people will
+   * see, and made with `confirm=yes`.
+   */
   router.post('/security', async (ctx) => {
     const signed = await owner(ctx, true);
     if (!signed || !kit.fresh(ctx, signed, '/account/security')) return;
-    let userTypeId: string;
-    let chosen: SecondFactor;
+    let changes: FactorChange[];
+    let choices: FactorChoice[];
+    let confirmed: boolean;
     try {
-      const fields = formFields(ctx.request.body, ['user_type', 'second_factor'], ['csrf'], 128);
-      userTypeId = fields.user_type;
-      if (!signed.tenant.userTypes.some((t) => t.id === userTypeId)) throw badRequest('errors.account.noSuchUserType');
-      if (!SECOND_FACTORS.includes(fields.second_factor as SecondFactor)) throw badRequest('errors.account.chooseFactor');
-      chosen = fields.second_factor as SecondFactor;
-      factors.get(chosen);
+      const { confirm } = formFields(ctx.request.body, [], ['csrf', 'confirm'], 128);
+      const types = formList(ctx.request.body, 'user_type', { maxLength: 128 });
+      const chosen = formList(ctx.request.body, 'second_factor', { maxLength: 128 });
+      if (!types.length || types.length !== chosen.length) throw badRequest('errors.account.chooseFactor');
+      choices = types.map((userType, i) => ({ userType, secondFactor: chosen[i]! }));
+      changes = await planFactorChanges(deps, signed.tenant, choices);
+      confirmed = confirm === 'yes';
     } catch (err) {
       if (err instanceof LatchkeyError) return securityPage(ctx, signed, undefined, err);
       throw err;
     }
-    const before = signed.tenant.userTypes.find((t) => t.id === userTypeId)!.secondFactor;
-    if (before !== chosen) {
-      if (!(await accounts.setUserTypeFactor(signed.tenant.id, userTypeId, chosen))) throw notFound('errors.account.noSuchUserType');
-      await audit.record({
-        type: 'policy.changed',
-        outcome: 'success',
-        tenant: signed.tenant.id,
-        login: signed.login.id,
-        ...kit.requestInfo(ctx),
-        detail: { userType: userTypeId, from: before, to: chosen },
+    if (!confirmed && changes.some((c) => c.logins > 0)) {
+      return kit.render(ctx, 'account/confirm-policy', signed, {
+        section: 'security',
+        changes: changes.map((c) => ({ ...c, fromName: factorName(c.from), toName: factorName(c.to) })),
+        choices,
       });
     }
+    await setUserTypeFactors(deps, kit.actor(ctx, signed), choices);
     ctx.redirect('/account/security?notice=policy');
     ctx.status = 303;
   });

@@ -12,6 +12,7 @@ import { ownerRoutes } from './owner.ts';
 import { webhookRoutes } from './webhooks.ts';
 import type { Services } from '../services.ts';
 import { peopleRoutes } from './people.ts';
+import { userTypeRoutes } from './user-types.ts';
 
 export function accountRouter(deps: AccountDeps & Pick<Services, 'webhooks' | 'stores'>): Router {
   const router = new Router({ prefix: '/account' });
@@ -20,6 +21,7 @@ export function accountRouter(deps: AccountDeps & Pick<Services, 'webhooks' | 's
   profileRoutes(router, kit);
   peopleRoutes(router, kit);
   ownerRoutes(router, kit);
+  userTypeRoutes(router, kit);
   webhookRoutes(router, kit, deps);
   return router;
 }

@@ -1052,16 +1052,18 @@ for (const setup of SETUPS) {
         accountPages: true,
         prepare: sharedAccountActor,
         path: () => '/account/security',
+        // The form holds every type: each `second_factor` that names a factor becomes the current one
+        // of the `user_type` in its place, so whatever the repetition, nothing changes.
         sanitize: async (fields) => {
-          const type = fields.find(([k, v]) => k === 'user_type' && typeof v === 'string')?.[1] as string | undefined;
-          const current = type !== undefined && TYPES.includes(type) ? await currentFactor(type) : undefined;
-          if (!current) return fields;
-          return replaceValues(
-            fields,
-            ['second_factor'],
-            (v) => (SECOND_FACTORS as readonly string[]).includes(v),
-            () => current,
-          );
+          const flat = (v: unknown) => (typeof v === 'string' ? [v] : Array.isArray(v) ? v : []);
+          const types = fields.filter(([k]) => k === 'user_type').flatMap(([, v]) => flat(v));
+          const currents = await Promise.all(types.map((t) => (typeof t === 'string' && TYPES.includes(t) ? currentFactor(t) : undefined)));
+          let i = 0;
+          const fix = <V>(v: V): V | string => {
+            const current = currents[i++];
+            return typeof v === 'string' && (SECOND_FACTORS as readonly string[]).includes(v) && current ? current : v;
+          };
+          return fields.map(([k, v]): Field => (k !== 'second_factor' ? [k, v] : [k, (typeof v === 'string' ? fix(v) : Array.isArray(v) ? v.map(fix) : v) as Value]));
         },
         special: (res, sent, persona) =>
           persona === 'owner' && accountSpecialOk(sent, persona) && res.status === 303 && res.headers.get('location') === '/account/security?notice=policy' ? {} : null,
