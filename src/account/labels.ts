@@ -42,6 +42,10 @@ export const NOTICES = [
   'typeAdded',
   'typeRenamed',
   'typeRemoved',
+  'ownerAdded',
+  'ownerAlready',
+  'ownerRemoved',
+  'ownerLeft',
 ] as const;
 
 /** The notice's key (`notices.pin`), or undefined for anything else. */

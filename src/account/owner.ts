@@ -14,10 +14,11 @@ import { formFields, formList } from '../web/forms.ts';
 import { planFactorChanges, setUserTypeFactors, type FactorChange, type FactorChoice } from '../admin/user-types.ts';
 import { endLoginSessions } from '../provider/revocation.ts';
 import { loginLocks, type Lifted } from './locks.ts';
+import { resetFactor, unlockLogin } from '../admin/resets.ts';
+import { isOwner } from '../admin/owners.ts';
 import { factorName, factorState, formatTime, noticeOf } from './labels.ts';
 import type { AccountKit, Signed } from './kit.ts';
 import { upstreamSettings } from '../upstream/settings.ts';
-import { upstreamLinks } from '../upstream/links.ts';
 import { fullName, userTypeName } from '../names.ts';
 import { PEOPLE_PAGE, peopleQuery, peopleUrl } from './people.ts';
 
@@ -25,10 +26,10 @@ import { PEOPLE_PAGE, peopleQuery, peopleUrl } from './people.ts';
 export const USER_ACTIONS = ['reset-authenticator', 'reset-pin', 'unlock', 'disable', 'enable', 'remove'] as const;
 type UserAction = (typeof USER_ACTIONS)[number];
 
-/** The resets: the factor's set-up and failed attempts are forgotten, and the login's sessions end. */
+/** The resets (`src/admin/resets.ts`): the factor's set-up and failed attempts are forgotten, and the login's sessions end. */
 const RESETS = {
-  'reset-authenticator': { factor: 'totp', event: 'factor.totp.reset' },
-  'reset-pin': { factor: 'pin', event: 'factor.pin.reset' },
+  'reset-authenticator': { factor: 'totp' },
+  'reset-pin': { factor: 'pin' },
 } as const;
 
 /** Event types offered by the audit log's filter (others can still be asked for by URL). */
@@ -75,7 +76,6 @@ export function ownerRoutes(router: Router, kit: AccountKit) {
   const { deps } = kit;
   const { accounts, factors, audit, provider } = deps;
   const locks = loginLocks(deps.limiter, factors);
-  const links = upstreamLinks({ accounts, audit });
 
   const owner = (ctx: Context, form = false) => kit.owner(ctx, form);
 
@@ -219,6 +219,7 @@ export function ownerRoutes(router: Router, kit: AccountKit) {
         disabled: l.disabled,
         lock: lockStates[i],
         isMe: l.id === signed.login.id,
+        isOwner: isOwner(signed.tenant, l.id),
       })),
     });
   });
@@ -234,16 +235,6 @@ export function ownerRoutes(router: Router, kit: AccountKit) {
     });
   }
 
-  /**
-   * The owner lifts the identity's keys too only when every login of the
-   * identity is in this tenant (src/account/locks.ts): then this event is
-   * the record in every tenant of the identity.
-   */
-  async function unlockLogin(target: Login) {
-    const all = await accounts.listLoginsForEmailAllTenants(target.email);
-    return locks.unlock(target, all.every((l) => l.tenant === target.tenant) ? 'identity' : 'login');
-  }
-
   /** Every lift of a lock is audited; an explicit unlock even when the lock had passed meanwhile. `kept`: what only the operator can lift. */
   async function recordUnlock(ctx: Context, signed: Signed, target: Login, { lifted, kept }: { lifted: Lifted; kept: Lifted }, via?: UserAction) {
     if (!via && !Object.keys(lifted).length && !Object.keys(kept).length) return;
@@ -251,9 +242,16 @@ export function ownerRoutes(router: Router, kit: AccountKit) {
     await audit.record({ type: 'login.unlocked', outcome: 'success', tenant: signed.tenant.id, login: target.id, ...kit.requestInfo(ctx), detail });
   }
 
-  /** An owner who disabled their own login would lock everyone out of the tenant's pages. */
+  /**
+   * An owner who disabled their own login would lock everyone out of the
+   * tenant's pages; one who reset their own factor from a stolen session would
+   * let the thief set up their own. Another owner is taken off the owners
+   * before being disabled or removed (`./owners.ts`).
+   */
   function checkAllowed(signed: Signed, kind: UserAction, target: Login) {
     if ((kind === 'disable' || kind === 'remove') && target.id === signed.login.id) throw badRequest(`errors.people.${kind === 'disable' ? 'notYourself' : 'notYourselfRemove'}`);
+    if (kind in RESETS && target.id === signed.login.id) throw badRequest('errors.owners.notOwnReset');
+    if ((kind === 'disable' || kind === 'remove') && isOwner(signed.tenant, target.id)) throw badRequest('errors.owners.stillOwner');
   }
 
   /** Disabling ends the login's sessions and tokens at once; either is recorded only when it changes the login. */
@@ -295,19 +293,12 @@ export function ownerRoutes(router: Router, kit: AccountKit) {
       return { kept: {} };
     }
     if (kind === 'unlock') {
-      const result = await unlockLogin(target);
+      const result = await unlockLogin(deps, target);
       await recordUnlock(ctx, signed, target, result);
       return result;
     }
-    const { factor, event } = RESETS[kind];
     // A reset is for someone who lost their phone or PIN: their password's failures must not keep them out either.
-    const result = await unlockLogin(target);
-    await factors.get(factor).reset(target.id);
-    await endLoginSessions(accounts, provider, [target.id], deps.now);
-    await audit.record({ type: event, outcome: 'success', tenant: signed.tenant.id, login: target.id, ...kit.requestInfo(ctx), detail: { by: signed.login.id } });
-    // A reset is for a lost factor: an upstream account linked meanwhile must be confirmed again.
-    const identity = deps.config.upstream.unlinkOn.includes('reset') ? await accounts.findIdentityByEmail(target.email) : null;
-    if (identity) await links.unlinkAll(identity, { ...kit.requestInfo(ctx), by: signed.login.id, reason: 'reset' });
+    const result = await resetFactor(deps, kit.actor(ctx, signed), target, RESETS[kind].factor);
     if (Object.keys(result.lifted).length || Object.keys(result.kept).length) await recordUnlock(ctx, signed, target, result, kind);
     return result;
   }

@@ -13,6 +13,7 @@ import { webhookRoutes } from './webhooks.ts';
 import type { Services } from '../services.ts';
 import { peopleRoutes } from './people.ts';
 import { userTypeRoutes } from './user-types.ts';
+import { ownerListRoutes } from './owners.ts';
 
 export function accountRouter(deps: AccountDeps & Pick<Services, 'webhooks' | 'stores'>): Router {
   const router = new Router({ prefix: '/account' });
@@ -22,6 +23,7 @@ export function accountRouter(deps: AccountDeps & Pick<Services, 'webhooks' | 's
   peopleRoutes(router, kit);
   ownerRoutes(router, kit);
   userTypeRoutes(router, kit);
+  ownerListRoutes(router, kit);
   webhookRoutes(router, kit, deps);
   return router;
 }

@@ -342,7 +342,7 @@ describe('import', () => {
           assert.deepEqual(initech, {
             id: 'initech',
             name: 'Initech',
-            owner: 'new-staff',
+            owners: ['new-staff'],
             userTypes: [{ id: 'staff', name: 'Staff', secondFactor: 'none' }],
             stepUpEnrollment: false,
           });
