@@ -46,6 +46,9 @@ export const NOTICES = [
   'ownerAlready',
   'ownerRemoved',
   'ownerLeft',
+  'providerAdded',
+  'providerSaved',
+  'providerRemoved',
 ] as const;
 
 /** The notice's key (`notices.pin`), or undefined for anything else. */

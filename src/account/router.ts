@@ -14,6 +14,7 @@ import type { Services } from '../services.ts';
 import { peopleRoutes } from './people.ts';
 import { userTypeRoutes } from './user-types.ts';
 import { ownerListRoutes } from './owners.ts';
+import { providerRoutes } from './providers.ts';
 
 export function accountRouter(deps: AccountDeps & Pick<Services, 'webhooks' | 'stores'>): Router {
   const router = new Router({ prefix: '/account' });
@@ -24,6 +25,7 @@ export function accountRouter(deps: AccountDeps & Pick<Services, 'webhooks' | 's
   ownerRoutes(router, kit);
   userTypeRoutes(router, kit);
   ownerListRoutes(router, kit);
+  providerRoutes(router, kit);
   webhookRoutes(router, kit, deps);
   return router;
 }

@@ -14,6 +14,7 @@ import type { FactorRegistry } from '../factors/registry.ts';
 import { badRequest, conflict, notFound } from '../errors.ts';
 import type { AccountStore, SecondFactor, Tenant, UserType } from '../storage/accounts/port.ts';
 import { recordChange, type Actor } from './actor.ts';
+import { slugOf } from './slug.ts';
 
 export interface UserTypeDeps {
   accounts: AccountStore;
@@ -65,17 +66,7 @@ export function factorChoice(factors: FactorRegistry, value: unknown): SecondFac
 }
 
 /** An id for a new type from its name (`Night nurse` → `night-nurse`), `type` when nothing is left. */
-export function userTypeIdFrom(name: string): string {
-  const slug = name
-    .normalize('NFKD')
-    .replace(/[\u0300-\u036f]/g, '')
-    .toLowerCase()
-    .replace(/[^a-z0-9]+/g, '-')
-    .replace(/^-+|-+$/g, '')
-    .slice(0, 48)
-    .replace(/-+$/, '');
-  return slug || 'type';
-}
+export const userTypeIdFrom = (name: string) => slugOf(name, 'type');
 
 async function tenantOf(accounts: AccountStore, actor: Actor): Promise<Tenant> {
   const tenant = await accounts.getTenant(actor.tenant);
