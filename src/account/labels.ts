@@ -49,6 +49,7 @@ export const NOTICES = [
   'providerAdded',
   'providerSaved',
   'providerRemoved',
+  'appRemoved',
 ] as const;
 
 /** The notice's key (`notices.pin`), or undefined for anything else. */

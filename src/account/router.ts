@@ -15,6 +15,7 @@ import { peopleRoutes } from './people.ts';
 import { userTypeRoutes } from './user-types.ts';
 import { ownerListRoutes } from './owners.ts';
 import { providerRoutes } from './providers.ts';
+import { applicationRoutes } from './applications.ts';
 
 export function accountRouter(deps: AccountDeps & Pick<Services, 'webhooks' | 'stores'>): Router {
   const router = new Router({ prefix: '/account' });
@@ -26,6 +27,7 @@ export function accountRouter(deps: AccountDeps & Pick<Services, 'webhooks' | 's
   userTypeRoutes(router, kit);
   ownerListRoutes(router, kit);
   providerRoutes(router, kit);
+  applicationRoutes(router, kit);
   webhookRoutes(router, kit, deps);
   return router;
 }
