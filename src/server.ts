@@ -1,8 +1,6 @@
 /**
  * The composition root: stores → services → provider → Koa app.
  */
-import { readFileSync } from 'node:fs';
-import { join } from 'node:path';
 import type { Server } from 'node:http';
 import Koa from 'koa';
 import Router from '@koa/router';
@@ -19,7 +17,7 @@ import { errorHandler, storeGuard } from './web/errors.ts';
 import { formBodiesOnly, requireHttps, securityHeaders } from './web/security.ts';
 import { forwardedFor } from './web/proxy.ts';
 import { languages } from './web/language.ts';
-import { PUBLIC_DIR as STATIC } from './paths.ts';
+import { assetRouter } from './web/assets.ts';
 import { forgotPassword, linkRouter } from './recovery/routes.ts';
 import { makeDemoClientPublic, seedDemo } from './demo.ts';
 import { hashPlainClientSecrets } from './provider/clients.ts';
@@ -101,12 +99,8 @@ export async function createLatchkey(config: Config, log: Logger = createLogger(
   const start = startRouter(deps);
   forms.use(start.routes(), start.allowedMethods());
 
-  const css = readFileSync(join(STATIC, 'app.css'));
-  forms.get('/static/app.css', (ctx) => {
-    ctx.type = 'text/css';
-    ctx.set('Cache-Control', 'public, max-age=3600');
-    ctx.body = css;
-  });
+  const assets = assetRouter();
+  forms.use(assets.routes());
   forms.get('/healthz', (ctx) => {
     ctx.body = { status: 'ok' };
   });

@@ -11,13 +11,13 @@ import type { RouteDeps } from '../services.ts';
 import type { Context } from 'koa';
 import type { FactorRequest } from '../factors/types.ts';
 import type { Login, Tenant } from '../storage/accounts/port.ts';
-import { csrfRefused, forbidden, notFound } from '../errors.ts';
+import { csrfRefused, forbidden } from '../errors.ts';
 import { fullName } from '../names.ts';
 import { checkCsrf } from '../web/forms.ts';
 import { requestInfo, type RequestInfo } from '../web/request.ts';
-import { sendPage } from '../web/views.ts';
+import { localeOf, sendPage } from '../web/views.ts';
+import { adminPeople, type Actor, type AdminPeople } from '../admin/people.ts';
 import { endedBefore } from '../provider/revocation.ts';
-import type { Actor } from '../admin/actor.ts';
 import { accountCookies, type AccountCookies, type AccountSession } from './session.ts';
 
 export type AccountDeps = Pick<RouteDeps, 'provider' | 'config' | 'accounts' | 'links' | 'mailer' | 'hasher' | 'factors' | 'audit' | 'limiter' | 'browsers' | 'now'>;
@@ -34,6 +34,10 @@ export interface Signed {
 export interface AccountKit {
   deps: AccountDeps;
   cookies: AccountCookies;
+  /** The owner operations (`src/admin/people.ts`): the pages only read the form and show the result. */
+  people: AdminPeople;
+  /** The signed-in owner as the actor of an operation, from this request. */
+  actor(ctx: Context, signed: Signed): Actor;
   /** The signed-in login, or null after redirecting a GET to the sign-in (a POST without a session is refused). */
   signedIn(ctx: Context): Promise<Signed | null>;
   /**
@@ -56,8 +60,6 @@ export interface AccountKit {
   render(ctx: Context, view: string, signed: Signed | null, locals?: Record<string, unknown>, status?: number): void;
   factorRequest(ctx: Context, signed: Signed, body: Record<string, string>, draft?: Record<string, unknown>): FactorRequest;
   requestInfo(ctx: Context): RequestInfo;
-  /** The owner as the `Actor` of `src/admin/`'s operations: their tenant, their login, this request. */
-  actor(ctx: Context, signed: Signed): Actor;
 }
 
 const RETURN_BASE = 'http://return-to.invalid';
@@ -131,6 +133,8 @@ export function createAccountKit(deps: AccountDeps): AccountKit {
   const kit: AccountKit = {
     deps,
     cookies,
+    people: adminPeople(deps),
+    actor: (ctx, signed) => ({ tenant: signed.tenant, by: { login: signed.login.id }, ...requestInfo(ctx), lang: localeOf(ctx).lang }),
     async signedIn(ctx) {
       const signed = await load(ctx);
       if (!signed) toSignIn(ctx);
@@ -148,11 +152,7 @@ export function createAccountKit(deps: AccountDeps): AccountKit {
     requireOwner(signed) {
       if (!signed.isOwner) throw forbidden('errors.ownerOnly');
     },
-    async tenantLogin(signed, loginId) {
-      const login = typeof loginId === 'string' && loginId.length <= 256 ? await accounts.getLogin(loginId) : null;
-      if (!login || login.tenant !== signed.tenant.id) throw notFound('errors.account.noSuchUser');
-      return login;
-    },
+    tenantLogin: (signed, loginId) => kit.people.login({ tenant: signed.tenant, by: { login: signed.login.id }, ip: null, userAgent: null }, loginId),
     async owner(ctx, form = false) {
       const signed = form ? await kit.signedInForm(ctx) : await kit.signedIn(ctx);
       if (signed) kit.requireOwner(signed);
@@ -185,7 +185,6 @@ export function createAccountKit(deps: AccountDeps): AccountKit {
       return { tenant: signed.tenant, login: signed.login, body, draft, ...requestInfo(ctx) };
     },
     requestInfo,
-    actor: (ctx, signed) => ({ tenant: signed.tenant.id, by: signed.login.id, login: signed.login.id, ...requestInfo(ctx) }),
   };
   return kit;
 }

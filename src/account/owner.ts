@@ -2,21 +2,19 @@
  * The owner's pages: Security settings (the second factor per user
  * type), Users (the list of `./people.ts`'s criteria; reset a user's
  * authenticator app or PIN, unlock a user locked out by failed attempts,
- * disable, enable or remove a login) and the Audit log.
+ * disable, enable or remove a login). The audit log is `./audit.ts`.
  * Each request checks that the signed-in login owns its tenant, and only ever
  * reads or changes that tenant's logins.
  */
 import type Router from '@koa/router';
 import type { Context } from 'koa';
 import { LatchkeyError, badRequest, notFound } from '../errors.ts';
-import { LOGIN_SORTS, LOGIN_STATES, type AuditEvent, type Login } from '../storage/accounts/port.ts';
+import { LOGIN_SORTS, LOGIN_STATES, type Login } from '../storage/accounts/port.ts';
 import { formFields, formList } from '../web/forms.ts';
 import { planFactorChanges, setUserTypeFactors, type FactorChange, type FactorChoice } from '../admin/user-types.ts';
-import { endLoginSessions } from '../provider/revocation.ts';
-import { loginLocks, type Lifted } from './locks.ts';
-import { resetFactor, unlockLogin } from '../admin/resets.ts';
 import { isOwner } from '../admin/owners.ts';
-import { factorName, factorState, formatTime, noticeOf } from './labels.ts';
+import type { Lifted } from '../admin/locks.ts';
+import { factorName, factorState, noticeOf } from './labels.ts';
 import type { AccountKit, Signed } from './kit.ts';
 import { upstreamSettings } from '../upstream/settings.ts';
 import { fullName, userTypeName } from '../names.ts';
@@ -26,11 +24,8 @@ import { PEOPLE_PAGE, peopleQuery, peopleUrl } from './people.ts';
 export const USER_ACTIONS = ['reset-authenticator', 'reset-pin', 'unlock', 'disable', 'enable', 'remove'] as const;
 type UserAction = (typeof USER_ACTIONS)[number];
 
-/** The resets (`src/admin/resets.ts`): the factor's set-up and failed attempts are forgotten, and the login's sessions end. */
-const RESETS = {
-  'reset-authenticator': { factor: 'totp' },
-  'reset-pin': { factor: 'pin' },
-} as const;
+/** The resets' factors (`src/admin/people.ts`). */
+const RESETS = { 'reset-authenticator': 'totp', 'reset-pin': 'pin' } as const;
 
 /** Event types offered by the audit log's filter (others can still be asked for by URL). */
 export const AUDIT_TYPES = [
@@ -67,15 +62,23 @@ export const AUDIT_TYPES = [
   'signin.upstream',
   'upstream.linked',
   'upstream.unlinked',
+  'user_type.added',
+  'user_type.renamed',
+  'user_type.removed',
+  'owner.added',
+  'owner.removed',
+  'upstream.added',
+  'upstream.edited',
+  'upstream.removed',
+  'client.added',
+  'client.secret_rotated',
+  'client.removed',
 ];
-
-const AUDIT_PAGE = 50;
-const TYPE_PATTERN = /^[a-z][a-z0-9_.-]{0,63}$/;
 
 export function ownerRoutes(router: Router, kit: AccountKit) {
   const { deps } = kit;
-  const { accounts, factors, audit, provider } = deps;
-  const locks = loginLocks(deps.limiter, factors);
+  const { accounts, factors, audit } = deps;
+  const { people } = kit;
 
   const owner = (ctx: Context, form = false) => kit.owner(ctx, form);
 
@@ -187,7 +190,7 @@ export function ownerRoutes(router: Router, kit: AccountKit) {
       offset: (query.page - 1) * PEOPLE_PAGE,
       limit: PEOPLE_PAGE,
     });
-    const lockStates = await Promise.all(logins.map((l) => locks.state(l)));
+    const lockStates = await Promise.all(logins.map((l) => people.lockState(l)));
     const pages = Math.max(1, Math.ceil(total / PEOPLE_PAGE));
     kit.render(ctx, 'account/users', signed, {
       section: 'users',
@@ -235,72 +238,18 @@ export function ownerRoutes(router: Router, kit: AccountKit) {
     });
   }
 
-  /** Every lift of a lock is audited; an explicit unlock even when the lock had passed meanwhile. `kept`: what only the operator can lift. */
-  async function recordUnlock(ctx: Context, signed: Signed, target: Login, { lifted, kept }: { lifted: Lifted; kept: Lifted }, via?: UserAction) {
-    if (!via && !Object.keys(lifted).length && !Object.keys(kept).length) return;
-    const detail = { by: signed.login.id, ...(via ? { via } : {}), ...lifted, ...(Object.keys(kept).length ? { kept } : {}) };
-    await audit.record({ type: 'login.unlocked', outcome: 'success', tenant: signed.tenant.id, login: target.id, ...kit.requestInfo(ctx), detail });
-  }
-
-  /**
-   * An owner who disabled their own login would lock everyone out of the
-   * tenant's pages; one who reset their own factor from a stolen session would
-   * let the thief set up their own. Another owner is taken off the owners
-   * before being disabled or removed (`./owners.ts`).
-   */
+  /** An owner who disabled or removed their own login would lock everyone out of the tenant's pages (checked again by the operation). */
   function checkAllowed(signed: Signed, kind: UserAction, target: Login) {
     if ((kind === 'disable' || kind === 'remove') && target.id === signed.login.id) throw badRequest(`errors.people.${kind === 'disable' ? 'notYourself' : 'notYourselfRemove'}`);
-    if (kind in RESETS && target.id === signed.login.id) throw badRequest('errors.owners.notOwnReset');
-    if ((kind === 'disable' || kind === 'remove') && isOwner(signed.tenant, target.id)) throw badRequest('errors.owners.stillOwner');
-  }
-
-  /** Disabling ends the login's sessions and tokens at once; either is recorded only when it changes the login. */
-  async function setDisabled(ctx: Context, signed: Signed, target: Login, disabled: boolean) {
-    if (target.disabled === disabled) return;
-    if (!(await accounts.setLoginDisabled(target.id, disabled))) throw notFound('errors.account.noSuchUser');
-    if (disabled) await endLoginSessions(accounts, provider, [target.id]);
-    await audit.record({
-      type: disabled ? 'login.disabled' : 'login.enabled',
-      outcome: 'success',
-      tenant: signed.tenant.id,
-      login: target.id,
-      ...kit.requestInfo(ctx),
-      detail: { by: signed.login.id },
-    });
-  }
-
-  /**
-   * Ends the login's sessions and tokens, deletes it and, with the email's
-   * last login in any tenant, the identity and its upstream links. The audit
-   * keeps the event under the login id alone.
-   */
-  async function remove(ctx: Context, signed: Signed, target: Login) {
-    await endLoginSessions(accounts, provider, [target.id]);
-    if (!(await accounts.deleteLogin(target.id))) return;
-    await audit.record({ type: 'login.removed', outcome: 'success', tenant: signed.tenant.id, login: target.id, ...kit.requestInfo(ctx), detail: { by: signed.login.id } });
-    if ((await accounts.listLoginsForEmailAllTenants(target.email)).length) return;
-    const identity = await accounts.findIdentityByEmail(target.email);
-    if (identity) await accounts.deleteIdentity(identity.id);
   }
 
   async function act(ctx: Context, signed: Signed, kind: UserAction, target: Login): Promise<{ kept: Lifted }> {
-    if (kind === 'remove') {
-      await remove(ctx, signed, target);
-      return { kept: {} };
-    }
-    if (kind === 'disable' || kind === 'enable') {
-      await setDisabled(ctx, signed, target, kind === 'disable');
-      return { kept: {} };
-    }
-    if (kind === 'unlock') {
-      const result = await unlockLogin(deps, target);
-      await recordUnlock(ctx, signed, target, result);
-      return result;
-    }
-    // A reset is for someone who lost their phone or PIN: their password's failures must not keep them out either.
-    const result = await resetFactor(deps, kit.actor(ctx, signed), target, RESETS[kind].factor);
-    if (Object.keys(result.lifted).length || Object.keys(result.kept).length) await recordUnlock(ctx, signed, target, result, kind);
-    return result;
+    const actor = kit.actor(ctx, signed);
+    if (kind === 'remove') await people.remove(actor, target);
+    else if (kind === 'disable' || kind === 'enable') await people.setDisabled(actor, target, kind === 'disable');
+    else if (kind === 'unlock') return people.unlock(actor, target);
+    else return people.resetFactor(actor, target, RESETS[kind]);
+    return { kept: {} };
   }
 
   for (const kind of USER_ACTIONS) {
@@ -329,66 +278,4 @@ export function ownerRoutes(router: Router, kit: AccountKit) {
       ctx.status = 303;
     });
   }
-
-  // Audit log.
-
-  router.get('/audit', async (ctx) => {
-    const signed = await owner(ctx);
-    if (!signed) return;
-    const logins = await accounts.listLogins(signed.tenant.id);
-    const query = auditQuery(ctx, logins);
-    const events = await accounts.listAudit({ tenant: signed.tenant.id, ...query, limit: AUDIT_PAGE + 1 });
-    const shown = events.slice(0, AUDIT_PAGE);
-    const names = new Map(logins.map((l) => [l.id, fullName(l)]));
-    const last = shown.at(-1);
-    const filters = { ...(query.login ? { login: query.login } : {}), ...(query.type ? { type: query.type } : {}) };
-    const older = events.length > AUDIT_PAGE && last ? `/account/audit?${new URLSearchParams({ ...filters, before: last.time.toISOString() })}` : null;
-    const newest = query.before ? `/account/audit?${new URLSearchParams(filters)}` : null;
-    kit.render(ctx, 'account/audit', signed, {
-      section: 'audit',
-      filter: { login: query.login ?? '', type: query.type ?? '', paged: !!query.before },
-      loginOptions: logins.map((l) => ({ id: l.id, label: `${fullName(l)} (${l.email}, ${userTypeName(signed.tenant, l.userType)})` })),
-      typeOptions: [...new Set([...AUDIT_TYPES, ...(query.type ? [query.type] : [])])].sort(),
-      events: shown.map((e) => eventRow(e, names)),
-      older,
-      newest,
-    });
-  });
-}
-
-function single(ctx: Context, name: string): string | undefined {
-  const value = ctx.query[name];
-  if (value === undefined || value === '') return undefined;
-  if (typeof value !== 'string' || value.length > 256) throw badRequest('errors.account.filterValue', { filter: name });
-  return value;
-}
-
-function auditQuery(ctx: Context, logins: Login[]): { login?: string; type?: string; before?: Date } {
-  const login = single(ctx, 'login');
-  const type = single(ctx, 'type');
-  const before = single(ctx, 'before');
-  if (login !== undefined && !logins.some((l) => l.id === login)) throw badRequest('errors.account.noSuchUser');
-  if (type !== undefined && !TYPE_PATTERN.test(type)) throw badRequest('errors.account.notEventType');
-  const time = before === undefined ? undefined : new Date(before);
-  if (time && Number.isNaN(time.getTime())) throw badRequest('errors.account.beforeTime');
-  return { ...(login ? { login } : {}), ...(type ? { type } : {}), ...(time ? { before: time } : {}) };
-}
-
-function eventRow(e: AuditEvent, names: Map<string, string>) {
-  const detail = e.detail
-    ? Object.entries(e.detail).map(([k, v]) => `${k}: ${Array.isArray(v) ? v.join(' ') : typeof v === 'object' && v !== null ? JSON.stringify(v) : String(v)}`)
-    : [];
-  const by = typeof e.detail?.by === 'string' ? names.get(e.detail.by) : undefined;
-  return {
-    time: formatTime(e.time),
-    iso: e.time.toISOString(),
-    type: e.type,
-    outcome: e.outcome,
-    login: e.login ? (names.get(e.login) ?? e.login) : '',
-    loginId: e.login ?? '',
-    ip: e.ip ?? '',
-    userAgent: e.userAgent ?? '',
-    detail,
-    by: by ?? null,
-  };
 }

@@ -16,6 +16,7 @@ import { userTypeRoutes } from './user-types.ts';
 import { ownerListRoutes } from './owners.ts';
 import { providerRoutes } from './providers.ts';
 import { applicationRoutes } from './applications.ts';
+import { auditRoutes } from './audit.ts';
 
 export function accountRouter(deps: AccountDeps & Pick<Services, 'webhooks' | 'stores'>): Router {
   const router = new Router({ prefix: '/account' });
@@ -28,6 +29,7 @@ export function accountRouter(deps: AccountDeps & Pick<Services, 'webhooks' | 's
   ownerListRoutes(router, kit);
   providerRoutes(router, kit);
   applicationRoutes(router, kit);
+  auditRoutes(router, kit);
   webhookRoutes(router, kit, deps);
   return router;
 }

@@ -21,7 +21,8 @@ import { createClientSecrets } from '../crypto/client-secret.ts';
 import { badRequest, notFound } from '../errors.ts';
 import { clientMetadata } from '../provider/clients.ts';
 import type { AccountStore, Client } from '../storage/accounts/port.ts';
-import { recordChange, type Actor } from './actor.ts';
+import { recordChange } from './record.ts';
+import type { Actor } from './people.ts';
 import { slugOf } from './slug.ts';
 
 export interface ClientDeps {
@@ -135,7 +136,7 @@ export async function registerClient(deps: ClientDeps, actor: Actor, input: Clie
     ...(secret ? { client_secret: createClientSecrets(deps.config.keys.pepper).hash(secret) } : { token_endpoint_auth_method: 'none' }),
     ...(minAcr ? { default_acr_values: [minAcr] } : {}),
   };
-  const client: Client = { clientId, tenant: actor.tenant, firstParty: input.firstParty, metadata };
+  const client: Client = { clientId, tenant: actor.tenant.id, firstParty: input.firstParty, metadata };
   // What the provider itself would refuse (its metadata rules) is refused here, before anything is stored.
   try {
     await deps.provider.Client.validate(clientMetadata(client) as Parameters<Provider['Client']['validate']>[0]);
@@ -149,7 +150,7 @@ export async function registerClient(deps: ClientDeps, actor: Actor, input: Clie
 
 /** A new secret for a confidential application: the old one stops working at once. Returned once. */
 export async function rotateClientSecret(deps: ClientDeps, actor: Actor, clientId: string): Promise<string> {
-  const client = await tenantClient(deps, actor.tenant, clientId);
+  const client = await tenantClient(deps, actor.tenant.id, clientId);
   if (!summary(client).confidential) throw badRequest('errors.clients.public');
   const secret = newSecret();
   await deps.accounts.upsertClient({ ...client, metadata: { ...client.metadata, client_secret: createClientSecrets(deps.config.keys.pepper).hash(secret) } });
@@ -159,7 +160,7 @@ export async function rotateClientSecret(deps: ClientDeps, actor: Actor, clientI
 
 /** Removes an application; its tokens stop working at once (see above). */
 export async function deleteClient(deps: ClientDeps, actor: Actor, clientId: string): Promise<void> {
-  const client = await tenantClient(deps, actor.tenant, clientId);
+  const client = await tenantClient(deps, actor.tenant.id, clientId);
   if (!(await deps.accounts.deleteClient(client.clientId))) throw notFound('errors.clients.none');
   await recordChange(deps.audit, actor, 'client.removed', { client: client.clientId });
 }

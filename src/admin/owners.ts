@@ -11,7 +11,8 @@
 import type { Audit } from '../audit.ts';
 import { badRequest, conflict, notFound } from '../errors.ts';
 import { normalizeEmail, type AccountStore, type Login, type Tenant } from '../storage/accounts/port.ts';
-import { recordChange, type Actor } from './actor.ts';
+import { recordChange } from './record.ts';
+import type { Actor } from './people.ts';
 
 export interface OwnerDeps {
   accounts: AccountStore;
@@ -40,9 +41,9 @@ export async function loginByEmail(accounts: AccountStore, tenant: Tenant, email
 
 /** Makes a login of the tenant an owner; a disabled login cannot be one (400). `already`: it was one. */
 export async function addOwner(deps: OwnerDeps, actor: Actor, login: Login): Promise<'added' | 'already'> {
-  if (login.tenant !== actor.tenant) throw notFound('errors.account.noSuchUser');
+  if (login.tenant !== actor.tenant.id) throw notFound('errors.account.noSuchUser');
   if (login.disabled) throw badRequest('errors.owners.disabled');
-  const result = await deps.accounts.addOwner(actor.tenant, login.id);
+  const result = await deps.accounts.addOwner(actor.tenant.id, login.id);
   if (result === 'not_found') throw notFound();
   if (result === 'added') await recordChange(deps.audit, actor, 'owner.added', {}, login.id);
   return result;
@@ -50,7 +51,7 @@ export async function addOwner(deps: OwnerDeps, actor: Actor, login: Login): Pro
 
 /** Takes a login off the owners; the last owner stays (409). */
 export async function removeOwner(deps: OwnerDeps, actor: Actor, loginId: string): Promise<void> {
-  const result = await deps.accounts.removeOwner(actor.tenant, loginId);
+  const result = await deps.accounts.removeOwner(actor.tenant.id, loginId);
   if (result === 'not_owner') throw notFound('errors.owners.notOwner');
   if (result === 'last') throw conflict('errors.owners.last');
   await recordChange(deps.audit, actor, 'owner.removed', {}, loginId);

@@ -22,7 +22,8 @@ import { LatchkeyError, badRequest, conflict, notFound } from '../errors.ts';
 import type { AccountStore, Upstream } from '../storage/accounts/port.ts';
 import { resealUpstreamSecret } from '../upstream/secret.ts';
 import { upstreamSettings, type UpstreamSetting } from '../upstream/settings.ts';
-import { recordChange, type Actor } from './actor.ts';
+import { recordChange } from './record.ts';
+import type { Actor } from './people.ts';
 import { slugOf } from './slug.ts';
 
 export interface UpstreamDeps {
@@ -126,10 +127,10 @@ export async function createUpstream(deps: UpstreamDeps, actor: Actor, input: Up
   const issuer = upstreamIssuer(deps.config, input.issuer);
   const clientId = text('client_id', input.clientId, TEXT_MAX);
   const secret = text('client_secret', input.clientSecret, TEXT_MAX);
-  if (await deps.accounts.getUpstream(actor.tenant, id)) throw conflict('errors.upstreams.idTaken', { id });
+  if (await deps.accounts.getUpstream(actor.tenant.id, id)) throw conflict('errors.upstreams.idTaken', { id });
   await discovered(issuer);
   const box = createSecretBox(deps.config.keys.encryptionKeys);
-  const upstream: Upstream = { tenant: actor.tenant, id, name, issuer, clientId, clientSecret: resealUpstreamSecret(box, actor.tenant, id, secret, null), scopes: [] };
+  const upstream: Upstream = { tenant: actor.tenant.id, id, name, issuer, clientId, clientSecret: resealUpstreamSecret(box, actor.tenant.id, id, secret, null), scopes: [] };
   await deps.accounts.upsertUpstream(upstream);
   await recordChange(deps.audit, actor, 'upstream.added', { upstream: id, issuer });
   return upstream;
@@ -137,7 +138,7 @@ export async function createUpstream(deps: UpstreamDeps, actor: Actor, input: Up
 
 /** Edits an upstream's name, issuer and client; an empty secret keeps the stored one. The discovery must check out (400). */
 export async function updateUpstream(deps: UpstreamDeps, actor: Actor, id: string, input: UpstreamInput): Promise<Upstream> {
-  const stored = await existing(deps, actor.tenant, id);
+  const stored = await existing(deps, actor.tenant.id, id);
   const name = text('name', input.name, NAME_MAX);
   const issuer = upstreamIssuer(deps.config, input.issuer);
   const clientId = text('client_id', input.clientId, TEXT_MAX);
@@ -151,7 +152,7 @@ export async function updateUpstream(deps: UpstreamDeps, actor: Actor, id: strin
   if (!changed.length) return stored;
   await discovered(issuer);
   const box = createSecretBox(deps.config.keys.encryptionKeys);
-  const upstream: Upstream = { ...stored, name, issuer, clientId, clientSecret: secret ? resealUpstreamSecret(box, actor.tenant, stored.id, secret, stored) : stored.clientSecret };
+  const upstream: Upstream = { ...stored, name, issuer, clientId, clientSecret: secret ? resealUpstreamSecret(box, actor.tenant.id, stored.id, secret, stored) : stored.clientSecret };
   await deps.accounts.upsertUpstream(upstream);
   await recordChange(deps.audit, actor, 'upstream.edited', { upstream: stored.id, changed });
   return upstream;
@@ -164,7 +165,7 @@ export async function testUpstream(deps: Pick<UpstreamDeps, 'accounts'>, tenantI
 
 /** Removes an upstream: its button goes from the login page at once. The links of people to it stay (keyed by issuer; another tenant may use it). */
 export async function deleteUpstream(deps: UpstreamDeps, actor: Actor, id: string): Promise<void> {
-  const stored = await existing(deps, actor.tenant, id);
-  if (!(await deps.accounts.deleteUpstream(actor.tenant, stored.id))) throw notFound('errors.upstreams.none');
+  const stored = await existing(deps, actor.tenant.id, id);
+  if (!(await deps.accounts.deleteUpstream(actor.tenant.id, stored.id))) throw notFound('errors.upstreams.none');
   await recordChange(deps.audit, actor, 'upstream.removed', { upstream: stored.id, issuer: stored.issuer });
 }

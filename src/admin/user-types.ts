@@ -13,7 +13,8 @@ import type { Audit } from '../audit.ts';
 import type { FactorRegistry } from '../factors/registry.ts';
 import { badRequest, conflict, notFound } from '../errors.ts';
 import type { AccountStore, SecondFactor, Tenant, UserType } from '../storage/accounts/port.ts';
-import { recordChange, type Actor } from './actor.ts';
+import { recordChange } from './record.ts';
+import type { Actor } from './people.ts';
 import { slugOf } from './slug.ts';
 
 export interface UserTypeDeps {
@@ -69,7 +70,7 @@ export function factorChoice(factors: FactorRegistry, value: unknown): SecondFac
 export const userTypeIdFrom = (name: string) => slugOf(name, 'type');
 
 async function tenantOf(accounts: AccountStore, actor: Actor): Promise<Tenant> {
-  const tenant = await accounts.getTenant(actor.tenant);
+  const tenant = await accounts.getTenant(actor.tenant.id);
   if (!tenant) throw notFound();
   return tenant;
 }

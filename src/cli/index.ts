@@ -9,7 +9,7 @@
 import { readFileSync } from 'node:fs';
 import { ConfigError, loadConfig } from '../../config/index.ts';
 import { createLogger } from '../log.ts';
-import { createServices, type Services } from '../services.ts';
+import { createServices, routeDeps, type Services } from '../services.ts';
 import { ImportError, importDocument, type ImportDocument } from '../import/index.ts';
 import { upstreamRedirectUri } from '../upstream/client.ts';
 import { describeUnlock, unlockEmail } from './unlock.ts';
@@ -106,7 +106,7 @@ async function ownerCommand(name: 'reset-factor' | 'add-owner', args: string[]):
   }
   const services = await open();
   try {
-    for (const line of await runOwnerCommand(command, { ...services, accounts: services.stores.accounts })) console.log(line);
+    for (const line of await runOwnerCommand(command, routeDeps(services))) console.log(line);
     return 0;
   } catch (err) {
     console.error((err as Error).message);

@@ -8,8 +8,8 @@
  */
 import { LatchkeyError } from '../errors.ts';
 import { addOwner, loginByEmail } from '../admin/owners.ts';
-import { resetFactor, type ResetDeps } from '../admin/resets.ts';
-import type { Actor } from '../admin/actor.ts';
+import { RESETS, adminPeople, type Actor, type AdminDeps, type ResettableFactor } from '../admin/people.ts';
+import type { Tenant } from '../storage/accounts/port.ts';
 
 export interface OwnerCommand {
   command: 'reset-factor' | 'add-owner';
@@ -33,24 +33,25 @@ export function parseOwnerCommand(command: 'reset-factor' | 'add-owner', args: s
   return { command, email, tenant: flags['--tenant'], ...(flags['--user-type'] ? { userType: flags['--user-type'] } : {}) };
 }
 
-const CLI_ACTOR = (tenant: string): Actor => ({ tenant, by: 'cli', login: null });
+const cliActor = (tenant: Tenant): Actor => ({ tenant, by: { operator: 'cli' }, ip: null, userAgent: null });
 
 /** Runs the command; its lines to print. Throws an Error with the message to show when it cannot. */
-export async function runOwnerCommand(cmd: OwnerCommand, deps: ResetDeps): Promise<string[]> {
+export async function runOwnerCommand(cmd: OwnerCommand, deps: AdminDeps): Promise<string[]> {
   const tenant = await deps.accounts.getTenant(cmd.tenant);
   if (!tenant) throw new Error(`no tenant "${cmd.tenant}"`);
   try {
     const login = await loginByEmail(deps.accounts, tenant, cmd.email, cmd.userType);
     const at = `login ${tenant.id}/${login.id}`;
     if (cmd.command === 'add-owner') {
-      const result = await addOwner(deps, CLI_ACTOR(tenant.id), login);
+      const result = await addOwner(deps, cliActor(tenant), login);
       return [`${at}: ${result === 'added' ? 'is now an owner' : 'was already an owner'}`];
     }
-    // Every factor the login has set up (its state in the store), the operator lifting the identity's locks too.
-    const enrolled = deps.factors.all().filter((f) => login.factors[f.id] !== undefined);
+    // Every resettable factor the login has set up (its state in the store).
+    const enrolled = (Object.keys(RESETS) as ResettableFactor[]).filter((id) => login.factors[id] !== undefined);
     if (!enrolled.length) return [`${at}: no second factor set up, nothing to reset`];
-    for (const factor of enrolled) await resetFactor(deps, CLI_ACTOR(tenant.id), login, factor.id, 'identity');
-    return [`${at}: reset ${enrolled.map((f) => f.id).join(', ')}; its sessions ended, it sets a factor up again at its next sign-in`];
+    const people = adminPeople(deps);
+    for (const factor of enrolled) await people.resetFactor(cliActor(tenant), login, factor);
+    return [`${at}: reset ${enrolled.join(', ')}; its sessions ended, it sets a factor up again at its next sign-in`];
   } catch (err) {
     if (err instanceof LatchkeyError) throw new Error(`${cmd.email} in tenant "${tenant.id}": ${err.message}`);
     throw err;

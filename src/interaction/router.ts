@@ -344,6 +344,17 @@ export function interactionRouter(
     }
   }
 
+  /**
+   * The email of a failed sign-in, for the audit log, when it is one of the
+   * tenant's people: their owner sees whose sign-in failed. An email unknown
+   * here is not written (it may be a typo of anyone's, or a guess). Looked up
+   * for every failure alike, so the answer takes no longer for a known email.
+   */
+  async function knownHere(tenant: Tenant, email: string): Promise<{ email?: string }> {
+    if (!email || email.length > EMAIL_MAX) return {};
+    return (await accounts.listLoginsForEmail(tenant.id, email)).length ? { email } : {};
+  }
+
   router.post('/login', async (ctx) => {
     const { interaction, tenant, progress } = await loadForPost(ctx, 'login');
     const info = requestInfo(ctx);
@@ -370,7 +381,13 @@ export function interactionRouter(
         if (!result.evaluated) throw lockedOut(result.lockedForSeconds);
       }
       if (!result.passed || !found.identity) {
-        await audit.record({ type: 'signin.password', outcome: 'failure', tenant: tenant.id, ...info, detail: { reason: 'invalid_credentials' } });
+        await audit.record({
+          type: 'signin.password',
+          outcome: 'failure',
+          tenant: tenant.id,
+          ...info,
+          detail: { reason: 'invalid_credentials', ...(await knownHere(tenant, email)) },
+        });
         throw invalidCredentials();
       }
       return await firstStepPassed(ctx, interaction, tenant, progress, found.identity, AMR.password);
@@ -378,7 +395,13 @@ export function interactionRouter(
       if (err instanceof LatchkeyError && err.onForm) {
         if (err.code === 'locked_out') {
           setRetryAfter(ctx, err);
-          await audit.record({ type: 'signin.locked', outcome: 'failure', tenant: tenant.id, ...info, ...(err.detail.frozen ? { detail: { frozen: true } } : {}) });
+          await audit.record({
+            type: 'signin.locked',
+            outcome: 'failure',
+            tenant: tenant.id,
+            ...info,
+            detail: { ...(err.detail.frozen ? { frozen: true } : {}), ...(await knownHere(tenant, email)) },
+          });
         }
         return page(ctx, 'login', { ...baseLocals(interaction, progress), email: email.slice(0, EMAIL_MAX), upstreams: await upstreamButtons(tenant), error: err }, err.status);
       }

@@ -72,8 +72,8 @@ for (const setup of SETUPS) {
       assert.ok((await accounts().getLogin('jane-acme'))!.factors.pin, 'not reset');
       for (const kind of ['disable', 'remove']) {
         const refused = await jane.browser.post(`/account/users/acme-owner/${kind}`, { csrf: csrfOf(jane.page), confirm: 'yes' });
-        assert.equal(refused.status, 400, kind);
-        assert.match(textOf(refused, 'error-message') ?? '', /Remove it as owner first/);
+        assert.equal(refused.status, 403, kind);
+        assert.match(textOf(refused, 'error-message') ?? '', /take them off the owners first/);
       }
       assert.equal((await accounts().getLogin('acme-owner'))!.disabled, false);
 

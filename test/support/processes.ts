@@ -5,22 +5,23 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { createServer, request, type Server } from 'node:http';
 import { createInterface } from 'node:readline';
 import { freePort } from './net.ts';
-import { generateKeyPairSync, randomBytes } from 'node:crypto';
-import { join } from 'node:path';
+import { randomBytes } from 'node:crypto';
+import { testSigningKeys } from './keys.ts';
+import { ROOT, nodeArgs } from './layout.ts';
 import { loadConfig } from '../../config/index.ts';
 import { createLogger } from '../../src/log.ts';
 import { createServices } from '../../src/services.ts';
 import { importDocument, type ImportDocument } from '../../src/import/index.ts';
 
-const root = join(import.meta.dirname, '..', '..');
+const root = ROOT;
 
 export { freePort };
 
 /** Production-shaped key material, the same for every process. */
 export function sharedKeys(): Record<string, string> {
-  const jwk = generateKeyPairSync('rsa', { modulusLength: 2048 }).privateKey.export({ format: 'jwk' });
+  const rsa = testSigningKeys()[0]!;
   return {
-    LATCHKEY_JWKS: JSON.stringify({ keys: [{ ...jwk, kid: 'k1', alg: 'RS256', use: 'sig' }] }),
+    LATCHKEY_JWKS: JSON.stringify({ keys: [{ ...rsa, kid: 'k1' }] }),
     LATCHKEY_COOKIE_KEYS: randomBytes(32).toString('base64url'),
     LATCHKEY_ENCRYPTION_KEYS: `k1:${randomBytes(32).toString('base64')}`,
     LATCHKEY_PEPPER: randomBytes(32).toString('base64url'),
@@ -47,7 +48,7 @@ export interface AppProcess {
 }
 
 export async function startProcess(env: Record<string, string>, port: number): Promise<AppProcess> {
-  const child = spawn(process.execPath, ['--import', 'tsx', 'src/main.ts'], {
+  const child = spawn(process.execPath, nodeArgs('src/main'), {
     cwd: root,
     env: { ...process.env, ...env, PORT: String(port), LOG_LEVEL: env.LOG_LEVEL ?? 'info' },
     stdio: ['ignore', 'pipe', 'pipe'],

@@ -6,6 +6,7 @@ import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { readdirSync, readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
+import { ROOT } from '../support/layout.ts';
 import { LANGUAGES, hasText, readCatalogue, translator, type Catalogue } from '../../src/i18n.ts';
 import { AUDIT_TYPES, USER_ACTIONS } from '../../src/account/owner.ts';
 import { NOTICES } from '../../src/account/labels.ts';
@@ -15,8 +16,6 @@ import { SECOND_FACTORS } from '../../src/storage/accounts/port.ts';
 import { LatchkeyError } from '../../src/errors.ts';
 import { Browser, actionOf, csrfOf, type Page } from '../support/browser.ts';
 import { PASSWORD, relyingParty, startServer, type RelyingParty, type TestServer } from '../support/latchkey.ts';
-
-const ROOT = join(import.meta.dirname, '..', '..');
 
 function flatten(catalogue: Catalogue, prefix = ''): Map<string, string> {
   const out = new Map<string, string>();

@@ -1,6 +1,18 @@
 // Checks both account stores apply to values before they reach a query, so a
 // caller's object (e.g. `{ $ne: null }`) can never become part of a filter.
-import { LOGIN_PAGE_MAX, LOGIN_SORTS, LOGIN_STATES, SECOND_FACTORS, type LoginSearch, type LoginSort, type LoginState, type SecondFactor, type UserType } from './port.ts';
+import {
+  AUDIT_PERSON_LOGINS,
+  LOGIN_PAGE_MAX,
+  LOGIN_SORTS,
+  LOGIN_STATES,
+  SECOND_FACTORS,
+  type AuditQuery,
+  type LoginSearch,
+  type LoginSort,
+  type LoginState,
+  type SecondFactor,
+  type UserType,
+} from './port.ts';
 
 const FACTOR_ID = /^[a-z][a-z0-9_]*$/;
 
@@ -77,4 +89,40 @@ export function ownerList(list: unknown): string[] {
 export function userType(u: UserType): UserType {
   if (!u || typeof u !== 'object') throw new TypeError('userType must be an object');
   return userTypes([u])[0]!;
+}
+
+/** An `AuditQuery` checked: strings are strings, times are valid Dates, the person's list is bounded. */
+export interface CheckedAuditQuery {
+  tenant: string;
+  login: string | null;
+  person: { logins: string[]; email: string | null } | null;
+  type: string | null;
+  before: Date | null;
+  since: Date | null;
+  limit: number;
+}
+
+function optTime(name: string, value: unknown): Date | null {
+  if (value === undefined) return null;
+  if (!(value instanceof Date) || Number.isNaN(value.getTime())) throw new TypeError(`${name} must be a valid Date`);
+  return value;
+}
+
+export function auditQuery(query: AuditQuery): CheckedAuditQuery {
+  const n = Math.trunc(query.limit ?? 50);
+  let person: CheckedAuditQuery['person'] = null;
+  if (query.person !== undefined) {
+    const { logins, email } = query.person;
+    if (!Array.isArray(logins) || logins.length > AUDIT_PERSON_LOGINS) throw new TypeError(`person.logins must be an array of at most ${AUDIT_PERSON_LOGINS}`);
+    person = { logins: logins.map((l) => str('person.logins[]', l)), email: email === undefined ? null : str('person.email', email).toLowerCase() };
+  }
+  return {
+    tenant: str('tenant', query.tenant),
+    login: query.login === undefined ? null : str('login', query.login),
+    person,
+    type: query.type === undefined ? null : str('type', query.type),
+    before: optTime('before', query.before),
+    since: optTime('since', query.since),
+    limit: Number.isFinite(n) ? Math.min(Math.max(n, 1), 500) : 50,
+  };
 }

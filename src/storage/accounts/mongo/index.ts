@@ -14,7 +14,8 @@ import {
   type Upstream,
   type UserType,
 } from '../port.ts';
-import { factorId, flag, loginSearch, optStr, ownerList, secondFactor, str, userType, userTypes, type CheckedLoginSearch } from '../values.ts';
+import { mongoPasskeys } from './passkeys.ts';
+import { auditQuery, factorId, flag, loginSearch, optStr, ownerList, secondFactor, str, userType, userTypes, type CheckedLoginSearch } from '../values.ts';
 
 interface TenantDoc {
   _id: string;
@@ -89,11 +90,6 @@ const AUDIT_DELETE_BATCH = 1000;
 function deleteLimit(limit: number): number {
   if (!Number.isInteger(limit) || limit < 1 || limit > 10_000) throw new TypeError('limit must be an integer in 1..10000');
   return limit;
-}
-
-function auditLimit(limit: number | undefined): number {
-  const n = Math.trunc(limit ?? 50);
-  return Number.isFinite(n) ? Math.min(Math.max(n, 1), 500) : 50;
 }
 
 function loginProfile(login: LoginInput) {
@@ -285,20 +281,24 @@ export function createMongoAccountStore(db: Db): AccountStore {
       await tenantLocks.deleteOne({ _id: tenantId, token });
     }
   }
+  const passkeys = mongoPasskeys(db);
 
   return {
+    ...passkeys.methods,
     async init() {
       await identities.createIndex({ email: 1 }, { unique: true });
       await logins.createIndex({ tenant: 1, email: 1 });
       await clients.createIndex({ tenant: 1 });
       await audit.createIndex({ tenant: 1, time: -1 });
       await audit.createIndex({ time: 1 });
+      await audit.createIndex({ tenant: 1, login: 1, time: -1 });
       await steps.createIndex({ login: 1, factor: 1 });
       await upstreams.createIndex({ tenant: 1, name: 1 });
       await upstreamLinks.createIndex({ identityId: 1 });
       await logins.createIndex({ email: 1 });
       await logins.createIndex({ tenant: 1, lastName: 1, firstName: 1, _id: 1 });
       await loginGrants.createIndex({ login: 1 });
+      await passkeys.init();
     },
     async ping() {
       await db.command({ ping: 1 });
@@ -439,6 +439,7 @@ export function createMongoAccountStore(db: Db): AccountStore {
       const result = await logins.deleteOne({ _id: id });
       await steps.deleteMany({ login: id });
       await loginGrants.deleteMany({ login: id });
+      await passkeys.dropLogin(id);
       return result.deletedCount === 1;
     },
     async deleteIdentity(identityId) {
@@ -559,15 +560,24 @@ export function createMongoAccountStore(db: Db): AccountStore {
       const result = await audit.deleteMany({ _id: { $in: old.map((d) => d._id) } });
       return result.deletedCount;
     },
-    async listAudit(query) {
-      const filter: Filter<AuditDoc> = { tenant: str('tenant', query.tenant) };
-      if (query.login !== undefined) filter.login = str('login', query.login);
-      if (query.type !== undefined) filter.type = str('type', query.type);
-      if (query.before !== undefined) {
-        if (!(query.before instanceof Date)) throw new TypeError('before must be a Date');
-        filter.time = { $lt: query.before };
+    async listAudit(input) {
+      const query = auditQuery(input);
+      const filter: Filter<AuditDoc> = { tenant: query.tenant };
+      const and: Filter<AuditDoc>[] = [];
+      if (query.login !== null) filter.login = query.login;
+      if (query.person) {
+        const either: Filter<AuditDoc>[] = [];
+        if (query.person.logins.length) either.push({ login: { $in: query.person.logins } });
+        if (query.person.email !== null) either.push({ login: null, 'detail.email': query.person.email });
+        // Nobody: a condition no event meets.
+        and.push(either.length ? { $or: either } : { login: { $in: [] } });
       }
-      const docs = await audit.find(filter).sort({ time: -1, _id: -1 }).limit(auditLimit(query.limit)).toArray();
+      if (query.type !== null) filter.type = query.type;
+      if (query.before !== null || query.since !== null) {
+        filter.time = { ...(query.before !== null ? { $lt: query.before } : {}), ...(query.since !== null ? { $gte: query.since } : {}) };
+      }
+      if (and.length) filter.$and = and;
+      const docs = await audit.find(filter).sort({ time: -1, _id: -1 }).limit(query.limit).toArray();
       return docs.map(toAudit);
     },
 

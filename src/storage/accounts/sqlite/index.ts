@@ -15,7 +15,8 @@ import {
   type Upstream,
   type UserType,
 } from '../port.ts';
-import { factorId, flag, loginSearch, optStr, ownerList, secondFactor, str, userType, userTypes, type CheckedLoginSearch } from '../values.ts';
+import { sqlitePasskeys } from './passkeys.ts';
+import { auditQuery, factorId, flag, loginSearch, optStr, ownerList, secondFactor, str, userType, userTypes, type CheckedLoginSearch } from '../values.ts';
 
 const SCHEMA = `
 CREATE TABLE IF NOT EXISTS tenants (
@@ -60,6 +61,7 @@ CREATE TABLE IF NOT EXISTS audit_events (
 );
 CREATE INDEX IF NOT EXISTS audit_events_tenant_time ON audit_events (tenant, time);
 CREATE INDEX IF NOT EXISTS audit_events_time ON audit_events (time);
+CREATE INDEX IF NOT EXISTS audit_events_tenant_login_time ON audit_events (tenant, login, time);
 `;
 
 interface TenantRow {
@@ -107,11 +109,6 @@ const AUDIT_DELETE_BATCH = 1000;
 function deleteLimit(limit: number): number {
   if (!Number.isInteger(limit) || limit < 1 || limit > 10_000) throw new TypeError('limit must be an integer in 1..10000');
   return limit;
-}
-
-function auditLimit(limit: number | undefined): number {
-  const n = Math.trunc(limit ?? 50);
-  return Number.isFinite(n) ? Math.min(Math.max(n, 1), 500) : 50;
 }
 
 const toTenant = (r: TenantRow): Tenant => ({
@@ -236,14 +233,6 @@ function prepare(db: Database.Database) {
       `INSERT INTO audit_events (tenant, login, type, time, ip, user_agent, outcome, detail) VALUES (?, ?, ?, ?, ?, ?, ?, ?)`,
     ),
     deleteAuditBefore: db.prepare<[number, number], void>('DELETE FROM audit_events WHERE seq IN (SELECT seq FROM audit_events WHERE time < ? ORDER BY time LIMIT ?)'),
-    listAudit: db.prepare<{ tenant: string; login: string | null; type: string | null; before: number | null; limit: number }, AuditRow>(
-      `SELECT tenant, login, type, time, ip, user_agent, outcome, detail FROM audit_events
-       WHERE tenant = @tenant
-         AND (@login IS NULL OR login = @login)
-         AND (@type IS NULL OR type = @type)
-         AND (@before IS NULL OR time < @before)
-       ORDER BY time DESC, seq DESC LIMIT @limit`,
-    ),
   };
 }
 
@@ -421,8 +410,10 @@ export function createSqliteAccountStore(db: Database.Database): AccountStore {
     return upstreamStatements;
   };
 
+  const passkeys = sqlitePasskeys(db);
   const deleteLoginTx = db.transaction((id: string): boolean => {
     pages().dropGrants.run(id);
+    passkeys.dropLogin(id);
     return q().deleteLogin.run(id).changes === 1;
   });
   const deleteIdentityTx = db.transaction((id: string): boolean => {
@@ -459,6 +450,7 @@ export function createSqliteAccountStore(db: Database.Database): AccountStore {
     changeTenantTx.immediate(tenantId, change as never, missing) as T;
 
   return {
+    ...passkeys.methods,
     async init() {
       if (prepared) return;
       db.exec(SCHEMA);
@@ -469,6 +461,7 @@ export function createSqliteAccountStore(db: Database.Database): AccountStore {
       db.exec(ACCOUNT_PAGES_SCHEMA);
       db.function(FOLD, { deterministic: true }, (value: unknown) => (typeof value === 'string' ? value.toLowerCase() : value));
       accountPageStatements = prepareAccountPages(db);
+      passkeys.init();
     },
     async ping() {
       q().ping.get();
@@ -670,16 +663,44 @@ export function createSqliteAccountStore(db: Database.Database): AccountStore {
       if (!(before instanceof Date) || Number.isNaN(before.getTime())) throw new TypeError('before must be a valid Date');
       return q().deleteAuditBefore.run(before.getTime(), deleteLimit(limit)).changes;
     },
-    async listAudit(query) {
-      if (query.before !== undefined && !(query.before instanceof Date)) throw new TypeError('before must be a Date');
-      return q()
-        .listAudit.all({
-          tenant: str('tenant', query.tenant),
-          login: query.login === undefined ? null : str('login', query.login),
-          type: query.type === undefined ? null : str('type', query.type),
-          before: query.before === undefined ? null : query.before.getTime(),
-          limit: auditLimit(query.limit),
-        })
+    async listAudit(input) {
+      const query = auditQuery(input);
+      q();
+      const where = ['tenant = ?'];
+      const params: unknown[] = [query.tenant];
+      if (query.login !== null) {
+        where.push('login = ?');
+        params.push(query.login);
+      }
+      if (query.person) {
+        const either = [];
+        if (query.person.logins.length) {
+          either.push(`login IN (${query.person.logins.map(() => '?').join(', ')})`);
+          params.push(...query.person.logins);
+        }
+        if (query.person.email !== null) {
+          either.push("(login IS NULL AND json_extract(detail, '$.email') = ?)");
+          params.push(query.person.email);
+        }
+        where.push(either.length ? `(${either.join(' OR ')})` : '0');
+      }
+      if (query.type !== null) {
+        where.push('type = ?');
+        params.push(query.type);
+      }
+      if (query.before !== null) {
+        where.push('time < ?');
+        params.push(query.before.getTime());
+      }
+      if (query.since !== null) {
+        where.push('time >= ?');
+        params.push(query.since.getTime());
+      }
+      return db
+        .prepare<unknown[], AuditRow>(
+          `SELECT tenant, login, type, time, ip, user_agent, outcome, detail FROM audit_events WHERE ${where.join(' AND ')} ORDER BY time DESC, seq DESC LIMIT ?`,
+        )
+        .all(...params, query.limit)
         .map(toAudit);
     },
 
