@@ -8,6 +8,7 @@ import { bodyParser } from '@koa/bodyparser';
 import type { Config } from '../config/index.ts';
 import { createLogger, type Logger } from './log.ts';
 import { createServices, routeDeps, type Services } from './services.ts';
+import { factorCatalogue, type ExtraFactors } from './factors/registry.ts';
 import { interactionRouter } from './interaction/router.ts';
 import { createUpstreamClient } from './upstream/client.ts';
 import { upstreamCallbackRouter, upstreamSignIn } from './upstream/routes.ts';
@@ -18,6 +19,8 @@ import { formBodiesOnly, requireHttps, securityHeaders } from './web/security.ts
 import { forwardedFor } from './web/proxy.ts';
 import { languages } from './web/language.ts';
 import { assetRouter } from './web/assets.ts';
+import { passkeySignIn } from './factors/passkey/signin.ts';
+import { webauthnOf } from './factors/passkey/index.ts';
 import { forgotPassword, linkRouter } from './recovery/routes.ts';
 import { makeDemoClientPublic, seedDemo } from './demo.ts';
 import { hashPlainClientSecrets } from './provider/clients.ts';
@@ -47,11 +50,14 @@ export interface LatchkeyOptions {
    * own token times (`iat`, `exp`) keep the system clock: it offers no way to replace it.
    */
   now?: () => number;
+  /** Factors beside the built-in ones (`createServices`). */
+  factors?: ExtraFactors;
 }
 
-export async function createLatchkey(config: Config, log: Logger = createLogger(config.logLevel), { now = Date.now }: LatchkeyOptions = {}): Promise<Latchkey> {
+export async function createLatchkey(config: Config, log?: Logger, { now = Date.now, factors }: LatchkeyOptions = {}): Promise<Latchkey> {
+  log ??= createLogger(config.logLevel, factorCatalogue(factors).fields());
   if (config.keys.development) log.warn({ dataDir: config.dataDir }, 'using development keys from DATA_DIR/dev-keys.json; set LATCHKEY_* keys for production');
-  const services = await createServices(config, log, { now });
+  const services = await createServices(config, log, { now, ...(factors ? { factors } : {}) });
   const { stores, hasher, provider } = services;
 
   const hashed = await hashPlainClientSecrets(stores.accounts, createClientSecrets(config.keys.pepper));
@@ -88,7 +94,7 @@ export async function createLatchkey(config: Config, log: Logger = createLogger(
   forms.use(formBodiesOnly, bodyParser({ enableTypes: ['form'], formLimit: FORM_LIMIT, encoding: 'utf-8' }));
   const deps = routeDeps(services);
   const upstreams = upstreamSignIn({ ...deps, client: createUpstreamClient({ config, log }) });
-  const interaction = interactionRouter(deps, [upstreams, forgotPassword(deps)]);
+  const interaction = interactionRouter(deps, [upstreams, forgotPassword(deps), passkeySignIn({ ...deps, webauthn: webauthnOf(deps) })]);
   forms.use(interaction.routes(), interaction.allowedMethods());
   const oneTimeLinks = linkRouter(deps);
   forms.use(oneTimeLinks.routes(), oneTimeLinks.allowedMethods());

@@ -8,7 +8,7 @@
  */
 import { LatchkeyError } from '../errors.ts';
 import { addOwner, loginByEmail } from '../admin/owners.ts';
-import { RESETS, adminPeople, type Actor, type AdminDeps, type ResettableFactor } from '../admin/people.ts';
+import { adminPeople, type Actor, type AdminDeps } from '../admin/people.ts';
 import type { Tenant } from '../storage/accounts/port.ts';
 
 export interface OwnerCommand {
@@ -46,8 +46,11 @@ export async function runOwnerCommand(cmd: OwnerCommand, deps: AdminDeps): Promi
       const result = await addOwner(deps, cliActor(tenant), login);
       return [`${at}: ${result === 'added' ? 'is now an owner' : 'was already an owner'}`];
     }
-    // Every resettable factor the login has set up (its state in the store).
-    const enrolled = (Object.keys(RESETS) as ResettableFactor[]).filter((id) => login.factors[id] !== undefined);
+    // Every factor with an owner's reset that the login has set up (its state in the store).
+    const enrolled = deps.factors
+      .all()
+      .filter((f) => f.ownerReset && login.factors[f.id] !== undefined)
+      .map((f) => f.id);
     if (!enrolled.length) return [`${at}: no second factor set up, nothing to reset`];
     const people = adminPeople(deps);
     for (const factor of enrolled) await people.resetFactor(cliActor(tenant), login, factor);

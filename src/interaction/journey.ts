@@ -23,6 +23,8 @@ export interface Progress {
    * factor passes.
    */
   stepUp?: StepUp;
+  /** The alternative method chosen to pass the factor (`FactorInfo.alternatives`), instead of the factor itself. */
+  method?: string;
   /** The factor's scratch space (see `FactorRequest.draft`). */
   draft?: Record<string, unknown>;
   /** An upstream sign-in under way (docs/upstream.md); cleared by its callback. */

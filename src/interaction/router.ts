@@ -7,11 +7,11 @@ import Router from '@koa/router';
 import type { Context } from 'koa';
 import type { Client, Identity, Login, Tenant } from '../storage/accounts/port.ts';
 import { normalizeEmail } from '../storage/accounts/port.ts';
-import type { Factor, FactorRequest } from '../factors/types.ts';
+import type { Factor, FactorMethod, FactorRequest } from '../factors/types.ts';
 import type { AttemptResult } from '../limits.ts';
 import { AMR, STEP_UP_REASON, requiredRank } from '../provider/acr.ts';
 import { LatchkeyError, badRequest, frozenOut, invalidCredentials, lockedOut, noLoginForClient } from '../errors.ts';
-import { checkCsrf, formFields } from '../web/forms.ts';
+import { checkCsrf, declaredFields, formFields } from '../web/forms.ts';
 import { setRetryAfter } from '../web/errors.ts';
 import { localeOf, sendPage } from '../web/views.ts';
 import { hasText } from '../i18n.ts';
@@ -22,6 +22,7 @@ import { endedBefore } from '../provider/revocation.ts';
 import { requestInfo } from '../web/request.ts';
 import { fullName, userTypeName, userTypeOf } from '../names.ts';
 import { signInSecond } from '../provider/revocation.ts';
+import { offersPasskeySignIn } from '../factors/passkey/offer.ts';
 
 export type InteractionDeps = Pick<RouteDeps, 'provider' | 'config' | 'accounts' | 'hasher' | 'factors' | 'audit' | 'limiter' | 'browsers' | 'now'>;
 
@@ -42,6 +43,15 @@ export interface JourneySteps {
   firstStepPassed(ctx: Context, interaction: Interaction, tenant: Tenant, progress: Progress, identity: Identity, method: string): Promise<void>;
   /** The logins `email` may sign in as for the client's tenant (not disabled). */
   signInLogins(tenant: Tenant, email: string): Promise<Login[]>;
+  /** The sign-in's progress, made on the first visit. */
+  progress(interaction: Interaction): Promise<Progress>;
+  /**
+   * A factor that is a sign-in of its own (a passkey with user verification)
+   * passed for `login`, proving `amr`: the journey ends with that factor's
+   * level, or the app gets `unmet_authentication_requirements` when it asks
+   * for more.
+   */
+  signedInWithFactor(ctx: Context, interaction: Interaction, tenant: Tenant, progress: Progress, login: Login, factorId: string, amr: readonly string[]): Promise<void>;
 }
 
 /** Adds routes under `/interaction/:uid` that use the journey's steps. */
@@ -120,10 +130,7 @@ export function interactionRouter(
    */
   async function factorFor(interaction: Interaction, tenant: Tenant, login: Login): Promise<Factor | null> {
     const own = factorOf(tenant, login);
-    const client = await findClient(String(interaction.params.client_id));
-    const defaults = client?.metadata.default_acr_values;
-    const requested = requiredRank(interaction.params, Array.isArray(defaults) ? (defaults as string[]) : undefined, factors.acrValues());
-    const needed = Math.max(factors.rank(own.acr), requested);
+    const needed = Math.max(factors.rank(own.acr), await requestedRank(interaction));
     const reaching = factors
       .all()
       .filter((f) => factors.rank(f.acr) >= needed)
@@ -132,6 +139,24 @@ export function interactionRouter(
     if (ready) return ready;
     if (reaching.includes(own)) return own;
     return tenant.stepUpEnrollment ? (reaching[0] ?? null) : null;
+  }
+
+  /** The level the request and its app ask for (a rank of `factors.acrValues()`). */
+  async function requestedRank(interaction: Interaction): Promise<number> {
+    const client = await findClient(String(interaction.params.client_id));
+    const defaults = client?.metadata.default_acr_values;
+    return requiredRank(interaction.params, Array.isArray(defaults) ? (defaults as string[]) : undefined, factors.acrValues());
+  }
+
+  async function signedInWithFactor(ctx: Context, interaction: Interaction, tenant: Tenant, progress: Progress, login: Login, factorId: string, amr: readonly string[]) {
+    const home = login.tenant === tenant.id ? tenant : await accounts.getTenant(login.tenant);
+    if (!home) throw noLoginForClient();
+    const factor = factors.get(factorId);
+    const own = factorOf(home, login);
+    if (factors.rank(factor.acr) < Math.max(factors.rank(own.acr), await requestedRank(interaction))) return unmet(ctx, home, login);
+    const identity = await accounts.findIdentityByEmail(login.email);
+    const next: Progress = { csrf: progress.csrf, email: login.email, amr: [], loginId: login.id, ...(identity ? { identityId: identity.id } : {}) };
+    return finish(ctx, interaction, home, login, next, factor, undefined, amr);
   }
 
   /** Nothing this login has or may set up reaches the level asked for: the app gets `unmet_authentication_requirements`. */
@@ -182,7 +207,16 @@ export function interactionRouter(
    * when the last required step passed, so the session's sign-in time (and a
    * cut-off checked against it) is that moment, not the later resume.
    */
-  async function finish(ctx: Context, interaction: Interaction, tenant: Tenant, login: Login, progress: Progress, factor: Factor) {
+  async function finish(
+    ctx: Context,
+    interaction: Interaction,
+    tenant: Tenant,
+    login: Login,
+    progress: Progress,
+    factor: Factor,
+    method?: FactorMethod,
+    proved: readonly string[] = (method ?? factor).amr,
+  ) {
     const { stepUp } = progress;
     if (stepUp && !(await stepUpStands(login, stepUp))) {
       // The session it built on ended or changed meanwhile (signed out, another sign-in, a reset): sign in from the start.
@@ -191,7 +225,8 @@ export function interactionRouter(
       ctx.status = 303;
       return;
     }
-    const amr = [...new Set([...(progress.amr ?? []), ...factor.amr])];
+    // What the answer proved: an alternative method's methods, or a passkey's (its kind of key, and whether the person was verified).
+    const amr = [...new Set([...(progress.amr ?? []), ...proved])];
     // The level reached: the factor's, or the session's when that was higher already.
     const acr = stepUp && factors.rank(stepUp.acr) > factors.rank(factor.acr) ? stepUp.acr : factor.acr;
     await audit.record({
@@ -200,7 +235,7 @@ export function interactionRouter(
       tenant: tenant.id,
       login: login.id,
       ...requestInfo(ctx),
-      detail: { amr, acr, lang: localeOf(ctx).lang, ...(stepUp ? { stepUp: true } : {}) },
+      detail: { amr, acr, lang: localeOf(ctx).lang, ...(method ? { method: method.id } : {}), ...(stepUp ? { stepUp: true } : {}) },
     });
     interaction.result = { login: { accountId: login.id, amr, acr, ts: signInSecond(await accounts.loginSessionsNotBefore(login.id), now()), remember: true } };
     await interaction.persist();
@@ -233,15 +268,34 @@ export function interactionRouter(
     const stage = factor.stage(login);
     if (stage === 'done') return finish(ctx, interaction, tenant, login, progress, factor);
     const req = factorRequest(ctx, tenant, login, progress, {});
-    const fp = await factor.page(stage, req);
+    const method = methodOf(factor, stage, login, progress);
+    const fp = method ? await method.page(req) : await factor.page(stage, req);
     await saveProgress(interaction, progress);
     const reason = stage === 'enroll' ? await setUpReason(ctx, tenant, login, factor) : null;
+    // The other ways to pass this factor, offered on its page; on a method's page, the way back.
+    const alternatives = stage === 'verify' && !method ? factors.methods(factor).filter((m) => m.available(login)) : [];
     page(
       ctx,
       fp.view,
-      { ...baseLocals(interaction, progress), ...fp.locals, login, userTypeName: userTypeName(tenant, login.userType), setUpReason: reason, error },
+      {
+        ...baseLocals(interaction, progress),
+        ...fp.locals,
+        login,
+        userTypeName: userTypeName(tenant, login.userType),
+        setUpReason: reason,
+        alternatives: alternatives.map((m) => ({ id: m.id, text: `factor.${m.id}.use` })),
+        backToFactor: method ? `factor.${factor.id}.useInstead` : null,
+        error,
+      },
       error?.status ?? 200,
     );
+  }
+
+  /** The alternative the person chose for this factor (`POST /method`), while it still applies. */
+  function methodOf(factor: Factor, stage: string, login: Login, progress: Progress): FactorMethod | null {
+    if (stage !== 'verify' || !progress.method) return null;
+    const method = factors.methods(factor).find((m) => m.id === progress.method);
+    return method?.available(login) ? method : null;
   }
 
   /**
@@ -252,19 +306,15 @@ export function interactionRouter(
   async function setUpReason(ctx: Context, tenant: Tenant, login: Login, factor: Factor): Promise<string | null> {
     const factorId = factor.id;
     // A stronger factor than the user type's, because the app asks for it.
-    if (factorId !== factorOf(tenant, login).id && hasText('en', `setUpReason.stepUp.${factorId}`)) return localeOf(ctx).t(`setUpReason.stepUp.${factorId}`);
+    const reasonKey = (kind: 'stepUp' | 'reset' | 'policy') => `factor.${factorId}.setUpReason.${kind}`;
+    if (factorId !== factorOf(tenant, login).id && hasText('en', reasonKey('stepUp'))) return localeOf(ctx).t(reasonKey('stepUp'));
     const [resets, policies] = await Promise.all([
       accounts.listAudit({ tenant: tenant.id, login: login.id, type: `factor.${factorId}.reset`, limit: 1 }),
       accounts.listAudit({ tenant: tenant.id, type: 'policy.changed', limit: 50 }),
     ]);
     const policy = policies.find((e) => e.detail?.userType === login.userType && e.detail?.to === factorId);
     const reset = resets[0];
-    const why =
-      reset && (!policy || reset.time >= policy.time)
-        ? { key: `setUpReason.reset.${factorId}`, time: reset.time }
-        : policy
-          ? { key: `setUpReason.policy.${factorId}`, time: policy.time }
-          : null;
+    const why = reset && (!policy || reset.time >= policy.time) ? { key: reasonKey('reset'), time: reset.time } : policy ? { key: reasonKey('policy'), time: policy.time } : null;
     if (!why || !hasText('en', why.key)) return null;
     const { lang, t } = localeOf(ctx);
     const date = why.time.toLocaleDateString(lang === 'nl' ? 'nl-NL' : 'en-GB', { day: 'numeric', month: 'long', year: 'numeric', timeZone: 'UTC' });
@@ -328,7 +378,7 @@ export function interactionRouter(
       if (logins.length > 1) return page(ctx, 'select-login', { ...locals, logins: await loginChoices(tenant, logins) });
     }
     const hint = typeof interaction.params.login_hint === 'string' ? interaction.params.login_hint.slice(0, EMAIL_MAX) : '';
-    page(ctx, 'login', { ...locals, email: hint, upstreams: await upstreamButtons(tenant) });
+    page(ctx, 'login', { ...locals, email: hint, upstreams: await upstreamButtons(tenant), passkeySignIn: offersPasskeySignIn(tenant) });
   });
 
   /**
@@ -403,7 +453,18 @@ export function interactionRouter(
             detail: { ...(err.detail.frozen ? { frozen: true } : {}), ...(await knownHere(tenant, email)) },
           });
         }
-        return page(ctx, 'login', { ...baseLocals(interaction, progress), email: email.slice(0, EMAIL_MAX), upstreams: await upstreamButtons(tenant), error: err }, err.status);
+        return page(
+          ctx,
+          'login',
+          {
+            ...baseLocals(interaction, progress),
+            email: email.slice(0, EMAIL_MAX),
+            upstreams: await upstreamButtons(tenant),
+            passkeySignIn: offersPasskeySignIn(tenant),
+            error: err,
+          },
+          err.status,
+        );
       }
       throw err;
     }
@@ -427,19 +488,35 @@ export function interactionRouter(
     if (!factor) return unmet(ctx, tenant, login);
     const stage = factor.stage(login);
     if (stage === 'done') return finish(ctx, interaction, tenant, login, progress, factor);
+    const method = methodOf(factor, stage, login, progress);
     let body: Record<string, string>;
     try {
-      const fields = formFields(ctx.request.body, [], ['csrf', 'code', 'pin', 'pin_confirm'], 64);
-      body = Object.fromEntries(Object.entries(fields).filter((e): e is [string, string] => e[1] !== undefined));
+      // Only the fields the factor (or the method) declared, each within its own length.
+      body = declaredFields(ctx.request.body, (method ?? factor).fields);
     } catch (err) {
       if (err instanceof LatchkeyError) return renderFactor(ctx, interaction, tenant, login, progress, err);
       throw err;
     }
-    const outcome = await factor.submit(stage, factorRequest(ctx, tenant, login, progress, body));
+    const req = factorRequest(ctx, tenant, login, progress, body);
+    const outcome = method ? await method.submit(req) : await factor.submit(stage, req);
     // Either way the progress is saved once: by finish (replaced by the login) or by renderFactor.
-    if (outcome.passed) return finish(ctx, interaction, tenant, login, progress, factor);
+    if (outcome.passed) return finish(ctx, interaction, tenant, login, progress, factor, method ?? undefined, outcome.amr);
     setRetryAfter(ctx, outcome.error);
     return renderFactor(ctx, interaction, tenant, login, progress, outcome.error);
+  });
+
+  // Another way to pass the factor asked for (`method`: one of its alternatives), or back to the factor (empty).
+  router.post('/method', async (ctx) => {
+    const { interaction, tenant, progress } = await loadForPost(ctx, 'login');
+    const login = await chosenLogin(progress, tenant);
+    if (!progress.identityId || !login) throw badRequest('errors.signin.passwordFirst');
+    const { method: chosen } = formFields(ctx.request.body, [], ['csrf', 'method'], 64);
+    const factor = await factorFor(interaction, tenant, login);
+    if (!factor) return unmet(ctx, tenant, login);
+    if (chosen && !factors.methods(factor).some((m) => m.id === chosen && m.available(login))) throw badRequest('errors.signin.noSuchMethod');
+    await saveProgress(interaction, { ...progress, method: chosen || undefined, draft: {} });
+    ctx.redirect(`/interaction/${interaction.uid}`);
+    ctx.status = 303;
   });
 
   router.post('/confirm', async (ctx) => {
@@ -471,7 +548,7 @@ export function interactionRouter(
     ctx.status = 303;
   });
 
-  for (const plug of plugins) plug(router, { load, loadForPost, requestInfo, firstStepPassed, signInLogins });
+  for (const plug of plugins) plug(router, { load, loadForPost, requestInfo, firstStepPassed, signInLogins, progress: ensureProgress, signedInWithFactor });
 
   return router;
 }

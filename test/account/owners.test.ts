@@ -66,7 +66,7 @@ for (const setup of SETUPS) {
       await accounts().setFactorState('jane-acme', 'pin', { hash: 'a-hash-of-an-old-pin', setAt: 1 });
       const jane = await signedIn(server, JANE, '/account/users');
       assert.ok(!testIds(jane.page).includes('reset-pin-jane-acme'), 'no reset button for herself');
-      const own = await jane.browser.post('/account/users/jane-acme/reset-pin', { csrf: csrfOf(jane.page), confirm: 'yes' });
+      const own = await jane.browser.post('/account/users/jane-acme/reset/pin', { csrf: csrfOf(jane.page), confirm: 'yes' });
       assert.equal(own.status, 400);
       assert.match(textOf(own, 'error-message') ?? '', /another owner can/);
       assert.ok((await accounts().getLogin('jane-acme'))!.factors.pin, 'not reset');
@@ -79,7 +79,7 @@ for (const setup of SETUPS) {
 
       const olga = await signedIn(server, OWNER, '/account/users');
       assert.ok(testIds(olga.page).includes('reset-pin-jane-acme'));
-      const reset = await olga.browser.post('/account/users/jane-acme/reset-pin', { csrf: csrfOf(olga.page), confirm: 'yes' });
+      const reset = await olga.browser.post('/account/users/jane-acme/reset/pin', { csrf: csrfOf(olga.page), confirm: 'yes' });
       assert.ok(onAccountPage(reset, '/account/users'), `${reset.status} ${errorOf(reset)}`);
       assert.equal((await accounts().getLogin('jane-acme'))!.factors.pin, undefined, 'another owner reset it');
       assert.ok(testIds(await jane.browser.get('/account/users')).includes('login-form'), "the reset ended Jane's session");

@@ -305,7 +305,7 @@ describe('the pages in Chromium: English and Dutch, desktop and phone', { skip: 
         await page.getByTestId('nav-users').click();
         await page.getByTestId('users').waitFor();
         assert.equal(await text(`factor-state-${person.manager}`), T('App linked', 'App gekoppeld'));
-        const phone = page.getByTestId(`reset-authenticator-${person.manager}`);
+        const phone = page.getByTestId(`reset-totp-${person.manager}`);
         assert.equal(await phone.getAttribute('title'), T('Reset authenticator app', 'Authenticator-app resetten'));
         assert.equal(
           await page

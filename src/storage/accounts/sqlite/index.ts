@@ -16,7 +16,7 @@ import {
   type UserType,
 } from '../port.ts';
 import { sqlitePasskeys } from './passkeys.ts';
-import { auditQuery, factorId, flag, loginSearch, optStr, ownerList, secondFactor, str, userType, userTypes, type CheckedLoginSearch } from '../values.ts';
+import { auditQuery, canonicalJson, factorId, factorStateValue, flag, loginSearch, optStr, ownerList, secondFactor, str, userType, userTypes, type CheckedLoginSearch } from '../values.ts';
 
 const SCHEMA = `
 CREATE TABLE IF NOT EXISTS tenants (
@@ -448,6 +448,17 @@ export function createSqliteAccountStore(db: Database.Database): AccountStore {
   });
   const changeTenant = <T>(tenantId: string, change: (tenant: Tenant) => { result: T; userTypes?: UserType[]; owners?: string[] }, missing: T): T =>
     changeTenantTx.immediate(tenantId, change as never, missing) as T;
+  // Compare in JavaScript under the write lock: JSON equality whatever the key order.
+  const casFactorTx = db.transaction((id: string, factor: string, expected: FactorState | null, next: FactorState | null): boolean => {
+    const row = q().getLogin.get(id);
+    if (!row) return false;
+    const factors = JSON.parse(row.factors) as Record<string, FactorState>;
+    if (canonicalJson(factors[factor] ?? null) !== canonicalJson(expected)) return false;
+    const path = `$.${factor}`;
+    if (next === null) q().removeFactor.run(path, id);
+    else q().setFactor.run(path, JSON.stringify(next), id);
+    return true;
+  });
 
   return {
     ...passkeys.methods,
@@ -618,6 +629,9 @@ export function createSqliteAccountStore(db: Database.Database): AccountStore {
       const path = `$.${factorId(factor)}`;
       const result = state === null ? q().removeFactor.run(path, id) : q().setFactor.run(path, JSON.stringify(state), id);
       return result.changes === 1;
+    },
+    async compareAndSetFactorState(loginId, factor, expected, next) {
+      return casFactorTx.immediate(str('loginId', loginId), factorId(factor), factorStateValue('expected', expected), factorStateValue('next', next));
     },
     async advanceFactorStep(loginId, factor, step) {
       if (typeof step !== 'number' || !Number.isFinite(step)) throw new TypeError('step must be a finite number');
