@@ -25,6 +25,7 @@ import { forgotPassword, linkRouter } from './recovery/routes.ts';
 import { makeDemoClientPublic, seedDemo } from './demo.ts';
 import { hashPlainClientSecrets } from './provider/clients.ts';
 import { createClientSecrets } from './crypto/client-secret.ts';
+import { apiMiddleware } from './api/router.ts';
 
 export interface Latchkey extends Services {
   app: Koa;
@@ -88,11 +89,13 @@ export async function createLatchkey(config: Config, log?: Logger, { now = Date.
     await providerCallback(ctx.req, ctx.res);
   };
   app.use((ctx, next) => (PROVIDER_API.has(ctx.path) ? toProvider(ctx) : next()));
+  const deps = routeDeps(services);
+  // The management API (`/api/v1`): JSON and problems only, before the pages' language and form handling.
+  app.use(apiMiddleware(deps));
   app.use(languages({ secure: config.issuer.startsWith('https:') }));
 
   const forms = new Router();
   forms.use(formBodiesOnly, bodyParser({ enableTypes: ['form'], formLimit: FORM_LIMIT, encoding: 'utf-8' }));
-  const deps = routeDeps(services);
   const upstreams = upstreamSignIn({ ...deps, client: createUpstreamClient({ config, log }) });
   const interaction = interactionRouter(deps, [upstreams, forgotPassword(deps), passkeySignIn({ ...deps, webauthn: webauthnOf(deps) })]);
   forms.use(interaction.routes(), interaction.allowedMethods());

@@ -50,6 +50,7 @@ export const NOTICES = [
   'providerSaved',
   'providerRemoved',
   'appRemoved',
+  'webhookRemoved',
 ] as const;
 
 /** A factor's notices: after the person changed it, after the owner reset it. */

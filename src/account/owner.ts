@@ -43,6 +43,7 @@ export const AUDIT_TYPES = [
   'login.enabled',
   'login.invited',
   'login.removed',
+  'login.sessions_ended',
   'login.unlocked',
   'password.locked',
   'password.changed',
@@ -66,6 +67,8 @@ export const AUDIT_TYPES = [
   'client.added',
   'client.secret_rotated',
   'client.removed',
+  'webhook.added',
+  'webhook.removed',
 ];
 
 /** Every event type the audit filter offers: the list above and each factor's. */

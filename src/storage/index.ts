@@ -19,7 +19,7 @@ import { createSqliteAccountStore } from './accounts/sqlite/index.ts';
 import { createMongoAccountStore } from './accounts/mongo/index.ts';
 import { createSqliteAdapterBackend } from './adapter/sqlite/index.ts';
 import { createRedisAdapterBackend } from './adapter/redis/index.ts';
-import { withHashedIds } from './adapter/hashed-ids.ts';
+import { SHORT_STORED_ID, withHashedIds } from './adapter/hashed-ids.ts';
 import { createSqliteCounterStore } from './counters/sqlite/index.ts';
 import { createRedisCounterStore } from './counters/redis/index.ts';
 import { ReadCache, cachedAccountStore, type CacheStats } from './accounts/cache.ts';
@@ -162,8 +162,9 @@ export async function createStores(config: Config, log: Logger): Promise<Stores>
     counters = createSqliteCounterStore(sqlite!);
   }
 
-  // Provider state under hashed ids (src/storage/adapter/hashed-ids.ts), whichever backend holds it.
-  adapter = withHashedIds(adapter, adapterIdKey(config.keys.pepper));
+  // Provider state under hashed ids (src/storage/adapter/hashed-ids.ts), whichever backend holds it;
+  // shorter in Redis, where every key and index entry carries one.
+  adapter = withHashedIds(adapter, adapterIdKey(config.keys.pepper), { storedIdChars: redis ? SHORT_STORED_ID : undefined });
 
   let cache: ReadCache | null = null;
   if (mongo && redis && config.accountCache.ttlSeconds > 0) ({ accounts, cache } = withAccountCache(accounts, redis, config));
