@@ -133,7 +133,7 @@ export function detailTexts(event: AuditEvent, ctx: DetailContext): string[] {
       case 'secondFactor':
         out.push(t('account.audit.detail.secondFactor', { factor: factor(v) }));
         break;
-      case 'client':
+      case 'app':
         out.push(t('account.audit.detail.client', { id: asText(v) }));
         break;
       case 'firstParty':

@@ -9,8 +9,8 @@
  * tokens any more, so userinfo refuses them, introspection answers inactive,
  * and refresh and code redemption need the client's authentication.
  *
- * Audit events: `client.added` (`client`, `firstParty`, `minAcr`),
- * `client.secret_rotated` and `client.removed` (`client`) — each with `by`.
+ * Audit events: `client.added` (`app`: its client id, `firstParty`, `minAcr`),
+ * `client.secret_rotated` and `client.removed` (`app`) — each with `by` (or `client`: an application acting).
  */
 import { randomBytes } from 'node:crypto';
 import type Provider from 'oidc-provider';
@@ -144,7 +144,7 @@ export async function registerClient(deps: ClientDeps, actor: Actor, input: Clie
     throw badRequest('errors.clients.invalid', { problem: String((err as { error_description?: unknown }).error_description ?? 'invalid client metadata').slice(0, 200) });
   }
   await deps.accounts.upsertClient(client);
-  await recordChange(deps.audit, actor, 'client.added', { client: clientId, firstParty: client.firstParty, minAcr });
+  await recordChange(deps.audit, actor, 'client.added', { app: clientId, firstParty: client.firstParty, minAcr });
   return { client: summary(client), secret };
 }
 
@@ -154,7 +154,7 @@ export async function rotateClientSecret(deps: ClientDeps, actor: Actor, clientI
   if (!summary(client).confidential) throw badRequest('errors.clients.public');
   const secret = newSecret();
   await deps.accounts.upsertClient({ ...client, metadata: { ...client.metadata, client_secret: createClientSecrets(deps.config.keys.pepper).hash(secret) } });
-  await recordChange(deps.audit, actor, 'client.secret_rotated', { client: client.clientId });
+  await recordChange(deps.audit, actor, 'client.secret_rotated', { app: client.clientId });
   return secret;
 }
 
@@ -162,5 +162,5 @@ export async function rotateClientSecret(deps: ClientDeps, actor: Actor, clientI
 export async function deleteClient(deps: ClientDeps, actor: Actor, clientId: string): Promise<void> {
   const client = await tenantClient(deps, actor.tenant.id, clientId);
   if (!(await deps.accounts.deleteClient(client.clientId))) throw notFound('errors.clients.none');
-  await recordChange(deps.audit, actor, 'client.removed', { client: client.clientId });
+  await recordChange(deps.audit, actor, 'client.removed', { app: client.clientId });
 }

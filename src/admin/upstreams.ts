@@ -152,7 +152,13 @@ export async function updateUpstream(deps: UpstreamDeps, actor: Actor, id: strin
   if (!changed.length) return stored;
   await discovered(issuer);
   const box = createSecretBox(deps.config.keys.encryptionKeys);
-  const upstream: Upstream = { ...stored, name, issuer, clientId, clientSecret: secret ? resealUpstreamSecret(box, actor.tenant.id, stored.id, secret, stored) : stored.clientSecret };
+  const upstream: Upstream = {
+    ...stored,
+    name,
+    issuer,
+    clientId,
+    clientSecret: secret ? resealUpstreamSecret(box, actor.tenant.id, stored.id, secret, stored) : stored.clientSecret,
+  };
   await deps.accounts.upsertUpstream(upstream);
   await recordChange(deps.audit, actor, 'upstream.edited', { upstream: stored.id, changed });
   return upstream;

@@ -60,7 +60,7 @@ for (const setup of SETUPS) {
       const list = await browser.get('/account/applications');
       assert.ok(testIds(list).includes(`app-${clientId}`));
       assert.ok(!list.html.includes(secret), 'never shown again');
-      assert.deepEqual((await tenantAudit('client.added'))[0]?.detail, { by: 'acme-owner', client: clientId, firstParty: true, minAcr: null });
+      assert.deepEqual((await tenantAudit('client.added'))[0]?.detail, { by: 'acme-owner', app: clientId, firstParty: true, minAcr: null });
 
       const rp = await relyingParty(server.issuer, clientId, secret);
       const { page, pending } = await signIn(new Browser(server.issuer), rp, JANE);
@@ -111,7 +111,7 @@ for (const setup of SETUPS) {
       const done = await submit(browser, confirm, 'confirm-app-form');
       const secret = textOf(done, 'client-secret')!;
       assert.ok(secret && secret !== app.secret);
-      assert.deepEqual((await tenantAudit('client.secret_rotated'))[0]?.detail, { by: 'acme-owner', client: app.clientId });
+      assert.deepEqual((await tenantAudit('client.secret_rotated'))[0]?.detail, { by: 'acme-owner', app: app.clientId });
 
       const old = await relyingParty(server.issuer, app.clientId, app.secret);
       await assert.rejects(oidc.refreshTokenGrant(old.config, refreshToken), (err: { error?: string }) => err.error === 'invalid_client', 'the old secret is refused');
@@ -136,7 +136,7 @@ for (const setup of SETUPS) {
       assert.ok(onAccountPage(done, '/account/applications'), `${done.status} ${errorOf(done)}`);
       assert.match(noticeOf(done), /tokens no longer work/);
       assert.equal(await accounts().getClient(app.clientId), null);
-      assert.deepEqual((await tenantAudit('client.removed'))[0]?.detail, { by: 'acme-owner', client: app.clientId });
+      assert.deepEqual((await tenantAudit('client.removed'))[0]?.detail, { by: 'acme-owner', app: app.clientId });
 
       const after = await fetch(`${server.issuer}/me`, { headers: { authorization: `Bearer ${accessToken}` } });
       assert.equal(after.status, 401, 'userinfo refuses its access token');

@@ -15,7 +15,22 @@ import {
   type UserType,
 } from '../port.ts';
 import { mongoPasskeys } from './passkeys.ts';
-import { auditQuery, canonicalJson, factorId, factorStateValue, flag, loginSearch, optStr, ownerList, secondFactor, stateDigest, str, userType, userTypes, type CheckedLoginSearch } from '../values.ts';
+import {
+  auditQuery,
+  canonicalJson,
+  factorId,
+  factorStateValue,
+  flag,
+  loginSearch,
+  optStr,
+  ownerList,
+  secondFactor,
+  stateDigest,
+  str,
+  userType,
+  userTypes,
+  type CheckedLoginSearch,
+} from '../values.ts';
 
 interface TenantDoc {
   _id: string;

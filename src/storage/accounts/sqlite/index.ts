@@ -16,7 +16,21 @@ import {
   type UserType,
 } from '../port.ts';
 import { sqlitePasskeys } from './passkeys.ts';
-import { auditQuery, canonicalJson, factorId, factorStateValue, flag, loginSearch, optStr, ownerList, secondFactor, str, userType, userTypes, type CheckedLoginSearch } from '../values.ts';
+import {
+  auditQuery,
+  canonicalJson,
+  factorId,
+  factorStateValue,
+  flag,
+  loginSearch,
+  optStr,
+  ownerList,
+  secondFactor,
+  str,
+  userType,
+  userTypes,
+  type CheckedLoginSearch,
+} from '../values.ts';
 
 const SCHEMA = `
 CREATE TABLE IF NOT EXISTS tenants (
