@@ -55,6 +55,9 @@ export function detailTexts(event: AuditEvent, ctx: DetailContext): string[] {
       }),
     );
     for (const k of ['from', 'to']) fields.delete(k);
+  } else if (event.type === 'user_type.renamed' && fields.has('to')) {
+    out.push(t('account.audit.detail.renamed', { from: asText(d.from), to: asText(d.to) }));
+    for (const k of ['from', 'to']) fields.delete(k);
   } else if (fields.has('from') && fields.has('to')) {
     out.push(t('account.audit.detail.userTypeMoved', { from: userTypeName(ctx.tenant, asText(d.from)), to: userTypeName(ctx.tenant, asText(d.to)) }));
     for (const k of ['from', 'to']) fields.delete(k);
@@ -151,6 +154,21 @@ export function detailTexts(event: AuditEvent, ctx: DetailContext): string[] {
         break;
       case 'provider':
         out.push(t('account.audit.detail.provider', { name: asText(v) }));
+        break;
+      case 'name':
+        out.push(t('account.audit.detail.name', { name: asText(v) }));
+        break;
+      case 'secondFactor':
+        out.push(t('account.audit.detail.secondFactor', { factor: factor(v) }));
+        break;
+      case 'app':
+        out.push(t('account.audit.detail.client', { id: asText(v) }));
+        break;
+      case 'firstParty':
+        out.push(t(v === true ? 'account.audit.detail.firstParty' : 'account.audit.detail.thirdParty'));
+        break;
+      case 'minAcr':
+        if (typeof v === 'string' && v) out.push(t('account.audit.detail.minLevel', { level: known(t, `account.audit.acr.${v.split(':').at(-1)}`) ?? v }));
         break;
       case 'error':
         out.push(t('account.audit.detail.providerError', { error: asText(v) }));

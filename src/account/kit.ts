@@ -4,7 +4,7 @@
  * origin checks of every POST, the re-authentication window, and rendering.
  *
  * Every request re-reads the login and its tenant: owner-only pages check
- * `tenant.owner === login.id` each time, and every POST checks the origin and
+ * `tenant.owners` each time, and every POST checks the origin and
  * the session's CSRF token before anything else.
  */
 import type { RouteDeps } from '../services.ts';
@@ -111,7 +111,7 @@ export function createAccountKit(deps: AccountDeps): AccountKit {
       return null;
     }
     ctx.state.tenantName = tenant.name;
-    return { session, login, tenant, isOwner: tenant.owner === login.id };
+    return { session, login, tenant, isOwner: tenant.owners.includes(login.id) };
   }
 
   function toSignIn(ctx: Context) {

@@ -43,6 +43,17 @@ export const NOTICES = [
   'edited',
   'remove',
   'scimRevoked',
+  'typeAdded',
+  'typeRenamed',
+  'typeRemoved',
+  'ownerAdded',
+  'ownerAlready',
+  'ownerRemoved',
+  'ownerLeft',
+  'providerAdded',
+  'providerSaved',
+  'providerRemoved',
+  'appRemoved',
   'webhookRemoved',
 ] as const;
 

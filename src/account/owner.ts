@@ -12,7 +12,9 @@ import { LatchkeyError, badRequest, notFound } from '../errors.ts';
 import { LOGIN_SORTS, LOGIN_STATES, type Login } from '../storage/accounts/port.ts';
 import type { Factor } from '../factors/types.ts';
 import type { FactorRegistry } from '../factors/registry.ts';
-import { formFields } from '../web/forms.ts';
+import { formFields, formList } from '../web/forms.ts';
+import { planFactorChanges, setUserTypeFactors, type FactorChange, type FactorChoice } from '../admin/user-types.ts';
+import { isOwner } from '../admin/owners.ts';
 import type { Lifted } from '../admin/locks.ts';
 import { factorName, factorNotice, factorState, factorText, noticeOf } from './labels.ts';
 import type { AccountKit, Signed } from './kit.ts';
@@ -60,6 +62,17 @@ export const AUDIT_TYPES = [
   'signin.upstream',
   'upstream.linked',
   'upstream.unlinked',
+  'user_type.added',
+  'user_type.renamed',
+  'user_type.removed',
+  'owner.added',
+  'owner.removed',
+  'upstream.added',
+  'upstream.edited',
+  'upstream.removed',
+  'client.added',
+  'client.secret_rotated',
+  'client.removed',
   'webhook.added',
   'webhook.removed',
 ];
@@ -110,33 +123,38 @@ export function ownerRoutes(router: Router, kit: AccountKit) {
     if (signed) await securityPage(ctx, signed, noticeOf(ctx.query.notice));
   });
 
+  /**
+   * The one form of every user type's factor: pairs of `user_type` and
+   * `second_factor`, in order (a type left out keeps its factor). A change
+   * for a type that has logins is shown first with what those people will
+   * see, and made with `confirm=yes`.
+   */
   router.post('/security', async (ctx) => {
     const signed = await owner(ctx, true);
     if (!signed || !kit.fresh(ctx, signed, '/account/security')) return;
-    let userTypeId: string;
-    let chosen: string;
+    let changes: FactorChange[];
+    let choices: FactorChoice[];
+    let confirmed: boolean;
     try {
-      const fields = formFields(ctx.request.body, ['user_type', 'second_factor'], ['csrf'], 128);
-      userTypeId = fields.user_type;
-      if (!signed.tenant.userTypes.some((t) => t.id === userTypeId)) throw badRequest('errors.account.noSuchUserType');
-      if (!factors.has(fields.second_factor)) throw badRequest('errors.account.chooseFactor');
-      chosen = fields.second_factor;
+      const { confirm } = formFields(ctx.request.body, [], ['csrf', 'confirm'], 128);
+      const types = formList(ctx.request.body, 'user_type', { maxLength: 128 });
+      const chosen = formList(ctx.request.body, 'second_factor', { maxLength: 128 });
+      if (!types.length || types.length !== chosen.length) throw badRequest('errors.account.chooseFactor');
+      choices = types.map((userType, i) => ({ userType, secondFactor: chosen[i]! }));
+      changes = await planFactorChanges(deps, signed.tenant, choices);
+      confirmed = confirm === 'yes';
     } catch (err) {
       if (err instanceof LatchkeyError) return securityPage(ctx, signed, undefined, err);
       throw err;
     }
-    const before = signed.tenant.userTypes.find((t) => t.id === userTypeId)!.secondFactor;
-    if (before !== chosen) {
-      if (!(await accounts.setUserTypeFactor(signed.tenant.id, userTypeId, chosen))) throw notFound('errors.account.noSuchUserType');
-      await audit.record({
-        type: 'policy.changed',
-        outcome: 'success',
-        tenant: signed.tenant.id,
-        login: signed.login.id,
-        ...kit.requestInfo(ctx),
-        detail: { userType: userTypeId, from: before, to: chosen },
+    if (!confirmed && changes.some((c) => c.logins > 0)) {
+      return kit.render(ctx, 'account/confirm-policy', signed, {
+        section: 'security',
+        changes: changes.map((c) => ({ ...c, fromName: factorName(c.from), toName: factorName(c.to) })),
+        choices,
       });
     }
+    await setUserTypeFactors(deps, kit.actor(ctx, signed), choices);
     ctx.redirect('/account/security?notice=policy');
     ctx.status = 303;
   });
@@ -262,6 +280,7 @@ export function ownerRoutes(router: Router, kit: AccountKit) {
         disabled: l.disabled,
         lock: lockStates[i],
         isMe: l.id === signed.login.id,
+        isOwner: isOwner(signed.tenant, l.id),
       })),
     });
   });

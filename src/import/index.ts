@@ -224,7 +224,8 @@ export async function importDocument(raw: unknown, deps: { accounts: AccountStor
     const tenant: Tenant = {
       id: t.id,
       name: t.name,
-      owner: t.owner ?? existing?.owner ?? null,
+      // The file's owner comes first; owners added on the account pages stay.
+      owners: t.owner ? [t.owner, ...(existing?.owners ?? []).filter((o) => o !== t.owner)] : (existing?.owners ?? []),
       userTypes: t.userTypes,
       ...(t.stepUpEnrollment === undefined ? {} : { stepUpEnrollment: t.stepUpEnrollment }),
     };

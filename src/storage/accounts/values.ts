@@ -109,6 +109,16 @@ export function loginSearch(search: LoginSearch): CheckedLoginSearch {
   };
 }
 
+export function ownerList(list: unknown): string[] {
+  if (!Array.isArray(list)) throw new TypeError('owners must be an array');
+  return [...new Set(list.map((o) => str('owner', o)))];
+}
+
+export function userType(u: UserType): UserType {
+  if (!u || typeof u !== 'object') throw new TypeError('userType must be an object');
+  return userTypes([u])[0]!;
+}
+
 /** An `AuditQuery` checked: strings are strings, times are valid Dates, the person's list is bounded. */
 export interface CheckedAuditQuery {
   tenant: string;
