@@ -16,6 +16,8 @@ export { defaults } from './defaults.ts';
 export interface Config {
   port: number;
   issuer: string;
+  /** Whether `ISSUER` was given (not the `http://localhost:PORT` default): a tool that is not the server cannot know the server's otherwise. */
+  issuerGiven: boolean;
   dataDir: string;
   mongodbUri: string | undefined;
   mongodbDb: string | undefined;
@@ -282,6 +284,7 @@ export function loadConfig(env: Env = process.env): Config {
   return {
     port,
     issuer,
+    issuerGiven: e.ISSUER !== undefined,
     dataDir,
     mongodbUri: e.MONGODB_URI,
     mongodbDb: e.MONGODB_DB,

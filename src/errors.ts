@@ -19,6 +19,7 @@ export type ErrorCode =
   | 'csrf'
   | 'forbidden'
   | 'not_found'
+  | 'conflict'
   | 'no_login_for_client'
   | 'interaction_expired'
   | 'payload_too_large'
@@ -43,7 +44,15 @@ export type ErrorCode =
  * the error), rather than on an error page: a missing or malformed field, a
  * wrong password, PIN or code, a refused new PIN, a lockout's wait.
  */
-const FORM_ERRORS: ReadonlySet<ErrorCode> = new Set<ErrorCode>(['bad_request', 'invalid_credentials', 'invalid_factor_answer', 'invalid_new_pin', 'replay', 'locked_out']);
+const FORM_ERRORS: ReadonlySet<ErrorCode> = new Set<ErrorCode>([
+  'bad_request',
+  'conflict',
+  'invalid_credentials',
+  'invalid_factor_answer',
+  'invalid_new_pin',
+  'replay',
+  'locked_out',
+]);
 
 export class LatchkeyError extends Error {
   override name = 'LatchkeyError';
@@ -94,6 +103,9 @@ export const csrfRefused = () => new LatchkeyError('csrf', 403, 'errors.csrf');
 export const forbidden = (key = 'errors.forbidden') => new LatchkeyError('forbidden', 403, key);
 
 export const notFound = (key = 'errors.not_found') => new LatchkeyError('not_found', 404, key);
+
+/** A change the tenant's current state does not allow (an id taken, a user type in use, the last owner); nothing changed. */
+export const conflict = (key: string, detail: Record<string, unknown> = {}) => new LatchkeyError('conflict', 409, key, detail);
 
 export const noLoginForClient = (key = 'errors.signin.noLogin') => new LatchkeyError('no_login_for_client', 403, key);
 

@@ -22,6 +22,7 @@ import type { AccountStore } from './storage/accounts/port.ts';
 import type { LinkStore } from './storage/links/port.ts';
 import type { CounterStore } from './storage/counters/port.ts';
 import { createScimTokens, type ScimTokens } from './scim/tokens.ts';
+import { createSessions, type Sessions } from './sessions/index.ts';
 
 export interface Services {
   config: Config;
@@ -39,6 +40,8 @@ export interface Services {
   provider: Provider;
   /** The tenants' SCIM bearer tokens (docs/scim.md). */
   scimTokens: ScimTokens;
+  /** A login's sessions: list and end them, and the back-channel logouts that tell the apps. */
+  sessions: Sessions;
   /** Stops the workers (mail, audit sweep) and closes the stores. */
   close(): Promise<void>;
 }
@@ -80,7 +83,17 @@ export async function createServices(config: Config, log: Logger, { now = Date.n
   const limiter = createLimiter(stores.counters, config, now);
   const browsers = knownBrowsers(stores.counters, { secure: config.issuer.startsWith('https:'), ttlMs: config.knownBrowser.ttlMs }, now);
   const factors = createFactorRegistry({ config, accounts: stores.accounts, counters: stores.counters, hasher, audit, limiter, now }, extra);
-  const provider = createProvider({ config, accounts: stores.accounts, adapter: stores.adapter, factors, log, unavailableStore: stores.unavailableStore, now });
+  const provider = createProvider({
+    config,
+    accounts: stores.accounts,
+    adapter: stores.adapter,
+    sessions: stores.sessions,
+    factors,
+    log,
+    unavailableStore: stores.unavailableStore,
+    now,
+  });
+  const sessions = createSessions({ store: stores.sessions, accounts: stores.accounts, provider, audit, log, now, worker: workers });
   const scimTokens = createScimTokens({ store: stores.scim, pepper: config.keys.pepper, audit, now });
   return {
     config,
@@ -96,8 +109,10 @@ export async function createServices(config: Config, log: Logger, { now = Date.n
     browsers,
     factors,
     provider,
+    sessions,
     async close() {
       mailer.close();
+      sessions.close();
       webhooks.close();
       audit.close();
       await stores.close();

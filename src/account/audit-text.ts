@@ -45,9 +45,27 @@ export function detailTexts(event: AuditEvent, ctx: DetailContext): string[] {
   } else if (event.type === 'policy.step_up_changed' && fields.has('to')) {
     out.push(t(d.to === true ? 'account.audit.detail.stepUpOn' : 'account.audit.detail.stepUpOff'));
     for (const k of ['from', 'to']) fields.delete(k);
+  } else if (event.type === 'policy.sessions_changed' && fields.has('to')) {
+    const to = (d.to ?? {}) as { lifetimeHours?: unknown; idleMinutes?: unknown; staySignedIn?: unknown };
+    out.push(
+      t('account.audit.detail.sessionPolicy', {
+        hours: Number(to.lifetimeHours) || 0,
+        idle: Number(to.idleMinutes) ? t('common.minutes', { count: Number(to.idleMinutes) }) : t('account.audit.detail.never'),
+        stay: t(to.staySignedIn === false ? 'account.audit.detail.no' : 'account.audit.detail.yes'),
+      }),
+    );
+    for (const k of ['from', 'to']) fields.delete(k);
+  } else if (event.type === 'user_type.renamed' && fields.has('to')) {
+    out.push(t('account.audit.detail.renamed', { from: asText(d.from), to: asText(d.to) }));
+    for (const k of ['from', 'to']) fields.delete(k);
   } else if (fields.has('from') && fields.has('to')) {
     out.push(t('account.audit.detail.userTypeMoved', { from: userTypeName(ctx.tenant, asText(d.from)), to: userTypeName(ctx.tenant, asText(d.to)) }));
     for (const k of ['from', 'to']) fields.delete(k);
+  }
+  if (event.type === 'session.backchannel_logout' && fields.has('error')) {
+    // The app's logout endpoint, not an upstream provider, answered this.
+    out.push(t('account.audit.detail.logoutError', { error: asText(d.error) }));
+    fields.delete('error');
   }
   if (fields.has('suppressed')) {
     out.push(t('account.audit.detail.suppressed', { count: Number(d.suppressed) || 0 }));
@@ -63,8 +81,9 @@ export function detailTexts(event: AuditEvent, ctx: DetailContext): string[] {
         out.push(t('account.audit.by', { name: person(v) }));
         break;
       case 'client':
-        // An application acting through the management API (docs/api.md) or SCIM.
-        out.push(t('account.audit.byClient', { client: asText(v) }));
+        // On a session's events the app the session signed in to; elsewhere an
+        // application acting through the management API (docs/api.md) or SCIM.
+        out.push(event.type.startsWith('session.') ? t('account.audit.detail.app', { id: asText(v) }) : t('account.audit.byClient', { client: asText(v) }));
         break;
       case 'url':
         out.push(t('account.audit.detail.receiver', { url: asText(v) }));
@@ -114,6 +133,18 @@ export function detailTexts(event: AuditEvent, ctx: DetailContext): string[] {
       case 'via':
         out.push(t('account.audit.detail.via', { what: known(t, `account.audit.via.${asText(v)}`) ?? asText(v) }));
         break;
+      case 'sessions':
+        out.push(t('account.audit.detail.sessionsEnded', { count: Number(v) || 0 }));
+        break;
+      case 'others':
+        if (v === true) out.push(t('account.audit.detail.everywhereElse'));
+        break;
+      case 'attempt':
+        out.push(t('account.audit.detail.attempt', { n: Number(v) || 0 }));
+        break;
+      case 'retryAt':
+        out.push(t('account.audit.detail.retryAt', { time: asText(v).replace('T', ' ').slice(0, 19) + ' UTC' }));
+        break;
       case 'loginsSignedOut':
         out.push(t('account.audit.detail.signedOut', { count: Number(v) || 0 }));
         break;
@@ -123,6 +154,21 @@ export function detailTexts(event: AuditEvent, ctx: DetailContext): string[] {
         break;
       case 'provider':
         out.push(t('account.audit.detail.provider', { name: asText(v) }));
+        break;
+      case 'name':
+        out.push(t('account.audit.detail.name', { name: asText(v) }));
+        break;
+      case 'secondFactor':
+        out.push(t('account.audit.detail.secondFactor', { factor: factor(v) }));
+        break;
+      case 'app':
+        out.push(t('account.audit.detail.client', { id: asText(v) }));
+        break;
+      case 'firstParty':
+        out.push(t(v === true ? 'account.audit.detail.firstParty' : 'account.audit.detail.thirdParty'));
+        break;
+      case 'minAcr':
+        if (typeof v === 'string' && v) out.push(t('account.audit.detail.minLevel', { level: known(t, `account.audit.acr.${v.split(':').at(-1)}`) ?? v }));
         break;
       case 'error':
         out.push(t('account.audit.detail.providerError', { error: asText(v) }));

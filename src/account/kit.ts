@@ -4,7 +4,7 @@
  * origin checks of every POST, the re-authentication window, and rendering.
  *
  * Every request re-reads the login and its tenant: owner-only pages check
- * `tenant.owner === login.id` each time, and every POST checks the origin and
+ * `tenant.owners` each time, and every POST checks the origin and
  * the session's CSRF token before anything else.
  */
 import type { RouteDeps } from '../services.ts';
@@ -20,7 +20,7 @@ import { adminPeople, type Actor, type AdminPeople } from '../admin/people.ts';
 import { endedBefore } from '../provider/revocation.ts';
 import { accountCookies, type AccountCookies, type AccountSession } from './session.ts';
 
-export type AccountDeps = Pick<RouteDeps, 'provider' | 'config' | 'accounts' | 'links' | 'mailer' | 'hasher' | 'factors' | 'audit' | 'limiter' | 'browsers' | 'now'>;
+export type AccountDeps = Pick<RouteDeps, 'provider' | 'sessions' | 'config' | 'accounts' | 'links' | 'mailer' | 'hasher' | 'factors' | 'audit' | 'limiter' | 'browsers' | 'now'>;
 
 /** The signed-in login, as read from the store on this request. */
 export interface Signed {
@@ -104,12 +104,14 @@ export function createAccountKit(deps: AccountDeps): AccountKit {
       !endedBefore(notBefore, Math.max(session.authTime, session.keptAt ?? 0)) &&
       providerSession?.accountId === login.id;
     const tenant = valid ? await accounts.getTenant(login.tenant) : null;
-    if (!login || !valid || !tenant) {
+    // The tenant's session lifetime and idle timeout hold here too; a page view is a use of the session.
+    const live = !!tenant && (await deps.sessions.stillLive(tenant, session.sid, providerSession!.loginTs ?? 0));
+    if (!login || !valid || !tenant || !live) {
       cookies.clear(ctx);
       return null;
     }
     ctx.state.tenantName = tenant.name;
-    return { session, login, tenant, isOwner: tenant.owner === login.id };
+    return { session, login, tenant, isOwner: tenant.owners.includes(login.id) };
   }
 
   function toSignIn(ctx: Context) {

@@ -12,13 +12,16 @@ import { LatchkeyError, badRequest, notFound } from '../errors.ts';
 import { LOGIN_SORTS, LOGIN_STATES, type Login } from '../storage/accounts/port.ts';
 import type { Factor } from '../factors/types.ts';
 import type { FactorRegistry } from '../factors/registry.ts';
-import { formFields } from '../web/forms.ts';
+import { formFields, formList } from '../web/forms.ts';
+import { planFactorChanges, setUserTypeFactors, type FactorChange, type FactorChoice } from '../admin/user-types.ts';
+import { isOwner } from '../admin/owners.ts';
 import type { Lifted } from '../admin/locks.ts';
 import { factorName, factorNotice, factorState, factorText, noticeOf } from './labels.ts';
 import type { AccountKit, Signed } from './kit.ts';
 import { upstreamSettings } from '../upstream/settings.ts';
 import { fullName, userTypeName } from '../names.ts';
 import { PEOPLE_PAGE, peopleQuery, peopleUrl } from './people.ts';
+import { sessionPolicyOf } from '../sessions/index.ts';
 
 /**
  * What an owner can do to a user, by the last segment of its URL; each asks
@@ -49,6 +52,9 @@ export const AUDIT_TYPES = [
   'policy.step_up_changed',
   'scim.token.created',
   'scim.token.revoked',
+  'policy.sessions_changed',
+  'session.backchannel_logout',
+  'session.ended',
   'signin.locked',
   'signin.no_login',
   'signin.password',
@@ -56,6 +62,17 @@ export const AUDIT_TYPES = [
   'signin.upstream',
   'upstream.linked',
   'upstream.unlinked',
+  'user_type.added',
+  'user_type.renamed',
+  'user_type.removed',
+  'owner.added',
+  'owner.removed',
+  'upstream.added',
+  'upstream.edited',
+  'upstream.removed',
+  'client.added',
+  'client.secret_rotated',
+  'client.removed',
   'webhook.added',
   'webhook.removed',
 ];
@@ -91,6 +108,8 @@ export function ownerRoutes(router: Router, kit: AccountKit) {
         error,
         ownTypeId: signed.login.userType,
         stepUpEnrollment: signed.tenant.stepUpEnrollment === true,
+        sessionPolicy: sessionPolicyOf(signed.tenant),
+        longestSessionHours: Math.floor(deps.config.ttl.session / 3600),
         factorOptions: factors.ids().map((id) => ({ id, name: factorName(id) })),
         userTypes: signed.tenant.userTypes.map((t) => ({ ...t, logins: logins.filter((l) => l.userType === t.id).length })),
         upstreams: upstreamSettings(deps.config.issuer, upstreams),
@@ -104,33 +123,38 @@ export function ownerRoutes(router: Router, kit: AccountKit) {
     if (signed) await securityPage(ctx, signed, noticeOf(ctx.query.notice));
   });
 
+  /**
+   * The one form of every user type's factor: pairs of `user_type` and
+   * `second_factor`, in order (a type left out keeps its factor). A change
+   * for a type that has logins is shown first with what those people will
+   * see, and made with `confirm=yes`.
+   */
   router.post('/security', async (ctx) => {
     const signed = await owner(ctx, true);
     if (!signed || !kit.fresh(ctx, signed, '/account/security')) return;
-    let userTypeId: string;
-    let chosen: string;
+    let changes: FactorChange[];
+    let choices: FactorChoice[];
+    let confirmed: boolean;
     try {
-      const fields = formFields(ctx.request.body, ['user_type', 'second_factor'], ['csrf'], 128);
-      userTypeId = fields.user_type;
-      if (!signed.tenant.userTypes.some((t) => t.id === userTypeId)) throw badRequest('errors.account.noSuchUserType');
-      if (!factors.has(fields.second_factor)) throw badRequest('errors.account.chooseFactor');
-      chosen = fields.second_factor;
+      const { confirm } = formFields(ctx.request.body, [], ['csrf', 'confirm'], 128);
+      const types = formList(ctx.request.body, 'user_type', { maxLength: 128 });
+      const chosen = formList(ctx.request.body, 'second_factor', { maxLength: 128 });
+      if (!types.length || types.length !== chosen.length) throw badRequest('errors.account.chooseFactor');
+      choices = types.map((userType, i) => ({ userType, secondFactor: chosen[i]! }));
+      changes = await planFactorChanges(deps, signed.tenant, choices);
+      confirmed = confirm === 'yes';
     } catch (err) {
       if (err instanceof LatchkeyError) return securityPage(ctx, signed, undefined, err);
       throw err;
     }
-    const before = signed.tenant.userTypes.find((t) => t.id === userTypeId)!.secondFactor;
-    if (before !== chosen) {
-      if (!(await accounts.setUserTypeFactor(signed.tenant.id, userTypeId, chosen))) throw notFound('errors.account.noSuchUserType');
-      await audit.record({
-        type: 'policy.changed',
-        outcome: 'success',
-        tenant: signed.tenant.id,
-        login: signed.login.id,
-        ...kit.requestInfo(ctx),
-        detail: { userType: userTypeId, from: before, to: chosen },
+    if (!confirmed && changes.some((c) => c.logins > 0)) {
+      return kit.render(ctx, 'account/confirm-policy', signed, {
+        section: 'security',
+        changes: changes.map((c) => ({ ...c, fromName: factorName(c.from), toName: factorName(c.to) })),
+        choices,
       });
     }
+    await setUserTypeFactors(deps, kit.actor(ctx, signed), choices);
     ctx.redirect('/account/security?notice=policy');
     ctx.status = 303;
   });
@@ -161,6 +185,41 @@ export function ownerRoutes(router: Router, kit: AccountKit) {
       });
     }
     ctx.redirect('/account/security?notice=stepUp');
+    ctx.status = 303;
+  });
+
+  // How long sessions last (docs/relying-parties.md#session-lifetime). The provider keeps a session no longer than its TTL.
+  router.post('/security/sessions', async (ctx) => {
+    const signed = await owner(ctx, true);
+    if (!signed || !kit.fresh(ctx, signed, '/account/security')) return;
+    const longest = Math.floor(deps.config.ttl.session / 3600);
+    const whole = (v: string, min: number, max: number) => (/^\d{1,6}$/.test(v) && Number(v) >= min && Number(v) <= max ? Number(v) : null);
+    let policy: { lifetimeHours: number; idleMinutes: number; staySignedIn: boolean };
+    try {
+      const fields = formFields(ctx.request.body, ['lifetime_hours', 'idle_minutes', 'stay_signed_in'], ['csrf'], 128);
+      const lifetimeHours = whole(fields.lifetime_hours.trim(), 1, longest);
+      if (lifetimeHours === null) throw badRequest('errors.account.sessionLifetime', { max: longest });
+      const idleMinutes = whole(fields.idle_minutes.trim(), 0, lifetimeHours * 60);
+      if (idleMinutes === null) throw badRequest('errors.account.idleTimeout', { max: lifetimeHours * 60 });
+      if (fields.stay_signed_in !== 'on' && fields.stay_signed_in !== 'off') throw badRequest('errors.account.onOrOff');
+      policy = { lifetimeHours, idleMinutes, staySignedIn: fields.stay_signed_in === 'on' };
+    } catch (err) {
+      if (err instanceof LatchkeyError) return securityPage(ctx, signed, undefined, err);
+      throw err;
+    }
+    const before = sessionPolicyOf(signed.tenant);
+    if (JSON.stringify(before) !== JSON.stringify(policy)) {
+      if (!(await accounts.setSessionPolicy(signed.tenant.id, policy))) throw notFound();
+      await audit.record({
+        type: 'policy.sessions_changed',
+        outcome: 'success',
+        tenant: signed.tenant.id,
+        login: signed.login.id,
+        ...kit.requestInfo(ctx),
+        detail: { from: before, to: policy },
+      });
+    }
+    ctx.redirect('/account/security?notice=sessionPolicy');
     ctx.status = 303;
   });
 
@@ -221,6 +280,7 @@ export function ownerRoutes(router: Router, kit: AccountKit) {
         disabled: l.disabled,
         lock: lockStates[i],
         isMe: l.id === signed.login.id,
+        isOwner: isOwner(signed.tenant, l.id),
       })),
     });
   });

@@ -14,9 +14,10 @@ import { declaredFields, formFields } from '../web/forms.ts';
 import { factorName, factorNotice, factorText, formatTime, noticeOf } from './labels.ts';
 import { fullName } from '../names.ts';
 import { checkNewPassword, PASSWORD_RULES } from './passwords.ts';
-import { endLoginSessions, signInSecond } from '../provider/revocation.ts';
+import { signInSecond } from '../provider/revocation.ts';
 import { upstreamLinks } from '../upstream/links.ts';
 import type { AccountKit, Signed } from './kit.ts';
+import { sessionsShown } from './sessions.ts';
 import { userTypeOf } from '../names.ts';
 
 const SIGN_INS_SHOWN = 10;
@@ -25,7 +26,7 @@ const LINK_FIELD_MAX = 2048;
 
 export function profileRoutes(router: Router, kit: AccountKit) {
   const { deps, cookies } = kit;
-  const { accounts, factors, hasher, limiter, browsers, audit, provider, config } = deps;
+  const { accounts, factors, hasher, limiter, browsers, audit, config } = deps;
   const links = upstreamLinks({ accounts, audit });
 
   router.get('/', async (ctx) => {
@@ -33,15 +34,17 @@ export function profileRoutes(router: Router, kit: AccountKit) {
     if (!signed) return;
     const { login, tenant } = signed;
     const type = userTypeOf(tenant, login.userType);
-    const [identity, events, upstreams] = await Promise.all([
+    const [identity, events, upstreams, sessions] = await Promise.all([
       accounts.findIdentityByEmail(login.email),
       accounts.listAudit({ tenant: tenant.id, login: login.id, type: 'signin.success', limit: SIGN_INS_SHOWN }),
       accounts.listUpstreams(tenant.id),
+      sessionsShown(kit, signed),
     ]);
     const linked = identity ? await accounts.listUpstreamLinks(identity.id) : [];
     kit.render(ctx, 'account/profile', signed, {
       section: 'profile',
       notice: noticeOf(ctx.query.notice, factors),
+      sessions,
       profile: {
         name: fullName(login),
         email: login.email,
@@ -173,11 +176,9 @@ export function profileRoutes(router: Router, kit: AccountKit) {
       // Whoever held a session or token from the old password loses it: every login of this person,
       // in every tenant. Only this page's own session is kept, so the person stays here.
       const logins = await accounts.listLoginsForEmailAllTenants(identity.email);
-      const cutOff = await endLoginSessions(
-        accounts,
-        provider,
+      const cutOff = await deps.sessions.endLoginSessions(
         logins.map((l) => l.id),
-        deps.now,
+        { keepSessionId: signed.session.sid },
       );
       cookies.setSession(ctx, { ...signed.session, keptAt: signInSecond(cutOff, cutOff.getTime()) });
       await record('success', { loginsSignedOut: logins.length });

@@ -13,6 +13,11 @@ import { webhookRoutes } from './webhooks.ts';
 import type { Services } from '../services.ts';
 import { peopleRoutes } from './people.ts';
 import { scimRoutes } from './scim.ts';
+import { sessionRoutes } from './sessions.ts';
+import { userTypeRoutes } from './user-types.ts';
+import { ownerListRoutes } from './owners.ts';
+import { providerRoutes } from './providers.ts';
+import { applicationRoutes } from './applications.ts';
 import { auditRoutes } from './audit.ts';
 
 export function accountRouter(deps: AccountDeps & Pick<Services, 'webhooks' | 'stores' | 'scimTokens'>): Router {
@@ -20,8 +25,13 @@ export function accountRouter(deps: AccountDeps & Pick<Services, 'webhooks' | 's
   const kit = createAccountKit(deps);
   signInRoutes(router, kit);
   profileRoutes(router, kit);
+  sessionRoutes(router, kit);
   peopleRoutes(router, kit);
   ownerRoutes(router, kit);
+  userTypeRoutes(router, kit);
+  ownerListRoutes(router, kit);
+  providerRoutes(router, kit);
+  applicationRoutes(router, kit);
   auditRoutes(router, kit);
   webhookRoutes(router, kit, deps);
   scimRoutes(router, kit, deps);

@@ -97,8 +97,11 @@ export function signInRoutes(router: Router, kit: AccountKit) {
     const signed = await kit.signedInForm(ctx, true);
     cookies.clear(ctx);
     if (signed) {
-      const session = await provider.Session.findByUid(signed.session.sid);
-      if (session?.accountId === signed.login.id) await session.destroy();
+      // The provider session ends with its apps' grants, and each app is told (back-channel logout).
+      if (!(await kit.deps.sessions.endSession(signed.login.id, signed.session.sid))) {
+        const session = await provider.Session.findByUid(signed.session.sid);
+        if (session?.accountId === signed.login.id) await session.destroy();
+      }
       await audit.record({ type: 'account.signout', outcome: 'success', tenant: signed.tenant.id, login: signed.login.id, ...kit.requestInfo(ctx) });
     }
     ctx.redirect('/account/signed-out');

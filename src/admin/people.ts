@@ -16,15 +16,14 @@ import { badRequest, forbidden, notFound, preconditionFailed } from '../errors.t
 import { normalizeEmail, type Login, type Tenant } from '../storage/accounts/port.ts';
 import type { RouteDeps } from '../services.ts';
 import { sendInvitation } from '../recovery/routes.ts';
-import { endLoginSessions } from '../provider/revocation.ts';
 import { upstreamLinks } from '../upstream/links.ts';
 import { userTypeName } from '../names.ts';
 import { loginLocks, type Lifted } from './locks.ts';
 
-export type AdminDeps = Pick<RouteDeps, 'provider' | 'config' | 'accounts' | 'links' | 'mailer' | 'factors' | 'audit' | 'limiter' | 'now'>;
+export type AdminDeps = Pick<RouteDeps, 'provider' | 'sessions' | 'config' | 'accounts' | 'links' | 'mailer' | 'factors' | 'audit' | 'limiter' | 'now'>;
 
-/** Who acts: an owner's login (the pages) or a tenant's application (the API, SCIM). */
-export type ActorBy = { login: string } | { client: string };
+/** Who acts: an owner's login (the pages), a tenant's application (the API, SCIM), or the operator's command line. */
+export type ActorBy = { login: string } | { client: string } | { operator: 'cli' };
 
 /** The tenant an operation acts in, who acts and from where (for the audit). */
 export interface Actor {
@@ -151,13 +150,15 @@ export interface AdminPeople {
 }
 
 /** The audit detail naming who acted. */
-export const actedBy = (actor: Actor): { by: string } | { client: string } => ('login' in actor.by ? { by: actor.by.login } : { client: actor.by.client });
+export const actedBy = (actor: Actor): { by: string } | { client: string } =>
+  'login' in actor.by ? { by: actor.by.login } : 'client' in actor.by ? { client: actor.by.client } : { by: actor.by.operator };
 
 export function adminPeople(deps: AdminDeps): AdminPeople {
-  const { accounts, audit, provider, factors } = deps;
+  const { accounts, audit, factors } = deps;
   const locks = loginLocks(deps.limiter, factors);
   const links = upstreamLinks({ accounts, audit });
-  const endSessions = (loginId: string) => endLoginSessions(accounts, provider, [loginId], deps.now);
+  // Ends the login's sessions and tokens, and tells its apps (src/sessions).
+  const endSessions = (loginId: string) => deps.sessions.endLoginSessions([loginId]);
   const origin = (actor: Actor) => ({ tenant: actor.tenant.id, ip: actor.ip, userAgent: actor.userAgent });
 
   const sameName = (a: Pick<Login, 'firstName' | 'lastName'>, b: Pick<Login, 'firstName' | 'lastName'>) =>
@@ -174,16 +175,18 @@ export function adminPeople(deps: AdminDeps): AdminPeople {
   }
 
   /**
-   * Nobody may disable or remove the tenant's owner (the owner themselves
-   * would lock everyone out of the pages), and an application may not change
-   * the owner's login at all: through it, an application's secret would be a
+   * Nobody may disable or remove one of the tenant's owners (take them off
+   * the owners first; the last owner would lock everyone out of the pages),
+   * and an application may not change an owner's login at all: through it, an application's secret would be a
    * way to take over the tenant's administration.
    */
   function checkAllowed(actor: Actor, target: Login, action: 'edit' | 'disable' | 'remove' | 'reset' | 'unlock') {
-    const isOwner = target.id === actor.tenant.owner;
+    const isOwner = actor.tenant.owners.includes(target.id);
     if ('login' in actor.by && actor.by.login === target.id && (action === 'disable' || action === 'remove')) {
       throw badRequest(action === 'disable' ? 'errors.people.notYourself' : 'errors.people.notYourselfRemove');
     }
+    // A session taken over must not be able to swap the owner's factor for the thief's: another owner (or the operator) resets it.
+    if ('login' in actor.by && actor.by.login === target.id && action === 'reset') throw badRequest('errors.owners.notOwnReset');
     if (isOwner && (action === 'disable' || action === 'remove' || 'client' in actor.by)) throw forbidden('errors.people.ownerProtected');
   }
 
@@ -300,7 +303,7 @@ export function adminPeople(deps: AdminDeps): AdminPeople {
       // A reset is for a lost factor: an upstream account linked meanwhile must be confirmed again.
       const identity = deps.config.upstream.unlinkOn.includes('reset') ? await accounts.findIdentityByEmail(target.email) : null;
       if (identity) {
-        const by = 'login' in actor.by ? actor.by.login : `client:${actor.by.client}`;
+        const by = 'login' in actor.by ? actor.by.login : 'client' in actor.by ? `client:${actor.by.client}` : actor.by.operator;
         await links.unlinkAll(identity, { ip: actor.ip, userAgent: actor.userAgent, by, reason: 'reset' });
       }
       if (Object.keys(result.lifted).length || Object.keys(result.kept).length)

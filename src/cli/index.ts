@@ -4,22 +4,24 @@
  * `npm run cli -- invite EMAIL --tenant TENANT` — see docs/mail.md.
  * `npm run cli -- webhook add|list|remove --tenant TENANT …` — see docs/webhooks.md.
  * `npm run cli -- scim token create|list|revoke --tenant TENANT …` — see docs/scim.md.
+ * `npm run cli -- reset-factor EMAIL --tenant T [--user-type U]`, `add-owner …` — see docs/account.md.
  * Uses the same environment variables as the server to choose the store.
  */
 import { readFileSync } from 'node:fs';
 import { ConfigError, loadConfig } from '../../config/index.ts';
 import { createLogger } from '../log.ts';
 import { builtInFactors } from '../factors/registry.ts';
-import { createServices, type Services } from '../services.ts';
+import { createServices, routeDeps, type Services } from '../services.ts';
 import { ImportError, importDocument, type ImportDocument } from '../import/index.ts';
 import { upstreamRedirectUri } from '../upstream/client.ts';
 import { describeUnlock, unlockEmail } from './unlock.ts';
 import { invite } from './invite.ts';
 import { parseWebhookCommand, runWebhookCommand } from './webhooks.ts';
 import { parseScimCommand, runScimCommand } from './scim.ts';
+import { parseOwnerCommand, runOwnerCommand } from './owners.ts';
 
 const USAGE =
-  'usage: npm run cli -- import FILE.json\n       npm run cli -- unlock EMAIL\n       npm run cli -- invite EMAIL --tenant TENANT\n       npm run cli -- webhook add --tenant T --url URL --events TYPES | list --tenant T | remove --tenant T ID\n       npm run cli -- scim token create --tenant T [--label NAME] | list --tenant T | revoke --tenant T ID';
+  'usage: npm run cli -- import FILE.json\n       npm run cli -- unlock EMAIL\n       npm run cli -- invite EMAIL --tenant TENANT\n       npm run cli -- webhook add --tenant T --url URL --events TYPES | list --tenant T | remove --tenant T ID\n       npm run cli -- reset-factor EMAIL --tenant T [--user-type U]\n       npm run cli -- add-owner EMAIL --tenant T [--user-type U]\n       npm run cli -- scim token create --tenant T [--label NAME] | list --tenant T | revoke --tenant T ID';
 
 /**
  * MongoDB without Redis is a set-up of its own (counters in DATA_DIR's SQLite), rarely the
@@ -46,6 +48,7 @@ async function main(argv: string[]): Promise<number> {
   if (command === 'invite' && arg && argv[2] === '--tenant' && argv[3]) return inviteEmail(arg, argv[3]);
   if (command === 'webhook') return webhook(argv.slice(1));
   if (command === 'scim') return scim(argv.slice(1));
+  if (command === 'reset-factor' || command === 'add-owner') return ownerCommand(command, argv.slice(1));
   console.error(USAGE);
   return 2;
 }
@@ -117,6 +120,35 @@ async function scim(args: string[]): Promise<number> {
   }
 }
 
+async function ownerCommand(name: 'reset-factor' | 'add-owner', args: string[]): Promise<number> {
+  const command = parseOwnerCommand(name, args);
+  if (typeof command === 'string') {
+    console.error(command);
+    return 2;
+  }
+  const services = await open();
+  try {
+    for (const line of await runOwnerCommand(command, routeDeps(services))) console.log(line);
+    return 0;
+  } catch (err) {
+    console.error((err as Error).message);
+    return 1;
+  } finally {
+    await services.close();
+  }
+}
+
+/**
+ * Where to register an imported upstream. The redirect URI is the server's
+ * issuer's; without `ISSUER` this process only has its own default
+ * (`http://localhost:PORT`), so it names the page that shows the real one.
+ */
+function upstreamNote(config: ReturnType<typeof loadConfig>, tenant: string, u: { id: string; issuer: string }): string {
+  const at = `upstream ${tenant}/${u.id}: register the redirect URI`;
+  if (config.issuerGiven) return `${at} ${upstreamRedirectUri(config.issuer, u.id)} at ${u.issuer}`;
+  return `${at} {ISSUER}/upstream/${encodeURIComponent(u.id)}/callback at ${u.issuer}, with the server's ISSUER: the owner's Sign-in providers page (/account/providers) shows it (give ISSUER here to print it)`;
+}
+
 async function importFile(file: string): Promise<number> {
   let raw: unknown;
   try {
@@ -131,7 +163,7 @@ async function importFile(file: string): Promise<number> {
     const summary = await importDocument(raw, { accounts: stores.accounts, hasher, config });
     console.log(`imported ${summary.identities} identities, ${summary.tenants} tenants, ${summary.logins} logins, ${summary.clients} clients`);
     for (const t of (raw as ImportDocument).tenants ?? []) {
-      for (const u of t.upstreams ?? []) console.log(`upstream ${t.id}/${u.id}: register the redirect URI ${upstreamRedirectUri(config.issuer, u.id)} at ${u.issuer}`);
+      for (const u of t.upstreams ?? []) console.log(upstreamNote(config, t.id, u));
     }
     return 0;
   } catch (err) {

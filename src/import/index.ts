@@ -65,6 +65,8 @@ export function importSchemaFor(factors: FactorCatalogue) {
       client_name: z.string().max(200).optional(),
       redirect_uris: z.array(httpUrl).min(1, 'needs at least one redirect URI').optional(),
       post_logout_redirect_uris: z.array(httpUrl).optional(),
+      // Where the app takes back-channel logouts (OpenID Connect Back-Channel Logout 1.0; docs/relying-parties.md).
+      backchannel_logout_uri: httpUrl.optional(),
       grant_types: z.array(z.enum(['authorization_code', 'refresh_token', 'client_credentials'])).optional(),
       first_party: z.boolean().optional(),
       // The management API's scopes the client may ask for with client_credentials (docs/api.md).
@@ -222,7 +224,8 @@ export async function importDocument(raw: unknown, deps: { accounts: AccountStor
     const tenant: Tenant = {
       id: t.id,
       name: t.name,
-      owner: t.owner ?? existing?.owner ?? null,
+      // The file's owner comes first; owners added on the account pages stay.
+      owners: t.owner ? [t.owner, ...(existing?.owners ?? []).filter((o) => o !== t.owner)] : (existing?.owners ?? []),
       userTypes: t.userTypes,
       ...(t.stepUpEnrollment === undefined ? {} : { stepUpEnrollment: t.stepUpEnrollment }),
     };

@@ -22,6 +22,7 @@ import { endedBefore } from '../provider/revocation.ts';
 import { requestInfo } from '../web/request.ts';
 import { fullName, userTypeName, userTypeOf } from '../names.ts';
 import { signInSecond } from '../provider/revocation.ts';
+import { sessionPolicyOf } from '../sessions/index.ts';
 import { offersPasskeySignIn } from '../factors/passkey/offer.ts';
 
 export type InteractionDeps = Pick<RouteDeps, 'provider' | 'config' | 'accounts' | 'hasher' | 'factors' | 'audit' | 'limiter' | 'browsers' | 'now'>;
@@ -237,7 +238,10 @@ export function interactionRouter(
       ...requestInfo(ctx),
       detail: { amr, acr, lang: localeOf(ctx).lang, ...(method ? { method: method.id } : {}), ...(stepUp ? { stepUp: true } : {}) },
     });
-    interaction.result = { login: { accountId: login.id, amr, acr, ts: signInSecond(await accounts.loginSessionsNotBefore(login.id), now()), remember: true } };
+    // "Stay signed in" off (a shared workstation): the session cookie ends with the browser.
+    const home = login.tenant === tenant.id ? tenant : await accounts.getTenant(login.tenant);
+    const remember = sessionPolicyOf(home).staySignedIn;
+    interaction.result = { login: { accountId: login.id, amr, acr, ts: signInSecond(await accounts.loginSessionsNotBefore(login.id), now()), remember } };
     await interaction.persist();
     if (progress.email) await browsers.remember(ctx, progress.email);
     ctx.redirect(interaction.returnTo);

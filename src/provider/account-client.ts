@@ -12,7 +12,7 @@ export const ACCOUNT_CLIENT_ID = 'latchkey-account';
 export const ANY_TENANT = '*';
 
 /** What the sign-in journey shows while no login is chosen yet for the account client. */
-export const ACCOUNT_AUDIENCE: Tenant = { id: ANY_TENANT, name: 'Latchkey account', owner: null, userTypes: [] };
+export const ACCOUNT_AUDIENCE: Tenant = { id: ANY_TENANT, name: 'Latchkey account', owners: [], userTypes: [] };
 
 export const accountRedirectUri = (issuer: string) => `${issuer}/account/callback`;
 

@@ -22,6 +22,8 @@ export function clientMetadata(client: Client): Record<string, unknown> {
     response_types: grants.includes('authorization_code') ? ['code'] : [],
     ...(grants.includes('authorization_code') ? {} : { redirect_uris: [] }),
     token_endpoint_auth_method: confidential ? 'client_secret_basic' : 'none',
+    // Every logout token names the session it ends (src/sessions), so an app can end just that one.
+    ...(typeof m.backchannel_logout_uri === 'string' ? { backchannel_logout_session_required: true } : {}),
     ...m,
     scope: [...SIGN_IN_SCOPES, ...grantedApiScopes(client.metadata)].join(' '),
     client_id: client.clientId,

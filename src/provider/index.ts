@@ -20,6 +20,9 @@ import { clientAuthenticationRequired, notFound, unavailable } from '../errors.t
 import { ANY_TENANT, clientFinder, type ClientFinder } from './account-client.ts';
 import { endedBefore, issuedBefore, trackLoginGrants } from './revocation.ts';
 import { fullName, userTypeOf } from '../names.ts';
+import type { SessionStore } from '../storage/sessions/port.ts';
+import { currentBrowser, outlived, sessionPolicyOf, trackSessions } from '../sessions/index.ts';
+import { isLoopbackHost } from '../web/loopback.ts';
 
 const OFFLINE_ACCESS = 'offline_access';
 
@@ -34,6 +37,8 @@ export interface ProviderDeps {
   config: Config;
   accounts: AccountStore;
   adapter: AdapterBackend;
+  /** The index of each login's sessions (`src/sessions`), kept as the provider saves and destroys sessions. */
+  sessions: SessionStore;
   factors: FactorRegistry;
   log: Logger;
   /** Which store an error says is unreachable, or null (see `Stores.unavailableStore`). */
@@ -55,7 +60,7 @@ export const CLAIMS = {
   profile: ['name', 'given_name', 'family_name', 'tenant', 'user_type'],
 };
 
-export function createProvider({ config, accounts, adapter, factors, log, unavailableStore, now = Date.now }: ProviderDeps): Provider {
+export function createProvider({ config, accounts, adapter, sessions, factors, log, unavailableStore, now = Date.now }: ProviderDeps): Provider {
   const findClient = clientFinder(accounts, config.issuer);
   const policy = interactionPolicy.base();
   const loginChecks = policy.get('login')!.checks;
@@ -142,16 +147,23 @@ export function createProvider({ config, accounts, adapter, factors, log, unavai
     if (!login || login.disabled || !registered || (registered.tenant !== ANY_TENANT && registered.tenant !== login.tenant)) return false;
     // A reset or a changed password ended this login's sessions (docs/account.md).
     if (endedBefore(notBefore, session.loginTs)) return false;
-    const tenant = await accounts.getTenant(login.tenant);
+    const [tenant, record] = await Promise.all([accounts.getTenant(login.tenant), session.uid ? sessions.getSession(session.uid) : null]);
     const type = tenant ? userTypeOf(tenant, login.userType) : undefined;
     if (!type) return false;
+    // The tenant's session lifetime and idle timeout (docs/relying-parties.md#session-lifetime).
+    if (outlived(sessionPolicyOf(tenant), { signedInAt: (session.loginTs ?? 0) * 1000, lastSeenAt: record?.lastSeenAt.getTime() ?? null }, now())) return false;
     // The type's level or a stronger one the person enrolled (and still has).
     const needed = factors.rank(factors.get(type.secondFactor).acr);
     return factors.rank(session.acr) >= needed && factors.all().some((f) => factors.rank(f.acr) >= needed && f.stage(login) !== 'enroll');
   }
 
   const configuration: Configuration = {
-    adapter: (name: string) => (name === 'Client' ? clientAdapter(findClient) : name === 'Grant' ? trackLoginGrants(adapter.factory(name), accounts) : adapter.factory(name)),
+    adapter: (name: string) => {
+      if (name === 'Client') return clientAdapter(findClient);
+      if (name === 'Grant') return trackLoginGrants(adapter.factory(name), accounts);
+      if (name === 'Session') return trackSessions(adapter.factory(name), sessions, now);
+      return adapter.factory(name);
+    },
     acrValues: factors.acrValues(),
     claims: CLAIMS,
     conformIdTokenClaims: false,
@@ -163,6 +175,8 @@ export function createProvider({ config, accounts, adapter, factors, log, unavai
     jwks: config.keys.jwks as unknown as Configuration['jwks'],
     features: {
       devInteractions: { enabled: false },
+      // Sent through the session store's queue, not at once (src/sessions).
+      backchannelLogout: { enabled: true },
       rpInitiatedLogout: { enabled: true, logoutSource: renderLogout, postLogoutSuccessSource: renderLogoutSuccess },
       revocation: {
         enabled: true,
@@ -184,6 +198,12 @@ export function createProvider({ config, accounts, adapter, factors, log, unavai
       // An essential `acr` in `claims` asks for a level, like `acr_values`.
       claimsParameter: { enabled: true },
       userinfo: { enabled: true },
+    },
+    // oidc-provider's outgoing requests (back-channel logouts) refuse special-use addresses; a receiver on this
+    // machine named by its loopback address is allowed, as for webhooks.
+    fetch: (url, options) => {
+      if (isLoopbackHost(new URL(url instanceof Request ? url.url : url).hostname)) delete (options as { dispatcher?: unknown }).dispatcher;
+      return globalThis.fetch(url, options);
     },
     pkce: { required: () => true },
     responseTypes: ['code'],
@@ -267,6 +287,8 @@ export function createProvider({ config, accounts, adapter, factors, log, unavai
   // The app's first middleware has already reduced X-Forwarded-For to the client's address (src/web/proxy.ts).
   provider.proxy = config.trustProxy !== false;
   provider.maxIpsCount = 1;
+  // The browser and address a saved session is listed with (src/sessions).
+  provider.use((ctx, next) => currentBrowser.run({ userAgent: ctx.get('user-agent') || null, ip: ctx.ip || null }, next));
   provider.on('server_error', (ctx, err) => {
     const store = unavailableStore(err);
     if (store) ctx.state.unavailableStore = store;

@@ -21,7 +21,6 @@ import type { LinkPurpose } from '../storage/links/port.ts';
 import { LatchkeyError, badRequest, csrfRefused } from '../errors.ts';
 import { formFields } from '../web/forms.ts';
 import { localeOf, sendPage } from '../web/views.ts';
-import { endLoginSessions } from '../provider/revocation.ts';
 import { checkNewPassword, PASSWORD_RULES } from '../account/passwords.ts';
 import { ANY_TENANT } from '../provider/account-client.ts';
 import type { JourneyPlugin } from '../interaction/router.ts';
@@ -30,7 +29,7 @@ import { upstreamLinks } from '../upstream/links.ts';
 import { requestInfo } from '../web/request.ts';
 import { constantTimeEqual } from '../crypto/equal.ts';
 
-export type RecoveryDeps = Pick<RouteDeps, 'provider' | 'config' | 'accounts' | 'links' | 'counters' | 'hasher' | 'limiter' | 'audit' | 'mailer' | 'log' | 'now'>;
+export type RecoveryDeps = Pick<RouteDeps, 'provider' | 'sessions' | 'config' | 'accounts' | 'links' | 'counters' | 'hasher' | 'limiter' | 'audit' | 'mailer' | 'log' | 'now'>;
 
 const EMAIL_MAX = 320;
 /** Reset links one identity may be sent per hour; more requests are answered alike and send nothing. */
@@ -160,7 +159,7 @@ export function forgotPassword(deps: RecoveryDeps): JourneyPlugin {
 
 /** `/reset/:token` and `/invite/:token`, the mailed links: they work without the sign-in they came from (another browser, a phone). */
 export function linkRouter(deps: RecoveryDeps): Router {
-  const { config, accounts, links, hasher, limiter, provider, audit, mailer } = deps;
+  const { config, accounts, links, hasher, limiter, audit, mailer } = deps;
   const now = () => new Date(deps.now());
   const router = new Router();
   const csrfKey = config.keys.cookieKeys[0]!;
@@ -214,12 +213,7 @@ export function linkRouter(deps: RecoveryDeps): Router {
       if (!(await links.use(tokenHash, purpose, now()))) throw linkError(purpose, 'used');
       await accounts.setPasswordHash(identity.id, await hasher.hash(fields.password!));
       const logins: Login[] = await accounts.listLoginsForEmailAllTenants(identity.email);
-      await endLoginSessions(
-        accounts,
-        provider,
-        logins.map((l) => l.id),
-        () => now().getTime(),
-      );
+      await deps.sessions.endLoginSessions(logins.map((l) => l.id));
       // Proving the mailbox ends a lock on the password; the second factor's locks stay.
       await limiter.unlock(passwordKey(identity.email));
       const info = requestInfo(ctx);

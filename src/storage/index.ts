@@ -36,6 +36,9 @@ import { createMongoWebhookStore } from './webhooks/mongo/index.ts';
 import type { ScimStore } from './scim/port.ts';
 import { createSqliteScimStore } from './scim/sqlite/index.ts';
 import { createMongoScimStore } from './scim/mongo/index.ts';
+import type { SessionStore } from './sessions/port.ts';
+import { createSqliteSessionStore } from './sessions/sqlite/index.ts';
+import { createMongoSessionStore } from './sessions/mongo/index.ts';
 
 export interface Stores {
   accounts: AccountStore;
@@ -49,6 +52,8 @@ export interface Stores {
   webhooks: WebhookStore;
   /** SCIM tokens and what directories say about logins (beside the accounts). */
   scim: ScimStore;
+  /** The index of each login's sessions and the back-channel logouts waiting to go (beside the accounts). */
+  sessions: SessionStore;
   /** Which backend serves each port (for logs and /readyz). */
   kinds: { accounts: 'sqlite' | 'mongodb'; provider: 'sqlite' | 'redis' | 'redis-cluster' };
   /** The account cache (MongoDB accounts with Redis; docs/storage.md), or null when off. */
@@ -116,6 +121,7 @@ export async function createStores(config: Config, log: Logger): Promise<Stores>
   let links: LinkStore;
   let webhooks: WebhookStore;
   let scim: ScimStore;
+  let sessions: SessionStore;
   if (config.mongodbUri) {
     mongo = new MongoClient(config.mongodbUri, { serverSelectionTimeoutMS: 3000, connectTimeoutMS: 3000, heartbeatFrequencyMS: 2000 });
     mongo.on('serverHeartbeatFailed', () => {
@@ -133,18 +139,21 @@ export async function createStores(config: Config, log: Logger): Promise<Stores>
     links = createMongoLinkStore(db);
     webhooks = createMongoWebhookStore(db);
     scim = createMongoScimStore(db);
+    sessions = createMongoSessionStore(db);
   } else {
     accounts = createSqliteAccountStore(sqlite!);
     outbox = createSqliteOutboxStore(sqlite!);
     links = createSqliteLinkStore(sqlite!);
     webhooks = createSqliteWebhookStore(sqlite!);
     scim = createSqliteScimStore(sqlite!);
+    sessions = createSqliteSessionStore(sqlite!);
   }
   await accounts.init();
   await outbox.init();
   await links.init();
   await webhooks.init();
   await scim.init();
+  await sessions.init();
 
   let redis: Redis | Cluster | null = null;
   let adapter: AdapterBackend;
@@ -208,6 +217,7 @@ export async function createStores(config: Config, log: Logger): Promise<Stores>
     links,
     webhooks,
     scim,
+    sessions,
     down() {
       if (mongo && mongoDown) return 'mongodb';
       if (redisClient && redisClient.status !== 'ready') return 'redis';

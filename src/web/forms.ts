@@ -50,3 +50,27 @@ export function checkCsrf(expected: string | undefined, body: unknown): void {
   if (!expected || typeof given !== 'string') throw csrfRefused();
   if (!constantTimeEqual(given, expected)) throw csrfRefused();
 }
+
+/**
+ * A field sent once or several times (`a=1&a=2`), as a list of strings in
+ * the order sent; absent is an empty list. The body parser makes a repeated
+ * field an array, and one repeated more than 20 times an object keyed by
+ * position, read here in that order. Anything else is a 400.
+ */
+export function formList(body: unknown, name: string, { max = 500, maxLength = 1024 }: { max?: number; maxLength?: number } = {}): string[] {
+  if (!body || typeof body !== 'object' || Array.isArray(body)) throw badRequest('errors.form.empty');
+  const value = Object.hasOwn(body, name) ? (body as Record<string, unknown>)[name] : undefined;
+  let list: unknown[];
+  if (value === undefined) list = [];
+  else if (typeof value === 'string') list = [value];
+  else if (Array.isArray(value)) list = value;
+  else if (value && typeof value === 'object' && Object.keys(value).every((k, i) => k === String(i))) list = Object.values(value);
+  else throw badRequest('errors.form.notText', { field: name });
+  if (list.length > max) throw badRequest('errors.form.tooLong', { field: name });
+  for (const item of list) {
+    if (typeof item !== 'string') throw badRequest('errors.form.notText', { field: name });
+    if (item.length > maxLength) throw badRequest('errors.form.tooLong', { field: name });
+    if (item.includes('\0')) throw badRequest('errors.form.invalidCharacters', { field: name });
+  }
+  return list as string[];
+}

@@ -11,6 +11,7 @@ import type { Logger } from '../log.ts';
 import type { SecretBox } from '../crypto/secretbox.ts';
 import { constantTimeEqual } from '../crypto/equal.ts';
 import { queueWorker } from '../queue-worker.ts';
+import { isLoopbackHost } from '../web/loopback.ts';
 import type { ClaimedDelivery, Subscription, WebhookStore } from '../storage/webhooks/port.ts';
 
 export const SIGNATURE_HEADER = 'Latchkey-Signature';
@@ -48,7 +49,7 @@ export function checkUrl(url: string): boolean {
   if (!URL.canParse(url) || url.length > 2048) return false;
   const u = new URL(url);
   if (u.username || u.password) return false;
-  return u.protocol === 'https:' || (u.protocol === 'http:' && (u.hostname === 'localhost' || u.hostname === '[::1]' || /^127(\.\d{1,3}){3}$/.test(u.hostname)));
+  return u.protocol === 'https:' || (u.protocol === 'http:' && isLoopbackHost(u.hostname));
 }
 
 export const checkEvents = (events: readonly string[]) => events.length > 0 && events.length <= 50 && events.every((e) => EVENT.test(e));

@@ -73,7 +73,10 @@ for (const setup of SETUPS) {
       await page.getByRole('link', { name: 'Security settings' }).click();
       await page.getByTestId('policies').waitFor();
       await page.getByLabel('Second factor for Employee').selectOption({ label: 'PIN code' });
-      await page.getByTestId('policy-save-employee').click();
+      await page.getByTestId('policies-save').click();
+      await page.getByTestId('policy-effect-employee').waitFor();
+      assert.match((await page.getByTestId('policy-effect-employee').textContent()) ?? '', /1 person of this type chooses a PIN/);
+      await page.getByTestId('confirm-policy').click();
       await page.getByTestId('notice').waitFor();
       assert.equal(await page.getByLabel('Second factor for Employee').inputValue(), 'pin');
       const acme = await server.latchkey.stores.accounts.getTenant('acme');

@@ -9,7 +9,7 @@ import * as oidc from 'openid-client';
 import { Browser, actionOf, csrfOf, testIds, textOf, type Page } from '../support/browser.ts';
 import { PASSWORD, SETUPS, callbackReached, relyingParty, startServer, submitLogin, testClock, type RelyingParty, type TestServer } from '../support/latchkey.ts';
 import { SHORT_LOCKS, addPerson, auditOf, choosePin, codeFor, currentStep, hasForm, linkApp, reachFactor, secretOf, submitFactor } from '../support/factors.ts';
-import { accountFixture, accountSignIn, errorOf, noticeOf, onAccountPage, signedIn, submit } from './support.ts';
+import { accountFixture, accountSignIn, errorOf, noticeOf, onAccountPage, savePolicy, signedIn, submit } from './support.ts';
 
 const PIN = '907146';
 const OWNER = { email: 'owner@acme.test' };
@@ -137,7 +137,7 @@ for (const setup of SETUPS) {
       const { browser, page } = await signedIn(server, OWNER, '/account/security');
       assert.ok(testIds(page).includes('own-type-note'), "the page says what turning on the owner's own type means");
       assert.match(page.html, /<option value="none" selected>None<\/option>/);
-      const saved = await submit(browser, page, 'policy-form-staff', { second_factor: 'totp' });
+      const saved = await savePolicy(browser, page, { staff: 'totp' });
       assert.ok(onAccountPage(saved, '/account/security'), `${saved.status} ${errorOf(saved)}`);
       assert.match(noticeOf(saved), /next sign-in/);
       assert.match(saved.html, /data-testid="policy-select-staff">[^]*?<option value="totp" selected>/);
@@ -151,11 +151,11 @@ for (const setup of SETUPS) {
 
       const [event] = await tenantAudit('policy.changed');
       assert.equal(event?.login, 'acme-owner');
-      assert.deepEqual(event?.detail, { userType: 'staff', from: 'none', to: 'totp' });
+      assert.deepEqual(event?.detail, { by: 'acme-owner', userType: 'staff', from: 'none', to: 'totp' });
       assert.ok(event?.ip);
       assert.ok(login);
 
-      const unchanged = await submit(browser, page, 'policy-form-staff', { second_factor: 'totp' });
+      const unchanged = await savePolicy(browser, page, { staff: 'totp' });
       assert.ok(onAccountPage(unchanged, '/account/security'));
       assert.equal((await tenantAudit('policy.changed')).length, 1, 'saving the same value records nothing');
       for (const [type, factor] of [
@@ -413,7 +413,7 @@ for (const setup of SETUPS) {
 
     it('makes the owner set up a factor turned on for their own type at their next sign-in', async () => {
       const { browser, page } = await signedIn(server, OWNER, '/account/security');
-      const saved = await submit(browser, page, 'policy-form-owner', { second_factor: 'pin' });
+      const saved = await savePolicy(browser, page, { owner: 'pin' });
       assert.ok(onAccountPage(saved, '/account/security'));
       const users = await browser.get('/account/users');
       assert.ok(onAccountPage(users, '/account/users'), `the current session goes on: ${users.status} ${users.url}`);
@@ -515,7 +515,7 @@ for (const setup of SETUPS) {
       page = await browser.get('/account/security');
       clock.advance(4000);
 
-      page = await submit(browser, page, 'policy-form-employee', { second_factor: 'pin' });
+      page = await savePolicy(browser, page, { employee: 'pin' });
       assert.ok(testIds(page).includes('login-form'), `an old sign-in signs in again first: ${page.status} ${page.url}`);
       assert.match(page.html, /name="email" value="owner@acme.test"/, 'for the same person');
       assert.equal((await accounts.getTenant('acme'))!.userTypes.find((t) => t.id === 'employee')!.secondFactor, 'none', 'nothing changed yet');
@@ -524,7 +524,7 @@ for (const setup of SETUPS) {
       page = await submitFactor(browser, page, 'enter-code-form', { code: await codeFor(secret, step + 1) });
       assert.ok(onAccountPage(page, '/account/security'), `back on the page: ${page.status} ${page.url} ${errorOf(page)}`);
       assert.match(noticeOf(page), /signed in again/);
-      page = await submit(browser, page, 'policy-form-employee', { second_factor: 'pin' });
+      page = await savePolicy(browser, page, { employee: 'pin' });
       assert.ok(onAccountPage(page, '/account/security'), `${page.status} ${errorOf(page)}`);
       assert.equal((await accounts.getTenant('acme'))!.userTypes.find((t) => t.id === 'employee')!.secondFactor, 'pin');
 

@@ -94,9 +94,31 @@ export function hiddenFields(page: Page, testid: string): Record<string, string>
   return Object.fromEntries([...form[1]!.matchAll(/<input type="hidden" name="([^"]+)" value="([^"]*)"/g)].map((m) => [m[1]!, unescape(m[2]!)]));
 }
 
+/** The hidden inputs of the form marked `testid`, a name repeated (`user_type`) as the list of its values. */
+export function hiddenLists(page: Page, testid: string): Record<string, string | string[]> {
+  const form = new RegExp(`<form[^>]*data-testid="${testid}"[^>]*>([^]*?)</form>`).exec(page.html);
+  assert.ok(form, `no form ${testid} on ${page.url} (${page.status})`);
+  const out: Record<string, string | string[]> = {};
+  for (const [name, value] of [...form[1]!.matchAll(/<input type="hidden" name="([^"]+)" value="([^"]*)"/g)].map(
+    (m) =>
+      [
+        m[1]!,
+        m[2]!
+          .replace(/&quot;/g, '"')
+          .replace(/&lt;/g, '<')
+          .replace(/&gt;/g, '>')
+          .replace(/&amp;/g, '&'),
+      ] as const,
+  )) {
+    const had = out[name];
+    out[name] = had === undefined ? value : Array.isArray(had) ? [...had, value] : [had, value];
+  }
+  return out;
+}
+
 /** Posts the form marked `testid` on `page`, with its hidden inputs and `fields`. */
-export function submit(browser: Browser, page: Page, testid: string, fields: Record<string, string> = {}): Promise<Page> {
-  return browser.post(actionOf(page, testid), { ...hiddenFields(page, testid), ...fields });
+export function submit(browser: Browser, page: Page, testid: string, fields: Record<string, string | string[]> = {}): Promise<Page> {
+  return browser.post(actionOf(page, testid), { ...hiddenLists(page, testid), ...fields });
 }
 
 /** Links the authenticator app on the journey's link page; returns the secret and the step used. */
@@ -109,4 +131,26 @@ export async function linkOnPage(browser: Browser, page: Page) {
 
 export function noticeOf(page: Page): string {
   return /data-testid="notice"[^>]*>([^<]*)</.exec(page.html)?.[1] ?? '';
+}
+
+/** Each user type's factor as selected on the Security settings form, in the form's order. */
+export function policyChoices(page: Page): [string, string][] {
+  const form = /<form[^>]*data-testid="policies-form"[^>]*>([^]*?)<\/form>/.exec(page.html);
+  assert.ok(form, `no policies form on ${page.url} (${page.status})`);
+  return [...form[1]!.matchAll(/name="user_type" value="([^"]+)"[^]*?<select[^>]*name="second_factor"[^>]*>([^]*?)<\/select>/g)].map((m) => {
+    const selected = /<option value="([^"]+)" selected>/.exec(m[2]!);
+    return [m[1]!, selected?.[1] ?? ''];
+  });
+}
+
+/**
+ * Saves the Security settings' one form with `changes` (type id → factor id)
+ * over what it shows, and confirms when asked (a type with logins). Returns
+ * the page reached.
+ */
+export async function savePolicy(browser: Browser, page: Page, changes: Record<string, string>, { confirm = true } = {}): Promise<Page> {
+  const choices = policyChoices(page).map(([type, factor]) => [type, changes[type] ?? factor] as const);
+  let done = await browser.post('/account/security', { ...hiddenFields(page, 'policies-form'), user_type: choices.map((c) => c[0]), second_factor: choices.map((c) => c[1]) });
+  if (confirm && testIds(done).includes('confirm-policy-form')) done = await submit(browser, done, 'confirm-policy-form');
+  return done;
 }

@@ -361,12 +361,12 @@ describe('import', () => {
           assert.deepEqual(initech, {
             id: 'initech',
             name: 'Initech',
-            owner: 'new-staff',
+            owners: ['new-staff'],
             userTypes: [{ id: 'staff', name: 'Staff', secondFactor: 'none' }],
             stepUpEnrollment: false,
           });
-          assert.equal((await h.accounts.getTenant('acme'))!.owner, 'acme-owner');
-          assert.equal((await h.accounts.getTenant('globex'))!.owner, null);
+          assert.equal((await h.accounts.getTenant('acme'))!.owners[0], 'acme-owner');
+          assert.deepEqual((await h.accounts.getTenant('globex'))!.owners, []);
 
           const nina = await h.accounts.findIdentityByEmail('NEW@initech.test');
           assert.ok(nina, 'identity found case-insensitively');
@@ -492,11 +492,11 @@ describe('import', () => {
           delete doc.tenants![0]!.owner;
           doc.tenants![0]!.logins = [];
           await importDocument(doc, deps(h));
-          assert.equal((await h.accounts.getTenant('acme'))!.owner, 'acme-owner');
+          assert.equal((await h.accounts.getTenant('acme'))!.owners[0], 'acme-owner');
           // …and an owner that is a login of the tenant in the store (not in the file) is accepted.
           doc.tenants![0]!.owner = 'bob-emp';
           await importDocument(doc, deps(h));
-          assert.equal((await h.accounts.getTenant('acme'))!.owner, 'bob-emp');
+          assert.deepEqual((await h.accounts.getTenant('acme'))!.owners, ['bob-emp', 'acme-owner']);
         }));
 
       it('accepts a strong passwordHash as given, refuses a weak one naming the field', () =>

@@ -183,7 +183,7 @@ for (const setup of SETUPS) {
       const person = await addPerson(server, 'staff');
       const [mine] = person.logins as [string];
       const theirs = `${mine}-beta`;
-      await accounts.upsertTenant({ id: 'beta', name: 'Beta', owner: null, userTypes: [{ id: 'staff', name: 'Staff', secondFactor: 'none' }] });
+      await accounts.upsertTenant({ id: 'beta', name: 'Beta', owners: [], userTypes: [{ id: 'staff', name: 'Staff', secondFactor: 'none' }] });
       await accounts.upsertLogin({ id: theirs, tenant: 'beta', email: person.email, userType: 'staff', firstName: 'Pat', lastName: 'Doe' });
       for (let i = 0; i < 2; i++) await passwordAttempt(person.email);
       clock.advance(LOCK_MS);

@@ -6,7 +6,7 @@ import assert from 'node:assert/strict';
 import { Browser, csrfOf, textOf } from '../support/browser.ts';
 import { SETUPS, relyingParty, signIn, startServer, type RelyingParty, type TestServer } from '../support/latchkey.ts';
 import { addPerson, choosePin, hasForm, reachFactor } from '../support/factors.ts';
-import { accountFixture, signedIn, submit } from '../account/support.ts';
+import { accountFixture, savePolicy, signedIn, submit } from '../account/support.ts';
 
 const today = (lang: 'en-GB' | 'nl-NL') => new Date().toLocaleDateString(lang, { day: 'numeric', month: 'long', year: 'numeric', timeZone: 'UTC' });
 
@@ -45,7 +45,7 @@ for (const setup of SETUPS) {
     it("since the user type's policy asks for it", async () => {
       const person = await addPerson(server, 'staff');
       const owner = await signedIn(server, { email: 'owner@acme.test' }, '/account/security');
-      const saved = await submit(owner.browser, owner.page, 'policy-form-staff', { second_factor: 'totp' });
+      const saved = await savePolicy(owner.browser, owner.page, { staff: 'totp' });
       assert.equal(saved.status, 200);
       const { page } = await reachFactor(server, rp, person);
       assert.ok(hasForm(page, 'link-authenticator-form'));

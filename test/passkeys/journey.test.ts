@@ -5,9 +5,11 @@
 // answered twice, another login's key, another tenant's key, a disabled login.
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
+import { createPrivateKey } from 'node:crypto';
 import { createServer, type Server } from 'node:http';
 import type { Browser, BrowserContext, Page } from 'playwright-core';
 import { listenOnFreePort } from '../support/net.ts';
+import { dumpStores } from '../support/dump.ts';
 import { Browser as HttpBrowser, csrfOf, testIds, textOf } from '../support/browser.ts';
 import { noticeOf, signedIn, submit } from '../account/support.ts';
 import { PASSWORD, SETUPS, submitLogin, fixture, relyingParty, startServer, type RelyingParty, type TestServer } from '../support/latchkey.ts';
@@ -140,6 +142,11 @@ for (const setup of SETUPS) {
       assert.equal(stored?.deviceType, 'singleDevice');
       const [credential] = await authenticator.credentials();
       assert.equal(base64url(credential!.credentialId), stored!.id);
+      // A store dump holds the passkey's public key and nothing of its private key.
+      const dump = await dumpStores(server);
+      assert.ok(dump.includes(Buffer.from(stored!.publicKey)), 'the dump holds the passkey');
+      const secret = createPrivateKey({ key: Buffer.from(credential!.privateKey, 'base64'), format: 'der', type: 'pkcs8' }).export({ format: 'jwk' }).d!;
+      assert.ok(!dump.includes(Buffer.from(secret, 'base64url')), 'no private key material in the stores');
 
       const pending = await start(page);
       await password(page, 'bob@acme.test');

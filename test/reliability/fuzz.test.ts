@@ -1086,26 +1086,67 @@ for (const setup of SETUPS) {
         // and the answer is the PRG 303 back to the page. (A different factor is made the current one.)
         name: 'POST /account/security',
         personas: ['owner', 'user', 'anonymous'],
-        fields: ['user_type', 'second_factor'],
+        fields: ['user_type', 'second_factor', 'confirm'],
         values: [...TYPES, 'staff', 'EMPLOYEE', 'employee ', ...SECOND_FACTORS, 'sms', 'NONE', 'pin '],
         tokenField: 'csrf',
         accountPages: true,
         prepare: sharedAccountActor,
         path: () => '/account/security',
+        // The form holds every type: each `second_factor` that names a factor becomes the current one
+        // of the `user_type` in its place, so whatever the repetition, nothing changes.
         sanitize: async (fields) => {
-          const type = fields.find(([k, v]) => k === 'user_type' && typeof v === 'string')?.[1] as string | undefined;
-          const current = type !== undefined && TYPES.includes(type) ? await currentFactor(type) : undefined;
-          if (!current) return fields;
-          return replaceValues(
-            fields,
-            ['second_factor'],
-            (v) => SECOND_FACTORS.includes(v),
-            () => current,
-          );
+          const flat = (v: unknown) => (typeof v === 'string' ? [v] : Array.isArray(v) ? v : []);
+          const types = fields.filter(([k]) => k === 'user_type').flatMap(([, v]) => flat(v));
+          const currents = await Promise.all(types.map((t) => (typeof t === 'string' && TYPES.includes(t) ? currentFactor(t) : undefined)));
+          let i = 0;
+          const fix = <V>(v: V): V | string => {
+            const current = currents[i++];
+            return typeof v === 'string' && SECOND_FACTORS.includes(v) && current ? current : v;
+          };
+          return fields.map(([k, v]): Field => (k !== 'second_factor' ? [k, v] : [k, (typeof v === 'string' ? fix(v) : Array.isArray(v) ? v.map(fix) : v) as Value]));
         },
         special: (res, sent, persona) =>
           persona === 'owner' && accountSpecialOk(sent, persona) && res.status === 303 && res.headers.get('location') === '/account/security?notice=policy' ? {} : null,
         afterwards: accountAfterwards,
+      },
+      {
+        // Legitimate: the owner's form with the policy the tenant has (the defaults) changes nothing and answers
+        // the PRG 303; any other valid policy is turned into an invalid one.
+        name: 'POST /account/security/sessions',
+        personas: ['owner', 'user', 'anonymous'],
+        fields: ['lifetime_hours', 'idle_minutes', 'stay_signed_in'],
+        values: ['336', '0', 'on', 'off', '1', '8', '-1', '337', '1e3', '0x10', ' 8', '8.5', '99999999', 'ON'],
+        tokenField: 'csrf',
+        accountPages: true,
+        prepare: sharedAccountActor,
+        path: () => '/account/security/sessions',
+        sanitize: async (fields) => {
+          const number = /^\s*\d+\s*$/;
+          let out = replaceValues(
+            fields,
+            ['lifetime_hours'],
+            (v) => number.test(v) && v.trim() !== '336',
+            () => '0',
+          );
+          out = replaceValues(
+            out,
+            ['idle_minutes'],
+            (v) => number.test(v) && Number(v) !== 0,
+            () => '-1',
+          );
+          return replaceValues(
+            out,
+            ['stay_signed_in'],
+            (v) => v === 'off',
+            () => 'OFF',
+          );
+        },
+        special: (res, sent, persona) =>
+          persona === 'owner' && accountSpecialOk(sent, persona) && res.status === 303 && res.headers.get('location') === '/account/security?notice=sessionPolicy' ? {} : null,
+        afterwards: async (actors) => {
+          assert.equal((await server.latchkey.stores.accounts.getTenant('acme'))?.sessionPolicy, undefined, 'no policy was set');
+          await accountAfterwards(actors);
+        },
       },
       ...OWNER_ACTIONS.map((kind): Target => ({
         // Legitimate: the owner's post without `confirm=yes` (the users page's button) answers the
@@ -1135,6 +1176,165 @@ for (const setup of SETUPS) {
             : null,
         afterwards: accountAfterwards,
       })),
+      // The owner's user types, owners, sign-in providers and applications: every value that could make
+      // a change is spoiled first (a name with an invisible character, a factor that is none, an email
+      // without @, an issuer or redirect URI that is no URL), and `confirm=yes` is never sent whole, so
+      // the legitimate answers are the confirmation pages (200) and a connection test's result (200).
+      {
+        name: 'POST /account/user-types',
+        personas: ['owner', 'user', 'anonymous'],
+        fields: ['name', 'second_factor'],
+        values: ['Night nurse', 'Owner', 'owner', ...SECOND_FACTORS, 'sms', ' ', '\u200b', 'x'.repeat(101)],
+        tokenField: 'csrf',
+        accountPages: true,
+        prepare: sharedAccountActor,
+        path: () => '/account/user-types',
+        sanitize: async (fields) =>
+          replaceValues(
+            fields,
+            ['second_factor'],
+            (v) => SECOND_FACTORS.includes(v),
+            (v) => `${v}!`,
+          ),
+        afterwards: accountAfterwards,
+      },
+      {
+        name: 'POST /account/user-types/:id/rename',
+        personas: ['owner', 'user', 'anonymous'],
+        fields: ['name'],
+        values: ['Night nurse', 'Owner', 'Employee', 'employee', ' ', 'x'.repeat(101)],
+        tokenField: 'csrf',
+        accountPages: true,
+        prepare: sharedAccountActor,
+        path: (_a, m) => `/account/user-types/${[...TYPES, 'staff', 'nobody', '..', '%00'][m.pick % (TYPES.length + 4)]}/rename`,
+        sanitize: async (fields) =>
+          replaceValues(
+            fields,
+            ['name'],
+            () => true,
+            (v) => `${v}\u200b`,
+          ),
+        afterwards: accountAfterwards,
+      },
+      ...(
+        [
+          ['user-types', 'confirm-remove-type-form', [...TYPES, 'staff', 'nobody', '%2e%2e']],
+          ['owners', 'confirm-remove-owner-form', [...ACME_LOGINS, 'gina-staff', 'nobody']],
+          ['providers', 'confirm-remove-provider-form', ['corp', 'nope', '%00']],
+          ['applications', 'confirm-app-form', ['portal', 'partner', 'globex-app', 'nope']],
+        ] as const
+      ).map(([area, form, ids]): Target => ({
+        name: `POST /account/${area}/:id/remove`,
+        personas: ['owner', 'user', 'anonymous'],
+        fields: ['confirm'],
+        values: ['no', 'YES', 'yes ', 'Yes', 'yes\u0000', 'true', '1', 'on'],
+        tokenField: 'csrf',
+        accountPages: true,
+        prepare: sharedAccountActor,
+        path: (_a, m) => `/account/${area}/${ids[m.pick % ids.length]}/remove`,
+        sanitize: async (fields) =>
+          replaceValues(
+            fields,
+            ['confirm'],
+            (v) => v === 'yes',
+            () => 'yes!',
+          ),
+        // A user type with logins and the only owner show their page with the reason instead of the form.
+        special: (res, sent, persona) =>
+          persona === 'owner' &&
+          accountSpecialOk(sent, persona) &&
+          res.status === 200 &&
+          (testIds(res).includes(form) || testIds(res).includes('type-in-use') || testIds(res).includes('last-owner'))
+            ? {}
+            : null,
+        afterwards: accountAfterwards,
+      })),
+      {
+        name: 'POST /account/applications/:clientId/rotate',
+        personas: ['owner', 'user', 'anonymous'],
+        fields: ['confirm'],
+        values: ['no', 'YES', 'yes ', 'Yes', 'yes\u0000', 'true', '1', 'on'],
+        tokenField: 'csrf',
+        accountPages: true,
+        prepare: sharedAccountActor,
+        path: (_a, m) => `/account/applications/${['portal', 'partner', 'globex-app', 'nope'][m.pick % 4]}/rotate`,
+        sanitize: async (fields) =>
+          replaceValues(
+            fields,
+            ['confirm'],
+            (v) => v === 'yes',
+            () => 'yes!',
+          ),
+        special: (res, sent, persona) => (persona === 'owner' && accountSpecialOk(sent, persona) && res.status === 200 && testIds(res).includes('confirm-app-form') ? {} : null),
+        afterwards: accountAfterwards,
+      },
+      {
+        name: 'POST /account/owners',
+        personas: ['owner', 'user', 'anonymous'],
+        fields: ['email', 'user_type'],
+        values: ['bob@acme.test', 'JANE@acme.test', 'gina@globex.test', 'nobody@acme.test', ...TYPES, ''],
+        tokenField: 'csrf',
+        accountPages: true,
+        prepare: sharedAccountActor,
+        path: () => '/account/owners',
+        sanitize: async (fields) =>
+          replaceValues(
+            fields,
+            ['email'],
+            (v) => v.includes('@'),
+            (v) => v.replaceAll('@', ' at '),
+          ),
+        afterwards: accountAfterwards,
+      },
+      ...(['/account/providers', '/account/providers/corp/edit', '/account/providers/nope/edit'] as const).map((path): Target => ({
+        name: `POST ${path}`,
+        personas: ['owner', 'user', 'anonymous'],
+        fields: ['name', 'id', 'issuer', 'client_id', 'client_secret'],
+        values: ['Corp ID', 'corp', 'social', issuer, 'https://id.example', 'latchkey', 'corp-client-secret', '', 'x'.repeat(600)],
+        tokenField: 'csrf',
+        accountPages: true,
+        prepare: sharedAccountActor,
+        path: () => path,
+        sanitize: async (fields) =>
+          replaceValues(
+            fields,
+            ['issuer'],
+            (v) => v.includes('://'),
+            (v) => v.replaceAll('://', ':/ /'),
+          ),
+        afterwards: accountAfterwards,
+      })),
+      {
+        // Changes nothing: the owner's test of a stored provider answers its result (200).
+        name: 'POST /account/providers/:id/test',
+        personas: ['owner', 'user', 'anonymous'],
+        fields: ['x'],
+        values: ['1'],
+        tokenField: 'csrf',
+        accountPages: true,
+        prepare: sharedAccountActor,
+        path: (_a, m) => `/account/providers/${['corp', 'nope', '%00'][m.pick % 3]}/test`,
+        special: (res, sent, persona) => (persona === 'owner' && accountSpecialOk(sent, persona) && res.status === 200 && testIds(res).includes('test-result') ? {} : null),
+        afterwards: accountAfterwards,
+      },
+      {
+        name: 'POST /account/applications',
+        personas: ['owner', 'user', 'anonymous'],
+        fields: ['name', 'redirect_uris', 'first_party', 'min_acr', 'client_type'],
+        values: ['Rota', REDIRECT_URI, `${REDIRECT_URI}\nhttps://x.example/cb`, 'yes', 'no', 'confidential', 'public', 'urn:latchkey:acr:pin', '', 'javascript:alert(1)'],
+        tokenField: 'csrf',
+        accountPages: true,
+        prepare: sharedAccountActor,
+        path: () => '/account/applications',
+        sanitize: async (fields) =>
+          replaceValues(
+            fields,
+            ['redirect_uris'],
+            (v) => v.includes(':'),
+            (v) => v.replaceAll(':', ' '),
+          ),
+        afterwards: accountAfterwards,
+      },
       {
         // Adding a person: the email is never a valid address, so nothing is ever added; every answer is a 4xx.
         name: 'POST /account/users/new',
@@ -1246,6 +1446,35 @@ for (const setup of SETUPS) {
             (v) => v === 'UPSTREAM_ISSUER',
             () => upstream.issuer,
           ),
+        afterwards: accountAfterwards,
+      },
+      {
+        // Nobody fuzzing names a session of their own: every answer is a 4xx, and no session ends.
+        name: 'POST /account/profile/sessions/end',
+        personas: ['user', 'owner', 'anonymous'],
+        fields: ['session'],
+        values: ['', 'x', 'SESSION', 'a'.repeat(43), 'a'.repeat(200), '../end-others'],
+        tokenField: 'csrf',
+        accountPages: true,
+        prepare: sharedAccountActor,
+        path: () => '/account/profile/sessions/end',
+        afterwards: accountAfterwards,
+      },
+      {
+        // Legitimate: the owner's own form ends the owner's other sessions (there are none: nothing else
+        // signs in as the owner) and answers the PRG 303.
+        name: 'POST /account/profile/sessions/end-others',
+        personas: ['owner', 'anonymous'],
+        // The form has no field but its token: any other is refused.
+        fields: ['session'],
+        values: ['yes', 'all'],
+        tokenField: 'csrf',
+        accountPages: true,
+        prepare: sharedAccountActor,
+        path: () => '/account/profile/sessions/end-others',
+        special: (res, sent, persona) =>
+          accountSpecialOk(sent, persona) && res.status === 303 && res.headers.get('location') === '/account?notice=otherSessionsEnded' ? {} : null,
+        allowedSuccesses: ['session.ended'],
         afterwards: accountAfterwards,
       },
       // The provider's POST endpoints. The portal's own codes and tokens are never sent; another client's are.

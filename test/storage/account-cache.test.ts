@@ -81,7 +81,7 @@ describe('account cache', () => {
     const prefix = testRedisPrefix();
     const a = await process_(counted, testRedisUrl(), prefix);
     const b = await process_(counted, testRedisUrl(), prefix);
-    await a.store.upsertTenant({ id: 'acme', name: 'Acme', owner: null, userTypes: [{ id: 'staff', name: 'Staff', secondFactor: 'none' }] });
+    await a.store.upsertTenant({ id: 'acme', name: 'Acme', owners: [], userTypes: [{ id: 'staff', name: 'Staff', secondFactor: 'none' }] });
     await a.store.upsertClient(client('web'));
     await a.store.upsertLogin({ id: 'l1', tenant: 'acme', email: 'l1@example.com', userType: 'staff', firstName: 'L', lastName: 'One' });
     // B holds copies.

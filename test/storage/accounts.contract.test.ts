@@ -23,7 +23,7 @@ interface Harness {
 const tenant = (id: string, over: Partial<Tenant> = {}): Tenant => ({
   id,
   name: `Tenant ${id}`,
-  owner: null,
+  owners: [],
   userTypes: [
     { id: 'staff', name: 'Staff', secondFactor: 'none' },
     { id: 'admin', name: 'Admin', secondFactor: 'totp' },
@@ -119,8 +119,8 @@ function accountStoreContract(name: string, makeStore: () => Promise<Harness>) {
       it('upserts, gets and lists ordered by id', () =>
         withStore(async (s) => {
           await s.upsertTenant(tenant('zeta'));
-          await s.upsertTenant(tenant('acme', { owner: 'l1' }));
-          assert.deepEqual(await s.getTenant('acme'), tenant('acme', { owner: 'l1' }));
+          await s.upsertTenant(tenant('acme', { owners: ['l1'] }));
+          assert.deepEqual(await s.getTenant('acme'), tenant('acme', { owners: ['l1'] }));
           assert.equal(await s.getTenant('nope'), null);
           assert.deepEqual(
             (await s.listTenants()).map((t) => t.id),
@@ -130,8 +130,8 @@ function accountStoreContract(name: string, makeStore: () => Promise<Harness>) {
 
       it('upsert replaces name, owner and user types', () =>
         withStore(async (s) => {
-          await s.upsertTenant(tenant('acme', { owner: 'l1' }));
-          const replaced = tenant('acme', { name: 'Acme Inc', owner: null, userTypes: [{ id: 'guest', name: 'Guest', secondFactor: 'pin' }] });
+          await s.upsertTenant(tenant('acme', { owners: ['l1'] }));
+          const replaced = tenant('acme', { name: 'Acme Inc', owners: [], userTypes: [{ id: 'guest', name: 'Guest', secondFactor: 'pin' }] });
           await s.upsertTenant(replaced);
           assert.deepEqual(await s.getTenant('acme'), replaced);
           assert.equal((await s.listTenants()).length, 1);
@@ -154,6 +154,26 @@ function accountStoreContract(name: string, makeStore: () => Promise<Harness>) {
             await assert.rejects(s.setUserTypeFactor('acme', 'admin', bad as never), TypeError, String(bad));
         }));
 
+      it('keeps a session policy: none for a new tenant, set by setSessionPolicy, kept by an upsert, only whole numbers', () =>
+        withStore(async (s) => {
+          await s.upsertTenant(tenant('acme'));
+          assert.equal((await s.getTenant('acme'))?.sessionPolicy, undefined);
+          const policy = { lifetimeHours: 8, idleMinutes: 30, staySignedIn: false };
+          assert.equal(await s.setSessionPolicy('acme', { ...policy, extra: { $ne: null } } as never), true);
+          assert.deepEqual((await s.getTenant('acme'))?.sessionPolicy, policy, 'only the three fields are kept');
+          await s.upsertTenant(tenant('acme', { name: 'Acme Inc' }));
+          assert.deepEqual((await s.listTenants())[0]?.sessionPolicy, policy, 'an upsert keeps it');
+          assert.equal(await s.setSessionPolicy('nope', policy), false);
+          for (const bad of [
+            { ...policy, lifetimeHours: 0 },
+            { ...policy, idleMinutes: 1.5 },
+            { ...policy, staySignedIn: 'no' },
+            { ...policy, lifetimeHours: '8' },
+          ]) {
+            await assert.rejects(s.setSessionPolicy('acme', bad as never), TypeError);
+          }
+        }));
+
       it('keeps whether a stronger factor may be set up on the spot: off for a new tenant, set by setStepUpEnrollment, kept by an upsert without it', () =>
         withStore(async (s) => {
           await s.upsertTenant(tenant('acme'));
@@ -171,6 +191,78 @@ function accountStoreContract(name: string, makeStore: () => Promise<Harness>) {
           assert.equal(await s.setStepUpEnrollment('nope', true), false);
           assert.equal(await s.getTenant('nope'), null);
           await assert.rejects(s.setStepUpEnrollment('acme', 'yes' as never), TypeError);
+        }));
+    });
+
+    describe('user types and owners', () => {
+      it('adds, renames and deletes user types; a type a login has, the last type and an unknown one stay', () =>
+        withStore(async (s) => {
+          await s.upsertTenant(tenant('acme'));
+          assert.equal(await s.addUserType('acme', { id: 'nurse', name: 'Nurse', secondFactor: 'pin' }), true);
+          assert.equal(await s.addUserType('acme', { id: 'nurse', name: 'Other', secondFactor: 'none' }), false, 'an id is taken once');
+          assert.equal(await s.addUserType('nope', { id: 'x', name: 'X', secondFactor: 'none' }), false);
+          assert.equal(await s.renameUserType('acme', 'nurse', 'Night nurse'), true);
+          assert.equal(await s.renameUserType('acme', 'nope', 'X'), false);
+          assert.deepEqual((await s.getTenant('acme'))!.userTypes, [
+            { id: 'staff', name: 'Staff', secondFactor: 'none' },
+            { id: 'admin', name: 'Admin', secondFactor: 'totp' },
+            { id: 'nurse', name: 'Night nurse', secondFactor: 'pin' },
+          ]);
+          await s.upsertLogin(login('l1', { userType: 'nurse' }));
+          await s.upsertLogin(login('other-tenant', { tenant: 'beta', userType: 'admin' }));
+          assert.equal(await s.deleteUserType('acme', 'nurse'), 'in_use');
+          assert.equal(await s.deleteUserType('acme', 'admin'), 'deleted', "another tenant's login of that type id does not count");
+          assert.equal(await s.deleteUserType('acme', 'admin'), 'not_found');
+          assert.equal(await s.deleteUserType('nope', 'staff'), 'not_found');
+          await s.upsertLogin(login('l1', { userType: 'staff' }));
+          assert.equal(await s.deleteUserType('acme', 'nurse'), 'deleted');
+          assert.equal(await s.deleteUserType('acme', 'staff'), 'last');
+          assert.deepEqual(
+            (await s.getTenant('acme'))!.userTypes.map((t) => t.id),
+            ['staff'],
+          );
+          await assert.rejects(s.addUserType('acme', { id: 'x', name: 'X', secondFactor: '$where' as never }), TypeError);
+          await assert.rejects(s.renameUserType('acme', 'staff', { $ne: null } as never), TypeError);
+        }));
+
+      it('parallel changes of user types through two connections lose none of them', () =>
+        withStore(async (s, h) => {
+          const other = await h.twin();
+          await s.upsertTenant(tenant('acme'));
+          await Promise.all([
+            ...Array.from({ length: 6 }, (_, i) => (i % 2 ? s : other).addUserType('acme', { id: `t${i}`, name: `T${i}`, secondFactor: 'none' })),
+            other.setUserTypeFactor('acme', 'staff', 'pin'),
+            s.renameUserType('acme', 'admin', 'Administrator'),
+            s.addUserType('acme', { id: 't0', name: 'Again', secondFactor: 'none' }),
+          ]);
+          const types = (await s.getTenant('acme'))!.userTypes;
+          assert.deepEqual(types.map((t) => t.id).sort(), ['admin', 'staff', 't0', 't1', 't2', 't3', 't4', 't5']);
+          assert.equal(types.find((t) => t.id === 'staff')!.secondFactor, 'pin');
+          assert.equal(types.find((t) => t.id === 'admin')!.name, 'Administrator');
+          assert.equal(types.find((t) => t.id === 't0')!.name, 'T0');
+        }));
+
+      it('adds and removes owners, never the last; two owners removing each other at once leave one', () =>
+        withStore(async (s, h) => {
+          const other = await h.twin();
+          await s.upsertTenant(tenant('acme', { owners: ['a'] }));
+          assert.equal(await s.addOwner('acme', 'b'), 'added');
+          assert.equal(await s.addOwner('acme', 'b'), 'already');
+          assert.equal(await s.addOwner('nope', 'b'), 'not_found');
+          assert.deepEqual((await s.getTenant('acme'))!.owners, ['a', 'b']);
+          assert.equal(await s.removeOwner('acme', 'c'), 'not_owner');
+          assert.equal(await s.removeOwner('nope', 'a'), 'not_owner');
+          for (let round = 0; round < 3; round++) {
+            const results = await Promise.all([s.removeOwner('acme', 'a'), other.removeOwner('acme', 'b')]);
+            assert.deepEqual(results.sort(), ['last', 'removed']);
+            const left = (await s.getTenant('acme'))!.owners;
+            assert.equal(left.length, 1);
+            assert.equal(await s.removeOwner('acme', left[0]!), 'last');
+            await s.addOwner('acme', left[0] === 'a' ? 'b' : 'a');
+          }
+          await Promise.all([s.addOwner('acme', 'c'), other.addOwner('acme', 'd')]);
+          assert.deepEqual([...(await s.getTenant('acme'))!.owners].sort(), ['a', 'b', 'c', 'd']);
+          await assert.rejects(s.addOwner('acme', { $ne: null } as never), TypeError);
         }));
     });
 
@@ -669,6 +761,15 @@ function accountStoreContract(name: string, makeStore: () => Promise<Harness>) {
             ['other', 'web'],
           );
         }));
+
+      it('deletes a client once', () =>
+        withStore(async (s) => {
+          await s.upsertClient(client('web'));
+          assert.equal(await s.deleteClient('web'), true);
+          assert.equal(await s.deleteClient('web'), false);
+          assert.equal(await s.getClient('web'), null);
+          assert.deepEqual(await s.listClients('acme'), []);
+        }));
     });
 
     describe('audit', () => {
@@ -816,6 +917,17 @@ function accountStoreContract(name: string, makeStore: () => Promise<Harness>) {
           await s.upsertUpstream(replaced);
           assert.deepEqual(await s.getUpstream('acme', 'corp'), replaced);
           assert.equal((await s.listUpstreams('acme')).length, 1);
+        }));
+
+      it("deletes one tenant's upstream once, leaving another tenant's of the same id", () =>
+        withStore(async (s) => {
+          await s.upsertUpstream(upstream('corp'));
+          await s.upsertUpstream(upstream('corp', 'globex'));
+          assert.equal(await s.deleteUpstream('acme', 'corp'), true);
+          assert.equal(await s.deleteUpstream('acme', 'corp'), false);
+          assert.equal(await s.getUpstream('acme', 'corp'), null);
+          assert.deepEqual(await s.listUpstreams('acme'), []);
+          assert.equal((await s.getUpstream('globex', 'corp'))?.tenant, 'globex');
         }));
 
       it('refuses upstream fields that are not strings', () =>

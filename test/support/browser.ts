@@ -30,7 +30,11 @@ export class Browser {
   /** By name and path, as a browser keeps them; sent only to paths they match. */
   private jar = new Map<string, Cookie>();
 
-  constructor(readonly base: string) {}
+  /** `headers`: sent with every request (a browser's User-Agent). */
+  constructor(
+    readonly base: string,
+    private readonly headers: Record<string, string> = {},
+  ) {}
 
   /** Puts a cookie in the jar as if the server had set it (a made-up value, in tests of what the server trusts). */
   setCookie(name: string, value: string, path = '/') {
@@ -76,6 +80,7 @@ export class Browser {
     const target = new URL(url, this.base);
     const full = target.href;
     const headers = new Headers(init.headers);
+    for (const [name, value] of Object.entries(this.headers)) if (!headers.has(name)) headers.set(name, value);
     const cookies = full.startsWith(this.base) ? this.cookieHeader(target) : '';
     if (cookies) headers.set('cookie', cookies);
     const res = await fetch(full, { ...init, headers, redirect: 'manual' });

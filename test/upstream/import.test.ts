@@ -124,6 +124,14 @@ describe('upstream providers in the import', () => {
         'upstream acme/google: register the redirect URI https://id.example.com/upstream/google/callback at https://accounts.google.com',
         'upstream globex/google: register the redirect URI https://id.example.com/upstream/google/callback at https://accounts.google.com',
       ]);
+      // Without ISSUER the CLI does not know the server's: it names the page that shows it, never its own default.
+      const guess = await runCli(['import', path], { DATA_DIR: cliDir.path, NODE_ENV: 'test', LOG_LEVEL: 'silent' });
+      assert.equal(guess.code, 0, guess.stderr);
+      assert.doesNotMatch(guess.stdout, /localhost/);
+      assert.match(
+        guess.stdout,
+        /upstream acme\/corp: register the redirect URI \{ISSUER\}\/upstream\/corp\/callback at https:\/\/id\.corp\.example, with the server's ISSUER: the owner's Sign-in providers page \(\/account\/providers\) shows it/,
+      );
     } finally {
       cliDir.remove();
     }

@@ -31,8 +31,12 @@ export interface Tenant {
   /** Slug, e.g. `acme`. */
   id: string;
   name: string;
-  /** The login id of the tenant's owner, or null when none is set. */
-  owner: string | null;
+  /**
+   * The login ids of the tenant's owners (the first is the import's `owner`),
+   * in the order they became owners; empty when none is set. Change them with
+   * `addOwner` / `removeOwner`, which never leave a tenant without one.
+   */
+  owners: string[];
   userTypes: UserType[];
   /**
    * Whether a person may set up a stronger factor on the spot when an app asks
@@ -42,6 +46,21 @@ export interface Tenant {
    * without it keeps the stored value.
    */
   stepUpEnrollment?: boolean;
+  /**
+   * How long the tenant's sessions last (docs/relying-parties.md#session-lifetime);
+   * absent: Latchkey's defaults. Set by `setSessionPolicy`; `upsertTenant` keeps it.
+   */
+  sessionPolicy?: SessionPolicy;
+}
+
+/** How long a tenant's sessions last, enforced by the server (`src/sessions`). */
+export interface SessionPolicy {
+  /** A session ends this many hours after its sign-in, however active. */
+  lifetimeHours: number;
+  /** A session unused this many minutes ends; 0: never. */
+  idleMinutes: number;
+  /** Whether a sign-in outlives closing the browser; off for shared workstations. */
+  staySignedIn: boolean;
 }
 
 /** One per email address. */
@@ -271,7 +290,7 @@ export interface AccountStore extends PasskeyStore {
   /** True when no tenant exists (first run: the demo tenant is created). */
   isEmpty(): Promise<boolean>;
 
-  /** Creates or replaces the tenant (name, owner, user types; `stepUpEnrollment` when given). */
+  /** Creates or replaces the tenant (name, owners, user types; `stepUpEnrollment` when given). */
   upsertTenant(tenant: Tenant): Promise<void>;
   getTenant(id: string): Promise<Tenant | null>;
   listTenants(): Promise<Tenant[]>;
@@ -279,6 +298,33 @@ export interface AccountStore extends PasskeyStore {
   setUserTypeFactor(tenantId: string, userTypeId: string, factor: SecondFactor): Promise<boolean>;
   /** Sets `Tenant.stepUpEnrollment`. False when the tenant does not exist. */
   setStepUpEnrollment(tenantId: string, allowed: boolean): Promise<boolean>;
+  /** Sets `Tenant.sessionPolicy`. False when the tenant does not exist. */
+  setSessionPolicy(tenantId: string, policy: SessionPolicy): Promise<boolean>;
+  /**
+   * Adds a user type at the end of the tenant's list. False when the tenant
+   * does not exist or already has a type of that id: of parallel calls for
+   * one id, one is true.
+   */
+  addUserType(tenantId: string, type: UserType): Promise<boolean>;
+  /** Renames one user type. False when the tenant or the type does not exist. */
+  renameUserType(tenantId: string, userTypeId: string, name: string): Promise<boolean>;
+  /**
+   * Deletes a user type while no login of the tenant has it and it is not
+   * the tenant's last. `in_use`: a login has it; `last`: the tenant's only
+   * type; `not_found`: no such tenant or type. Nothing changes unless `deleted`.
+   */
+  deleteUserType(tenantId: string, userTypeId: string): Promise<'deleted' | 'in_use' | 'last' | 'not_found'>;
+  /**
+   * Makes a login an owner of the tenant (the caller checks that it is a login
+   * of the tenant). `added`, `already` (an owner before), or `not_found` (no tenant).
+   */
+  addOwner(tenantId: string, loginId: string): Promise<'added' | 'already' | 'not_found'>;
+  /**
+   * Takes a login off the tenant's owners, never the last one: of two owners
+   * removing each other at once, one stays. `removed`, `last` (nothing
+   * changed), or `not_owner` (no tenant, or not an owner).
+   */
+  removeOwner(tenantId: string, loginId: string): Promise<'removed' | 'last' | 'not_owner'>;
 
   /**
    * Creates the identity for `email`, or updates it. `passwordHash: undefined`
@@ -365,6 +411,8 @@ export interface AccountStore extends PasskeyStore {
   replaceFactorHash(loginId: string, factorId: string, current: string, next: string): Promise<boolean>;
 
   upsertClient(client: Client): Promise<void>;
+  /** Deletes a client. True when this call deleted it. */
+  deleteClient(clientId: string): Promise<boolean>;
   getClient(clientId: string): Promise<Client | null>;
   listClients(tenant: string): Promise<Client[]>;
 
@@ -381,6 +429,8 @@ export interface AccountStore extends PasskeyStore {
   /** Creates or replaces a tenant's upstream provider (by tenant and id). */
   upsertUpstream(upstream: Upstream): Promise<void>;
   getUpstream(tenant: string, id: string): Promise<Upstream | null>;
+  /** Deletes a tenant's upstream provider (its links to identities stay: they are keyed by issuer). True when this call deleted it. */
+  deleteUpstream(tenant: string, id: string): Promise<boolean>;
   /** A tenant's upstream providers, ordered by name, then id. */
   listUpstreams(tenant: string): Promise<Upstream[]>;
   /** The identity an upstream account is linked to, or null. */

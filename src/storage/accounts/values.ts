@@ -11,6 +11,7 @@ import {
   type LoginSearch,
   type LoginSort,
   type LoginState,
+  type SessionPolicy,
   type SecondFactor,
   type UserType,
 } from './port.ts';
@@ -25,6 +26,14 @@ export function str(name: string, value: unknown): string {
 export function flag(name: string, value: unknown): boolean {
   if (typeof value !== 'boolean') throw new TypeError(`${name} must be a boolean`);
   return value;
+}
+
+/** A session policy with whole, positive numbers only (the store keeps exactly these three fields). */
+export function sessionPolicy(value: SessionPolicy): SessionPolicy {
+  const { lifetimeHours, idleMinutes, staySignedIn } = value ?? ({} as SessionPolicy);
+  if (!Number.isInteger(lifetimeHours) || lifetimeHours < 1) throw new TypeError('sessionPolicy.lifetimeHours must be a positive integer');
+  if (!Number.isInteger(idleMinutes) || idleMinutes < 0) throw new TypeError('sessionPolicy.idleMinutes must be a non-negative integer');
+  return { lifetimeHours, idleMinutes, staySignedIn: flag('sessionPolicy.staySignedIn', staySignedIn) };
 }
 
 export function optStr(name: string, value: unknown): string | null {
@@ -98,6 +107,16 @@ export function loginSearch(search: LoginSearch): CheckedLoginSearch {
     offset,
     limit,
   };
+}
+
+export function ownerList(list: unknown): string[] {
+  if (!Array.isArray(list)) throw new TypeError('owners must be an array');
+  return [...new Set(list.map((o) => str('owner', o)))];
+}
+
+export function userType(u: UserType): UserType {
+  if (!u || typeof u !== 'object') throw new TypeError('userType must be an object');
+  return userTypes([u])[0]!;
 }
 
 /** An `AuditQuery` checked: strings are strings, times are valid Dates, the person's list is bounded. */

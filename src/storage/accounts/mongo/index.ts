@@ -10,20 +10,52 @@ import {
   type Identity,
   type Login,
   type LoginInput,
+  type SessionPolicy,
   type Tenant,
   type Upstream,
   type UserType,
 } from '../port.ts';
 import { mongoPasskeys } from './passkeys.ts';
-import { auditQuery, canonicalJson, factorId, factorStateValue, flag, loginSearch, optStr, secondFactor, stateDigest, str, userTypes, type CheckedLoginSearch } from '../values.ts';
+import {
+  auditQuery,
+  canonicalJson,
+  factorId,
+  factorStateValue,
+  flag,
+  loginSearch,
+  optStr,
+  ownerList,
+  secondFactor,
+  sessionPolicy,
+  stateDigest,
+  str,
+  userType,
+  userTypes,
+  type CheckedLoginSearch,
+} from '../values.ts';
 
 interface TenantDoc {
   _id: string;
   name: string;
-  owner: string | null;
+  /** The one owner of documents written before `owners` (read when `owners` is missing). */
+  owner?: string | null;
+  owners?: string[];
   userTypes: UserType[];
   stepUpEnrollment?: boolean;
+  sessionPolicy?: SessionPolicy;
 }
+/** Held while one change of a tenant's user types or owners reads and writes it (see `changeTenant`). */
+interface TenantLockDoc {
+  _id: string;
+  token: string;
+  expiresAt: Date;
+}
+/** A holder that died is taken over after this long; a change takes a few round trips. */
+const TENANT_LOCK_MS = 10_000;
+const TENANT_LOCK_TRIES = 1_000;
+
+type TenantChange<T> = { result: T; userTypes?: UserType[]; owners?: string[] };
+
 interface IdentityDoc {
   _id: string;
   email: string;
@@ -148,9 +180,12 @@ async function retryDuplicate<T>(op: () => Promise<T>): Promise<T> {
 const toTenant = (d: TenantDoc): Tenant => ({
   id: d._id,
   name: d.name,
-  owner: d.owner ?? null,
+  owners: d.owners ? [...d.owners] : d.owner ? [d.owner] : [],
   userTypes: (d.userTypes ?? []).map((u) => ({ id: u.id, name: u.name, secondFactor: u.secondFactor })),
   stepUpEnrollment: d.stepUpEnrollment === true,
+  ...(d.sessionPolicy
+    ? { sessionPolicy: { lifetimeHours: d.sessionPolicy.lifetimeHours, idleMinutes: d.sessionPolicy.idleMinutes, staySignedIn: d.sessionPolicy.staySignedIn } }
+    : {}),
 });
 // FerretDB 1.24 drops a null set by $setOnInsert, so a missing hash reads as null.
 const toIdentity = (d: IdentityDoc): Identity => ({ id: d._id, email: d.email, passwordHash: d.passwordHash ?? null });
@@ -254,6 +289,43 @@ export function createMongoAccountStore(db: Db): AccountStore {
   // on update, so a concurrent factor-step update could otherwise undo a reset.
   const loginSessions = db.collection<LoginSessionsDoc>('login_sessions');
   const loginGrants = db.collection<LoginGrantDoc>('login_grants');
+  const tenantLocks = db.collection<TenantLockDoc>('tenant_locks');
+
+  /**
+   * Reads the tenant, lets `change` decide, and writes its new user types or
+   * owners while holding the tenant's lock. FerretDB 1.24 runs a conditional
+   * update as read, compare, write, so "never the last owner" or "no login has
+   * this type" cannot be one guarded update there; the lock is an insert with a
+   * unique _id, which is atomic on both. A holder that died is taken over once
+   * its lease ran out (a lease, not a security decision: wall-clock time).
+   */
+  async function changeTenant<T>(tenantId: string, change: (tenant: Tenant) => TenantChange<T> | Promise<TenantChange<T>>, missing: T): Promise<T> {
+    const token = randomUUID();
+    for (let attempt = 0; ; attempt++) {
+      try {
+        await tenantLocks.insertOne({ _id: tenantId, token, expiresAt: new Date(Date.now() + TENANT_LOCK_MS) });
+        break;
+      } catch (e) {
+        if (!isDuplicateKey(e)) throw e;
+        if (attempt >= TENANT_LOCK_TRIES) throw new Error(`tenant ${tenantId}: another change holds it`);
+        await tenantLocks.deleteOne({ _id: tenantId, expiresAt: { $lt: new Date() } });
+        await new Promise((resolve) => setImmediate(resolve));
+      }
+    }
+    try {
+      const doc = await tenants.findOne({ _id: tenantId });
+      if (!doc) return missing;
+      const outcome = await change(toTenant(doc));
+      const set: Partial<TenantDoc> = {
+        ...(outcome.userTypes ? { userTypes: outcome.userTypes } : {}),
+        ...(outcome.owners ? { owners: outcome.owners } : {}),
+      };
+      if (Object.keys(set).length) await tenants.updateOne({ _id: tenantId }, outcome.owners ? { $set: set, $unset: { owner: '' } } : { $set: set });
+      return outcome.result;
+    } finally {
+      await tenantLocks.deleteOne({ _id: tenantId, token });
+    }
+  }
   const passkeys = mongoPasskeys(db);
 
   return {
@@ -287,11 +359,11 @@ export function createMongoAccountStore(db: Db): AccountStore {
       const id = str('tenant.id', tenant.id);
       const doc = {
         name: str('tenant.name', tenant.name),
-        owner: optStr('tenant.owner', tenant.owner),
+        owners: ownerList(tenant.owners),
         userTypes: userTypes(tenant.userTypes),
         ...(tenant.stepUpEnrollment === undefined ? {} : { stepUpEnrollment: flag('tenant.stepUpEnrollment', tenant.stepUpEnrollment) }),
       };
-      await retryDuplicate(() => tenants.updateOne({ _id: id }, { $set: doc }, { upsert: true }));
+      await retryDuplicate(() => tenants.updateOne({ _id: id }, { $set: doc, $unset: { owner: '' } }, { upsert: true }));
     },
     async getTenant(id) {
       const doc = await tenants.findOne({ _id: str('id', id) });
@@ -304,20 +376,70 @@ export function createMongoAccountStore(db: Db): AccountStore {
       const result = await tenants.updateOne({ _id: str('tenantId', tenantId) }, { $set: { stepUpEnrollment: flag('allowed', allowed) } });
       return result.matchedCount === 1;
     },
+    async setSessionPolicy(tenantId, policy) {
+      const result = await tenants.updateOne({ _id: str('tenantId', tenantId) }, { $set: { sessionPolicy: sessionPolicy(policy) } });
+      return result.matchedCount === 1;
+    },
     async setUserTypeFactor(tenantId, userTypeId, factor) {
-      const id = str('tenantId', tenantId);
       const typeId = str('userTypeId', userTypeId);
       const value = secondFactor(factor);
-      // FerretDB 1.24 has neither the positional `$` nor arrayFilters: address the
-      // element by index, guarded by its id, and look again if the array moved.
-      for (let attempt = 0; attempt < 10; attempt++) {
-        const doc = await tenants.findOne({ _id: id }, { projection: { userTypes: 1 } });
-        const index = doc?.userTypes?.findIndex((u) => u.id === typeId) ?? -1;
-        if (index < 0) return false;
-        const result = await tenants.updateOne({ _id: id, [`userTypes.${index}.id`]: typeId }, { $set: { [`userTypes.${index}.secondFactor`]: value } });
-        if (result.matchedCount === 1) return true;
-      }
-      throw new Error('setUserTypeFactor: user types kept changing');
+      return changeTenant(
+        str('tenantId', tenantId),
+        (t) =>
+          t.userTypes.some((u) => u.id === typeId) ? { result: true, userTypes: t.userTypes.map((u) => (u.id === typeId ? { ...u, secondFactor: value } : u)) } : { result: false },
+        false,
+      );
+    },
+    async addUserType(tenantId, type) {
+      const added = userType(type);
+      return changeTenant(
+        str('tenantId', tenantId),
+        (t) => (t.userTypes.some((u) => u.id === added.id) ? { result: false } : { result: true, userTypes: [...t.userTypes, added] }),
+        false,
+      );
+    },
+    async renameUserType(tenantId, userTypeId, name) {
+      const id = str('userTypeId', userTypeId);
+      const newName = str('name', name);
+      return changeTenant(
+        str('tenantId', tenantId),
+        (t) => (t.userTypes.some((u) => u.id === id) ? { result: true, userTypes: t.userTypes.map((u) => (u.id === id ? { ...u, name: newName } : u)) } : { result: false }),
+        false,
+      );
+    },
+    async deleteUserType(tenantId, userTypeId) {
+      const tenant = str('tenantId', tenantId);
+      const id = str('userTypeId', userTypeId);
+      return changeTenant<'deleted' | 'in_use' | 'last' | 'not_found'>(
+        tenant,
+        async (t) => {
+          if (!t.userTypes.some((u) => u.id === id)) return { result: 'not_found' };
+          if (t.userTypes.length === 1) return { result: 'last' };
+          if (await logins.findOne({ tenant, userType: id }, { projection: { _id: 1 } })) return { result: 'in_use' };
+          return { result: 'deleted', userTypes: t.userTypes.filter((u) => u.id !== id) };
+        },
+        'not_found',
+      );
+    },
+    async addOwner(tenantId, loginId) {
+      const id = str('loginId', loginId);
+      return changeTenant<'added' | 'already' | 'not_found'>(
+        str('tenantId', tenantId),
+        (t) => (t.owners.includes(id) ? { result: 'already' } : { result: 'added', owners: [...t.owners, id] }),
+        'not_found',
+      );
+    },
+    async removeOwner(tenantId, loginId) {
+      const id = str('loginId', loginId);
+      return changeTenant<'removed' | 'last' | 'not_owner'>(
+        str('tenantId', tenantId),
+        (t) => {
+          if (!t.owners.includes(id)) return { result: 'not_owner' };
+          if (t.owners.length === 1) return { result: 'last' };
+          return { result: 'removed', owners: t.owners.filter((o) => o !== id) };
+        },
+        'not_owner',
+      );
     },
 
     async upsertIdentity(input) {
@@ -507,6 +629,9 @@ export function createMongoAccountStore(db: Db): AccountStore {
       const doc = { tenant: str('tenant', client.tenant), firstParty: client.firstParty, metadata: json(client.metadata) };
       await retryDuplicate(() => clients.replaceOne({ _id: clientId }, doc, { upsert: true }));
     },
+    async deleteClient(clientId) {
+      return (await clients.deleteOne({ _id: str('clientId', clientId) })).deletedCount === 1;
+    },
     async getClient(clientId) {
       const doc = await clients.findOne({ _id: str('clientId', clientId) });
       return doc ? toClient(doc) : null;
@@ -580,6 +705,9 @@ export function createMongoAccountStore(db: Db): AccountStore {
         scopes: scopeList(upstream.scopes),
       };
       await retryDuplicate(() => upstreams.replaceOne({ _id: JSON.stringify([tenant, id]) }, doc, { upsert: true }));
+    },
+    async deleteUpstream(tenant, id) {
+      return (await upstreams.deleteOne({ _id: JSON.stringify([str('tenant', tenant), str('id', id)]) })).deletedCount === 1;
     },
     async getUpstream(tenant, id) {
       const doc = await upstreams.findOne({ _id: JSON.stringify([str('tenant', tenant), str('id', id)]) });

@@ -11,12 +11,28 @@ import {
   type Login,
   type LoginInput,
   type SecondFactor,
+  type SessionPolicy,
   type Tenant,
   type Upstream,
   type UserType,
 } from '../port.ts';
 import { sqlitePasskeys } from './passkeys.ts';
-import { auditQuery, canonicalJson, factorId, factorStateValue, flag, loginSearch, optStr, secondFactor, str, userTypes, type CheckedLoginSearch } from '../values.ts';
+import {
+  auditQuery,
+  canonicalJson,
+  factorId,
+  factorStateValue,
+  flag,
+  loginSearch,
+  optStr,
+  ownerList,
+  secondFactor,
+  sessionPolicy,
+  str,
+  userType,
+  userTypes,
+  type CheckedLoginSearch,
+} from '../values.ts';
 
 const SCHEMA = `
 CREATE TABLE IF NOT EXISTS tenants (
@@ -67,9 +83,12 @@ CREATE INDEX IF NOT EXISTS audit_events_tenant_login_time ON audit_events (tenan
 interface TenantRow {
   id: string;
   name: string;
+  /** The first owner, as stores before `owners` kept it (read when `owners` is null). */
   owner: string | null;
+  owners: string | null;
   user_types: string;
   step_up_enrollment: number;
+  session_policy: string | null;
 }
 interface IdentityRow {
   id: string;
@@ -112,21 +131,25 @@ function deleteLimit(limit: number): number {
 const toTenant = (r: TenantRow): Tenant => ({
   id: r.id,
   name: r.name,
-  owner: r.owner,
+  owners: r.owners !== null ? (JSON.parse(r.owners) as string[]) : r.owner ? [r.owner] : [],
   userTypes: JSON.parse(r.user_types) as UserType[],
   stepUpEnrollment: r.step_up_enrollment === 1,
+  ...(r.session_policy ? { sessionPolicy: JSON.parse(r.session_policy) as SessionPolicy } : {}),
 });
-const TENANT_COLUMNS = 'id, name, owner, user_types, step_up_enrollment';
+const TENANT_COLUMNS = 'id, name, owner, owners, user_types, step_up_enrollment, session_policy';
 
 /** Columns added to `tenants` after its first release; a store made before gets them at start. */
 function addTenantColumns(db: Database.Database): void {
   const have = new Set((db.prepare('PRAGMA table_info(tenants)').all() as { name: string }[]).map((c) => c.name));
-  if (have.has('step_up_enrollment')) return;
-  try {
-    db.exec('ALTER TABLE tenants ADD COLUMN step_up_enrollment INTEGER NOT NULL DEFAULT 0');
-  } catch (err) {
-    // Another process starting on the same file added it first.
-    if (!/duplicate column/i.test(String((err as Error).message))) throw err;
+  const columns = { step_up_enrollment: 'INTEGER NOT NULL DEFAULT 0', owners: 'TEXT', session_policy: 'TEXT' };
+  for (const [column, type] of Object.entries(columns)) {
+    if (have.has(column)) continue;
+    try {
+      db.exec(`ALTER TABLE tenants ADD COLUMN ${column} ${type}`);
+    } catch (err) {
+      // Another process starting on the same file added it first.
+      if (!/duplicate column/i.test(String((err as Error).message))) throw err;
+    }
   }
 }
 const toIdentity = (r: IdentityRow): Identity => ({ id: r.id, email: r.email, passwordHash: r.password_hash });
@@ -166,15 +189,19 @@ function prepare(db: Database.Database) {
   return {
     ping: db.prepare<[], unknown>('SELECT 1'),
     anyTenant: db.prepare<[], { id: string }>('SELECT id FROM tenants LIMIT 1'),
-    upsertTenant: db.prepare<{ id: string; name: string; owner: string | null; userTypes: string; stepUp: number | null }, void>(
-      `INSERT INTO tenants (id, name, owner, user_types, step_up_enrollment) VALUES (@id, @name, @owner, @userTypes, coalesce(@stepUp, 0))
-       ON CONFLICT (id) DO UPDATE SET name = excluded.name, owner = excluded.owner, user_types = excluded.user_types,
+    upsertTenant: db.prepare<{ id: string; name: string; owner: string | null; owners: string; userTypes: string; stepUp: number | null }, void>(
+      `INSERT INTO tenants (id, name, owner, owners, user_types, step_up_enrollment) VALUES (@id, @name, @owner, @owners, @userTypes, coalesce(@stepUp, 0))
+       ON CONFLICT (id) DO UPDATE SET name = excluded.name, owner = excluded.owner, owners = excluded.owners, user_types = excluded.user_types,
          step_up_enrollment = coalesce(@stepUp, tenants.step_up_enrollment)`,
     ),
     getTenant: db.prepare<[string], TenantRow>(`SELECT ${TENANT_COLUMNS} FROM tenants WHERE id = ?`),
     listTenants: db.prepare<[], TenantRow>(`SELECT ${TENANT_COLUMNS} FROM tenants ORDER BY id`),
     setStepUpEnrollment: db.prepare<[number, string], void>('UPDATE tenants SET step_up_enrollment = ? WHERE id = ?'),
+    setSessionPolicy: db.prepare<[string, string], void>('UPDATE tenants SET session_policy = ? WHERE id = ?'),
     setUserTypes: db.prepare<[string, string], void>('UPDATE tenants SET user_types = ? WHERE id = ?'),
+    setOwners: db.prepare<[string, string | null, string], void>('UPDATE tenants SET owners = ?, owner = ? WHERE id = ?'),
+    loginOfType: db.prepare<[string, string], { id: string }>('SELECT id FROM logins WHERE tenant = ? AND user_type = ? LIMIT 1'),
+    deleteClient: db.prepare<[string], void>('DELETE FROM clients WHERE client_id = ?'),
 
     upsertIdentity: db.prepare<{ id: string; email: string; hash: string | null; keep: number }, IdentityRow>(
       `INSERT INTO identities (id, email, password_hash) VALUES (@id, @email, @hash)
@@ -288,6 +315,7 @@ function prepareUpstreams(db: Database.Database) {
          client_secret = excluded.client_secret, scopes = excluded.scopes`,
     ),
     getUpstream: db.prepare<[string, string], UpstreamRow>(`SELECT ${UPSTREAM_COLUMNS} FROM upstreams WHERE tenant = ? AND id = ?`),
+    deleteUpstream: db.prepare<[string, string], void>('DELETE FROM upstreams WHERE tenant = ? AND id = ?'),
     listUpstreams: db.prepare<[string], UpstreamRow>(`SELECT ${UPSTREAM_COLUMNS} FROM upstreams WHERE tenant = ? ORDER BY name, id`),
     identityByUpstream: db.prepare<[string, string], IdentityRow>(
       `SELECT i.id, i.email, i.password_hash FROM upstream_links l JOIN identities i ON i.id = l.identity_id
@@ -430,6 +458,20 @@ export function createSqliteAccountStore(db: Database.Database): AccountStore {
     return true;
   });
 
+  /**
+   * Reads the tenant, lets `change` decide, and writes its new user types or
+   * owners, all under the write lock: parallel changes never lose one another.
+   */
+  const changeTenantTx = db.transaction(<T>(tenantId: string, change: (tenant: Tenant) => { result: T; userTypes?: UserType[]; owners?: string[] }, missing: T): T => {
+    const row = q().getTenant.get(tenantId);
+    if (!row) return missing;
+    const outcome = change(toTenant(row));
+    if (outcome.userTypes) q().setUserTypes.run(JSON.stringify(outcome.userTypes), tenantId);
+    if (outcome.owners) q().setOwners.run(JSON.stringify(outcome.owners), outcome.owners[0] ?? null, tenantId);
+    return outcome.result;
+  });
+  const changeTenant = <T>(tenantId: string, change: (tenant: Tenant) => { result: T; userTypes?: UserType[]; owners?: string[] }, missing: T): T =>
+    changeTenantTx.immediate(tenantId, change as never, missing) as T;
   // Compare in JavaScript under the write lock: JSON equality whatever the key order.
   const casFactorTx = db.transaction((id: string, factor: string, expected: FactorState | null, next: FactorState | null): boolean => {
     const row = q().getLogin.get(id);
@@ -465,10 +507,12 @@ export function createSqliteAccountStore(db: Database.Database): AccountStore {
     },
 
     async upsertTenant(tenant) {
+      const owners = ownerList(tenant.owners);
       q().upsertTenant.run({
         id: str('tenant.id', tenant.id),
         name: str('tenant.name', tenant.name),
-        owner: optStr('tenant.owner', tenant.owner),
+        owners: JSON.stringify(owners),
+        owner: owners[0] ?? null,
         userTypes: JSON.stringify(userTypes(tenant.userTypes)),
         stepUp: tenant.stepUpEnrollment === undefined ? null : Number(flag('tenant.stepUpEnrollment', tenant.stepUpEnrollment)),
       });
@@ -483,8 +527,62 @@ export function createSqliteAccountStore(db: Database.Database): AccountStore {
     async setStepUpEnrollment(tenantId, allowed) {
       return q().setStepUpEnrollment.run(Number(flag('allowed', allowed)), str('tenantId', tenantId)).changes === 1;
     },
+    async setSessionPolicy(tenantId, policy) {
+      return q().setSessionPolicy.run(JSON.stringify(sessionPolicy(policy)), str('tenantId', tenantId)).changes === 1;
+    },
     async setUserTypeFactor(tenantId, userTypeId, factor) {
       return setUserTypeFactorTx.immediate(str('tenantId', tenantId), str('userTypeId', userTypeId), secondFactor(factor));
+    },
+    async addUserType(tenantId, type) {
+      const added = userType(type);
+      return changeTenant(
+        str('tenantId', tenantId),
+        (t) => (t.userTypes.some((u) => u.id === added.id) ? { result: false } : { result: true, userTypes: [...t.userTypes, added] }),
+        false,
+      );
+    },
+    async renameUserType(tenantId, userTypeId, name) {
+      const id = str('userTypeId', userTypeId);
+      const newName = str('name', name);
+      return changeTenant(
+        str('tenantId', tenantId),
+        (t) => (t.userTypes.some((u) => u.id === id) ? { result: true, userTypes: t.userTypes.map((u) => (u.id === id ? { ...u, name: newName } : u)) } : { result: false }),
+        false,
+      );
+    },
+    async deleteUserType(tenantId, userTypeId) {
+      const tenant = str('tenantId', tenantId);
+      const id = str('userTypeId', userTypeId);
+      return changeTenant<'deleted' | 'in_use' | 'last' | 'not_found'>(
+        tenant,
+        (t) => {
+          if (!t.userTypes.some((u) => u.id === id)) return { result: 'not_found' };
+          if (t.userTypes.length === 1) return { result: 'last' };
+          if (q().loginOfType.get(tenant, id)) return { result: 'in_use' };
+          return { result: 'deleted', userTypes: t.userTypes.filter((u) => u.id !== id) };
+        },
+        'not_found',
+      );
+    },
+    async addOwner(tenantId, loginId) {
+      const id = str('loginId', loginId);
+      return changeTenant<'added' | 'already' | 'not_found'>(
+        str('tenantId', tenantId),
+        (t) => (t.owners.includes(id) ? { result: 'already' } : { result: 'added', owners: [...t.owners, id] }),
+        'not_found',
+      );
+    },
+    async removeOwner(tenantId, loginId) {
+      const id = str('loginId', loginId);
+      return changeTenant<'removed' | 'last' | 'not_owner'>(
+        str('tenantId', tenantId),
+        (t) => {
+          if (!t.owners.includes(id)) return { result: 'not_owner' };
+          if (t.owners.length === 1) return { result: 'last' };
+          return { result: 'removed', owners: t.owners.filter((o) => o !== id) };
+        },
+        'not_owner',
+      );
     },
 
     async upsertIdentity(input) {
@@ -598,6 +696,9 @@ export function createSqliteAccountStore(db: Database.Database): AccountStore {
       if (typeof client.firstParty !== 'boolean') throw new TypeError('firstParty must be a boolean');
       q().upsertClient.run(str('clientId', client.clientId), str('tenant', client.tenant), client.firstParty ? 1 : 0, metadata);
     },
+    async deleteClient(clientId) {
+      return q().deleteClient.run(str('clientId', clientId)).changes === 1;
+    },
     async getClient(clientId) {
       const row = q().getClient.get(str('clientId', clientId));
       return row ? toClient(row) : null;
@@ -674,6 +775,9 @@ export function createSqliteAccountStore(db: Database.Database): AccountStore {
         str('upstream.clientSecret', upstream.clientSecret),
         JSON.stringify(scopeList(upstream.scopes)),
       );
+    },
+    async deleteUpstream(tenant, id) {
+      return u().deleteUpstream.run(str('tenant', tenant), str('id', id)).changes === 1;
     },
     async getUpstream(tenant, id) {
       const row = u().getUpstream.get(str('tenant', tenant), str('id', id));

@@ -1,0 +1,70 @@
+/**
+ * "Where you're signed in" on the profile: the login's sessions
+ * (`src/sessions`), each with its browser, address, times and apps; a person
+ * signs out one of them, or every one but this browser's. Either ends the
+ * session's single sign-on and its apps' tokens, and tells its apps by
+ * back-channel logout.
+ */
+import type Router from '@koa/router';
+import { badRequest, notFound } from '../errors.ts';
+import { formFields } from '../web/forms.ts';
+import { formatTime } from './labels.ts';
+import type { AccountKit, Signed } from './kit.ts';
+
+const SESSION_ID_MAX = 128;
+
+/** The sessions as the profile page shows them, this browser's first. */
+export async function sessionsShown(kit: AccountKit, signed: Signed) {
+  const sessions = await kit.deps.sessions.listSessions(signed.login.id);
+  return sessions
+    .map((s) => ({
+      id: s.id,
+      current: s.id === signed.session.sid,
+      browser: s.browser,
+      ip: s.ip ?? '',
+      signedInAt: formatTime(s.signedInAt),
+      lastSeen: formatTime(s.lastSeenAt),
+      apps: s.apps.map((a) => a.name),
+    }))
+    .sort((a, b) => Number(b.current) - Number(a.current));
+}
+
+export function sessionRoutes(router: Router, kit: AccountKit) {
+  const { sessions, audit } = kit.deps;
+
+  router.post('/profile/sessions/end', async (ctx) => {
+    const signed = await kit.signedInForm(ctx);
+    if (!signed) return;
+    const { session } = formFields(ctx.request.body, ['session'], ['csrf'], SESSION_ID_MAX);
+    // This browser signs out with the page's own sign-out, which also clears its cookie.
+    if (session === signed.session.sid) throw badRequest('errors.sessions.thisSession');
+    if (!(await sessions.endSession(signed.login.id, session))) throw notFound('errors.sessions.noSuchSession');
+    await audit.record({
+      type: 'session.ended',
+      outcome: 'success',
+      tenant: signed.tenant.id,
+      login: signed.login.id,
+      ...kit.requestInfo(ctx),
+      detail: { by: signed.login.id, sessions: 1 },
+    });
+    ctx.redirect('/account?notice=sessionEnded');
+    ctx.status = 303;
+  });
+
+  router.post('/profile/sessions/end-others', async (ctx) => {
+    const signed = await kit.signedInForm(ctx);
+    if (!signed) return;
+    formFields(ctx.request.body, [], ['csrf'], SESSION_ID_MAX);
+    const ended = await sessions.endOtherSessions(signed.login.id, signed.session.sid);
+    await audit.record({
+      type: 'session.ended',
+      outcome: 'success',
+      tenant: signed.tenant.id,
+      login: signed.login.id,
+      ...kit.requestInfo(ctx),
+      detail: { by: signed.login.id, sessions: ended, others: true },
+    });
+    ctx.redirect('/account?notice=otherSessionsEnded');
+    ctx.status = 303;
+  });
+}

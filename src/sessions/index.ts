@@ -1,0 +1,343 @@
+/**
+ * A login's sessions (docs/account.md, docs/relying-parties.md): the index
+ * that finds them, the pages and the API that list and end them, and the
+ * back-channel logouts that tell the apps when a session ends.
+ *
+ * oidc-provider stores sessions by their id, which is the browser's cookie,
+ * so nothing finds a login's sessions. The Session adapter is wrapped
+ * (`trackSessions`): every save records the session in the session store
+ * under its `uid`, with the apps it signed in to (and the `sid` each knows),
+ * the browser and address of the request that saved it and when it was last
+ * used; every destroy forgets it.
+ *
+ * oidc-provider sends a back-channel logout once and forgets it. Here its
+ * client's `backchannelLogout` queues one in the session store instead (at
+ * most one per client and sid), and a worker sends it with the provider's own
+ * logout token, retried with backoff until the app answers 200 or 204; each
+ * attempt is in the audit log.
+ */
+import { AsyncLocalStorage } from 'node:async_hooks';
+import type Provider from 'oidc-provider';
+import type { Adapter, AdapterPayload } from '../storage/adapter/port.ts';
+import { hashId } from '../storage/adapter/hashed-ids.ts';
+import type { AccountStore, SessionPolicy, Tenant } from '../storage/accounts/port.ts';
+import type { ClaimedLogout, NewLogout, SessionRecord, SessionStore } from '../storage/sessions/port.ts';
+import type { Audit } from '../audit.ts';
+import type { Logger } from '../log.ts';
+import { queueWorker } from '../queue-worker.ts';
+import { endLoginSessions as cutOffLoginSessions } from '../provider/revocation.ts';
+
+const LEASE_MS = 60_000;
+const BATCH = 20;
+const FIRST_RETRY_MS = 5_000;
+const LONGEST_RETRY_MS = 3_600_000;
+const KEEP_DELIVERED_MS = 7 * 24 * 3_600_000;
+const SWEEP_EVERY_MS = 10 * 60_000;
+const USER_AGENT_MAX = 512;
+
+export const logoutRetryDelayMs = (attempt: number) => Math.min(FIRST_RETRY_MS * 2 ** Math.min(attempt - 1, 20), LONGEST_RETRY_MS);
+
+/** A tenant without a policy of its own: 14 days, however idle, and the sign-in outlives closing the browser. */
+export const DEFAULT_SESSION_POLICY: SessionPolicy = { lifetimeHours: 14 * 24, idleMinutes: 0, staySignedIn: true };
+
+export const sessionPolicyOf = (tenant: Pick<Tenant, 'sessionPolicy'> | null | undefined): SessionPolicy => tenant?.sessionPolicy ?? DEFAULT_SESSION_POLICY;
+
+/**
+ * True when a session has outlived its tenant's policy at `now` (epoch ms):
+ * signed in (`signedInAt`, epoch ms) longer ago than the lifetime, or unused
+ * since `lastSeenAt` (null: not since the sign-in) longer than the idle
+ * timeout. A sign-in counts as a use, so a session signed in again is fresh.
+ */
+export function outlived(policy: SessionPolicy, times: { signedInAt: number; lastSeenAt: number | null }, now: number): boolean {
+  if (now - times.signedInAt > policy.lifetimeHours * 3_600_000) return true;
+  const lastUse = Math.max(times.signedInAt, times.lastSeenAt ?? 0);
+  return policy.idleMinutes > 0 && now - lastUse > policy.idleMinutes * 60_000;
+}
+
+/** The browser of the request being served, for the session it saves. */
+export interface RequestBrowser {
+  userAgent: string | null;
+  ip: string | null;
+}
+
+/** Set by a provider middleware around each request (`createProvider`), read when a session is saved. */
+export const currentBrowser = new AsyncLocalStorage<RequestBrowser>();
+
+type Authorizations = Record<string, { sid?: unknown }>;
+
+function clientsOf(payload: AdapterPayload): Record<string, string> {
+  const clients: Record<string, string> = {};
+  for (const [clientId, a] of Object.entries((payload.authorizations ?? {}) as Authorizations)) if (typeof a?.sid === 'string') clients[clientId] = a.sid;
+  return clients;
+}
+
+/** Wraps the Session adapter so every saved session is recorded under its login, and a destroyed one forgotten. */
+export function trackSessions(inner: Adapter, store: SessionStore, now: () => number = Date.now): Adapter {
+  return {
+    async upsert(id, payload, expiresIn) {
+      await inner.upsert(id, payload, expiresIn);
+      const uid = payload.uid;
+      if (typeof uid !== 'string') return;
+      if (typeof payload.accountId !== 'string') {
+        await store.removeSession(uid);
+        return;
+      }
+      const at = now();
+      const browser = currentBrowser.getStore();
+      await store.recordSession({
+        uid,
+        key: hashId(id),
+        loginId: payload.accountId,
+        clients: clientsOf(payload),
+        signedInAt: new Date(typeof payload.loginTs === 'number' ? payload.loginTs * 1000 : at),
+        lastSeenAt: new Date(at),
+        expiresAt: new Date(at + (expiresIn ?? 0) * 1000),
+        userAgent: browser?.userAgent?.slice(0, USER_AGENT_MAX) ?? null,
+        ip: browser?.ip ?? null,
+      });
+    },
+    find: (id) => inner.find(id),
+    findByUid: (uid) => inner.findByUid(uid),
+    findByUserCode: (code) => inner.findByUserCode(code),
+    consume: (id) => inner.consume(id),
+    async destroy(id) {
+      await inner.destroy(id);
+      await store.removeSessionByKey(hashId(id));
+    },
+    revokeByGrantId: (grantId) => inner.revokeByGrantId(grantId),
+  };
+}
+
+/** A session as the sessions page and the API show it. */
+export interface SessionView {
+  /** The session's uid: what `endSession` takes. */
+  id: string;
+  signedInAt: Date;
+  lastSeenAt: Date;
+  expiresAt: Date;
+  /** "Firefox on Linux", or null when the browser did not say. */
+  browser: string | null;
+  userAgent: string | null;
+  ip: string | null;
+  /** The apps the session signed in to. */
+  apps: { clientId: string; name: string }[];
+}
+
+export interface Sessions {
+  /** The login's live sessions, most recently used first. */
+  listSessions(loginId: string): Promise<SessionView[]>;
+  /** Ends one session of the login (its sign-in everywhere, the tokens of its apps) and tells its apps; false when the login has no such session. */
+  endSession(loginId: string, sessionId: string): Promise<boolean>;
+  /** Ends every session of the login but `keepSessionId` (none: all); returns how many it ended. */
+  endOtherSessions(loginId: string, keepSessionId: string | null): Promise<number>;
+  /**
+   * Ends every session and token of each login at once (an owner's reset or
+   * disable, a changed or reset password): the cut-off of
+   * `src/provider/revocation.ts`, then each indexed session is destroyed and
+   * its apps are told. `keepSessionId` is not destroyed (the page that made
+   * the change stays signed in), but its apps are told and forgotten too.
+   */
+  endLoginSessions(loginIds: string[], opts?: { keepSessionId?: string }): Promise<Date>;
+  /**
+   * Whether the session `sessionId` of a login of `tenant`, signed in at
+   * `signedInAt` (epoch seconds), is still within the tenant's lifetime and
+   * idle timeout; when it is, this use counts (its last-seen time moves).
+   */
+  stillLive(tenant: Tenant, sessionId: string, signedInAt: number): Promise<boolean>;
+  /** Sends the logouts that are due; resolves with how many were delivered. */
+  drain(): Promise<number>;
+  close(): void;
+}
+
+export interface SessionDeps {
+  store: SessionStore;
+  accounts: AccountStore;
+  provider: Provider;
+  audit: Audit;
+  log: Logger;
+  now?: () => number;
+  /** A serving process sends logouts; the CLI only queues them. */
+  worker?: boolean;
+  intervalMs?: number;
+}
+
+interface LogoutClient {
+  clientId: string;
+  clientName?: string;
+  backchannelLogoutUri?: string;
+  backchannelLogout(sub: string, sid: string): Promise<void>;
+}
+
+/** A short name for a User-Agent: the browser and the system, as far as it tells. */
+export function browserLabel(userAgent: string | null): string | null {
+  if (!userAgent) return null;
+  const browser =
+    [
+      [/Edg(e|A|iOS)?\//, 'Edge'],
+      [/OPR\/|Opera/, 'Opera'],
+      [/Firefox\/|FxiOS/, 'Firefox'],
+      [/Chrome\/|CriOS|Chromium/, 'Chrome'],
+      [/Safari\//, 'Safari'],
+    ].find(([re]) => (re as RegExp).test(userAgent))?.[1] ?? null;
+  const system =
+    [
+      [/Android/, 'Android'],
+      [/iPhone|iPad|iOS/, 'iOS'],
+      [/Windows/, 'Windows'],
+      [/Mac OS X|Macintosh/, 'macOS'],
+      [/CrOS/, 'ChromeOS'],
+      [/Linux/, 'Linux'],
+    ].find(([re]) => (re as RegExp).test(userAgent))?.[1] ?? null;
+  if (browser && system) return `${browser as string} on ${system as string}`;
+  return ((browser ?? system) as string | null) ?? userAgent.slice(0, 60);
+}
+
+export function createSessions({ store, accounts, provider, audit, log, now = Date.now, worker = true, intervalMs = 2_000 }: SessionDeps): Sessions {
+  const proto = provider.Client.prototype as unknown as LogoutClient;
+  // The provider's sender signs the logout token and posts it once; the queue calls it, and the provider queues.
+  const sendLogout = proto.backchannelLogout;
+  proto.backchannelLogout = async function queueLogout(this: LogoutClient, sub: string, sid: string) {
+    const login = await accounts.getLogin(sub);
+    await enqueue([{ clientId: this.clientId, sid, loginId: sub, tenant: login?.tenant ?? null }]);
+  };
+
+  const findClient = async (clientId: string) => (await provider.Client.find(clientId).catch(() => undefined)) as unknown as LogoutClient | undefined;
+
+  async function enqueue(logouts: NewLogout[]) {
+    if (!logouts.length) return;
+    await store.enqueueLogouts(logouts, new Date(now()));
+    loop.kick();
+  }
+
+  /** The logouts owed to the apps of a session with a back-channel logout URI. */
+  async function logoutsOf(record: SessionRecord, tenant: string | null): Promise<NewLogout[]> {
+    const owed: NewLogout[] = [];
+    for (const [clientId, sid] of Object.entries(record.clients)) {
+      if ((await findClient(clientId))?.backchannelLogoutUri) owed.push({ clientId, sid, loginId: record.loginId, tenant });
+    }
+    return owed;
+  }
+
+  async function revokeGrants(grantIds: string[]) {
+    for (const grantId of grantIds) {
+      // As the provider's own logout does: the grant's codes and tokens, then the grant.
+      await provider.AccessToken.revokeByGrantId(grantId);
+      await provider.Grant.adapter.destroy(grantId);
+    }
+  }
+
+  /** Ends one indexed session: tells its apps, revokes its grants and destroys it (or, kept, forgets its apps). */
+  async function end(record: SessionRecord, tenant: string | null, keep = false): Promise<void> {
+    await enqueue(await logoutsOf(record, tenant));
+    const session = await provider.Session.findByUid(record.uid);
+    const authorizations = (session?.authorizations ?? {}) as Record<string, { grantId?: string }>;
+    await revokeGrants(Object.values(authorizations).flatMap((a) => (typeof a.grantId === 'string' ? [a.grantId] : [])));
+    if (session && keep) {
+      // Its apps' next sign-in gets a new sid, which a later logout can reach.
+      session.authorizations = {};
+      await session.save(Math.max(1, Math.floor(((session.exp ?? 0) * 1000 - now()) / 1000)));
+      return;
+    }
+    if (session) await session.destroy();
+    await store.removeSession(record.uid);
+  }
+
+  const tenantOf = async (loginId: string) => (await accounts.getLogin(loginId))?.tenant ?? null;
+
+  async function send(l: ClaimedLogout): Promise<boolean> {
+    const client = await findClient(l.clientId);
+    const event = { tenant: l.tenant, login: l.loginId, detail: { client: l.clientId, attempt: l.attempt } };
+    if (!client?.backchannelLogoutUri) {
+      // The app is gone or no longer takes logouts: nothing is owed.
+      await store.logoutDelivered(l.id, l.attempt, new Date(now()));
+      await audit.record({ type: 'session.backchannel_logout', outcome: 'failure', ...event, detail: { ...event.detail, reason: 'no_logout_uri' } });
+      return false;
+    }
+    try {
+      await sendLogout.call(client, l.loginId, l.sid);
+    } catch (err) {
+      const retryAt = new Date(now() + logoutRetryDelayMs(l.attempt));
+      const error = (err as Error).message;
+      log.warn({ err: error, client: l.clientId, attempt: l.attempt, retryAt }, 'back-channel logout not delivered; will retry');
+      await store.logoutFailed(l.id, l.attempt, retryAt, error);
+      await audit.record({
+        type: 'session.backchannel_logout',
+        outcome: 'failure',
+        ...event,
+        detail: { ...event.detail, error: error.slice(0, 200), retryAt: retryAt.toISOString() },
+      });
+      return false;
+    }
+    await store.logoutDelivered(l.id, l.attempt, new Date(now()));
+    await audit.record({ type: 'session.backchannel_logout', outcome: 'success', ...event });
+    return true;
+  }
+
+  async function drainOnce(): Promise<number> {
+    let delivered = 0;
+    for (;;) {
+      const batch = await store.claimLogouts(new Date(now()), LEASE_MS, BATCH);
+      if (batch.length === 0) return delivered;
+      delivered += (await Promise.all(batch.map(send))).filter(Boolean).length;
+    }
+  }
+
+  const loop = queueWorker({
+    drainOnce,
+    sweep: () => Promise.all([store.sweepLogouts(new Date(now() - KEEP_DELIVERED_MS)), store.sweepSessions(new Date(now()))]),
+    log,
+    waiting: 'logout queue unavailable; back-channel logouts wait',
+    running: worker,
+    intervalMs,
+    sweepEveryMs: SWEEP_EVERY_MS,
+  });
+
+  async function view(record: SessionRecord): Promise<SessionView> {
+    const apps = await Promise.all(Object.keys(record.clients).map(async (clientId) => ({ clientId, name: (await findClient(clientId))?.clientName ?? clientId })));
+    return {
+      id: record.uid,
+      signedInAt: record.signedInAt,
+      lastSeenAt: record.lastSeenAt,
+      expiresAt: record.expiresAt,
+      browser: browserLabel(record.userAgent),
+      userAgent: record.userAgent,
+      ip: record.ip,
+      apps,
+    };
+  }
+
+  return {
+    async listSessions(loginId) {
+      const records = await store.listSessions(loginId, new Date(now()));
+      return Promise.all(records.map(view));
+    },
+    async endSession(loginId, sessionId) {
+      const record = await store.getSession(sessionId);
+      if (!record || record.loginId !== loginId) return false;
+      await end(record, await tenantOf(loginId));
+      return true;
+    },
+    async endOtherSessions(loginId, keepSessionId) {
+      const tenant = await tenantOf(loginId);
+      const others = (await store.listSessions(loginId, new Date(now()))).filter((r) => r.uid !== keepSessionId);
+      for (const record of others) await end(record, tenant);
+      return others.length;
+    },
+    async endLoginSessions(loginIds, { keepSessionId } = {}) {
+      const cutOff = await cutOffLoginSessions(accounts, provider, loginIds, now);
+      for (const loginId of loginIds) {
+        const tenant = await tenantOf(loginId);
+        for (const record of await store.listSessions(loginId, new Date(now()))) await end(record, tenant, record.uid === keepSessionId);
+      }
+      return cutOff;
+    },
+    async stillLive(tenant, sessionId, signedInAt) {
+      const record = await store.getSession(sessionId);
+      if (outlived(sessionPolicyOf(tenant), { signedInAt: signedInAt * 1000, lastSeenAt: record?.lastSeenAt.getTime() ?? null }, now())) return false;
+      if (record) await store.touchSession(sessionId, new Date(now()));
+      return true;
+    },
+    drain: loop.drain,
+    close: () => loop.close(),
+  };
+}
