@@ -21,6 +21,7 @@ import { normalizeEmail } from '../storage/accounts/port.ts';
 import { ANY_TENANT } from '../provider/account-client.ts';
 import { adminPeople, checkPerson, derivedLoginId, type Actor, type PersonFields } from '../admin/people.ts';
 import { adminWebhooks } from '../admin/webhooks.ts';
+import { createUserType, deleteUserType, renameUserType, setUserTypeFactors } from '../admin/user-types.ts';
 import { requestInfo } from '../web/request.ts';
 import { grantedApiScopes, type ApiScope } from './scopes.ts';
 import { route, type Answer, type RouteSpec } from './routes.ts';
@@ -376,6 +377,76 @@ export function apiRoutes(deps: ApiDeps): RouteSpec<never, never, never, Caller>
       responses: { 200: { description: 'The user types.', schema: S.UserTypeList } },
       async handle({ caller }: { caller: Caller }) {
         return { status: 200, body: { items: caller.tenant.userTypes.map(({ id, name, secondFactor }) => ({ id, name, secondFactor })) } };
+      },
+    }),
+  );
+
+  /** A user-type operation's 400 names the field it refused (the operations' errors say which by their key). */
+  async function naming<T>(work: () => Promise<T>): Promise<T> {
+    try {
+      return await work();
+    } catch (err) {
+      if (!(err instanceof LatchkeyError) || err.status !== 400 || typeof err.detail.field === 'string') throw err;
+      const field = /factor/i.test(err.key) ? 'secondFactor' : /\.id$/.test(err.key) ? 'id' : /name/i.test(err.key) ? 'name' : 'body';
+      throw new LatchkeyError(err.code, err.status, err.key, { ...err.detail, field });
+    }
+  }
+  const typeBody = (t: { id: string; name: string; secondFactor: string }) => ({ id: t.id, name: t.name, secondFactor: t.secondFactor });
+
+  add(
+    route({
+      method: 'post',
+      path: '/user-types',
+      operationId: 'createUserType',
+      tag: 'User types',
+      summary: 'Add a user type',
+      description: 'Without `id`, one is made from the name. A name or id the tenant has already is a 409.',
+      scope: 'latchkey:types.write',
+      body: S.NewUserType,
+      responses: { 201: { description: 'Added.', schema: S.UserType }, 409: { description: 'The name or id is taken.', schema: S.Problem } },
+      async handle({ body, caller }: { body: z.infer<typeof S.NewUserType>; caller: Caller }) {
+        const type = await naming(() => createUserType(deps, caller.actor, body));
+        return { status: 201, body: typeBody(type) };
+      },
+    }),
+  );
+
+  add(
+    route({
+      method: 'patch',
+      path: '/user-types/{id}',
+      operationId: 'updateUserType',
+      tag: 'User types',
+      summary: 'Rename a user type, or set its second factor',
+      description: 'A new factor applies to the type’s logins at their next sign-in.',
+      scope: 'latchkey:types.write',
+      params: S.UserTypeId,
+      body: S.UserTypeChange,
+      responses: { 200: { description: 'Changed (or nothing to change).', schema: S.UserType }, 409: { description: 'Another type has that name.', schema: S.Problem } },
+      async handle({ params, body, caller }: { params: { id: string }; body: z.infer<typeof S.UserTypeChange>; caller: Caller }) {
+        if (!caller.tenant.userTypes.some((t) => t.id === params.id)) throw notFound('errors.account.noSuchUserType');
+        if (body.name !== undefined) await naming(() => renameUserType(deps, caller.actor, params.id, body.name));
+        if (body.secondFactor !== undefined) await naming(() => setUserTypeFactors(deps, caller.actor, [{ userType: params.id, secondFactor: body.secondFactor! }]));
+        const type = (await accounts.getTenant(caller.tenant.id))?.userTypes.find((t) => t.id === params.id);
+        if (!type) throw notFound('errors.account.noSuchUserType');
+        return { status: 200, body: typeBody(type) };
+      },
+    }),
+  );
+
+  add(
+    route({
+      method: 'delete',
+      path: '/user-types/{id}',
+      operationId: 'deleteUserType',
+      tag: 'User types',
+      summary: 'Remove a user type no login has',
+      scope: 'latchkey:types.write',
+      params: S.UserTypeId,
+      responses: { 204: { description: 'Removed.' }, 409: { description: 'Logins still have it, or it is the tenant’s last.', schema: S.Problem } },
+      async handle({ params, caller }: { params: { id: string }; caller: Caller }) {
+        await deleteUserType(deps, caller.actor, params.id);
+        return { status: 204 };
       },
     }),
   );

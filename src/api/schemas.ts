@@ -169,3 +169,21 @@ export const FactorPath = z.object({
 });
 export const SubscriptionId = z.object({ id });
 export const Empty = z.object({}).strict();
+
+export const NewUserType = z
+  .object({
+    id: z
+      .string()
+      .regex(/^[a-z0-9][a-z0-9_-]{0,63}$/)
+      .optional()
+      .openapi({ description: 'Default: made from the name.' }),
+    name: z.string().min(1).max(100),
+    secondFactor: z.string().min(1).max(32),
+  })
+  .strict()
+  .openapi('NewUserType');
+export const UserTypeChange = z
+  .object({ name: z.string().min(1).max(100).optional(), secondFactor: z.string().min(1).max(32).optional() })
+  .strict()
+  .openapi('UserTypeChange');
+export const UserTypeId = z.object({ id });

@@ -380,6 +380,22 @@ for (const setup of SETUPS) {
       );
     });
 
+    it('adds, renames, sets the factor of and removes a user type; one in use is a 409', async () => {
+      const created = await call(token, 'POST', '/user-types', { body: { name: 'Volunteer', secondFactor: 'none' } });
+      assert.equal(created.status, 201, JSON.stringify(created.body));
+      const id = created.body.id as string;
+      assert.equal((await call(token, 'POST', '/user-types', { body: { name: 'volunteer', secondFactor: 'none' } })).status, 409, 'the name is taken');
+      assert.equal((await call(token, 'POST', '/user-types', { body: { name: 'X', secondFactor: 'sms' } })).status, 400);
+      const changed = await call(token, 'PATCH', `/user-types/${id}`, { body: { name: 'Volunteers', secondFactor: 'pin' } });
+      assert.deepEqual(changed.body, { id, name: 'Volunteers', secondFactor: 'pin' });
+      const person = await call(token, 'POST', '/logins', { body: newLogin({ userType: id }) });
+      assert.equal((await call(token, 'DELETE', `/user-types/${id}`)).status, 409, 'a login has it');
+      await call(token, 'DELETE', `/logins/${person.body.id}`);
+      assert.equal((await call(token, 'DELETE', `/user-types/${id}`)).status, 204);
+      assert.equal((await call(await tokenFor(server.issuer, READER, 'latchkey:logins.read'), 'POST', '/user-types', { body: { name: 'Y', secondFactor: 'none' } })).status, 403);
+      assert.equal((await call(await tokenFor(server.issuer, GLOBEX), 'PATCH', '/user-types/employee', { body: { name: 'Mine' } })).status, 404);
+    });
+
     it('manages webhook subscriptions: the secret shown once, listed without it, removed; the delivery log', async () => {
       const created = await call(token, 'POST', '/webhooks', { body: { url: 'https://hooks.example/latchkey', events: ['login.*'] } });
       assert.equal(created.status, 201, JSON.stringify(created.body));
