@@ -19,6 +19,7 @@ import { errorHandler, storeGuard } from './web/errors.ts';
 import { formBodiesOnly, requireHttps, securityHeaders } from './web/security.ts';
 import { forwardedFor } from './web/proxy.ts';
 import { languages } from './web/language.ts';
+import { signedInHeader } from './web/signed-in.ts';
 import { PUBLIC_DIR as STATIC } from './paths.ts';
 import { forgotPassword, linkRouter } from './recovery/routes.ts';
 import { makeDemoClientPublic, seedDemo } from './demo.ts';
@@ -92,6 +93,7 @@ export async function createLatchkey(config: Config, log: Logger = createLogger(
   const forms = new Router();
   forms.use(formBodiesOnly, bodyParser({ enableTypes: ['form'], formLimit: FORM_LIMIT, encoding: 'utf-8' }));
   const deps = routeDeps(services);
+  forms.use(signedInHeader(deps));
   const upstreams = upstreamSignIn({ ...deps, client: createUpstreamClient({ config, log }) });
   const interaction = interactionRouter(deps, [upstreams, forgotPassword(deps)]);
   forms.use(interaction.routes(), interaction.allowedMethods());

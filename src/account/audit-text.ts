@@ -25,7 +25,7 @@ const AMR_WORDS = ['pwd', 'fed', 'pin', 'otp', 'hwk', 'swk', 'user', 'rec'];
 const asText = (v: unknown) => (typeof v === 'string' ? v : typeof v === 'number' || typeof v === 'boolean' ? String(v) : JSON.stringify(v));
 
 function minutes(t: Translate, seconds: number) {
-  return seconds >= 60 && seconds % 60 === 0 ? t('common.minutes', { count: seconds / 60 }) : t('common.seconds', { count: seconds });
+  return seconds > 90 ? t('common.minutes', { count: Math.ceil(seconds / 60) }) : t('common.seconds', { count: seconds });
 }
 
 /** One sentence per detail of the event, in `ctx.t`'s language. */
@@ -61,6 +61,9 @@ export function detailTexts(event: AuditEvent, ctx: DetailContext): string[] {
     switch (key) {
       case 'by':
         out.push(t('account.audit.by', { name: person(v) }));
+        break;
+      case 'switchedFrom':
+        out.push(t('account.audit.detail.switchedFrom', { name: person(v) }));
         break;
       case 'reason':
         out.push(known(t, `account.audit.reasons.${asText(v)}`) ?? t('account.audit.detail.reasonOther', { code: asText(v) }));

@@ -23,6 +23,12 @@ export interface Progress {
    * factor passes.
    */
   stepUp?: StepUp;
+  /**
+   * Set when the person switches from the session's login to a sibling login
+   * (`./switch.ts`): the session's first step stands, the sibling's factor is
+   * asked. The session must still be there, unchanged, when it passes.
+   */
+  switchFrom?: SwitchFrom;
   /** The factor's scratch space (see `FactorRequest.draft`). */
   draft?: Record<string, unknown>;
   /** An upstream sign-in under way (docs/upstream.md); cleared by its callback. */
@@ -38,6 +44,13 @@ export interface StepUp {
   loginTs: number;
   /** The level the session had reached. */
   acr: string;
+}
+
+/** The session a switch builds on: its uid, its sign-in time (epoch seconds) and its login. */
+export interface SwitchFrom {
+  sessionUid: string;
+  loginTs: number;
+  loginId: string;
 }
 
 /** The upstream account waiting for the person's confirmation, and the identity its verified email matched. */

@@ -19,6 +19,7 @@ import { clientAuthenticationRequired, notFound, unavailable } from '../errors.t
 import { ANY_TENANT, clientFinder, type ClientFinder } from './account-client.ts';
 import { endedBefore, issuedBefore, trackLoginGrants } from './revocation.ts';
 import { fullName, userTypeOf } from '../names.ts';
+import { SWITCH_PARAM } from '../interaction/switch.ts';
 
 const OFFLINE_ACCESS = 'offline_access';
 
@@ -154,6 +155,8 @@ export function createProvider({ config, accounts, adapter, factors, log, unavai
     acrValues: factors.acrValues(),
     claims: CLAIMS,
     conformIdTokenClaims: false,
+    // The account pages' switch to another login of the same person (src/interaction/switch.ts).
+    extraParams: [SWITCH_PARAM],
     cookies: {
       keys: config.keys.cookieKeys,
       long: { httpOnly: true, sameSite: 'lax', signed: true },
