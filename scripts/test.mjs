@@ -7,7 +7,8 @@
 //   node scripts/test.mjs FILE…           those files
 // MONGODB_URI / REDIS_URL given from outside are used instead of the local ones.
 import { spawn, spawnSync } from 'node:child_process';
-import { mkdtempSync, readFileSync, readdirSync, rmSync, statSync } from 'node:fs';
+import { generateKeyPairSync, randomBytes } from 'node:crypto';
+import { mkdtempSync, readFileSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { createConnection, createServer } from 'node:net';
 import { availableParallelism, tmpdir } from 'node:os';
 import { join, relative } from 'node:path';
@@ -59,6 +60,23 @@ async function ensureRedis() {
   };
 }
 
+/**
+ * One RSA and one EC signing key for every test server of the run (see
+ * `test/support/keys.ts`): generating them per server cost more CPU than
+ * many of the tests themselves.
+ */
+function signingKeys(dir) {
+  const jwk = (type, options, alg) => ({
+    ...generateKeyPairSync(type, options).privateKey.export({ format: 'jwk' }),
+    kid: `test-${alg.toLowerCase()}-${randomBytes(4).toString('hex')}`,
+    alg,
+    use: 'sig',
+  });
+  const path = join(dir, 'signing-keys.json');
+  writeFileSync(path, JSON.stringify([jwk('rsa', { modulusLength: 2048 }, 'RS256'), jwk('ec', { namedCurve: 'P-256' }, 'ES256')]), { mode: 0o600 });
+  return path;
+}
+
 function find(dir) {
   return readdirSync(dir).flatMap((name) => {
     const path = join(dir, name);
@@ -99,6 +117,8 @@ const files = only.length
       .map(({ f }) => f);
 if (tier !== 'unit' && !process.env.MONGODB_URI) process.env.LATCHKEY_FERRETDB = ensureFerretdb();
 const stopRedis = tier === 'unit' ? null : await ensureRedis();
+const keysDir = mkdtempSync(join(tmpdir(), 'lk-test-keys-'));
+process.env.LATCHKEY_TEST_SIGNING_KEYS = signingKeys(keysDir);
 // Twice the cores: a journey file spends much of its time waiting on its servers, stores and child processes.
 const concurrency = Math.max(2, availableParallelism()) * 2;
 const result = spawnSync(process.execPath, ['--import', 'tsx', '--test', `--test-concurrency=${concurrency}`, '--test-reporter=spec', ...files], {
@@ -107,4 +127,5 @@ const result = spawnSync(process.execPath, ['--import', 'tsx', '--test', `--test
   env: { ...process.env, NODE_ENV: 'test' },
 });
 stopRedis?.();
+rmSync(keysDir, { recursive: true, force: true });
 process.exit(result.status ?? 1);

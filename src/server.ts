@@ -1,8 +1,6 @@
 /**
  * The composition root: stores → services → provider → Koa app.
  */
-import { readFileSync } from 'node:fs';
-import { join } from 'node:path';
 import type { Server } from 'node:http';
 import Koa from 'koa';
 import Router from '@koa/router';
@@ -20,7 +18,7 @@ import { formBodiesOnly, requireHttps, securityHeaders } from './web/security.ts
 import { forwardedFor } from './web/proxy.ts';
 import { languages } from './web/language.ts';
 import { signedInHeader } from './web/signed-in.ts';
-import { PUBLIC_DIR as STATIC } from './paths.ts';
+import { assetRouter } from './web/assets.ts';
 import { forgotPassword, linkRouter } from './recovery/routes.ts';
 import { makeDemoClientPublic, seedDemo } from './demo.ts';
 import { hashPlainClientSecrets } from './provider/clients.ts';
@@ -38,9 +36,6 @@ export interface Latchkey extends Services {
 const FORM_LIMIT = '64kb';
 
 const SHUTDOWN_GRACE_MS = 10_000;
-
-/** What `/static/` serves from `public/`, with its content type. */
-const STATIC_FILES: Record<string, string> = { 'app.css': 'text/css', 'local-time.js': 'text/javascript' };
 
 /** oidc-provider's endpoints that answer machines (JSON), never a page; see `createProvider`'s defaults. */
 const PROVIDER_API = new Set(['/token', '/token/introspection', '/token/revocation', '/me', '/jwks', '/.well-known/openid-configuration']);
@@ -106,15 +101,8 @@ export async function createLatchkey(config: Config, log: Logger = createLogger(
   const start = startRouter(deps);
   forms.use(start.routes(), start.allowedMethods());
 
-  // The few files of public/, read once; scripts there are the only ones a page may run (CSP script-src 'self').
-  for (const [name, type] of Object.entries(STATIC_FILES)) {
-    const body = readFileSync(join(STATIC, name));
-    forms.get(`/static/${name}`, (ctx) => {
-      ctx.type = type;
-      ctx.set('Cache-Control', 'public, max-age=3600');
-      ctx.body = body;
-    });
-  }
+  const assets = assetRouter();
+  forms.use(assets.routes());
   forms.get('/healthz', (ctx) => {
     ctx.body = { status: 'ok' };
   });

@@ -11,11 +11,12 @@ import type { RouteDeps } from '../services.ts';
 import type { Context } from 'koa';
 import type { FactorRequest } from '../factors/types.ts';
 import type { Login, Tenant } from '../storage/accounts/port.ts';
-import { csrfRefused, forbidden, notFound } from '../errors.ts';
+import { csrfRefused, forbidden } from '../errors.ts';
 import { fullName, loginLabel } from '../names.ts';
 import { checkCsrf } from '../web/forms.ts';
 import { requestInfo, type RequestInfo } from '../web/request.ts';
-import { sendPage } from '../web/views.ts';
+import { localeOf, sendPage } from '../web/views.ts';
+import { adminPeople, type Actor, type AdminPeople } from '../admin/people.ts';
 import { endedBefore } from '../provider/revocation.ts';
 import { accountCookies, type AccountCookies, type AccountSession } from './session.ts';
 
@@ -35,6 +36,10 @@ export interface Signed {
 export interface AccountKit {
   deps: AccountDeps;
   cookies: AccountCookies;
+  /** The owner operations (`src/admin/people.ts`): the pages only read the form and show the result. */
+  people: AdminPeople;
+  /** The signed-in owner as the actor of an operation, from this request. */
+  actor(ctx: Context, signed: Signed): Actor;
   /** The signed-in login, or null after redirecting a GET to the sign-in (a POST without a session is refused). */
   signedIn(ctx: Context): Promise<Signed | null>;
   /**
@@ -134,6 +139,8 @@ export function createAccountKit(deps: AccountDeps): AccountKit {
   const kit: AccountKit = {
     deps,
     cookies,
+    people: adminPeople(deps),
+    actor: (ctx, signed) => ({ tenant: signed.tenant, by: { login: signed.login.id }, ...requestInfo(ctx), lang: localeOf(ctx).lang }),
     async signedIn(ctx) {
       const signed = await load(ctx);
       if (!signed) toSignIn(ctx);
@@ -151,11 +158,7 @@ export function createAccountKit(deps: AccountDeps): AccountKit {
     requireOwner(signed) {
       if (!signed.isOwner) throw forbidden('errors.ownerOnly');
     },
-    async tenantLogin(signed, loginId) {
-      const login = typeof loginId === 'string' && loginId.length <= 256 ? await accounts.getLogin(loginId) : null;
-      if (!login || login.tenant !== signed.tenant.id) throw notFound('errors.account.noSuchUser');
-      return login;
-    },
+    tenantLogin: (signed, loginId) => kit.people.login({ tenant: signed.tenant, by: { login: signed.login.id }, ip: null, userAgent: null }, loginId),
     async owner(ctx, form = false) {
       const signed = form ? await kit.signedInForm(ctx) : await kit.signedIn(ctx);
       if (signed) kit.requireOwner(signed);

@@ -11,12 +11,10 @@ import type { Context } from 'koa';
 import { LatchkeyError, badRequest, notFound } from '../errors.ts';
 import { LOGIN_SORTS, LOGIN_STATES, SECOND_FACTORS, type Login, type SecondFactor } from '../storage/accounts/port.ts';
 import { formFields } from '../web/forms.ts';
-import { endLoginSessions } from '../provider/revocation.ts';
-import { loginLocks, type Lifted } from './locks.ts';
+import type { Lifted } from '../admin/locks.ts';
 import { factorName, factorState, noticeOf } from './labels.ts';
 import type { AccountKit, Signed } from './kit.ts';
 import { upstreamSettings } from '../upstream/settings.ts';
-import { upstreamLinks } from '../upstream/links.ts';
 import { fullName, userTypeName } from '../names.ts';
 import { PEOPLE_PAGE, peopleQuery, peopleUrl } from './people.ts';
 
@@ -24,11 +22,8 @@ import { PEOPLE_PAGE, peopleQuery, peopleUrl } from './people.ts';
 export const USER_ACTIONS = ['reset-authenticator', 'reset-pin', 'unlock', 'disable', 'enable', 'remove'] as const;
 type UserAction = (typeof USER_ACTIONS)[number];
 
-/** The resets: the factor's set-up and failed attempts are forgotten, and the login's sessions end. */
-const RESETS = {
-  'reset-authenticator': { factor: 'totp', event: 'factor.totp.reset' },
-  'reset-pin': { factor: 'pin', event: 'factor.pin.reset' },
-} as const;
+/** The resets' factors (`src/admin/people.ts`). */
+const RESETS = { 'reset-authenticator': 'totp', 'reset-pin': 'pin' } as const;
 
 /** Event types offered by the audit log's filter (others can still be asked for by URL). */
 export const AUDIT_TYPES = [
@@ -69,9 +64,8 @@ export const AUDIT_TYPES = [
 
 export function ownerRoutes(router: Router, kit: AccountKit) {
   const { deps } = kit;
-  const { accounts, factors, audit, provider } = deps;
-  const locks = loginLocks(deps.limiter, factors);
-  const links = upstreamLinks({ accounts, audit });
+  const { accounts, factors, audit } = deps;
+  const { people } = kit;
 
   const owner = (ctx: Context, form = false) => kit.owner(ctx, form);
 
@@ -179,7 +173,7 @@ export function ownerRoutes(router: Router, kit: AccountKit) {
       offset: (query.page - 1) * PEOPLE_PAGE,
       limit: PEOPLE_PAGE,
     });
-    const lockStates = await Promise.all(logins.map((l) => locks.state(l)));
+    const lockStates = await Promise.all(logins.map((l) => people.lockState(l)));
     const pages = Math.max(1, Math.ceil(total / PEOPLE_PAGE));
     kit.render(ctx, 'account/users', signed, {
       section: 'users',
@@ -226,82 +220,18 @@ export function ownerRoutes(router: Router, kit: AccountKit) {
     });
   }
 
-  /**
-   * The owner lifts the identity's keys too only when every login of the
-   * identity is in this tenant (src/account/locks.ts): then this event is
-   * the record in every tenant of the identity.
-   */
-  async function unlockLogin(target: Login) {
-    const all = await accounts.listLoginsForEmailAllTenants(target.email);
-    return locks.unlock(target, all.every((l) => l.tenant === target.tenant) ? 'identity' : 'login');
-  }
-
-  /** Every lift of a lock is audited; an explicit unlock even when the lock had passed meanwhile. `kept`: what only the operator can lift. */
-  async function recordUnlock(ctx: Context, signed: Signed, target: Login, { lifted, kept }: { lifted: Lifted; kept: Lifted }, via?: UserAction) {
-    if (!via && !Object.keys(lifted).length && !Object.keys(kept).length) return;
-    const detail = { by: signed.login.id, ...(via ? { via } : {}), ...lifted, ...(Object.keys(kept).length ? { kept } : {}) };
-    await audit.record({ type: 'login.unlocked', outcome: 'success', tenant: signed.tenant.id, login: target.id, ...kit.requestInfo(ctx), detail });
-  }
-
-  /** An owner who disabled their own login would lock everyone out of the tenant's pages. */
+  /** An owner who disabled or removed their own login would lock everyone out of the tenant's pages (checked again by the operation). */
   function checkAllowed(signed: Signed, kind: UserAction, target: Login) {
     if ((kind === 'disable' || kind === 'remove') && target.id === signed.login.id) throw badRequest(`errors.people.${kind === 'disable' ? 'notYourself' : 'notYourselfRemove'}`);
   }
 
-  /** Disabling ends the login's sessions and tokens at once; either is recorded only when it changes the login. */
-  async function setDisabled(ctx: Context, signed: Signed, target: Login, disabled: boolean) {
-    if (target.disabled === disabled) return;
-    if (!(await accounts.setLoginDisabled(target.id, disabled))) throw notFound('errors.account.noSuchUser');
-    if (disabled) await endLoginSessions(accounts, provider, [target.id]);
-    await audit.record({
-      type: disabled ? 'login.disabled' : 'login.enabled',
-      outcome: 'success',
-      tenant: signed.tenant.id,
-      login: target.id,
-      ...kit.requestInfo(ctx),
-      detail: { by: signed.login.id },
-    });
-  }
-
-  /**
-   * Ends the login's sessions and tokens, deletes it and, with the email's
-   * last login in any tenant, the identity and its upstream links. The audit
-   * keeps the event under the login id alone.
-   */
-  async function remove(ctx: Context, signed: Signed, target: Login) {
-    await endLoginSessions(accounts, provider, [target.id]);
-    if (!(await accounts.deleteLogin(target.id))) return;
-    await audit.record({ type: 'login.removed', outcome: 'success', tenant: signed.tenant.id, login: target.id, ...kit.requestInfo(ctx), detail: { by: signed.login.id } });
-    if ((await accounts.listLoginsForEmailAllTenants(target.email)).length) return;
-    const identity = await accounts.findIdentityByEmail(target.email);
-    if (identity) await accounts.deleteIdentity(identity.id);
-  }
-
   async function act(ctx: Context, signed: Signed, kind: UserAction, target: Login): Promise<{ kept: Lifted }> {
-    if (kind === 'remove') {
-      await remove(ctx, signed, target);
-      return { kept: {} };
-    }
-    if (kind === 'disable' || kind === 'enable') {
-      await setDisabled(ctx, signed, target, kind === 'disable');
-      return { kept: {} };
-    }
-    if (kind === 'unlock') {
-      const result = await unlockLogin(target);
-      await recordUnlock(ctx, signed, target, result);
-      return result;
-    }
-    const { factor, event } = RESETS[kind];
-    // A reset is for someone who lost their phone or PIN: their password's failures must not keep them out either.
-    const result = await unlockLogin(target);
-    await factors.get(factor).reset(target.id);
-    await endLoginSessions(accounts, provider, [target.id], deps.now);
-    await audit.record({ type: event, outcome: 'success', tenant: signed.tenant.id, login: target.id, ...kit.requestInfo(ctx), detail: { by: signed.login.id } });
-    // A reset is for a lost factor: an upstream account linked meanwhile must be confirmed again.
-    const identity = deps.config.upstream.unlinkOn.includes('reset') ? await accounts.findIdentityByEmail(target.email) : null;
-    if (identity) await links.unlinkAll(identity, { ...kit.requestInfo(ctx), by: signed.login.id, reason: 'reset' });
-    if (Object.keys(result.lifted).length || Object.keys(result.kept).length) await recordUnlock(ctx, signed, target, result, kind);
-    return result;
+    const actor = kit.actor(ctx, signed);
+    if (kind === 'remove') await people.remove(actor, target);
+    else if (kind === 'disable' || kind === 'enable') await people.setDisabled(actor, target, kind === 'disable');
+    else if (kind === 'unlock') return people.unlock(actor, target);
+    else return people.resetFactor(actor, target, RESETS[kind]);
+    return { kept: {} };
   }
 
   for (const kind of USER_ACTIONS) {

@@ -10,7 +10,7 @@ import type { Audit } from '../audit.ts';
 import type { FactorRegistry } from '../factors/registry.ts';
 import { passwordKey, type Limiter, type LockState } from '../limits.ts';
 import { normalizeEmail, type AccountStore } from '../storage/accounts/port.ts';
-import { loginLocks, type Lifted } from '../account/locks.ts';
+import { loginLocks, type Lifted } from '../admin/locks.ts';
 
 export interface UnlockReport {
   email: string;

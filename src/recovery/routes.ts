@@ -75,7 +75,8 @@ export async function issueLink(deps: Pick<RecoveryDeps, 'config' | 'links'>, id
  */
 export async function sendInvitation(
   deps: Pick<RecoveryDeps, 'config' | 'links' | 'accounts' | 'mailer' | 'audit'>,
-  input: { email: string; tenantId: string; lang?: 'en' | 'nl'; by?: string | null; now?: Date },
+  /** `by`: the owner's login that invited; `client`: the application that did. */
+  input: { email: string; tenantId: string; lang?: 'en' | 'nl'; by?: string | null; client?: string; now?: Date },
 ): Promise<{ identityId: string; expiresAt: Date } | null> {
   const email = normalizeEmail(input.email);
   const [identity, tenant, logins] = await Promise.all([
@@ -94,7 +95,13 @@ export async function sendInvitation(
     link,
     values: { hours: String(deps.config.mail.inviteLinkHours) },
   });
-  await deps.audit.record({ type: 'login.invited', outcome: 'success', tenant: tenant.id, login: logins[0]!.id, detail: { ...(input.by ? { by: input.by } : {}) } });
+  await deps.audit.record({
+    type: 'login.invited',
+    outcome: 'success',
+    tenant: tenant.id,
+    login: logins[0]!.id,
+    detail: { ...(input.by ? { by: input.by } : {}), ...(input.client ? { client: input.client } : {}) },
+  });
   return { identityId: identity.id, expiresAt: new Date(now.getTime() + deps.config.mail.inviteLinkHours * 3_600_000) };
 }
 

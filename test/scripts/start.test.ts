@@ -15,7 +15,7 @@ import { tempDir } from '../support/tmp.ts';
 const stamp = join(ROOT, 'dist', '.built');
 
 /** `npm start` (what it runs) until it listens; returns what it printed and stops it. */
-async function startOnce(dataDir: string): Promise<{ output: string; home: number; css: number }> {
+async function startOnce(dataDir: string): Promise<{ output: string; home: number; css: number; scripts: { status: number; type: string | null; body: string }[] }> {
   const port = await freePort();
   const child = spawn(process.execPath, ['scripts/start.mjs'], {
     cwd: ROOT,
@@ -38,7 +38,13 @@ async function startOnce(dataDir: string): Promise<{ output: string; home: numbe
     });
     const home = (await fetch(`http://127.0.0.1:${port}/`)).status;
     const css = (await fetch(`http://127.0.0.1:${port}/static/app.css`)).status;
-    return { output, home, css };
+    const scripts = await Promise.all(
+      ['/static/webauthn.js', '/static/passkey.js'].map(async (path) => {
+        const res = await fetch(`http://127.0.0.1:${port}${path}`);
+        return { status: res.status, type: res.headers.get('content-type'), body: await res.text() };
+      }),
+    );
+    return { output, home, css, scripts };
   } finally {
     const exited = new Promise((r) => child.once('exit', r));
     child.kill('SIGTERM');
@@ -56,6 +62,12 @@ describe('npm start', () => {
     assert.match(first.output, /built dist\//, 'a stale dist/ is rebuilt');
     assert.equal(first.home, 200, 'the start page renders (views and catalogues found)');
     assert.equal(first.css, 200, 'the stylesheet is found');
+    const [library, ours] = first.scripts;
+    assert.equal(library?.status, 200, 'the WebAuthn browser library is served from the installed package');
+    assert.match(library!.type ?? '', /javascript/);
+    assert.match(library!.body, /SimpleWebAuthnBrowser/);
+    assert.equal(ours?.status, 200, "the passkey pages' script is found");
+    assert.match(ours!.body, /startAuthentication/);
     assert.ok(existsSync(join(ROOT, 'dist', 'src', 'main.js')));
   });
 

@@ -3,7 +3,7 @@ import assert from 'node:assert/strict';
 import { join } from 'node:path';
 import Database from 'better-sqlite3';
 import { MongoClient } from 'mongodb';
-import type { AccountStore, AuditEvent, Client, LoginInput, Tenant, Upstream } from '../../src/storage/accounts/port.ts';
+import type { AccountStore, AuditEvent, Client, LoginInput, Passkey, PasskeyUse, Tenant, Upstream } from '../../src/storage/accounts/port.ts';
 import { createSqliteAccountStore } from '../../src/storage/accounts/sqlite/index.ts';
 import { createMongoAccountStore } from '../../src/storage/accounts/mongo/index.ts';
 import { Redis } from 'ioredis';
@@ -937,6 +937,153 @@ function accountStoreContract(name: string, makeStore: () => Promise<Harness>) {
           assert.deepEqual(await s.getTenant('acme'), tenant('acme'));
           assert.deepEqual((await s.getLogin('l1'))?.factors, { pin: { hash: 'p' } });
           assert.deepEqual((await s.listAudit({ tenant: 'acme' }))[0]?.time, new Date('2024-01-01T00:00:00Z'));
+        }));
+    });
+    describe('passkeys', () => {
+      const key = (id: string, over: Partial<Passkey> = {}): Passkey => ({
+        id,
+        loginId: 'l1',
+        tenant: 'acme',
+        userHandle: 'aGFuZGxlLW9mLWwx',
+        name: `Key ${id}`,
+        publicKey: new Uint8Array([0xa5, 1, 2, 3, 0, 255]),
+        counter: 0,
+        transports: ['internal'],
+        deviceType: 'singleDevice',
+        backedUp: false,
+        createdAt: new Date('2024-01-01T00:00:00Z'),
+        lastUsedAt: null,
+        ...over,
+      });
+      const use = (counter: number, newCounter: number, over: Partial<PasskeyUse> = {}): PasskeyUse => ({
+        counter,
+        newCounter,
+        backedUp: false,
+        usedAt: new Date('2024-02-01T00:00:00Z'),
+        ...over,
+      });
+
+      it("adds, gets by credential id (any login) and lists a login's, oldest first; the key comes back as a plain Uint8Array", () =>
+        withStore(async (s, h) => {
+          assert.equal(await s.addPasskey(key('Yg', { createdAt: new Date('2024-01-02T00:00:00Z'), deviceType: 'multiDevice', backedUp: true })), true);
+          assert.equal(await s.addPasskey(key('YQ')), true);
+          assert.equal(await s.addPasskey(key('Yw', { loginId: 'l2', tenant: 'zeta', userHandle: 'b3RoZXI' })), true);
+          const other = await h.twin();
+          const got = await other.getPasskey('YQ');
+          assert.deepEqual(got, key('YQ'));
+          assert.equal(Object.getPrototypeOf(got!.publicKey), Uint8Array.prototype);
+          assert.deepEqual(
+            (await other.listPasskeys('l1')).map((p) => [p.id, p.deviceType, p.backedUp]),
+            [
+              ['YQ', 'singleDevice', false],
+              ['Yg', 'multiDevice', true],
+            ],
+          );
+          assert.equal((await s.getPasskey('Yw'))?.loginId, 'l2');
+          assert.equal(await s.getPasskey('bm9uZQ'), null);
+          assert.deepEqual(await s.listPasskeys('nobody'), []);
+        }));
+
+      it('a credential id is registered once, for any login; parallel adds: one is true', () =>
+        withStore(async (s, h) => {
+          const other = await h.twin();
+          const results = await Promise.all(Array.from({ length: 10 }, (_, i) => (i % 2 ? s : other).addPasskey(key('YQ', { loginId: `l${i}`, name: `n${i}` }))));
+          assert.equal(results.filter(Boolean).length, 1);
+          const winner = results.indexOf(true);
+          assert.equal((await s.getPasskey('YQ'))?.loginId, `l${winner}`);
+          assert.equal(await s.addPasskey(key('YQ')), false);
+        }));
+
+      it("renames and deletes only the login's own credential; of parallel deletes one is true", () =>
+        withStore(async (s, h) => {
+          await s.addPasskey(key('YQ'));
+          await s.addPasskey(key('Yg', { loginId: 'l2' }));
+          assert.equal(await s.renamePasskey('l1', 'YQ', 'Work laptop'), true);
+          assert.equal((await s.getPasskey('YQ'))?.name, 'Work laptop');
+          assert.equal(await s.renamePasskey('l1', 'Yg', 'stolen'), false);
+          assert.equal((await s.getPasskey('Yg'))?.name, 'Key Yg');
+          assert.equal(await s.deletePasskey('l1', 'Yg'), false);
+          assert.notEqual(await s.getPasskey('Yg'), null);
+          const other = await h.twin();
+          const results = await Promise.all(Array.from({ length: 6 }, (_, i) => (i % 2 ? s : other).deletePasskey('l1', 'YQ')));
+          assert.equal(results.filter(Boolean).length, 1);
+          assert.equal(await s.getPasskey('YQ'), null);
+        }));
+
+      it("deletePasskeys removes all of one login's; deleteLogin removes them too", () =>
+        withStore(async (s) => {
+          await s.upsertLogin(login('l1'));
+          await s.upsertLogin(login('l2'));
+          await s.addPasskey(key('YQ'));
+          await s.addPasskey(key('Yg'));
+          await s.addPasskey(key('Yw', { loginId: 'l2' }));
+          assert.equal(await s.deletePasskeys('l1'), 2);
+          assert.deepEqual(await s.listPasskeys('l1'), []);
+          assert.equal(await s.deletePasskeys('l1'), 0);
+          assert.equal(await s.deleteLogin('l2'), true);
+          assert.equal(await s.getPasskey('Yw'), null);
+        }));
+
+      it('recordPasskeyUse moves the count forward only from the stored count', () =>
+        withStore(async (s) => {
+          await s.addPasskey(key('YQ', { counter: 3 }));
+          assert.equal(await s.recordPasskeyUse('YQ', use(3, 3)), false, 'the same count again');
+          assert.equal(await s.recordPasskeyUse('YQ', use(3, 2)), false, 'a count going back');
+          assert.equal(await s.recordPasskeyUse('YQ', use(2, 5)), false, 'verified against a stale count');
+          assert.equal(await s.recordPasskeyUse('YQ', use(3, 4, { backedUp: true })), true);
+          const p = await s.getPasskey('YQ');
+          assert.equal(p?.counter, 4);
+          assert.equal(p?.backedUp, true);
+          assert.deepEqual(p?.lastUsedAt, new Date('2024-02-01T00:00:00Z'));
+          assert.equal(await s.recordPasskeyUse('YQ', use(3, 4)), false, 'a replay of that use');
+          assert.equal(await s.recordPasskeyUse('bm9uZQ', use(0, 1)), false);
+          await s.addPasskey(key('Yg'));
+          assert.equal(await s.recordPasskeyUse('Yg', use(0, 0)), true, 'an authenticator without a count');
+          assert.equal(await s.recordPasskeyUse('Yg', use(0, 0)), true);
+        }));
+
+      it('parallel uses verified against one count, over two connections: exactly one is recorded', () =>
+        withStore(async (s, h) => {
+          const other = await h.twin();
+          await s.addPasskey(key('YQ', { counter: 7 }));
+          for (const [from, to] of [
+            [7, 8],
+            [8, 12],
+          ] as const) {
+            const results = await Promise.all(Array.from({ length: 12 }, (_, i) => (i % 2 ? s : other).recordPasskeyUse('YQ', use(from, to + (i % 3)))));
+            assert.equal(results.filter(Boolean).length, 1, `from ${from}`);
+            const stored = (await s.getPasskey('YQ'))!.counter;
+            assert.ok(stored >= to && stored <= to + 2);
+            if (from === 7) assert.equal(await s.recordPasskeyUse('YQ', use(stored, 8)), stored < 8);
+          }
+        }));
+
+      it('refuses bad values before they reach a query', () =>
+        withStore(async (s) => {
+          const injection = { $ne: null } as unknown as string;
+          await assert.rejects(s.getPasskey(injection), TypeError);
+          await assert.rejects(s.listPasskeys(injection), TypeError);
+          await assert.rejects(s.deletePasskey('l1', injection), TypeError);
+          await assert.rejects(s.deletePasskeys(injection), TypeError);
+          await assert.rejects(s.renamePasskey('l1', 'YQ', injection), TypeError);
+          await assert.rejects(s.getPasskey('not base64url!'), TypeError);
+          await assert.rejects(s.addPasskey(key('YQ', { publicKey: 'key' as unknown as Uint8Array })), TypeError);
+          await assert.rejects(s.addPasskey(key('YQ', { deviceType: 'both' as never })), TypeError);
+          await assert.rejects(s.addPasskey(key('YQ', { counter: -1 })), TypeError);
+          await assert.rejects(s.recordPasskeyUse('YQ', use(0, 2 ** 32)), TypeError);
+          await assert.rejects(s.recordPasskeyUse('YQ', { ...use(0, 1), usedAt: 'now' as unknown as Date }), TypeError);
+        }));
+
+      it('values returned are detached from the store', () =>
+        withStore(async (s) => {
+          const input = key('YQ');
+          await s.addPasskey(input);
+          input.publicKey[0] = 0;
+          input.name = 'changed';
+          const got = (await s.getPasskey('YQ'))!;
+          got.publicKey[1] = 9;
+          got.transports.push('usb');
+          assert.deepEqual(await s.getPasskey('YQ'), key('YQ'));
         }));
     });
   });

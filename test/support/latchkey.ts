@@ -9,6 +9,7 @@ import { importDocument, type ImportDocument } from '../../src/import/index.ts';
 import { startMongo, type TestMongo } from './mongo.ts';
 import { testRedisPrefix, testRedisUrl } from './redis.ts';
 import { tempDir } from './tmp.ts';
+import { writeDevKeys } from './keys.ts';
 import { actionOf, csrfOf, type Browser, type Page } from './browser.ts';
 import { createServer } from 'node:http';
 import { freePort, listenOnFreePort } from './net.ts';
@@ -105,6 +106,7 @@ export interface StartOptions {
 
 export async function startServer(setup: StoreSetup, options: StartOptions = {}): Promise<TestServer> {
   const dir = tempDir('lk-server-');
+  writeDevKeys(dir.path);
   // The port comes from the OS before the app is made (it needs its issuer); the app then answers on it.
   const http = createServer();
   const port = await listenOnFreePort(http);

@@ -5,7 +5,8 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { createServer, request, type Server } from 'node:http';
 import { createInterface } from 'node:readline';
 import { freePort } from './net.ts';
-import { generateKeyPairSync, randomBytes } from 'node:crypto';
+import { randomBytes } from 'node:crypto';
+import { testSigningKeys } from './keys.ts';
 import { join } from 'node:path';
 import { loadConfig } from '../../config/index.ts';
 import { createLogger } from '../../src/log.ts';
@@ -18,9 +19,9 @@ export { freePort };
 
 /** Production-shaped key material, the same for every process. */
 export function sharedKeys(): Record<string, string> {
-  const jwk = generateKeyPairSync('rsa', { modulusLength: 2048 }).privateKey.export({ format: 'jwk' });
+  const rsa = testSigningKeys()[0]!;
   return {
-    LATCHKEY_JWKS: JSON.stringify({ keys: [{ ...jwk, kid: 'k1', alg: 'RS256', use: 'sig' }] }),
+    LATCHKEY_JWKS: JSON.stringify({ keys: [{ ...rsa, kid: 'k1' }] }),
     LATCHKEY_COOKIE_KEYS: randomBytes(32).toString('base64url'),
     LATCHKEY_ENCRYPTION_KEYS: `k1:${randomBytes(32).toString('base64')}`,
     LATCHKEY_PEPPER: randomBytes(32).toString('base64url'),

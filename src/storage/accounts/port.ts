@@ -180,7 +180,78 @@ export interface LoginPage {
   total: number;
 }
 
-export interface AccountStore {
+/** RFC 8176's two: a key bound to one device (`hwk`), or one synced between devices (`swk`). */
+export const PASSKEY_DEVICE_TYPES = ['singleDevice', 'multiDevice'] as const;
+export type PasskeyDeviceType = (typeof PASSKEY_DEVICE_TYPES)[number];
+
+/**
+ * A WebAuthn credential (a passkey or a security key) of one login
+ * (docs/passkeys.md). Public material only: the private key never leaves the
+ * authenticator, and nothing here lets anyone sign in.
+ */
+export interface Passkey {
+  /** The credential id, base64url. Unique across all tenants: it finds the login. */
+  id: string;
+  loginId: string;
+  tenant: string;
+  /**
+   * The WebAuthn user handle given at registration, base64url: random, one per
+   * login (no name, no email), and what a discoverable credential sends back.
+   */
+  userHandle: string;
+  /** The person's name for it ("Work laptop"). */
+  name: string;
+  /** The COSE public key. */
+  publicKey: Uint8Array;
+  /** The authenticator's sign count at its last use (0 for authenticators that keep none). */
+  counter: number;
+  /** Transport hints (`internal`, `usb`, `hybrid`, …) for the browser. */
+  transports: string[];
+  deviceType: PasskeyDeviceType;
+  /** Whether the authenticator said the key is backed up (synced), as of its last use. */
+  backedUp: boolean;
+  createdAt: Date;
+  lastUsedAt: Date | null;
+}
+
+/** What a successful assertion changes (`recordPasskeyUse`). */
+export interface PasskeyUse {
+  /** The sign count the assertion was verified against (the stored one). */
+  counter: number;
+  /** The sign count the authenticator reported. */
+  newCounter: number;
+  backedUp: boolean;
+  usedAt: Date;
+}
+
+/** The passkeys part of the account store. */
+export interface PasskeyStore {
+  /**
+   * Stores a new credential. False (and nothing changed) when a credential of
+   * that id exists, for any login: an authenticator cannot be registered twice.
+   */
+  addPasskey(passkey: Passkey): Promise<boolean>;
+  /** The credential of that id, whatever its login (passwordless sign-in starts here), or null. */
+  getPasskey(credentialId: string): Promise<Passkey | null>;
+  /** A login's credentials, oldest first (then by id). */
+  listPasskeys(loginId: string): Promise<Passkey[]>;
+  /** Renames one of the login's credentials. False when the login has no credential of that id. */
+  renamePasskey(loginId: string, credentialId: string, name: string): Promise<boolean>;
+  /** Removes one of the login's credentials. True when this call removed it: of parallel calls, one is true. */
+  deletePasskey(loginId: string, credentialId: string): Promise<boolean>;
+  /** Removes all of a login's credentials (an owner's reset) and returns how many. */
+  deletePasskeys(loginId: string): Promise<number>;
+  /**
+   * Records an assertion: the new sign count, the backed-up flag and the time,
+   * only while the stored count is still `use.counter` and the new one is
+   * higher (or both are 0, for authenticators that keep no count). True when
+   * recorded. Of parallel calls verified against one count, exactly one is
+   * true: a cloned key racing the original cannot both pass.
+   */
+  recordPasskeyUse(credentialId: string, use: PasskeyUse): Promise<boolean>;
+}
+
+export interface AccountStore extends PasskeyStore {
   /** Creates tables / indexes. Idempotent; called once at start. */
   init(): Promise<void>;
   /** Resolves when the store answers; rejects otherwise (used by `/readyz`). */
@@ -223,7 +294,7 @@ export interface AccountStore {
   createLogin(login: LoginInput): Promise<boolean>;
   /**
    * Deletes a login and what the store keeps for it alone (factor steps,
-   * remembered grants); its "sessions not before" time stays, so a login made
+   * remembered grants, passkeys); its "sessions not before" time stays, so a login made
    * again under the same id never revives an old session. True when this call
    * deleted it: of parallel calls, one is true.
    */

@@ -14,6 +14,7 @@ import {
   type Upstream,
   type UserType,
 } from '../port.ts';
+import { mongoPasskeys } from './passkeys.ts';
 import { auditQuery, factorId, flag, loginSearch, optStr, secondFactor, str, userTypes, type CheckedLoginSearch } from '../values.ts';
 
 interface TenantDoc {
@@ -229,8 +230,10 @@ export function createMongoAccountStore(db: Db): AccountStore {
   // on update, so a concurrent factor-step update could otherwise undo a reset.
   const loginSessions = db.collection<LoginSessionsDoc>('login_sessions');
   const loginGrants = db.collection<LoginGrantDoc>('login_grants');
+  const passkeys = mongoPasskeys(db);
 
   return {
+    ...passkeys.methods,
     async init() {
       await identities.createIndex({ email: 1 }, { unique: true });
       await logins.createIndex({ tenant: 1, email: 1 });
@@ -244,6 +247,7 @@ export function createMongoAccountStore(db: Db): AccountStore {
       await logins.createIndex({ email: 1 });
       await logins.createIndex({ tenant: 1, lastName: 1, firstName: 1, _id: 1 });
       await loginGrants.createIndex({ login: 1 });
+      await passkeys.init();
     },
     async ping() {
       await db.command({ ping: 1 });
@@ -338,6 +342,7 @@ export function createMongoAccountStore(db: Db): AccountStore {
       const result = await logins.deleteOne({ _id: id });
       await steps.deleteMany({ login: id });
       await loginGrants.deleteMany({ login: id });
+      await passkeys.dropLogin(id);
       return result.deletedCount === 1;
     },
     async deleteIdentity(identityId) {

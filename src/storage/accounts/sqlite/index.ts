@@ -15,6 +15,7 @@ import {
   type Upstream,
   type UserType,
 } from '../port.ts';
+import { sqlitePasskeys } from './passkeys.ts';
 import { auditQuery, factorId, flag, loginSearch, optStr, secondFactor, str, userTypes, type CheckedLoginSearch } from '../values.ts';
 
 const SCHEMA = `
@@ -400,8 +401,10 @@ export function createSqliteAccountStore(db: Database.Database): AccountStore {
     return upstreamStatements;
   };
 
+  const passkeys = sqlitePasskeys(db);
   const deleteLoginTx = db.transaction((id: string): boolean => {
     pages().dropGrants.run(id);
+    passkeys.dropLogin(id);
     return q().deleteLogin.run(id).changes === 1;
   });
   const deleteIdentityTx = db.transaction((id: string): boolean => {
@@ -423,6 +426,7 @@ export function createSqliteAccountStore(db: Database.Database): AccountStore {
   });
 
   return {
+    ...passkeys.methods,
     async init() {
       if (prepared) return;
       db.exec(SCHEMA);
@@ -433,6 +437,7 @@ export function createSqliteAccountStore(db: Database.Database): AccountStore {
       db.exec(ACCOUNT_PAGES_SCHEMA);
       db.function(FOLD, { deterministic: true }, (value: unknown) => (typeof value === 'string' ? value.toLowerCase() : value));
       accountPageStatements = prepareAccountPages(db);
+      passkeys.init();
     },
     async ping() {
       q().ping.get();

@@ -1,0 +1,310 @@
+/**
+ * What a tenant's administrators do to its people, in one place for every
+ * way in: the owner's pages (`src/account/`), the management API
+ * (`src/api/`) and SCIM. Each operation checks the rules, changes the store,
+ * ends the sessions it must and writes the audit event; the transports only
+ * read their input and show the result (docs/admin.md).
+ *
+ * An operation is given the `Actor` (the tenant it acts in, and who acts: an
+ * owner's login or an application's client) and answers with a typed result
+ * or throws a `LatchkeyError` (400 with `detail.field` for a bad value, 403
+ * for a refused action, 404 for a login outside the actor's tenant).
+ */
+import { createHash } from 'node:crypto';
+import { z } from 'zod';
+import { badRequest, forbidden, notFound } from '../errors.ts';
+import { normalizeEmail, type Login, type Tenant } from '../storage/accounts/port.ts';
+import type { RouteDeps } from '../services.ts';
+import { sendInvitation } from '../recovery/routes.ts';
+import { endLoginSessions } from '../provider/revocation.ts';
+import { upstreamLinks } from '../upstream/links.ts';
+import { userTypeName } from '../names.ts';
+import { loginLocks, type Lifted } from './locks.ts';
+
+export type AdminDeps = Pick<RouteDeps, 'provider' | 'config' | 'accounts' | 'links' | 'mailer' | 'factors' | 'audit' | 'limiter' | 'now'>;
+
+/** Who acts: an owner's login (the pages) or a tenant's application (the API, SCIM). */
+export type ActorBy = { login: string } | { client: string };
+
+/** The tenant an operation acts in, who acts and from where (for the audit). */
+export interface Actor {
+  /** As read on this request. */
+  tenant: Tenant;
+  by: ActorBy;
+  ip: string | null;
+  userAgent: string | null;
+  /** The language of an invitation sent on the actor's behalf (default English). */
+  lang?: 'en' | 'nl';
+}
+
+/** A person as an administrator describes them. */
+export interface PersonFields {
+  firstName: string;
+  lastName: string;
+  email: string;
+  userType: string;
+}
+
+/** How a transport names `PersonFields`' fields in its errors (`detail.field`). */
+export type FieldNames = Record<keyof PersonFields, string>;
+
+const OWN_NAMES: FieldNames = { firstName: 'firstName', lastName: 'lastName', email: 'email', userType: 'userType' };
+
+/** The factor resets: the factor's set-up and failed attempts are forgotten, and the login's sessions end. */
+export const RESETS = {
+  totp: 'factor.totp.reset',
+  pin: 'factor.pin.reset',
+} as const;
+export type ResettableFactor = keyof typeof RESETS;
+
+export const NAME_MAX = 100;
+const EMAIL = z.string().max(320).email();
+// Controls and invisible format characters would make two names look alike.
+const NAME_REFUSED = /[\p{Cc}\p{Cf}\p{Zl}\p{Zp}]/u;
+
+/**
+ * The person's fields checked against the tenant: names trimmed (inner
+ * space runs made one), the email lower-cased, the user type one of the
+ * tenant's. A bad value is a 400 naming its field by `names`.
+ */
+export function checkPerson(input: Record<keyof PersonFields, string>, tenant: Tenant, names: FieldNames = OWN_NAMES): PersonFields {
+  const name = (key: 'firstName' | 'lastName') => {
+    const field = names[key];
+    const trimmed = input[key].trim().replace(/\s+/g, ' ');
+    if (!trimmed) throw badRequest('errors.people.nameMissing', { field });
+    if (trimmed.length > NAME_MAX) throw badRequest('errors.form.tooLong', { field });
+    if (NAME_REFUSED.test(trimmed)) throw badRequest('errors.form.invalidCharacters', { field });
+    return trimmed;
+  };
+  const firstName = name('firstName');
+  const lastName = name('lastName');
+  const email = normalizeEmail(input.email);
+  if (!EMAIL.safeParse(email).success) throw badRequest('errors.people.email', { field: names.email });
+  if (!tenant.userTypes.some((t) => t.id === input.userType)) throw badRequest('errors.account.noSuchUserType', { field: names.userType });
+  return { firstName, lastName, email, userType: input.userType };
+}
+
+/**
+ * The id of the login one request to create creates: derived from the
+ * tenant and a key the caller chose once (a form's nonce, an API client's
+ * `Idempotency-Key`), so sending it twice — a double click, a second tab, a
+ * retry, parallel requests — makes one login, and no key names a login of
+ * another tenant or caller.
+ */
+export const derivedLoginId = (tenantId: string, key: string) => `l-${createHash('sha256').update(`${tenantId}\n${key}`).digest('hex').slice(0, 32)}`;
+
+/** The name with the user type's name as the distinguishing word (`Doe (Manager)`). */
+export const suggestedLastName = (tenant: Tenant, person: Pick<PersonFields, 'lastName' | 'userType'>) => `${person.lastName} (${userTypeName(tenant, person.userType)})`;
+
+/** Another login of the email in the tenant carries this name: the person's logins would look alike at sign-in. */
+export interface Namesakes {
+  outcome: 'namesakes';
+  namesakes: Login[];
+  /** A last name that tells them apart. */
+  suggestion: string;
+}
+
+export type CreateResult =
+  /** `invited`: the email had no password, so an invitation to choose one was sent. */
+  | { outcome: 'created'; login: Login; invited: boolean }
+  /** The key created this login before: nothing was made or sent again. */
+  | { outcome: 'existed'; login: Login }
+  | Namesakes;
+
+export type UpdateResult = { outcome: 'updated'; login: Login; changed: (keyof PersonFields)[] } | Namesakes;
+
+export interface UnlockResult {
+  /** What was locked and is lifted, by what it guarded (`password`, a factor id). */
+  lifted: Lifted;
+  /** What stays locked: its identity's, which guards logins of other tenants too (only the operator lifts it). */
+  kept: Lifted;
+}
+
+export interface AdminPeople {
+  /** A login of the actor's tenant, or 404: another tenant's login is as unknown as a missing one. */
+  login(actor: Actor, loginId: unknown): Promise<Login>;
+  /**
+   * Adds a person as login `id` (see `derivedLoginId`): an email with a
+   * password signs in at once; a new one (or one without a password) is sent
+   * an invitation. Unless `sameName`, a namesake of the email in the tenant
+   * is answered with `namesakes` and nothing is made.
+   */
+  create(actor: Actor, id: string, person: PersonFields, options?: { sameName?: boolean }): Promise<CreateResult>;
+  /**
+   * Changes name, email, user type. A new email hands the login to another
+   * person: their sessions end and the factors set up are forgotten.
+   */
+  update(actor: Actor, target: Login, person: PersonFields, options?: { sameName?: boolean }): Promise<UpdateResult>;
+  /** Disabling ends the login's sessions and tokens at once; either is audited only when it changes the login. */
+  setDisabled(actor: Actor, target: Login, disabled: boolean): Promise<Login>;
+  /**
+   * Ends the login's sessions, deletes it and, with the email's last login
+   * anywhere, its identity and upstream links. False when it was gone already.
+   */
+  remove(actor: Actor, target: Login): Promise<boolean>;
+  /** Forgets a factor's set-up (a lost phone or PIN): lifts the login's locks, ends its sessions, unlinks upstream accounts when configured. */
+  resetFactor(actor: Actor, target: Login, factor: ResettableFactor): Promise<UnlockResult>;
+  /** Lifts the login's attempt locks (its identity's too when every login of the identity is in this tenant). Always audited. */
+  unlock(actor: Actor, target: Login): Promise<UnlockResult>;
+  /** The login's locks as the Users page shows them. */
+  lockState(target: Login): ReturnType<ReturnType<typeof loginLocks>['state']>;
+}
+
+/** The audit detail naming who acted. */
+export const actedBy = (actor: Actor): { by: string } | { client: string } => ('login' in actor.by ? { by: actor.by.login } : { client: actor.by.client });
+
+export function adminPeople(deps: AdminDeps): AdminPeople {
+  const { accounts, audit, provider, factors } = deps;
+  const locks = loginLocks(deps.limiter, factors);
+  const links = upstreamLinks({ accounts, audit });
+  const endSessions = (loginId: string) => endLoginSessions(accounts, provider, [loginId], deps.now);
+  const origin = (actor: Actor) => ({ tenant: actor.tenant.id, ip: actor.ip, userAgent: actor.userAgent });
+
+  const sameName = (a: Pick<Login, 'firstName' | 'lastName'>, b: Pick<Login, 'firstName' | 'lastName'>) =>
+    a.firstName.toLowerCase() === b.firstName.toLowerCase() && a.lastName.toLowerCase() === b.lastName.toLowerCase();
+
+  async function namesakes(actor: Actor, person: PersonFields, except: string): Promise<Namesakes | null> {
+    const logins = await accounts.listLoginsForEmail(actor.tenant.id, person.email);
+    const alike = logins.filter((l) => l.id !== except && sameName(l, person));
+    return alike.length ? { outcome: 'namesakes', namesakes: alike, suggestion: suggestedLastName(actor.tenant, person) } : null;
+  }
+
+  async function invite(actor: Actor, email: string) {
+    await sendInvitation(deps, { email, tenantId: actor.tenant.id, lang: actor.lang ?? 'en', ...actedBy(actor), now: new Date(deps.now()) });
+  }
+
+  /**
+   * Nobody may disable or remove the tenant's owner (the owner themselves
+   * would lock everyone out of the pages), and an application may not change
+   * the owner's login at all: through it, an application's secret would be a
+   * way to take over the tenant's administration.
+   */
+  function checkAllowed(actor: Actor, target: Login, action: 'edit' | 'disable' | 'remove' | 'reset' | 'unlock') {
+    const isOwner = target.id === actor.tenant.owner;
+    if ('login' in actor.by && actor.by.login === target.id && (action === 'disable' || action === 'remove')) {
+      throw badRequest(action === 'disable' ? 'errors.people.notYourself' : 'errors.people.notYourselfRemove');
+    }
+    if (isOwner && (action === 'disable' || action === 'remove' || 'client' in actor.by)) throw forbidden('errors.people.ownerProtected');
+  }
+
+  async function unlockLogin(target: Login): Promise<UnlockResult> {
+    const all = await accounts.listLoginsForEmailAllTenants(target.email);
+    return locks.unlock(target, all.every((l) => l.tenant === target.tenant) ? 'identity' : 'login');
+  }
+
+  async function recordUnlock(actor: Actor, target: Login, { lifted, kept }: UnlockResult, via?: string) {
+    const detail = { ...actedBy(actor), ...(via ? { via } : {}), ...lifted, ...(Object.keys(kept).length ? { kept } : {}) };
+    await audit.record({ type: 'login.unlocked', outcome: 'success', ...origin(actor), login: target.id, detail });
+  }
+
+  const reread = async (id: string) => {
+    const login = await accounts.getLogin(id);
+    if (!login) throw notFound('errors.account.noSuchUser');
+    return login;
+  };
+
+  return {
+    async login(actor, loginId) {
+      const login = typeof loginId === 'string' && loginId.length <= 256 ? await accounts.getLogin(loginId) : null;
+      if (!login || login.tenant !== actor.tenant.id) throw notFound('errors.account.noSuchUser');
+      return login;
+    },
+
+    async create(actor, id, person, options = {}) {
+      const existing = await accounts.getLogin(id);
+      if (existing) {
+        if (existing.tenant !== actor.tenant.id) throw notFound('errors.account.noSuchUser');
+        return { outcome: 'existed', login: existing };
+      }
+      if (!options.sameName) {
+        const alike = await namesakes(actor, person, id);
+        if (alike) return alike;
+      }
+      const identity = await accounts.upsertIdentity({ email: person.email });
+      if (!(await accounts.createLogin({ id, tenant: actor.tenant.id, ...person }))) {
+        const made = await reread(id);
+        if (made.tenant !== actor.tenant.id) throw notFound('errors.account.noSuchUser');
+        return { outcome: 'existed', login: made };
+      }
+      const invited = identity.passwordHash === null;
+      await audit.record({ type: 'login.added', outcome: 'success', ...origin(actor), login: id, detail: { ...actedBy(actor), userType: person.userType, invited } });
+      // A person without a password chooses one from the invitation; one with a password signs in with it at once.
+      if (invited) await invite(actor, person.email);
+      return { outcome: 'created', login: await reread(id), invited };
+    },
+
+    async update(actor, target, person, options = {}) {
+      checkAllowed(actor, target, 'edit');
+      const before: PersonFields = { firstName: target.firstName, lastName: target.lastName, email: target.email, userType: target.userType };
+      const changed = (Object.keys(person) as (keyof PersonFields)[]).filter((k) => person[k] !== before[k]);
+      if (!changed.length) return { outcome: 'updated', login: target, changed };
+      if (!options.sameName) {
+        const alike = await namesakes(actor, person, target.id);
+        if (alike) return alike;
+      }
+      const moved = changed.includes('email');
+      const identity = moved ? await accounts.upsertIdentity({ email: person.email }) : null;
+      await accounts.upsertLogin({ id: target.id, tenant: actor.tenant.id, ...person });
+      if (moved) {
+        for (const factor of factors.all()) await factor.reset(target.id);
+        await endSessions(target.id);
+      }
+      await audit.record({
+        type: 'login.edited',
+        outcome: 'success',
+        ...origin(actor),
+        login: target.id,
+        detail: { ...actedBy(actor), changed, ...(changed.includes('userType') ? { from: target.userType, to: person.userType } : {}) },
+      });
+      if (identity && identity.passwordHash === null) await invite(actor, person.email);
+      return { outcome: 'updated', login: await reread(target.id), changed };
+    },
+
+    async setDisabled(actor, target, disabled) {
+      checkAllowed(actor, target, disabled ? 'disable' : 'edit');
+      if (target.disabled === disabled) return target;
+      if (!(await accounts.setLoginDisabled(target.id, disabled))) throw notFound('errors.account.noSuchUser');
+      if (disabled) await endSessions(target.id);
+      await audit.record({ type: disabled ? 'login.disabled' : 'login.enabled', outcome: 'success', ...origin(actor), login: target.id, detail: actedBy(actor) });
+      return reread(target.id);
+    },
+
+    async remove(actor, target) {
+      checkAllowed(actor, target, 'remove');
+      await endSessions(target.id);
+      if (!(await accounts.deleteLogin(target.id))) return false;
+      await audit.record({ type: 'login.removed', outcome: 'success', ...origin(actor), login: target.id, detail: actedBy(actor) });
+      if ((await accounts.listLoginsForEmailAllTenants(target.email)).length) return true;
+      const identity = await accounts.findIdentityByEmail(target.email);
+      if (identity) await accounts.deleteIdentity(identity.id);
+      return true;
+    },
+
+    async resetFactor(actor, target, factor) {
+      checkAllowed(actor, target, 'reset');
+      // A reset is for someone who lost their phone or PIN: their password's failures must not keep them out either.
+      const result = await unlockLogin(target);
+      await factors.get(factor).reset(target.id);
+      await endSessions(target.id);
+      await audit.record({ type: RESETS[factor], outcome: 'success', ...origin(actor), login: target.id, detail: actedBy(actor) });
+      // A reset is for a lost factor: an upstream account linked meanwhile must be confirmed again.
+      const identity = deps.config.upstream.unlinkOn.includes('reset') ? await accounts.findIdentityByEmail(target.email) : null;
+      if (identity) {
+        const by = 'login' in actor.by ? actor.by.login : `client:${actor.by.client}`;
+        await links.unlinkAll(identity, { ip: actor.ip, userAgent: actor.userAgent, by, reason: 'reset' });
+      }
+      if (Object.keys(result.lifted).length || Object.keys(result.kept).length) await recordUnlock(actor, target, result, `reset-${factor === 'totp' ? 'authenticator' : 'pin'}`);
+      return result;
+    },
+
+    async unlock(actor, target) {
+      checkAllowed(actor, target, 'unlock');
+      const result = await unlockLogin(target);
+      // An explicit unlock is recorded even when the lock had passed meanwhile.
+      await recordUnlock(actor, target, result);
+      return result;
+    },
+
+    lockState: (target) => locks.state(target),
+  };
+}
