@@ -13,6 +13,7 @@ import { webhookRoutes } from './webhooks.ts';
 import type { Services } from '../services.ts';
 import { peopleRoutes } from './people.ts';
 import { auditRoutes } from './audit.ts';
+import { personPageRoutes } from './person-page.ts';
 
 export function accountRouter(deps: AccountDeps & Pick<Services, 'webhooks' | 'stores'>): Router {
   const router = new Router({ prefix: '/account' });
@@ -20,6 +21,7 @@ export function accountRouter(deps: AccountDeps & Pick<Services, 'webhooks' | 's
   signInRoutes(router, kit);
   profileRoutes(router, kit);
   peopleRoutes(router, kit);
+  personPageRoutes(router, kit);
   ownerRoutes(router, kit);
   auditRoutes(router, kit);
   webhookRoutes(router, kit, deps);
