@@ -28,6 +28,13 @@ function minutes(t: Translate, seconds: number) {
   return seconds > 90 ? t('common.minutes', { count: Math.ceil(seconds / 60) }) : t('common.seconds', { count: seconds });
 }
 
+/** What a sign-in used, in words ("password, authenticator code"); `mfa` only says "more than one" and is left out. */
+export function amrText(t: Translate, amr: unknown): string {
+  const words = (Array.isArray(amr) ? amr : []).map(asText).filter((a) => AMR_WORDS.includes(a));
+  words.sort((a, b) => AMR_WORDS.indexOf(a) - AMR_WORDS.indexOf(b));
+  return words.map((a) => t(`account.audit.amr.${a}`)).join(', ');
+}
+
 /** One sentence per detail of the event, in `ctx.t`'s language. */
 export function detailTexts(event: AuditEvent, ctx: DetailContext): string[] {
   const { t } = ctx;
@@ -69,9 +76,8 @@ export function detailTexts(event: AuditEvent, ctx: DetailContext): string[] {
         out.push(known(t, `account.audit.reasons.${asText(v)}`) ?? t('account.audit.detail.reasonOther', { code: asText(v) }));
         break;
       case 'amr': {
-        const words = (Array.isArray(v) ? v : []).map(asText).filter((a) => AMR_WORDS.includes(a));
-        words.sort((a, b) => AMR_WORDS.indexOf(a) - AMR_WORDS.indexOf(b));
-        if (words.length) out.push(t('account.audit.detail.with', { what: words.map((a) => t(`account.audit.amr.${a}`)).join(', ') }));
+        const what = amrText(t, v);
+        if (what) out.push(t('account.audit.detail.with', { what }));
         break;
       }
       case 'acr':

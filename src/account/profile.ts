@@ -11,7 +11,9 @@ import { LatchkeyError, badRequest, invalidCredentials, notFound } from '../erro
 import type { FactorChange } from '../factors/types.ts';
 import { setRetryAfter } from '../web/errors.ts';
 import { formFields } from '../web/forms.ts';
-import { factorName, formatTime, hasApp, hasPin, noticeOf } from './labels.ts';
+import { factorName, hasApp, hasPin, noticeOf } from './labels.ts';
+import { amrText, formatEventTime } from './audit-text.ts';
+import { localeOf } from '../web/views.ts';
 import { fullName } from '../names.ts';
 import { checkNewPassword, PASSWORD_RULES } from './passwords.ts';
 import { endLoginSessions, signInSecond } from '../provider/revocation.ts';
@@ -52,10 +54,11 @@ export function profileRoutes(router: Router, kit: AccountKit) {
         hasPassword: !!identity?.passwordHash,
       },
       signIns: events.map((e) => ({
-        time: formatTime(e.time),
+        iso: e.time.toISOString(),
+        time: formatEventTime(e.time, localeOf(ctx).lang, null),
         ip: e.ip ?? '',
         device: e.userAgent ?? '',
-        methods: Array.isArray(e.detail?.amr) ? (e.detail.amr as unknown[]).join(' ') : '',
+        methods: amrText(localeOf(ctx).t, e.detail?.amr),
       })),
       // A link made in another tenant names an upstream this tenant may not have: then its issuer is shown.
       upstreamLinks: linked.map((l) => ({ issuer: l.issuer, subject: l.subject, provider: upstreams.find((u) => u.issuer === l.issuer)?.name ?? l.issuer })),
