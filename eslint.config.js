@@ -3,7 +3,7 @@ import tseslint from 'typescript-eslint';
 import importX from 'eslint-plugin-import-x';
 
 export default tseslint.config(
-  { ignores: ['node_modules/', '.cache/', 'data/', 'dist/', 'docs/screenshots/'] },
+  { ignores: ['node_modules/', '.cache/', '.tmp/', 'data/', 'dist/', 'docs/screenshots/'] },
   js.configs.recommended,
   ...tseslint.configs.recommended,
   {

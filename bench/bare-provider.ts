@@ -28,7 +28,8 @@ import { loadConfig } from '../config/index.ts';
 import { openSqlite } from '../src/storage/index.ts';
 import { createSqliteAdapterBackend } from '../src/storage/adapter/sqlite/index.ts';
 import { createRedisAdapterBackend } from '../src/storage/adapter/redis/index.ts';
-import { ACR, AMR } from '../src/provider/acr.ts';
+import { builtInFactors } from '../src/factors/registry.ts';
+import { AMR } from '../src/provider/acr.ts';
 import { CLAIMS } from '../src/provider/index.ts';
 
 const SCOPE = 'openid email profile offline_access';
@@ -55,7 +56,7 @@ async function main() {
   const configuration: Configuration = {
     adapter: (name: string) => backend.factory(name),
     clients: [client as unknown as NonNullable<Configuration['clients']>[number]],
-    acrValues: Object.values(ACR),
+    acrValues: builtInFactors.acrValues(),
     claims: CLAIMS,
     conformIdTokenClaims: false,
     cookies: {
@@ -122,7 +123,7 @@ async function main() {
     const returnTo = await provider.interactionResult(
       ctx.req,
       ctx.res,
-      { login: { accountId: ACCOUNT.id, amr: [AMR.password], acr: ACR.oneFactor, remember: true } },
+      { login: { accountId: ACCOUNT.id, amr: [AMR.password], acr: builtInFactors.info('none').acr, remember: true } },
       { mergeWithLastSubmission: false },
     );
     ctx.status = 303;
@@ -140,7 +141,7 @@ async function main() {
     const grantId = await grant.save();
     const token = new provider.RefreshToken({
       accountId: ACCOUNT.id,
-      acr: ACR.oneFactor,
+      acr: builtInFactors.info('none').acr,
       amr: [AMR.password],
       authTime: Math.floor(Date.now() / 1000),
       client: registered,

@@ -26,7 +26,8 @@ import { MongoClient } from 'mongodb';
 import * as oidc from 'openid-client';
 import { loadConfig } from '../config/index.ts';
 import { createHasher } from '../src/crypto/password.ts';
-import { ACR, AMR } from '../src/provider/acr.ts';
+import { builtInFactors } from '../src/factors/registry.ts';
+import { AMR } from '../src/provider/acr.ts';
 import type { ImportDocument } from '../src/import/index.ts';
 import { Browser, actionOf, csrfOf, type Page } from '../test/support/browser.ts';
 import { PASSWORD, REDIRECT_URI, callbackReached, relyingParty, submitLogin, type RelyingParty } from '../test/support/latchkey.ts';
@@ -141,7 +142,7 @@ async function signIn(issuer: string, rp: RelyingParty, person: Person, warmUp =
   lap('token');
   ms.total = performance.now() - t0;
   if (claims?.sub !== person.loginId) throw new Error(`ID token for ${String(claims?.sub)}, expected ${person.loginId}`);
-  const acr = person.kind === 'pin' ? ACR.pin : ACR.oneFactor;
+  const acr = person.kind === 'pin' ? builtInFactors.info('pin').acr : builtInFactors.info('none').acr;
   if (claims.acr !== acr) throw new Error(`ID token acr ${String(claims.acr)}, expected ${acr}`);
   if (!Array.isArray(claims.amr) || !claims.amr.includes(AMR.password)) throw new Error(`ID token amr ${JSON.stringify(claims.amr)} lacks pwd`);
   return ms;

@@ -28,6 +28,7 @@ import { bareSignIn, benchRelyingParty, signIn, type SignInResult, type Step } f
 import { HASHES, TotpLogins, pinDriver, type FactorDriver, type FactorStage } from './lib/factors.ts';
 import { RefreshChains, tokenRequest, type Grant } from './lib/tokens.ts';
 import { measureFloor, type FloorSample } from './lib/floor.ts';
+import { REDIS_MODEL_CODES } from '../src/storage/adapter/redis/index.ts';
 import { keyBreakdown, prefixBytes, usedMemory, type KeyKind } from './lib/redis-memory.ts';
 import { runPool } from './lib/pool.ts';
 import { latency, mean, round, table } from './lib/stats.ts';
@@ -261,7 +262,8 @@ async function runSetup(name: SetupName, floors: FloorSample[]): Promise<SetupRe
   if (name.endsWith('+redis')) {
     redisInfo = await sharedRedis();
     env.REDIS_URL = redisInfo.url;
-    env.REDIS_PREFIX = `lk-bench:${tag}:`;
+    // As long as the default `latchkey:`, since every key carries it and the memory phase counts it.
+    env.REDIS_PREFIX = `${tag}:`;
     redisClient = new Redis(redisInfo.url, { lazyConnect: true, maxRetriesPerRequest: 2 });
     await redisClient.connect();
   }
@@ -455,7 +457,7 @@ async function memoryPhase(name: SetupName, client: Redis, info: BenchRedis, pre
   // MEMORY USAGE of our own keys, since others' writes move used_memory too.
   const measure = () => (info.private ? usedMemory(client) : prefixBytes(client, prefix));
   await sleep(200);
-  const codeBytes = (kinds: KeyKind[]) => kinds.filter((k) => k.kind === 'AuthorizationCode').reduce((a, k) => a + k.keys * k.meanBytes, 0);
+  const codeBytes = (kinds: KeyKind[]) => kinds.filter((k) => k.kind === REDIS_MODEL_CODES.AuthorizationCode).reduce((a, k) => a + k.keys * k.meanBytes, 0);
   const codesBefore = codeBytes(await keyBreakdown(client, prefix));
   const rssBefore = rssBytes(pid);
   const before = await measure();

@@ -1,14 +1,14 @@
 // `npm test`: the whole suite. Builds the FerretDB test server if needed and
 // makes sure a Redis answers (the machine's on 6379, or a private one started
-// here), then runs the test files with node's test runner, twice as many at
-// once as the machine has cores.
+// here), compiles the TypeScript once, then runs the compiled test files with
+// node's test runner, twice as many at once as the machine has cores.
 //   node scripts/test.mjs                 every tier, the slowest first
 //   node scripts/test.mjs --tier=unit     one tier: unit, contract, journey or browser
 //   node scripts/test.mjs FILE…           those files
 // MONGODB_URI / REDIS_URL given from outside are used instead of the local ones.
 import { spawn, spawnSync } from 'node:child_process';
 import { generateKeyPairSync, randomBytes } from 'node:crypto';
-import { mkdtempSync, readFileSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { createConnection, createServer } from 'node:net';
 import { availableParallelism, tmpdir } from 'node:os';
 import { join, relative } from 'node:path';
@@ -77,6 +77,29 @@ function signingKeys(dir) {
   return path;
 }
 
+/**
+ * Compiles src/, config/ and test/ once (types are the type check's business:
+ * `npm run typecheck`) into a folder of the run's own under .tmp/ and answers the compiled test
+ * files: plain JavaScript saves every test process, and every server or CLI
+ * process a test starts, the loader hooks' cost of running TypeScript
+ * (`test/support/layout.ts`).
+ */
+function compile(testFiles) {
+  // A folder of this run's own inside the checkout (two runs never share one), so
+  // node_modules and package.json (the project's root, `src/paths.ts`) are found above it.
+  mkdirSync(join(root, '.tmp'), { recursive: true });
+  // What a run that was killed left behind (no run lasts an hour).
+  for (const name of readdirSync(join(root, '.tmp'))) {
+    const path = join(root, '.tmp', name);
+    if (name.startsWith('test-build-') && Date.now() - statSync(path).mtimeMs > 3600_000) rmSync(path, { recursive: true, force: true });
+  }
+  const out = mkdtempSync(join(root, '.tmp', 'test-build-'));
+  process.on('exit', () => rmSync(out, { recursive: true, force: true }));
+  const tsc = spawnSync(process.execPath, [join(root, 'node_modules', 'typescript', 'bin', 'tsc'), '-p', 'tsconfig.test.json', '--outDir', out], { cwd: root, stdio: 'inherit' });
+  if (tsc.status !== 0) process.exit(tsc.status ?? 1);
+  return testFiles.map((f) => join(out, relative(root, join(root, f)).replace(/\.ts$/, '.js')));
+}
+
 function find(dir) {
   return readdirSync(dir).flatMap((name) => {
     const path = join(dir, name);
@@ -121,7 +144,7 @@ const keysDir = mkdtempSync(join(tmpdir(), 'lk-test-keys-'));
 process.env.LATCHKEY_TEST_SIGNING_KEYS = signingKeys(keysDir);
 // Twice the cores: a journey file spends much of its time waiting on its servers, stores and child processes.
 const concurrency = Math.max(2, availableParallelism()) * 2;
-const result = spawnSync(process.execPath, ['--import', 'tsx', '--test', `--test-concurrency=${concurrency}`, '--test-reporter=spec', ...files], {
+const result = spawnSync(process.execPath, ['--test', `--test-concurrency=${concurrency}`, '--test-reporter=spec', ...compile(files)], {
   cwd: root,
   stdio: 'inherit',
   env: { ...process.env, NODE_ENV: 'test' },

@@ -1,11 +1,12 @@
 /** `npm start`: loads the configuration, starts Latchkey, stops cleanly on SIGTERM/SIGINT. */
 import { ConfigError, loadConfig } from '../config/index.ts';
 import { createLogger } from './log.ts';
+import { builtInFactors } from './factors/registry.ts';
 import { createLatchkey } from './server.ts';
 
 async function main() {
   const config = loadConfig();
-  const log = createLogger(config.logLevel);
+  const log = createLogger(config.logLevel, builtInFactors.fields());
   const latchkey = await createLatchkey(config, log);
   const server = await latchkey.listen();
   const address = server.address();

@@ -1,14 +1,22 @@
 /**
  * Where the files that ship beside the code live (`views/`, `locales/`,
- * `public/`), for both layouts: the sources run by tsx (`src/paths.ts`) and
- * the compiled JavaScript (`dist/src/paths.js`). The one module that knows.
+ * `public/`), for every layout: the sources run by tsx (`src/paths.ts`), the
+ * compiled JavaScript (`dist/src/paths.js`) and the test runner's compiled
+ * copy (`.cache/test-build/src/paths.js`). The one module that knows.
  */
-import { basename, dirname, join } from 'node:path';
+import { existsSync } from 'node:fs';
+import { dirname, join } from 'node:path';
 
-const here = import.meta.dirname;
+/** The nearest folder above this module that holds `package.json`: the project's root in each layout. */
+function projectRoot(from: string): string {
+  for (let dir = from; ; dir = dirname(dir)) {
+    if (existsSync(join(dir, 'package.json'))) return dir;
+    if (dirname(dir) === dir) return join(from, '..');
+  }
+}
 
 /** The project's root: the folder holding `package.json`, `views/`, `locales/` and `public/`. */
-export const ROOT = basename(dirname(here)) === 'dist' ? join(here, '..', '..') : join(here, '..');
+export const ROOT = projectRoot(import.meta.dirname);
 
 export const VIEWS_DIR = join(ROOT, 'views');
 export const LOCALES_DIR = join(ROOT, 'locales');

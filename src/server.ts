@@ -8,6 +8,7 @@ import { bodyParser } from '@koa/bodyparser';
 import type { Config } from '../config/index.ts';
 import { createLogger, type Logger } from './log.ts';
 import { createServices, routeDeps, type Services } from './services.ts';
+import { factorCatalogue, type ExtraFactors } from './factors/registry.ts';
 import { interactionRouter } from './interaction/router.ts';
 import { createUpstreamClient } from './upstream/client.ts';
 import { upstreamCallbackRouter, upstreamSignIn } from './upstream/routes.ts';
@@ -48,11 +49,14 @@ export interface LatchkeyOptions {
    * own token times (`iat`, `exp`) keep the system clock: it offers no way to replace it.
    */
   now?: () => number;
+  /** Factors beside the built-in ones (`createServices`). */
+  factors?: ExtraFactors;
 }
 
-export async function createLatchkey(config: Config, log: Logger = createLogger(config.logLevel), { now = Date.now }: LatchkeyOptions = {}): Promise<Latchkey> {
+export async function createLatchkey(config: Config, log?: Logger, { now = Date.now, factors }: LatchkeyOptions = {}): Promise<Latchkey> {
+  log ??= createLogger(config.logLevel, factorCatalogue(factors).fields());
   if (config.keys.development) log.warn({ dataDir: config.dataDir }, 'using development keys from DATA_DIR/dev-keys.json; set LATCHKEY_* keys for production');
-  const services = await createServices(config, log, { now });
+  const services = await createServices(config, log, { now, ...(factors ? { factors } : {}) });
   const { stores, hasher, provider } = services;
 
   const hashed = await hashPlainClientSecrets(stores.accounts, createClientSecrets(config.keys.pepper));

@@ -12,7 +12,7 @@ import { createHasher, type Hasher } from './crypto/password.ts';
 import { createAudit, type Audit } from './audit.ts';
 import { createLimiter, type Limiter } from './limits.ts';
 import { knownBrowsers, type KnownBrowsers } from './known-browsers.ts';
-import { createFactorRegistry, type FactorRegistry } from './factors/registry.ts';
+import { createFactorRegistry, factorCatalogue, type ExtraFactors, type FactorRegistry } from './factors/registry.ts';
 import { createProvider } from './provider/index.ts';
 import { createMailer, createTransport, type Mailer } from './mail/mailer.ts';
 import { withNotices } from './mail/notices.ts';
@@ -53,9 +53,14 @@ export interface ServiceOptions {
    * the operator CLI only queues and writes (a server's workers do the rest).
    */
   workers?: boolean;
+  /**
+   * Factors and methods beside the built-in list (`src/factors/registry.ts`),
+   * for a test's fake factor; the app itself has only the list's.
+   */
+  factors?: ExtraFactors;
 }
 
-export async function createServices(config: Config, log: Logger, { now = Date.now, workers = true }: ServiceOptions = {}): Promise<Services> {
+export async function createServices(config: Config, log: Logger, { now = Date.now, workers = true, factors: extra }: ServiceOptions = {}): Promise<Services> {
   const stores = await createStores(config, log);
   const hasher = await createHasher(config.argon2, config.keys.pepper);
   const date = () => new Date(now());
@@ -63,10 +68,15 @@ export async function createServices(config: Config, log: Logger, { now = Date.n
   const webhooks = createWebhooks({ store: stores.webhooks, box: createSecretBox(config.keys.encryptionKeys), log, now, worker: workers });
   const logged = createAudit(stores.accounts, log, { ...config.audit, now: date, ...(workers ? {} : { sweepEveryMs: 0 }) });
   // Every audit event may tell the person (a notice) and the tenant's apps (a webhook); neither holds the action up.
-  const audit = withWebhooks(withNotices(logged, { mailer, accounts: stores.accounts, counters: stores.counters, log, now: date }), webhooks, log, now);
+  const audit = withWebhooks(
+    withNotices(logged, { mailer, accounts: stores.accounts, counters: stores.counters, log, now: date, factors: factorCatalogue(extra) }),
+    webhooks,
+    log,
+    now,
+  );
   const limiter = createLimiter(stores.counters, config, now);
   const browsers = knownBrowsers(stores.counters, { secure: config.issuer.startsWith('https:'), ttlMs: config.knownBrowser.ttlMs }, now);
-  const factors = createFactorRegistry({ config, accounts: stores.accounts, hasher, audit, limiter, now });
+  const factors = createFactorRegistry({ config, accounts: stores.accounts, hasher, audit, limiter, now }, extra);
   const provider = createProvider({ config, accounts: stores.accounts, adapter: stores.adapter, factors, log, unavailableStore: stores.unavailableStore, now });
   return {
     config,

@@ -6,7 +6,8 @@
 import * as oidc from 'openid-client';
 import { Browser, type Page } from '../../test/support/browser.ts';
 import { callbackReached, relyingParty, submitLogin, type RelyingParty } from '../../test/support/latchkey.ts';
-import { ACR, AMR } from '../../src/provider/acr.ts';
+import { builtInFactors } from '../../src/factors/registry.ts';
+import { AMR } from '../../src/provider/acr.ts';
 import { CLIENT_ID, CLIENT_SECRET, PASSWORD, type BenchUser, type Policy } from './seed.ts';
 import type { FactorDriver, FactorStage } from './factors.ts';
 
@@ -21,7 +22,7 @@ export interface SignInResult {
   factorStage?: FactorStage;
 }
 
-export const EXPECTED_ACR: Record<Policy, string> = { password: ACR.oneFactor, pin: ACR.pin, totp: ACR.totp };
+export const EXPECTED_ACR: Record<Policy, string> = { password: builtInFactors.info('none').acr, pin: builtInFactors.info('pin').acr, totp: builtInFactors.info('totp').acr };
 
 export async function benchRelyingParty(issuer: string): Promise<RelyingParty> {
   const rp = await relyingParty(issuer, CLIENT_ID, CLIENT_SECRET);

@@ -41,7 +41,7 @@ export function detailTexts(event: AuditEvent, ctx: DetailContext): string[] {
   const known = (_t: Translate, key: string) => (hasText(ctx.lang, key) ? t(key) : null);
   const d = event.detail ?? {};
   const out: string[] = [];
-  const factor = (id: unknown) => known(t, `factors.${asText(id)}`) ?? asText(id);
+  const factor = (id: unknown) => known(t, `factor.${asText(id)}.name`) ?? asText(id);
   const person = (id: unknown) => (typeof id === 'string' ? (ctx.nameOf(id) ?? t('account.audit.detail.removedLogin', { id })) : asText(id));
   const fields = new Set(Object.keys(d));
 

@@ -12,7 +12,8 @@ import { badRequest } from '../errors.ts';
 import { AUDIT_PERSON_LOGINS, normalizeEmail, type AuditEvent, type AuditQuery, type Login } from '../storage/accounts/port.ts';
 import { fullName, userTypeName } from '../names.ts';
 import { localeOf } from '../web/views.ts';
-import { AUDIT_TYPES } from './owner.ts';
+import { auditTypes, eventText } from './owner.ts';
+import type { FactorRegistry } from '../factors/registry.ts';
 import { csvCell, detailTexts, formatEventTime, startOfDay, timeZoneOf, type DetailContext } from './audit-text.ts';
 import type { AccountKit, Signed } from './kit.ts';
 
@@ -110,7 +111,7 @@ async function peopleOf(kit: AccountKit, signed: Signed, events: AuditEvent[]) {
 
 type People = Awaited<ReturnType<typeof peopleOf>>;
 
-function eventRow(e: AuditEvent, people: People, ctx: DetailContext, signed: Signed, lang: string, timeZone: string | null) {
+function eventRow(e: AuditEvent, people: People, ctx: DetailContext, signed: Signed, lang: string, timeZone: string | null, factors: FactorRegistry) {
   const login = e.login ? people.logins.get(e.login) : undefined;
   const email = login?.email ?? (typeof e.detail?.email === 'string' ? e.detail.email : '');
   const namesakes = !e.login && email ? (people.byEmail.get(email) ?? []) : [];
@@ -119,7 +120,7 @@ function eventRow(e: AuditEvent, people: People, ctx: DetailContext, signed: Sig
     iso: e.time.toISOString(),
     time: formatEventTime(e.time, lang, timeZone),
     type: e.type,
-    event: ctx.t(`account.audit.events.${e.type}`, { defaultValue: e.type }),
+    event: ctx.t(eventText(e.type, factors), { defaultValue: e.type }),
     outcome: e.outcome,
     outcomeText: ctx.t(`account.audit.outcomes.${e.outcome}`),
     name,
@@ -134,7 +135,7 @@ function eventRow(e: AuditEvent, people: People, ctx: DetailContext, signed: Sig
 }
 
 export function auditRoutes(router: Router, kit: AccountKit) {
-  const { accounts } = kit.deps;
+  const { accounts, factors } = kit.deps;
 
   function detailContext(ctx: Context, signed: Signed, people: People): DetailContext {
     const { t, lang } = localeOf(ctx);
@@ -155,8 +156,8 @@ export function auditRoutes(router: Router, kit: AccountKit) {
       section: 'audit',
       filter: { person: filter.person, login: filter.login, type: filter.type, from: filter.from, to: filter.to, tz: filter.timeZone ?? '' },
       filterLogin: filter.login ? await accounts.getLogin(filter.login).then((l) => (l && l.tenant === signed.tenant.id ? fullName(l) : filter.login)) : null,
-      typeOptions: [...new Set([...AUDIT_TYPES, ...(filter.type ? [filter.type] : [])])].sort(),
-      events: shown.map((e) => eventRow(e, people, details, signed, lang, filter.timeZone)),
+      typeOptions: [...new Set([...auditTypes(factors), ...(filter.type ? [filter.type] : [])])].sort().map((type) => ({ type, text: eventText(type, factors) })),
+      events: shown.map((e) => eventRow(e, people, details, signed, lang, filter.timeZone, factors)),
       timeZone: filter.timeZone ?? 'UTC',
       older: events.length > AUDIT_PAGE && last ? filterUrl('/account/audit', filter, { before: last.time.toISOString() }) : null,
       newest: filter.before ? filterUrl('/account/audit', filter) : null,
@@ -181,7 +182,7 @@ export function auditRoutes(router: Router, kit: AccountKit) {
       const people = await peopleOf(kit, signed, fresh);
       const details = detailContext(ctx, signed, people);
       for (const e of fresh.slice(0, AUDIT_EXPORT_MAX - count)) {
-        const r = eventRow(e, people, details, signed, lang, filter.timeZone);
+        const r = eventRow(e, people, details, signed, lang, filter.timeZone, factors);
         lines.push([r.iso, r.event, r.type, r.outcomeText, r.name, r.email, r.loginId, r.ip, r.userAgent, r.details.join('; ')].map(csvCell).join(','));
         count++;
       }

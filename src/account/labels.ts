@@ -1,3 +1,4 @@
+import type { FactorCatalogue, FactorRegistry } from '../factors/registry.ts';
 import type { Login } from '../storage/accounts/port.ts';
 
 /**
@@ -5,15 +6,18 @@ import type { Login } from '../storage/accounts/port.ts';
  * the views turn into text in the page's language.
  */
 
-/** A second factor's name: `factors.none`, `factors.pin`, `factors.totp`. */
-export const factorName = (id: string) => `factors.${id}`;
+/** A second factor's texts are its own: `factor.<id>.<text>` (`factor.pin.name`). */
+export const factorText = (id: string, text: string) => `factor.${id}.${text}`;
 
-export const hasPin = (login: Login) => typeof login.factors.pin?.hash === 'string';
-export const hasApp = (login: Login) => typeof login.factors.totp?.secret === 'string';
+/** A second factor's name: `factor.pin.name`. */
+export const factorName = (id: string) => factorText(id, 'name');
 
-/** "PIN set", "App linked", both, or "None" (as keys). */
-export function factorState(login: Login): string[] {
-  const parts = [hasPin(login) ? 'factorState.pin' : null, hasApp(login) ? 'factorState.app' : null].filter((p): p is string => p !== null);
+/** Each factor the login has set up ("PIN set", "App linked"), or "None" (as keys). */
+export function factorState(login: Login, factors: FactorRegistry): string[] {
+  const parts = factors
+    .all()
+    .filter((f) => f.enrolled(login))
+    .map((f) => factorText(f.id, 'state'));
   return parts.length ? parts : ['factorState.none'];
 }
 
@@ -23,13 +27,9 @@ export const formatTime = (time: Date) => `${time.toISOString().slice(0, 19).rep
 /** The notices shown after a change (`?notice=`): fixed texts, nothing from the URL is shown. */
 export const NOTICES = [
   'reauthenticated',
-  'pin',
-  'authenticator',
   'password',
   'policy',
   'stepUp',
-  'reset-authenticator',
-  'reset-pin',
   'unlock',
   'unlock-kept',
   'upstreamUnlinked',
@@ -41,5 +41,17 @@ export const NOTICES = [
   'remove',
 ] as const;
 
-/** The notice's key (`notices.pin`), or undefined for anything else. */
-export const noticeOf = (value: unknown) => (typeof value === 'string' && (NOTICES as readonly string[]).includes(value) ? `notices.${value}` : undefined);
+/** A factor's notices: after the person changed it, after the owner reset it. */
+const FACTOR_NOTICES = { changed: 'changed', reset: 'resetDone' } as const;
+
+/** The notice value after a factor's change or reset (`?notice=reset.pin`). */
+export const factorNotice = (kind: keyof typeof FACTOR_NOTICES, id: string) => `${kind}.${id}`;
+
+/** The notice's key (`notices.password`, `factor.pin.changed`), or undefined for anything else. */
+export function noticeOf(value: unknown, factors?: FactorCatalogue): string | undefined {
+  if (typeof value !== 'string') return undefined;
+  if ((NOTICES as readonly string[]).includes(value)) return `notices.${value}`;
+  const [kind, id, ...rest] = value.split('.');
+  if (!factors || rest.length || !Object.hasOwn(FACTOR_NOTICES, kind!) || !factors.has(id)) return undefined;
+  return factorText(id, FACTOR_NOTICES[kind as keyof typeof FACTOR_NOTICES]);
+}

@@ -9,40 +9,33 @@
 import type Router from '@koa/router';
 import type { Context } from 'koa';
 import { LatchkeyError, badRequest, notFound } from '../errors.ts';
-import { LOGIN_SORTS, LOGIN_STATES, SECOND_FACTORS, type Login, type SecondFactor } from '../storage/accounts/port.ts';
+import { LOGIN_SORTS, LOGIN_STATES, type Login } from '../storage/accounts/port.ts';
+import type { Factor } from '../factors/types.ts';
+import type { FactorRegistry } from '../factors/registry.ts';
 import { formFields } from '../web/forms.ts';
 import type { Lifted } from '../admin/locks.ts';
-import { factorName, factorState, noticeOf } from './labels.ts';
+import { factorName, factorNotice, factorState, factorText, noticeOf } from './labels.ts';
 import type { AccountKit, Signed } from './kit.ts';
 import { suggestedLastName } from '../admin/people.ts';
 import { upstreamSettings } from '../upstream/settings.ts';
 import { fullName, userTypeName } from '../names.ts';
 import { PEOPLE_PAGE, peopleQuery, peopleUrl } from './people.ts';
 
-/** What an owner can do to a user, by the last segment of its URL; each asks for a confirmation. */
-export const USER_ACTIONS = ['reset-authenticator', 'reset-pin', 'unlock', 'disable', 'enable', 'remove'] as const;
-type UserAction = (typeof USER_ACTIONS)[number];
+/**
+ * What an owner can do to a user, by the last segment of its URL; each asks
+ * for a confirmation. Besides these, each factor's reset:
+ * `/users/:loginId/reset/<factor id>` (`src/admin/people.ts`'s `resetFactor`).
+ */
+export const USER_ACTIONS = ['unlock', 'disable', 'enable', 'remove'] as const;
+type UserAction = (typeof USER_ACTIONS)[number] | `reset/${string}`;
 
-/** The resets' factors (`src/admin/people.ts`). */
-const RESETS = { 'reset-authenticator': 'totp', 'reset-pin': 'pin' } as const;
+/** A factor's reset, under a login's URL. */
+const resetPath = (factor: Factor): UserAction => `reset/${factor.id}`;
 
-/** Event types offered by the audit log's filter (others can still be asked for by URL). */
+/** Event types offered by the audit log's filter besides the factors' own (others can still be asked for by URL). */
 export const AUDIT_TYPES = [
   'account.signin',
   'account.signout',
-  'factor.pin.changed',
-  'factor.pin.failed',
-  'factor.pin.locked',
-  'factor.pin.reset',
-  'factor.pin.set',
-  'factor.pin.verified',
-  'factor.totp.failed',
-  'factor.totp.linked',
-  'factor.totp.locked',
-  'factor.totp.relinked',
-  'factor.totp.replay',
-  'factor.totp.reset',
-  'factor.totp.verified',
   'login.added',
   'login.disabled',
   'login.edited',
@@ -63,12 +56,22 @@ export const AUDIT_TYPES = [
   'upstream.unlinked',
 ];
 
+/** Every event type the audit filter offers: the list above and each factor's. */
+export const auditTypes = (factors: FactorRegistry) => [...new Set([...AUDIT_TYPES, ...factors.events()])].sort();
+
+/** The text of an event type: a factor's own (`factor.pin.events.set`), or `account.audit.events.<type>`. */
+export function eventText(type: string, factors: FactorRegistry): string {
+  const [head, id = '', ...rest] = type.split('.');
+  return head === 'factor' && (factors.has(id) || factors.method(id)) && rest.length ? factorText(id, `events.${rest.join('.')}`) : `account.audit.events.${type}`;
+}
+
 export function ownerRoutes(router: Router, kit: AccountKit) {
   const { deps } = kit;
   const { accounts, factors, audit } = deps;
   const { people } = kit;
 
   const owner = (ctx: Context, form = false) => kit.owner(ctx, form);
+  const resettable = factors.all().filter((f) => f.ownerReset);
 
   // Security settings.
 
@@ -84,7 +87,7 @@ export function ownerRoutes(router: Router, kit: AccountKit) {
         error,
         ownTypeId: signed.login.userType,
         stepUpEnrollment: signed.tenant.stepUpEnrollment === true,
-        factorOptions: SECOND_FACTORS.map((id) => ({ id, name: factorName(id) })),
+        factorOptions: factors.ids().map((id) => ({ id, name: factorName(id) })),
         userTypes: signed.tenant.userTypes.map((t) => ({ ...t, logins: logins.filter((l) => l.userType === t.id).length })),
         upstreams: upstreamSettings(deps.config.issuer, upstreams),
       },
@@ -101,14 +104,13 @@ export function ownerRoutes(router: Router, kit: AccountKit) {
     const signed = await owner(ctx, true);
     if (!signed || !kit.fresh(ctx, signed, '/account/security')) return;
     let userTypeId: string;
-    let chosen: SecondFactor;
+    let chosen: string;
     try {
       const fields = formFields(ctx.request.body, ['user_type', 'second_factor'], ['csrf'], 128);
       userTypeId = fields.user_type;
       if (!signed.tenant.userTypes.some((t) => t.id === userTypeId)) throw badRequest('errors.account.noSuchUserType');
-      if (!SECOND_FACTORS.includes(fields.second_factor as SecondFactor)) throw badRequest('errors.account.chooseFactor');
-      chosen = fields.second_factor as SecondFactor;
-      factors.get(chosen);
+      if (!factors.has(fields.second_factor)) throw badRequest('errors.account.chooseFactor');
+      chosen = fields.second_factor;
     } catch (err) {
       if (err instanceof LatchkeyError) return securityPage(ctx, signed, undefined, err);
       throw err;
@@ -179,7 +181,7 @@ export function ownerRoutes(router: Router, kit: AccountKit) {
     const pages = Math.max(1, Math.ceil(total / PEOPLE_PAGE));
     kit.render(ctx, 'account/users', signed, {
       section: 'users',
-      notice: noticeOf(ctx.query.notice),
+      notice: noticeOf(ctx.query.notice, factors),
       filter: { text: query.text, userType: query.userType ?? '', state: query.state ?? '' },
       userTypeOptions: signed.tenant.userTypes.map((t) => ({ id: t.id, name: t.name })),
       stateOptions: LOGIN_STATES,
@@ -203,7 +205,16 @@ export function ownerRoutes(router: Router, kit: AccountKit) {
         name: fullName(l),
         email: l.email,
         userType: userTypeName(signed.tenant, l.userType),
-        factorState: factorState(l),
+        factorState: factorState(l, factors),
+        // Only the resets that apply: the factors this login has set up.
+        resets: resettable
+          .filter((f) => f.enrolled(l))
+          .map((f) => ({
+            id: f.id,
+            action: `/account/users/${encodeURIComponent(l.id)}/${resetPath(f)}`,
+            text: factorText(f.id, 'resetButton'),
+            icon: f.ownerReset?.icon ?? null,
+          })),
         disabled: l.disabled,
         lock: lockStates[i],
         isMe: l.id === signed.login.id,
@@ -229,10 +240,14 @@ export function ownerRoutes(router: Router, kit: AccountKit) {
 
   const tenantLogin = (signed: Signed, loginId: unknown) => kit.tenantLogin(signed, loginId);
 
+  /** The factor a `reset/<id>` action resets, or null for the other actions. */
+  const resetOf = (kind: UserAction): Factor | null => (kind.startsWith('reset/') ? factors.get(kind.slice('reset/'.length)) : null);
+
   function confirmPage(ctx: Context, signed: Signed, kind: UserAction, target: Login) {
+    const factor = resetOf(kind);
     kit.render(ctx, 'account/confirm-reset', signed, {
       section: 'users',
-      kind,
+      texts: factor ? factorText(factor.id, 'reset') : `account.reset.${kind}`,
       action: `/account/users/${encodeURIComponent(target.id)}/${kind}`,
       target: { id: target.id, name: fullName(target), email: target.email, userType: userTypeName(signed.tenant, target.userType) },
     });
@@ -248,12 +263,16 @@ export function ownerRoutes(router: Router, kit: AccountKit) {
     if (kind === 'remove') await people.remove(actor, target);
     else if (kind === 'disable' || kind === 'enable') await people.setDisabled(actor, target, kind === 'disable');
     else if (kind === 'unlock') return people.unlock(actor, target);
-    else return people.resetFactor(actor, target, RESETS[kind]);
+    else return people.resetFactor(actor, target, resetOf(kind)!.id);
     return { kept: {} };
   }
 
-  for (const kind of USER_ACTIONS) {
-    const path = `/users/:loginId/${kind}`;
+  const actions: { kind: UserAction; path: string }[] = [
+    ...USER_ACTIONS.map((kind) => ({ kind, path: kind })),
+    ...resettable.flatMap((f) => [resetPath(f), ...(f.ownerReset?.alias ? [f.ownerReset.alias] : [])].map((path) => ({ kind: resetPath(f), path }))),
+  ];
+  for (const { kind, path: segment } of actions) {
+    const path = `/users/:loginId/${segment}`;
 
     router.get(path, async (ctx) => {
       const signed = await owner(ctx);
@@ -274,7 +293,8 @@ export function ownerRoutes(router: Router, kit: AccountKit) {
       const { confirm } = formFields(ctx.request.body, [], ['csrf', 'confirm'], 128);
       if (confirm !== 'yes') return confirmPage(ctx, signed, kind, target);
       const { kept } = await act(ctx, signed, kind, target);
-      ctx.redirect(`/account/users?notice=${kind === 'unlock' && Object.keys(kept).length ? 'unlock-kept' : kind}`);
+      const factor = resetOf(kind);
+      ctx.redirect(`/account/users?notice=${factor ? factorNotice('reset', factor.id) : kind === 'unlock' && Object.keys(kept).length ? 'unlock-kept' : kind}`);
       ctx.status = 303;
     });
   }

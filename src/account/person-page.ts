@@ -10,12 +10,11 @@ import { fullName, loginLabel, userTypeName, userTypeOf } from '../names.ts';
 import { localeOf } from '../web/views.ts';
 import { detailTexts, formatEventTime } from './audit-text.ts';
 import type { AccountKit } from './kit.ts';
+import { factorName, factorText } from './labels.ts';
+import { eventText } from './owner.ts';
 
 /** Events shown on the page; the audit log has the rest (`/account/audit?login=`). */
 const RECENT_EVENTS = 10;
-
-/** The factors an owner can reset, by the confirmed action that resets them (`./owner.ts`). */
-const RESET_ACTIONS: Record<string, string> = { totp: 'reset-authenticator', pin: 'reset-pin' };
 
 export function personPageRoutes(router: Router, kit: AccountKit) {
   const { accounts, factors } = kit.deps;
@@ -39,10 +38,15 @@ export function personPageRoutes(router: Router, kit: AccountKit) {
     const names = new Map((await Promise.all(mentioned.map((id) => accounts.getLogin(id)))).flatMap((l) => (l && l.tenant === tenant.id ? [[l.id, fullName(l)] as const] : [])));
     const { t, lang } = localeOf(ctx);
     const policy = userTypeOf(tenant, target.userType)?.secondFactor ?? 'none';
+    // The factors this login really has set up; an owner's reset only where the factor offers one (`./owner.ts`'s `reset/<id>`).
     const enrolled = factors
       .all()
-      .filter((f) => f.id !== 'none' && f.stage(target) !== 'enroll')
-      .map((f) => ({ id: f.id, name: `factors.${f.id}`, reset: RESET_ACTIONS[f.id] ?? null }));
+      .filter((f) => f.enrolled(target))
+      .map((f) => ({
+        id: f.id,
+        name: factorName(f.id),
+        reset: f.ownerReset ? { action: `/account/users/${encodeURIComponent(target.id)}/reset/${f.id}`, text: factorText(f.id, 'resetButton') } : null,
+      }));
     const fmt = (time: Date) => ({ iso: time.toISOString(), text: formatEventTime(time, lang, null) });
     kit.render(ctx, 'account/person-page', signed, {
       section: 'users',
@@ -52,7 +56,7 @@ export function personPageRoutes(router: Router, kit: AccountKit) {
         label: loginLabel(target, tenant),
         email: target.email,
         userType: userTypeName(tenant, target.userType),
-        policy: `factors.${policy}`,
+        policy: factorName(policy),
         disabled: target.disabled,
         lock,
         isMe: target.id === signed.login.id,
@@ -65,7 +69,7 @@ export function personPageRoutes(router: Router, kit: AccountKit) {
       events: events.map((e) => ({
         ...fmt(e.time),
         type: e.type,
-        event: t(`account.audit.events.${e.type}`, { defaultValue: e.type }),
+        event: t(eventText(e.type, factors), { defaultValue: e.type }),
         outcome: t(`account.audit.outcomes.${e.outcome}`),
         details: detailTexts(e, { t, lang, tenant, nameOf: (id) => names.get(id) }),
       })),

@@ -8,10 +8,10 @@
 import type Router from '@koa/router';
 import type { Context } from 'koa';
 import { LatchkeyError, badRequest, invalidCredentials, notFound } from '../errors.ts';
-import type { FactorChange } from '../factors/types.ts';
+import type { Factor, FactorChange } from '../factors/types.ts';
 import { setRetryAfter } from '../web/errors.ts';
-import { formFields } from '../web/forms.ts';
-import { factorName, hasApp, hasPin, noticeOf } from './labels.ts';
+import { declaredFields, formFields } from '../web/forms.ts';
+import { factorName, factorNotice, factorText, noticeOf } from './labels.ts';
 import { amrText, formatEventTime } from './audit-text.ts';
 import { localeOf } from '../web/views.ts';
 import { fullName } from '../names.ts';
@@ -43,16 +43,19 @@ export function profileRoutes(router: Router, kit: AccountKit) {
     const linked = identity ? await accounts.listUpstreamLinks(identity.id) : [];
     kit.render(ctx, 'account/profile', signed, {
       section: 'profile',
-      notice: noticeOf(ctx.query.notice),
+      notice: noticeOf(ctx.query.notice, factors),
       profile: {
         name: fullName(login),
         email: login.email,
         userType: type?.name ?? login.userType,
-        factor: factorName(type?.secondFactor ?? 'none'),
-        pinSet: hasPin(login),
-        appLinked: hasApp(login),
+        factor: factorName(type && factors.has(type.secondFactor) ? type.secondFactor : 'none'),
         hasPassword: !!identity?.passwordHash,
       },
+      // Each factor the person has set up and can change here.
+      factorLinks: factors
+        .all()
+        .filter((f) => f.change && f.enrolled(login))
+        .map((f) => ({ id: f.id, href: `/account${changePath(f)}`, text: factorText(f.id, 'changeLink') })),
       signIns: events.map((e) => ({
         iso: e.time.toISOString(),
         time: formatEventTime(e.time, localeOf(ctx).lang, null),
@@ -76,59 +79,58 @@ export function profileRoutes(router: Router, kit: AccountKit) {
     ctx.status = 303;
   });
 
-  /** A factor's change pages: the PIN at `/profile/pin`, the app at `/profile/authenticator`. */
-  function changeRoutes(path: string, factorId: string, enrolled: (s: Signed) => boolean, fields: string[], done: string) {
-    const change = (): FactorChange => {
-      const c = factors.get(factorId).change;
-      if (!c) throw new Error(`the ${factorId} factor has no change`);
-      return c;
-    };
-    const notEnrolled = () => badRequest(factorId === 'pin' ? 'errors.pin.noPin' : 'errors.totp.noAppToRelink');
+  const changePath = (f: Factor) => `/profile/factor/${f.id}`;
+
+  /** A factor's change pages at `/profile/factor/<id>` (and its older path, when it has one). */
+  function changeRoutes(factor: Factor, change: FactorChange) {
+    const fields = factor.changeFields ?? {};
+    const home = changePath(factor);
+    const notEnrolled = () => badRequest(factorText(factor.id, 'notSetUp'));
 
     async function show(ctx: Context, signed: Signed, error?: LatchkeyError) {
       const draft = cookies.draft(ctx, signed.login.id);
       const req = kit.factorRequest(ctx, signed, {}, draft);
-      const page = await change().page(req);
+      const page = await change.page(req);
       cookies.setDraft(ctx, signed.login.id, req.draft);
       setRetryAfter(ctx, error);
-      kit.render(ctx, page.view, signed, { section: 'profile', ...page.locals, error }, error?.status ?? 200);
+      kit.render(ctx, page.view, signed, { section: 'profile', action: `/account${home}`, ...page.locals, error }, error?.status ?? 200);
     }
 
-    router.get(path, async (ctx) => {
-      const signed = await kit.signedIn(ctx);
-      if (!signed || !kit.fresh(ctx, signed, `/account${path}`)) return;
-      if (!enrolled(signed)) throw notEnrolled();
-      await show(ctx, signed);
-    });
+    for (const path of [home, ...(change.alias ? [change.alias] : [])]) {
+      router.get(path, async (ctx) => {
+        const signed = await kit.signedIn(ctx);
+        if (!signed || !kit.fresh(ctx, signed, `/account${path}`)) return;
+        if (!factor.enrolled(signed.login)) throw notEnrolled();
+        await show(ctx, signed);
+      });
 
-    router.post(path, async (ctx) => {
-      const signed = await kit.signedInForm(ctx);
-      if (!signed || !kit.fresh(ctx, signed, `/account${path}`)) return;
-      if (!enrolled(signed)) throw notEnrolled();
-      let body: Record<string, string>;
-      try {
-        const read = formFields(ctx.request.body, [], ['csrf', ...fields], 64);
-        body = Object.fromEntries(Object.entries(read).filter((e): e is [string, string] => e[1] !== undefined));
-      } catch (err) {
-        if (err instanceof LatchkeyError) return show(ctx, signed, err);
-        throw err;
-      }
-      const req = kit.factorRequest(ctx, signed, body, cookies.draft(ctx, signed.login.id));
-      const outcome = await change().submit(req);
-      cookies.setDraft(ctx, signed.login.id, outcome.done ? {} : req.draft);
-      if (outcome.done) {
-        ctx.redirect(`/account?notice=${done}`);
+      router.post(path, async (ctx) => {
+        const signed = await kit.signedInForm(ctx);
+        if (!signed || !kit.fresh(ctx, signed, `/account${path}`)) return;
+        if (!factor.enrolled(signed.login)) throw notEnrolled();
+        let body: Record<string, string>;
+        try {
+          body = declaredFields(ctx.request.body, fields);
+        } catch (err) {
+          if (err instanceof LatchkeyError) return show(ctx, signed, err);
+          throw err;
+        }
+        const req = kit.factorRequest(ctx, signed, body, cookies.draft(ctx, signed.login.id));
+        const outcome = await change.submit(req);
+        cookies.setDraft(ctx, signed.login.id, outcome.done ? {} : req.draft);
+        if (outcome.done) {
+          ctx.redirect(`/account?notice=${factorNotice('changed', factor.id)}`);
+          ctx.status = 303;
+          return;
+        }
+        if (outcome.error) return show(ctx, signed, outcome.error);
+        ctx.redirect(`/account${path}`);
         ctx.status = 303;
-        return;
-      }
-      if (outcome.error) return show(ctx, signed, outcome.error);
-      ctx.redirect(`/account${path}`);
-      ctx.status = 303;
-    });
+      });
+    }
   }
 
-  changeRoutes('/profile/pin', 'pin', (s) => hasPin(s.login), ['current_pin', 'pin', 'pin_confirm'], 'pin');
-  changeRoutes('/profile/authenticator', 'totp', (s) => hasApp(s.login), ['code'], 'authenticator');
+  for (const factor of factors.all()) if (factor.change) changeRoutes(factor, factor.change);
 
   const passwordPage = (ctx: Context, signed: Signed, error?: LatchkeyError) => {
     setRetryAfter(ctx, error);

@@ -50,12 +50,8 @@ export type FieldNames = Record<keyof PersonFields, string>;
 
 const OWN_NAMES: FieldNames = { firstName: 'firstName', lastName: 'lastName', email: 'email', userType: 'userType' };
 
-/** The factor resets: the factor's set-up and failed attempts are forgotten, and the login's sessions end. */
-export const RESETS = {
-  totp: 'factor.totp.reset',
-  pin: 'factor.pin.reset',
-} as const;
-export type ResettableFactor = keyof typeof RESETS;
+/** The audit event of a factor's reset: the factor's set-up and failed attempts are forgotten, and the login's sessions end. */
+export const resetEvent = (factorId: string) => `factor.${factorId}.reset`;
 
 export const NAME_MAX = 100;
 const EMAIL = z.string().max(320).email();
@@ -143,7 +139,7 @@ export interface AdminPeople {
    */
   remove(actor: Actor, target: Login): Promise<boolean>;
   /** Forgets a factor's set-up (a lost phone or PIN): lifts the login's locks, ends its sessions, unlinks upstream accounts when configured. */
-  resetFactor(actor: Actor, target: Login, factor: ResettableFactor): Promise<UnlockResult>;
+  resetFactor(actor: Actor, target: Login, factorId: string): Promise<UnlockResult>;
   /** Lifts the login's attempt locks (its identity's too when every login of the identity is in this tenant). Always audited. */
   unlock(actor: Actor, target: Login): Promise<UnlockResult>;
   /** The login's locks as the Users page shows them. */
@@ -280,20 +276,22 @@ export function adminPeople(deps: AdminDeps): AdminPeople {
       return true;
     },
 
-    async resetFactor(actor, target, factor) {
+    async resetFactor(actor, target, factorId) {
+      // Only a factor the registry offers a reset for (`FactorInfo.ownerReset`).
+      if (!factors.has(factorId) || !factors.get(factorId).ownerReset) throw notFound();
       checkAllowed(actor, target, 'reset');
       // A reset is for someone who lost their phone or PIN: their password's failures must not keep them out either.
       const result = await unlockLogin(target);
-      await factors.get(factor).reset(target.id);
+      await factors.get(factorId).reset(target.id);
       await endSessions(target.id);
-      await audit.record({ type: RESETS[factor], outcome: 'success', ...origin(actor), login: target.id, detail: actedBy(actor) });
+      await audit.record({ type: resetEvent(factorId), outcome: 'success', ...origin(actor), login: target.id, detail: actedBy(actor) });
       // A reset is for a lost factor: an upstream account linked meanwhile must be confirmed again.
       const identity = deps.config.upstream.unlinkOn.includes('reset') ? await accounts.findIdentityByEmail(target.email) : null;
       if (identity) {
         const by = 'login' in actor.by ? actor.by.login : `client:${actor.by.client}`;
         await links.unlinkAll(identity, { ip: actor.ip, userAgent: actor.userAgent, by, reason: 'reset' });
       }
-      if (Object.keys(result.lifted).length || Object.keys(result.kept).length) await recordUnlock(actor, target, result, `reset-${factor === 'totp' ? 'authenticator' : 'pin'}`);
+      if (Object.keys(result.lifted).length || Object.keys(result.kept).length) await recordUnlock(actor, target, result, `reset/${factorId}`);
       return result;
     },
 

@@ -8,6 +8,7 @@
 import { readFileSync } from 'node:fs';
 import { ConfigError, loadConfig } from '../../config/index.ts';
 import { createLogger } from '../log.ts';
+import { builtInFactors } from '../factors/registry.ts';
 import { createServices, type Services } from '../services.ts';
 import { ImportError, importDocument, type ImportDocument } from '../import/index.ts';
 import { upstreamRedirectUri } from '../upstream/client.ts';
@@ -33,7 +34,7 @@ function warnWithoutRedis(config: ReturnType<typeof loadConfig>): void {
 async function open(): Promise<Services> {
   const config = loadConfig();
   warnWithoutRedis(config);
-  return createServices(config, createLogger(config.logLevel === 'info' ? 'warn' : config.logLevel), { workers: false });
+  return createServices(config, createLogger(config.logLevel === 'info' ? 'warn' : config.logLevel, builtInFactors.fields()), { workers: false });
 }
 
 async function main(argv: string[]): Promise<number> {

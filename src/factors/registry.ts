@@ -1,43 +1,110 @@
 /**
- * The one list of second factors. A user type's `secondFactor` names one of
- * these by id.
+ * The one list of second factors (docs/factors.md). A user type's
+ * `secondFactor` names one of these by id; the list's order is the order of
+ * the levels, weakest first. A factor is added with one line here.
  */
 import { noneFactor } from './none/index.ts';
 import { pinFactor } from './pin/index.ts';
 import { totpFactor } from './totp/index.ts';
-import type { Factor, FactorFactory, FactorServices } from './types.ts';
+import type { Factor, FactorDefinition, FactorInfo, FactorMethod, FactorServices, FormFields, MethodDefinition } from './types.ts';
 
-const FACTORS: FactorFactory[] = [noneFactor, pinFactor, totpFactor];
+export const FACTORS: readonly FactorDefinition[] = [noneFactor, pinFactor, totpFactor];
+export const METHODS: readonly MethodDefinition[] = [];
 
-export interface FactorRegistry {
-  get(id: string): Factor;
-  all(): Factor[];
+/** Factors and methods added at composition beside the built-in ones (a test's fake factor). */
+export interface ExtraFactors {
+  factors?: readonly FactorDefinition[];
+  methods?: readonly MethodDefinition[];
+}
+
+const ID = /^[a-z][a-z0-9_]{0,31}$/;
+
+/** What is known of the factors without any service: enough for the import and the user type's values. */
+export interface FactorCatalogue {
+  /** Every factor's id, in the order of the levels. */
+  ids(): string[];
+  /** Whether `id` names a factor (a user type's value from a form, a file or the store). */
+  has(id: unknown): id is string;
   /**
    * Every acr value a session can carry, weakest first (for discovery): the
-   * order of the list above, so a factor added there takes its place in it.
+   * order of the list, so a factor added there takes its place in it.
    */
   acrValues(): string[];
   /** The place of `acr` in `acrValues()` (stronger is higher), -1 for a value Latchkey does not issue. */
   rank(acr: string | undefined): number;
+  info(id: string): FactorInfo;
+  /** Every form field any factor, method or change page takes (log redaction). */
+  fields(): string[];
 }
 
-export function createFactorRegistry(services: FactorServices): FactorRegistry {
-  const factors = new Map(
-    FACTORS.map((make) => {
-      const f = make(services);
-      return [f.id, f] as const;
-    }),
-  );
-  const order = [...new Set([...factors.values()].map((f) => f.acr))];
+export interface FactorRegistry extends FactorCatalogue {
+  get(id: string): Factor;
+  all(): Factor[];
+  /** The factor's alternatives (its methods), in order. */
+  methods(factor: Factor): FactorMethod[];
+  method(id: string): FactorMethod | undefined;
+  /** Every audit event type of the factors and their methods. */
+  events(): string[];
+}
+
+export function factorCatalogue(extra: ExtraFactors = {}): FactorCatalogue {
+  const list = [...FACTORS, ...(extra.factors ?? [])];
+  const byId = new Map<string, FactorInfo>();
+  for (const f of list) {
+    if (!ID.test(f.id)) throw new Error(`factor id "${f.id}" must be lower-case letters, digits or "_"`);
+    if (byId.has(f.id)) throw new Error(`two factors with the id "${f.id}"`);
+    byId.set(f.id, f);
+  }
+  const order = [...new Set(list.map((f) => f.acr))];
+  const names = (fields: FormFields | undefined) => Object.keys(fields ?? {});
+  const fields = [
+    ...new Set([...list.flatMap((f) => [...names(f.fields), ...names(f.changeFields)]), ...[...METHODS, ...(extra.methods ?? [])].flatMap((m) => names(m.fields))]),
+  ].sort();
   return {
-    get(id) {
-      const f = factors.get(id);
+    fields: () => [...fields],
+    ids: () => [...byId.keys()],
+    has: (id): id is string => typeof id === 'string' && byId.has(id),
+    acrValues: () => [...order],
+    rank: (acr) => (acr === undefined ? -1 : order.indexOf(acr)),
+    info(id) {
+      const f = byId.get(id);
       // An unknown id in the store (e.g. a factor removed from this list) must never mean "no factor".
       if (!f) throw new Error(`unknown second factor "${id}"`);
       return f;
     },
+  };
+}
+
+/** The factors as defined by the built-in list: what the import checks a file against by default. */
+export const builtInFactors: FactorCatalogue = factorCatalogue();
+
+export function createFactorRegistry(services: FactorServices, extra: ExtraFactors = {}): FactorRegistry {
+  const catalogue = factorCatalogue(extra);
+  const factors = new Map<string, Factor>(
+    [...FACTORS, ...(extra.factors ?? [])].map((definition) => {
+      const { create, ...info } = definition;
+      return [info.id, { ...info, ...create(services) }] as const;
+    }),
+  );
+  const methods = new Map<string, FactorMethod>();
+  for (const definition of [...METHODS, ...(extra.methods ?? [])]) {
+    if (methods.has(definition.id) || factors.has(definition.id)) throw new Error(`two factors or methods with the id "${definition.id}"`);
+    const { create, ...info } = definition;
+    methods.set(info.id, { ...info, ...create(services) });
+  }
+  for (const f of factors.values()) {
+    for (const m of f.alternatives ?? []) if (!methods.has(m)) throw new Error(`the ${f.id} factor names an unknown method "${m}"`);
+  }
+  return {
+    ...catalogue,
+    get(id) {
+      const f = factors.get(id);
+      if (!f) throw new Error(`unknown second factor "${id}"`);
+      return f;
+    },
     all: () => [...factors.values()],
-    acrValues: () => [...order],
-    rank: (acr) => (acr === undefined ? -1 : order.indexOf(acr)),
+    methods: (factor) => (factor.alternatives ?? []).map((id) => methods.get(id)!),
+    method: (id) => methods.get(id),
+    events: () => [...new Set([...[...factors.values()].flatMap((f) => f.events), ...[...methods.values()].flatMap((m) => m.events)])].sort(),
   };
 }

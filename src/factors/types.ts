@@ -1,8 +1,12 @@
 /**
- * The second-factor interface. Each factor lives in `src/factors/<id>/` and is
- * registered in `src/factors/registry.ts`; the sign-in journey and the account
- * pages only talk to this interface, so adding a factor (WebAuthn, recovery
- * codes) touches that list and nothing else.
+ * The second-factor interface (docs/factors.md). Each factor is one folder,
+ * `src/factors/<id>/`, exporting one `FactorDefinition`, and one line of
+ * `src/factors/registry.ts`; its views live in `views/factors/<id>/` and its
+ * texts under `factor.<id>.*` in both catalogues. Everything else — the user
+ * type's values, the import schema, discovery's `acr_values_supported`, the
+ * Security settings drop-down, the Users page's state column and reset
+ * buttons, the profile's links, the audit filter, log redaction and the
+ * journey's form fields — is read from the registry.
  *
  * A tenant's user type names the factor its logins must pass
  * (`UserType.secondFactor`). After the password (or an upstream sign-in) the
@@ -10,10 +14,13 @@
  * - `done`: nothing to do (the `none` factor, always);
  * - `enroll`: first time — show the set-up page (`page('enroll')`), then
  *   `submit('enroll')` with the form;
- * - `verify`: show the challenge page, then `submit('verify')`.
- * A submission that passes adds `amr` to the session's methods and makes `acr`
- * the session's level; the provider's login is finished only then.
+ * - `verify`: show the challenge page, then `submit('verify')`; or, instead,
+ *   one of the factor's `alternatives` (a `FactorMethod`, e.g. recovery codes).
+ * A submission that passes adds `amr` (the factor's, or the method's) to the
+ * session's methods and makes the factor's `acr` the session's level; the
+ * provider's login is finished only then.
  */
+import type { z } from 'zod';
 import type { Config } from '../../config/index.ts';
 import type { Hasher } from '../crypto/password.ts';
 import type { LatchkeyError } from '../errors.ts';
@@ -24,7 +31,6 @@ import type { FactorKeys } from './attempts.ts';
 
 export type FactorStage = 'done' | 'enroll' | 'verify';
 
-/** What every factor gets from the composition root. */
 /** What every factor is given: the shared stores, hasher, audit and attempt limiter (one per process). */
 export interface FactorServices {
   config: Config;
@@ -36,11 +42,11 @@ export interface FactorServices {
   now: () => number;
 }
 
-/** One request of the journey, as a factor sees it. */
+/** One request of the journey (or of the account pages), as a factor sees it. */
 export interface FactorRequest {
   tenant: Tenant;
   login: Login;
-  /** The form's fields, each already checked to be a single string. */
+  /** The form's fields (only those the factor declared), each a single string within its declared length. */
   body: Record<string, string>;
   /**
    * Scratch space kept with the sign-in between requests (e.g. a TOTP secret
@@ -51,7 +57,7 @@ export interface FactorRequest {
   userAgent: string | null;
 }
 
-/** A page to render: a view under `views/` and its locals. */
+/** A page to render: a view under `views/` (a factor's own under `views/factors/<id>/`) and its locals. */
 export interface FactorPage {
   view: string;
   locals: Record<string, unknown>;
@@ -59,13 +65,58 @@ export interface FactorPage {
 
 export type FactorOutcome = { passed: true } | { passed: false; error: LatchkeyError; page?: FactorPage };
 
-export interface Factor {
-  /** The value of `UserType.secondFactor` that selects this factor. */
+/**
+ * The form fields a page accepts, by name, with the longest value each may
+ * have. Anything else is dropped; a longer value is refused before the factor
+ * sees it. Every field is redacted from the logs.
+ */
+export type FormFields = Readonly<Record<string, number>>;
+
+/** What the owner's Users page offers for a factor the login has set up. */
+export interface FactorOwnerReset {
+  /**
+   * An older URL segment of the reset (`/account/users/:id/<alias>`), kept
+   * working beside `/account/users/:id/reset/<factor id>`.
+   */
+  readonly alias?: string;
+  /** The button's icon (`factorIcon` in `views/account/mixins.pug`); without one, the button shows its text. */
+  readonly icon?: 'phone';
+}
+
+/**
+ * What a factor is, known without any service: read by the import (user type
+ * values), discovery and everything that lists factors.
+ */
+export interface FactorInfo {
+  /** The value of `UserType.secondFactor` that selects this factor: lower-case letters, digits, `_` (it is a key in the store). */
   readonly id: string;
   /** RFC 8176 methods added to the session's `amr` when it passes (e.g. `['otp', 'mfa']`). */
   readonly amr: readonly string[];
-  /** The session's `acr` after it passes. */
+  /** The session's `acr` after it passes (also after one of its alternatives). */
   readonly acr: string;
+  /** The shape of what it keeps per login (`Login.factors[id]`); absent for a factor that keeps nothing. */
+  readonly state?: z.ZodType;
+  /** The journey form's fields (enrol and verify pages). */
+  readonly fields: FormFields;
+  /** The profile's change page's fields, for a factor with a `change`. */
+  readonly changeFields?: FormFields;
+  /** Its audit event types, in full (`factor.<id>.verified`): the audit filter offers them. */
+  readonly events: readonly string[];
+  /**
+   * Which of its events tell the person by mail (docs/mail.md): set up or
+   * changed (`set`), reset by the owner (`reset`), locked (`locked`).
+   */
+  readonly notices?: Readonly<Record<string, 'set' | 'reset' | 'locked'>>;
+  /** The ids of the methods (`FactorMethod`) that also satisfy it, in the order offered. */
+  readonly alternatives?: readonly string[];
+  /** The owner's reset; absent for a factor with nothing to reset. */
+  readonly ownerReset?: FactorOwnerReset;
+}
+
+/** What a factor does, made once per process from the services. */
+export interface FactorBehaviour {
+  /** Whether the login has set this factor up (the Users page's state, the reset button, the profile's link). */
+  enrolled(login: Login): boolean;
   /** What `login` must do now. */
   stage(login: Login): FactorStage;
   /** The page for a stage. */
@@ -80,8 +131,15 @@ export interface Factor {
    * the email). The owner's and the operator's unlock clear them.
    */
   readonly attemptKeys?: FactorKeys;
-  /** Replacing an enrolled set-up from the account pages; absent for a factor with nothing to replace. */
+  /** Replacing an enrolled set-up from the profile; absent for a factor with nothing to replace. */
   readonly change?: FactorChange;
+}
+
+export type Factor = FactorInfo & FactorBehaviour;
+
+/** One factor folder's export: what it is, and how to make what it does. */
+export interface FactorDefinition extends FactorInfo {
+  create(services: FactorServices): FactorBehaviour;
 }
 
 /**
@@ -91,17 +149,46 @@ export interface Factor {
 export type FactorChangeOutcome = { done: true } | { done: false; error?: LatchkeyError };
 
 /**
- * Changing an enrolled factor from the account pages (change the PIN, re-link
- * the authenticator app): the person proves the current set-up first, under
- * the same attempt limits as the sign-in, then sets up a new one by the same
- * rules. Steps live in `req.draft`, which the account pages keep tamper-proof
- * between requests. Writes its own audit events.
+ * Changing an enrolled factor from the profile (change the PIN, re-link the
+ * authenticator app), at `/account/profile/factor/<id>`: the person proves
+ * the current set-up first, under the same attempt limits as the sign-in,
+ * then sets up a new one by the same rules. Steps live in `req.draft`, which
+ * the account pages keep tamper-proof between requests. Writes its own audit
+ * events. Its link's text is `factor.<id>.change`, the notice after it
+ * `factor.<id>.changed`.
  */
 export interface FactorChange {
+  /** An older path of the change pages under `/account` (`/profile/pin`), kept working. */
+  readonly alias?: string;
   /** The page for where the change stands (`req.draft`). */
   page(req: FactorRequest): Promise<FactorPage>;
   /** Handles that page's form. */
   submit(req: FactorRequest): Promise<FactorChangeOutcome>;
 }
 
-export type FactorFactory = (services: FactorServices) => Factor;
+export interface MethodInfo {
+  readonly id: string;
+  readonly amr: readonly string[];
+  readonly fields: FormFields;
+  /** Its audit event types, in full. */
+  readonly events: readonly string[];
+}
+
+export interface MethodBehaviour {
+  /** Whether `login` can use it now (e.g. has codes left). */
+  available(login: Login): boolean;
+  page(req: FactorRequest): Promise<FactorPage>;
+  /** Handles the page's form; counts attempts and writes audit events itself. */
+  submit(req: FactorRequest): Promise<FactorOutcome>;
+}
+
+/**
+ * Another way to pass a factor (recovery codes for the authenticator app):
+ * offered on the factor's verify page as `factor.<method id>.use`. Passing it
+ * finishes the sign-in with the factor's `acr` and the method's `amr`.
+ */
+export type FactorMethod = MethodInfo & MethodBehaviour;
+
+export interface MethodDefinition extends MethodInfo {
+  create(services: FactorServices): MethodBehaviour;
+}

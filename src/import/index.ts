@@ -12,7 +12,7 @@ import { isStrongArgon2Hash } from '../crypto/password.ts';
 import { createSecretBox, type SecretBox } from '../crypto/secretbox.ts';
 import { CLIENT_SECRET_MIN_LENGTH, createClientSecrets } from '../crypto/client-secret.ts';
 import { resealUpstreamSecret } from '../upstream/secret.ts';
-import { ACR } from '../provider/acr.ts';
+import { builtInFactors, type FactorCatalogue } from '../factors/registry.ts';
 
 const id = z.string().regex(/^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$/, 'must be 1-128 letters, digits, ".", "_" or "-"');
 const name = z.string().trim().min(1, 'must not be empty').max(200);
@@ -31,8 +31,6 @@ const identitySchema = z
   .strict()
   .refine((i) => !(i.password && i.passwordHash), { message: 'give password or passwordHash, not both' });
 
-const userTypeSchema = z.object({ id, name, secondFactor: z.enum(['none', 'pin', 'totp']) }).strict();
-
 const loginSchema = z
   .object({
     id,
@@ -41,23 +39,6 @@ const loginSchema = z
     firstName: z.string().trim().max(100),
     lastName: z.string().trim().max(100),
     disabled: z.boolean().optional(),
-  })
-  .strict();
-
-const clientSchema = z
-  .object({
-    client_id: id,
-    client_secret: z.string().min(CLIENT_SECRET_MIN_LENGTH, `must be at least ${CLIENT_SECRET_MIN_LENGTH} random characters (e.g. openssl rand -base64 32)`).max(512).optional(),
-    client_name: z.string().max(200).optional(),
-    redirect_uris: z.array(httpUrl).min(1, 'needs at least one redirect URI'),
-    post_logout_redirect_uris: z.array(httpUrl).optional(),
-    grant_types: z.array(z.enum(['authorization_code', 'refresh_token', 'client_credentials'])).optional(),
-    first_party: z.boolean().optional(),
-    // The app's minimum level: every sign-in to it reaches one of these (the weakest is the floor).
-    default_acr_values: z
-      .array(z.enum(Object.values(ACR) as [string, ...string[]]))
-      .min(1)
-      .optional(),
   })
   .strict();
 
@@ -72,25 +53,50 @@ const upstreamSchema = z
   })
   .strict();
 
-const tenantSchema = z
-  .object({
-    id,
-    name,
-    owner: id.optional(),
-    userTypes: z.array(userTypeSchema).min(1, 'needs at least one user type'),
-    stepUpEnrollment: z.boolean().optional(),
-    logins: z.array(loginSchema).optional(),
-    clients: z.array(clientSchema).optional(),
-    upstreams: z.array(upstreamSchema).optional(),
-  })
-  .strict();
+/** The file's schema for the factors `factors` knows (the user types' values, the clients' acr values). */
+export function importSchemaFor(factors: FactorCatalogue) {
+  const userTypeSchema = z.object({ id, name, secondFactor: z.enum(factors.ids() as [string, ...string[]]) }).strict();
 
-export const importSchema = z
-  .object({
-    identities: z.array(identitySchema).optional(),
-    tenants: z.array(tenantSchema).optional(),
-  })
-  .strict();
+  const clientSchema = z
+    .object({
+      client_id: id,
+      client_secret: z.string().min(CLIENT_SECRET_MIN_LENGTH, `must be at least ${CLIENT_SECRET_MIN_LENGTH} random characters (e.g. openssl rand -base64 32)`).max(512).optional(),
+      client_name: z.string().max(200).optional(),
+      redirect_uris: z.array(httpUrl).min(1, 'needs at least one redirect URI'),
+      post_logout_redirect_uris: z.array(httpUrl).optional(),
+      grant_types: z.array(z.enum(['authorization_code', 'refresh_token', 'client_credentials'])).optional(),
+      first_party: z.boolean().optional(),
+      // The app's minimum level: every sign-in to it reaches one of these (the weakest is the floor).
+      default_acr_values: z
+        .array(z.enum(factors.acrValues() as [string, ...string[]]))
+        .min(1)
+        .optional(),
+    })
+    .strict();
+
+  const tenantSchema = z
+    .object({
+      id,
+      name,
+      owner: id.optional(),
+      userTypes: z.array(userTypeSchema).min(1, 'needs at least one user type'),
+      stepUpEnrollment: z.boolean().optional(),
+      logins: z.array(loginSchema).optional(),
+      clients: z.array(clientSchema).optional(),
+      upstreams: z.array(upstreamSchema).optional(),
+    })
+    .strict();
+
+  return z
+    .object({
+      identities: z.array(identitySchema).optional(),
+      tenants: z.array(tenantSchema).optional(),
+    })
+    .strict();
+}
+
+/** The schema for the built-in factors. */
+export const importSchema = importSchemaFor(builtInFactors);
 
 export type ImportDocument = z.infer<typeof importSchema>;
 
@@ -113,8 +119,8 @@ function path(parts: (string | number | symbol)[]): string {
 }
 
 /** Validates the whole document (shape, references, duplicates) against itself and the store. */
-export async function validateImport(raw: unknown, accounts: AccountStore, config: Config): Promise<ImportDocument> {
-  const parsed = importSchema.safeParse(raw);
+export async function validateImport(raw: unknown, accounts: AccountStore, config: Config, factors: FactorCatalogue = builtInFactors): Promise<ImportDocument> {
+  const parsed = (factors === builtInFactors ? importSchema : importSchemaFor(factors)).safeParse(raw);
   if (!parsed.success) throw new ImportError(parsed.error.issues.map((i) => `${path(i.path) || '(file)'}: ${i.message}`));
   const doc = parsed.data;
   const problems: string[] = [];
@@ -178,9 +184,10 @@ export async function validateImport(raw: unknown, accounts: AccountStore, confi
 }
 
 /** Validates, then writes. Re-importing the same file changes nothing. */
-export async function importDocument(raw: unknown, deps: { accounts: AccountStore; hasher: Hasher; config: Config }): Promise<ImportSummary> {
+/** `factors`: the registry of the app the file is for, when it has factors beyond the built-in ones. */
+export async function importDocument(raw: unknown, deps: { accounts: AccountStore; hasher: Hasher; config: Config; factors?: FactorCatalogue }): Promise<ImportSummary> {
   const { accounts, hasher } = deps;
-  const doc = await validateImport(raw, accounts, deps.config);
+  const doc = await validateImport(raw, accounts, deps.config, deps.factors);
 
   // Hash first: a failure here must not leave half a file written.
   const identities = await Promise.all(

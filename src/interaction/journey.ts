@@ -29,6 +29,8 @@ export interface Progress {
    * asked. The session must still be there, unchanged, when it passes.
    */
   switchFrom?: SwitchFrom;
+  /** The alternative method chosen to pass the factor (`FactorInfo.alternatives`), instead of the factor itself. */
+  method?: string;
   /** The factor's scratch space (see `FactorRequest.draft`). */
   draft?: Record<string, unknown>;
   /** An upstream sign-in under way (docs/upstream.md); cleared by its callback. */

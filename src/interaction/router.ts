@@ -7,11 +7,11 @@ import Router from '@koa/router';
 import type { Context } from 'koa';
 import type { Client, Identity, Login, Tenant } from '../storage/accounts/port.ts';
 import { normalizeEmail } from '../storage/accounts/port.ts';
-import type { Factor, FactorRequest } from '../factors/types.ts';
+import type { Factor, FactorMethod, FactorRequest } from '../factors/types.ts';
 import type { AttemptResult } from '../limits.ts';
 import { AMR, STEP_UP_REASON, requiredRank } from '../provider/acr.ts';
 import { LatchkeyError, badRequest, frozenOut, invalidCredentials, lockedOut, noLoginForClient } from '../errors.ts';
-import { checkCsrf, formFields } from '../web/forms.ts';
+import { checkCsrf, declaredFields, formFields } from '../web/forms.ts';
 import { setRetryAfter } from '../web/errors.ts';
 import { localeOf, sendPage } from '../web/views.ts';
 import { hasText } from '../i18n.ts';
@@ -214,7 +214,7 @@ export function interactionRouter(
    * when the last required step passed, so the session's sign-in time (and a
    * cut-off checked against it) is that moment, not the later resume.
    */
-  async function finish(ctx: Context, interaction: Interaction, tenant: Tenant, login: Login, progress: Progress, factor: Factor) {
+  async function finish(ctx: Context, interaction: Interaction, tenant: Tenant, login: Login, progress: Progress, factor: Factor, method?: FactorMethod) {
     const { stepUp, switchFrom } = progress;
     const switchHolds = async (from: SwitchFrom) => (await switchStands(from)) && !endedBefore(await accounts.loginSessionsNotBefore(login.id), from.loginTs);
     if ((stepUp && !(await stepUpStands(login, stepUp))) || (switchFrom && !(await switchHolds(switchFrom)))) {
@@ -224,7 +224,8 @@ export function interactionRouter(
       ctx.status = 303;
       return;
     }
-    const amr = [...new Set([...(progress.amr ?? []), ...factor.amr])];
+    // An alternative method satisfies the factor: the factor's level, the method's methods.
+    const amr = [...new Set([...(progress.amr ?? []), ...(method ?? factor).amr])];
     // The level reached: the factor's, or the session's when that was higher already.
     const acr = stepUp && factors.rank(stepUp.acr) > factors.rank(factor.acr) ? stepUp.acr : factor.acr;
     await audit.record({
@@ -233,7 +234,14 @@ export function interactionRouter(
       tenant: tenant.id,
       login: login.id,
       ...requestInfo(ctx),
-      detail: { amr, acr, lang: localeOf(ctx).lang, ...(stepUp ? { stepUp: true } : {}), ...(switchFrom ? { switchedFrom: switchFrom.loginId } : {}) },
+      detail: {
+        amr,
+        acr,
+        lang: localeOf(ctx).lang,
+        ...(method ? { method: method.id } : {}),
+        ...(stepUp ? { stepUp: true } : {}),
+        ...(switchFrom ? { switchedFrom: switchFrom.loginId } : {}),
+      },
     });
     // A switch keeps the password's time: it is no fresh sign-in (the account pages' re-authentication asks for one).
     const ts = switchFrom ? switchFrom.loginTs : signInSecond(await accounts.loginSessionsNotBefore(login.id), now());
@@ -268,15 +276,34 @@ export function interactionRouter(
     const stage = factor.stage(login);
     if (stage === 'done') return finish(ctx, interaction, tenant, login, progress, factor);
     const req = factorRequest(ctx, tenant, login, progress, {});
-    const fp = await factor.page(stage, req);
+    const method = methodOf(factor, stage, login, progress);
+    const fp = method ? await method.page(req) : await factor.page(stage, req);
     await saveProgress(interaction, progress);
     const reason = stage === 'enroll' ? await setUpReason(ctx, tenant, login, factor) : null;
+    // The other ways to pass this factor, offered on its page; on a method's page, the way back.
+    const alternatives = stage === 'verify' && !method ? factors.methods(factor).filter((m) => m.available(login)) : [];
     page(
       ctx,
       fp.view,
-      { ...baseLocals(interaction, progress), ...fp.locals, login, userTypeName: userTypeName(tenant, login.userType), setUpReason: reason, error },
+      {
+        ...baseLocals(interaction, progress),
+        ...fp.locals,
+        login,
+        userTypeName: userTypeName(tenant, login.userType),
+        setUpReason: reason,
+        alternatives: alternatives.map((m) => ({ id: m.id, text: `factor.${m.id}.use` })),
+        backToFactor: method ? `factor.${factor.id}.useInstead` : null,
+        error,
+      },
       error?.status ?? 200,
     );
+  }
+
+  /** The alternative the person chose for this factor (`POST /method`), while it still applies. */
+  function methodOf(factor: Factor, stage: string, login: Login, progress: Progress): FactorMethod | null {
+    if (stage !== 'verify' || !progress.method) return null;
+    const method = factors.methods(factor).find((m) => m.id === progress.method);
+    return method?.available(login) ? method : null;
   }
 
   /**
@@ -287,19 +314,15 @@ export function interactionRouter(
   async function setUpReason(ctx: Context, tenant: Tenant, login: Login, factor: Factor): Promise<string | null> {
     const factorId = factor.id;
     // A stronger factor than the user type's, because the app asks for it.
-    if (factorId !== factorOf(tenant, login).id && hasText('en', `setUpReason.stepUp.${factorId}`)) return localeOf(ctx).t(`setUpReason.stepUp.${factorId}`);
+    const reasonKey = (kind: 'stepUp' | 'reset' | 'policy') => `factor.${factorId}.setUpReason.${kind}`;
+    if (factorId !== factorOf(tenant, login).id && hasText('en', reasonKey('stepUp'))) return localeOf(ctx).t(reasonKey('stepUp'));
     const [resets, policies] = await Promise.all([
       accounts.listAudit({ tenant: tenant.id, login: login.id, type: `factor.${factorId}.reset`, limit: 1 }),
       accounts.listAudit({ tenant: tenant.id, type: 'policy.changed', limit: 50 }),
     ]);
     const policy = policies.find((e) => e.detail?.userType === login.userType && e.detail?.to === factorId);
     const reset = resets[0];
-    const why =
-      reset && (!policy || reset.time >= policy.time)
-        ? { key: `setUpReason.reset.${factorId}`, time: reset.time }
-        : policy
-          ? { key: `setUpReason.policy.${factorId}`, time: policy.time }
-          : null;
+    const why = reset && (!policy || reset.time >= policy.time) ? { key: reasonKey('reset'), time: reset.time } : policy ? { key: reasonKey('policy'), time: policy.time } : null;
     if (!why || !hasText('en', why.key)) return null;
     const { lang, t } = localeOf(ctx);
     const date = why.time.toLocaleDateString(lang === 'nl' ? 'nl-NL' : 'en-GB', { day: 'numeric', month: 'long', year: 'numeric', timeZone: 'UTC' });
@@ -462,19 +485,35 @@ export function interactionRouter(
     if (!factor) return unmet(ctx, tenant, login);
     const stage = factor.stage(login);
     if (stage === 'done') return finish(ctx, interaction, tenant, login, progress, factor);
+    const method = methodOf(factor, stage, login, progress);
     let body: Record<string, string>;
     try {
-      const fields = formFields(ctx.request.body, [], ['csrf', 'code', 'pin', 'pin_confirm'], 64);
-      body = Object.fromEntries(Object.entries(fields).filter((e): e is [string, string] => e[1] !== undefined));
+      // Only the fields the factor (or the method) declared, each within its own length.
+      body = declaredFields(ctx.request.body, (method ?? factor).fields);
     } catch (err) {
       if (err instanceof LatchkeyError) return renderFactor(ctx, interaction, tenant, login, progress, err);
       throw err;
     }
-    const outcome = await factor.submit(stage, factorRequest(ctx, tenant, login, progress, body));
+    const req = factorRequest(ctx, tenant, login, progress, body);
+    const outcome = method ? await method.submit(req) : await factor.submit(stage, req);
     // Either way the progress is saved once: by finish (replaced by the login) or by renderFactor.
-    if (outcome.passed) return finish(ctx, interaction, tenant, login, progress, factor);
+    if (outcome.passed) return finish(ctx, interaction, tenant, login, progress, factor, method ?? undefined);
     setRetryAfter(ctx, outcome.error);
     return renderFactor(ctx, interaction, tenant, login, progress, outcome.error);
+  });
+
+  // Another way to pass the factor asked for (`method`: one of its alternatives), or back to the factor (empty).
+  router.post('/method', async (ctx) => {
+    const { interaction, tenant, progress } = await loadForPost(ctx, 'login');
+    const login = await chosenLogin(progress, tenant);
+    if (!progress.identityId || !login) throw badRequest('errors.signin.passwordFirst');
+    const { method: chosen } = formFields(ctx.request.body, [], ['csrf', 'method'], 64);
+    const factor = await factorFor(interaction, tenant, login);
+    if (!factor) return unmet(ctx, tenant, login);
+    if (chosen && !factors.methods(factor).some((m) => m.id === chosen && m.available(login))) throw badRequest('errors.signin.noSuchMethod');
+    await saveProgress(interaction, { ...progress, method: chosen || undefined, draft: {} });
+    ctx.redirect(`/interaction/${interaction.uid}`);
+    ctx.status = 303;
   });
 
   router.post('/confirm', async (ctx) => {

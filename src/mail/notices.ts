@@ -13,26 +13,35 @@ import { randomUUID } from 'node:crypto';
 import type { CounterStore } from '../storage/counters/port.ts';
 import { DEFAULT_LANGUAGE, LANGUAGES, translator, type Language } from '../i18n.ts';
 import type { Mailer, MailKind } from './mailer.ts';
+import { builtInFactors, type FactorCatalogue } from '../factors/registry.ts';
 
-/** The audit event types that tell the person, and the message each sends. */
-const NOTICES: Record<string, { kind: MailKind; factor?: string }> = {
-  'factor.pin.reset': { kind: 'notice_factor_reset', factor: 'pin' },
-  'factor.totp.reset': { kind: 'notice_factor_reset', factor: 'totp' },
-  'factor.pin.set': { kind: 'notice_factor_set', factor: 'pin' },
-  'factor.pin.changed': { kind: 'notice_factor_set', factor: 'pin' },
-  'factor.totp.linked': { kind: 'notice_factor_set', factor: 'totp' },
-  'factor.totp.relinked': { kind: 'notice_factor_set', factor: 'totp' },
+type Notice = { kind: MailKind; factor?: string };
+
+/** The audit event types that tell the person, and the message each sends: these, and each factor's (`FactorInfo.notices`). */
+const NOTICES: Record<string, Notice> = {
   'password.changed': { kind: 'password_changed' },
-  'factor.pin.locked': { kind: 'notice_locked', factor: 'pin' },
-  'factor.totp.locked': { kind: 'notice_locked', factor: 'totp' },
   'signin.locked': { kind: 'notice_locked' },
   'password.locked': { kind: 'notice_locked' },
 };
 
+const FACTOR_NOTICE_KINDS = { set: 'notice_factor_set', reset: 'notice_factor_reset', locked: 'notice_locked' } as const;
+
+function noticesOf(factors: FactorCatalogue): Record<string, Notice> {
+  const out: Record<string, Notice> = { ...NOTICES };
+  for (const id of factors.ids()) {
+    for (const [type, kind] of Object.entries(factors.info(id).notices ?? {})) out[type] = { kind: FACTOR_NOTICE_KINDS[kind], factor: id };
+  }
+  return out;
+}
+
 const HOUR_MS = 3_600_000;
 
-export function withNotices(audit: Audit, deps: { mailer: Mailer; accounts: AccountStore; counters: CounterStore; log: Logger; now?: () => Date }): Audit {
+export function withNotices(
+  audit: Audit,
+  deps: { mailer: Mailer; accounts: AccountStore; counters: CounterStore; log: Logger; now?: () => Date; factors?: FactorCatalogue },
+): Audit {
   const now = deps.now ?? (() => new Date());
+  const notices = noticesOf(deps.factors ?? builtInFactors);
 
   /** The language of the login's last sign-in (kept with its audit event), else English. */
   async function lastLanguage(tenant: string, login: string): Promise<Language> {
@@ -42,7 +51,7 @@ export function withNotices(audit: Audit, deps: { mailer: Mailer; accounts: Acco
   }
 
   async function notify(event: AuditInput) {
-    const notice = NOTICES[event.type];
+    const notice = Object.hasOwn(notices, event.type) ? notices[event.type] : undefined;
     if (!notice || !event.login) return;
     const wanted = notice.kind === 'notice_locked' ? event.outcome === 'failure' : event.outcome === 'success';
     if (!wanted) return;
@@ -61,7 +70,7 @@ export function withNotices(audit: Audit, deps: { mailer: Mailer; accounts: Acco
       tenant: { id: tenant.id, name: tenant.name },
       values: {
         when,
-        factor: notice.factor ? t(`factors.${notice.factor}`) : t('mail.notice_locked.password'),
+        factor: notice.factor ? t(`factor.${notice.factor}.name`) : t('mail.notice_locked.password'),
         how: t('mail.password_changed.how_changed'),
         frozen: event.detail?.frozen ? t('mail.notice_locked.frozen') : t('mail.notice_locked.wait'),
       },

@@ -1,13 +1,9 @@
 /**
- * The `acr` values Latchkey issues. Their order, weakest first, is the factor
- * registry's (`FactorRegistry.acrValues`): a level satisfies a request for
+ * Levels: the `acr` values Latchkey issues are its factors' (each factor
+ * declares its own, `src/factors/<id>/`), ordered weakest first by the factor
+ * registry (`FactorRegistry.acrValues`); a level satisfies a request for
  * itself and for every weaker one.
  */
-export const ACR = {
-  oneFactor: 'urn:latchkey:acr:1fa',
-  pin: 'urn:latchkey:acr:pin',
-  totp: 'urn:latchkey:acr:totp',
-} as const;
 
 /**
  * The interaction's reason when a session is below the level the request or

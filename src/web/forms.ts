@@ -29,6 +29,21 @@ export function formFields<R extends string, O extends string = never>(
   return out as Record<R, string> & Partial<Record<O, string>>;
 }
 
+/**
+ * The fields a factor declared (`FormFields`: name → longest value), each
+ * checked like `formFields` against its own length; anything else in the body
+ * (the CSRF token included) is left out.
+ */
+export function declaredFields(body: unknown, fields: Readonly<Record<string, number>>): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (const [name, maxLength] of Object.entries(fields)) {
+    const value = formFields(body, [], [name], maxLength)[name];
+    if (value !== undefined) out[name] = value;
+  }
+  if (!body || typeof body !== 'object' || Array.isArray(body)) throw badRequest('errors.form.empty');
+  return out;
+}
+
 /** Constant-time comparison of a submitted CSRF token with the expected one. */
 export function checkCsrf(expected: string | undefined, body: unknown): void {
   const given = body && typeof body === 'object' && Object.hasOwn(body, 'csrf') ? (body as Record<string, unknown>).csrf : undefined;

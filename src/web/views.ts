@@ -10,7 +10,7 @@
  * and its My Account link) when the browser has a sign-in (`./signed-in.ts`). An `error` local that is a LatchkeyError becomes
  * its text in that language, and `retryAfter` its wait.
  */
-import { join } from 'node:path';
+import { isAbsolute, join } from 'node:path';
 import type { Context } from 'koa';
 import pug from 'pug';
 import { LatchkeyError } from '../errors.ts';
@@ -20,10 +20,11 @@ import { VIEWS_DIR as VIEWS } from '../paths.ts';
 
 const cache = new Map<string, pug.compileTemplate>();
 
+/** `view`: a path under `views/` without `.pug`; or an absolute one (a factor that brings its own, as a test's does). */
 export function renderView(view: string, locals: Record<string, unknown> = {}): string {
   let template = cache.get(view);
   if (!template) {
-    template = pug.compileFile(join(VIEWS, `${view}.pug`), { basedir: VIEWS });
+    template = pug.compileFile(isAbsolute(view) ? `${view}.pug` : join(VIEWS, `${view}.pug`), { basedir: VIEWS });
     cache.set(view, template);
   }
   return template(locals);

@@ -256,13 +256,14 @@ for (const setup of SETUPS) {
       assert.equal(textOf(page, 'factor-state-jane-acme'), 'None');
       assert.ok(!testIds(page).includes('user-jane-globex') && !testIds(page).includes('user-gina-owner'), "no other tenant's logins");
       const button = new RegExp(
-        `<form[^>]*action="/account/users/${manager}/reset-authenticator"[^>]*>[^]*?<button[^>]*data-testid="reset-authenticator-${manager}"[^>]*>(<svg[^]*?</svg>)<span class="visually-hidden">Reset authenticator app</span></button>`,
+        `<form[^>]*action="/account/users/${manager}/reset/totp"[^>]*>[^]*?<button[^>]*data-testid="reset-totp-${manager}"[^>]*>(<svg[^]*?</svg>)<span class="visually-hidden">Reset authenticator app</span></button>`,
       );
       assert.match(page.html, button, 'a telephone icon button named "Reset authenticator app", posting to its own URL');
-      assert.match(page.html, new RegExp(`<form[^>]*action="/account/users/${manager}/reset-pin"[^>]*>[^]*?Reset PIN</button>`));
+      assert.ok(!testIds(page).includes(`reset-pin-${manager}`), 'no PIN to reset: no button for it');
+      assert.ok(!testIds(page).includes('reset-totp-jane-acme') && !testIds(page).includes('reset-pin-jane-acme'), 'nothing set up: no reset at all');
 
       const csrf = csrfOf(page);
-      for (const kind of ['reset-authenticator', 'reset-pin']) {
+      for (const kind of ['reset-authenticator', 'reset-pin', 'reset/totp', 'reset/pin']) {
         for (const target of ['gina-owner', 'jane-globex', 'no-such-login']) {
           assert.equal((await browser.get(`/account/users/${target}/${kind}`)).status, 404, `GET ${target} ${kind}`);
           assert.equal((await browser.post(`/account/users/${target}/${kind}`, { csrf })).status, 404, `POST ${target} ${kind}`);
@@ -293,7 +294,7 @@ for (const setup of SETUPS) {
       assert.equal((await oidc.tokenIntrospection(rp.config, tokens.access_token)).active, true);
 
       const owner = await signedIn(server, OWNER, '/account/users');
-      const confirm = await owner.browser.post(actionOfButton(owner.page, `reset-authenticator-${manager}`), { csrf: csrfOf(owner.page) });
+      const confirm = await owner.browser.post(actionOfButton(owner.page, `reset-totp-${manager}`), { csrf: csrfOf(owner.page) });
       assert.ok(testIds(confirm).includes('confirm-reset-form'), `the button asks for confirmation first: ${confirm.status}`);
       assert.ok((await accounts().getLogin(manager))!.factors.totp, 'nothing changed before confirming');
       const done = await submit(owner.browser, confirm, 'confirm-reset-form');

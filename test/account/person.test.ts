@@ -40,8 +40,8 @@ for (const setup of SETUPS) {
       assert.ok(testIds(page).includes('person-factor-pin'), 'the PIN, set up');
       assert.ok(!testIds(page).includes('person-factor-totp'), 'no app: none linked');
       assert.ok(testIds(page).includes('person-reset-pin'));
-      assert.ok(!testIds(page).includes('person-reset-authenticator'), 'no reset for a factor not set up');
-      assert.match(page.html, new RegExp(`<form class="inline" method="post" action="/account/users/${nurse}/reset-pin">`));
+      assert.ok(!testIds(page).includes('person-reset-totp'), 'no reset for a factor not set up');
+      assert.match(page.html, new RegExp(`<form class="inline" method="post" action="/account/users/${nurse}/reset/pin">`));
       assert.match(page.html, /data-testid="person-last-sign-in"><time datetime="\d{4}-\d\d-\d\dT[^"]+" data-local>/);
       assert.match(page.html, new RegExp(`<a href="/account/users/${manager}">Pat Doe — Manager</a>`), 'the other login');
       const events = [...page.html.matchAll(/data-testid="person-event" data-type="([^"]+)"/g)].map((m) => m[1]);

@@ -55,7 +55,7 @@ for (const setup of SETUPS) {
       assert.equal(textOf(profile, 'profile-user-type'), 'Nurse');
       assert.equal(textOf(profile, 'profile-factor'), 'PIN code');
       assert.ok(testIds(profile).includes('change-pin-link') && testIds(profile).includes('change-password-link'));
-      assert.ok(!testIds(profile).includes('relink-authenticator-link'), 'no app to link again');
+      assert.ok(!testIds(profile).includes('change-totp-link'), 'no app to link again');
       assert.ok(!testIds(profile).includes('nav-security'));
       const rows = [...profile.html.matchAll(/data-testid="sign-in"><td><time datetime="([^"]+)" data-local>([^<]+)<\/time><\/td><td[^>]*>([^<]*)<\/td>/g)];
       assert.equal(rows.length, 2, 'the application sign-in and this one');

@@ -4,9 +4,10 @@ import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { ROOT } from '../support/layout.ts';
 import { ENVIRONMENT_VARIABLES } from '../../config/index.ts';
 
-const doc = readFileSync(join(import.meta.dirname, '..', '..', 'docs', 'configuration.md'), 'utf8');
+const doc = readFileSync(join(ROOT, 'docs', 'configuration.md'), 'utf8');
 
 describe('docs/configuration.md', () => {
   it('has a row for every environment variable the configuration reads', () => {

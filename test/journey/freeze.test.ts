@@ -163,7 +163,7 @@ for (const setup of SETUPS) {
 
       const owner = await usersPage();
       assert.equal(textOf(owner.page, `lock-${manager}`), 'Blocked after failed attempts');
-      const confirm = await pressButton(owner.browser, owner.page, `reset-authenticator-${manager}`);
+      const confirm = await pressButton(owner.browser, owner.page, `reset-totp-${manager}`);
       const done = await submit(owner.browser, confirm, 'confirm-reset-form');
       assert.match(noticeOf(done), /authenticator app has been reset/);
       assert.ok(!testIds(done).includes(`lock-${manager}`), 'no lock left');

@@ -9,6 +9,7 @@ import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { BSON, MongoClient } from 'mongodb';
 import { Redis } from 'ioredis';
+import { describeStored, isEncodedModel } from '../../src/storage/adapter/redis/codec.ts';
 import { Browser, testIds, type Page } from '../support/browser.ts';
 import { PASSWORD, SETUPS, callbackReached, relyingParty, signIn, startServer, submitLogin, type RelyingParty, type TestServer } from '../support/latchkey.ts';
 import {
@@ -64,8 +65,11 @@ async function dumpStores(server: TestServer): Promise<Buffer> {
     for (const key of keys) {
       chunks.push(Buffer.from(key));
       const type = await redis.type(key);
-      if (type === 'string') chunks.push((await redis.getBuffer(key))!);
-      else if (type === 'hash') chunks.push(...Object.values(await redis.hgetallBuffer(key)));
+      // Provider models are stored deflated: search their text.
+      if (type === 'string') {
+        const value = (await redis.getBuffer(key))!;
+        chunks.push(isEncodedModel(value) ? Buffer.from(describeStored(value)) : value);
+      } else if (type === 'hash') chunks.push(...Object.values(await redis.hgetallBuffer(key)));
       else if (type === 'zset') chunks.push(...(await redis.zrangeBuffer(key, 0, -1)));
       else if (type === 'set') chunks.push(...(await redis.smembersBuffer(key)));
       else if (type === 'list') chunks.push(...(await redis.lrangeBuffer(key, 0, -1)));

@@ -37,7 +37,14 @@ import { checkNewPin } from '../../src/factors/pin/rules.ts';
 import { checkNewPassword } from '../../src/account/passwords.ts';
 import { createHash, randomBytes } from 'node:crypto';
 import { codeAt, normalizeCode, stepAt } from '../../src/factors/totp/code.ts';
-import { SECOND_FACTORS, type AuditEvent } from '../../src/storage/accounts/port.ts';
+import type { AuditEvent } from '../../src/storage/accounts/port.ts';
+import { FACTORS, builtInFactors } from '../../src/factors/registry.ts';
+import { USER_ACTIONS } from '../../src/account/owner.ts';
+
+/** The user type values the registry knows, the journey's factor fields, the owner's actions (each factor's reset too). */
+const SECOND_FACTORS = builtInFactors.ids();
+const FACTOR_FIELDS = [...new Set(FACTORS.flatMap((f) => Object.keys(f.fields)))];
+const OWNER_ACTIONS = [...FACTORS.filter((f) => f.ownerReset).flatMap((f) => [`reset/${f.id}`, ...(f.ownerReset?.alias ? [f.ownerReset.alias] : [])]), ...USER_ACTIONS];
 import { Browser, actionOf, csrfOf, testIds, textOf, type Page } from '../support/browser.ts';
 import { PASSWORD, REDIRECT_URI, SETUPS, callbackReached, relyingParty, signIn, startServer, submitLogin, type RelyingParty, type TestServer } from '../support/latchkey.ts';
 import { secretOf } from '../support/factors.ts';
@@ -831,7 +838,7 @@ for (const setup of SETUPS) {
         // Correct answers (the real PIN, a live code, an acceptable new PIN entered twice) are made wrong.
         name: 'POST /interaction/:uid/factor',
         personas: ['choose-pin', 'enter-pin', 'link-app', 'enter-code'],
-        fields: ['pin', 'pin_confirm', 'code'],
+        fields: FACTOR_FIELDS,
         values: ['123456', '111111', '654321', '12345', '1234567890123', ` ${NINA_PIN}`, `${NINA_PIN}0`, '000000', '123 456', '12-34-56', '0x1F', '1e6'],
         tokenField: 'csrf',
         runs: Math.round((RUNS * 4) / 3),
@@ -1072,7 +1079,7 @@ for (const setup of SETUPS) {
           return replaceValues(
             fields,
             ['second_factor'],
-            (v) => (SECOND_FACTORS as readonly string[]).includes(v),
+            (v) => SECOND_FACTORS.includes(v),
             () => current,
           );
         },
@@ -1080,7 +1087,7 @@ for (const setup of SETUPS) {
           persona === 'owner' && accountSpecialOk(sent, persona) && res.status === 303 && res.headers.get('location') === '/account/security?notice=policy' ? {} : null,
         afterwards: accountAfterwards,
       },
-      ...(['reset-authenticator', 'reset-pin', 'unlock', 'disable', 'enable', 'remove'] as const).map((kind): Target => ({
+      ...OWNER_ACTIONS.map((kind): Target => ({
         // Legitimate: the owner's post without `confirm=yes` (the users page's button) answers the
         // confirmation page, 200, changing nothing. `confirm=yes` itself is never sent whole.
         name: `POST /account/users/:loginId/${kind}`,
@@ -1147,14 +1154,14 @@ for (const setup of SETUPS) {
         afterwards: accountAfterwards,
       },
       {
-        name: 'POST /account/profile/pin',
+        name: 'POST /account/profile/factor/pin',
         personas: ['nurse', 'user', 'anonymous'],
         fields: ['current_pin', 'pin', 'pin_confirm'],
         values: [`${NINA_PIN}0`, '123456', '135790', '111111', '24680135', '12345', '0000000000', ` ${NINA_PIN}`],
         tokenField: 'csrf',
         accountPages: true,
         prepare: sharedAccountActor,
-        path: () => '/account/profile/pin',
+        path: () => '/account/profile/factor/pin',
         sanitize: async (fields) =>
           replaceValues(
             fields,
@@ -1165,14 +1172,14 @@ for (const setup of SETUPS) {
         afterwards: accountAfterwards,
       },
       {
-        name: 'POST /account/profile/authenticator',
+        name: 'POST /account/profile/factor/totp',
         personas: ['guard', 'user', 'anonymous'],
         fields: ['code'],
         values: ['000000', '123456', '123 456', '12-34-56', '1234567', ''],
         tokenField: 'csrf',
         accountPages: true,
         prepare: sharedAccountActor,
-        path: () => '/account/profile/authenticator',
+        path: () => '/account/profile/factor/totp',
         sanitize: async (fields) => {
           const live = await liveCodes(accountActors.get('guard')!.secret!);
           return replaceValues(

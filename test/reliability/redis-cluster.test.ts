@@ -40,11 +40,11 @@ describe('a journey on a Redis Cluster', () => {
       const keys = (await Promise.all(client.nodes('master').map((n) => n.keys('*')))).flat();
       const adapterKeys = keys.filter((k) => k.startsWith('{lkc}:'));
       assert.ok(
-        adapterKeys.some((k) => k.startsWith('{lkc}:Session:')),
+        adapterKeys.some((k) => k.startsWith('{lkc}:s:')),
         'sessions stored under the hash-tagged prefix',
       );
-      assert.ok(adapterKeys.some((k) => k.startsWith('{lkc}:RefreshToken:')));
-      assert.ok(!keys.some((k) => k.startsWith('lkc:Session:')), 'no untagged adapter keys');
+      assert.ok(adapterKeys.some((k) => k.startsWith('{lkc}:rt:')));
+      assert.ok(!keys.some((k) => k.startsWith('lkc:s:')), 'no untagged adapter keys');
     } finally {
       await client.quit();
     }

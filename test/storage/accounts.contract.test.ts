@@ -148,7 +148,10 @@ function accountStoreContract(name: string, makeStore: () => Promise<Harness>) {
           ]);
           assert.equal(await s.setUserTypeFactor('acme', 'nope', 'pin'), false);
           assert.equal(await s.setUserTypeFactor('nope', 'admin', 'pin'), false);
-          await assert.rejects(s.setUserTypeFactor('acme', 'admin', 'sms' as never), TypeError);
+          // Which factor ids exist is the registry's to say, at the edges; the store keeps any id-shaped string.
+          assert.equal(await s.setUserTypeFactor('acme', 'admin', 'sms'), true);
+          for (const bad of ['$where', 'a.b', 'PIN', '', 'x'.repeat(33), 42, { $ne: null }])
+            await assert.rejects(s.setUserTypeFactor('acme', 'admin', bad as never), TypeError, String(bad));
         }));
 
       it('keeps whether a stronger factor may be set up on the spot: off for a new tenant, set by setStepUpEnrollment, kept by an upsert without it', () =>
@@ -561,6 +564,53 @@ function accountStoreContract(name: string, makeStore: () => Promise<Harness>) {
           assert.equal(results.filter(Boolean).length, 1);
           assert.equal(await other.advanceFactorStep('l1', 'pin', 42), false);
           assert.equal(await s.advanceFactorStep('l1', 'pin', 43), true);
+        }));
+    });
+
+    describe('compareAndSetFactorState', () => {
+      it('writes only over the expected state (none, or equal as JSON in any key order), removes with null', () =>
+        withStore(async (s) => {
+          await s.upsertLogin(login('l1'));
+          assert.equal(await s.compareAndSetFactorState('l1', 'pin', { hash: 'x' }, { hash: 'a' }), false, 'nothing stored yet');
+          assert.equal(await s.compareAndSetFactorState('l1', 'pin', null, { hash: 'a', setAt: '1' }), true);
+          assert.equal(await s.compareAndSetFactorState('l1', 'pin', null, { hash: 'b' }), false, 'something is stored now');
+          assert.equal(await s.compareAndSetFactorState('l1', 'pin', { hash: 'a' }, { hash: 'b' }), false, 'a part of the state is not the state');
+          assert.equal(await s.compareAndSetFactorState('l1', 'pin', { setAt: '1', hash: 'a' }, { hash: 'b', n: [1, { x: 2 }] }), true, 'key order does not matter');
+          assert.deepEqual((await s.getLogin('l1'))?.factors.pin, { hash: 'b', n: [1, { x: 2 }] });
+          assert.equal(await s.compareAndSetFactorState('l1', 'totp', null, { secret: 's' }), true, 'each factor on its own');
+          assert.equal(await s.compareAndSetFactorState('l1', 'pin', { hash: 'b', n: [1, { x: 2 }] }, null), true);
+          assert.deepEqual((await s.getLogin('l1'))?.factors, { totp: { secret: 's' } });
+          assert.equal(await s.compareAndSetFactorState('unknown', 'pin', null, { hash: 'a' }), false);
+          await assert.rejects(s.compareAndSetFactorState('l1', '$where', null, { hash: 'a' }), TypeError);
+          await assert.rejects(s.compareAndSetFactorState('l1', 'pin', 'x' as never, { hash: 'a' }), TypeError);
+          await assert.rejects(s.compareAndSetFactorState('l1', 'pin', null, [1] as never), TypeError);
+        }));
+
+      it('8 parallel writers from one state over separate connections: exactly one wins, and its state is stored', () =>
+        withStore(async (s, h) => {
+          const stores = [s, ...(await Promise.all(Array.from({ length: 7 }, () => h.twin())))];
+          await s.upsertLogin(login('l1'));
+          let expected: Record<string, unknown> | null = null;
+          for (let round = 0; round < 3; round++) {
+            const from: Record<string, unknown> | null = expected;
+            const results: boolean[] = await Promise.all(stores.map((store, i) => store.compareAndSetFactorState('l1', 'recovery', from, { round, writer: i })));
+            assert.equal(results.filter(Boolean).length, 1, `round ${round}: ${results.join(' ')}`);
+            const winner = results.indexOf(true);
+            for (const store of stores) assert.deepEqual((await store.getLogin('l1'))?.factors.recovery, { round, writer: winner }, 'every connection reads the winner');
+            expected = { round, writer: winner };
+          }
+        }));
+
+      it('a state that comes back can be left again; a new state starts a new step sequence', () =>
+        withStore(async (s, h) => {
+          const other = await h.twin();
+          await s.upsertLogin(login('l1'));
+          assert.equal(await s.compareAndSetFactorState('l1', 'totp', null, { secret: 'a', step: 0 }), true);
+          assert.equal(await s.advanceFactorStep('l1', 'totp', 7), true);
+          assert.equal(await other.compareAndSetFactorState('l1', 'totp', { secret: 'a', step: 7 }, null), true);
+          assert.equal(await s.compareAndSetFactorState('l1', 'totp', null, { secret: 'b', step: 0 }), true, 'from none again');
+          assert.equal(await other.advanceFactorStep('l1', 'totp', 7), true, 'the new secret may use step 7 once');
+          assert.equal(await s.advanceFactorStep('l1', 'totp', 7), false);
         }));
     });
 

@@ -12,6 +12,7 @@ import type { AdapterBackend, AdapterPayload } from '../../src/storage/adapter/p
 import { createSqliteAdapterBackend } from '../../src/storage/adapter/sqlite/index.ts';
 import { createRedisAdapterBackend } from '../../src/storage/adapter/redis/index.ts';
 import { withHashedIds } from '../../src/storage/adapter/hashed-ids.ts';
+import { describeStored } from '../../src/storage/adapter/redis/codec.ts';
 import { testRedisPrefix, testRedisUrl } from '../support/redis.ts';
 import { tempDir } from '../support/tmp.ts';
 import { startRedisCluster } from '../support/redis-cluster.ts';
@@ -35,7 +36,7 @@ async function dumpRedis(nodes: (Redis | Cluster)[], prefix: string): Promise<st
     for (const key of await redis.keys(`${prefix}*`)) {
       out.push(key);
       const type = await redis.type(key);
-      if (type === 'string') out.push((await redis.get(key)) ?? '');
+      if (type === 'string') out.push(describeStored((await redis.getBuffer(key)) ?? Buffer.alloc(0)));
       else if (type === 'hash') out.push(...Object.entries(await redis.hgetall(key)).flat());
       else if (type === 'zset') out.push(...(await redis.zrange(key, 0, -1)));
     }
@@ -265,6 +266,32 @@ function adapterContract(name: string, open: () => Promise<AdapterHarness>): voi
         assert.ok(await adapter(model).find(id), `${model} of another grant`);
       }
       await adapter('RefreshToken').revokeByGrantId(newId());
+    });
+
+    it('revokeByGrantId after a consume: the tokens are gone and the consumed code stays refused', async () => {
+      const grantId = newId();
+      const code = newId();
+      const access = newId();
+      const refresh = newId();
+      await adapter('AuthorizationCode').upsert(code, { jti: code, kind: 'AuthorizationCode', grantId }, 60);
+      await adapter('AuthorizationCode').consume(code);
+      await adapter('AccessToken').upsert(access, { jti: access, kind: 'AccessToken', grantId }, 60);
+      await adapter('RefreshToken').upsert(refresh, { jti: refresh, kind: 'RefreshToken', grantId }, 60);
+      await adapter('RefreshToken').consume(refresh);
+
+      await adapter('AuthorizationCode').revokeByGrantId(grantId);
+
+      assert.equal(await adapter('AccessToken').find(access), undefined);
+      await assert.rejects(adapter('AuthorizationCode').consume(code), isAlreadyConsumed);
+      await assert.rejects(adapter('RefreshToken').consume(refresh), isAlreadyConsumed);
+      // Whatever stays is marked consumed, so oidc-provider refuses it.
+      for (const [model, id] of [
+        ['AuthorizationCode', code],
+        ['RefreshToken', refresh],
+      ] as const) {
+        const left = await adapter(model).find(id);
+        assert.ok(left === undefined || typeof left.consumed === 'number', model);
+      }
     });
 
     it('revokeByGrantId leaves models outside the grantable set (as the memory adapter does)', async () => {

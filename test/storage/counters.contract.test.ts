@@ -4,6 +4,7 @@ import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { randomUUID } from 'node:crypto';
 import { join } from 'node:path';
+import { moduleUrl } from '../support/layout.ts';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { Worker } from 'node:worker_threads';
 import Database from 'better-sqlite3';
@@ -555,7 +556,7 @@ function sqliteContender(file: string, key: string, p: LockPolicy, now: number, 
     workerData: {
       tsxApi: import.meta.resolve('tsx/esm/api'),
       betterSqlite3: import.meta.resolve('better-sqlite3'),
-      storeModule: new URL('../../src/storage/counters/sqlite/index.ts', import.meta.url).href,
+      storeModule: moduleUrl('src/storage/counters/sqlite/index'),
       file,
       key,
       policy: p,

@@ -2,9 +2,8 @@
 // only the environment given (PATH and HOME added), so nothing from the test
 // run (MONGODB_URI, REDIS_URL, …) leaks in.
 import { spawn } from 'node:child_process';
-import { join } from 'node:path';
 
-const ROOT = join(import.meta.dirname, '..', '..');
+import { ROOT, nodeArgs } from './layout.ts';
 
 export interface CliResult {
   code: number | null;
@@ -15,7 +14,7 @@ export interface CliResult {
 export function runCli(args: string[], env: Record<string, string>): Promise<CliResult> {
   return new Promise((resolve, reject) => {
     const full = { PATH: process.env.PATH ?? '', HOME: process.env.HOME ?? ROOT, ...env };
-    const child = spawn(process.execPath, ['--import', 'tsx', 'src/cli/index.ts', ...args], { cwd: ROOT, env: full, stdio: ['ignore', 'pipe', 'pipe'] });
+    const child = spawn(process.execPath, [...nodeArgs('src/cli/index'), ...args], { cwd: ROOT, env: full, stdio: ['ignore', 'pipe', 'pipe'] });
     let stdout = '';
     let stderr = '';
     child.stdout.on('data', (d) => (stdout += d));

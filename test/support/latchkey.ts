@@ -6,6 +6,7 @@ import { loadConfig } from '../../config/index.ts';
 import { createLogger } from '../../src/log.ts';
 import { createLatchkey, type Latchkey } from '../../src/server.ts';
 import { importDocument, type ImportDocument } from '../../src/import/index.ts';
+import type { ExtraFactors } from '../../src/factors/registry.ts';
 import { startMongo, type TestMongo } from './mongo.ts';
 import { testRedisPrefix, testRedisUrl } from './redis.ts';
 import { tempDir } from './tmp.ts';
@@ -102,6 +103,8 @@ export interface StartOptions {
   mongo?: TestMongo;
   /** The app's clock (see `LatchkeyOptions`). */
   now?: () => number;
+  /** Factors beside the built-in ones (see `LatchkeyOptions`). */
+  factors?: ExtraFactors;
 }
 
 export async function startServer(setup: StoreSetup, options: StartOptions = {}): Promise<TestServer> {
@@ -129,7 +132,7 @@ export async function startServer(setup: StoreSetup, options: StartOptions = {})
   }
   const boot = async () => {
     const config = loadConfig(env);
-    const latchkey = await createLatchkey(config, createLogger(config.logLevel), { now: options.now });
+    const latchkey = await createLatchkey(config, createLogger(config.logLevel), { now: options.now, ...(options.factors ? { factors: options.factors } : {}) });
     http.removeAllListeners('request');
     http.on('request', latchkey.app.callback());
     return latchkey;
@@ -160,7 +163,8 @@ export async function startServer(setup: StoreSetup, options: StartOptions = {})
     },
   };
   const doc = options.doc === undefined ? fixture() : options.doc;
-  if (doc) await importDocument(doc, { accounts: server.latchkey.stores.accounts, hasher: server.latchkey.hasher, config: server.latchkey.config });
+  if (doc)
+    await importDocument(doc, { accounts: server.latchkey.stores.accounts, hasher: server.latchkey.hasher, config: server.latchkey.config, factors: server.latchkey.factors });
   return server;
 }
 

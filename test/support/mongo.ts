@@ -7,6 +7,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { createInterface } from 'node:readline';
+import { ROOT } from './layout.ts';
 
 export interface TestMongo {
   uri: string;
@@ -20,7 +21,7 @@ export interface TestMongo {
   revive: (() => Promise<void>) | null;
 }
 
-const binary = () => process.env.LATCHKEY_FERRETDB ?? join(import.meta.dirname, '..', '..', '.cache', 'ferretdb');
+const binary = () => process.env.LATCHKEY_FERRETDB ?? join(ROOT, '.cache', 'ferretdb');
 
 async function spawnFerret(listen: string, dir: string): Promise<{ child: ChildProcess; uri: string }> {
   const child = spawn(binary(), ['-listen', listen, '-dir', dir], { stdio: ['ignore', 'pipe', 'pipe'] });

@@ -7,13 +7,13 @@ import { createInterface } from 'node:readline';
 import { freePort } from './net.ts';
 import { randomBytes } from 'node:crypto';
 import { testSigningKeys } from './keys.ts';
-import { join } from 'node:path';
+import { ROOT, nodeArgs } from './layout.ts';
 import { loadConfig } from '../../config/index.ts';
 import { createLogger } from '../../src/log.ts';
 import { createServices } from '../../src/services.ts';
 import { importDocument, type ImportDocument } from '../../src/import/index.ts';
 
-const root = join(import.meta.dirname, '..', '..');
+const root = ROOT;
 
 export { freePort };
 
@@ -48,7 +48,7 @@ export interface AppProcess {
 }
 
 export async function startProcess(env: Record<string, string>, port: number): Promise<AppProcess> {
-  const child = spawn(process.execPath, ['--import', 'tsx', 'src/main.ts'], {
+  const child = spawn(process.execPath, nodeArgs('src/main'), {
     cwd: root,
     env: { ...process.env, ...env, PORT: String(port), LOG_LEVEL: env.LOG_LEVEL ?? 'info' },
     stdio: ['ignore', 'pipe', 'pipe'],

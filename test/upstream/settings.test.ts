@@ -3,12 +3,13 @@
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { join } from 'node:path';
+import { VIEWS_DIR } from '../../src/paths.ts';
 import pug from 'pug';
 import { upstreamSettings } from '../../src/upstream/settings.ts';
 import type { Upstream } from '../../src/storage/accounts/port.ts';
 import { translator } from '../../src/i18n.ts';
 
-const VIEWS = join(import.meta.dirname, '..', '..', 'views');
+const VIEWS = VIEWS_DIR;
 const render = (locals: Record<string, unknown>) =>
   pug.render('include /upstream-settings\n+upstreamSettings(upstreams)', { basedir: VIEWS, filename: join(VIEWS, 'test.pug'), t: translator('en'), ...locals });
 

@@ -6,17 +6,17 @@ import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { readdirSync, readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
+import { ROOT } from '../support/layout.ts';
 import { LANGUAGES, hasText, readCatalogue, translator, type Catalogue } from '../../src/i18n.ts';
 import { AUDIT_TYPES, USER_ACTIONS } from '../../src/account/owner.ts';
 import { NOTICES } from '../../src/account/labels.ts';
 import type { PinProblem } from '../../src/factors/pin/rules.ts';
 import type { PasswordProblem } from '../../src/account/passwords.ts';
-import { SECOND_FACTORS } from '../../src/storage/accounts/port.ts';
+import { FACTORS, METHODS } from '../../src/factors/registry.ts';
+import { factorTextKeys, methodTextKeys } from '../../src/factors/texts.ts';
 import { LatchkeyError } from '../../src/errors.ts';
 import { Browser, actionOf, csrfOf, testIds, type Page } from '../support/browser.ts';
 import { PASSWORD, relyingParty, startServer, type RelyingParty, type TestServer } from '../support/latchkey.ts';
-
-const ROOT = join(import.meta.dirname, '..', '..');
 
 function flatten(catalogue: Catalogue, prefix = ''): Map<string, string> {
   const out = new Map<string, string>();
@@ -68,7 +68,7 @@ describe('catalogues', () => {
     for (const file of files(join(ROOT, 'src'), '.ts')) {
       const source = readFileSync(file, 'utf8');
       for (const m of source.matchAll(/\bt\(\s*'([A-Za-z0-9_.-]+)'/g)) note(m[1]!, file);
-      for (const m of source.matchAll(/['`]((?:errors|error|notices|factors|factorState|provider|titles)\.[A-Za-z0-9_.-]*[A-Za-z0-9_])['`]/g)) note(m[1]!, file);
+      for (const m of source.matchAll(/['`]((?:errors|error|notices|factorState|provider|titles)\.[A-Za-z0-9_.-]*[A-Za-z0-9_])['`]/g)) note(m[1]!, file);
     }
     // Keys made from a value: every value there is.
     const problems: PinProblem[] = ['not_digits', 'too_short', 'too_long', 'one_digit', 'sequence', 'mismatch'];
@@ -76,7 +76,8 @@ describe('catalogues', () => {
     for (const p of [...problems, 'unchanged']) note(`errors.newPin.${p}`, 'src/errors.ts invalidNewPin');
     for (const p of [...passwordProblems, 'unchanged']) note(`errors.password.${p}`, 'src/account/profile.ts');
     for (const n of NOTICES) note(`notices.${n}`, 'src/account/labels.ts');
-    for (const f of SECOND_FACTORS) note(`factors.${f}`, 'src/account/labels.ts');
+    for (const f of FACTORS) for (const key of factorTextKeys(f)) note(key, `src/factors/${f.id}`);
+    for (const m of METHODS) for (const key of methodTextKeys(m)) note(key, `src/factors/${m.id}`);
     for (const type of AUDIT_TYPES) note(`account.audit.events.${type}`, 'views/account/audit.pug');
     for (const outcome of ['success', 'failure']) note(`account.audit.outcomes.${outcome}`, 'views/account/audit.pug');
     for (const kind of USER_ACTIONS) for (const part of ['title', 'text', 'confirm']) note(`account.reset.${kind}.${part}`, 'views/account/confirm-reset.pug');

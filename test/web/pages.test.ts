@@ -14,6 +14,7 @@ import { mkdirSync, readFileSync } from 'node:fs';
 import { createHash, randomBytes } from 'node:crypto';
 import { createRequire } from 'node:module';
 import { join } from 'node:path';
+import { ROOT } from '../support/layout.ts';
 import type { Browser as Chromium } from 'playwright-core';
 import jsQRModule from 'jsqr';
 import { PNG } from 'pngjs';
@@ -27,7 +28,7 @@ import { tempDir } from '../support/tmp.ts';
 // A test run leaves the tree alone: the screenshots go to a temp dir unless asked for
 // (each run would otherwise rewrite the ones with times and QR codes in them).
 const shotsDir = process.env.UPDATE_SCREENSHOTS === '1' ? null : tempDir('lk-screenshots-');
-const SHOTS = shotsDir?.path ?? join(import.meta.dirname, '..', '..', 'docs', 'screenshots');
+const SHOTS = shotsDir?.path ?? join(ROOT, 'docs', 'screenshots');
 after(() => shotsDir?.remove());
 const AXE = readFileSync(createRequire(import.meta.url).resolve('axe-core/axe.min.js'), 'utf8');
 const PIN = '907146';
@@ -304,7 +305,7 @@ describe('the pages in Chromium: English and Dutch, desktop and phone', { skip: 
         await page.getByTestId('nav-users').click();
         await page.getByTestId('users').waitFor();
         assert.equal(await text(`factor-state-${person.manager}`), T('App linked', 'App gekoppeld'));
-        const phone = page.getByTestId(`reset-authenticator-${person.manager}`);
+        const phone = page.getByTestId(`reset-totp-${person.manager}`);
         assert.equal(await phone.getAttribute('title'), T('Reset authenticator app', 'Authenticator-app resetten'));
         assert.equal(
           await page

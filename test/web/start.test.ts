@@ -4,11 +4,10 @@ import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn, type ChildProcess } from 'node:child_process';
 import { createInterface } from 'node:readline';
-import { join } from 'node:path';
 import { Browser, actionOf, csrfOf } from '../support/browser.ts';
 import { tempDir } from '../support/tmp.ts';
 
-const root = join(import.meta.dirname, '..', '..');
+import { ROOT as root, nodeArgs } from '../support/layout.ts';
 
 describe('npm start on an empty embedded store', () => {
   const dir = tempDir('lk-start-');
@@ -26,7 +25,7 @@ describe('npm start on an empty embedded store', () => {
       });
     });
     base = `http://127.0.0.1:${port}`;
-    child = spawn(process.execPath, ['--import', 'tsx', 'src/main.ts'], {
+    child = spawn(process.execPath, nodeArgs('src/main'), {
       cwd: root,
       env: { ...process.env, NODE_ENV: 'development', PORT: String(port), ISSUER: base, DATA_DIR: dir.path, LOG_LEVEL: 'info', MONGODB_URI: '', REDIS_URL: '' },
       stdio: ['ignore', 'pipe', 'pipe'],

@@ -1,13 +1,17 @@
-import { ACR } from '../../provider/acr.ts';
-import type { Factor, FactorFactory } from '../types.ts';
+import type { FactorDefinition } from '../types.ts';
 
 /** No second factor: the password (or upstream sign-in) is enough. */
-export const noneFactor: FactorFactory = (): Factor => ({
+export const noneFactor: FactorDefinition = {
   id: 'none',
   amr: [],
-  acr: ACR.oneFactor,
-  stage: () => 'done',
-  page: () => Promise.reject(new Error('the none factor has no page')),
-  submit: () => Promise.resolve({ passed: true }),
-  reset: () => Promise.resolve(),
-});
+  acr: 'urn:latchkey:acr:1fa',
+  fields: {},
+  events: [],
+  create: () => ({
+    enrolled: () => false,
+    stage: () => 'done',
+    page: () => Promise.reject(new Error('the none factor has no page')),
+    submit: () => Promise.resolve({ passed: true }),
+    reset: () => Promise.resolve(),
+  }),
+};

@@ -28,8 +28,9 @@ export function pinChange({ accounts, hasher, audit, attempts, rules, pinHash, n
   const refuse = (error: Extract<FactorChangeOutcome, { done: false }>['error']): FactorChangeOutcome => ({ done: false, error });
 
   return {
+    alias: '/profile/pin',
     async page() {
-      return { view: 'account/change-pin', locals: { ...rules } };
+      return { view: 'factors/pin/change', locals: { ...rules } };
     },
     async submit(req) {
       const hash = pinHash(req.login);
@@ -55,7 +56,9 @@ export function pinChange({ accounts, hasher, audit, attempts, rules, pinHash, n
       }
       if (pin === current) return refuse(invalidNewPin('unchanged', rules));
       const state = { hash: await hasher.hash(pin, { pepper: true }), setAt: new Date(now()).toISOString() };
-      if (!(await accounts.setFactorState(req.login.id, 'pin', state))) return refuse(factorSetupExpired('errors.login.gone'));
+      // Only over the PIN just proven: a change in another window meanwhile wins, this one is refused.
+      const proven = req.login.factors.pin ?? null;
+      if (!(await accounts.compareAndSetFactorState(req.login.id, 'pin', proven, state))) return refuse(factorSetupExpired('errors.login.gone'));
       await record(req, 'changed', 'success');
       return { done: true };
     },

@@ -1,7 +1,7 @@
-import { ACR } from '../../provider/acr.ts';
+import { z } from 'zod';
 import { frozenOut, invalidFactorAnswer, invalidNewPin, lockedOut, factorSetupExpired, type LatchkeyError } from '../../errors.ts';
 import type { Login } from '../../storage/accounts/port.ts';
-import type { Factor, FactorFactory, FactorOutcome, FactorRequest } from '../types.ts';
+import type { FactorBehaviour, FactorDefinition, FactorOutcome, FactorRequest, FactorServices } from '../types.ts';
 import { createAttempts, factorKeys } from '../attempts.ts';
 import { checkNewPin, type PinRules } from './rules.ts';
 import { pinChange } from './change.ts';
@@ -9,23 +9,40 @@ import { pinChange } from './change.ts';
 export { checkNewPin, pinProblemMessage, type PinProblem, type PinRules } from './rules.ts';
 
 /** What the PIN factor keeps per login. */
-export type PinState = {
+export const pinState = z.object({
   /** argon2id PHC string of the PIN, peppered with `config.keys.pepper`. */
-  hash: string;
+  hash: z.string().min(1),
   /** ISO time the PIN was chosen. */
-  setAt: string;
-};
+  setAt: z.string(),
+});
+export type PinState = z.infer<typeof pinState>;
 
 const pinHash = (login: Login): string | null => {
   const hash = login.factors.pin?.hash;
   return typeof hash === 'string' && hash ? hash : null;
 };
 
+/** A PIN may be up to `PIN_MAX_LENGTH` digits long (config); the form's fields are bounded a little above. */
+const PIN_FIELD = 64;
+
 /**
  * A PIN after the password. First sign-in: choose one (twice, checked by the
  * PIN rules); later: enter it, under the login's attempt limit.
  */
-export const pinFactor: FactorFactory = ({ config, accounts, hasher, audit, limiter, now }): Factor => {
+export const pinFactor: FactorDefinition = {
+  id: 'pin',
+  amr: ['pin'],
+  acr: 'urn:latchkey:acr:pin',
+  state: pinState,
+  fields: { pin: PIN_FIELD, pin_confirm: PIN_FIELD },
+  changeFields: { current_pin: PIN_FIELD, pin: PIN_FIELD, pin_confirm: PIN_FIELD },
+  events: ['changed', 'failed', 'locked', 'reset', 'set', 'verified'].map((e) => `factor.pin.${e}`),
+  notices: { 'factor.pin.reset': 'reset', 'factor.pin.set': 'set', 'factor.pin.changed': 'set', 'factor.pin.locked': 'locked' },
+  ownerReset: { alias: 'reset-pin' },
+  create: (services) => createPin(services),
+};
+
+function createPin({ config, accounts, hasher, audit, limiter, now }: FactorServices): FactorBehaviour {
   const rules: PinRules = { minLength: config.pin.minLength, maxLength: config.pin.maxLength };
   const keys = factorKeys('pin');
   const attempts = createAttempts(limiter, keys);
@@ -42,12 +59,11 @@ export const pinFactor: FactorFactory = ({ config, accounts, hasher, audit, limi
     const problem = checkNewPin(pin, req.body.pin_confirm ?? '', rules);
     if (problem) return fail(invalidNewPin(problem, rules));
     const hash = await hasher.hash(pin, { pepper: true });
-    // The stage was read at the start of the request; another window may have chosen a PIN since.
-    const fresh = await accounts.getLogin(req.login.id);
-    if (!fresh) return fail(factorSetupExpired('errors.signin.expired'));
-    if (pinHash(fresh)) return fail(factorSetupExpired('errors.pin.chosenElsewhere'));
     const state: PinState = { hash, setAt: new Date(now()).toISOString() };
-    await accounts.setFactorState(req.login.id, 'pin', state);
+    // The stage was read at the start of the request; another window may have chosen a PIN since: only the first one counts.
+    if (!(await accounts.compareAndSetFactorState(req.login.id, 'pin', null, state))) {
+      return fail(factorSetupExpired((await accounts.getLogin(req.login.id)) ? 'errors.pin.chosenElsewhere' : 'errors.signin.expired'));
+    }
     await record(req, 'set', 'success');
     return { passed: true };
   }
@@ -74,13 +90,11 @@ export const pinFactor: FactorFactory = ({ config, accounts, hasher, audit, limi
   }
 
   return {
-    id: 'pin',
-    amr: ['pin'],
-    acr: ACR.pin,
     attemptKeys: keys,
+    enrolled: (login) => pinHash(login) !== null,
     stage: (login) => (pinHash(login) ? 'verify' : 'enroll'),
     async page(stage) {
-      return stage === 'enroll' ? { view: 'choose-pin', locals: { ...rules } } : { view: 'enter-pin', locals: {} };
+      return stage === 'enroll' ? { view: 'factors/pin/choose', locals: { ...rules } } : { view: 'factors/pin/enter', locals: {} };
     },
     async submit(stage, req) {
       if (stage === 'enroll') return choose(req);
@@ -94,4 +108,4 @@ export const pinFactor: FactorFactory = ({ config, accounts, hasher, audit, limi
     },
     change: pinChange({ accounts, hasher, audit, attempts, rules, pinHash, now }),
   };
-};
+}

@@ -1,9 +1,9 @@
 import QRCode from 'qrcode';
-import { ACR } from '../../provider/acr.ts';
+import { z } from 'zod';
 import { factorSetupExpired, frozenOut, invalidFactorAnswer, lockedOut, replayRefused, type LatchkeyError } from '../../errors.ts';
 import { createSecretBox } from '../../crypto/secretbox.ts';
 import type { Login } from '../../storage/accounts/port.ts';
-import type { Factor, FactorChange, FactorChangeOutcome, FactorFactory, FactorOutcome, FactorRequest } from '../types.ts';
+import type { FactorBehaviour, FactorChange, FactorChangeOutcome, FactorDefinition, FactorOutcome, FactorRequest, FactorServices } from '../types.ts';
 import { createAttempts, factorKeys } from '../attempts.ts';
 import type { AttemptResult } from '../../limits.ts';
 import { groupSecret, matchStep, newSecret, normalizeCode } from './code.ts';
@@ -13,16 +13,20 @@ export { TOTP, codeAt, matchStep, newSecret, stepAt } from './code.ts';
 export { authenticatorAccount, otpauthUri } from './label.ts';
 
 /** What the TOTP factor keeps per login. */
-export type TotpState = {
+export const totpState = z.object({
   /** The base32 secret, sealed by `src/crypto/secretbox.ts` with the login id as context. */
-  secret: string;
+  secret: z.string().min(1),
   /** The account name the app shows (see `authenticatorAccount`). */
-  account: string;
+  account: z.string(),
   /** ISO time the app was linked. */
-  linkedAt: string;
+  linkedAt: z.string(),
   /** The last accepted time step (the replay guard, `AccountStore.advanceFactorStep`). */
-  step: number;
-};
+  step: z.number(),
+});
+export type TotpState = z.infer<typeof totpState>;
+
+/** Six digits, with the spaces or dashes some people type. */
+const CODE_FIELD = 64;
 
 const DRAFT = 'totp';
 /** The account pages' re-link: when the current app was proven (ms), in the draft. */
@@ -40,7 +44,20 @@ const sealedSecret = (login: Login): string | null => {
  * (QR code, grouped secret, `otpauth://` link) and confirm with a code; later:
  * a 6-digit code, each accepted once, under the login's attempt limit.
  */
-export const totpFactor: FactorFactory = ({ config, accounts, audit, limiter, now }): Factor => {
+export const totpFactor: FactorDefinition = {
+  id: 'totp',
+  amr: ['otp', 'mfa'],
+  acr: 'urn:latchkey:acr:totp',
+  state: totpState,
+  fields: { code: CODE_FIELD },
+  changeFields: { code: CODE_FIELD },
+  events: ['failed', 'linked', 'locked', 'relinked', 'replay', 'reset', 'verified'].map((e) => `factor.totp.${e}`),
+  notices: { 'factor.totp.reset': 'reset', 'factor.totp.linked': 'set', 'factor.totp.relinked': 'set', 'factor.totp.locked': 'locked' },
+  ownerReset: { alias: 'reset-authenticator', icon: 'phone' },
+  create: (services) => createTotp(services),
+};
+
+function createTotp({ config, accounts, audit, limiter, now }: FactorServices): FactorBehaviour {
   const box = createSecretBox(config.keys.encryptionKeys);
   const keys = factorKeys('totp');
   const attempts = createAttempts(limiter, keys);
@@ -67,7 +84,7 @@ export const totpFactor: FactorFactory = ({ config, accounts, audit, limiter, no
     return authenticatorAccount(req.login, siblings, req.tenant.userTypes);
   }
 
-  async function linkPage(req: FactorRequest, view = 'link-authenticator') {
+  async function linkPage(req: FactorRequest, view = 'factors/totp/link') {
     let secret = pendingSecret(req);
     if (!secret) {
       secret = newSecret();
@@ -110,12 +127,11 @@ export const totpFactor: FactorFactory = ({ config, accounts, audit, limiter, no
     let step: number | null = null;
     const result = await attempts.run(req.login, async () => (step = await matchStep(secret, code, now())) !== null);
     if (!result.passed) return failed(req, result, false, 'enroll');
-    // The stage was read at the start of the request; another window may have linked an app since.
-    const fresh = await accounts.getLogin(req.login.id);
-    if (!fresh) return fail(factorSetupExpired('errors.signin.expired'));
-    if (sealedSecret(fresh)) return fail(factorSetupExpired('errors.totp.linkedElsewhere'));
     const state: TotpState = { secret: box.seal(secret, req.login.id), account: await account(req), linkedAt: new Date(now()).toISOString(), step: step! };
-    await accounts.setFactorState(req.login.id, 'totp', state);
+    // The stage was read at the start of the request; another window may have linked an app since: only the first one counts.
+    if (!(await accounts.compareAndSetFactorState(req.login.id, 'totp', null, state))) {
+      return fail(factorSetupExpired((await accounts.getLogin(req.login.id)) ? 'errors.totp.linkedElsewhere' : 'errors.signin.expired'));
+    }
     delete req.draft[DRAFT];
     await record(req, 'linked', 'success');
     return { passed: true };
@@ -141,9 +157,10 @@ export const totpFactor: FactorFactory = ({ config, accounts, audit, limiter, no
 
   /** Re-linking from the account pages: a code from the current app, then the new app's QR code and a code from it. */
   const change: FactorChange = {
+    alias: '/profile/authenticator',
     async page(req) {
-      if (!provenForChange(req)) return { view: 'account/relink-authenticator', locals: { step: 'verify' } };
-      const page = await linkPage(req, 'account/relink-authenticator');
+      if (!provenForChange(req)) return { view: 'factors/totp/relink', locals: { step: 'verify' } };
+      const page = await linkPage(req, 'factors/totp/relink');
       return { view: page.view, locals: { ...page.locals, step: 'link' } };
     },
     async submit(req): Promise<FactorChangeOutcome> {
@@ -181,13 +198,11 @@ export const totpFactor: FactorFactory = ({ config, accounts, audit, limiter, no
   }
 
   return {
-    id: 'totp',
-    amr: ['otp', 'mfa'],
-    acr: ACR.totp,
     attemptKeys: keys,
+    enrolled: (login) => sealedSecret(login) !== null,
     stage: (login) => (sealedSecret(login) ? 'verify' : 'enroll'),
     async page(stage, req) {
-      return stage === 'enroll' ? linkPage(req) : { view: 'enter-code', locals: {} };
+      return stage === 'enroll' ? linkPage(req) : { view: 'factors/totp/enter', locals: {} };
     },
     async submit(stage, req) {
       if (stage === 'enroll') return link(req);
@@ -201,4 +216,4 @@ export const totpFactor: FactorFactory = ({ config, accounts, audit, limiter, no
     },
     change,
   };
-};
+}

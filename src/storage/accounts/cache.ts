@@ -171,6 +171,8 @@ export function cachedAccountStore(inner: AccountStore, cache: ReadCache): Accou
     setLoginDisabled: async (loginId, disabled) => writing([cacheKeys.login(loginId)], () => inner.setLoginDisabled(loginId, disabled)),
     setFactorState: async (loginId, factorId, state) => writing([cacheKeys.login(loginId)], () => inner.setFactorState(loginId, factorId, state)),
     replaceFactorHash: async (loginId, factorId, current, next) => writing([cacheKeys.login(loginId)], () => inner.replaceFactorHash(loginId, factorId, current, next)),
+    compareAndSetFactorState: async (loginId, factorId, expected, next) =>
+      writing([cacheKeys.login(loginId)], () => inner.compareAndSetFactorState(loginId, factorId, expected, next)),
     advanceFactorStep: async (loginId, factorId, step) => writing([cacheKeys.login(loginId)], () => inner.advanceFactorStep(loginId, factorId, step)),
     upsertUpstream: async (upstream) => writing([cacheKeys.upstreams(upstream.tenant), cacheKeys.upstream(upstream.tenant, upstream.id)], () => inner.upsertUpstream(upstream)),
     endLoginSessions: async (loginId, notBefore) => writing([cacheKeys.cutoff(loginId), cacheKeys.login(loginId)], () => inner.endLoginSessions(loginId, notBefore)),

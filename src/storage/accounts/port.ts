@@ -14,8 +14,12 @@
  *   change is a single-row / single-document conditional update.
  */
 
-export type SecondFactor = 'none' | 'pin' | 'totp';
-export const SECOND_FACTORS: readonly SecondFactor[] = ['none', 'pin', 'totp'];
+/**
+ * A factor's id (`src/factors/registry.ts`), stored as a string: the store
+ * checks only its shape; which ids exist is the registry's to say, at the
+ * edges (the import, the Security settings form).
+ */
+export type SecondFactor = string;
 
 export interface UserType {
   id: string;
@@ -52,7 +56,8 @@ export interface Identity {
 /**
  * Opaque, JSON-serialisable state a second factor keeps for one login
  * (e.g. `{ hash, setAt }` for a PIN, `{ secret, enrolledAt }` for TOTP).
- * The store never interprets it, except for `step` (see `advanceFactorStep`).
+ * The store never interprets it, except for `step` (see `advanceFactorStep`);
+ * each factor declares its shape (`FactorInfo.state`).
  */
 export type FactorState = Record<string, unknown> & { step?: number };
 
@@ -329,6 +334,15 @@ export interface AccountStore extends PasskeyStore {
    * with the same step: exactly one returns true.
    */
   advanceFactorStep(loginId: string, factorId: string, step: number): Promise<boolean>;
+  /**
+   * Compare-and-set of one factor's state: writes `next` (`null` removes it)
+   * only while the stored state equals `expected` (`null`: none stored), as
+   * JSON values — pass the state as it was read. True when written. Of many
+   * parallel calls from one `expected`, over any connections and processes,
+   * exactly one returns true. Like `setFactorState`, a write starts a new
+   * step sequence. False for an unknown login.
+   */
+  compareAndSetFactorState(loginId: string, factorId: string, expected: FactorState | null, next: FactorState | null): Promise<boolean>;
   /**
    * Replaces a factor state's `hash` (a PIN's) only while it is still
    * `current`, keeping the rest of the state. True when replaced.

@@ -1,12 +1,13 @@
 // Checks both account stores apply to values before they reach a query, so a
 // caller's object (e.g. `{ $ne: null }`) can never become part of a filter.
+import { createHash } from 'node:crypto';
 import {
   AUDIT_PERSON_LOGINS,
   LOGIN_PAGE_MAX,
   LOGIN_SORTS,
   LOGIN_STATES,
-  SECOND_FACTORS,
   type AuditQuery,
+  type FactorState,
   type LoginSearch,
   type LoginSort,
   type LoginState,
@@ -35,10 +36,28 @@ export function factorId(value: unknown): string {
   return value;
 }
 
+/** A user type's factor: the shape of a factor id (which ids exist is the factor registry's to check, at the edges). */
 export function secondFactor(value: unknown): SecondFactor {
-  if (!SECOND_FACTORS.includes(value as SecondFactor)) throw new TypeError('invalid second factor');
-  return value as SecondFactor;
+  if (typeof value !== 'string' || value.length > 32 || !FACTOR_ID.test(value)) throw new TypeError('invalid second factor');
+  return value;
 }
+
+/** A factor state (or null) for a compare-and-set: a plain JSON object. */
+export function factorStateValue(name: string, value: unknown): FactorState | null {
+  if (value === null) return null;
+  if (typeof value !== 'object' || Array.isArray(value)) throw new TypeError(`${name} must be an object or null`);
+  return value as FactorState;
+}
+
+/** JSON with object keys sorted: two equal states read the same whatever their key order. */
+export function canonicalJson(value: unknown): string {
+  return JSON.stringify(value, (_key, v: unknown) =>
+    v && typeof v === 'object' && !Array.isArray(v) ? Object.fromEntries(Object.entries(v as Record<string, unknown>).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))) : v,
+  );
+}
+
+/** A short digest of a factor state, for a marker's id. */
+export const stateDigest = (value: unknown) => createHash('sha256').update(canonicalJson(value)).digest('base64url');
 
 export function userTypes(list: readonly UserType[]): UserType[] {
   if (!Array.isArray(list)) throw new TypeError('userTypes must be an array');

@@ -11,7 +11,8 @@
  * parallel calls exactly one resolves, every other (and any call for a model
  * already consumed, expired or gone) rejects with `alreadyConsumed()`;
  * `destroy` removes; `revokeByGrantId` removes every model stored with that
- * `grantId`.
+ * `grantId` (one already consumed may stay until it expires: it issues nothing
+ * more, and a replay of it is still refused).
  *
  * Implementations: `sqlite/` (embedded) and `redis/` (production), each
  * wrapped by `hashed-ids.ts` (ids stored hashed); wrapped so, both pass

@@ -15,7 +15,7 @@ import {
   type UserType,
 } from '../port.ts';
 import { mongoPasskeys } from './passkeys.ts';
-import { auditQuery, factorId, flag, loginSearch, optStr, secondFactor, str, userTypes, type CheckedLoginSearch } from '../values.ts';
+import { auditQuery, canonicalJson, factorId, factorStateValue, flag, loginSearch, optStr, secondFactor, stateDigest, str, userTypes, type CheckedLoginSearch } from '../values.ts';
 
 interface TenantDoc {
   _id: string;
@@ -62,6 +62,19 @@ interface StepDoc {
   factor: string;
   step: number;
 }
+
+/** A compare-and-set in flight: one per login, factor and state it starts from. */
+interface CasDoc {
+  _id: string;
+  login: string;
+  at: Date;
+}
+
+/**
+ * A marker left by a process that died mid-write is taken over after this
+ * long (wall-clock time: it only restores liveness, it decides nothing).
+ */
+const CAS_STALE_MS = 60_000;
 
 const DUPLICATE_KEY = 11000;
 /** addLoginGrant sweeps a login's expired grants on about one call in this many. */
@@ -224,6 +237,8 @@ export function createMongoAccountStore(db: Db): AccountStore {
   // compare-and-swap), so parallel replays of one step can all match. An insert
   // with a unique _id is atomic there too: one marker per accepted step decides.
   const steps = db.collection<StepDoc>('factor_steps');
+  // The same for compare-and-set: of the writers starting from one state, the one whose marker insert succeeds goes on.
+  const casMarkers = db.collection<CasDoc>('factor_cas');
   const upstreams = db.collection<UpstreamDoc>('upstreams');
   const upstreamLinks = db.collection<UpstreamLinkDoc>('upstream_links');
   // Kept apart from the login documents: FerretDB writes a whole document back
@@ -242,6 +257,7 @@ export function createMongoAccountStore(db: Db): AccountStore {
       await audit.createIndex({ time: 1 });
       await audit.createIndex({ tenant: 1, login: 1, time: -1 });
       await steps.createIndex({ login: 1, factor: 1 });
+      await casMarkers.createIndex({ login: 1 });
       await upstreams.createIndex({ tenant: 1, name: 1 });
       await upstreamLinks.createIndex({ identityId: 1 });
       await logins.createIndex({ email: 1 });
@@ -341,6 +357,7 @@ export function createMongoAccountStore(db: Db): AccountStore {
       const id = str('loginId', loginId);
       const result = await logins.deleteOne({ _id: id });
       await steps.deleteMany({ login: id });
+      await casMarkers.deleteMany({ login: id });
       await loginGrants.deleteMany({ login: id });
       await passkeys.dropLogin(id);
       return result.deletedCount === 1;
@@ -388,6 +405,41 @@ export function createMongoAccountStore(db: Db): AccountStore {
       // A new state starts a new step sequence (e.g. TOTP re-enrolment).
       await steps.deleteMany({ login: id, factor });
       return true;
+    },
+    async compareAndSetFactorState(loginId, factorName, expectedState, nextState) {
+      const id = str('loginId', loginId);
+      const factor = factorId(factorName);
+      const expected = factorStateValue('expected', expectedState);
+      const next = factorStateValue('next', nextState);
+      const path = `factors.${factor}`;
+      const markerId = `${factor}:${id}:${stateDigest(expected)}`;
+      const mark = async (): Promise<boolean> => {
+        try {
+          await casMarkers.insertOne({ _id: markerId, login: id, at: new Date() });
+          return true;
+        } catch (e) {
+          if (isDuplicateKey(e)) return false;
+          throw e;
+        }
+      };
+      if (!(await mark())) {
+        const stale = await casMarkers.deleteOne({ _id: markerId, at: { $lt: new Date(Date.now() - CAS_STALE_MS) } });
+        if (stale.deletedCount !== 1 || !(await mark())) return false;
+      }
+      try {
+        const doc = await logins.findOne({ _id: id }, { projection: { [path]: 1 } });
+        const stored = (doc?.factors as Record<string, FactorState> | undefined)?.[factor];
+        if (!doc || canonicalJson(stored ?? null) !== canonicalJson(expected)) return false;
+        // The filter holds the value as read: on MongoDB a plain write in between makes it miss.
+        const filter: Filter<LoginDoc> = { _id: id, [path]: stored === undefined ? { $exists: false } : stored };
+        const update: UpdateFilter<LoginDoc> = next === null ? { $unset: { [path]: '' as const } } : { $set: { [path]: json(next) } };
+        if ((await logins.updateOne(filter, update)).matchedCount !== 1) return false;
+        await steps.deleteMany({ login: id, factor });
+        return true;
+      } finally {
+        // Deleted only after the write: a writer that marks later reads the new state and refuses.
+        await casMarkers.deleteOne({ _id: markerId });
+      }
     },
     async replaceFactorHash(loginId, factor, current, next) {
       const path = `factors.${factorId(factor)}.hash`;

@@ -16,7 +16,7 @@ import {
   type UserType,
 } from '../port.ts';
 import { sqlitePasskeys } from './passkeys.ts';
-import { auditQuery, factorId, flag, loginSearch, optStr, secondFactor, str, userTypes, type CheckedLoginSearch } from '../values.ts';
+import { auditQuery, canonicalJson, factorId, factorStateValue, flag, loginSearch, optStr, secondFactor, str, userTypes, type CheckedLoginSearch } from '../values.ts';
 
 const SCHEMA = `
 CREATE TABLE IF NOT EXISTS tenants (
@@ -425,6 +425,18 @@ export function createSqliteAccountStore(db: Database.Database): AccountStore {
     return true;
   });
 
+  // Compare in JavaScript under the write lock: JSON equality whatever the key order.
+  const casFactorTx = db.transaction((id: string, factor: string, expected: FactorState | null, next: FactorState | null): boolean => {
+    const row = q().getLogin.get(id);
+    if (!row) return false;
+    const factors = JSON.parse(row.factors) as Record<string, FactorState>;
+    if (canonicalJson(factors[factor] ?? null) !== canonicalJson(expected)) return false;
+    const path = `$.${factor}`;
+    if (next === null) q().removeFactor.run(path, id);
+    else q().setFactor.run(path, JSON.stringify(next), id);
+    return true;
+  });
+
   return {
     ...passkeys.methods,
     async init() {
@@ -541,6 +553,9 @@ export function createSqliteAccountStore(db: Database.Database): AccountStore {
       const path = `$.${factorId(factor)}`;
       const result = state === null ? q().removeFactor.run(path, id) : q().setFactor.run(path, JSON.stringify(state), id);
       return result.changes === 1;
+    },
+    async compareAndSetFactorState(loginId, factor, expected, next) {
+      return casFactorTx.immediate(str('loginId', loginId), factorId(factor), factorStateValue('expected', expected), factorStateValue('next', next));
     },
     async advanceFactorStep(loginId, factor, step) {
       if (typeof step !== 'number' || !Number.isFinite(step)) throw new TypeError('step must be a finite number');

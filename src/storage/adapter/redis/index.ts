@@ -1,66 +1,150 @@
-import type { ChainableCommander, Cluster, Redis } from 'ioredis';
+import type { Cluster, Redis } from 'ioredis';
 import { alreadyConsumed, type Adapter, type AdapterBackend, type AdapterPayload } from '../port.ts';
+import { decodeModel, encodeModel, headerField } from './codec.ts';
 
 // Models revoked together by grant, as in oidc-provider's memory adapter
 // (an Interaction also carries a grantId but must survive a grant's revocation).
 const GRANTABLE = new Set(['AccessToken', 'AuthorizationCode', 'RefreshToken', 'DeviceCode', 'BackchannelAuthenticationRequest', 'PreAuthorizedCode']);
 
-// Keys: `${prefix}${model}:${id}` is a hash { payload: JSON, consumed?, uid?, userCode?, grantId? };
-// `${prefix}uid:${uid}` and `${prefix}userCode:${code}` hold an id; `${prefix}grant:${grantId}` is a
-// sorted set of `${model}:${id}` members scored by their expiry (ms, +inf for none), so expired members
-// can be pruned and the set lives exactly as long as its longest member. Members leave the prefix out:
-// at most 64 bytes (zset-max-listpack-value), a grant's set keeps Redis's compact listpack encoding
-// (~0.2 KB) instead of a skiplist (~1.4 KB). Sets written with full keys as members are still read.
-// Redis Cluster: operations span several keys (MULTI, multi-key DEL), so they need one slot. Moving to a
-// cluster only needs a hash-tagged prefix such as `{latchkey}:`; sharding further would need the grant
-// index split from the tokens.
+/**
+ * The key family of each oidc-provider model (`${prefix}${code}:${id}`); a model not listed uses its
+ * own name. Short, because every key and every grant-index member carries it. Index families: `u`
+ * (Session by uid), `uc` (DeviceCode by user code), `gi` (a grant's tokens). They share the prefix
+ * with the counters (`ctr`, `win`, `mark`) and the account cache (`cache-version`).
+ */
+export const REDIS_MODEL_CODES: Readonly<Record<string, string>> = {
+  Session: 's',
+  Grant: 'g',
+  AccessToken: 'at',
+  RefreshToken: 'rt',
+  AuthorizationCode: 'ac',
+  Interaction: 'i',
+  ClientCredentials: 'cc',
+  DeviceCode: 'dc',
+  BackchannelAuthenticationRequest: 'ba',
+  PushedAuthorizationRequest: 'par',
+  PreAuthorizedCode: 'pac',
+  ReplayDetection: 'rd',
+  Client: 'c',
+  InitialAccessToken: 'iat',
+  RegistrationAccessToken: 'rat',
+};
 
-// 1 when this call consumed the model, 0 when it was consumed before or is gone.
-const CONSUME = `
-if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end
-return redis.call('HSETNX', KEYS[1], 'consumed', ARGV[1])`;
+// The one field a model is also found by, and its index family.
+const LOOKUP: Readonly<Record<string, { field: 'uid' | 'userCode'; code: string }>> = {
+  Session: { field: 'uid', code: 'u' },
+  DeviceCode: { field: 'userCode', code: 'uc' },
+};
 
-const DEL_IF_EQUAL = `
-if redis.call('GET', KEYS[1]) == ARGV[1] then
-  return redis.call('DEL', KEYS[1])
+// Layout. A model is one string `${prefix}${code}:${id}` (see codec.ts: a header with its grant, its
+// uid or user code and whether it was consumed, then its deflated JSON). Strings, not hashes: a hash
+// whose field passes 64 bytes (hash-max-listpack-value) becomes a full hashtable, several hundred bytes
+// more per model. `${prefix}u:${uid}` and `${prefix}uc:${userCode}` hold an id; `${prefix}gi:${grantId}`
+// is a sorted set of `${code}:${id}` members scored by their expiry (ms, +inf for none), so expired
+// members can be pruned and the set lives exactly as long as its longest member; members short enough
+// (≤ 64 bytes, zset-max-listpack-value) that the set stays a compact listpack.
+// Each operation is one script, one round trip, atomic. The scripts name further keys from the
+// prefix they are given, so on Redis Cluster every key must be in one slot: a hash-tagged prefix such
+// as `{latchkey}:` (src/storage/index.ts makes one). Sharding further would need the grant index split
+// from the tokens.
+
+// Shared by the scripts: a stored model's header fields (1 version, 2 flags, 3 consumed, 4 grantId,
+// 5 lookup) and where it ends; drop an index entry only while it still points at this id.
+const LUA_HELPERS = String.raw`
+local function header(v)
+  local e = string.find(v, '\30', 1, true)
+  local f = {}
+  for part in string.gmatch(string.sub(v, 1, e - 1) .. '\31', '([^\31]*)\31') do f[#f + 1] = part end
+  return f, e
 end
-return 0`;
+local function dropIfEqual(k, id) if redis.call('GET', k) == id then redis.call('DEL', k) end end
+`;
 
-// ARGV[1] member, ARGV[2] its TTL in ms or -1 for none. Uses the server clock so that the member
-// scores and the set's PEXPIREAT agree with the token keys' own TTLs.
-const GRANT_ADD = `
-local t = redis.call('TIME')
-local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
-local ttl = tonumber(ARGV[2])
-local score = '+inf'
-if ttl >= 0 then score = string.format('%.0f', now + ttl) end
-redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', string.format('%.0f', now))
-redis.call('ZADD', KEYS[1], score, ARGV[1])
-local top = redis.call('ZRANGE', KEYS[1], -1, -1, 'WITHSCORES')
-if top[2] == 'inf' then
-  redis.call('PERSIST', KEYS[1])
-else
-  redis.call('PEXPIREAT', KEYS[1], top[2])
+// KEYS[1] the model; ARGV: prefix, member, id, value, TTL ms (-1: none), lookup family ('' none),
+// new lookup value ('' none), new grantId ('' none).
+const UPSERT = `${LUA_HELPERS}
+local k, prefix, member, id, ttl = KEYS[1], ARGV[1], ARGV[2], ARGV[3], tonumber(ARGV[5])
+local family, lookup, grantId = ARGV[6], ARGV[7], ARGV[8]
+local old = redis.call('GET', k)
+if old then
+  local f = header(old)
+  if family ~= '' and f[5] ~= '' and f[5] ~= lookup then dropIfEqual(prefix .. family .. ':' .. f[5], id) end
+  if f[4] ~= '' and f[4] ~= grantId then redis.call('ZREM', prefix .. 'gi:' .. f[4], member) end
+end
+local function put(key, value)
+  if ttl >= 0 then redis.call('SET', key, value, 'PX', ttl) else redis.call('SET', key, value) end
+end
+put(k, ARGV[4])
+if lookup ~= '' then put(prefix .. family .. ':' .. lookup, id) end
+if grantId ~= '' then
+  -- The server's clock, so that the scores and the set's PEXPIREAT agree with the keys' own TTLs.
+  local gk = prefix .. 'gi:' .. grantId
+  local t = redis.call('TIME')
+  local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+  local score = '+inf'
+  if ttl >= 0 then score = string.format('%.0f', now + ttl) end
+  redis.call('ZREMRANGEBYSCORE', gk, '-inf', string.format('%.0f', now))
+  redis.call('ZADD', gk, score, member)
+  local top = redis.call('ZRANGE', gk, -1, -1, 'WITHSCORES')
+  if top[2] == 'inf' then redis.call('PERSIST', gk) else redis.call('PEXPIREAT', gk, top[2]) end
 end
 return 1`;
 
+// KEYS[1] the model; ARGV: prefix, member, id, lookup family ('' none).
+const DESTROY = `${LUA_HELPERS}
+local k, prefix, member, id, family = KEYS[1], ARGV[1], ARGV[2], ARGV[3], ARGV[4]
+local old = redis.call('GET', k)
+if not old then return 0 end
+local f = header(old)
+if family ~= '' and f[5] ~= '' then dropIfEqual(prefix .. family .. ':' .. f[5], id) end
+if f[4] ~= '' then redis.call('ZREM', prefix .. 'gi:' .. f[4], member) end
+redis.call('DEL', k)
+return 1`;
+
+// KEYS[1] the model; ARGV: epoch seconds, prefix, member. 1 when this call consumed the model, 0 when
+// it was consumed before or is gone. KEEPTTL: the model keeps its expiry, to catch a replay. It leaves
+// its grant's index: consumed, it can issue nothing more (oidc-provider refuses it and revokes the
+// grant), and a rotated refresh token would otherwise stay in the set for the token's whole life.
+const CONSUME = String.raw`${LUA_HELPERS}
+local v = redis.call('GET', KEYS[1])
+if not v then return 0 end
+local f, e = header(v)
+if f[3] ~= '' then return 0 end
+redis.call('SET', KEYS[1], table.concat({ f[1], f[2], ARGV[1], f[4], f[5] }, '\31') .. string.sub(v, e), 'KEEPTTL')
+if f[4] ~= '' then redis.call('ZREM', ARGV[2] .. 'gi:' .. f[4], ARGV[3]) end
+return 1`;
+
+// KEYS[1] the lookup key; ARGV[1] the model's key without its id. → { id, value } or nil.
+const FIND_VIA = `
+local id = redis.call('GET', KEYS[1])
+if not id then return false end
+local v = redis.call('GET', ARGV[1] .. id)
+if not v then return false end
+return { id, v }`;
+
+// KEYS[1] the grant index; ARGV[1] prefix. A DeviceCode's user-code entry goes with it.
+const REVOKE = `${LUA_HELPERS}
+local prefix = ARGV[1]
+for _, m in ipairs(redis.call('ZRANGE', KEYS[1], 0, -1)) do
+  local mk = prefix .. m
+  if string.sub(m, 1, 3) == 'dc:' then
+    local v = redis.call('GET', mk)
+    if v then
+      local f = header(v)
+      if f[5] ~= '' then dropIfEqual(prefix .. 'uc:' .. f[5], string.sub(m, 4)) end
+    end
+  end
+  redis.call('DEL', mk)
+end
+redis.call('DEL', KEYS[1])
+return 1`;
+
 interface Scripts {
-  latchkeyAdapterConsume(key: string, consumed: number): Promise<number>;
-}
-
-interface ChainScripts {
-  latchkeyAdapterDelIfEqual(key: string, value: string): ChainableCommander;
-  latchkeyAdapterGrantAdd(grantKey: string, member: string, ttlMs: number): ChainableCommander;
-}
-
-async function run(chain: ChainableCommander): Promise<void> {
-  const results = await chain.exec();
-  if (!results) throw new Error('Redis transaction aborted');
-  for (const [err] of results) if (err) throw err;
-}
-
-function text(value: unknown): string | undefined {
-  return typeof value === 'string' ? value : undefined;
+  latchkeyAdapterUpsert(key: string, ...args: (string | number | Buffer)[]): Promise<number>;
+  latchkeyAdapterDestroy(key: string, ...args: string[]): Promise<number>;
+  latchkeyAdapterConsume(key: string, consumed: number, prefix: string, member: string): Promise<number>;
+  latchkeyAdapterFindViaBuffer(key: string, modelPrefix: string): Promise<[Buffer, Buffer] | null>;
+  latchkeyAdapterRevoke(key: string, prefix: string): Promise<number>;
 }
 
 /**
@@ -70,122 +154,61 @@ function text(value: unknown): string | undefined {
  */
 export function createRedisAdapterBackend(redis: Redis | Cluster, opts: { prefix: string }): AdapterBackend {
   const { prefix } = opts;
+  redis.defineCommand('latchkeyAdapterUpsert', { numberOfKeys: 1, lua: UPSERT });
+  redis.defineCommand('latchkeyAdapterDestroy', { numberOfKeys: 1, lua: DESTROY });
   redis.defineCommand('latchkeyAdapterConsume', { numberOfKeys: 1, lua: CONSUME });
-  redis.defineCommand('latchkeyAdapterDelIfEqual', { numberOfKeys: 1, lua: DEL_IF_EQUAL });
-  redis.defineCommand('latchkeyAdapterGrantAdd', { numberOfKeys: 1, lua: GRANT_ADD });
+  redis.defineCommand('latchkeyAdapterFindVia', { numberOfKeys: 1, lua: FIND_VIA });
+  redis.defineCommand('latchkeyAdapterRevoke', { numberOfKeys: 1, lua: REVOKE });
   const scripts = redis as unknown as Scripts;
 
-  const uidKey = (uid: string) => `${prefix}uid:${uid}`;
-  const userCodeKey = (userCode: string) => `${prefix}userCode:${userCode}`;
-  const grantKey = (grantId: string) => `${prefix}grant:${grantId}`;
-  /** A grant-set member (`Model:id`, or a full key as written before) → the model's key and id. */
-  const memberKey = (member: string): { key: string; id: string } => {
-    const colon = member.indexOf(':');
-    if (GRANTABLE.has(member.slice(0, colon))) return { key: `${prefix}${member}`, id: member.slice(colon + 1) };
-    return { key: member, id: member.slice(member.indexOf(':', prefix.length) + 1) };
-  };
-
-  function multi(): ChainableCommander & ChainScripts {
-    return redis.multi() as ChainableCommander & ChainScripts;
-  }
-
-  // Index entries are dropped only while they still point at this id.
-  function dropIndexes(chain: ChainableCommander & ChainScripts, id: string, uid: string | null | undefined, userCode: string | null | undefined): void {
-    if (uid) chain.latchkeyAdapterDelIfEqual(uidKey(uid), id);
-    if (userCode) chain.latchkeyAdapterDelIfEqual(userCodeKey(userCode), id);
-  }
-
   function factory(model: string): Adapter {
-    const key = (id: string) => `${prefix}${model}:${id}`;
-    const member = (id: string) => `${model}:${id}`;
+    const code = REDIS_MODEL_CODES[model] ?? model;
+    const keyPrefix = `${prefix}${code}:`;
+    const key = (id: string) => keyPrefix + id;
+    const member = (id: string) => `${code}:${id}`;
+    const lookup = LOOKUP[model];
+    const grantable = GRANTABLE.has(model);
+    const decode = (id: string, value: Buffer) => decodeModel(value, id, model, lookup?.field) as AdapterPayload;
 
     async function find(id: string): Promise<AdapterPayload | undefined> {
-      const [payload, consumed] = await redis.hmget(key(id), 'payload', 'consumed');
-      if (payload == null) return undefined;
-      const parsed = JSON.parse(payload) as AdapterPayload;
-      if (consumed != null) parsed.consumed = Number(consumed);
-      return parsed;
+      const value = await redis.getBuffer(key(id));
+      return value == null ? undefined : decode(id, value);
     }
 
     async function destroy(id: string): Promise<void> {
-      const k = key(id);
-      const [uid, userCode, grantId] = await redis.hmget(k, 'uid', 'userCode', 'grantId');
-      const chain = multi();
-      chain.del(k);
-      dropIndexes(chain, id, uid, userCode);
-      if (grantId) chain.zrem(grantKey(grantId), member(id), k);
-      await run(chain);
+      await scripts.latchkeyAdapterDestroy(key(id), prefix, member(id), id, lookup?.code ?? '');
     }
 
-    // The lookup keys may outlive or predate the model they name, so the model must still agree.
-    async function findVia(indexKey: string, field: 'uid' | 'userCode', value: string) {
-      const id = await redis.get(indexKey);
-      if (id == null) return undefined;
-      const payload = await find(id);
-      return payload && payload[field] === value ? payload : undefined;
+    // The lookup key may outlive or predate the model it names, so the model must still agree.
+    async function findVia(family: string, field: 'uid' | 'userCode', value: string) {
+      const found = await scripts.latchkeyAdapterFindViaBuffer(`${prefix}${family}:${value}`, keyPrefix);
+      if (!found) return undefined;
+      const payload = decode(found[0].toString(), found[1]);
+      return payload[field] === value ? payload : undefined;
     }
 
     return {
       async upsert(id, payload, expiresIn) {
-        const ttlMs = typeof expiresIn === 'number' ? Math.round(expiresIn * 1000) : undefined;
-        if (ttlMs !== undefined && ttlMs <= 0) return destroy(id);
-
-        const k = key(id);
-        const [prevUid, prevUserCode, prevGrantId] = await redis.hmget(k, 'uid', 'userCode', 'grantId');
-        const uid = model === 'Session' ? text(payload.uid) : undefined;
-        const userCode = text(payload.userCode);
-        const grantId = GRANTABLE.has(model) ? text(payload.grantId) : undefined;
-
-        const fields: Record<string, string> = { payload: JSON.stringify(payload) };
-        if (uid) fields.uid = uid;
-        if (userCode) fields.userCode = userCode;
-        if (grantId) fields.grantId = grantId;
-        if (typeof payload.consumed === 'number') fields.consumed = String(payload.consumed);
-
-        const chain = multi();
-        dropIndexes(chain, id, prevUid !== uid ? prevUid : null, prevUserCode !== userCode ? prevUserCode : null);
-        if (prevGrantId && prevGrantId !== grantId) chain.zrem(grantKey(prevGrantId), member(id), k);
-        chain.del(k).hset(k, fields);
-        if (ttlMs !== undefined) chain.pexpire(k, ttlMs);
-        if (uid) {
-          if (ttlMs !== undefined) chain.set(uidKey(uid), id, 'PX', ttlMs);
-          else chain.set(uidKey(uid), id);
-        }
-        if (userCode) {
-          if (ttlMs !== undefined) chain.set(userCodeKey(userCode), id, 'PX', ttlMs);
-          else chain.set(userCodeKey(userCode), id);
-        }
-        if (grantId) chain.latchkeyAdapterGrantAdd(grantKey(grantId), member(id), ttlMs ?? -1);
-        await run(chain);
+        const ttlMs = typeof expiresIn === 'number' ? Math.round(expiresIn * 1000) : -1;
+        if (typeof expiresIn === 'number' && ttlMs <= 0) return destroy(id);
+        const value = encodeModel({ payload, id, model, lookup: lookup?.field, grantable });
+        const lookupValue = lookup ? headerField(payload[lookup.field]) : '';
+        const grantId = grantable ? headerField(payload.grantId) : '';
+        await scripts.latchkeyAdapterUpsert(key(id), prefix, member(id), id, value, ttlMs, lookup?.code ?? '', lookupValue, grantId);
       },
       find,
       async findByUid(uid) {
-        return findVia(uidKey(uid), 'uid', uid);
+        return model === 'Session' ? findVia('u', 'uid', uid) : undefined;
       },
       async findByUserCode(userCode) {
-        return findVia(userCodeKey(userCode), 'userCode', userCode);
+        return model === 'DeviceCode' ? findVia('uc', 'userCode', userCode) : undefined;
       },
       async consume(id) {
-        if ((await scripts.latchkeyAdapterConsume(key(id), Math.floor(Date.now() / 1000))) !== 1) throw alreadyConsumed(model);
+        if ((await scripts.latchkeyAdapterConsume(key(id), Math.floor(Date.now() / 1000), prefix, member(id))) !== 1) throw alreadyConsumed(model);
       },
       destroy,
       async revokeByGrantId(grantId) {
-        const gk = grantKey(grantId);
-        const members = (await redis.zrange(gk, 0, -1)).map(memberKey);
-        const chain = multi();
-        if (members.length) {
-          const lookups = redis.pipeline();
-          for (const { key: k } of members) lookups.hmget(k, 'uid', 'userCode');
-          const found = (await lookups.exec()) ?? [];
-          members.forEach(({ id }, i) => {
-            const [, values] = found[i] ?? [];
-            const [uid, userCode] = (values as (string | null)[] | undefined) ?? [];
-            dropIndexes(chain, id, uid, userCode);
-          });
-          chain.del(...members.map((m) => m.key));
-        }
-        chain.del(gk);
-        await run(chain);
+        await scripts.latchkeyAdapterRevoke(`${prefix}gi:${grantId}`, prefix);
       },
     };
   }
