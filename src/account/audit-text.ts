@@ -108,9 +108,13 @@ export function detailTexts(event: AuditEvent, ctx: DetailContext): string[] {
       case 'stage':
         out.push(known(t, `account.audit.stages.${asText(v)}`) ?? t('account.audit.detail.reasonOther', { code: asText(v) }));
         break;
-      case 'via':
-        out.push(t('account.audit.detail.via', { what: known(t, `account.audit.via.${asText(v)}`) ?? asText(v) }));
+      case 'via': {
+        // An owner's reset names its factor (`reset/totp`); rows from before the factor seam say `reset-pin`, `reset-authenticator`.
+        const reset = /^reset\/([a-z][a-z0-9_]*)$/.exec(asText(v));
+        const what = reset ? t('account.audit.via.reset', { factor: known(t, `factor.${reset[1]}.name`) ?? reset[1] }) : (known(t, `account.audit.via.${asText(v)}`) ?? asText(v));
+        out.push(t('account.audit.detail.via', { what }));
         break;
+      }
       case 'loginsSignedOut':
         out.push(t('account.audit.detail.signedOut', { count: Number(v) || 0 }));
         break;
