@@ -8,7 +8,7 @@
 // MONGODB_URI / REDIS_URL given from outside are used instead of the local ones.
 import { spawn, spawnSync } from 'node:child_process';
 import { generateKeyPairSync, randomBytes } from 'node:crypto';
-import { mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { cpSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { createConnection, createServer } from 'node:net';
 import { availableParallelism, tmpdir } from 'node:os';
 import { join, relative } from 'node:path';
@@ -97,6 +97,8 @@ function compile(testFiles) {
   process.on('exit', () => rmSync(out, { recursive: true, force: true }));
   const tsc = spawnSync(process.execPath, [join(root, 'node_modules', 'typescript', 'bin', 'tsc'), '-p', 'tsconfig.test.json', '--outDir', out], { cwd: root, stdio: 'inherit' });
   if (tsc.status !== 0) process.exit(tsc.status ?? 1);
+  // The tests' own non-code files (a test factor's views, fixtures) sit beside the code that reads them.
+  cpSync(join(root, 'test'), join(out, 'test'), { recursive: true, filter: (src) => statSync(src).isDirectory() || !src.endsWith('.ts') });
   return testFiles.map((f) => join(out, relative(root, join(root, f)).replace(/\.ts$/, '.js')));
 }
 

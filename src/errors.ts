@@ -79,7 +79,7 @@ export const invalidNewPin = (problem: string, rules: { minLength: number; maxLe
   new LatchkeyError('invalid_new_pin', 400, `errors.newPin.${problem}`, { problem, minLength: rules.minLength, maxLength: rules.maxLength });
 
 /** An authenticator code that was already used (a code is accepted once). */
-export const replayRefused = () => new LatchkeyError('replay', 400, 'errors.totp.replay');
+export const replayRefused = (key = 'errors.totp.replay') => new LatchkeyError('replay', 400, key);
 
 /** A second-factor set-up whose pending state is gone (expired, or finished in another window). */
 export const factorSetupExpired = (key: string) => new LatchkeyError('factor_setup_expired', 400, key);

@@ -20,6 +20,8 @@ import { forwardedFor } from './web/proxy.ts';
 import { languages } from './web/language.ts';
 import { signedInHeader } from './web/signed-in.ts';
 import { assetRouter } from './web/assets.ts';
+import { passkeySignIn } from './factors/passkey/signin.ts';
+import { webauthnOf } from './factors/passkey/index.ts';
 import { forgotPassword, linkRouter } from './recovery/routes.ts';
 import { makeDemoClientPublic, seedDemo } from './demo.ts';
 import { hashPlainClientSecrets } from './provider/clients.ts';
@@ -94,7 +96,7 @@ export async function createLatchkey(config: Config, log?: Logger, { now = Date.
   const deps = routeDeps(services);
   forms.use(signedInHeader(deps));
   const upstreams = upstreamSignIn({ ...deps, client: createUpstreamClient({ config, log }) });
-  const interaction = interactionRouter(deps, [upstreams, forgotPassword(deps)]);
+  const interaction = interactionRouter(deps, [upstreams, forgotPassword(deps), passkeySignIn({ ...deps, webauthn: webauthnOf(deps) })]);
   forms.use(interaction.routes(), interaction.allowedMethods());
   const oneTimeLinks = linkRouter(deps);
   forms.use(oneTimeLinks.routes(), oneTimeLinks.allowedMethods());

@@ -76,7 +76,7 @@ export async function createServices(config: Config, log: Logger, { now = Date.n
   );
   const limiter = createLimiter(stores.counters, config, now);
   const browsers = knownBrowsers(stores.counters, { secure: config.issuer.startsWith('https:'), ttlMs: config.knownBrowser.ttlMs }, now);
-  const factors = createFactorRegistry({ config, accounts: stores.accounts, hasher, audit, limiter, now }, extra);
+  const factors = createFactorRegistry({ config, accounts: stores.accounts, counters: stores.counters, hasher, audit, limiter, now }, extra);
   const provider = createProvider({ config, accounts: stores.accounts, adapter: stores.adapter, factors, log, unavailableStore: stores.unavailableStore, now });
   return {
     config,

@@ -6,9 +6,10 @@
 import { noneFactor } from './none/index.ts';
 import { pinFactor } from './pin/index.ts';
 import { totpFactor } from './totp/index.ts';
+import { passkeyFactor } from './passkey/index.ts';
 import type { Factor, FactorDefinition, FactorInfo, FactorMethod, FactorServices, FormFields, MethodDefinition } from './types.ts';
 
-export const FACTORS: readonly FactorDefinition[] = [noneFactor, pinFactor, totpFactor];
+export const FACTORS: readonly FactorDefinition[] = [noneFactor, pinFactor, totpFactor, passkeyFactor];
 export const METHODS: readonly MethodDefinition[] = [];
 
 /** Factors and methods added at composition beside the built-in ones (a test's fake factor). */

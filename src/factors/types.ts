@@ -28,6 +28,7 @@ import type { AccountStore, Login, Tenant } from '../storage/accounts/port.ts';
 import type { Audit } from '../audit.ts';
 import type { Limiter } from '../limits.ts';
 import type { FactorKeys } from './attempts.ts';
+import type { CounterStore } from '../storage/counters/port.ts';
 
 export type FactorStage = 'done' | 'enroll' | 'verify';
 
@@ -38,6 +39,8 @@ export interface FactorServices {
   hasher: Hasher;
   audit: Audit;
   limiter: Limiter;
+  /** The shared counters (a WebAuthn challenge is claimed once there). */
+  counters: CounterStore;
   /** The app's clock (epoch ms): the TOTP step, the attempt limits, the dates a factor records. */
   now: () => number;
 }
@@ -63,7 +66,12 @@ export interface FactorPage {
   locals: Record<string, unknown>;
 }
 
-export type FactorOutcome = { passed: true } | { passed: false; error: LatchkeyError; page?: FactorPage };
+/**
+ * A passed answer may name the RFC 8176 methods it proved (a passkey: `hwk` or
+ * `swk` by the key, `user` when the person was verified); otherwise the
+ * factor's `amr` is used.
+ */
+export type FactorOutcome = { passed: true; amr?: readonly string[] } | { passed: false; error: LatchkeyError; page?: FactorPage };
 
 /**
  * The form fields a page accepts, by name, with the longest value each may
@@ -80,7 +88,7 @@ export interface FactorOwnerReset {
    */
   readonly alias?: string;
   /** The button's icon (`factorIcon` in `views/account/mixins.pug`); without one, the button shows its text. */
-  readonly icon?: 'phone';
+  readonly icon?: 'phone' | 'key';
 }
 
 /**

@@ -23,6 +23,7 @@ import { endedBefore } from '../provider/revocation.ts';
 import { requestInfo } from '../web/request.ts';
 import { fullName, userTypeName, userTypeOf } from '../names.ts';
 import { signInSecond } from '../provider/revocation.ts';
+import { offersPasskeySignIn } from '../factors/passkey/offer.ts';
 
 export type InteractionDeps = Pick<RouteDeps, 'provider' | 'config' | 'accounts' | 'hasher' | 'factors' | 'audit' | 'limiter' | 'browsers' | 'now'>;
 
@@ -43,6 +44,15 @@ export interface JourneySteps {
   firstStepPassed(ctx: Context, interaction: Interaction, tenant: Tenant, progress: Progress, identity: Identity, method: string): Promise<void>;
   /** The logins `email` may sign in as for the client's tenant (not disabled). */
   signInLogins(tenant: Tenant, email: string): Promise<Login[]>;
+  /** The sign-in's progress, made on the first visit. */
+  progress(interaction: Interaction): Promise<Progress>;
+  /**
+   * A factor that is a sign-in of its own (a passkey with user verification)
+   * passed for `login`, proving `amr`: the journey ends with that factor's
+   * level, or the app gets `unmet_authentication_requirements` when it asks
+   * for more.
+   */
+  signedInWithFactor(ctx: Context, interaction: Interaction, tenant: Tenant, progress: Progress, login: Login, factorId: string, amr: readonly string[]): Promise<void>;
 }
 
 /** Adds routes under `/interaction/:uid` that use the journey's steps. */
@@ -121,10 +131,7 @@ export function interactionRouter(
    */
   async function factorFor(interaction: Interaction, tenant: Tenant, login: Login): Promise<Factor | null> {
     const own = factorOf(tenant, login);
-    const client = await findClient(String(interaction.params.client_id));
-    const defaults = client?.metadata.default_acr_values;
-    const requested = requiredRank(interaction.params, Array.isArray(defaults) ? (defaults as string[]) : undefined, factors.acrValues());
-    const needed = Math.max(factors.rank(own.acr), requested);
+    const needed = Math.max(factors.rank(own.acr), await requestedRank(interaction));
     const reaching = factors
       .all()
       .filter((f) => factors.rank(f.acr) >= needed)
@@ -133,6 +140,24 @@ export function interactionRouter(
     if (ready) return ready;
     if (reaching.includes(own)) return own;
     return tenant.stepUpEnrollment ? (reaching[0] ?? null) : null;
+  }
+
+  /** The level the request and its app ask for (a rank of `factors.acrValues()`). */
+  async function requestedRank(interaction: Interaction): Promise<number> {
+    const client = await findClient(String(interaction.params.client_id));
+    const defaults = client?.metadata.default_acr_values;
+    return requiredRank(interaction.params, Array.isArray(defaults) ? (defaults as string[]) : undefined, factors.acrValues());
+  }
+
+  async function signedInWithFactor(ctx: Context, interaction: Interaction, tenant: Tenant, progress: Progress, login: Login, factorId: string, amr: readonly string[]) {
+    const home = login.tenant === tenant.id ? tenant : await accounts.getTenant(login.tenant);
+    if (!home) throw noLoginForClient();
+    const factor = factors.get(factorId);
+    const own = factorOf(home, login);
+    if (factors.rank(factor.acr) < Math.max(factors.rank(own.acr), await requestedRank(interaction))) return unmet(ctx, home, login);
+    const identity = await accounts.findIdentityByEmail(login.email);
+    const next: Progress = { csrf: progress.csrf, email: login.email, amr: [], loginId: login.id, ...(identity ? { identityId: identity.id } : {}) };
+    return finish(ctx, interaction, home, login, next, factor, undefined, amr);
   }
 
   /** Nothing this login has or may set up reaches the level asked for: the app gets `unmet_authentication_requirements`. */
@@ -214,7 +239,16 @@ export function interactionRouter(
    * when the last required step passed, so the session's sign-in time (and a
    * cut-off checked against it) is that moment, not the later resume.
    */
-  async function finish(ctx: Context, interaction: Interaction, tenant: Tenant, login: Login, progress: Progress, factor: Factor, method?: FactorMethod) {
+  async function finish(
+    ctx: Context,
+    interaction: Interaction,
+    tenant: Tenant,
+    login: Login,
+    progress: Progress,
+    factor: Factor,
+    method?: FactorMethod,
+    proved: readonly string[] = (method ?? factor).amr,
+  ) {
     const { stepUp, switchFrom } = progress;
     const switchHolds = async (from: SwitchFrom) => (await switchStands(from)) && !endedBefore(await accounts.loginSessionsNotBefore(login.id), from.loginTs);
     if ((stepUp && !(await stepUpStands(login, stepUp))) || (switchFrom && !(await switchHolds(switchFrom)))) {
@@ -224,8 +258,8 @@ export function interactionRouter(
       ctx.status = 303;
       return;
     }
-    // An alternative method satisfies the factor: the factor's level, the method's methods.
-    const amr = [...new Set([...(progress.amr ?? []), ...(method ?? factor).amr])];
+    // What the answer proved: an alternative method's methods, or a passkey's (its kind of key, and whether the person was verified).
+    const amr = [...new Set([...(progress.amr ?? []), ...proved])];
     // The level reached: the factor's, or the session's when that was higher already.
     const acr = stepUp && factors.rank(stepUp.acr) > factors.rank(factor.acr) ? stepUp.acr : factor.acr;
     await audit.record({
@@ -386,7 +420,7 @@ export function interactionRouter(
       if (logins.length > 1) return page(ctx, 'select-login', { ...locals, logins: await loginChoices(tenant, logins) });
     }
     const hint = typeof interaction.params.login_hint === 'string' ? interaction.params.login_hint.slice(0, EMAIL_MAX) : '';
-    page(ctx, 'login', { ...locals, email: hint, upstreams: await upstreamButtons(tenant) });
+    page(ctx, 'login', { ...locals, email: hint, upstreams: await upstreamButtons(tenant), passkeySignIn: offersPasskeySignIn(tenant) });
   });
 
   /**
@@ -461,7 +495,18 @@ export function interactionRouter(
             detail: { ...(err.detail.frozen ? { frozen: true } : {}), ...(await knownHere(tenant, email)) },
           });
         }
-        return page(ctx, 'login', { ...baseLocals(interaction, progress), email: email.slice(0, EMAIL_MAX), upstreams: await upstreamButtons(tenant), error: err }, err.status);
+        return page(
+          ctx,
+          'login',
+          {
+            ...baseLocals(interaction, progress),
+            email: email.slice(0, EMAIL_MAX),
+            upstreams: await upstreamButtons(tenant),
+            passkeySignIn: offersPasskeySignIn(tenant),
+            error: err,
+          },
+          err.status,
+        );
       }
       throw err;
     }
@@ -497,7 +542,7 @@ export function interactionRouter(
     const req = factorRequest(ctx, tenant, login, progress, body);
     const outcome = method ? await method.submit(req) : await factor.submit(stage, req);
     // Either way the progress is saved once: by finish (replaced by the login) or by renderFactor.
-    if (outcome.passed) return finish(ctx, interaction, tenant, login, progress, factor, method ?? undefined);
+    if (outcome.passed) return finish(ctx, interaction, tenant, login, progress, factor, method ?? undefined, outcome.amr);
     setRetryAfter(ctx, outcome.error);
     return renderFactor(ctx, interaction, tenant, login, progress, outcome.error);
   });
@@ -545,7 +590,7 @@ export function interactionRouter(
     ctx.status = 303;
   });
 
-  for (const plug of plugins) plug(router, { load, loadForPost, requestInfo, firstStepPassed, signInLogins });
+  for (const plug of plugins) plug(router, { load, loadForPost, requestInfo, firstStepPassed, signInLogins, progress: ensureProgress, signedInWithFactor });
 
   return router;
 }

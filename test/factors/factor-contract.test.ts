@@ -58,7 +58,7 @@ for (const setup of SETUPS) {
 
     it('takes its place in discovery, strongest last', async () => {
       const discovery = (await (await fetch(`${server.issuer}/.well-known/openid-configuration`)).json()) as { acr_values_supported: string[] };
-      assert.deepEqual(discovery.acr_values_supported, ['urn:latchkey:acr:1fa', 'urn:latchkey:acr:pin', 'urn:latchkey:acr:totp', FAKE_ACR]);
+      assert.deepEqual(discovery.acr_values_supported, ['urn:latchkey:acr:1fa', 'urn:latchkey:acr:pin', 'urn:latchkey:acr:totp', 'urn:latchkey:acr:passkey', FAKE_ACR]);
     });
 
     it('is offered in the Security settings, and an owner can choose it', async () => {

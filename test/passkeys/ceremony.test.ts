@@ -15,8 +15,8 @@ import { createSqliteCounterStore } from '../../src/storage/counters/sqlite/inde
 import type { Passkey } from '../../src/storage/accounts/port.ts';
 import { assetRouter } from '../../src/web/assets.ts';
 import { securityHeaders } from '../../src/web/security.ts';
-import { launchChromium, withoutChromium } from '../support/chromium.ts';
-import { addVirtualAuthenticator, base64url, cloneAuthenticator } from '../support/webauthn.ts';
+import { withoutChromium } from '../support/chromium.ts';
+import { addVirtualAuthenticator, launchWebAuthnChromium, base64url, cloneAuthenticator } from '../support/webauthn.ts';
 import { testClock } from '../support/latchkey.ts';
 
 const escape = (s: string) => s.replace(/&/g, '&amp;').replace(/"/g, '&quot;').replace(/</g, '&lt;');
@@ -49,7 +49,7 @@ describe('WebAuthn ceremonies in Chromium', { skip: withoutChromium }, () => {
     const router = new Router();
     router.use(bodyParser({ enableTypes: ['form'], formLimit: '64kb' }));
     router.get('/register', async (ctx) => {
-      const made = await webauthn.registrationOptions({ handle: newUserHandle(), name: 'ada@example.com', displayName: 'Ada Lovelace', exclude: [] });
+      const made = await webauthn.registrationOptions({ handle: newUserHandle(), name: 'ada@example.com', displayName: 'Ada Lovelace', exclude: [], rpName: 'Acme' });
       challenge = made.challenge;
       ctx.body = page('register', made.options);
     });
@@ -86,8 +86,8 @@ describe('WebAuthn ceremonies in Chromium', { skip: withoutChromium }, () => {
     const port = (server.address() as { port: number }).port;
     // `localhost`, not 127.0.0.1: WebAuthn needs a secure context and a domain for the RP ID.
     origin = `http://localhost:${port}`;
-    webauthn = createWebAuthn({ issuer: origin, rpName: 'Latchkey', counters, now: clock.now });
-    browser = await launchChromium();
+    webauthn = createWebAuthn({ issuer: origin, counters, now: clock.now });
+    browser = await launchWebAuthnChromium();
   });
   after(async () => {
     await browser?.close();

@@ -14,11 +14,11 @@ export const CHROMIUM = '/usr/bin/chromium';
 export const withoutChromium: string | false = existsSync(CHROMIUM) ? false : `no ${CHROMIUM} (apt-get install -y chromium)`;
 if (withoutChromium && process.env.CI) throw new Error(`CI: ${withoutChromium}; the browser tests cannot be skipped here`);
 
-/** A headless Chromium with a fresh temporary profile; open a context per test. */
-export function launchChromium(): Promise<Browser> {
+/** A headless Chromium with a fresh temporary profile; open a context per test. `args` are added to the usual flags. */
+export function launchChromium(args: string[] = []): Promise<Browser> {
   return chromium.launch({
     executablePath: CHROMIUM,
     headless: true,
-    args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking', '--disable-component-update', '--disable-sync'],
+    args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking', '--disable-component-update', '--disable-sync', ...args],
   });
 }

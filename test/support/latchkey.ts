@@ -103,6 +103,11 @@ export interface StartOptions {
   mongo?: TestMongo;
   /** The app's clock (see `LatchkeyOptions`). */
   now?: () => number;
+  /**
+   * The issuer's host (default 127.0.0.1). WebAuthn tests use `localhost`:
+   * a secure context over plain http, and a domain for the RP ID.
+   */
+  host?: 'localhost' | '127.0.0.1';
   /** Factors beside the built-in ones (see `LatchkeyOptions`). */
   factors?: ExtraFactors;
 }
@@ -117,7 +122,7 @@ export async function startServer(setup: StoreSetup, options: StartOptions = {})
   const env: Record<string, string> = {
     NODE_ENV: 'test',
     PORT: String(port),
-    ISSUER: `http://127.0.0.1:${port}`,
+    ISSUER: `http://${options.host ?? '127.0.0.1'}:${port}`,
     DATA_DIR: dir.path,
     DEMO: 'false',
     LOG_LEVEL: 'silent',

@@ -2,7 +2,8 @@
 // once into a folder of its own under `.tmp/` and runs the JavaScript, which saves every
 // test process (and every server or CLI process a test starts) the loader
 // hooks' cost of running TypeScript. A test file run by hand with tsx runs
-// the sources. Either way a process a test starts runs the same layout.
+// the sources. Either way a process a test starts runs the same layout, and
+// the tests' non-code files (views of a test factor, fixtures) are beside them.
 import { join } from 'node:path';
 import { ROOT } from '../../src/paths.ts';
 

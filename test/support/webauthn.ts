@@ -3,7 +3,17 @@
 // sign counts) without a person touching a security key. WebAuthn needs a
 // secure context, and `http://localhost` is one: tests that use it run the
 // server with an ISSUER on `localhost` (RP ID `localhost`), never 127.0.0.1.
-import type { CDPSession, Page } from 'playwright-core';
+import type { Browser, CDPSession, Page } from 'playwright-core';
+import { launchChromium } from './chromium.ts';
+
+/**
+ * Chromium for WebAuthn tests: `localhost` always reaches the test servers,
+ * which listen on 127.0.0.1 (Chromium would otherwise also try ::1, where
+ * another process may hold the same port number).
+ */
+export function launchWebAuthnChromium(): Promise<Browser> {
+  return launchChromium(['--host-resolver-rules=MAP localhost 127.0.0.1']);
+}
 
 /** A credential as the DevTools protocol describes it (`WebAuthn.Credential`). */
 export interface VirtualCredential {

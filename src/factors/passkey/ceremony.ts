@@ -79,8 +79,6 @@ export interface Assertion {
 export interface WebAuthnOptions {
   /** The issuer (`config.issuer`): RP ID and origin come from it. */
   issuer: string;
-  /** The name the authenticator shows ("Latchkey" or the tenant's). */
-  rpName: string;
   /** Where a challenge is claimed once (shared by every process). */
   counters: CounterStore;
   now: () => number;
@@ -94,16 +92,33 @@ export interface WebAuthn {
     name: string;
     displayName: string;
     exclude: Passkey[];
+    /** The name the authenticator shows beside the person's (the tenant's). */
+    rpName: string;
   }): Promise<{ options: PublicKeyCredentialCreationOptionsJSON; challenge: Challenge }>;
   verifyRegistration(challenge: unknown, response: string): Promise<CeremonyResult<{ credential: NewCredential }>>;
   /** With `allow` for a second factor (the login's passkeys); without, for a discoverable sign-in. */
-  authenticationOptions(allow?: Passkey[]): Promise<{ options: PublicKeyCredentialRequestOptionsJSON; challenge: Challenge }>;
+  authenticationOptions(allow?: Passkey[], userVerification?: 'preferred' | 'required'): Promise<{ options: PublicKeyCredentialRequestOptionsJSON; challenge: Challenge }>;
   /** The response's credential id and user handle, to find the passkey before verifying; null when malformed. */
   parseAuthentication(response: string): { response: AuthenticationResponseJSON; credentialId: string; userHandle: string | null } | null;
-  verifyAuthentication(challenge: unknown, response: AuthenticationResponseJSON, passkey: Passkey): Promise<CeremonyResult<{ assertion: Assertion }>>;
+  /** `requireUserVerification` for a sign-in with the passkey alone. */
+  verifyAuthentication(
+    challenge: unknown,
+    response: AuthenticationResponseJSON,
+    passkey: Passkey,
+    requireUserVerification?: boolean,
+  ): Promise<CeremonyResult<{ assertion: Assertion }>>;
 }
 
 /** The RP ID and origin of an issuer: its host name and its origin. */
+/**
+ * RFC 8176 methods of a passkey's use: `hwk` for a key bound to one device,
+ * `swk` for one synced between devices, `user` when the authenticator checked
+ * the person (fingerprint, face, PIN), and `mfa`.
+ */
+export function passkeyAmr(use: { deviceType: PasskeyDeviceType; userVerified: boolean }): string[] {
+  return [use.deviceType === 'multiDevice' ? 'swk' : 'hwk', ...(use.userVerified ? ['user'] : []), 'mfa'];
+}
+
 export function relyingPartyOf(issuer: string): { rpId: string; origin: string } {
   const url = new URL(issuer);
   return { rpId: url.hostname, origin: url.origin };
@@ -146,7 +161,7 @@ function responseShape(json: Record<string, unknown>, fields: string[]): boolean
 
 const deviceType = (value: string): PasskeyDeviceType => (PASSKEY_DEVICE_TYPES.includes(value as PasskeyDeviceType) ? (value as PasskeyDeviceType) : 'singleDevice');
 
-export function createWebAuthn({ issuer, rpName, counters, now }: WebAuthnOptions): WebAuthn {
+export function createWebAuthn({ issuer, counters, now }: WebAuthnOptions): WebAuthn {
   const { rpId, origin } = relyingPartyOf(issuer);
 
   const challenge = (kind: CeremonyKind): Challenge => ({ kind, value: randomBytes(32).toString('base64url'), expiresAt: now() + CHALLENGE_TTL_MS });
@@ -163,7 +178,7 @@ export function createWebAuthn({ issuer, rpName, counters, now }: WebAuthnOption
   return {
     rpId,
     origin,
-    async registrationOptions({ handle, name, displayName, exclude }) {
+    async registrationOptions({ handle, name, displayName, exclude, rpName }) {
       const c = challenge('registration');
       const options = await generateRegistrationOptions({
         rpName,
@@ -214,13 +229,13 @@ export function createWebAuthn({ issuer, rpName, counters, now }: WebAuthnOption
       };
     },
 
-    async authenticationOptions(allow) {
+    async authenticationOptions(allow, userVerification = 'preferred') {
       const c = challenge('authentication');
       const options = await generateAuthenticationOptions({
         rpID: rpId,
         challenge: Uint8Array.from(Buffer.from(c.value, 'base64url')),
         timeout: CHALLENGE_TTL_MS,
-        userVerification: 'preferred',
+        userVerification,
         ...(allow ? { allowCredentials: allow.map((p) => ({ id: p.id, transports: p.transports })) } : {}),
       });
       return { options, challenge: c };
@@ -234,7 +249,7 @@ export function createWebAuthn({ issuer, rpName, counters, now }: WebAuthnOption
       return { response: json as unknown as AuthenticationResponseJSON, credentialId: json.id as string, userHandle: isString(handle) ? handle : null };
     },
 
-    async verifyAuthentication(stored, response, passkey) {
+    async verifyAuthentication(stored, response, passkey, requireUserVerification = false) {
       if (!isChallenge(stored, 'authentication')) return { ok: false, failure: 'expired' };
       const failure = await claim(stored);
       if (failure) return { ok: false, failure };
@@ -246,7 +261,7 @@ export function createWebAuthn({ issuer, rpName, counters, now }: WebAuthnOption
           expectedOrigin: origin,
           expectedRPID: rpId,
           credential: { id: passkey.id, publicKey: Uint8Array.from(passkey.publicKey), counter: passkey.counter, transports: passkey.transports },
-          requireUserVerification: false,
+          requireUserVerification,
         });
       } catch (err) {
         // The library's one word for a count that did not move forward.

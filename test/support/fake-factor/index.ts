@@ -9,8 +9,10 @@ import { factorSetupExpired, invalidFactorAnswer } from '../../../src/errors.ts'
 import type { FactorDefinition, FactorRequest, FactorServices, MethodDefinition } from '../../../src/factors/types.ts';
 import type { ExtraFactors } from '../../../src/factors/registry.ts';
 import type { Login } from '../../../src/storage/accounts/port.ts';
+import { ROOT } from '../../../src/paths.ts';
 
-const VIEWS = join(import.meta.dirname, 'views');
+// From the project's root: the compiled test run has no copy of the views beside this file.
+const VIEWS = join(ROOT, 'test', 'support', 'fake-factor', 'views');
 export const FAKE_ACR = 'urn:latchkey:acr:fake';
 
 const state = z.object({ word: z.string().min(1), backup: z.string().nullable() });

@@ -1,0 +1,269 @@
+// Passkeys through the whole sign-in, in Debian's Chromium with the DevTools
+// virtual authenticator, on both store set-ups: enrolment at the first
+// sign-in, a later sign-in, sign-in with the passkey alone choosing one of a
+// person's two logins, and what is refused — a cloned key, a challenge
+// answered twice, another login's key, another tenant's key, a disabled login.
+import { after, before, describe, it } from 'node:test';
+import assert from 'node:assert/strict';
+import { createServer, type Server } from 'node:http';
+import type { Browser, BrowserContext, Page } from 'playwright-core';
+import { listenOnFreePort } from '../support/net.ts';
+import { SETUPS, fixture, relyingParty, startServer, type RelyingParty, type TestServer } from '../support/latchkey.ts';
+import { withoutChromium } from '../support/chromium.ts';
+import { addVirtualAuthenticator, launchWebAuthnChromium, base64url, cloneAuthenticator, type VirtualAuthenticator, type VirtualCredential } from '../support/webauthn.ts';
+
+const PASSKEY_ACR = 'urn:latchkey:acr:passkey';
+
+/**
+ * In the page: an assertion of whichever discoverable credential the
+ * authenticator holds, to `challenge`, as WebAuthn JSON (what the page's
+ * script would post). Source text, so the test needs no DOM types.
+ */
+const ASSERT_ANY = `async (challenge) => {
+  const bytes = (s) => Uint8Array.from(atob(s.replace(/-/g, '+').replace(/_/g, '/')), (c) => c.charCodeAt(0));
+  const text = (b) => btoa(String.fromCharCode(...new Uint8Array(b))).replace(/\\+/g, '-').replace(/\\//g, '_').replace(/=+$/, '');
+  const cred = await navigator.credentials.get({ publicKey: { challenge: bytes(challenge), rpId: location.hostname, userVerification: 'preferred' } });
+  const r = cred.response;
+  return JSON.stringify({ id: cred.id, rawId: cred.id, type: 'public-key', clientExtensionResults: {},
+    response: { clientDataJSON: text(r.clientDataJSON), authenticatorData: text(r.authenticatorData), signature: text(r.signature), userHandle: r.userHandle ? text(r.userHandle) : undefined } });
+}`;
+
+/** Acme's employees and managers, and Globex's staff, all with passkeys; the apps come back to `redirectUri`. */
+function passkeyFixture(redirectUri: string) {
+  const doc = fixture();
+  for (const tenant of doc.tenants ?? []) {
+    for (const type of tenant.userTypes ?? []) if (type.id !== 'owner') type.secondFactor = 'passkey';
+    for (const client of tenant.clients ?? []) client.redirect_uris = [redirectUri];
+  }
+  return doc;
+}
+
+for (const setup of SETUPS) {
+  describe(`passkeys in Chromium (${setup})`, { skip: withoutChromium }, () => {
+    let server: TestServer;
+    let acme: RelyingParty;
+    let globex: RelyingParty;
+    let browser: Browser;
+    const cspViolations: string[] = [];
+
+    let callbackServer: Server;
+    let redirectUri: string;
+
+    before(async () => {
+      // The apps' callback: a page of its own, so the browser's journey ends somewhere real.
+      callbackServer = createServer((_req, res) => res.end('callback'));
+      redirectUri = `http://127.0.0.1:${await listenOnFreePort(callbackServer)}/cb`;
+      server = await startServer(setup, { doc: passkeyFixture(redirectUri), host: 'localhost' });
+      acme = await relyingParty(server.issuer);
+      globex = await relyingParty(server.issuer, 'globex-app', 's3cret-globex-4f9a2c7e1b8d3f6a0c5e9b2d');
+      browser = await launchWebAuthnChromium();
+    });
+    after(async () => {
+      await browser?.close();
+      await server?.stop();
+      callbackServer?.close();
+    });
+
+    /** A fresh browser profile with one page and its authenticator; the RP's callback is answered in the browser. */
+    async function person(): Promise<{ context: BrowserContext; page: Page; authenticator: VirtualAuthenticator }> {
+      const context = await browser.newContext();
+      const page = await context.newPage();
+      page.on('console', (msg) => {
+        if (/Content Security Policy/i.test(msg.text())) cspViolations.push(msg.text());
+      });
+      return { context, page, authenticator: await addVirtualAuthenticator(page) };
+    }
+
+    /** A sign-in that asks for the login again (the browser keeps its session between them). */
+    async function start(page: Page, rp: RelyingParty = acme) {
+      const pending = await rp.authorize({ prompt: 'login', redirect_uri: redirectUri });
+      await page.goto(pending.url);
+      return pending;
+    }
+
+    async function password(page: Page, email: string, login?: string) {
+      await page.getByLabel('Email address').fill(email);
+      await page.getByLabel('Password').fill('correct horse battery staple');
+      await page.getByTestId('login-submit').click();
+      if (login) await page.locator(`button[value="${login}"]`).click();
+    }
+
+    /** Waits for the RP's callback and redeems its code: the ID token's claims. */
+    async function tokens(page: Page, pending: { verifier: string; state: string }, rp: RelyingParty = acme) {
+      await page.waitForURL(`${redirectUri}?**`);
+      const result = await rp.callback(page.url(), pending);
+      return result.claims()!;
+    }
+
+    async function passkeysOf(loginId: string) {
+      return server.latchkey.stores.accounts.listPasskeys(loginId);
+    }
+
+    async function errorText(page: Page) {
+      return (await page.getByTestId('error').textContent())?.trim();
+    }
+
+    /** The authenticator holding only the credentials of `userHandle` (base64url): the person picks that passkey. */
+    async function keepOnly(page: Page, all: VirtualCredential[], current: VirtualAuthenticator, userHandle: string) {
+      await current.remove();
+      const picked = await addVirtualAuthenticator(page, {}, current.cdp);
+      for (const c of all) if (c.userHandle && base64url(c.userHandle) === userHandle) await picked.addCredential(c);
+      return picked;
+    }
+
+    async function enrol(page: Page, email: string, login?: string, name?: string, rp: RelyingParty = acme) {
+      const pending = await start(page, rp);
+      await password(page, email, login);
+      await page.getByTestId('passkey-enroll-form').waitFor();
+      if (name) await page.getByLabel(/Name for this passkey/).fill(name);
+      await page.getByTestId('passkey-start').click();
+      return tokens(page, pending, rp);
+    }
+
+    async function passwordless(page: Page, rp: RelyingParty = acme) {
+      const pending = await start(page, rp);
+      await page.getByTestId('passkey-signin-link').click();
+      await page.getByTestId('passkey-start').click();
+      return pending;
+    }
+
+    it('enrols a passkey at the first sign-in, then asks for it at the next; the session carries the passkey level', async () => {
+      const { context, page, authenticator } = await person();
+      const first = await enrol(page, 'bob@acme.test', undefined, 'Work laptop');
+      assert.equal(first.sub, 'bob-emp');
+      assert.equal(first.acr, PASSKEY_ACR);
+      assert.deepEqual(first.amr, ['pwd', 'hwk', 'user', 'mfa']);
+      const [stored] = await passkeysOf('bob-emp');
+      assert.equal(stored?.name, 'Work laptop');
+      assert.equal(stored?.deviceType, 'singleDevice');
+      const [credential] = await authenticator.credentials();
+      assert.equal(base64url(credential!.credentialId), stored!.id);
+
+      const pending = await start(page);
+      await password(page, 'bob@acme.test');
+      await page.getByTestId('passkey-verify-form').waitFor();
+      await page.getByTestId('passkey-start').click();
+      const later = await tokens(page, pending);
+      assert.equal(later.acr, PASSKEY_ACR);
+      assert.deepEqual(later.amr, ['pwd', 'hwk', 'user', 'mfa']);
+      const used = (await passkeysOf('bob-emp'))[0]!;
+      assert.ok(used.counter > stored!.counter, 'the sign count moved on');
+      assert.notEqual(used.lastUsedAt, null);
+      const events = await server.latchkey.stores.accounts.listAudit({ tenant: 'acme', login: 'bob-emp' });
+      assert.ok(events.some((e) => e.type === 'factor.passkey.added'));
+      assert.ok(events.some((e) => e.type === 'factor.passkey.verified'));
+      assert.deepEqual(cspViolations, []);
+      await context.close();
+    });
+
+    it("signs in with the passkey alone, the login chosen by the passkey picked; a disabled login's passkey is refused", async () => {
+      const { context, page, authenticator } = await person();
+      await enrol(page, 'jane@acme.test', 'jane-emp');
+      await enrol(page, 'jane@acme.test', 'jane-mgr');
+      const all = await authenticator.credentials();
+      assert.equal(all.length, 2, 'one discoverable credential per login');
+      const [emp] = await passkeysOf('jane-emp');
+      const [mgr] = await passkeysOf('jane-mgr');
+      assert.notEqual(emp!.userHandle, mgr!.userHandle);
+
+      let current = authenticator;
+      for (const [login, key] of [
+        ['jane-mgr', mgr!],
+        ['jane-emp', emp!],
+      ] as const) {
+        current = await keepOnly(page, all, current, key.userHandle);
+        const pending = await passwordless(page);
+        const claims = await tokens(page, pending);
+        assert.equal(claims.sub, login);
+        assert.equal(claims.acr, PASSKEY_ACR);
+        assert.deepEqual(claims.amr, ['hwk', 'user', 'mfa'], 'no password was asked');
+      }
+
+      await server.latchkey.stores.accounts.setLoginDisabled('jane-emp', true);
+      try {
+        await passwordless(page);
+        await page.getByTestId('passkey-signin-form').waitFor();
+        assert.match((await errorText(page))!, /cannot be used to sign in here/);
+      } finally {
+        await server.latchkey.stores.accounts.setLoginDisabled('jane-emp', false);
+      }
+      const refusals = await server.latchkey.stores.accounts.listAudit({ tenant: 'acme', login: 'jane-emp', type: 'signin.passkey' });
+      assert.equal(refusals[0]?.outcome, 'failure');
+      assert.equal(refusals[0]?.detail?.reason, 'disabled');
+      await context.close();
+    });
+
+    it('refuses a cloned passkey whose sign count went back', async () => {
+      const { context, page, authenticator } = await person();
+      await server.latchkey.stores.accounts.setUserTypeFactor('acme', 'owner', 'passkey');
+      try {
+        await enrol(page, 'owner@acme.test');
+        const counted = await passwordless(page);
+        assert.equal((await tokens(page, counted)).sub, 'acme-owner');
+        await cloneAuthenticator(page, authenticator, 0);
+        await passwordless(page);
+        await page.getByTestId('passkey-signin-form').waitFor();
+        assert.match((await errorText(page))!, /counter went backwards/);
+        const [refused] = await server.latchkey.stores.accounts.listAudit({ tenant: 'acme', login: 'acme-owner', type: 'signin.passkey' });
+        assert.equal(refused?.outcome, 'failure');
+        assert.equal(refused?.detail?.reason, 'counter');
+      } finally {
+        await server.latchkey.stores.accounts.setUserTypeFactor('acme', 'owner', 'none');
+      }
+      await context.close();
+    });
+
+    it("one answer sent twice at once (two tabs): one signs in, the other is refused; another tenant's or another login's passkey is refused", async () => {
+      const { context, page, authenticator } = await person();
+      await enrol(page, 'gina@globex.test', undefined, undefined, globex);
+      const pending = await start(page, globex);
+      await page.getByTestId('passkey-signin-link').click();
+      // Hold the browser's post, then send its body twice at once with the same cookies.
+      const held = new Promise<{ url: string; body: string }>((resolve) => {
+        void page.route('**/interaction/*/passkey', async (route) => {
+          if (route.request().method() !== 'POST') return route.continue();
+          resolve({ url: route.request().url(), body: route.request().postData() ?? '' });
+          await route.fulfill({ status: 204 });
+        });
+      });
+      await page.getByTestId('passkey-start').click();
+      const { url, body } = await held;
+      await page.unroute('**/interaction/*/passkey');
+      const send = () => context.request.post(url, { headers: { 'content-type': 'application/x-www-form-urlencoded' }, data: body, maxRedirects: 0 });
+      const answers = await Promise.all([send(), send()]);
+      assert.deepEqual(answers.map((a) => a.status()).sort(), [303, 400]);
+      assert.match(await answers.find((a) => a.status() === 400)!.text(), /already used/);
+      await page.goto(new URL(answers.find((a) => a.status() === 303)!.headers().location!, server.issuer).href);
+      assert.equal((await tokens(page, pending, globex)).sub, 'gina-staff');
+
+      // Gina (Globex) and Jane (Acme) on one computer: the browser offers Gina's passkey on Acme's login page.
+      await passwordless(page);
+      await page.getByTestId('passkey-signin-form').waitFor();
+      assert.match((await errorText(page))!, /cannot be used to sign in here/);
+      const [crossTenant] = await server.latchkey.stores.accounts.listAudit({ tenant: 'globex', login: 'gina-staff', type: 'signin.passkey' });
+      assert.equal(crossTenant?.detail?.reason, 'other_tenant');
+
+      // Jane's employee login (set up earlier) asks for its own passkey: Gina's answer to that very challenge is refused.
+      await start(page);
+      await password(page, 'jane@acme.test', 'jane-emp');
+      const form = page.getByTestId('passkey-verify-form');
+      await form.waitFor();
+      const action = new URL((await form.getAttribute('action'))!, server.issuer).href;
+      const csrf = (await form.locator('input[name="csrf"]').getAttribute('value'))!;
+      const { challenge } = JSON.parse((await form.getAttribute('data-options'))!) as { challenge: string };
+      const forged = (await page.evaluate(`(${ASSERT_ANY})(${JSON.stringify(challenge)})`)) as string;
+      const [gina] = await authenticator.credentials();
+      assert.equal((JSON.parse(forged) as { id: string }).id, base64url(gina!.credentialId));
+      const answer = await context.request.post(action, { form: { csrf, response: forged }, maxRedirects: 0 });
+      assert.equal(answer.status(), 400);
+      assert.match(await answer.text(), /could not be verified/);
+      const [other] = await server.latchkey.stores.accounts.listAudit({ tenant: 'acme', login: 'jane-emp', type: 'factor.passkey.failed' });
+      assert.equal(other?.detail?.reason, 'other_login');
+      await context.close();
+    });
+
+    it('discovery lists the passkey level above the others', () => {
+      assert.deepEqual(acme.config.serverMetadata().acr_values_supported?.slice(-2), ['urn:latchkey:acr:totp', PASSKEY_ACR]);
+    });
+  });
+}
