@@ -1,5 +1,5 @@
 /** How people and their user types are named, in one place for every page, token and label. */
-import type { Login, UserType } from './storage/accounts/port.ts';
+import type { Login, Tenant, UserType } from './storage/accounts/port.ts';
 
 /** "First Last" (either may be empty). */
 export const fullName = (login: Pick<Login, 'firstName' | 'lastName'>) => `${login.firstName} ${login.lastName}`.trim();
@@ -10,3 +10,7 @@ export const userTypeOf = <T extends Pick<UserType, 'id'>>(tenant: { userTypes: 
 
 /** The user type's name, or its id when the tenant has no such type. */
 export const userTypeName = (tenant: { userTypes: readonly Pick<UserType, 'id' | 'name'>[] }, userTypeId: string) => userTypeOf(tenant, userTypeId)?.name ?? userTypeId;
+
+/** "Jane Doe — Manager", with "(Tenant)" when `withTenant`: how the header and the login switch name a login. */
+export const loginLabel = (login: Pick<Login, 'firstName' | 'lastName' | 'userType'>, tenant: Pick<Tenant, 'name' | 'userTypes'>, withTenant = false) =>
+  `${fullName(login)} — ${userTypeName(tenant, login.userType)}${withTenant ? ` (${tenant.name})` : ''}`;

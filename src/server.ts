@@ -18,6 +18,7 @@ import { errorHandler, storeGuard } from './web/errors.ts';
 import { formBodiesOnly, requireHttps, securityHeaders } from './web/security.ts';
 import { forwardedFor } from './web/proxy.ts';
 import { languages } from './web/language.ts';
+import { signedInHeader } from './web/signed-in.ts';
 import { assetRouter } from './web/assets.ts';
 import { passkeySignIn } from './factors/passkey/signin.ts';
 import { webauthnOf } from './factors/passkey/index.ts';
@@ -100,6 +101,7 @@ export async function createLatchkey(config: Config, log?: Logger, { now = Date.
 
   const forms = new Router();
   forms.use(formBodiesOnly, bodyParser({ enableTypes: ['form'], formLimit: FORM_LIMIT, encoding: 'utf-8' }));
+  forms.use(signedInHeader(deps));
   const upstreams = upstreamSignIn({ ...deps, client: createUpstreamClient({ config, log }) });
   const interaction = interactionRouter(deps, [upstreams, forgotPassword(deps), passkeySignIn({ ...deps, webauthn: webauthnOf(deps) })]);
   forms.use(interaction.routes(), interaction.allowedMethods());

@@ -25,7 +25,14 @@ const AMR_WORDS = ['pwd', 'fed', 'pin', 'otp', 'hwk', 'swk', 'user', 'rec'];
 const asText = (v: unknown) => (typeof v === 'string' ? v : typeof v === 'number' || typeof v === 'boolean' ? String(v) : JSON.stringify(v));
 
 function minutes(t: Translate, seconds: number) {
-  return seconds >= 60 && seconds % 60 === 0 ? t('common.minutes', { count: seconds / 60 }) : t('common.seconds', { count: seconds });
+  return seconds > 90 ? t('common.minutes', { count: Math.ceil(seconds / 60) }) : t('common.seconds', { count: seconds });
+}
+
+/** What a sign-in used, in words ("password, authenticator code"); `mfa` only says "more than one" and is left out. */
+export function amrText(t: Translate, amr: unknown): string {
+  const words = (Array.isArray(amr) ? amr : []).map(asText).filter((a) => AMR_WORDS.includes(a));
+  words.sort((a, b) => AMR_WORDS.indexOf(a) - AMR_WORDS.indexOf(b));
+  return words.map((a) => t(`account.audit.amr.${a}`)).join(', ');
 }
 
 /** One sentence per detail of the event, in `ctx.t`'s language. */
@@ -80,6 +87,9 @@ export function detailTexts(event: AuditEvent, ctx: DetailContext): string[] {
       case 'by':
         out.push(t('account.audit.by', { name: person(v) }));
         break;
+      case 'switchedFrom':
+        out.push(t('account.audit.detail.switchedFrom', { name: person(v) }));
+        break;
       case 'client':
         // On a session's events the app the session signed in to; elsewhere an
         // application acting through the management API (docs/api.md) or SCIM.
@@ -97,9 +107,8 @@ export function detailTexts(event: AuditEvent, ctx: DetailContext): string[] {
         out.push(known(t, `account.audit.reasons.${asText(v)}`) ?? t('account.audit.detail.reasonOther', { code: asText(v) }));
         break;
       case 'amr': {
-        const words = (Array.isArray(v) ? v : []).map(asText).filter((a) => AMR_WORDS.includes(a));
-        words.sort((a, b) => AMR_WORDS.indexOf(a) - AMR_WORDS.indexOf(b));
-        if (words.length) out.push(t('account.audit.detail.with', { what: words.map((a) => t(`account.audit.amr.${a}`)).join(', ') }));
+        const what = amrText(t, v);
+        if (what) out.push(t('account.audit.detail.with', { what }));
         break;
       }
       case 'acr':
@@ -130,9 +139,13 @@ export function detailTexts(event: AuditEvent, ctx: DetailContext): string[] {
       case 'stage':
         out.push(known(t, `account.audit.stages.${asText(v)}`) ?? t('account.audit.detail.reasonOther', { code: asText(v) }));
         break;
-      case 'via':
-        out.push(t('account.audit.detail.via', { what: known(t, `account.audit.via.${asText(v)}`) ?? asText(v) }));
+      case 'via': {
+        // An owner's reset names its factor (`reset/totp`); rows from before the factor seam say `reset-pin`, `reset-authenticator`.
+        const reset = /^reset\/([a-z][a-z0-9_]*)$/.exec(asText(v));
+        const what = reset ? t('account.audit.via.reset', { factor: known(t, `factor.${reset[1]}.name`) ?? reset[1] }) : (known(t, `account.audit.via.${asText(v)}`) ?? asText(v));
+        out.push(t('account.audit.detail.via', { what }));
         break;
+      }
       case 'sessions':
         out.push(t('account.audit.detail.sessionsEnded', { count: Number(v) || 0 }));
         break;

@@ -12,7 +12,7 @@ import type { Context } from 'koa';
 import type { FactorRequest } from '../factors/types.ts';
 import type { Login, Tenant } from '../storage/accounts/port.ts';
 import { csrfRefused, forbidden } from '../errors.ts';
-import { fullName } from '../names.ts';
+import { fullName, loginLabel } from '../names.ts';
 import { checkCsrf } from '../web/forms.ts';
 import { requestInfo, type RequestInfo } from '../web/request.ts';
 import { localeOf, sendPage } from '../web/views.ts';
@@ -28,6 +28,8 @@ export interface Signed {
   login: Login;
   tenant: Tenant;
   isOwner: boolean;
+  /** The identity's other logins that can sign in (any tenant): the header offers to switch to them. */
+  siblings: { login: Login; tenant: Tenant }[];
 }
 
 /** What the route modules share. */
@@ -111,7 +113,11 @@ export function createAccountKit(deps: AccountDeps): AccountKit {
       return null;
     }
     ctx.state.tenantName = tenant.name;
-    return { session, login, tenant, isOwner: tenant.owners.includes(login.id) };
+    const others = (await accounts.listLoginsForEmailAllTenants(login.email)).filter((l) => l.id !== login.id && !l.disabled);
+    const tenants = new Map<string, Tenant | null>([[tenant.id, tenant]]);
+    for (const l of others) if (!tenants.has(l.tenant)) tenants.set(l.tenant, await accounts.getTenant(l.tenant));
+    const siblings = others.flatMap((l) => (tenants.get(l.tenant) ? [{ login: l, tenant: tenants.get(l.tenant)! }] : []));
+    return { session, login, tenant, isOwner: tenant.owners.includes(login.id), siblings };
   }
 
   function toSignIn(ctx: Context) {
@@ -174,7 +180,13 @@ export function createAccountKit(deps: AccountDeps): AccountKit {
           ...(signed
             ? {
                 csrf: signed.session.csrf,
-                me: { id: signed.login.id, name: fullName(signed.login), isOwner: signed.isOwner },
+                me: {
+                  id: signed.login.id,
+                  name: fullName(signed.login),
+                  label: loginLabel(signed.login, signed.tenant),
+                  isOwner: signed.isOwner,
+                  switchTo: signed.siblings.map((s) => ({ id: s.login.id, label: loginLabel(s.login, s.tenant, s.tenant.id !== signed.tenant.id) })),
+                },
                 tenantName: signed.tenant.name,
               }
             : {}),

@@ -18,6 +18,7 @@ import { isOwner } from '../admin/owners.ts';
 import type { Lifted } from '../admin/locks.ts';
 import { factorName, factorNotice, factorState, factorText, noticeOf } from './labels.ts';
 import type { AccountKit, Signed } from './kit.ts';
+import { suggestedLastName } from '../admin/people.ts';
 import { upstreamSettings } from '../upstream/settings.ts';
 import { fullName, userTypeName } from '../names.ts';
 import { PEOPLE_PAGE, peopleQuery, peopleUrl } from './people.ts';
@@ -240,6 +241,7 @@ export function ownerRoutes(router: Router, kit: AccountKit) {
       limit: PEOPLE_PAGE,
     });
     const lockStates = await Promise.all(logins.map((l) => people.lockState(l)));
+    const alike = await namesakesOnPage(signed, logins);
     const pages = Math.max(1, Math.ceil(total / PEOPLE_PAGE));
     kit.render(ctx, 'account/users', signed, {
       section: 'users',
@@ -281,9 +283,25 @@ export function ownerRoutes(router: Router, kit: AccountKit) {
         lock: lockStates[i],
         isMe: l.id === signed.login.id,
         isOwner: isOwner(signed.tenant, l.id),
+        sameName: alike.has(l.id) ? { suggestion: `${l.firstName} ${suggestedLastName(signed.tenant, l)}` } : null,
       })),
     });
   });
+
+  /**
+   * The logins on the page that share their email's first and last name with
+   * another login of the tenant: the person could not tell them apart in the
+   * login choice. One read per email on the page.
+   */
+  async function namesakesOnPage(signed: Signed, logins: Login[]): Promise<Set<string>> {
+    const emails = [...new Set(logins.map((l) => l.email))];
+    const same = new Set<string>();
+    const key = (l: Login) => `${l.firstName.toLowerCase()}\n${l.lastName.toLowerCase()}`;
+    for (const all of await Promise.all(emails.map((e) => accounts.listLoginsForEmail(signed.tenant.id, e)))) {
+      for (const l of all) if (all.some((o) => o.id !== l.id && key(o) === key(l))) same.add(l.id);
+    }
+    return same;
+  }
 
   const tenantLogin = (signed: Signed, loginId: unknown) => kit.tenantLogin(signed, loginId);
 

@@ -11,7 +11,9 @@ import { LatchkeyError, badRequest, invalidCredentials, notFound } from '../erro
 import type { Factor, FactorChange } from '../factors/types.ts';
 import { setRetryAfter } from '../web/errors.ts';
 import { declaredFields, formFields } from '../web/forms.ts';
-import { factorName, factorNotice, factorText, formatTime, noticeOf } from './labels.ts';
+import { factorName, factorNotice, factorText, noticeOf } from './labels.ts';
+import { amrText, formatEventTime } from './audit-text.ts';
+import { localeOf } from '../web/views.ts';
 import { fullName } from '../names.ts';
 import { checkNewPassword, PASSWORD_RULES } from './passwords.ts';
 import { signInSecond } from '../provider/revocation.ts';
@@ -58,10 +60,11 @@ export function profileRoutes(router: Router, kit: AccountKit) {
         .filter((f) => f.change && f.enrolled(login))
         .map((f) => ({ id: f.id, href: `/account${changePath(f)}`, text: factorText(f.id, 'changeLink') })),
       signIns: events.map((e) => ({
-        time: formatTime(e.time),
+        iso: e.time.toISOString(),
+        time: formatEventTime(e.time, localeOf(ctx).lang, null),
         ip: e.ip ?? '',
         device: e.userAgent ?? '',
-        methods: Array.isArray(e.detail?.amr) ? (e.detail.amr as unknown[]).join(' ') : '',
+        methods: amrText(localeOf(ctx).t, e.detail?.amr),
       })),
       // A link made in another tenant names an upstream this tenant may not have: then its issuer is shown.
       upstreamLinks: linked.map((l) => ({ issuer: l.issuer, subject: l.subject, provider: upstreams.find((u) => u.issuer === l.issuer)?.name ?? l.issuer })),

@@ -19,6 +19,7 @@ import { ownerListRoutes } from './owners.ts';
 import { providerRoutes } from './providers.ts';
 import { applicationRoutes } from './applications.ts';
 import { auditRoutes } from './audit.ts';
+import { personPageRoutes } from './person-page.ts';
 
 export function accountRouter(deps: AccountDeps & Pick<Services, 'webhooks' | 'stores' | 'scimTokens'>): Router {
   const router = new Router({ prefix: '/account' });
@@ -27,6 +28,7 @@ export function accountRouter(deps: AccountDeps & Pick<Services, 'webhooks' | 's
   profileRoutes(router, kit);
   sessionRoutes(router, kit);
   peopleRoutes(router, kit);
+  personPageRoutes(router, kit);
   ownerRoutes(router, kit);
   userTypeRoutes(router, kit);
   ownerListRoutes(router, kit);

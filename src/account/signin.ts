@@ -8,6 +8,8 @@
 import { createHash, randomBytes } from 'node:crypto';
 import type Router from '@koa/router';
 import { badRequest } from '../errors.ts';
+import { formFields } from '../web/forms.ts';
+import { SWITCH_PARAM, signSwitchTicket } from '../interaction/switch.ts';
 import { ACCOUNT_CLIENT_ID, accountRedirectUri } from '../provider/account-client.ts';
 import { endedBefore } from '../provider/revocation.ts';
 import { newCsrfToken } from './session.ts';
@@ -21,10 +23,8 @@ export function signInRoutes(router: Router, kit: AccountKit) {
   const { provider, config, accounts, audit } = deps;
   const redirectUri = accountRedirectUri(config.issuer);
 
-  router.get('/signin', async (ctx) => {
-    const returnTo = safeReturnTo(ctx.query.return_to);
-    const reauth = ctx.query.reauth === '1';
-    const current = reauth ? cookies.session(ctx) : null;
+  /** A new authorization request of the account client (PKCE, state), and the pending sign-in that its callback checks. */
+  function authorization() {
     const verifier = randomBytes(32).toString('base64url');
     const state = randomBytes(24).toString('base64url');
     const params = new URLSearchParams({
@@ -36,6 +36,14 @@ export function signInRoutes(router: Router, kit: AccountKit) {
       code_challenge_method: 'S256',
       state,
     });
+    return { params, verifier, state };
+  }
+
+  router.get('/signin', async (ctx) => {
+    const returnTo = safeReturnTo(ctx.query.return_to);
+    const reauth = ctx.query.reauth === '1';
+    const current = reauth ? cookies.session(ctx) : null;
+    const { params, verifier, state } = authorization();
     if (reauth) {
       // Password and second factor again, whatever the provider session says.
       params.set('prompt', 'login');
@@ -48,6 +56,25 @@ export function signInRoutes(router: Router, kit: AccountKit) {
     }
     cookies.setPending(ctx, { state, verifier, returnTo: reauth ? withNotice(returnTo, 'reauthenticated') : returnTo });
     ctx.redirect(`/auth?${params}`);
+  });
+
+  /**
+   * Switching to another login of the same person (the header's form): a
+   * sign-in with a ticket for the browser's session (`src/interaction/switch.ts`),
+   * so the password is not asked again; the other login's own factor is.
+   */
+  router.post('/switch', async (ctx) => {
+    const signed = await kit.signedInForm(ctx);
+    if (!signed) return;
+    const { login: targetId } = formFields(ctx.request.body, ['login'], ['csrf'], 256);
+    const target = signed.siblings.find((s) => s.login.id === targetId);
+    if (!target) throw badRequest('errors.account.noSuchLogin');
+    const { params, verifier, state } = authorization();
+    params.set('prompt', 'login');
+    params.set(SWITCH_PARAM, signSwitchTicket(config.keys.cookieKeys, { sid: signed.session.sid, from: signed.login.id, to: target.login.id }, deps.now()));
+    cookies.setPending(ctx, { state, verifier, returnTo: '/account' });
+    ctx.redirect(`/auth?${params}`);
+    ctx.status = 303;
   });
 
   router.get('/callback', async (ctx) => {

@@ -23,6 +23,12 @@ export interface Progress {
    * factor passes.
    */
   stepUp?: StepUp;
+  /**
+   * Set when the person switches from the session's login to a sibling login
+   * (`./switch.ts`): the session's first step stands, the sibling's factor is
+   * asked. The session must still be there, unchanged, when it passes.
+   */
+  switchFrom?: SwitchFrom;
   /** The alternative method chosen to pass the factor (`FactorInfo.alternatives`), instead of the factor itself. */
   method?: string;
   /** The factor's scratch space (see `FactorRequest.draft`). */
@@ -40,6 +46,13 @@ export interface StepUp {
   loginTs: number;
   /** The level the session had reached. */
   acr: string;
+}
+
+/** The session a switch builds on: its uid, its sign-in time (epoch seconds) and its login. */
+export interface SwitchFrom {
+  sessionUid: string;
+  loginTs: number;
+  loginId: string;
 }
 
 /** The upstream account waiting for the person's confirmation, and the identity its verified email matched. */

@@ -16,7 +16,8 @@ import { setRetryAfter } from '../web/errors.ts';
 import { localeOf, sendPage } from '../web/views.ts';
 import { hasText } from '../i18n.ts';
 import { resolveLanguage, useLanguage } from '../web/language.ts';
-import { ensureProgress, readProgress, saveProgress, type Interaction, type Progress, type StepUp } from './journey.ts';
+import { ensureProgress, readProgress, saveProgress, type Interaction, type Progress, type StepUp, type SwitchFrom } from './journey.ts';
+import { SWITCH_PARAM, readSwitchTicket } from './switch.ts';
 import { ACCOUNT_AUDIENCE, ANY_TENANT, clientFinder } from '../provider/account-client.ts';
 import { endedBefore } from '../provider/revocation.ts';
 import { requestInfo } from '../web/request.ts';
@@ -196,6 +197,37 @@ export function interactionRouter(
     return !!stored && stored.accountId === login.id && stored.loginTs === stepUp.loginTs && !endedBefore(notBefore, stepUp.loginTs);
   }
 
+  /**
+   * A switch the account pages asked for (`./switch.ts`): the ticket is
+   * valid, the browser's session is the one it names, still its login's and
+   * not ended, and the sibling shares the login's email and was not ended
+   * since the session's sign-in. Null otherwise (the journey starts at the password).
+   */
+  async function switchProgress(interaction: Interaction, tenant: Tenant, progress: Progress): Promise<Progress | null> {
+    if (tenant.id !== ANY_TENANT) return null;
+    const ticket = readSwitchTicket(config.keys.cookieKeys, interaction.params[SWITCH_PARAM], now());
+    const { session } = interaction;
+    if (!ticket || !session?.uid || session.uid !== ticket.sid || session.accountId !== ticket.from) return null;
+    const [stored, from, to] = await Promise.all([provider.Session.findByUid(session.uid), accounts.getLogin(ticket.from), accounts.getLogin(ticket.to)]);
+    if (!stored || stored.accountId !== ticket.from || typeof stored.loginTs !== 'number' || !from || !to || from.disabled || to.disabled || to.email !== from.email) return null;
+    const switchFrom: SwitchFrom = { sessionUid: session.uid, loginTs: stored.loginTs, loginId: from.id };
+    // Only the first step carries over: the other login's second factor is its own.
+    const amr = (stored.amr ?? []).filter((m) => m === AMR.password || m === AMR.federated);
+    const [identity, stands, notBefore] = await Promise.all([accounts.findIdentityByEmail(from.email), switchStands(switchFrom), accounts.loginSessionsNotBefore(to.id)]);
+    if (!identity || !stands || !amr.length || endedBefore(notBefore, stored.loginTs)) return null;
+    return { csrf: progress.csrf, identityId: identity.id, email: identity.email, amr, loginId: to.id, switchFrom, draft: {} };
+  }
+
+  /** The session a switch builds on is still its login's, from the same sign-in, and neither was ended since. */
+  async function switchStands(switchFrom: SwitchFrom): Promise<boolean> {
+    const [stored, from, notBefore] = await Promise.all([
+      provider.Session.findByUid(switchFrom.sessionUid),
+      accounts.getLogin(switchFrom.loginId),
+      accounts.loginSessionsNotBefore(switchFrom.loginId),
+    ]);
+    return !!stored && !!from && !from.disabled && stored.accountId === from.id && stored.loginTs === switchFrom.loginTs && !endedBefore(notBefore, switchFrom.loginTs);
+  }
+
   async function signInLogins(tenant: Tenant, email: string): Promise<Login[]> {
     const logins = tenant.id === ANY_TENANT ? await accounts.listLoginsForEmailAllTenants(email) : await accounts.listLoginsForEmail(tenant.id, email);
     return logins.filter((l) => !l.disabled);
@@ -218,8 +250,9 @@ export function interactionRouter(
     method?: FactorMethod,
     proved: readonly string[] = (method ?? factor).amr,
   ) {
-    const { stepUp } = progress;
-    if (stepUp && !(await stepUpStands(login, stepUp))) {
+    const { stepUp, switchFrom } = progress;
+    const switchHolds = async (from: SwitchFrom) => (await switchStands(from)) && !endedBefore(await accounts.loginSessionsNotBefore(login.id), from.loginTs);
+    if ((stepUp && !(await stepUpStands(login, stepUp))) || (switchFrom && !(await switchHolds(switchFrom)))) {
       // The session it built on ended or changed meanwhile (signed out, another sign-in, a reset): sign in from the start.
       await saveProgress(interaction, { csrf: progress.csrf });
       ctx.redirect(`/interaction/${interaction.uid}`);
@@ -236,12 +269,21 @@ export function interactionRouter(
       tenant: tenant.id,
       login: login.id,
       ...requestInfo(ctx),
-      detail: { amr, acr, lang: localeOf(ctx).lang, ...(method ? { method: method.id } : {}), ...(stepUp ? { stepUp: true } : {}) },
+      detail: {
+        amr,
+        acr,
+        lang: localeOf(ctx).lang,
+        ...(method ? { method: method.id } : {}),
+        ...(stepUp ? { stepUp: true } : {}),
+        ...(switchFrom ? { switchedFrom: switchFrom.loginId } : {}),
+      },
     });
     // "Stay signed in" off (a shared workstation): the session cookie ends with the browser.
     const home = login.tenant === tenant.id ? tenant : await accounts.getTenant(login.tenant);
     const remember = sessionPolicyOf(home).staySignedIn;
-    interaction.result = { login: { accountId: login.id, amr, acr, ts: signInSecond(await accounts.loginSessionsNotBefore(login.id), now()), remember } };
+    // A switch keeps the password's time: it is no fresh sign-in (the account pages' re-authentication asks for one).
+    const ts = switchFrom ? switchFrom.loginTs : signInSecond(await accounts.loginSessionsNotBefore(login.id), now());
+    interaction.result = { login: { accountId: login.id, amr, acr, ts, remember } };
     await interaction.persist();
     if (progress.email) await browsers.remember(ctx, progress.email);
     ctx.redirect(interaction.returnTo);
@@ -356,7 +398,7 @@ export function interactionRouter(
     const { interaction, tenant, client } = await load(ctx);
     const progress = await ensureProgress(interaction);
     if (interaction.prompt.name === 'login' && !progress.identityId) {
-      const stepUp = await stepUpProgress(interaction, tenant, progress);
+      const stepUp = (await stepUpProgress(interaction, tenant, progress)) ?? (await switchProgress(interaction, tenant, progress));
       if (stepUp) {
         await saveProgress(interaction, stepUp);
         ctx.redirect(`/interaction/${interaction.uid}`);

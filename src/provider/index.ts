@@ -23,6 +23,7 @@ import { fullName, userTypeOf } from '../names.ts';
 import type { SessionStore } from '../storage/sessions/port.ts';
 import { currentBrowser, outlived, sessionPolicyOf, trackSessions } from '../sessions/index.ts';
 import { isLoopbackHost } from '../web/loopback.ts';
+import { SWITCH_PARAM } from '../interaction/switch.ts';
 
 const OFFLINE_ACCESS = 'offline_access';
 
@@ -167,6 +168,8 @@ export function createProvider({ config, accounts, adapter, sessions, factors, l
     acrValues: factors.acrValues(),
     claims: CLAIMS,
     conformIdTokenClaims: false,
+    // The account pages' switch to another login of the same person (src/interaction/switch.ts).
+    extraParams: [SWITCH_PARAM],
     cookies: {
       keys: config.keys.cookieKeys,
       long: { httpOnly: true, sameSite: 'lax', signed: true },

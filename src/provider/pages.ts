@@ -2,6 +2,7 @@ import type { KoaContextWithOIDC, errors } from 'oidc-provider';
 import { hasText } from '../i18n.ts';
 import { resolveLanguage, useLanguage } from '../web/language.ts';
 import { sendPage, type PageContext } from '../web/views.ts';
+import { backFrom } from '../web/errors.ts';
 
 /** The provider's pages speak the request's `ui_locales`, else the visitor's language. */
 function speak(ctx: KoaContextWithOIDC): PageContext & KoaContextWithOIDC {
@@ -19,6 +20,7 @@ export async function renderProviderError(ctx: KoaContextWithOIDC, out: { error:
     message: hasText('en', `provider.${out.error}`) ? `provider.${out.error}` : 'provider.default',
     detail: out.error_description,
     code: out.error,
+    back: backFrom(ctx.path),
   });
 }
 

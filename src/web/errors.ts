@@ -25,6 +25,9 @@ function wantsJson(ctx: Context): boolean {
   return ctx.accepts('html', 'json') === 'json';
 }
 
+/** Where an error page's way back leads: the account pages to My Account, anything else to the start page. */
+export const backFrom = (path: string) => (path === '/account' || path.startsWith('/account/') ? 'account' : 'start');
+
 /** How long a client is asked to wait while a store is unavailable. */
 const UNAVAILABLE_RETRY_SECONDS = 5;
 
@@ -45,7 +48,12 @@ export function respondWithError(ctx: Context, err: LatchkeyError, { json = want
     ctx.body = { error: err.code, error_description: err.message, ...err.detail };
     return;
   }
-  sendPage(ctx, 'error', { title: err.status === 429 ? 'error.wait' : err.status === 503 ? 'error.unavailable' : 'error.title', error: err, code: err.code }, err.status);
+  sendPage(
+    ctx,
+    'error',
+    { title: err.status === 429 ? 'error.wait' : err.status === 503 ? 'error.unavailable' : 'error.title', error: err, code: err.code, back: backFrom(ctx.path) },
+    err.status,
+  );
 }
 
 /** Tells whether an error means a store is unreachable (and which). */

@@ -11,6 +11,7 @@ import type { AccountStore } from '../storage/accounts/port.ts';
 import { DEMO } from '../demo.ts';
 import { badRequest } from '../errors.ts';
 import { sendPage } from './views.ts';
+import { fullName } from '../names.ts';
 
 const COOKIE = 'latchkey_demo';
 
@@ -34,7 +35,20 @@ export function startRouter({ config, accounts }: { config: Config; accounts: Ac
 
   router.get('/', async (ctx) => {
     const demo = await accounts.getClient(DEMO.clientId);
-    sendPage(ctx, 'start', { demo: !!demo, people: DEMO.people, password: DEMO.password, issuer: config.issuer, mailToLog: !config.mail.smtpUrl && config.mail.enabled });
+    // The factor each demo person has now: the owner may have changed a user type's since the seed.
+    const tenant = demo ? await accounts.getTenant(DEMO.tenant) : null;
+    const people = DEMO.people.map((p) => ({
+      email: p.email,
+      logins: p.logins.map((l) => ({ id: l.id, name: fullName(l), userType: l.userType, factor: tenant?.userTypes.find((t) => t.id === l.userType)?.secondFactor ?? 'none' })),
+    }));
+    sendPage(ctx, 'start', {
+      demo: !!demo,
+      people,
+      password: DEMO.password,
+      issuer: config.issuer,
+      mailToLog: !config.mail.smtpUrl && config.mail.enabled,
+      notice: ctx.query.notice === 'cancelled' ? 'start.cancelled' : null,
+    });
   });
 
   router.get('/demo/start', async (ctx) => {
@@ -48,12 +62,20 @@ export function startRouter({ config, accounts }: { config: Config; accounts: Ac
       code_challenge: await oidc.calculatePKCECodeChallenge(verifier),
       code_challenge_method: 'S256',
       state,
+      // "Sign in as someone else": the login page even while a session is there.
+      ...(ctx.query.again === '1' ? { prompt: 'login' } : {}),
     });
     ctx.cookies.set(COOKIE, JSON.stringify({ verifier, state }), cookieOptions);
     ctx.redirect(url.href);
   });
 
   router.get('/demo/callback', async (ctx) => {
+    // "Cancel" on the sign-in: back to the start page, which says so plainly.
+    if (ctx.query.error === 'access_denied') {
+      ctx.cookies.set(COOKIE, null, cookieOptions);
+      ctx.redirect('/?notice=cancelled');
+      return;
+    }
     const configuration = await demoClient();
     const raw = ctx.cookies.get(COOKIE, { signed: true });
     if (!configuration || !raw) throw badRequest('errors.demo.expired');

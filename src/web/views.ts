@@ -6,7 +6,8 @@
  * Every page gets, besides its own locals: `t` (the catalogues' texts in the
  * request's language, see `src/i18n.ts`), `lang`, the language switch's links
  * (`languages`), and `tenantName` when the request knows its tenant
- * (`ctx.state.tenantName`). An `error` local that is a LatchkeyError becomes
+ * (`ctx.state.tenantName`), and `signedInAs` (the header's "Jane Doe — Manager"
+ * and its My Account link) when the browser has a sign-in (`./signed-in.ts`). An `error` local that is a LatchkeyError becomes
  * its text in that language, and `retryAfter` its wait.
  */
 import { isAbsolute, join } from 'node:path';
@@ -43,15 +44,22 @@ export function errorText(t: Translate, err: LatchkeyError): string {
   return t(err.key, err.detail);
 }
 
+/** "Try again in 45 seconds", or from a minute and a half on in whole minutes ("in 2 minutes", never "120 seconds"). */
+export function waitText(t: Translate, seconds: number): string {
+  return seconds > 90 ? t('common.retryAfterMinutes', { count: Math.ceil(seconds / 60) }) : t('common.retryAfter', { count: seconds });
+}
+
 export function renderPage(ctx: PageContext, view: string, locals: Record<string, unknown> = {}): string {
   const { lang, t } = localeOf(ctx);
   const error = locals.error instanceof LatchkeyError ? locals.error : null;
-  const tenantName = (ctx.state as { tenantName?: unknown }).tenantName;
+  const { tenantName, signedInAs } = ctx.state as { tenantName?: unknown; signedInAs?: unknown };
   return renderView(view, {
     ...(typeof tenantName === 'string' ? { tenantName } : {}),
+    ...(typeof signedInAs === 'string' ? { signedInAs } : {}),
     ...locals,
     ...(error ? { error: errorText(t, error), retryAfter: error.detail.retryAfterSeconds } : {}),
     t,
+    waitText: (seconds: number) => waitText(t, seconds),
     lang,
     languages: LANGUAGES.map((l) => ({ lang: l, name: LANGUAGE_NAMES[l], href: switchHref(ctx, l), current: l === lang })),
   });

@@ -8,7 +8,8 @@ import assert from 'node:assert/strict';
 import { Browser, actionOf, csrfOf, testIds, type Page } from '../support/browser.ts';
 import { SETUPS, relyingParty, startServer, type RelyingParty, type TestServer } from '../support/latchkey.ts';
 import { accountFixture, signedIn } from './support.ts';
-import { csvCell, startOfDay } from '../../src/account/audit-text.ts';
+import { csvCell, detailTexts, startOfDay } from '../../src/account/audit-text.ts';
+import { translator } from '../../src/i18n.ts';
 
 const OWNER = { email: 'owner@acme.test' };
 
@@ -210,5 +211,38 @@ describe('audit date ranges', () => {
     assert.equal(startOfDay('2021-03-14', 'America/New_York')!.toISOString(), '2021-03-14T05:00:00.000Z');
     assert.equal(startOfDay('2021-06-02', 'Pacific/Kiritimati')!.toISOString(), '2021-06-01T10:00:00.000Z');
     for (const bad of ['2021-02-29', '2021-13-01', '21-06-02', '2021-06-02T00:00', '']) assert.equal(startOfDay(bad, null), null, bad);
+  });
+});
+
+describe('audit details in words', () => {
+  const tenant = { userTypes: [{ id: 'employee', name: 'Employee', secondFactor: 'none' as const }] };
+  const event = (type: string, detail: Record<string, unknown>) => ({
+    tenant: 'acme',
+    login: 'l1',
+    type,
+    time: new Date(),
+    ip: null,
+    userAgent: null,
+    outcome: 'success' as const,
+    detail,
+  });
+  const texts = (lang: 'en' | 'nl', type: string, detail: Record<string, unknown>) =>
+    detailTexts(event(type, detail), { t: translator(lang), lang, tenant, nameOf: (id) => (id === 'acme-owner' ? 'Olga Owner' : undefined) });
+
+  it("say an unlock's reset and what it lifted, for rows from before and after resets named their factor", () => {
+    assert.deepEqual(texts('en', 'login.unlocked', { by: 'acme-owner', via: 'reset/totp', totp: 'frozen' }), [
+      'by Olga Owner',
+      'By resetting the Authenticator app',
+      'authenticator code was frozen: lifted',
+    ]);
+    assert.deepEqual(texts('en', 'login.unlocked', { via: 'reset-pin', password: 'locked' }), ['By resetting the PIN', 'password was locked: lifted']);
+    assert.deepEqual(texts('nl', 'login.unlocked', { via: 'cli' }), ['Via de opdrachtregel van de beheerder']);
+    assert.deepEqual(texts('en', 'factor.pin.locked', { retryAfterSeconds: 120 }), ['Locked for 2 minutes']);
+    assert.deepEqual(texts('nl', 'factor.pin.locked', { retryAfterSeconds: 45 }), ['Geblokkeerd voor 45 seconden']);
+    assert.deepEqual(texts('en', 'login.removed', { by: 'gone-owner' }), ['by a removed login (gone-owner)']);
+    assert.deepEqual(texts('en', 'login.edited', { changed: ['lastName', 'userType'], from: 'employee', to: 'manager' }), [
+      'Moved from Employee to manager',
+      'Changed: last name, user type',
+    ]);
   });
 });

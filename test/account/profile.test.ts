@@ -57,12 +57,13 @@ for (const setup of SETUPS) {
       assert.ok(testIds(profile).includes('change-pin-link') && testIds(profile).includes('change-password-link'));
       assert.ok(!testIds(profile).includes('change-totp-link'), 'no app to link again');
       assert.ok(!testIds(profile).includes('nav-security'));
-      const rows = [...profile.html.matchAll(/data-testid="sign-in"><td>([^<]+)<\/td><td[^>]*>([^<]*)<\/td>/g)];
+      const rows = [...profile.html.matchAll(/data-testid="sign-in"><td><time datetime="([^"]+)" data-local>([^<]+)<\/time><\/td><td[^>]*>([^<]*)<\/td>/g)];
       assert.equal(rows.length, 2, 'the application sign-in and this one');
       assert.deepEqual(
-        rows.map((r) => r[2]),
-        ['pwd pin', 'pwd pin'],
+        rows.map((r) => r[3]),
+        ['password, PIN', 'password, PIN'],
       );
+      assert.match(rows[0]![2]!, /^\d{1,2} [A-Z][a-z]{2} \d{4}, \d\d:\d\d:\d\d UTC$/, 'the time in words, in UTC until the browser says its zone');
       assert.equal((await auditOf(server, login, 'account.signin')).length, 1);
     });
 

@@ -19,9 +19,9 @@ for (const setup of SETUPS) {
     });
     after(() => server.stop());
 
-    it('advertises the three acr values, PKCE S256 and the claims in discovery', async () => {
+    it('advertises the acr values weakest first, PKCE S256 and the claims in discovery', async () => {
       const meta = rp.config.serverMetadata();
-      assert.deepEqual(meta.acr_values_supported, ['urn:latchkey:acr:1fa', 'urn:latchkey:acr:pin', 'urn:latchkey:acr:totp']);
+      assert.deepEqual(meta.acr_values_supported, ['urn:latchkey:acr:1fa', 'urn:latchkey:acr:pin', 'urn:latchkey:acr:totp', 'urn:latchkey:acr:passkey']);
       assert.deepEqual(meta.code_challenge_methods_supported, ['S256']);
       for (const claim of ['tenant', 'user_type', 'email', 'given_name', 'family_name']) assert.ok(meta.claims_supported?.includes(claim), claim);
     });

@@ -1082,6 +1082,19 @@ for (const setup of SETUPS) {
         afterwards: accountAfterwards,
       },
       {
+        // Switching to another login: these personas have one login each, so no value names a sibling and
+        // every answer is a 4xx (the switch itself is test/account/switch.test.ts).
+        name: 'POST /account/switch',
+        personas: ['owner', 'user', 'anonymous'],
+        fields: ['login'],
+        values: ['jane-emp', 'jane-mgr', 'acme-owner', 'bob-emp', 'gina-staff', '', '*'],
+        tokenField: 'csrf',
+        accountPages: true,
+        prepare: sharedAccountActor,
+        path: () => '/account/switch',
+        afterwards: accountAfterwards,
+      },
+      {
         // Legitimate: the owner's form with a user type and the factor it already has — nothing changes,
         // and the answer is the PRG 303 back to the page. (A different factor is made the current one.)
         name: 'POST /account/security',

@@ -15,7 +15,7 @@ import type { PasswordProblem } from '../../src/account/passwords.ts';
 import { FACTORS, METHODS } from '../../src/factors/registry.ts';
 import { factorTextKeys, methodTextKeys } from '../../src/factors/texts.ts';
 import { LatchkeyError } from '../../src/errors.ts';
-import { Browser, actionOf, csrfOf, type Page } from '../support/browser.ts';
+import { Browser, actionOf, csrfOf, testIds, type Page } from '../support/browser.ts';
 import { PASSWORD, relyingParty, startServer, type RelyingParty, type TestServer } from '../support/latchkey.ts';
 
 function flatten(catalogue: Catalogue, prefix = ''): Map<string, string> {
@@ -253,5 +253,125 @@ describe('choosing the language', () => {
     const loggedOut = await open(browser, new URL(confirmed.headers.get('location')!, server.issuer).href, { 'accept-language': 'nl' });
     assert.equal(loggedOut.status, 200);
     assert.match(loggedOut.html, /<h1>Je bent uitgelogd<\/h1>/);
+  });
+});
+
+/** What a person reads on a page: its text, and the texts of titles, labels, placeholders and alternatives. */
+function visibleText(html: string): string {
+  const body = html.replace(/<script[^]*?<\/script>/g, ' ').replace(/<style[^]*?<\/style>/g, ' ');
+  // A language switch names the other language in that language ("English"): not page text.
+  const withoutSwitch = body.replace(/<nav class="languages"[^]*?<\/nav>/g, ' ');
+  const attributes = [...withoutSwitch.matchAll(/\s(?:title|placeholder|aria-label|alt)="([^"]*)"/g)].map((m) => m[1]);
+  const decode = (s: string) =>
+    s
+      .replace(/&quot;/g, '"')
+      .replace(/&#39;/g, "'")
+      .replace(/&lt;/g, '<')
+      .replace(/&gt;/g, '>')
+      .replace(/&amp;/g, '&');
+  return decode(`${withoutSwitch.replace(/<[^>]+>/g, ' ')} ${attributes.join(' ')}`).replace(/\s+/g, ' ');
+}
+
+describe('no English text on a Dutch page', () => {
+  let server: TestServer;
+  let rp: RelyingParty;
+  const nl = { 'accept-language': 'nl' };
+  const en = flatten(readCatalogue('en'));
+  const dutch = [...flatten(readCatalogue('nl')).values()];
+  // The English catalogue's texts, cut at their {{values}}, that are not Dutch too (a name like "Latchkey" is both).
+  const englishPieces = [
+    ...new Set(
+      [...en.values()]
+        .flatMap((text) => text.split(/\{\{[^}]+\}\}/))
+        .map((piece) => piece.trim())
+        .filter((piece) => piece.length >= 8 && /[a-z]{3,} [a-z]/i.test(piece) && !dutch.some((d) => d.includes(piece))),
+    ),
+  ];
+  // Words of English sentences. Names the tenant gave (its user types, "Employee") are its data, not page text.
+  const ENGLISH_WORDS = /\b(the|your|you|and|with|please|sign in|signed in|cancel|back to|try again|owner of)\b/i;
+
+  before(async () => {
+    // The demo tenant too: its start page lists the demo people.
+    server = await startServer('sqlite', { env: { DEMO: 'true' } });
+    rp = await relyingParty(server.issuer);
+  });
+  after(() => server?.stop());
+
+  function assertDutch(page: Page, what: string) {
+    assert.equal(langOf(page), 'nl', `${what}: a Dutch page (${page.status} ${page.url})`);
+    const text = visibleText(page.html);
+    const found = englishPieces.filter((piece) => text.includes(piece));
+    assert.deepEqual(found, [], `${what}: English catalogue text on the Dutch page`);
+    const word = ENGLISH_WORDS.exec(text);
+    assert.equal(word, null, `${what}: an English word "${word?.[0]}" in: …${text.slice(Math.max(0, (word?.index ?? 0) - 80), (word?.index ?? 0) + 80)}…`);
+  }
+
+  it('finds English on a page that has some (the check works)', () => {
+    const sample = '<!DOCTYPE html><html lang="nl"><body><p>Kies een login</p><button>Sign in to the demo app</button></body></html>';
+    assert.throws(() => assertDutch({ status: 200, url: '/', html: sample, headers: new Headers() }, 'sample'), /English/);
+    assert.ok(englishPieces.length > 200, `${englishPieces.length} pieces of English to look for`);
+  });
+
+  it('speaks only Dutch on the start page, the sign-in, the account and owner pages, the demo and the error pages', async () => {
+    const browser = new Browser(server.issuer);
+    const start = await open(browser, '/', nl);
+    assertDutch(start, 'the start page');
+    assert.match(start.html, /Olivia Owner, eigenaar van Demo Care — tweede factor: een pincode, gekozen bij de eerste keer inloggen/);
+    assert.doesNotMatch(visibleText(start.html), /— (owner|employee|manager)\b/, 'the demo people by their factor, not by user type ids');
+    // This client does not send Accept-Language on the redirects it follows: the switch's cookie speaks for it.
+    await browser.request('/?lang=nl');
+    assertDutch(await open(browser, '/nothing-here', nl), 'a 404 page');
+
+    // The demo: its sign-in, cancelled, back on the start page with a plain sentence.
+    const demo = await open(browser, '/demo/start', nl);
+    assertDutch(demo, "the demo's login page");
+    const cancelled = await browser.request(actionOf(demo, 'login-form').replace(/\/login$/, '/abort'), {
+      method: 'POST',
+      body: new URLSearchParams({ csrf: csrfOf(demo) }),
+      headers: { 'content-type': 'application/x-www-form-urlencoded', ...nl },
+    });
+    const back = await open(browser, new URL(cancelled.headers.get('location')!, server.issuer).href, nl);
+    assert.equal(new URL(back.url).pathname, '/', `cancelled: the start page (${back.status} ${back.url})`);
+    assert.match(back.html, /data-testid="notice">Je hebt het inloggen geannuleerd/);
+    assertDutch(back, 'the start page after a cancelled demo sign-in');
+
+    // The demo's result, then signed in: the header names the login and links to Mijn account.
+    let page = await open(browser, '/demo/start', nl);
+    page = await browser.post(actionOf(page, 'login-form'), { email: 'sam@demo.test', password: 'latchkey-demo', csrf: csrfOf(page) }, nl);
+    assert.ok(testIds(page).includes('claim-sub'), `the demo's result: ${page.status} ${page.url}`);
+    // The claims are the ID token's own (JSON): not page text.
+    assertDutch({ ...page, html: page.html.replace(/<pre[^]*?<\/pre>/, '') }, "the demo's result");
+    const home = await open(browser, '/', nl);
+    assert.match(home.html, /data-testid="my-account">Mijn account</);
+    assertDutch(home, 'the start page, signed in');
+
+    // A wrong password, the login choice, a third-party app's consent.
+    const { url } = await rp.authorize({ ui_locales: 'nl' });
+    const signIn = new Browser(server.issuer);
+    page = await open(signIn, url);
+    assertDutch(page, 'the login page');
+    page = await signIn.post(actionOf(page, 'login-form'), { email: 'jane@acme.test', password: 'nope', csrf: csrfOf(page) }, nl);
+    assertDutch(page, 'a wrong password');
+    page = await signIn.post(actionOf(page, 'login-form'), { email: 'jane@acme.test', password: PASSWORD, csrf: csrfOf(page) }, nl);
+    assert.ok(testIds(page).includes('select-form'));
+    assert.match(page.html, /Met welke login wil je inloggen\?/);
+    assertDutch(page, 'the login choice');
+
+    // The owner's pages.
+    const owner = new Browser(server.issuer);
+    page = await open(owner, '/account?lang=nl');
+    page = await owner.post(actionOf(page, 'login-form'), { email: 'owner@acme.test', password: PASSWORD, csrf: csrfOf(page) });
+    assert.equal(new URL(page.url).pathname, '/account', `${page.status} ${page.url}`);
+    for (const path of [
+      '/account',
+      '/account/security',
+      '/account/users',
+      '/account/users/new',
+      '/account/audit',
+      '/account/users/jane-emp/reset-pin',
+      '/account/audit?from=gisteren',
+    ]) {
+      assertDutch(await owner.get(path), path);
+    }
   });
 });
