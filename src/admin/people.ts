@@ -282,7 +282,20 @@ export function adminPeople(deps: AdminDeps): AdminPeople {
       checkAllowed(actor, target, 'reset');
       // A reset is for someone who lost their phone or PIN: their password's failures must not keep them out either.
       const result = await unlockLogin(target);
-      await factors.get(factorId).reset(target.id);
+      const factor = factors.get(factorId);
+      await factor.reset(target.id);
+      // Its alternatives go with it (the recovery codes of a lost phone), unless another factor the login has set up uses them too.
+      const fresh = await accounts.getLogin(target.id);
+      for (const method of factors.methods(factor)) {
+        const kept = fresh && factors.all().some((f) => f.id !== factor.id && f.enrolled(fresh) && f.alternatives?.includes(method.id));
+        if (!kept)
+          await method.void?.(target.id, {
+            tenant: actor.tenant.id,
+            by: 'login' in actor.by ? actor.by.login : `client:${actor.by.client}`,
+            ip: actor.ip,
+            userAgent: actor.userAgent,
+          });
+      }
       await endSessions(target.id);
       await audit.record({ type: resetEvent(factorId), outcome: 'success', ...origin(actor), login: target.id, detail: actedBy(actor) });
       // A reset is for a lost factor: an upstream account linked meanwhile must be confirmed again.
@@ -291,7 +304,8 @@ export function adminPeople(deps: AdminDeps): AdminPeople {
         const by = 'login' in actor.by ? actor.by.login : `client:${actor.by.client}`;
         await links.unlinkAll(identity, { ip: actor.ip, userAgent: actor.userAgent, by, reason: 'reset' });
       }
-      if (Object.keys(result.lifted).length || Object.keys(result.kept).length) await recordUnlock(actor, target, result, factors.get(factorId).ownerReset?.alias ?? `reset/${factorId}`);
+      if (Object.keys(result.lifted).length || Object.keys(result.kept).length)
+        await recordUnlock(actor, target, result, factors.get(factorId).ownerReset?.alias ?? `reset/${factorId}`);
       return result;
     },
 

@@ -28,6 +28,7 @@ import {
   secretOf,
   submitFactor,
   type Person,
+  savedCodes,
 } from '../support/factors.ts';
 
 const PIN = '907146';
@@ -131,7 +132,7 @@ for (const setup of SETUPS) {
       assert.ok(!callbackReached(page), 'the 1fa session no longer satisfies the policy');
       page = await submitLogin(browser, page, person.email, PASSWORD);
       assert.ok(hasForm(page, 'link-authenticator-form'), `expected the link page, got ${page.status}`);
-      page = await submitFactor(browser, page, 'link-authenticator-form', { code: await codeFor(secretOf(page), currentStep()) });
+      page = await savedCodes(browser, await submitFactor(browser, page, 'link-authenticator-form', { code: await codeFor(secretOf(page), currentStep()) }));
       assert.ok(callbackReached(page));
       const claims = (await rp.callback(page.url, pending)).claims()!;
       assert.equal(claims.acr, 'urn:latchkey:acr:totp');
