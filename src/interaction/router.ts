@@ -549,7 +549,7 @@ export function interactionRouter(
     const { saved } = formFields(ctx.request.body, [], ['csrf', 'saved'], 256);
     // Codes shown once must be confirmed as saved: the person cannot see them again.
     // (Shown again, they are new ones: the first set's hashes are replaced.)
-    if (held.offered && saved !== 'yes') return renderHeld(ctx, interaction, tenant, login, progress, badRequest('errors.recovery.confirmSaved'));
+    if (held.offered && saved !== 'yes') return renderHeld(ctx, interaction, tenant, login, progress, badRequest('errors.recoveryCode.confirmSaved'));
     return finish(ctx, interaction, tenant, login, progress, factors.get(held.factor), held.method ? factors.method(held.method) : undefined, held.amr);
   });
 

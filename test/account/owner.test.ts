@@ -252,7 +252,7 @@ for (const setup of SETUPS) {
       await accounts().setFactorState('gina-owner', 'pin', { hash: 'globex-pin', setAt: '2024-01-01' });
       const { browser, page } = await signedIn(server, OWNER, '/account/users');
       assert.ok(testIds(page).includes(`user-${manager}`));
-      assert.equal(textOf(page, `factor-state-${manager}`), 'App linked');
+      assert.equal(textOf(page, `factor-state-${manager}`), 'App linked, 10 recovery codes left');
       assert.equal(textOf(page, 'factor-state-jane-acme'), 'None');
       assert.ok(!testIds(page).includes('user-jane-globex') && !testIds(page).includes('user-gina-owner'), "no other tenant's logins");
       const button = new RegExp(

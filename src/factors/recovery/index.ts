@@ -112,7 +112,7 @@ export const recoveryMethod: MethodDefinition = {
       async submit(req, factor: Factor): Promise<MethodOutcome> {
         const code = normalizeRecoveryCode(req.body.recovery_code ?? '');
         if (code.length !== RECOVERY.length || [...code].some((ch) => !RECOVERY.alphabet.includes(ch))) {
-          return { passed: false, error: invalidFactorAnswer('errors.recovery.enterCode') };
+          return { passed: false, error: invalidFactorAnswer('errors.recoveryCode.enterCode') };
         }
         // The same counters as the factor it stands in for: a code is one more guess at that factor.
         const attempts = createAttempts(limiter, factor.attemptKeys ?? factorKeys(factor.id));
@@ -128,7 +128,7 @@ export const recoveryMethod: MethodDefinition = {
             await record(req, 'locked', 'failure', { retryAfterSeconds: result.lockedForSeconds });
             return { passed: false, error: lockedOut(result.lockedForSeconds) };
           }
-          return { passed: false, error: invalidFactorAnswer('errors.recovery.wrong') };
+          return { passed: false, error: invalidFactorAnswer('errors.recoveryCode.wrong') };
         }
         const remaining = (spent as { remaining: number } | null)?.remaining ?? 0;
         await record(req, 'used', 'success', { remaining, factor: factor.id });
