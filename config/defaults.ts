@@ -130,6 +130,17 @@ export const defaults = {
     reauthSeconds: 900,
   },
 
+  api: {
+    /**
+     * `API_RATE_LIMIT` — requests one client may make to the management API
+     * (docs/api.md) per `API_RATE_WINDOW_SECONDS`; more are answered 429 with
+     * `Retry-After`. Counted in the counters store, so shared by every process.
+     */
+    rateLimit: 600,
+    /** `API_RATE_WINDOW_SECONDS` — the sliding window of `API_RATE_LIMIT`. */
+    rateWindowSeconds: 60,
+  },
+
   /** Sign-in with upstream OpenID providers (docs/upstream.md). */
   upstream: {
     /**

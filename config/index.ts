@@ -40,6 +40,7 @@ export interface Config {
   knownBrowser: typeof defaults.knownBrowser;
   pin: typeof defaults.pin;
   account: typeof defaults.account;
+  api: typeof defaults.api;
   upstream: typeof defaults.upstream;
   accountCache: typeof defaults.accountCache;
   audit: typeof defaults.audit;
@@ -199,6 +200,8 @@ const envSchema = z.object({
   ADDRESS_WINDOW_SECONDS: int(1, 86_400).optional(),
   PIN_MIN_LENGTH: int(4, 12).optional(),
   ACCOUNT_REAUTH_SECONDS: int(1, 86_400).optional(),
+  API_RATE_LIMIT: int(1, 1_000_000).optional(),
+  API_RATE_WINDOW_SECONDS: int(1, 86_400).optional(),
   ACCOUNT_CACHE_SECONDS: int(0, 3600).optional(),
   SMTP_URL: z
     .string()
@@ -309,6 +312,7 @@ export function loadConfig(env: Env = process.env): Config {
     knownBrowser: defaults.knownBrowser,
     pin: { ...defaults.pin, minLength: e.PIN_MIN_LENGTH ?? defaults.pin.minLength },
     account: { ...defaults.account, reauthSeconds: e.ACCOUNT_REAUTH_SECONDS ?? defaults.account.reauthSeconds },
+    api: { rateLimit: e.API_RATE_LIMIT ?? defaults.api.rateLimit, rateWindowSeconds: e.API_RATE_WINDOW_SECONDS ?? defaults.api.rateWindowSeconds },
     upstream: { unlinkOn: e.UPSTREAM_UNLINK_ON ?? [...defaults.upstream.unlinkOn] },
     accountCache: { ...defaults.accountCache, ttlSeconds: e.ACCOUNT_CACHE_SECONDS ?? defaults.accountCache.ttlSeconds },
     audit: { ...defaults.audit, retentionDays: e.AUDIT_RETENTION_DAYS ?? defaults.audit.retentionDays },

@@ -31,6 +31,11 @@ export type ErrorCode =
   | 'upstream_state'
   | 'upstream_no_account'
   | 'upstream_link_unconfirmable'
+  | 'invalid_token'
+  | 'insufficient_scope'
+  | 'namesake'
+  | 'precondition_failed'
+  | 'rate_limited'
   | 'server_error';
 
 /**
@@ -125,3 +130,37 @@ export const upstreamNoAccount = (name: string, reason: 'email_not_verified' | '
     provider: name,
     problem: reason,
   });
+
+/** The management API (docs/api.md): no bearer token, or one that is not a live client-credentials token of a tenant's client. */
+export const invalidToken = () => new LatchkeyError('invalid_token', 401, 'errors.api.invalidToken');
+
+/** The token lacks the scope the route needs (`detail.scope`). */
+export const insufficientScope = (scope: string) => new LatchkeyError('insufficient_scope', 403, 'errors.api.insufficientScope', { scope });
+
+/** Another login of the email in the tenant carries the same name; `detail.namesakes` are their ids. */
+export const namesake = (namesakes: string[], suggestion: string) => new LatchkeyError('namesake', 409, 'errors.api.namesake', { namesakes, suggestion });
+
+/** The record changed since it was read (`If-Match`, or a change made meanwhile). */
+export const preconditionFailed = () => new LatchkeyError('precondition_failed', 412, 'errors.api.changedMeanwhile');
+
+/** A client over its request rate; `detail.retryAfterSeconds` says when to try again. */
+export const rateLimited = (retryAfterSeconds: number) => new LatchkeyError('rate_limited', 429, 'errors.api.rateLimited', { retryAfterSeconds });
+
+/**
+ * A SCIM error (RFC 7644 §3.12), answered as `urn:ietf:params:scim:api:messages:2.0:Error`
+ * JSON by the SCIM router: its HTTP `status`, the RFC's `scimType` where one
+ * applies (`invalidFilter`, `uniqueness`, `mutability`, `invalidValue`,
+ * `invalidPath`, `noTarget`, `invalidSyntax`, `tooMany`) and a `detail` in English.
+ */
+export type ScimType = 'invalidFilter' | 'tooMany' | 'uniqueness' | 'mutability' | 'invalidSyntax' | 'invalidPath' | 'noTarget' | 'invalidValue' | 'invalidVers' | 'sensitive';
+
+export class ScimError extends Error {
+  override name = 'ScimError';
+  constructor(
+    readonly status: number,
+    readonly scimType: ScimType | null,
+    readonly detail: string,
+  ) {
+    super(detail);
+  }
+}

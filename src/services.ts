@@ -21,6 +21,7 @@ import { createSecretBox } from './crypto/secretbox.ts';
 import type { AccountStore } from './storage/accounts/port.ts';
 import type { LinkStore } from './storage/links/port.ts';
 import type { CounterStore } from './storage/counters/port.ts';
+import { createScimTokens, type ScimTokens } from './scim/tokens.ts';
 
 export interface Services {
   config: Config;
@@ -36,6 +37,8 @@ export interface Services {
   browsers: KnownBrowsers;
   factors: FactorRegistry;
   provider: Provider;
+  /** The tenants' SCIM bearer tokens (docs/scim.md). */
+  scimTokens: ScimTokens;
   /** Stops the workers (mail, audit sweep) and closes the stores. */
   close(): Promise<void>;
 }
@@ -78,11 +81,13 @@ export async function createServices(config: Config, log: Logger, { now = Date.n
   const browsers = knownBrowsers(stores.counters, { secure: config.issuer.startsWith('https:'), ttlMs: config.knownBrowser.ttlMs }, now);
   const factors = createFactorRegistry({ config, accounts: stores.accounts, counters: stores.counters, hasher, audit, limiter, now }, extra);
   const provider = createProvider({ config, accounts: stores.accounts, adapter: stores.adapter, factors, log, unavailableStore: stores.unavailableStore, now });
+  const scimTokens = createScimTokens({ store: stores.scim, pepper: config.keys.pepper, audit, now });
   return {
     config,
     log,
     now,
     stores,
+    scimTokens,
     hasher,
     mailer,
     webhooks,

@@ -62,6 +62,18 @@ export function detailTexts(event: AuditEvent, ctx: DetailContext): string[] {
       case 'by':
         out.push(t('account.audit.by', { name: person(v) }));
         break;
+      case 'client':
+        // An application acting through the management API (docs/api.md) or SCIM.
+        out.push(t('account.audit.byClient', { client: asText(v) }));
+        break;
+      case 'url':
+        out.push(t('account.audit.detail.receiver', { url: asText(v) }));
+        break;
+      case 'events':
+        out.push(t('account.audit.detail.events', { events: (Array.isArray(v) ? v : [v]).map(asText).join(', ') }));
+        break;
+      case 'subscription':
+        break;
       case 'reason':
         out.push(known(t, `account.audit.reasons.${asText(v)}`) ?? t('account.audit.detail.reasonOther', { code: asText(v) }));
         break;

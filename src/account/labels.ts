@@ -51,6 +51,8 @@ export const NOTICES = [
   'enable',
   'edited',
   'remove',
+  'scimRevoked',
+  'webhookRemoved',
 ] as const;
 
 /** A factor's notices: after the person changed it, after the owner reset it. */

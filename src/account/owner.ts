@@ -41,11 +41,14 @@ export const AUDIT_TYPES = [
   'login.enabled',
   'login.invited',
   'login.removed',
+  'login.sessions_ended',
   'login.unlocked',
   'password.locked',
   'password.changed',
   'policy.changed',
   'policy.step_up_changed',
+  'scim.token.created',
+  'scim.token.revoked',
   'signin.locked',
   'signin.no_login',
   'signin.password',
@@ -53,6 +56,8 @@ export const AUDIT_TYPES = [
   'signin.upstream',
   'upstream.linked',
   'upstream.unlinked',
+  'webhook.added',
+  'webhook.removed',
 ];
 
 /** Every event type the audit filter offers: the list above and each factor's. */

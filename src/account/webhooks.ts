@@ -1,36 +1,101 @@
 /**
- * The owner's Webhooks page (`GET /account/webhooks`, docs/webhooks.md): the
- * tenant's subscriptions (URL and event types, never the secret) and the
- * delivery log, newest first, with each delivery's last answer.
+ * The owner's Webhooks page (`/account/webhooks`, docs/webhooks.md): the
+ * tenant's subscriptions (URL and event types, never the secret), adding one
+ * (its signing secret shown on the answer, this once), removing one after a
+ * confirmation, and the delivery log, newest first, with each delivery's last
+ * answer. A subscription sends the tenant's audit events out, so adding and
+ * removing one asks for a recent sign-in, like every sensitive change.
  */
 import type Router from '@koa/router';
-import type { Services } from '../services.ts';
-import type { AccountKit } from './kit.ts';
-import { formatTime } from './labels.ts';
+import type { Context } from 'koa';
+import { LatchkeyError, badRequest } from '../errors.ts';
+import { adminWebhooks, type WebhookAdminDeps } from '../admin/webhooks.ts';
+import { formFields } from '../web/forms.ts';
+import type { AccountKit, Signed } from './kit.ts';
+import { formatTime, noticeOf } from './labels.ts';
 
 const DELIVERIES_SHOWN = 50;
+const ID = /^[A-Za-z0-9_-]{1,64}$/;
 
-export function webhookRoutes(router: Router, kit: AccountKit, webhooks: Pick<Services, 'webhooks' | 'stores'>) {
-  router.get('/webhooks', async (ctx) => {
-    const signed = await kit.signedIn(ctx);
-    if (!signed) return;
-    kit.requireOwner(signed);
-    const [subscriptions, deliveries] = await Promise.all([webhooks.webhooks.list(signed.tenant.id), webhooks.stores.webhooks.listDeliveries(signed.tenant.id, DELIVERIES_SHOWN)]);
+export function webhookRoutes(router: Router, kit: AccountKit, deps: WebhookAdminDeps) {
+  const hooks = adminWebhooks(deps);
+
+  async function page(
+    ctx: Context,
+    signed: Signed,
+    locals: { created?: { id: string; url: string; secret: string }; entered?: { url: string; events: string }; error?: LatchkeyError } = {},
+  ) {
+    const actor = kit.actor(ctx, signed);
+    const [subscriptions, deliveries] = await Promise.all([hooks.list(actor), hooks.deliveries(actor, DELIVERIES_SHOWN)]);
     const urls = new Map(subscriptions.map((s) => [s.id, s.url]));
-    kit.render(ctx, 'account/webhooks', signed, {
-      section: 'webhooks',
-      subscriptions: subscriptions.map((s) => ({ id: s.id, url: s.url, events: s.events.join(', '), created: formatTime(s.createdAt) })),
-      deliveries: deliveries.map((d) => ({
-        id: d.id,
-        url: urls.get(d.subscription) ?? '—',
-        type: d.type,
-        eventId: d.eventId,
-        created: formatTime(d.createdAt),
-        state: d.deliveredAt ? 'delivered' : d.attempts > 0 ? 'retrying' : 'waiting',
-        attempts: d.attempts,
-        status: d.lastStatus,
-        error: d.lastError,
-      })),
-    });
+    kit.render(
+      ctx,
+      'account/webhooks',
+      signed,
+      {
+        section: 'webhooks',
+        notice: noticeOf(ctx.query.notice),
+        created: locals.created ?? null,
+        entered: locals.entered ?? { url: '', events: '' },
+        error: locals.error,
+        subscriptions: subscriptions.map((s) => ({ id: s.id, url: s.url, events: s.events.join(', '), created: formatTime(s.createdAt) })),
+        deliveries: deliveries.map((d) => ({
+          id: d.id,
+          url: urls.get(d.subscription) ?? '—',
+          type: d.type,
+          eventId: d.eventId,
+          created: formatTime(d.createdAt),
+          state: d.deliveredAt ? 'delivered' : d.attempts > 0 ? 'retrying' : 'waiting',
+          attempts: d.attempts,
+          status: d.lastStatus,
+          error: d.lastError,
+        })),
+      },
+      locals.error?.status ?? 200,
+    );
+  }
+
+  router.get('/webhooks', async (ctx) => {
+    const signed = await kit.owner(ctx);
+    if (signed) await page(ctx, signed);
+  });
+
+  // The answer shows the secret (never a redirect: a URL or the history would keep it).
+  router.post('/webhooks', async (ctx) => {
+    const signed = await kit.owner(ctx, true);
+    if (!signed || !kit.fresh(ctx, signed, '/account/webhooks')) return;
+    const fields = formFields(ctx.request.body, ['url', 'events'], ['csrf'], 2048);
+    const entered = { url: fields.url.trim(), events: fields.events };
+    try {
+      const events = fields.events.split(/[\s,]+/).filter(Boolean);
+      const { subscription, secret } = await hooks.subscribe(kit.actor(ctx, signed), entered.url, events);
+      ctx.set('Cache-Control', 'no-store');
+      await page(ctx, signed, { created: { id: subscription.id, url: subscription.url, secret } });
+    } catch (err) {
+      if (err instanceof LatchkeyError && err.status === 400) return page(ctx, signed, { entered, error: err });
+      throw err;
+    }
+  });
+
+  // Without `confirm` the button shows what would be removed; `confirm=yes` removes it.
+  router.post('/webhooks/:id/remove', async (ctx) => {
+    const signed = await kit.owner(ctx, true);
+    if (!signed) return;
+    const id = ctx.params.id;
+    if (typeof id !== 'string' || !ID.test(id)) throw badRequest();
+    const subscription = (await hooks.list(kit.actor(ctx, signed))).find((s) => s.id === id);
+    if (!subscription) throw new LatchkeyError('not_found', 404, 'errors.webhooks.noSuchSubscription');
+    if (!kit.fresh(ctx, signed, '/account/webhooks')) return;
+    const { confirm } = formFields(ctx.request.body, [], ['csrf', 'confirm'], 128);
+    if (confirm !== 'yes') {
+      return kit.render(ctx, 'account/webhook-remove', signed, {
+        section: 'webhooks',
+        action: `/account/webhooks/${encodeURIComponent(id)}/remove`,
+        subscription: { url: subscription.url, events: subscription.events.join(', ') },
+      });
+    }
+    await hooks.remove(kit.actor(ctx, signed), id);
+    ctx.redirect('/account/webhooks?notice=webhookRemoved');
+    ctx.status = 303;
   });
 }

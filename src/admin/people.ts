@@ -12,7 +12,7 @@
  */
 import { createHash } from 'node:crypto';
 import { z } from 'zod';
-import { badRequest, forbidden, notFound } from '../errors.ts';
+import { badRequest, forbidden, notFound, preconditionFailed } from '../errors.ts';
 import { normalizeEmail, type Login, type Tenant } from '../storage/accounts/port.ts';
 import type { RouteDeps } from '../services.ts';
 import { sendInvitation } from '../recovery/routes.ts';
@@ -127,8 +127,10 @@ export interface AdminPeople {
    */
   create(actor: Actor, id: string, person: PersonFields, options?: { sameName?: boolean }): Promise<CreateResult>;
   /**
-   * Changes name, email, user type. A new email hands the login to another
-   * person: their sessions end and the factors set up are forgotten.
+   * Changes name, email, user type of `target` as the caller read it: when
+   * the login changed since, nothing is written and it throws 412
+   * (`preconditionFailed`). A new email hands the login to another person:
+   * their sessions end and the factors set up are forgotten.
    */
   update(actor: Actor, target: Login, person: PersonFields, options?: { sameName?: boolean }): Promise<UpdateResult>;
   /** Disabling ends the login's sessions and tokens at once; either is audited only when it changes the login. */
@@ -138,6 +140,8 @@ export interface AdminPeople {
    * anywhere, its identity and upstream links. False when it was gone already.
    */
   remove(actor: Actor, target: Login): Promise<boolean>;
+  /** Ends every session and token of the login (signed out everywhere). */
+  endSessions(actor: Actor, target: Login): Promise<void>;
   /** Forgets a factor's set-up (a lost phone or PIN): lifts the login's locks, ends its sessions, unlinks upstream accounts when configured. */
   resetFactor(actor: Actor, target: Login, factorId: string): Promise<UnlockResult>;
   /** Lifts the login's attempt locks (its identity's too when every login of the identity is in this tenant). Always audited. */
@@ -240,7 +244,9 @@ export function adminPeople(deps: AdminDeps): AdminPeople {
       }
       const moved = changed.includes('email');
       const identity = moved ? await accounts.upsertIdentity({ email: person.email }) : null;
-      await accounts.upsertLogin({ id: target.id, tenant: actor.tenant.id, ...person });
+      // From the login as the caller read it: a change made meanwhile (another tab, another client) is not overwritten.
+      const { factors: _factors, ...read } = target;
+      if (!(await accounts.updateLoginIf(read, person))) throw preconditionFailed();
       if (moved) {
         for (const factor of factors.all()) await factor.reset(target.id);
         await endSessions(target.id);
@@ -274,6 +280,12 @@ export function adminPeople(deps: AdminDeps): AdminPeople {
       const identity = await accounts.findIdentityByEmail(target.email);
       if (identity) await accounts.deleteIdentity(identity.id);
       return true;
+    },
+
+    async endSessions(actor, target) {
+      checkAllowed(actor, target, 'reset');
+      await endSessions(target.id);
+      await audit.record({ type: 'login.sessions_ended', outcome: 'success', ...origin(actor), login: target.id, detail: actedBy(actor) });
     },
 
     async resetFactor(actor, target, factorId) {

@@ -3,6 +3,7 @@
  * `npm run cli -- unlock EMAIL` — see docs/security.md.
  * `npm run cli -- invite EMAIL --tenant TENANT` — see docs/mail.md.
  * `npm run cli -- webhook add|list|remove --tenant TENANT …` — see docs/webhooks.md.
+ * `npm run cli -- scim token create|list|revoke --tenant TENANT …` — see docs/scim.md.
  * Uses the same environment variables as the server to choose the store.
  */
 import { readFileSync } from 'node:fs';
@@ -15,9 +16,10 @@ import { upstreamRedirectUri } from '../upstream/client.ts';
 import { describeUnlock, unlockEmail } from './unlock.ts';
 import { invite } from './invite.ts';
 import { parseWebhookCommand, runWebhookCommand } from './webhooks.ts';
+import { parseScimCommand, runScimCommand } from './scim.ts';
 
 const USAGE =
-  'usage: npm run cli -- import FILE.json\n       npm run cli -- unlock EMAIL\n       npm run cli -- invite EMAIL --tenant TENANT\n       npm run cli -- webhook add --tenant T --url URL --events TYPES | list --tenant T | remove --tenant T ID';
+  'usage: npm run cli -- import FILE.json\n       npm run cli -- unlock EMAIL\n       npm run cli -- invite EMAIL --tenant TENANT\n       npm run cli -- webhook add --tenant T --url URL --events TYPES | list --tenant T | remove --tenant T ID\n       npm run cli -- scim token create --tenant T [--label NAME] | list --tenant T | revoke --tenant T ID';
 
 /**
  * MongoDB without Redis is a set-up of its own (counters in DATA_DIR's SQLite), rarely the
@@ -43,6 +45,7 @@ async function main(argv: string[]): Promise<number> {
   if (command === 'unlock' && arg) return unlock(arg);
   if (command === 'invite' && arg && argv[2] === '--tenant' && argv[3]) return inviteEmail(arg, argv[3]);
   if (command === 'webhook') return webhook(argv.slice(1));
+  if (command === 'scim') return scim(argv.slice(1));
   console.error(USAGE);
   return 2;
 }
@@ -87,6 +90,24 @@ async function webhook(args: string[]): Promise<number> {
   const services = await open();
   try {
     for (const line of await runWebhookCommand(command, { webhooks: services.webhooks, accounts: services.stores.accounts })) console.log(line);
+    return 0;
+  } catch (err) {
+    console.error((err as Error).message);
+    return 1;
+  } finally {
+    await services.close();
+  }
+}
+
+async function scim(args: string[]): Promise<number> {
+  const command = parseScimCommand(args);
+  if (typeof command === 'string') {
+    console.error(command);
+    return 2;
+  }
+  const services = await open();
+  try {
+    for (const line of await runScimCommand(command, { scimTokens: services.scimTokens, accounts: services.stores.accounts, issuer: services.config.issuer })) console.log(line);
     return 0;
   } catch (err) {
     console.error((err as Error).message);

@@ -13,6 +13,7 @@ import { createSecretBox, type SecretBox } from '../crypto/secretbox.ts';
 import { CLIENT_SECRET_MIN_LENGTH, createClientSecrets } from '../crypto/client-secret.ts';
 import { resealUpstreamSecret } from '../upstream/secret.ts';
 import { builtInFactors, type FactorCatalogue } from '../factors/registry.ts';
+import { API_SCOPES } from '../api/scopes.ts';
 
 const id = z.string().regex(/^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$/, 'must be 1-128 letters, digits, ".", "_" or "-"');
 const name = z.string().trim().min(1, 'must not be empty').max(200);
@@ -62,17 +63,27 @@ export function importSchemaFor(factors: FactorCatalogue) {
       client_id: id,
       client_secret: z.string().min(CLIENT_SECRET_MIN_LENGTH, `must be at least ${CLIENT_SECRET_MIN_LENGTH} random characters (e.g. openssl rand -base64 32)`).max(512).optional(),
       client_name: z.string().max(200).optional(),
-      redirect_uris: z.array(httpUrl).min(1, 'needs at least one redirect URI'),
+      redirect_uris: z.array(httpUrl).min(1, 'needs at least one redirect URI').optional(),
       post_logout_redirect_uris: z.array(httpUrl).optional(),
       grant_types: z.array(z.enum(['authorization_code', 'refresh_token', 'client_credentials'])).optional(),
       first_party: z.boolean().optional(),
+      // The management API's scopes the client may ask for with client_credentials (docs/api.md).
+      api_scopes: z.array(z.enum(API_SCOPES)).optional(),
       // The app's minimum level: every sign-in to it reaches one of these (the weakest is the floor).
       default_acr_values: z
         .array(z.enum(factors.acrValues() as [string, ...string[]]))
         .min(1)
         .optional(),
     })
-    .strict();
+    .strict()
+    .superRefine((c, ctx) => {
+      const grants = c.grant_types ?? ['authorization_code', 'refresh_token'];
+      // Only a client that never signs people in (client_credentials alone) has no redirect URI.
+      if (!c.redirect_uris && grants.some((g) => g !== 'client_credentials')) ctx.addIssue({ code: 'custom', path: ['redirect_uris'], message: 'needs at least one redirect URI' });
+      if (c.api_scopes?.length && (!c.client_secret || !grants.includes('client_credentials'))) {
+        ctx.addIssue({ code: 'custom', path: ['api_scopes'], message: 'needs a client_secret and "client_credentials" in grant_types' });
+      }
+    });
 
   const tenantSchema = z
     .object({

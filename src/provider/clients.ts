@@ -1,16 +1,29 @@
 import type Provider from 'oidc-provider';
 import type { AccountStore, Client } from '../storage/accounts/port.ts';
 import type { ClientSecrets } from '../crypto/client-secret.ts';
+import { grantedApiScopes } from '../api/scopes.ts';
 
-/** The oidc-provider metadata of a stored client, with Latchkey's defaults filled in. */
+/** The scopes every client may ask for in a sign-in. */
+export const SIGN_IN_SCOPES = ['openid', 'offline_access', 'email', 'profile'];
+
+/**
+ * The oidc-provider metadata of a stored client, with Latchkey's defaults
+ * filled in. Its `scope` is what the token endpoint lets it ask for: the
+ * sign-in scopes and the management API's scopes it was granted, so any
+ * other API scope is refused there (`invalid_scope`). A client that never
+ * signs people in (client_credentials alone) has no response types.
+ */
 export function clientMetadata(client: Client): Record<string, unknown> {
-  const m = client.metadata;
+  const { api_scopes: _granted, ...m } = client.metadata;
   const confidential = typeof m.client_secret === 'string' && m.client_secret.length > 0;
+  const grants = Array.isArray(m.grant_types) ? (m.grant_types as string[]) : ['authorization_code', 'refresh_token'];
   return {
-    grant_types: ['authorization_code', 'refresh_token'],
-    response_types: ['code'],
+    grant_types: grants,
+    response_types: grants.includes('authorization_code') ? ['code'] : [],
+    ...(grants.includes('authorization_code') ? {} : { redirect_uris: [] }),
     token_endpoint_auth_method: confidential ? 'client_secret_basic' : 'none',
     ...m,
+    scope: [...SIGN_IN_SCOPES, ...grantedApiScopes(client.metadata)].join(' '),
     client_id: client.clientId,
   };
 }

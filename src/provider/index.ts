@@ -11,7 +11,8 @@ import type { AdapterBackend } from '../storage/adapter/port.ts';
 import type { FactorRegistry } from '../factors/registry.ts';
 import type { Logger } from '../log.ts';
 import { STEP_UP_REASON, requiredRank } from './acr.ts';
-import { clientMetadata, compareHashedClientSecrets } from './clients.ts';
+import { SIGN_IN_SCOPES, clientMetadata, compareHashedClientSecrets } from './clients.ts';
+import { API_SCOPES } from '../api/scopes.ts';
 import { createClientSecrets } from '../crypto/client-secret.ts';
 import { renderProviderError, renderLogout, renderLogoutSuccess } from './pages.ts';
 import { respondWithError } from '../web/errors.ts';
@@ -186,7 +187,8 @@ export function createProvider({ config, accounts, adapter, factors, log, unavai
     },
     pkce: { required: () => true },
     responseTypes: ['code'],
-    scopes: ['openid', 'offline_access', 'email', 'profile'],
+    // The management API's scopes are known too, so a client asks only for those it was granted (`clientMetadata`).
+    scopes: [...SIGN_IN_SCOPES, ...API_SCOPES],
     // A refresh token only with offline_access granted: on the consent page, or by a first-party client's request.
     issueRefreshToken: async (_ctx, client, code) => client.grantTypeAllowed('refresh_token') && code.scopes.has(OFFLINE_ACCESS),
     // Every refresh token works once, also in parallel (the adapters' consume): each refresh issues the next one,

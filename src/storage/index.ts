@@ -19,7 +19,7 @@ import { createSqliteAccountStore } from './accounts/sqlite/index.ts';
 import { createMongoAccountStore } from './accounts/mongo/index.ts';
 import { createSqliteAdapterBackend } from './adapter/sqlite/index.ts';
 import { createRedisAdapterBackend } from './adapter/redis/index.ts';
-import { withHashedIds } from './adapter/hashed-ids.ts';
+import { SHORT_STORED_ID, withHashedIds } from './adapter/hashed-ids.ts';
 import { createSqliteCounterStore } from './counters/sqlite/index.ts';
 import { createRedisCounterStore } from './counters/redis/index.ts';
 import { ReadCache, cachedAccountStore, type CacheStats } from './accounts/cache.ts';
@@ -33,6 +33,9 @@ import { createMongoLinkStore } from './links/mongo/index.ts';
 import type { WebhookStore } from './webhooks/port.ts';
 import { createSqliteWebhookStore } from './webhooks/sqlite/index.ts';
 import { createMongoWebhookStore } from './webhooks/mongo/index.ts';
+import type { ScimStore } from './scim/port.ts';
+import { createSqliteScimStore } from './scim/sqlite/index.ts';
+import { createMongoScimStore } from './scim/mongo/index.ts';
 
 export interface Stores {
   accounts: AccountStore;
@@ -44,6 +47,8 @@ export interface Stores {
   links: LinkStore;
   /** Webhook subscriptions and their deliveries (beside the accounts). */
   webhooks: WebhookStore;
+  /** SCIM tokens and what directories say about logins (beside the accounts). */
+  scim: ScimStore;
   /** Which backend serves each port (for logs and /readyz). */
   kinds: { accounts: 'sqlite' | 'mongodb'; provider: 'sqlite' | 'redis' | 'redis-cluster' };
   /** The account cache (MongoDB accounts with Redis; docs/storage.md), or null when off. */
@@ -110,6 +115,7 @@ export async function createStores(config: Config, log: Logger): Promise<Stores>
   let outbox: OutboxStore;
   let links: LinkStore;
   let webhooks: WebhookStore;
+  let scim: ScimStore;
   if (config.mongodbUri) {
     mongo = new MongoClient(config.mongodbUri, { serverSelectionTimeoutMS: 3000, connectTimeoutMS: 3000, heartbeatFrequencyMS: 2000 });
     mongo.on('serverHeartbeatFailed', () => {
@@ -126,16 +132,19 @@ export async function createStores(config: Config, log: Logger): Promise<Stores>
     outbox = createMongoOutboxStore(db);
     links = createMongoLinkStore(db);
     webhooks = createMongoWebhookStore(db);
+    scim = createMongoScimStore(db);
   } else {
     accounts = createSqliteAccountStore(sqlite!);
     outbox = createSqliteOutboxStore(sqlite!);
     links = createSqliteLinkStore(sqlite!);
     webhooks = createSqliteWebhookStore(sqlite!);
+    scim = createSqliteScimStore(sqlite!);
   }
   await accounts.init();
   await outbox.init();
   await links.init();
   await webhooks.init();
+  await scim.init();
 
   let redis: Redis | Cluster | null = null;
   let adapter: AdapterBackend;
@@ -162,8 +171,9 @@ export async function createStores(config: Config, log: Logger): Promise<Stores>
     counters = createSqliteCounterStore(sqlite!);
   }
 
-  // Provider state under hashed ids (src/storage/adapter/hashed-ids.ts), whichever backend holds it.
-  adapter = withHashedIds(adapter, adapterIdKey(config.keys.pepper));
+  // Provider state under hashed ids (src/storage/adapter/hashed-ids.ts), whichever backend holds it;
+  // shorter in Redis, where every key and index entry carries one.
+  adapter = withHashedIds(adapter, adapterIdKey(config.keys.pepper), { storedIdChars: redis ? SHORT_STORED_ID : undefined });
 
   let cache: ReadCache | null = null;
   if (mongo && redis && config.accountCache.ttlSeconds > 0) ({ accounts, cache } = withAccountCache(accounts, redis, config));
@@ -197,6 +207,7 @@ export async function createStores(config: Config, log: Logger): Promise<Stores>
     outbox,
     links,
     webhooks,
+    scim,
     down() {
       if (mongo && mongoDown) return 'mongodb';
       if (redisClient && redisClient.status !== 'ready') return 'redis';

@@ -256,6 +256,25 @@ const INVALID: { name: string; field: RegExp; mutate(doc: ImportDocument): unkno
     mutate: (doc) => delete (doc.tenants![2]!.clients![0] as { redirect_uris?: string[] }).redirect_uris,
   },
   {
+    name: 'API scopes for a public client',
+    field: /^tenants\[2\]\.clients\[0\]\.api_scopes: needs a client_secret/,
+    mutate: (doc) => {
+      const client = doc.tenants![2]!.clients![0]!;
+      delete client.client_secret;
+      Object.assign(client, { grant_types: ['client_credentials'], api_scopes: ['latchkey:logins.read'] });
+    },
+  },
+  {
+    name: 'API scopes without the client_credentials grant',
+    field: /^tenants\[2\]\.clients\[0\]\.api_scopes: /,
+    mutate: (doc) => Object.assign(doc.tenants![2]!.clients![0]!, { client_secret: 'x'.repeat(40), api_scopes: ['latchkey:logins.read'] }),
+  },
+  {
+    name: 'an unknown API scope',
+    field: /^tenants\[2\]\.clients\[0\]\.api_scopes\[0\]: /,
+    mutate: (doc) => Object.assign(doc.tenants![2]!.clients![0]!, { client_secret: 'x'.repeat(40), grant_types: ['client_credentials'], api_scopes: ['latchkey:everything'] }),
+  },
+  {
     name: 'a client with an empty redirect_uris',
     field: /^tenants\[2\]\.clients\[0\]\.redirect_uris: /,
     mutate: (doc) => (doc.tenants![2]!.clients![0]!.redirect_uris = []),
@@ -263,7 +282,7 @@ const INVALID: { name: string; field: RegExp; mutate(doc: ImportDocument): unkno
   {
     name: 'a javascript: redirect URI',
     field: /^tenants\[2\]\.clients\[0\]\.redirect_uris\[1\]: /,
-    mutate: (doc) => doc.tenants![2]!.clients![0]!.redirect_uris.push('javascript:alert(1)'),
+    mutate: (doc) => doc.tenants![2]!.clients![0]!.redirect_uris!.push('javascript:alert(1)'),
   },
   {
     name: 'an ftp: redirect URI',

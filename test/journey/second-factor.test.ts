@@ -5,12 +5,8 @@
 // nothing. On the embedded store and on MongoDB + Redis.
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { existsSync, readFileSync } from 'node:fs';
-import { join } from 'node:path';
-import { BSON, MongoClient } from 'mongodb';
-import { Redis } from 'ioredis';
-import { describeStored, isEncodedModel } from '../../src/storage/adapter/redis/codec.ts';
 import { Browser, testIds, type Page } from '../support/browser.ts';
+import { dumpStores } from '../support/dump.ts';
 import { PASSWORD, SETUPS, callbackReached, relyingParty, signIn, startServer, submitLogin, type RelyingParty, type TestServer } from '../support/latchkey.ts';
 import {
   SHORT_LOCKS,
@@ -38,47 +34,6 @@ function base32Decode(text: string): Buffer {
   let bits = '';
   for (const ch of text) bits += alphabet.indexOf(ch).toString(2).padStart(5, '0');
   return Buffer.from(bits.match(/.{8}/g)!.map((b) => parseInt(b, 2)));
-}
-
-/** Every byte the server's stores hold: the SQLite file and its WAL; MongoDB's documents and Redis's values. */
-async function dumpStores(server: TestServer): Promise<Buffer> {
-  const chunks: Buffer[] = [];
-  const env = server.env;
-  if (!env.MONGODB_URI) {
-    for (const file of ['latchkey.db', 'latchkey.db-wal']) {
-      const path = join(env.DATA_DIR!, file);
-      if (existsSync(path)) chunks.push(readFileSync(path));
-    }
-    return Buffer.concat(chunks);
-  }
-  const client = await MongoClient.connect(env.MONGODB_URI);
-  try {
-    const db = client.db(env.MONGODB_DB);
-    for (const { name } of await db.listCollections().toArray()) {
-      for (const doc of await db.collection(name).find({}).toArray()) chunks.push(Buffer.from(BSON.serialize(doc)));
-    }
-  } finally {
-    await client.close();
-  }
-  const redis = new Redis(env.REDIS_URL!);
-  try {
-    const keys = await redis.keys(`${env.REDIS_PREFIX}*`);
-    for (const key of keys) {
-      chunks.push(Buffer.from(key));
-      const type = await redis.type(key);
-      // Provider models are stored deflated: search their text.
-      if (type === 'string') {
-        const value = (await redis.getBuffer(key))!;
-        chunks.push(isEncodedModel(value) ? Buffer.from(describeStored(value)) : value);
-      } else if (type === 'hash') chunks.push(...Object.values(await redis.hgetallBuffer(key)));
-      else if (type === 'zset') chunks.push(...(await redis.zrangeBuffer(key, 0, -1)));
-      else if (type === 'set') chunks.push(...(await redis.smembersBuffer(key)));
-      else if (type === 'list') chunks.push(...(await redis.lrangeBuffer(key, 0, -1)));
-    }
-  } finally {
-    redis.disconnect();
-  }
-  return Buffer.concat(chunks);
 }
 
 for (const setup of SETUPS) {

@@ -5,10 +5,14 @@
 // answered twice, another login's key, another tenant's key, a disabled login.
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
+import { createPrivateKey } from 'node:crypto';
 import { createServer, type Server } from 'node:http';
 import type { Browser, BrowserContext, Page } from 'playwright-core';
 import { listenOnFreePort } from '../support/net.ts';
-import { SETUPS, fixture, relyingParty, startServer, type RelyingParty, type TestServer } from '../support/latchkey.ts';
+import { dumpStores } from '../support/dump.ts';
+import { Browser as HttpBrowser, csrfOf, testIds, textOf } from '../support/browser.ts';
+import { noticeOf, signedIn, submit } from '../account/support.ts';
+import { PASSWORD, SETUPS, submitLogin, fixture, relyingParty, startServer, type RelyingParty, type TestServer } from '../support/latchkey.ts';
 import { withoutChromium } from '../support/chromium.ts';
 import { addVirtualAuthenticator, launchWebAuthnChromium, base64url, cloneAuthenticator, type VirtualAuthenticator, type VirtualCredential } from '../support/webauthn.ts';
 
@@ -138,6 +142,11 @@ for (const setup of SETUPS) {
       assert.equal(stored?.deviceType, 'singleDevice');
       const [credential] = await authenticator.credentials();
       assert.equal(base64url(credential!.credentialId), stored!.id);
+      // A store dump holds the passkey's public key and nothing of its private key.
+      const dump = await dumpStores(server);
+      assert.ok(dump.includes(Buffer.from(stored!.publicKey)), 'the dump holds the passkey');
+      const secret = createPrivateKey({ key: Buffer.from(credential!.privateKey, 'base64'), format: 'der', type: 'pkcs8' }).export({ format: 'jwk' }).d!;
+      assert.ok(!dump.includes(Buffer.from(secret, 'base64url')), 'no private key material in the stores');
 
       const pending = await start(page);
       await password(page, 'bob@acme.test');
@@ -154,6 +163,26 @@ for (const setup of SETUPS) {
       assert.ok(events.some((e) => e.type === 'factor.passkey.verified'));
       assert.deepEqual(cspViolations, []);
       await context.close();
+    });
+
+    it("the owner's Users page shows the passkeys and resets them: the login sets one up again at its next sign-in", async () => {
+      const owner = await signedIn(server, { email: 'owner@acme.test' }, '/account/users');
+      assert.equal(textOf(owner.page, 'factor-state-bob-emp'), 'Passkeys set up');
+      const button = new RegExp(`<form[^>]*action="([^"]+)"[^>]*>(?:(?!</form>)[^])*data-testid="reset-passkey-bob-emp"`).exec(owner.page.html);
+      assert.ok(button, 'a "Reset passkeys" button for the login');
+      const confirm = await owner.browser.post(button[1]!.replace(/&amp;/g, '&'), { csrf: csrfOf(owner.page) });
+      assert.ok(testIds(confirm).includes('confirm-reset-form'), `asks for confirmation first: ${confirm.status}`);
+      assert.equal((await passkeysOf('bob-emp')).length, 1, 'nothing changed before confirming');
+      const done = await submit(owner.browser, confirm, 'confirm-reset-form');
+      assert.match(noticeOf(done), /passkeys have been reset/);
+      assert.deepEqual(await passkeysOf('bob-emp'), []);
+      assert.equal((await server.latchkey.stores.accounts.getLogin('bob-emp'))!.factors.passkey, undefined);
+      assert.equal((await server.latchkey.stores.accounts.listAudit({ tenant: 'acme', login: 'bob-emp', type: 'factor.passkey.reset' })).length, 1);
+
+      const bob = new HttpBrowser(server.issuer);
+      const pending = await acme.authorize({ redirect_uri: redirectUri });
+      const page = await submitLogin(bob, await bob.get(pending.url), 'bob@acme.test', PASSWORD);
+      assert.ok(testIds(page).includes('passkey-enroll-form'), `the next sign-in sets up a passkey again: ${page.status}`);
     });
 
     it("signs in with the passkey alone, the login chosen by the passkey picked; a disabled login's passkey is refused", async () => {
@@ -190,6 +219,61 @@ for (const setup of SETUPS) {
       const refusals = await server.latchkey.stores.accounts.listAudit({ tenant: 'acme', login: 'jane-emp', type: 'signin.passkey' });
       assert.equal(refusals[0]?.outcome, 'failure');
       assert.equal(refusals[0]?.detail?.reason, 'disabled');
+      await context.close();
+    });
+
+    it('on the profile, lists, adds, renames and removes passkeys; never the last one a user type asks for', async () => {
+      // Bob's passkeys were reset by the owner: he sets one up while signing in to his account.
+      const { context, page, authenticator } = await person();
+      await page.goto(`${server.issuer}/account`);
+      await password(page, 'bob@acme.test');
+      await page.getByTestId('passkey-enroll-form').waitFor();
+      await page.getByTestId('passkey-start').click();
+      await page.getByTestId('change-passkey-link').click();
+      await page.getByTestId('passkey-list').waitFor();
+      assert.equal(await page.getByTestId('passkey-list').locator('li').count(), 1);
+      assert.equal(await page.getByTestId('passkey-remove').count(), 0, 'the last passkey a user type asks for has no remove button');
+      assert.equal(await page.getByTestId('passkey-last-note').count(), 1);
+
+      // A second device: another authenticator (the first one would refuse to register the same login twice).
+      await authenticator.remove();
+      const second = await addVirtualAuthenticator(page, { backedUp: true }, authenticator.cdp);
+      await page.getByLabel(/Name for this passkey/).fill('Phone');
+      await page.getByTestId('passkey-start').click();
+      await page.getByTestId('passkey-remove').first().waitFor();
+      let keys = await passkeysOf('bob-emp');
+      assert.deepEqual(
+        keys.map((k) => [k.name, k.deviceType]),
+        [
+          ['Passkey', 'singleDevice'],
+          ['Phone', 'multiDevice'],
+        ],
+      );
+      assert.equal((await second.credentials()).length, 1);
+
+      const first = page.getByTestId('passkey-rename-form').first();
+      await first.getByTestId('passkey-name').fill('Work laptop');
+      await first.getByRole('button').click();
+      await page.getByTestId('passkey-list').waitFor();
+      assert.equal((await passkeysOf('bob-emp'))[0]?.name, 'Work laptop');
+
+      await page.getByTestId('passkey-remove').first().click();
+      await page.getByTestId('passkey-list').waitFor();
+      keys = await passkeysOf('bob-emp');
+      assert.deepEqual(
+        keys.map((k) => k.name),
+        ['Phone'],
+      );
+      // The last one, posted by hand: refused, still there.
+      const form = page.getByTestId('passkey-add-form');
+      const action = new URL((await form.getAttribute('action'))!, server.issuer).href;
+      const csrf = (await form.locator('input[name="csrf"]').getAttribute('value'))!;
+      const refused = await context.request.post(action, { form: { csrf, action: 'remove', id: keys[0]!.id }, maxRedirects: 0 });
+      assert.equal(refused.status(), 400);
+      assert.match(await refused.text(), /your last passkey/);
+      assert.equal((await passkeysOf('bob-emp')).length, 1);
+      const events = (await server.latchkey.stores.accounts.listAudit({ tenant: 'acme', login: 'bob-emp' })).map((e) => e.type);
+      for (const type of ['factor.passkey.added', 'factor.passkey.renamed', 'factor.passkey.removed']) assert.ok(events.includes(type), type);
       await context.close();
     });
 

@@ -51,7 +51,12 @@ import { secretOf } from '../support/factors.ts';
 import { startUpstream, visitUpstream, type TestUpstream } from '../support/upstream.ts';
 import { importDocument } from '../../src/import/index.ts';
 import { accountSignIn, linkOnPage, submit } from '../account/support.ts';
+import { API_SCOPES } from '../../src/api/scopes.ts';
+import { LoginChange, NewLogin, NewSubscription } from '../../src/api/schemas.ts';
+import * as oidc from 'openid-client';
 
+/** The management API's clients (docs/api.md): Acme's, and another tenant's. */
+const API_SECRETS = { provisioner: 's3cret-provisioner-fuzz-7c2e9a4b1d8f3e6a0c5b', 'globex-sync': 's3cret-globex-sync-fuzz-7c2e9a4b1d8f3e6a0c5b' };
 const SEED = Number(process.env.FUZZ_SEED ?? 20_240_607);
 const RUNS = Number(process.env.FUZZ_RUNS ?? 30);
 /** Fuzzed requests carry this user agent, so their audit events can be told from the set-up's. */
@@ -112,6 +117,7 @@ function fuzzFixture(upstreamIssuer: string): ImportDocument {
         clients: [
           { client_id: 'portal', client_secret: 's3cret-portal-4f9a2c7e1b8d3f6a0c5e9b2d', redirect_uris: [REDIRECT_URI], first_party: true },
           { client_id: 'partner', client_secret: 's3cret-partner-4f9a2c7e1b8d3f6a0c5e9b2d', client_name: 'Partner App', redirect_uris: [REDIRECT_URI] },
+          { client_id: 'provisioner', client_secret: API_SECRETS.provisioner, grant_types: ['client_credentials'], api_scopes: [...API_SCOPES] },
         ],
         upstreams: [{ id: 'corp', name: 'Corp ID', issuer: upstreamIssuer, client_id: 'latchkey', client_secret: 'corp-client-secret' }],
       },
@@ -121,7 +127,10 @@ function fuzzFixture(upstreamIssuer: string): ImportDocument {
         owner: 'gina-staff',
         userTypes: [{ id: 'staff', name: 'Staff', secondFactor: 'none' }],
         logins: [login('gina-staff', 'gina@globex.test', 'staff', 'Gina')],
-        clients: [{ client_id: 'globex-app', client_secret: 's3cret-globex-4f9a2c7e1b8d3f6a0c5e9b2d', redirect_uris: [REDIRECT_URI], first_party: true }],
+        clients: [
+          { client_id: 'globex-app', client_secret: 's3cret-globex-4f9a2c7e1b8d3f6a0c5e9b2d', redirect_uris: [REDIRECT_URI], first_party: true },
+          { client_id: 'globex-sync', client_secret: API_SECRETS['globex-sync'], grant_types: ['client_credentials'], api_scopes: [...API_SCOPES] },
+        ],
       },
     ],
   };
@@ -988,6 +997,30 @@ for (const setup of SETUPS) {
         special: (res, sent) => (sent.tokenSent && res.status === 200 && testIds(res).includes('forgot-sent') ? {} : null),
         afterwards: journeyAfterwards,
       },
+      {
+        // src/factors/passkey/signin.ts: sign in with a passkey alone. No fuzzed body is a WebAuthn assertion
+        // signed by a key the store knows, so every answer is a refusal on the page (400), never a sign-in.
+        name: 'POST /interaction/:uid/passkey',
+        personas: ['browser'],
+        fields: ['response', 'name'],
+        values: [
+          '{}',
+          'null',
+          '[]',
+          '{"id":"YQ","rawId":"YQ","type":"public-key","response":{"clientDataJSON":"e30","authenticatorData":"AA","signature":"AA","userHandle":"AA"}}',
+          '{"id":"YQ","rawId":"YQ","type":"public-key","response":{"clientDataJSON":1}}',
+          '{"id":{"$ne":null},"rawId":"YQ","type":"public-key","response":{}}',
+          'x'.repeat(17_000),
+        ],
+        tokenField: 'csrf',
+        prepare: async () => {
+          const { browser, token, uid } = await loginPage();
+          await browser.get(`/interaction/${uid}/passkey`);
+          return { browser, token, action: `/interaction/${uid}/passkey` };
+        },
+        path: (a) => a.action,
+        afterwards: journeyAfterwards,
+      },
       ...(['reset', 'invite'] as const).map((purpose): Target => ({
         // A mailed link's form. Never a successful reset: a new password that the rules would accept is
         // made to differ from its confirmation.
@@ -1499,6 +1532,115 @@ for (const setup of SETUPS) {
 
     // Found by this fuzzer: paths and methods nobody routes (POST /auth, some malformed reset URLs)
     // reached the provider's bare Koa 404, a text/plain "Not Found".
+    // The management API's bodies, paths and tokens: a problem (4xx, application/problem+json) for anything
+    // it refuses, never a 5xx; a 2xx only for a request its schema accepts, and never in another tenant.
+    it('answers any body, path and token of the management API with a problem or, for a valid request, its answer', async () => {
+      const tokenOf = async (id: keyof typeof API_SECRETS) => {
+        const config = await oidc.discovery(new URL(issuer), id, API_SECRETS[id], undefined, { execute: [oidc.allowInsecureRequests] });
+        return (await oidc.clientCredentialsGrant(config, { scope: API_SCOPES.join(' ') })).access_token;
+      };
+      const tokens = { valid: await tokenOf('provisioner'), foreign: await tokenOf('globex-sync'), person: foreign.accessToken, garbage: 'x'.repeat(40), none: '' };
+      // The API's target: a login of its own, so that what a valid request changes touches nobody the other tests sign in as.
+      await server.latchkey.stores.accounts.upsertIdentity({ email: 'target@acme.test' });
+      await server.latchkey.stores.accounts.upsertLogin({
+        id: 'api-target',
+        tenant: 'acme',
+        email: 'target@acme.test',
+        userType: 'employee',
+        firstName: 'Tara',
+        lastName: 'Target',
+      });
+      const SEGMENTS = [
+        'api-target',
+        'api-target',
+        'api-target',
+        'acme-owner',
+        'gina-staff',
+        'nobody',
+        '%E0%A4%A',
+        '..%2F..%2Fsecurity',
+        'x'.repeat(300),
+        '%00',
+        encodeURIComponent('<script>'),
+        '%2e%2e',
+      ];
+      const globexBefore = await server.latchkey.stores.accounts.listLogins('globex');
+      const ownerBefore = await server.latchkey.stores.accounts.getLogin('acme-owner');
+      const FIELDS = ['email', 'firstName', 'lastName', 'userType', 'allowSameName', 'url', 'events', 'disabled', 'id', '__proto__', 'constructor'];
+      const leaf = fc.oneof(
+        fc.constantFrom(...NASTY, 'new@acme.test', 'target@acme.test', 'employee', 'owner', 'staff', 'https://hooks.example/x', 'login.*', '*'),
+        fc.string({ maxLength: 30 }),
+        fc.integer(),
+        fc.boolean(),
+        fc.constant(null),
+        fc.constantFrom(...OPERATORS),
+      );
+      const { value } = fc.letrec<{ value: unknown }>((tie) => ({
+        value: fc.oneof(
+          { maxDepth: 2 },
+          { weight: 6, arbitrary: leaf },
+          { weight: 1, arbitrary: fc.array(tie('value'), { maxLength: 3 }) },
+          { weight: 1, arbitrary: fc.dictionary(fc.constantFrom(...FIELDS), tie('value'), { maxKeys: 3 }) },
+        ),
+      }));
+      const ROUTES: [string, string, boolean][] = [
+        ['POST', '/logins', true],
+        ['PATCH', '/logins/{id}', true],
+        ['POST', '/webhooks', true],
+        ['POST', '/logins/{id}/disable', false],
+        ['POST', '/logins/{id}/factors/{factor}/reset', false],
+        ['DELETE', '/logins/{id}', false],
+        ['GET', '/logins', false],
+        ['GET', '/audit', false],
+      ];
+      const TYPES = ['application/json', 'application/json; charset=utf-8', FORM, 'text/plain', 'application/merge-patch+json', ''];
+      await fc.assert(
+        fc.asyncProperty(
+          fc.constantFrom(...ROUTES),
+          fc.constantFrom(...SEGMENTS),
+          fc.constantFrom('pin', 'totp', 'sms', '%00'),
+          fc.dictionary(fc.constantFrom(...FIELDS), value, { maxKeys: 5 }),
+          fc.oneof({ weight: 4, arbitrary: fc.constant(null) }, { weight: 1, arbitrary: fc.constantFrom('{"email":', '[', 'null', '"x"', '{"a":1}{', '\u0000') }),
+          weighted<keyof typeof tokens>(['valid', 8], ['foreign', 2], ['person', 1], ['garbage', 1], ['none', 1]),
+          fc.constantFrom(...TYPES),
+          fc.oneof(fc.constant(''), fc.constantFrom('q=bob', 'limit=0', 'limit=5000', 'state=x', 'cursor=%E0%A4%A', 'cursor=e30', 'type=$where', 'login[$ne]=x', 'q=a&q=b')),
+          async ([method, template, hasBody], segment, factor, fields, broken, who, type, query) => {
+            const path = template.replace('{id}', segment).replace('{factor}', factor);
+            const body = hasBody ? (broken ?? JSON.stringify(fields)) : undefined;
+            const headers: Record<string, string> = {
+              'user-agent': FUZZ_UA,
+              ...(tokens[who] ? { authorization: `Bearer ${tokens[who]}` } : {}),
+              ...(body !== undefined && type ? { 'content-type': type } : {}),
+            };
+            const res = await fetch(`${issuer}/api/v1${path}${query && method === 'GET' ? `?${query}` : ''}`, { method, headers, body });
+            const text = await res.text();
+            const what = `${method} ${path} ${who} ${type} ${body?.slice(0, 200)}: ${res.status} ${text.slice(0, 300)}`;
+            assert.ok(res.status < 500, `never a 5xx — ${what}`);
+            assert.doesNotMatch(text, STACK, `no stack trace — ${what}`);
+            if (res.status >= 400) {
+              assert.match(res.headers.get('content-type') ?? '', /^application\/problem\+json/, what);
+              assert.equal(typeof (JSON.parse(text) as { code: unknown }).code, 'string', what);
+              return;
+            }
+            // Another tenant's token reads its own tenant's lists, and nothing of Acme's; every other 2xx is Acme's token's.
+            if (who === 'foreign') {
+              assert.equal(method, 'GET', what);
+              for (const id of [...ACME_LOGINS, 'api-target']) assert.ok(!text.includes(`"${id}"`), `nothing of another tenant — ${what}`);
+              return;
+            }
+            assert.equal(who, 'valid', `only a valid token gets a 2xx — ${what}`);
+            if (method === 'POST' && template === '/logins') assert.ok(NewLogin.safeParse(JSON.parse(body!)).success, `a create only from a valid body — ${what}`);
+            if (method === 'PATCH') assert.ok(LoginChange.safeParse(JSON.parse(body!)).success, `a change only from a valid body — ${what}`);
+            if (template === '/webhooks') assert.ok(NewSubscription.safeParse(JSON.parse(body!)).success, `a subscription only from a valid body — ${what}`);
+          },
+        ),
+        { seed: seedFor('management API'), numRuns: RUNS * 10 },
+      );
+      assert.deepEqual(await server.latchkey.stores.accounts.listLogins('globex'), globexBefore, 'another tenant is untouched');
+      assert.deepEqual(await server.latchkey.stores.accounts.getLogin('acme-owner'), ownerBefore, 'the owner is untouched');
+      for (const s of await server.latchkey.webhooks.list('acme')) await server.latchkey.webhooks.remove('acme', s.id);
+    });
+
     it('answers what nobody routes with a 404 page or JSON error', async () => {
       for (const [method, path] of [
         ['POST', '/auth'],
@@ -1553,6 +1695,219 @@ for (const setup of SETUPS) {
       assert.ok(callbackReached(page), `${page.status} ${page.url}`);
       assert.equal((await portal.callback(page.url, pending)).claims()!.sub, 'bob-emp');
       for (const actor of accountActors.values()) if (actor.email) await assertStillSelf(actor);
+    });
+  });
+}
+
+// SCIM bodies: random and malformed JSON, SCIM-shaped creates, replaces and
+// PATCH operations (Entra's and Okta's forms among random ones), filters and
+// paging, under every content type, with the tenant's bearer token. Every
+// answer is below 500, and an error is SCIM error JSON; what a valid request
+// may change is limited to the fuzzed login and the users the fuzz made: the
+// fixture's other logins, every identity's password, and the tenants stay.
+const SCIM_ERROR = 'urn:ietf:params:scim:api:messages:2.0:Error';
+const PATCH_OP = 'urn:ietf:params:scim:api:messages:2.0:PatchOp';
+const SCIM_EXT = 'urn:latchkey:params:scim:schemas:extension:2.0:User';
+
+for (const setup of SETUPS) {
+  describe(`fuzzing SCIM bodies (${setup})`, () => {
+    let server: TestServer;
+    let token = '';
+    let target = '';
+
+    before(async () => {
+      server = await startServer(setup);
+      token = (await server.latchkey.scimTokens.create('acme', 'fuzz', 'cli')).token;
+      const made = await fetch(`${server.issuer}/scim/v2/Users`, {
+        method: 'POST',
+        headers: { authorization: `Bearer ${token}`, 'content-type': 'application/scim+json' },
+        body: JSON.stringify({ userName: 'fuzz-target@acme.test', name: { givenName: 'Fuzz', familyName: 'Target' }, emails: [{ value: 'fuzz-target@acme.test' }] }),
+      });
+      assert.equal(made.status, 201);
+      target = ((await made.json()) as { id: string }).id;
+    });
+    after(() => server.stop());
+
+    const ids = () => fc.constantFrom(target, target, 'gina-staff', 'nobody', '', '..%2F', 'x'.repeat(300));
+    const paths = fc.oneof(
+      fc.constantFrom(
+        'active',
+        'userName',
+        'externalId',
+        'name.givenName',
+        'name.familyName',
+        'name',
+        'emails',
+        'emails[type eq "work"].value',
+        'emails[value co "@"]',
+        'members',
+        'displayName',
+        `${SCIM_EXT}:userType`,
+        SCIM_EXT,
+        'urn:ietf:params:scim:schemas:core:2.0:User:active',
+        'id',
+        'meta.version',
+        'groups',
+        'emails[type eq',
+        'members[value eq "bob-emp"]',
+        'a.b.c',
+        '[]',
+        'not (',
+      ),
+      fc.string({ maxLength: 40 }),
+    );
+    const value = fc.oneof(
+      fc.constantFrom('False', 'True', false, true, 'maybe', null, '', 'bob@acme.test', 'fuzz-target@acme.test', 'manager', 'Employee', 'astronaut', '\u0000', '\uD800'),
+      fc.jsonValue({ maxDepth: 3 }),
+      fc.array(fc.record({ value: ids() }, { requiredKeys: [] }), { maxLength: 3 }),
+    );
+    const operation = fc.record(
+      { op: fc.oneof(fc.constantFrom('add', 'Replace', 'remove', 'REMOVE', 'copy'), fc.jsonValue({ maxDepth: 1 })), path: fc.oneof(paths, fc.jsonValue({ maxDepth: 1 })), value },
+      { requiredKeys: [] },
+    );
+    const patchBody = fc.record(
+      { schemas: fc.oneof(fc.constant([PATCH_OP]), fc.jsonValue({ maxDepth: 1 })), Operations: fc.oneof(fc.array(operation, { maxLength: 4 }), fc.jsonValue({ maxDepth: 2 })) },
+      { requiredKeys: [] },
+    );
+    const userBody = fc.record(
+      {
+        schemas: fc.jsonValue({ maxDepth: 1 }),
+        userName: fc.oneof(
+          fc.constantFrom('fuzz-target@acme.test', 'bob@acme.test', 'jane@acme.test#manager', 'new@acme.test', ''),
+          fc.string({ maxLength: 300 }),
+          fc.jsonValue({ maxDepth: 1 }),
+        ),
+        name: fc.oneof(
+          fc.record({ givenName: fc.oneof(fc.string(), fc.jsonValue({ maxDepth: 1 })), familyName: fc.string() }, { requiredKeys: [] }),
+          fc.jsonValue({ maxDepth: 2 }),
+        ),
+        emails: fc.oneof(
+          fc.array(fc.record({ value: fc.oneof(fc.constantFrom('fuzz-target@acme.test', 'not-an-email'), fc.string()), primary: value }, { requiredKeys: [] }), { maxLength: 2 }),
+          fc.jsonValue({ maxDepth: 2 }),
+        ),
+        active: value,
+        externalId: value,
+        [SCIM_EXT]: fc.oneof(fc.record({ userType: value }, { requiredKeys: [] }), fc.jsonValue({ maxDepth: 1 })),
+        members: value,
+        displayName: value,
+        ['__proto__']: fc.jsonValue({ maxDepth: 1 }),
+      },
+      { requiredKeys: [] },
+    );
+    // Nearly valid users, so creates and replaces reach the store (and its uniqueness) too.
+    const plausibleUser = fc.record({
+      userName: fc.oneof(fc.constantFrom('fuzz-target@acme.test', 'bob@acme.test', 'new@acme.test', 'NEW@acme.test'), fc.emailAddress()),
+      name: fc.record({ givenName: fc.constantFrom('Ann', 'Émile', 'Ann', ' ', '\u202e'), familyName: fc.constantFrom('Lee', 'Lee', 'Lee', 'x'.repeat(101)) }),
+      emails: fc.array(
+        fc.record({
+          value: fc.oneof({ weight: 4, arbitrary: fc.constantFrom('fuzz-target@acme.test', 'bob@acme.test', 'ann@acme.test') }, fc.emailAddress()),
+          primary: fc.boolean(),
+        }),
+        {
+          minLength: 1,
+          maxLength: 2,
+        },
+      ),
+      active: fc.constantFrom(true, false, 'True', 'False'),
+      [SCIM_EXT]: fc.record({ userType: fc.constantFrom('employee', 'manager', 'Manager', 'owner', 'staff') }),
+    });
+    const bodyArb = fc.oneof(
+      patchBody.map((b) => JSON.stringify(b)),
+      plausibleUser.map((b) => JSON.stringify(b)),
+      userBody.map((b) => JSON.stringify(b)),
+      fc.jsonValue({ maxDepth: 4 }).map((b) => JSON.stringify(b)),
+      fc.constantFrom('', '{', '{"schemas": [', 'null', '[]', '"x"', '{"Operations": [{"op": "add"}]}', '\u0000\u0001', `{"userName": "${'a'.repeat(600_000)}"}`),
+      fc.string({ maxLength: 200 }),
+    );
+    const request = fc.record({
+      route: fc.constantFrom(
+        'POST /Users',
+        'POST /Users',
+        'POST /Users',
+        'PATCH /Users/:id',
+        'PUT /Users/:id',
+        'PATCH /Users/:id',
+        'PATCH /Groups/employee',
+        'PUT /Groups/manager',
+        'POST /Groups',
+        'PATCH /Groups/:id',
+        'GET /Users?filter',
+        'GET /Groups?filter',
+        'GET /Users?page',
+      ),
+      id: ids(),
+      body: bodyArb,
+      query: fc.oneof(
+        fc.constantFrom('userName eq "bob@acme.test"', 'emails[type eq "work"', 'not (active eq true)', 'a eq', '(((', '"x"', 'userName eq "\\u"'),
+        fc.string({ maxLength: 80 }),
+      ),
+      type: fc.oneof(
+        { weight: 6, arbitrary: fc.constantFrom('application/scim+json', 'application/scim+json; charset=utf-8', 'application/json') },
+        { weight: 1, arbitrary: fc.constantFrom('text/plain', FORM, 'application/scim+json; charset=latin1', null) },
+      ),
+      gzip: fc.oneof({ weight: 9, arbitrary: fc.constant(false) }, { weight: 1, arbitrary: fc.constant(true) }),
+      count: fc.constantFrom('1', '-5', '0', '99999999999', 'abc', '2.5', ''),
+    });
+
+    async function guarded() {
+      const a = server.latchkey.stores.accounts;
+      const tenants = await a.listTenants();
+      const logins = (await Promise.all(tenants.map((t) => a.listLogins(t.id)))).flat().filter((l) => l.id === 'acme-owner' || !l.id.startsWith('l-'));
+      return {
+        tenants,
+        logins,
+        identities: await Promise.all(['jane@acme.test', 'bob@acme.test', 'owner@acme.test', 'gina@globex.test'].map((e) => a.findIdentityByEmail(e))),
+        cutoffs: await Promise.all(logins.map((l) => a.loginSessionsNotBefore(l.id))),
+      };
+    }
+
+    it('answers every SCIM request below 500, errors as SCIM error JSON, and changes only what it may', async (ctx) => {
+      const before_ = await guarded();
+      const prototypeNames = Object.getOwnPropertyNames(Object.prototype).sort();
+      const statuses = new Map<number, number>();
+      await fc.assert(
+        fc.asyncProperty(request, async (r) => {
+          const [method, route] = r.route.split(' ') as [string, string];
+          const id = encodeURIComponent(r.id);
+          const path =
+            route === '/Users?filter' || route === '/Groups?filter'
+              ? `${route.split('?')[0]}?filter=${encodeURIComponent(r.query)}`
+              : route === '/Users?page'
+                ? `/Users?startIndex=${encodeURIComponent(r.count)}&count=${encodeURIComponent(r.count)}`
+                : route.replace(':id', id);
+          const headers: Record<string, string> = { authorization: `Bearer ${token}`, 'user-agent': FUZZ_UA };
+          if (r.type && method !== 'GET') headers['content-type'] = r.type;
+          if (r.gzip && method !== 'GET') headers['content-encoding'] = 'gzip';
+          const res = await fetch(`${server.issuer}/scim/v2${path}`, { method, headers, body: method === 'GET' ? undefined : r.body });
+          const text = await res.text();
+          statuses.set(res.status, (statuses.get(res.status) ?? 0) + 1);
+          const what = `${r.route} ${res.status} ${text.slice(0, 300)}`;
+          if (process.env.FUZZ_DEBUG) console.error(what.slice(0, 200), '←', headers['content-type'], JSON.stringify(r.body.slice(0, 200)));
+          assert.ok(res.status < 500, `never a 5xx — ${what}`);
+          assert.doesNotMatch(text, STACK, `no stack trace — ${what}`);
+          if (res.status === 204) return;
+          assert.match(res.headers.get('content-type') ?? '', /^application\/scim\+json/, what);
+          const body = JSON.parse(text) as Record<string, unknown>;
+          if (res.status >= 400) {
+            assert.deepEqual(body.schemas, [SCIM_ERROR], what);
+            assert.equal(body.status, String(res.status), what);
+            assert.equal(typeof body.detail, 'string', what);
+          } else assert.ok([200, 201].includes(res.status), what);
+          assert.deepEqual(Object.getOwnPropertyNames(Object.prototype).sort(), prototypeNames, 'no prototype pollution');
+        }),
+        { seed: seedFor(`scim ${setup}`), numRuns: RUNS * 8 },
+      );
+      assert.equal((await fetch(`${server.issuer}/healthz`)).status, 200, 'the process is healthy');
+      assert.deepEqual(await guarded(), before_, 'the fixture’s logins, identities, tenants and session cut-offs are as before');
+      const owner = await server.latchkey.stores.accounts.getLogin('acme-owner');
+      assert.equal(owner?.disabled, false);
+      assert.ok(statuses.size > 3, `a spread of answers: ${[...statuses].join(' ')}`);
+      ctx.diagnostic(
+        `statuses ${[...statuses]
+          .sort((a, b) => a[0] - b[0])
+          .map(([s, n]) => `${s}×${n}`)
+          .join(' ')}`,
+      );
     });
   });
 }

@@ -1,5 +1,5 @@
 // Store outages: while Redis or MongoDB is down every page answers a
-// clear 503 (JSON endpoints a 503 JSON error), the process stays up, /readyz
+// clear 503 (JSON endpoints a 503 JSON error, SCIM a SCIM error), the process stays up, /readyz
 // names the failing store; when the store is back, sign-ins work again without
 // a restart.
 import { after, before, describe, it } from 'node:test';
@@ -24,11 +24,13 @@ describe('store outages (MongoDB + Redis)', () => {
   let mongo: TestMongo;
   let redis: OwnRedis;
   let server: TestServer;
+  let scimToken = '';
 
   before(async () => {
     mongo = await startMongo();
     redis = await startOwnRedis();
     server = await startServer('mongo+redis', { mongo, env: { REDIS_URL: redis.url } });
+    scimToken = (await server.latchkey.scimTokens.create('acme', 'Entra ID', 'cli')).token;
   });
   after(async () => {
     await server.stop();
@@ -42,6 +44,16 @@ describe('store outages (MongoDB + Redis)', () => {
     return callbackReached(page);
   };
   const ready = async () => (await fetch(`${server.issuer}/readyz`)).status === 200;
+
+  /** A directory's request meanwhile: a 503 in SCIM JSON, with Retry-After. */
+  async function assertScimUnavailable() {
+    const res = await fetch(`${server.issuer}/scim/v2/Users?count=1`, { headers: { authorization: `Bearer ${scimToken}`, accept: 'application/scim+json' } });
+    assert.equal(res.status, 503);
+    assert.match(res.headers.get('content-type') ?? '', /^application\/scim\+json/);
+    assert.ok(res.headers.get('retry-after'));
+    const body = (await res.json()) as { schemas: string[]; status: string };
+    assert.deepEqual([body.schemas, body.status], [['urn:ietf:params:scim:api:messages:2.0:Error'], '503']);
+  }
 
   it('signs in while both stores are up', async () => {
     assert.ok(await signsIn());
@@ -79,6 +91,7 @@ describe('store outages (MongoDB + Redis)', () => {
     });
     assert.equal(token.status, 503);
     assert.equal(((await token.json()) as { error: string }).error, 'temporarily_unavailable');
+    await assertScimUnavailable();
 
     await redis.revive();
     await waitFor('readyz to recover', ready);
@@ -193,6 +206,7 @@ describe('store outages (MongoDB + Redis)', () => {
     assert.equal(res.status, 503);
     assert.match(await res.text(), /temporarily unavailable/i);
     assert.equal((await fetch(`${server.issuer}/healthz`)).status, 200);
+    await assertScimUnavailable();
 
     await mongo.revive();
     await waitFor('readyz to recover', ready, 30_000);

@@ -365,6 +365,40 @@ function accountStoreContract(name: string, makeStore: () => Promise<Harness>) {
           await assert.rejects(s.deleteIdentity({ $ne: null } as never), TypeError);
         }));
 
+      it('updateLoginIf changes the profile only while it is the one read, keeping factor state and the flag', () =>
+        withStore(async (s) => {
+          await s.upsertLogin(login('u1', { email: 'ada@example.com' }));
+          await s.setFactorState('u1', 'pin', { hash: 'h' });
+          const read = (await s.getLogin('u1'))!;
+          const { factors: _factors, ...profile } = read;
+          const next = { email: 'Augusta@Example.com', userType: 'admin', firstName: 'Augusta', lastName: 'King' };
+          assert.equal(await s.updateLoginIf(profile, next), true);
+          assert.deepEqual(await s.getLogin('u1'), { ...read, ...next, email: 'augusta@example.com' });
+          assert.equal(await s.updateLoginIf(profile, { ...next, firstName: 'Stale' }), false, 'the profile read before is no longer stored');
+          const current = { ...profile, ...next, email: 'augusta@example.com' };
+          await s.setLoginDisabled('u1', true);
+          assert.equal(await s.updateLoginIf(current, { ...next, firstName: 'Late' }), false, 'disabling changed the profile too');
+          assert.equal(await s.updateLoginIf({ ...current, disabled: true, tenant: 'other' }, next), false, 'the tenant is part of it');
+          assert.equal(await s.updateLoginIf({ ...current, disabled: true, id: 'nobody' }, next), false);
+          assert.equal((await s.getLogin('u1'))!.firstName, 'Augusta');
+          assert.deepEqual((await s.getLogin('u1'))!.factors, { pin: { hash: 'h' } });
+          const { factors: _again, ...fresh } = (await s.getLogin('u1'))!;
+          assert.equal(await s.updateLoginIf(fresh, { ...next, firstName: 'Fresh' }), true, 'a fresh read changes it again');
+          assert.equal(await s.updateLoginIf({ ...fresh, firstName: 'Fresh', email: 'augusta@example.com' }, { ...next, firstName: 'Again' }), true);
+          await assert.rejects(s.updateLoginIf({ ...current, id: { $ne: null } as never }, next), TypeError);
+          await assert.rejects(s.updateLoginIf(current, { ...next, email: { $ne: null } as never }), TypeError);
+        }));
+
+      it('parallel updateLoginIf from one read, from two connections: exactly one wins', () =>
+        withStore(async (s, h) => {
+          const other = await h.twin();
+          await s.upsertLogin(login('cas'));
+          const { factors: _factors, ...read } = (await s.getLogin('cas'))!;
+          const results = await Promise.all(Array.from({ length: 12 }, (_, i) => (i % 2 ? other : s).updateLoginIf(read, { ...read, firstName: `F${i}` })));
+          assert.equal(results.filter(Boolean).length, 1);
+          assert.equal((await other.getLogin('cas'))!.firstName, `F${results.indexOf(true)}`);
+        }));
+
       it('parallel createLogin of one id, from two connections: exactly one is true', () =>
         withStore(async (s, h) => {
           const other = await h.twin();
@@ -1096,15 +1130,16 @@ function accountStoreContract(name: string, makeStore: () => Promise<Harness>) {
         withStore(async (s, h) => {
           const other = await h.twin();
           await s.addPasskey(key('YQ', { counter: 7 }));
-          for (const [from, to] of [
-            [7, 8],
-            [8, 12],
-          ] as const) {
+          // Each round starts from the count the last one stored (which of the parallel uses won is the race's to decide).
+          let from = 7;
+          for (const step of [1, 4]) {
+            const to = from + step;
             const results = await Promise.all(Array.from({ length: 12 }, (_, i) => (i % 2 ? s : other).recordPasskeyUse('YQ', use(from, to + (i % 3)))));
             assert.equal(results.filter(Boolean).length, 1, `from ${from}`);
             const stored = (await s.getPasskey('YQ'))!.counter;
             assert.ok(stored >= to && stored <= to + 2);
-            if (from === 7) assert.equal(await s.recordPasskeyUse('YQ', use(stored, 8)), stored < 8);
+            assert.equal(await s.recordPasskeyUse('YQ', use(stored, from + 1)), false, 'a count that does not move on is refused');
+            from = stored;
           }
         }));
 

@@ -11,7 +11,7 @@ import { errors } from 'oidc-provider';
 import type { AdapterBackend, AdapterPayload } from '../../src/storage/adapter/port.ts';
 import { createSqliteAdapterBackend } from '../../src/storage/adapter/sqlite/index.ts';
 import { createRedisAdapterBackend } from '../../src/storage/adapter/redis/index.ts';
-import { withHashedIds } from '../../src/storage/adapter/hashed-ids.ts';
+import { SHORT_STORED_ID, withHashedIds } from '../../src/storage/adapter/hashed-ids.ts';
 import { describeStored } from '../../src/storage/adapter/redis/codec.ts';
 import { testRedisPrefix, testRedisUrl } from '../support/redis.ts';
 import { tempDir } from '../support/tmp.ts';
@@ -29,6 +29,8 @@ interface AdapterHarness {
 // As src/storage/index.ts wraps every backend.
 const KEY = randomBytes(32);
 const hashed = (backend: AdapterBackend) => withHashedIds(backend, KEY);
+// Redis keeps a shorter stored id, as src/storage/index.ts has it.
+const hashedShort = (backend: AdapterBackend) => withHashedIds(backend, KEY, { storedIdChars: SHORT_STORED_ID });
 
 async function dumpRedis(nodes: (Redis | Cluster)[], prefix: string): Promise<string> {
   const out: string[] = [];
@@ -419,9 +421,9 @@ adapterContract('sqlite', async () => {
 adapterContract('redis', async () => {
   const redis = new Redis(testRedisUrl());
   const prefix = testRedisPrefix();
-  const backend = hashed(createRedisAdapterBackend(redis, { prefix }));
+  const backend = hashedShort(createRedisAdapterBackend(redis, { prefix }));
   const otherRedis = new Redis(testRedisUrl());
-  const other = hashed(createRedisAdapterBackend(otherRedis, { prefix }));
+  const other = hashedShort(createRedisAdapterBackend(otherRedis, { prefix }));
   return {
     backend,
     other,
@@ -442,9 +444,9 @@ adapterContract('redis-cluster', async () => {
   const cluster = await startRedisCluster();
   const redis = new Cluster(cluster.nodes);
   const prefix = `{${testRedisPrefix().slice(0, -1)}}:`;
-  const backend = hashed(createRedisAdapterBackend(redis, { prefix }));
+  const backend = hashedShort(createRedisAdapterBackend(redis, { prefix }));
   const otherRedis = new Cluster(cluster.nodes);
-  const other = hashed(createRedisAdapterBackend(otherRedis, { prefix }));
+  const other = hashedShort(createRedisAdapterBackend(otherRedis, { prefix }));
   return {
     backend,
     other,

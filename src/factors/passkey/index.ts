@@ -12,6 +12,7 @@ import type { Login, Passkey } from '../../storage/accounts/port.ts';
 import type { AttemptResult } from '../../limits.ts';
 import type { FactorBehaviour, FactorDefinition, FactorOutcome, FactorRequest, FactorServices } from '../types.ts';
 import { createAttempts, factorKeys } from '../attempts.ts';
+import { userTypeOf } from '../../names.ts';
 import { RESPONSE_MAX_LENGTH, createWebAuthn, newUserHandle, passkeyAmr, type CeremonyFailure, type WebAuthn } from './ceremony.ts';
 
 export { passkeyAmr } from './ceremony.ts';
@@ -80,6 +81,7 @@ export const passkeyFactor: FactorDefinition = {
   acr: 'urn:latchkey:acr:passkey',
   state: passkeyStateSchema,
   fields: { response: RESPONSE_MAX_LENGTH, name: PASSKEY_NAME_MAX * 4 },
+  changeFields: { action: 16, id: 1400, response: RESPONSE_MAX_LENGTH, name: PASSKEY_NAME_MAX * 4 },
   events: EVENTS.map((e) => `factor.passkey.${e}`),
   notices: { 'factor.passkey.reset': 'reset', 'factor.passkey.added': 'set', 'factor.passkey.locked': 'locked' },
   ownerReset: { icon: 'key' },
@@ -172,6 +174,9 @@ function createPasskey(services: FactorServices): FactorBehaviour {
     return { passed: true, passkey, userVerified };
   }
 
+  /** The login's user type asks for passkeys: its last one stays (nothing else would let it in). */
+  const requiresPasskey = (req: FactorRequest) => userTypeOf(req.tenant, req.login.userType)?.secondFactor === 'passkey';
+
   async function verifyPage(req: FactorRequest) {
     const mine = await accounts.listPasskeys(req.login.id);
     const { options, challenge } = await webauthn.authenticationOptions(mine);
@@ -231,6 +236,56 @@ function createPasskey(services: FactorServices): FactorBehaviour {
       const made = await register(req, 'enroll', 'Passkey');
       if (!made.passed) return made.outcome;
       return { passed: true, amr: passkeyAmr({ deviceType: made.passkey.deviceType, userVerified: made.userVerified }) };
+    },
+    change: {
+      // The profile's passkeys page: list, rename, remove, add (within the account pages' re-authentication window).
+      async page(req) {
+        const mine = await accounts.listPasskeys(req.login.id);
+        const page = await registrationPage(req, 'factors/passkey/manage');
+        return {
+          view: page.view,
+          locals: {
+            ...page.locals,
+            passkeys: mine.map((p) => ({
+              id: p.id,
+              name: p.name,
+              kind: p.deviceType,
+              createdAt: p.createdAt.toISOString().slice(0, 10),
+              lastUsedAt: p.lastUsedAt?.toISOString().slice(0, 10) ?? null,
+            })),
+            canRemoveLast: !requiresPasskey(req),
+          },
+        };
+      },
+      async submit(req) {
+        const action = req.body.action;
+        const id = req.body.id ?? '';
+        if (action === 'add') {
+          const made = await register(req, 'add', 'Passkey');
+          return made.passed ? { done: false } : { done: false, error: made.outcome.passed ? undefined : made.outcome.error };
+        }
+        const mine = await accounts.listPasskeys(req.login.id);
+        const target = mine.find((p) => p.id === id);
+        if (!target) return { done: false, error: factorSetupExpired('factor.passkey.errors.noSuchPasskey') };
+        if (action === 'rename') {
+          const name = passkeyName(req.body.name, target.name);
+          await accounts.renamePasskey(req.login.id, target.id, name);
+          await record(req, 'renamed', 'success', { credential: target.id.slice(0, 12), name });
+          return { done: false };
+        }
+        if (action !== 'remove') return { done: false, error: invalidFactorAnswer('factor.passkey.errors.noSuchPasskey') };
+        if (!(await accounts.deletePasskey(req.login.id, target.id))) return { done: false, error: factorSetupExpired('factor.passkey.errors.noSuchPasskey') };
+        // Read after the delete: of two tabs removing the last two, at least one sees none left and puts its own back.
+        if ((await accounts.listPasskeys(req.login.id)).length === 0) {
+          if (requiresPasskey(req)) {
+            await accounts.addPasskey(target);
+            return { done: false, error: invalidFactorAnswer('factor.passkey.errors.lastOne') };
+          }
+          await accounts.setFactorState(req.login.id, 'passkey', null);
+        }
+        await record(req, 'removed', 'success', { credential: target.id.slice(0, 12), name: target.name });
+        return { done: false };
+      },
     },
     async reset(loginId) {
       await accounts.deletePasskeys(loginId);

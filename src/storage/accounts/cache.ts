@@ -168,6 +168,7 @@ export function cachedAccountStore(inner: AccountStore, cache: ReadCache): Accou
     upsertLogin: async (login) => writing([cacheKeys.login(login.id)], () => inner.upsertLogin(login)),
     createLogin: async (login) => writing([cacheKeys.login(login.id)], () => inner.createLogin(login)),
     deleteLogin: async (loginId) => writing([cacheKeys.login(loginId)], () => inner.deleteLogin(loginId)),
+    updateLoginIf: async (expected, next) => writing([cacheKeys.login(expected.id)], () => inner.updateLoginIf(expected, next)),
     setLoginDisabled: async (loginId, disabled) => writing([cacheKeys.login(loginId)], () => inner.setLoginDisabled(loginId, disabled)),
     setFactorState: async (loginId, factorId, state) => writing([cacheKeys.login(loginId)], () => inner.setFactorState(loginId, factorId, state)),
     replaceFactorHash: async (loginId, factorId, current, next) => writing([cacheKeys.login(loginId)], () => inner.replaceFactorHash(loginId, factorId, current, next)),

@@ -20,9 +20,18 @@ const FOUND_BY_LOOKUP = new Set(['Session', 'DeviceCode']);
 
 export const hashId = (id: string) => createHash('sha256').update(id).digest('base64url');
 
-/** `key`: 32 bytes of the server's, sealing the ids of models found by a lookup field. */
-export function withHashedIds(backend: AdapterBackend, key: Buffer): AdapterBackend {
+/** A stored id of 32 characters: 192 bits of the hash, the Redis adapter's (each key and index entry carries one). */
+export const SHORT_STORED_ID = 32;
+
+/**
+ * `key`: 32 bytes of the server's, sealing the ids of models found by a lookup field.
+ * `storedIdChars`: how much of the hash (base64url, 43 characters) is the stored id; less keeps Redis
+ * keys short, and 32 characters (192 bits) still leave ids that neither collide nor can be found
+ * from the store. The SQLite store keeps all 43, as it always has.
+ */
+export function withHashedIds(backend: AdapterBackend, key: Buffer, { storedIdChars = 43 }: { storedIdChars?: number } = {}): AdapterBackend {
   const box = createSecretBox([{ kid: 'adapter', key }]);
+  const storedId = storedIdChars >= 43 ? hashId : (id: string) => hashId(id).slice(0, storedIdChars);
 
   function factory(model: string): Adapter {
     const inner = backend.factory(model);
@@ -48,11 +57,11 @@ export function withHashedIds(backend: AdapterBackend, key: Buffer): AdapterBack
 
     return {
       async upsert(id, payload, expiresIn) {
-        const hashed = hashId(id);
+        const hashed = storedId(id);
         await inner.upsert(hashed, stored(id, hashed, payload), expiresIn);
       },
       async find(id) {
-        const payload = await inner.find(hashId(id));
+        const payload = await inner.find(storedId(id));
         return payload && payload.jti !== undefined ? { ...payload, jti: id } : payload;
       },
       async findByUid(uid) {
@@ -61,8 +70,8 @@ export function withHashedIds(backend: AdapterBackend, key: Buffer): AdapterBack
       async findByUserCode(userCode) {
         return fromLookup((await inner.findByUserCode(userCode)) || undefined);
       },
-      consume: (id) => inner.consume(hashId(id)),
-      destroy: (id) => inner.destroy(hashId(id)),
+      consume: (id) => inner.consume(storedId(id)),
+      destroy: (id) => inner.destroy(storedId(id)),
       revokeByGrantId: (grantId) => inner.revokeByGrantId(grantId),
     };
   }

@@ -38,6 +38,8 @@ interface LoginDoc {
   lastName: string;
   disabled: boolean;
   factors?: Record<string, FactorState>;
+  /** How many times `updateLoginIf` changed the login (absent: never). */
+  rev?: number;
 }
 interface ClientDoc {
   _id: string;
@@ -55,6 +57,12 @@ interface AuditDoc {
   userAgent: string | null;
   outcome: AuditOutcome;
   detail?: Record<string, unknown> | null;
+}
+/** A claim on changing a login from one revision (`updateLoginIf`). */
+interface RevisionDoc {
+  _id: string;
+  login: string;
+  rev: number;
 }
 interface StepDoc {
   _id: string;
@@ -237,6 +245,7 @@ export function createMongoAccountStore(db: Db): AccountStore {
   // compare-and-swap), so parallel replays of one step can all match. An insert
   // with a unique _id is atomic there too: one marker per accepted step decides.
   const steps = db.collection<StepDoc>('factor_steps');
+  const revisions = db.collection<RevisionDoc>('login_revisions');
   // The same for compare-and-set: of the writers starting from one state, the one whose marker insert succeeds goes on.
   const casMarkers = db.collection<CasDoc>('factor_cas');
   const upstreams = db.collection<UpstreamDoc>('upstreams');
@@ -257,6 +266,7 @@ export function createMongoAccountStore(db: Db): AccountStore {
       await audit.createIndex({ time: 1 });
       await audit.createIndex({ tenant: 1, login: 1, time: -1 });
       await steps.createIndex({ login: 1, factor: 1 });
+      await revisions.createIndex({ login: 1 });
       await casMarkers.createIndex({ login: 1 });
       await upstreams.createIndex({ tenant: 1, name: 1 });
       await upstreamLinks.createIndex({ identityId: 1 });
@@ -357,6 +367,7 @@ export function createMongoAccountStore(db: Db): AccountStore {
       const id = str('loginId', loginId);
       const result = await logins.deleteOne({ _id: id });
       await steps.deleteMany({ login: id });
+      await revisions.deleteMany({ login: id });
       await casMarkers.deleteMany({ login: id });
       await loginGrants.deleteMany({ login: id });
       await passkeys.dropLogin(id);
@@ -367,6 +378,29 @@ export function createMongoAccountStore(db: Db): AccountStore {
       // Links first: a failure in between leaves an identity without links, never links to no identity.
       await upstreamLinks.deleteMany({ identityId: id });
       return (await identities.deleteOne({ _id: id })).deletedCount === 1;
+    },
+    async updateLoginIf(expected, next) {
+      const was = loginProfile(expected);
+      const now = loginProfile({ ...next, id: was.id, tenant: was.profile.tenant });
+      if (typeof expected.disabled !== 'boolean') throw new TypeError('disabled must be a boolean');
+      const filter: Filter<LoginDoc> = { _id: was.id, ...was.profile, disabled: expected.disabled };
+      const current = await logins.findOne(filter, { projection: { rev: 1 } });
+      if (!current) return false;
+      const rev = current.rev ?? 0;
+      // FerretDB 1.24 runs a conditional update as a read, then a write: parallel ones from one read could
+      // both match. The unique claim on the revision lets exactly one of them through.
+      try {
+        await revisions.insertOne({ _id: `${was.id}:${rev}`, login: was.id, rev });
+      } catch (e) {
+        if (isDuplicateKey(e)) return false;
+        throw e;
+      }
+      const { email, userType, firstName, lastName } = now.profile;
+      const result = await logins.updateOne({ ...filter, rev: rev === 0 ? { $exists: false } : rev }, { $set: { email, userType, firstName, lastName, rev: rev + 1 } });
+      // Changed meanwhile by a write that does not claim (an import, a disable): the revision stays, and so may its next change.
+      if (result.matchedCount !== 1) await revisions.deleteOne({ _id: `${was.id}:${rev}` });
+      else await revisions.deleteMany({ login: was.id, rev: { $lt: rev } });
+      return result.matchedCount === 1;
     },
     async setLoginDisabled(loginId, disabled) {
       if (typeof disabled !== 'boolean') throw new TypeError('disabled must be a boolean');

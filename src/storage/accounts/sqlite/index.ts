@@ -200,6 +200,11 @@ function prepare(db: Database.Database) {
     deleteLogin: db.prepare<[string], void>('DELETE FROM logins WHERE id = ?'),
     deleteIdentity: db.prepare<[string], void>('DELETE FROM identities WHERE id = ?'),
     setDisabled: db.prepare<[number, string], void>('UPDATE logins SET disabled = ? WHERE id = ?'),
+    updateLoginIf: db.prepare<Record<string, string | number>, void>(
+      `UPDATE logins SET email = @email, user_type = @userType, first_name = @firstName, last_name = @lastName
+       WHERE id = @id AND tenant = @wasTenant AND email = @wasEmail AND user_type = @wasUserType
+         AND first_name = @wasFirstName AND last_name = @wasLastName AND disabled = @wasDisabled`,
+    ),
     getLogin: db.prepare<[string], LoginRow>(`SELECT ${LOGIN_COLUMNS} FROM logins WHERE id = ?`),
     loginsForEmail: db.prepare<[string, string], LoginRow>(`SELECT ${LOGIN_COLUMNS} FROM logins WHERE tenant = ? AND email = ? ORDER BY id`),
     listLogins: db.prepare<[string], LoginRow>(`SELECT ${LOGIN_COLUMNS} FROM logins WHERE tenant = ? ORDER BY last_name, first_name, id`),
@@ -520,6 +525,26 @@ export function createSqliteAccountStore(db: Database.Database): AccountStore {
     },
     async deleteIdentity(identityId) {
       return deleteIdentityTx.immediate(str('identityId', identityId));
+    },
+    async updateLoginIf(expected, next) {
+      const was = loginRow(expected);
+      const now = loginRow({ ...next, id: was.id, tenant: was.tenant });
+      if (typeof expected.disabled !== 'boolean') throw new TypeError('disabled must be a boolean');
+      return (
+        q().updateLoginIf.run({
+          id: was.id,
+          email: now.email,
+          userType: now.userType,
+          firstName: now.firstName,
+          lastName: now.lastName,
+          wasTenant: was.tenant,
+          wasEmail: was.email,
+          wasUserType: was.userType,
+          wasFirstName: was.firstName,
+          wasLastName: was.lastName,
+          wasDisabled: expected.disabled ? 1 : 0,
+        }).changes === 1
+      );
     },
     async setLoginDisabled(loginId, disabled) {
       if (typeof disabled !== 'boolean') throw new TypeError('disabled must be a boolean');

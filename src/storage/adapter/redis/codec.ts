@@ -67,25 +67,21 @@ export function headerField(value: unknown): string {
 }
 
 export function encodeModel({ payload, id, model, lookup, grantable }: StoredModel): Buffer {
-  const body: Record<string, unknown> = { ...payload };
   let flags = '';
-  if (body.jti === id) {
-    delete body.jti;
-    flags += 'j';
-  }
-  if (body.kind === model) {
-    delete body.kind;
-    flags += 'k';
-  }
   let consumed = '';
-  if (Number.isSafeInteger(body.consumed) && (body.consumed as number) >= 0) {
-    consumed = String(body.consumed);
-    delete body.consumed;
+  const grantId = grantable ? headerField(payload.grantId) : '';
+  const found = lookup ? headerField(payload[lookup]) : '';
+  // A copy without what the header holds (built, not deleted from: V8 serialises it faster).
+  const body: Record<string, unknown> = {};
+  for (const name in payload) {
+    const value = payload[name];
+    if (name === 'jti' && value === id) flags += 'j';
+    else if (name === 'kind' && value === model) flags += 'k';
+    else if (name === 'consumed' && Number.isSafeInteger(value) && (value as number) >= 0) consumed = String(value);
+    else if (name === 'grantId' && grantId) continue;
+    else if (name === lookup && found) continue;
+    else body[name] = value;
   }
-  const grantId = grantable ? headerField(body.grantId) : '';
-  if (grantId) delete body.grantId;
-  const found = lookup ? headerField(body[lookup]) : '';
-  if (found) delete body[lookup!];
   const header = Buffer.from(`${VERSION}\x1f${flags}\x1f${consumed}\x1f${grantId}\x1f${found}\x1e`);
   return Buffer.concat([header, deflateRawSync(JSON.stringify(body), ZLIB)]);
 }

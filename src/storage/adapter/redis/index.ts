@@ -31,13 +31,19 @@ export const REDIS_MODEL_CODES: Readonly<Record<string, string>> = {
 };
 
 // The one field a model is also found by, and its index family.
+// Index keys carry the first 32 characters of a uid, user code or grant id: oidc-provider's are 43
+// random characters, so 32 (192 bits) keep them apart, and the model found is checked against the
+// whole value anyway. (The scripts' `short` is the same.)
+const short = (value: string) => value.slice(0, 32);
+
 const LOOKUP: Readonly<Record<string, { field: 'uid' | 'userCode'; code: string }>> = {
   Session: { field: 'uid', code: 'u' },
   DeviceCode: { field: 'userCode', code: 'uc' },
 };
 
 // Layout. A model is one string `${prefix}${code}:${id}` (see codec.ts: a header with its grant, its
-// uid or user code and whether it was consumed, then its deflated JSON). Strings, not hashes: a hash
+// uid or user code and whether it was consumed, then its deflated JSON). Index keys below use the
+// first 32 characters of the uid, user code or grant id. Strings, not hashes: a hash
 // whose field passes 64 bytes (hash-max-listpack-value) becomes a full hashtable, several hundred bytes
 // more per model. `${prefix}u:${uid}` and `${prefix}uc:${userCode}` hold an id; `${prefix}gi:${grantId}`
 // is a sorted set of `${code}:${id}` members scored by their expiry (ms, +inf for none), so expired
@@ -58,6 +64,7 @@ local function header(v)
   return f, e
 end
 local function dropIfEqual(k, id) if redis.call('GET', k) == id then redis.call('DEL', k) end end
+local function short(s) return string.sub(s, 1, 32) end
 `;
 
 // KEYS[1] the model; ARGV: prefix, member, id, value, TTL ms (-1: none), lookup family ('' none),
@@ -68,17 +75,17 @@ local family, lookup, grantId = ARGV[6], ARGV[7], ARGV[8]
 local old = redis.call('GET', k)
 if old then
   local f = header(old)
-  if family ~= '' and f[5] ~= '' and f[5] ~= lookup then dropIfEqual(prefix .. family .. ':' .. f[5], id) end
-  if f[4] ~= '' and f[4] ~= grantId then redis.call('ZREM', prefix .. 'gi:' .. f[4], member) end
+  if family ~= '' and f[5] ~= '' and f[5] ~= lookup then dropIfEqual(prefix .. family .. ':' .. short(f[5]), id) end
+  if f[4] ~= '' and f[4] ~= grantId then redis.call('ZREM', prefix .. 'gi:' .. short(f[4]), member) end
 end
 local function put(key, value)
   if ttl >= 0 then redis.call('SET', key, value, 'PX', ttl) else redis.call('SET', key, value) end
 end
 put(k, ARGV[4])
-if lookup ~= '' then put(prefix .. family .. ':' .. lookup, id) end
+if lookup ~= '' then put(prefix .. family .. ':' .. short(lookup), id) end
 if grantId ~= '' then
   -- The server's clock, so that the scores and the set's PEXPIREAT agree with the keys' own TTLs.
-  local gk = prefix .. 'gi:' .. grantId
+  local gk = prefix .. 'gi:' .. short(grantId)
   local t = redis.call('TIME')
   local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
   local score = '+inf'
@@ -96,8 +103,8 @@ local k, prefix, member, id, family = KEYS[1], ARGV[1], ARGV[2], ARGV[3], ARGV[4
 local old = redis.call('GET', k)
 if not old then return 0 end
 local f = header(old)
-if family ~= '' and f[5] ~= '' then dropIfEqual(prefix .. family .. ':' .. f[5], id) end
-if f[4] ~= '' then redis.call('ZREM', prefix .. 'gi:' .. f[4], member) end
+if family ~= '' and f[5] ~= '' then dropIfEqual(prefix .. family .. ':' .. short(f[5]), id) end
+if f[4] ~= '' then redis.call('ZREM', prefix .. 'gi:' .. short(f[4]), member) end
 redis.call('DEL', k)
 return 1`;
 
@@ -111,7 +118,7 @@ if not v then return 0 end
 local f, e = header(v)
 if f[3] ~= '' then return 0 end
 redis.call('SET', KEYS[1], table.concat({ f[1], f[2], ARGV[1], f[4], f[5] }, '\31') .. string.sub(v, e), 'KEEPTTL')
-if f[4] ~= '' then redis.call('ZREM', ARGV[2] .. 'gi:' .. f[4], ARGV[3]) end
+if f[4] ~= '' then redis.call('ZREM', ARGV[2] .. 'gi:' .. short(f[4]), ARGV[3]) end
 return 1`;
 
 // KEYS[1] the lookup key; ARGV[1] the model's key without its id. → { id, value } or nil.
@@ -131,7 +138,7 @@ for _, m in ipairs(redis.call('ZRANGE', KEYS[1], 0, -1)) do
     local v = redis.call('GET', mk)
     if v then
       local f = header(v)
-      if f[5] ~= '' then dropIfEqual(prefix .. 'uc:' .. f[5], string.sub(m, 4)) end
+      if f[5] ~= '' then dropIfEqual(prefix .. 'uc:' .. short(f[5]), string.sub(m, 4)) end
     end
   end
   redis.call('DEL', mk)
@@ -181,7 +188,7 @@ export function createRedisAdapterBackend(redis: Redis | Cluster, opts: { prefix
 
     // The lookup key may outlive or predate the model it names, so the model must still agree.
     async function findVia(family: string, field: 'uid' | 'userCode', value: string) {
-      const found = await scripts.latchkeyAdapterFindViaBuffer(`${prefix}${family}:${value}`, keyPrefix);
+      const found = await scripts.latchkeyAdapterFindViaBuffer(`${prefix}${family}:${short(value)}`, keyPrefix);
       if (!found) return undefined;
       const payload = decode(found[0].toString(), found[1]);
       return payload[field] === value ? payload : undefined;
@@ -208,7 +215,7 @@ export function createRedisAdapterBackend(redis: Redis | Cluster, opts: { prefix
       },
       destroy,
       async revokeByGrantId(grantId) {
-        await scripts.latchkeyAdapterRevoke(`${prefix}gi:${grantId}`, prefix);
+        await scripts.latchkeyAdapterRevoke(`${prefix}gi:${short(grantId)}`, prefix);
       },
     };
   }

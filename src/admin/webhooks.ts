@@ -1,0 +1,56 @@
+/**
+ * A tenant's webhook subscriptions as its administrators manage them (the
+ * owner's Webhooks page, the management API; docs/webhooks.md): the receiver's
+ * URL and event types are checked, the signing secret is shown once, and each
+ * change is audited. Delivery is `src/webhooks/`.
+ */
+import { badRequest, notFound } from '../errors.ts';
+import type { Services } from '../services.ts';
+import type { Delivery, Subscription } from '../storage/webhooks/port.ts';
+import { checkEvents, checkUrl } from '../webhooks/index.ts';
+import { actedBy, type Actor } from './people.ts';
+
+export type WebhookAdminDeps = Pick<Services, 'webhooks' | 'stores' | 'audit'>;
+
+export interface AdminWebhooks {
+  list(actor: Actor): Promise<Subscription[]>;
+  /** A new subscription and its signing secret (shown this once). 400 naming `url` or `events` when refused. */
+  subscribe(actor: Actor, url: string, events: string[]): Promise<{ subscription: Subscription; secret: string }>;
+  /** 404 when the tenant has no such subscription. */
+  remove(actor: Actor, id: string): Promise<void>;
+  /** The tenant's most recent deliveries, newest first. */
+  deliveries(actor: Actor, limit: number): Promise<Delivery[]>;
+}
+
+export function adminWebhooks({ webhooks, stores, audit }: WebhookAdminDeps): AdminWebhooks {
+  return {
+    list: (actor) => webhooks.list(actor.tenant.id),
+    async subscribe(actor, url, events) {
+      if (!checkUrl(url)) throw badRequest('errors.webhooks.url', { field: 'url' });
+      const types = [...new Set(events.map((e) => e.trim()).filter(Boolean))];
+      if (!checkEvents(types)) throw badRequest('errors.webhooks.events', { field: 'events' });
+      const created = await webhooks.subscribe(actor.tenant.id, url, types);
+      await audit.record({
+        type: 'webhook.added',
+        outcome: 'success',
+        tenant: actor.tenant.id,
+        ip: actor.ip,
+        userAgent: actor.userAgent,
+        detail: { ...actedBy(actor), subscription: created.subscription.id, url, events: types },
+      });
+      return created;
+    },
+    async remove(actor, id) {
+      if (!(await webhooks.remove(actor.tenant.id, id))) throw notFound('errors.webhooks.noSuchSubscription');
+      await audit.record({
+        type: 'webhook.removed',
+        outcome: 'success',
+        tenant: actor.tenant.id,
+        ip: actor.ip,
+        userAgent: actor.userAgent,
+        detail: { ...actedBy(actor), subscription: id },
+      });
+    },
+    deliveries: (actor, limit) => stores.webhooks.listDeliveries(actor.tenant.id, limit),
+  };
+}

@@ -1,0 +1,98 @@
+/**
+ * What SCIM changes in a tenant's logins, through the operations the owner's
+ * pages and the API use (`src/admin/people.ts`): create (an existing
+ * identity at once, a new email invited), edit, disable (its sessions end at
+ * once), enable, move to another user type and remove — the same rules,
+ * session ends, factor resets and audit events. SCIM acts as the tenant's
+ * application `scim:<token id>` (the audit's `detail.client`), so, like
+ * every application, it may not change the tenant owner's login (403).
+ * Their `LatchkeyError`s become SCIM errors in the router.
+ *
+ * Besides, it keeps what the directory says of a login — its `userName`
+ * and `externalId` — in the SCIM store.
+ */
+import type { Login } from '../storage/accounts/port.ts';
+import type { ScimStore } from '../storage/scim/port.ts';
+import { ScimError } from '../errors.ts';
+import { adminPeople, derivedLoginId, type Actor, type AdminDeps, type PersonFields } from '../admin/people.ts';
+
+export type ScimDeps = AdminDeps & { scim: ScimStore };
+
+export type { Actor };
+
+/** A login as SCIM writes it. */
+export interface LoginFields extends PersonFields {
+  active: boolean;
+}
+
+/** The actor of a request made with the token `tokenId`. */
+export const scimActor = (tenant: Actor['tenant'], tokenId: string, info: { ip: string | null; userAgent: string | null }): Actor => ({
+  tenant,
+  by: { client: `scim:${tokenId}` },
+  ip: info.ip,
+  userAgent: info.userAgent,
+});
+
+/**
+ * The id of the login a SCIM create makes: derived from the tenant and the
+ * userName, so two parallel creates of one user make one login, and a user
+ * deleted and made again gets its old id (whose ended sessions stay ended).
+ */
+export const scimLoginId = (tenant: string, userName: string) => derivedLoginId(tenant, `scim\n${userName.toLowerCase()}`);
+
+const uniqueness = (detail: string) => new ScimError(409, 'uniqueness', detail);
+
+export function scimLogins(deps: ScimDeps) {
+  const { accounts, scim } = deps;
+  const people = adminPeople(deps);
+
+  /** A name may be held by a login removed elsewhere (the pages, an import): such a claim is let go. */
+  async function freeStale(tenant: string, userName: string): Promise<boolean> {
+    const holder = await scim.findByUserName(tenant, userName);
+    if (!holder) return true;
+    const login = await accounts.getLogin(holder.loginId);
+    if (login && login.tenant === tenant) return false;
+    await scim.removeUser(tenant, holder.loginId);
+    return true;
+  }
+
+  /** Gives the login a userName (and externalId); a 409 when another login of the tenant has it. */
+  async function name(tenant: string, loginId: string, userName: string, externalId: string | null) {
+    if (await scim.setUser({ tenant, loginId, userName, externalId })) return;
+    if ((await freeStale(tenant, userName)) && (await scim.setUser({ tenant, loginId, userName, externalId }))) return;
+    throw uniqueness(`Another user of the tenant has the userName "${userName}".`);
+  }
+
+  const person = ({ firstName, lastName, email, userType }: LoginFields): PersonFields => ({ firstName, lastName, email, userType });
+
+  return {
+    name,
+
+    async create(actor: Actor, userName: string, externalId: string | null, fields: LoginFields): Promise<Login> {
+      const id = scimLoginId(actor.tenant.id, userName);
+      if (await accounts.getLogin(id)) throw uniqueness(`A user was made for the userName "${userName}" before; it is now another user's, or named otherwise.`);
+      await name(actor.tenant.id, id, userName, externalId);
+      // A directory cannot answer "this name is taken by another login of the email": namesakes are made as asked.
+      const made = await people.create(actor, id, person(fields), { sameName: true });
+      if (made.outcome !== 'created') throw uniqueness(`The user "${userName}" was just made by another request.`);
+      return fields.active ? made.login : people.setDisabled(actor, made.login, true);
+    },
+
+    /** Changes what differs; a login being turned off is disabled first, so it keeps no session while it changes. */
+    async update(actor: Actor, login: Login, fields: LoginFields): Promise<void> {
+      let current = login;
+      if (!fields.active) current = await people.setDisabled(actor, current, true);
+      const changed = await people.update(actor, current, person(fields), { sameName: true });
+      if (changed.outcome === 'updated') current = changed.login;
+      if (fields.active) await people.setDisabled(actor, current, false);
+    },
+
+    /** Ends the login's sessions, deletes it and, with its email's last login anywhere, the identity. */
+    async remove(actor: Actor, login: Login): Promise<void> {
+      if (!(await people.remove(actor, login))) throw new ScimError(404, null, 'No such user.');
+      await scim.removeUser(actor.tenant.id, login.id);
+    },
+  };
+}
+
+export type ScimLogins = ReturnType<typeof scimLogins>;

@@ -1,0 +1,109 @@
+import { MongoServerError, type Db } from 'mongodb';
+import type { ScimStore, ScimToken, ScimUser } from '../port.ts';
+
+interface TokenDoc extends Omit<ScimToken, 'id'> {
+  _id: string;
+}
+
+interface UserDoc {
+  _id: string;
+  tenant: string;
+  loginId: string;
+  userName: string | null;
+  externalId: string | null;
+}
+
+/** A claim on a userName: its `_id` is the tenant and the lower-cased name, so only one login holds it. */
+interface NameDoc {
+  _id: string;
+  loginId: string;
+}
+
+const DUPLICATE_KEY = 11000;
+const isDuplicateKey = (e: unknown) => e instanceof MongoServerError && e.code === DUPLICATE_KEY;
+
+const toToken = ({ _id, ...rest }: TokenDoc): ScimToken => ({ id: _id, ...rest, revokedAt: rest.revokedAt ?? null });
+const toUser = (d: UserDoc): ScimUser => ({ tenant: d.tenant, loginId: d.loginId, userName: d.userName ?? null, externalId: d.externalId ?? null });
+const userKey = (tenant: string, loginId: string) => `${tenant}\n${loginId}`;
+const nameKey = (tenant: string, userName: string) => `${tenant}\n${userName.toLowerCase()}`;
+
+/**
+ * SCIM in the collections `scim_tokens`, `scim_users` and `scim_user_names`.
+ * A userName is claimed by a unique `_id` in `scim_user_names` before the
+ * login's document takes it (no partial unique index is needed, which
+ * FerretDB 1.24 may lack): of two logins, one claim wins.
+ */
+export function createMongoScimStore(db: Db): ScimStore {
+  const tokens = db.collection<TokenDoc>('scim_tokens');
+  const users = db.collection<UserDoc>('scim_users');
+  const names = db.collection<NameDoc>('scim_user_names');
+
+  async function claim(tenant: string, userName: string, loginId: string): Promise<boolean> {
+    try {
+      await names.insertOne({ _id: nameKey(tenant, userName), loginId });
+      return true;
+    } catch (e) {
+      if (!isDuplicateKey(e)) throw e;
+      const held = await names.findOne({ _id: nameKey(tenant, userName) });
+      return held?.loginId === loginId;
+    }
+  }
+
+  return {
+    async init() {
+      await tokens.createIndex({ hash: 1 }, { unique: true });
+      await tokens.createIndex({ tenant: 1, createdAt: 1 });
+      await users.createIndex({ tenant: 1, externalId: 1 });
+    },
+    async addToken({ id, ...rest }) {
+      await tokens.insertOne({ _id: id, ...rest, revokedAt: null });
+    },
+    async findToken(hash) {
+      const doc = await tokens.findOne({ hash, revokedAt: null });
+      return doc ? toToken(doc) : null;
+    },
+    async listTokens(tenant) {
+      return (await tokens.find({ tenant }).sort({ createdAt: 1, _id: 1 }).toArray()).map(toToken);
+    },
+    async revokeToken(tenant, id, now) {
+      return (await tokens.updateOne({ _id: id, tenant, revokedAt: null }, { $set: { revokedAt: now } })).modifiedCount === 1;
+    },
+    async getUser(tenant, loginId) {
+      const doc = await users.findOne({ _id: userKey(tenant, loginId) });
+      return doc ? toUser(doc) : null;
+    },
+    async getUsers(tenant, loginIds) {
+      if (!loginIds.length) return [];
+      return (await users.find({ _id: { $in: loginIds.map((id) => userKey(tenant, id)) } }).toArray()).map(toUser);
+    },
+    async findByUserName(tenant, userName) {
+      const held = await names.findOne({ _id: nameKey(tenant, userName) });
+      if (!held) return null;
+      const doc = await users.findOne({ _id: userKey(tenant, held.loginId) });
+      // A claim whose login took another name meanwhile (or never finished taking it) names nobody.
+      return doc && doc.userName !== null && doc.userName.toLowerCase() === userName.toLowerCase() ? toUser(doc) : null;
+    },
+    async findByExternalId(tenant, externalId) {
+      return (await users.find({ tenant, externalId }).sort({ loginId: 1 }).toArray()).map(toUser);
+    },
+    async setUser(u) {
+      const before = await users.findOne({ _id: userKey(u.tenant, u.loginId) });
+      if (u.userName !== null && !(await claim(u.tenant, u.userName, u.loginId))) return false;
+      const write = () =>
+        users.updateOne(
+          { _id: userKey(u.tenant, u.loginId) },
+          { $set: { tenant: u.tenant, loginId: u.loginId, userName: u.userName, externalId: u.externalId } },
+          { upsert: true },
+        );
+      // Two parallel upserts of one new document: one inserts, the other's insert fails and its update then finds the document.
+      await write().catch((e: unknown) => (isDuplicateKey(e) ? write() : Promise.reject(e)));
+      const old = before?.userName;
+      if (old && (u.userName === null || old.toLowerCase() !== u.userName.toLowerCase())) await names.deleteOne({ _id: nameKey(u.tenant, old), loginId: u.loginId });
+      return true;
+    },
+    async removeUser(tenant, loginId) {
+      const doc = await users.findOneAndDelete({ _id: userKey(tenant, loginId) });
+      if (doc?.userName) await names.deleteOne({ _id: nameKey(tenant, doc.userName), loginId });
+    },
+  };
+}

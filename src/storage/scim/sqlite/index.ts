@@ -1,0 +1,118 @@
+import type Database from 'better-sqlite3';
+import type { ScimStore, ScimToken, ScimUser } from '../port.ts';
+
+interface TokenRow {
+  id: string;
+  tenant: string;
+  label: string;
+  hash: string;
+  created_at: number;
+  created_by: string;
+  revoked_at: number | null;
+}
+
+interface UserRow {
+  tenant: string;
+  login_id: string;
+  user_name: string | null;
+  external_id: string | null;
+}
+
+const toToken = (r: TokenRow): ScimToken => ({
+  id: r.id,
+  tenant: r.tenant,
+  label: r.label,
+  hash: r.hash,
+  createdAt: new Date(r.created_at),
+  createdBy: r.created_by,
+  revokedAt: r.revoked_at === null ? null : new Date(r.revoked_at),
+});
+const toUser = (r: UserRow): ScimUser => ({ tenant: r.tenant, loginId: r.login_id, userName: r.user_name, externalId: r.external_id });
+
+/**
+ * SCIM in the SQLite tables `scim_tokens` and `scim_users`; a unique index on
+ * (tenant, lower-cased userName) keeps names unique.
+ */
+export function createSqliteScimStore(db: Database.Database): ScimStore {
+  db.exec(`
+    CREATE TABLE IF NOT EXISTS scim_tokens (
+      id TEXT PRIMARY KEY,
+      tenant TEXT NOT NULL,
+      label TEXT NOT NULL,
+      hash TEXT NOT NULL UNIQUE,
+      created_at INTEGER NOT NULL,
+      created_by TEXT NOT NULL,
+      revoked_at INTEGER
+    );
+    CREATE INDEX IF NOT EXISTS scim_tokens_tenant ON scim_tokens (tenant, created_at);
+    CREATE TABLE IF NOT EXISTS scim_users (
+      tenant TEXT NOT NULL,
+      login_id TEXT NOT NULL,
+      user_name TEXT,
+      user_name_key TEXT,
+      external_id TEXT,
+      PRIMARY KEY (tenant, login_id)
+    );
+    CREATE UNIQUE INDEX IF NOT EXISTS scim_users_name ON scim_users (tenant, user_name_key);
+    CREATE INDEX IF NOT EXISTS scim_users_external ON scim_users (tenant, external_id);
+  `);
+  const stmt = {
+    addToken: db.prepare<[string, string, string, string, number, string]>('INSERT INTO scim_tokens (id, tenant, label, hash, created_at, created_by) VALUES (?, ?, ?, ?, ?, ?)'),
+    findToken: db.prepare<[string], TokenRow>('SELECT * FROM scim_tokens WHERE hash = ? AND revoked_at IS NULL'),
+    listTokens: db.prepare<[string], TokenRow>('SELECT * FROM scim_tokens WHERE tenant = ? ORDER BY created_at, id'),
+    revoke: db.prepare<[number, string, string]>('UPDATE scim_tokens SET revoked_at = ? WHERE tenant = ? AND id = ? AND revoked_at IS NULL'),
+    getUser: db.prepare<[string, string], UserRow>('SELECT * FROM scim_users WHERE tenant = ? AND login_id = ?'),
+    byName: db.prepare<[string, string], UserRow>('SELECT * FROM scim_users WHERE tenant = ? AND user_name_key = ?'),
+    byExternal: db.prepare<[string, string], UserRow>('SELECT * FROM scim_users WHERE tenant = ? AND external_id = ? ORDER BY login_id'),
+    setUser: db.prepare<[string, string, string | null, string | null, string | null]>(
+      `INSERT INTO scim_users (tenant, login_id, user_name, user_name_key, external_id) VALUES (?, ?, ?, ?, ?)
+       ON CONFLICT (tenant, login_id) DO UPDATE SET user_name = excluded.user_name, user_name_key = excluded.user_name_key, external_id = excluded.external_id`,
+    ),
+    removeUser: db.prepare<[string, string]>('DELETE FROM scim_users WHERE tenant = ? AND login_id = ?'),
+  };
+
+  return {
+    async init() {},
+    async addToken(t) {
+      stmt.addToken.run(t.id, t.tenant, t.label, t.hash, t.createdAt.getTime(), t.createdBy);
+    },
+    async findToken(hash) {
+      const row = stmt.findToken.get(hash);
+      return row ? toToken(row) : null;
+    },
+    async listTokens(tenant) {
+      return stmt.listTokens.all(tenant).map(toToken);
+    },
+    async revokeToken(tenant, id, now) {
+      return stmt.revoke.run(now.getTime(), tenant, id).changes === 1;
+    },
+    async getUser(tenant, loginId) {
+      const row = stmt.getUser.get(tenant, loginId);
+      return row ? toUser(row) : null;
+    },
+    async getUsers(tenant, loginIds) {
+      if (!loginIds.length) return [];
+      const rows = db.prepare<string[], UserRow>(`SELECT * FROM scim_users WHERE tenant = ? AND login_id IN (${loginIds.map(() => '?').join(',')})`).all(tenant, ...loginIds);
+      return rows.map(toUser);
+    },
+    async findByUserName(tenant, userName) {
+      const row = stmt.byName.get(tenant, userName.toLowerCase());
+      return row ? toUser(row) : null;
+    },
+    async findByExternalId(tenant, externalId) {
+      return stmt.byExternal.all(tenant, externalId).map(toUser);
+    },
+    async setUser(u) {
+      try {
+        stmt.setUser.run(u.tenant, u.loginId, u.userName, u.userName === null ? null : u.userName.toLowerCase(), u.externalId);
+        return true;
+      } catch (e) {
+        if ((e as { code?: string }).code === 'SQLITE_CONSTRAINT_UNIQUE') return false;
+        throw e;
+      }
+    },
+    async removeUser(tenant, loginId) {
+      stmt.removeUser.run(tenant, loginId);
+    },
+  };
+}
