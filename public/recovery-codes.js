@@ -1,3 +1,4 @@
+/* global document, navigator */
 // The recovery codes page: a "copy" button (shown only when the browser can copy).
 for (const button of document.querySelectorAll('[data-copy]')) {
   if (!navigator.clipboard) continue;
