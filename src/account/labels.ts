@@ -12,13 +12,25 @@ export const factorText = (id: string, text: string) => `factor.${id}.${text}`;
 /** A second factor's name: `factor.pin.name`. */
 export const factorName = (id: string) => factorText(id, 'name');
 
-/** Each factor the login has set up ("PIN set", "App linked"), or "None" (as keys). */
-export function factorState(login: Login, factors: FactorRegistry): string[] {
-  const parts = factors
-    .all()
-    .filter((f) => f.enrolled(login))
-    .map((f) => factorText(f.id, 'state'));
-  return parts.length ? parts : ['factorState.none'];
+/** A text to show: a catalogue key and the values it interpolates. */
+export interface Text {
+  key: string;
+  values?: Record<string, unknown>;
+}
+
+/** Each factor the login has set up ("PIN set", "App linked"), what its methods have left ("8 recovery codes"), or "None". */
+export function factorState(login: Login, factors: FactorRegistry): Text[] {
+  const parts: Text[] = [];
+  const counted = new Set<string>();
+  for (const f of factors.all().filter((f) => f.enrolled(login))) {
+    parts.push({ key: factorText(f.id, 'state') });
+    for (const m of factors.methods(f)) {
+      const count = counted.has(m.id) ? null : (m.count?.(login) ?? null);
+      counted.add(m.id);
+      if (count !== null) parts.push({ key: factorText(m.id, 'count'), values: { count } });
+    }
+  }
+  return parts.length ? parts : [{ key: 'factorState.none' }];
 }
 
 /** `2024-05-01 10:00:00 UTC`. */

@@ -59,6 +59,24 @@ export function profileRoutes(router: Router, kit: AccountKit) {
         .all()
         .filter((f) => f.change && f.enrolled(login))
         .map((f) => ({ id: f.id, href: `/account${changePath(f)}`, text: factorText(f.id, 'changeLink') })),
+      // What the methods of the factors set up have left, and a new set where they offer one.
+      methodLinks: [
+        ...new Map(
+          factors
+            .all()
+            .filter((f) => f.enrolled(login))
+            .flatMap((f) => factors.methods(f))
+            .map((m) => [m.id, m]),
+        ).values(),
+      ]
+        .filter((m) => m.regenerate || m.count)
+        .map((m) => ({
+          id: m.id,
+          count: m.count?.(login) ?? null,
+          countText: factorText(m.id, 'count'),
+          regenerate: m.regenerate ? `/account/profile/method/${m.id}` : null,
+          text: factorText(m.id, 'regenerate'),
+        })),
       signIns: events.map((e) => ({
         iso: e.time.toISOString(),
         time: formatEventTime(e.time, localeOf(ctx).lang, null),
@@ -134,6 +152,19 @@ export function profileRoutes(router: Router, kit: AccountKit) {
   }
 
   for (const factor of factors.all()) if (factor.change) changeRoutes(factor, factor.change);
+
+  // A method's new set (the recovery codes): after a recent sign-in, which passed the factor; shown once.
+  router.post('/profile/method/:method', async (ctx) => {
+    const signed = await kit.signedInForm(ctx);
+    if (!signed || !kit.fresh(ctx, signed, '/account')) return;
+    const method = factors.method(String(ctx.params.method));
+    const login = signed.login;
+    const offered = method?.regenerate && factors.all().some((f) => f.enrolled(login) && f.alternatives?.includes(method.id));
+    if (!method?.regenerate || !offered) throw notFound();
+    const page = await method.regenerate(kit.factorRequest(ctx, signed, {}, {}));
+    if (!page) throw notFound('errors.login.gone');
+    kit.render(ctx, 'factors/recovery/regenerated', signed, { section: 'profile', ...page.locals });
+  });
 
   const passwordPage = (ctx: Context, signed: Signed, error?: LatchkeyError) => {
     setRetryAfter(ctx, error);

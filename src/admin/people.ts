@@ -153,6 +153,9 @@ export interface AdminPeople {
 export const actedBy = (actor: Actor): { by: string } | { client: string } =>
   'login' in actor.by ? { by: actor.by.login } : 'client' in actor.by ? { client: actor.by.client } : { by: actor.by.operator };
 
+/** Who acted, as one string (an owner's login id, `client:ID`, or `cli`) for records that keep a single name. */
+export const actorName = (by: ActorBy): string => ('login' in by ? by.login : 'client' in by ? `client:${by.client}` : by.operator);
+
 export function adminPeople(deps: AdminDeps): AdminPeople {
   const { accounts, audit, factors } = deps;
   const locks = loginLocks(deps.limiter, factors);
@@ -297,14 +300,26 @@ export function adminPeople(deps: AdminDeps): AdminPeople {
       checkAllowed(actor, target, 'reset');
       // A reset is for someone who lost their phone or PIN: their password's failures must not keep them out either.
       const result = await unlockLogin(target);
-      await factors.get(factorId).reset(target.id);
+      const factor = factors.get(factorId);
+      await factor.reset(target.id);
+      // Its alternatives go with it (the recovery codes of a lost phone), unless another factor the login has set up uses them too.
+      const fresh = await accounts.getLogin(target.id);
+      for (const method of factors.methods(factor)) {
+        const kept = fresh && factors.all().some((f) => f.id !== factor.id && f.enrolled(fresh) && f.alternatives?.includes(method.id));
+        if (!kept)
+          await method.void?.(target.id, {
+            tenant: actor.tenant.id,
+            by: actorName(actor.by),
+            ip: actor.ip,
+            userAgent: actor.userAgent,
+          });
+      }
       await endSessions(target.id);
       await audit.record({ type: resetEvent(factorId), outcome: 'success', ...origin(actor), login: target.id, detail: actedBy(actor) });
       // A reset is for a lost factor: an upstream account linked meanwhile must be confirmed again.
       const identity = deps.config.upstream.unlinkOn.includes('reset') ? await accounts.findIdentityByEmail(target.email) : null;
       if (identity) {
-        const by = 'login' in actor.by ? actor.by.login : 'client' in actor.by ? `client:${actor.by.client}` : actor.by.operator;
-        await links.unlinkAll(identity, { ip: actor.ip, userAgent: actor.userAgent, by, reason: 'reset' });
+        await links.unlinkAll(identity, { ip: actor.ip, userAgent: actor.userAgent, by: actorName(actor.by), reason: 'reset' });
       }
       if (Object.keys(result.lifted).length || Object.keys(result.kept).length)
         await recordUnlock(actor, target, result, factors.get(factorId).ownerReset?.alias ?? `reset/${factorId}`);

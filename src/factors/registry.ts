@@ -7,10 +7,11 @@ import { noneFactor } from './none/index.ts';
 import { pinFactor } from './pin/index.ts';
 import { totpFactor } from './totp/index.ts';
 import { passkeyFactor } from './passkey/index.ts';
+import { recoveryMethod } from './recovery/index.ts';
 import type { Factor, FactorDefinition, FactorInfo, FactorMethod, FactorServices, FormFields, MethodDefinition } from './types.ts';
 
 export const FACTORS: readonly FactorDefinition[] = [noneFactor, pinFactor, totpFactor, passkeyFactor];
-export const METHODS: readonly MethodDefinition[] = [];
+export const METHODS: readonly MethodDefinition[] = [recoveryMethod];
 
 /** Factors and methods added at composition beside the built-in ones (a test's fake factor). */
 export interface ExtraFactors {

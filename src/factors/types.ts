@@ -180,14 +180,40 @@ export interface MethodInfo {
   readonly fields: FormFields;
   /** Its audit event types, in full. */
   readonly events: readonly string[];
+  /** The shape of what it keeps per login (`Login.factors[id]`), when it keeps something. */
+  readonly state?: z.ZodType;
 }
+
+/** What passing a method may ask the journey to show before it finishes (e.g. how many codes remain). */
+export type MethodOutcome = { passed: true; page?: FactorPage } | { passed: false; error: LatchkeyError };
 
 export interface MethodBehaviour {
   /** Whether `login` can use it now (e.g. has codes left). */
   available(login: Login): boolean;
   page(req: FactorRequest): Promise<FactorPage>;
-  /** Handles the page's form; counts attempts and writes audit events itself. */
-  submit(req: FactorRequest): Promise<FactorOutcome>;
+  /**
+   * Handles the page's form for `factor` (the one it stands in for: it counts
+   * attempts under the factor's `attemptKeys`); writes audit events itself.
+   * A `page` in the outcome is shown before the sign-in finishes; its form
+   * posts to `/interaction/<uid>/continue`.
+   */
+  submit(req: FactorRequest, factor: Factor): Promise<MethodOutcome>;
+  /**
+   * Shown once right after `factor` was set up at a sign-in (the recovery
+   * codes); its form posts `saved=yes` to `/interaction/<uid>/continue`. May
+   * store state (e.g. the codes' hashes). Null: nothing to show.
+   */
+  afterEnrol?(req: FactorRequest, factor: Factor): Promise<FactorPage | null>;
+  /**
+   * A new set for the profile (after a recent sign-in, so after the factor):
+   * the page that shows it once; null when the login is gone. Its texts:
+   * `factor.<id>.regenerate` (the profile's link).
+   */
+  regenerate?(req: FactorRequest): Promise<FactorPage | null>;
+  /** How much of it the login has left (the profile and the Users page show `factor.<id>.count`), or null when it has none. */
+  count?(login: Login): number | null;
+  /** Forgets it for the login (the owner reset the factor it stood in for); writes its audit event. */
+  void?(loginId: string, audit: { tenant: string; by: string; ip: string | null; userAgent: string | null }): Promise<void>;
 }
 
 /**

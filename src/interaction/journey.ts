@@ -31,6 +31,11 @@ export interface Progress {
   switchFrom?: SwitchFrom;
   /** The alternative method chosen to pass the factor (`FactorInfo.alternatives`), instead of the factor itself. */
   method?: string;
+  /**
+   * The factor passed, and a page to show before the journey finishes
+   * (`MethodBehaviour.afterEnrol`'s, made afresh each time; or a method's `page`).
+   */
+  held?: { factor: string; method?: string; offered?: string; amr?: string[]; page?: { view: string; locals: Record<string, unknown> } };
   /** The factor's scratch space (see `FactorRequest.draft`). */
   draft?: Record<string, unknown>;
   /** An upstream sign-in under way (docs/upstream.md); cleared by its callback. */

@@ -7,7 +7,7 @@ import Router from '@koa/router';
 import type { Context } from 'koa';
 import type { Client, Identity, Login, Tenant } from '../storage/accounts/port.ts';
 import { normalizeEmail } from '../storage/accounts/port.ts';
-import type { Factor, FactorMethod, FactorRequest } from '../factors/types.ts';
+import type { Factor, FactorMethod, FactorPage, FactorRequest } from '../factors/types.ts';
 import type { AttemptResult } from '../limits.ts';
 import { AMR, STEP_UP_REASON, requiredRank } from '../provider/acr.ts';
 import { LatchkeyError, badRequest, frozenOut, invalidCredentials, lockedOut, noLoginForClient } from '../errors.ts';
@@ -419,6 +419,7 @@ export function interactionRouter(
     if (interaction.prompt.name !== 'login') throw badRequest('errors.signin.unsupportedStep');
     if (progress.identityId && progress.email) {
       const login = await chosenLogin(progress, tenant);
+      if (login && progress.held) return renderHeld(ctx, interaction, tenant, login, progress);
       if (login) return renderFactor(ctx, interaction, tenant, login, progress);
       const logins = await signInLogins(tenant, progress.email);
       if (logins.length > 1) return page(ctx, 'select-login', { ...locals, logins: await loginChoices(tenant, logins) });
@@ -544,11 +545,58 @@ export function interactionRouter(
       throw err;
     }
     const req = factorRequest(ctx, tenant, login, progress, body);
-    const outcome = method ? await method.submit(req) : await factor.submit(stage, req);
-    // Either way the progress is saved once: by finish (replaced by the login) or by renderFactor.
-    if (outcome.passed) return finish(ctx, interaction, tenant, login, progress, factor, method ?? undefined, outcome.amr);
+    const outcome = method ? await method.submit(req, factor) : await factor.submit(stage, req);
+    // Either way the progress is saved once: by finish (replaced by the login), by renderHeld or by renderFactor.
+    if (outcome.passed) {
+      // A method may have something to say first (how many codes remain); a factor just set up, its methods' set-up (the recovery codes).
+      const said = method ? (outcome as { page?: FactorPage }).page : undefined;
+      const offered = !method && stage === 'enroll' ? factors.methods(factor).find((m) => m.afterEnrol) : undefined;
+      if (said || offered) {
+        const amr = !method && 'amr' in outcome ? outcome.amr : undefined;
+        progress.held = {
+          factor: factor.id,
+          ...(method ? { method: method.id } : {}),
+          ...(said ? { page: said } : {}),
+          ...(offered ? { offered: offered.id } : {}),
+          ...(amr ? { amr: [...amr] } : {}),
+        };
+        delete progress.method;
+        return renderHeld(ctx, interaction, tenant, login, progress);
+      }
+      return finish(ctx, interaction, tenant, login, progress, factor, method ?? undefined, 'amr' in outcome ? outcome.amr : undefined);
+    }
     setRetryAfter(ctx, outcome.error);
     return renderFactor(ctx, interaction, tenant, login, progress, outcome.error);
+  });
+
+  /**
+   * The page between a passed factor and the end of the journey: a method's
+   * set-up shown once (made afresh on a reload: the recovery codes are never
+   * kept in the clear), or what a method had to say. Its form posts to `/continue`.
+   */
+  async function renderHeld(ctx: Context, interaction: Interaction, tenant: Tenant, login: Login, progress: Progress, error?: LatchkeyError) {
+    const held = progress.held!;
+    const factor = factors.get(held.factor);
+    let shown = held.page ?? null;
+    if (held.offered) {
+      const fresh = (await accounts.getLogin(login.id)) ?? login;
+      shown = (await factors.method(held.offered)?.afterEnrol?.(factorRequest(ctx, tenant, fresh, progress, {}), factor)) ?? null;
+    }
+    if (!shown) return finish(ctx, interaction, tenant, login, progress, factor, held.method ? factors.method(held.method) : undefined, held.amr);
+    await saveProgress(interaction, progress);
+    page(ctx, shown.view, { ...baseLocals(interaction, progress), ...shown.locals, login, userTypeName: userTypeName(tenant, login.userType), error }, error?.status ?? 200);
+  }
+
+  router.post('/continue', async (ctx) => {
+    const { interaction, tenant, progress } = await loadForPost(ctx, 'login');
+    const login = await chosenLogin(progress, tenant);
+    const held = progress.held;
+    if (!progress.identityId || !login || !held) throw badRequest('errors.signin.passwordFirst');
+    const { saved } = formFields(ctx.request.body, [], ['csrf', 'saved'], 256);
+    // Codes shown once must be confirmed as saved: the person cannot see them again.
+    // (Shown again, they are new ones: the first set's hashes are replaced.)
+    if (held.offered && saved !== 'yes') return renderHeld(ctx, interaction, tenant, login, progress, badRequest('errors.recoveryCode.confirmSaved'));
+    return finish(ctx, interaction, tenant, login, progress, factors.get(held.factor), held.method ? factors.method(held.method) : undefined, held.amr);
   });
 
   // Another way to pass the factor asked for (`method`: one of its alternatives), or back to the factor (empty).

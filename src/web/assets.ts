@@ -29,6 +29,7 @@ export function loadAssets(): Asset[] {
     { path: '/static/app.css', type: 'text/css', body: readFileSync(join(PUBLIC_DIR, 'app.css')) },
     { path: '/static/local-time.js', type: 'text/javascript', body: readFileSync(join(PUBLIC_DIR, 'local-time.js')) },
     { path: '/static/passkey.js', type: 'text/javascript', body: readFileSync(join(PUBLIC_DIR, 'passkey.js')) },
+    { path: '/static/recovery-codes.js', type: 'text/javascript', body: readFileSync(join(PUBLIC_DIR, 'recovery-codes.js')) },
     { path: '/static/webauthn.js', type: 'text/javascript', body: readFileSync(webauthnBrowserBundle()) },
   ];
 }

@@ -84,7 +84,7 @@ for (const setup of SETUPS) {
 
       await page.getByRole('link', { name: 'Users' }).click();
       const row = page.getByTestId(`user-${lostLogin}`);
-      assert.equal(await row.getByTestId(`factor-state-${lostLogin}`).textContent(), 'App linked');
+      assert.equal(await row.getByTestId(`factor-state-${lostLogin}`).textContent(), 'App linked, 10 recovery codes left');
       const phone = row.getByRole('button', { name: 'Reset authenticator app' });
       assert.equal(await phone.locator('svg').count(), 1, 'the telephone icon');
       await phone.click();

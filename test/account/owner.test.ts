@@ -8,7 +8,7 @@ import assert from 'node:assert/strict';
 import * as oidc from 'openid-client';
 import { Browser, actionOf, csrfOf, testIds, textOf, type Page } from '../support/browser.ts';
 import { PASSWORD, SETUPS, callbackReached, relyingParty, startServer, submitLogin, testClock, type RelyingParty, type TestServer } from '../support/latchkey.ts';
-import { SHORT_LOCKS, addPerson, auditOf, choosePin, codeFor, currentStep, hasForm, linkApp, reachFactor, secretOf, submitFactor } from '../support/factors.ts';
+import { SHORT_LOCKS, addPerson, auditOf, choosePin, codeFor, currentStep, hasForm, linkApp, reachFactor, secretOf, submitFactor, savedCodes } from '../support/factors.ts';
 import { accountFixture, accountSignIn, errorOf, noticeOf, onAccountPage, savePolicy, signedIn, submit } from './support.ts';
 
 const PIN = '907146';
@@ -252,7 +252,7 @@ for (const setup of SETUPS) {
       await accounts().setFactorState('gina-owner', 'pin', { hash: 'globex-pin', setAt: '2024-01-01' });
       const { browser, page } = await signedIn(server, OWNER, '/account/users');
       assert.ok(testIds(page).includes(`user-${manager}`));
-      assert.equal(textOf(page, `factor-state-${manager}`), 'App linked');
+      assert.equal(textOf(page, `factor-state-${manager}`), 'App linked, 10 recovery codes left');
       assert.equal(textOf(page, 'factor-state-jane-acme'), 'None');
       assert.ok(!testIds(page).includes('user-jane-globex') && !testIds(page).includes('user-gina-owner'), "no other tenant's logins");
       const button = new RegExp(
@@ -287,7 +287,7 @@ for (const setup of SETUPS) {
       const first = await reachFactor(server, rp, person);
       const oldSecret = secretOf(first.page);
       const linkStep = currentStep();
-      const linked = await submitFactor(first.browser, first.page, 'link-authenticator-form', { code: await codeFor(oldSecret, linkStep) });
+      const linked = await savedCodes(first.browser, await submitFactor(first.browser, first.page, 'link-authenticator-form', { code: await codeFor(oldSecret, linkStep) }));
       assert.ok(callbackReached(linked));
       const tokens = await rp.callback(linked.url, first.pending);
       assert.ok(tokens.refresh_token, 'the application holds a refresh token');
@@ -314,7 +314,7 @@ for (const setup of SETUPS) {
       assert.ok(hasForm(page, 'link-authenticator-form'), `the next sign-in links the app again: ${page.status}`);
       const newSecret = secretOf(page);
       assert.notEqual(newSecret, oldSecret, 'with a new secret');
-      page = await submitFactor(first.browser, page, 'link-authenticator-form', { code: await codeFor(newSecret, currentStep()) });
+      page = await savedCodes(first.browser, await submitFactor(first.browser, page, 'link-authenticator-form', { code: await codeFor(newSecret, currentStep()) }));
       assert.ok(callbackReached(page));
       const fresh = await rp.callback(page.url, pending);
       assert.equal(fresh.claims()!.acr, 'urn:latchkey:acr:totp');
@@ -509,7 +509,7 @@ for (const setup of SETUPS) {
       assert.ok(hasForm(signIn.page, 'link-authenticator-form'), "the owner's type asks for the app");
       const secret = secretOf(signIn.page);
       const step = currentStep();
-      let page = await submitFactor(signIn.browser, signIn.page, 'link-authenticator-form', { code: await codeFor(secret, step) });
+      let page = await savedCodes(signIn.browser, await submitFactor(signIn.browser, signIn.page, 'link-authenticator-form', { code: await codeFor(secret, step) }));
       assert.ok(onAccountPage(page), `${page.status} ${errorOf(page)}`);
       const browser = signIn.browser;
       page = await browser.get('/account/security');

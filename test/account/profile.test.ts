@@ -7,7 +7,7 @@ import assert from 'node:assert/strict';
 import * as oidc from 'openid-client';
 import { Browser, testIds, textOf } from '../support/browser.ts';
 import { PASSWORD, SETUPS, callbackReached, relyingParty, signIn, startServer, submitLogin, testClock, type RelyingParty, type TestServer } from '../support/latchkey.ts';
-import { SHORT_LOCKS, auditOf, choosePin, codeFor, currentStep, addPerson, hasForm, reachFactor, secretOf, submitFactor, wrongCode } from '../support/factors.ts';
+import { SHORT_LOCKS, auditOf, choosePin, codeFor, currentStep, addPerson, hasForm, reachFactor, secretOf, submitFactor, wrongCode, savedCodes } from '../support/factors.ts';
 import { accountFixture, accountSignIn, errorOf, noticeOf, onAccountPage, submit } from './support.ts';
 
 const PIN = '907146';
@@ -42,7 +42,7 @@ for (const setup of SETUPS) {
         // The app is linked at this first sign-in, so one more code of this 30-second window is left for the test.
         secret = secretOf(page);
         step = currentStep();
-        profile = await submitFactor(browser, page, 'link-authenticator-form', { code: await codeFor(secret, step) });
+        profile = await savedCodes(browser, await submitFactor(browser, page, 'link-authenticator-form', { code: await codeFor(secret, step) }));
       }
       assert.ok(onAccountPage(profile), `signed in to the profile: ${profile.status} ${profile.url} ${errorOf(profile)}`);
       return { person, login, browser, profile, secret, step };

@@ -5,7 +5,7 @@ import assert from 'node:assert/strict';
 import type { ImportDocument } from '../../src/import/index.ts';
 import { Browser, actionOf, csrfOf, testIds, type Page } from '../support/browser.ts';
 import { PASSWORD, submitLogin, type TestServer } from '../support/latchkey.ts';
-import { codeFor, currentStep, errorOf, secretOf } from '../support/factors.ts';
+import { codeFor, currentStep, errorOf, secretOf, savedCodes } from '../support/factors.ts';
 
 export { errorOf };
 
@@ -125,7 +125,7 @@ export function submit(browser: Browser, page: Page, testid: string, fields: Rec
 export async function linkOnPage(browser: Browser, page: Page) {
   const secret = secretOf(page);
   const step = currentStep();
-  const done = await submit(browser, page, 'link-authenticator-form', { code: await codeFor(secret, step) });
+  const done = await savedCodes(browser, await submit(browser, page, 'link-authenticator-form', { code: await codeFor(secret, step) }));
   return { secret, step, page: done };
 }
 

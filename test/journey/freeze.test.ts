@@ -26,6 +26,7 @@ import {
   submitFactor,
   wrongCode,
   type Person,
+  savedCodes,
 } from '../support/factors.ts';
 import { noticeOf, onAccountPage, signedIn, submit } from '../account/support.ts';
 import { runCli } from '../support/cli.ts';
@@ -174,7 +175,7 @@ for (const setup of SETUPS) {
       let next = await again.get((await rp.authorize()).url);
       next = await submitLogin(again, next, person.email, PASSWORD);
       assert.ok(hasForm(next, 'link-authenticator-form'), `the password works and the app is linked again: ${next.status} ${errorOf(next)}`);
-      next = await submitFactor(again, next, 'link-authenticator-form', { code: await codeFor(secretOf(next), currentStep()) });
+      next = await savedCodes(again, await submitFactor(again, next, 'link-authenticator-form', { code: await codeFor(secretOf(next), currentStep()) }));
       assert.ok(callbackReached(next), `the new app's code is accepted: ${next.status} ${errorOf(next)}`);
     });
 

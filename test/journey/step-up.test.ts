@@ -14,7 +14,21 @@ import { endLoginSessions } from '../../src/provider/revocation.ts';
 import type { ImportDocument } from '../../src/import/index.ts';
 import { Browser, testIds, textOf, type Page } from '../support/browser.ts';
 import { PASSWORD, REDIRECT_URI, SETUPS, callbackReached, relyingParty, signIn, startServer, submitLogin, type RelyingParty, type TestServer } from '../support/latchkey.ts';
-import { TENANT, addPerson, auditOf, choosePin, codeFor, currentStep, errorOf, factorFixture, hasForm, secretOf, submitFactor, type Person } from '../support/factors.ts';
+import {
+  TENANT,
+  addPerson,
+  auditOf,
+  choosePin,
+  codeFor,
+  currentStep,
+  errorOf,
+  factorFixture,
+  hasForm,
+  secretOf,
+  submitFactor,
+  type Person,
+  savedCodes,
+} from '../support/factors.ts';
 
 const LEVEL = {
   oneFactor: 'urn:latchkey:acr:1fa',
@@ -170,7 +184,7 @@ for (const setup of SETUPS) {
         let page = await browser.get(pending.url);
         assert.ok(hasForm(page, 'link-authenticator-form'), `expected the link page, got ${page.status} ${testIds(page).join(',')}`);
         assert.match(textOf(page, 'setup-reason') ?? '', /stronger sign-in/);
-        page = await submitFactor(browser, page, 'link-authenticator-form', { code: await codeFor(secretOf(page), currentStep()) });
+        page = await savedCodes(browser, await submitFactor(browser, page, 'link-authenticator-form', { code: await codeFor(secretOf(page), currentStep()) }));
         const claims = (await rp.callback(page.url, pending)).claims()!;
         assert.equal(claims.acr, LEVEL.totp);
         assert.deepEqual(claims.amr, ['pwd', 'pin', 'otp', 'mfa']);
@@ -340,7 +354,7 @@ for (const setup of SETUPS) {
           else if (hasForm(page, 'enter-code-form')) page = await submitFactor(browser, page, 'enter-code-form', { code: await codeFor(secret!, currentStep()) });
           else if (hasForm(page, 'link-authenticator-form')) {
             linked = true;
-            page = await submitFactor(browser, page, 'link-authenticator-form', { code: await codeFor(secretOf(page), currentStep()) });
+            page = await savedCodes(browser, await submitFactor(browser, page, 'link-authenticator-form', { code: await codeFor(secretOf(page), currentStep()) }));
           } else assert.fail(`round ${round}: unexpected page ${page.status} ${testIds(page).join(',')}`);
         }
         const story = `round ${round}: ${type}, app ${withApp}, spot ${spot}, ${JSON.stringify(request)}`;

@@ -21,6 +21,7 @@ import {
   secretOf,
   submitFactor,
   wrongCode,
+  savedCodes,
 } from '../support/factors.ts';
 
 for (const setup of SETUPS) {
@@ -56,7 +57,7 @@ for (const setup of SETUPS) {
       assert.match(page.html, /<input[^>]*name="code"[^>]*inputmode="numeric"[^>]*autocomplete="one-time-code"/);
       assert.match(page.html, /<label for="code">/);
 
-      const wrong = await submitFactor(browser, page, 'link-authenticator-form', { code: await wrongCode(secret) });
+      const wrong = await savedCodes(browser, await submitFactor(browser, page, 'link-authenticator-form', { code: await wrongCode(secret) }));
       assert.equal(wrong.status, 400);
       assert.ok(hasForm(wrong, 'link-authenticator-form'), 'the same page again');
       assert.match(errorOf(wrong), /not correct/);
@@ -67,7 +68,7 @@ for (const setup of SETUPS) {
       assert.equal(secretOf(again), secret, 'reloading the page keeps the key');
 
       const step = Math.floor(Date.now() / 30_000);
-      const done = await submitFactor(browser, again, 'link-authenticator-form', { code: await codeFor(secret, step) });
+      const done = await savedCodes(browser, await submitFactor(browser, again, 'link-authenticator-form', { code: await codeFor(secret, step) }));
       assert.ok(callbackReached(done), `expected the RP callback, got ${done.status} ${errorOf(done)}`);
       const tokens = await rp.callback(done.url, pending);
       const claims = tokens.claims()!;
@@ -195,7 +196,10 @@ for (const setup of SETUPS) {
       const first = await reachFactor(server, rp, person, a);
       const labelA = otpauthOf(first.page);
       assert.ok(labelA.includes(encodeURIComponent(`(Manager, ${a})`)), labelA);
-      await submitFactor(first.browser, first.page, 'link-authenticator-form', { code: await codeFor(secretOf(first.page), Math.floor(Date.now() / 30_000)) });
+      await savedCodes(
+        first.browser,
+        await submitFactor(first.browser, first.page, 'link-authenticator-form', { code: await codeFor(secretOf(first.page), Math.floor(Date.now() / 30_000)) }),
+      );
       assert.ok((await loginOf(a))!.factors.totp);
 
       const second = await reachFactor(server, rp, person, b);

@@ -13,7 +13,7 @@ import { startMongo, type TestMongo } from '../support/mongo.ts';
 import { testRedisPrefix, testRedisUrl } from '../support/redis.ts';
 import { tempDir } from '../support/tmp.ts';
 import { PASSWORD, REDIRECT_URI, callbackReached, relyingParty, submitLogin, type RelyingParty } from '../support/latchkey.ts';
-import { codeFor, currentStep, hasForm, secretOf, submitFactor } from '../support/factors.ts';
+import { codeFor, currentStep, hasForm, secretOf, submitFactor, savedCodes } from '../support/factors.ts';
 import { hiddenFields } from '../account/support.ts';
 import { freePort, seed, sharedKeys, startBalancer, startProcess, type AppProcess, type Balancer } from '../support/processes.ts';
 
@@ -177,7 +177,7 @@ describe('a reset on one app process takes effect on the other (MongoDB + Redis)
     const first = await toFactorPage(tim, 'tim@acme.test');
     assert.ok(hasForm(first.page, 'link-authenticator-form'), 'the first sign-in links the app');
     const oldSecret = secretOf(first.page);
-    const linked = await submitFactor(tim, first.page, 'link-authenticator-form', { code: await codeFor(oldSecret, currentStep()) });
+    const linked = await savedCodes(tim, await submitFactor(tim, first.page, 'link-authenticator-form', { code: await codeFor(oldSecret, currentStep()) }));
     const tokens = await finish(linked, first.pending, 'tim-guard');
     // Before the reset the refresh token works on B (keep the newest, should it rotate).
     const fine = await refreshAt(B(), tokens.refresh_token!);
@@ -196,7 +196,7 @@ describe('a reset on one app process takes effect on the other (MongoDB + Redis)
     assert.ok(hasForm(next.page, 'link-authenticator-form'), `B asks to link the app again, got ${next.page.status} ${next.page.url}`);
     const newSecret = secretOf(next.page);
     assert.notEqual(newSecret, oldSecret, 'a new key');
-    const relinked = await submitFactor(tim, next.page, 'link-authenticator-form', { code: await codeFor(newSecret, currentStep()) });
+    const relinked = await savedCodes(tim, await submitFactor(tim, next.page, 'link-authenticator-form', { code: await codeFor(newSecret, currentStep()) }));
     const again = await finish(relinked, next.pending, 'tim-guard');
     assert.deepEqual(again.claims()!.amr, ['pwd', 'otp', 'mfa']);
   });

@@ -119,7 +119,7 @@ export async function linkApp(server: TestServer, rp: RelyingParty, person: Pers
   assert.ok(hasForm(page, 'link-authenticator-form'), `expected the link page, got ${page.status} ${page.url}`);
   const secret = secretOf(page);
   const step = currentStep();
-  const done = await submitFactor(browser, page, 'link-authenticator-form', { code: await codeFor(secret, step) });
+  const done = await savedCodes(browser, await submitFactor(browser, page, 'link-authenticator-form', { code: await codeFor(secret, step) }));
   assert.ok(callbackReached(done), `linking failed: ${done.status} ${errorOf(done)}`);
   return { secret, step, browser };
 }
@@ -138,3 +138,14 @@ export function auditOf(server: TestServer, login: string, type?: string): Promi
 }
 
 export const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+/** After an app is linked at a sign-in the recovery codes are shown once: confirms they were saved and goes on. */
+export async function savedCodes(browser: Browser, page: Page): Promise<Page> {
+  if (!testIds(page).includes('recovery-saved-form')) return page;
+  return browser.post(actionOf(page, 'recovery-saved-form'), { saved: 'yes', csrf: csrfOf(page) });
+}
+
+/** The recovery codes shown on the page. */
+export function codesOf(page: Page): string[] {
+  return [...page.html.matchAll(/data-testid="recovery-code">([^<]+)</g)].map((m) => m[1]!);
+}

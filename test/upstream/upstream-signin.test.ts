@@ -12,7 +12,7 @@ import { once } from 'node:events';
 import { createServer, type AddressInfo, type Socket } from 'node:net';
 import { Browser, actionOf, csrfOf, testIds, textOf, type Page } from '../support/browser.ts';
 import { PASSWORD, SETUPS, callbackReached, freePort, relyingParty, startServer, submitLogin, type RelyingParty, type TestServer } from '../support/latchkey.ts';
-import { addPerson, codeFor, currentStep, hasForm, secretOf, submitFactor } from '../support/factors.ts';
+import { addPerson, codeFor, currentStep, hasForm, secretOf, submitFactor, savedCodes } from '../support/factors.ts';
 import { startUpstream, visitUpstream, type TestUpstream, type UpstreamUser } from '../support/upstream.ts';
 import { importDocument, type ImportDocument } from '../../src/import/index.ts';
 
@@ -236,7 +236,7 @@ for (const setup of SETUPS) {
       assert.ok(hasForm(page, 'link-authenticator-form'), 'the manager type needs an authenticator app');
       const secret = secretOf(page);
       const step = currentStep();
-      page = await submitFactor(first.browser, page, 'link-authenticator-form', { code: await codeFor(secret, step) });
+      page = await savedCodes(first.browser, await submitFactor(first.browser, page, 'link-authenticator-form', { code: await codeFor(secret, step) }));
       assert.ok(callbackReached(page));
       let claims = (await rp.callback(page.url, first.pending)).claims()!;
       assert.equal(claims.sub, 'jane-mgr');

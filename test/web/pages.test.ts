@@ -259,6 +259,10 @@ describe('the pages in Chromium: English and Dutch, desktop and phone', { skip: 
         const step = currentStep();
         await page.getByLabel(T('6-digit code', '6-cijferige code')).fill(await codeFor(secret, step));
         await page.getByTestId('link-authenticator-submit').click();
+        // The recovery codes, shown once: saved, then on.
+        await page.getByTestId('recovery-codes').waitFor();
+        await page.getByTestId('recovery-saved').check();
+        await page.getByTestId('recovery-saved-continue').click();
         await atApplication();
 
         // The code at the next sign-in.
@@ -304,7 +308,7 @@ describe('the pages in Chromium: English and Dutch, desktop and phone', { skip: 
         await check('security');
         await page.getByTestId('nav-users').click();
         await page.getByTestId('users').waitFor();
-        assert.equal(await text(`factor-state-${person.manager}`), T('App linked', 'App gekoppeld'));
+        assert.equal(await text(`factor-state-${person.manager}`), T('App linked, 10 recovery codes left', 'App gekoppeld, nog 10 herstelcodes'));
         const phone = page.getByTestId(`reset-totp-${person.manager}`);
         assert.equal(await phone.getAttribute('title'), T('Reset authenticator app', 'Authenticator-app resetten'));
         assert.equal(

@@ -54,6 +54,7 @@ export const totpFactor: FactorDefinition = {
   events: ['failed', 'linked', 'locked', 'relinked', 'replay', 'reset', 'verified'].map((e) => `factor.totp.${e}`),
   notices: { 'factor.totp.reset': 'reset', 'factor.totp.linked': 'set', 'factor.totp.relinked': 'set', 'factor.totp.locked': 'locked' },
   ownerReset: { alias: 'reset-authenticator', icon: 'phone' },
+  alternatives: ['recovery'],
   create: (services) => createTotp(services),
 };
 
