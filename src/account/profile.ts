@@ -40,7 +40,7 @@ export function profileRoutes(router: Router, kit: AccountKit) {
       accounts.findIdentityByEmail(login.email),
       accounts.listAudit({ tenant: tenant.id, login: login.id, type: 'signin.success', limit: SIGN_INS_SHOWN }),
       accounts.listUpstreams(tenant.id),
-      sessionsShown(kit, signed),
+      sessionsShown(kit, signed, localeOf(ctx).t),
     ]);
     const linked = identity ? await accounts.listUpstreamLinks(identity.id) : [];
     kit.render(ctx, 'account/profile', signed, {

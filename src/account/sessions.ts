@@ -9,12 +9,14 @@ import type Router from '@koa/router';
 import { badRequest, notFound } from '../errors.ts';
 import { formFields } from '../web/forms.ts';
 import { formatTime } from './labels.ts';
+import { ACCOUNT_CLIENT_ID } from '../provider/account-client.ts';
+import type { Translate } from '../i18n.ts';
 import type { AccountKit, Signed } from './kit.ts';
 
 const SESSION_ID_MAX = 128;
 
 /** The sessions as the profile page shows them, this browser's first. */
-export async function sessionsShown(kit: AccountKit, signed: Signed) {
+export async function sessionsShown(kit: AccountKit, signed: Signed, t: Translate) {
   const sessions = await kit.deps.sessions.listSessions(signed.login.id);
   return sessions
     .map((s) => ({
@@ -24,7 +26,8 @@ export async function sessionsShown(kit: AccountKit, signed: Signed) {
       ip: s.ip ?? '',
       signedInAt: formatTime(s.signedInAt),
       lastSeen: formatTime(s.lastSeenAt),
-      apps: s.apps.map((a) => a.name),
+      // The account pages' own client has a name in each language.
+      apps: s.apps.map((a) => (a.clientId === ACCOUNT_CLIENT_ID ? t('account.audience') : a.name)),
     }))
     .sort((a, b) => Number(b.current) - Number(a.current));
 }

@@ -8,7 +8,7 @@ import assert from 'node:assert/strict';
 import { actionOf, csrfOf, testIds, textOf } from '../support/browser.ts';
 import { SETUPS, callbackReached, relyingParty, startServer, type RelyingParty, type TestServer } from '../support/latchkey.ts';
 import { TENANT, addPerson, auditOf, errorOf, factorFixture, hasForm, reachFactor, submitFactor, type Person } from '../support/factors.ts';
-import { accountSignIn, signedIn } from '../account/support.ts';
+import { accountSignIn, savePolicy, signedIn } from '../account/support.ts';
 import { FAKE_ACR, FAKE_FACTORS } from '../support/fake-factor/index.ts';
 import { ImportError, validateImport, type ImportDocument } from '../../src/import/index.ts';
 
@@ -64,12 +64,13 @@ for (const setup of SETUPS) {
     it('is offered in the Security settings, and an owner can choose it', async () => {
       const { browser, page } = await signedIn(server, OWNER, '/account/security');
       assert.match(page.html, /<option value="word"/);
-      const done = await browser.post(actionOf(page, 'policy-form-staff'), { user_type: 'staff', second_factor: 'word', csrf: csrfOf(page) });
+      const done = await savePolicy(browser, page, { staff: 'word' });
       assert.equal(new URL(done.url).pathname, '/account/security', `${done.status} ${errorOf(done)}`);
       assert.equal((await accounts().getTenant(TENANT))!.userTypes.find((t) => t.id === 'staff')!.secondFactor, 'word');
-      const refused = await browser.post(actionOf(done, 'policy-form-staff'), { user_type: 'staff', second_factor: 'sms', csrf: csrfOf(done) });
+      const refused = await savePolicy(browser, done, { staff: 'sms' }, { confirm: false });
       assert.equal(refused.status, 400, 'an id no factor has is refused');
-      await browser.post(actionOf(done, 'policy-form-staff'), { user_type: 'staff', second_factor: 'none', csrf: csrfOf(done) });
+      assert.equal((await accounts().getTenant(TENANT))!.userTypes.find((t) => t.id === 'staff')!.secondFactor, 'word');
+      await savePolicy(browser, done, { staff: 'none' });
     });
 
     it('signs in with its own pages; its state and its reset show on the Users page, its events in the audit filter', async () => {

@@ -81,7 +81,13 @@ for (const setup of SETUPS) {
       assert.ok(onAccountPage(changed), `${changed.status}`);
 
       const page = await browser.follow(held);
-      assert.ok(asksToSignIn(page), `expected a fresh sign-in, got ${page.status} ${page.url}`);
+      assert.ok(
+        asksToSignIn(page),
+        `expected a fresh sign-in, got ${page.status} ${page.url} ${page.html
+          .replace(/<[^>]+>/g, ' ')
+          .replace(/\s+/g, ' ')
+          .slice(0, 600)}`,
+      );
       await assertSignedOut(browser);
     });
 
@@ -96,7 +102,13 @@ for (const setup of SETUPS) {
       assert.ok(onAccountPage(done, '/account/users'), `${done.status}`);
 
       const page = await browser.follow(held);
-      assert.ok(asksToSignIn(page), `expected a fresh sign-in, got ${page.status} ${page.url}`);
+      assert.ok(
+        asksToSignIn(page),
+        `expected a fresh sign-in, got ${page.status} ${page.url} ${page.html
+          .replace(/<[^>]+>/g, ' ')
+          .replace(/\s+/g, ' ')
+          .slice(0, 600)}`,
+      );
       await assertSignedOut(browser);
     });
 
@@ -109,7 +121,13 @@ for (const setup of SETUPS) {
       await accounts.upsertLogin({ ...login, disabled: true });
 
       const page = await browser.follow(held);
-      assert.ok(asksToSignIn(page), `expected a fresh sign-in, got ${page.status} ${page.url}`);
+      assert.ok(
+        asksToSignIn(page),
+        `expected a fresh sign-in, got ${page.status} ${page.url} ${page.html
+          .replace(/<[^>]+>/g, ' ')
+          .replace(/\s+/g, ' ')
+          .slice(0, 600)}`,
+      );
       await assertSignedOut(browser);
     });
 
@@ -120,7 +138,13 @@ for (const setup of SETUPS) {
       await server.latchkey.stores.accounts.setUserTypeFactor(TENANT, 'staff', 'pin');
       try {
         const page = await browser.follow(held);
-        assert.ok(asksToSignIn(page), `expected a fresh sign-in, got ${page.status} ${page.url}`);
+        assert.ok(
+          asksToSignIn(page),
+          `expected a fresh sign-in, got ${page.status} ${page.url} ${page.html
+            .replace(/<[^>]+>/g, ' ')
+            .replace(/\s+/g, ' ')
+            .slice(0, 600)}`,
+        );
         const next = await submitLogin(browser, page, person.email, 'correct horse battery staple');
         assert.ok(testIds(next).includes('choose-pin-form'), `the PIN the type now asks for: ${next.status} ${next.url}`);
       } finally {
@@ -139,7 +163,13 @@ for (const setup of SETUPS) {
       } finally {
         clockOffsetMs = 0;
       }
-      assert.ok(asksToSignIn(page), `expected a fresh sign-in, got ${page.status} ${page.url}`);
+      assert.ok(
+        asksToSignIn(page),
+        `expected a fresh sign-in, got ${page.status} ${page.url} ${page.html
+          .replace(/<[^>]+>/g, ' ')
+          .replace(/\s+/g, ' ')
+          .slice(0, 600)}`,
+      );
       await assertSignedOut(browser);
 
       const again = await holdSignIn(browser, rp, person);
@@ -160,7 +190,11 @@ for (const setup of SETUPS) {
       assert.ok(onAccountPage(await submit(owner.browser, confirm, 'confirm-reset-form'), '/account/users'));
 
       const page = await browser.post(actionOf(consent, 'consent-form'), { csrf: csrfOf(consent) });
-      assert.ok(asksToSignIn(page), `expected a fresh sign-in, got ${page.status} ${page.url}`);
+      // The reset ended the session itself, and the interaction with it: the page says so and points back
+      // (a store without the sessions' index would ask for a sign-in instead). Either way no code is issued.
+      const ended = page.status === 400 && page.html.includes('interaction_expired');
+      assert.ok(asksToSignIn(page) || ended, `expected a fresh sign-in or the ended sign-in's page, got ${page.status} ${page.url}`);
+      assert.ok(!callbackReached(page));
     });
 
     it('keeps the time through consent: unchanged, the consent gives tokens dated when the password passed, even after the limit', async () => {
