@@ -91,9 +91,9 @@ export function detailTexts(event: AuditEvent, ctx: DetailContext): string[] {
         out.push(t('account.audit.detail.switchedFrom', { name: person(v) }));
         break;
       case 'client':
-        // On a session's events the app the session signed in to; elsewhere an
+        // On a back-channel logout the app that was told; elsewhere an
         // application acting through the management API (docs/api.md) or SCIM.
-        out.push(event.type.startsWith('session.') ? t('account.audit.detail.app', { id: asText(v) }) : t('account.audit.byClient', { client: asText(v) }));
+        out.push(event.type === 'session.backchannel_logout' ? t('account.audit.detail.app', { id: asText(v) }) : t('account.audit.byClient', { client: asText(v) }));
         break;
       case 'url':
         out.push(t('account.audit.detail.receiver', { url: asText(v) }));

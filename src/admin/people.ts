@@ -14,6 +14,7 @@ import { createHash } from 'node:crypto';
 import { z } from 'zod';
 import { badRequest, forbidden, notFound, preconditionFailed } from '../errors.ts';
 import { normalizeEmail, type Login, type Tenant } from '../storage/accounts/port.ts';
+import type { SessionView } from '../sessions/index.ts';
 import type { RouteDeps } from '../services.ts';
 import { sendInvitation } from '../recovery/routes.ts';
 import { upstreamLinks } from '../upstream/links.ts';
@@ -141,6 +142,10 @@ export interface AdminPeople {
   remove(actor: Actor, target: Login): Promise<boolean>;
   /** Ends every session and token of the login (signed out everywhere). */
   endSessions(actor: Actor, target: Login): Promise<void>;
+  /** The login's live sessions (browser, address, times, apps), most recently used first. */
+  listSessions(actor: Actor, target: Login): Promise<SessionView[]>;
+  /** Ends one session of the login and tells its apps; false when the login has no such session. Audited. */
+  endSession(actor: Actor, target: Login, sessionId: string): Promise<boolean>;
   /** Forgets a factor's set-up (a lost phone or PIN): lifts the login's locks, ends its sessions, unlinks upstream accounts when configured. */
   resetFactor(actor: Actor, target: Login, factorId: string): Promise<UnlockResult>;
   /** Lifts the login's attempt locks (its identity's too when every login of the identity is in this tenant). Always audited. */
@@ -292,6 +297,15 @@ export function adminPeople(deps: AdminDeps): AdminPeople {
       checkAllowed(actor, target, 'reset');
       await endSessions(target.id);
       await audit.record({ type: 'login.sessions_ended', outcome: 'success', ...origin(actor), login: target.id, detail: actedBy(actor) });
+    },
+
+    listSessions: (_actor, target) => deps.sessions.listSessions(target.id),
+
+    async endSession(actor, target, sessionId) {
+      checkAllowed(actor, target, 'reset');
+      if (!(await deps.sessions.endSession(target.id, sessionId))) return false;
+      await audit.record({ type: 'session.ended', outcome: 'success', ...origin(actor), login: target.id, detail: { ...actedBy(actor), sessions: 1 } });
+      return true;
     },
 
     async resetFactor(actor, target, factorId) {

@@ -364,6 +364,49 @@ export function apiRoutes(deps: ApiDeps): RouteSpec<never, never, never, Caller>
     }),
   );
 
+  add(
+    route({
+      method: 'get',
+      path: '/logins/{id}/sessions',
+      operationId: 'listSessions',
+      tag: 'Logins',
+      summary: 'List a login’s live sessions: browser, address, times and the apps each signed in to',
+      scope: 'latchkey:logins.read',
+      params: S.LoginId,
+      responses: { 200: { description: 'The sessions, most recently used first.', schema: S.SessionList } },
+      async handle({ params, caller }: { params: { id: string }; caller: Caller }) {
+        const sessions = await people.listSessions(caller.actor, await people.login(caller.actor, params.id));
+        const items = sessions.map((v) => ({
+          id: v.id,
+          signedInAt: v.signedInAt.toISOString(),
+          lastSeenAt: v.lastSeenAt.toISOString(),
+          expiresAt: v.expiresAt.toISOString(),
+          browser: v.browser,
+          ip: v.ip,
+          apps: v.apps,
+        }));
+        return { status: 200, body: { items } };
+      },
+    }),
+  );
+
+  add(
+    route({
+      method: 'delete',
+      path: '/logins/{id}/sessions/{session}',
+      operationId: 'endSession',
+      tag: 'Logins',
+      summary: 'End one session of a login (its single sign-on and its apps’ tokens); its apps are told by back-channel logout',
+      scope: 'latchkey:logins.write',
+      params: S.SessionPath,
+      responses: { 204: { description: 'Ended (404 when the login has no such session).' } },
+      async handle({ params, caller }: { params: { id: string; session: string }; caller: Caller }) {
+        if (!(await people.endSession(caller.actor, await people.login(caller.actor, params.id), params.session))) throw notFound('errors.sessions.noSuchSession');
+        return { status: 204 };
+      },
+    }),
+  );
+
   // User types.
 
   add(

@@ -160,6 +160,20 @@ export const Delivery = z
 export const DeliveryList = z.object({ items: z.array(Delivery) }).openapi('WebhookDeliveryList');
 
 export const LoginId = z.object({ id: id.openapi({ description: 'The login’s id.' }) });
+export const SessionPath = z.object({ id: id.openapi({ description: 'The login’s id.' }), session: id.openapi({ description: 'The session’s id (from the list).' }) });
+
+export const Session = z
+  .object({
+    id: z.string().openapi({ description: 'The session’s id: what ending one takes. Never its cookie value.' }),
+    signedInAt: z.string().openapi({ description: 'When it signed in (ISO 8601).' }),
+    lastSeenAt: z.string().openapi({ description: 'When it was last used (ISO 8601).' }),
+    expiresAt: z.string().openapi({ description: 'When it ends at the latest (ISO 8601).' }),
+    browser: z.string().nullable().openapi({ description: 'The browser, as "Firefox on Linux", when it said.' }),
+    ip: z.string().nullable(),
+    apps: z.array(z.object({ clientId: z.string(), name: z.string() })).openapi({ description: 'The apps it signed in to.' }),
+  })
+  .openapi('Session');
+export const SessionList = z.object({ items: z.array(Session) }).openapi('SessionList');
 export const FactorPath = z.object({
   id,
   factor: z

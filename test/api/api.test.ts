@@ -272,6 +272,31 @@ for (const setup of SETUPS) {
       for (const type of ['login.disabled', 'login.enabled', 'factor.totp.reset', 'login.unlocked', 'login.sessions_ended']) assert.ok(types.includes(type), type);
     });
 
+    it('lists a login’s sessions and ends one: that browser signs in again; another tenant sees none', async () => {
+      const rp = await relyingParty(server.issuer);
+      const browser = new Browser(server.issuer);
+      const first = await signIn(browser, rp, { email: 'jane@acme.test', login: 'jane-emp' });
+      assert.ok(callbackReached(first.page), `${first.page.status} ${first.page.url}`);
+      const listed = await call(token, 'GET', '/logins/jane-emp/sessions');
+      assert.equal(listed.status, 200);
+      const items = listed.body.items as { id: string; apps: { clientId: string }[] }[];
+      assert.ok(items.length >= 1, 'the sign-in is listed');
+      assert.ok(items[0]!.apps.length >= 1, 'with the app it signed in to');
+      const readOnly = await tokenFor(server.issuer, READER, 'latchkey:logins.read');
+      assert.equal((await call(readOnly, 'DELETE', `/logins/jane-emp/sessions/${encodeURIComponent(items[0]!.id)}`)).status, 403, 'ending one needs the write scope');
+      const globex = await tokenFor(server.issuer, GLOBEX);
+      assert.equal((await call(globex, 'GET', '/logins/jane-emp/sessions')).status, 404);
+      assert.equal((await call(globex, 'DELETE', `/logins/jane-emp/sessions/${encodeURIComponent(items[0]!.id)}`)).status, 404);
+
+      for (const s of items) assert.equal((await call(token, 'DELETE', `/logins/jane-emp/sessions/${encodeURIComponent(s.id)}`)).status, 204);
+      assert.equal((await call(token, 'DELETE', `/logins/jane-emp/sessions/${encodeURIComponent(items[0]!.id)}`)).status, 404, 'ended already');
+      assert.deepEqual((await call(token, 'GET', '/logins/jane-emp/sessions')).body.items, []);
+      const again = await browser.get((await rp.authorize()).url);
+      assert.ok(again.html.includes('data-testid="login-form"') && !callbackReached(again), 'the ended session signs in again');
+      const ended = (await accounts().listAudit({ tenant: 'acme', login: 'jane-emp', type: 'session.ended' })).filter((e) => e.detail?.client === PROVISIONER.id);
+      assert.equal(ended.length, items.length, 'each ending is audited with the application that asked');
+    });
+
     it('an API change is seen at once by a sign-in on another process', async () => {
       const { MONGODB_DB, REDIS_PREFIX, DATA_DIR } = server.env;
       const other = await startServer(setup, {
