@@ -1,9 +1,10 @@
 /**
  * `npm run bench:api` — server CPU per management-API call (docs/api.md,
- * docs/performance.md): listing one page of 50 logins of a tenant of 2,000,
- * and adding a login (a new email: an identity, the login, the audit event, an
- * invitation queued). Latchkey runs as a child process on the embedded store
- * (SQLite).
+ * docs/performance.md) on its own: listing one page of 50 logins of a tenant
+ * of 2,000, and adding a login (a new email: an identity, the login, the
+ * audit event, an invitation queued). Latchkey runs as a child process on the
+ * embedded store (SQLite). `npm run bench` measures the same calls (its `api`
+ * phase, bench/paths/api.ts) on both set-ups, at 10,000 logins.
  *
  *   BENCH_API_OPS (default 400 per operation), BENCH_API_CONCURRENCY (default 4).
  *
@@ -15,11 +16,12 @@ import { freePort, startLatchkey } from './lib/processes.ts';
 import { seed } from './lib/seed.ts';
 import { runPool } from './lib/pool.ts';
 import { latency, round } from './lib/stats.ts';
+import { apiCalls, apiToken } from './paths/api.ts';
+import { API_CLIENT, API_SCOPES } from './paths/seed.ts';
 
 const OPS = Number(process.env.BENCH_API_OPS ?? 400);
 const CONCURRENCY = Number(process.env.BENCH_API_CONCURRENCY ?? 4);
 const LOGINS = 2_000;
-const CLIENT = { id: 'bench-provisioner', secret: 'bench-provisioner-secret-5c2e8a1f9d3b7e0a4c6f' };
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 async function run() {
@@ -35,39 +37,13 @@ async function run() {
         name: 'Bench Co',
         userTypes: [{ id: 'staff', name: 'Staff', secondFactor: 'none' }],
         logins: [],
-        clients: [{ client_id: CLIENT.id, client_secret: CLIENT.secret, grant_types: ['client_credentials'], api_scopes: ['latchkey:logins.read', 'latchkey:logins.write'] }],
+        clients: [{ client_id: API_CLIENT.id, client_secret: API_CLIENT.secret, grant_types: ['client_credentials'], api_scopes: API_SCOPES }],
       },
     ],
   }));
   const server = await startLatchkey(env);
   try {
-    const tokenResponse = await fetch(`${issuer}/token`, {
-      method: 'POST',
-      headers: { 'content-type': 'application/x-www-form-urlencoded', authorization: `Basic ${Buffer.from(`${CLIENT.id}:${CLIENT.secret}`).toString('base64')}` },
-      body: new URLSearchParams({ grant_type: 'client_credentials', scope: 'latchkey:logins.read latchkey:logins.write' }),
-    });
-    const { access_token: token } = (await tokenResponse.json()) as { access_token: string };
-    const headers = { authorization: `Bearer ${token}`, 'content-type': 'application/json' };
-    let added = 0;
-    const create = async () => {
-      const n = added++;
-      const started = performance.now();
-      const res = await fetch(`${issuer}/api/v1/logins`, {
-        method: 'POST',
-        headers: { ...headers, 'idempotency-key': `bench-${n}` },
-        body: JSON.stringify({ email: `new-${n}@bench.test`, firstName: 'Bench', lastName: `Person ${n}`, userType: 'staff' }),
-      });
-      await res.arrayBuffer();
-      if (res.status !== 201) throw new Error(`create answered ${res.status}`);
-      return performance.now() - started;
-    };
-    const list = async (_w: number, i: number) => {
-      const started = performance.now();
-      const res = await fetch(`${issuer}/api/v1/logins?limit=50&q=${i % 2 ? 'person' : ''}`, { headers });
-      await res.arrayBuffer();
-      if (res.status !== 200) throw new Error(`list answered ${res.status}`);
-      return performance.now() - started;
-    };
+    const { list, create } = apiCalls(issuer, await apiToken(issuer), { q: 'person', userType: 'staff' });
     // The tenant's 2,000 logins, through the API itself (unmeasured).
     await runPool(LOGINS, CONCURRENCY, create);
     await runPool(50, CONCURRENCY, list);

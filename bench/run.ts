@@ -8,7 +8,7 @@
  *   BENCH_SMOKE=1 npm run bench      one sign-in, SQLite accounts + Redis (the smoke test)
  *
  * Also: BENCH_OUT=path (default bench/results/latest.json), BENCH_SETUPS=sqlite,mongo+redis,
- * BENCH_PHASES=login,tokens,memory, BENCH_SIGNINS / BENCH_TOKEN_OPS (counts per phase),
+ * BENCH_PHASES=login,tokens,memory,passkey,recovery,api,users,counters, BENCH_SIGNINS / BENCH_TOKEN_OPS (counts per phase),
  * BENCH_CPU_PROF=dir (servers run with --cpu-prof into dir; see bench/profile-summary.ts),
  * MONGODB_URI (else FerretDB), REDIS_URL (else a private redis-server).
  * Every load loop is bounded in count and time; only loopback addresses are used.
@@ -32,6 +32,7 @@ import { REDIS_MODEL_CODES } from '../src/storage/adapter/redis/index.ts';
 import { keyBreakdown, prefixBytes, usedMemory, type KeyKind } from './lib/redis-memory.ts';
 import { runPool } from './lib/pool.ts';
 import { latency, mean, round, table } from './lib/stats.ts';
+import { PATH_PHASES, pathPlanFor, pathsJson, pathsReport, requiredPathResults, runPaths, seedPeople, withPaths, type PathPlan, type PathsResult } from './paths/index.ts';
 
 type Mode = 'full' | 'quick' | 'smoke';
 type SetupName = 'sqlite' | 'mongo+redis' | 'sqlite+redis';
@@ -118,8 +119,8 @@ const setups = (process.env.BENCH_SETUPS?.split(',').map((s) => s.trim()) as Set
 const OUT = process.env.BENCH_OUT ?? join(ROOT, 'bench', 'results', 'latest.json');
 const profArgs = process.env.BENCH_CPU_PROF ? ['--cpu-prof', '--cpu-prof-dir', process.env.BENCH_CPU_PROF] : [];
 const POLICIES: Policy[] = ['password', 'pin', 'totp'];
-/** BENCH_PHASES=login,tokens,memory (default all) — e.g. to profile one phase alone. */
-const phases = new Set(process.env.BENCH_PHASES?.split(',').map((s) => s.trim()) ?? ['login', 'tokens', 'memory']);
+/** BENCH_PHASES=login,tokens,memory and the other paths' (bench/paths/; default all) — e.g. to profile one phase alone. */
+const phases = new Set(process.env.BENCH_PHASES?.split(',').map((s) => s.trim()) ?? ['login', 'tokens', 'memory', ...PATH_PHASES]);
 if (process.env.BENCH_SIGNINS) params.signIns = Number(process.env.BENCH_SIGNINS);
 if (process.env.BENCH_TOKEN_OPS) params.tokenOps = Number(process.env.BENCH_TOKEN_OPS);
 /** Logins per policy: at least the highest concurrency, so no two sign-ins of one identity overlap (its attempt counter). */
@@ -192,6 +193,9 @@ interface SetupResult {
   rss_end_bytes: number;
   sessions_created: number;
   argon2: Config['argon2'] | null;
+  /** The other paths (bench/paths/), when their phases ran. */
+  paths: PathsResult | null;
+  pathPlan: PathPlan | null;
 }
 
 // ---------------------------------------------------------------- shared services
@@ -252,6 +256,8 @@ async function runSetup(name: SetupName, floors: FloorSample[]): Promise<SetupRe
   const issuer = `http://127.0.0.1:${port}`;
   const tag = randomBytes(4).toString('hex');
   const env: Record<string, string> = { NODE_ENV: 'test', PORT: String(port), ISSUER: issuer, DATA_DIR: dir.path, DEMO: 'false', LOG_LEVEL: 'warn' };
+  // The management-API phase makes more calls than one client may in a minute.
+  if (PATH_PHASES.some((p) => phases.has(p))) env.API_RATE_LIMIT = '1000000';
   if (name === 'mongo+redis') {
     const m = await sharedMongo();
     env.MONGODB_URI = m.uri;
@@ -281,6 +287,8 @@ async function runSetup(name: SetupName, floors: FloorSample[]): Promise<SetupRe
     rss_end_bytes: NaN,
     sessions_created: 0,
     argon2: null,
+    paths: null,
+    pathPlan: null,
   };
 
   let server: Child | null = null;
@@ -297,11 +305,18 @@ async function runSetup(name: SetupName, floors: FloorSample[]): Promise<SetupRe
     const { config, factors } = await seed(env, (available) => {
       const policies = params.policies.filter((p) => p === 'password' || available.includes(p));
       for (const p of policies) users[p] = usersFor(p, poolSize[p]);
-      return benchDocument(
-        policies.flatMap((p) => users[p]),
-        policies,
+      result.pathPlan = pathPlanFor(mode, params.levels, available, phases);
+      return withPaths(
+        benchDocument(
+          policies.flatMap((p) => users[p]),
+          policies,
+        ),
+        result.pathPlan,
       );
     });
+    const pathPlan = result.pathPlan!;
+    const peopleSeedMs = pathPlan.people ? await seedPeople(env, pathPlan.people) : 0;
+    if (pathPlan.people) log(`${name}: ${pathPlan.people} logins written for the Users page in ${(peopleSeedMs / 1000).toFixed(1)} s`);
     result.argon2 = config.argon2;
     result.policies = POLICIES.filter((p) => users[p].length > 0);
     for (const p of params.policies) {
@@ -393,6 +408,25 @@ async function runSetup(name: SetupName, floors: FloorSample[]): Promise<SetupRe
         result.floor.push(again);
         floors.push(again);
       }
+    }
+
+    // The other paths: passkeys, recovery codes, the management API, the Users page, the attempt counters.
+    if (PATH_PHASES.some((p) => phases.has(p))) {
+      result.paths = await runPaths({
+        setup: name,
+        mode,
+        issuer,
+        pid,
+        levels: params.levels,
+        maxPhaseMs: params.maxPhaseMs,
+        phases,
+        plan: pathPlan,
+        env,
+        redisPid: redisInfo?.private ? (redisInfo.pid ?? null) : null,
+        peopleSeedMs,
+        measured,
+        log,
+      });
     }
 
     // Token endpoint: Latchkey against the bare provider on the same adapter and keys.
@@ -588,6 +622,7 @@ function report(results: SetupResult[], floors: FloorSample[], config: { argon2:
           bare_flow: r.bare_flow,
           tokens: r.tokens,
           memory: r.memory,
+          paths: pathsJson(r.paths, pooled.cpu),
           rss_end_bytes: r.rss_end_bytes,
           sessions_created: r.sessions_created,
         },
@@ -643,12 +678,15 @@ function report(results: SetupResult[], floors: FloorSample[], config: { argon2:
       target_bytes: TARGETS.redisBytes,
     },
     targets,
-    todo: [...new Set(results.flatMap((r) => r.todo))],
+    todo: [...new Set(results.flatMap((r) => [...r.todo, ...(r.paths?.todo ?? [])]))],
     setups: perSetup,
   };
   mkdirSync(dirname(OUT), { recursive: true });
   writeFileSync(OUT, `${JSON.stringify(json, null, 2)}\n`);
-  const missing = missingResults(json);
+  const missing = [
+    ...missingResults(json),
+    ...results.flatMap((r) => (r.pathPlan ? missingIn(json.setups[r.setup]?.paths, requiredPathResults(phases, r.pathPlan)).map((p) => `setups.${r.setup}.paths.${p}`) : [])),
+  ];
 
   // The readable table.
   const m = json.machine;
@@ -733,6 +771,7 @@ function report(results: SetupResult[], floors: FloorSample[], config: { argon2:
       targets.map((t) => [t.setup, t.target, t.value, t.met ? 'yes' : 'NO']),
     ),
   );
+  out.push(...pathsReport(results));
   for (const todo of json.todo) out.push(`TODO ${todo}`);
   out.push('');
   out.push(`written to ${OUT}`);
@@ -752,9 +791,16 @@ const REQUIRED_RESULTS: Record<string, string[]> = {
 };
 
 function missingResults(json: unknown): string[] {
-  const at = (path: string) => path.split('.').reduce<unknown>((v, k) => (v && typeof v === 'object' ? (v as Record<string, unknown>)[k] : undefined), json);
   const redis = setups.some((s) => s !== 'sqlite');
-  const wanted = Object.entries(REQUIRED_RESULTS).flatMap(([phase, paths]) => (phases.has(phase) && (phase !== 'memory' || redis) ? paths : []));
+  return missingIn(
+    json,
+    Object.entries(REQUIRED_RESULTS).flatMap(([phase, paths]) => (phases.has(phase) && (phase !== 'memory' || redis) ? paths : [])),
+  );
+}
+
+/** The dotted paths of `json` that do not lead to a finite positive number. */
+function missingIn(json: unknown, wanted: string[]): string[] {
+  const at = (path: string) => path.split('.').reduce<unknown>((v, k) => (v && typeof v === 'object' ? (v as Record<string, unknown>)[k] : undefined), json);
   return wanted.filter((path) => {
     const value = at(path);
     return !(typeof value === 'number' && Number.isFinite(value) && value > 0);

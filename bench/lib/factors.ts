@@ -1,6 +1,7 @@
 // Second-factor drivers for the bench: they answer the PIN and authenticator
 // (TOTP) pages as a person would — choose a PIN once, then enter it; link an
-// app once from the page's otpauth:// link, then type its current code — and
+// app once from the page's otpauth:// link (past the recovery codes it then
+// shows), then type its current code — and
 // which login may sign in next (a TOTP login at most once per 30-second step,
 // so the server's replay refusal is respected, never tripped).
 import { generate } from 'otplib';
@@ -37,6 +38,13 @@ export const pinDriver: FactorDriver = async (browser, page) => {
   throw unexpected(page, 'the choose-PIN or enter-PIN page');
 };
 
+/** The recovery codes page shown once after a factor is set up: the codes, then "I saved them" and on (the page as it was when none is shown). */
+export async function savedRecoveryCodes(browser: Browser, page: Page): Promise<{ page: Page; codes: string[] }> {
+  if (!has(page, 'recovery-saved-form')) return { page, codes: [] };
+  const codes = [...page.html.matchAll(/data-testid="recovery-code">([^<]+)</g)].map((m) => m[1]!);
+  return { page: await submit(browser, page, 'recovery-saved-form', { saved: 'yes' }), codes };
+}
+
 /** The code an authenticator app shows for `secret` in time step `step` (RFC 6238: SHA-1, 6 digits, 30 s). */
 export function totpCode(secret: string, step: number): Promise<string> {
   return generate({ secret, algorithm: 'sha1', digits: 6, period: STEP_MS / 1000, epoch: step * (STEP_MS / 1000) });
@@ -64,7 +72,7 @@ export class TotpLogins {
       const done = await submit(browser, page, 'link-authenticator-form', { code: await totpCode(secret, step) });
       s.secret = secret;
       s.lastStep = step;
-      return { page: done, stage: 'enroll' };
+      return { page: (await savedRecoveryCodes(browser, done)).page, stage: 'enroll' };
     }
     if (has(page, 'enter-code-form')) {
       if (!s.secret) throw new Error(`${user.loginId} has no linked secret`);

@@ -128,6 +128,8 @@ export interface BenchRedis {
   url: string;
   /** True when this bench started the Redis (nobody else writes to it). */
   private: boolean;
+  /** The private redis-server's pid (its CPU can be counted); absent for a shared one. */
+  pid?: number;
   stop(): Promise<void>;
 }
 
@@ -152,6 +154,7 @@ export async function startRedis(): Promise<BenchRedis> {
       return {
         url: `redis://127.0.0.1:${port}`,
         private: true,
+        pid: child.pid,
         async stop() {
           await child.stop();
           rmSync(dir, { recursive: true, force: true });
