@@ -32,7 +32,7 @@ import { REDIS_MODEL_CODES } from '../src/storage/adapter/redis/index.ts';
 import { keyBreakdown, prefixBytes, usedMemory, type KeyKind } from './lib/redis-memory.ts';
 import { runPool } from './lib/pool.ts';
 import { latency, mean, round, table } from './lib/stats.ts';
-import { PATH_PHASES, pathPlanFor, pathsJson, pathsReport, requiredPathResults, runPaths, seedPeople, withPaths, type PathPlan, type PathsResult } from './paths/index.ts';
+import { PATH_PHASES, pathPlanFor, pathsJson, pathsReport, requiredPathResults, runPaths, withPaths, type PathPlan, type PathsResult } from './paths/index.ts';
 
 type Mode = 'full' | 'quick' | 'smoke';
 type SetupName = 'sqlite' | 'mongo+redis' | 'sqlite+redis';
@@ -314,9 +314,7 @@ async function runSetup(name: SetupName, floors: FloorSample[]): Promise<SetupRe
         result.pathPlan,
       );
     });
-    const pathPlan = result.pathPlan!;
-    const peopleSeedMs = pathPlan.people ? await seedPeople(env, pathPlan.people) : 0;
-    if (pathPlan.people) log(`${name}: ${pathPlan.people} logins written for the Users page in ${(peopleSeedMs / 1000).toFixed(1)} s`);
+
     result.argon2 = config.argon2;
     result.policies = POLICIES.filter((p) => users[p].length > 0);
     for (const p of params.policies) {
@@ -420,10 +418,9 @@ async function runSetup(name: SetupName, floors: FloorSample[]): Promise<SetupRe
         levels: params.levels,
         maxPhaseMs: params.maxPhaseMs,
         phases,
-        plan: pathPlan,
+        plan: result.pathPlan!,
         env,
         redisPid: redisInfo?.private ? (redisInfo.pid ?? null) : null,
-        peopleSeedMs,
         measured,
         log,
       });

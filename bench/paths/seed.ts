@@ -2,8 +2,11 @@
 // - tenant `paths`: passkey logins and app (TOTP) logins with recovery codes,
 //   and a first-party client of its own (an app's tenant is its client's);
 // - tenant `people`: an owner, 10,000 logins for the Users page (written
-//   straight through the account store, many at once, not 10,000 imports
-//   or HTTP calls), and a management-API client.
+//   straight into the store, not 10,000 imports
+//   or HTTP calls) once the sign-in phases are done, and a management-API
+//   client.
+import { randomUUID } from 'node:crypto';
+import { MongoClient } from 'mongodb';
 import { loadConfig } from '../../config/index.ts';
 import { createLogger } from '../../src/log.ts';
 import { createServices } from '../../src/services.ts';
@@ -103,22 +106,64 @@ export function withPaths(doc: ImportDocument, plan: PathPlan): ImportDocument {
 }
 
 const silent = createLogger('silent');
+const BATCH = 1_000;
 
 /**
- * Writes `count` logins (each with an identity of its own, no password) into
- * the people tenant through the account store of `env`, before the server
- * starts. Returns how long it took.
+ * Writes `count` logins, each with an identity of its own and no password,
+ * into the people tenant of `env`'s stores; returns how long it took (ms).
+ * SQLite: through the account store. MongoDB: with `insertMany`, in the
+ * store's document shapes (`upsertIdentity`, `createLogin`), because FerretDB
+ * 1.24 looks an email up by scanning the collection — 10,000 upserts by email
+ * take tens of minutes there. Either way the store is then asked to read
+ * them back, so a change of its layout fails the bench instead of fooling it.
  */
 export async function seedPeople(env: Record<string, string>, count: number): Promise<number> {
   const started = performance.now();
+  const people = Array.from({ length: count }, (_, i) => ({ id: `people-${i}`, ...person(i) }));
+  if (env.MONGODB_URI) {
+    const client = await MongoClient.connect(env.MONGODB_URI);
+    try {
+      const db = client.db(env.MONGODB_DB);
+      for (let i = 0; i < count; i += BATCH) {
+        const batch = people.slice(i, i + BATCH);
+        await db.collection('identities').insertMany(batch.map((p) => ({ _id: randomUUID(), email: p.email, passwordHash: null })) as never[], { ordered: false });
+        await db
+          .collection('logins')
+          .insertMany(
+            batch.map((p) => ({
+              _id: p.id,
+              tenant: PEOPLE_TENANT,
+              email: p.email,
+              userType: p.userType,
+              firstName: p.firstName,
+              lastName: p.lastName,
+              disabled: p.disabled,
+              factors: {},
+            })) as never[],
+            {
+              ordered: false,
+            },
+          );
+      }
+    } finally {
+      await client.close();
+    }
+  }
   const services = await createServices(loadConfig(env), silent, { workers: false });
   try {
     const accounts = services.stores.accounts;
-    await runPool(count, 8, async (_w, i) => {
-      const p = person(i);
-      await accounts.upsertIdentity({ email: p.email });
-      await accounts.upsertLogin({ id: `people-${i}`, tenant: PEOPLE_TENANT, ...p });
-    });
+    if (!env.MONGODB_URI)
+      await runPool(count, 4, async (_w, i) => {
+        const { id, ...p } = people[i]!;
+        await accounts.upsertIdentity({ email: p.email });
+        if (!(await accounts.createLogin({ id, tenant: PEOPLE_TENANT, ...p }))) throw new Error(`login ${id} existed already`);
+      });
+    const { total } = await accounts.searchLogins({ tenant: PEOPLE_TENANT, limit: 1 });
+    const last = people.at(-1);
+    const read = last ? await accounts.getLogin(last.id) : null;
+    const identity = last ? await accounts.findIdentityByEmail(last.email) : null;
+    if (total !== count + 1 || (last && (read?.lastName !== last.lastName || read.disabled !== last.disabled || identity?.email !== last.email)))
+      throw new Error(`seedPeople: the store reads back ${total} logins of the people tenant, expected ${count + 1} (and login ${last?.id} as written)`);
   } finally {
     await services.close();
   }

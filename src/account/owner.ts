@@ -291,13 +291,14 @@ export function ownerRoutes(router: Router, kit: AccountKit) {
   /**
    * The logins on the page that share their email's first and last name with
    * another login of the tenant: the person could not tell them apart in the
-   * login choice. One read per email on the page.
+   * login choice. One read for all the emails on the page.
    */
   async function namesakesOnPage(signed: Signed, logins: Login[]): Promise<Set<string>> {
-    const emails = [...new Set(logins.map((l) => l.email))];
+    const byEmail = new Map<string, Login[]>();
+    for (const l of await accounts.listLoginsForEmails(signed.tenant.id, [...new Set(logins.map((l) => l.email))])) byEmail.set(l.email, [...(byEmail.get(l.email) ?? []), l]);
     const same = new Set<string>();
     const key = (l: Login) => `${l.firstName.toLowerCase()}\n${l.lastName.toLowerCase()}`;
-    for (const all of await Promise.all(emails.map((e) => accounts.listLoginsForEmail(signed.tenant.id, e)))) {
+    for (const all of byEmail.values()) {
       for (const l of all) if (all.some((o) => o.id !== l.id && key(o) === key(l))) same.add(l.id);
     }
     return same;

@@ -353,6 +353,33 @@ function accountStoreContract(name: string, makeStore: () => Promise<Harness>) {
           assert.equal(await s.getLogin('unknown'), null);
         }));
 
+      it('listLoginsForEmails answers for several emails in one call: tenant-scoped, case-insensitive, by email then id', () =>
+        withStore(async (s) => {
+          await s.upsertLogin(login('l3', { email: 'ada@example.com' }));
+          await s.upsertLogin(login('l1', { email: 'ADA@example.com' }));
+          await s.upsertLogin(login('l2', { email: 'ada@example.com', tenant: 'other' }));
+          await s.upsertLogin(login('l4', { email: 'bob@example.com' }));
+          await s.upsertLogin(login('l5', { email: 'cy@example.com' }));
+          assert.deepEqual(
+            (await s.listLoginsForEmails('acme', [' Bob@Example.com', 'ada@example.com', 'ADA@example.com', 'nobody@example.com'])).map((l) => l.id),
+            ['l1', 'l3', 'l4'],
+          );
+          assert.deepEqual(
+            (await s.listLoginsForEmails('other', ['ada@example.com', 'bob@example.com'])).map((l) => l.id),
+            ['l2'],
+          );
+          assert.deepEqual(await s.listLoginsForEmails('acme', []), []);
+          await assert.rejects(s.listLoginsForEmails('acme', [{ $ne: null }] as unknown as string[]), TypeError, 'an object never becomes part of a filter');
+          await assert.rejects(
+            s.listLoginsForEmails(
+              'acme',
+              Array.from({ length: 201 }, (_, i) => `p${i}@example.com`),
+            ),
+            TypeError,
+            'at most a page of emails',
+          );
+        }));
+
       it('listLoginsForEmail is tenant-scoped, case-insensitive and ordered by id', () =>
         withStore(async (s) => {
           await s.upsertLogin(login('l3', { email: 'ada@example.com' }));

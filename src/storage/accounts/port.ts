@@ -375,6 +375,12 @@ export interface AccountStore extends PasskeyStore {
   getLogin(id: string): Promise<Login | null>;
   /** The logins of one email in one tenant, ordered by id. */
   listLoginsForEmail(tenant: string, email: string): Promise<Login[]>;
+  /**
+   * The logins of any of `emails` (at most `LOGIN_PAGE_MAX`) in one tenant,
+   * ordered by email, then id: one query for what a page of logins needs to
+   * know about their emails' other logins, instead of one per email.
+   */
+  listLoginsForEmails(tenant: string, emails: string[]): Promise<Login[]>;
   /** All logins of a tenant, ordered by last name, first name, id. */
   listLogins(tenant: string): Promise<Login[]>;
   /**

@@ -14,6 +14,7 @@ import {
   type SessionPolicy,
   type SecondFactor,
   type UserType,
+  normalizeEmail,
 } from './port.ts';
 
 const FACTOR_ID = /^[a-z][a-z0-9_]*$/;
@@ -21,6 +22,12 @@ const FACTOR_ID = /^[a-z][a-z0-9_]*$/;
 export function str(name: string, value: unknown): string {
   if (typeof value !== 'string') throw new TypeError(`${name} must be a string`);
   return value;
+}
+
+/** `listLoginsForEmails`'s emails: strings, at most `LOGIN_PAGE_MAX` of them, normalized, each once. */
+export function emailList(name: string, value: unknown): string[] {
+  if (!Array.isArray(value) || value.length > LOGIN_PAGE_MAX) throw new TypeError(`${name} must be an array of at most ${LOGIN_PAGE_MAX} emails`);
+  return [...new Set(value.map((e, i) => normalizeEmail(str(`${name}[${i}]`, e))))];
 }
 
 export function flag(name: string, value: unknown): boolean {

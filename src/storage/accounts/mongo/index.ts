@@ -19,6 +19,7 @@ import { mongoPasskeys } from './passkeys.ts';
 import {
   auditQuery,
   canonicalJson,
+  emailList,
   factorId,
   factorStateValue,
   flag,
@@ -535,6 +536,17 @@ export function createMongoAccountStore(db: Db): AccountStore {
     async listLoginsForEmail(tenant, email) {
       const filter = { tenant: str('tenant', tenant), email: normalizeEmail(str('email', email)) };
       return (await logins.find(filter).sort({ _id: 1 }).toArray()).map(toLogin);
+    },
+    async listLoginsForEmails(tenant, emails) {
+      const list = emailList('emails', emails);
+      const t = str('tenant', tenant);
+      if (!list.length) return [];
+      return (
+        await logins
+          .find({ tenant: t, email: { $in: list } })
+          .sort({ email: 1, _id: 1 })
+          .toArray()
+      ).map(toLogin);
     },
     async listLogins(tenant) {
       const docs = await logins

@@ -20,6 +20,7 @@ import { sqlitePasskeys } from './passkeys.ts';
 import {
   auditQuery,
   canonicalJson,
+  emailList,
   factorId,
   factorStateValue,
   flag,
@@ -655,6 +656,16 @@ export function createSqliteAccountStore(db: Database.Database): AccountStore {
     async listLoginsForEmail(tenant, email) {
       return q()
         .loginsForEmail.all(str('tenant', tenant), normalizeEmail(str('email', email)))
+        .map(toLogin);
+    },
+    async listLoginsForEmails(tenant, emails) {
+      const list = emailList('emails', emails);
+      const t = str('tenant', tenant);
+      if (!list.length) return [];
+      q();
+      return db
+        .prepare<unknown[], LoginRow>(`SELECT ${LOGIN_COLUMNS} FROM logins WHERE tenant = ? AND email IN (${list.map(() => '?').join(', ')}) ORDER BY email, id`)
+        .all(t, ...list)
         .map(toLogin);
     },
     async listLogins(tenant) {
