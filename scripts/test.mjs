@@ -14,6 +14,7 @@ import { availableParallelism, tmpdir } from 'node:os';
 import { join, relative } from 'node:path';
 import { ensureFerretdb } from './ferretdb.mjs';
 import { compileViews } from './views.mjs';
+import { ensureOauth2Proxy } from './oauth2-proxy.mjs';
 
 const root = join(import.meta.dirname, '..');
 
@@ -144,6 +145,8 @@ const files = only.length
       .sort((a, b) => RUN_ORDER.indexOf(a.t) - RUN_ORDER.indexOf(b.t) || a.f.localeCompare(b.f))
       .map(({ f }) => f);
 if (tier !== 'unit' && !process.env.MONGODB_URI) process.env.LATCHKEY_FERRETDB = ensureFerretdb();
+// The oauth2-proxy set-up's test needs the proxy (built once into .cache/; see scripts/oauth2-proxy.mjs).
+if (files.some((f) => f.endsWith('oauth2-proxy.test.ts'))) process.env.LATCHKEY_OAUTH2_PROXY ??= ensureOauth2Proxy();
 const stopRedis = tier === 'unit' ? null : await ensureRedis();
 const keysDir = mkdtempSync(join(tmpdir(), 'lk-test-keys-'));
 process.env.LATCHKEY_TEST_SIGNING_KEYS = signingKeys(keysDir);
