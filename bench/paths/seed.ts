@@ -127,23 +127,21 @@ export async function seedPeople(env: Record<string, string>, count: number): Pr
       for (let i = 0; i < count; i += BATCH) {
         const batch = people.slice(i, i + BATCH);
         await db.collection('identities').insertMany(batch.map((p) => ({ _id: randomUUID(), email: p.email, passwordHash: null })) as never[], { ordered: false });
-        await db
-          .collection('logins')
-          .insertMany(
-            batch.map((p) => ({
-              _id: p.id,
-              tenant: PEOPLE_TENANT,
-              email: p.email,
-              userType: p.userType,
-              firstName: p.firstName,
-              lastName: p.lastName,
-              disabled: p.disabled,
-              factors: {},
-            })) as never[],
-            {
-              ordered: false,
-            },
-          );
+        await db.collection('logins').insertMany(
+          batch.map((p) => ({
+            _id: p.id,
+            tenant: PEOPLE_TENANT,
+            email: p.email,
+            userType: p.userType,
+            firstName: p.firstName,
+            lastName: p.lastName,
+            disabled: p.disabled,
+            factors: {},
+          })) as never[],
+          {
+            ordered: false,
+          },
+        );
       }
     } finally {
       await client.close();
