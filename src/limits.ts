@@ -65,6 +65,8 @@ export interface Limiter {
    */
   guard(keys: AttemptKeys, attempt: () => Promise<boolean>): Promise<boolean>;
   state(key: string): Promise<LockState>;
+  /** `state` of each of `keys`, in their order, in one counter-store call. */
+  states(keys: string[]): Promise<LockState[]>;
   /** Forgets the key's failures, lifting a lock or a freeze; says which there was. */
   unlock(key: string): Promise<LockState>;
 }
@@ -146,6 +148,9 @@ export function createLimiter(counters: CounterStore, limits: { lock: LockPolicy
     },
     async state(key) {
       return stateOf(await counters.peek(key, now()));
+    },
+    async states(keys) {
+      return (await counters.peekMany(keys, now())).map(stateOf);
     },
     async unlock(key) {
       const state = stateOf(await counters.peek(key, now()));

@@ -240,7 +240,7 @@ export function ownerRoutes(router: Router, kit: AccountKit) {
       offset: (query.page - 1) * PEOPLE_PAGE,
       limit: PEOPLE_PAGE,
     });
-    const lockStates = await Promise.all(logins.map((l) => people.lockState(l)));
+    const lockStates = await people.lockStates(logins);
     const alike = await namesakesOnPage(signed, logins);
     const pages = Math.max(1, Math.ceil(total / PEOPLE_PAGE));
     kit.render(ctx, 'account/users', signed, {

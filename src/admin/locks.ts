@@ -23,6 +23,8 @@ export type UnlockScope = 'login' | 'identity';
 export interface LoginLocks {
   /** The login's strongest lock: `frozen` over `locked`, or null. */
   state(login: Pick<Login, 'id' | 'email'>): Promise<LockState>;
+  /** `state` of each of `logins`, in their order, with one counter-store call for them all (a page of the Users list). */
+  states(logins: Pick<Login, 'id' | 'email'>[]): Promise<LockState[]>;
   /** Every lock of the login (its identity's included), by what it guards. */
   locked(login: Pick<Login, 'id' | 'email'>): Promise<Lifted>;
   /**
@@ -55,6 +57,12 @@ export function loginLocks(limiter: Limiter, factors: FactorRegistry): LoginLock
     async state(login) {
       const states = await Promise.all(keys(login).map(({ key }) => limiter.state(key)));
       return states.reduce(strongest, null);
+    },
+    async states(logins) {
+      const perLogin = logins.map((l) => keys(l).map(({ key }) => key));
+      const all = await limiter.states(perLogin.flat());
+      let at = 0;
+      return perLogin.map((k) => all.slice(at, (at += k.length)).reduce(strongest, null));
     },
     async locked(login) {
       const found: Lifted = {};

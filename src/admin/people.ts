@@ -152,6 +152,8 @@ export interface AdminPeople {
   unlock(actor: Actor, target: Login): Promise<UnlockResult>;
   /** The login's locks as the Users page shows them. */
   lockState(target: Login): ReturnType<ReturnType<typeof loginLocks>['state']>;
+  /** `lockState` of each of a page of logins, in their order, in one counter-store call. */
+  lockStates(targets: Login[]): ReturnType<ReturnType<typeof loginLocks>['states']>;
 }
 
 /** The audit detail naming who acted. */
@@ -349,5 +351,6 @@ export function adminPeople(deps: AdminDeps): AdminPeople {
     },
 
     lockState: (target) => locks.state(target),
+    lockStates: (targets) => locks.states(targets),
   };
 }

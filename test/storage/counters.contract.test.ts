@@ -205,6 +205,24 @@ function counterContract(name: string, open: () => Promise<CounterHarness>): voi
       assert.deepEqual(await take(store(), key, policy, now), { allowed: true, failures: 2, lockedUntil: 0, frozen: false });
     });
 
+    it('peekMany says what peek says of each key, in order, in one call', async () => {
+      const [counted, unknown, frozen, idle] = [newKey(), newKey(), newKey(), newKey()];
+      const now = Date.now();
+      await take(store(), counted, policy, now);
+      for (let i = 0; i < lockAtFreeze.maxFailures; i++) await take(store(), frozen, { ...lockAtFreeze, baseLockMs: 1 }, now + i * 10);
+      await take(store(), idle, policy, now - policy.idleResetMs - 1);
+      const keys = [frozen, counted, unknown, idle, counted];
+      const later = now + lockAtFreeze.maxFailures * 10;
+      const one = await Promise.all(keys.map((k) => store().peek(k, later)));
+      assert.deepEqual(await store().peekMany(keys, later), one);
+      assert.equal(one[1]?.failures, 1);
+      assert.equal(one[0]?.frozen, true);
+      assert.equal(one[2], null);
+      assert.equal(one[3], null, 'a record past idleResetMs is gone');
+      assert.deepEqual(await store().peekMany([], now), []);
+      await store().reset(frozen);
+    });
+
     it('forgets a record idleResetMs after its last change, judged by now', async () => {
       const key = newKey();
       const now = Date.now();

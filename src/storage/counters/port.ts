@@ -91,6 +91,8 @@ export interface CounterStore {
   reset(key: string): Promise<void>;
   /** The current record, or null when none. Does not count an attempt. */
   peek(key: string, now: number): Promise<CounterRecord | null>;
+  /** What `peek` says of each of `keys`, in their order, in one call (a page of logins' locks at once). */
+  peekMany(keys: string[], now: number): Promise<(CounterRecord | null)[]>;
 
   /**
    * Atomically, for the sliding window `key`: forgets places taken at or

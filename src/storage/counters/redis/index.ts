@@ -128,6 +128,13 @@ interface Scripts {
  * atomic step. Every script touches one key, so it works unchanged on Redis
  * Cluster.
  */
+/** A counter's hash fields (`f`, `l`, `e`, `z`) as a record at `now`; null when none is live. */
+function recordAt([f, l, e, z]: (string | null)[], now: number): CounterRecord | null {
+  const frozen = z === '1';
+  if (f == null || (!frozen && (e == null || Number(e) <= now))) return null;
+  return { failures: Number(f), lockedUntil: Number(l ?? 0), frozen };
+}
+
 export function createRedisCounterStore(redis: Redis | Cluster, opts: { prefix: string }): CounterStore {
   redis.defineCommand('latchkeyCounterBegin', { numberOfKeys: 1, lua: BEGIN });
   redis.defineCommand('latchkeyCounterSettle', { numberOfKeys: 1, lua: SETTLE });
@@ -161,10 +168,19 @@ export function createRedisCounterStore(redis: Redis | Cluster, opts: { prefix: 
       await redis.del(counterKey(key));
     },
     async peek(key, now) {
-      const [f, l, e, z] = await redis.hmget(counterKey(key), 'f', 'l', 'e', 'z');
-      const frozen = z === '1';
-      if (f == null || (!frozen && (e == null || Number(e) <= now))) return null;
-      return { failures: Number(f), lockedUntil: Number(l ?? 0), frozen };
+      return recordAt(await redis.hmget(counterKey(key), 'f', 'l', 'e', 'z'), now);
+    },
+    async peekMany(keys, now) {
+      if (!keys.length) return [];
+      // One pipeline on one Redis; a cluster spreads the keys over its nodes, so there each is its own command.
+      if (redis.isCluster) return Promise.all(keys.map(async (key) => recordAt(await redis.hmget(counterKey(key), 'f', 'l', 'e', 'z'), now)));
+      const pipeline = redis.pipeline();
+      for (const key of keys) pipeline.hmget(counterKey(key), 'f', 'l', 'e', 'z');
+      const replies = (await pipeline.exec()) ?? [];
+      return replies.map(([err, fields]) => {
+        if (err) throw err;
+        return recordAt(fields as (string | null)[], now);
+      });
     },
     async windowTake(key, slot, limit, windowMs, now) {
       const [allowed, count, retryAt] = await scripts.latchkeyWindowTake(windowKey(key), slot, limit, windowMs, now);

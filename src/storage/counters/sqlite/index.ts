@@ -165,6 +165,12 @@ export function createSqliteCounterStore(db: Database.Database): CounterStore {
       const row = live(key, now);
       return row ? recordOf(row) : null;
     },
+    async peekMany(keys, now) {
+      return keys.map((key) => {
+        const row = live(key, now);
+        return row ? recordOf(row) : null;
+      });
+    },
     async windowTake(key, slot, limit, windowMs, now) {
       return windowTake.immediate(key, slot, limit, windowMs, now);
     },
