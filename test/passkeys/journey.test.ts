@@ -1,7 +1,8 @@
 // Passkeys through the whole sign-in, in Debian's Chromium with the DevTools
 // virtual authenticator, on both store set-ups: enrolment at the first
 // sign-in, a later sign-in, sign-in with the passkey alone choosing one of a
-// person's two logins, and what is refused — a cloned key, a challenge answered twice, another
+// person's two logins (from the button and from the email field's autofill),
+// and what is refused — a cloned key, a challenge answered twice, another
 // login's key, another tenant's key, a disabled login. Recovery codes stand in
 // for a lost passkey: made at its set-up, offered on its page (also without
 // JavaScript), renewed on the profile only after the passkey itself.
@@ -380,6 +381,55 @@ for (const setup of SETUPS) {
       assert.match(await answer.text(), /could not be verified/);
       const [other] = await server.latchkey.stores.accounts.listAudit({ tenant: 'acme', login: 'jane-emp', type: 'factor.passkey.failed' });
       assert.equal(other?.detail?.reason, 'other_login');
+      await context.close();
+    });
+
+    it("the login page offers the passkeys in the email field's autofill (conditional mediation): the one picked signs in, no password typed; its challenge counts once", async () => {
+      const someone = await addPerson(server, 'employee');
+      const [login] = someone.logins as [string];
+      const { context, page } = await person({ autofill: true });
+      // No passkey yet: the autofill request waits, and the password goes on to the set-up.
+      await enrol(page, someone.email);
+
+      // The page as any browser gets it: the request's options, the field marked for passkeys, and no inline script.
+      const http = new HttpBrowser(server.issuer);
+      const plain = await http.get((await acme.authorize({ redirect_uri: redirectUri })).url);
+      assert.match(plain.html, /<input[^>]*id="email"[^>]*autocomplete="username webauthn"/);
+      assert.match(plain.html, /<form[^>]*data-passkey="signin"[^>]*data-autofill[^>]*data-options="[^"]*challenge/);
+      assert.match(plain.html, /<script src="\/static\/passkey.js" defer><\/script>/);
+      assert.doesNotMatch(plain.html, /<script>/);
+      assert.ok(testIds(plain).includes('passkey-signin-link'), 'the button stays for browsers without autofill');
+
+      // Chromium's virtual authenticator answers the autofill request as soon as the page makes it, as a person
+      // picking the passkey in the email field would. Hold the page's post, then send its body twice at once.
+      const held = new Promise<{ url: string; body: string }>((resolve) => {
+        void page.route('**/interaction/*/passkey', async (route) => {
+          if (route.request().method() !== 'POST') return route.continue();
+          resolve({ url: route.request().url(), body: route.request().postData() ?? '' });
+          await route.fulfill({ status: 204 });
+        });
+      });
+      const pending = await start(page);
+      const { url, body } = await held;
+      await page.unroute('**/interaction/*/passkey');
+      assert.equal(await page.getByLabel('Password').inputValue(), '', 'no password was typed');
+      const send = () => context.request.post(url, { headers: { 'content-type': 'application/x-www-form-urlencoded' }, data: body, maxRedirects: 0 });
+      const answers = await Promise.all([send(), send()]);
+      assert.deepEqual(answers.map((a) => a.status()).sort(), [303, 400]);
+      assert.match(await answers.find((a) => a.status() === 400)!.text(), /already used/);
+      await page.goto(new URL(answers.find((a) => a.status() === 303)!.headers().location!, server.issuer).href);
+      const claims = await tokens(page, pending);
+      assert.equal(claims.sub, login);
+      assert.equal(claims.acr, PASSKEY_ACR);
+      assert.deepEqual(claims.amr, ['hwk', 'user', 'mfa']);
+      const events = await server.latchkey.stores.accounts.listAudit({ tenant: 'acme', login, type: 'signin.passkey' });
+      assert.deepEqual(events.map((e) => e.outcome).sort(), ['failure', 'success'], 'the second answer is refused and audited');
+      assert.equal(events.find((e) => e.outcome === 'failure')?.detail?.reason, 'replayed');
+
+      // Without the page's script nothing happens by itself: the autofill's own form only sends what a script put in it.
+      const empty = await http.post(`/interaction/${new URL(plain.url).pathname.split('/')[2]}/passkey`, { csrf: csrfOf(plain), response: '' });
+      assert.equal(empty.status, 400);
+      assert.deepEqual(cspViolations, []);
       await context.close();
     });
 
