@@ -156,8 +156,7 @@ export function profileRoutes(router: Router, kit: AccountKit) {
   /**
    * The factor a method's new set is made after: one the login has set up
    * and can pass now, that lists the method — the user type's own first,
-   * else the strongest (codes that stand in for an app are never made after
-   * a weaker PIN). Null: the method is not offered to this login.
+   * else the strongest. Null: the method is not offered to this login.
    */
   function confirmingFactor(signed: Signed, method: FactorMethod): Factor | null {
     const { login, tenant } = signed;
@@ -236,9 +235,10 @@ export function profileRoutes(router: Router, kit: AccountKit) {
     const req = kit.factorRequest(ctx, signed, body, cookies.draft(ctx, signed.login.id));
     // The same attempt limits, replay guard and audit events as at a sign-in.
     const outcome = await factor.submit('verify', req);
-    cookies.setDraft(ctx, signed.login.id, {});
+    // The factor took what it checked the answer against (a passkey's challenge) out of the draft itself.
+    cookies.setDraft(ctx, signed.login.id, req.draft);
     if (!outcome.passed) return confirmPage(ctx, signed, method, factor, outcome.error);
-    const page = await method.regenerate!({ ...kit.factorRequest(ctx, signed, {}, {}), body: {} }, factor);
+    const page = await method.regenerate!(kit.factorRequest(ctx, signed, {}), factor);
     if (!page) throw notFound('errors.login.gone');
     kit.render(ctx, 'factors/recovery/regenerated', signed, { section: 'profile', ...page.locals });
   });
