@@ -48,6 +48,8 @@ export interface FactorRegistry extends FactorCatalogue {
   method(id: string): FactorMethod | undefined;
   /** Every audit event type of the factors and their methods. */
   events(): string[];
+  /** What else lets a login in without one of its factors (`FactorServices.wayInWithout`). */
+  wayInWithout: FactorServices['wayInWithout'];
 }
 
 export function factorCatalogue(extra: ExtraFactors = {}): FactorCatalogue {
@@ -117,6 +119,7 @@ export function createFactorRegistry(base: FactorBaseServices, extra: ExtraFacto
     all: () => [...factors.values()],
     methods: (factor) => (factor.alternatives ?? []).map((id) => methods.get(id)!),
     method: (id) => methods.get(id),
+    wayInWithout,
     events: () => [...new Set([...[...factors.values()].flatMap((f) => f.events), ...[...methods.values()].flatMap((m) => m.events)])].sort(),
   };
 }
