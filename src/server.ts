@@ -102,7 +102,7 @@ export async function createLatchkey(config: Config, log?: Logger, { now = Date.
   const forms = new Router();
   forms.use(formBodiesOnly, bodyParser({ enableTypes: ['form'], formLimit: FORM_LIMIT, encoding: 'utf-8' }));
   forms.use(signedInHeader(deps));
-  const upstreams = upstreamSignIn({ ...deps, client: createUpstreamClient({ config, log }) });
+  const upstreams = upstreamSignIn({ ...deps, client: createUpstreamClient({ config, log, egress: services.egress }) });
   const interaction = interactionRouter(deps, [upstreams, forgotPassword(deps), passkeySignIn({ ...deps, webauthn: webauthnOf(deps) })]);
   forms.use(interaction.routes(), interaction.allowedMethods());
   const oneTimeLinks = linkRouter(deps);
