@@ -162,7 +162,7 @@ export function createProvider({ config, accounts, adapter, sessions, factors, l
     adapter: (name: string) => {
       if (name === 'Client') return clientAdapter(findClient);
       if (name === 'Grant') return trackLoginGrants(adapter.factory(name), accounts);
-      if (name === 'Session') return trackSessions(adapter.factory(name), sessions, now);
+      if (name === 'Session') return trackSessions(adapter.factory(name), sessions, { now, tenantOf: async (id) => (await accounts.getLogin(id))?.tenant ?? null });
       return adapter.factory(name);
     },
     acrValues: factors.acrValues(),
