@@ -28,6 +28,7 @@ import { hashPlainClientSecrets } from './provider/clients.ts';
 import { createClientSecrets } from './crypto/client-secret.ts';
 import { scimRouter } from './scim/router.ts';
 import { apiMiddleware } from './api/router.ts';
+import { inRequestScope } from './storage/accounts/request-memo.ts';
 
 export interface Latchkey extends Services {
   app: Koa;
@@ -78,6 +79,8 @@ export async function createLatchkey(config: Config, log?: Logger, { now = Date.
   const app = new Koa({ proxy: behindProxy, maxIpsCount: 1 });
   app.silent = true;
   app.keys = config.keys.cookieKeys;
+  // Each request reads a client, tenant or login once, however many steps ask (src/storage/accounts/request-memo.ts).
+  app.use((_ctx, next) => inRequestScope(next));
   if (config.trustProxy !== false) app.use(forwardedFor(config.trustProxy));
   app.use(errorHandler(log, stores.unavailableStore));
   app.use(securityHeaders);

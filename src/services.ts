@@ -11,7 +11,7 @@ import { createStores, type Stores } from './storage/index.ts';
 import { createHasher, type Hasher } from './crypto/password.ts';
 import { createAudit, type Audit } from './audit.ts';
 import { createLimiter, type Limiter } from './limits.ts';
-import { knownBrowsers, type KnownBrowsers } from './known-browsers.ts';
+import { knownBrowserKey, knownBrowsers, type KnownBrowsers } from './known-browsers.ts';
 import { createFactorRegistry, factorCatalogue, type ExtraFactors, type FactorRegistry } from './factors/registry.ts';
 import { createProvider } from './provider/index.ts';
 import { createMailer, createTransport, type Mailer } from './mail/mailer.ts';
@@ -85,7 +85,7 @@ export async function createServices(config: Config, log: Logger, { now = Date.n
     now,
   );
   const limiter = createLimiter(stores.counters, config, now);
-  const browsers = knownBrowsers(stores.counters, { secure: config.issuer.startsWith('https:'), ttlMs: config.knownBrowser.ttlMs }, now);
+  const browsers = knownBrowsers({ key: knownBrowserKey(config.keys.pepper), secure: config.issuer.startsWith('https:'), ttlMs: config.knownBrowser.ttlMs }, now);
   const factors = createFactorRegistry({ config, accounts: stores.accounts, counters: stores.counters, hasher, audit, limiter, now }, extra);
   const provider = createProvider({
     config,
