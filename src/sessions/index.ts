@@ -15,6 +15,11 @@
  * most one per client and sid), and a worker sends it with the provider's own
  * logout token, retried with backoff until the app answers 200 or 204; each
  * attempt is in the audit log.
+ *
+ * A session also ends when it reaches its tenant's lifetime or idle timeout:
+ * a sweep each minute finds those in the index and ends them as a sign-out
+ * does (`expireOutlived`). Sessions saved before the index existed are found
+ * in the provider's storage and recorded at start (`indexUnrecorded`).
  */
 import { AsyncLocalStorage } from 'node:async_hooks';
 import type Provider from 'oidc-provider';
