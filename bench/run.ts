@@ -8,7 +8,7 @@
  *   BENCH_SMOKE=1 npm run bench      one sign-in, SQLite accounts + Redis (the smoke test)
  *
  * Also: BENCH_OUT=path (default bench/results/latest.json), BENCH_SETUPS=sqlite,mongo+redis,
- * BENCH_PHASES=login,tokens,memory, BENCH_SIGNINS / BENCH_TOKEN_OPS (counts per phase),
+ * BENCH_PHASES=login,tokens,memory, BENCH_POLICIES=password,pin,totp, BENCH_SESSIONS, BENCH_SIGNINS / BENCH_TOKEN_OPS (counts per phase),
  * BENCH_CPU_PROF=dir (servers run with --cpu-prof into dir; see bench/profile-summary.ts),
  * MONGODB_URI (else FerretDB), REDIS_URL (else a private redis-server).
  * BENCH_PEERS=hydra adds Ory Hydra (built on first use; needs Go) to the token comparison: bench/hydra-phase.ts.
@@ -126,6 +126,8 @@ const phases = new Set(process.env.BENCH_PHASES?.split(',').map((s) => s.trim())
 const peers = new Set(process.env.BENCH_PEERS?.split(',').map((s) => s.trim()) ?? []);
 if (process.env.BENCH_SIGNINS) params.signIns = Number(process.env.BENCH_SIGNINS);
 if (process.env.BENCH_TOKEN_OPS) params.tokenOps = Number(process.env.BENCH_TOKEN_OPS);
+if (process.env.BENCH_SESSIONS) params.memorySessions = Number(process.env.BENCH_SESSIONS);
+if (process.env.BENCH_POLICIES) params.policies = params.policies.filter((p) => process.env.BENCH_POLICIES!.split(',').includes(p));
 /** Logins per policy: at least the highest concurrency, so no two sign-ins of one identity overlap (its attempt counter). */
 const USERS_PER_POLICY = Math.max(...params.levels, params.tokenConcurrency, 4);
 

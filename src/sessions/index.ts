@@ -26,6 +26,7 @@ import type { Audit } from '../audit.ts';
 import type { Logger } from '../log.ts';
 import { queueWorker } from '../queue-worker.ts';
 import { endLoginSessions as cutOffLoginSessions } from '../provider/revocation.ts';
+import { egressRefusal } from '../web/egress.ts';
 
 const LEASE_MS = 60_000;
 const BATCH = 20;
@@ -344,8 +345,13 @@ export function createSessions({
       await sendLogout.call(client, l.loginId, l.sid);
     } catch (err) {
       const retryAt = new Date(now() + logoutRetryDelayMs(l.attempt));
-      const error = (err as Error).message;
-      log.warn({ err: error, client: l.clientId, attempt: l.attempt, retryAt }, 'back-channel logout not delivered; will retry');
+      // A refusal of the outgoing guard (a special-use address) says which range; nothing was sent.
+      const refused = egressRefusal(err);
+      const error = refused?.message ?? (err as Error).message;
+      log.warn(
+        { err: error, client: l.clientId, attempt: l.attempt, retryAt, ...(refused ? { host: refused.host, address: refused.address } : {}) },
+        'back-channel logout not delivered; will retry',
+      );
       await store.logoutFailed(l.id, l.attempt, retryAt, error);
       await audit.record({
         type: 'session.backchannel_logout',

@@ -8,10 +8,11 @@ import type { RelyingParty } from './latchkey.ts';
 
 const BACKCHANNEL_EVENT = 'http://schemas.openid.net/event/backchannel-logout';
 
-/** A back-channel logout endpoint: records each logout token it takes; `down` answers 503 and takes none. */
+/** A back-channel logout endpoint: records each logout token it takes (and counts connections); `down` answers 503 and takes none. */
 export async function logoutEndpoint() {
   const tokens: string[] = [];
   let down = false;
+  let connections = 0;
   const http: Server = createServer((req, res) => {
     let body = '';
     req.on('data', (chunk: Buffer) => (body += chunk.toString()));
@@ -24,10 +25,13 @@ export async function logoutEndpoint() {
       res.end();
     });
   });
+  http.on('connection', () => connections++);
   const port = await listenOnFreePort(http);
   return {
     url: `http://127.0.0.1:${port}/backchannel-logout`,
+    port,
     tokens,
+    connections: () => connections,
     setDown(value: boolean) {
       down = value;
     },
