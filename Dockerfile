@@ -7,7 +7,9 @@ RUN npm ci --no-audit --no-fund
 COPY tsconfig.json tsconfig.build.json ./
 COPY config ./config
 COPY src ./src
-RUN npx tsc -p tsconfig.build.json
+COPY views ./views
+COPY scripts/start.mjs scripts/views.mjs ./scripts/
+RUN node scripts/start.mjs --build-only
 
 FROM node:22-slim
 WORKDIR /app

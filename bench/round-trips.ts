@@ -11,6 +11,7 @@ import { startServer, type StoreSetup } from '../test/support/latchkey.ts';
 import { benchDocument, usersFor } from './lib/seed.ts';
 import { benchRelyingParty, signIn } from './lib/journey.ts';
 import { RefreshChains, tokenRequest } from './lib/tokens.ts';
+import { answeredFromRequest } from '../src/storage/accounts/request-memo.ts';
 
 const setup = (process.argv[2] ?? 'mongo+redis') as StoreSetup;
 const users = usersFor('password', 3);
@@ -46,16 +47,20 @@ stores.adapter.factory = (model: string) => {
 
 const hits = () => stores.accountCache?.stats().hits ?? 0;
 let hitsBefore = 0;
+let keptBefore = 0;
 
 function report(phase: string) {
   const rows = [...counts].sort((a, b) => a[0].localeCompare(b[0]));
   const total = (prefix: string) => rows.filter(([k]) => k.startsWith(prefix)).reduce((n, [, v]) => n + v, 0);
   const cached = hits() - hitsBefore;
-  const cache = stores.accountCache ? `, of which answered by the account cache ${cached} (store: ${total('accounts.') - cached})` : '';
-  console.log(`\n${phase}: accounts ${total('accounts.')}${cache}, adapter ${total('adapter.')}, counters ${total('counters.')}`);
+  const kept = answeredFromRequest() - keptBefore;
+  const cache = stores.accountCache ? `, by the account cache ${cached}` : '';
+  const reads = `of which answered by the request's own earlier read ${kept}${cache} (store: ${total('accounts.') - kept - cached})`;
+  console.log(`\n${phase}: accounts ${total('accounts.')}, ${reads}, adapter ${total('adapter.')}, counters ${total('counters.')}`);
   for (const [k, v] of rows) console.log(`  ${String(v).padStart(3)}  ${k}`);
   counts.clear();
   hitsBefore = hits();
+  keptBefore = answeredFromRequest();
 }
 
 try {
@@ -64,6 +69,7 @@ try {
   await signIn(server.issuer, rp, users[0]!);
   counts.clear();
   hitsBefore = hits();
+  keptBefore = answeredFromRequest();
   const { refreshToken } = await signIn(server.issuer, rp, users[1]!);
   report(`one password sign-in (${setup})`);
   await tokenRequest(server.issuer, 'refresh_token', new RefreshChains([refreshToken!]));

@@ -8,9 +8,10 @@
  *   BENCH_SMOKE=1 npm run bench      one sign-in, SQLite accounts + Redis (the smoke test)
  *
  * Also: BENCH_OUT=path (default bench/results/latest.json), BENCH_SETUPS=sqlite,mongo+redis,
- * BENCH_PHASES=login,tokens,memory, BENCH_SIGNINS / BENCH_TOKEN_OPS (counts per phase),
+ * BENCH_PHASES=login,tokens,memory, BENCH_POLICIES=password,pin,totp, BENCH_SESSIONS, BENCH_SIGNINS / BENCH_TOKEN_OPS (counts per phase),
  * BENCH_CPU_PROF=dir (servers run with --cpu-prof into dir; see bench/profile-summary.ts),
  * MONGODB_URI (else FerretDB), REDIS_URL (else a private redis-server).
+ * BENCH_PEERS=hydra adds Ory Hydra (built on first use; needs Go) to the token comparison: bench/hydra-phase.ts.
  * Every load loop is bounded in count and time; only loopback addresses are used.
  */
 import { mkdirSync, writeFileSync } from 'node:fs';
@@ -32,6 +33,7 @@ import { REDIS_MODEL_CODES } from '../src/storage/adapter/redis/index.ts';
 import { keyBreakdown, prefixBytes, usedMemory, type KeyKind } from './lib/redis-memory.ts';
 import { runPool } from './lib/pool.ts';
 import { latency, mean, round, table } from './lib/stats.ts';
+import { hydraPeer, hydraReport, hydraTargets, type HydraPeerResult } from './hydra-phase.ts';
 
 type Mode = 'full' | 'quick' | 'smoke';
 type SetupName = 'sqlite' | 'mongo+redis' | 'sqlite+redis';
@@ -120,8 +122,12 @@ const profArgs = process.env.BENCH_CPU_PROF ? ['--cpu-prof', '--cpu-prof-dir', p
 const POLICIES: Policy[] = ['password', 'pin', 'totp'];
 /** BENCH_PHASES=login,tokens,memory (default all) — e.g. to profile one phase alone. */
 const phases = new Set(process.env.BENCH_PHASES?.split(',').map((s) => s.trim()) ?? ['login', 'tokens', 'memory']);
+/** BENCH_PEERS=hydra: other servers in the token comparison (none by default: no Go needed). */
+const peers = new Set(process.env.BENCH_PEERS?.split(',').map((s) => s.trim()) ?? []);
 if (process.env.BENCH_SIGNINS) params.signIns = Number(process.env.BENCH_SIGNINS);
 if (process.env.BENCH_TOKEN_OPS) params.tokenOps = Number(process.env.BENCH_TOKEN_OPS);
+if (process.env.BENCH_SESSIONS) params.memorySessions = Number(process.env.BENCH_SESSIONS);
+if (process.env.BENCH_POLICIES) params.policies = params.policies.filter((p) => process.env.BENCH_POLICIES!.split(',').includes(p));
 /** Logins per policy: at least the highest concurrency, so no two sign-ins of one identity overlap (its attempt counter). */
 const USERS_PER_POLICY = Math.max(...params.levels, params.tokenConcurrency, 4);
 
@@ -192,6 +198,7 @@ interface SetupResult {
   rss_end_bytes: number;
   sessions_created: number;
   argon2: Config['argon2'] | null;
+  hydra?: HydraPeerResult;
 }
 
 // ---------------------------------------------------------------- shared services
@@ -436,6 +443,18 @@ async function runSetup(name: SetupName, floors: FloorSample[]): Promise<SetupRe
     for (const grant of ['refresh_token', 'client_credentials'] as Grant[]) {
       result.tokens.push(await tokenPhase(name, grant, { pid, issuer, tokens: chains }, { pid: bare.pid, issuer: bareIssuer, tokens: bareTokens }));
     }
+    if (peers.has('hydra')) {
+      const rsaKey = config.keys.jwks.keys.find((k) => k.kty === 'RSA');
+      if (!rsaKey) throw new Error("Hydra like for like needs Latchkey's RSA signing key, and this configuration has none");
+      const hydraParams = {
+        ops: Number(process.env.BENCH_HYDRA_OPS ?? params.tokenOps),
+        blocks: params.tokenBlocks,
+        concurrency: params.tokenConcurrency,
+        warmup: params.warmupTokens,
+        maxPhaseMs: params.maxPhaseMs,
+      };
+      result.hydra = await hydraPeer({ setup: name, latchkey: { issuer, pid, tokens: chains, redis: redisClient }, rsaKey, params: hydraParams, log });
+    }
     result.rss_end_bytes = rssBytes(pid);
     return result;
   } finally {
@@ -590,6 +609,7 @@ function report(results: SetupResult[], floors: FloorSample[], config: { argon2:
           memory: r.memory,
           rss_end_bytes: r.rss_end_bytes,
           sessions_created: r.sessions_created,
+          ...(r.hydra ? { hydra: r.hydra } : {}),
         },
       ];
     }),
@@ -608,6 +628,7 @@ function report(results: SetupResult[], floors: FloorSample[], config: { argon2:
       list.push({ setup: r.setup, target: `Latchkey's own share of a sign-in ≤ ${TARGETS.latchkeyOwnMs} CPU-ms`, value: own, met: own <= TARGETS.latchkeyOwnMs });
     if (r.memory)
       list.push({ setup: r.setup, target: `Redis ≤ ${TARGETS.redisBytes} B per session`, value: r.memory.redis_bytes, met: r.memory.redis_bytes <= TARGETS.redisBytes });
+    if (r.hydra) list.push(...hydraTargets(r.setup, r.hydra));
     return list;
   });
 
@@ -715,6 +736,8 @@ function report(results: SetupResult[], floors: FloorSample[], config: { argon2:
     ),
   );
   out.push('');
+  const hydraRows = results.flatMap((r) => (r.hydra ? [{ setup: r.setup, peer: r.hydra }] : []));
+  if (hydraRows.length) out.push(...hydraReport(hydraRows), '');
   for (const r of results) {
     if (r.memory) {
       const mm = r.memory;

@@ -44,6 +44,15 @@ export const defaults = {
    */
   trustProxy: false as false | number | string[],
   /**
+   * `OUTBOUND_ALLOW` — what outgoing requests to URLs a tenant or an app chose
+   * (webhook receivers, upstream providers, back-channel logout URIs, client
+   * key sets) may reach although it is special-use (loopback, private,
+   * link-local, …): comma-separated address ranges (`10.1.2.0/24`, `::1`) and
+   * exact host names (`hooks.internal`), or `none`. Default: loopback outside
+   * production and tests (`127.0.0.0/8,::1`), nothing in production.
+   */
+  outboundAllow: undefined as string[] | undefined,
+  /**
    * `DEMO` — create the demo tenant on an empty store (`true`/`false`). Off by
    * default in production, where `DEMO=true` is refused: its password is published.
    */

@@ -10,6 +10,7 @@ import { z } from 'zod';
 import { defaults } from './defaults.ts';
 import { privateDir, privateFile } from './private-files.ts';
 import { parseRange, type TrustProxy } from '../src/web/proxy.ts';
+import { ALLOWED_NAME } from '../src/web/egress.ts';
 
 export { defaults } from './defaults.ts';
 
@@ -27,6 +28,8 @@ export interface Config {
   env: 'development' | 'production' | 'test';
   logLevel: string;
   trustProxy: TrustProxy;
+  /** `OUTBOUND_ALLOW`: the special-use ranges and host names outgoing requests may reach (src/web/egress.ts). */
+  outboundAllow: string[];
   demo: boolean;
   keys: {
     jwks: { keys: Record<string, unknown>[] };
@@ -167,6 +170,23 @@ const envSchema = z.object({
       return ranges;
     })
     .optional(),
+  OUTBOUND_ALLOW: z
+    .string()
+    .transform((s, ctx) => {
+      const entries = s
+        .split(',')
+        .map((e) => e.trim().toLowerCase())
+        .filter(Boolean);
+      if (entries.length === 1 && entries[0] === 'none') return [];
+      // `none` stands alone: beside ranges it would read as a host name.
+      const bad = entries.filter((e) => e === 'none' || (!parseRange(e) && !ALLOWED_NAME.test(e.replace(/\.$/, ''))));
+      if (!entries.length || bad.length) {
+        ctx.addIssue({ code: 'custom', message: `must be none or a comma-separated list of address ranges (10.1.2.0/24, ::1) and host names; not one: ${bad.join(', ') || s}` });
+        return z.NEVER;
+      }
+      return entries;
+    })
+    .optional(),
   DEMO: bool.optional(),
   LATCHKEY_JWKS: z
     .string()
@@ -294,6 +314,8 @@ export function loadConfig(env: Env = process.env): Config {
     env: nodeEnv,
     logLevel: e.LOG_LEVEL ?? (nodeEnv === 'test' ? 'warn' : defaults.logLevel),
     trustProxy: e.TRUST_PROXY ?? defaults.trustProxy,
+    // A trial on one machine may post to a receiver beside it; production and tests open only what they are told.
+    outboundAllow: e.OUTBOUND_ALLOW ?? defaults.outboundAllow ?? (nodeEnv === 'development' ? ['127.0.0.0/8', '::1'] : []),
     demo: e.DEMO ?? (nodeEnv === 'production' ? false : defaults.demo),
     keys: {
       jwks: given.jwks ?? dev!.jwks,

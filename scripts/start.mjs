@@ -11,7 +11,7 @@ import { pathToFileURL } from 'node:url';
 const root = join(import.meta.dirname, '..');
 const dist = join(root, 'dist');
 const stamp = join(dist, '.built');
-const SOURCES = ['src', 'config', 'tsconfig.json', 'tsconfig.build.json', 'package.json'];
+const SOURCES = ['src', 'config', 'views', 'tsconfig.json', 'tsconfig.build.json', 'package.json'];
 
 function newest(path) {
   if (!existsSync(path)) return 0;
@@ -20,7 +20,7 @@ function newest(path) {
   return readdirSync(path).reduce((max, name) => Math.max(max, newest(join(path, name))), stat.mtimeMs);
 }
 
-function build() {
+async function build() {
   const tsc = join(root, 'node_modules', 'typescript', 'bin', 'tsc');
   if (!existsSync(tsc)) {
     console.error('dist/ is missing or older than src/, and TypeScript is not installed to build it: run `npm install`, then `npm run build`');
@@ -29,16 +29,19 @@ function build() {
   const started = Date.now();
   const result = spawnSync(process.execPath, [tsc, '-p', join(root, 'tsconfig.build.json')], { stdio: 'inherit' });
   if (result.status !== 0) process.exit(result.status ?? 1);
+  // Imported only here: an installation without the sources has no pug views to compile and runs dist/ as it is.
+  const { compileViews } = await import('./views.mjs');
+  compileViews(join(dist, 'views.compiled.cjs'));
   writeFileSync(stamp, new Date().toISOString());
   console.error(`built dist/ in ${((Date.now() - started) / 1000).toFixed(1)} s`);
 }
 
 const hasSources = existsSync(join(root, 'src'));
 if (process.argv[2] === '--build-only') {
-  build();
+  await build();
   process.exit(0);
 }
-if (hasSources && (!existsSync(stamp) || newest(stamp) < Math.max(...SOURCES.map((s) => newest(join(root, s)))))) build();
+if (hasSources && (!existsSync(stamp) || newest(stamp) < Math.max(...SOURCES.map((s) => newest(join(root, s)))))) await build();
 
 const cli = process.argv[2] === 'cli';
 if (cli) process.argv.splice(2, 1);

@@ -13,6 +13,8 @@ import { createConnection, createServer } from 'node:net';
 import { availableParallelism, tmpdir } from 'node:os';
 import { join, relative } from 'node:path';
 import { ensureFerretdb } from './ferretdb.mjs';
+import { compileViews } from './views.mjs';
+import { ensureOauth2Proxy } from './oauth2-proxy.mjs';
 
 const root = join(import.meta.dirname, '..');
 
@@ -79,7 +81,7 @@ function signingKeys(dir) {
 
 /**
  * Compiles src/, config/ and test/ once (types are the type check's business:
- * `npm run typecheck`) into a folder of the run's own under .tmp/ and answers the compiled test
+ * `npm run typecheck`) into a folder of the run's own under .tmp/ and answers it and the compiled test
  * files: plain JavaScript saves every test process, and every server or CLI
  * process a test starts, the loader hooks' cost of running TypeScript
  * (`test/support/layout.ts`).
@@ -97,9 +99,11 @@ function compile(testFiles) {
   process.on('exit', () => rmSync(out, { recursive: true, force: true }));
   const tsc = spawnSync(process.execPath, [join(root, 'node_modules', 'typescript', 'bin', 'tsc'), '-p', 'tsconfig.test.json', '--outDir', out], { cwd: root, stdio: 'inherit' });
   if (tsc.status !== 0) process.exit(tsc.status ?? 1);
+  // The views too, as `npm run build` does: each test process then renders without compiling them.
+  compileViews(join(out, 'views.compiled.cjs'));
   // The tests' own non-code files (a test factor's views, fixtures) sit beside the code that reads them.
   cpSync(join(root, 'test'), join(out, 'test'), { recursive: true, filter: (src) => statSync(src).isDirectory() || !src.endsWith('.ts') });
-  return testFiles.map((f) => join(out, relative(root, join(root, f)).replace(/\.ts$/, '.js')));
+  return { out, compiled: testFiles.map((f) => join(out, relative(root, join(root, f)).replace(/\.ts$/, '.js'))) };
 }
 
 function find(dir) {
@@ -141,12 +145,15 @@ const files = only.length
       .sort((a, b) => RUN_ORDER.indexOf(a.t) - RUN_ORDER.indexOf(b.t) || a.f.localeCompare(b.f))
       .map(({ f }) => f);
 if (tier !== 'unit' && !process.env.MONGODB_URI) process.env.LATCHKEY_FERRETDB = ensureFerretdb();
+// The oauth2-proxy set-up's test needs the proxy (built once into .cache/; see scripts/oauth2-proxy.mjs).
+if (files.some((f) => f.endsWith('oauth2-proxy.test.ts'))) process.env.LATCHKEY_OAUTH2_PROXY ??= ensureOauth2Proxy();
 const stopRedis = tier === 'unit' ? null : await ensureRedis();
 const keysDir = mkdtempSync(join(tmpdir(), 'lk-test-keys-'));
 process.env.LATCHKEY_TEST_SIGNING_KEYS = signingKeys(keysDir);
 // Twice the cores: a journey file spends much of its time waiting on its servers, stores and child processes.
 const concurrency = Math.max(2, availableParallelism()) * 2;
-const result = spawnSync(process.execPath, ['--test', `--test-concurrency=${concurrency}`, '--test-reporter=spec', ...compile(files)], {
+const { compiled } = compile(files);
+const result = spawnSync(process.execPath, ['--test', `--test-concurrency=${concurrency}`, '--test-reporter=spec', ...compiled], {
   cwd: root,
   stdio: 'inherit',
   env: { ...process.env, NODE_ENV: 'test' },

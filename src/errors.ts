@@ -182,3 +182,21 @@ export class ScimError extends Error {
     super(detail);
   }
 }
+
+/**
+ * An outgoing request refused because its address is special-use (loopback,
+ * private, link-local, …) and not opened by `OUTBOUND_ALLOW`
+ * (`src/web/egress.ts`). Never shown as is: `range` is what an owner may read
+ * (`refused: private address`); `host` and `address` are for the log.
+ */
+export class EgressRefused extends Error {
+  override name = 'EgressRefused';
+  readonly code = 'ERR_EGRESS_REFUSED';
+  constructor(
+    readonly range: string,
+    readonly host: string,
+    readonly address: string,
+  ) {
+    super(`refused: ${range} address`);
+  }
+}

@@ -2,7 +2,7 @@
  * Where the files that ship beside the code live (`views/`, `locales/`,
  * `public/`), for every layout: the sources run by tsx (`src/paths.ts`), the
  * compiled JavaScript (`dist/src/paths.js`) and the test runner's compiled
- * copy (`.cache/test-build/src/paths.js`). The one module that knows.
+ * copy (`.tmp/test-build-…/src/paths.js`). The one module that knows.
  */
 import { existsSync } from 'node:fs';
 import { dirname, join } from 'node:path';
@@ -21,3 +21,9 @@ export const ROOT = projectRoot(import.meta.dirname);
 export const VIEWS_DIR = join(ROOT, 'views');
 export const LOCALES_DIR = join(ROOT, 'locales');
 export const PUBLIC_DIR = join(ROOT, 'public');
+
+/**
+ * The views compiled ahead of time (`scripts/views.mjs`), at the top of a compiled tree (`dist/`, a test
+ * build); absent when the sources run through tsx, where each view is compiled on first use instead.
+ */
+export const COMPILED_VIEWS = join(import.meta.dirname, '..', 'views.compiled.cjs');

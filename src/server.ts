@@ -28,6 +28,7 @@ import { hashPlainClientSecrets } from './provider/clients.ts';
 import { createClientSecrets } from './crypto/client-secret.ts';
 import { scimRouter } from './scim/router.ts';
 import { apiMiddleware } from './api/router.ts';
+import { inRequestScope } from './storage/accounts/request-memo.ts';
 
 export interface Latchkey extends Services {
   app: Koa;
@@ -78,6 +79,8 @@ export async function createLatchkey(config: Config, log?: Logger, { now = Date.
   const app = new Koa({ proxy: behindProxy, maxIpsCount: 1 });
   app.silent = true;
   app.keys = config.keys.cookieKeys;
+  // Each request reads a client, tenant or login once, however many steps ask (src/storage/accounts/request-memo.ts).
+  app.use((_ctx, next) => inRequestScope(next));
   if (config.trustProxy !== false) app.use(forwardedFor(config.trustProxy));
   app.use(errorHandler(log, stores.unavailableStore));
   app.use(securityHeaders);
@@ -102,7 +105,7 @@ export async function createLatchkey(config: Config, log?: Logger, { now = Date.
   const forms = new Router();
   forms.use(formBodiesOnly, bodyParser({ enableTypes: ['form'], formLimit: FORM_LIMIT, encoding: 'utf-8' }));
   forms.use(signedInHeader(deps));
-  const upstreams = upstreamSignIn({ ...deps, client: createUpstreamClient({ config, log }) });
+  const upstreams = upstreamSignIn({ ...deps, client: createUpstreamClient({ config, log, egress: services.egress }) });
   const interaction = interactionRouter(deps, [upstreams, forgotPassword(deps), passkeySignIn({ ...deps, webauthn: webauthnOf(deps) })]);
   forms.use(interaction.routes(), interaction.allowedMethods());
   const oneTimeLinks = linkRouter(deps);

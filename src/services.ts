@@ -11,7 +11,7 @@ import { createStores, type Stores } from './storage/index.ts';
 import { createHasher, type Hasher } from './crypto/password.ts';
 import { createAudit, type Audit } from './audit.ts';
 import { createLimiter, type Limiter } from './limits.ts';
-import { knownBrowsers, type KnownBrowsers } from './known-browsers.ts';
+import { knownBrowserKey, knownBrowsers, type KnownBrowsers } from './known-browsers.ts';
 import { createFactorRegistry, factorCatalogue, type ExtraFactors, type FactorRegistry } from './factors/registry.ts';
 import { createProvider } from './provider/index.ts';
 import { createMailer, createTransport, type Mailer } from './mail/mailer.ts';
@@ -23,6 +23,7 @@ import type { LinkStore } from './storage/links/port.ts';
 import type { CounterStore } from './storage/counters/port.ts';
 import { createScimTokens, type ScimTokens } from './scim/tokens.ts';
 import { createSessions, type Sessions } from './sessions/index.ts';
+import { createEgress, type Egress } from './web/egress.ts';
 
 export interface Services {
   config: Config;
@@ -32,6 +33,8 @@ export interface Services {
   stores: Stores;
   hasher: Hasher;
   mailer: Mailer;
+  /** Every outgoing request to a URL a tenant or an app chose goes through it (src/web/egress.ts). */
+  egress: Egress;
   webhooks: Webhooks;
   audit: Audit;
   limiter: Limiter;
@@ -71,7 +74,8 @@ export async function createServices(config: Config, log: Logger, { now = Date.n
   const hasher = await createHasher(config.argon2, config.keys.pepper);
   const date = () => new Date(now());
   const mailer = createMailer({ outbox: stores.outbox, transport: createTransport(config.mail, log), log, now: date, worker: workers });
-  const webhooks = createWebhooks({ store: stores.webhooks, box: createSecretBox(config.keys.encryptionKeys), log, now, worker: workers });
+  const egress = createEgress({ allow: config.outboundAllow });
+  const webhooks = createWebhooks({ store: stores.webhooks, box: createSecretBox(config.keys.encryptionKeys), egress, log, now, worker: workers });
   const logged = createAudit(stores.accounts, log, { ...config.audit, now: date, ...(workers ? {} : { sweepEveryMs: 0 }) });
   // Every audit event may tell the person (a notice) and the tenant's apps (a webhook); neither holds the action up.
   const audit = withWebhooks(
@@ -81,7 +85,7 @@ export async function createServices(config: Config, log: Logger, { now = Date.n
     now,
   );
   const limiter = createLimiter(stores.counters, config, now);
-  const browsers = knownBrowsers(stores.counters, { secure: config.issuer.startsWith('https:'), ttlMs: config.knownBrowser.ttlMs }, now);
+  const browsers = knownBrowsers({ key: knownBrowserKey(config.keys.pepper), secure: config.issuer.startsWith('https:'), ttlMs: config.knownBrowser.ttlMs }, now);
   const factors = createFactorRegistry({ config, accounts: stores.accounts, counters: stores.counters, hasher, audit, limiter, now }, extra);
   const provider = createProvider({
     config,
@@ -89,6 +93,7 @@ export async function createServices(config: Config, log: Logger, { now = Date.n
     adapter: stores.adapter,
     sessions: stores.sessions,
     factors,
+    egress,
     log,
     unavailableStore: stores.unavailableStore,
     now,
@@ -103,6 +108,7 @@ export async function createServices(config: Config, log: Logger, { now = Date.n
     scimTokens,
     hasher,
     mailer,
+    egress,
     webhooks,
     audit,
     limiter,
@@ -116,6 +122,7 @@ export async function createServices(config: Config, log: Logger, { now = Date.n
       webhooks.close();
       audit.close();
       await stores.close();
+      await egress.close();
     },
   };
 }

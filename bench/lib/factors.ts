@@ -61,9 +61,11 @@ export class TotpLogins {
       const secret = link ? new URL(link).searchParams.get('secret') : null;
       if (!secret) throw unexpected(page, 'an otpauth:// link with a secret');
       const step = stepNow();
-      const done = await submit(browser, page, 'link-authenticator-form', { code: await totpCode(secret, step) });
+      let done = await submit(browser, page, 'link-authenticator-form', { code: await totpCode(secret, step) });
       s.secret = secret;
       s.lastStep = step;
+      // Linking an app shows the recovery codes once; a person confirms they saved them.
+      if (has(done, 'recovery-saved-form')) done = await submit(browser, done, 'recovery-saved-form', { saved: 'yes' });
       return { page: done, stage: 'enroll' };
     }
     if (has(page, 'enter-code-form')) {

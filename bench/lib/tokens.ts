@@ -32,17 +32,20 @@ export class RefreshChains {
   }
 }
 
-/** One grant; resolves with its latency in ms, rejects on anything but a 200 with the expected tokens. */
-export async function tokenRequest(issuer: string, grant: Grant, chains?: RefreshChains): Promise<number> {
-  if (grant === 'refresh_token') return chains!.use((chain) => send(issuer, grant, chain));
-  return send(issuer, grant);
+/**
+ * One grant; resolves with its latency in ms, rejects on anything but a 200 with the expected tokens.
+ * `tokenPath`: where the issuer's token endpoint is (Hydra, the bench's peer, has it at /oauth2/token).
+ */
+export async function tokenRequest(issuer: string, grant: Grant, chains?: RefreshChains, tokenPath = '/token'): Promise<number> {
+  if (grant === 'refresh_token') return chains!.use((chain) => send(issuer, tokenPath, grant, chain));
+  return send(issuer, tokenPath, grant);
 }
 
-async function send(issuer: string, grant: Grant, chain?: { token: string }): Promise<number> {
+async function send(issuer: string, tokenPath: string, grant: Grant, chain?: { token: string }): Promise<number> {
   const body = new URLSearchParams({ grant_type: grant });
   if (chain) body.set('refresh_token', chain.token);
   const started = performance.now();
-  const res = await fetch(`${issuer}/token`, {
+  const res = await fetch(`${issuer}${tokenPath}`, {
     method: 'POST',
     headers: { authorization: basic, 'content-type': 'application/x-www-form-urlencoded', accept: 'application/json' },
     body,

@@ -20,7 +20,10 @@ import { adminPeople, type Actor, type AdminPeople } from '../admin/people.ts';
 import { endedBefore } from '../provider/revocation.ts';
 import { accountCookies, type AccountCookies, type AccountSession } from './session.ts';
 
-export type AccountDeps = Pick<RouteDeps, 'provider' | 'sessions' | 'config' | 'accounts' | 'links' | 'mailer' | 'hasher' | 'factors' | 'audit' | 'limiter' | 'browsers' | 'now'>;
+export type AccountDeps = Pick<
+  RouteDeps,
+  'provider' | 'sessions' | 'config' | 'accounts' | 'links' | 'mailer' | 'hasher' | 'factors' | 'audit' | 'limiter' | 'browsers' | 'now' | 'egress'
+>;
 
 /** The signed-in login, as read from the store on this request. */
 export interface Signed {

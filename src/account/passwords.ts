@@ -4,7 +4,8 @@
  * `@zxcvbn-ts/language-common`, compared case-insensitively), not the email
  * address, entered twice.
  */
-import { dictionary } from '@zxcvbn-ts/language-common';
+import { createRequire } from 'node:module';
+import type * as CommonWords from '@zxcvbn-ts/language-common';
 
 export const PASSWORD_RULES = { minLength: 8, maxLength: 1024 } as const;
 
@@ -14,7 +15,9 @@ let common: Set<string> | null = null;
 
 /** True for a password on the common-passwords list (case-insensitive). */
 export function isCommonPassword(password: string): boolean {
-  common ??= new Set(dictionary['passwords-common'].map((p) => p.toLowerCase()));
+  // Loaded on first use: the package decompresses all its dictionaries when loaded, which cost every
+  // process (each server start, each CLI command) about 0.2 CPU-s whether or not a password was ever set.
+  common ??= new Set((createRequire(import.meta.url)('@zxcvbn-ts/language-common') as typeof CommonWords).dictionary['passwords-common'].map((p) => p.toLowerCase()));
   return common.has(password.toLowerCase());
 }
 

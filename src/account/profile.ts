@@ -8,7 +8,7 @@
 import type Router from '@koa/router';
 import type { Context } from 'koa';
 import { LatchkeyError, badRequest, invalidCredentials, notFound } from '../errors.ts';
-import type { Factor, FactorChange } from '../factors/types.ts';
+import type { Factor, FactorChange, FactorMethod } from '../factors/types.ts';
 import { setRetryAfter } from '../web/errors.ts';
 import { declaredFields, formFields } from '../web/forms.ts';
 import { enrolledMethods, factorName, factorNotice, factorText, noticeOf } from './labels.ts';
@@ -145,15 +145,92 @@ export function profileRoutes(router: Router, kit: AccountKit) {
 
   for (const factor of factors.all()) if (factor.change) changeRoutes(factor, factor.change);
 
-  // A method's new set (the recovery codes): after a recent sign-in, which passed the factor; shown once.
+  /**
+   * The factor a method's new set is made after: one the login has set up
+   * and can pass now, that lists the method — the user type's own first,
+   * else the strongest. Null: the method is not offered to this login.
+   */
+  function confirmingFactor(signed: Signed, method: FactorMethod): Factor | null {
+    const { login, tenant } = signed;
+    const standing = factors.all().filter((f) => f.alternatives?.includes(method.id) && f.enrolled(login) && f.stage(login) === 'verify');
+    const own = userTypeOf(tenant, login.userType)?.secondFactor;
+    return standing.find((f) => f.id === own) ?? standing.sort((a, b) => factors.rank(b.acr) - factors.rank(a.acr))[0] ?? null;
+  }
+
+  function regenerable(ctx: Context, signed: Signed): { method: FactorMethod; factor: Factor } {
+    const method = factors.method(String(ctx.params.method));
+    const factor = method?.regenerate ? confirmingFactor(signed, method) : null;
+    if (!method || !factor) throw notFound();
+    return { method, factor };
+  }
+
+  /**
+   * A method's new set (the recovery codes), shown once: within the
+   * re-authentication window, and only after the factor it stands in for is
+   * passed again right here — a recent sign-in may itself have used one of
+   * the codes (its amr does not tell), and a code must never buy a new set.
+   * The old set keeps working until the new one is made, which replaces it.
+   */
+  const methodPath = (id: string) => `/account/profile/method/${id}`;
+
+  async function confirmPage(ctx: Context, signed: Signed, method: FactorMethod, factor: Factor, error?: LatchkeyError) {
+    const req = kit.factorRequest(ctx, signed, {}, cookies.draft(ctx, signed.login.id));
+    const page = await factor.page('verify', req);
+    cookies.setDraft(ctx, signed.login.id, req.draft);
+    setRetryAfter(ctx, error);
+    kit.render(
+      ctx,
+      page.view,
+      signed,
+      {
+        section: 'profile',
+        ...page.locals,
+        login: signed.login,
+        userTypeName: userTypeOf(signed.tenant, signed.login.userType)?.name ?? signed.login.userType,
+        confirmIntro: factorText(method.id, 'confirmFactor'),
+        action: `${methodPath(method.id)}/confirm`,
+        cancelTo: '/account',
+        alternatives: [],
+        error,
+      },
+      error?.status ?? 200,
+    );
+  }
+
+  // The profile's button: on to the factor's page.
   router.post('/profile/method/:method', async (ctx) => {
     const signed = await kit.signedInForm(ctx);
-    if (!signed || !kit.fresh(ctx, signed, '/account')) return;
-    const method = factors.method(String(ctx.params.method));
-    const login = signed.login;
-    const offered = method?.regenerate && factors.all().some((f) => f.enrolled(login) && f.alternatives?.includes(method.id));
-    if (!method?.regenerate || !offered) throw notFound();
-    const page = await method.regenerate(kit.factorRequest(ctx, signed, {}, {}));
+    if (!signed || !kit.fresh(ctx, signed, methodPath(String(ctx.params.method)))) return;
+    const { method } = regenerable(ctx, signed);
+    ctx.redirect(methodPath(method.id));
+    ctx.status = 303;
+  });
+
+  router.get('/profile/method/:method', async (ctx) => {
+    const signed = await kit.signedIn(ctx);
+    if (!signed || !kit.fresh(ctx, signed, methodPath(String(ctx.params.method)))) return;
+    const { method, factor } = regenerable(ctx, signed);
+    await confirmPage(ctx, signed, method, factor);
+  });
+
+  router.post('/profile/method/:method/confirm', async (ctx) => {
+    const signed = await kit.signedInForm(ctx);
+    if (!signed || !kit.fresh(ctx, signed, methodPath(String(ctx.params.method)))) return;
+    const { method, factor } = regenerable(ctx, signed);
+    let body: Record<string, string>;
+    try {
+      body = declaredFields(ctx.request.body, factor.fields);
+    } catch (err) {
+      if (err instanceof LatchkeyError) return confirmPage(ctx, signed, method, factor, err);
+      throw err;
+    }
+    const req = kit.factorRequest(ctx, signed, body, cookies.draft(ctx, signed.login.id));
+    // The same attempt limits, replay guard and audit events as at a sign-in.
+    const outcome = await factor.submit('verify', req);
+    // The factor took what it checked the answer against (a passkey's challenge) out of the draft itself.
+    cookies.setDraft(ctx, signed.login.id, req.draft);
+    if (!outcome.passed) return confirmPage(ctx, signed, method, factor, outcome.error);
+    const page = await method.regenerate!(kit.factorRequest(ctx, signed, {}), factor);
     if (!page) throw notFound('errors.login.gone');
     kit.render(ctx, 'factors/recovery/regenerated', signed, { section: 'profile', ...page.locals });
   });

@@ -11,6 +11,7 @@ import type { Context } from 'koa';
 import { LatchkeyError } from '../errors.ts';
 import { adminWebhooks, type WebhookAdminDeps } from '../admin/webhooks.ts';
 import { formFields } from '../web/forms.ts';
+import { refusedRange } from '../web/egress.ts';
 import type { AccountKit, Signed } from './kit.ts';
 import { owned } from './owned.ts';
 import { formatTime, noticeOf } from './labels.ts';
@@ -49,6 +50,8 @@ export function webhookRoutes(router: Router, kit: AccountKit, deps: WebhookAdmi
           attempts: d.attempts,
           status: d.lastStatus,
           error: d.lastError,
+          // A refusal of the guard, in the page's language.
+          refused: refusedRange(d.lastError),
         })),
       },
       locals.error?.status ?? 200,

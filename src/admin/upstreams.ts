@@ -25,11 +25,14 @@ import { upstreamSettings, type UpstreamSetting } from '../upstream/settings.ts'
 import { recordChange } from './record.ts';
 import type { Actor } from './people.ts';
 import { slugOf } from './slug.ts';
+import { egressRefusal, type AddressRange, type Egress } from '../web/egress.ts';
 
 export interface UpstreamDeps {
   accounts: AccountStore;
   audit: Audit;
   config: Pick<Config, 'env' | 'issuer' | 'keys'>;
+  /** Discovery reaches no special-use address that `OUTBOUND_ALLOW` does not open. */
+  egress: Egress;
 }
 
 /** What an owner or a program says about an upstream. `clientSecret` empty or absent on an edit keeps the stored one. */
@@ -41,8 +44,12 @@ export interface UpstreamInput {
   clientSecret?: unknown;
 }
 
-/** What a connection test found: the discovered endpoints, or why it failed (a key of the catalogues). */
-export type DiscoveryResult = { ok: true; issuer: string; authorizationEndpoint: string; tokenEndpoint: string } | { ok: false; problem: string };
+/**
+ * What a connection test found: the discovered endpoints, or why it failed (a key of the catalogues, with the
+ * values its text interpolates: the `issuer`, and for a refused address its `range`).
+ */
+export type DiscoveryResult =
+  { ok: true; issuer: string; authorizationEndpoint: string; tokenEndpoint: string } | { ok: false; problem: string; detail: { issuer: string; range?: AddressRange } };
 
 export const UPSTREAM_ID = /^[a-z0-9][a-z0-9_-]{0,63}$/;
 const TEXT_MAX = 512;
@@ -60,8 +67,12 @@ function text(field: string, value: unknown, max: number, required = true): stri
   return trimmed;
 }
 
-/** An issuer: an http(s) URL without query, fragment or credentials (https only in production); a trailing slash is kept as given. */
-export function upstreamIssuer(config: Pick<Config, 'env'>, value: unknown): string {
+/**
+ * An issuer: an http(s) URL without query, fragment or credentials (https only in production), not at a literal
+ * special-use address that `OUTBOUND_ALLOW` does not open (a name is judged when connecting); a trailing slash is
+ * kept as given.
+ */
+export function upstreamIssuer({ config, egress }: { config: Pick<Config, 'env'>; egress: Pick<Egress, 'refusedUrl'> }, value: unknown): string {
   const issuer = text('issuer', value, TEXT_MAX);
   let url: URL;
   try {
@@ -73,6 +84,8 @@ export function upstreamIssuer(config: Pick<Config, 'env'>, value: unknown): str
     throw badRequest('errors.upstreams.issuer');
   }
   if (config.env === 'production' && url.protocol !== 'https:') throw badRequest('errors.upstreams.https');
+  const range = egress.refusedUrl(url);
+  if (range) throw badRequest('errors.upstreams.address', { field: 'issuer', issuer, range });
   return issuer;
 }
 
@@ -82,30 +95,34 @@ export function upstreamIssuer(config: Pick<Config, 'env'>, value: unknown): str
  * it offers what Latchkey uses: the authorization code flow with PKCE S256
  * and a key set. Never throws.
  */
-export async function checkDiscovery(issuer: string): Promise<DiscoveryResult> {
+export async function checkDiscovery(egress: Pick<Egress, 'fetch'>, issuer: string): Promise<DiscoveryResult> {
   const insecure = new URL(issuer).protocol === 'http:';
+  const failed = (problem: string, range?: AddressRange): DiscoveryResult => ({ ok: false, problem, detail: range ? { issuer, range } : { issuer } });
   let meta: oidc.ServerMetadata;
   try {
     const found = await oidc.discovery(new URL(issuer), 'latchkey-connection-test', undefined, oidc.None(), {
       execute: insecure ? [oidc.allowInsecureRequests] : [],
       timeout: DISCOVERY_TIMEOUT_SECONDS,
+      [oidc.customFetch]: (url, options) => egress.fetch(url, options as RequestInit),
     });
     meta = found.serverMetadata();
   } catch (err) {
     const code = (err as { code?: unknown }).code;
-    if (code === 'OAUTH_JSON_ATTRIBUTE_COMPARISON_FAILED') return { ok: false, problem: 'errors.upstreams.issuerMismatch' };
-    if (err instanceof TypeError || code === 'OAUTH_TIMEOUT' || code === 'OAUTH_ABORT') return { ok: false, problem: 'errors.upstreams.unreachable' };
-    return { ok: false, problem: 'errors.upstreams.noDiscovery' };
+    const refused = egressRefusal(err);
+    if (refused) return failed('errors.upstreams.refused', refused.range as AddressRange);
+    if (code === 'OAUTH_JSON_ATTRIBUTE_COMPARISON_FAILED') return failed('errors.upstreams.issuerMismatch');
+    if (err instanceof TypeError || code === 'OAUTH_TIMEOUT' || code === 'OAUTH_ABORT') return failed('errors.upstreams.unreachable');
+    return failed('errors.upstreams.noDiscovery');
   }
-  if (!meta.authorization_endpoint || !meta.token_endpoint || !meta.jwks_uri) return { ok: false, problem: 'errors.upstreams.incomplete' };
-  if (meta.response_types_supported && !meta.response_types_supported.includes('code')) return { ok: false, problem: 'errors.upstreams.noCodeFlow' };
-  if (meta.code_challenge_methods_supported && !meta.code_challenge_methods_supported.includes('S256')) return { ok: false, problem: 'errors.upstreams.noPkce' };
+  if (!meta.authorization_endpoint || !meta.token_endpoint || !meta.jwks_uri) return failed('errors.upstreams.incomplete');
+  if (meta.response_types_supported && !meta.response_types_supported.includes('code')) return failed('errors.upstreams.noCodeFlow');
+  if (meta.code_challenge_methods_supported && !meta.code_challenge_methods_supported.includes('S256')) return failed('errors.upstreams.noPkce');
   return { ok: true, issuer: meta.issuer, authorizationEndpoint: meta.authorization_endpoint, tokenEndpoint: meta.token_endpoint };
 }
 
-async function discovered(issuer: string): Promise<void> {
-  const result = await checkDiscovery(issuer);
-  if (!result.ok) throw new LatchkeyError('bad_request', 400, result.problem, { issuer });
+async function discovered(egress: Pick<Egress, 'fetch'>, issuer: string): Promise<void> {
+  const result = await checkDiscovery(egress, issuer);
+  if (!result.ok) throw new LatchkeyError('bad_request', 400, result.problem, result.detail);
 }
 
 /** The tenant's upstreams as the owner sees them: the redirect URI from the server's own issuer, never the secret. */
@@ -124,11 +141,11 @@ export async function createUpstream(deps: UpstreamDeps, actor: Actor, input: Up
   const name = text('name', input.name, NAME_MAX);
   const id = input.id === undefined || input.id === '' ? slugOf(name, 'provider') : text('id', input.id, 64);
   if (!UPSTREAM_ID.test(id)) throw badRequest('errors.upstreams.id');
-  const issuer = upstreamIssuer(deps.config, input.issuer);
+  const issuer = upstreamIssuer(deps, input.issuer);
   const clientId = text('client_id', input.clientId, TEXT_MAX);
   const secret = text('client_secret', input.clientSecret, TEXT_MAX);
   if (await deps.accounts.getUpstream(actor.tenant.id, id)) throw conflict('errors.upstreams.idTaken', { id });
-  await discovered(issuer);
+  await discovered(deps.egress, issuer);
   const box = createSecretBox(deps.config.keys.encryptionKeys);
   const upstream: Upstream = { tenant: actor.tenant.id, id, name, issuer, clientId, clientSecret: resealUpstreamSecret(box, actor.tenant.id, id, secret, null), scopes: [] };
   await deps.accounts.upsertUpstream(upstream);
@@ -140,7 +157,7 @@ export async function createUpstream(deps: UpstreamDeps, actor: Actor, input: Up
 export async function updateUpstream(deps: UpstreamDeps, actor: Actor, id: string, input: UpstreamInput): Promise<Upstream> {
   const stored = await existing(deps, actor.tenant.id, id);
   const name = text('name', input.name, NAME_MAX);
-  const issuer = upstreamIssuer(deps.config, input.issuer);
+  const issuer = upstreamIssuer(deps, input.issuer);
   const clientId = text('client_id', input.clientId, TEXT_MAX);
   const secret = text('client_secret', input.clientSecret, TEXT_MAX, false);
   const changed = [
@@ -150,7 +167,7 @@ export async function updateUpstream(deps: UpstreamDeps, actor: Actor, id: strin
     ...(secret ? ['secret'] : []),
   ];
   if (!changed.length) return stored;
-  await discovered(issuer);
+  await discovered(deps.egress, issuer);
   const box = createSecretBox(deps.config.keys.encryptionKeys);
   const upstream: Upstream = {
     ...stored,
@@ -165,8 +182,8 @@ export async function updateUpstream(deps: UpstreamDeps, actor: Actor, id: strin
 }
 
 /** Tests the stored upstream's connection (its discovery), changing nothing. */
-export async function testUpstream(deps: Pick<UpstreamDeps, 'accounts'>, tenantId: string, id: string): Promise<DiscoveryResult> {
-  return checkDiscovery((await existing(deps, tenantId, id)).issuer);
+export async function testUpstream(deps: Pick<UpstreamDeps, 'accounts' | 'egress'>, tenantId: string, id: string): Promise<DiscoveryResult> {
+  return checkDiscovery(deps.egress, (await existing(deps, tenantId, id)).issuer);
 }
 
 /** Removes an upstream: its button goes from the login page at once. The links of people to it stay (keyed by issuer; another tenant may use it). */

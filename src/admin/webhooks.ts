@@ -7,14 +7,18 @@
 import { badRequest, notFound } from '../errors.ts';
 import type { Services } from '../services.ts';
 import type { Delivery, Subscription } from '../storage/webhooks/port.ts';
-import { checkEvents, checkUrl } from '../webhooks/index.ts';
+import { checkEvents, receiverRefusal } from '../webhooks/index.ts';
 import { actedBy, type Actor } from './people.ts';
 
-export type WebhookAdminDeps = Pick<Services, 'webhooks' | 'stores' | 'audit'>;
+export type WebhookAdminDeps = Pick<Services, 'webhooks' | 'stores' | 'audit' | 'egress'>;
 
 export interface AdminWebhooks {
   list(actor: Actor): Promise<Subscription[]>;
-  /** A new subscription and its signing secret (shown this once). 400 naming `url` or `events` when refused. */
+  /**
+   * A new subscription and its signing secret (shown this once). 400 naming `url` or `events` when refused; a URL
+   * naming a special-use address (`10.0.0.5`, `[::ffff:127.0.0.1]`) that `OUTBOUND_ALLOW` does not open is refused
+   * here, a name resolving to one at every delivery.
+   */
   subscribe(actor: Actor, url: string, events: string[]): Promise<{ subscription: Subscription; secret: string }>;
   /** 404 when the tenant has no such subscription. */
   remove(actor: Actor, id: string): Promise<void>;
@@ -22,11 +26,13 @@ export interface AdminWebhooks {
   deliveries(actor: Actor, limit: number): Promise<Delivery[]>;
 }
 
-export function adminWebhooks({ webhooks, stores, audit }: WebhookAdminDeps): AdminWebhooks {
+export function adminWebhooks({ webhooks, stores, audit, egress }: WebhookAdminDeps): AdminWebhooks {
   return {
     list: (actor) => webhooks.list(actor.tenant.id),
     async subscribe(actor, url, events) {
-      if (!checkUrl(url)) throw badRequest('errors.webhooks.url', { field: 'url' });
+      const refused = receiverRefusal(url, egress);
+      if (refused === 'url') throw badRequest('errors.webhooks.url', { field: 'url' });
+      if (refused) throw badRequest('errors.webhooks.address', { field: 'url', range: refused });
       const types = [...new Set(events.map((e) => e.trim()).filter(Boolean))];
       if (!checkEvents(types)) throw badRequest('errors.webhooks.events', { field: 'events' });
       const created = await webhooks.subscribe(actor.tenant.id, url, types);

@@ -36,7 +36,7 @@ const PROBLEM = 'application/problem+json';
 
 export type ApiDeps = Pick<
   RouteDeps,
-  'provider' | 'sessions' | 'config' | 'accounts' | 'links' | 'mailer' | 'factors' | 'audit' | 'limiter' | 'counters' | 'now' | 'log' | 'webhooks' | 'stores'
+  'provider' | 'sessions' | 'config' | 'accounts' | 'links' | 'mailer' | 'factors' | 'audit' | 'limiter' | 'counters' | 'now' | 'log' | 'webhooks' | 'stores' | 'egress'
 >;
 
 /** Who calls: a live token of a tenant's client, with the scopes both the token and the client (still) have. */

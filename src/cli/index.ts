@@ -92,7 +92,7 @@ async function webhook(args: string[]): Promise<number> {
   }
   const services = await open();
   try {
-    for (const line of await runWebhookCommand(command, { webhooks: services.webhooks, accounts: services.stores.accounts })) console.log(line);
+    for (const line of await runWebhookCommand(command, { webhooks: services.webhooks, accounts: services.stores.accounts, egress: services.egress })) console.log(line);
     return 0;
   } catch (err) {
     console.error((err as Error).message);

@@ -4,7 +4,8 @@
  * a tenant's webhook subscriptions. `add` prints the signing secret, once.
  */
 import type { AccountStore } from '../storage/accounts/port.ts';
-import { checkEvents, checkUrl, type Webhooks } from '../webhooks/index.ts';
+import type { Egress } from '../web/egress.ts';
+import { checkEvents, checkUrl, receiverRefusal, type Webhooks } from '../webhooks/index.ts';
 
 export type WebhookCommand = { verb: 'add'; tenant: string; url: string; events: string[] } | { verb: 'list'; tenant: string } | { verb: 'remove'; tenant: string; id: string };
 
@@ -35,9 +36,11 @@ export function parseWebhookCommand(args: string[]): WebhookCommand | string {
   return 'usage: webhook add --tenant T --url URL --events TYPES | webhook list --tenant T | webhook remove --tenant T ID';
 }
 
-export async function runWebhookCommand(command: WebhookCommand, deps: { webhooks: Webhooks; accounts: AccountStore }): Promise<string[]> {
+export async function runWebhookCommand(command: WebhookCommand, deps: { webhooks: Webhooks; accounts: AccountStore; egress: Pick<Egress, 'refusedUrl'> }): Promise<string[]> {
   if (!(await deps.accounts.getTenant(command.tenant))) throw new Error(`no tenant "${command.tenant}"`);
   if (command.verb === 'add') {
+    const refused = receiverRefusal(command.url, deps.egress);
+    if (refused) throw new Error(`"${command.url}" is at a ${refused} address, which deliveries do not reach: open it with OUTBOUND_ALLOW (docs/configuration.md)`);
     const { subscription, secret } = await deps.webhooks.subscribe(command.tenant, command.url, command.events);
     return [`subscription ${subscription.id}: ${subscription.url} receives ${subscription.events.join(', ')}`, `signing secret (shown once): ${secret}`];
   }

@@ -8,7 +8,8 @@ import { pinFactor } from './pin/index.ts';
 import { totpFactor } from './totp/index.ts';
 import { passkeyFactor } from './passkey/index.ts';
 import { recoveryMethod } from './recovery/index.ts';
-import type { Factor, FactorDefinition, FactorInfo, FactorMethod, FactorServices, FormFields, MethodDefinition } from './types.ts';
+import type { Factor, FactorBaseServices, FactorDefinition, FactorInfo, FactorMethod, FactorServices, FormFields, MethodDefinition } from './types.ts';
+import { userTypeOf } from '../names.ts';
 
 export const FACTORS: readonly FactorDefinition[] = [noneFactor, pinFactor, totpFactor, passkeyFactor];
 export const METHODS: readonly MethodDefinition[] = [recoveryMethod];
@@ -47,6 +48,8 @@ export interface FactorRegistry extends FactorCatalogue {
   method(id: string): FactorMethod | undefined;
   /** Every audit event type of the factors and their methods. */
   events(): string[];
+  /** What else lets a login in without one of its factors (`FactorServices.wayInWithout`). */
+  wayInWithout: FactorServices['wayInWithout'];
 }
 
 export function factorCatalogue(extra: ExtraFactors = {}): FactorCatalogue {
@@ -80,15 +83,24 @@ export function factorCatalogue(extra: ExtraFactors = {}): FactorCatalogue {
 /** The factors as defined by the built-in list: what the import checks a file against by default. */
 export const builtInFactors: FactorCatalogue = factorCatalogue();
 
-export function createFactorRegistry(services: FactorServices, extra: ExtraFactors = {}): FactorRegistry {
+export function createFactorRegistry(base: FactorBaseServices, extra: ExtraFactors = {}): FactorRegistry {
   const catalogue = factorCatalogue(extra);
-  const factors = new Map<string, Factor>(
-    [...FACTORS, ...(extra.factors ?? [])].map((definition) => {
-      const { create, ...info } = definition;
-      return [info.id, { ...info, ...create(services) }] as const;
-    }),
-  );
+  const factors = new Map<string, Factor>();
   const methods = new Map<string, FactorMethod>();
+  // Asked only once the maps are filled (at a request, never while the factors are made).
+  const wayInWithout: FactorServices['wayInWithout'] = (tenant, login, factorId) => {
+    const type = userTypeOf(tenant, login.userType);
+    const needed = type && factors.has(type.secondFactor) ? catalogue.rank(factors.get(type.secondFactor)!.acr) : catalogue.rank(factors.get(factorId)?.acr);
+    const other = [...factors.values()].some((f) => f.id !== factorId && catalogue.rank(f.acr) >= needed && f.stage(login) !== 'enroll');
+    if (other) return 'factor';
+    const alternatives = factors.get(factorId)?.alternatives ?? [];
+    return alternatives.some((id) => methods.get(id)?.available(login)) ? 'method' : null;
+  };
+  const services: FactorServices = { ...base, wayInWithout };
+  for (const definition of [...FACTORS, ...(extra.factors ?? [])]) {
+    const { create, ...info } = definition;
+    factors.set(info.id, { ...info, ...create(services) });
+  }
   for (const definition of [...METHODS, ...(extra.methods ?? [])]) {
     if (methods.has(definition.id) || factors.has(definition.id)) throw new Error(`two factors or methods with the id "${definition.id}"`);
     const { create, ...info } = definition;
@@ -107,6 +119,7 @@ export function createFactorRegistry(services: FactorServices, extra: ExtraFacto
     all: () => [...factors.values()],
     methods: (factor) => (factor.alternatives ?? []).map((id) => methods.get(id)!),
     method: (id) => methods.get(id),
+    wayInWithout,
     events: () => [...new Set([...[...factors.values()].flatMap((f) => f.events), ...[...methods.values()].flatMap((m) => m.events)])].sort(),
   };
 }

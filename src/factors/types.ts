@@ -43,7 +43,20 @@ export interface FactorServices {
   counters: CounterStore;
   /** The app's clock (epoch ms): the TOTP step, the attempt limits, the dates a factor records. */
   now: () => number;
+  /**
+   * What else would let `login` reach its user type's level without the
+   * factor `factorId` (the registry answers, so a factor needs to know no
+   * other): `factor` when another factor it has set up (or one that needs
+   * nothing) reaches that level; `method` when one of this factor's
+   * alternatives is available to it (unused recovery codes) — the factor must
+   * then stay set up, so that its sign-in still asks and offers them; null
+   * when nothing would: this factor is its only way in.
+   */
+  wayInWithout(tenant: Tenant, login: Login, factorId: string): 'factor' | 'method' | null;
 }
+
+/** What the composition root gives the registry; the registry adds what only it knows. */
+export type FactorBaseServices = Omit<FactorServices, 'wayInWithout'>;
 
 /** One request of the journey (or of the account pages), as a factor sees it. */
 export interface FactorRequest {
@@ -205,11 +218,13 @@ export interface MethodBehaviour {
    */
   afterEnrol?(req: FactorRequest, factor: Factor): Promise<FactorPage | null>;
   /**
-   * A new set for the profile (after a recent sign-in, so after the factor):
-   * the page that shows it once; null when the login is gone. Its texts:
-   * `factor.<id>.regenerate` (the profile's link).
+   * A new set for the profile, made once the person passed `factor` (one the
+   * method stands in for) again on the profile, within the re-authentication
+   * window: the page that shows it once; null when the login is gone. Its
+   * texts: `factor.<id>.regenerate` (the profile's link) and
+   * `factor.<id>.confirmFactor` (what the factor's page says first).
    */
-  regenerate?(req: FactorRequest): Promise<FactorPage | null>;
+  regenerate?(req: FactorRequest, factor: Factor): Promise<FactorPage | null>;
   /** How much of it the login has left (the profile and the Users page show `factor.<id>.count`), or null when it has none. */
   count?(login: Login): number | null;
   /** Forgets it for the login (the owner reset the factor it stood in for); writes its audit event. */

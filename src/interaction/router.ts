@@ -24,7 +24,6 @@ import { requestInfo } from '../web/request.ts';
 import { fullName, userTypeName, userTypeOf } from '../names.ts';
 import { signInSecond } from '../provider/revocation.ts';
 import { sessionPolicyOf } from '../sessions/index.ts';
-import { offersPasskeySignIn } from '../factors/passkey/offer.ts';
 
 export type InteractionDeps = Pick<RouteDeps, 'provider' | 'config' | 'accounts' | 'hasher' | 'factors' | 'audit' | 'limiter' | 'browsers' | 'now'>;
 
@@ -56,8 +55,18 @@ export interface JourneySteps {
   signedInWithFactor(ctx: Context, interaction: Interaction, tenant: Tenant, progress: Progress, login: Login, factorId: string, amr: readonly string[]): Promise<void>;
 }
 
-/** Adds routes under `/interaction/:uid` that use the journey's steps. */
-export type JourneyPlugin = (router: Router, steps: JourneySteps) => void;
+/** What a plugin may add to the journey's own pages. */
+export interface JourneyHooks {
+  /**
+   * Locals for the login page (a passkey request in the email field's
+   * autofill). It may keep what its answer is checked against in
+   * `progress.draft`: the journey saves the progress with the page.
+   */
+  loginPage?(tenant: Tenant, progress: Progress): Promise<Record<string, unknown>>;
+}
+
+/** Adds routes under `/interaction/:uid` that use the journey's steps, and optionally hooks into its pages. */
+export type JourneyPlugin = (router: Router, steps: JourneySteps) => JourneyHooks | void;
 
 export function interactionRouter(
   { provider, config, accounts, hasher, factors, audit, limiter, browsers, now = Date.now }: InteractionDeps,
@@ -110,6 +119,16 @@ export function interactionRouter(
   }
 
   const page = (ctx: Context, view: string, locals: Record<string, unknown>, status = 200) => sendPage(ctx, view, locals, status);
+
+  const loginPageHooks: NonNullable<JourneyHooks['loginPage']>[] = [];
+
+  /** The login page, with what the plugins add to it; saves the progress when they added something. */
+  async function loginPage(ctx: Context, interaction: Interaction, tenant: Tenant, progress: Progress, locals: Record<string, unknown>, status = 200) {
+    const added: Record<string, unknown> = {};
+    for (const hook of loginPageHooks) Object.assign(added, await hook(tenant, progress));
+    if (Object.keys(added).length) await saveProgress(interaction, progress);
+    page(ctx, 'login', { ...baseLocals(interaction, progress), upstreams: await upstreamButtons(tenant), ...added, ...locals }, status);
+  }
 
   const baseLocals = (interaction: Interaction, progress: Progress) => ({
     uid: interaction.uid,
@@ -425,7 +444,7 @@ export function interactionRouter(
       if (logins.length > 1) return page(ctx, 'select-login', { ...locals, logins: await loginChoices(tenant, logins) });
     }
     const hint = typeof interaction.params.login_hint === 'string' ? interaction.params.login_hint.slice(0, EMAIL_MAX) : '';
-    page(ctx, 'login', { ...locals, email: hint, upstreams: await upstreamButtons(tenant), passkeySignIn: offersPasskeySignIn(tenant) });
+    await loginPage(ctx, interaction, tenant, progress, { email: hint });
   });
 
   /**
@@ -500,18 +519,7 @@ export function interactionRouter(
             detail: { ...(err.detail.frozen ? { frozen: true } : {}), ...(await knownHere(tenant, email)) },
           });
         }
-        return page(
-          ctx,
-          'login',
-          {
-            ...baseLocals(interaction, progress),
-            email: email.slice(0, EMAIL_MAX),
-            upstreams: await upstreamButtons(tenant),
-            passkeySignIn: offersPasskeySignIn(tenant),
-            error: err,
-          },
-          err.status,
-        );
+        return loginPage(ctx, interaction, tenant, progress, { email: email.slice(0, EMAIL_MAX), error: err }, err.status);
       }
       throw err;
     }
@@ -642,7 +650,10 @@ export function interactionRouter(
     ctx.status = 303;
   });
 
-  for (const plug of plugins) plug(router, { load, loadForPost, requestInfo, firstStepPassed, signInLogins, progress: ensureProgress, signedInWithFactor });
+  for (const plug of plugins) {
+    const hooks = plug(router, { load, loadForPost, requestInfo, firstStepPassed, signInLogins, progress: ensureProgress, signedInWithFactor });
+    if (hooks?.loginPage) loginPageHooks.push(hooks.loginPage.bind(hooks));
+  }
 
   return router;
 }

@@ -22,7 +22,7 @@ import { endedBefore, issuedBefore, trackLoginGrants } from './revocation.ts';
 import { fullName, userTypeOf } from '../names.ts';
 import type { SessionStore } from '../storage/sessions/port.ts';
 import { currentBrowser, outlived, sessionPolicyOf, trackSessions } from '../sessions/index.ts';
-import { isLoopbackHost } from '../web/loopback.ts';
+import type { Egress } from '../web/egress.ts';
 import { SWITCH_PARAM } from '../interaction/switch.ts';
 
 const OFFLINE_ACCESS = 'offline_access';
@@ -41,6 +41,8 @@ export interface ProviderDeps {
   /** The index of each login's sessions (`src/sessions`), kept as the provider saves and destroys sessions. */
   sessions: SessionStore;
   factors: FactorRegistry;
+  /** The guard of outgoing requests: back-channel logouts and client key sets reach no special-use address. */
+  egress: Egress;
   log: Logger;
   /** Which store an error says is unreachable, or null (see `Stores.unavailableStore`). */
   unavailableStore: (err: unknown) => string | null;
@@ -61,7 +63,7 @@ export const CLAIMS = {
   profile: ['name', 'given_name', 'family_name', 'tenant', 'user_type'],
 };
 
-export function createProvider({ config, accounts, adapter, sessions, factors, log, unavailableStore, now = Date.now }: ProviderDeps): Provider {
+export function createProvider({ config, accounts, adapter, sessions, factors, egress, log, unavailableStore, now = Date.now }: ProviderDeps): Provider {
   const findClient = clientFinder(accounts, config.issuer);
   const policy = interactionPolicy.base();
   const loginChecks = policy.get('login')!.checks;
@@ -162,7 +164,7 @@ export function createProvider({ config, accounts, adapter, sessions, factors, l
     adapter: (name: string) => {
       if (name === 'Client') return clientAdapter(findClient);
       if (name === 'Grant') return trackLoginGrants(adapter.factory(name), accounts);
-      if (name === 'Session') return trackSessions(adapter.factory(name), sessions, now);
+      if (name === 'Session') return trackSessions(adapter.factory(name), sessions, { now, tenantOf: async (id) => (await accounts.getLogin(id))?.tenant ?? null });
       return adapter.factory(name);
     },
     acrValues: factors.acrValues(),
@@ -202,12 +204,9 @@ export function createProvider({ config, accounts, adapter, sessions, factors, l
       claimsParameter: { enabled: true },
       userinfo: { enabled: true },
     },
-    // oidc-provider's outgoing requests (back-channel logouts) refuse special-use addresses; a receiver on this
-    // machine named by its loopback address is allowed, as for webhooks.
-    fetch: (url, options) => {
-      if (isLoopbackHost(new URL(url instanceof Request ? url.url : url).hostname)) delete (options as { dispatcher?: unknown }).dispatcher;
-      return globalThis.fetch(url, options);
-    },
+    // oidc-provider's outgoing requests (back-channel logouts, a client's key set) go through the one guard, in
+    // place of the provider's own dispatcher: special-use addresses only where OUTBOUND_ALLOW opens them.
+    fetch: (url, options) => egress.fetch(url, options),
     pkce: { required: () => true },
     responseTypes: ['code'],
     // The management API's scopes are known too, so a client asks only for those it was granted (`clientMetadata`).

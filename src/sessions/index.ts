@@ -26,6 +26,7 @@ import type { Audit } from '../audit.ts';
 import type { Logger } from '../log.ts';
 import { queueWorker } from '../queue-worker.ts';
 import { endLoginSessions as cutOffLoginSessions } from '../provider/revocation.ts';
+import { egressRefusal } from '../web/egress.ts';
 
 const LEASE_MS = 60_000;
 const BATCH = 20;
@@ -33,6 +34,11 @@ const FIRST_RETRY_MS = 5_000;
 const LONGEST_RETRY_MS = 3_600_000;
 const KEEP_DELIVERED_MS = 7 * 24 * 3_600_000;
 const SWEEP_EVERY_MS = 10 * 60_000;
+const EXPIRE_EVERY_MS = 60_000;
+const EXPIRY_JOB = 'session-expiry';
+const EXPIRY_PAGE = 100;
+// A record outlives its provider session a little, so the expiry sweep sees a session that reached its lifetime as the provider forgot it.
+const KEEP_EXPIRED_RECORDS_MS = 10 * EXPIRE_EVERY_MS;
 const USER_AGENT_MAX = 512;
 
 export const logoutRetryDelayMs = (attempt: number) => Math.min(FIRST_RETRY_MS * 2 ** Math.min(attempt - 1, 20), LONGEST_RETRY_MS);
@@ -43,15 +49,28 @@ export const DEFAULT_SESSION_POLICY: SessionPolicy = { lifetimeHours: 14 * 24, i
 export const sessionPolicyOf = (tenant: Pick<Tenant, 'sessionPolicy'> | null | undefined): SessionPolicy => tenant?.sessionPolicy ?? DEFAULT_SESSION_POLICY;
 
 /**
- * True when a session has outlived its tenant's policy at `now` (epoch ms):
- * signed in (`signedInAt`, epoch ms) longer ago than the lifetime, or unused
- * since `lastSeenAt` (null: not since the sign-in) longer than the idle
- * timeout. A sign-in counts as a use, so a session signed in again is fresh.
+ * Which limit of its tenant's policy a session has outlived at `now` (epoch
+ * ms), or null: signed in (`signedInAt`, epoch ms) longer ago than the
+ * lifetime, or unused since `lastSeenAt` (null: not since the sign-in) longer
+ * than the idle timeout. A sign-in counts as a use, so a session signed in
+ * again is fresh.
  */
-export function outlived(policy: SessionPolicy, times: { signedInAt: number; lastSeenAt: number | null }, now: number): boolean {
-  if (now - times.signedInAt > policy.lifetimeHours * 3_600_000) return true;
+export function outlivedLimit(policy: SessionPolicy, times: { signedInAt: number; lastSeenAt: number | null }, now: number): 'lifetime' | 'idle' | null {
+  if (now - times.signedInAt > policy.lifetimeHours * 3_600_000) return 'lifetime';
   const lastUse = Math.max(times.signedInAt, times.lastSeenAt ?? 0);
-  return policy.idleMinutes > 0 && now - lastUse > policy.idleMinutes * 60_000;
+  return policy.idleMinutes > 0 && now - lastUse > policy.idleMinutes * 60_000 ? 'idle' : null;
+}
+
+/** True when a session has outlived its tenant's policy at `now` (see `outlivedLimit`). */
+export const outlived = (policy: SessionPolicy, times: { signedInAt: number; lastSeenAt: number | null }, now: number): boolean => outlivedLimit(policy, times, now) !== null;
+
+/** The index records an expiry sweep looks at for a policy: signed in or last seen before its limits (`outlivedLimit` decides). */
+function cutoffOf(policies: SessionPolicy[], now: number) {
+  const idle = policies.map((p) => p.idleMinutes).filter((m) => m > 0);
+  return {
+    signedInBefore: new Date(now - Math.min(...policies.map((p) => p.lifetimeHours)) * 3_600_000),
+    lastSeenBefore: idle.length ? new Date(now - Math.min(...idle) * 60_000) : null,
+  };
 }
 
 /** The browser of the request being served, for the session it saves. */
@@ -71,8 +90,12 @@ function clientsOf(payload: AdapterPayload): Record<string, string> {
   return clients;
 }
 
-/** Wraps the Session adapter so every saved session is recorded under its login, and a destroyed one forgotten. */
-export function trackSessions(inner: Adapter, store: SessionStore, now: () => number = Date.now): Adapter {
+/** Wraps the Session adapter so every saved session is recorded under its login (and the login's tenant), and a destroyed one forgotten. */
+export function trackSessions(
+  inner: Adapter,
+  store: SessionStore,
+  { now = Date.now, tenantOf }: { now?: () => number; tenantOf: (loginId: string) => Promise<string | null> },
+): Adapter {
   return {
     async upsert(id, payload, expiresIn) {
       await inner.upsert(id, payload, expiresIn);
@@ -88,6 +111,7 @@ export function trackSessions(inner: Adapter, store: SessionStore, now: () => nu
         uid,
         key: hashId(id),
         loginId: payload.accountId,
+        tenant: await tenantOf(payload.accountId),
         clients: clientsOf(payload),
         signedInAt: new Date(typeof payload.loginTs === 'number' ? payload.loginTs * 1000 : at),
         lastSeenAt: new Date(at),
@@ -144,6 +168,16 @@ export interface Sessions {
    * idle timeout; when it is, this use counts (its last-seen time moves).
    */
   stillLive(tenant: Tenant, sessionId: string, signedInAt: number): Promise<boolean>;
+  /**
+   * Ends every session past its tenant's lifetime or idle timeout, as signing
+   * it out does but keeping its tokens (they have lifetimes of their own):
+   * its apps are told, it is destroyed and audited. A serving process runs it
+   * every minute; one process per minute does the work (the store's
+   * `claimRun`), and the logouts are queued once per (client, sid) whoever
+   * ends a session. Resolves with how many it ended (0 when another process
+   * has this minute).
+   */
+  expireOutlived(): Promise<number>;
   /** Sends the logouts that are due; resolves with how many were delivered. */
   drain(): Promise<number>;
   close(): void;
@@ -156,9 +190,10 @@ export interface SessionDeps {
   audit: Audit;
   log: Logger;
   now?: () => number;
-  /** A serving process sends logouts; the CLI only queues them. */
+  /** A serving process sends logouts and ends outlived sessions; the CLI only queues them. */
   worker?: boolean;
   intervalMs?: number;
+  expireEveryMs?: number;
 }
 
 interface LogoutClient {
@@ -192,7 +227,17 @@ export function browserLabel(userAgent: string | null): string | null {
   return ((browser ?? system) as string | null) ?? userAgent.slice(0, 60);
 }
 
-export function createSessions({ store, accounts, provider, audit, log, now = Date.now, worker = true, intervalMs = 2_000 }: SessionDeps): Sessions {
+export function createSessions({
+  store,
+  accounts,
+  provider,
+  audit,
+  log,
+  now = Date.now,
+  worker = true,
+  intervalMs = 2_000,
+  expireEveryMs = EXPIRE_EVERY_MS,
+}: SessionDeps): Sessions {
   const proto = provider.Client.prototype as unknown as LogoutClient;
   // The provider's sender signs the logout token and posts it once; the queue calls it, and the provider queues.
   const sendLogout = proto.backchannelLogout;
@@ -244,6 +289,49 @@ export function createSessions({ store, accounts, provider, audit, log, now = Da
 
   const tenantOf = async (loginId: string) => (await accounts.getLogin(loginId))?.tenant ?? null;
 
+  /** Ends one session that outlived its tenant's policy, once: true when this call ended it. */
+  async function expire(record: SessionRecord, policy: SessionPolicy, at: number): Promise<boolean> {
+    const limit = outlivedLimit(policy, { signedInAt: record.signedInAt.getTime(), lastSeenAt: record.lastSeenAt.getTime() }, at);
+    if (!limit) return false;
+    const session = await provider.Session.findByUid(record.uid);
+    // Signed in again since the record was read: that save records the new sign-in.
+    if (typeof session?.loginTs === 'number' && session.loginTs * 1000 > record.signedInAt.getTime()) return false;
+    // Queued first (once per client and sid, whoever queues it): a process that dies after this leaves the session
+    // unindexed at worst, and the start-up's indexing of unindexed sessions brings it back to the next sweep.
+    await enqueue(await logoutsOf(record, record.tenant));
+    if (!(await store.removeSession(record.uid))) return false;
+    if (session) await session.destroy();
+    await audit.record({ type: 'session.ended', outcome: 'success', tenant: record.tenant, login: record.loginId, detail: { reason: limit, sessions: 1 } });
+    return true;
+  }
+
+  /** The records of `tenant` (null: records without one) that may be past `cutoff`, page by page. */
+  async function* candidates(tenant: string | null, cutoff: ReturnType<typeof cutoffOf>) {
+    for (let after = ''; ;) {
+      const page = await store.sessionsPast(tenant, cutoff, after, EXPIRY_PAGE);
+      yield* page;
+      if (page.length < EXPIRY_PAGE) return;
+      after = page.at(-1)!.uid;
+    }
+  }
+
+  async function expireOutlived(): Promise<number> {
+    const at = now();
+    if (!(await store.claimRun(EXPIRY_JOB, Math.floor(at / expireEveryMs)))) return 0;
+    let ended = 0;
+    const policies = new Map((await accounts.listTenants()).map((t) => [t.id, sessionPolicyOf(t)]));
+    for (const [tenant, policy] of policies) {
+      for await (const record of candidates(tenant, cutoffOf([policy], at))) if (await expire(record, policy, at)) ended++;
+    }
+    // A record from before the index kept the tenant: it gets its login's, and its tenant's policy decides.
+    for await (const record of candidates(null, cutoffOf([DEFAULT_SESSION_POLICY, ...policies.values()], at))) {
+      const tenant = await tenantOf(record.loginId);
+      if (tenant) await store.setSessionTenant(record.uid, tenant);
+      if (await expire({ ...record, tenant }, (tenant && policies.get(tenant)) || DEFAULT_SESSION_POLICY, at)) ended++;
+    }
+    return ended;
+  }
+
   async function send(l: ClaimedLogout): Promise<boolean> {
     const client = await findClient(l.clientId);
     const event = { tenant: l.tenant, login: l.loginId, detail: { client: l.clientId, attempt: l.attempt } };
@@ -257,8 +345,13 @@ export function createSessions({ store, accounts, provider, audit, log, now = Da
       await sendLogout.call(client, l.loginId, l.sid);
     } catch (err) {
       const retryAt = new Date(now() + logoutRetryDelayMs(l.attempt));
-      const error = (err as Error).message;
-      log.warn({ err: error, client: l.clientId, attempt: l.attempt, retryAt }, 'back-channel logout not delivered; will retry');
+      // A refusal of the outgoing guard (a special-use address) says which range; nothing was sent.
+      const refused = egressRefusal(err);
+      const error = refused?.message ?? (err as Error).message;
+      log.warn(
+        { err: error, client: l.clientId, attempt: l.attempt, retryAt, ...(refused ? { host: refused.host, address: refused.address } : {}) },
+        'back-channel logout not delivered; will retry',
+      );
       await store.logoutFailed(l.id, l.attempt, retryAt, error);
       await audit.record({
         type: 'session.backchannel_logout',
@@ -284,13 +377,21 @@ export function createSessions({ store, accounts, provider, audit, log, now = Da
 
   const loop = queueWorker({
     drainOnce,
-    sweep: () => Promise.all([store.sweepLogouts(new Date(now() - KEEP_DELIVERED_MS)), store.sweepSessions(new Date(now()))]),
+    sweep: () => Promise.all([store.sweepLogouts(new Date(now() - KEEP_DELIVERED_MS)), store.sweepSessions(new Date(now() - KEEP_EXPIRED_RECORDS_MS))]),
     log,
     waiting: 'logout queue unavailable; back-channel logouts wait',
     running: worker,
     intervalMs,
     sweepEveryMs: SWEEP_EVERY_MS,
   });
+
+  const expiry = worker
+    ? setInterval(
+        () => void expireOutlived().catch((err: unknown) => log.warn({ err: (err as Error).message }, 'session store unavailable; outlived sessions end later')),
+        expireEveryMs,
+      )
+    : undefined;
+  expiry?.unref();
 
   async function view(record: SessionRecord): Promise<SessionView> {
     const apps = await Promise.all(Object.keys(record.clients).map(async (clientId) => ({ clientId, name: (await findClient(clientId))?.clientName ?? clientId })));
@@ -337,7 +438,11 @@ export function createSessions({ store, accounts, provider, audit, log, now = Da
       if (record) await store.touchSession(sessionId, new Date(now()));
       return true;
     },
+    expireOutlived,
     drain: loop.drain,
-    close: () => loop.close(),
+    close() {
+      loop.close();
+      clearInterval(expiry);
+    },
   };
 }

@@ -24,6 +24,7 @@ import { createSqliteCounterStore } from './counters/sqlite/index.ts';
 import { createRedisCounterStore } from './counters/redis/index.ts';
 import { ReadCache, cachedAccountStore, type CacheStats } from './accounts/cache.ts';
 import { createRedisCacheVersions } from './accounts/redis-versions.ts';
+import { keptPerRequest } from './accounts/request-memo.ts';
 import type { OutboxStore } from './outbox/port.ts';
 import type { LinkStore } from './links/port.ts';
 import { createSqliteOutboxStore } from './outbox/sqlite/index.ts';
@@ -186,6 +187,8 @@ export async function createStores(config: Config, log: Logger): Promise<Stores>
 
   let cache: ReadCache | null = null;
   if (mongo && redis && config.accountCache.ttlSeconds > 0) ({ accounts, cache } = withAccountCache(accounts, redis, config));
+  // A request reads each hot record once (src/storage/accounts/request-memo.ts; the app opens the scope).
+  accounts = keptPerRequest(accounts);
   const accountCache = cache;
 
   const probe = async (store: string, fn: () => Promise<void>) => {

@@ -14,6 +14,7 @@ import { SecretBoxError, createSecretBox } from '../crypto/secretbox.ts';
 import { LatchkeyError, upstreamError, upstreamInvalidResponse, upstreamUnavailable } from '../errors.ts';
 import type { PendingUpstream } from '../interaction/journey.ts';
 import { openUpstreamSecret } from './secret.ts';
+import { egressRefusal, type Egress } from '../web/egress.ts';
 
 /** Seconds to wait for any answer of an upstream. */
 const TIMEOUT_SECONDS = 5;
@@ -52,6 +53,8 @@ export interface UpstreamClient {
 export interface UpstreamClientDeps {
   config: Config;
   log: Logger;
+  /** Discovery, key set, token and userinfo requests reach no special-use address that `OUTBOUND_ALLOW` does not open. */
+  egress: Pick<Egress, 'fetch'>;
 }
 
 /** The ID token's `kid` in a token endpoint answer, or null (no ID token, not JSON, no `kid`). */
@@ -70,7 +73,7 @@ async function idTokenKid(response: Response): Promise<string | null> {
   }
 }
 
-export function createUpstreamClient({ config, log }: UpstreamClientDeps): UpstreamClient {
+export function createUpstreamClient({ config, log, egress }: UpstreamClientDeps): UpstreamClient {
   const box = createSecretBox(config.keys.encryptionKeys);
   /**
    * Per upstream: its discovered metadata, and its key set as openid-client
@@ -82,7 +85,11 @@ export function createUpstreamClient({ config, log }: UpstreamClientDeps): Upstr
 
   async function discover(upstream: Upstream, insecure: boolean): Promise<oidc.ServerMetadata> {
     const execute = insecure ? [oidc.allowInsecureRequests] : [];
-    const discovered = await oidc.discovery(new URL(upstream.issuer), upstream.clientId, undefined, oidc.None(), { execute, timeout: TIMEOUT_SECONDS });
+    const discovered = await oidc.discovery(new URL(upstream.issuer), upstream.clientId, undefined, oidc.None(), {
+      execute,
+      timeout: TIMEOUT_SECONDS,
+      [oidc.customFetch]: (url, options) => egress.fetch(url, options as RequestInit),
+    });
     return JSON.parse(JSON.stringify(discovered.serverMetadata())) as oidc.ServerMetadata;
   }
 
@@ -129,7 +136,7 @@ export function createUpstreamClient({ config, log }: UpstreamClientDeps): Upstr
     configuration.timeout = TIMEOUT_SECONDS;
     if (shared.keys) oidc.setJwksCache(configuration, shared.keys);
     configuration[oidc.customFetch] = async (url, options) => {
-      const response = await fetch(url, options as RequestInit);
+      const response = await egress.fetch(url, options as RequestInit);
       if (url === server.token_endpoint && response.ok) {
         const kid = await idTokenKid(response);
         const known = oidc.getJwksCache(configuration)?.jwks.keys;
@@ -159,6 +166,15 @@ export function createUpstreamClient({ config, log }: UpstreamClientDeps): Upstr
     }
     if (err instanceof SecretBoxError) {
       log.error({ upstream: upstream.id, tenant: upstream.tenant }, 'the upstream client secret does not open with the configured encryption keys; import it again');
+      return upstreamUnavailable(upstream.name);
+    }
+    const refused = egressRefusal(err);
+    if (refused) {
+      // Nothing was sent; the person sees the provider as unreachable, the operator reads where its name led.
+      log.warn(
+        { upstream: upstream.id, tenant: upstream.tenant, host: refused.host, address: refused.address, range: refused.range },
+        'upstream refused: its issuer is at a special-use address (OUTBOUND_ALLOW opens one)',
+      );
       return upstreamUnavailable(upstream.name);
     }
     const { message, code } = err as { message?: unknown; code?: unknown };

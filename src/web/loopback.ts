@@ -1,7 +1,9 @@
+import { specialUse } from './egress.ts';
+
 /**
- * A host named by its loopback address (`localhost`, `127.x.x.x`, `[::1]`):
- * a receiver on this machine, which webhooks and back-channel logouts may
- * reach over plain http. Outgoing requests elsewhere keep oidc-provider's
- * guard against special-use addresses.
+ * A host named by its loopback address (`localhost`, `127.x.x.x`, `[::1]`,
+ * `[::ffff:127.0.0.1]`): a receiver on this machine, which webhooks may reach
+ * over plain http. Whether a request may go there at all is the outgoing
+ * guard's to say (`src/web/egress.ts`, `OUTBOUND_ALLOW`).
  */
-export const isLoopbackHost = (hostname: string) => hostname === 'localhost' || hostname === '[::1]' || /^127(\.\d{1,3}){3}$/.test(hostname);
+export const isLoopbackHost = (hostname: string) => hostname === 'localhost' || specialUse(hostname) === 'loopback';

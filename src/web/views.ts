@@ -10,21 +10,57 @@
  * and its My Account link) when the browser has a sign-in (`./signed-in.ts`). An `error` local that is a LatchkeyError becomes
  * its text in that language, and `retryAfter` its wait.
  */
+import { createHash } from 'node:crypto';
+import { existsSync, readFileSync } from 'node:fs';
+import { createRequire } from 'node:module';
 import { isAbsolute, join } from 'node:path';
 import type { Context } from 'koa';
-import pug from 'pug';
+import type pug from 'pug';
 import { LatchkeyError } from '../errors.ts';
 import { LANGUAGES, LANGUAGE_NAMES, translator, type Language, type Translate } from '../i18n.ts';
 import { languageFor, switchHref } from './language.ts';
-import { VIEWS_DIR as VIEWS } from '../paths.ts';
+import { COMPILED_VIEWS, VIEWS_DIR as VIEWS } from '../paths.ts';
 
+const require = createRequire(import.meta.url);
 const cache = new Map<string, pug.compileTemplate>();
+
+interface CompiledView {
+  /** The SHA-256 (base64url) of each file the view was compiled from, by its path under `views/`. */
+  files: Record<string, string>;
+  template: pug.compileTemplate;
+}
+
+/**
+ * The views compiled at build time (`scripts/views.mjs`) whose files are unchanged since: read once, so
+ * a process renders without loading pug. A view edited since the build is compiled on first use instead.
+ */
+function precompiled(): Map<string, pug.compileTemplate> {
+  const usable = new Map<string, pug.compileTemplate>();
+  if (!existsSync(COMPILED_VIEWS)) return usable;
+  const digests = new Map<string, string | null>();
+  const digest = (file: string) => {
+    if (!digests.has(file)) {
+      const path = join(VIEWS, file);
+      digests.set(file, existsSync(path) ? createHash('sha256').update(readFileSync(path)).digest('base64url') : null);
+    }
+    return digests.get(file);
+  };
+  const views = require(COMPILED_VIEWS) as Record<string, CompiledView>;
+  for (const [view, { files, template }] of Object.entries(views)) {
+    if (Object.entries(files).every(([file, sha]) => digest(file) === sha)) usable.set(view, template);
+  }
+  return usable;
+}
+
+let ready: Map<string, pug.compileTemplate> | null = null;
 
 /** `view`: a path under `views/` without `.pug`; or an absolute one (a factor that brings its own, as a test's does). */
 export function renderView(view: string, locals: Record<string, unknown> = {}): string {
-  let template = cache.get(view);
+  ready ??= precompiled();
+  let template = ready.get(view) ?? cache.get(view);
   if (!template) {
-    template = pug.compileFile(isAbsolute(view) ? `${view}.pug` : join(VIEWS, `${view}.pug`), { basedir: VIEWS });
+    const { compileFile } = require('pug') as typeof pug;
+    template = compileFile(isAbsolute(view) ? `${view}.pug` : join(VIEWS, `${view}.pug`), { basedir: VIEWS });
     cache.set(view, template);
   }
   return template(locals);

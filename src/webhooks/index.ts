@@ -12,6 +12,7 @@ import type { SecretBox } from '../crypto/secretbox.ts';
 import { constantTimeEqual } from '../crypto/equal.ts';
 import { queueWorker } from '../queue-worker.ts';
 import { isLoopbackHost } from '../web/loopback.ts';
+import { egressRefusal, refusalReason, type AddressRange, type Egress } from '../web/egress.ts';
 import type { ClaimedDelivery, Subscription, WebhookStore } from '../storage/webhooks/port.ts';
 
 export const SIGNATURE_HEADER = 'Latchkey-Signature';
@@ -52,6 +53,17 @@ export function checkUrl(url: string): boolean {
   return u.protocol === 'https:' || (u.protocol === 'http:' && isLoopbackHost(u.hostname));
 }
 
+/**
+ * Why a receiver's URL is refused when it is subscribed: `url` (not a
+ * receiver URL, see `checkUrl`), or the special-use range of the literal
+ * address it names (`private`, `link-local`, …) unless `OUTBOUND_ALLOW` opens
+ * it; null when it may be subscribed. A name is judged at every delivery.
+ */
+export function receiverRefusal(url: string, egress: Pick<Egress, 'refusedUrl'>): 'url' | AddressRange | null {
+  if (!checkUrl(url)) return 'url';
+  return egress.refusedUrl(url);
+}
+
 export const checkEvents = (events: readonly string[]) => events.length > 0 && events.length <= 50 && events.every((e) => EVENT.test(e));
 
 export const retryDelayMs = (attempt: number) => Math.min(FIRST_RETRY_MS * 2 ** Math.min(attempt - 1, 20), LONGEST_RETRY_MS);
@@ -71,6 +83,8 @@ export interface Webhooks {
 export interface WebhookDeps {
   store: WebhookStore;
   box: SecretBox;
+  /** Deliveries reach no special-use address that `OUTBOUND_ALLOW` does not open. */
+  egress: Pick<Egress, 'fetch'>;
   log: Logger;
   now?: () => number;
   /** A serving process sends; the CLI only manages subscriptions. */
@@ -80,7 +94,7 @@ export interface WebhookDeps {
 
 const secretContext = (s: Pick<Subscription, 'tenant' | 'id'>) => `webhook:${s.tenant}:${s.id}`;
 
-export function createWebhooks({ store, box, log, now = Date.now, worker = true, intervalMs = 2_000 }: WebhookDeps): Webhooks {
+export function createWebhooks({ store, box, egress, log, now = Date.now, worker = true, intervalMs = 2_000 }: WebhookDeps): Webhooks {
   const cache = new Map<string, { at: number; subs: Subscription[] }>();
   const subscriptionsOf = async (tenant: string) => {
     const hit = cache.get(tenant);
@@ -99,7 +113,7 @@ export function createWebhooks({ store, box, log, now = Date.now, worker = true,
     const secret = box.open(subscription.secret, secretContext(subscription));
     let status: number | null = null;
     try {
-      const res = await fetch(subscription.url, {
+      const res = await egress.fetch(subscription.url, {
         method: 'POST',
         redirect: 'manual',
         signal: AbortSignal.timeout(SEND_TIMEOUT_MS),
@@ -118,6 +132,16 @@ export function createWebhooks({ store, box, log, now = Date.now, worker = true,
       return true;
     } catch (err) {
       const retryAt = new Date(now() + retryDelayMs(d.attempt));
+      const refused = egressRefusal(err);
+      if (refused) {
+        // Nothing was sent. The owner reads the range; the name and address it resolved to are the operator's to see.
+        log.warn(
+          { subscription: subscription.id, tenant: subscription.tenant, host: refused.host, address: refused.address, range: refused.range, attempt: d.attempt, retryAt },
+          'webhook refused: the receiver is at a special-use address (OUTBOUND_ALLOW opens one); will retry',
+        );
+        await store.failed(d.id, d.attempt, retryAt, null, refusalReason(refused.range as AddressRange));
+        return false;
+      }
       log.warn({ err: (err as Error).message, subscription: subscription.id, attempt: d.attempt, retryAt }, 'webhook not delivered; will retry');
       await store.failed(d.id, d.attempt, retryAt, status, (err as Error).message);
       return false;

@@ -12,7 +12,7 @@ import * as oidc from 'openid-client';
 import { Browser, testIds, textOf } from '../support/browser.ts';
 import { SETUPS, callbackReached, relyingParty, signIn, startServer, type RelyingParty, type TestServer } from '../support/latchkey.ts';
 import { addPerson, choosePin, linkApp } from '../support/factors.ts';
-import { logoutEndpoint, verifyLogoutToken } from '../support/backchannel.ts';
+import { logoutEndpoint, verifyLogoutToken } from '../support/logout-endpoint.ts';
 import { accountFixture, hiddenFields, noticeOf, signedIn, submit } from './support.ts';
 
 const OWNER = { email: 'owner@acme.test' };

@@ -112,6 +112,24 @@ describe('configuration', () => {
     }
   });
 
+  it('opens no special-use address to outgoing requests in production or tests, loopback in development; OUTBOUND_ALLOW sets them', () => {
+    const keys = {
+      LATCHKEY_JWKS: JSON.stringify(loadConfig({ DATA_DIR: dir.path }).keys.jwks),
+      LATCHKEY_COOKIE_KEYS: randomBytes(32).toString('base64url'),
+      LATCHKEY_ENCRYPTION_KEYS: `k1:${randomBytes(32).toString('base64')}`,
+      LATCHKEY_PEPPER: randomBytes(32).toString('base64url'),
+    };
+    const production = { DATA_DIR: dir.path, NODE_ENV: 'production', MAIL: 'off', ISSUER: 'https://id.example.com', ...keys };
+    assert.deepEqual(loadConfig(production).outboundAllow, [], 'production opens nothing');
+    assert.deepEqual(loadConfig({ DATA_DIR: dir.path, NODE_ENV: 'test' }).outboundAllow, []);
+    assert.deepEqual(loadConfig({ DATA_DIR: dir.path }).outboundAllow, ['127.0.0.0/8', '::1'], 'the trial reaches a receiver beside it');
+    assert.deepEqual(loadConfig({ ...production, OUTBOUND_ALLOW: '10.1.2.0/24, fd00:1::/64,Hooks.Internal' }).outboundAllow, ['10.1.2.0/24', 'fd00:1::/64', 'hooks.internal']);
+    assert.deepEqual(loadConfig({ DATA_DIR: dir.path, OUTBOUND_ALLOW: 'none' }).outboundAllow, []);
+    for (const bad of ['10.0.0.0/33', 'http://hooks.internal', 'under_score.example', ',', 'none,10.0.0.0/8']) {
+      assert.throws(() => loadConfig({ DATA_DIR: dir.path, OUTBOUND_ALLOW: bad }), /OUTBOUND_ALLOW/, bad);
+    }
+  });
+
   it('counts 100 password failures per address in 15 minutes by default; ADDRESS_MAX_FAILURES and ADDRESS_WINDOW_SECONDS change it', () => {
     assert.deepEqual(loadConfig({ DATA_DIR: dir.path }).addressLimit, { maxFailures: 100, windowMs: 900_000 });
     assert.deepEqual(loadConfig({ DATA_DIR: dir.path, ADDRESS_MAX_FAILURES: '500', ADDRESS_WINDOW_SECONDS: '3600' }).addressLimit, { maxFailures: 500, windowMs: 3_600_000 });

@@ -10,7 +10,21 @@ import { MongoClient } from 'mongodb';
 import type { Browser } from '../support/browser.ts';
 import { actionOf, csrfOf, testIds, textOf, type Page } from '../support/browser.ts';
 import { SETUPS, callbackReached, relyingParty, startServer, testClock, type RelyingParty, type TestServer } from '../support/latchkey.ts';
-import { SHORT_LOCKS, addPerson, auditOf, codeFor, codesOf, errorOf, factorFixture, hasForm, reachFactor, secretOf, submitFactor, type Person } from '../support/factors.ts';
+import {
+  SHORT_LOCKS,
+  addPerson,
+  auditOf,
+  codeFor,
+  codesOf,
+  errorOf,
+  factorFixture,
+  hasForm,
+  reachFactor,
+  secretOf,
+  submitFactor,
+  wrongCode,
+  type Person,
+} from '../support/factors.ts';
 import { accountSignIn, signedIn } from '../account/support.ts';
 import { stepAt } from '../../src/factors/totp/code.ts';
 
@@ -123,7 +137,7 @@ for (const setup of SETUPS) {
     });
 
     it('the profile shows how many remain and makes a new set that voids the old one; the Users page counts; the owner’s reset voids them', async () => {
-      const { person, codes } = await linked();
+      const { person, codes, secret } = await linked();
       const [login] = person.logins as [string];
       // Into the account pages with a recovery code: the way back for someone without the phone.
       const { browser, page } = await accountSignIn(server, { email: person.email });
@@ -132,16 +146,38 @@ for (const setup of SETUPS) {
       const profile = await browser.post(actionOf(used, 'recovery-used-form'), { csrf: csrfOf(used) });
       assert.equal(new URL(profile.url).pathname, '/account', `${profile.status} ${errorOf(profile)}`);
       assert.match(profile.html, /data-testid="recovery-count" data-count="9"/);
-      const fresh = await browser.post(actionOf(profile, 'regenerate-recovery-form'), { csrf: csrfOf(profile) });
+      // Signed in a moment ago, but with a code: new codes need the app itself, asked right here.
+      const asked = await browser.post(actionOf(profile, 'regenerate-recovery-form'), { csrf: csrfOf(profile) });
+      assert.ok(hasForm(asked, 'enter-code-form') && codesOf(asked).length === 0, `the app's code first: ${asked.status} ${errorOf(asked)}`);
+      assert.ok(testIds(asked).includes('confirm-factor'));
+      assert.ok(!hasForm(asked, 'use-recovery-form'), 'a code never buys new codes');
+      const wrong = await submitFactor(browser, asked, 'enter-code-form', { code: await wrongCode(secret) });
+      assert.equal(wrong.status, 400);
+      assert.equal(codesOf(wrong).length, 0);
+      assert.equal((await auditOf(server, login, 'factor.totp.failed')).length, 1, "the app's own attempt, counted and audited");
+      // Until the new set is shown the old one works (another browser, a code instead of the app).
+      const meanwhile = await atCodePage(person);
+      assert.ok(
+        hasForm(await submitFactor(meanwhile.browser, meanwhile.page, 'recovery-code-form', { recovery_code: codes[2]! }), 'recovery-used-form'),
+        'the old set still works',
+      );
+      clock.advance(30_000); // a step after the one that linked the app (each code is accepted once)
+      const fresh = await submitFactor(browser, wrong, 'enter-code-form', { code: await codeFor(secret, stepAt(clock.now())) });
       const renewed = codesOf(fresh);
       assert.equal(renewed.length, 10, `${fresh.status} ${errorOf(fresh)}`);
       shownCodes.push(...codes, ...renewed);
-      assert.equal((await auditOf(server, login, 'factor.recovery.regenerated')).length, 1);
+      assert.deepEqual((await auditOf(server, login, 'factor.recovery.regenerated'))[0]?.detail, { count: 10, factor: 'totp' });
+      // The same code again (a replay) makes no second set.
+      const replayed = await browser.post(actionOf(wrong, 'enter-code-form'), { code: await codeFor(secret, stepAt(clock.now())), csrf: csrfOf(wrong) });
+      assert.equal(replayed.status, 400);
+      assert.equal(codesOf(replayed).length, 0);
 
       const old = await atCodePage(person);
-      assert.equal((await submitFactor(old.browser, old.page, 'recovery-code-form', { recovery_code: codes[2]! })).status, 400, 'the old set no longer works');
+      assert.equal((await submitFactor(old.browser, old.page, 'recovery-code-form', { recovery_code: codes[3]! })).status, 400, 'the old set no longer works');
+      const current = await atCodePage(person);
+      assert.ok(hasForm(await submitFactor(current.browser, current.page, 'recovery-code-form', { recovery_code: renewed[0]! }), 'recovery-used-form'), 'the new set does');
       const owner = await signedIn(server, OWNER, '/account/users');
-      assert.match(textOf(owner.page, `factor-state-${login}`) ?? '', /App linked, 10 recovery codes left/);
+      assert.match(textOf(owner.page, `factor-state-${login}`) ?? '', /App linked, 9 recovery codes left/);
 
       const confirm = await owner.browser.post(`/account/users/${login}/reset/totp`, { csrf: csrfOf(owner.page) });
       await owner.browser.post(actionOf(confirm, 'confirm-reset-form'), { csrf: csrfOf(confirm), confirm: 'yes' });

@@ -3,15 +3,16 @@
 // password — through a real HTTP endpoint, with a logout token it verifies
 // (signature by the provider's JWKS, iss, aud, events, sid, no nonce). An
 // endpoint that is down gets it once it is back; one delivered is never sent
-// again; each attempt is in the audit log. On the embedded store and on
-// MongoDB + Redis.
+// again; each attempt is in the audit log. An endpoint at an address the
+// operator did not open (OUTBOUND_ALLOW) gets nothing. On the embedded store
+// and on MongoDB + Redis.
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import * as oidc from 'openid-client';
 import { Browser, testIds } from '../support/browser.ts';
 import { SETUPS, PASSWORD, callbackReached, fixture, relyingParty, signIn, startServer, testClock, type RelyingParty, type TestServer } from '../support/latchkey.ts';
 import { hiddenFields, signedIn, submit, noticeOf } from '../account/support.ts';
-import { logoutEndpoint, verifyLogoutToken } from '../support/backchannel.ts';
+import { logoutEndpoint, verifyLogoutToken } from '../support/logout-endpoint.ts';
 
 for (const setup of SETUPS) {
   describe(`back-channel logout (${setup})`, () => {
@@ -144,6 +145,40 @@ for (const setup of SETUPS) {
       const [claims] = await received();
       assert.equal(claims?.sid, sid);
       assert.equal(await server.latchkey.stores.sessions.pendingLogouts(), 0);
+    });
+  });
+}
+
+for (const setup of SETUPS) {
+  describe(`back-channel logout to an address the operator did not open (${setup})`, () => {
+    let server: TestServer;
+    let endpoint: Awaited<ReturnType<typeof logoutEndpoint>>;
+    let rp: RelyingParty;
+
+    before(async () => {
+      endpoint = await logoutEndpoint();
+      const doc = fixture();
+      // A name that resolves to the endpoint's loopback address: judged where the socket would be made.
+      Object.assign(doc.tenants![0]!.clients![0]!, { backchannel_logout_uri: `http://localhost:${endpoint.port}/backchannel-logout` });
+      server = await startServer(setup, { doc, env: { OUTBOUND_ALLOW: 'none' } });
+      rp = await relyingParty(server.issuer);
+    });
+    after(async () => {
+      await server.stop();
+      await endpoint.close();
+    });
+
+    it('is not sent: the endpoint sees no connection, and the audit log says why', async () => {
+      const browser = new Browser(server.issuer);
+      const { page } = await signIn(browser, rp, { email: 'bob@acme.test' });
+      assert.ok(callbackReached(page));
+      await server.latchkey.sessions.endLoginSessions(['bob-emp']);
+      await server.latchkey.sessions.drain();
+      assert.deepEqual(endpoint.tokens, []);
+      assert.equal(endpoint.connections(), 0);
+      const failures = (await server.latchkey.stores.accounts.listAudit({ tenant: 'acme', type: 'session.backchannel_logout', limit: 10 })).filter((e) => e.outcome === 'failure');
+      assert.equal(failures[0]?.detail?.error, 'refused: loopback address');
+      assert.equal(await server.latchkey.stores.sessions.pendingLogouts(), 1, 'kept, to be tried again later');
     });
   });
 }

@@ -135,6 +135,11 @@ for (const setup of SETUPS) {
       const withMadeUpCookie = await attempt(person.email, PASSWORD, madeUp);
       assert.equal(withMadeUpCookie.status, 429, 'a made-up cookie is an unknown browser');
 
+      const colleague = await addPerson(server, 'employee');
+      const theirs = new Browser(server.issuer);
+      assert.ok(callbackReached(await attempt(colleague.email, PASSWORD, theirs)), "a colleague's browser is known for the colleague");
+      assert.equal((await attempt(person.email, PASSWORD, theirs)).status, 429, 'a browser known for another identity is an unknown browser for this one');
+
       assert.equal((await attempt(person.email, 'not the password', own)).status, 400, "the own browser's typo counts on its own key");
       const mine = await attempt(person.email, PASSWORD, own);
       assert.ok(callbackReached(mine), `the person's own browser signs in: ${mine.status} ${errorOf(mine)}`);

@@ -1425,6 +1425,27 @@ for (const setup of SETUPS) {
         afterwards: accountAfterwards,
       },
       {
+        // New recovery codes (src/account/profile.ts): the app's code first. Never a live one, so no set is ever made.
+        name: 'POST /account/profile/method/recovery/confirm',
+        personas: ['guard', 'user', 'anonymous'],
+        fields: ['code'],
+        values: ['000000', '123456', '123 456', '12-34-56', '1234567', ''],
+        tokenField: 'csrf',
+        accountPages: true,
+        prepare: sharedAccountActor,
+        path: () => '/account/profile/method/recovery/confirm',
+        sanitize: async (fields) => {
+          const live = await liveCodes(accountActors.get('guard')!.secret!);
+          return replaceValues(
+            fields,
+            ['code'],
+            (v) => live.has(normalizeCode(v)),
+            (v) => `x${v}`,
+          );
+        },
+        afterwards: accountAfterwards,
+      },
+      {
         name: 'POST /account/profile/password',
         personas: ['user', 'owner', 'anonymous'],
         fields: ['current_password', 'password', 'password_confirm'],

@@ -456,22 +456,6 @@ function counterContract(name: string, open: () => Promise<CounterHarness>): voi
         assert.equal((await store().windowTake(key, randomUUID(), limit, windowMs, now)).allowed, false);
       });
     });
-
-    describe('marks', () => {
-      it('remembers a mark until its ttl, judged by now, and a later mark extends it', async () => {
-        const key = `kb:${randomUUID()}`;
-        const now = Date.now();
-        assert.equal(await store().isMarked(key, now), false);
-        await store().mark(key, 60_000, now);
-        assert.equal(await store().isMarked(key, now + 59_999), true);
-        assert.equal(await store().isMarked(key, now + 60_000), false);
-        await store().mark(key, 60_000, now + 30_000);
-        assert.equal(await store().isMarked(key, now + 89_999), true);
-        await store().mark(key, 1_000, now);
-        assert.equal(await store().isMarked(key, now + 89_999), true, 'a shorter mark does not cut a longer one short');
-        assert.equal(await store().isMarked(`kb:${randomUUID()}`, now), false);
-      });
-    });
   });
 }
 

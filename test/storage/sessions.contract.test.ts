@@ -41,6 +41,7 @@ const session = (loginId: string, over: Partial<SessionRecord> = {}): SessionRec
   uid: randomUUID(),
   key: randomUUID(),
   loginId,
+  tenant: 'acme',
   clients: { 'app.example': 'sid-1', 'with.dots$and': 'sid-2' },
   signedInAt: T0,
   lastSeenAt: T0,
@@ -95,6 +96,67 @@ for (const [name, make] of [
       const bare = session('carol', { userAgent: null, ip: null });
       await store!.recordSession(bare);
       assert.deepEqual(await store!.getSession(bare.uid), bare);
+    });
+
+    it("keeps a record's tenant when a save names none, and sets it", async () => {
+      const [store] = await h.open(1);
+      const first = session('alice', { tenant: null });
+      await store!.recordSession(first);
+      assert.equal((await store!.getSession(first.uid))?.tenant, null, 'a record from before the tenant was kept');
+      await store!.setSessionTenant(first.uid, 'acme');
+      await store!.recordSession({ ...first, tenant: null, lastSeenAt: at(10) });
+      assert.equal((await store!.getSession(first.uid))?.tenant, 'acme');
+    });
+
+    it('records a session found without a record, and never over one', async () => {
+      const [store] = await h.open(1);
+      const found = session('alice', { userAgent: null, ip: null });
+      assert.equal(await store!.recordSessionIfAbsent(found), true);
+      assert.deepEqual(await store!.getSession(found.uid), found);
+      assert.equal(await store!.recordSessionIfAbsent({ ...found, clients: {}, lastSeenAt: at(99) }), false);
+      assert.deepEqual(await store!.getSession(found.uid), found, 'the record kept is the first');
+    });
+
+    it("pages through a tenant's sessions signed in or last seen before a cut-off, in uid order", async () => {
+      const [store] = await h.open(1);
+      const tenant = randomUUID();
+      const old = session('alice', { tenant, signedInAt: at(0), lastSeenAt: at(50_000) });
+      const idle = session('bob', { tenant, signedInAt: at(20_000), lastSeenAt: at(20_000) });
+      const fresh = session('carol', { tenant, signedInAt: at(20_000), lastSeenAt: at(50_000) });
+      const elsewhere = session('dave', { tenant: randomUUID(), signedInAt: at(0), lastSeenAt: at(0) });
+      for (const r of [old, idle, fresh, elsewhere]) await store!.recordSession(r);
+      const cutoff = { signedInBefore: at(10_000), lastSeenBefore: at(30_000) };
+      const all = await store!.sessionsPast(tenant, cutoff, '', 10);
+      assert.deepEqual(
+        all.map((r) => r.uid),
+        [old.uid, idle.uid].sort(),
+      );
+      const [firstPage] = await store!.sessionsPast(tenant, cutoff, '', 1);
+      assert.deepEqual(
+        (await store!.sessionsPast(tenant, cutoff, firstPage!.uid, 10)).map((r) => r.uid),
+        all.slice(1).map((r) => r.uid),
+      );
+      assert.deepEqual(
+        (await store!.sessionsPast(tenant, { signedInBefore: at(10_000), lastSeenBefore: null }, '', 10)).map((r) => r.uid),
+        [old.uid],
+        'no idle test',
+      );
+      const untenanted = session('erin', { tenant: null, signedInAt: at(0), lastSeenAt: at(0) });
+      await store!.recordSession(untenanted);
+      assert.ok(
+        (await store!.sessionsPast(null, cutoff, '', 1000)).some((r) => r.uid === untenanted.uid),
+        'records without a tenant',
+      );
+    });
+
+    it('gives the run of a job in a window to one caller of many, and never an older window', async () => {
+      const stores = await h.open(3);
+      const job = `job-${randomUUID()}`;
+      const first = await Promise.all(stores.flatMap((s) => [s.claimRun(job, 100), s.claimRun(job, 100)]));
+      assert.equal(first.filter(Boolean).length, 1);
+      assert.equal(await stores[1]!.claimRun(job, 99), false, 'an older window');
+      assert.equal(await stores[2]!.claimRun(job, 101), true, 'the next window');
+      assert.equal(await stores[0]!.claimRun(`other-${job}`, 100), true, 'jobs apart');
     });
 
     it('forgets a session by uid or by the key the adapter stores it under', async () => {

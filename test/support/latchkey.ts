@@ -126,6 +126,9 @@ export async function startServer(setup: StoreSetup, options: StartOptions = {})
     DATA_DIR: dir.path,
     DEMO: 'false',
     LOG_LEVEL: 'silent',
+    // The tests' receivers, upstream providers and logout endpoints listen on this machine; a test of the guard
+    // itself closes it again (`OUTBOUND_ALLOW: 'none'`).
+    OUTBOUND_ALLOW: '127.0.0.0/8,::1',
     ...options.env,
   };
   if (setup === 'mongo+redis') {

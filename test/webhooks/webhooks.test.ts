@@ -142,7 +142,7 @@ for (const setup of SETUPS) {
         const later = () => Date.now() + 10 * 60_000;
         const log = createLogger('silent');
         const senders = [server, second].map((s) =>
-          createWebhooks({ store: s.latchkey.stores.webhooks, box: createSecretBox(s.latchkey.config.keys.encryptionKeys), log, now: later }),
+          createWebhooks({ store: s.latchkey.stores.webhooks, box: createSecretBox(s.latchkey.config.keys.encryptionKeys), egress: s.latchkey.egress, log, now: later }),
         );
         try {
           await Promise.all(senders.flatMap((w) => [w.drain(), w.drain()]));

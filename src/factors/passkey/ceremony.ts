@@ -13,16 +13,8 @@
  *   second response to one challenge is refused, on every app process.
  */
 import { randomBytes, createHash } from 'node:crypto';
-import {
-  generateAuthenticationOptions,
-  generateRegistrationOptions,
-  verifyAuthenticationResponse,
-  verifyRegistrationResponse,
-  type AuthenticationResponseJSON,
-  type PublicKeyCredentialCreationOptionsJSON,
-  type PublicKeyCredentialRequestOptionsJSON,
-  type RegistrationResponseJSON,
-} from '@simplewebauthn/server';
+import type { AuthenticationResponseJSON, PublicKeyCredentialCreationOptionsJSON, PublicKeyCredentialRequestOptionsJSON, RegistrationResponseJSON } from '@simplewebauthn/server';
+import type * as SimpleWebAuthn from '@simplewebauthn/server';
 import type { CounterStore } from '../../storage/counters/port.ts';
 import { PASSKEY_DEVICE_TYPES, type Passkey, type PasskeyDeviceType } from '../../storage/accounts/port.ts';
 
@@ -159,6 +151,11 @@ function responseShape(json: Record<string, unknown>, fields: string[]): boolean
   return fields.every((f) => isString(inner[f]) && B64URL.test(inner[f]));
 }
 
+// Loaded at the first ceremony: the library and its ASN.1 stack cost every process about 0.7 CPU-s to load,
+// and most processes (the CLI, a tenant without passkeys) never run one.
+let library: Promise<typeof SimpleWebAuthn> | null = null;
+const simpleWebAuthn = () => (library ??= import('@simplewebauthn/server'));
+
 const deviceType = (value: string): PasskeyDeviceType => (PASSKEY_DEVICE_TYPES.includes(value as PasskeyDeviceType) ? (value as PasskeyDeviceType) : 'singleDevice');
 
 export function createWebAuthn({ issuer, counters, now }: WebAuthnOptions): WebAuthn {
@@ -180,7 +177,9 @@ export function createWebAuthn({ issuer, counters, now }: WebAuthnOptions): WebA
     origin,
     async registrationOptions({ handle, name, displayName, exclude, rpName }) {
       const c = challenge('registration');
-      const options = await generateRegistrationOptions({
+      const options = await (
+        await simpleWebAuthn()
+      ).generateRegistrationOptions({
         rpName,
         rpID: rpId,
         userName: name,
@@ -203,7 +202,9 @@ export function createWebAuthn({ issuer, counters, now }: WebAuthnOptions): WebA
       if (failure) return { ok: false, failure };
       let result;
       try {
-        result = await verifyRegistrationResponse({
+        result = await (
+          await simpleWebAuthn()
+        ).verifyRegistrationResponse({
           response: json as unknown as RegistrationResponseJSON,
           expectedChallenge: stored.value,
           expectedOrigin: origin,
@@ -231,7 +232,9 @@ export function createWebAuthn({ issuer, counters, now }: WebAuthnOptions): WebA
 
     async authenticationOptions(allow, userVerification = 'preferred') {
       const c = challenge('authentication');
-      const options = await generateAuthenticationOptions({
+      const options = await (
+        await simpleWebAuthn()
+      ).generateAuthenticationOptions({
         rpID: rpId,
         challenge: Uint8Array.from(Buffer.from(c.value, 'base64url')),
         timeout: CHALLENGE_TTL_MS,
@@ -255,7 +258,9 @@ export function createWebAuthn({ issuer, counters, now }: WebAuthnOptions): WebA
       if (failure) return { ok: false, failure };
       let result;
       try {
-        result = await verifyAuthenticationResponse({
+        result = await (
+          await simpleWebAuthn()
+        ).verifyAuthenticationResponse({
           response,
           expectedChallenge: stored.value,
           expectedOrigin: origin,

@@ -12,7 +12,6 @@ import type { Login, Passkey } from '../../storage/accounts/port.ts';
 import type { AttemptResult } from '../../limits.ts';
 import type { FactorBehaviour, FactorDefinition, FactorOutcome, FactorRequest, FactorServices } from '../types.ts';
 import { createAttempts, factorKeys } from '../attempts.ts';
-import { userTypeOf } from '../../names.ts';
 import { RESPONSE_MAX_LENGTH, createWebAuthn, newUserHandle, passkeyAmr, type CeremonyFailure, type WebAuthn } from './ceremony.ts';
 
 export { passkeyAmr } from './ceremony.ts';
@@ -85,11 +84,13 @@ export const passkeyFactor: FactorDefinition = {
   events: EVENTS.map((e) => `factor.passkey.${e}`),
   notices: { 'factor.passkey.reset': 'reset', 'factor.passkey.added': 'set', 'factor.passkey.locked': 'locked' },
   ownerReset: { icon: 'key' },
+  // A lost passkey: a recovery code signs in once instead (the passkey's level, the code's amr).
+  alternatives: ['recovery'],
   create: (services) => createPasskey(services),
 };
 
 function createPasskey(services: FactorServices): FactorBehaviour {
-  const { accounts, audit, limiter, now } = services;
+  const { accounts, audit, limiter, now, wayInWithout } = services;
   const webauthn = webauthnOf(services);
   const attempts = createAttempts(limiter, passkeyKeys);
 
@@ -174,8 +175,13 @@ function createPasskey(services: FactorServices): FactorBehaviour {
     return { passed: true, passkey, userVerified };
   }
 
-  /** The login's user type asks for passkeys: its last one stays (nothing else would let it in). */
-  const requiresPasskey = (req: FactorRequest) => userTypeOf(req.tenant, req.login.userType)?.secondFactor === 'passkey';
+  /**
+   * What is left when the last passkey goes: another factor reaching the user
+   * type's level (the passkey set-up goes too), unused recovery codes (it
+   * stays set up, so the sign-in still asks for a passkey and offers the
+   * codes; a new one is added on the profile), or nothing (it stays).
+   */
+  const withoutPasskeys = (req: FactorRequest, login: Login = req.login) => wayInWithout(req.tenant, login, 'passkey');
 
   async function verifyPage(req: FactorRequest) {
     const mine = await accounts.listPasskeys(req.login.id);
@@ -253,7 +259,7 @@ function createPasskey(services: FactorServices): FactorBehaviour {
               createdAt: p.createdAt.toISOString().slice(0, 10),
               lastUsedAt: p.lastUsedAt?.toISOString().slice(0, 10) ?? null,
             })),
-            canRemoveLast: !requiresPasskey(req),
+            canRemoveLast: withoutPasskeys(req) !== null,
           },
         };
       },
@@ -277,11 +283,12 @@ function createPasskey(services: FactorServices): FactorBehaviour {
         if (!(await accounts.deletePasskey(req.login.id, target.id))) return { done: false, error: factorSetupExpired('factor.passkey.errors.noSuchPasskey') };
         // Read after the delete: of two tabs removing the last two, at least one sees none left and puts its own back.
         if ((await accounts.listPasskeys(req.login.id)).length === 0) {
-          if (requiresPasskey(req)) {
+          const left = withoutPasskeys(req, (await accounts.getLogin(req.login.id)) ?? req.login);
+          if (left === null) {
             await accounts.addPasskey(target);
             return { done: false, error: invalidFactorAnswer('factor.passkey.errors.lastOne') };
           }
-          await accounts.setFactorState(req.login.id, 'passkey', null);
+          if (left === 'factor') await accounts.setFactorState(req.login.id, 'passkey', null);
         }
         await record(req, 'removed', 'success', { credential: target.id.slice(0, 12), name: target.name });
         return { done: false };

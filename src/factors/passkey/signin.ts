@@ -9,6 +9,7 @@
  *
  *   GET  /interaction/:uid/passkey   the page (a fresh challenge in the sign-in)
  *   POST /interaction/:uid/passkey   the answer → the end of the journey
+ *   the login page                   the same request in the email field's autofill
  *
  * Refused: an unknown credential, a credential of another tenant's login, a
  * disabled login, a user handle that is not the credential's, a replayed
@@ -127,5 +128,21 @@ export function passkeySignIn({ accounts, audit, limiter, webauthn, now }: Passk
       await audit.record({ type: 'signin.passkey', outcome: 'success', tenant: login.tenant, login: login.id, ...info, detail: { credential: passkey.id.slice(0, 12), amr } });
       return steps.signedInWithFactor(ctx, interaction, tenant, progress, login, 'passkey', amr);
     });
+
+    return {
+      /**
+       * The login page offers the passkeys in the email field's autofill
+       * (conditional mediation, where the browser has it; the button stays for
+       * the others). Its challenge is the one the answer is checked against,
+       * kept in the sign-in like the button's and claimed once: a fresh page
+       * replaces it, and the passkey page's own request replaces it in turn.
+       */
+      async loginPage(tenant, progress) {
+        if (!offersPasskeySignIn(tenant)) return {};
+        const { options, challenge } = await webauthn.authenticationOptions(undefined, 'required');
+        progress.draft = { ...progress.draft, [DRAFT]: challenge };
+        return { passkeySignIn: true, passkeyAutofill: JSON.stringify(options) };
+      },
+    };
   };
 }

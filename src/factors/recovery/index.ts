@@ -13,6 +13,7 @@ import { z } from 'zod';
 import { frozenOut, invalidFactorAnswer, lockedOut } from '../../errors.ts';
 import type { AccountStore, Login } from '../../storage/accounts/port.ts';
 import { createAttempts, factorKeys } from '../attempts.ts';
+import { hasText } from '../../i18n.ts';
 import type { Factor, FactorRequest, MethodBehaviour, MethodDefinition, MethodOutcome } from '../types.ts';
 
 export const RECOVERY = {
@@ -132,7 +133,9 @@ export const recoveryMethod: MethodDefinition = {
         }
         const remaining = (spent as { remaining: number } | null)?.remaining ?? 0;
         await record(req, 'used', 'success', { remaining, factor: factor.id });
-        return { passed: true, page: { view: 'factors/recovery/used', locals: { remaining, factor: factor.id } } };
+        // What to do about the lost factor is the factor's to say (`factor.<id>.afterRecovery`, else a general hint).
+        const hint = hasText('en', `factor.${factor.id}.afterRecovery`) ? `factor.${factor.id}.afterRecovery` : 'factor.recovery.used.relink';
+        return { passed: true, page: { view: 'factors/recovery/used', locals: { remaining, factor: factor.id, hint } } };
       },
       async afterEnrol(req) {
         const shown = await codes.generate(req.login.id);
@@ -140,10 +143,10 @@ export const recoveryMethod: MethodDefinition = {
         await record(req, 'generated', 'success', { count: shown.length });
         return { view: 'factors/recovery/codes', locals: { codes: shown, action: 'signin' } };
       },
-      async regenerate(req) {
+      async regenerate(req, factor) {
         const shown = await codes.generate(req.login.id);
         if (!shown) return null;
-        await record(req, 'regenerated', 'success', { count: shown.length });
+        await record(req, 'regenerated', 'success', { count: shown.length, factor: factor.id });
         return { view: 'factors/recovery/codes', locals: { codes: shown, action: 'profile' } };
       },
       async void(loginId, by) {

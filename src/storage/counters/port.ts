@@ -1,8 +1,7 @@
 /**
  * The attempt-counter port: consecutive failures, the lock they earn and the
  * attempts being evaluated right now, per key (e.g. `pin:<loginId>`,
- * `pwd:<hash>`); sliding windows of failures per client address; and the
- * marks of known browsers.
+ * `pwd:<hash>`); and sliding windows of failures per client address.
  *
  * Implementations: `sqlite/` (embedded) and `redis/` (production, shared by
  * every app process). Both pass `test/storage/counters.contract.test.ts`.
@@ -100,11 +99,6 @@ export interface CounterStore {
   windowTake(key: string, slot: string, limit: number, windowMs: number, now: number): Promise<WindowResult>;
   /** Gives place `slot` back (an attempt that turned out right). */
   windowRelease(key: string, slot: string): Promise<void>;
-
-  /** Remembers `key` until `now + ttlMs` (a known browser's mark); a later call extends it. */
-  mark(key: string, ttlMs: number, now: number): Promise<void>;
-  /** Whether `key` is remembered at `now`. */
-  isMarked(key: string, now: number): Promise<boolean>;
 
   ping(): Promise<void>;
   close(): Promise<void>;

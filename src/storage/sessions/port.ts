@@ -25,6 +25,8 @@ export interface SessionRecord {
   /** SHA-256 (base64url) of the session id: what the adapter stores it under. */
   key: string;
   loginId: string;
+  /** The login's tenant, whose lifetime and idle timeout the session keeps to; null in a record written before it was kept. */
+  tenant: string | null;
   /** Each app (client id) the session signed in to, with the `sid` its ID tokens carry. */
   clients: Record<string, string>;
   /** When the person signed in (the session's `loginTs`). */
@@ -62,8 +64,8 @@ export interface SessionStore {
   init(): Promise<void>;
 
   /**
-   * Creates or replaces the record of the session `uid`; a null `userAgent`
-   * or `ip` keeps the one recorded before.
+   * Creates or replaces the record of the session `uid`; a null `tenant`,
+   * `userAgent` or `ip` keeps the one recorded before.
    */
   recordSession(record: SessionRecord): Promise<void>;
   /** Moves the session's `lastSeenAt` to `at`. */
@@ -77,6 +79,26 @@ export interface SessionStore {
   removeSessionByKey(key: string): Promise<void>;
   /** Forgets sessions that expired before `before`; returns how many. */
   sweepSessions(before: Date): Promise<number>;
+  /**
+   * Records the session unless one is recorded under its `uid` already (a
+   * session found without a record); true when it was recorded.
+   */
+  recordSessionIfAbsent(record: SessionRecord): Promise<boolean>;
+  /**
+   * Up to `limit` sessions of `tenant` (null: records without one) signed in
+   * before `signedInBefore` or last seen before `lastSeenBefore` (null: that
+   * test is off), in `uid` order after `afterUid`: the candidates of an
+   * expiry sweep, which pages through them.
+   */
+  sessionsPast(tenant: string | null, cutoff: { signedInBefore: Date; lastSeenBefore: Date | null }, afterUid: string, limit: number): Promise<SessionRecord[]>;
+  /** Sets the tenant of the session `uid`'s record. */
+  setSessionTenant(uid: string, tenant: string): Promise<void>;
+  /**
+   * Takes the run of the periodic job `name` for the time window `window`
+   * (a whole number that grows with time): true for exactly one caller per
+   * window, across processes, and never for a window older than one taken.
+   */
+  claimRun(name: string, window: number): Promise<boolean>;
 
   /** Queues the logouts, due at once; one already queued for its (client, sid) is left as it is. Returns how many were new. */
   enqueueLogouts(logouts: NewLogout[], now: Date): Promise<number>;

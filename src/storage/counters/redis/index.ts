@@ -86,16 +86,6 @@ redis.call('ZADD', KEYS[1], string.format('%.0f', now), slot)
 redis.call('PEXPIRE', KEYS[1], string.format('%.0f', math.ceil(window)))
 return {1, n + 1, '0'}`;
 
-// A mark's value is its expiry by the caller's clock; PEXPIRE reclaims the memory.
-const MARK = `
-local expiresAt = tonumber(ARGV[1])
-local ttl = tonumber(ARGV[2])
-local current = tonumber(redis.call('GET', KEYS[1]) or '0')
-if expiresAt > current then
-  redis.call('SET', KEYS[1], string.format('%.0f', expiresAt), 'PX', string.format('%.0f', math.ceil(ttl)))
-end
-return 1`;
-
 interface Scripts {
   latchkeyCounterBegin(
     key: string,
@@ -117,14 +107,12 @@ interface Scripts {
     idleResetMs: number,
   ): Promise<[number, string, number]>;
   latchkeyWindowTake(key: string, slot: string, limit: number, windowMs: number, now: number): Promise<[number, number, string]>;
-  latchkeyMark(key: string, expiresAt: number, ttlMs: number): Promise<number>;
 }
 
 /**
  * Attempt counters in Redis through the caller's ioredis client (which the
  * caller also quits): one hash `${prefix}ctr:${key}` per key, one sorted set
- * `${prefix}win:${key}` per window and one string `${prefix}mark:${key}` per
- * mark, each changed by a single Lua script so every app process sees one
+ * `${prefix}win:${key}` per window, each changed by a single Lua script so every app process sees one
  * atomic step. Every script touches one key, so it works unchanged on Redis
  * Cluster.
  */
@@ -132,11 +120,9 @@ export function createRedisCounterStore(redis: Redis | Cluster, opts: { prefix: 
   redis.defineCommand('latchkeyCounterBegin', { numberOfKeys: 1, lua: BEGIN });
   redis.defineCommand('latchkeyCounterSettle', { numberOfKeys: 1, lua: SETTLE });
   redis.defineCommand('latchkeyWindowTake', { numberOfKeys: 1, lua: WINDOW_TAKE });
-  redis.defineCommand('latchkeyMark', { numberOfKeys: 1, lua: MARK });
   const scripts = redis as unknown as Scripts;
   const counterKey = (key: string) => `${opts.prefix}ctr:${key}`;
   const windowKey = (key: string) => `${opts.prefix}win:${key}`;
-  const markKey = (key: string) => `${opts.prefix}mark:${key}`;
 
   return {
     async begin(key, slot, policy, now, expiresAt): Promise<BeginResult> {
@@ -172,13 +158,6 @@ export function createRedisCounterStore(redis: Redis | Cluster, opts: { prefix: 
     },
     async windowRelease(key, slot) {
       await redis.zrem(windowKey(key), slot);
-    },
-    async mark(key, ttlMs, now) {
-      await scripts.latchkeyMark(markKey(key), now + ttlMs, ttlMs);
-    },
-    async isMarked(key, now) {
-      const value = await redis.get(markKey(key));
-      return value != null && Number(value) > now;
     },
     async ping() {
       await redis.ping();

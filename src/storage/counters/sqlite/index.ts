@@ -15,8 +15,7 @@ interface Row {
 /**
  * Attempt counters in the SQLite tables `attempt_counters` (failures and
  * locks), `attempt_slots` (attempts in flight), `attempt_windows` (per-address
- * sliding windows) and `attempt_marks` (known browsers) of the database the
- * caller opened (and closes). Every change runs in a BEGIN IMMEDIATE
+ * sliding windows) of the database the caller opened (and closes). Every change runs in a BEGIN IMMEDIATE
  * transaction, so it stays atomic across every connection and process sharing
  * the file.
  */
@@ -46,11 +45,8 @@ export function createSqliteCounterStore(db: Database.Database): CounterStore {
     );
     CREATE INDEX IF NOT EXISTS attempt_windows_key_at ON attempt_windows (key, at);
     CREATE INDEX IF NOT EXISTS attempt_windows_expires_at ON attempt_windows (expires_at);
-    CREATE TABLE IF NOT EXISTS attempt_marks (
-      key TEXT PRIMARY KEY,
-      expires_at INTEGER NOT NULL
-    );
-    CREATE INDEX IF NOT EXISTS attempt_marks_expires_at ON attempt_marks (expires_at);
+    -- Known browsers' marks lived here; their proofs are in the browser's cookie now (src/known-browsers.ts).
+    DROP TABLE IF EXISTS attempt_marks;
   `);
   // A file from before frozen keys existed; IMMEDIATE, so two processes starting at once add it once.
   db.transaction(() => {
@@ -76,17 +72,12 @@ export function createSqliteCounterStore(db: Database.Database): CounterStore {
     countPlaces: db.prepare<[string], { n: number; oldest: number | null }>('SELECT COUNT(*) AS n, MIN(at) AS oldest FROM attempt_windows WHERE key = ?'),
     takePlace: db.prepare<[string, string, number, number]>('INSERT OR REPLACE INTO attempt_windows (key, slot, at, expires_at) VALUES (?, ?, ?, ?)'),
     releasePlace: db.prepare<[string, string]>('DELETE FROM attempt_windows WHERE key = ? AND slot = ?'),
-    mark: db.prepare<[string, number]>(
-      'INSERT INTO attempt_marks (key, expires_at) VALUES (?, ?) ON CONFLICT (key) DO UPDATE SET expires_at = MAX(expires_at, excluded.expires_at)',
-    ),
-    marked: db.prepare<[string, number], { n: number }>('SELECT COUNT(*) AS n FROM attempt_marks WHERE key = ? AND expires_at > ?'),
     sweep: db.prepare<[number]>(
       `DELETE FROM attempt_counters WHERE key IN (
          SELECT key FROM attempt_counters WHERE expires_at <= ? AND frozen = 0 LIMIT ${SWEEP_BATCH})`,
     ),
     sweepSlots: db.prepare<[number]>(`DELETE FROM attempt_slots WHERE rowid IN (SELECT rowid FROM attempt_slots WHERE expires_at <= ? LIMIT ${SWEEP_BATCH})`),
     sweepPlaces: db.prepare<[number]>(`DELETE FROM attempt_windows WHERE rowid IN (SELECT rowid FROM attempt_windows WHERE expires_at <= ? LIMIT ${SWEEP_BATCH})`),
-    sweepMarks: db.prepare<[number]>(`DELETE FROM attempt_marks WHERE rowid IN (SELECT rowid FROM attempt_marks WHERE expires_at <= ? LIMIT ${SWEEP_BATCH})`),
     ping: db.prepare('SELECT 1'),
   };
 
@@ -144,7 +135,6 @@ export function createSqliteCounterStore(db: Database.Database): CounterStore {
       stmt.sweep.run(now);
       stmt.sweepSlots.run(now);
       stmt.sweepPlaces.run(now);
-      stmt.sweepMarks.run(now);
     } catch {
       // Busy with another process or closed by the owner: the next sweep will do.
     }
@@ -170,12 +160,6 @@ export function createSqliteCounterStore(db: Database.Database): CounterStore {
     },
     async windowRelease(key, slot) {
       stmt.releasePlace.run(key, slot);
-    },
-    async mark(key, ttlMs, now) {
-      stmt.mark.run(key, now + ttlMs);
-    },
-    async isMarked(key, now) {
-      return stmt.marked.get(key, now)!.n > 0;
     },
     async ping() {
       stmt.ping.get();

@@ -6,6 +6,8 @@ interface SessionDoc {
   _id: string;
   key: string;
   loginId: string;
+  /** Absent in a record written before the tenant was kept. */
+  tenant?: string | null;
   /** An array: client ids may hold characters a field name may not. */
   clients: { clientId: string; sid: string }[];
   signedInAt: Date;
@@ -28,6 +30,13 @@ interface LogoutDoc {
   lastError: string | null;
 }
 
+interface RunDoc {
+  /** `{job}:{window}`: the unique insert decides who runs the job in that window. */
+  _id: string;
+  job: string;
+  window: number;
+}
+
 interface ClaimDoc {
   /** `{logout}:{attempts}:{lease window}`: the unique insert decides who takes this attempt. */
   _id: string;
@@ -41,6 +50,7 @@ const toSession = (d: SessionDoc): SessionRecord => ({
   uid: d._id,
   key: d.key,
   loginId: d.loginId,
+  tenant: d.tenant ?? null,
   clients: Object.fromEntries(d.clients.map((c) => [c.clientId, c.sid])),
   signedInAt: d.signedInAt,
   lastSeenAt: d.lastSeenAt,
@@ -73,26 +83,64 @@ export function createMongoSessionStore(db: Db): SessionStore {
   const sessions = db.collection<SessionDoc>('sessions');
   const logouts = db.collection<LogoutDoc>('logouts');
   const claims = db.collection<ClaimDoc>('logout_claims');
+  const runs = db.collection<RunDoc>('job_runs');
+  const docOf = (r: SessionRecord) => ({
+    key: r.key,
+    loginId: r.loginId,
+    clients: Object.entries(r.clients).map(([clientId, sid]) => ({ clientId, sid })),
+    signedInAt: r.signedInAt,
+    lastSeenAt: r.lastSeenAt,
+    expiresAt: r.expiresAt,
+  });
   return {
     async init() {
       await sessions.createIndex({ loginId: 1, expiresAt: 1 });
       await sessions.createIndex({ key: 1 });
       await logouts.createIndex({ deliveredAt: 1, dueAt: 1 });
       await claims.createIndex({ logout: 1 });
+      await sessions.createIndex({ tenant: 1, signedInAt: 1 });
+      await sessions.createIndex({ tenant: 1, lastSeenAt: 1 });
+      await runs.createIndex({ job: 1, window: 1 });
     },
     async recordSession(r) {
-      const seen = {
-        key: r.key,
-        loginId: r.loginId,
-        clients: Object.entries(r.clients).map(([clientId, sid]) => ({ clientId, sid })),
-        signedInAt: r.signedInAt,
-        lastSeenAt: r.lastSeenAt,
-        expiresAt: r.expiresAt,
-      };
-      const browser = { userAgent: r.userAgent, ip: r.ip };
+      const seen = docOf(r);
+      const browser = { tenant: r.tenant, userAgent: r.userAgent, ip: r.ip };
       const given = Object.fromEntries(Object.entries(browser).filter(([, v]) => v !== null));
       const missing = Object.fromEntries(Object.entries(browser).filter(([, v]) => v === null));
       await sessions.updateOne({ _id: r.uid }, { $set: { ...seen, ...given }, ...(Object.keys(missing).length ? { $setOnInsert: missing } : {}) }, { upsert: true });
+    },
+    async recordSessionIfAbsent(r) {
+      try {
+        await sessions.insertOne({ _id: r.uid, ...docOf(r), tenant: r.tenant, userAgent: r.userAgent, ip: r.ip });
+        return true;
+      } catch (e) {
+        if (isDuplicateKey(e)) return false;
+        throw e;
+      }
+    },
+    async sessionsPast(tenant, { signedInBefore, lastSeenBefore }, afterUid, limit) {
+      const past = [{ signedInAt: { $lt: signedInBefore } }, ...(lastSeenBefore ? [{ lastSeenAt: { $lt: lastSeenBefore } }] : [])];
+      const docs = await sessions
+        .find({ tenant, _id: { $gt: afterUid }, $or: past })
+        .sort({ _id: 1 })
+        .limit(limit)
+        .toArray();
+      return docs.map(toSession);
+    },
+    async setSessionTenant(uid, tenant) {
+      await sessions.updateOne({ _id: uid }, { $set: { tenant } });
+    },
+    async claimRun(job, window) {
+      // A window older than one taken is refused too: a run whose clock lags never repeats a later one.
+      if (await runs.findOne({ job, window: { $gte: window } })) return false;
+      try {
+        await runs.insertOne({ _id: `${job}:${window}`, job, window });
+      } catch (e) {
+        if (isDuplicateKey(e)) return false;
+        throw e;
+      }
+      await runs.deleteMany({ job, window: { $lt: window } });
+      return true;
     },
     async touchSession(uid, at) {
       await sessions.updateOne({ _id: uid }, { $set: { lastSeenAt: at } });

@@ -5,6 +5,7 @@ interface SessionRow {
   uid: string;
   key: string;
   login_id: string;
+  tenant: string | null;
   clients: string;
   signed_in_at: number;
   last_seen_at: number;
@@ -29,6 +30,7 @@ const toSession = (r: SessionRow): SessionRecord => ({
   uid: r.uid,
   key: r.key,
   loginId: r.login_id,
+  tenant: r.tenant ?? null,
   clients: JSON.parse(r.clients) as Record<string, string>,
   signedInAt: new Date(r.signed_in_at),
   lastSeenAt: new Date(r.last_seen_at),
@@ -49,9 +51,22 @@ const toLogout = (r: LogoutRow): Logout => ({
   lastError: r.last_error,
 });
 
+const toRow = (r: SessionRecord) => ({
+  uid: r.uid,
+  key: r.key,
+  loginId: r.loginId,
+  tenant: r.tenant,
+  clients: JSON.stringify(r.clients),
+  signedInAt: r.signedInAt.getTime(),
+  lastSeenAt: r.lastSeenAt.getTime(),
+  expiresAt: r.expiresAt.getTime(),
+  userAgent: r.userAgent,
+  ip: r.ip,
+});
+
 /**
  * The session index and the logout queue in the SQLite tables `sessions` and
- * `logouts`. `claimLogouts` runs in a BEGIN IMMEDIATE transaction, so two
+ * `logouts`; `job_runs` holds the last window each periodic job was taken for. `claimLogouts` runs in a BEGIN IMMEDIATE transaction, so two
  * processes sharing the file never lease one logout at once.
  */
 export function createSqliteSessionStore(db: Database.Database): SessionStore {
@@ -82,14 +97,35 @@ export function createSqliteSessionStore(db: Database.Database): SessionStore {
       last_error TEXT
     );
     CREATE INDEX IF NOT EXISTS logouts_due ON logouts (delivered_at, due_at);
+    CREATE TABLE IF NOT EXISTS job_runs (
+      name TEXT PRIMARY KEY,
+      run_window INTEGER NOT NULL
+    );
+  `);
+  // A file made before the index kept the tenant gets the column; its records say null until saved again.
+  if (!(db.prepare('PRAGMA table_info(sessions)').all() as { name: string }[]).some((c) => c.name === 'tenant')) db.exec('ALTER TABLE sessions ADD COLUMN tenant TEXT');
+  db.exec(`
+    CREATE INDEX IF NOT EXISTS sessions_tenant_signed_in ON sessions (tenant, signed_in_at);
+    CREATE INDEX IF NOT EXISTS sessions_tenant_last_seen ON sessions (tenant, last_seen_at);
   `);
   const stmt = {
     record: db.prepare(
-      `INSERT INTO sessions (uid, key, login_id, clients, signed_in_at, last_seen_at, expires_at, user_agent, ip)
-       VALUES (@uid, @key, @loginId, @clients, @signedInAt, @lastSeenAt, @expiresAt, @userAgent, @ip)
-       ON CONFLICT (uid) DO UPDATE SET key = excluded.key, login_id = excluded.login_id, clients = excluded.clients,
+      `INSERT INTO sessions (uid, key, login_id, tenant, clients, signed_in_at, last_seen_at, expires_at, user_agent, ip)
+       VALUES (@uid, @key, @loginId, @tenant, @clients, @signedInAt, @lastSeenAt, @expiresAt, @userAgent, @ip)
+       ON CONFLICT (uid) DO UPDATE SET key = excluded.key, login_id = excluded.login_id, tenant = COALESCE(excluded.tenant, sessions.tenant), clients = excluded.clients,
          signed_in_at = excluded.signed_in_at, last_seen_at = excluded.last_seen_at, expires_at = excluded.expires_at,
          user_agent = COALESCE(excluded.user_agent, sessions.user_agent), ip = COALESCE(excluded.ip, sessions.ip)`,
+    ),
+    recordIfAbsent: db.prepare(
+      `INSERT OR IGNORE INTO sessions (uid, key, login_id, tenant, clients, signed_in_at, last_seen_at, expires_at, user_agent, ip)
+       VALUES (@uid, @key, @loginId, @tenant, @clients, @signedInAt, @lastSeenAt, @expiresAt, @userAgent, @ip)`,
+    ),
+    past: db.prepare<[string | null, string, number, number, number], SessionRow>(
+      'SELECT * FROM sessions WHERE tenant IS ? AND uid > ? AND (signed_in_at < ? OR last_seen_at < ?) ORDER BY uid LIMIT ?',
+    ),
+    setTenant: db.prepare<[string, string]>('UPDATE sessions SET tenant = ? WHERE uid = ?'),
+    claimRun: db.prepare<[string, number]>(
+      'INSERT INTO job_runs (name, run_window) VALUES (?, ?) ON CONFLICT (name) DO UPDATE SET run_window = excluded.run_window WHERE job_runs.run_window < excluded.run_window',
     ),
     touch: db.prepare<[number, string]>('UPDATE sessions SET last_seen_at = ? WHERE uid = ?'),
     get: db.prepare<[string], SessionRow>('SELECT * FROM sessions WHERE uid = ?'),
@@ -127,17 +163,19 @@ export function createSqliteSessionStore(db: Database.Database): SessionStore {
   return {
     async init() {},
     async recordSession(r) {
-      stmt.record.run({
-        uid: r.uid,
-        key: r.key,
-        loginId: r.loginId,
-        clients: JSON.stringify(r.clients),
-        signedInAt: r.signedInAt.getTime(),
-        lastSeenAt: r.lastSeenAt.getTime(),
-        expiresAt: r.expiresAt.getTime(),
-        userAgent: r.userAgent,
-        ip: r.ip,
-      });
+      stmt.record.run(toRow(r));
+    },
+    async recordSessionIfAbsent(r) {
+      return stmt.recordIfAbsent.run(toRow(r)).changes > 0;
+    },
+    async sessionsPast(tenant, { signedInBefore, lastSeenBefore }, afterUid, limit) {
+      return stmt.past.all(tenant, afterUid, signedInBefore.getTime(), lastSeenBefore?.getTime() ?? Number.MIN_SAFE_INTEGER, limit).map(toSession);
+    },
+    async setSessionTenant(uid, tenant) {
+      stmt.setTenant.run(tenant, uid);
+    },
+    async claimRun(name, window) {
+      return stmt.claimRun.run(name, window).changes > 0;
     },
     async touchSession(uid, at) {
       stmt.touch.run(at.getTime(), uid);

@@ -1,18 +1,18 @@
-// A relying party's back-channel logout endpoint (OpenID Connect Back-Channel
-// Logout 1.0) for tests: a real HTTP server that takes logout tokens, and the
-// checks a relying party makes of each.
+// A back-channel logout endpoint for tests (OpenID Connect Back-Channel
+// Logout 1.0), and what a relying party checks of each logout token it gets.
 import assert from 'node:assert/strict';
 import { createServer, type Server } from 'node:http';
 import { constants, createPublicKey, verify, type JsonWebKey } from 'node:crypto';
-import type { RelyingParty } from './latchkey.ts';
 import { listenOnFreePort } from './net.ts';
+import type { RelyingParty } from './latchkey.ts';
 
 const BACKCHANNEL_EVENT = 'http://schemas.openid.net/event/backchannel-logout';
 
-/** A back-channel logout endpoint: records each logout token it takes; `down` answers 503 and takes none. */
+/** A back-channel logout endpoint: records each logout token it takes (and counts connections); `down` answers 503 and takes none. */
 export async function logoutEndpoint() {
   const tokens: string[] = [];
   let down = false;
+  let connections = 0;
   const http: Server = createServer((req, res) => {
     let body = '';
     req.on('data', (chunk: Buffer) => (body += chunk.toString()));
@@ -25,10 +25,13 @@ export async function logoutEndpoint() {
       res.end();
     });
   });
+  http.on('connection', () => connections++);
   const port = await listenOnFreePort(http);
   return {
     url: `http://127.0.0.1:${port}/backchannel-logout`,
+    port,
     tokens,
+    connections: () => connections,
     setDown(value: boolean) {
       down = value;
     },
