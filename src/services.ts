@@ -98,7 +98,7 @@ export async function createServices(config: Config, log: Logger, { now = Date.n
     unavailableStore: stores.unavailableStore,
     now,
   });
-  const sessions = createSessions({ store: stores.sessions, accounts: stores.accounts, provider, audit, log, now, worker: workers });
+  const sessions = createSessions({ store: stores.sessions, accounts: stores.accounts, provider, adapter: stores.adapter, audit, log, now, worker: workers });
   const scimTokens = createScimTokens({ store: stores.scim, pepper: config.keys.pepper, audit, now });
   return {
     config,

@@ -15,10 +15,15 @@
  * most one per client and sid), and a worker sends it with the provider's own
  * logout token, retried with backoff until the app answers 200 or 204; each
  * attempt is in the audit log.
+ *
+ * A session also ends when it reaches its tenant's lifetime or idle timeout:
+ * a sweep each minute finds those in the index and ends them as a sign-out
+ * does (`expireOutlived`). Sessions saved before the index existed are found
+ * in the provider's storage and recorded at start (`indexUnrecorded`).
  */
 import { AsyncLocalStorage } from 'node:async_hooks';
 import type Provider from 'oidc-provider';
-import type { Adapter, AdapterPayload } from '../storage/adapter/port.ts';
+import type { Adapter, AdapterBackend, AdapterPayload } from '../storage/adapter/port.ts';
 import { hashId } from '../storage/adapter/hashed-ids.ts';
 import type { AccountStore, SessionPolicy, Tenant } from '../storage/accounts/port.ts';
 import type { ClaimedLogout, NewLogout, SessionRecord, SessionStore } from '../storage/sessions/port.ts';
@@ -178,6 +183,13 @@ export interface Sessions {
    * has this minute).
    */
   expireOutlived(): Promise<number>;
+  /**
+   * Records every provider session that has no record (one saved before the
+   * index existed, or by a process of that time), so it is listed and ended
+   * like the others; resolves with how many. A serving process runs it once
+   * at start.
+   */
+  indexUnrecorded(): Promise<number>;
   /** Sends the logouts that are due; resolves with how many were delivered. */
   drain(): Promise<number>;
   close(): void;
@@ -187,6 +199,8 @@ export interface SessionDeps {
   store: SessionStore;
   accounts: AccountStore;
   provider: Provider;
+  /** The provider's storage, whose sessions `indexUnrecorded` looks through. */
+  adapter: AdapterBackend;
   audit: Audit;
   log: Logger;
   now?: () => number;
@@ -231,6 +245,7 @@ export function createSessions({
   store,
   accounts,
   provider,
+  adapter,
   audit,
   log,
   now = Date.now,
@@ -315,6 +330,35 @@ export function createSessions({
     }
   }
 
+  async function indexUnrecorded(): Promise<number> {
+    let recorded = 0;
+    for await (const payload of adapter.scan('Session')) {
+      const { jti: id, uid, accountId } = payload;
+      if (typeof id !== 'string' || typeof uid !== 'string' || typeof accountId !== 'string') continue;
+      // Its last use is unknown: its sign-in stands for it, as the request-time check takes it.
+      const signedInAt = new Date(typeof payload.loginTs === 'number' ? payload.loginTs * 1000 : now());
+      const expiresAt = new Date(typeof payload.exp === 'number' ? payload.exp * 1000 : now() + DEFAULT_SESSION_POLICY.lifetimeHours * 3_600_000);
+      const record = {
+        uid,
+        key: hashId(id),
+        loginId: accountId,
+        tenant: await tenantOf(accountId),
+        clients: clientsOf(payload),
+        signedInAt,
+        lastSeenAt: signedInAt,
+        expiresAt,
+        userAgent: null,
+        ip: null,
+      };
+      if (!(await store.recordSessionIfAbsent(record))) continue;
+      // Destroyed while it was being recorded: its destroy found no record to forget.
+      if (!(await provider.Session.adapter.findByUid(uid))) await store.removeSession(uid);
+      else recorded++;
+    }
+    if (recorded) log.info({ sessions: recorded }, 'sessions from before the sessions index are now listed');
+    return recorded;
+  }
+
   async function expireOutlived(): Promise<number> {
     const at = now();
     if (!(await store.claimRun(EXPIRY_JOB, Math.floor(at / expireEveryMs)))) return 0;
@@ -385,6 +429,8 @@ export function createSessions({
     sweepEveryMs: SWEEP_EVERY_MS,
   });
 
+  if (worker)
+    void indexUnrecorded().catch((err: unknown) => log.warn({ err: (err as Error).message }, 'sessions from before the sessions index not listed yet; the next start tries again'));
   const expiry = worker
     ? setInterval(
         () => void expireOutlived().catch((err: unknown) => log.warn({ err: (err as Error).message }, 'session store unavailable; outlived sessions end later')),
@@ -439,6 +485,7 @@ export function createSessions({
       return true;
     },
     expireOutlived,
+    indexUnrecorded,
     drain: loop.drain,
     close() {
       loop.close();

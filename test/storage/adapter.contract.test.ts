@@ -110,6 +110,21 @@ function adapterContract(name: string, open: () => Promise<AdapterHarness>): voi
       assert.deepEqual(await adapter('Session').find(id), payload);
     });
 
+    it('scans the live models of one name: a Session with its id, never an expired, destroyed or other one', async () => {
+      const live = { jti: newId(), uid: newId(), kind: 'Session', accountId: 'acc-scan', loginTs: epoch() };
+      const gone = { jti: newId(), uid: newId(), kind: 'Session', accountId: 'acc-scan', loginTs: epoch() };
+      const expired = { jti: newId(), uid: newId(), kind: 'Session', accountId: 'acc-scan', loginTs: epoch() };
+      await adapter('Session').upsert(live.jti, live, 60);
+      await adapter('Session').upsert(gone.jti, gone, 60);
+      await adapter('Session').destroy(gone.jti);
+      await adapter('Session').upsert(expired.jti, expired, 1);
+      await adapter('Interaction').upsert(newId(), { jti: newId(), kind: 'Interaction', accountId: 'acc-scan' }, 60);
+      await sleep(1100);
+      const scanned: AdapterPayload[] = [];
+      for await (const payload of harness.other.scan('Session')) if (payload.accountId === 'acc-scan') scanned.push(payload);
+      assert.deepEqual(scanned, [live]);
+    });
+
     it('finds a DeviceCode by userCode', async () => {
       const id = newId();
       const userCode = `UC-${newId().slice(0, 8)}`;

@@ -33,6 +33,22 @@ export function withHashedIds(backend: AdapterBackend, key: Buffer, { storedIdCh
   const box = createSecretBox([{ kid: 'adapter', key }]);
   const storedId = storedIdChars >= 43 ? hashId : (id: string) => hashId(id).slice(0, storedIdChars);
 
+  function opened(payload: AdapterPayload | undefined, model: string): AdapterPayload | undefined {
+    if (!payload || typeof payload.jti !== 'string') return payload;
+    try {
+      return { ...payload, jti: box.open(payload.jti, model) };
+    } catch {
+      return undefined;
+    }
+  }
+
+  async function* scan(model: string): AsyncIterable<AdapterPayload> {
+    for await (const payload of backend.scan(model)) {
+      const out = FOUND_BY_LOOKUP.has(model) ? opened(payload, model) : payload;
+      if (out) yield out;
+    }
+  }
+
   function factory(model: string): Adapter {
     const inner = backend.factory(model);
     const lookedUp = FOUND_BY_LOOKUP.has(model);
@@ -46,14 +62,7 @@ export function withHashedIds(backend: AdapterBackend, key: Buffer, { storedIdCh
       return out;
     }
 
-    function fromLookup(payload: AdapterPayload | undefined): AdapterPayload | undefined {
-      if (!payload || typeof payload.jti !== 'string') return payload;
-      try {
-        return { ...payload, jti: box.open(payload.jti, model) };
-      } catch {
-        return undefined;
-      }
-    }
+    const fromLookup = (payload: AdapterPayload | undefined) => opened(payload, model);
 
     return {
       async upsert(id, payload, expiresIn) {
@@ -76,5 +85,5 @@ export function withHashedIds(backend: AdapterBackend, key: Buffer, { storedIdCh
     };
   }
 
-  return { factory, ping: () => backend.ping(), close: () => backend.close() };
+  return { factory, scan, ping: () => backend.ping(), close: () => backend.close() };
 }

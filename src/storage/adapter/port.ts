@@ -18,13 +18,20 @@
  * wrapped by `hashed-ids.ts` (ids stored hashed); wrapped so, both pass
  * `test/storage/adapter.contract.test.ts`.
  */
-import { errors, type Adapter } from 'oidc-provider';
+import { errors, type Adapter, type AdapterPayload } from 'oidc-provider';
 
 export type { Adapter, AdapterPayload } from 'oidc-provider';
 
 export interface AdapterBackend {
   /** oidc-provider calls this with each model name (`Session`, `AccessToken`, …). */
   factory(name: string): Adapter;
+  /**
+   * Every live stored payload of the model `name`, in no order: for a
+   * start-up's look at what is stored (the sessions index's catching up), not
+   * for a request. Through `withHashedIds` a model found by a lookup field (a
+   * Session) comes with its id in `jti`; any other with the stored hash.
+   */
+  scan(name: string): AsyncIterable<AdapterPayload>;
   ping(): Promise<void>;
   close(): Promise<void>;
 }

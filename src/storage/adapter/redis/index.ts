@@ -220,8 +220,27 @@ export function createRedisAdapterBackend(redis: Redis | Cluster, opts: { prefix
     };
   }
 
+  const SCAN_COUNT = 500;
   return {
     factory,
+    async *scan(model) {
+      const keyPrefix = `${prefix}${REDIS_MODEL_CODES[model] ?? model}:`;
+      const pattern = `${keyPrefix.replace(/[*?[\]\\]/g, '\\$&')}*`;
+      // A cluster keeps every key of the prefix in one slot, but which node holds it is the cluster's business.
+      const nodes = 'nodes' in redis && typeof redis.nodes === 'function' ? (redis as Cluster).nodes('master') : [redis as Redis];
+      for (const node of nodes) {
+        let cursor = '0';
+        do {
+          const [next, keys] = await node.scan(cursor, 'MATCH', pattern, 'COUNT', SCAN_COUNT);
+          cursor = next;
+          const values = keys.length ? await node.mgetBuffer(...keys) : [];
+          for (let i = 0; i < keys.length; i++) {
+            const value = values[i];
+            if (value) yield decodeModel(value, keys[i]!.slice(keyPrefix.length), model, LOOKUP[model]?.field) as AdapterPayload;
+          }
+        } while (cursor !== '0');
+      }
+    },
     async ping() {
       await redis.ping();
     },

@@ -66,6 +66,9 @@ export function createSqliteAdapterBackend(db: Database.Database): AdapterBacken
       `DELETE FROM oidc_models WHERE rowid IN (
          SELECT rowid FROM oidc_models WHERE expires_at <= ? LIMIT ${SWEEP_BATCH})`,
     ),
+    scan: db.prepare<[string, number, number, number], { rowid: number; payload: string }>(
+      `SELECT rowid, payload FROM oidc_models WHERE model = ? AND rowid > ? AND ${live} ORDER BY rowid LIMIT ?`,
+    ),
     ping: db.prepare('SELECT 1'),
   };
 
@@ -119,6 +122,14 @@ export function createSqliteAdapterBackend(db: Database.Database): AdapterBacken
 
   return {
     factory,
+    async *scan(model) {
+      for (let after = 0; ;) {
+        const rows = stmt.scan.all(model, after, Date.now(), SWEEP_BATCH);
+        for (const row of rows) yield JSON.parse(row.payload) as AdapterPayload;
+        if (rows.length < SWEEP_BATCH) return;
+        after = rows.at(-1)!.rowid;
+      }
+    },
     async ping() {
       stmt.ping.get();
     },
