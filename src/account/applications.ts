@@ -7,7 +7,8 @@
 import type Router from '@koa/router';
 import type { Context } from 'koa';
 import { LatchkeyError } from '../errors.ts';
-import { formFields } from '../web/forms.ts';
+import { formFields, formList } from '../web/forms.ts';
+import { API_SCOPES } from '../api/scopes.ts';
 import { deleteClient, listClients, registerClient, rotateClientSecret, type ClientSummary } from '../admin/clients.ts';
 import { noticeOf } from './labels.ts';
 import type { AccountKit, Signed } from './kit.ts';
@@ -40,6 +41,7 @@ export function applicationRoutes(router: Router, kit: AccountKit) {
         entered: locals.entered ?? { name: '', redirectUris: '', firstParty: 'no', minAcr: '', type: 'confidential' },
         clients: clients.map((c) => ({ ...c, minFactor: c.minAcr ? acrOptions().find((o) => o.acr === c.minAcr)?.factor : null })),
         acrOptions: acrOptions(),
+        apiScopes: API_SCOPES,
       },
       locals.error?.status ?? 200,
     );
@@ -67,6 +69,7 @@ export function applicationRoutes(router: Router, kit: AccountKit) {
         firstParty: f.first_party === 'yes',
         minAcr: f.min_acr ?? '',
         type: f.client_type ?? 'confidential',
+        apiScopes: formList(ctx.request.body, 'api_scopes', { max: API_SCOPES.length, maxLength: 64 }),
       });
       secretPage(ctx, signed, client, secret, 'registered');
     } catch (err) {

@@ -22,6 +22,7 @@ import { badRequest, notFound } from '../errors.ts';
 import { clientMetadata } from '../provider/clients.ts';
 import type { AccountStore, Client } from '../storage/accounts/port.ts';
 import { recordChange } from './record.ts';
+import { API_SCOPES, grantedApiScopes, mayHoldApiScopes, type ApiScope } from '../api/scopes.ts';
 import type { Actor } from './people.ts';
 import { slugOf } from './slug.ts';
 
@@ -43,6 +44,8 @@ export interface ClientInput {
   minAcr?: unknown;
   /** `confidential` (a secret, the default) or `public` (PKCE only, e.g. a single-page or mobile app). */
   type?: unknown;
+  /** The management API's scopes it may ask for with client_credentials (`src/api/scopes.ts`); a confidential client's only. */
+  apiScopes?: unknown;
 }
 
 /** An application as the owner sees it (never its secret or hash). */
@@ -53,6 +56,7 @@ export interface ClientSummary {
   firstParty: boolean;
   minAcr: string | null;
   confidential: boolean;
+  apiScopes: ApiScope[];
 }
 
 const NAME_MAX = 100;
@@ -74,6 +78,7 @@ function summary(c: Client): ClientSummary {
     firstParty: c.firstParty,
     minAcr: acr ?? null,
     confidential: typeof m.client_secret === 'string' && m.client_secret.length > 0,
+    apiScopes: grantedApiScopes(m),
   };
 }
 
@@ -127,6 +132,8 @@ export async function registerClient(deps: ClientDeps, actor: Actor, input: Clie
   if (minAcr !== null && (typeof minAcr !== 'string' || !acrs.includes(minAcr))) throw badRequest('errors.clients.minAcr');
   const type = input.type ?? 'confidential';
   if (type !== 'confidential' && type !== 'public') throw badRequest('errors.clients.type');
+  const scopes = input.apiScopes ?? [];
+  if (!Array.isArray(scopes) || scopes.some((s) => !(API_SCOPES as readonly unknown[]).includes(s))) throw badRequest('errors.clients.apiScope');
   const secret = type === 'confidential' ? newSecret() : null;
   const clientId = `${slugOf(name, 'app')}-${randomBytes(4).toString('hex')}`;
   const metadata: Client['metadata'] = {
@@ -135,7 +142,10 @@ export async function registerClient(deps: ClientDeps, actor: Actor, input: Clie
     redirect_uris: uris,
     ...(secret ? { client_secret: createClientSecrets(deps.config.keys.pepper).hash(secret) } : { token_endpoint_auth_method: 'none' }),
     ...(minAcr ? { default_acr_values: [minAcr] } : {}),
+    // The API is called with client_credentials: a client given scopes may use that grant too.
+    ...(scopes.length ? { grant_types: ['authorization_code', 'refresh_token', 'client_credentials'], api_scopes: [...new Set(scopes as ApiScope[])] } : {}),
   };
+  if (scopes.length && !mayHoldApiScopes(metadata)) throw badRequest('errors.clients.apiScopesPublic');
   const client: Client = { clientId, tenant: actor.tenant.id, firstParty: input.firstParty, metadata };
   // What the provider itself would refuse (its metadata rules) is refused here, before anything is stored.
   try {
@@ -144,7 +154,7 @@ export async function registerClient(deps: ClientDeps, actor: Actor, input: Clie
     throw badRequest('errors.clients.invalid', { problem: String((err as { error_description?: unknown }).error_description ?? 'invalid client metadata').slice(0, 200) });
   }
   await deps.accounts.upsertClient(client);
-  await recordChange(deps.audit, actor, 'client.added', { app: clientId, firstParty: client.firstParty, minAcr });
+  await recordChange(deps.audit, actor, 'client.added', { app: clientId, firstParty: client.firstParty, minAcr, ...(scopes.length ? { apiScopes: metadata.api_scopes } : {}) });
   return { client: summary(client), secret };
 }
 

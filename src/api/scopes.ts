@@ -15,8 +15,18 @@ export const API_SCOPE_TEXT: Record<ApiScope, string> = {
   'latchkey:webhooks.write': 'read, add and remove webhook subscriptions and read their deliveries',
 };
 
+/**
+ * Whether a client may hold API scopes: only a confidential one (it has a
+ * secret) that may use `client_credentials`. The import and the Applications
+ * page refuse scopes for any other, and `grantedApiScopes` grants it none.
+ */
+export function mayHoldApiScopes(metadata: Record<string, unknown>): boolean {
+  const grants = Array.isArray(metadata.grant_types) ? (metadata.grant_types as unknown[]) : [];
+  return typeof metadata.client_secret === 'string' && metadata.client_secret.length > 0 && grants.includes('client_credentials');
+}
+
 /** The API scopes granted to a stored client (kept in its metadata as `api_scopes`). */
 export function grantedApiScopes(metadata: Record<string, unknown>): ApiScope[] {
   const granted = metadata.api_scopes;
-  return Array.isArray(granted) ? API_SCOPES.filter((s) => granted.includes(s)) : [];
+  return Array.isArray(granted) && mayHoldApiScopes(metadata) ? API_SCOPES.filter((s) => granted.includes(s)) : [];
 }

@@ -13,7 +13,7 @@ import { createSecretBox, type SecretBox } from '../crypto/secretbox.ts';
 import { CLIENT_SECRET_MIN_LENGTH, createClientSecrets } from '../crypto/client-secret.ts';
 import { resealUpstreamSecret } from '../upstream/secret.ts';
 import { builtInFactors, type FactorCatalogue } from '../factors/registry.ts';
-import { API_SCOPES } from '../api/scopes.ts';
+import { API_SCOPES, mayHoldApiScopes } from '../api/scopes.ts';
 
 const id = z.string().regex(/^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$/, 'must be 1-128 letters, digits, ".", "_" or "-"');
 const name = z.string().trim().min(1, 'must not be empty').max(200);
@@ -82,7 +82,7 @@ export function importSchemaFor(factors: FactorCatalogue) {
       const grants = c.grant_types ?? ['authorization_code', 'refresh_token'];
       // Only a client that never signs people in (client_credentials alone) has no redirect URI.
       if (!c.redirect_uris && grants.some((g) => g !== 'client_credentials')) ctx.addIssue({ code: 'custom', path: ['redirect_uris'], message: 'needs at least one redirect URI' });
-      if (c.api_scopes?.length && (!c.client_secret || !grants.includes('client_credentials'))) {
+      if (c.api_scopes?.length && !mayHoldApiScopes({ client_secret: c.client_secret, grant_types: grants })) {
         ctx.addIssue({ code: 'custom', path: ['api_scopes'], message: 'needs a client_secret and "client_credentials" in grant_types' });
       }
     });

@@ -10,6 +10,7 @@ import { Browser, testIds, textOf, csrfOf } from '../support/browser.ts';
 import { REDIRECT_URI, SETUPS, callbackReached, relyingParty, signIn, startServer, testClock, type TestServer } from '../support/latchkey.ts';
 import { SHORT_LOCKS } from '../support/factors.ts';
 import { accountFixture, errorOf, noticeOf, onAccountPage, signedIn, submit } from './support.ts';
+import { tokenFor } from '../api/support.ts';
 
 const OWNER = { email: 'owner@acme.test' };
 const JANE = { email: 'jane@acme.test', login: 'jane-acme' };
@@ -162,6 +163,31 @@ for (const setup of SETUPS) {
       const list = await browser.get('/account/applications');
       assert.ok(!testIds(list).includes(`rotate-${clientId}`));
       assert.equal((await browser.post(`/account/applications/${clientId}/rotate`, { csrf: csrfOf(list), confirm: 'yes' })).status, 400);
+    });
+
+    it('gives a server app the management API scopes checked on the form: it calls the API with client_credentials, an app without them cannot', async () => {
+      const { done } = await register({ name: 'Directory sync', api_scopes: 'latchkey:logins.read' });
+      assert.equal(done.status, 200, errorOf(done));
+      const reader = { id: textOf(done, 'client-id')!, secret: textOf(done, 'client-secret')! };
+      const stored = (await accounts().getClient(reader.id))!;
+      assert.deepEqual(stored.metadata.api_scopes, ['latchkey:logins.read']);
+      assert.deepEqual((await tenantAudit('client.added'))[0]?.detail?.apiScopes, ['latchkey:logins.read']);
+      const token = await tokenFor(server.issuer, reader, 'latchkey:logins.read');
+      const listed = await fetch(`${server.issuer}/api/v1/logins`, { headers: { authorization: `Bearer ${token}` } });
+      assert.equal(listed.status, 200, 'the scope given on the page works');
+      const removal = await fetch(`${server.issuer}/api/v1/logins/jane-acme`, { method: 'DELETE', headers: { authorization: `Bearer ${token}` } });
+      assert.equal(removal.status, 403, 'and no other');
+      await assert.rejects(tokenFor(server.issuer, reader, 'latchkey:logins.write'), 'a scope not given is refused at the token endpoint');
+
+      const { done: plain } = await register({ name: 'No API' });
+      const other = { id: textOf(plain, 'client-id')!, secret: textOf(plain, 'client-secret')! };
+      await assert.rejects(tokenFor(server.issuer, other, 'latchkey:logins.read'), 'an app without API scopes gets no API token');
+
+      const before = (await accounts().listClients('acme')).length;
+      const { done: refused } = await register({ name: 'Phone', client_type: 'public', api_scopes: 'latchkey:logins.read' });
+      assert.equal(refused.status, 400, 'a public app cannot hold API scopes');
+      assert.equal((await register({ name: 'Bad', api_scopes: 'latchkey:everything' })).done.status, 400);
+      assert.equal((await accounts().listClients('acme')).length, before, 'nothing stored');
     });
 
     it("refuses non-owners (403), forged forms (403) and another tenant's owner (403), and asks an old sign-in to sign in again", async () => {
