@@ -104,6 +104,12 @@ export const forbidden = (key = 'errors.forbidden') => new LatchkeyError('forbid
 
 export const notFound = (key = 'errors.not_found') => new LatchkeyError('not_found', 404, key);
 
+/**
+ * An owner page's id that is not of the owner's tenant: another tenant's, or
+ * none at all. One answer for both, so nothing outside the tenant shows.
+ */
+export const notInTenant = () => new LatchkeyError('forbidden', 403, 'errors.account.notInTenant');
+
 /** A change the tenant's current state does not allow (an id taken, a user type in use, the last owner); nothing changed. */
 export const conflict = (key: string, detail: Record<string, unknown> = {}) => new LatchkeyError('conflict', 409, key, detail);
 

@@ -8,9 +8,10 @@ import type Router from '@koa/router';
 import type { Context } from 'koa';
 import { LatchkeyError } from '../errors.ts';
 import { formFields } from '../web/forms.ts';
-import { deleteClient, getClientSummary, listClients, registerClient, rotateClientSecret, type ClientSummary } from '../admin/clients.ts';
+import { deleteClient, listClients, registerClient, rotateClientSecret, type ClientSummary } from '../admin/clients.ts';
 import { noticeOf } from './labels.ts';
 import type { AccountKit, Signed } from './kit.ts';
+import { owned } from './owned.ts';
 
 const path = (id: string, action: string) => `/account/applications/${encodeURIComponent(id)}/${action}`;
 
@@ -82,7 +83,7 @@ export function applicationRoutes(router: Router, kit: AccountKit) {
     router.get(`/applications/:clientId/${kind}`, async (ctx) => {
       const signed = await kit.owner(ctx);
       if (!signed) return;
-      const client = await getClientSummary(deps, signed.tenant.id, ctx.params.clientId);
+      const client = owned(ctx, 'clientId');
       if (!kit.fresh(ctx, signed, path(client.clientId, kind))) return;
       confirmPage(ctx, signed, client, kind);
     });
@@ -91,7 +92,7 @@ export function applicationRoutes(router: Router, kit: AccountKit) {
     router.post(`/applications/:clientId/${kind}`, async (ctx) => {
       const signed = await kit.owner(ctx, true);
       if (!signed) return;
-      const client = await getClientSummary(deps, signed.tenant.id, ctx.params.clientId);
+      const client = owned(ctx, 'clientId');
       if (!kit.fresh(ctx, signed, path(client.clientId, kind))) return;
       const { confirm } = formFields(ctx.request.body, [], ['csrf', 'confirm'], 128);
       if (confirm !== 'yes') return confirmPage(ctx, signed, client, kind);

@@ -53,9 +53,10 @@ export interface AccountKit {
   signedInForm(ctx: Context, optional?: boolean): Promise<Signed | null>;
   /** 403 unless the login owns its tenant. */
   requireOwner(signed: Signed): void;
-  /** A login of the signed-in owner's tenant, or 404: another tenant's login is as unknown as a missing one. */
-  tenantLogin(signed: Signed, loginId: unknown): Promise<Login>;
-  /** `signedIn` (or with `form`, `signedInForm`) and then `requireOwner`. */
+  /**
+   * `signedIn` (or with `form`, `signedInForm`) and then `requireOwner`; once
+   * per request (the guard of `./owned.ts` asks first, the route again).
+   */
   owner(ctx: Context, form?: boolean): Promise<Signed | null>;
   /**
    * True when the last sign-in is recent enough for a sensitive change;
@@ -66,6 +67,9 @@ export interface AccountKit {
   factorRequest(ctx: Context, signed: Signed, body: Record<string, string>, draft?: Record<string, unknown>): FactorRequest;
   requestInfo(ctx: Context): RequestInfo;
 }
+
+/** Where `owner` keeps the signed-in owner for the rest of the request. */
+const OWNER = 'latchkeyOwner';
 
 const RETURN_BASE = 'http://return-to.invalid';
 const RETURN_PATH = /^\/account(\/[A-Za-z0-9._~/-]*)?(\?[A-Za-z0-9._~=&%+-]*)?$/;
@@ -163,10 +167,13 @@ export function createAccountKit(deps: AccountDeps): AccountKit {
     requireOwner(signed) {
       if (!signed.isOwner) throw forbidden('errors.ownerOnly');
     },
-    tenantLogin: (signed, loginId) => kit.people.login({ tenant: signed.tenant, by: { login: signed.login.id }, ip: null, userAgent: null }, loginId),
     async owner(ctx, form = false) {
+      // A form's check (origin, CSRF token) is never skipped for one made without it.
+      const known = ctx.state[OWNER] as { signed: Signed; form: boolean } | undefined;
+      if (known && (known.form || !form)) return known.signed;
       const signed = form ? await kit.signedInForm(ctx) : await kit.signedIn(ctx);
       if (signed) kit.requireOwner(signed);
+      if (signed) ctx.state[OWNER] = { signed, form };
       return signed;
     },
     fresh(ctx, signed, returnTo) {

@@ -1,4 +1,5 @@
 import type { FactorCatalogue, FactorRegistry } from '../factors/registry.ts';
+import type { FactorMethod } from '../factors/types.ts';
 import type { Login } from '../storage/accounts/port.ts';
 
 /**
@@ -33,6 +34,19 @@ export function factorState(login: Login, factors: FactorRegistry): Text[] {
   return parts.length ? parts : [{ key: 'factorState.none' }];
 }
 
+/** The methods of the factors `login` has set up (the app's recovery codes), each once, in the registry's order. */
+export function enrolledMethods(login: Login, factors: FactorRegistry): FactorMethod[] {
+  return [
+    ...new Map(
+      factors
+        .all()
+        .filter((f) => f.enrolled(login))
+        .flatMap((f) => factors.methods(f))
+        .map((m) => [m.id, m]),
+    ).values(),
+  ];
+}
+
 /** `2024-05-01 10:00:00 UTC`. */
 export const formatTime = (time: Date) => `${time.toISOString().slice(0, 19).replace('T', ' ')} UTC`;
 
@@ -48,6 +62,7 @@ export const NOTICES = [
   'upstreamUnlinked',
   'sessionEnded',
   'otherSessionsEnded',
+  'sessionsEnded',
   'added',
   'added-invited',
   'disable',

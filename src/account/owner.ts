@@ -23,6 +23,7 @@ import { upstreamSettings } from '../upstream/settings.ts';
 import { fullName, userTypeName } from '../names.ts';
 import { PEOPLE_PAGE, peopleQuery, peopleUrl } from './people.ts';
 import { sessionPolicyOf } from '../sessions/index.ts';
+import { owned } from './owned.ts';
 
 /**
  * What an owner can do to a user, by the last segment of its URL; each asks
@@ -303,8 +304,6 @@ export function ownerRoutes(router: Router, kit: AccountKit) {
     return same;
   }
 
-  const tenantLogin = (signed: Signed, loginId: unknown) => kit.tenantLogin(signed, loginId);
-
   /** The factor a `reset/<id>` action resets, or null for the other actions. */
   const resetOf = (kind: UserAction): Factor | null => (kind.startsWith('reset/') ? factors.get(kind.slice('reset/'.length)) : null);
 
@@ -342,7 +341,7 @@ export function ownerRoutes(router: Router, kit: AccountKit) {
     router.get(path, async (ctx) => {
       const signed = await owner(ctx);
       if (!signed) return;
-      const target = await tenantLogin(signed, ctx.params.loginId);
+      const target = owned(ctx, 'loginId');
       checkAllowed(signed, kind, target);
       if (!kit.fresh(ctx, signed, `/account/users/${encodeURIComponent(target.id)}/${kind}`)) return;
       confirmPage(ctx, signed, kind, target);
@@ -352,7 +351,7 @@ export function ownerRoutes(router: Router, kit: AccountKit) {
     router.post(path, async (ctx) => {
       const signed = await owner(ctx, true);
       if (!signed) return;
-      const target = await tenantLogin(signed, ctx.params.loginId);
+      const target = owned(ctx, 'loginId');
       checkAllowed(signed, kind, target);
       if (!kit.fresh(ctx, signed, `/account/users/${encodeURIComponent(target.id)}/${kind}`)) return;
       const { confirm } = formFields(ctx.request.body, [], ['csrf', 'confirm'], 128);

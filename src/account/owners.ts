@@ -12,6 +12,8 @@ import { addOwner, isOwner, listOwners, loginByEmail, removeOwner } from '../adm
 import { fullName, userTypeName } from '../names.ts';
 import { noticeOf } from './labels.ts';
 import type { AccountKit, Signed } from './kit.ts';
+import type { Login } from '../storage/accounts/port.ts';
+import { owned } from './owned.ts';
 
 const removePath = (id: string) => `/account/owners/${encodeURIComponent(id)}/remove`;
 
@@ -61,8 +63,7 @@ export function ownerListRoutes(router: Router, kit: AccountKit) {
     ctx.status = 303;
   });
 
-  async function confirmPage(ctx: Context, signed: Signed, id: string, error?: LatchkeyError) {
-    const login = await kit.tenantLogin(signed, id);
+  async function confirmPage(ctx: Context, signed: Signed, login: Login, error?: LatchkeyError) {
     if (!isOwner(signed.tenant, login.id)) throw notFound('errors.owners.notOwner');
     kit.render(
       ctx,
@@ -82,23 +83,23 @@ export function ownerListRoutes(router: Router, kit: AccountKit) {
   router.get('/owners/:loginId/remove', async (ctx) => {
     const signed = await kit.owner(ctx);
     if (!signed) return;
-    const id = String(ctx.params.loginId);
-    if (!kit.fresh(ctx, signed, removePath(id))) return;
-    await confirmPage(ctx, signed, id);
+    const target = owned(ctx, 'loginId');
+    if (!kit.fresh(ctx, signed, removePath(target.id))) return;
+    await confirmPage(ctx, signed, target);
   });
 
   // The list's button posts here without `confirm`: that shows the confirmation; `confirm=yes` takes the owner off.
   router.post('/owners/:loginId/remove', async (ctx) => {
     const signed = await kit.owner(ctx, true);
     if (!signed) return;
-    const target = await kit.tenantLogin(signed, ctx.params.loginId);
+    const target = owned(ctx, 'loginId');
     if (!kit.fresh(ctx, signed, removePath(target.id))) return;
     const { confirm } = formFields(ctx.request.body, [], ['csrf', 'confirm'], 128);
-    if (confirm !== 'yes') return confirmPage(ctx, signed, target.id);
+    if (confirm !== 'yes') return confirmPage(ctx, signed, target);
     try {
       await removeOwner(deps, kit.actor(ctx, signed), target.id);
     } catch (err) {
-      if (err instanceof LatchkeyError && err.code === 'conflict') return confirmPage(ctx, signed, target.id, err);
+      if (err instanceof LatchkeyError && err.code === 'conflict') return confirmPage(ctx, signed, target, err);
       throw err;
     }
     // An owner who took themselves off has no owner pages any more.

@@ -14,6 +14,7 @@ import { formFields } from '../web/forms.ts';
 import { fullName, userTypeName } from '../names.ts';
 import { checkPerson, derivedLoginId, type FieldNames, type Namesakes, type PersonFields } from '../admin/people.ts';
 import type { AccountKit, Signed } from './kit.ts';
+import { owned } from './owned.ts';
 
 /** Logins shown on one page of Users. */
 export const PEOPLE_PAGE = 50;
@@ -138,7 +139,7 @@ export function peopleRoutes(router: Router, kit: AccountKit) {
   router.get('/users/:loginId/edit', async (ctx) => {
     const signed = await kit.owner(ctx);
     if (!signed) return;
-    const target = await kit.tenantLogin(signed, ctx.params.loginId);
+    const target = owned(ctx, 'loginId');
     if (!kit.fresh(ctx, signed, editAction(target))) return;
     personPage(ctx, signed, { action: editAction(target), editing: target, person: asFields(target) });
   });
@@ -146,7 +147,7 @@ export function peopleRoutes(router: Router, kit: AccountKit) {
   router.post('/users/:loginId/edit', async (ctx) => {
     const signed = await kit.owner(ctx, true);
     if (!signed) return;
-    const target = await kit.tenantLogin(signed, ctx.params.loginId);
+    const target = owned(ctx, 'loginId');
     if (!kit.fresh(ctx, signed, editAction(target))) return;
     const fields = formFields(ctx.request.body, ['first_name', 'last_name', 'email', 'user_type'], ['csrf', 'same_name'], 320);
     let person: PersonFields;

@@ -1,20 +1,34 @@
 /**
  * The owner's page of one person: `GET /account/users/{loginId}` — the
  * login's facts, the factors it really has set up with only the resets that
- * apply to them, the lock, the last sign-in, the person's upstream links and
- * other logins here, and the login's recent events (read like the audit log).
- * Only ever a login of the owner's own tenant (another tenant's is a 404).
+ * apply to them, what their alternatives have left (recovery codes), the
+ * lock, the last sign-in, where the login is signed in (the profile's list,
+ * with "Sign out" per session and "Sign out everywhere"), the person's
+ * upstream links and other logins here, and the login's recent events (read
+ * like the audit log). Only ever a login of the owner's own tenant
+ * (`./owned.ts`). Signing out goes through `src/admin/people.ts`, which
+ * audits it with the owner as the one who acted and tells the apps by
+ * back-channel logout.
  */
 import type Router from '@koa/router';
+import type { Context } from 'koa';
+import { notFound } from '../errors.ts';
+import { formFields } from '../web/forms.ts';
+import type { Login } from '../storage/accounts/port.ts';
 import { fullName, loginLabel, userTypeName, userTypeOf } from '../names.ts';
 import { localeOf } from '../web/views.ts';
 import { detailTexts, formatEventTime } from './audit-text.ts';
 import type { AccountKit } from './kit.ts';
-import { factorName, factorText } from './labels.ts';
+import { enrolledMethods, factorName, factorText, noticeOf } from './labels.ts';
 import { eventText } from './owner.ts';
+import { owned } from './owned.ts';
+import { sessionsShown } from './sessions.ts';
 
 /** Events shown on the page; the audit log has the rest (`/account/audit?login=`). */
 const RECENT_EVENTS = 10;
+const SESSION_ID_MAX = 128;
+
+const personPath = (login: Login, action = '') => `/account/users/${encodeURIComponent(login.id)}${action}`;
 
 export function personPageRoutes(router: Router, kit: AccountKit) {
   const { accounts, factors } = kit.deps;
@@ -22,14 +36,15 @@ export function personPageRoutes(router: Router, kit: AccountKit) {
   router.get('/users/:loginId', async (ctx) => {
     const signed = await kit.owner(ctx);
     if (!signed) return;
-    const target = await kit.tenantLogin(signed, ctx.params.loginId);
+    const target = owned(ctx, 'loginId');
     const tenant = signed.tenant;
-    const [events, lastSignIn, identity, siblings, lock] = await Promise.all([
+    const [events, lastSignIn, identity, siblings, lock, sessions] = await Promise.all([
       accounts.listAudit({ tenant: tenant.id, login: target.id, limit: RECENT_EVENTS }),
       accounts.listAudit({ tenant: tenant.id, login: target.id, type: 'signin.success', limit: 1 }),
       accounts.findIdentityByEmail(target.email),
       accounts.listLoginsForEmail(tenant.id, target.email),
       kit.people.lockState(target),
+      kit.people.listSessions(kit.actor(ctx, signed), target),
     ]);
     const links = identity ? await accounts.listUpstreamLinks(identity.id) : [];
     const upstreams = await accounts.listUpstreams(tenant.id);
@@ -48,8 +63,10 @@ export function personPageRoutes(router: Router, kit: AccountKit) {
         reset: f.ownerReset ? { action: `/account/users/${encodeURIComponent(target.id)}/reset/${f.id}`, text: factorText(f.id, 'resetButton') } : null,
       }));
     const fmt = (time: Date) => ({ iso: time.toISOString(), text: formatEventTime(time, lang, null) });
+    const isMe = target.id === signed.login.id;
     kit.render(ctx, 'account/person-page', signed, {
       section: 'users',
+      notice: noticeOf(ctx.query.notice),
       person: {
         id: target.id,
         name: fullName(target),
@@ -59,10 +76,18 @@ export function personPageRoutes(router: Router, kit: AccountKit) {
         policy: factorName(policy),
         disabled: target.disabled,
         lock,
-        isMe: target.id === signed.login.id,
+        isMe,
         passwordSet: !!identity?.passwordHash,
       },
       enrolled,
+      // What the alternatives of the factors set up have left, for those that count (the app's recovery codes).
+      methods: enrolledMethods(target, factors)
+        .filter((m) => m.count)
+        .map((m) => ({ id: m.id, name: factorName(m.id), count: m.count!(target) ?? 0, countText: factorText(m.id, 'count') })),
+      // The owner's own sessions are ended from their profile (this browser's with its sign-out).
+      sessions: sessionsShown(sessions, signed.session.sid, t),
+      endSession: isMe ? null : personPath(target, '/sessions/end'),
+      endSessions: isMe ? null : personPath(target, '/sessions/end-all'),
       lastSignIn: lastSignIn[0] ? fmt(lastSignIn[0].time) : null,
       links: links.map((l) => ({ issuer: l.issuer, name: upstreams.find((u) => u.issuer === l.issuer)?.name ?? l.issuer })),
       others: siblings.filter((l) => l.id !== target.id).map((l) => ({ id: l.id, label: loginLabel(l, tenant), disabled: l.disabled })),
@@ -75,5 +100,39 @@ export function personPageRoutes(router: Router, kit: AccountKit) {
       })),
       allEvents: `/account/audit?${new URLSearchParams({ login: target.id })}`,
     });
+  });
+
+  const signedOut = (ctx: Context, target: Login, notice: 'sessionEnded' | 'sessionsEnded') => {
+    ctx.redirect(`${personPath(target)}?notice=${notice}`);
+    ctx.status = 303;
+  };
+
+  // One session of the person: its sign-in everywhere and its apps' tokens end, and its apps are told.
+  router.post('/users/:loginId/sessions/end', async (ctx) => {
+    const signed = await kit.owner(ctx, true);
+    if (!signed) return;
+    const target = owned(ctx, 'loginId');
+    const { session } = formFields(ctx.request.body, ['session'], ['csrf'], SESSION_ID_MAX);
+    // Another login's session (of this tenant or not), or one ended already: the same answer.
+    if (!(await kit.people.endSession(kit.actor(ctx, signed), target, session))) throw notFound('errors.sessions.noSuchSession');
+    signedOut(ctx, target, 'sessionEnded');
+  });
+
+  // Every session and token of the person, after a confirmation.
+  router.post('/users/:loginId/sessions/end-all', async (ctx) => {
+    const signed = await kit.owner(ctx, true);
+    if (!signed) return;
+    const target = owned(ctx, 'loginId');
+    const { confirm } = formFields(ctx.request.body, [], ['csrf', 'confirm'], 128);
+    if (confirm !== 'yes') {
+      return kit.render(ctx, 'account/confirm-reset', signed, {
+        section: 'users',
+        texts: 'account.person.endSessions',
+        action: personPath(target, '/sessions/end-all'),
+        target: { id: target.id, name: fullName(target), email: target.email, userType: userTypeName(signed.tenant, target.userType) },
+      });
+    }
+    await kit.people.endSessions(kit.actor(ctx, signed), target);
+    signedOut(ctx, target, 'sessionsEnded');
   });
 }

@@ -11,7 +11,7 @@ import { LatchkeyError, badRequest, invalidCredentials, notFound } from '../erro
 import type { Factor, FactorChange, FactorMethod } from '../factors/types.ts';
 import { setRetryAfter } from '../web/errors.ts';
 import { declaredFields, formFields } from '../web/forms.ts';
-import { factorName, factorNotice, factorText, noticeOf } from './labels.ts';
+import { enrolledMethods, factorName, factorNotice, factorText, noticeOf } from './labels.ts';
 import { amrText, formatEventTime } from './audit-text.ts';
 import { localeOf } from '../web/views.ts';
 import { fullName } from '../names.ts';
@@ -40,13 +40,13 @@ export function profileRoutes(router: Router, kit: AccountKit) {
       accounts.findIdentityByEmail(login.email),
       accounts.listAudit({ tenant: tenant.id, login: login.id, type: 'signin.success', limit: SIGN_INS_SHOWN }),
       accounts.listUpstreams(tenant.id),
-      sessionsShown(kit, signed, localeOf(ctx).t),
+      deps.sessions.listSessions(login.id),
     ]);
     const linked = identity ? await accounts.listUpstreamLinks(identity.id) : [];
     kit.render(ctx, 'account/profile', signed, {
       section: 'profile',
       notice: noticeOf(ctx.query.notice, factors),
-      sessions,
+      sessions: sessionsShown(sessions, signed.session.sid, localeOf(ctx).t),
       profile: {
         name: fullName(login),
         email: login.email,
@@ -60,15 +60,7 @@ export function profileRoutes(router: Router, kit: AccountKit) {
         .filter((f) => f.change && f.enrolled(login))
         .map((f) => ({ id: f.id, href: `/account${changePath(f)}`, text: factorText(f.id, 'changeLink') })),
       // What the methods of the factors set up have left, and a new set where they offer one.
-      methodLinks: [
-        ...new Map(
-          factors
-            .all()
-            .filter((f) => f.enrolled(login))
-            .flatMap((f) => factors.methods(f))
-            .map((m) => [m.id, m]),
-        ).values(),
-      ]
+      methodLinks: enrolledMethods(login, factors)
         .filter((m) => m.regenerate || m.count)
         .map((m) => ({
           id: m.id,

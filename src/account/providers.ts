@@ -12,6 +12,8 @@ import { createUpstream, deleteUpstream, listUpstreams, testUpstream, updateUpst
 import { upstreamRedirectUri } from '../upstream/client.ts';
 import { noticeOf } from './labels.ts';
 import type { AccountKit, Signed } from './kit.ts';
+import type { UpstreamSetting } from '../upstream/settings.ts';
+import { owned } from './owned.ts';
 
 const FIELDS = ['name', 'issuer', 'client_id', 'client_secret'] as const;
 const path = (id: string, action: string) => `/account/providers/${encodeURIComponent(id)}/${action}`;
@@ -66,14 +68,7 @@ export function providerRoutes(router: Router, kit: AccountKit) {
     ctx.status = 303;
   });
 
-  async function stored(signed: Signed, id: unknown) {
-    const found = (await listUpstreams(deps, signed.tenant.id)).find((u) => u.id === id);
-    if (!found) throw new LatchkeyError('not_found', 404, 'errors.upstreams.none');
-    return found;
-  }
-
-  async function editPage(ctx: Context, signed: Signed, id: string, entered?: Entered, error?: LatchkeyError) {
-    const upstream = await stored(signed, id);
+  function editPage(ctx: Context, signed: Signed, upstream: UpstreamSetting, entered?: Entered, error?: LatchkeyError) {
     kit.render(
       ctx,
       'account/provider-edit',
@@ -89,24 +84,24 @@ export function providerRoutes(router: Router, kit: AccountKit) {
     );
   }
 
-  router.get('/providers/:id/edit', async (ctx) => {
+  router.get('/providers/:providerId/edit', async (ctx) => {
     const signed = await kit.owner(ctx);
     if (!signed) return;
-    const upstream = await stored(signed, ctx.params.id);
+    const upstream = owned(ctx, 'providerId');
     if (!kit.fresh(ctx, signed, path(upstream.id, 'edit'))) return;
-    await editPage(ctx, signed, upstream.id);
+    editPage(ctx, signed, upstream);
   });
 
-  router.post('/providers/:id/edit', async (ctx) => {
+  router.post('/providers/:providerId/edit', async (ctx) => {
     const signed = await kit.owner(ctx, true);
     if (!signed) return;
-    const upstream = await stored(signed, ctx.params.id);
+    const upstream = owned(ctx, 'providerId');
     if (!kit.fresh(ctx, signed, path(upstream.id, 'edit'))) return;
     const f = formFields(ctx.request.body, FIELDS, ['csrf'], 1024);
     try {
       await updateUpstream(deps, kit.actor(ctx, signed), upstream.id, { name: f.name, issuer: f.issuer, clientId: f.client_id, clientSecret: f.client_secret });
     } catch (err) {
-      if (err instanceof LatchkeyError && err.onForm) return editPage(ctx, signed, upstream.id, { name: f.name, issuer: f.issuer, clientId: f.client_id }, err);
+      if (err instanceof LatchkeyError && err.onForm) return editPage(ctx, signed, upstream, { name: f.name, issuer: f.issuer, clientId: f.client_id }, err);
       throw err;
     }
     ctx.redirect('/account/providers?notice=providerSaved');
@@ -114,34 +109,33 @@ export function providerRoutes(router: Router, kit: AccountKit) {
   });
 
   // Changes nothing, but fetches a URL for the owner: a POST with the CSRF token, so no other site can make us fetch it.
-  router.post('/providers/:id/test', async (ctx) => {
+  router.post('/providers/:providerId/test', async (ctx) => {
     const signed = await kit.owner(ctx, true);
     if (!signed) return;
-    const upstream = await stored(signed, ctx.params.id);
+    const upstream = owned(ctx, 'providerId');
     formFields(ctx.request.body, [], ['csrf'], 128);
     await listPage(ctx, signed, { tested: { id: upstream.id, result: await testUpstream(deps, signed.tenant.id, upstream.id) } });
   });
 
-  async function removePage(ctx: Context, signed: Signed, id: string) {
-    const upstream = await stored(signed, id);
+  function removePage(ctx: Context, signed: Signed, upstream: UpstreamSetting) {
     kit.render(ctx, 'account/provider-remove', signed, { section: 'providers', upstream, action: path(upstream.id, 'remove') });
   }
 
-  router.get('/providers/:id/remove', async (ctx) => {
+  router.get('/providers/:providerId/remove', async (ctx) => {
     const signed = await kit.owner(ctx);
     if (!signed) return;
-    const upstream = await stored(signed, ctx.params.id);
+    const upstream = owned(ctx, 'providerId');
     if (!kit.fresh(ctx, signed, path(upstream.id, 'remove'))) return;
-    await removePage(ctx, signed, upstream.id);
+    removePage(ctx, signed, upstream);
   });
 
-  router.post('/providers/:id/remove', async (ctx) => {
+  router.post('/providers/:providerId/remove', async (ctx) => {
     const signed = await kit.owner(ctx, true);
     if (!signed) return;
-    const upstream = await stored(signed, ctx.params.id);
+    const upstream = owned(ctx, 'providerId');
     if (!kit.fresh(ctx, signed, path(upstream.id, 'remove'))) return;
     const { confirm } = formFields(ctx.request.body, [], ['csrf', 'confirm'], 128);
-    if (confirm !== 'yes') return removePage(ctx, signed, upstream.id);
+    if (confirm !== 'yes') return removePage(ctx, signed, upstream);
     await deleteUpstream(deps, kit.actor(ctx, signed), upstream.id);
     ctx.redirect('/account/providers?notice=providerRemoved');
     ctx.status = 303;

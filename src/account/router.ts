@@ -20,10 +20,13 @@ import { providerRoutes } from './providers.ts';
 import { applicationRoutes } from './applications.ts';
 import { auditRoutes } from './audit.ts';
 import { personPageRoutes } from './person-page.ts';
+import { tenantGuards } from './owned.ts';
 
 export function accountRouter(deps: AccountDeps & Pick<Services, 'webhooks' | 'stores' | 'scimTokens'>): Router {
   const router = new Router({ prefix: '/account' });
   const kit = createAccountKit(deps);
+  // Before any route: every owner page's id is looked up in the owner's tenant first.
+  tenantGuards(router, kit, deps);
   signInRoutes(router, kit);
   profileRoutes(router, kit);
   sessionRoutes(router, kit);

@@ -14,6 +14,7 @@ import { checkLabel, LABEL_MAX } from '../scim/tokens.ts';
 import { SCIM_PREFIX } from '../scim/router.ts';
 import type { ScimToken } from '../storage/scim/port.ts';
 import type { AccountKit, Signed } from './kit.ts';
+import { owned } from './owned.ts';
 import { formatTime, noticeOf } from './labels.ts';
 
 export function scimRoutes(router: Router, kit: AccountKit, { scimTokens }: Pick<Services, 'scimTokens'>) {
@@ -60,12 +61,13 @@ export function scimRoutes(router: Router, kit: AccountKit, { scimTokens }: Pick
 
   const revokeAction = (id: string) => `/account/scim/tokens/${encodeURIComponent(id)}/revoke`;
 
-  router.post('/scim/tokens/:id/revoke', async (ctx) => {
+  router.post('/scim/tokens/:tokenId/revoke', async (ctx) => {
     const signed = await kit.owner(ctx, true);
     if (!signed || !kit.fresh(ctx, signed, '/account/scim')) return;
     const { confirm } = formFields(ctx.request.body, [], ['csrf', 'confirm'], 128);
-    const token = (await scimTokens.list(signed.tenant.id)).find((t) => t.id === ctx.params.id && !t.revokedAt);
-    if (!token) throw notFound('errors.scim.noSuchToken');
+    const token = owned(ctx, 'tokenId');
+    // The tenant's own token, revoked already: nothing to revoke.
+    if (token.revokedAt) throw notFound('errors.scim.noSuchToken');
     if (confirm !== 'yes') {
       return kit.render(ctx, 'account/scim-revoke', signed, {
         section: 'scim',

@@ -11,17 +11,21 @@ import { formFields } from '../web/forms.ts';
 import { formatTime } from './labels.ts';
 import { ACCOUNT_CLIENT_ID } from '../provider/account-client.ts';
 import type { Translate } from '../i18n.ts';
-import type { AccountKit, Signed } from './kit.ts';
+import type { AccountKit } from './kit.ts';
+import type { SessionView } from '../sessions/index.ts';
 
 const SESSION_ID_MAX = 128;
 
-/** The sessions as the profile page shows them, this browser's first. */
-export async function sessionsShown(kit: AccountKit, signed: Signed, t: Translate) {
-  const sessions = await kit.deps.sessions.listSessions(signed.login.id);
+/**
+ * A login's sessions as the pages show them (`sessionsTable` in
+ * `views/account/mixins.pug`): the profile's, and the owner's page of a
+ * person. `thisSession`, the browser's own, comes first.
+ */
+export function sessionsShown(sessions: SessionView[], thisSession: string | null, t: Translate) {
   return sessions
     .map((s) => ({
       id: s.id,
-      current: s.id === signed.session.sid,
+      current: s.id === thisSession,
       browser: s.browser,
       ip: s.ip ?? '',
       signedInAt: formatTime(s.signedInAt),

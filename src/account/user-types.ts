@@ -11,6 +11,8 @@ import { formFields } from '../web/forms.ts';
 import { createUserType, deleteUserType, listUserTypes, renameUserType } from '../admin/user-types.ts';
 import { factorName, noticeOf } from './labels.ts';
 import type { AccountKit, Signed } from './kit.ts';
+import type { UserType } from '../storage/accounts/port.ts';
+import { owned } from './owned.ts';
 
 const typePath = (id: string, action: string) => `/account/user-types/${encodeURIComponent(id)}/${action}`;
 
@@ -54,35 +56,28 @@ export function userTypeRoutes(router: Router, kit: AccountKit) {
     ctx.status = 303;
   });
 
-  function typeOf(signed: Signed, id: unknown) {
-    const type = typeof id === 'string' ? signed.tenant.userTypes.find((t) => t.id === id) : undefined;
-    if (!type) throw new LatchkeyError('not_found', 404, 'errors.account.noSuchUserType');
-    return type;
-  }
-
-  async function renamePage(ctx: Context, signed: Signed, id: string, name: string, error?: LatchkeyError) {
-    const type = typeOf(signed, id);
+  function renamePage(ctx: Context, signed: Signed, type: UserType, name: string, error?: LatchkeyError) {
     kit.render(ctx, 'account/user-type-rename', signed, { section: 'userTypes', type, name, action: typePath(type.id, 'rename'), error }, error?.status ?? 200);
   }
 
-  router.get('/user-types/:id/rename', async (ctx) => {
+  router.get('/user-types/:typeId/rename', async (ctx) => {
     const signed = await kit.owner(ctx);
     if (!signed) return;
-    const type = typeOf(signed, ctx.params.id);
+    const type = owned(ctx, 'typeId');
     if (!kit.fresh(ctx, signed, typePath(type.id, 'rename'))) return;
-    await renamePage(ctx, signed, type.id, type.name);
+    renamePage(ctx, signed, type, type.name);
   });
 
-  router.post('/user-types/:id/rename', async (ctx) => {
+  router.post('/user-types/:typeId/rename', async (ctx) => {
     const signed = await kit.owner(ctx, true);
     if (!signed) return;
-    const type = typeOf(signed, ctx.params.id);
+    const type = owned(ctx, 'typeId');
     if (!kit.fresh(ctx, signed, typePath(type.id, 'rename'))) return;
     const { name } = formFields(ctx.request.body, ['name'], ['csrf'], 256);
     try {
       await renameUserType(deps, kit.actor(ctx, signed), type.id, name);
     } catch (err) {
-      if (err instanceof LatchkeyError && err.onForm) return renamePage(ctx, signed, type.id, name, err);
+      if (err instanceof LatchkeyError && err.onForm) return renamePage(ctx, signed, type, name, err);
       throw err;
     }
     ctx.redirect('/account/user-types?notice=typeRenamed');
@@ -94,19 +89,19 @@ export function userTypeRoutes(router: Router, kit: AccountKit) {
     kit.render(ctx, 'account/user-type-remove', signed, { section: 'userTypes', type, action: typePath(type.id, 'remove'), error }, error?.status ?? 200);
   }
 
-  router.get('/user-types/:id/remove', async (ctx) => {
+  router.get('/user-types/:typeId/remove', async (ctx) => {
     const signed = await kit.owner(ctx);
     if (!signed) return;
-    const type = typeOf(signed, ctx.params.id);
+    const type = owned(ctx, 'typeId');
     if (!kit.fresh(ctx, signed, typePath(type.id, 'remove'))) return;
     await removePage(ctx, signed, type.id);
   });
 
   // The list's button posts here without `confirm`: that shows the confirmation; `confirm=yes` deletes.
-  router.post('/user-types/:id/remove', async (ctx) => {
+  router.post('/user-types/:typeId/remove', async (ctx) => {
     const signed = await kit.owner(ctx, true);
     if (!signed) return;
-    const type = typeOf(signed, ctx.params.id);
+    const type = owned(ctx, 'typeId');
     if (!kit.fresh(ctx, signed, typePath(type.id, 'remove'))) return;
     const { confirm } = formFields(ctx.request.body, [], ['csrf', 'confirm'], 128);
     if (confirm !== 'yes') return removePage(ctx, signed, type.id);

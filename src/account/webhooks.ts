@@ -8,15 +8,15 @@
  */
 import type Router from '@koa/router';
 import type { Context } from 'koa';
-import { LatchkeyError, badRequest } from '../errors.ts';
+import { LatchkeyError } from '../errors.ts';
 import { adminWebhooks, type WebhookAdminDeps } from '../admin/webhooks.ts';
 import { formFields } from '../web/forms.ts';
 import { refusedRange } from '../web/egress.ts';
 import type { AccountKit, Signed } from './kit.ts';
+import { owned } from './owned.ts';
 import { formatTime, noticeOf } from './labels.ts';
 
 const DELIVERIES_SHOWN = 50;
-const ID = /^[A-Za-z0-9_-]{1,64}$/;
 
 export function webhookRoutes(router: Router, kit: AccountKit, deps: WebhookAdminDeps) {
   const hooks = adminWebhooks(deps);
@@ -81,13 +81,11 @@ export function webhookRoutes(router: Router, kit: AccountKit, deps: WebhookAdmi
   });
 
   // Without `confirm` the button shows what would be removed; `confirm=yes` removes it.
-  router.post('/webhooks/:id/remove', async (ctx) => {
+  router.post('/webhooks/:webhookId/remove', async (ctx) => {
     const signed = await kit.owner(ctx, true);
     if (!signed) return;
-    const id = ctx.params.id;
-    if (typeof id !== 'string' || !ID.test(id)) throw badRequest();
-    const subscription = (await hooks.list(kit.actor(ctx, signed))).find((s) => s.id === id);
-    if (!subscription) throw new LatchkeyError('not_found', 404, 'errors.webhooks.noSuchSubscription');
+    const subscription = owned(ctx, 'webhookId');
+    const id = subscription.id;
     if (!kit.fresh(ctx, signed, '/account/webhooks')) return;
     const { confirm } = formFields(ctx.request.body, [], ['csrf', 'confirm'], 128);
     if (confirm !== 'yes') {

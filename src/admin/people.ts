@@ -188,13 +188,15 @@ export function adminPeople(deps: AdminDeps): AdminPeople {
    * and an application may not change an owner's login at all: through it, an application's secret would be a
    * way to take over the tenant's administration.
    */
-  function checkAllowed(actor: Actor, target: Login, action: 'edit' | 'disable' | 'remove' | 'reset' | 'unlock') {
+  function checkAllowed(actor: Actor, target: Login, action: 'edit' | 'disable' | 'remove' | 'reset' | 'unlock' | 'signOut') {
     const isOwner = actor.tenant.owners.includes(target.id);
     if ('login' in actor.by && actor.by.login === target.id && (action === 'disable' || action === 'remove')) {
       throw badRequest(action === 'disable' ? 'errors.people.notYourself' : 'errors.people.notYourselfRemove');
     }
     // A session taken over must not be able to swap the owner's factor for the thief's: another owner (or the operator) resets it.
     if ('login' in actor.by && actor.by.login === target.id && action === 'reset') throw badRequest('errors.owners.notOwnReset');
+    // The owner's own sessions end on their profile, where this browser's is kept (or signed out with its cookie).
+    if ('login' in actor.by && actor.by.login === target.id && action === 'signOut') throw badRequest('errors.sessions.ownOnProfile');
     if (isOwner && (action === 'disable' || action === 'remove' || 'client' in actor.by)) throw forbidden('errors.people.ownerProtected');
   }
 
@@ -294,7 +296,7 @@ export function adminPeople(deps: AdminDeps): AdminPeople {
     },
 
     async endSessions(actor, target) {
-      checkAllowed(actor, target, 'reset');
+      checkAllowed(actor, target, 'signOut');
       await endSessions(target.id);
       await audit.record({ type: 'login.sessions_ended', outcome: 'success', ...origin(actor), login: target.id, detail: actedBy(actor) });
     },
@@ -302,7 +304,7 @@ export function adminPeople(deps: AdminDeps): AdminPeople {
     listSessions: (_actor, target) => deps.sessions.listSessions(target.id),
 
     async endSession(actor, target, sessionId) {
-      checkAllowed(actor, target, 'reset');
+      checkAllowed(actor, target, 'signOut');
       if (!(await deps.sessions.endSession(target.id, sessionId))) return false;
       await audit.record({ type: 'session.ended', outcome: 'success', ...origin(actor), login: target.id, detail: { ...actedBy(actor), sessions: 1 } });
       return true;

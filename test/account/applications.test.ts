@@ -164,7 +164,7 @@ for (const setup of SETUPS) {
       assert.equal((await browser.post(`/account/applications/${clientId}/rotate`, { csrf: csrfOf(list), confirm: 'yes' })).status, 400);
     });
 
-    it("refuses non-owners (403), forged forms (403) and another tenant's owner (404), and asks an old sign-in to sign in again", async () => {
+    it("refuses non-owners (403), forged forms (403) and another tenant's owner (403), and asks an old sign-in to sign in again", async () => {
       const before = await accounts().listClients('acme');
       const jane = await signedIn(server, JANE);
       const csrf = csrfOf(jane.page);
@@ -179,8 +179,8 @@ for (const setup of SETUPS) {
       }
       const gina = await signedIn(server, { email: 'gina@globex.test' }, '/account/applications');
       assert.ok(testIds(gina.page).includes('app-globex-app') && !testIds(gina.page).includes('app-portal'), "Globex's own only");
-      assert.equal((await gina.browser.post('/account/applications/portal/remove', { csrf: csrfOf(gina.page), confirm: 'yes' })).status, 404);
-      assert.equal((await gina.browser.post('/account/applications/portal/rotate', { csrf: csrfOf(gina.page), confirm: 'yes' })).status, 404);
+      assert.equal((await gina.browser.post('/account/applications/portal/remove', { csrf: csrfOf(gina.page), confirm: 'yes' })).status, 403);
+      assert.equal((await gina.browser.post('/account/applications/portal/rotate', { csrf: csrfOf(gina.page), confirm: 'yes' })).status, 403);
       const { browser, page } = await signedIn(server, OWNER, '/account/applications');
       assert.equal((await browser.post('/account/applications/portal/remove', { confirm: 'yes' })).status, 403, 'no token');
       assert.equal((await browser.post('/account/applications/portal/remove', { csrf: csrfOf(page), confirm: 'yes' }, { origin: 'http://evil.example' })).status, 403);

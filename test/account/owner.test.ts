@@ -265,9 +265,9 @@ for (const setup of SETUPS) {
       const csrf = csrfOf(page);
       for (const kind of ['reset-authenticator', 'reset-pin', 'reset/totp', 'reset/pin']) {
         for (const target of ['gina-owner', 'jane-globex', 'no-such-login']) {
-          assert.equal((await browser.get(`/account/users/${target}/${kind}`)).status, 404, `GET ${target} ${kind}`);
-          assert.equal((await browser.post(`/account/users/${target}/${kind}`, { csrf })).status, 404, `POST ${target} ${kind}`);
-          assert.equal((await browser.post(`/account/users/${target}/${kind}`, { csrf, confirm: 'yes' })).status, 404, `confirm ${target} ${kind}`);
+          assert.equal((await browser.get(`/account/users/${target}/${kind}`)).status, 403, `GET ${target} ${kind}`);
+          assert.equal((await browser.post(`/account/users/${target}/${kind}`, { csrf })).status, 403, `POST ${target} ${kind}`);
+          assert.equal((await browser.post(`/account/users/${target}/${kind}`, { csrf, confirm: 'yes' })).status, 403, `confirm ${target} ${kind}`);
         }
       }
       assert.equal((await browser.get('/account/audit?login=gina-owner')).status, 400, "no audit of another tenant's login");
@@ -277,7 +277,7 @@ for (const setup of SETUPS) {
       const gina = await signedIn(server, { email: 'gina@globex.test' }, '/account/users');
       assert.ok(testIds(gina.page).includes('user-jane-globex') && !testIds(gina.page).includes(`user-${manager}`));
       const refused = await gina.browser.post(`/account/users/${manager}/reset-authenticator`, { csrf: csrfOf(gina.page), confirm: 'yes' });
-      assert.equal(refused.status, 404, "Globex's owner cannot reset an Acme login");
+      assert.equal(refused.status, 403, "Globex's owner cannot reset an Acme login");
       assert.ok((await accounts().getLogin(manager))!.factors.totp, 'still linked');
     });
 

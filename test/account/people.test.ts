@@ -208,7 +208,7 @@ for (const setup of SETUPS) {
       assert.equal((await auditOf(server, login, 'login.enabled'))[0]?.detail?.by, 'acme-owner');
 
       const gina = await signedIn(server, { email: 'gina@globex.test' }, '/account/users');
-      assert.equal((await gina.browser.post(`/account/users/${login}/disable`, { csrf: csrfOf(gina.page), confirm: 'yes' })).status, 404, "another tenant's owner");
+      assert.equal((await gina.browser.post(`/account/users/${login}/disable`, { csrf: csrfOf(gina.page), confirm: 'yes' })).status, 403, "another tenant's owner");
       const jane = await signedIn(server, { email: 'jane@acme.test', login: 'jane-acme' });
       assert.equal((await jane.browser.post(`/account/users/${login}/disable`, { csrf: csrfOf(jane.page), confirm: 'yes' })).status, 403, 'a non-owner');
       assert.equal((await owner.browser.post(`/account/users/${login}/disable`, { confirm: 'yes' })).status, 403, 'no CSRF token');
@@ -271,8 +271,8 @@ for (const setup of SETUPS) {
         assert.equal(res.status, 400, JSON.stringify(bad));
       }
       const gina = await signedIn(server, { email: 'gina@globex.test' }, '/account/users');
-      assert.equal((await gina.browser.get(`/account/users/${login}/edit`)).status, 404, "another tenant's owner");
-      assert.equal((await gina.browser.post(`/account/users/${login}/edit`, { csrf: csrfOf(gina.page), first_name: 'G', last_name: 'G', email, user_type: 'nurse' })).status, 404);
+      assert.equal((await gina.browser.get(`/account/users/${login}/edit`)).status, 403, "another tenant's owner");
+      assert.equal((await gina.browser.post(`/account/users/${login}/edit`, { csrf: csrfOf(gina.page), first_name: 'G', last_name: 'G', email, user_type: 'nurse' })).status, 403);
       assert.equal((await owner.browser.post(`/account/users/${login}/edit`, { first_name: 'G', last_name: 'G', email, user_type: 'nurse' })).status, 403, 'no CSRF token');
       assert.equal((await accounts().getLogin(login))!.firstName, 'Petra', 'unchanged by the refused ones');
     });
@@ -318,7 +318,7 @@ for (const setup of SETUPS) {
       const other = await addPerson(server, 'staff');
       const [target] = other.logins as [string];
       const gina = await signedIn(server, { email: 'gina@globex.test' }, '/account/users');
-      assert.equal((await gina.browser.post(`/account/users/${target}/remove`, { csrf: csrfOf(gina.page), confirm: 'yes' })).status, 404, "another tenant's owner");
+      assert.equal((await gina.browser.post(`/account/users/${target}/remove`, { csrf: csrfOf(gina.page), confirm: 'yes' })).status, 403, "another tenant's owner");
       assert.equal((await owner.browser.post(`/account/users/${target}/remove`, { confirm: 'yes' })).status, 403, 'no CSRF token');
       assert.ok((await accounts().getLogin(target)) && (await accounts().getLogin('acme-owner')), 'none of them removed anything');
     });

@@ -166,7 +166,7 @@ for (const setup of SETUPS) {
       await accounts().upsertUpstream({ ...(await accounts().getUpstream('acme', 'corp'))!, id: 'gone', name: 'Gone', issuer: gone });
       const failed = await browser.post('/account/providers/gone/test', { csrf: csrfOf(page) });
       assert.match(failed.html, /data-testid="test-result" data-ok="no">[^<]*did not answer/);
-      assert.equal((await browser.post('/account/providers/nope/test', { csrf: csrfOf(page) })).status, 404);
+      assert.equal((await browser.post('/account/providers/nope/test', { csrf: csrfOf(page) })).status, 403);
     });
 
     it('removes a provider: its button goes from the login page of every process at once', async () => {
@@ -185,7 +185,7 @@ for (const setup of SETUPS) {
       assert.deepEqual(buttonsOf(await loginPage(rp2, second)), []);
     });
 
-    it("refuses non-owners (403), forged forms (403) and another tenant's owner (404), and asks an old sign-in to sign in again", async () => {
+    it("refuses non-owners (403), forged forms (403) and another tenant's owner (403), and asks an old sign-in to sign in again", async () => {
       await accounts().upsertUpstream({ tenant: 'acme', id: 'keep', name: 'Keep', issuer: corp.issuer, clientId: CLIENT_ID, clientSecret: 'v1.sealed', scopes: [] });
       const before = await accounts().listUpstreams('acme');
       const jane = await signedIn(server, { email: 'jane@acme.test', login: 'jane-acme' });
@@ -201,8 +201,8 @@ for (const setup of SETUPS) {
       }
       const gina = await signedIn(server, { email: 'gina@globex.test' }, '/account/providers');
       assert.ok(testIds(gina.page).includes('no-providers'), "Globex's own (none)");
-      assert.equal((await gina.browser.post('/account/providers/keep/remove', { csrf: csrfOf(gina.page), confirm: 'yes' })).status, 404);
-      assert.equal((await gina.browser.post('/account/providers/keep/test', { csrf: csrfOf(gina.page) })).status, 404);
+      assert.equal((await gina.browser.post('/account/providers/keep/remove', { csrf: csrfOf(gina.page), confirm: 'yes' })).status, 403);
+      assert.equal((await gina.browser.post('/account/providers/keep/test', { csrf: csrfOf(gina.page) })).status, 403);
       const { browser, page } = await signedIn(server, OWNER, '/account/providers');
       assert.equal((await browser.post('/account/providers/keep/remove', { confirm: 'yes' })).status, 403, 'no token');
       assert.equal((await browser.post('/account/providers/keep/remove', { csrf: csrfOf(page), confirm: 'yes' }, { origin: 'http://evil.example' })).status, 403);

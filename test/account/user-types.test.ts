@@ -73,7 +73,7 @@ for (const setup of SETUPS) {
       assert.deepEqual(event?.detail, { by: 'acme-owner', userType: 'staff', from: 'Staff', to: 'Support staff' });
       const taken = await submit(browser, form, 'rename-user-type-form', { name: 'employee' });
       assert.equal(taken.status, 409, "another type's name is refused");
-      assert.equal((await browser.get('/account/user-types/nobody/rename')).status, 404);
+      assert.equal((await browser.get('/account/user-types/nobody/rename')).status, 403);
       assert.ok(page);
 
       const signIn = await accountSignIn(server, { email: person.email });
@@ -102,7 +102,7 @@ for (const setup of SETUPS) {
       assert.ok(onAccountPage(done, '/account/user-types'), `${done.status} ${errorOf(done)}`);
       assert.ok(!(await acme()).userTypes.some((t) => t.id === 'manager'), 'deleted');
       assert.deepEqual((await tenantAudit('user_type.removed'))[0]?.detail, { by: 'acme-owner', userType: 'manager' });
-      assert.equal((await browser.post('/account/user-types/manager/remove', { csrf: csrfOf(page), confirm: 'yes' })).status, 404);
+      assert.equal((await browser.post('/account/user-types/manager/remove', { csrf: csrfOf(page), confirm: 'yes' })).status, 403);
       const users = await browser.get('/account/users?user_type=manager');
       assert.equal(users.status, 400, 'the Users filter no longer knows it');
     });
@@ -170,8 +170,8 @@ for (const setup of SETUPS) {
       const gina = await signedIn(server, { email: 'gina@globex.test' }, '/account/user-types');
       assert.deepEqual(rowsOf(gina.page.html), ['boss', 'staff'], "Globex's own types only");
       const ginaCsrf = csrfOf(gina.page);
-      assert.equal((await gina.browser.post('/account/user-types/nurse/rename', { csrf: ginaCsrf, name: 'Hacked' })).status, 404, "Acme's type is unknown to her");
-      assert.equal((await gina.browser.post('/account/user-types/nurse/remove', { csrf: ginaCsrf, confirm: 'yes' })).status, 404);
+      assert.equal((await gina.browser.post('/account/user-types/nurse/rename', { csrf: ginaCsrf, name: 'Hacked' })).status, 403, "Acme's type is not hers");
+      assert.equal((await gina.browser.post('/account/user-types/nurse/remove', { csrf: ginaCsrf, confirm: 'yes' })).status, 403);
       assert.equal((await gina.browser.post('/account/security', { csrf: ginaCsrf, user_type: 'nurse', second_factor: 'none', confirm: 'yes' })).status, 400);
       assert.deepEqual(await acme(), before, 'Acme unchanged');
     });

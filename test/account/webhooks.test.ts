@@ -90,7 +90,7 @@ for (const setup of SETUPS) {
       }
     });
 
-    it('is the owner’s alone: another login gets 403, a forged form 403, another tenant’s subscription 404', async () => {
+    it('is the owner’s alone: another login gets 403, a forged form 403, another tenant’s subscription 403', async () => {
       const { subscription } = await server.latchkey.webhooks.subscribe('globex', 'https://globex.example/hooks', ['*']);
       try {
         const jane = await signedIn(server, { email: 'jane@acme.test', login: 'jane-acme' });
@@ -101,7 +101,7 @@ for (const setup of SETUPS) {
         const other = await submit(browser, page, 'add-webhook-form', {});
         assert.equal(other.status, 400, 'an empty form is refused on the form');
         const foreign = await browser.post(`/account/webhooks/${subscription.id}/remove`, { csrf: /name="csrf" value="([^"]+)"/.exec(page.html)![1]!, confirm: 'yes' });
-        assert.equal(foreign.status, 404);
+        assert.equal(foreign.status, 403);
         assert.equal((await server.latchkey.webhooks.list('globex')).length, 1);
         assert.deepEqual(await server.latchkey.webhooks.list('acme'), []);
       } finally {

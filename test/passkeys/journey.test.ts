@@ -512,6 +512,10 @@ for (const setup of SETUPS) {
       await page.getByTestId('passkey-remove').waitFor({ state: 'detached' });
       assert.deepEqual(await passkeysOf(login), []);
       assert.notEqual((await server.latchkey.stores.accounts.getLogin(login))!.factors.passkey, undefined);
+      const http = new HttpBrowser(server.issuer);
+      const noneLeft = await submitLogin(http, await http.get((await acme.authorize({ redirect_uri: redirectUri })).url), someone.email, PASSWORD);
+      assert.ok(testIds(noneLeft).includes('passkey-none-left') && testIds(noneLeft).includes('use-recovery-form'), 'the passkey page says none is left and offers the codes');
+      assert.ok(!testIds(noneLeft).includes('passkey-verify-form'), 'no ceremony that cannot pass');
       assert.equal(await signInWithCode(someone.email, renewed[0]!), 200, 'a code still lets the person in');
       await context.close();
     });

@@ -442,7 +442,7 @@ for (const setup of SETUPS) {
       assert.ok(!testIds(jane.page).includes('nav-scim'), 'not in the menu of a non-owner');
       assert.equal((await jane.browser.get('/account/scim')).status, 403, 'a non-owner');
       assert.equal((await jane.browser.post(`/account/scim/tokens/${id}/revoke`, { csrf: csrfOf(jane.page), confirm: 'yes' })).status, 403, 'a non-owner');
-      assert.equal((await owner.browser.post(`/account/scim/tokens/other-${id}/revoke`, { csrf: csrfOf(again), confirm: 'yes' })).status, 404);
+      assert.equal((await owner.browser.post(`/account/scim/tokens/other-${id}/revoke`, { csrf: csrfOf(again), confirm: 'yes' })).status, 403);
 
       const confirm = await owner.browser.post(`/account/scim/tokens/${id}/revoke`, { csrf: csrfOf(again) });
       assert.ok(testIds(confirm).includes('confirm-revoke-form'), 'a confirmation first');

@@ -187,7 +187,8 @@ function createPasskey(services: FactorServices): FactorBehaviour {
     const mine = await accounts.listPasskeys(req.login.id);
     const { options, challenge } = await webauthn.authenticationOptions(mine);
     req.draft[DRAFT] = challenge;
-    return { view: 'factors/passkey/verify', locals: { passkeyOptions: JSON.stringify(options) } };
+    // None left (the last one went while recovery codes remain): the page says so and offers the codes.
+    return { view: 'factors/passkey/verify', locals: { passkeyOptions: JSON.stringify(options), noneLeft: mine.length === 0 } };
   }
 
   async function verify(req: FactorRequest): Promise<FactorOutcome> {
