@@ -43,7 +43,8 @@ for (const setup of SETUPS) {
     let server: TestServer;
     let rp: RelyingParty;
     before(async () => {
-      server = await startServer(setup, { doc: accountFixture() });
+      // Events of fixed days years ago: kept past the retention sweep, which runs every minute and would delete them mid-test.
+      server = await startServer(setup, { doc: accountFixture(), env: { AUDIT_RETENTION_DAYS: '36500' } });
       rp = await relyingParty(server.issuer);
     });
     after(() => server.stop());
