@@ -10,26 +10,17 @@ import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { readFileSync, writeFileSync } from 'node:fs';
+import { writeFileSync } from 'node:fs';
 import { createServer, type IncomingHttpHeaders } from 'node:http';
 import { join } from 'node:path';
-import { ROOT } from '../support/layout.ts';
+import { docBlock } from '../support/doc-blocks.ts';
 import { Browser, actionOf, csrfOf, type Page } from '../support/browser.ts';
 import { PASSWORD, SETUPS, fixture, freePort, startServer, type TestServer } from '../support/latchkey.ts';
 import { listenOnFreePort } from '../support/net.ts';
 import { tempDir } from '../support/tmp.ts';
 import type { ImportDocument } from '../../src/import/index.ts';
 
-const PAGE = readFileSync(join(ROOT, 'docs', 'relying-parties.md'), 'utf8');
-
-/** The fenced block after the page's marker comment. */
-function blockAfter(marker: string): string {
-  const at = PAGE.indexOf(`<!-- ${marker}`);
-  assert.ok(at >= 0, `docs/relying-parties.md has the block "${marker}"`);
-  const m = /```\w*\n([\s\S]*?)```/.exec(PAGE.slice(at));
-  assert.ok(m, `a fenced block follows "${marker}"`);
-  return m[1]!;
-}
+const blockAfter = (marker: string) => docBlock('relying-parties.md', marker);
 
 /** The page's oauth2-proxy command line, one argument a line, as a shell reads it (quotes taken off). */
 function documentedFlags(): string[] {
