@@ -5,7 +5,6 @@
 //   node scripts/test.mjs                 every tier, the slowest first
 //   node scripts/test.mjs --tier=unit     one tier: unit, contract, journey or browser
 //   node scripts/test.mjs FILE…           those files
-//   node scripts/test.mjs --isolate …     each test file in a process of its own (see `group`)
 // MONGODB_URI / REDIS_URL given from outside are used instead of the local ones.
 import { spawn, spawnSync } from 'node:child_process';
 import { generateKeyPairSync, randomBytes } from 'node:crypto';
@@ -13,7 +12,6 @@ import { cpSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, stat
 import { createConnection, createServer } from 'node:net';
 import { availableParallelism, tmpdir } from 'node:os';
 import { join, relative } from 'node:path';
-import { pathToFileURL } from 'node:url';
 import { ensureFerretdb } from './ferretdb.mjs';
 import { compileViews } from './views.mjs';
 import { ensureOauth2Proxy } from './oauth2-proxy.mjs';
@@ -108,32 +106,6 @@ function compile(testFiles) {
   return { out, compiled: testFiles.map((f) => join(out, relative(root, join(root, f)).replace(/\.ts$/, '.js'))) };
 }
 
-/**
- * Puts the compiled test files into a few group files, each importing its share
- * of them in turn, every one inside a suite named after its test file (its
- * top-level tests and hooks belong to that suite, so a file's `after` still runs
- * when that file is done). A process loads the server's modules and its
- * dependencies once for all its files instead of once per file: that load cost
- * more CPU than many test files' own work. The runner still runs `concurrency`
- * processes at once, taking groups from its queue; groups hold `size` files each,
- * so the queue keeps both cores busy to the end.
- */
-function group(out, compiled, names, size) {
-  const dir = join(out, 'groups');
-  mkdirSync(dir, { recursive: true });
-  const groups = [];
-  for (let i = 0; i < compiled.length; i += size) {
-    const path = join(dir, `group-${String(groups.length + 1).padStart(2, '0')}.mjs`);
-    const files = compiled.slice(i, i + size).map((file, j) => [names[i + j], pathToFileURL(file).href]);
-    writeFileSync(
-      path,
-      ["import { describe } from 'node:test';", `for (const [name, url] of ${JSON.stringify(files)}) describe(name, async () => { await import(url); });`, ''].join('\n'),
-    );
-    groups.push(path);
-  }
-  return groups;
-}
-
 function find(dir) {
   return readdirSync(dir).flatMap((name) => {
     const path = join(dir, name);
@@ -163,7 +135,6 @@ if (tier && !TIERS.includes(tier)) {
   process.exit(2);
 }
 const only = args.filter((a) => !a.startsWith('--'));
-const isolate = args.includes('--isolate');
 // The slowest tiers first (Chromium, then the journeys), so no long file starts last and runs alone.
 const RUN_ORDER = ['browser', 'journey', 'contract', 'unit'];
 const files = only.length
@@ -181,11 +152,8 @@ const keysDir = mkdtempSync(join(tmpdir(), 'lk-test-keys-'));
 process.env.LATCHKEY_TEST_SIGNING_KEYS = signingKeys(keysDir);
 // Twice the cores: a journey file spends much of its time waiting on its servers, stores and child processes.
 const concurrency = Math.max(2, availableParallelism()) * 2;
-const { out, compiled } = compile(files);
-// About three groups a process, so that a group that happens to be slow does not run on alone at the end.
-const size = Math.max(1, Math.ceil(compiled.length / (concurrency * 3)));
-const run = isolate || compiled.length <= concurrency ? compiled : group(out, compiled, files, size);
-const result = spawnSync(process.execPath, ['--test', `--test-concurrency=${concurrency}`, '--test-reporter=spec', ...run], {
+const { compiled } = compile(files);
+const result = spawnSync(process.execPath, ['--test', `--test-concurrency=${concurrency}`, '--test-reporter=spec', ...compiled], {
   cwd: root,
   stdio: 'inherit',
   env: { ...process.env, NODE_ENV: 'test' },
