@@ -26,7 +26,8 @@ async function startOnce(dataDir: string): Promise<{ output: string; home: numbe
   child.stderr!.on('data', (d) => (output += d));
   try {
     await new Promise<void>((resolve, reject) => {
-      const timer = setTimeout(() => reject(new Error(`did not start:\n${output}`)), 60_000);
+      // A guard against a hang, not a timing: a build on a busy machine takes a while.
+      const timer = setTimeout(() => reject(new Error(`did not start:\n${output}`)), 180_000);
       child.once('exit', (code) => reject(new Error(`exited ${code}:\n${output}`)));
       createInterface({ input: child.stdout! }).on('line', (line) => {
         output += `${line}\n`;
