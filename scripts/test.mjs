@@ -5,6 +5,7 @@
 //   node scripts/test.mjs                 every tier, the slowest first
 //   node scripts/test.mjs --tier=unit     one tier: unit, contract, journey or browser
 //   node scripts/test.mjs FILE…           those files
+//   node scripts/test.mjs --isolate …     each test file in a process of its own (see `pool`)
 // MONGODB_URI / REDIS_URL given from outside are used instead of the local ones.
 import { spawn, spawnSync } from 'node:child_process';
 import { generateKeyPairSync, randomBytes } from 'node:crypto';
@@ -12,6 +13,7 @@ import { cpSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, stat
 import { createConnection, createServer } from 'node:net';
 import { availableParallelism, tmpdir } from 'node:os';
 import { join, relative } from 'node:path';
+import { pathToFileURL } from 'node:url';
 import { ensureFerretdb } from './ferretdb.mjs';
 import { compileViews } from './views.mjs';
 import { ensureOauth2Proxy } from './oauth2-proxy.mjs';
@@ -106,6 +108,83 @@ function compile(testFiles) {
   return { out, compiled: testFiles.map((f) => join(out, relative(root, join(root, f)).replace(/\.ts$/, '.js'))) };
 }
 
+/**
+ * A few long-lived worker processes instead of one process a test file. Each
+ * worker takes the next test file nobody has taken yet (a claim is a
+ * directory made with `mkdir`, which only one process can create) and runs it
+ * as a suite named after the file: the file's top-level tests and hooks belong
+ * to that suite, and `await describe(…)` returns once they all ran, the file's
+ * `after` hooks included. So a worker loads the server's modules and their
+ * dependencies once for all its files, which cost more CPU than many test
+ * files' own work, and the workers share the files out between them as they
+ * go: none ends up with a queue of slow ones while the others idle.
+ */
+function pool(out, compiled, names, workers) {
+  const dir = join(out, 'pool');
+  mkdirSync(join(dir, 'claims'), { recursive: true });
+  const files = compiled.map((file, i) => [names[i], pathToFileURL(file).href]);
+  const worker = join(dir, 'worker.mjs');
+  writeFileSync(
+    worker,
+    [
+      "import { mkdirSync, writeFileSync } from 'node:fs';",
+      "import { describe } from 'node:test';",
+      `const files = ${JSON.stringify(files)};`,
+      `const claims = ${JSON.stringify(join(dir, 'claims'))};`,
+      'const claim = (i) => {',
+      '  try {',
+      '    mkdirSync(`${claims}/${i}`);',
+      '    return true;',
+      '  } catch {',
+      '    return false;',
+      '  }',
+      '};',
+      'for (let i = 0; i < files.length; i++) {',
+      '  const [name, url] = files[i];',
+      '  if (!claim(i)) continue;',
+      '  const started = performance.now();',
+      '  await describe(name, async () => { await import(url); });',
+      '  writeFileSync(`${claims}/${i}/ms`, String(Math.round(performance.now() - started)));',
+      '}',
+      '',
+    ].join('\n'),
+  );
+  // The runner takes each path as a test file of its own: one a worker.
+  return Array.from({ length: workers }, (_, i) => {
+    const path = join(dir, `worker-${i + 1}.mjs`);
+    writeFileSync(path, `import ${JSON.stringify(pathToFileURL(worker).href)};\n`);
+    return path;
+  });
+}
+
+/**
+ * How long each test file took in the last runs on this checkout
+ * (`.cache/test-durations.json`, which `pool` runs keep up to date). The
+ * workers take the longest first, so that no long file starts near the end and
+ * runs on alone; a file with no record yet (new, or a fresh clone) goes by
+ * its tier and name.
+ */
+const DURATIONS = join(root, '.cache', 'test-durations.json');
+function readDurations() {
+  try {
+    return JSON.parse(readFileSync(DURATIONS, 'utf8'));
+  } catch {
+    return {};
+  }
+}
+function recordDurations(out, names) {
+  const known = readDurations();
+  names.forEach((name, i) => {
+    try {
+      known[name] = Number(readFileSync(join(out, 'pool', 'claims', String(i), 'ms'), 'utf8'));
+    } catch {
+      // Not run to the end (a failed import, an interrupted run): keep the older record.
+    }
+  });
+  mkdirSync(join(root, '.cache'), { recursive: true });
+  writeFileSync(DURATIONS, `${JSON.stringify(known, null, 1)}\n`);
+}
+
 function find(dir) {
   return readdirSync(dir).flatMap((name) => {
     const path = join(dir, name);
@@ -135,14 +214,16 @@ if (tier && !TIERS.includes(tier)) {
   process.exit(2);
 }
 const only = args.filter((a) => !a.startsWith('--'));
+const isolate = args.includes('--isolate');
 // The slowest tiers first (Chromium, then the journeys), so no long file starts last and runs alone.
 const RUN_ORDER = ['browser', 'journey', 'contract', 'unit'];
+const durations = readDurations();
 const files = only.length
   ? only
   : find(join(root, 'test'))
-      .map((f) => ({ f, t: tierOf(f) }))
+      .map((f) => ({ f, t: tierOf(f), ms: durations[f] ?? Infinity }))
       .filter(({ t }) => !tier || t === tier)
-      .sort((a, b) => RUN_ORDER.indexOf(a.t) - RUN_ORDER.indexOf(b.t) || a.f.localeCompare(b.f))
+      .sort((a, b) => (a.ms === b.ms ? 0 : b.ms - a.ms || 0) || RUN_ORDER.indexOf(a.t) - RUN_ORDER.indexOf(b.t) || a.f.localeCompare(b.f))
       .map(({ f }) => f);
 if (tier !== 'unit' && !process.env.MONGODB_URI) process.env.LATCHKEY_FERRETDB = ensureFerretdb();
 // The oauth2-proxy set-up's test needs the proxy (built once into .cache/; see scripts/oauth2-proxy.mjs).
@@ -150,14 +231,18 @@ if (files.some((f) => f.endsWith('oauth2-proxy.test.ts'))) process.env.LATCHKEY_
 const stopRedis = tier === 'unit' ? null : await ensureRedis();
 const keysDir = mkdtempSync(join(tmpdir(), 'lk-test-keys-'));
 process.env.LATCHKEY_TEST_SIGNING_KEYS = signingKeys(keysDir);
-// Twice the cores: a journey file spends much of its time waiting on its servers, stores and child processes.
+// Two workers a core: a journey file spends much of its time waiting on its servers, stores, browser and child
+// processes. Measured on 2 cores, three a core took longer (361 s against 328 s) and more CPU (589 s against 529 s).
 const concurrency = Math.max(2, availableParallelism()) * 2;
-const { compiled } = compile(files);
-const result = spawnSync(process.execPath, ['--test', `--test-concurrency=${concurrency}`, '--test-reporter=spec', ...compiled], {
+const { out, compiled } = compile(files);
+const pooled = !isolate && compiled.length > concurrency;
+const run = pooled ? pool(out, compiled, files, concurrency) : compiled;
+const result = spawnSync(process.execPath, ['--test', `--test-concurrency=${concurrency}`, '--test-reporter=spec', ...run], {
   cwd: root,
   stdio: 'inherit',
   env: { ...process.env, NODE_ENV: 'test' },
 });
+if (pooled) recordDurations(out, files);
 stopRedis?.();
 rmSync(keysDir, { recursive: true, force: true });
 process.exit(result.status ?? 1);
