@@ -6,20 +6,20 @@
 // desktop and phone) come from test/web/pages.test.ts.
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
-import { existsSync, mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { chromium, type BrowserContext, type Page } from 'playwright-core';
+import { CHROMIUM, CHROMIUM_ARGS, withoutChromium } from '../support/chromium.ts';
 import { SETUPS, relyingParty, startServer, type RelyingParty, type TestServer } from '../support/latchkey.ts';
 import { addPerson, choosePin, codeFor, currentStep, linkApp } from '../support/factors.ts';
 import { accountFixture, accountSignIn, linkOnPage, onAccountPage } from './support.ts';
 
-const CHROMIUM = '/usr/bin/chromium';
 const PIN = '907146';
 const NEW_PIN = '583920';
 
 for (const setup of SETUPS) {
-  describe(`account pages in Chromium (${setup})`, { skip: existsSync(CHROMIUM) ? false : `no ${CHROMIUM} (apt-get install -y chromium)` }, () => {
+  describe(`account pages in Chromium (${setup})`, { skip: withoutChromium }, () => {
     let server: TestServer;
     let rp: RelyingParty;
     let context: BrowserContext;
@@ -33,7 +33,7 @@ for (const setup of SETUPS) {
       context = await chromium.launchPersistentContext(profileDir, {
         executablePath: CHROMIUM,
         headless: true,
-        args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking', '--disable-component-update', '--disable-sync'],
+        args: CHROMIUM_ARGS,
         viewport: { width: 1100, height: 900 },
       });
       context.on('console', (msg) => {

@@ -14,11 +14,10 @@ export const CHROMIUM = '/usr/bin/chromium';
 export const withoutChromium: string | false = existsSync(CHROMIUM) ? false : `no ${CHROMIUM} (apt-get install -y chromium)`;
 if (withoutChromium && process.env.CI) throw new Error(`CI: ${withoutChromium}; the browser tests cannot be skipped here`);
 
+/** The flags Chromium needs to run here as root, headless, without reaching out to the network. */
+export const CHROMIUM_ARGS = ['--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking', '--disable-component-update', '--disable-sync'];
+
 /** A headless Chromium with a fresh temporary profile; open a context per test. `args` are added to the usual flags. */
 export function launchChromium(args: string[] = []): Promise<Browser> {
-  return chromium.launch({
-    executablePath: CHROMIUM,
-    headless: true,
-    args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking', '--disable-component-update', '--disable-sync', ...args],
-  });
+  return chromium.launch({ executablePath: CHROMIUM, headless: true, args: [...CHROMIUM_ARGS, ...args] });
 }
