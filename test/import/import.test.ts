@@ -19,6 +19,7 @@ import { Browser } from '../support/browser.ts';
 import { PASSWORD, callbackReached, fixture, relyingParty, signIn, startServer } from '../support/latchkey.ts';
 import { startMongo, type TestMongo } from '../support/mongo.ts';
 import { tempDir } from '../support/tmp.ts';
+import { writeDevKeys } from '../support/keys.ts';
 import { runCli } from '../support/cli.ts';
 
 const NEW_PASSWORD = 'Nina-imports-Σ-plain-marker-7f3a';
@@ -101,6 +102,8 @@ let dbCounter = 0;
 
 async function openHarness(kind: Kind): Promise<Harness> {
   const dir = tempDir('lk-import-');
+  // The run's signing keys: a fresh DATA_DIR would otherwise generate an RSA key pair per harness.
+  writeDevKeys(dir.path);
   const env: Record<string, string> = { NODE_ENV: 'test', LOG_LEVEL: 'silent', DATA_DIR: dir.path, DEMO: 'false' };
   let mongoClient: MongoClient | null = null;
   if (kind === 'mongodb') {

@@ -14,6 +14,7 @@ import { ImportError, importDocument, type ImportDocument } from '../../src/impo
 import { openUpstreamSecret } from '../../src/upstream/secret.ts';
 import { fixture } from '../support/latchkey.ts';
 import { tempDir } from '../support/tmp.ts';
+import { writeDevKeys } from '../support/keys.ts';
 import { runCli } from '../support/cli.ts';
 
 const SECRET = 'upstream-Σ-plain-marker-5d1e';
@@ -35,6 +36,7 @@ describe('upstream providers in the import', () => {
   let hasher: Hasher;
 
   before(async () => {
+    writeDevKeys(dir.path);
     config = loadConfig({ NODE_ENV: 'test', LOG_LEVEL: 'silent', DATA_DIR: dir.path });
     stores = await createStores(config, createLogger('silent'));
     hasher = await createHasher(config.argon2, config.keys.pepper);
