@@ -128,6 +128,7 @@ const peers = new Set(process.env.BENCH_PEERS?.split(',').map((s) => s.trim()) ?
 if (process.env.BENCH_SIGNINS) params.signIns = Number(process.env.BENCH_SIGNINS);
 if (process.env.BENCH_TOKEN_OPS) params.tokenOps = Number(process.env.BENCH_TOKEN_OPS);
 if (process.env.BENCH_SESSIONS) params.memorySessions = Number(process.env.BENCH_SESSIONS);
+if (process.env.BENCH_MAX_PHASE_MS) params.maxPhaseMs = Number(process.env.BENCH_MAX_PHASE_MS);
 if (process.env.BENCH_POLICIES) params.policies = params.policies.filter((p) => process.env.BENCH_POLICIES!.split(',').includes(p));
 /** Logins per policy: at least the highest concurrency, so no two sign-ins of one identity overlap (its attempt counter). */
 const USERS_PER_POLICY = Math.max(...params.levels, params.tokenConcurrency, 4);
