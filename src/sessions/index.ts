@@ -24,7 +24,7 @@
 import { AsyncLocalStorage } from 'node:async_hooks';
 import type Provider from 'oidc-provider';
 import type { Adapter, AdapterBackend, AdapterPayload } from '../storage/adapter/port.ts';
-import { hashId } from '../storage/adapter/hashed-ids.ts';
+import { idHash } from '../storage/adapter/hashed-ids.ts';
 import type { AccountStore, SessionPolicy, Tenant } from '../storage/accounts/port.ts';
 import type { ClaimedLogout, NewLogout, SessionRecord, SessionStore } from '../storage/sessions/port.ts';
 import type { Audit } from '../audit.ts';
@@ -114,7 +114,7 @@ export function trackSessions(
       const browser = currentBrowser.getStore();
       await store.recordSession({
         uid,
-        key: hashId(id),
+        key: idHash(id),
         loginId: payload.accountId,
         tenant: await tenantOf(payload.accountId),
         clients: clientsOf(payload),
@@ -131,7 +131,7 @@ export function trackSessions(
     consume: (id) => inner.consume(id),
     async destroy(id) {
       await inner.destroy(id);
-      await store.removeSessionByKey(hashId(id));
+      await store.removeSessionByKey(idHash(id));
     },
     revokeByGrantId: (grantId) => inner.revokeByGrantId(grantId),
   };
@@ -340,7 +340,7 @@ export function createSessions({
       const expiresAt = new Date(typeof payload.exp === 'number' ? payload.exp * 1000 : now() + DEFAULT_SESSION_POLICY.lifetimeHours * 3_600_000);
       const record = {
         uid,
-        key: hashId(id),
+        key: idHash(id),
         loginId: accountId,
         tenant: await tenantOf(accountId),
         clients: clientsOf(payload),

@@ -8,10 +8,11 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import Database from 'better-sqlite3';
 import { Cluster, Redis } from 'ioredis';
 import { errors } from 'oidc-provider';
-import type { AdapterBackend, AdapterPayload } from '../../src/storage/adapter/port.ts';
+import type { Adapter, AdapterBackend, AdapterPayload } from '../../src/storage/adapter/port.ts';
 import { createSqliteAdapterBackend } from '../../src/storage/adapter/sqlite/index.ts';
 import { createRedisAdapterBackend } from '../../src/storage/adapter/redis/index.ts';
-import { SHORT_STORED_ID, withHashedIds } from '../../src/storage/adapter/hashed-ids.ts';
+import { hashId, idHash, SHORT_STORED_ID, withHashedIds } from '../../src/storage/adapter/hashed-ids.ts';
+import { createSecretBox } from '../../src/crypto/secretbox.ts';
 import { describeStored } from '../../src/storage/adapter/redis/codec.ts';
 import { testRedisPrefix, testRedisUrl } from '../support/redis.ts';
 import { tempDir } from '../support/tmp.ts';
@@ -19,6 +20,9 @@ import { startRedisCluster } from '../support/redis-cluster.ts';
 
 interface AdapterHarness {
   backend: AdapterBackend;
+  /** The backend without the hashing wrapper, and how many characters of the hash its stored ids keep. */
+  raw: AdapterBackend;
+  storedIdChars: number;
   /** The same store through another connection, as another app process has it. */
   other: AdapterBackend;
   /** Everything the store holds for this harness, keys included, as text. */
@@ -50,6 +54,17 @@ const epoch = () => Math.floor(Date.now() / 1000);
 // What the token endpoint turns into invalid_grant.
 const isAlreadyConsumed = (err: unknown) => err instanceof errors.InvalidGrant;
 const newId = () => randomUUID();
+
+/** What a lookup returns for the model stored under `id`: a handle to it, not the id, that `find` refuses. */
+async function assertHandle(adapter: Adapter, found: AdapterPayload | undefined | void, id: string, payload: AdapterPayload) {
+  assert.ok(found && typeof found.jti === 'string');
+  assert.deepEqual({ ...found, jti: id }, payload);
+  assert.match(found.jti, /^~/);
+  assert.ok(!found.jti.includes(id), 'the id is not in its handle');
+  assert.equal(idHash(found.jti), hashId(id), "a handle carries its id's hash");
+  assert.equal(idHash(id), hashId(id));
+  assert.equal(await adapter.find(found.jti), undefined, 'a handle is never a token or a cookie');
+}
 
 function adapterContract(name: string, open: () => Promise<AdapterHarness>): void {
   describe(`adapter contract: ${name}`, () => {
@@ -106,8 +121,56 @@ function adapterContract(name: string, open: () => Promise<AdapterHarness>): voi
       const uid = newId();
       const payload = { jti: id, uid, kind: 'Session', accountId: 'acc-1', loginTs: epoch() };
       await adapter('Session').upsert(id, payload, 60);
-      assert.deepEqual(await adapter('Session').findByUid(uid), payload);
+      await assertHandle(adapter('Session'), await adapter('Session').findByUid(uid), id, payload);
       assert.deepEqual(await adapter('Session').find(id), payload);
+    });
+
+    it('saves, consumes and destroys the Session a lookup found through its handle', async () => {
+      const id = newId();
+      const uid = newId();
+      const payload = { jti: id, uid, kind: 'Session', accountId: 'acc-1', loginTs: epoch() };
+      await adapter('Session').upsert(id, payload, 60);
+      const { jti: handle } = (await adapter('Session').findByUid(uid))!;
+      assert.ok(typeof handle === 'string');
+      // As oidc-provider saves a model it loaded: its id, in the payload too, is the handle.
+      await adapter('Session').upsert(handle, { ...payload, jti: handle, authorizations: { app: { sid: 's1' } } }, 60);
+      assert.deepEqual(await adapter('Session').find(id), { ...payload, authorizations: { app: { sid: 's1' } } });
+      await assertHandle(adapter('Session'), await adapter('Session').findByUid(uid), id, { ...payload, authorizations: { app: { sid: 's1' } } });
+      await adapter('Session').destroy(handle);
+      assert.equal(await adapter('Session').find(id), undefined);
+      assert.equal(await adapter('Session').findByUid(uid), undefined);
+    });
+
+    it('refuses a handle it did not make for that model: forged, altered, or made for another', async () => {
+      const id = newId();
+      const uid = newId();
+      const userCode = `UC-${newId().slice(0, 8)}`;
+      await adapter('Session').upsert(id, { jti: id, uid, kind: 'Session', accountId: 'acc-1' }, 60);
+      await adapter('DeviceCode').upsert(id, { jti: id, userCode, kind: 'DeviceCode', grantId: newId() }, 60);
+      const handle = String((await adapter('Session').findByUid(uid))!.jti);
+      const deviceHandle = String((await adapter('DeviceCode').findByUserCode(userCode))!.jti);
+      const [hash, mac] = handle.slice(1).split('.') as [string, string];
+      const forged = [`~${hash}.${'A'.repeat(22)}`, `~${hash}.${mac.slice(0, -1)}${mac.endsWith('A') ? 'B' : 'A'}`, `~${hashId(newId())}.${mac}`, deviceHandle, `~${hash}`];
+      for (const bad of forged) {
+        await assert.rejects(adapter('Session').destroy(bad), /not a handle/);
+        await assert.rejects(adapter('Session').upsert(bad, { jti: bad, uid, kind: 'Session', accountId: 'mallory' }, 60), /not a handle/);
+        await assert.rejects(adapter('Session').consume(bad), /not a handle/);
+      }
+      assert.equal((await adapter('Session').find(id))?.accountId, 'acc-1', 'the Session stands, unchanged');
+      assert.ok(await adapter('DeviceCode').find(id));
+    });
+
+    it('still finds a Session stored with its id sealed, as before handles, with that id', async () => {
+      const id = newId();
+      const uid = newId();
+      const box = createSecretBox([{ kid: 'adapter', key: KEY }]);
+      const stored = hashId(id).slice(0, harness.storedIdChars);
+      await harness.raw.factory('Session').upsert(stored, { jti: box.seal(id, 'Session'), uid, kind: 'Session', accountId: 'acc-1' }, 60);
+      assert.deepEqual(await adapter('Session').findByUid(uid), { jti: id, uid, kind: 'Session', accountId: 'acc-1' });
+      assert.deepEqual(await adapter('Session').find(id), { jti: id, uid, kind: 'Session', accountId: 'acc-1' });
+      // Sealed for another model, it opens to nothing.
+      await harness.raw.factory('Session').upsert(stored, { jti: box.seal(id, 'DeviceCode'), uid, kind: 'Session', accountId: 'acc-1' }, 60);
+      assert.equal(await adapter('Session').findByUid(uid), undefined);
     });
 
     it('scans the live models of one name: a Session with its id, never an expired, destroyed or other one', async () => {
@@ -122,7 +185,8 @@ function adapterContract(name: string, open: () => Promise<AdapterHarness>): voi
       await sleep(1100);
       const scanned: AdapterPayload[] = [];
       for await (const payload of harness.other.scan('Session')) if (payload.accountId === 'acc-scan') scanned.push(payload);
-      assert.deepEqual(scanned, [live]);
+      assert.equal(scanned.length, 1);
+      await assertHandle(adapter('Session'), scanned[0], live.jti, live);
     });
 
     it('finds a DeviceCode by userCode', async () => {
@@ -130,7 +194,7 @@ function adapterContract(name: string, open: () => Promise<AdapterHarness>): voi
       const userCode = `UC-${newId().slice(0, 8)}`;
       const payload = { jti: id, kind: 'DeviceCode', userCode, clientId: 'client-1', grantId: newId() };
       await adapter('DeviceCode').upsert(id, payload, 60);
-      assert.deepEqual(await adapter('DeviceCode').findByUserCode(userCode), payload);
+      await assertHandle(adapter('DeviceCode'), await adapter('DeviceCode').findByUserCode(userCode), id, payload);
     });
 
     it('consume sets consumed to the epoch seconds, visible to find', async () => {
@@ -227,10 +291,12 @@ function adapterContract(name: string, open: () => Promise<AdapterHarness>): voi
 
       const dump = await harness.dump();
       for (const id of ids) assert.ok(!dump.includes(id), `id ${id.slice(0, 8)}… is in the store`);
-      // Every model is still found by its id (and a Session by uid) with its id.
+      // Every model is still found by its id with its id, and a Session by uid with a handle to it.
       assert.equal((await adapter('RefreshToken').find(refresh))?.jti, refresh);
       assert.equal((await adapter('AuthorizationCode').find(code))?.jti, code);
-      assert.equal((await adapter('Session').findByUid(uid))?.jti, session);
+      const found = await adapter('Session').findByUid(uid);
+      assert.equal(idHash(String(found?.jti)), hashId(session));
+      for (const id of ids) assert.ok(!String(found?.jti).includes(id));
       await adapter('AccessToken').revokeByGrantId(grantId);
       assert.equal(await adapter('AccessToken').find(access), undefined);
     });
@@ -335,7 +401,7 @@ function adapterContract(name: string, open: () => Promise<AdapterHarness>): voi
       await s.upsert(id, { jti: id, uid: oldUid, kind: 'Session', accountId: 'old', amr: ['pwd'] }, 60);
       await s.upsert(id, { jti: id, uid: newUid, kind: 'Session', accountId: 'new' }, 60);
       assert.deepEqual(await s.find(id), { jti: id, uid: newUid, kind: 'Session', accountId: 'new' });
-      assert.deepEqual(await s.findByUid(newUid), { jti: id, uid: newUid, kind: 'Session', accountId: 'new' });
+      await assertHandle(s, await s.findByUid(newUid), id, { jti: id, uid: newUid, kind: 'Session', accountId: 'new' });
       assert.equal(await s.findByUid(oldUid), undefined);
 
       const codeId = newId();
@@ -413,12 +479,15 @@ adapterContract('sqlite', async () => {
   const dir = tempDir('lk-adapter-');
   const db = new Database(join(dir.path, 'latchkey.db'));
   db.pragma('journal_mode = WAL');
-  const backend = hashed(createSqliteAdapterBackend(db));
+  const raw = createSqliteAdapterBackend(db);
+  const backend = hashed(raw);
   const otherDb = new Database(join(dir.path, 'latchkey.db'));
   otherDb.pragma('busy_timeout = 5000');
   const other = hashed(createSqliteAdapterBackend(otherDb));
   return {
     backend,
+    raw,
+    storedIdChars: 43,
     other,
     async dump() {
       return (db.prepare('SELECT * FROM oidc_models').all() as Record<string, unknown>[]).map((r) => Object.values(r).join('\n')).join('\n');
@@ -436,11 +505,14 @@ adapterContract('sqlite', async () => {
 adapterContract('redis', async () => {
   const redis = new Redis(testRedisUrl());
   const prefix = testRedisPrefix();
-  const backend = hashedShort(createRedisAdapterBackend(redis, { prefix }));
+  const raw = createRedisAdapterBackend(redis, { prefix });
+  const backend = hashedShort(raw);
   const otherRedis = new Redis(testRedisUrl());
   const other = hashedShort(createRedisAdapterBackend(otherRedis, { prefix }));
   return {
     backend,
+    raw,
+    storedIdChars: SHORT_STORED_ID,
     other,
     dump: () => dumpRedis([redis], prefix),
     async cleanup() {
@@ -459,11 +531,14 @@ adapterContract('redis-cluster', async () => {
   const cluster = await startRedisCluster();
   const redis = new Cluster(cluster.nodes);
   const prefix = `{${testRedisPrefix().slice(0, -1)}}:`;
-  const backend = hashedShort(createRedisAdapterBackend(redis, { prefix }));
+  const raw = createRedisAdapterBackend(redis, { prefix });
+  const backend = hashedShort(raw);
   const otherRedis = new Cluster(cluster.nodes);
   const other = hashedShort(createRedisAdapterBackend(otherRedis, { prefix }));
   return {
     backend,
+    raw,
+    storedIdChars: SHORT_STORED_ID,
     other,
     dump: () => dumpRedis([redis], prefix),
     async cleanup() {

@@ -36,6 +36,15 @@ describe('the Redis adapter codec', () => {
     assert.match(describeStored(token), /"sessionUid":"OXncdxOAIlCLDkftIX-Ee3Kit1Gjg2He4P4a6U0STzt"/);
   });
 
+  it("stores of a jti that begins with the key's id only the rest", () => {
+    const stored = id.slice(0, 32);
+    const session = { iat: 1, exp: 2, uid: 'OXncdxOAIlCLDkftIX-Ee3Kit1Gjg2He4P4a6U0STzt', jti: id, kind: 'Session', accountId: 'a' };
+    const value = encodeModel({ payload: session, id: stored, model: 'Session', lookup: 'uid', grantable: false });
+    assert.deepEqual(decodeModel(value, stored, 'Session', 'uid'), session);
+    assert.match(describeStored(value), new RegExp(`"jti":"${id.slice(32)}"`));
+    assert.ok(!describeStored(value).includes(stored), 'the key says it');
+  });
+
   it('keeps in the body what the key does not say: another jti or kind, a non-integer consumed, an id with control characters', () => {
     const odd = { jti: 'other', kind: 'Other', consumed: 1.5, grantId: 'a\x1eb', uid: '' };
     const value = encodeModel({ payload: odd, id, model: 'Session', lookup: 'uid', grantable: true });
