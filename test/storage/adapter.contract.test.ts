@@ -426,6 +426,42 @@ function adapterContract(name: string, open: () => Promise<AdapterHarness>): voi
       assert.equal(await a.find(id), undefined);
     });
 
+    it("revoking as oidc-provider does — every model's revokeByGrantId and the grant's destroy at once — leaves no token", async () => {
+      for (const grantFirst of [true, false]) {
+        const grantId = newId();
+        const grant = { jti: grantId, kind: 'Grant', clientId: 'client-1', accountId: 'acc-1', exp: epoch() + 60 };
+        await adapter('Grant').upsert(grantId, grant, 60);
+        const tokens = { AuthorizationCode: newId(), AccessToken: newId(), RefreshToken: newId() };
+        for (const [model, id] of Object.entries(tokens)) await adapter(model).upsert(id, { jti: id, kind: model, grantId }, 60);
+        const revokes = Object.keys(tokens).map((model) => adapter(model).revokeByGrantId(grantId));
+        const destroy = adapter('Grant').destroy(grantId);
+        await Promise.all(grantFirst ? [destroy, ...revokes] : [...revokes, destroy]);
+        for (const [model, id] of Object.entries(tokens)) assert.equal(await adapter(model).find(id), undefined, `${model}, the grant destroyed ${grantFirst ? 'first' : 'last'}`);
+        assert.equal(await adapter('Grant').find(grantId), undefined);
+      }
+    });
+
+    it('keeps a grant and its tokens apart: saved before, between and after them, the grant is itself and its tokens are revoked', async () => {
+      const grantId = newId();
+      const grant = { jti: grantId, kind: 'Grant', clientId: 'client-1', accountId: 'acc-1', exp: epoch() + 60, openid: { scope: 'openid' } };
+      const early = newId();
+      const late = newId();
+      await adapter('AccessToken').upsert(early, { jti: early, kind: 'AccessToken', grantId }, 60);
+      assert.equal(await adapter('Grant').find(grantId), undefined, 'a token stored first makes no grant');
+      await adapter('Grant').upsert(grantId, grant, 60);
+      await adapter('RefreshToken').upsert(late, { jti: late, kind: 'RefreshToken', grantId }, 60);
+      const changed = { ...grant, openid: { scope: 'openid email' } };
+      await adapter('Grant').upsert(grantId, changed, 60);
+      assert.deepEqual(await adapter('Grant').find(grantId), changed);
+
+      await adapter('AccessToken').revokeByGrantId(grantId);
+      assert.equal(await adapter('AccessToken').find(early), undefined);
+      assert.equal(await adapter('RefreshToken').find(late), undefined);
+      assert.deepEqual(await adapter('Grant').find(grantId), changed, 'revoking its tokens leaves the grant');
+      await adapter('Grant').destroy(grantId);
+      assert.equal(await adapter('Grant').find(grantId), undefined);
+    });
+
     it('isolates models by name', async () => {
       const id = newId();
       await adapter('AccessToken').upsert(id, { jti: id, kind: 'AccessToken' }, 60);
@@ -449,6 +485,7 @@ function adapterContract(name: string, open: () => Promise<AdapterHarness>): voi
       const uid = newId();
       const deviceId = newId();
       const userCode = `UC-${newId().slice(0, 8)}`;
+      await adapter('Grant').upsert(grantId, { jti: grantId, kind: 'Grant', exp: epoch() + 1 }, 1);
       await adapter('RefreshToken').upsert(longRefresh, { jti: longRefresh, grantId }, 60);
       await adapter('AccessToken').upsert(tokenId, { jti: tokenId, grantId }, 1);
       await adapter('Session').upsert(sessionId, { jti: sessionId, uid, kind: 'Session' }, 1);
@@ -467,7 +504,8 @@ function adapterContract(name: string, open: () => Promise<AdapterHarness>): voi
       await assert.rejects(adapter('AccessToken').consume(tokenId), isAlreadyConsumed);
       assert.equal(await adapter('AccessToken').find(tokenId), undefined);
 
-      // The short-lived token must not have cut the grant index short for the long one.
+      // The short-lived token and grant must not have cut the grant index short for the long token.
+      assert.equal(await adapter('Grant').find(grantId), undefined);
       assert.ok(await adapter('RefreshToken').find(longRefresh));
       await adapter('AccessToken').revokeByGrantId(grantId);
       assert.equal(await adapter('RefreshToken').find(longRefresh), undefined);

@@ -61,6 +61,7 @@ export function withHashedIds(backend: AdapterBackend, key: Buffer, { storedIdCh
   const mac = (model: string, hash: string) => createHmac('sha256', handleKey).update(`${model}\0${hash}`).digest().subarray(0, 16).toString('base64url');
   const handleOf = (model: string, hash: string) => `~${hash}.${mac(model, hash)}`;
   const stored = (hash: string) => hash.slice(0, storedIdChars);
+  backend.keyGrantsBy?.((grantId) => stored(hashId(grantId)));
 
   /** The id's hash: of a handle made for this model, or of an id. A handle that is not one of ours throws. */
   function hashOf(id: string, model: string): string {

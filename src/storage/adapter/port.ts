@@ -10,7 +10,9 @@
  * `payload.consumed` to the epoch seconds atomically and only once: of
  * parallel calls exactly one resolves, every other (and any call for a model
  * already consumed, expired or gone) rejects with `alreadyConsumed()`;
- * `destroy` removes; `revokeByGrantId` removes every model stored with that
+ * `destroy` removes (a Grant's may take its tokens too: oidc-provider
+ * destroys a grant only together with `revokeByGrantId`, in parallel, in
+ * either order); `revokeByGrantId` removes every model stored with that
  * `grantId` (one already consumed may stay until it expires: it issues nothing
  * more, and a replay of it is still refused).
  *
@@ -32,6 +34,13 @@ export interface AdapterBackend {
    * Session) comes with its id in `jti`; any other with the stored hash.
    */
   scan(name: string): AsyncIterable<AdapterPayload>;
+  /**
+   * How a wrapper stores a Grant's id (`withHashedIds`: its hash), for a
+   * backend that keeps a grant's index of tokens in the grant's own record
+   * and must find that record from a token's `grantId`. Called once, before
+   * any model is stored; a backend that indexes otherwise leaves it out.
+   */
+  keyGrantsBy?(storedId: (grantId: string) => string): void;
   ping(): Promise<void>;
   close(): Promise<void>;
 }

@@ -3,7 +3,7 @@
  * payload's JSON deflated against a fixed dictionary of oidc-provider's own
  * field names and Latchkey's usual values.
  *
- *   `1␟<flags>␟<consumed>␟<grantId>␟<lookup>␞<deflated JSON>`   (␟ = 0x1f, ␞ = 0x1e)
+ *   `1␟<flags>␟<consumed>␟<grantId>␟<lookup>[␟<a grant's index>]␞<deflated JSON>`   (␟ = 0x1f, ␞ = 0x1e)
  *
  * The header holds what the scripts must read without JSON (the grant the
  * model belongs to, its uid or user code, whether it was consumed) and the
@@ -115,5 +115,7 @@ export function isEncodedModel(value: Buffer): boolean {
 export function describeStored(value: Buffer): string {
   if (!isEncodedModel(value)) return value.toString();
   const end = value.indexOf(END);
-  return `${value.toString('utf8', 0, end)}\n${inflateRawSync(value.subarray(end + 1), INFLATE).toString()}`;
+  // A grant's record may hold its index alone (see index.ts), with no body.
+  const body = end === value.length - 1 ? '' : inflateRawSync(value.subarray(end + 1), INFLATE).toString();
+  return `${value.toString('utf8', 0, end)}\n${body}`;
 }

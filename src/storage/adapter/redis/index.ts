@@ -42,20 +42,32 @@ const LOOKUP: Readonly<Record<string, { field: 'uid' | 'userCode'; code: string 
 };
 
 // Layout. A model is one string `${prefix}${code}:${id}` (see codec.ts: a header with its grant, its
-// uid or user code and whether it was consumed, then its deflated JSON). Index keys below use the
-// first 32 characters of the uid, user code or grant id. Strings, not hashes: a hash
+// uid or user code and whether it was consumed, then its deflated JSON). Strings, not hashes: a hash
 // whose field passes 64 bytes (hash-max-listpack-value) becomes a full hashtable, several hundred bytes
-// more per model. `${prefix}u:${uid}` and `${prefix}uc:${userCode}` hold an id; `${prefix}gi:${grantId}`
-// is a sorted set of `${code}:${id}` members scored by their expiry (ms, +inf for none), so expired
-// members can be pruned and the set lives exactly as long as its longest member; members short enough
-// (≤ 64 bytes, zset-max-listpack-value) that the set stays a compact listpack.
+// more per model. Index keys use the first 32 characters of the uid or user code:
+// `${prefix}u:${uid}` and `${prefix}uc:${userCode}` hold an id.
+//
+// A grant's index — which tokens to remove when it is revoked — lives in the grant's own record,
+// `${prefix}g:${id}`, as a sixth header field: `${code}:${id}~${expiry, epoch s}` members, comma-
+// separated (no `~`: never expires). One key a session fewer than a sorted set of its own. The
+// grant's key is its stored id, which the scripts cannot compute (a hash, src/storage/adapter/
+// hashed-ids.ts), so the caller names it (`keyGrantsBy`). A token stored before its grant makes a
+// record with the index alone (no body), which is no Grant. The record lives as long as the longer
+// of the grant and its last token; `find` refuses a Grant past its own `exp`. Every write to an index
+// prunes it of members expired, gone or consumed (a consumed model issues nothing more: oidc-provider
+// refuses it and revokes the grant), so a refresh token's rotations do not pile up in it.
+// Destroying a grant removes the tokens its index names: oidc-provider destroys a grant and revokes
+// its tokens in parallel, and the index must not go first. Sets `${prefix}gi:${grantId}` of the
+// layout before are still read (and removed) when their grant is revoked, until they expire.
+//
 // Each operation is one script, one round trip, atomic. The scripts name further keys from the
 // prefix they are given, so on Redis Cluster every key must be in one slot: a hash-tagged prefix such
-// as `{latchkey}:` (src/storage/index.ts makes one). Sharding further would need the grant index split
-// from the tokens.
+// as `{latchkey}:` (src/storage/index.ts makes one).
 
 // Shared by the scripts: a stored model's header fields (1 version, 2 flags, 3 consumed, 4 grantId,
-// 5 lookup) and where it ends; drop an index entry only while it still points at this id.
+// 5 lookup, 6 a grant's index) and where it ends; drop an index entry only while it still points at
+// this id; a grant's index pruned (with `skip` left out) and the latest expiry it keeps (seconds,
+// math.huge for none); a grant's members removed with the models they name.
 const LUA_HELPERS = String.raw`
 local function header(v)
   local e = string.find(v, '\30', 1, true)
@@ -63,62 +75,118 @@ local function header(v)
   for part in string.gmatch(string.sub(v, 1, e - 1) .. '\31', '([^\31]*)\31') do f[#f + 1] = part end
   return f, e
 end
+local function withIndex(f, index, rest)
+  return table.concat({ f[1], f[2], f[3], f[4], f[5], index }, '\31') .. rest
+end
 local function dropIfEqual(k, id) if redis.call('GET', k) == id then redis.call('DEL', k) end end
 local function short(s) return string.sub(s, 1, 32) end
+local function nowSeconds()
+  local t = redis.call('TIME')
+  return tonumber(t[1]), tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+end
+local function pruned(index, prefix, now, skip)
+  local kept, top = {}, 0
+  for m in string.gmatch(index or '', '[^,]+') do
+    local name, exp = string.match(m, '^([^~]+)~?(%d*)$')
+    if name and name ~= skip and (exp == '' or tonumber(exp) > now) then
+      local v = redis.call('GET', prefix .. name)
+      if v and header(v)[3] == '' then
+        kept[#kept + 1] = m
+        if exp == '' then top = math.huge elseif tonumber(exp) > top then top = tonumber(exp) end
+      end
+    end
+  end
+  return table.concat(kept, ','), top
+end
+local function removeMembers(index, prefix)
+  for m in string.gmatch(index or '', '[^,]+') do
+    local name = string.match(m, '^([^~]+)')
+    local mk = prefix .. name
+    if string.sub(name, 1, 3) == 'dc:' then
+      local v = redis.call('GET', mk)
+      if v then
+        local f = header(v)
+        if f[5] ~= '' then dropIfEqual(prefix .. 'uc:' .. short(f[5]), string.sub(name, 4)) end
+      end
+    end
+    redis.call('DEL', mk)
+  end
+end
+local function setFor(key, value, pttl)
+  if pttl < 0 then redis.call('SET', key, value) else redis.call('SET', key, value, 'PX', pttl) end
+end
 `;
 
-// KEYS[1] the model; ARGV: prefix, member, id, value, TTL ms (-1: none), lookup family ('' none),
-// new lookup value ('' none), new grantId ('' none).
-const UPSERT = `${LUA_HELPERS}
+// KEYS[1] the model; ARGV: 1 prefix, 2 member, 3 id, 4 value, 5 TTL ms (-1: none), 6 lookup family
+// ('' none), 7 new lookup value ('' none), 8 new grantId ('' none), 9 its grant's record key, 10 the
+// grantId the model had before, if the caller knows it, 11 that grant's record key, 12 '1' for a Grant.
+// → 1, or { 'regrant', grantId } when the model moves from a grant whose key the caller must name.
+const UPSERT = String.raw`${LUA_HELPERS}
 local k, prefix, member, id, ttl = KEYS[1], ARGV[1], ARGV[2], ARGV[3], tonumber(ARGV[5])
-local family, lookup, grantId = ARGV[6], ARGV[7], ARGV[8]
+local family, lookup, grantId, grantKey = ARGV[6], ARGV[7], ARGV[8], ARGV[9]
+local value = ARGV[4]
+local now, nowMs = nowSeconds()
 local old = redis.call('GET', k)
 if old then
-  local f = header(old)
+  local f, e = header(old)
+  if f[4] ~= '' and f[4] ~= grantId then
+    if ARGV[10] ~= f[4] then return { 'regrant', f[4] } end
+    local ov = redis.call('GET', ARGV[11])
+    if ov then
+      local of, oe = header(ov)
+      redis.call('SET', ARGV[11], withIndex(of, (pruned(of[6], prefix, now, member)), string.sub(ov, oe)), 'KEEPTTL')
+    end
+  end
   if family ~= '' and f[5] ~= '' and f[5] ~= lookup then dropIfEqual(prefix .. family .. ':' .. short(f[5]), id) end
-  if f[4] ~= '' and f[4] ~= grantId then redis.call('ZREM', prefix .. 'gi:' .. short(f[4]), member) end
+  if ARGV[12] == '1' and (f[6] or '') ~= '' then
+    -- A grant saved again keeps its tokens' index, and lives as long as the last of them.
+    local index, top = pruned(f[6], prefix, now)
+    if index ~= '' then
+      local nf, ne = header(value)
+      value = withIndex(nf, index, string.sub(value, ne))
+      if top == math.huge then ttl = -1 elseif ttl >= 0 and top * 1000 - nowMs > ttl then ttl = top * 1000 - nowMs end
+    end
+  end
 end
-local function put(key, value)
-  if ttl >= 0 then redis.call('SET', key, value, 'PX', ttl) else redis.call('SET', key, value) end
-end
-put(k, ARGV[4])
-if lookup ~= '' then put(prefix .. family .. ':' .. short(lookup), id) end
+setFor(k, value, ttl)
+if lookup ~= '' then setFor(prefix .. family .. ':' .. short(lookup), id, ttl) end
 if grantId ~= '' then
-  -- The server's clock, so that the scores and the set's PEXPIREAT agree with the keys' own TTLs.
-  local gk = prefix .. 'gi:' .. short(grantId)
-  local t = redis.call('TIME')
-  local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
-  local score = '+inf'
-  if ttl >= 0 then score = string.format('%.0f', now + ttl) end
-  redis.call('ZREMRANGEBYSCORE', gk, '-inf', string.format('%.0f', now))
-  redis.call('ZADD', gk, score, member)
-  local top = redis.call('ZRANGE', gk, -1, -1, 'WITHSCORES')
-  if top[2] == 'inf' then redis.call('PERSIST', gk) else redis.call('PEXPIREAT', gk, top[2]) end
+  local entry = member
+  if ttl >= 0 then entry = member .. '~' .. string.format('%.0f', math.ceil((nowMs + ttl) / 1000)) end
+  local gv = redis.call('GET', grantKey)
+  if gv then
+    local f, e = header(gv)
+    local index = pruned(f[6], prefix, now, member)
+    if index == '' then index = entry else index = index .. ',' .. entry end
+    local pttl = redis.call('PTTL', grantKey)
+    if pttl >= 0 and (ttl < 0 or ttl > pttl) then pttl = ttl end
+    setFor(grantKey, withIndex(f, index, string.sub(gv, e)), pttl)
+  else
+    setFor(grantKey, '1\31\31\31\31\31' .. entry .. '\30', ttl)
+  end
 end
 return 1`;
 
-// KEYS[1] the model; ARGV: prefix, member, id, lookup family ('' none).
+// KEYS[1] the model; ARGV: prefix, id, lookup family ('' none). A grant goes with the tokens it names.
 const DESTROY = `${LUA_HELPERS}
-local k, prefix, member, id, family = KEYS[1], ARGV[1], ARGV[2], ARGV[3], ARGV[4]
+local k, prefix, id, family = KEYS[1], ARGV[1], ARGV[2], ARGV[3]
 local old = redis.call('GET', k)
 if not old then return 0 end
 local f = header(old)
 if family ~= '' and f[5] ~= '' then dropIfEqual(prefix .. family .. ':' .. short(f[5]), id) end
-if f[4] ~= '' then redis.call('ZREM', prefix .. 'gi:' .. short(f[4]), member) end
+removeMembers(f[6], prefix)
 redis.call('DEL', k)
 return 1`;
 
-// KEYS[1] the model; ARGV: epoch seconds, prefix, member. 1 when this call consumed the model, 0 when
-// it was consumed before or is gone. KEEPTTL: the model keeps its expiry, to catch a replay. It leaves
-// its grant's index: consumed, it can issue nothing more (oidc-provider refuses it and revokes the
-// grant), and a rotated refresh token would otherwise stay in the set for the token's whole life.
+// KEYS[1] the model; ARGV: epoch seconds. 1 when this call consumed the model, 0 when it was consumed
+// before or is gone. KEEPTTL: the model keeps its expiry, to catch a replay. Its grant's index drops
+// it at its next write.
 const CONSUME = String.raw`${LUA_HELPERS}
 local v = redis.call('GET', KEYS[1])
 if not v then return 0 end
 local f, e = header(v)
 if f[3] ~= '' then return 0 end
 redis.call('SET', KEYS[1], table.concat({ f[1], f[2], ARGV[1], f[4], f[5] }, '\31') .. string.sub(v, e), 'KEEPTTL')
-if f[4] ~= '' then redis.call('ZREM', ARGV[2] .. 'gi:' .. short(f[4]), ARGV[3]) end
 return 1`;
 
 // KEYS[1] the lookup key; ARGV[1] the model's key without its id. → { id, value } or nil.
@@ -129,30 +197,31 @@ local v = redis.call('GET', ARGV[1] .. id)
 if not v then return false end
 return { id, v }`;
 
-// KEYS[1] the grant index; ARGV[1] prefix. A DeviceCode's user-code entry goes with it.
+// KEYS[1] the grant's record, KEYS[2] its sorted set of the layout before; ARGV[1] prefix. A DeviceCode's
+// user-code entry goes with it. The grant itself stays (oidc-provider destroys it when it means to).
 const REVOKE = `${LUA_HELPERS}
 local prefix = ARGV[1]
-for _, m in ipairs(redis.call('ZRANGE', KEYS[1], 0, -1)) do
-  local mk = prefix .. m
-  if string.sub(m, 1, 3) == 'dc:' then
-    local v = redis.call('GET', mk)
-    if v then
-      local f = header(v)
-      if f[5] ~= '' then dropIfEqual(prefix .. 'uc:' .. short(f[5]), string.sub(m, 4)) end
-    end
-  end
-  redis.call('DEL', mk)
+local gv = redis.call('GET', KEYS[1])
+if gv then
+  local f, e = header(gv)
+  removeMembers(f[6], prefix)
+  if e == #gv then redis.call('DEL', KEYS[1]) elseif (f[6] or '') ~= '' then redis.call('SET', KEYS[1], withIndex(f, '', string.sub(gv, e)), 'KEEPTTL') end
 end
-redis.call('DEL', KEYS[1])
+local old = redis.call('ZRANGE', KEYS[2], 0, -1)
+if #old > 0 then removeMembers(table.concat(old, ','), prefix) end
+redis.call('DEL', KEYS[2])
 return 1`;
 
 interface Scripts {
-  latchkeyAdapterUpsert(key: string, ...args: (string | number | Buffer)[]): Promise<number>;
+  latchkeyAdapterUpsert(key: string, ...args: (string | number | Buffer)[]): Promise<number | [string, string]>;
   latchkeyAdapterDestroy(key: string, ...args: string[]): Promise<number>;
-  latchkeyAdapterConsume(key: string, consumed: number, prefix: string, member: string): Promise<number>;
+  latchkeyAdapterConsume(key: string, consumed: number): Promise<number>;
   latchkeyAdapterFindViaBuffer(key: string, modelPrefix: string): Promise<[Buffer, Buffer] | null>;
-  latchkeyAdapterRevoke(key: string, prefix: string): Promise<number>;
+  latchkeyAdapterRevoke(grantKey: string, legacyIndex: string, prefix: string): Promise<number>;
 }
+
+// A grant's record that holds its index alone (its tokens were stored before it): the header, no body.
+const indexOnly = (value: Buffer) => value.indexOf(0x1e) === value.length - 1;
 
 /**
  * oidc-provider storage in Redis through the caller's ioredis client (which
@@ -165,8 +234,11 @@ export function createRedisAdapterBackend(redis: Redis | Cluster, opts: { prefix
   redis.defineCommand('latchkeyAdapterDestroy', { numberOfKeys: 1, lua: DESTROY });
   redis.defineCommand('latchkeyAdapterConsume', { numberOfKeys: 1, lua: CONSUME });
   redis.defineCommand('latchkeyAdapterFindVia', { numberOfKeys: 1, lua: FIND_VIA });
-  redis.defineCommand('latchkeyAdapterRevoke', { numberOfKeys: 1, lua: REVOKE });
+  redis.defineCommand('latchkeyAdapterRevoke', { numberOfKeys: 2, lua: REVOKE });
   const scripts = redis as unknown as Scripts;
+  // Unwrapped, a Grant is stored under its id; withHashedIds says how it stores one.
+  let grantStoredId = (grantId: string) => grantId;
+  const grantRecord = (grantId: string) => `${prefix}${REDIS_MODEL_CODES.Grant}:${grantStoredId(grantId)}`;
 
   function factory(model: string): Adapter {
     const code = REDIS_MODEL_CODES[model] ?? model;
@@ -175,15 +247,20 @@ export function createRedisAdapterBackend(redis: Redis | Cluster, opts: { prefix
     const member = (id: string) => `${code}:${id}`;
     const lookup = LOOKUP[model];
     const grantable = GRANTABLE.has(model);
+    const isGrant = model === 'Grant';
     const decode = (id: string, value: Buffer) => decodeModel(value, id, model, lookup?.field) as AdapterPayload;
 
     async function find(id: string): Promise<AdapterPayload | undefined> {
       const value = await redis.getBuffer(key(id));
-      return value == null ? undefined : decode(id, value);
+      if (value == null || (isGrant && indexOnly(value))) return undefined;
+      const payload = decode(id, value);
+      // A grant's record may outlive the grant, for the tokens it still names.
+      if (isGrant && typeof payload.exp === 'number' && payload.exp * 1000 <= Date.now()) return undefined;
+      return payload;
     }
 
     async function destroy(id: string): Promise<void> {
-      await scripts.latchkeyAdapterDestroy(key(id), prefix, member(id), id, lookup?.code ?? '');
+      await scripts.latchkeyAdapterDestroy(key(id), prefix, id, lookup?.code ?? '');
     }
 
     // The lookup key may outlive or predate the model it names, so the model must still agree.
@@ -201,7 +278,15 @@ export function createRedisAdapterBackend(redis: Redis | Cluster, opts: { prefix
         const value = encodeModel({ payload, id, model, lookup: lookup?.field, grantable });
         const lookupValue = lookup ? headerField(payload[lookup.field]) : '';
         const grantId = grantable ? headerField(payload.grantId) : '';
-        await scripts.latchkeyAdapterUpsert(key(id), prefix, member(id), id, value, ttlMs, lookup?.code ?? '', lookupValue, grantId);
+        const args = [prefix, member(id), id, value, ttlMs, lookup?.code ?? '', lookupValue, grantId, grantId ? grantRecord(grantId) : '', '', '', isGrant ? '1' : ''];
+        // A model moving to another grant (oidc-provider never moves one): the script asks for the old grant's record.
+        for (let tries = 0; tries < 3; tries++) {
+          const done = await scripts.latchkeyAdapterUpsert(key(id), ...args);
+          if (!Array.isArray(done)) return;
+          args[9] = String(done[1]);
+          args[10] = grantRecord(String(done[1]));
+        }
+        throw new Error(`Redis adapter: a ${model} kept moving between grants while it was saved`);
       },
       find,
       async findByUid(uid) {
@@ -211,11 +296,11 @@ export function createRedisAdapterBackend(redis: Redis | Cluster, opts: { prefix
         return model === 'DeviceCode' ? findVia('uc', 'userCode', userCode) : undefined;
       },
       async consume(id) {
-        if ((await scripts.latchkeyAdapterConsume(key(id), Math.floor(Date.now() / 1000), prefix, member(id))) !== 1) throw alreadyConsumed(model);
+        if ((await scripts.latchkeyAdapterConsume(key(id), Math.floor(Date.now() / 1000))) !== 1) throw alreadyConsumed(model);
       },
       destroy,
       async revokeByGrantId(grantId) {
-        await scripts.latchkeyAdapterRevoke(`${prefix}gi:${short(grantId)}`, prefix);
+        await scripts.latchkeyAdapterRevoke(grantRecord(grantId), `${prefix}gi:${short(grantId)}`, prefix);
       },
     };
   }
@@ -236,10 +321,13 @@ export function createRedisAdapterBackend(redis: Redis | Cluster, opts: { prefix
           const values = keys.length ? await node.mgetBuffer(...keys) : [];
           for (let i = 0; i < keys.length; i++) {
             const value = values[i];
-            if (value) yield decodeModel(value, keys[i]!.slice(keyPrefix.length), model, LOOKUP[model]?.field) as AdapterPayload;
+            if (value && !indexOnly(value)) yield decodeModel(value, keys[i]!.slice(keyPrefix.length), model, LOOKUP[model]?.field) as AdapterPayload;
           }
         } while (cursor !== '0');
       }
+    },
+    keyGrantsBy(storedId) {
+      grantStoredId = storedId;
     },
     async ping() {
       await redis.ping();
