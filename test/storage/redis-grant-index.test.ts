@@ -1,12 +1,13 @@
 // The Redis adapter keeps a grant's index of tokens in the grant's own record (src/storage/adapter/redis/index.ts):
-// one key a grant, an index that does not grow with a refresh token's rotations, and the sorted sets of before still honoured.
+// one key a grant, an index that does not grow with a refresh token's rotations, a sorted set of its own for a grant with
+// many live tokens, and the sorted sets of the layout before still honoured.
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { randomBytes, randomUUID } from 'node:crypto';
 import { Redis } from 'ioredis';
 import { hashId, SHORT_STORED_ID, withHashedIds } from '../../src/storage/adapter/hashed-ids.ts';
 import type { AdapterBackend } from '../../src/storage/adapter/port.ts';
-import { createRedisAdapterBackend } from '../../src/storage/adapter/redis/index.ts';
+import { createRedisAdapterBackend, FOLDED_TOKENS } from '../../src/storage/adapter/redis/index.ts';
 import { describeStored } from '../../src/storage/adapter/redis/codec.ts';
 import { testRedisPrefix, testRedisUrl } from '../support/redis.ts';
 
@@ -72,6 +73,38 @@ describe("the Redis adapter's grant index", () => {
     await adapter('Grant').destroy(grantId);
     assert.equal(await adapter('AccessToken').find(again), undefined);
     assert.equal(await redis.exists(`${prefix}g:${stored(grantId)}`), 0);
+  });
+
+  it('moves a grant with many live tokens to a sorted set of its own, which revocation and a parallel destroy still reach', async () => {
+    for (const destroyFirst of [true, false]) {
+      const grantId = randomUUID();
+      await adapter('Grant').upsert(grantId, { jti: grantId, kind: 'Grant', clientId: 'c', accountId: 'a', exp: epoch() + 600 }, 600);
+      // A client refreshing often: every access token lives its hour, each refresh token is used once.
+      const access: string[] = [];
+      let refresh = randomUUID();
+      await adapter('RefreshToken').upsert(refresh, { jti: refresh, kind: 'RefreshToken', grantId }, 600);
+      for (let i = 0; i < FOLDED_TOKENS + 8; i++) {
+        await adapter('RefreshToken').consume(refresh);
+        refresh = randomUUID();
+        await adapter('RefreshToken').upsert(refresh, { jti: refresh, kind: 'RefreshToken', grantId }, 600);
+        const at = randomUUID();
+        access.push(at);
+        await adapter('AccessToken').upsert(at, { jti: at, kind: 'AccessToken', grantId }, 3600);
+      }
+      const set = `${prefix}gi:${grantId.slice(0, 32)}`;
+      assert.deepEqual(await members(grantId), [], "the grant's record names none any more");
+      // Every live access token and the one live refresh token: the used ones left at their consume.
+      assert.equal(await redis.zcard(set), access.length + 1);
+      assert.ok((await redis.zscore(set, `rt:${stored(refresh)}`)) !== null);
+      assert.ok(await adapter('Grant').find(grantId), 'the grant is itself');
+
+      const revoke = adapter('AccessToken').revokeByGrantId(grantId);
+      const destroy = adapter('Grant').destroy(grantId);
+      await (destroyFirst ? Promise.all([destroy, revoke]) : Promise.all([revoke, destroy]));
+      for (const at of access) assert.equal(await adapter('AccessToken').find(at), undefined);
+      assert.equal(await adapter('RefreshToken').find(refresh), undefined);
+      assert.equal(await redis.exists(set), 0);
+    }
   });
 
   it('still revokes the tokens a sorted set of the layout before names', async () => {

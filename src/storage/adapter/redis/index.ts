@@ -56,13 +56,21 @@ const LOOKUP: Readonly<Record<string, { field: 'uid' | 'userCode'; code: string 
 // of the grant and its last token; `find` refuses a Grant past its own `exp`. Every write to an index
 // prunes it of members expired, gone or consumed (a consumed model issues nothing more: oidc-provider
 // refuses it and revokes the grant), so a refresh token's rotations do not pile up in it.
-// Destroying a grant removes the tokens its index names: oidc-provider destroys a grant and revokes
-// its tokens in parallel, and the index must not go first. Sets `${prefix}gi:${grantId}` of the
-// layout before are still read (and removed) when their grant is revoked, until they expire.
+// Destroying a grant removes the tokens its record names: oidc-provider destroys a grant and revokes
+// its tokens in parallel, and the index must not go first. A grant with more than FOLDED_TOKENS live
+// tokens keeps them in a sorted set `${prefix}gi:${grantId}` instead (scored by expiry, ms), as the
+// layout before kept every grant's; revocation reads both.
 //
 // Each operation is one script, one round trip, atomic. The scripts name further keys from the
 // prefix they are given, so on Redis Cluster every key must be in one slot: a hash-tagged prefix such
 // as `{latchkey}:` (src/storage/index.ts makes one).
+
+/**
+ * How many live tokens a grant's own record names at most; past that they move to a sorted set
+ * `${prefix}gi:${grantId}` (the first 32 characters), where each write is O(log n) rather than a read
+ * of every member and a rewrite of the record. A signed-in session's grant names two.
+ */
+export const FOLDED_TOKENS = 32;
 
 // Shared by the scripts: a stored model's header fields (1 version, 2 flags, 3 consumed, 4 grantId,
 // 5 lookup, 6 a grant's index) and where it ends; drop an index entry only while it still points at
@@ -87,6 +95,7 @@ end
 local function pruned(index, prefix, now, skip)
   local kept, top = {}, 0
   for m in string.gmatch(index or '', '[^,]+') do
+    -- (each member: its key is read to see whether it is gone or consumed)
     local name, exp = string.match(m, '^([^~]+)~?(%d*)$')
     if name and name ~= skip and (exp == '' or tonumber(exp) > now) then
       local v = redis.call('GET', prefix .. name)
@@ -96,7 +105,16 @@ local function pruned(index, prefix, now, skip)
       end
     end
   end
-  return table.concat(kept, ','), top
+  return table.concat(kept, ','), top, #kept
+end
+-- A sorted set of a grant's tokens, scored by expiry (ms, +inf none), living as long as its last.
+local function addToSet(gk, member, ttl, nowMs)
+  local score = '+inf'
+  if ttl >= 0 then score = string.format('%.0f', nowMs + ttl) end
+  redis.call('ZREMRANGEBYSCORE', gk, '-inf', string.format('%.0f', nowMs))
+  redis.call('ZADD', gk, score, member)
+  local top = redis.call('ZRANGE', gk, -1, -1, 'WITHSCORES')
+  if top[2] == 'inf' then redis.call('PERSIST', gk) else redis.call('PEXPIREAT', gk, top[2]) end
 end
 local function removeMembers(index, prefix)
   for m in string.gmatch(index or '', '[^,]+') do
@@ -122,6 +140,7 @@ end
 // grantId the model had before, if the caller knows it, 11 that grant's record key, 12 '1' for a Grant.
 // → 1, or { 'regrant', grantId } when the model moves from a grant whose key the caller must name.
 const UPSERT = String.raw`${LUA_HELPERS}
+local LIMIT = ${FOLDED_TOKENS}
 local k, prefix, member, id, ttl = KEYS[1], ARGV[1], ARGV[2], ARGV[3], tonumber(ARGV[5])
 local family, lookup, grantId, grantKey = ARGV[6], ARGV[7], ARGV[8], ARGV[9]
 local value = ARGV[4]
@@ -131,6 +150,7 @@ if old then
   local f, e = header(old)
   if f[4] ~= '' and f[4] ~= grantId then
     if ARGV[10] ~= f[4] then return { 'regrant', f[4] } end
+    redis.call('ZREM', prefix .. 'gi:' .. short(f[4]), member)
     local ov = redis.call('GET', ARGV[11])
     if ov then
       local of, oe = header(ov)
@@ -153,40 +173,58 @@ if lookup ~= '' then setFor(prefix .. family .. ':' .. short(lookup), id, ttl) e
 if grantId ~= '' then
   local entry = member
   if ttl >= 0 then entry = member .. '~' .. string.format('%.0f', math.ceil((nowMs + ttl) / 1000)) end
+  local setKey = prefix .. 'gi:' .. short(grantId)
   local gv = redis.call('GET', grantKey)
-  if gv then
+  if redis.call('EXISTS', setKey) == 1 then
+    addToSet(setKey, member, ttl, nowMs)
+  elseif gv then
     local f, e = header(gv)
-    local index = pruned(f[6], prefix, now, member)
-    if index == '' then index = entry else index = index .. ',' .. entry end
-    local pttl = redis.call('PTTL', grantKey)
-    if pttl >= 0 and (ttl < 0 or ttl > pttl) then pttl = ttl end
-    setFor(grantKey, withIndex(f, index, string.sub(gv, e)), pttl)
+    local index, _, count = pruned(f[6], prefix, now, member)
+    if count >= LIMIT then
+      -- Many live tokens (a client refreshing often: each access token lives its hour): a sorted set of
+      -- their own from now on, so a write stays O(log n) instead of rewriting and reading them all.
+      for m in string.gmatch(index, '[^,]+') do
+        local name, exp = string.match(m, '^([^~]+)~?(%d*)$')
+        if exp == '' then addToSet(setKey, name, -1, nowMs) else addToSet(setKey, name, tonumber(exp) * 1000 - nowMs, nowMs) end
+      end
+      addToSet(setKey, member, ttl, nowMs)
+      redis.call('SET', grantKey, withIndex(f, '', string.sub(gv, e)), 'KEEPTTL')
+    else
+      if index == '' then index = entry else index = index .. ',' .. entry end
+      local pttl = redis.call('PTTL', grantKey)
+      if pttl >= 0 and (ttl < 0 or ttl > pttl) then pttl = ttl end
+      setFor(grantKey, withIndex(f, index, string.sub(gv, e)), pttl)
+    end
   else
     setFor(grantKey, '1\31\31\31\31\31' .. entry .. '\30', ttl)
   end
 end
 return 1`;
 
-// KEYS[1] the model; ARGV: prefix, id, lookup family ('' none). A grant goes with the tokens it names.
+// KEYS[1] the model; ARGV: prefix, member, id, lookup family ('' none). A grant goes with the tokens its
+// record names (those in its sorted set go with its revocation, which oidc-provider runs beside).
 const DESTROY = `${LUA_HELPERS}
-local k, prefix, id, family = KEYS[1], ARGV[1], ARGV[2], ARGV[3]
+local k, prefix, member, id, family = KEYS[1], ARGV[1], ARGV[2], ARGV[3], ARGV[4]
 local old = redis.call('GET', k)
 if not old then return 0 end
 local f = header(old)
 if family ~= '' and f[5] ~= '' then dropIfEqual(prefix .. family .. ':' .. short(f[5]), id) end
+if f[4] ~= '' then redis.call('ZREM', prefix .. 'gi:' .. short(f[4]), member) end
 removeMembers(f[6], prefix)
 redis.call('DEL', k)
 return 1`;
 
-// KEYS[1] the model; ARGV: epoch seconds. 1 when this call consumed the model, 0 when it was consumed
-// before or is gone. KEEPTTL: the model keeps its expiry, to catch a replay. Its grant's index drops
-// it at its next write.
+// KEYS[1] the model; ARGV: epoch seconds, prefix, member. 1 when this call consumed the model, 0 when it
+// was consumed before or is gone. KEEPTTL: the model keeps its expiry, to catch a replay. A grant's
+// record drops it at its next write; a grant's sorted set at once (a rotated refresh token would
+// otherwise stay in it for its whole life).
 const CONSUME = String.raw`${LUA_HELPERS}
 local v = redis.call('GET', KEYS[1])
 if not v then return 0 end
 local f, e = header(v)
 if f[3] ~= '' then return 0 end
 redis.call('SET', KEYS[1], table.concat({ f[1], f[2], ARGV[1], f[4], f[5] }, '\31') .. string.sub(v, e), 'KEEPTTL')
+if f[4] ~= '' then redis.call('ZREM', ARGV[2] .. 'gi:' .. short(f[4]), ARGV[3]) end
 return 1`;
 
 // KEYS[1] the lookup key; ARGV[1] the model's key without its id. → { id, value } or nil.
@@ -197,7 +235,7 @@ local v = redis.call('GET', ARGV[1] .. id)
 if not v then return false end
 return { id, v }`;
 
-// KEYS[1] the grant's record, KEYS[2] its sorted set of the layout before; ARGV[1] prefix. A DeviceCode's
+// KEYS[1] the grant's record, KEYS[2] its sorted set (many tokens, or the layout before); ARGV[1] prefix. A DeviceCode's
 // user-code entry goes with it. The grant itself stays (oidc-provider destroys it when it means to).
 const REVOKE = `${LUA_HELPERS}
 local prefix = ARGV[1]
@@ -215,7 +253,7 @@ return 1`;
 interface Scripts {
   latchkeyAdapterUpsert(key: string, ...args: (string | number | Buffer)[]): Promise<number | [string, string]>;
   latchkeyAdapterDestroy(key: string, ...args: string[]): Promise<number>;
-  latchkeyAdapterConsume(key: string, consumed: number): Promise<number>;
+  latchkeyAdapterConsume(key: string, consumed: number, prefix: string, member: string): Promise<number>;
   latchkeyAdapterFindViaBuffer(key: string, modelPrefix: string): Promise<[Buffer, Buffer] | null>;
   latchkeyAdapterRevoke(grantKey: string, legacyIndex: string, prefix: string): Promise<number>;
 }
@@ -260,7 +298,7 @@ export function createRedisAdapterBackend(redis: Redis | Cluster, opts: { prefix
     }
 
     async function destroy(id: string): Promise<void> {
-      await scripts.latchkeyAdapterDestroy(key(id), prefix, id, lookup?.code ?? '');
+      await scripts.latchkeyAdapterDestroy(key(id), prefix, member(id), id, lookup?.code ?? '');
     }
 
     // The lookup key may outlive or predate the model it names, so the model must still agree.
@@ -296,7 +334,7 @@ export function createRedisAdapterBackend(redis: Redis | Cluster, opts: { prefix
         return model === 'DeviceCode' ? findVia('uc', 'userCode', userCode) : undefined;
       },
       async consume(id) {
-        if ((await scripts.latchkeyAdapterConsume(key(id), Math.floor(Date.now() / 1000))) !== 1) throw alreadyConsumed(model);
+        if ((await scripts.latchkeyAdapterConsume(key(id), Math.floor(Date.now() / 1000), prefix, member(id))) !== 1) throw alreadyConsumed(model);
       },
       destroy,
       async revokeByGrantId(grantId) {
