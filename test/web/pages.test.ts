@@ -18,12 +18,14 @@ import { ROOT } from '../support/layout.ts';
 import type { Browser as Chromium } from 'playwright-core';
 import jsQRModule from 'jsqr';
 import { PNG } from 'pngjs';
-import { PASSWORD, REDIRECT_URI, relyingParty, startServer, type RelyingParty, type TestServer } from '../support/latchkey.ts';
+import { PASSWORD, relyingParty, startServer, type RelyingParty, type TestServer } from '../support/latchkey.ts';
 import { TENANT, codeFor, currentStep, factorFixture } from '../support/factors.ts';
 import { startUpstream, type TestUpstream } from '../support/upstream.ts';
 import { importDocument, type ImportDocument } from '../../src/import/index.ts';
 import { launchChromium, withoutChromium } from '../support/chromium.ts';
 import { tempDir } from '../support/tmp.ts';
+import { listenOnFreePort } from '../support/net.ts';
+import { createServer, type Server } from 'node:http';
 
 // A test run leaves the tree alone: the screenshots go to a temp dir unless asked for
 // (each run would otherwise rewrite the ones with times and QR codes in them).
@@ -41,13 +43,17 @@ const SIZES: Record<Device, { width: number; height: number }> = { desktop: { wi
 
 const UPSTREAM_CLIENT = { client_id: 'latchkey-acme', client_secret: 'upstream-secret-acme' };
 
-/** Acme Care with a third-party application (for the consent page), a few colleagues and, once it runs, an upstream provider. */
-function fixture(upstreamIssuer?: string): ImportDocument {
+/**
+ * Acme Care with a third-party application (for the consent page), a few colleagues and, once it runs, an upstream
+ * provider. Its applications come back to `redirectUri`, a page of the test's own.
+ */
+function fixture(redirectUri: string, upstreamIssuer?: string): ImportDocument {
   const doc = factorFixture();
   const acme = doc.tenants![0]!;
   acme.name = 'Acme Care';
   if (upstreamIssuer) acme.upstreams = [{ id: 'corp', name: 'Corp ID', issuer: upstreamIssuer, ...UPSTREAM_CLIENT }];
-  acme.clients!.push({ client_id: 'planner', client_secret: 's3cret-planner-4f9a2c7e1b8d3f6a0c5e9b2d', client_name: 'Rota Planner', redirect_uris: [REDIRECT_URI] });
+  acme.clients!.push({ client_id: 'planner', client_secret: 's3cret-planner-4f9a2c7e1b8d3f6a0c5e9b2d', client_name: 'Rota Planner', redirect_uris: [redirectUri] });
+  for (const client of acme.clients!) client.redirect_uris = [redirectUri];
   doc.identities!.push({ email: 'mark@acme.test', password: PASSWORD }, { email: 'lotte@acme.test', password: PASSWORD });
   acme.logins!.push(
     { id: 'mark-manager', email: 'mark@acme.test', userType: 'manager', firstName: 'Mark', lastName: 'de Vries' },
@@ -77,12 +83,20 @@ describe('the pages in Chromium: English and Dutch, desktop and phone', { skip: 
   let planner: RelyingParty;
   let chromiumBrowser: Chromium;
   let upstream: TestUpstream;
+  let application: Server;
+  let redirectUri: string;
 
   before(async () => {
-    server = await startServer('sqlite', { doc: fixture() });
+    // The applications' callback: a real page, so the journey in the browser ends somewhere real.
+    application = createServer((_req, res) => {
+      res.setHeader('content-type', 'text/html');
+      res.end('<!doctype html><title>Back at the application</title><p>Back at the application</p>');
+    });
+    redirectUri = `http://127.0.0.1:${await listenOnFreePort(application)}/cb`;
+    server = await startServer('sqlite', { doc: fixture(redirectUri) });
     upstream = await startUpstream({ clients: [{ ...UPSTREAM_CLIENT, redirect_uris: [`${server.issuer}/upstream/corp/callback`] }] });
     const { stores, hasher, config } = server.latchkey;
-    await importDocument(fixture(upstream.issuer), { accounts: stores.accounts, hasher, config });
+    await importDocument(fixture(redirectUri, upstream.issuer), { accounts: stores.accounts, hasher, config });
     rp = await relyingParty(server.issuer);
     planner = await relyingParty(server.issuer, 'planner', 's3cret-planner-4f9a2c7e1b8d3f6a0c5e9b2d');
     chromiumBrowser = await launchChromium();
@@ -92,6 +106,8 @@ describe('the pages in Chromium: English and Dutch, desktop and phone', { skip: 
     await chromiumBrowser?.close();
     await upstream?.stop();
     await server?.stop();
+    application?.closeAllConnections();
+    application?.close();
   });
 
   async function addPerson(name: { first: string; last: string }) {
@@ -125,9 +141,6 @@ describe('the pages in Chromium: English and Dutch, desktop and phone', { skip: 
         context.on('console', (msg) => {
           if (/Content Security Policy/i.test(msg.text())) cspViolations.push(msg.text());
         });
-        await context.route(`${REDIRECT_URI}**`, (route) =>
-          route.fulfill({ status: 200, contentType: 'text/html', body: '<!doctype html><title>Back at the application</title><p>Back at the application</p>' }),
-        );
         const page = await context.newPage();
         const checked: string[] = [];
 
@@ -172,7 +185,7 @@ describe('the pages in Chromium: English and Dutch, desktop and phone', { skip: 
 
         async function startSignIn(client: RelyingParty) {
           await context.clearCookies();
-          const { url } = await client.authorize(uiLocales);
+          const { url } = await client.authorize({ ...uiLocales, redirect_uri: redirectUri });
           await page.goto(url);
           await page.getByTestId('login-form').waitFor();
         }
@@ -181,7 +194,7 @@ describe('the pages in Chromium: English and Dutch, desktop and phone', { skip: 
           await page.getByLabel(T('Password', 'Wachtwoord'), { exact: true }).fill(secret);
           await page.getByTestId('login-submit').click();
         }
-        const atApplication = () => page.waitForURL(`${REDIRECT_URI}**`);
+        const atApplication = () => page.waitForURL(`${redirectUri}**`);
 
         // The first sign-in, to a third-party application: a wrong password, the login choice, a new PIN, consent.
         await startSignIn(planner);
