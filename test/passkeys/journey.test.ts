@@ -444,7 +444,11 @@ for (const setup of SETUPS) {
       assert.deepEqual(claims.amr, ['hwk', 'user', 'mfa']);
       const events = await server.latchkey.stores.accounts.listAudit({ tenant: 'acme', login, type: 'signin.passkey' });
       if (refusal === 'replayed') {
-        assert.deepEqual(events.map((e) => e.outcome).sort(), ['failure', 'success'], 'the second answer is refused and audited');
+        assert.deepEqual(
+          events.map((e) => e.outcome).sort(),
+          ['failure', 'success'],
+          `the second answer is refused and audited: ${JSON.stringify(events.map(({ time, outcome, detail, userAgent }) => ({ time, outcome, detail, userAgent })))}`,
+        );
         assert.equal(events.find((e) => e.outcome === 'failure')?.detail?.reason, 'replayed');
       } else
         assert.deepEqual(
