@@ -22,6 +22,7 @@ export type ErrorCode =
   | 'conflict'
   | 'no_login_for_client'
   | 'interaction_expired'
+  | 'signin_busy'
   | 'payload_too_large'
   | 'unsupported_media_type'
   | 'temporarily_unavailable'
@@ -116,6 +117,9 @@ export const conflict = (key: string, detail: Record<string, unknown> = {}) => n
 export const noLoginForClient = (key = 'errors.signin.noLogin') => new LatchkeyError('no_login_for_client', 403, key);
 
 export const interactionExpired = () => new LatchkeyError('interaction_expired', 400, 'errors.signin.expired');
+
+/** Another request of the same sign-in (another tab, a second click) still ran after the wait (`src/interaction/lease.ts`); nothing was done. */
+export const signinBusy = () => new LatchkeyError('signin_busy', 409, 'errors.signin.busy');
 
 /** A public client (no secret) at an endpoint that needs the caller to authenticate (introspection, revocation). */
 export const clientAuthenticationRequired = () => new LatchkeyError('invalid_client', 401, 'errors.clientAuthentication');

@@ -18,6 +18,7 @@ import { hasText } from '../i18n.ts';
 import { resolveLanguage, useLanguage } from '../web/language.ts';
 import { ensureProgress, readProgress, saveProgress, type Interaction, type Progress, type StepUp, type SwitchFrom } from './journey.ts';
 import { SWITCH_PARAM, readSwitchTicket } from './switch.ts';
+import { oneRequestAtATime } from './lease.ts';
 import { ACCOUNT_AUDIENCE, ANY_TENANT, clientFinder } from '../provider/account-client.ts';
 import { endedBefore } from '../provider/revocation.ts';
 import { requestInfo } from '../web/request.ts';
@@ -25,7 +26,7 @@ import { fullName, userTypeName, userTypeOf } from '../names.ts';
 import { signInSecond } from '../provider/revocation.ts';
 import { sessionPolicyOf } from '../sessions/index.ts';
 
-export type InteractionDeps = Pick<RouteDeps, 'provider' | 'config' | 'accounts' | 'hasher' | 'factors' | 'audit' | 'limiter' | 'browsers' | 'now'>;
+export type InteractionDeps = Pick<RouteDeps, 'provider' | 'config' | 'accounts' | 'counters' | 'hasher' | 'factors' | 'audit' | 'limiter' | 'browsers' | 'now'>;
 
 const EMAIL_MAX = 320;
 const PASSWORD_MAX = 1024;
@@ -69,10 +70,12 @@ export interface JourneyHooks {
 export type JourneyPlugin = (router: Router, steps: JourneySteps) => JourneyHooks | void;
 
 export function interactionRouter(
-  { provider, config, accounts, hasher, factors, audit, limiter, browsers, now = Date.now }: InteractionDeps,
+  { provider, config, accounts, counters, hasher, factors, audit, limiter, browsers, now = Date.now }: InteractionDeps,
   plugins: JourneyPlugin[] = [],
 ): Router {
   const router = new Router({ prefix: '/interaction/:uid' });
+  // Before every route, the plugins' too: each request of a sign-in runs alone, so none undoes what another wrote.
+  router.use(oneRequestAtATime(counters, now));
   const findClient = clientFinder(accounts, config.issuer);
 
   async function load(ctx: Context, expectedPrompt?: string) {

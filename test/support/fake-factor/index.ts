@@ -22,6 +22,22 @@ const stateOf = (login: Login): WordState | null => {
   return parsed.success ? parsed.data : null;
 };
 
+/** The next answer to hold at its check, set by `holdNextAnswer`. */
+let held: { reached: () => void; released: Promise<void> } | null = null;
+
+/**
+ * Holds the next answer to the word (set-up excepted) at its check until
+ * `release()`; `reached` resolves once it waits there. For tests of two
+ * requests of one sign-in at once: what the second does while the first runs.
+ */
+export function holdNextAnswer(): { reached: Promise<void>; release(): void } {
+  let release!: () => void;
+  let reached!: () => void;
+  const arrived = new Promise<void>((resolve) => (reached = resolve));
+  held = { reached, released: new Promise<void>((resolve) => (release = resolve)) };
+  return { reached: arrived, release };
+}
+
 const record = (services: FactorServices, req: FactorRequest, type: string, outcome: 'success' | 'failure') =>
   services.audit.record({ type, outcome, tenant: req.tenant.id, login: req.login.id, ip: req.ip, userAgent: req.userAgent });
 
@@ -49,6 +65,12 @@ export const wordFactor: FactorDefinition = {
         }
         await record(services, req, 'factor.word.set', 'success');
         return { passed: true };
+      }
+      if (held) {
+        const { reached, released } = held;
+        held = null;
+        reached();
+        await released;
       }
       const passed = stateOf(req.login)?.word === word;
       await record(services, req, passed ? 'factor.word.verified' : 'factor.word.failed', passed ? 'success' : 'failure');
