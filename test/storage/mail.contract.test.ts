@@ -119,6 +119,18 @@ for (const [name, make] of [
       assert.deepEqual(new Set(claimed), ids, 'every message claimed');
     });
 
+    it('parallel claimers whose clocks straddle the edge of a lease window never get the same message', async () => {
+      const { outboxes } = await h.open(4);
+      const edge = (Math.floor(Date.now() / LEASE) + 1) * LEASE;
+      const ids = new Set<string>();
+      for (let i = 0; i < 12; i++) ids.add(await outboxes[0]!.enqueue(mail(i), new Date(edge - 10)));
+      const clocks = [new Date(edge - 1), new Date(edge)];
+      const rounds = await Promise.all(outboxes.flatMap((box) => clocks.flatMap((now) => [box.claim(now, LEASE, 12), box.claim(now, LEASE, 12)])));
+      const claimed = rounds.flat().map((m) => m.id);
+      assert.equal(new Set(claimed).size, claimed.length, 'no message claimed twice');
+      assert.deepEqual(new Set(claimed), ids, 'every message claimed');
+    });
+
     it('sweeps delivered messages only', async () => {
       const {
         outboxes: [box],

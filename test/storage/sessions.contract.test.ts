@@ -223,5 +223,16 @@ for (const [name, make] of [
       assert.equal(ids.length, 12);
       assert.equal(new Set(ids).size, 12);
     });
+
+    it('never hands one logout to two claimers whose clocks straddle the edge of a lease window', async () => {
+      // T0 is on a whole minute, the edge of a 60 s lease window.
+      const stores = await h.open(4);
+      const list = Array.from({ length: 12 }, (_, i) => ({ clientId: 'app', sid: `s${i}-${randomUUID()}`, loginId: 'alice', tenant: 'acme' }));
+      await stores[0]!.enqueueLogouts(list, at(-10));
+      const results = await Promise.all(stores.flatMap((s) => [at(-1), T0].flatMap((now) => [s.claimLogouts(now, LEASE, 12), s.claimLogouts(now, LEASE, 12)])));
+      const ids = results.flat().map((c) => c.id);
+      assert.equal(new Set(ids).size, ids.length, 'none twice');
+      assert.equal(ids.length, 12);
+    });
   });
 }

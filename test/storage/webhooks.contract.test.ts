@@ -121,5 +121,20 @@ for (const [name, make] of [
       assert.equal(new Set(claimed.map((d) => d.id)).size, claimed.length, 'none twice');
       assert.deepEqual(new Set(claimed.map((d) => d.subscription)), new Set(subs.map((s) => s.id)));
     });
+
+    it('parallel claimers whose clocks straddle the edge of a lease window take each head once', async () => {
+      const stores = await h.open(4);
+      const subs = Array.from({ length: 6 }, () => sub('acme'));
+      for (const s of subs) await stores[0]!.addSubscription(s);
+      const edge = (Math.floor(Date.now() / LEASE) + 1) * LEASE;
+      await stores[0]!.enqueue(
+        subs.map((s, i) => delivery(s.id, i)),
+        new Date(edge - 10),
+      );
+      const clocks = [new Date(edge - 1), new Date(edge)];
+      const claimed = (await Promise.all(stores.flatMap((s) => clocks.flatMap((now) => [s.claim(now, LEASE, 20), s.claim(now, LEASE, 20)])))).flat();
+      assert.equal(new Set(claimed.map((d) => d.id)).size, claimed.length, 'none twice');
+      assert.equal(claimed.length, subs.length, 'each head once');
+    });
   });
 }

@@ -1,5 +1,5 @@
 import { randomUUID } from 'node:crypto';
-import { MongoServerError, type Db, type Filter, type ObjectId, type UpdateFilter } from 'mongodb';
+import { type Db, type Filter, type ObjectId, type UpdateFilter } from 'mongodb';
 import {
   normalizeEmail,
   type AccountStore,
@@ -34,6 +34,7 @@ import {
   userTypes,
   type CheckedLoginSearch,
 } from '../values.ts';
+import { isDuplicateKey } from '../../mongo.ts';
 
 interface TenantDoc {
   _id: string;
@@ -117,7 +118,6 @@ interface CasDoc {
  */
 const CAS_STALE_MS = 60_000;
 
-const DUPLICATE_KEY = 11000;
 /** addLoginGrant sweeps a login's expired grants on about one call in this many. */
 const CLEANUP_EVERY = 16;
 
@@ -163,8 +163,6 @@ function searchFilter(search: CheckedLoginSearch): Filter<LoginDoc> {
   if (search.words.length) filter.$and = search.words.map((w) => ({ $or: [{ firstName: literal(w) }, { lastName: literal(w) }, { email: literal(w) }] }));
   return filter;
 }
-
-const isDuplicateKey = (e: unknown) => e instanceof MongoServerError && e.code === DUPLICATE_KEY;
 
 // FerretDB 1.24 runs an upsert as find-then-insert, so a racing upsert of the
 // same key fails with a duplicate key error instead of updating: retry it.

@@ -1,9 +1,10 @@
 // The passkeys of the MongoDB account store: one document per credential,
 // its id the `_id`.
-import { Binary, MongoServerError, type Db } from 'mongodb';
+import { Binary, type Db } from 'mongodb';
 import type { Passkey, PasskeyDeviceType, PasskeyStore } from '../port.ts';
 import { checkedPasskey, checkedUse, countAdvances, credentialId, passkeyName } from '../passkey-values.ts';
 import { str } from '../values.ts';
+import { isDuplicateKey } from '../../mongo.ts';
 
 interface PasskeyDoc {
   _id: string;
@@ -26,8 +27,6 @@ interface UseDoc {
   credential: string;
   counter: number;
 }
-
-const isDuplicateKey = (e: unknown) => e instanceof MongoServerError && e.code === 11000;
 
 /** The driver reads binary fields as `Binary`; callers get a plain Uint8Array of its content. */
 const bytes = (b: Binary): Uint8Array => Uint8Array.from(b.buffer.subarray(0, b.position));

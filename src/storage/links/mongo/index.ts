@@ -1,5 +1,6 @@
-import { MongoServerError, type Db } from 'mongodb';
+import type { Db } from 'mongodb';
 import type { LinkPurpose, LinkStore, OneTimeLink } from '../port.ts';
+import { isDuplicateKey } from '../../mongo.ts';
 
 interface LinkDoc {
   /** The SHA-256 of the token. */
@@ -11,9 +12,6 @@ interface LinkDoc {
   used: boolean;
   voided: boolean;
 }
-
-const DUPLICATE_KEY = 11000;
-const isDuplicateKey = (e: unknown) => e instanceof MongoServerError && e.code === DUPLICATE_KEY;
 
 const toLink = (d: LinkDoc): OneTimeLink => ({ purpose: d.purpose, identityId: d.identityId, createdAt: d.createdAt, expiresAt: d.expiresAt });
 

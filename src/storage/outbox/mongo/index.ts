@@ -1,6 +1,7 @@
 import { randomUUID } from 'node:crypto';
-import { MongoServerError, type Db } from 'mongodb';
+import type { Db } from 'mongodb';
 import type { OutboxStore, OutgoingMail, QueuedMail } from '../port.ts';
+import { takeClaim } from '../../mongo.ts';
 
 interface MailDoc extends OutgoingMail {
   _id: string;
@@ -12,20 +13,18 @@ interface MailDoc extends OutgoingMail {
 }
 
 interface ClaimDoc {
-  /** `{message}:{attempts}:{lease window}`: the unique insert decides who takes this attempt. */
+  /** `{message}:{attempts}:{lease window}`: the unique inserts decide who takes this attempt (`takeClaim`). */
   _id: string;
   message: string;
 }
 
-const DUPLICATE_KEY = 11000;
-const isDuplicateKey = (e: unknown) => e instanceof MongoServerError && e.code === DUPLICATE_KEY;
-
 /**
  * The outbox in the collections `outbox` and `outbox_claims`. FerretDB 1.24's
  * conditional updates are not atomic (docs/storage.md), so a claim is decided
- * by a unique insert of a marker per message, attempt and lease window: one
- * caller wins, and a winner that died before leasing the message leaves it to
- * the next window. No TTL index: `sweep` removes what was delivered.
+ * by unique inserts of markers per message, attempt and lease window
+ * (`takeClaim`): one caller wins, and a winner that died before leasing the
+ * message holds it back for two windows at most. No TTL index: `sweep`
+ * removes what was delivered.
  */
 export function createMongoOutboxStore(db: Db): OutboxStore {
   const mails = db.collection<MailDoc>('outbox');
@@ -60,12 +59,7 @@ export function createMongoOutboxStore(db: Db): OutboxStore {
         .toArray();
       const claimed: QueuedMail[] = [];
       for (const doc of due) {
-        try {
-          await claims.insertOne({ _id: `${doc._id}:${doc.attempts}:${Math.floor(now.getTime() / leaseMs)}`, message: doc._id });
-        } catch (e) {
-          if (isDuplicateKey(e)) continue;
-          throw e;
-        }
+        if (!(await takeClaim(claims, `${doc._id}:${doc.attempts}`, now, leaseMs, (_id) => ({ _id, message: doc._id })))) continue;
         const leased = await mails.updateOne({ _id: doc._id, attempts: doc.attempts, sentAt: null }, { $set: { dueAt: new Date(now.getTime() + leaseMs) }, $inc: { attempts: 1 } });
         if (leased.modifiedCount !== 1) continue;
         claimed.push({

@@ -1,5 +1,6 @@
-import { MongoServerError, type Db } from 'mongodb';
+import type { Db } from 'mongodb';
 import type { ScimStore, ScimToken, ScimUser } from '../port.ts';
+import { isDuplicateKey } from '../../mongo.ts';
 
 interface TokenDoc extends Omit<ScimToken, 'id'> {
   _id: string;
@@ -18,9 +19,6 @@ interface NameDoc {
   _id: string;
   loginId: string;
 }
-
-const DUPLICATE_KEY = 11000;
-const isDuplicateKey = (e: unknown) => e instanceof MongoServerError && e.code === DUPLICATE_KEY;
 
 const toToken = ({ _id, ...rest }: TokenDoc): ScimToken => ({ id: _id, ...rest, revokedAt: rest.revokedAt ?? null });
 const toUser = (d: UserDoc): ScimUser => ({ tenant: d.tenant, loginId: d.loginId, userName: d.userName ?? null, externalId: d.externalId ?? null });

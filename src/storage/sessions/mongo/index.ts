@@ -1,5 +1,6 @@
-import { MongoServerError, type Db } from 'mongodb';
+import type { Db } from 'mongodb';
 import { logoutId, type ClaimedLogout, type Logout, type SessionRecord, type SessionStore } from '../port.ts';
+import { isDuplicateKey, takeClaim } from '../../mongo.ts';
 
 interface SessionDoc {
   /** The session's uid. */
@@ -38,13 +39,10 @@ interface RunDoc {
 }
 
 interface ClaimDoc {
-  /** `{logout}:{attempts}:{lease window}`: the unique insert decides who takes this attempt. */
+  /** `{logout}:{attempts}:{lease window}`: the unique inserts decide who takes this attempt (`takeClaim`). */
   _id: string;
   logout: string;
 }
-
-const DUPLICATE_KEY = 11000;
-const isDuplicateKey = (e: unknown) => e instanceof MongoServerError && e.code === DUPLICATE_KEY;
 
 const toSession = (d: SessionDoc): SessionRecord => ({
   uid: d._id,
@@ -74,8 +72,8 @@ const toLogout = (d: LogoutDoc): Logout => ({
 /**
  * The session index in the collection `sessions`, the logout queue in
  * `logouts` and `logout_claims`. FerretDB 1.24's conditional updates are not
- * atomic (docs/storage.md), so a claim is decided by a unique insert of a
- * marker per logout, attempt and lease window, as in the outbox; a logout is
+ * atomic (docs/storage.md), so a claim is decided by unique inserts of
+ * markers per logout, attempt and lease window (`takeClaim`); a logout is
  * unique per (client, sid) by its `_id`. No TTL index: the sweeps remove what
  * expired or was delivered.
  */
@@ -196,12 +194,7 @@ export function createMongoSessionStore(db: Db): SessionStore {
         .toArray();
       const claimed: ClaimedLogout[] = [];
       for (const doc of due) {
-        try {
-          await claims.insertOne({ _id: `${doc._id}:${doc.attempts}:${Math.floor(now.getTime() / leaseMs)}`, logout: doc._id });
-        } catch (e) {
-          if (isDuplicateKey(e)) continue;
-          throw e;
-        }
+        if (!(await takeClaim(claims, `${doc._id}:${doc.attempts}`, now, leaseMs, (_id) => ({ _id, logout: doc._id })))) continue;
         const leased = await logouts.updateOne(
           { _id: doc._id, attempts: doc.attempts, deliveredAt: null },
           { $set: { dueAt: new Date(now.getTime() + leaseMs) }, $inc: { attempts: 1 } },

@@ -1,6 +1,7 @@
 import { randomUUID } from 'node:crypto';
-import { MongoServerError, type Db } from 'mongodb';
+import type { Db } from 'mongodb';
 import type { ClaimedDelivery, Delivery, Subscription, WebhookStore } from '../port.ts';
+import { takeClaim } from '../../mongo.ts';
 
 interface SubscriptionDoc extends Omit<Subscription, 'id'> {
   _id: string;
@@ -10,9 +11,6 @@ interface DeliveryDoc extends Omit<Delivery, 'id'> {
   _id: string;
   dueAt: Date;
 }
-
-const DUPLICATE_KEY = 11000;
-const isDuplicateKey = (e: unknown) => e instanceof MongoServerError && e.code === DUPLICATE_KEY;
 
 const toSubscription = ({ _id, ...rest }: SubscriptionDoc): Subscription => ({ id: _id, ...rest });
 const toDelivery = ({ _id, dueAt: _due, ...rest }: DeliveryDoc): Delivery => ({
@@ -26,8 +24,8 @@ const toDelivery = ({ _id, dueAt: _due, ...rest }: DeliveryDoc): Delivery => ({
 /**
  * Webhooks in the collections `webhook_subscriptions`, `webhook_deliveries`
  * and `webhook_claims`. FerretDB 1.24's conditional updates are not atomic
- * (docs/storage.md), so a head is leased by a unique insert of a marker per
- * delivery, attempt and lease window, as the outbox does. `seq` orders one
+ * (docs/storage.md), so a head is leased by unique inserts of markers per
+ * delivery, attempt and lease window (`takeClaim`), as in the outbox. `seq` orders one
  * subscription's deliveries: milliseconds, then a counter of this process.
  */
 export function createMongoWebhookStore(db: Db): WebhookStore {
@@ -77,12 +75,7 @@ export function createMongoWebhookStore(db: Db): WebhookStore {
         if (claimed.length >= limit) break;
         const head = await deliveries.find({ subscription, deliveredAt: null }).sort({ seq: 1 }).limit(1).next();
         if (!head || head.dueAt > now) continue;
-        try {
-          await claims.insertOne({ _id: `${head._id}:${head.attempts}:${Math.floor(now.getTime() / leaseMs)}`, delivery: head._id });
-        } catch (e) {
-          if (isDuplicateKey(e)) continue;
-          throw e;
-        }
+        if (!(await takeClaim(claims, `${head._id}:${head.attempts}`, now, leaseMs, (_id) => ({ _id, delivery: head._id })))) continue;
         const leased = await deliveries.updateOne(
           { _id: head._id, attempts: head.attempts, deliveredAt: null },
           { $set: { dueAt: new Date(now.getTime() + leaseMs) }, $inc: { attempts: 1 } },
