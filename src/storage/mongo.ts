@@ -1,3 +1,4 @@
+import { setTimeout as sleep } from 'node:timers/promises';
 import { MongoServerError, type Collection, type OptionalUnlessRequiredId } from 'mongodb';
 
 /** MongoDB's duplicate-key error (E11000): a unique index, `_id` included, refused the write. */
@@ -36,4 +37,64 @@ export async function takeClaim<T extends { _id: string }>(claims: Collection<T>
     if (isDuplicateKey(e)) return false;
     throw e;
   }
+}
+
+/** A writer's marker: its `_id` names what is being written, `at` is when it was taken. */
+export interface MarkerDoc {
+  _id: string;
+  at: Date;
+}
+
+/** What `holding` answers when another writer holds the marker. */
+export const BUSY: unique symbol = Symbol('busy');
+
+/**
+ * Runs `write` as the one writer holding the marker `_id: id` in `markers`,
+ * and deletes the marker after it. FerretDB 1.24 runs an update as a read and
+ * a write of the whole document (docs/storage.md), so two writers of one
+ * document can undo each other; writers that all hold the same marker
+ * cannot, since a unique `_id` insert is atomic on every backend.
+ *
+ * When another writer holds it: `waitMs` 0 answers BUSY at once (a write
+ * that may be skipped, such as a rehash); otherwise this polls until the
+ * marker is free or `waitMs` has passed, then answers BUSY. A marker older
+ * than `staleMs` (its writer died) is taken over.
+ */
+export async function holding<T>(markers: Collection<MarkerDoc>, id: string, opts: { staleMs: number; waitMs: number }, write: () => Promise<T>): Promise<T | typeof BUSY> {
+  const mark = async (): Promise<boolean> => {
+    try {
+      await markers.insertOne({ _id: id, at: new Date() });
+      return true;
+    } catch (e) {
+      if (isDuplicateKey(e)) return false;
+      throw e;
+    }
+  };
+  const deadline = Date.now() + opts.waitMs;
+  for (;;) {
+    if (await mark()) break;
+    const stale = await markers.deleteOne({ _id: id, at: { $lt: new Date(Date.now() - opts.staleMs) } });
+    if (stale.deletedCount === 1 && (await mark())) break;
+    if (Date.now() >= deadline) return BUSY;
+    await sleep(5 + Math.random() * 10);
+  }
+  try {
+    return await write();
+  } finally {
+    // Deleted only after the write: a writer that marks later reads what this one wrote.
+    await markers.deleteOne({ _id: id });
+  }
+}
+
+/**
+ * `holding` for writes that must happen (a person's password change, an
+ * owner's disable): each waits for the writer before it, which takes
+ * milliseconds, and takes over a dead writer's marker after `staleMs`.
+ */
+export function oneWriterAtATime(markers: Collection<MarkerDoc>, staleMs: number) {
+  return async <T>(id: string, write: () => Promise<T>): Promise<T> => {
+    const done = await holding(markers, id, { staleMs, waitMs: staleMs + 1_000 }, write);
+    if (done === BUSY) throw new Error(`${markers.collectionName}: another writer still holds ${id}`);
+    return done;
+  };
 }

@@ -316,6 +316,30 @@ function accountStoreContract(name: string, makeStore: () => Promise<Harness>) {
           assert.equal(await s.replacePasswordHash('nope', 'changed', 'x'), false);
         }));
 
+      it('a rehash racing a password change over another connection never brings the old password back', () =>
+        withStore(async (s, h) => {
+          const other = await h.twin();
+          for (let round = 0; round < 20; round++) {
+            const a = await s.upsertIdentity({ email: `race${round}@example.com`, passwordHash: 'old' });
+            // The sign-in's rehash of the old password, and the person's change, at once.
+            await Promise.all([s.replacePasswordHash(a.id, 'old', 'old-rehashed'), other.setPasswordHash(a.id, 'changed')]);
+            assert.equal((await s.getIdentity(a.id))?.passwordHash, 'changed', `round ${round}`);
+          }
+        }));
+
+      it('no other write of an identity brings an old password back: an upsert without a hash, or an import of one, racing a change', () =>
+        withStore(async (s, h) => {
+          const other = await h.twin();
+          for (let round = 0; round < 20; round++) {
+            const email = `upsert${round}@example.com`;
+            const a = await s.upsertIdentity({ email, passwordHash: 'old' });
+            await Promise.all([s.upsertIdentity({ email }), other.setPasswordHash(a.id, 'changed')]);
+            assert.equal((await s.getIdentity(a.id))?.passwordHash, 'changed', `an upsert without a hash, round ${round}`);
+            await Promise.all([s.replacePasswordHash(a.id, 'changed', 'changed-rehashed'), other.upsertIdentity({ email, passwordHash: 'imported' })]);
+            assert.equal((await s.getIdentity(a.id))?.passwordHash, 'imported', `an import, round ${round}`);
+          }
+        }));
+
       it('keeps one identity per email, also under parallel upserts', () =>
         withStore(async (s) => {
           const all = await Promise.all(Array.from({ length: 10 }, (_, i) => s.upsertIdentity({ email: i % 2 ? 'X@example.com' : 'x@example.com' })));
@@ -666,6 +690,28 @@ function accountStoreContract(name: string, makeStore: () => Promise<Harness>) {
           assert.equal(await s.replaceFactorHash('l1', 'totp', 'changed', 'x'), false);
           assert.equal(await s.replaceFactorHash('unknown', 'pin', 'changed', 'x'), false);
           assert.deepEqual((await s.getLogin('l1'))?.factors, { pin: { hash: 'changed', setAt: '2024-02-02' } });
+        }));
+    });
+
+    describe('parallel writes of one login over two connections', () => {
+      it("a sign-in's writes never undo an owner's disable or factor reset made at the same moment", () =>
+        withStore(async (s, h) => {
+          const other = await h.twin();
+          for (let round = 0; round < 20; round++) {
+            const id = `w${round}`;
+            await s.upsertLogin(login(id));
+            await s.setFactorState(id, 'totp', { secret: 'sealed', step: 1 });
+            await s.setFactorState(id, 'pin', { hash: 'old' });
+            // The person's sign-in writes its TOTP step and rehashes the PIN while the owner disables the login.
+            await Promise.all([s.advanceFactorStep(id, 'totp', 2 + round), s.replaceFactorHash(id, 'pin', 'old', 'old-rehashed'), other.setLoginDisabled(id, true)]);
+            assert.equal((await s.getLogin(id))!.disabled, true, `the disable, round ${round}`);
+            // ... and while the owner resets the factors.
+            await Promise.all([s.advanceFactorStep(id, 'totp', 100 + round), other.setFactorState(id, 'totp', null)]);
+            await Promise.all([s.replaceFactorHash(id, 'pin', 'old-rehashed', 'stale'), other.setFactorState(id, 'pin', { hash: 'new' })]);
+            const factors = (await s.getLogin(id))!.factors;
+            assert.equal(factors.totp, undefined, `the TOTP reset, round ${round}`);
+            assert.deepEqual(factors.pin, { hash: 'new' }, `the PIN change, round ${round}`);
+          }
         }));
     });
 

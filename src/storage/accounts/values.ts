@@ -1,6 +1,5 @@
 // Checks both account stores apply to values before they reach a query, so a
 // caller's object (e.g. `{ $ne: null }`) can never become part of a filter.
-import { createHash } from 'node:crypto';
 import {
   AUDIT_PERSON_LOGINS,
   LOGIN_PAGE_MAX,
@@ -71,9 +70,6 @@ export function canonicalJson(value: unknown): string {
     v && typeof v === 'object' && !Array.isArray(v) ? Object.fromEntries(Object.entries(v as Record<string, unknown>).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))) : v,
   );
 }
-
-/** A short digest of a factor state, for a marker's id. */
-export const stateDigest = (value: unknown) => createHash('sha256').update(canonicalJson(value)).digest('base64url');
 
 export function userTypes(list: readonly UserType[]): UserType[] {
   if (!Array.isArray(list)) throw new TypeError('userTypes must be an array');

@@ -28,13 +28,12 @@ import {
   ownerList,
   secondFactor,
   sessionPolicy,
-  stateDigest,
   str,
   userType,
   userTypes,
   type CheckedLoginSearch,
 } from '../values.ts';
-import { isDuplicateKey } from '../../mongo.ts';
+import { holding, isDuplicateKey, oneWriterAtATime, type MarkerDoc } from '../../mongo.ts';
 
 interface TenantDoc {
   _id: string;
@@ -72,7 +71,7 @@ interface LoginDoc {
   lastName: string;
   disabled: boolean;
   factors?: Record<string, FactorState>;
-  /** How many times `updateLoginIf` changed the login (absent: never). */
+  /** Written by versions before the login's write marker (`updateLoginIf`); no longer read. */
   rev?: number;
 }
 interface ClientDoc {
@@ -92,12 +91,6 @@ interface AuditDoc {
   outcome: AuditOutcome;
   detail?: Record<string, unknown> | null;
 }
-/** A claim on changing a login from one revision (`updateLoginIf`). */
-interface RevisionDoc {
-  _id: string;
-  login: string;
-  rev: number;
-}
 interface StepDoc {
   _id: string;
   login: string;
@@ -105,18 +98,13 @@ interface StepDoc {
   step: number;
 }
 
-/** A compare-and-set in flight: one per login, factor and state it starts from. */
-interface CasDoc {
-  _id: string;
-  login: string;
-  at: Date;
-}
-
 /**
- * A marker left by a process that died mid-write is taken over after this
- * long (wall-clock time: it only restores liveness, it decides nothing).
+ * A document's write marker left by a process that died mid-write is taken
+ * over after this long (wall-clock time: it only restores liveness). A
+ * person's or an owner's write waits for it, and a write holds it for
+ * milliseconds.
  */
-const CAS_STALE_MS = 60_000;
+const WRITER_STALE_MS = 10_000;
 
 /** addLoginGrant sweeps a login's expired grants on about one call in this many. */
 const CLEANUP_EVERY = 16;
@@ -279,9 +267,17 @@ export function createMongoAccountStore(db: Db): AccountStore {
   // compare-and-swap), so parallel replays of one step can all match. An insert
   // with a unique _id is atomic there too: one marker per accepted step decides.
   const steps = db.collection<StepDoc>('factor_steps');
-  const revisions = db.collection<RevisionDoc>('login_revisions');
-  // The same for compare-and-set: of the writers starting from one state, the one whose marker insert succeeds goes on.
-  const casMarkers = db.collection<CasDoc>('factor_cas');
+  const passwordWrites = db.collection<MarkerDoc>('password_writes');
+  const loginWrites = db.collection<MarkerDoc>('login_writes');
+
+  // FerretDB runs an update as a read and a write of the whole document, so two writers of one
+  // document can undo each other: a sign-in's TOTP step written back over an owner's disable, a
+  // rehash of the old password over a change. So every write of a login, and of an identity's
+  // password, holds that document's marker (src/storage/mongo.ts). MongoDB needs none of this;
+  // it costs a write two more round trips there.
+  const writingPassword = oneWriterAtATime(passwordWrites, WRITER_STALE_MS);
+  const writingLogin = oneWriterAtATime(loginWrites, WRITER_STALE_MS);
+  const setPassword = (id: string, passwordHash: string | null) => writingPassword(id, () => identities.updateOne({ _id: id }, { $set: { passwordHash } }));
   const upstreams = db.collection<UpstreamDoc>('upstreams');
   const upstreamLinks = db.collection<UpstreamLinkDoc>('upstream_links');
   // Kept apart from the login documents: FerretDB writes a whole document back
@@ -337,8 +333,6 @@ export function createMongoAccountStore(db: Db): AccountStore {
       await audit.createIndex({ time: 1 });
       await audit.createIndex({ tenant: 1, login: 1, time: -1 });
       await steps.createIndex({ login: 1, factor: 1 });
-      await revisions.createIndex({ login: 1 });
-      await casMarkers.createIndex({ login: 1 });
       await upstreams.createIndex({ tenant: 1, name: 1 });
       await upstreamLinks.createIndex({ identityId: 1 });
       await logins.createIndex({ email: 1 });
@@ -444,6 +438,15 @@ export function createMongoAccountStore(db: Db): AccountStore {
     async upsertIdentity(input) {
       const email = normalizeEmail(str('email', input.email));
       const hash = input.passwordHash;
+      if (hash !== undefined) {
+        // An existing identity's hash is written as every password write is, holding its marker.
+        const existing = await identities.findOne({ email });
+        if (existing) {
+          const passwordHash = optStr('passwordHash', hash);
+          await setPassword(existing._id, passwordHash);
+          return toIdentity({ ...existing, passwordHash });
+        }
+      }
       const update =
         hash === undefined
           ? { $setOnInsert: { _id: randomUUID(), passwordHash: null } }
@@ -460,18 +463,22 @@ export function createMongoAccountStore(db: Db): AccountStore {
       return doc ? toIdentity(doc) : null;
     },
     async setPasswordHash(identityId, passwordHash) {
-      await identities.updateOne({ _id: str('identityId', identityId) }, { $set: { passwordHash: str('passwordHash', passwordHash) } });
+      await setPassword(str('identityId', identityId), str('passwordHash', passwordHash));
     },
 
     async replacePasswordHash(identityId, current, next) {
-      const result = await identities.updateOne({ _id: str('identityId', identityId), passwordHash: str('current', current) }, { $set: { passwordHash: str('next', next) } });
-      return result.modifiedCount === 1;
+      const id = str('identityId', identityId);
+      const filter = { _id: id, passwordHash: str('current', current) };
+      const update = { $set: { passwordHash: str('next', next) } };
+      // A rehash gives way to any other password write: the next sign-in rehashes.
+      const replaced = await holding(passwordWrites, id, { staleMs: WRITER_STALE_MS, waitMs: 0 }, async () => (await identities.updateOne(filter, update)).modifiedCount === 1);
+      return replaced === true;
     },
 
     async upsertLogin(login) {
       const { id, profile, disabled } = loginProfile(login);
       const update = disabled === undefined ? { $set: profile, $setOnInsert: { disabled: false, factors: {} } } : { $set: { ...profile, disabled }, $setOnInsert: { factors: {} } };
-      await retryDuplicate(() => logins.updateOne({ _id: id }, update, { upsert: true }));
+      await writingLogin(id, () => retryDuplicate(() => logins.updateOne({ _id: id }, update, { upsert: true })));
     },
     async createLogin(login) {
       const { id, profile, disabled } = loginProfile(login);
@@ -488,8 +495,7 @@ export function createMongoAccountStore(db: Db): AccountStore {
       const id = str('loginId', loginId);
       const result = await logins.deleteOne({ _id: id });
       await steps.deleteMany({ login: id });
-      await revisions.deleteMany({ login: id });
-      await casMarkers.deleteMany({ login: id });
+      await loginWrites.deleteOne({ _id: id });
       await loginGrants.deleteMany({ login: id });
       await passkeys.dropLogin(id);
       return result.deletedCount === 1;
@@ -498,34 +504,23 @@ export function createMongoAccountStore(db: Db): AccountStore {
       const id = str('identityId', identityId);
       // Links first: a failure in between leaves an identity without links, never links to no identity.
       await upstreamLinks.deleteMany({ identityId: id });
-      return (await identities.deleteOne({ _id: id })).deletedCount === 1;
+      const deleted = (await identities.deleteOne({ _id: id })).deletedCount === 1;
+      await passwordWrites.deleteOne({ _id: id });
+      return deleted;
     },
     async updateLoginIf(expected, next) {
       const was = loginProfile(expected);
       const now = loginProfile({ ...next, id: was.id, tenant: was.profile.tenant });
       if (typeof expected.disabled !== 'boolean') throw new TypeError('disabled must be a boolean');
       const filter: Filter<LoginDoc> = { _id: was.id, ...was.profile, disabled: expected.disabled };
-      const current = await logins.findOne(filter, { projection: { rev: 1 } });
-      if (!current) return false;
-      const rev = current.rev ?? 0;
-      // FerretDB 1.24 runs a conditional update as a read, then a write: parallel ones from one read could
-      // both match. The unique claim on the revision lets exactly one of them through.
-      try {
-        await revisions.insertOne({ _id: `${was.id}:${rev}`, login: was.id, rev });
-      } catch (e) {
-        if (isDuplicateKey(e)) return false;
-        throw e;
-      }
       const { email, userType, firstName, lastName } = now.profile;
-      const result = await logins.updateOne({ ...filter, rev: rev === 0 ? { $exists: false } : rev }, { $set: { email, userType, firstName, lastName, rev: rev + 1 } });
-      // Changed meanwhile by a write that does not claim (an import, a disable): the revision stays, and so may its next change.
-      if (result.matchedCount !== 1) await revisions.deleteOne({ _id: `${was.id}:${rev}` });
-      else await revisions.deleteMany({ login: was.id, rev: { $lt: rev } });
-      return result.matchedCount === 1;
+      // Atomic on MongoDB; on FerretDB the login's marker keeps every other writer out between its read and write.
+      return writingLogin(was.id, async () => (await logins.updateOne(filter, { $set: { email, userType, firstName, lastName } })).matchedCount === 1);
     },
     async setLoginDisabled(loginId, disabled) {
       if (typeof disabled !== 'boolean') throw new TypeError('disabled must be a boolean');
-      return (await logins.updateOne({ _id: str('loginId', loginId) }, { $set: { disabled } })).matchedCount === 1;
+      const id = str('loginId', loginId);
+      return writingLogin(id, async () => (await logins.updateOne({ _id: id }, { $set: { disabled } })).matchedCount === 1);
     },
     async getLogin(id) {
       const doc = await logins.findOne({ _id: str('id', id) });
@@ -566,11 +561,12 @@ export function createMongoAccountStore(db: Db): AccountStore {
       const id = str('loginId', loginId);
       const path = `factors.${factorId(factor)}`;
       const update: UpdateFilter<LoginDoc> = state === null ? { $unset: { [path]: '' as const } } : { $set: { [path]: json(state) } };
-      const result = await logins.updateOne({ _id: id }, update);
-      if (result.matchedCount !== 1) return false;
-      // A new state starts a new step sequence (e.g. TOTP re-enrolment).
-      await steps.deleteMany({ login: id, factor });
-      return true;
+      return writingLogin(id, async () => {
+        if ((await logins.updateOne({ _id: id }, update)).matchedCount !== 1) return false;
+        // A new state starts a new step sequence (e.g. TOTP re-enrolment).
+        await steps.deleteMany({ login: id, factor });
+        return true;
+      });
     },
     async compareAndSetFactorState(loginId, factorName, expectedState, nextState) {
       const id = str('loginId', loginId);
@@ -578,21 +574,9 @@ export function createMongoAccountStore(db: Db): AccountStore {
       const expected = factorStateValue('expected', expectedState);
       const next = factorStateValue('next', nextState);
       const path = `factors.${factor}`;
-      const markerId = `${factor}:${id}:${stateDigest(expected)}`;
-      const mark = async (): Promise<boolean> => {
-        try {
-          await casMarkers.insertOne({ _id: markerId, login: id, at: new Date() });
-          return true;
-        } catch (e) {
-          if (isDuplicateKey(e)) return false;
-          throw e;
-        }
-      };
-      if (!(await mark())) {
-        const stale = await casMarkers.deleteOne({ _id: markerId, at: { $lt: new Date(Date.now() - CAS_STALE_MS) } });
-        if (stale.deletedCount !== 1 || !(await mark())) return false;
-      }
-      try {
+      // Writers hold the login's marker from the read to the write: of parallel calls from one
+      // state, the first writes and the others read its state and refuse.
+      return writingLogin(id, async () => {
         const doc = await logins.findOne({ _id: id }, { projection: { [path]: 1 } });
         const stored = (doc?.factors as Record<string, FactorState> | undefined)?.[factor];
         if (!doc || canonicalJson(stored ?? null) !== canonicalJson(expected)) return false;
@@ -602,15 +586,16 @@ export function createMongoAccountStore(db: Db): AccountStore {
         if ((await logins.updateOne(filter, update)).matchedCount !== 1) return false;
         await steps.deleteMany({ login: id, factor });
         return true;
-      } finally {
-        // Deleted only after the write: a writer that marks later reads the new state and refuses.
-        await casMarkers.deleteOne({ _id: markerId });
-      }
+      });
     },
     async replaceFactorHash(loginId, factor, current, next) {
+      const id = str('loginId', loginId);
       const path = `factors.${factorId(factor)}.hash`;
-      const result = await logins.updateOne({ _id: str('loginId', loginId), [path]: str('current', current) }, { $set: { [path]: str('next', next) } });
-      return result.modifiedCount === 1;
+      const filter = { _id: id, [path]: str('current', current) };
+      const update = { $set: { [path]: str('next', next) } };
+      // A rehash gives way to any other write of the login: the next sign-in rehashes.
+      const replaced = await holding(loginWrites, id, { staleMs: WRITER_STALE_MS, waitMs: 0 }, async () => (await logins.updateOne(filter, update)).modifiedCount === 1);
+      return replaced === true;
     },
     async advanceFactorStep(loginId, factor, step) {
       const id = str('loginId', loginId);
@@ -621,7 +606,7 @@ export function createMongoAccountStore(db: Db): AccountStore {
         [path]: { $exists: true },
         $or: [{ [`${path}.step`]: { $lt: step } }, { [`${path}.step`]: { $exists: false } }],
       };
-      const result = await logins.updateOne(filter, { $set: { [`${path}.step`]: step } });
+      const result = await writingLogin(id, () => logins.updateOne(filter, { $set: { [`${path}.step`]: step } }));
       if (result.matchedCount !== 1) return false;
       try {
         await steps.insertOne({ _id: `${factor}:${step}:${id}`, login: id, factor, step });
