@@ -1,3 +1,4 @@
+import { randomUUID } from 'node:crypto';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { MongoServerError, type Collection, type OptionalUnlessRequiredId } from 'mongodb';
 
@@ -39,10 +40,18 @@ export async function takeClaim<T extends { _id: string }>(claims: Collection<T>
   }
 }
 
-/** A writer's marker: its `_id` names what is being written, `at` is when it was taken. */
+/**
+ * A document's write marker left by a process that died mid-write is taken
+ * over after this long (wall-clock time: it only restores liveness). Writes
+ * that must happen wait for it, and a write holds it for milliseconds.
+ */
+export const WRITER_STALE_MS = 10_000;
+
+/** A writer's marker: its `_id` names what is being written, `at` is when it was taken, `token` whose it is. */
 export interface MarkerDoc {
   _id: string;
   at: Date;
+  token: string;
 }
 
 /** What `holding` answers when another writer holds the marker. */
@@ -61,9 +70,10 @@ export const BUSY: unique symbol = Symbol('busy');
  * than `staleMs` (its writer died) is taken over.
  */
 export async function holding<T>(markers: Collection<MarkerDoc>, id: string, opts: { staleMs: number; waitMs: number }, write: () => Promise<T>): Promise<T | typeof BUSY> {
+  const token = randomUUID();
   const mark = async (): Promise<boolean> => {
     try {
-      await markers.insertOne({ _id: id, at: new Date() });
+      await markers.insertOne({ _id: id, at: new Date(), token });
       return true;
     } catch (e) {
       if (isDuplicateKey(e)) return false;
@@ -81,8 +91,9 @@ export async function holding<T>(markers: Collection<MarkerDoc>, id: string, opt
   try {
     return await write();
   } finally {
-    // Deleted only after the write: a writer that marks later reads what this one wrote.
-    await markers.deleteOne({ _id: id });
+    // Deleted only after the write: a writer that marks later reads what this one wrote. Only
+    // its own: a writer so slow that its marker was taken over leaves the new one in place.
+    await markers.deleteOne({ _id: id, token });
   }
 }
 
@@ -91,7 +102,7 @@ export async function holding<T>(markers: Collection<MarkerDoc>, id: string, opt
  * owner's disable): each waits for the writer before it, which takes
  * milliseconds, and takes over a dead writer's marker after `staleMs`.
  */
-export function oneWriterAtATime(markers: Collection<MarkerDoc>, staleMs: number) {
+export function oneWriterAtATime(markers: Collection<MarkerDoc>, staleMs = WRITER_STALE_MS) {
   return async <T>(id: string, write: () => Promise<T>): Promise<T> => {
     const done = await holding(markers, id, { staleMs, waitMs: staleMs + 1_000 }, write);
     if (done === BUSY) throw new Error(`${markers.collectionName}: another writer still holds ${id}`);

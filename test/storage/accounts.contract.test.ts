@@ -693,6 +693,24 @@ function accountStoreContract(name: string, makeStore: () => Promise<Harness>) {
         }));
     });
 
+    describe('parallel writes of one tenant over two connections', () => {
+      it("a settings change never undoes an owner's removal, a user type's factor or another setting made at the same moment", () =>
+        withStore(async (s, h) => {
+          const other = await h.twin();
+          for (let round = 0; round < 20; round++) {
+            const id = `t${round}`;
+            await s.upsertTenant(tenant(id, { owners: ['ann', 'bob'] }));
+            const policy = { lifetimeHours: 8 + round, idleMinutes: 30, staySignedIn: false };
+            await Promise.all([other.removeOwner(id, 'bob'), s.setSessionPolicy(id, policy), other.setUserTypeFactor(id, 'staff', 'pin'), s.setStepUpEnrollment(id, true)]);
+            const t = (await s.getTenant(id))!;
+            assert.deepEqual(t.owners, ['ann'], `the owner's removal, round ${round}`);
+            assert.deepEqual(t.sessionPolicy, policy, `the session policy, round ${round}`);
+            assert.equal(t.userTypes.find((u) => u.id === 'staff')!.secondFactor, 'pin', `the user type's factor, round ${round}`);
+            assert.equal(t.stepUpEnrollment, true, `step-up enrolment, round ${round}`);
+          }
+        }));
+    });
+
     describe('parallel writes of one login over two connections', () => {
       it("a sign-in's writes never undo an owner's disable or factor reset made at the same moment", () =>
         withStore(async (s, h) => {
@@ -1312,6 +1330,20 @@ function accountStoreContract(name: string, makeStore: () => Promise<Harness>) {
           await s.addPasskey(key('Yg'));
           assert.equal(await s.recordPasskeyUse('Yg', use(0, 0)), true, 'an authenticator without a count');
           assert.equal(await s.recordPasskeyUse('Yg', use(0, 0)), true);
+        }));
+
+      it("a rename at the moment of a sign-in never undoes the sign-in's count, and the passkey keeps working", () =>
+        withStore(async (s, h) => {
+          const other = await h.twin();
+          for (let round = 0; round < 20; round++) {
+            const id = `cmFjZQ${round}`;
+            await s.addPasskey(key(id, { counter: 10 }));
+            const [used] = await Promise.all([s.recordPasskeyUse(id, use(10, 11)), other.renamePasskey('l1', id, `Renamed ${round}`)]);
+            assert.equal(used, true);
+            const p = (await s.getPasskey(id))!;
+            assert.deepEqual([p.counter, p.name], [11, `Renamed ${round}`], `round ${round}`);
+            assert.equal(await s.recordPasskeyUse(id, use(11, 12)), true, `the next sign-in, round ${round}`);
+          }
         }));
 
       it('parallel uses verified against one count, over two connections: exactly one is recorded', () =>

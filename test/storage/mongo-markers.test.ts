@@ -74,17 +74,32 @@ describe('markers on MongoDB', () => {
 
   it("a marker held past its time (its writer died) is taken over; a live writer's is waited for, then BUSY", async () => {
     const m = await markers();
-    await m.insertOne({ _id: 'dead', at: new Date(Date.now() - 11_000) });
+    await m.insertOne({ _id: 'dead', at: new Date(Date.now() - 11_000), token: 'dead writer' });
     assert.equal(await holding(m, 'dead', { staleMs: 10_000, waitMs: 0 }, async () => 'taken over'), 'taken over');
-    await m.insertOne({ _id: 'live', at: new Date() });
+    await m.insertOne({ _id: 'live', at: new Date(), token: 'live writer' });
     const t0 = Date.now();
     assert.equal(await holding(m, 'live', { staleMs: 10_000, waitMs: 200 }, async () => 'never'), BUSY);
     assert.ok(Date.now() - t0 >= 200, 'it waited');
     // A marker from a clock far ahead never goes stale here: a write that must happen fails loudly instead of waiting on.
-    await m.insertOne({ _id: 'ahead', at: new Date(Date.now() + 3_600_000) });
+    await m.insertOne({ _id: 'ahead', at: new Date(Date.now() + 3_600_000), token: 'writer ahead' });
     await assert.rejects(
       oneWriterAtATime(m, 100)('ahead', async () => 'never'),
       /another writer still holds ahead/,
     );
+  });
+
+  it('a writer so slow that its marker was taken over does not delete the marker of the writer after it', async () => {
+    const m = await markers();
+    let second: Promise<unknown> | null = null;
+    await holding(m, 'doc', { staleMs: 50, waitMs: 0 }, async () => {
+      await sleep(80);
+      // Past its time: the next writer takes the marker over and is still writing when this one ends.
+      second = holding(m, 'doc', { staleMs: 50, waitMs: 0 }, () => sleep(200));
+      await sleep(50);
+    });
+    assert.equal(await m.countDocuments({ _id: 'doc' }), 1, "the second writer's marker is still there");
+    assert.equal(await holding(m, 'doc', { staleMs: 60_000, waitMs: 0 }, async () => 'third'), BUSY);
+    await second;
+    assert.equal(await m.countDocuments(), 0);
   });
 });

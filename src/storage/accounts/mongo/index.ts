@@ -33,7 +33,7 @@ import {
   userTypes,
   type CheckedLoginSearch,
 } from '../values.ts';
-import { holding, isDuplicateKey, oneWriterAtATime, type MarkerDoc } from '../../mongo.ts';
+import { WRITER_STALE_MS, holding, isDuplicateKey, oneWriterAtATime, type MarkerDoc } from '../../mongo.ts';
 
 interface TenantDoc {
   _id: string;
@@ -45,15 +45,6 @@ interface TenantDoc {
   stepUpEnrollment?: boolean;
   sessionPolicy?: SessionPolicy;
 }
-/** Held while one change of a tenant's user types or owners reads and writes it (see `changeTenant`). */
-interface TenantLockDoc {
-  _id: string;
-  token: string;
-  expiresAt: Date;
-}
-/** A holder that died is taken over after this long; a change takes a few round trips. */
-const TENANT_LOCK_MS = 10_000;
-const TENANT_LOCK_TRIES = 1_000;
 
 type TenantChange<T> = { result: T; userTypes?: UserType[]; owners?: string[] };
 
@@ -97,14 +88,6 @@ interface StepDoc {
   factor: string;
   step: number;
 }
-
-/**
- * A document's write marker left by a process that died mid-write is taken
- * over after this long (wall-clock time: it only restores liveness). A
- * person's or an owner's write waits for it, and a write holds it for
- * milliseconds.
- */
-const WRITER_STALE_MS = 10_000;
 
 /** addLoginGrant sweeps a login's expired grants on about one call in this many. */
 const CLEANUP_EVERY = 16;
@@ -275,8 +258,8 @@ export function createMongoAccountStore(db: Db): AccountStore {
   // rehash of the old password over a change. So every write of a login, and of an identity's
   // password, holds that document's marker (src/storage/mongo.ts). MongoDB needs none of this;
   // it costs a write two more round trips there.
-  const writingPassword = oneWriterAtATime(passwordWrites, WRITER_STALE_MS);
-  const writingLogin = oneWriterAtATime(loginWrites, WRITER_STALE_MS);
+  const writingPassword = oneWriterAtATime(passwordWrites);
+  const writingLogin = oneWriterAtATime(loginWrites);
   const setPassword = (id: string, passwordHash: string | null) => writingPassword(id, () => identities.updateOne({ _id: id }, { $set: { passwordHash } }));
   const upstreams = db.collection<UpstreamDoc>('upstreams');
   const upstreamLinks = db.collection<UpstreamLinkDoc>('upstream_links');
@@ -284,30 +267,19 @@ export function createMongoAccountStore(db: Db): AccountStore {
   // on update, so a concurrent factor-step update could otherwise undo a reset.
   const loginSessions = db.collection<LoginSessionsDoc>('login_sessions');
   const loginGrants = db.collection<LoginGrantDoc>('login_grants');
-  const tenantLocks = db.collection<TenantLockDoc>('tenant_locks');
+  const tenantWrites = db.collection<MarkerDoc>('tenant_writes');
+  // Every write of a tenant holds its marker, as a login's does (below): FerretDB would otherwise
+  // write a settings change back over an owner's removal, and the removed owner would be back.
+  const writingTenant = oneWriterAtATime(tenantWrites);
 
   /**
    * Reads the tenant, lets `change` decide, and writes its new user types or
-   * owners while holding the tenant's lock. FerretDB 1.24 runs a conditional
+   * owners while holding the tenant's marker. FerretDB 1.24 runs a conditional
    * update as read, compare, write, so "never the last owner" or "no login has
-   * this type" cannot be one guarded update there; the lock is an insert with a
-   * unique _id, which is atomic on both. A holder that died is taken over once
-   * its lease ran out (a lease, not a security decision: wall-clock time).
+   * this type" cannot be one guarded update there.
    */
   async function changeTenant<T>(tenantId: string, change: (tenant: Tenant) => TenantChange<T> | Promise<TenantChange<T>>, missing: T): Promise<T> {
-    const token = randomUUID();
-    for (let attempt = 0; ; attempt++) {
-      try {
-        await tenantLocks.insertOne({ _id: tenantId, token, expiresAt: new Date(Date.now() + TENANT_LOCK_MS) });
-        break;
-      } catch (e) {
-        if (!isDuplicateKey(e)) throw e;
-        if (attempt >= TENANT_LOCK_TRIES) throw new Error(`tenant ${tenantId}: another change holds it`);
-        await tenantLocks.deleteOne({ _id: tenantId, expiresAt: { $lt: new Date() } });
-        await new Promise((resolve) => setImmediate(resolve));
-      }
-    }
-    try {
+    return writingTenant(tenantId, async () => {
       const doc = await tenants.findOne({ _id: tenantId });
       if (!doc) return missing;
       const outcome = await change(toTenant(doc));
@@ -317,9 +289,7 @@ export function createMongoAccountStore(db: Db): AccountStore {
       };
       if (Object.keys(set).length) await tenants.updateOne({ _id: tenantId }, outcome.owners ? { $set: set, $unset: { owner: '' } } : { $set: set });
       return outcome.result;
-    } finally {
-      await tenantLocks.deleteOne({ _id: tenantId, token });
-    }
+    });
   }
   const passkeys = mongoPasskeys(db);
 
@@ -356,7 +326,7 @@ export function createMongoAccountStore(db: Db): AccountStore {
         userTypes: userTypes(tenant.userTypes),
         ...(tenant.stepUpEnrollment === undefined ? {} : { stepUpEnrollment: flag('tenant.stepUpEnrollment', tenant.stepUpEnrollment) }),
       };
-      await retryDuplicate(() => tenants.updateOne({ _id: id }, { $set: doc, $unset: { owner: '' } }, { upsert: true }));
+      await writingTenant(id, () => retryDuplicate(() => tenants.updateOne({ _id: id }, { $set: doc, $unset: { owner: '' } }, { upsert: true })));
     },
     async getTenant(id) {
       const doc = await tenants.findOne({ _id: str('id', id) });
@@ -366,12 +336,14 @@ export function createMongoAccountStore(db: Db): AccountStore {
       return (await tenants.find({}).sort({ _id: 1 }).toArray()).map(toTenant);
     },
     async setStepUpEnrollment(tenantId, allowed) {
-      const result = await tenants.updateOne({ _id: str('tenantId', tenantId) }, { $set: { stepUpEnrollment: flag('allowed', allowed) } });
-      return result.matchedCount === 1;
+      const id = str('tenantId', tenantId);
+      const update = { $set: { stepUpEnrollment: flag('allowed', allowed) } };
+      return writingTenant(id, async () => (await tenants.updateOne({ _id: id }, update)).matchedCount === 1);
     },
     async setSessionPolicy(tenantId, policy) {
-      const result = await tenants.updateOne({ _id: str('tenantId', tenantId) }, { $set: { sessionPolicy: sessionPolicy(policy) } });
-      return result.matchedCount === 1;
+      const id = str('tenantId', tenantId);
+      const update = { $set: { sessionPolicy: sessionPolicy(policy) } };
+      return writingTenant(id, async () => (await tenants.updateOne({ _id: id }, update)).matchedCount === 1);
     },
     async setUserTypeFactor(tenantId, userTypeId, factor) {
       const typeId = str('userTypeId', userTypeId);

@@ -4,7 +4,7 @@ import { Binary, type Db } from 'mongodb';
 import type { Passkey, PasskeyDeviceType, PasskeyStore } from '../port.ts';
 import { checkedPasskey, checkedUse, countAdvances, credentialId, passkeyName } from '../passkey-values.ts';
 import { str } from '../values.ts';
-import { isDuplicateKey } from '../../mongo.ts';
+import { isDuplicateKey, oneWriterAtATime, type MarkerDoc } from '../../mongo.ts';
 
 interface PasskeyDoc {
   _id: string;
@@ -19,13 +19,6 @@ interface PasskeyDoc {
   backedUp: boolean;
   createdAt: Date;
   lastUsedAt: Date | null;
-}
-
-/** One per accepted (credential, count): the unique `_id` decides a race (see `recordPasskeyUse`). */
-interface UseDoc {
-  _id: string;
-  credential: string;
-  counter: number;
 }
 
 /** The driver reads binary fields as `Binary`; callers get a plain Uint8Array of its content. */
@@ -49,7 +42,10 @@ const toPasskey = (d: PasskeyDoc): Passkey => ({
 /** The passkey methods on `db`, `init` for its indexes, and `dropLogin` for the login's deletion. */
 export function mongoPasskeys(db: Db) {
   const passkeys = db.collection<PasskeyDoc>('passkeys');
-  const uses = db.collection<UseDoc>('passkey_uses');
+  // FerretDB writes a whole document back on every update, so a rename beside a sign-in could
+  // write the old count back, and the passkey's next use would then be refused as a replay. Every
+  // write of a passkey holds its marker (src/storage/mongo.ts).
+  const writingPasskey = oneWriterAtATime(db.collection<MarkerDoc>('passkey_writes'));
   const methods: PasskeyStore = {
     async addPasskey(passkey) {
       const p = checkedPasskey(passkey);
@@ -86,49 +82,32 @@ export function mongoPasskeys(db: Db) {
       return docs.map(toPasskey);
     },
     async renamePasskey(loginId, id, name) {
-      const result = await passkeys.updateOne({ _id: credentialId('credentialId', id), login: str('loginId', loginId) }, { $set: { name: passkeyName(name) } });
-      return result.matchedCount === 1;
+      const cred = credentialId('credentialId', id);
+      const update = { $set: { name: passkeyName(name) } };
+      return writingPasskey(cred, async () => (await passkeys.updateOne({ _id: cred, login: str('loginId', loginId) }, update)).matchedCount === 1);
     },
     async deletePasskey(loginId, id) {
       const cred = credentialId('credentialId', id);
-      const result = await passkeys.deleteOne({ _id: cred, login: str('loginId', loginId) });
-      if (result.deletedCount === 1) await uses.deleteMany({ credential: cred });
-      return result.deletedCount === 1;
+      return (await passkeys.deleteOne({ _id: cred, login: str('loginId', loginId) })).deletedCount === 1;
     },
     async deletePasskeys(loginId) {
       const login = str('loginId', loginId);
-      const ids = (await passkeys.find({ login }, { projection: { _id: 1 } }).toArray()).map((d) => d._id);
-      const result = await passkeys.deleteMany({ login });
-      if (ids.length) await uses.deleteMany({ credential: { $in: ids } });
-      return result.deletedCount;
+      return (await passkeys.deleteMany({ login })).deletedCount;
     },
     async recordPasskeyUse(id, use) {
       const u = checkedUse(use);
       const cred = credentialId('credentialId', id);
       if (!countAdvances(u)) return false;
-      // FerretDB 1.24 runs a conditional update as read, compare, write, so two
-      // uses verified against one count could both match. A unique insert is
-      // atomic there: one marker per count the use moves on from decides. An
-      // authenticator without a count (0 → 0) has nothing to race over.
-      if (u.newCounter > 0) {
-        try {
-          await uses.insertOne({ _id: `${cred}:${u.counter}`, credential: cred, counter: u.counter });
-        } catch (e) {
-          if (isDuplicateKey(e)) return false;
-          throw e;
-        }
-      }
-      const result = await passkeys.updateOne({ _id: cred, counter: u.counter }, { $set: { counter: u.newCounter, backedUp: u.backedUp, lastUsedAt: u.usedAt } });
-      if (result.matchedCount !== 1) return false;
-      if (u.newCounter > 0) await uses.deleteMany({ credential: cred, counter: { $lt: u.counter } });
-      return true;
+      // Uses verified against one count run one at a time under the marker: the first moves the
+      // count on, and the others' updates, conditional on the count they were verified against, miss.
+      const update = { $set: { counter: u.newCounter, backedUp: u.backedUp, lastUsedAt: u.usedAt } };
+      return writingPasskey(cred, async () => (await passkeys.updateOne({ _id: cred, counter: u.counter }, update)).matchedCount === 1);
     },
   };
   return {
     methods,
     async init() {
       await passkeys.createIndex({ login: 1, createdAt: 1, _id: 1 });
-      await uses.createIndex({ credential: 1 });
     },
     async dropLogin(loginId: string) {
       await methods.deletePasskeys(loginId);
