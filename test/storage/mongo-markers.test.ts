@@ -11,6 +11,13 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { BUSY, holding, oneWriterAtATime, takeClaim, type MarkerDoc } from '../../src/storage/mongo.ts';
 
 const LEASE = 60_000;
+
+/** A promise the test opens when it chooses (Node 20 has no Promise.withResolvers). */
+function gate() {
+  let open!: () => void;
+  const opened = new Promise<void>((resolve) => (open = resolve));
+  return { opened, open };
+}
 const W = 29_000_000 * LEASE; // the start of some lease window
 
 describe('markers on MongoDB', () => {
@@ -54,19 +61,23 @@ describe('markers on MongoDB', () => {
   it('one writer at a time: a second is BUSY at once without waiting, and gets its turn when it waits', async () => {
     const m = await markers();
     const order: string[] = [];
+    const [entered, release] = [gate(), gate()];
     const first = holding(m, 'doc', { staleMs: 60_000, waitMs: 0 }, async () => {
       order.push('first in');
-      await sleep(100);
+      entered.open();
+      await release.opened;
       order.push('first out');
       return 1;
     });
-    await sleep(30);
+    await entered.opened;
     assert.equal(await holding(m, 'doc', { staleMs: 60_000, waitMs: 0 }, async () => 2), BUSY);
     assert.equal(await holding(m, 'other', { staleMs: 60_000, waitMs: 0 }, async () => 3), 3, 'another document is not held back');
     const waiting = oneWriterAtATime(m, 60_000)('doc', async () => {
       order.push('second');
       return 4;
     });
+    await sleep(50);
+    release.open();
     assert.deepEqual(await Promise.all([first, waiting]), [1, 4]);
     assert.deepEqual(order, ['first in', 'first out', 'second']);
     assert.equal(await m.countDocuments(), 0, 'markers are deleted after the write');
@@ -90,16 +101,25 @@ describe('markers on MongoDB', () => {
 
   it('a writer so slow that its marker was taken over does not delete the marker of the writer after it', async () => {
     const m = await markers();
-    let second: Promise<unknown> | null = null;
-    await holding(m, 'doc', { staleMs: 50, waitMs: 0 }, async () => {
-      await sleep(80);
-      // Past its time: the next writer takes the marker over and is still writing when this one ends.
-      second = holding(m, 'doc', { staleMs: 50, waitMs: 0 }, () => sleep(200));
-      await sleep(50);
+    const [inFirst, inSecond, releaseFirst, releaseSecond] = [gate(), gate(), gate(), gate()];
+    const first = holding(m, 'doc', { staleMs: 50, waitMs: 0 }, async () => {
+      inFirst.open();
+      await releaseFirst.opened;
     });
+    await inFirst.opened;
+    await sleep(60); // the first writer's marker is now past its 50 ms
+    const second = holding(m, 'doc', { staleMs: 50, waitMs: 0 }, async () => {
+      inSecond.open();
+      await releaseSecond.opened;
+      return 'second';
+    });
+    await inSecond.opened;
+    releaseFirst.open();
+    await first;
     assert.equal(await m.countDocuments({ _id: 'doc' }), 1, "the second writer's marker is still there");
     assert.equal(await holding(m, 'doc', { staleMs: 60_000, waitMs: 0 }, async () => 'third'), BUSY);
-    await second;
+    releaseSecond.open();
+    assert.equal(await second, 'second');
     assert.equal(await m.countDocuments(), 0);
   });
 });
