@@ -18,10 +18,25 @@ export interface Hasher {
   needsRehash(hash: string): boolean;
 }
 
+// One dummy hash per process and parameters: every hasher (each app a test process starts, the CLI) would
+// otherwise spend a whole hash on the same value. Only its parameters set what a dummy verification costs.
+const dummyHashes = new Map<string, Promise<string>>();
+
+function dummyHashFor(options: { type: 2; memoryCost: number; timeCost: number; parallelism: number }): Promise<string> {
+  const key = `${options.memoryCost}/${options.timeCost}/${options.parallelism}`;
+  let dummy = dummyHashes.get(key);
+  if (!dummy) {
+    dummy = argon2.hash('latchkey-dummy-password', options);
+    dummyHashes.set(key, dummy);
+    dummy.catch(() => dummyHashes.delete(key));
+  }
+  return dummy;
+}
+
 export async function createHasher(params: Config['argon2'], pepper: string): Promise<Hasher> {
   const options = { type: argon2.argon2id as 2, memoryCost: params.memoryCost, timeCost: params.timeCost, parallelism: params.parallelism };
   const secret = Buffer.from(pepper);
-  const dummyHash = await argon2.hash('latchkey-dummy-password', options);
+  const dummyHash = await dummyHashFor(options);
   const hash = (plain: string, opts?: { pepper?: boolean }) => argon2.hash(plain, { ...options, ...(opts?.pepper ? { secret } : {}) });
   const needsRehash = (stored: string) => {
     try {
