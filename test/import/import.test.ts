@@ -680,7 +680,7 @@ describe('import', () => {
 
   describe('a running server', () => {
     it('serves a client imported while it runs, without a restart', async () => {
-      const server = await startServer('sqlite', { doc: fixture() });
+      const server = await startServer('sqlite', { doc: fixture(), plainImport: true });
       try {
         const rp = await relyingParty(server.issuer, 'initech-app', 's3cret-initech-4f9a2c7e1b8d3f6a0c5e9b2d');
         // Before the import the client is unknown to the provider.

@@ -8,7 +8,7 @@ import type { ImportDocument } from '../../src/import/index.ts';
 import { codeAt, stepAt } from '../../src/factors/totp/code.ts';
 import type { AuditEvent } from '../../src/storage/accounts/port.ts';
 import { Browser, actionOf, csrfOf, testIds, textOf, type Page } from './browser.ts';
-import { PASSWORD, callbackReached, signIn, type RelyingParty, type TestServer } from './latchkey.ts';
+import { PASSWORD, callbackReached, seedPasswordHash, signIn, type RelyingParty, type TestServer } from './latchkey.ts';
 
 export const TENANT = 'acme';
 
@@ -44,15 +44,12 @@ export interface Person {
   logins: string[];
 }
 
-const passwordHashes = new WeakMap<TestServer, Promise<string>>();
-
 /** A new identity with one login per entry of `userTypes` (all named Pat Doe). */
 export async function addPerson(server: TestServer, ...userTypes: string[]): Promise<Person> {
   const { accounts } = server.latchkey.stores;
-  if (!passwordHashes.has(server)) passwordHashes.set(server, server.latchkey.hasher.hash(PASSWORD));
   const name = `p-${randomBytes(4).toString('hex')}`;
   const email = `${name}@acme.test`;
-  await accounts.upsertIdentity({ email, passwordHash: await passwordHashes.get(server)! });
+  await accounts.upsertIdentity({ email, passwordHash: await seedPasswordHash(server.latchkey, PASSWORD) });
   const logins = userTypes.map((t, i) => `${name}-${t}-${i}`);
   for (const [i, id] of logins.entries()) {
     await accounts.upsertLogin({ id, tenant: TENANT, email, userType: userTypes[i]!, firstName: 'Pat', lastName: 'Doe' });

@@ -110,6 +110,40 @@ export interface StartOptions {
   host?: 'localhost' | '127.0.0.1';
   /** Factors beside the built-in ones (see `LatchkeyOptions`). */
   factors?: ExtraFactors;
+  /**
+   * Import `doc`'s plaintext passwords as they are, for a test of the import itself. By default the
+   * harness hands the import hashes instead, one per password and argon2 parameters in a process.
+   */
+  plainImport?: boolean;
+}
+
+const seedHashes = new Map<string, Promise<string>>();
+
+/**
+ * `plain` hashed by `latchkey`'s hasher, as the import would hash it (without the pepper), once per
+ * process and argon2 parameters: the tests start hundreds of servers with the same passwords.
+ */
+export function seedPasswordHash(latchkey: Latchkey, plain: string): Promise<string> {
+  const { memoryCost, timeCost, parallelism } = latchkey.config.argon2;
+  const key = JSON.stringify([memoryCost, timeCost, parallelism, plain]);
+  let hash = seedHashes.get(key);
+  if (!hash) {
+    hash = latchkey.hasher.hash(plain);
+    seedHashes.set(key, hash);
+    hash.catch(() => seedHashes.delete(key));
+  }
+  return hash;
+}
+
+async function withPasswordHashes(doc: ImportDocument, latchkey: Latchkey): Promise<ImportDocument> {
+  if (!doc.identities) return doc;
+  const identities = await Promise.all(
+    doc.identities.map(async (identity) => {
+      const { password, ...rest } = identity;
+      return password === undefined || identity.passwordHash !== undefined ? identity : { ...rest, passwordHash: await seedPasswordHash(latchkey, password) };
+    }),
+  );
+  return { ...doc, identities };
 }
 
 export async function startServer(setup: StoreSetup, options: StartOptions = {}): Promise<TestServer> {
@@ -170,9 +204,11 @@ export async function startServer(setup: StoreSetup, options: StartOptions = {})
       dir.remove();
     },
   };
-  const doc = options.doc === undefined ? fixture() : options.doc;
-  if (doc)
+  const given = options.doc === undefined ? fixture() : options.doc;
+  if (given) {
+    const doc = options.plainImport ? given : await withPasswordHashes(given, server.latchkey);
     await importDocument(doc, { accounts: server.latchkey.stores.accounts, hasher: server.latchkey.hasher, config: server.latchkey.config, factors: server.latchkey.factors });
+  }
   return server;
 }
 
