@@ -28,6 +28,7 @@ import { loadConfig } from '../config/index.ts';
 import { openSqlite } from '../src/storage/index.ts';
 import { createSqliteAdapterBackend } from '../src/storage/adapter/sqlite/index.ts';
 import { createRedisAdapterBackend } from '../src/storage/adapter/redis/index.ts';
+import { forProvider } from '../src/storage/adapter/port.ts';
 import { builtInFactors } from '../src/factors/registry.ts';
 import { AMR } from '../src/provider/acr.ts';
 import { CLAIMS } from '../src/provider/index.ts';
@@ -54,7 +55,7 @@ async function main() {
   }
 
   const configuration: Configuration = {
-    adapter: (name: string) => backend.factory(name),
+    adapter: (name: string) => forProvider(backend.factory(name)),
     clients: [client as unknown as NonNullable<Configuration['clients']>[number]],
     acrValues: builtInFactors.acrValues(),
     claims: CLAIMS,

@@ -7,7 +7,7 @@
 import Provider, { interactionPolicy, type Configuration, type KoaContextWithOIDC } from 'oidc-provider';
 import type { Config } from '../../config/index.ts';
 import type { AccountStore, Client } from '../storage/accounts/port.ts';
-import type { AdapterBackend } from '../storage/adapter/port.ts';
+import { forProvider, type AdapterBackend } from '../storage/adapter/port.ts';
 import type { FactorRegistry } from '../factors/registry.ts';
 import type { Logger } from '../log.ts';
 import { STEP_UP_REASON, requiredRank } from './acr.ts';
@@ -165,7 +165,7 @@ export function createProvider({ config, accounts, adapter, sessions, factors, e
       if (name === 'Client') return clientAdapter(findClient);
       if (name === 'Grant') return trackLoginGrants(adapter.factory(name), accounts);
       if (name === 'Session') return trackSessions(adapter.factory(name), sessions, { now, tenantOf: async (id) => (await accounts.getLogin(id))?.tenant ?? null });
-      return adapter.factory(name);
+      return forProvider(adapter.factory(name));
     },
     acrValues: factors.acrValues(),
     claims: CLAIMS,

@@ -18,6 +18,7 @@
  */
 import type Provider from 'oidc-provider';
 import type { Adapter, AdapterPayload } from 'oidc-provider';
+import type { StoredAdapter } from '../storage/adapter/port.ts';
 import type { AccountStore } from '../storage/accounts/port.ts';
 
 /** The whole second a sign-in's time must exceed to outlive the cut-off `notBefore`. */
@@ -73,7 +74,7 @@ export async function endLoginSessions(accounts: AccountStore, provider: Provide
 }
 
 /** Wraps the Grant adapter so every saved grant is remembered under its login. */
-export function trackLoginGrants(inner: Adapter, accounts: AccountStore): Adapter {
+export function trackLoginGrants(inner: StoredAdapter, accounts: AccountStore): Adapter {
   return {
     async upsert(id: string, payload: AdapterPayload, expiresIn: number) {
       if (typeof payload.accountId === 'string') await accounts.addLoginGrant(payload.accountId, id, new Date(Date.now() + expiresIn * 1000));

@@ -23,7 +23,7 @@
  */
 import { AsyncLocalStorage } from 'node:async_hooks';
 import type Provider from 'oidc-provider';
-import type { Adapter, AdapterBackend, AdapterPayload } from '../storage/adapter/port.ts';
+import type { Adapter, AdapterBackend, AdapterPayload, StoredAdapter } from '../storage/adapter/port.ts';
 import { idHash } from '../storage/adapter/hashed-ids.ts';
 import type { AccountStore, SessionPolicy, Tenant } from '../storage/accounts/port.ts';
 import type { ClaimedLogout, NewLogout, SessionRecord, SessionStore } from '../storage/sessions/port.ts';
@@ -97,13 +97,14 @@ function clientsOf(payload: AdapterPayload): Record<string, string> {
 
 /** Wraps the Session adapter so every saved session is recorded under its login (and the login's tenant), and a destroyed one forgotten. */
 export function trackSessions(
-  inner: Adapter,
+  inner: StoredAdapter,
   store: SessionStore,
   { now = Date.now, tenantOf }: { now?: () => number; tenantOf: (loginId: string) => Promise<string | null> },
 ): Adapter {
   return {
     async upsert(id, payload, expiresIn) {
-      await inner.upsert(id, payload, expiresIn);
+      // An ended session stays ended: a request that loaded it before saves it in vain, and is not indexed again.
+      if (!(await inner.upsert(id, payload, expiresIn))) return;
       const uid = payload.uid;
       if (typeof uid !== 'string') return;
       if (typeof payload.accountId !== 'string') {

@@ -107,6 +107,33 @@ for (const setup of SETUPS) {
       assert.equal((await server.latchkey.sessions.listSessions('acme-owner')).length, 1, "the owner's session holds");
     });
 
+    it('a request of the session still running when it is signed out cannot bring it back by saving it at its end', async () => {
+      const before = new Set((await server.latchkey.sessions.listSessions('jane-acme')).map((s) => s.id));
+      const safari = await janeAtThePortal(SAFARI);
+      const [record, ...others] = (await server.latchkey.sessions.listSessions('jane-acme')).filter((s) => !before.has(s.id));
+      assert.ok(record && others.length === 0);
+      // What oidc-provider holds for a request of this session (an authorization at the portal, say) while it runs.
+      const held = await server.latchkey.provider.Session.findByUid(record.id);
+      assert.ok(held?.accountId === 'jane-acme');
+
+      const { browser, page } = await signedIn(server, OWNER, '/account/users/jane-acme');
+      const done = await submit(browser, page, 'end-session-form', { session: record.id });
+      assert.match(noticeOf(done), /That session was signed out/);
+      // The request ends: oidc-provider saves every session it loaded, changed or not.
+      held.authorizations = { ...held.authorizations, other: { sid: 'held-sid' } };
+      await held.save(600);
+
+      assert.equal(await server.latchkey.provider.Session.findByUid(record.id), undefined, 'the session stays ended');
+      assert.deepEqual(
+        (await server.latchkey.sessions.listSessions('jane-acme')).map((s) => s.id),
+        [...before],
+        'and is not listed again',
+      );
+      assert.ok(await signsInAgain(safari.browser), 'its browser signs in again');
+      await assert.rejects(oidc.refreshTokenGrant(rp.config, safari.tokens.refresh_token!), 'and its refresh token is refused');
+      await logoutsReceived();
+    });
+
     it('signs the person out everywhere after a confirmation, in English and Dutch', async () => {
       const firefox = await janeAtThePortal(FIREFOX);
       const safari = await janeAtThePortal(SAFARI);

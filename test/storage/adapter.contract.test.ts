@@ -8,7 +8,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import Database from 'better-sqlite3';
 import { Cluster, Redis } from 'ioredis';
 import { errors } from 'oidc-provider';
-import type { Adapter, AdapterBackend, AdapterPayload } from '../../src/storage/adapter/port.ts';
+import type { AdapterBackend, AdapterPayload, StoredAdapter } from '../../src/storage/adapter/port.ts';
 import { createSqliteAdapterBackend } from '../../src/storage/adapter/sqlite/index.ts';
 import { createRedisAdapterBackend } from '../../src/storage/adapter/redis/index.ts';
 import { hashId, idHash, SHORT_STORED_ID, withHashedIds } from '../../src/storage/adapter/hashed-ids.ts';
@@ -56,7 +56,7 @@ const isAlreadyConsumed = (err: unknown) => err instanceof errors.InvalidGrant;
 const newId = () => randomUUID();
 
 /** What a lookup returns for the model stored under `id`: a handle to it, not the id, that `find` refuses. */
-async function assertHandle(adapter: Adapter, found: AdapterPayload | undefined | void, id: string, payload: AdapterPayload) {
+async function assertHandle(adapter: StoredAdapter, found: AdapterPayload | undefined | void, id: string, payload: AdapterPayload) {
   assert.ok(found && typeof found.jti === 'string');
   assert.deepEqual({ ...found, jti: id }, payload);
   assert.match(found.jti, /^~/);
@@ -317,6 +317,45 @@ function adapterContract(name: string, open: () => Promise<AdapterHarness>): voi
       assert.equal(await adapter('DeviceCode').find(deviceId), undefined);
       assert.equal(await adapter('DeviceCode').findByUserCode(userCode), undefined);
       await adapter('Session').destroy(newId());
+    });
+
+    it('a destroyed Session or Grant stays destroyed: saving it again, as a request that loaded it before does at its end, stores nothing', async () => {
+      const sessionId = newId();
+      const uid = newId();
+      const grantId = newId();
+      const session = { jti: sessionId, uid, kind: 'Session', accountId: 'acc-1', loginTs: epoch(), authorizations: { app: { sid: 's1', grantId } } };
+      const grant = { jti: grantId, kind: 'Grant', accountId: 'acc-1', clientId: 'app', openid: { scope: 'openid' }, exp: epoch() + 60 };
+      assert.equal(await adapter('Session').upsert(sessionId, session, 60), true);
+      assert.equal(await adapter('Grant').upsert(grantId, grant, 60), true);
+      const { jti: handle } = (await adapter('Session').findByUid(uid))!;
+
+      await adapter('Session').destroy(sessionId);
+      await adapter('Grant').destroy(grantId);
+      // Another process's request, still holding what it loaded: by id, by the handle a lookup gave, with a token of the grant.
+      assert.equal(await harness.other.factory('Session').upsert(sessionId, { ...session, authorizations: { app: { sid: 's1', grantId }, other: { sid: 's2' } } }, 60), false);
+      assert.equal(await harness.other.factory('Session').upsert(String(handle), { ...session, jti: handle }, 60), false);
+      assert.equal(await harness.other.factory('Grant').upsert(grantId, grant, 60), false);
+      const access = newId();
+      await adapter('AccessToken').upsert(access, { jti: access, kind: 'AccessToken', grantId, accountId: 'acc-1' }, 60);
+
+      assert.equal(await adapter('Session').find(sessionId), undefined);
+      assert.equal(await adapter('Session').findByUid(uid), undefined);
+      assert.equal(await adapter('Grant').find(grantId), undefined);
+      const scanned: AdapterPayload[] = [];
+      for await (const payload of harness.backend.scan('Session')) if (payload.uid === uid) scanned.push(payload);
+      assert.deepEqual(scanned, []);
+      await assert.rejects(adapter('Session').consume(sessionId));
+      await adapter('Session').destroy(sessionId);
+      await adapter('AccessToken').revokeByGrantId(grantId);
+      assert.equal(await adapter('AccessToken').find(access), undefined, 'a token of the destroyed grant is still revoked with it');
+      assert.equal(await adapter('Session').find(sessionId), undefined);
+
+      // Other models are stored again after a destroy, as before.
+      const interaction = newId();
+      await adapter('Interaction').upsert(interaction, { jti: interaction, kind: 'Interaction' }, 60);
+      await adapter('Interaction').destroy(interaction);
+      assert.equal(await adapter('Interaction').upsert(interaction, { jti: interaction, kind: 'Interaction' }, 60), true);
+      assert.deepEqual(await adapter('Interaction').find(interaction), { jti: interaction, kind: 'Interaction' });
     });
 
     it('revokeByGrantId removes every token of the grant and none of another grant', async () => {

@@ -6,7 +6,7 @@ import assert from 'node:assert/strict';
 import { randomBytes, randomUUID } from 'node:crypto';
 import { Redis } from 'ioredis';
 import { hashId, SHORT_STORED_ID, withHashedIds } from '../../src/storage/adapter/hashed-ids.ts';
-import type { AdapterBackend } from '../../src/storage/adapter/port.ts';
+import { DESTROYED_KEPT_MS, type AdapterBackend } from '../../src/storage/adapter/port.ts';
 import { createRedisAdapterBackend, FOLDED_TOKENS } from '../../src/storage/adapter/redis/index.ts';
 import { describeStored } from '../../src/storage/adapter/redis/codec.ts';
 import { testRedisPrefix, testRedisUrl } from '../support/redis.ts';
@@ -72,7 +72,10 @@ describe("the Redis adapter's grant index", () => {
     await adapter('AccessToken').upsert(again, { jti: again, kind: 'AccessToken', grantId }, 60);
     await adapter('Grant').destroy(grantId);
     assert.equal(await adapter('AccessToken').find(again), undefined);
-    assert.equal(await redis.exists(`${prefix}g:${stored(grantId)}`), 0);
+    // What stays is the mark that keeps it destroyed (port.ts), for an hour at most.
+    assert.equal(await redis.get(`${prefix}g:${stored(grantId)}`), '0');
+    const kept = await redis.pttl(`${prefix}g:${stored(grantId)}`);
+    assert.ok(kept > 0 && kept <= DESTROYED_KEPT_MS, `${kept} ms`);
   });
 
   it('moves a grant with many live tokens to a sorted set of its own, which revocation and a parallel destroy still reach', async () => {

@@ -28,7 +28,7 @@
 import { createHash, createHmac } from 'node:crypto';
 import { constantTimeEqual } from '../../crypto/equal.ts';
 import { createSecretBox } from '../../crypto/secretbox.ts';
-import type { Adapter, AdapterBackend, AdapterPayload } from './port.ts';
+import type { AdapterBackend, AdapterPayload, StoredAdapter } from './port.ts';
 
 const FOUND_BY_LOOKUP = new Set(['Session', 'DeviceCode']);
 
@@ -90,7 +90,7 @@ export function withHashedIds(backend: AdapterBackend, key: Buffer, { storedIdCh
     }
   }
 
-  function factory(model: string): Adapter {
+  function factory(model: string): StoredAdapter {
     const inner = backend.factory(model);
     const lookedUp = FOUND_BY_LOOKUP.has(model);
 
@@ -108,7 +108,7 @@ export function withHashedIds(backend: AdapterBackend, key: Buffer, { storedIdCh
     return {
       async upsert(id, payload, expiresIn) {
         const hash = hashOf(id, model);
-        await inner.upsert(stored(hash), storedPayload(hash, payload), expiresIn);
+        return inner.upsert(stored(hash), storedPayload(hash, payload), expiresIn);
       },
       async find(id) {
         if (id.startsWith('~')) return undefined;

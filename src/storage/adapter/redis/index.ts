@@ -1,5 +1,5 @@
 import type { Cluster, Redis } from 'ioredis';
-import { alreadyConsumed, type Adapter, type AdapterBackend, type AdapterPayload } from '../port.ts';
+import { alreadyConsumed, DESTROYED_FOR_GOOD, DESTROYED_KEPT_MS, type AdapterBackend, type AdapterPayload, type StoredAdapter } from '../port.ts';
 import { decodeModel, encodeModel, headerField } from './codec.ts';
 
 // Models revoked together by grant, as in oidc-provider's memory adapter
@@ -61,6 +61,10 @@ const LOOKUP: Readonly<Record<string, { field: 'uid' | 'userCode'; code: string 
 // tokens keeps them in a sorted set `${prefix}gi:${grantId}` instead (scored by expiry, ms), as the
 // layout before kept every grant's; revocation reads both.
 //
+// A destroyed Session or Grant leaves `0` under its key (no stored model starts so) until it would
+// have expired, at most DESTROYED_KEPT_MS: the upsert script then stores nothing, so a request that
+// loaded it before it was destroyed cannot bring it back by saving it at its end (port.ts).
+//
 // Each operation is one script, one round trip, atomic. The scripts name further keys from the
 // prefix they are given, so on Redis Cluster every key must be in one slot: a hash-tagged prefix such
 // as `{latchkey}:` (src/storage/index.ts makes one).
@@ -99,7 +103,7 @@ local function pruned(index, prefix, now, skip)
     local name, exp = string.match(m, '^([^~]+)~?(%d*)$')
     if name and name ~= skip and (exp == '' or tonumber(exp) > now) then
       local v = redis.call('GET', prefix .. name)
-      if v and header(v)[3] == '' then
+      if v and v ~= '0' and header(v)[3] == '' then
         kept[#kept + 1] = m
         if exp == '' then top = math.huge elseif tonumber(exp) > top then top = tonumber(exp) end
       end
@@ -122,7 +126,7 @@ local function removeMembers(index, prefix)
     local mk = prefix .. name
     if string.sub(name, 1, 3) == 'dc:' then
       local v = redis.call('GET', mk)
-      if v then
+      if v and v ~= '0' then
         local f = header(v)
         if f[5] ~= '' then dropIfEqual(prefix .. 'uc:' .. short(f[5]), string.sub(name, 4)) end
       end
@@ -138,7 +142,8 @@ end
 // KEYS[1] the model; ARGV: 1 prefix, 2 member, 3 id, 4 value, 5 TTL ms (-1: none), 6 lookup family
 // ('' none), 7 new lookup value ('' none), 8 new grantId ('' none), 9 its grant's record key, 10 the
 // grantId the model had before, if the caller knows it, 11 that grant's record key, 12 '1' for a Grant.
-// → 1, or { 'regrant', grantId } when the model moves from a grant whose key the caller must name.
+// → 1, 0 when the model was destroyed for good (nothing stored), or { 'regrant', grantId } when the
+// model moves from a grant whose key the caller must name.
 const UPSERT = String.raw`${LUA_HELPERS}
 local LIMIT = ${FOLDED_TOKENS}
 local k, prefix, member, id, ttl = KEYS[1], ARGV[1], ARGV[2], ARGV[3], tonumber(ARGV[5])
@@ -146,13 +151,14 @@ local family, lookup, grantId, grantKey = ARGV[6], ARGV[7], ARGV[8], ARGV[9]
 local value = ARGV[4]
 local now, nowMs = nowSeconds()
 local old = redis.call('GET', k)
+if old == '0' then return 0 end
 if old then
   local f, e = header(old)
   if f[4] ~= '' and f[4] ~= grantId then
     if ARGV[10] ~= f[4] then return { 'regrant', f[4] } end
     redis.call('ZREM', prefix .. 'gi:' .. short(f[4]), member)
     local ov = redis.call('GET', ARGV[11])
-    if ov then
+    if ov and ov ~= '0' then
       local of, oe = header(ov)
       redis.call('SET', ARGV[11], withIndex(of, (pruned(of[6], prefix, now, member)), string.sub(ov, oe)), 'KEEPTTL')
     end
@@ -175,7 +181,8 @@ if grantId ~= '' then
   if ttl >= 0 then entry = member .. '~' .. string.format('%.0f', math.ceil((nowMs + ttl) / 1000)) end
   local setKey = prefix .. 'gi:' .. short(grantId)
   local gv = redis.call('GET', grantKey)
-  if redis.call('EXISTS', setKey) == 1 then
+  if gv == '0' or redis.call('EXISTS', setKey) == 1 then
+    -- (a grant destroyed for good keeps no index in its record: its tokens, useless, are still revoked with it)
     addToSet(setKey, member, ttl, nowMs)
   elseif gv then
     local f, e = header(gv)
@@ -201,17 +208,24 @@ if grantId ~= '' then
 end
 return 1`;
 
-// KEYS[1] the model; ARGV: prefix, member, id, lookup family ('' none). A grant goes with the tokens its
-// record names (those in its sorted set go with its revocation, which oidc-provider runs beside).
+// KEYS[1] the model; ARGV: prefix, member, id, lookup family ('' none), '1' to keep the id destroyed,
+// for how long at most (ms). A grant goes with the tokens its record names (those in its sorted set go
+// with its revocation, which oidc-provider runs beside).
 const DESTROY = `${LUA_HELPERS}
 local k, prefix, member, id, family = KEYS[1], ARGV[1], ARGV[2], ARGV[3], ARGV[4]
 local old = redis.call('GET', k)
-if not old then return 0 end
+if not old or old == '0' then return 0 end
 local f = header(old)
 if family ~= '' and f[5] ~= '' then dropIfEqual(prefix .. family .. ':' .. short(f[5]), id) end
 if f[4] ~= '' then redis.call('ZREM', prefix .. 'gi:' .. short(f[4]), member) end
 removeMembers(f[6], prefix)
-redis.call('DEL', k)
+if ARGV[5] == '1' then
+  local pttl, most = redis.call('PTTL', k), tonumber(ARGV[6])
+  if pttl < 0 or pttl > most then pttl = most end
+  redis.call('SET', k, '0', 'PX', pttl)
+else
+  redis.call('DEL', k)
+end
 return 1`;
 
 // KEYS[1] the model; ARGV: epoch seconds, prefix, member. 1 when this call consumed the model, 0 when it
@@ -220,7 +234,7 @@ return 1`;
 // otherwise stay in it for its whole life).
 const CONSUME = String.raw`${LUA_HELPERS}
 local v = redis.call('GET', KEYS[1])
-if not v then return 0 end
+if not v or v == '0' then return 0 end
 local f, e = header(v)
 if f[3] ~= '' then return 0 end
 redis.call('SET', KEYS[1], table.concat({ f[1], f[2], ARGV[1], f[4], f[5] }, '\31') .. string.sub(v, e), 'KEEPTTL')
@@ -232,7 +246,7 @@ const FIND_VIA = `
 local id = redis.call('GET', KEYS[1])
 if not id then return false end
 local v = redis.call('GET', ARGV[1] .. id)
-if not v then return false end
+if not v or v == '0' then return false end
 return { id, v }`;
 
 // KEYS[1] the grant's record, KEYS[2] its sorted set (many tokens, or the layout before); ARGV[1] prefix. A DeviceCode's
@@ -240,7 +254,7 @@ return { id, v }`;
 const REVOKE = `${LUA_HELPERS}
 local prefix = ARGV[1]
 local gv = redis.call('GET', KEYS[1])
-if gv then
+if gv and gv ~= '0' then
   local f, e = header(gv)
   removeMembers(f[6], prefix)
   if e == #gv then redis.call('DEL', KEYS[1]) elseif (f[6] or '') ~= '' then redis.call('SET', KEYS[1], withIndex(f, '', string.sub(gv, e)), 'KEEPTTL') end
@@ -260,6 +274,8 @@ interface Scripts {
 
 // A grant's record that holds its index alone (its tokens were stored before it): the header, no body.
 const indexOnly = (value: Buffer) => value.indexOf(0x1e) === value.length - 1;
+// What a Session or Grant destroyed for good leaves under its key.
+const destroyedMark = (value: Buffer) => value.length === 1 && value[0] === 0x30;
 
 /**
  * oidc-provider storage in Redis through the caller's ioredis client (which
@@ -278,7 +294,7 @@ export function createRedisAdapterBackend(redis: Redis | Cluster, opts: { prefix
   let grantStoredId = (grantId: string) => grantId;
   const grantRecord = (grantId: string) => `${prefix}${REDIS_MODEL_CODES.Grant}:${grantStoredId(grantId)}`;
 
-  function factory(model: string): Adapter {
+  function factory(model: string): StoredAdapter {
     const code = REDIS_MODEL_CODES[model] ?? model;
     const keyPrefix = `${prefix}${code}:`;
     const key = (id: string) => keyPrefix + id;
@@ -286,11 +302,12 @@ export function createRedisAdapterBackend(redis: Redis | Cluster, opts: { prefix
     const lookup = LOOKUP[model];
     const grantable = GRANTABLE.has(model);
     const isGrant = model === 'Grant';
+    const forGood = DESTROYED_FOR_GOOD.has(model) ? '1' : '';
     const decode = (id: string, value: Buffer) => decodeModel(value, id, model, lookup?.field) as AdapterPayload;
 
     async function find(id: string): Promise<AdapterPayload | undefined> {
       const value = await redis.getBuffer(key(id));
-      if (value == null || (isGrant && indexOnly(value))) return undefined;
+      if (value == null || destroyedMark(value) || (isGrant && indexOnly(value))) return undefined;
       const payload = decode(id, value);
       // A grant's record may outlive the grant, for the tokens it still names.
       if (isGrant && typeof payload.exp === 'number' && payload.exp * 1000 <= Date.now()) return undefined;
@@ -298,7 +315,7 @@ export function createRedisAdapterBackend(redis: Redis | Cluster, opts: { prefix
     }
 
     async function destroy(id: string): Promise<void> {
-      await scripts.latchkeyAdapterDestroy(key(id), prefix, member(id), id, lookup?.code ?? '');
+      await scripts.latchkeyAdapterDestroy(key(id), prefix, member(id), id, lookup?.code ?? '', forGood, String(DESTROYED_KEPT_MS));
     }
 
     // The lookup key may outlive or predate the model it names, so the model must still agree.
@@ -312,7 +329,10 @@ export function createRedisAdapterBackend(redis: Redis | Cluster, opts: { prefix
     return {
       async upsert(id, payload, expiresIn) {
         const ttlMs = typeof expiresIn === 'number' ? Math.round(expiresIn * 1000) : -1;
-        if (typeof expiresIn === 'number' && ttlMs <= 0) return destroy(id);
+        if (typeof expiresIn === 'number' && ttlMs <= 0) {
+          await destroy(id);
+          return true;
+        }
         const value = encodeModel({ payload, id, model, lookup: lookup?.field, grantable });
         const lookupValue = lookup ? headerField(payload[lookup.field]) : '';
         const grantId = grantable ? headerField(payload.grantId) : '';
@@ -320,7 +340,7 @@ export function createRedisAdapterBackend(redis: Redis | Cluster, opts: { prefix
         // A model moving to another grant (oidc-provider never moves one): the script asks for the old grant's record.
         for (let tries = 0; tries < 3; tries++) {
           const done = await scripts.latchkeyAdapterUpsert(key(id), ...args);
-          if (!Array.isArray(done)) return;
+          if (!Array.isArray(done)) return done === 1;
           args[9] = String(done[1]);
           args[10] = grantRecord(String(done[1]));
         }
@@ -359,7 +379,7 @@ export function createRedisAdapterBackend(redis: Redis | Cluster, opts: { prefix
           const values = keys.length ? await node.mgetBuffer(...keys) : [];
           for (let i = 0; i < keys.length; i++) {
             const value = values[i];
-            if (value && !indexOnly(value)) yield decodeModel(value, keys[i]!.slice(keyPrefix.length), model, LOOKUP[model]?.field) as AdapterPayload;
+            if (value && !destroyedMark(value) && !indexOnly(value)) yield decodeModel(value, keys[i]!.slice(keyPrefix.length), model, LOOKUP[model]?.field) as AdapterPayload;
           }
         } while (cursor !== '0');
       }

@@ -1,5 +1,5 @@
 import type Database from 'better-sqlite3';
-import { alreadyConsumed, type Adapter, type AdapterBackend, type AdapterPayload } from '../port.ts';
+import { alreadyConsumed, DESTROYED_FOR_GOOD, DESTROYED_KEPT_MS, type AdapterBackend, type AdapterPayload, type StoredAdapter } from '../port.ts';
 
 // Only these models are revoked together by grant, as in oidc-provider's memory adapter
 // (an Interaction also carries a grantId but must survive a grant's revocation).
@@ -25,6 +25,10 @@ CREATE INDEX IF NOT EXISTS oidc_models_user_code ON oidc_models (model, user_cod
 CREATE INDEX IF NOT EXISTS oidc_models_expires_at ON oidc_models (expires_at) WHERE expires_at IS NOT NULL;
 `;
 
+// A destroyed Session or Grant keeps its row with an empty payload (no JSON is empty), no lookup
+// fields and a near expiry, so the upsert's conflict clause can refuse to bring it back.
+const DESTROYED = '';
+
 interface Row {
   payload: string;
   expires_at: number | null;
@@ -49,7 +53,8 @@ export function createSqliteAdapterBackend(db: Database.Database): AdapterBacken
        VALUES (?, ?, ?, ?, ?, ?, ?)
        ON CONFLICT (model, id) DO UPDATE SET
          payload = excluded.payload, grant_id = excluded.grant_id, user_code = excluded.user_code,
-         uid = excluded.uid, expires_at = excluded.expires_at`,
+         uid = excluded.uid, expires_at = excluded.expires_at
+       WHERE oidc_models.payload <> ''`,
     ),
     find: db.prepare<[string, string], Row>('SELECT payload, expires_at FROM oidc_models WHERE model = ? AND id = ?'),
     deleteIfExpired: db.prepare<[string, string, number]>('DELETE FROM oidc_models WHERE model = ? AND id = ? AND expires_at <= ?'),
@@ -58,16 +63,21 @@ export function createSqliteAdapterBackend(db: Database.Database): AdapterBacken
     // CAST: better-sqlite3 binds JS numbers as REAL, which json_set would write as 1700000000.0.
     consume: db.prepare<[number, string, string, number]>(
       `UPDATE oidc_models SET payload = json_set(payload, '$.consumed', CAST(? AS INTEGER))
-       WHERE model = ? AND id = ? AND ${live} AND json_type(payload, '$.consumed') IS NULL`,
+       WHERE model = ? AND id = ? AND ${live} AND payload <> '' AND json_type(CASE WHEN payload = '' THEN '{}' ELSE payload END, '$.consumed') IS NULL`,
     ),
     destroy: db.prepare<[string, string]>('DELETE FROM oidc_models WHERE model = ? AND id = ?'),
+    destroyForGood: db.prepare<[number, number, string, string]>(
+      `UPDATE oidc_models SET payload = '', grant_id = NULL, user_code = NULL, uid = NULL,
+         expires_at = MIN(COALESCE(expires_at, ?), ?)
+       WHERE model = ? AND id = ?`,
+    ),
     revoke: db.prepare<[string]>(`DELETE FROM oidc_models WHERE grant_id = ? AND model IN (${GRANTABLE.map((m) => `'${m}'`).join(', ')})`),
     sweep: db.prepare<[number]>(
       `DELETE FROM oidc_models WHERE rowid IN (
          SELECT rowid FROM oidc_models WHERE expires_at <= ? LIMIT ${SWEEP_BATCH})`,
     ),
     scan: db.prepare<[string, number, number, number], { rowid: number; payload: string }>(
-      `SELECT rowid, payload FROM oidc_models WHERE model = ? AND rowid > ? AND ${live} ORDER BY rowid LIMIT ?`,
+      `SELECT rowid, payload FROM oidc_models WHERE model = ? AND rowid > ? AND ${live} AND payload <> '' ORDER BY rowid LIMIT ?`,
     ),
     ping: db.prepare('SELECT 1'),
   };
@@ -82,14 +92,15 @@ export function createSqliteAdapterBackend(db: Database.Database): AdapterBacken
   sweep.unref();
 
   function parse(row: Row | undefined): AdapterPayload | undefined {
-    return row ? (JSON.parse(row.payload) as AdapterPayload) : undefined;
+    return row && row.payload !== DESTROYED ? (JSON.parse(row.payload) as AdapterPayload) : undefined;
   }
 
-  function factory(model: string): Adapter {
+  function factory(model: string): StoredAdapter {
+    const forGood = DESTROYED_FOR_GOOD.has(model);
     return {
       async upsert(id, payload, expiresIn) {
         const expiresAt = typeof expiresIn === 'number' ? Date.now() + expiresIn * 1000 : null;
-        stmt.upsert.run(model, id, JSON.stringify(payload), text(payload.grantId), text(payload.userCode), text(payload.uid), expiresAt);
+        return stmt.upsert.run(model, id, JSON.stringify(payload), text(payload.grantId), text(payload.userCode), text(payload.uid), expiresAt).changes === 1;
       },
       async find(id) {
         const row = stmt.find.get(model, id);
@@ -112,7 +123,12 @@ export function createSqliteAdapterBackend(db: Database.Database): AdapterBacken
         if (stmt.consume.run(Math.floor(now / 1000), model, id, now).changes !== 1) throw alreadyConsumed(model);
       },
       async destroy(id) {
-        stmt.destroy.run(model, id);
+        if (!forGood) {
+          stmt.destroy.run(model, id);
+          return;
+        }
+        const until = Date.now() + DESTROYED_KEPT_MS;
+        stmt.destroyForGood.run(until, until, model, id);
       },
       async revokeByGrantId(grantId) {
         stmt.revoke.run(grantId);
