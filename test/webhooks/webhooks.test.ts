@@ -136,6 +136,11 @@ for (const setup of SETUPS) {
           'none delivered while the receiver is down',
         );
 
+        // The servers' own senders run on the real clock, ten minutes behind the two below, to which any
+        // lease they still held would look long expired (a queue's claims hold only between clocks less
+        // than a lease apart, docs/storage.md): let them finish what they are sending, then stop them.
+        await Promise.all([server, second].map((s) => s.latchkey.webhooks.drain()));
+        for (const s of [server, second]) s.latchkey.webhooks.close();
         await receiver.up();
         receiver.fail(false);
         // Past the retry time, both processes send at once.
