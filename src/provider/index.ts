@@ -241,10 +241,14 @@ export function createProvider({ config, accounts, adapter, sessions, factors, e
       await grant.save();
       return grant;
     },
-    findAccount: async (_ctx, sub, token) => {
+    findAccount: async (ctx, sub, token) => {
+      // A code is exchanged only while its session lives: a request that was running when the session was
+      // signed out may have issued it under a grant the sign-out never saw (docs/account.md).
+      const codeSession = token?.kind === 'AuthorizationCode' && typeof token.sessionUid === 'string' ? ctx.oidc.provider.Session.findByUid(token.sessionUid) : null;
       // Both at once: with the account cache their two token checks share one Redis round trip.
-      const [login, notBefore] = await Promise.all([accounts.getLogin(sub), token ? accounts.loginSessionsNotBefore(sub) : null]);
+      const [login, notBefore, session] = await Promise.all([accounts.getLogin(sub), token ? accounts.loginSessionsNotBefore(sub) : null, codeSession]);
       if (!login || login.disabled) return undefined;
+      if (codeSession && session?.accountId !== sub) return undefined;
       // A code or token from a sign-in before an owner's reset (docs/account.md).
       const authTime = (token as { authTime?: number } | undefined)?.authTime;
       if (token && (authTime === undefined ? issuedBefore(notBefore, token.iat) : endedBefore(notBefore, authTime))) return undefined;

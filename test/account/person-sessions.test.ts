@@ -10,7 +10,7 @@ import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import * as oidc from 'openid-client';
 import { Browser, testIds, textOf } from '../support/browser.ts';
-import { SETUPS, callbackReached, relyingParty, signIn, startServer, type RelyingParty, type TestServer } from '../support/latchkey.ts';
+import { REDIRECT_URI, SETUPS, callbackReached, relyingParty, signIn, startServer, type RelyingParty, type TestServer } from '../support/latchkey.ts';
 import { addPerson, choosePin, linkApp } from '../support/factors.ts';
 import { logoutEndpoint, verifyLogoutToken } from '../support/logout-endpoint.ts';
 import { accountFixture, hiddenFields, noticeOf, signedIn, submit } from './support.ts';
@@ -131,6 +131,55 @@ for (const setup of SETUPS) {
       );
       assert.ok(await signsInAgain(safari.browser), 'its browser signs in again');
       await assert.rejects(oidc.refreshTokenGrant(rp.config, safari.tokens.refresh_token!), 'and its refresh token is refused');
+      await logoutsReceived();
+    });
+
+    it('a code such a request issued under a grant the sign-out never saw is refused at the token endpoint', async () => {
+      const before = new Set((await server.latchkey.sessions.listSessions('jane-acme')).map((s) => s.id));
+      await janeAtThePortal(SAFARI);
+      const [record] = (await server.latchkey.sessions.listSessions('jane-acme')).filter((s) => !before.has(s.id));
+      assert.ok(record);
+      const { provider } = server.latchkey;
+      // What a request of the session, authorizing another app, writes before it saves the session: a new
+      // grant and a code, neither yet named by the session.
+      const grant = new provider.Grant({ accountId: 'jane-acme', clientId: 'portal' });
+      grant.addOIDCScope('openid');
+      const grantId = await grant.save();
+      const verifier = oidc.randomPKCECodeVerifier();
+      const client = (await provider.Client.find('portal'))!;
+      const issue = async () =>
+        new provider.AuthorizationCode({
+          client,
+          gty: 'authorization_code',
+          accountId: 'jane-acme',
+          grantId,
+          scope: 'openid',
+          redirectUri: REDIRECT_URI,
+          sessionUid: record.id,
+          authTime: Math.floor(Date.now() / 1000),
+          acr: 'urn:latchkey:acr:1fa',
+          amr: ['pwd'],
+          codeChallenge: await oidc.calculatePKCECodeChallenge(verifier),
+          codeChallengeMethod: 'S256',
+        }).save();
+      const exchange = (code: string) =>
+        fetch(`${server.issuer}/token`, {
+          method: 'POST',
+          headers: {
+            authorization: `Basic ${Buffer.from('portal:s3cret-portal-4f9a2c7e1b8d3f6a0c5e9b2d').toString('base64')}`,
+            'content-type': 'application/x-www-form-urlencoded',
+          },
+          body: new URLSearchParams({ grant_type: 'authorization_code', code, redirect_uri: REDIRECT_URI, code_verifier: verifier }),
+        });
+      // While the session lives, such a code is good: the check below is the session's end, nothing else.
+      assert.equal((await exchange(await issue())).status, 200);
+      const held = await issue();
+
+      const { browser, page } = await signedIn(server, OWNER, '/account/users/jane-acme');
+      assert.match(noticeOf(await submit(browser, page, 'end-session-form', { session: record.id })), /That session was signed out/);
+      const refused = await exchange(held);
+      assert.equal(refused.status, 400);
+      assert.equal(((await refused.json()) as { error: string }).error, 'invalid_grant');
       await logoutsReceived();
     });
 
