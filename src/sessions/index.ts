@@ -454,10 +454,29 @@ export function createSessions({
     };
   }
 
+  /**
+   * The records of a login's sessions that still live. The index can outlive a session: a save that began
+   * before the session ended records it again after its end removed the record. The provider's session
+   * decides, here rather than on every save, which would cost each request a read. A record without one is
+   * not listed, and is forgotten unless its session may just have run out, whose record the expiry sweep
+   * still needs for its logouts and audit.
+   */
+  async function liveSessions(loginId: string): Promise<SessionRecord[]> {
+    const at = now();
+    const records = await store.listSessions(loginId, new Date(at));
+    const live = await Promise.all(
+      records.map(async (record) => {
+        if (await provider.Session.adapter.findByUid(record.uid)) return true;
+        if (record.expiresAt.getTime() - at > EXPIRE_EVERY_MS) await store.removeSession(record.uid);
+        return false;
+      }),
+    );
+    return records.filter((_, i) => live[i]);
+  }
+
   return {
     async listSessions(loginId) {
-      const records = await store.listSessions(loginId, new Date(now()));
-      return Promise.all(records.map(view));
+      return Promise.all((await liveSessions(loginId)).map(view));
     },
     async endSession(loginId, sessionId) {
       const record = await store.getSession(sessionId);
@@ -467,7 +486,7 @@ export function createSessions({
     },
     async endOtherSessions(loginId, keepSessionId) {
       const tenant = await tenantOf(loginId);
-      const others = (await store.listSessions(loginId, new Date(now()))).filter((r) => r.uid !== keepSessionId);
+      const others = (await liveSessions(loginId)).filter((r) => r.uid !== keepSessionId);
       for (const record of others) await end(record, tenant);
       return others.length;
     },

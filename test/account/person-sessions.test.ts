@@ -134,6 +134,30 @@ for (const setup of SETUPS) {
       await logoutsReceived();
     });
 
+    it('a save that records the session again after its sign-out removed the record does not list it again', async () => {
+      const before = new Set((await server.latchkey.sessions.listSessions('jane-acme')).map((s) => s.id));
+      await janeAtThePortal(SAFARI);
+      const [record] = (await server.latchkey.sessions.listSessions('jane-acme')).filter((s) => !before.has(s.id));
+      assert.ok(record);
+      const index = server.latchkey.stores.sessions;
+      const recorded = await index.getSession(record.id);
+      assert.ok(recorded);
+
+      const { browser, page } = await signedIn(server, OWNER, '/account/users/jane-acme');
+      assert.match(noticeOf(await submit(browser, page, 'end-session-form', { session: record.id })), /That session was signed out/);
+      await logoutsReceived();
+      // The last step of a save of this session that began before the sign-out: the session's own write was
+      // refused, its record in the index is not.
+      await index.recordSession(recorded);
+
+      assert.deepEqual(
+        (await server.latchkey.sessions.listSessions('jane-acme')).map((s) => s.id),
+        [...before],
+        'not listed',
+      );
+      assert.equal(await index.getSession(record.id), null, 'and its record is forgotten');
+    });
+
     it('a code such a request issued under a grant the sign-out never saw is refused at the token endpoint', async () => {
       const before = new Set((await server.latchkey.sessions.listSessions('jane-acme')).map((s) => s.id));
       await janeAtThePortal(SAFARI);
