@@ -187,8 +187,9 @@ export async function createStores(config: Config, log: Logger): Promise<Stores>
 
   let cache: ReadCache | null = null;
   if (mongo && redis && config.accountCache.ttlSeconds > 0) ({ accounts, cache } = withAccountCache(accounts, redis, config));
-  // A request reads each hot record once (src/storage/accounts/request-memo.ts; the app opens the scope).
-  accounts = keptPerRequest(accounts);
+  // With MongoDB a request reads each hot record once (src/storage/accounts/request-memo.ts; the app opens
+  // the scope): a read there is a round trip. A SQLite read costs what the memo's copy of its answer does.
+  if (mongo) accounts = keptPerRequest(accounts);
   const accountCache = cache;
 
   const probe = async (store: string, fn: () => Promise<void>) => {
