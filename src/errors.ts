@@ -38,6 +38,7 @@ export type ErrorCode =
   | 'namesake'
   | 'precondition_failed'
   | 'rate_limited'
+  | 'signin_ended'
   | 'server_error';
 
 /**
@@ -101,7 +102,7 @@ export const factorSetupExpired = (key: string) => new LatchkeyError('factor_set
 
 export const csrfRefused = () => new LatchkeyError('csrf', 403, 'errors.csrf');
 
-export const forbidden = (key = 'errors.forbidden') => new LatchkeyError('forbidden', 403, key);
+export const forbidden = (key = 'errors.forbidden', detail: Record<string, unknown> = {}) => new LatchkeyError('forbidden', 403, key, detail);
 
 export const notFound = (key = 'errors.not_found') => new LatchkeyError('not_found', 404, key);
 
@@ -117,6 +118,12 @@ export const conflict = (key: string, detail: Record<string, unknown> = {}) => n
 export const noLoginForClient = (key = 'errors.signin.noLogin') => new LatchkeyError('no_login_for_client', 403, key);
 
 export const interactionExpired = () => new LatchkeyError('interaction_expired', 400, 'errors.signin.expired');
+
+/**
+ * The login's sessions were ended (a password reset or change, "sign out everywhere", a disable) after this
+ * sign-in's first step passed: what that step proved no longer stands, and the sign-in starts again.
+ */
+export const signinEnded = () => new LatchkeyError('signin_ended', 409, 'errors.signin.ended');
 
 /** Another request of the same sign-in (another tab, a second click) still ran after the wait (`src/interaction/lease.ts`); nothing was done. */
 export const signinBusy = () => new LatchkeyError('signin_busy', 409, 'errors.signin.busy');

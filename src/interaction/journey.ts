@@ -12,6 +12,11 @@ export interface Progress {
   /** Set once the first step (password or upstream) passed. */
   identityId?: string;
   email?: string;
+  /**
+   * When the first step passed (epoch ms, the app's clock). A login whose sessions were ended after it (a
+   * password reset or change, "sign out everywhere") cannot finish this sign-in: it starts again.
+   */
+  passedAt?: number;
   /** Methods used so far (`pwd` or `fed`). */
   amr?: string[];
   /** The login chosen (or the only one). */

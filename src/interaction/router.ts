@@ -10,7 +10,7 @@ import { normalizeEmail } from '../storage/accounts/port.ts';
 import type { Factor, FactorMethod, FactorPage, FactorRequest } from '../factors/types.ts';
 import type { AttemptResult } from '../limits.ts';
 import { AMR, STEP_UP_REASON, requiredRank } from '../provider/acr.ts';
-import { LatchkeyError, badRequest, frozenOut, invalidCredentials, lockedOut, noLoginForClient } from '../errors.ts';
+import { LatchkeyError, badRequest, frozenOut, invalidCredentials, lockedOut, noLoginForClient, signinEnded } from '../errors.ts';
 import { checkCsrf, declaredFields, formFields } from '../web/forms.ts';
 import { setRetryAfter } from '../web/errors.ts';
 import { localeOf, sendPage } from '../web/views.ts';
@@ -76,6 +76,18 @@ export function interactionRouter(
   const router = new Router({ prefix: '/interaction/:uid' });
   // Before every route, the plugins' too: each request of a sign-in runs alone, so none undoes what another wrote.
   router.use(oneRequestAtATime(counters, now));
+  // A sign-in whose first step no longer stands (`firstStepStands`) starts again at the login page, saying why.
+  router.use(async (ctx, next) => {
+    try {
+      await next();
+    } catch (err) {
+      if (!(err instanceof LatchkeyError) || err.code !== 'signin_ended') throw err;
+      const { interaction, tenant } = await load(ctx);
+      const fresh: Progress = { csrf: readProgress(interaction)?.csrf ?? (await ensureProgress(interaction)).csrf };
+      await saveProgress(interaction, fresh);
+      await loginPage(ctx, interaction, tenant, fresh, { email: '', error: err }, err.status);
+    }
+  });
   const findClient = clientFinder(accounts, config.issuer);
 
   async function load(ctx: Context, expectedPrompt?: string) {
@@ -179,7 +191,7 @@ export function interactionRouter(
     const own = factorOf(home, login);
     if (factors.rank(factor.acr) < Math.max(factors.rank(own.acr), await requestedRank(interaction))) return unmet(ctx, home, login);
     const identity = await accounts.findIdentityByEmail(login.email);
-    const next: Progress = { csrf: progress.csrf, email: login.email, amr: [], loginId: login.id, ...(identity ? { identityId: identity.id } : {}) };
+    const next: Progress = { csrf: progress.csrf, email: login.email, amr: [], loginId: login.id, passedAt: now(), ...(identity ? { identityId: identity.id } : {}) };
     return finish(ctx, interaction, home, login, next, factor, undefined, amr);
   }
 
@@ -273,6 +285,8 @@ export function interactionRouter(
     proved: readonly string[] = (method ?? factor).amr,
   ) {
     const { stepUp, switchFrom } = progress;
+    // The last gate, whichever step led here.
+    if (!(await firstStepStands(progress, login))) throw signinEnded();
     const switchHolds = async (from: SwitchFrom) => (await switchStands(from)) && !endedBefore(await accounts.loginSessionsNotBefore(login.id), from.loginTs);
     if ((stepUp && !(await stepUpStands(login, stepUp))) || (switchFrom && !(await switchHolds(switchFrom)))) {
       // The session it built on ended or changed meanwhile (signed out, another sign-in, a reset): sign in from the start.
@@ -395,7 +409,7 @@ export function interactionRouter(
       await audit.record({ type: 'signin.no_login', outcome: 'failure', tenant: tenant.id, ...requestInfo(ctx) });
       throw noLoginForClient();
     }
-    const next: Progress = { csrf: progress.csrf, identityId: identity.id, email: identity.email, amr: [method] };
+    const next: Progress = { csrf: progress.csrf, identityId: identity.id, email: identity.email, amr: [method], passedAt: now() };
     if (logins.length === 1) {
       next.loginId = logins[0]!.id;
       return continueWithLogin(ctx, interaction, tenant, logins[0]!, next);
@@ -413,7 +427,23 @@ export function interactionRouter(
   async function chosenLogin(progress: Progress, tenant: Tenant): Promise<Login | null> {
     if (!progress.loginId) return null;
     const login = await accounts.getLogin(progress.loginId);
-    return login && !login.disabled && login.tenant === tenant.id && login.email === progress.email ? login : null;
+    if (!login || login.disabled || login.tenant !== tenant.id || login.email !== progress.email) return null;
+    if (!(await firstStepStands(progress, login))) throw signinEnded();
+    return login;
+  }
+
+  /**
+   * Whether what the sign-in's first step proved still holds for `login`: its sessions were not ended (a
+   * password reset or change, "sign out everywhere") after the step passed. Someone who knew the old password
+   * and waits at the login choice or a factor's page must not finish, nor set up a factor, after the person
+   * reset it. A step-up or switch builds on a session instead, checked against it (`stepUpStands`,
+   * `switchStands`). A first step of unknown time (a sign-in begun before this was recorded) stands only while
+   * the login has no cut-off.
+   */
+  async function firstStepStands(progress: Progress, login: Login): Promise<boolean> {
+    if (progress.stepUp || progress.switchFrom) return true;
+    const notBefore = await accounts.loginSessionsNotBefore(login.id);
+    return !notBefore || (typeof progress.passedAt === 'number' && progress.passedAt > notBefore.getTime());
   }
 
   router.get('/', async (ctx) => {
@@ -534,6 +564,7 @@ export function interactionRouter(
     const { login: loginId } = formFields(ctx.request.body, ['login'], ['csrf'], 256);
     const login = (await signInLogins(tenant, progress.email)).find((l) => l.id === loginId);
     if (!login) throw badRequest('errors.signin.chooseLogin');
+    if (!(await firstStepStands(progress, login))) throw signinEnded();
     const next: Progress = { ...progress, loginId: login.id, draft: {} };
     await continueWithLogin(ctx, interaction, tenant, login, next);
   });
