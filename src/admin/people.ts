@@ -202,9 +202,14 @@ export function adminPeople(deps: AdminDeps): AdminPeople {
     if (isOwner && (action === 'disable' || action === 'remove' || 'client' in actor.by)) throw forbidden('errors.people.ownerProtected');
   }
 
-  async function unlockLogin(target: Login): Promise<UnlockResult> {
+  /**
+   * The identity's keys guard every login of the email: lifted only when every one is this tenant's, and by
+   * an application only when none is an owner's, whose locks it may not lift through a sibling login either.
+   */
+  async function unlockLogin(actor: Actor, target: Login): Promise<UnlockResult> {
     const all = await accounts.listLoginsForEmailAllTenants(target.email);
-    return locks.unlock(target, all.every((l) => l.tenant === target.tenant) ? 'identity' : 'login');
+    const ownersToo = 'client' in actor.by && all.some((l) => actor.tenant.owners.includes(l.id));
+    return locks.unlock(target, all.every((l) => l.tenant === target.tenant) && !ownersToo ? 'identity' : 'login');
   }
 
   async function recordUnlock(actor: Actor, target: Login, { lifted, kept }: UnlockResult, via?: string) {
@@ -317,7 +322,7 @@ export function adminPeople(deps: AdminDeps): AdminPeople {
       if (!factors.has(factorId) || !factors.get(factorId).ownerReset) throw notFound();
       checkAllowed(actor, target, 'reset');
       // A reset is for someone who lost their phone or PIN: their password's failures must not keep them out either.
-      const result = await unlockLogin(target);
+      const result = await unlockLogin(actor, target);
       const factor = factors.get(factorId);
       await factor.reset(target.id);
       // Its alternatives go with it (the recovery codes of a lost phone), unless another factor the login has set up uses them too.
@@ -346,7 +351,7 @@ export function adminPeople(deps: AdminDeps): AdminPeople {
 
     async unlock(actor, target) {
       checkAllowed(actor, target, 'unlock');
-      const result = await unlockLogin(target);
+      const result = await unlockLogin(actor, target);
       // An explicit unlock is recorded even when the lock had passed meanwhile.
       await recordUnlock(actor, target, result);
       return result;

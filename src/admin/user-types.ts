@@ -11,7 +11,7 @@
  */
 import type { Audit } from '../audit.ts';
 import type { FactorRegistry } from '../factors/registry.ts';
-import { badRequest, conflict, notFound } from '../errors.ts';
+import { badRequest, conflict, forbidden, notFound } from '../errors.ts';
 import type { AccountStore, SecondFactor, Tenant, UserType } from '../storage/accounts/port.ts';
 import { recordChange } from './record.ts';
 import type { Actor } from './people.ts';
@@ -163,10 +163,24 @@ export async function planFactorChanges(deps: UserTypeDeps, tenant: Tenant, choi
   );
 }
 
-/** Applies `choices` (see `planFactorChanges`) and records `policy.changed` for each type that changed; returns the changes. */
+/**
+ * `planFactorChanges` for `actor`: an application may not change an owner's login (src/admin/people.ts),
+ * nor so the factor its user type asks of it (403), or its secret would be a way past the owner's factor.
+ */
+export async function planActorFactorChanges(deps: UserTypeDeps, actor: Actor, tenant: Tenant, choices: readonly FactorChoice[]): Promise<FactorChange[]> {
+  const changes = await planFactorChanges(deps, tenant, choices);
+  if ('client' in actor.by && changes.length) {
+    const ownersTypes = new Set((await Promise.all(tenant.owners.map((id) => deps.accounts.getLogin(id)))).flatMap((l) => (l ? [l.userType] : [])));
+    const owners = changes.find((c) => ownersTypes.has(c.userType));
+    if (owners) throw forbidden('errors.userTypes.ownersType', { userType: owners.name });
+  }
+  return changes;
+}
+
+/** Applies `choices` (see `planActorFactorChanges`) and records `policy.changed` for each type that changed; returns the changes. */
 export async function setUserTypeFactors(deps: UserTypeDeps, actor: Actor, choices: readonly FactorChoice[]): Promise<FactorChange[]> {
   const tenant = await tenantOf(deps.accounts, actor);
-  const changes = await planFactorChanges(deps, tenant, choices);
+  const changes = await planActorFactorChanges(deps, actor, tenant, choices);
   for (const change of changes) {
     if (!(await deps.accounts.setUserTypeFactor(tenant.id, change.userType, change.to))) throw notFound('errors.account.noSuchUserType');
     await recordChange(deps.audit, actor, 'policy.changed', { userType: change.userType, from: change.from, to: change.to });

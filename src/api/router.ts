@@ -21,7 +21,7 @@ import { normalizeEmail } from '../storage/accounts/port.ts';
 import { ANY_TENANT } from '../provider/account-client.ts';
 import { adminPeople, checkPerson, derivedLoginId, type Actor, type PersonFields } from '../admin/people.ts';
 import { adminWebhooks } from '../admin/webhooks.ts';
-import { createUserType, deleteUserType, renameUserType, setUserTypeFactors } from '../admin/user-types.ts';
+import { createUserType, deleteUserType, planActorFactorChanges, renameUserType, setUserTypeFactors } from '../admin/user-types.ts';
 import { requestInfo } from '../web/request.ts';
 import { grantedApiScopes, type ApiScope } from './scopes.ts';
 import { route, type Answer, type RouteSpec } from './routes.ts';
@@ -468,8 +468,11 @@ export function apiRoutes(deps: ApiDeps): RouteSpec<never, never, never, Caller>
       responses: { 200: { description: 'Changed (or nothing to change).', schema: S.UserType }, 409: { description: 'Another type has that name.', schema: S.Problem } },
       async handle({ params, body, caller }: { params: { id: string }; body: z.infer<typeof S.UserTypeChange>; caller: Caller }) {
         if (!caller.tenant.userTypes.some((t) => t.id === params.id)) throw notFound('errors.account.noSuchUserType');
+        const factorChoice = body.secondFactor !== undefined ? [{ userType: params.id, secondFactor: body.secondFactor }] : null;
+        // A factor this caller may not set is refused before the name changes: a refusal changes nothing.
+        if (factorChoice) await naming(() => planActorFactorChanges(deps, caller.actor, caller.tenant, factorChoice));
         if (body.name !== undefined) await naming(() => renameUserType(deps, caller.actor, params.id, body.name));
-        if (body.secondFactor !== undefined) await naming(() => setUserTypeFactors(deps, caller.actor, [{ userType: params.id, secondFactor: body.secondFactor! }]));
+        if (factorChoice) await naming(() => setUserTypeFactors(deps, caller.actor, factorChoice));
         const type = (await accounts.getTenant(caller.tenant.id))?.userTypes.find((t) => t.id === params.id);
         if (!type) throw notFound('errors.account.noSuchUserType');
         return { status: 200, body: typeBody(type) };
