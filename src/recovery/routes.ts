@@ -58,11 +58,32 @@ const PURPOSES = {
 
 const linkError = (purpose: LinkPurpose, problem: 'unknown' | 'used' | 'expired') => new LatchkeyError('bad_request', 400, PURPOSES[purpose].texts[problem]);
 
-/** A new one-time link of `purpose` for the identity (voiding its earlier ones); returns the URL to mail. */
-export async function issueLink(deps: Pick<RecoveryDeps, 'config' | 'links'>, identityId: string, purpose: LinkPurpose, now: Date): Promise<string> {
+/**
+ * What a link is bound to: the identity's password as stored (its hash, or none), under a key from the
+ * pepper, so the links hold nothing to test a password hash against. Any change of the password — the
+ * account page, another link, an import, the CLI, a sign-in's rehash — gives another value.
+ */
+function passwordFingerprint(pepper: string, identity: Pick<Identity, 'passwordHash'>): string {
+  const key = createHmac('sha256', pepper).update('latchkey link passwords v1').digest();
+  return createHmac('sha256', key)
+    .update(identity.passwordHash === null ? 'none' : `hash:${identity.passwordHash}`)
+    .digest('base64url');
+}
+
+/**
+ * A new one-time link of `purpose` for the identity (voiding its earlier ones), good only while the
+ * identity's password is the one it has now; returns the URL to mail.
+ */
+export async function issueLink(deps: Pick<RecoveryDeps, 'config' | 'links'>, identity: Pick<Identity, 'id' | 'passwordHash'>, purpose: LinkPurpose, now: Date): Promise<string> {
   const token = randomBytes(32).toString('base64url');
   const ttlMs = purpose === 'reset' ? deps.config.mail.resetLinkMinutes * 60_000 : deps.config.mail.inviteLinkHours * 3_600_000;
-  await deps.links.create(hashToken(token), { purpose, identityId, createdAt: now, expiresAt: new Date(now.getTime() + ttlMs) });
+  await deps.links.create(hashToken(token), {
+    purpose,
+    identityId: identity.id,
+    createdAt: now,
+    expiresAt: new Date(now.getTime() + ttlMs),
+    passwordFingerprint: passwordFingerprint(deps.config.keys.pepper, identity),
+  });
   return `${deps.config.issuer}${PURPOSES[purpose].path}/${token}`;
 }
 
@@ -85,7 +106,7 @@ export async function sendInvitation(
   ]);
   if (!identity || !tenant || logins.length === 0) return null;
   const now = input.now ?? new Date();
-  const link = await issueLink(deps, identity.id, 'invite', now);
+  const link = await issueLink(deps, identity, 'invite', now);
   await deps.mailer.send({
     kind: 'invitation',
     to: identity.email,
@@ -116,7 +137,7 @@ export function forgotPassword(deps: RecoveryDeps): JourneyPlugin {
       log.info({ identity: identity.id }, 'password reset: too many links this hour; none sent');
       return;
     }
-    const link = await issueLink(deps, identity.id, 'reset', at);
+    const link = await issueLink(deps, identity, 'reset', at);
     await mailer.send({ kind: 'password_reset', to: identity.email, lang, tenant, link, values: { minutes: String(config.mail.resetLinkMinutes) } });
     const logins = await accounts.listLoginsForEmailAllTenants(identity.email);
     for (const tenantId of new Set(logins.map((l) => l.tenant))) {
@@ -175,7 +196,10 @@ export function linkRouter(deps: RecoveryDeps): Router {
     if (link.expiresAt <= now()) throw linkError(purpose, 'expired');
     const identity = await accounts.getIdentity(link.identityId);
     if (!identity) throw linkError(purpose, 'unknown');
-    return { tokenHash, identity };
+    // The password changed since the link was sent (by any way): it was for a password that is gone.
+    const password = passwordFingerprint(config.keys.pepper, identity);
+    if (link.passwordFingerprint !== undefined && link.passwordFingerprint !== password) throw linkError(purpose, 'used');
+    return { tokenHash, identity, password };
   }
 
   /** The page names the organisation the person signs in to (the first, when they have several). */
@@ -197,7 +221,7 @@ export function linkRouter(deps: RecoveryDeps): Router {
     });
 
     router.post(`${path}/:token`, async (ctx) => {
-      const { tokenHash, identity } = await current(purpose, ctx.params.token);
+      const { tokenHash, identity, password } = await current(purpose, ctx.params.token);
       await nameTenant(ctx, identity);
       let fields: { password?: string; password_confirm?: string; csrf?: string };
       try {
@@ -209,8 +233,9 @@ export function linkRouter(deps: RecoveryDeps): Router {
       if (!constantTimeEqual(fields.csrf ?? '', csrfFor(tokenHash))) throw csrfRefused();
       const problem = checkNewPassword(fields.password ?? '', fields.password_confirm ?? '', identity.email);
       if (problem) return form(ctx, purpose, tokenHash, identity, badRequest(`errors.password.${problem}`, { problem, ...PASSWORD_RULES }));
-      // Checked above, used here: of two tabs posting one link, one sets the password.
-      if (!(await links.use(tokenHash, purpose, now()))) throw linkError(purpose, 'used');
+      // Checked above, used here: of two tabs posting one link, one sets the password, and only while the
+      // password is still the one the link was sent for.
+      if (!(await links.use(tokenHash, purpose, now(), password))) throw linkError(purpose, 'used');
       await accounts.setPasswordHash(identity.id, await hasher.hash(fields.password!));
       const logins: Login[] = await accounts.listLoginsForEmailAllTenants(identity.email);
       await deps.sessions.endLoginSessions(logins.map((l) => l.id));

@@ -152,7 +152,14 @@ for (const [name, make] of [
     });
     after(() => h.cleanup());
 
-    const link = (identityId: string, now: Date, ttlMs = 30 * 60_000) => ({ purpose: 'reset' as const, identityId, createdAt: now, expiresAt: new Date(now.getTime() + ttlMs) });
+    const FP = 'fingerprint-of-the-password';
+    const link = (identityId: string, now: Date, ttlMs = 30 * 60_000) => ({
+      purpose: 'reset' as const,
+      identityId,
+      createdAt: now,
+      expiresAt: new Date(now.getTime() + ttlMs),
+      passwordFingerprint: FP,
+    });
 
     it('finds a link by its hash, uses it once, and says it was used', async () => {
       const {
@@ -163,8 +170,8 @@ for (const [name, make] of [
       await store!.create(hash, link('id-1', now));
       assert.equal((await store!.find(hash, 'reset'))?.used, false);
       assert.equal(await store!.find(hash, 'invite'), null, 'another purpose');
-      assert.equal((await store!.use(hash, 'reset', now))?.identityId, 'id-1');
-      assert.equal(await store!.use(hash, 'reset', now), null, 'never twice');
+      assert.equal((await store!.use(hash, 'reset', now, FP))?.identityId, 'id-1');
+      assert.equal(await store!.use(hash, 'reset', now, FP), null, 'never twice');
       assert.equal((await store!.find(hash, 'reset'))?.used, true);
     });
 
@@ -176,14 +183,14 @@ for (const [name, make] of [
       const old = hashOf(randomUUID());
       const expired = hashOf(randomUUID());
       await store!.create(expired, { ...link('id-x', new Date(now.getTime() - 60_000), 1_000), purpose: 'invite' });
-      assert.equal(await store!.use(expired, 'invite', now), null);
+      assert.equal(await store!.use(expired, 'invite', now, FP), null);
       assert.ok(await store!.find(expired, 'invite'), 'an expired link is still found, so the page can say so');
       await store!.create(old, link('id-2', now));
       const fresh = hashOf(randomUUID());
       await store!.create(fresh, link('id-2', new Date(now.getTime() + 1)));
       assert.equal(await store!.find(old, 'reset'), null, 'voided');
-      assert.equal(await store!.use(old, 'reset', now), null);
-      assert.equal((await store!.use(fresh, 'reset', now))?.identityId, 'id-2');
+      assert.equal(await store!.use(old, 'reset', now, FP), null);
+      assert.equal((await store!.use(fresh, 'reset', now, FP))?.identityId, 'id-2');
       assert.equal(await store!.countSince('id-2', 'reset', new Date(now.getTime() - 1)), 2, 'voided links still count for throttling');
       assert.ok((await store!.sweep(new Date(now.getTime() + 31 * 60_000))) >= 3);
       assert.equal(await store!.find(fresh, 'reset'), null);
@@ -194,8 +201,52 @@ for (const [name, make] of [
       const now = new Date();
       const hash = hashOf(randomUUID());
       await links[0]!.create(hash, link('id-3', now));
-      const results = await Promise.all(links.flatMap((s) => [s.use(hash, 'reset', now), s.use(hash, 'reset', now)]));
+      const results = await Promise.all(links.flatMap((s) => [s.use(hash, 'reset', now, FP), s.use(hash, 'reset', now, FP)]));
       assert.equal(results.filter(Boolean).length, 1);
+    });
+
+    it('uses a link only with the password it was made against; refused for another, it stays unused', async () => {
+      const {
+        links: [store],
+      } = await h.open(1);
+      const now = new Date();
+      const hash = hashOf(randomUUID());
+      await store!.create(hash, link('id-4', now));
+      assert.equal((await store!.find(hash, 'reset'))?.passwordFingerprint, FP, 'found with its fingerprint');
+      assert.equal(await store!.use(hash, 'reset', now, 'another password'), null, 'the password changed since');
+      assert.equal((await store!.find(hash, 'reset'))?.used, false, 'a refused link is left as it was');
+      assert.equal((await store!.use(hash, 'reset', now, FP))?.passwordFingerprint, FP);
+      assert.equal(await store!.use(hash, 'reset', now, FP), null, 'never twice');
+    });
+
+    it('a link stored before fingerprints (none) is used with any password, once', async () => {
+      const {
+        links: [store],
+      } = await h.open(1);
+      const now = new Date();
+      const hash = hashOf(randomUUID());
+      const { passwordFingerprint: _, ...before } = link('id-5', now);
+      await store!.create(hash, before);
+      const found = await store!.find(hash, 'reset');
+      assert.ok(found && !('passwordFingerprint' in found), 'no fingerprint');
+      assert.equal((await store!.use(hash, 'reset', now, 'whatever it is now'))?.identityId, 'id-5');
+      assert.equal(await store!.use(hash, 'reset', now, 'whatever it is now'), null, 'never twice');
+    });
+
+    it('8 parallel uses over separate connections, half of them for another password: exactly one wins, with the right one', async () => {
+      const { links } = await h.open(4);
+      for (let round = 0; round < 5; round++) {
+        const now = new Date();
+        const hash = hashOf(randomUUID());
+        await links[0]!.create(hash, link(`id-6-${round}`, now));
+        const tries = links.flatMap((s) => [s.use(hash, 'reset', now, 'another password'), s.use(hash, 'reset', now, FP)]);
+        const results = await Promise.all(tries);
+        assert.equal(results.filter(Boolean).length, 1, `round ${round}`);
+        assert.ok(
+          results.every((r, i) => !r || i % 2 === 1),
+          `only a use with the password the link was made against, round ${round}`,
+        );
+      }
     });
   });
 }

@@ -4,7 +4,7 @@
  * store yields no usable link.
  *
  * Implementations: `sqlite/` and `mongo/` (the account store's database).
- * Both pass `test/storage/links.contract.test.ts`.
+ * Both pass the link contract in `test/storage/mail.contract.test.ts`.
  */
 
 export type LinkPurpose = 'reset' | 'invite';
@@ -14,6 +14,13 @@ export interface OneTimeLink {
   identityId: string;
   createdAt: Date;
   expiresAt: Date;
+  /**
+   * What the link was made against: a fingerprint of the identity's password
+   * at that moment (the caller's keyed hash of the stored hash, or of "no
+   * password"). The store compares it and never interprets it. Links stored
+   * before fingerprints have none and are not compared.
+   */
+  passwordFingerprint?: string;
 }
 
 export interface LinkStore {
@@ -31,10 +38,12 @@ export interface LinkStore {
   find(tokenHash: string, purpose: LinkPurpose): Promise<(OneTimeLink & { used: boolean }) | null>;
   /**
    * Uses the link once: returns it when it exists, is unused and unexpired at
-   * `now`, and never again.
-   * Of many parallel calls with one token, exactly one gets the link.
+   * `now`, and was made against `passwordFingerprint` (the identity's password
+   * as it is now; a link without a fingerprint matches any), and never again;
+   * a refused link is left as it was. Of many parallel calls with one token,
+   * exactly one gets the link.
    */
-  use(tokenHash: string, purpose: LinkPurpose, now: Date): Promise<OneTimeLink | null>;
+  use(tokenHash: string, purpose: LinkPurpose, now: Date, passwordFingerprint: string): Promise<OneTimeLink | null>;
   /** How many links of `purpose` were made for the identity since `since` (throttling). */
   countSince(identityId: string, purpose: LinkPurpose, since: Date): Promise<number>;
   /** Forgets links that expired before `now`; returns how many. */

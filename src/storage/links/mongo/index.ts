@@ -11,14 +11,23 @@ interface LinkDoc {
   expiresAt: Date;
   used: boolean;
   voided: boolean;
+  /** Absent on links stored before fingerprints. */
+  passwordFingerprint?: string;
 }
 
-const toLink = (d: LinkDoc): OneTimeLink => ({ purpose: d.purpose, identityId: d.identityId, createdAt: d.createdAt, expiresAt: d.expiresAt });
+const toLink = (d: LinkDoc): OneTimeLink => ({
+  purpose: d.purpose,
+  identityId: d.identityId,
+  createdAt: d.createdAt,
+  expiresAt: d.expiresAt,
+  ...(d.passwordFingerprint === undefined ? {} : { passwordFingerprint: d.passwordFingerprint }),
+});
 
 /**
  * One-time links in the collection `one_time_links`. A link is used once by a
  * unique insert into `one_time_link_uses` (FerretDB 1.24's conditional
  * updates are not atomic, docs/storage.md); the flag on the link follows.
+ * Only a link made against the password given is used (its fingerprint).
  */
 export function createMongoLinkStore(db: Db): LinkStore {
   const links = db.collection<LinkDoc>('one_time_links');
@@ -39,6 +48,7 @@ export function createMongoLinkStore(db: Db): LinkStore {
         expiresAt: link.expiresAt,
         used: false,
         voided: false,
+        ...(link.passwordFingerprint === undefined ? {} : { passwordFingerprint: link.passwordFingerprint }),
       });
     },
     async find(tokenHash, purpose) {
@@ -47,9 +57,10 @@ export function createMongoLinkStore(db: Db): LinkStore {
       const used = doc.used || (await uses.countDocuments({ _id: tokenHash }, { limit: 1 })) > 0;
       return { ...toLink(doc), used };
     },
-    async use(tokenHash, purpose, now) {
+    async use(tokenHash, purpose, now, passwordFingerprint) {
       const doc = await links.findOne({ _id: tokenHash, purpose, voided: false, used: false, expiresAt: { $gt: now } });
-      if (!doc) return null;
+      // A link's fingerprint is written once, with the link: comparing the copy read is exact.
+      if (!doc || (doc.passwordFingerprint !== undefined && doc.passwordFingerprint !== passwordFingerprint)) return null;
       try {
         await uses.insertOne({ _id: tokenHash, expiresAt: doc.expiresAt });
       } catch (e) {
