@@ -29,7 +29,7 @@ for (const setup of SETUPS) {
     /** The person resets the password with the link the forgot-password page mails. */
     async function resetByLink(email: string) {
       const identity = (await server.latchkey.stores.accounts.findIdentityByEmail(email))!;
-      const link = await issueLink({ config: server.latchkey.config, links: server.latchkey.stores.links }, identity.id, 'reset', new Date());
+      const link = await issueLink({ config: server.latchkey.config, links: server.latchkey.stores.links }, identity, 'reset', new Date());
       const own = new Browser(server.issuer);
       const form = await own.get(link);
       const reset = await own.post(actionOf(form, 'reset-form'), { password: NEW_PASSWORD, password_confirm: NEW_PASSWORD, csrf: csrfOf(form) });
