@@ -31,6 +31,8 @@ import { openApiDocument } from './openapi.ts';
 export const API_PREFIX = '/api/v1';
 const JSON_LIMIT = '64kb';
 const PAGE = 50;
+/** The latest time a Date holds (ECMA-262: ±8.64e15 ms from 1970). */
+const MAX_DATE_MS = 8.64e15;
 const IDEMPOTENCY_KEY = /^[\x21-\x7e]{1,255}$/;
 const PROBLEM = 'application/problem+json';
 
@@ -133,7 +135,14 @@ const LoginCursor = z
     e: z.string().max(320).nullable(),
   })
   .strict();
-const AuditCursor = z.object({ b: z.number().int(), l: z.string().max(256).nullable(), t: z.string().max(64).nullable() }).strict();
+// Only what a cursor given out can hold: `b` a time a Date can be (0 for none), `l` and `t` as the query takes them.
+const AuditCursor = z
+  .object({
+    b: z.number().int().min(0).max(MAX_DATE_MS),
+    l: S.AuditQuery.shape.login.unwrap().nullable(),
+    t: S.AuditQuery.shape.type.unwrap().nullable(),
+  })
+  .strict();
 
 /** Every route of the API, declared once (`./routes.ts`): the router serves them, the OpenAPI document describes them. */
 export function apiRoutes(deps: ApiDeps): RouteSpec<never, never, never, Caller>[] {

@@ -19,6 +19,8 @@ import { routeDeps } from '../../src/services.ts';
 
 const RATE = 40;
 
+const cursorOf = (value: unknown) => Buffer.from(JSON.stringify(value)).toString('base64url');
+
 for (const setup of SETUPS) {
   describe(`the management API (${setup})`, () => {
     let server: TestServer;
@@ -360,6 +362,10 @@ for (const setup of SETUPS) {
         ['GET', '/logins?q=a&q=b', {}, 400, 'q'],
         ['GET', '/logins?sort=email', {}, 400, 'sort'],
         ['GET', '/audit?type=DROP%20TABLE', {}, 400, 'type'],
+        // A cursor holds only what a cursor given out can: a time that is a date, a login and type as the query takes them.
+        ['GET', `/audit?cursor=${cursorOf({ b: 9e15, l: null, t: null })}`, {}, 400, 'cursor'],
+        ['GET', `/audit?cursor=${cursorOf({ b: -1, l: null, t: null })}`, {}, 400, 'cursor'],
+        ['GET', `/audit?cursor=${cursorOf({ b: 1, l: null, t: 'DROP TABLE' })}`, {}, 400, 'cursor'],
         ['POST', '/webhooks', { body: { url: 'http://example.com/hook', events: ['*'] } }, 400, 'url'],
         ['POST', '/webhooks', { body: { url: 'https://example.com/hook', events: ['Bad Event'] } }, 400, 'events'],
         ['GET', '/nothing-here', {}, 404],
