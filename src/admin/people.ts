@@ -127,12 +127,15 @@ export interface AdminPeople {
    */
   create(actor: Actor, id: string, person: PersonFields, options?: { sameName?: boolean }): Promise<CreateResult>;
   /**
-   * Changes name, email, user type of `target` as the caller read it: when
-   * the login changed since, nothing is written and it throws 412
+   * Changes name, email, user type of `target` as the caller read it — and,
+   * with `disabled`, disables or enables it in the same write: when the
+   * login changed since, nothing is written and it throws 412
    * (`preconditionFailed`). A new email hands the login to another person:
-   * their sessions end and the factors set up are forgotten.
+   * their sessions end and the factors set up are forgotten; a disabled
+   * login's sessions and tokens end at once. Without `disabled` the login
+   * stays as enabled or disabled as it is.
    */
-  update(actor: Actor, target: Login, person: PersonFields, options?: { sameName?: boolean }): Promise<UpdateResult>;
+  update(actor: Actor, target: Login, person: PersonFields, options?: { sameName?: boolean; disabled?: boolean }): Promise<UpdateResult>;
   /** Disabling ends the login's sessions and tokens at once; either is audited only when it changes the login. */
   setDisabled(actor: Actor, target: Login, disabled: boolean): Promise<Login>;
   /**
@@ -254,30 +257,38 @@ export function adminPeople(deps: AdminDeps): AdminPeople {
     },
 
     async update(actor, target, person, options = {}) {
+      const disabled = options.disabled ?? target.disabled;
+      const toggled = disabled !== target.disabled;
       checkAllowed(actor, target, 'edit');
+      if (toggled && disabled) checkAllowed(actor, target, 'disable');
       const before: PersonFields = { firstName: target.firstName, lastName: target.lastName, email: target.email, userType: target.userType };
       const changed = (Object.keys(person) as (keyof PersonFields)[]).filter((k) => person[k] !== before[k]);
-      if (!changed.length) return { outcome: 'updated', login: target, changed };
-      if (!options.sameName) {
+      if (!changed.length && !toggled) return { outcome: 'updated', login: target, changed };
+      if (changed.length && !options.sameName) {
         const alike = await namesakes(actor, person, target.id);
         if (alike) return alike;
       }
       const moved = changed.includes('email');
       const identity = moved ? await accounts.upsertIdentity({ email: person.email }) : null;
-      // From the login as the caller read it: a change made meanwhile (another tab, another client) is not overwritten.
+      // From the login as the caller read it: a change made meanwhile (another tab, another client) is not overwritten,
+      // and `disabled` is written only when this change asks for it.
       const { factors: _factors, ...read } = target;
-      if (!(await accounts.updateLoginIf(read, person))) throw preconditionFailed();
-      if (moved) {
-        for (const factor of factors.all()) await factor.reset(target.id);
-        await endSessions(target.id);
+      const { firstName, lastName, email, userType } = person;
+      if (!(await accounts.updateLoginIf(read, { firstName, lastName, email, userType, ...(toggled ? { disabled } : {}) }))) throw preconditionFailed();
+      if (moved) for (const factor of factors.all()) await factor.reset(target.id);
+      if (moved || (toggled && disabled)) await endSessions(target.id);
+      if (toggled) {
+        await audit.record({ type: disabled ? 'login.disabled' : 'login.enabled', outcome: 'success', ...origin(actor), login: target.id, detail: actedBy(actor) });
       }
-      await audit.record({
-        type: 'login.edited',
-        outcome: 'success',
-        ...origin(actor),
-        login: target.id,
-        detail: { ...actedBy(actor), changed, ...(changed.includes('userType') ? { from: target.userType, to: person.userType } : {}) },
-      });
+      if (changed.length) {
+        await audit.record({
+          type: 'login.edited',
+          outcome: 'success',
+          ...origin(actor),
+          login: target.id,
+          detail: { ...actedBy(actor), changed, ...(changed.includes('userType') ? { from: target.userType, to: person.userType } : {}) },
+        });
+      }
       if (identity && identity.passwordHash === null) await invite(actor, person.email);
       return { outcome: 'updated', login: await reread(target.id), changed };
     },

@@ -78,13 +78,13 @@ export function scimLogins(deps: ScimDeps) {
       return fields.active ? made.login : people.setDisabled(actor, made.login, true);
     },
 
-    /** Changes what differs; a login being turned off is disabled first, so it keeps no session while it changes. */
+    /**
+     * Changes what differs — names, email, user type, `active` — in one write
+     * conditional on the login as read (412 when it changed since: another
+     * request's change is never written over).
+     */
     async update(actor: Actor, login: Login, fields: LoginFields): Promise<void> {
-      let current = login;
-      if (!fields.active) current = await people.setDisabled(actor, current, true);
-      const changed = await people.update(actor, current, person(fields), { sameName: true });
-      if (changed.outcome === 'updated') current = changed.login;
-      if (fields.active) await people.setDisabled(actor, current, false);
+      await people.update(actor, login, person(fields), { sameName: true, disabled: !fields.active });
     },
 
     /** Ends the login's sessions, deletes it and, with its email's last login anywhere, the identity. */

@@ -25,6 +25,8 @@ export const SCIM_PREFIX = '/scim/v2';
 const CONTENT_TYPE = 'application/scim+json; charset=utf-8';
 const BODY_LIMIT = '512kb';
 const ID_MAX = 256;
+/** How often a change of a User is made again when the login changed between its read and its write. */
+const SAVE_ATTEMPTS = 3;
 
 type Obj = Record<string, unknown>;
 
@@ -238,32 +240,44 @@ export function scimRouter(deps: ScimRouterDeps): Router {
     sendResource(ctx, resource, 201);
   });
 
-  /** A replace (PUT) or a patched resource: the new userName and externalId, then the login's fields. */
-  async function saveUser(actor: Actor, login: Login, current: Obj, wanted: unknown) {
-    const input = userInput(wanted, actor.tenant, login);
-    const externalChanged = input.externalId !== (current.externalId ?? null);
-    if (input.userName !== current.userName || externalChanged) await logins.name(actor.tenant.id, login.id, input.userName, input.externalId);
-    await logins.update(actor, login, input.fields);
+  /**
+   * A replace (PUT) or a patch, from the User as read: `wanted` gives its new
+   * state, and the login is written only while it is still as read. When it
+   * changed meanwhile the request is made again from a fresh read — which,
+   * with an `If-Match`, no longer matches (412) — so another request's change
+   * is never written over: a rename racing a deactivation keeps the login
+   * deactivated.
+   */
+  async function saveUser(ctx: Context, wanted: (login: Login, resource: Obj) => unknown): Promise<Login> {
+    const actor = actorOf(ctx);
+    for (let attempt = 1; ; attempt++) {
+      const { login, resource } = await userOf(actor.tenant, ctx.params.id);
+      checkIfMatch(ctx, resource);
+      const input = userInput(wanted(login, resource), actor.tenant, login);
+      const renamed = input.userName !== resource.userName || input.externalId !== (resource.externalId ?? null);
+      try {
+        if (renamed) await logins.name(actor.tenant.id, login.id, input.userName, input.externalId);
+        await logins.update(actor, login, input.fields);
+        return login;
+      } catch (err) {
+        if (!(err instanceof LatchkeyError && err.status === 412) || attempt === SAVE_ATTEMPTS) throw err;
+      }
+    }
   }
 
   router.put('/Users/:id', async (ctx) => {
-    const actor = actorOf(ctx);
-    const { login, resource } = await userOf(actor.tenant, ctx.params.id);
-    checkIfMatch(ctx, resource);
     const body = ctx.request.body as unknown;
-    if (getKey(body, 'id') !== undefined && getKey(body, 'id') !== login.id) throw new ScimError(400, 'mutability', '"id" cannot change.');
-    await saveUser(actor, login, resource, body);
-    sendResource(ctx, (await userOf(actor.tenant, login.id)).resource);
+    const login = await saveUser(ctx, (read) => {
+      if (getKey(body, 'id') !== undefined && getKey(body, 'id') !== read.id) throw new ScimError(400, 'mutability', '"id" cannot change.');
+      return body;
+    });
+    sendResource(ctx, (await userOf(actorOf(ctx).tenant, login.id)).resource);
   });
 
   router.patch('/Users/:id', async (ctx) => {
-    const actor = actorOf(ctx);
     const operations = parsePatch(ctx.request.body);
-    const { login, resource } = await userOf(actor.tenant, ctx.params.id);
-    checkIfMatch(ctx, resource);
-    const patched = applyPatch(resource, operations, USER_PATCH_SCHEMA);
-    await saveUser(actor, login, resource, patched);
-    sendResource(ctx, (await userOf(actor.tenant, login.id)).resource);
+    const login = await saveUser(ctx, (_read, resource) => applyPatch(resource, operations, USER_PATCH_SCHEMA));
+    sendResource(ctx, (await userOf(actorOf(ctx).tenant, login.id)).resource);
   });
 
   router.delete('/Users/:id', async (ctx) => {

@@ -535,6 +535,21 @@ function accountStoreContract(name: string, makeStore: () => Promise<Harness>) {
           await assert.rejects(s.updateLoginIf(current, { ...next, email: { $ne: null } as never }), TypeError);
         }));
 
+      it('updateLoginIf with `disabled` disables or enables in the same conditional write; without it the flag stays', () =>
+        withStore(async (s) => {
+          await s.upsertLogin(login('d2', { email: 'dan@example.com' }));
+          const { factors: _factors, ...read } = (await s.getLogin('d2'))!;
+          const same = { email: read.email, userType: read.userType, firstName: read.firstName, lastName: read.lastName };
+          assert.equal(await s.updateLoginIf(read, { ...same, disabled: true }), true);
+          assert.equal((await s.getLogin('d2'))!.disabled, true);
+          assert.equal(await s.updateLoginIf(read, { ...same, disabled: false }), false, 'from the read before the disable: nothing is written');
+          assert.equal((await s.getLogin('d2'))!.disabled, true);
+          const disabled = { ...read, disabled: true };
+          assert.equal(await s.updateLoginIf(disabled, { ...same, firstName: 'Dana' }), true);
+          assert.deepEqual([(await s.getLogin('d2'))!.disabled, (await s.getLogin('d2'))!.firstName], [true, 'Dana'], 'a change without `disabled` keeps it');
+          await assert.rejects(s.updateLoginIf({ ...disabled, firstName: 'Dana' }, { ...same, disabled: 'no' as never }), TypeError);
+        }));
+
       it('parallel updateLoginIf from one read, from two connections: exactly one wins', () =>
         withStore(async (s, h) => {
           const other = await h.twin();

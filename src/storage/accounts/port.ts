@@ -97,8 +97,8 @@ export interface Login {
 /** A login without its factor state: what an administrator sees and changes (and what its `ETag` is a digest of). */
 export type LoginProfile = Omit<Login, 'factors'>;
 
-/** What `updateLoginIf` changes. */
-export type LoginProfileChange = Pick<Login, 'email' | 'userType' | 'firstName' | 'lastName'>;
+/** What `updateLoginIf` changes: the profile, and `disabled` when given. */
+export type LoginProfileChange = Pick<Login, 'email' | 'userType' | 'firstName' | 'lastName'> & { disabled?: boolean };
 
 /** What an import or an admin writes; factor state is never part of it. */
 export type LoginInput = Omit<Login, 'factors' | 'disabled'> & { disabled?: boolean };
@@ -362,11 +362,12 @@ export interface AccountStore extends PasskeyStore {
    */
   deleteIdentity(identityId: string): Promise<boolean>;
   /**
-   * Replaces the login's email, user type and names with `next`'s only while
-   * its stored profile (tenant, email, user type, names, disabled) is still
-   * `expected`'s: a single conditional update, so of two changes made from
-   * one read, one wins and the other is told (optimistic concurrency, the
-   * API's `If-Match`). Factor state is kept. False when the login changed
+   * Replaces the login's email, user type and names (and, when `next` has
+   * it, `disabled`) with `next`'s only while its stored profile (tenant,
+   * email, user type, names, disabled) is still `expected`'s: a single
+   * conditional update, so of two changes made from one read, one wins and
+   * the other is told (optimistic concurrency, the API's and SCIM's
+   * `If-Match`). Factor state is kept. False when the login changed
    * meanwhile or does not exist.
    */
   updateLoginIf(expected: LoginProfile, next: LoginProfileChange): Promise<boolean>;

@@ -486,8 +486,9 @@ export function createMongoAccountStore(db: Db): AccountStore {
       if (typeof expected.disabled !== 'boolean') throw new TypeError('disabled must be a boolean');
       const filter: Filter<LoginDoc> = { _id: was.id, ...was.profile, disabled: expected.disabled };
       const { email, userType, firstName, lastName } = now.profile;
+      const set = { email, userType, firstName, lastName, ...(now.disabled === undefined ? {} : { disabled: now.disabled }) };
       // Atomic on MongoDB; on FerretDB the login's marker keeps every other writer out between its read and write.
-      return writingLogin(was.id, async () => (await logins.updateOne(filter, { $set: { email, userType, firstName, lastName } })).matchedCount === 1);
+      return writingLogin(was.id, async () => (await logins.updateOne(filter, { $set: set })).matchedCount === 1);
     },
     async setLoginDisabled(loginId, disabled) {
       if (typeof disabled !== 'boolean') throw new TypeError('disabled must be a boolean');

@@ -228,8 +228,9 @@ function prepare(db: Database.Database) {
     deleteLogin: db.prepare<[string], void>('DELETE FROM logins WHERE id = ?'),
     deleteIdentity: db.prepare<[string], void>('DELETE FROM identities WHERE id = ?'),
     setDisabled: db.prepare<[number, string], void>('UPDATE logins SET disabled = ? WHERE id = ?'),
-    updateLoginIf: db.prepare<Record<string, string | number>, void>(
-      `UPDATE logins SET email = @email, user_type = @userType, first_name = @firstName, last_name = @lastName
+    updateLoginIf: db.prepare<Record<string, string | number | null>, void>(
+      `UPDATE logins SET email = @email, user_type = @userType, first_name = @firstName, last_name = @lastName,
+         disabled = coalesce(@disabled, disabled)
        WHERE id = @id AND tenant = @wasTenant AND email = @wasEmail AND user_type = @wasUserType
          AND first_name = @wasFirstName AND last_name = @wasLastName AND disabled = @wasDisabled`,
     ),
@@ -632,6 +633,7 @@ export function createSqliteAccountStore(db: Database.Database): AccountStore {
       return (
         q().updateLoginIf.run({
           id: was.id,
+          disabled: now.disabled,
           email: now.email,
           userType: now.userType,
           firstName: now.firstName,
