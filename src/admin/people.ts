@@ -136,6 +136,8 @@ export interface AdminPeople {
    * stays as enabled or disabled as it is.
    */
   update(actor: Actor, target: Login, person: PersonFields, options?: { sameName?: boolean; disabled?: boolean }): Promise<UpdateResult>;
+  /** Throws what `update` (with `disabled: true`, when `disabling`) of `target` would be refused with (403, 400), writing nothing. */
+  checkUpdate(actor: Actor, target: Login, disabling?: boolean): void;
   /** Disabling ends the login's sessions and tokens at once; either is audited only when it changes the login. */
   setDisabled(actor: Actor, target: Login, disabled: boolean): Promise<Login>;
   /**
@@ -205,6 +207,11 @@ export function adminPeople(deps: AdminDeps): AdminPeople {
     if (isOwner && (action === 'disable' || action === 'remove' || 'client' in actor.by)) throw forbidden('errors.people.ownerProtected');
   }
 
+  function checkUpdate(actor: Actor, target: Login, disabling = false) {
+    checkAllowed(actor, target, 'edit');
+    if (disabling) checkAllowed(actor, target, 'disable');
+  }
+
   /**
    * The identity's keys guard every login of the email: lifted only when every one is this tenant's, and by
    * an application only when none is an owner's, whose locks it may not lift through a sibling login either.
@@ -256,11 +263,12 @@ export function adminPeople(deps: AdminDeps): AdminPeople {
       return { outcome: 'created', login: await reread(id), invited };
     },
 
+    checkUpdate,
+
     async update(actor, target, person, options = {}) {
       const disabled = options.disabled ?? target.disabled;
       const toggled = disabled !== target.disabled;
-      checkAllowed(actor, target, 'edit');
-      if (toggled && disabled) checkAllowed(actor, target, 'disable');
+      checkUpdate(actor, target, toggled && disabled);
       const before: PersonFields = { firstName: target.firstName, lastName: target.lastName, email: target.email, userType: target.userType };
       const changed = (Object.keys(person) as (keyof PersonFields)[]).filter((k) => person[k] !== before[k]);
       if (!changed.length && !toggled) return { outcome: 'updated', login: target, changed };

@@ -63,6 +63,9 @@ export function scimLogins(deps: ScimDeps) {
     throw uniqueness(`Another user of the tenant has the userName "${userName}".`);
   }
 
+  /** Throws what a change of the login to `fields` would be refused with (the tenant's owner: 403), writing nothing. */
+  const check = (actor: Actor, login: Login, fields: LoginFields) => people.checkUpdate(actor, login, !fields.active && !login.disabled);
+
   const person = ({ firstName, lastName, email, userType }: LoginFields): PersonFields => ({ firstName, lastName, email, userType });
 
   return {
@@ -78,13 +81,23 @@ export function scimLogins(deps: ScimDeps) {
       return fields.active ? made.login : people.setDisabled(actor, made.login, true);
     },
 
+    check,
+
     /**
      * Changes what differs — names, email, user type, `active` — in one write
      * conditional on the login as read (412 when it changed since: another
-     * request's change is never written over).
+     * request's change is never written over), then the userName and
+     * externalId of `naming`. Every refusal comes before any write.
      */
-    async update(actor: Actor, login: Login, fields: LoginFields): Promise<void> {
+    async update(actor: Actor, login: Login, fields: LoginFields, naming: { userName: string; externalId: string | null } | null = null): Promise<void> {
+      check(actor, login, fields);
+      if (naming) {
+        const holder = await scim.findByUserName(actor.tenant.id, naming.userName);
+        const held = holder && holder.loginId !== login.id ? await accounts.getLogin(holder.loginId) : null;
+        if (held && held.tenant === actor.tenant.id) throw uniqueness(`Another user of the tenant has the userName "${naming.userName}".`);
+      }
       await people.update(actor, login, person(fields), { sameName: true, disabled: !fields.active });
+      if (naming) await name(actor.tenant.id, login.id, naming.userName, naming.externalId);
     },
 
     /** Ends the login's sessions, deletes it and, with its email's last login anywhere, the identity. */

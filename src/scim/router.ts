@@ -256,8 +256,7 @@ export function scimRouter(deps: ScimRouterDeps): Router {
       const input = userInput(wanted(login, resource), actor.tenant, login);
       const renamed = input.userName !== resource.userName || input.externalId !== (resource.externalId ?? null);
       try {
-        if (renamed) await logins.name(actor.tenant.id, login.id, input.userName, input.externalId);
-        await logins.update(actor, login, input.fields);
+        await logins.update(actor, login, input.fields, renamed ? { userName: input.userName, externalId: input.externalId } : null);
         return login;
       } catch (err) {
         if (!(err instanceof LatchkeyError && err.status === 412) || attempt === SAVE_ATTEMPTS) throw err;
@@ -364,9 +363,13 @@ export function scimRouter(deps: ScimRouterDeps): Router {
     const targets = await Promise.all(added.map((id) => accounts.getLogin(id)));
     const missing = added.filter((_, i) => !targets[i] || targets[i]!.tenant !== actor.tenant.id);
     if (missing.length) throw new ScimError(400, 'invalidValue', `No such user: "${missing[0]!.slice(0, 100)}".`);
-    for (const login of targets as Login[]) {
-      await logins.update(actor, login, { firstName: login.firstName, lastName: login.lastName, email: login.email, userType: type.id, active: !login.disabled });
-    }
+    const moves = (targets as Login[]).map((login) => ({
+      login,
+      fields: { firstName: login.firstName, lastName: login.lastName, email: login.email, userType: type.id, active: !login.disabled },
+    }));
+    // Every new member is checked before the first moves: a refused one (the tenant's owner) moves nobody.
+    for (const { login, fields } of moves) logins.check(actor, login, fields);
+    for (const { login, fields } of moves) await logins.update(actor, login, fields);
   }
 
   router.patch('/Groups/:id', async (ctx) => {

@@ -3,7 +3,8 @@
 // read it: of two changes made from one read, one is made and the other is
 // not written over it — with If-Match it gets 412, without it is applied
 // again to the User as it is now. A deactivation is never undone by a request
-// that did not ask to activate.
+// that did not ask to activate. And a refused change (403 for the tenant's
+// owner) writes nothing, not even the userName or externalId.
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { SETUPS, startServer, type TestServer } from '../support/latchkey.ts';
@@ -144,6 +145,29 @@ for (const setup of SETUPS) {
       assert.equal((await scim('PUT', `/Users/${id}`, { ...withoutActive, name: { givenName: 'Lee', familyName: 'Gone' } })).status, 200);
       const login = (await accounts().getLogin(id))!;
       assert.deepEqual([login.disabled, login.lastName, login.userType], [true, 'Gone', 'manager']);
+    });
+
+    it("a refused change of the tenant's owner (403) writes nothing: not its userName, not its externalId", async () => {
+      const before = await scim('GET', '/Users/acme-owner');
+      assert.equal(before.status, 200);
+      const kept = { userName: before.body.userName, externalId: before.body.externalId };
+      const takeOver = [
+        { op: 'replace', path: 'userName', value: 'taken-over@evil.test' },
+        { op: 'replace', path: 'externalId', value: 'attacker-ext' },
+      ];
+      assert.equal((await scim('PATCH', '/Users/acme-owner', { schemas: [PATCH], Operations: takeOver })).status, 403);
+      const put = await scim('PUT', '/Users/acme-owner', { ...before.body, userName: 'taken-over@evil.test', externalId: 'attacker-ext' });
+      assert.equal(put.status, 403, JSON.stringify(put.body));
+      const after_ = await scim('GET', '/Users/acme-owner');
+      assert.deepEqual({ userName: after_.body.userName, externalId: after_.body.externalId }, kept);
+      assert.equal((await scim('GET', `/Users?filter=${encodeURIComponent('userName eq "taken-over@evil.test"')}`)).body.totalResults, 0, 'the name is not held');
+
+      // A group's new members are all checked before any moves: with the owner among them, nobody moves.
+      const { id } = await newUser();
+      const add = await scim('PATCH', '/Groups/manager', { schemas: [PATCH], Operations: [{ op: 'add', path: 'members', value: [{ value: id }, { value: 'acme-owner' }] }] });
+      assert.equal(add.status, 403, JSON.stringify(add.body));
+      assert.equal((await accounts().getLogin(id))!.userType, 'employee');
+      assert.equal((await accounts().getLogin('acme-owner'))!.userType, before.body[EXT].userType);
     });
   });
 }
