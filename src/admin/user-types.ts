@@ -13,6 +13,7 @@ import type { Audit } from '../audit.ts';
 import type { FactorRegistry } from '../factors/registry.ts';
 import { badRequest, conflict, forbidden, notFound } from '../errors.ts';
 import type { AccountStore, SecondFactor, Tenant, UserType } from '../storage/accounts/port.ts';
+import { userTypeNameTaken } from '../storage/accounts/values.ts';
 import { recordChange } from './record.ts';
 import type { Actor } from './people.ts';
 import { slugOf } from './slug.ts';
@@ -102,7 +103,8 @@ export async function createUserType(deps: UserTypeDeps, actor: Actor, input: { 
   const secondFactor = factorChoice(deps.factors, input.secondFactor);
   if (input.id !== undefined && (typeof input.id !== 'string' || !USER_TYPE_ID.test(input.id))) throw badRequest('errors.userTypes.id');
   const tenant = await tenantOf(deps.accounts, actor);
-  if (tenant.userTypes.some((t) => t.name.toLowerCase() === name.toLowerCase())) throw conflict('errors.userTypes.nameTaken', { name });
+  const nameTaken = () => conflict('errors.userTypes.nameTaken', { name });
+  if (userTypeNameTaken(tenant.userTypes, name)) throw nameTaken();
   const base = input.id ?? userTypeIdFrom(name);
   for (let n = 1; n <= 20; n++) {
     const id = n === 1 ? base : `${base}-${n}`;
@@ -111,6 +113,8 @@ export async function createUserType(deps: UserTypeDeps, actor: Actor, input: { 
       await recordChange(deps.audit, actor, 'user_type.added', { userType: id, name, secondFactor });
       return type;
     }
+    // Refused for its id or for its name: a parallel request may have just added a type of this name.
+    if (userTypeNameTaken((await tenantOf(deps.accounts, actor)).userTypes, name)) throw nameTaken();
     if (input.id !== undefined) break;
   }
   throw conflict('errors.userTypes.idTaken', { id: base });
@@ -122,8 +126,12 @@ export async function renameUserType(deps: UserTypeDeps, actor: Actor, id: strin
   const tenant = await tenantOf(deps.accounts, actor);
   const type = typeOf(tenant, id);
   if (type.name === name) return type;
-  if (tenant.userTypes.some((t) => t.id !== id && t.name.toLowerCase() === name.toLowerCase())) throw conflict('errors.userTypes.nameTaken', { name });
-  if (!(await deps.accounts.renameUserType(tenant.id, id, name))) throw notFound('errors.account.noSuchUserType');
+  if (userTypeNameTaken(tenant.userTypes, name, id)) throw conflict('errors.userTypes.nameTaken', { name });
+  if (!(await deps.accounts.renameUserType(tenant.id, id, name))) {
+    // Gone, or a parallel request gave another type this name.
+    if (userTypeNameTaken((await tenantOf(deps.accounts, actor)).userTypes, name, id)) throw conflict('errors.userTypes.nameTaken', { name });
+    throw notFound('errors.account.noSuchUserType');
+  }
   await recordChange(deps.audit, actor, 'user_type.renamed', { userType: id, from: type.name, to: name });
   return { ...type, name };
 }

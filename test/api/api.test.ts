@@ -427,6 +427,14 @@ for (const setup of SETUPS) {
       assert.equal((await call(await tokenFor(server.issuer, GLOBEX), 'PATCH', '/user-types/employee', { body: { name: 'Mine' } })).status, 404);
     });
 
+    it('of parallel adds of one user type name, one is made and the others are a 409', async () => {
+      const answers = await Promise.all(Array.from({ length: 4 }, () => call(token, 'POST', '/user-types', { body: { name: 'Night nurse', secondFactor: 'none' } })));
+      assert.deepEqual(answers.map((a) => a.status).sort(), [201, 409, 409, 409]);
+      const types = (await accounts().getTenant('acme'))!.userTypes.filter((t) => t.name === 'Night nurse');
+      assert.equal(types.length, 1);
+      assert.equal((await call(token, 'DELETE', `/user-types/${types[0]!.id}`)).status, 204);
+    });
+
     it('manages webhook subscriptions: the secret shown once, listed without it, removed; the delivery log', async () => {
       const created = await call(token, 'POST', '/webhooks', { body: { url: 'https://hooks.example/latchkey', events: ['login.*'] } });
       assert.equal(created.status, 201, JSON.stringify(created.body));

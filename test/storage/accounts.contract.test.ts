@@ -245,6 +245,21 @@ function accountStoreContract(name: string, makeStore: () => Promise<Harness>) {
           assert.equal(types.find((t) => t.id === 't0')!.name, firstT0 ? 'T0' : 'Again');
         }));
 
+      it("a user type's name is the tenant's once, case aside: another id of that name, a rename to it and parallel adds of it over two connections", () =>
+        withStore(async (s, h) => {
+          const other = await h.twin();
+          await s.upsertTenant(tenant('acme'));
+          assert.equal(await s.addUserType('acme', { id: 'staff-2', name: 'STAFF', secondFactor: 'none' }), false, 'the name of another type');
+          assert.equal(await s.renameUserType('acme', 'admin', 'staff'), false, 'a rename to it');
+          assert.equal(await s.renameUserType('acme', 'admin', 'ADMIN'), true, 'its own name in other letters is fine');
+          for (let round = 0; round < 3; round++) {
+            const name = `Night nurse ${round}`;
+            const results = await Promise.all(Array.from({ length: 6 }, (_, i) => (i % 2 ? s : other).addUserType('acme', { id: `n${round}-${i}`, name, secondFactor: 'none' })));
+            assert.equal(results.filter(Boolean).length, 1, `round ${round}: ${JSON.stringify(results)}`);
+            assert.equal((await s.getTenant('acme'))!.userTypes.filter((t) => t.name === name).length, 1);
+          }
+        }));
+
       it('adds and removes owners, never the last; two owners removing each other at once leave one', () =>
         withStore(async (s, h) => {
           const other = await h.twin();

@@ -302,11 +302,11 @@ export interface AccountStore extends PasskeyStore {
   setSessionPolicy(tenantId: string, policy: SessionPolicy): Promise<boolean>;
   /**
    * Adds a user type at the end of the tenant's list. False when the tenant
-   * does not exist or already has a type of that id: of parallel calls for
-   * one id, one is true.
+   * does not exist or already has a type of that id or name (case aside): of
+   * parallel calls for one id or one name, one is true.
    */
   addUserType(tenantId: string, type: UserType): Promise<boolean>;
-  /** Renames one user type. False when the tenant or the type does not exist. */
+  /** Renames one user type. False when the tenant or the type does not exist, or another type has the name (case aside). */
   renameUserType(tenantId: string, userTypeId: string, name: string): Promise<boolean>;
   /**
    * Deletes a user type while no login of the tenant has it and it is not

@@ -122,6 +122,10 @@ export function userType(u: UserType): UserType {
   return userTypes([u])[0]!;
 }
 
+/** Whether another type of `types` than `exceptId` has `name`, case aside: a tenant's user type names are unique. */
+export const userTypeNameTaken = (types: readonly UserType[], name: string, exceptId?: string): boolean =>
+  types.some((u) => u.id !== exceptId && u.name.toLowerCase() === name.toLowerCase());
+
 /** An `AuditQuery` checked: strings are strings, times are valid Dates, the person's list is bounded. */
 export interface CheckedAuditQuery {
   tenant: string;

@@ -32,6 +32,7 @@ import {
   userType,
   userTypes,
   type CheckedLoginSearch,
+  userTypeNameTaken,
 } from '../values.ts';
 import { WRITER_STALE_MS, holding, isDuplicateKey, oneWriterAtATime, type MarkerDoc } from '../../mongo.ts';
 
@@ -359,7 +360,8 @@ export function createMongoAccountStore(db: Db): AccountStore {
       const added = userType(type);
       return changeTenant(
         str('tenantId', tenantId),
-        (t) => (t.userTypes.some((u) => u.id === added.id) ? { result: false } : { result: true, userTypes: [...t.userTypes, added] }),
+        (t) =>
+          t.userTypes.some((u) => u.id === added.id) || userTypeNameTaken(t.userTypes, added.name) ? { result: false } : { result: true, userTypes: [...t.userTypes, added] },
         false,
       );
     },
@@ -368,7 +370,10 @@ export function createMongoAccountStore(db: Db): AccountStore {
       const newName = str('name', name);
       return changeTenant(
         str('tenantId', tenantId),
-        (t) => (t.userTypes.some((u) => u.id === id) ? { result: true, userTypes: t.userTypes.map((u) => (u.id === id ? { ...u, name: newName } : u)) } : { result: false }),
+        (t) =>
+          t.userTypes.some((u) => u.id === id) && !userTypeNameTaken(t.userTypes, newName, id)
+            ? { result: true, userTypes: t.userTypes.map((u) => (u.id === id ? { ...u, name: newName } : u)) }
+            : { result: false },
         false,
       );
     },

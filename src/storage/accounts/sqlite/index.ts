@@ -33,6 +33,7 @@ import {
   userType,
   userTypes,
   type CheckedLoginSearch,
+  userTypeNameTaken,
 } from '../values.ts';
 
 const SCHEMA = `
@@ -539,7 +540,8 @@ export function createSqliteAccountStore(db: Database.Database): AccountStore {
       const added = userType(type);
       return changeTenant(
         str('tenantId', tenantId),
-        (t) => (t.userTypes.some((u) => u.id === added.id) ? { result: false } : { result: true, userTypes: [...t.userTypes, added] }),
+        (t) =>
+          t.userTypes.some((u) => u.id === added.id) || userTypeNameTaken(t.userTypes, added.name) ? { result: false } : { result: true, userTypes: [...t.userTypes, added] },
         false,
       );
     },
@@ -548,7 +550,10 @@ export function createSqliteAccountStore(db: Database.Database): AccountStore {
       const newName = str('name', name);
       return changeTenant(
         str('tenantId', tenantId),
-        (t) => (t.userTypes.some((u) => u.id === id) ? { result: true, userTypes: t.userTypes.map((u) => (u.id === id ? { ...u, name: newName } : u)) } : { result: false }),
+        (t) =>
+          t.userTypes.some((u) => u.id === id) && !userTypeNameTaken(t.userTypes, newName, id)
+            ? { result: true, userTypes: t.userTypes.map((u) => (u.id === id ? { ...u, name: newName } : u)) }
+            : { result: false },
         false,
       );
     },
