@@ -56,8 +56,10 @@ async function startApp(code: string, origin: string, secret: string) {
       await stop();
       throw new Error(`the app exited ${child.exitCode}:\n${logs.join('')}`);
     }
+    // The app's own answer: the port was free when picked, and another server may have been given it since,
+    // in which case the app cannot listen and exits (EADDRINUSE), and the caller tries another port.
     const ok = await fetch(`${origin}/`).then(
-      (r) => r.ok,
+      async (r) => r.ok && /application\/json/.test(r.headers.get('content-type') ?? '') && 'signedIn' in ((await r.json()) as object),
       () => false,
     );
     if (ok) break;
@@ -120,13 +122,22 @@ for (const setup of SETUPS) {
     let origin: string;
 
     before(async () => {
-      const port = await freePort();
-      origin = `http://127.0.0.1:${port}`;
-      const client = JSON.parse(blockAfter('openid-client client').replaceAll(APP, origin)) as Client;
-      const doc = fixture();
-      doc.tenants![0]!.clients!.push(client);
-      server = await startServer(setup, { doc });
-      app = await startApp(documentedApp({ issuer: server.issuer, app: origin, port }), origin, String(client.client_secret));
+      // The page's app listens on a port of its own choosing, so it is picked here; taken meanwhile, another is.
+      for (let attempt = 1; ; attempt++) {
+        const port = await freePort();
+        origin = `http://127.0.0.1:${port}`;
+        const client = JSON.parse(blockAfter('openid-client client').replaceAll(APP, origin)) as Client;
+        const doc = fixture();
+        doc.tenants![0]!.clients!.push(client);
+        server = await startServer(setup, { doc });
+        try {
+          app = await startApp(documentedApp({ issuer: server.issuer, app: origin, port }), origin, String(client.client_secret));
+          return;
+        } catch (err) {
+          await server.stop();
+          if (attempt >= 3 || !/EADDRINUSE/.test((err as Error).message)) throw err;
+        }
+      }
     });
     after(async () => {
       await app?.stop();
