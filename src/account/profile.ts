@@ -7,7 +7,7 @@
  */
 import type Router from '@koa/router';
 import type { Context } from 'koa';
-import { LatchkeyError, badRequest, invalidCredentials, notFound } from '../errors.ts';
+import { LatchkeyError, badRequest, conflict, invalidCredentials, notFound } from '../errors.ts';
 import type { Factor, FactorChange, FactorMethod } from '../factors/types.ts';
 import { setRetryAfter } from '../web/errors.ts';
 import { declaredFields, formFields } from '../web/forms.ts';
@@ -275,7 +275,8 @@ export function profileRoutes(router: Router, kit: AccountKit) {
         throw invalidCredentials('errors.password.currentWrong');
       }
       if (next === current) throw badRequest('errors.password.unchanged', { problem: 'unchanged' });
-      await accounts.setPasswordHash(identity.id, await hasher.hash(next));
+      // Only over the password just checked: a reset that lands meanwhile is not written over.
+      if (!(await accounts.setPasswordHashIf(identity.id, identity.passwordHash, await hasher.hash(next)))) throw conflict('errors.password.changedMeanwhile');
       // Whoever held a session or token from the old password loses it: every login of this person,
       // in every tenant. Only this page's own session is kept, so the person stays here.
       const logins = await accounts.listLoginsForEmailAllTenants(identity.email);

@@ -127,13 +127,14 @@ export async function sendInvitation(
 
 /** The first step's "Forgot your password?", inside the sign-in. */
 export function forgotPassword(deps: RecoveryDeps): JourneyPlugin {
-  const { config, accounts, links, counters, mailer, audit, log } = deps;
+  const { config, accounts, counters, mailer, audit, log } = deps;
   const now = () => new Date(deps.now());
 
   /** Everything a known email costs beyond an unknown one happens after the answer, so both take alike. */
   async function sendLink(identity: Identity, tenant: { id: string; name: string } | null, lang: 'en' | 'nl', info: { ip: string | null; userAgent: string | null }) {
     const at = now();
-    if ((await links.countSince(identity.id, 'reset', new Date(at.getTime() - 3_600_000))) >= LINKS_PER_HOUR) {
+    // A place in the identity's sliding window, taken atomically: of parallel requests, at most the limit make a link.
+    if (!(await counters.windowTake(`forgot-links:${identity.id}`, randomBytes(8).toString('hex'), LINKS_PER_HOUR, 3_600_000, at.getTime())).allowed) {
       log.info({ identity: identity.id }, 'password reset: too many links this hour; none sent');
       return;
     }
@@ -238,7 +239,8 @@ export function linkRouter(deps: RecoveryDeps): Router {
       // Checked above, used here: of two tabs posting one link, one sets the password, and only while the
       // password is still the one the link was sent for.
       if (!(await links.use(tokenHash, purpose, now(), password))) throw linkError(purpose, 'used');
-      await accounts.setPasswordHash(identity.id, await hasher.hash(fields.password!));
+      // And while the hash is made: a change that lands meanwhile is not written over (the link is spent).
+      if (!(await accounts.setPasswordHashIf(identity.id, identity.passwordHash ?? null, await hasher.hash(fields.password!)))) throw linkError(purpose, 'used');
       const logins: Login[] = await accounts.listLoginsForEmailAllTenants(identity.email);
       await deps.sessions.endLoginSessions(logins.map((l) => l.id));
       // Proving the mailbox ends a lock on the password; the second factor's locks stay.

@@ -355,6 +355,31 @@ function accountStoreContract(name: string, makeStore: () => Promise<Harness>) {
           }
         }));
 
+      it('setPasswordHashIf sets a new password only over the one given (null: none yet); of two at once from one read, one is set and the other is not written over it', () =>
+        withStore(async (s, h) => {
+          const a = await s.upsertIdentity({ email: 'cas@example.com', passwordHash: 'old' });
+          assert.equal(await s.setPasswordHashIf(a.id, 'other', 'x'), false);
+          assert.equal(await s.setPasswordHashIf(a.id, null, 'x'), false, 'it has a password');
+          assert.equal(await s.setPasswordHashIf(a.id, 'old', 'new'), true);
+          assert.equal((await s.getIdentity(a.id))?.passwordHash, 'new');
+          const invited = await s.upsertIdentity({ email: 'invited@example.com' });
+          assert.equal(await s.setPasswordHashIf(invited.id, null, 'first'), true, 'none yet');
+          assert.equal(await s.setPasswordHashIf(invited.id, null, 'second'), false);
+          assert.equal(await s.setPasswordHashIf('nope', null, 'x'), false);
+          const other = await h.twin();
+          for (let round = 0; round < 12; round++) {
+            const b = await s.upsertIdentity({ email: `cas${round}@example.com`, passwordHash: 'old' });
+            // A reset link and the account page, both chosen against 'old'.
+            const [link, page] = await Promise.all([s.setPasswordHashIf(b.id, 'old', 'by-link'), other.setPasswordHashIf(b.id, 'old', 'by-page')]);
+            assert.equal(Number(link) + Number(page), 1, `round ${round}: one is set`);
+            assert.equal((await s.getIdentity(b.id))?.passwordHash, link ? 'by-link' : 'by-page', `round ${round}: the one set stays`);
+            // And an unconditional change beside it: whichever comes first, the change is what stays (a
+            // conditional set after it is refused), never written over.
+            const [late] = await Promise.all([s.setPasswordHashIf(b.id, link ? 'by-link' : 'by-page', 'late'), other.setPasswordHash(b.id, 'changed')]);
+            assert.equal((await s.getIdentity(b.id))?.passwordHash, 'changed', `round ${round} (the conditional set ${late ? 'was' : 'was not'} made)`);
+          }
+        }));
+
       it('keeps one identity per email, also under parallel upserts', () =>
         withStore(async (s) => {
           const all = await Promise.all(Array.from({ length: 10 }, (_, i) => s.upsertIdentity({ email: i % 2 ? 'X@example.com' : 'x@example.com' })));

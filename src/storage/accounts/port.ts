@@ -340,6 +340,13 @@ export interface AccountStore extends PasskeyStore {
    * that happened meanwhile). True when replaced.
    */
   replacePasswordHash(identityId: string, current: string, next: string): Promise<boolean>;
+  /**
+   * Sets a new password hash only while the hash is still `current` (null: no
+   * password yet), for a new password chosen against the one read (a reset or
+   * invitation link, the account page): a change that landed meanwhile is not
+   * written over. Unlike a rehash it waits for a writer before it. True when set.
+   */
+  setPasswordHashIf(identityId: string, current: string | null, next: string): Promise<boolean>;
 
   /** Creates or updates a login's profile; keeps its factor state. */
   upsertLogin(login: LoginInput): Promise<void>;

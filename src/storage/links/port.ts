@@ -44,8 +44,6 @@ export interface LinkStore {
    * exactly one gets the link.
    */
   use(tokenHash: string, purpose: LinkPurpose, now: Date, passwordFingerprint: string): Promise<OneTimeLink | null>;
-  /** How many links of `purpose` were made for the identity since `since` (throttling). */
-  countSince(identityId: string, purpose: LinkPurpose, since: Date): Promise<number>;
   /** Forgets links that expired before `now`; returns how many. */
   sweep(now: Date): Promise<number>;
 }

@@ -452,6 +452,14 @@ export function createMongoAccountStore(db: Db): AccountStore {
       return replaced === true;
     },
 
+    async setPasswordHashIf(identityId, current, next) {
+      const id = str('identityId', identityId);
+      // null matches a missing field too: an identity made without a password.
+      const filter = { _id: id, passwordHash: current === null ? null : str('current', current) };
+      // Compared and written under the password's marker, which FerretDB's own conditional update is not.
+      return writingPassword(id, async () => (await identities.updateOne(filter, { $set: { passwordHash: str('next', next) } })).modifiedCount === 1);
+    },
+
     async upsertLogin(login) {
       const { id, profile, disabled } = loginProfile(login);
       const update = disabled === undefined ? { $set: profile, $setOnInsert: { disabled: false, factors: {} } } : { $set: { ...profile, disabled }, $setOnInsert: { factors: {} } };

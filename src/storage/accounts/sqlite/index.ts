@@ -214,6 +214,7 @@ function prepare(db: Database.Database) {
     identityById: db.prepare<[string], IdentityRow>('SELECT id, email, password_hash FROM identities WHERE id = ?'),
     setPasswordHash: db.prepare<[string, string], void>('UPDATE identities SET password_hash = ? WHERE id = ?'),
     replacePasswordHash: db.prepare<[string, string, string], void>('UPDATE identities SET password_hash = ? WHERE id = ? AND password_hash = ?'),
+    setPasswordHashIf: db.prepare<[string, string, string | null], void>('UPDATE identities SET password_hash = ? WHERE id = ? AND password_hash IS ?'),
 
     upsertLogin: db.prepare<{ id: string; tenant: string; email: string; userType: string; firstName: string; lastName: string; disabled: number | null }, void>(
       `INSERT INTO logins (id, tenant, email, user_type, first_name, last_name, disabled, factors)
@@ -617,6 +618,10 @@ export function createSqliteAccountStore(db: Database.Database): AccountStore {
 
     async replacePasswordHash(identityId, current, next) {
       return q().replacePasswordHash.run(str('next', next), str('identityId', identityId), str('current', current)).changes === 1;
+    },
+    async setPasswordHashIf(identityId, current, next) {
+      const was = current === null ? null : str('current', current);
+      return q().setPasswordHashIf.run(str('next', next), str('identityId', identityId), was).changes === 1;
     },
 
     async upsertLogin(login) {

@@ -70,9 +70,6 @@ export function createMongoLinkStore(db: Db): LinkStore {
       await links.updateOne({ _id: tokenHash }, { $set: { used: true } });
       return toLink(doc);
     },
-    async countSince(identityId, purpose, since) {
-      return links.countDocuments({ identityId, purpose, createdAt: { $gte: since } });
-    },
     async sweep(now) {
       await uses.deleteMany({ expiresAt: { $lt: now } });
       return (await links.deleteMany({ expiresAt: { $lt: now } })).deletedCount;

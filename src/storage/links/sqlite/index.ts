@@ -18,7 +18,7 @@ const toLink = (row: Row): OneTimeLink => ({
   ...(row.password_fingerprint === null ? {} : { passwordFingerprint: row.password_fingerprint }),
 });
 
-/** One-time links in the SQLite table `one_time_links`; `use` is one conditional UPDATE (unused, unexpired, the password's fingerprint). Voided links stay (for `countSince`) until they expire. */
+/** One-time links in the SQLite table `one_time_links`; `use` is one conditional UPDATE (unused, unexpired, the password's fingerprint). Voided links stay until they expire. */
 export function createSqliteLinkStore(db: Database.Database): LinkStore {
   db.exec(`
     CREATE TABLE IF NOT EXISTS one_time_links (
@@ -49,7 +49,6 @@ export function createSqliteLinkStore(db: Database.Database): LinkStore {
       `UPDATE one_time_links SET used_at = ? WHERE token_hash = ? AND purpose = ? AND used_at IS NULL AND voided_at IS NULL AND expires_at > ?
          AND (password_fingerprint IS NULL OR password_fingerprint = ?)`,
     ),
-    count: db.prepare<[string, string, number], { n: number }>('SELECT COUNT(*) AS n FROM one_time_links WHERE identity_id = ? AND purpose = ? AND created_at >= ?'),
     sweep: db.prepare<[number]>('DELETE FROM one_time_links WHERE expires_at < ?'),
   };
   const create = db.transaction((tokenHash: string, link: OneTimeLink) => {
@@ -68,9 +67,6 @@ export function createSqliteLinkStore(db: Database.Database): LinkStore {
     async use(tokenHash, purpose, now, passwordFingerprint) {
       if (stmt.use.run(now.getTime(), tokenHash, purpose, now.getTime(), passwordFingerprint).changes !== 1) return null;
       return toLink(stmt.find.get(tokenHash, purpose)!);
-    },
-    async countSince(identityId, purpose, since) {
-      return stmt.count.get(identityId, purpose, since.getTime())!.n;
     },
     async sweep(now) {
       return stmt.sweep.run(now.getTime()).changes;
