@@ -34,7 +34,7 @@ import { PASSWORD, REDIRECT_URI, callbackReached, relyingParty, submitLogin, typ
 import { startMongo } from '../test/support/mongo.ts';
 import { startOwnRedis, type OwnRedis } from '../test/support/redis.ts';
 import { tempDir } from '../test/support/tmp.ts';
-import { freePort, seed, sharedKeys, startBalancer, startProcess } from '../test/support/processes.ts';
+import { seed, sharedKeys, startBalancer, startProcess } from '../test/support/processes.ts';
 import { redisAnswers } from '../test/support/redis.ts';
 
 const root = join(import.meta.dirname, '..');
@@ -192,8 +192,9 @@ async function main() {
     // Two processes with one configuration, behind the balancer.
     const dir = tempDir('lk-load-');
     cleanups.push(() => dir.remove());
-    const lbPort = await freePort();
-    const issuer = `http://127.0.0.1:${lbPort}`;
+    const balancer = await startBalancer();
+    cleanups.push(() => balancer.close());
+    const issuer = `http://127.0.0.1:${balancer.port}`;
     const env: Record<string, string> = {
       NODE_ENV: 'production',
       MAIL: 'off',
@@ -218,11 +219,9 @@ async function main() {
     const everyone = people(PEOPLE);
     const hash = await (await createHasher(config.argon2, config.keys.pepper)).hash(PASSWORD);
     await seed(env, fixture(everyone, hash));
-    const ports = [await freePort(), await freePort()];
-    const apps = await Promise.all(ports.map((p) => startProcess(env, p)));
+    const apps = await Promise.all([startProcess(env), startProcess(env)]);
     cleanups.push(() => Promise.all(apps.map((a) => a.terminate())));
-    const balancer = await startBalancer(lbPort, ports);
-    cleanups.push(() => balancer.close());
+    balancer.backends.push(...apps.map((a) => a.port));
 
     const rp = await relyingParty(issuer, CLIENT_ID, CLIENT_SECRET);
     oidc.enableNonRepudiationChecks(rp.config);
@@ -296,7 +295,7 @@ async function main() {
         ];
       }),
     );
-    const perProcess = Object.fromEntries(ports.map((p, i) => [`process${i + 1}`, balancer.served.filter((b) => b === p).length]));
+    const perProcess = Object.fromEntries(balancer.backends.map((p, i) => [`process${i + 1}`, balancer.served.filter((b) => b === p).length]));
     const result = {
       date: started.toISOString(),
       machine: {

@@ -8,9 +8,10 @@
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { Browser, actionOf, csrfOf, testIds, textOf, type Page } from '../support/browser.ts';
-import { PASSWORD, SETUPS, callbackReached, freePort, relyingParty, startServer, testClock, type RelyingParty, type TestServer } from '../support/latchkey.ts';
+import { PASSWORD, SETUPS, callbackReached, relyingParty, startServer, testClock, type RelyingParty, type TestServer } from '../support/latchkey.ts';
 import { SHORT_LOCKS, hasForm } from '../support/factors.ts';
 import { startUpstream, visitUpstream, type TestUpstream } from '../support/upstream.ts';
+import { deadEndpoint } from '../support/net.ts';
 import { accountFixture, errorOf, noticeOf, onAccountPage, signedIn, submit } from './support.ts';
 
 const OWNER = { email: 'owner@acme.test' };
@@ -28,6 +29,7 @@ for (const setup of SETUPS) {
     let corp: TestUpstream;
     let rp: RelyingParty;
     let rp2: RelyingParty;
+    let down: Awaited<ReturnType<typeof deadEndpoint>>;
     const clock = testClock();
 
     before(async () => {
@@ -43,8 +45,10 @@ for (const setup of SETUPS) {
       });
       rp = await relyingParty(server.issuer);
       rp2 = await relyingParty(second.issuer);
+      down = await deadEndpoint();
     });
     after(async () => {
+      await down?.close();
       await corp?.stop();
       await second?.stop();
       await server?.stop();
@@ -62,7 +66,7 @@ for (const setup of SETUPS) {
       const typo = await submit(browser, page, 'add-provider-form', {
         name: 'Corp ID',
         id: 'corp',
-        issuer: `http://127.0.0.1:${await freePort()}`,
+        issuer: down.url,
         client_id: CLIENT_ID,
         client_secret: CLIENT_SECRET,
       });
@@ -162,7 +166,7 @@ for (const setup of SETUPS) {
       const ok = await browser.post('/account/providers/corp/test', { csrf: csrfOf(page) });
       assert.equal(ok.status, 200);
       assert.match(ok.html, /data-testid="test-result" data-ok="yes"/);
-      const gone = `http://127.0.0.1:${await freePort()}`;
+      const gone = down.url;
       await accounts().upsertUpstream({ ...(await accounts().getUpstream('acme', 'corp'))!, id: 'gone', name: 'Gone', issuer: gone });
       const failed = await browser.post('/account/providers/gone/test', { csrf: csrfOf(page) });
       assert.match(failed.html, /data-testid="test-result" data-ok="no">[^<]*did not answer/);

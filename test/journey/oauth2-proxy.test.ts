@@ -15,8 +15,8 @@ import { createServer, type IncomingHttpHeaders } from 'node:http';
 import { join } from 'node:path';
 import { docBlock } from '../support/doc-blocks.ts';
 import { Browser, actionOf, csrfOf, type Page } from '../support/browser.ts';
-import { PASSWORD, SETUPS, fixture, freePort, startServer, type TestServer } from '../support/latchkey.ts';
-import { listenOnFreePort } from '../support/net.ts';
+import { PASSWORD, SETUPS, fixture, startServer, type TestServer } from '../support/latchkey.ts';
+import { listenOnFreePort, onSomePort, tcpFront, type TcpFront } from '../support/net.ts';
 import { tempDir } from '../support/tmp.ts';
 import type { ImportDocument } from '../../src/import/index.ts';
 
@@ -58,33 +58,52 @@ function binary(): string {
   return path;
 }
 
-/** Starts oauth2-proxy with `args`; resolves once it answers. */
-async function startProxy(args: string[], port: number) {
-  const child: ChildProcess = spawn(binary(), args, { stdio: ['ignore', 'pipe', 'pipe'] });
-  const logs: string[] = [];
-  child.stdout!.on('data', (d) => logs.push(String(d)));
-  child.stderr!.on('data', (d) => logs.push(String(d)));
-  const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
-  for (let i = 0; ; i++) {
-    if (child.exitCode !== null) throw new Error(`oauth2-proxy exited ${child.exitCode}:\n${logs.join('')}`);
-    const ok = await fetch(`http://127.0.0.1:${port}/ping`).then(
-      (r) => r.ok,
-      () => false,
-    );
-    if (ok) break;
-    if (i > 100) {
-      child.kill('SIGKILL');
-      throw new Error(`oauth2-proxy did not answer:\n${logs.join('')}`);
-    }
-    await new Promise((r) => setTimeout(r, 100));
-  }
-  return {
-    logs,
-    async stop() {
-      if (child.exitCode === null) child.kill('SIGTERM');
-      await exited;
+/** Where the page's listen address goes in `args`: the port oauth2-proxy is started on. */
+const PROXY_PORT = '@proxy-port@';
+
+/**
+ * Starts oauth2-proxy with `args` behind `front`, the app's address (its
+ * redirect URI names it): oauth2-proxy must be told its port, so it gets one
+ * free when picked, and another when it could not listen on that one.
+ */
+function startProxy(args: string[], front: TcpFront) {
+  return onSomePort(
+    async (port) => {
+      const child: ChildProcess = spawn(
+        binary(),
+        args.map((a) => a.replace(PROXY_PORT, String(port))),
+        { stdio: ['ignore', 'pipe', 'pipe'] },
+      );
+      const logs: string[] = [];
+      child.stdout!.on('data', (d) => logs.push(String(d)));
+      child.stderr!.on('data', (d) => logs.push(String(d)));
+      const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
+      for (let i = 0; ; i++) {
+        if (child.exitCode !== null) throw new Error(`oauth2-proxy exited ${child.exitCode}:\n${logs.join('')}`);
+        // Its own answer ("OK"), not another server's that was given the port in between.
+        const ok = await fetch(`http://127.0.0.1:${port}/ping`).then(
+          async (r) => r.ok && (await r.text()).trim() === 'OK',
+          () => false,
+        );
+        if (ok && child.exitCode === null) break;
+        if (i > 100) {
+          child.kill('SIGKILL');
+          throw new Error(`oauth2-proxy did not answer:\n${logs.join('')}`);
+        }
+        await new Promise((r) => setTimeout(r, 100));
+      }
+      front.to = port;
+      return {
+        logs,
+        async stop() {
+          front.to = 0;
+          if (child.exitCode === null) child.kill('SIGTERM');
+          await exited;
+        },
+      };
     },
-  };
+    (err) => /address already in use/.test(err.message),
+  );
 }
 
 /**
@@ -123,12 +142,14 @@ for (const setup of SETUPS) {
     const dir = tempDir('lk-oauth2-proxy-');
     let server: TestServer;
     let app: Awaited<ReturnType<typeof upstreamApp>>;
+    let front: TcpFront;
     let port: number;
     let args: string[];
 
     before(async () => {
       app = await upstreamApp();
-      port = await freePort();
+      front = await tcpFront();
+      port = front.port;
       const origin = `http://127.0.0.1:${port}`;
       const client = JSON.parse(blockAfter('oauth2-proxy client').replaceAll(APP, origin)) as NonNullable<NonNullable<ImportDocument['tenants']>[number]['clients']>[number];
       const doc = fixture();
@@ -142,19 +163,20 @@ for (const setup of SETUPS) {
         [SECRET_FILE]: join(dir.path, 'client-secret'),
         [COOKIE_SECRET_FILE]: join(dir.path, 'cookie-secret'),
         [UPSTREAM]: app.url,
-        [LISTEN]: `127.0.0.1:${port}`,
+        [LISTEN]: `127.0.0.1:${PROXY_PORT}`,
       };
       args = documentedFlags().map((arg) => Object.entries(here).reduce((a, [example, value]) => a.replace(example, value), arg));
       for (const example of Object.keys(here)) assert.ok(args.join(' ').includes(here[example]!), `the page's flags name ${example}`);
     });
     after(async () => {
+      await front?.close();
       await server?.stop();
       await app?.close();
       dir.remove();
     });
 
     it('signs a person in: the app gets their email; without PKCE S256 the sign-in ends in invalid_request', async () => {
-      const proxy = await startProxy(args, port);
+      const proxy = await startProxy(args, front);
       try {
         const { page } = await visit(`http://127.0.0.1:${port}`, server.issuer, 'bob@acme.test');
         assert.equal(page.status, 200, `the app's answer through the proxy: ${page.status} ${page.url}\n${page.html.slice(0, 300)}\n${proxy.logs.join('')}`);
@@ -169,7 +191,7 @@ for (const setup of SETUPS) {
       const withoutPkce = args.filter((a) => a !== '--code-challenge-method=S256');
       assert.equal(withoutPkce.length, args.length - 1, 'the page tells oauth2-proxy to use S256');
       const requests = app.seen.length;
-      const plain = await startProxy(withoutPkce, port);
+      const plain = await startProxy(withoutPkce, front);
       try {
         const { hops } = await visit(`http://127.0.0.1:${port}`, server.issuer, 'bob@acme.test');
         const callback = hops.find((h) => h.startsWith(`http://127.0.0.1:${port}/oauth2/callback`));

@@ -14,7 +14,8 @@ import { join } from 'node:path';
 import { ROOT } from '../support/layout.ts';
 import { docBlock } from '../support/doc-blocks.ts';
 import { Browser, actionOf, csrfOf, testIds, type Page } from '../support/browser.ts';
-import { PASSWORD, SETUPS, fixture, freePort, startServer, type TestServer } from '../support/latchkey.ts';
+import { PASSWORD, SETUPS, fixture, startServer, type TestServer } from '../support/latchkey.ts';
+import { onSomePort, tcpFront, type TcpFront } from '../support/net.ts';
 import type { ImportDocument } from '../../src/import/index.ts';
 
 const blockAfter = (marker: string) => docBlock('relying-parties.md', marker);
@@ -36,7 +37,7 @@ function documentedApp(here: { issuer: string; app: string; port: number }): str
 }
 
 /** Runs the app with Node.js from a file under the project's .tmp/ (so `openid-client` resolves); resolves once it answers. */
-async function startApp(code: string, origin: string, secret: string) {
+async function startApp(code: string, port: number, secret: string) {
   mkdirSync(join(ROOT, '.tmp'), { recursive: true });
   const dir = mkdtempSync(join(ROOT, '.tmp', 'openid-client-app-'));
   const file = join(dir, 'app.mjs');
@@ -58,7 +59,7 @@ async function startApp(code: string, origin: string, secret: string) {
     }
     // The app's own answer: the port was free when picked, and another server may have been given it since,
     // in which case the app cannot listen and exits (EADDRINUSE), and the caller tries another port.
-    const ok = await fetch(`${origin}/`).then(
+    const ok = await fetch(`http://127.0.0.1:${port}/`).then(
       async (r) => r.ok && /application\/json/.test(r.headers.get('content-type') ?? '') && 'signedIn' in ((await r.json()) as object),
       () => false,
     );
@@ -70,7 +71,7 @@ async function startApp(code: string, origin: string, secret: string) {
     }
     await new Promise((r) => setTimeout(r, 100));
   }
-  return { logs, stop };
+  return { port, logs, stop };
 }
 
 /**
@@ -120,26 +121,25 @@ for (const setup of SETUPS) {
     let server: TestServer;
     let app: Awaited<ReturnType<typeof startApp>>;
     let origin: string;
+    let front: TcpFront;
 
     before(async () => {
-      // The page's app listens on a port of its own choosing, so it is picked here; taken meanwhile, another is.
-      for (let attempt = 1; ; attempt++) {
-        const port = await freePort();
-        origin = `http://127.0.0.1:${port}`;
-        const client = JSON.parse(blockAfter('openid-client client').replaceAll(APP, origin)) as Client;
-        const doc = fixture();
-        doc.tenants![0]!.clients!.push(client);
-        server = await startServer(setup, { doc });
-        try {
-          app = await startApp(documentedApp({ issuer: server.issuer, app: origin, port }), origin, String(client.client_secret));
-          return;
-        } catch (err) {
-          await server.stop();
-          if (attempt >= 3 || !/EADDRINUSE/.test((err as Error).message)) throw err;
-        }
-      }
+      // The app's address is a front of ours (its redirect URI names it); the page's app listens behind it on a
+      // port of its own choosing, picked here, and another when that one was given to another server meanwhile.
+      front = await tcpFront();
+      origin = `http://127.0.0.1:${front.port}`;
+      const client = JSON.parse(blockAfter('openid-client client').replaceAll(APP, origin)) as Client;
+      const doc = fixture();
+      doc.tenants![0]!.clients!.push(client);
+      server = await startServer(setup, { doc });
+      app = await onSomePort(
+        (port) => startApp(documentedApp({ issuer: server.issuer, app: origin, port }), port, String(client.client_secret)),
+        (err) => /EADDRINUSE/.test(err.message),
+      );
+      front.to = app.port;
     });
     after(async () => {
+      await front?.close();
       await app?.stop();
       await server?.stop();
     });

@@ -15,7 +15,7 @@ import { tempDir } from '../support/tmp.ts';
 import { PASSWORD, REDIRECT_URI, callbackReached, relyingParty, submitLogin, type RelyingParty } from '../support/latchkey.ts';
 import { codeFor, currentStep, hasForm, secretOf, submitFactor, savedCodes } from '../support/factors.ts';
 import { hiddenFields } from '../account/support.ts';
-import { freePort, seed, sharedKeys, startBalancer, startProcess, type AppProcess, type Balancer } from '../support/processes.ts';
+import { seed, sharedKeys, startBalancer, startProcess, type AppProcess, type Balancer } from '../support/processes.ts';
 
 const PIN = '482913';
 const FORM = 'application/x-www-form-urlencoded';
@@ -57,8 +57,8 @@ describe('a reset on one app process takes effect on the other (MongoDB + Redis)
 
   before(async () => {
     mongo = await startMongo();
-    const lbPort = await freePort();
-    issuer = `http://127.0.0.1:${lbPort}`;
+    balancer = await startBalancer();
+    issuer = `http://127.0.0.1:${balancer.port}`;
     const env = {
       NODE_ENV: 'production',
       MAIL: 'off',
@@ -72,9 +72,9 @@ describe('a reset on one app process takes effect on the other (MongoDB + Redis)
       ...sharedKeys(),
     };
     await seed(env, resetFixture());
-    ports = [await freePort(), await freePort()];
-    apps = await Promise.all(ports.map((p) => startProcess(env, p)));
-    balancer = await startBalancer(lbPort, ports);
+    apps = await Promise.all([startProcess(env), startProcess(env)]);
+    ports = apps.map((a) => a.port);
+    balancer.backends.push(...ports);
     rp = await relyingParty(issuer);
     // The owner signs in to the account pages (through the balancer, on both processes).
     owner = new Browser(issuer);

@@ -10,7 +10,7 @@ import { startMongo, type TestMongo } from '../support/mongo.ts';
 import { testRedisPrefix, testRedisUrl } from '../support/redis.ts';
 import { tempDir } from '../support/tmp.ts';
 import { PASSWORD, callbackReached, fixture, relyingParty, signIn, submitLogin } from '../support/latchkey.ts';
-import { freePort, seed, sharedKeys, startBalancer, startProcess, type AppProcess, type Balancer } from '../support/processes.ts';
+import { seed, sharedKeys, startBalancer, startProcess, type AppProcess, type Balancer } from '../support/processes.ts';
 
 describe('two app processes behind one issuer (MongoDB + Redis)', () => {
   let mongo: TestMongo;
@@ -22,8 +22,8 @@ describe('two app processes behind one issuer (MongoDB + Redis)', () => {
 
   before(async () => {
     mongo = await startMongo();
-    const lbPort = await freePort();
-    issuer = `http://127.0.0.1:${lbPort}`;
+    balancer = await startBalancer();
+    issuer = `http://127.0.0.1:${balancer.port}`;
     const env = {
       NODE_ENV: 'production',
       MAIL: 'off',
@@ -37,9 +37,8 @@ describe('two app processes behind one issuer (MongoDB + Redis)', () => {
       ...sharedKeys(),
     };
     await seed(env, fixture());
-    const ports = [await freePort(), await freePort()];
-    apps = await Promise.all(ports.map((p) => startProcess(env, p)));
-    balancer = await startBalancer(lbPort, ports);
+    apps = await Promise.all([startProcess(env), startProcess(env)]);
+    balancer.backends.push(...apps.map((a) => a.port));
   });
   after(async () => {
     await balancer?.close();

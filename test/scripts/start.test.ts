@@ -9,31 +9,31 @@ import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { createInterface } from 'node:readline';
 import { ROOT, LOCALES_DIR, PUBLIC_DIR, VIEWS_DIR } from '../../src/paths.ts';
-import { freePort } from '../support/net.ts';
 import { tempDir } from '../support/tmp.ts';
 
 const stamp = join(ROOT, 'dist', '.built');
 
 /** `npm start` (what it runs) until it listens; returns what it printed and stops it. */
 async function startOnce(dataDir: string): Promise<{ output: string; home: number; css: number; scripts: { status: number; type: string | null; body: string }[] }> {
-  const port = await freePort();
   const child = spawn(process.execPath, ['scripts/start.mjs'], {
     cwd: ROOT,
-    env: { PATH: process.env.PATH ?? '', NODE_ENV: 'development', PORT: String(port), DATA_DIR: dataDir, LOG_LEVEL: 'info' },
+    env: { PATH: process.env.PATH ?? '', NODE_ENV: 'development', PORT: '0', DATA_DIR: dataDir, LOG_LEVEL: 'info' },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   let output = '';
   child.stderr!.on('data', (d) => (output += d));
   try {
-    await new Promise<void>((resolve, reject) => {
+    // The server listens on a port the OS picks and says which.
+    const port = await new Promise<number>((resolve, reject) => {
       // A guard against a hang, not a timing: a build on a busy machine takes a while.
       const timer = setTimeout(() => reject(new Error(`did not start:\n${output}`)), 180_000);
       child.once('exit', (code) => reject(new Error(`exited ${code}:\n${output}`)));
       createInterface({ input: child.stdout! }).on('line', (line) => {
         output += `${line}\n`;
-        if (line.includes('Latchkey listening')) {
+        const listening = /Latchkey listening on port (\d+)/.exec(line);
+        if (listening) {
           clearTimeout(timer);
-          resolve();
+          resolve(Number(listening[1]));
         }
       });
     });

@@ -4,7 +4,7 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { createServer, request, type Server } from 'node:http';
 import { createInterface } from 'node:readline';
-import { freePort } from './net.ts';
+import { listenOnFreePort } from './net.ts';
 import { randomBytes } from 'node:crypto';
 import { testSigningKeys } from './keys.ts';
 import { ROOT, nodeArgs } from './layout.ts';
@@ -14,8 +14,6 @@ import { createServices } from '../../src/services.ts';
 import { importDocument, type ImportDocument } from '../../src/import/index.ts';
 
 const root = ROOT;
-
-export { freePort };
 
 /** Production-shaped key material, the same for every process. */
 export function sharedKeys(): Record<string, string> {
@@ -47,15 +45,16 @@ export interface AppProcess {
   terminate(): Promise<number | null>;
 }
 
-export async function startProcess(env: Record<string, string>, port: number): Promise<AppProcess> {
+/** Starts `src/main` on a port the OS picks (`PORT=0`) and resolves once it says which. */
+export async function startProcess(env: Record<string, string>): Promise<AppProcess> {
   const child = spawn(process.execPath, nodeArgs('src/main'), {
     cwd: root,
-    env: { ...process.env, ...env, PORT: String(port), LOG_LEVEL: env.LOG_LEVEL ?? 'info' },
+    env: { ...process.env, ...env, PORT: '0', LOG_LEVEL: env.LOG_LEVEL ?? 'info' },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   const logs: string[] = [];
   child.stderr!.on('data', (d) => logs.push(String(d)));
-  await new Promise<void>((resolve, reject) => {
+  const port = await new Promise<number>((resolve, reject) => {
     const timer = setTimeout(() => {
       // Never leave a half-started process behind (it would keep the test run alive).
       child.kill('SIGKILL');
@@ -65,7 +64,7 @@ export async function startProcess(env: Record<string, string>, port: number): P
       logs.push(line);
       if (line.includes('Latchkey listening')) {
         clearTimeout(timer);
-        resolve();
+        resolve((JSON.parse(line) as { port: number }).port);
       }
     });
     child.once('exit', (code) => {
@@ -88,13 +87,19 @@ export async function startProcess(env: Record<string, string>, port: number): P
 
 export interface Balancer {
   port: number;
+  /** The backends' ports, in the order requests go round them (filled in once they listen). */
+  backends: number[];
   /** Which backend served each request, in order. */
   served: number[];
   close(): Promise<void>;
 }
 
-/** Round-robin HTTP balancer on loopback in front of `backends` (ports). */
-export async function startBalancer(port: number, backends: number[]): Promise<Balancer> {
+/**
+ * Round-robin HTTP balancer on a loopback port the OS picks, in front of
+ * `backends` (ports; the array is kept, so the processes can be started
+ * once the balancer's address, their issuer, is known).
+ */
+export async function startBalancer(backends: number[] = []): Promise<Balancer> {
   let next = 0;
   const served: number[] = [];
   const server: Server = createServer((req, res) => {
@@ -110,9 +115,10 @@ export async function startBalancer(port: number, backends: number[]): Promise<B
     });
     req.pipe(upstream);
   });
-  await new Promise<void>((resolve) => server.listen(port, '127.0.0.1', resolve));
+  const port = await listenOnFreePort(server);
   return {
     port,
+    backends,
     served,
     close: () =>
       new Promise((resolve) => {

@@ -1,11 +1,11 @@
 // A 3-master Redis Cluster of the caller's own on loopback ports, for the
 // adapter and counter contract suites and one end-to-end journey.
-import { execFile, spawn, type ChildProcess } from 'node:child_process';
+import { execFile, type ChildProcess } from 'node:child_process';
 import { promisify } from 'node:util';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { freePort } from './net.ts';
+import { spawnRedisOnSomePort } from './redis.ts';
 
 const run = promisify(execFile);
 
@@ -25,36 +25,6 @@ export async function startRedisCluster(masters = 3): Promise<TestRedisCluster> 
   const dir = mkdtempSync(join(tmpdir(), 'lk-cluster-'));
   const children: ChildProcess[] = [];
   const nodes: { host: string; port: number }[] = [];
-  // Cluster ports need their bus port (port + 10000) free too.
-  while (nodes.length < masters) {
-    const port = await freePort();
-    if (port > 55000) continue;
-    nodes.push({ host: '127.0.0.1', port });
-  }
-  for (const { port } of nodes) {
-    children.push(
-      spawn(
-        'redis-server',
-        [
-          '--port',
-          String(port),
-          '--bind',
-          '127.0.0.1',
-          '--cluster-enabled',
-          'yes',
-          '--cluster-config-file',
-          join(dir, `nodes-${port}.conf`),
-          '--save',
-          '',
-          '--appendonly',
-          'no',
-          '--dir',
-          dir,
-        ],
-        { stdio: 'ignore' },
-      ),
-    );
-  }
   const stop = async () => {
     await Promise.all(
       children.map((c) =>
@@ -69,15 +39,14 @@ export async function startRedisCluster(masters = 3): Promise<TestRedisCluster> 
     rmSync(dir, { recursive: true, force: true });
   };
   try {
-    for (const { port } of nodes) {
-      for (let i = 0; ; i++) {
-        try {
-          if ((await cli(port, 'ping')).trim() === 'PONG') break;
-        } catch {
-          if (i > 100) throw new Error(`cluster node ${port} did not start`);
-        }
-        await new Promise((r) => setTimeout(r, 50));
-      }
+    while (nodes.length < masters) {
+      const node = await spawnRedisOnSomePort(
+        (port) => ['--cluster-enabled', 'yes', '--cluster-config-file', join(dir, `nodes-${port}.conf`), '--dir', dir],
+        // A node's cluster bus listens on its port + 10000 (a node whose bus port is taken exits, and another is picked).
+        (port) => port <= 55000,
+      );
+      children.push(node.child);
+      nodes.push({ host: '127.0.0.1', port: node.port });
     }
     await run('redis-cli', ['--cluster', 'create', ...nodes.map((n) => `${n.host}:${n.port}`), '--cluster-replicas', '0', '--cluster-yes']);
     for (let i = 0; ; i++) {

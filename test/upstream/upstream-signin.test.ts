@@ -11,7 +11,8 @@ import assert from 'node:assert/strict';
 import { once } from 'node:events';
 import { createServer, type AddressInfo, type Socket } from 'node:net';
 import { Browser, actionOf, csrfOf, testIds, textOf, type Page } from '../support/browser.ts';
-import { PASSWORD, SETUPS, callbackReached, freePort, relyingParty, startServer, submitLogin, type RelyingParty, type TestServer } from '../support/latchkey.ts';
+import { PASSWORD, SETUPS, callbackReached, relyingParty, startServer, submitLogin, type RelyingParty, type TestServer } from '../support/latchkey.ts';
+import { deadEndpoint } from '../support/net.ts';
 import { addPerson, codeFor, currentStep, hasForm, secretOf, submitFactor, savedCodes } from '../support/factors.ts';
 import { startUpstream, visitUpstream, type TestUpstream, type UpstreamUser } from '../support/upstream.ts';
 import { importDocument, type ImportDocument } from '../../src/import/index.ts';
@@ -94,16 +95,19 @@ for (const setup of SETUPS) {
     let corp: TestUpstream;
     let social: TestUpstream;
     let issuers: UpstreamIssuers;
+    let down: Awaited<ReturnType<typeof deadEndpoint>>;
 
     before(async () => {
       server = await startServer(setup, { doc: upstreamFixture() });
+      down = await deadEndpoint();
       corp = await startUpstream({ clients: [registration(server, 'corp')] });
       social = await startUpstream({ clients: [registration(server, 'social')], emailInIdToken: true });
-      issuers = { corp: corp.issuer, social: social.issuer, down: `http://127.0.0.1:${await freePort()}` };
+      issuers = { corp: corp.issuer, social: social.issuer, down: down.url };
       await importInto(server, upstreamFixture(issuers));
       rp = await relyingParty(server.issuer);
     });
     after(async () => {
+      await down?.close();
       await corp?.stop();
       await social?.stop();
       await server?.stop();
