@@ -13,9 +13,7 @@ import { tempDir } from './tmp.ts';
 import { writeDevKeys } from './keys.ts';
 import { actionOf, csrfOf, type Browser, type Page } from './browser.ts';
 import { createServer } from 'node:http';
-import { freePort, listenOnFreePort } from './net.ts';
-
-export { freePort };
+import { listenOnFreePort } from './net.ts';
 
 export type StoreSetup = 'sqlite' | 'mongo+redis';
 export const SETUPS: StoreSetup[] = ['sqlite', 'mongo+redis'];
