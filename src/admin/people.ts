@@ -133,9 +133,11 @@ export interface AdminPeople {
    * (`preconditionFailed`). A new email hands the login to another person:
    * their sessions end and the factors set up are forgotten; a disabled
    * login's sessions and tokens end at once. Without `disabled` the login
-   * stays as enabled or disabled as it is.
+   * stays as enabled or disabled as it is. With `strict`, a change of
+   * nothing is checked against the login as read too (412 when it changed
+   * since), for a caller whose change is more than the login.
    */
-  update(actor: Actor, target: Login, person: PersonFields, options?: { sameName?: boolean; disabled?: boolean }): Promise<UpdateResult>;
+  update(actor: Actor, target: Login, person: PersonFields, options?: { sameName?: boolean; disabled?: boolean; strict?: boolean }): Promise<UpdateResult>;
   /** Throws what `update` (with `disabled: true`, when `disabling`) of `target` would be refused with (403, 400), writing nothing. */
   checkUpdate(actor: Actor, target: Login, disabling?: boolean): void;
   /** Disabling ends the login's sessions and tokens at once; either is audited only when it changes the login. */
@@ -271,17 +273,21 @@ export function adminPeople(deps: AdminDeps): AdminPeople {
       checkUpdate(actor, target, toggled && disabled);
       const before: PersonFields = { firstName: target.firstName, lastName: target.lastName, email: target.email, userType: target.userType };
       const changed = (Object.keys(person) as (keyof PersonFields)[]).filter((k) => person[k] !== before[k]);
-      if (!changed.length && !toggled) return { outcome: 'updated', login: target, changed };
+      // From the login as the caller read it: a change made meanwhile (another tab, another client) is not overwritten,
+      // and `disabled` is written only when this change asks for it.
+      const { factors: _factors, ...read } = target;
+      const { firstName, lastName, email, userType } = person;
+      if (!changed.length && !toggled) {
+        // Writing the values it has changes nothing, and tells whether the login is still as read.
+        if (options.strict && !(await accounts.updateLoginIf(read, before))) throw preconditionFailed();
+        return { outcome: 'updated', login: target, changed };
+      }
       if (changed.length && !options.sameName) {
         const alike = await namesakes(actor, person, target.id);
         if (alike) return alike;
       }
       const moved = changed.includes('email');
       const identity = moved ? await accounts.upsertIdentity({ email: person.email }) : null;
-      // From the login as the caller read it: a change made meanwhile (another tab, another client) is not overwritten,
-      // and `disabled` is written only when this change asks for it.
-      const { factors: _factors, ...read } = target;
-      const { firstName, lastName, email, userType } = person;
       if (!(await accounts.updateLoginIf(read, { firstName, lastName, email, userType, ...(toggled ? { disabled } : {}) }))) throw preconditionFailed();
       if (moved) for (const factor of factors.all()) await factor.reset(target.id);
       if (moved || (toggled && disabled)) await endSessions(target.id);

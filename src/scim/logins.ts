@@ -12,8 +12,8 @@
  * and `externalId` — in the SCIM store.
  */
 import type { Login } from '../storage/accounts/port.ts';
-import type { ScimStore } from '../storage/scim/port.ts';
-import { ScimError } from '../errors.ts';
+import { NO_REVISION, type ScimStore, type ScimUser } from '../storage/scim/port.ts';
+import { LatchkeyError, ScimError, preconditionFailed } from '../errors.ts';
 import { adminPeople, derivedLoginId, type Actor, type AdminDeps, type PersonFields } from '../admin/people.ts';
 
 export type ScimDeps = AdminDeps & { scim: ScimStore };
@@ -56,11 +56,17 @@ export function scimLogins(deps: ScimDeps) {
     return true;
   }
 
-  /** Gives the login a userName (and externalId); a 409 when another login of the tenant has it. */
-  async function name(tenant: string, loginId: string, userName: string, externalId: string | null) {
-    if (await scim.setUser({ tenant, loginId, userName, externalId })) return;
-    if ((await freeStale(tenant, userName)) && (await scim.setUser({ tenant, loginId, userName, externalId }))) return;
-    throw uniqueness(`Another user of the tenant has the userName "${userName}".`);
+  /**
+   * Gives the login a userName (and externalId) while its SCIM values are
+   * still at `revision`: their new revision, or null when they moved on
+   * since (nothing written); a 409 when another login of the tenant has it.
+   */
+  async function name(tenant: string, loginId: string, revision: number, userName: string, externalId: string | null): Promise<number | null> {
+    const user = { tenant, loginId, userName, externalId };
+    let result = await scim.setUserIf(revision, user);
+    if (result === 'taken' && (await freeStale(tenant, userName))) result = await scim.setUserIf(revision, user);
+    if (result === 'taken') throw uniqueness(`Another user of the tenant has the userName "${userName}".`);
+    return result === 'changed' ? null : result.revision;
   }
 
   /** Throws what a change of the login to `fields` would be refused with (the tenant's owner: 403), writing nothing. */
@@ -74,7 +80,10 @@ export function scimLogins(deps: ScimDeps) {
     async create(actor: Actor, userName: string, externalId: string | null, fields: LoginFields): Promise<Login> {
       const id = scimLoginId(actor.tenant.id, userName);
       if (await accounts.getLogin(id)) throw uniqueness(`A user was made for the userName "${userName}" before; it is now another user's, or named otherwise.`);
-      await name(actor.tenant.id, id, userName, externalId);
+      // Values kept from a login of this id removed elsewhere (the pages, an import) are written over.
+      const kept = await scim.getUser(actor.tenant.id, id);
+      if ((await name(actor.tenant.id, id, kept?.revision ?? NO_REVISION, userName, externalId)) === null)
+        throw uniqueness(`The user "${userName}" was just made by another request.`);
       // A directory cannot answer "this name is taken by another login of the email": namesakes are made as asked.
       const made = await people.create(actor, id, person(fields), { sameName: true });
       if (made.outcome !== 'created') throw uniqueness(`The user "${userName}" was just made by another request.`);
@@ -84,20 +93,38 @@ export function scimLogins(deps: ScimDeps) {
     check,
 
     /**
-     * Changes what differs — names, email, user type, `active` — in one write
-     * conditional on the login as read (412 when it changed since: another
-     * request's change is never written over), then the userName and
-     * externalId of `naming`. Every refusal comes before any write.
+     * Changes what differs — names, email, user type, `active` — of the
+     * login as read, and the userName and externalId of `naming` from its
+     * values as read (`naming.read`): 412 when either changed since, so
+     * another request's change is never written over. Every refusal comes
+     * before any write.
+     *
+     * The SCIM values are written first, conditional on their revision, and
+     * move it on even when they stay the same: of two SCIM changes of one
+     * User from one read, whatever each changes, one is made and the other
+     * gets 412. The login's write that follows is conditional on the login as
+     * read (a change of nothing is checked too), which another writer (the
+     * pages, the API) may have changed meanwhile: then the values are put
+     * back, unless a later SCIM write has already moved them on.
      */
-    async update(actor: Actor, login: Login, fields: LoginFields, naming: { userName: string; externalId: string | null } | null = null): Promise<void> {
+    async update(actor: Actor, login: Login, fields: LoginFields, naming: { read: ScimUser; userName: string; externalId: string | null } | null = null): Promise<void> {
       check(actor, login, fields);
-      if (naming) {
-        const holder = await scim.findByUserName(actor.tenant.id, naming.userName);
-        const held = holder && holder.loginId !== login.id ? await accounts.getLogin(holder.loginId) : null;
-        if (held && held.tenant === actor.tenant.id) throw uniqueness(`Another user of the tenant has the userName "${naming.userName}".`);
+      if (!naming) {
+        await people.update(actor, login, person(fields), { sameName: true, disabled: !fields.active });
+        return;
       }
-      await people.update(actor, login, person(fields), { sameName: true, disabled: !fields.active });
-      if (naming) await name(actor.tenant.id, login.id, naming.userName, naming.externalId);
+      const { read } = naming;
+      const renamed = naming.userName !== read.userName || naming.externalId !== read.externalId;
+      const revision = await name(actor.tenant.id, login.id, read.revision, naming.userName, naming.externalId);
+      if (revision === null) throw preconditionFailed();
+      try {
+        await people.update(actor, login, person(fields), { sameName: true, disabled: !fields.active, strict: true });
+      } catch (err) {
+        if (renamed && err instanceof LatchkeyError && err.status === 412 && read.userName !== null) {
+          await scim.setUserIf(revision, { tenant: actor.tenant.id, loginId: login.id, userName: read.userName, externalId: read.externalId });
+        }
+        throw err;
+      }
     },
 
     /** Ends the login's sessions, deletes it and, with its email's last login anywhere, the identity. */

@@ -9,6 +9,7 @@ import { bodyParser } from '@koa/bodyparser';
 import type { Context, Next } from 'koa';
 import { LatchkeyError, ScimError } from '../errors.ts';
 import type { Login, Tenant, UserType } from '../storage/accounts/port.ts';
+import type { ScimUser } from '../storage/scim/port.ts';
 import { LOGIN_PAGE_MAX } from '../storage/accounts/port.ts';
 import { requestInfo } from '../web/request.ts';
 import { fullName } from '../names.ts';
@@ -151,11 +152,11 @@ export function scimRouter(deps: ScimRouterDeps): Router {
 
   // Users.
 
-  async function userOf(tenant: Tenant, id: unknown): Promise<{ login: Login; resource: Obj }> {
+  async function userOf(tenant: Tenant, id: unknown): Promise<{ login: Login; named: ScimUser; resource: Obj }> {
     const login = typeof id === 'string' && id.length <= ID_MAX ? await accounts.getLogin(id) : null;
     if (!login || login.tenant !== tenant.id) throw new ScimError(404, null, 'No such user.');
-    const named = await namedLogins(scim, logins, tenant.id, [login]);
-    return { login, resource: userResource(base, tenant, login, named.get(login.id)!) };
+    const named = (await namedLogins(scim, logins, tenant.id, [login])).get(login.id)!;
+    return { login, named, resource: userResource(base, tenant, login, named) };
   }
 
   /**
@@ -242,8 +243,8 @@ export function scimRouter(deps: ScimRouterDeps): Router {
 
   /**
    * A replace (PUT) or a patch, from the User as read: `wanted` gives its new
-   * state, and the login is written only while it is still as read. When it
-   * changed meanwhile the request is made again from a fresh read — which,
+   * state, and the User (its login and its SCIM values) is written only while
+   * it is still as read. When it changed meanwhile the request is made again from a fresh read — which,
    * with an `If-Match`, no longer matches (412) — so another request's change
    * is never written over: a rename racing a deactivation keeps the login
    * deactivated.
@@ -251,12 +252,11 @@ export function scimRouter(deps: ScimRouterDeps): Router {
   async function saveUser(ctx: Context, wanted: (login: Login, resource: Obj) => unknown): Promise<Login> {
     const actor = actorOf(ctx);
     for (let attempt = 1; ; attempt++) {
-      const { login, resource } = await userOf(actor.tenant, ctx.params.id);
+      const { login, named, resource } = await userOf(actor.tenant, ctx.params.id);
       checkIfMatch(ctx, resource);
       const input = userInput(wanted(login, resource), actor.tenant, login);
-      const renamed = input.userName !== resource.userName || input.externalId !== (resource.externalId ?? null);
       try {
-        await logins.update(actor, login, input.fields, renamed ? { userName: input.userName, externalId: input.externalId } : null);
+        await logins.update(actor, login, input.fields, { read: named, userName: input.userName, externalId: input.externalId });
         return login;
       } catch (err) {
         if (!(err instanceof LatchkeyError && err.status === 412) || attempt === SAVE_ATTEMPTS) throw err;

@@ -13,7 +13,7 @@
 import { createHash } from 'node:crypto';
 import { ScimError } from '../errors.ts';
 import type { Login, Tenant } from '../storage/accounts/port.ts';
-import type { ScimStore, ScimUser } from '../storage/scim/port.ts';
+import { NO_REVISION, type ScimStore, type ScimUser } from '../storage/scim/port.ts';
 import { checkPerson } from '../admin/people.ts';
 import { fullName, userTypeName } from '../names.ts';
 import { getKey } from './filter.ts';
@@ -71,21 +71,31 @@ export async function namedLogins(scim: ScimStore, logins: ScimLogins, tenant: s
     ))
       known.set(u.loginId, u);
   for (const login of [...list].sort((a, b) => (a.id < b.id ? -1 : a.id > b.id ? 1 : 0))) {
-    const current = known.get(login.id);
-    if (current?.userName) continue;
-    const externalId = current?.externalId ?? null;
-    for (const candidate of [login.email, `${login.email}#${login.userType}`, `${login.email}#${login.id}`]) {
-      try {
-        await logins.name(tenant, login.id, candidate, externalId);
-      } catch (err) {
-        if (err instanceof ScimError && err.status === 409) continue;
-        throw err;
-      }
-      known.set(login.id, { tenant, loginId: login.id, userName: candidate, externalId });
-      break;
+    let current = known.get(login.id);
+    // Named from the values as read; when they moved on meanwhile (another request named it), from them as they are.
+    for (let tries = 0; !current?.userName && tries < 3; tries++) {
+      const named = await firstFreeName(logins, login, current ?? null);
+      current = named ?? (await scim.getUser(tenant, login.id)) ?? undefined;
     }
+    if (!current?.userName) throw new ScimError(503, null, 'The user is being named by another request; try again.');
+    known.set(login.id, current);
   }
   return known;
+}
+
+/** Gives the login the first free name of its email's; null when its values moved on since `current` was read. */
+async function firstFreeName(logins: ScimLogins, login: Login, current: ScimUser | null): Promise<ScimUser | null> {
+  const externalId = current?.externalId ?? null;
+  for (const candidate of [login.email, `${login.email}#${login.userType}`, `${login.email}#${login.id}`]) {
+    try {
+      const revision = await logins.name(login.tenant, login.id, current?.revision ?? NO_REVISION, candidate, externalId);
+      return revision === null ? null : { tenant: login.tenant, loginId: login.id, userName: candidate, externalId, revision };
+    } catch (err) {
+      if (err instanceof ScimError && err.status === 409) continue;
+      throw err;
+    }
+  }
+  throw new ScimError(409, 'uniqueness', `No free userName for the login "${login.id}".`);
 }
 
 /** What a User body says, checked: the pages' rules for names, email and user type. */

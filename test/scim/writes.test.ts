@@ -1,14 +1,19 @@
-// How SCIM writes a User, on both store set-ups. A PATCH or PUT writes only
-// what it changes, in one write conditional on the login as that request
-// read it: of two changes made from one read, one is made and the other is
-// not written over it — with If-Match it gets 412, without it is applied
-// again to the User as it is now. A deactivation is never undone by a request
-// that did not ask to activate. And a refused change (403 for the tenant's
-// owner) writes nothing, not even the userName or externalId.
+// How SCIM writes a User, on both store set-ups. A PATCH or PUT writes the
+// User only while it is as that request read it: its SCIM values (userName,
+// externalId) first, conditional on their revision, then what changes of the
+// login, conditional on the login as read. Of two changes made from one
+// read, whatever each changes, one is made and the other is not written over
+// it — with If-Match it gets 412, without it is applied again to the User as
+// it is now. A change of the login by another writer (the pages, the API)
+// between the two writes puts the SCIM values back. A deactivation is never
+// undone by a request that did not ask to activate. And a refused change
+// (403 for the tenant's owner) writes nothing, not even the userName or
+// externalId.
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { SETUPS, startServer, type TestServer } from '../support/latchkey.ts';
 import type { AccountStore, LoginProfile } from '../../src/storage/accounts/port.ts';
+import type { ScimStore } from '../../src/storage/scim/port.ts';
 
 const SCIM_JSON = 'application/scim+json';
 const USER = 'urn:ietf:params:scim:schemas:core:2.0:User';
@@ -26,39 +31,30 @@ function signal() {
 const within = <T>(p: Promise<T>, what: string) =>
   Promise.race([p, new Promise<never>((_, reject) => setTimeout(() => reject(new Error(`timed out waiting for ${what}`)), 10_000))]);
 
-type Write = 'deactivate' | 'rename';
-
 /**
- * Pins one interleaving of two requests' writes to a login: both have read
- * it before either writes; `first`'s write lands, then `second`'s, and only
- * then does `first` go on (to read the login again). The hooks only delay
- * store calls — as a slow network would — and change no answer; each delays
- * the first write of its kind only.
+ * Holds the first write of a User's SCIM values — each request's first
+ * write — until `release`, and tells when it arrived and when it was made.
+ * The hook only delays a store call, as a slow network would, and changes
+ * no answer. Pinning both requests' first writes pins their interleaving:
+ * the second is sent once the first has read the User and waits at its
+ * write, so both have read before either writes.
  */
-function pinWrites(accounts: AccountStore, id: string, first: Write) {
-  const kindOf = (loginId: string, change: { disabled?: boolean; firstName?: string }): Write | null =>
-    loginId !== id ? null : change.disabled === true ? 'deactivate' : change.firstName === 'Renamed' ? 'rename' : null;
-  const arrived = { deactivate: signal(), rename: signal() };
-  const wrote = { deactivate: signal(), rename: signal() };
-  const pinned = new Set<Write>();
-  const pin = async (kind: Write | null, write: () => Promise<boolean>) => {
-    if (!kind || pinned.has(kind)) return write();
-    pinned.add(kind);
-    const other: Write = kind === 'rename' ? 'deactivate' : 'rename';
-    arrived[kind].fire();
-    if (kind === first) await within(arrived[other].fired, `the ${other} to read`);
-    else await within(wrote[first].fired, `the ${first} to write`);
+function holdScimWrites(scim: ScimStore, loginId: string, count: number) {
+  const held = Array.from({ length: count }, () => ({ arrived: signal(), release: signal(), wrote: signal() }));
+  let calls = 0;
+  const { setUserIf } = scim;
+  scim.setUserIf = async (revision, user) => {
+    const slot = user.loginId === loginId ? held[calls++] : undefined;
+    if (!slot) return setUserIf.call(scim, revision, user);
+    slot.arrived.fire();
+    await within(slot.release.fired, 'the test to release a write');
     try {
-      return await write();
+      return await setUserIf.call(scim, revision, user);
     } finally {
-      wrote[kind].fire();
-      if (kind === first) await within(wrote[other].fired, `the ${other} to write`);
+      slot.wrote.fire();
     }
   };
-  const { setLoginDisabled, updateLoginIf } = accounts;
-  accounts.setLoginDisabled = (loginId, disabled) => pin(kindOf(loginId, { disabled }), () => setLoginDisabled.call(accounts, loginId, disabled));
-  accounts.updateLoginIf = (expected: LoginProfile, next) => pin(kindOf(expected.id, next), () => updateLoginIf.call(accounts, expected, next));
-  return () => Object.assign(accounts, { setLoginDisabled, updateLoginIf });
+  return { held, restore: () => Object.assign(scim, { setUserIf }) };
 }
 
 for (const setup of SETUPS) {
@@ -66,6 +62,7 @@ for (const setup of SETUPS) {
     let server: TestServer;
     let token: string;
     const accounts = () => server.latchkey.stores.accounts;
+    const scimStore = () => server.latchkey.stores.scim;
 
     before(async () => {
       server = await startServer(setup);
@@ -99,26 +96,33 @@ for (const setup of SETUPS) {
       return { id: answer.body.id as string, etag: answer.headers.get('etag')! };
     }
 
-    /** A deactivation (a leaver) and a rename of one User at once, from one read; `first` writes first. */
-    async function race(first: Write, ifMatch: boolean) {
-      const { id, etag } = await newUser();
-      const headers: Record<string, string> = ifMatch ? { 'if-match': etag } : {};
-      const unpin = pinWrites(accounts(), id, first);
+    const deactivate = { schemas: [PATCH], Operations: [{ op: 'replace', path: 'active', value: false }] };
+    const rename = { schemas: [PATCH], Operations: [{ op: 'replace', path: 'name.givenName', value: 'Renamed' }] };
+    const newUserName = (to: string) => ({ schemas: [PATCH], Operations: [{ op: 'replace', path: 'userName', value: to }] });
+
+    /** Two PATCHes of one User from one read: `first` is sent first and its write is made first, then `second`'s. */
+    async function race(id: string, first: unknown, second: unknown, headers: Record<string, string>) {
+      const hold = holdScimWrites(scimStore(), id, 2);
       try {
-        const [deactivate, rename] = await Promise.all([
-          scim('PATCH', `/Users/${id}`, { schemas: [PATCH], Operations: [{ op: 'replace', path: 'active', value: false }] }, headers),
-          scim('PATCH', `/Users/${id}`, { schemas: [PATCH], Operations: [{ op: 'replace', path: 'name.givenName', value: 'Renamed' }] }, headers),
-        ]);
-        return { deactivate, rename, login: (await accounts().getLogin(id))! };
+        const one = scim('PATCH', `/Users/${id}`, first, headers);
+        await within(hold.held[0]!.arrived.fired, 'the first PATCH to read');
+        const two = scim('PATCH', `/Users/${id}`, second, headers);
+        await within(hold.held[1]!.arrived.fired, 'the second PATCH to read');
+        hold.held[0]!.release.fire();
+        await within(hold.held[0]!.wrote.fired, 'the first write');
+        hold.held[1]!.release.fire();
+        const [a, b] = await Promise.all([one, two]);
+        return { first: a, second: b, login: (await accounts().getLogin(id))!, user: await scim('GET', `/Users/${id}`) };
       } finally {
-        unpin();
+        hold.restore();
       }
     }
 
     for (const first of ['rename', 'deactivate'] as const) {
+      const [one, two] = first === 'rename' ? [rename, deactivate] : [deactivate, rename];
       it(`two PATCHes from one If-Match, the ${first} written first: it is made, the other gets 412 and writes nothing`, async () => {
-        const { deactivate, rename, login } = await race(first, true);
-        const [won, lost] = first === 'rename' ? [rename, deactivate] : [deactivate, rename];
+        const { id, etag } = await newUser();
+        const { first: won, second: lost, login } = await race(id, one, two, { 'if-match': etag });
         assert.equal(won.status, 200, JSON.stringify(won.body));
         assert.equal(lost.status, 412, JSON.stringify(lost.body));
         assert.deepEqual(
@@ -128,12 +132,82 @@ for (const setup of SETUPS) {
       });
 
       it(`two PATCHes without If-Match, the ${first} written first: both are made, and the login stays deactivated`, async () => {
-        const { deactivate, rename, login } = await race(first, false);
-        assert.deepEqual([deactivate.status, rename.status], [200, 200], JSON.stringify([deactivate.body, rename.body]));
+        const { id } = await newUser();
+        const { first: a, second: b, login } = await race(id, one, two, {});
+        const [deactivated, renamed] = first === 'rename' ? [b, a] : [a, b];
+        assert.deepEqual([deactivated.status, renamed.status], [200, 200], JSON.stringify([deactivated.body, renamed.body]));
         assert.deepEqual({ disabled: login.disabled, firstName: login.firstName }, { disabled: true, firstName: 'Renamed' });
-        if (first === 'deactivate') assert.equal(rename.body.active, false, 'the rename, made again from a fresh read, answers the User deactivated');
+        if (first === 'deactivate') assert.equal(renamed.body.active, false, 'the rename, made again from a fresh read, answers the User deactivated');
       });
     }
+
+    it('two userName changes from one If-Match: the first is made, the other gets 412 and its name is not taken', async () => {
+      const { id, etag } = await newUser();
+      const { first, second, user } = await race(id, newUserName(`first-${id}@acme.test`), newUserName(`second-${id}@acme.test`), { 'if-match': etag });
+      assert.deepEqual([first.status, second.status], [200, 412], JSON.stringify([first.body, second.body]));
+      assert.equal(user.body.userName, `first-${id}@acme.test`);
+      const named = await scim('GET', `/Users?filter=${encodeURIComponent(`userName eq "second-${id}@acme.test"`)}`);
+      assert.equal(named.body.totalResults, 0, 'the refused name is free');
+    });
+
+    it('an externalId change and a deactivation from one If-Match: one is made, the other gets 412', async () => {
+      const { id, etag } = await newUser();
+      const externalId = { schemas: [PATCH], Operations: [{ op: 'replace', path: 'externalId', value: 'moved-ext' }] };
+      const { first, second, login, user } = await race(id, deactivate, externalId, { 'if-match': etag });
+      assert.deepEqual([first.status, second.status], [200, 412], JSON.stringify([first.body, second.body]));
+      assert.equal(login.disabled, true);
+      assert.equal(user.body.externalId, `ext-${made}`, 'the externalId as it was');
+    });
+
+    /** Runs `write` just before the SCIM request's own write of the login: another writer changes the login between the two. */
+    function editBetween(id: string, write: (accounts: AccountStore) => Promise<void>) {
+      const store = accounts();
+      const { updateLoginIf } = store;
+      let done = false;
+      store.updateLoginIf = async (expected: LoginProfile, next) => {
+        if (expected.id === id && !done) {
+          done = true;
+          await write(Object.assign(Object.create(store) as AccountStore, { updateLoginIf }));
+        }
+        return updateLoginIf.call(store, expected, next);
+      };
+      return () => Object.assign(store, { updateLoginIf });
+    }
+
+    const ownerEdit = (id: string) => async (store: AccountStore) => {
+      const login = (await store.getLogin(id))!;
+      const { factors: _f, ...read } = login;
+      assert.ok(await store.updateLoginIf(read, { firstName: login.firstName, lastName: 'Edited', email: login.email, userType: login.userType }));
+    };
+
+    it("a userName change from an If-Match while the owner edits the login: 412, the name is put back and the owner's edit kept", async () => {
+      const { id, etag } = await newUser();
+      const before_ = (await scim('GET', `/Users/${id}`)).body.userName;
+      const restore = editBetween(id, ownerEdit(id));
+      try {
+        const answer = await scim('PATCH', `/Users/${id}`, newUserName(`between-${id}@acme.test`), { 'if-match': etag });
+        assert.equal(answer.status, 412, JSON.stringify(answer.body));
+      } finally {
+        restore();
+      }
+      const user = (await scim('GET', `/Users/${id}`)).body;
+      assert.deepEqual([user.userName, user.name.familyName], [before_, 'Edited']);
+      const named = await scim('GET', `/Users?filter=${encodeURIComponent(`userName eq "between-${id}@acme.test"`)}`);
+      assert.equal(named.body.totalResults, 0, 'the new name is let go');
+    });
+
+    it('the same change without If-Match is made again from a fresh read: both the new name and the edit stay', async () => {
+      const { id } = await newUser();
+      const restore = editBetween(id, ownerEdit(id));
+      try {
+        const answer = await scim('PATCH', `/Users/${id}`, newUserName(`again-${id}@acme.test`));
+        assert.equal(answer.status, 200, JSON.stringify(answer.body));
+      } finally {
+        restore();
+      }
+      const user = (await scim('GET', `/Users/${id}`)).body;
+      assert.deepEqual([user.userName, user.name.familyName], [`again-${id}@acme.test`, 'Edited']);
+    });
 
     it('a rename, a group move or a PUT without `active` leaves a deactivated login deactivated', async () => {
       const { id } = await newUser();

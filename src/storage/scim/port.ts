@@ -8,7 +8,12 @@
  * token is kept (for the owner's list) but is never found again.
  *
  * A `userName` is unique within a tenant, compared without case: of two
- * parallel `setUser` calls giving one name to two logins, one is refused.
+ * parallel `setUserIf` calls giving one name to two logins, one is refused.
+ *
+ * Each login's values carry a `revision` that every write moves on, and a
+ * write names the revision it was decided on (optimistic concurrency, the
+ * SCIM `If-Match`): of two writes from one read, one is made and the other
+ * told, so a change is never written over one made since it was read.
  *
  * Implementations: `sqlite/` and `mongo/` (the account store's database).
  * Both pass `test/storage/scim.contract.test.ts`.
@@ -33,7 +38,15 @@ export interface ScimUser {
   /** As the directory gave it (its case kept); unique in the tenant without case. */
   userName: string | null;
   externalId: string | null;
+  /** Moves on with every write of the login's values; 0 while the store has none for it (`NO_REVISION`). */
+  revision: number;
 }
+
+/** The revision of a login the store keeps no values for. */
+export const NO_REVISION = 0;
+
+/** What `setUserIf` did: the values' new revision, or why it wrote nothing. */
+export type SetUserResult = { revision: number } | 'changed' | 'taken';
 
 export interface ScimStore {
   init(): Promise<void>;
@@ -54,10 +67,15 @@ export interface ScimStore {
   /** The logins with this `externalId` (exact case). */
   findByExternalId(tenant: string, externalId: string): Promise<ScimUser[]>;
   /**
-   * Sets both values for the login (null forgets one). False, and nothing
-   * changed, when another login of the tenant carries the `userName`.
+   * Sets both values for the login (null forgets one), only while its values
+   * are still at `revision` (`NO_REVISION`: it has none yet), in one atomic
+   * step: of parallel calls from one revision, exactly one is made. Nothing
+   * changes when they moved on (`changed`) or another login of the tenant
+   * carries the `userName` (`taken`). Setting the values they have still
+   * moves the revision on, so a write that changes nothing here still
+   * refuses a parallel one from the same read.
    */
-  setUser(user: ScimUser): Promise<boolean>;
+  setUserIf(revision: number, user: Omit<ScimUser, 'revision'>): Promise<SetUserResult>;
   /** Forgets the login (it was removed). */
   removeUser(tenant: string, loginId: string): Promise<void>;
 }

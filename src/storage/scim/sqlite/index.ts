@@ -1,5 +1,5 @@
 import type Database from 'better-sqlite3';
-import type { ScimStore, ScimToken, ScimUser } from '../port.ts';
+import { NO_REVISION, type ScimStore, type ScimToken, type ScimUser } from '../port.ts';
 
 interface TokenRow {
   id: string;
@@ -16,6 +16,7 @@ interface UserRow {
   login_id: string;
   user_name: string | null;
   external_id: string | null;
+  revision: number;
 }
 
 const toToken = (r: TokenRow): ScimToken => ({
@@ -27,11 +28,12 @@ const toToken = (r: TokenRow): ScimToken => ({
   createdBy: r.created_by,
   revokedAt: r.revoked_at === null ? null : new Date(r.revoked_at),
 });
-const toUser = (r: UserRow): ScimUser => ({ tenant: r.tenant, loginId: r.login_id, userName: r.user_name, externalId: r.external_id });
+const toUser = (r: UserRow): ScimUser => ({ tenant: r.tenant, loginId: r.login_id, userName: r.user_name, externalId: r.external_id, revision: r.revision });
 
 /**
  * SCIM in the SQLite tables `scim_tokens` and `scim_users`; a unique index on
- * (tenant, lower-cased userName) keeps names unique.
+ * (tenant, lower-cased userName) keeps names unique, and a login's row is
+ * written in one statement conditional on its `revision`.
  */
 export function createSqliteScimStore(db: Database.Database): ScimStore {
   db.exec(`
@@ -51,11 +53,21 @@ export function createSqliteScimStore(db: Database.Database): ScimStore {
       user_name TEXT,
       user_name_key TEXT,
       external_id TEXT,
+      revision INTEGER NOT NULL DEFAULT 1,
       PRIMARY KEY (tenant, login_id)
     );
     CREATE UNIQUE INDEX IF NOT EXISTS scim_users_name ON scim_users (tenant, user_name_key);
     CREATE INDEX IF NOT EXISTS scim_users_external ON scim_users (tenant, external_id);
   `);
+  // Rows written before revisions were kept start at the first.
+  if (
+    !db
+      .prepare<[], { name: string }>("SELECT name FROM pragma_table_info('scim_users')")
+      .all()
+      .some((c) => c.name === 'revision')
+  ) {
+    db.exec('ALTER TABLE scim_users ADD COLUMN revision INTEGER NOT NULL DEFAULT 1');
+  }
   const stmt = {
     addToken: db.prepare<[string, string, string, string, number, string]>('INSERT INTO scim_tokens (id, tenant, label, hash, created_at, created_by) VALUES (?, ?, ?, ?, ?, ?)'),
     findToken: db.prepare<[string], TokenRow>('SELECT * FROM scim_tokens WHERE hash = ? AND revoked_at IS NULL'),
@@ -64,9 +76,14 @@ export function createSqliteScimStore(db: Database.Database): ScimStore {
     getUser: db.prepare<[string, string], UserRow>('SELECT * FROM scim_users WHERE tenant = ? AND login_id = ?'),
     byName: db.prepare<[string, string], UserRow>('SELECT * FROM scim_users WHERE tenant = ? AND user_name_key = ?'),
     byExternal: db.prepare<[string, string], UserRow>('SELECT * FROM scim_users WHERE tenant = ? AND external_id = ? ORDER BY login_id'),
-    setUser: db.prepare<[string, string, string | null, string | null, string | null]>(
-      `INSERT INTO scim_users (tenant, login_id, user_name, user_name_key, external_id) VALUES (?, ?, ?, ?, ?)
-       ON CONFLICT (tenant, login_id) DO UPDATE SET user_name = excluded.user_name, user_name_key = excluded.user_name_key, external_id = excluded.external_id`,
+    // Only the conflict on the login's key is let pass: another login's name still fails on the name's index.
+    insertUser: db.prepare<[string, string, string | null, string | null, string | null]>(
+      `INSERT INTO scim_users (tenant, login_id, user_name, user_name_key, external_id, revision) VALUES (?, ?, ?, ?, ?, 1)
+       ON CONFLICT (tenant, login_id) DO NOTHING`,
+    ),
+    updateUser: db.prepare<[string | null, string | null, string | null, string, string, number]>(
+      `UPDATE scim_users SET user_name = ?, user_name_key = ?, external_id = ?, revision = revision + 1
+       WHERE tenant = ? AND login_id = ? AND revision = ?`,
     ),
     removeUser: db.prepare<[string, string]>('DELETE FROM scim_users WHERE tenant = ? AND login_id = ?'),
   };
@@ -102,12 +119,16 @@ export function createSqliteScimStore(db: Database.Database): ScimStore {
     async findByExternalId(tenant, externalId) {
       return stmt.byExternal.all(tenant, externalId).map(toUser);
     },
-    async setUser(u) {
+    async setUserIf(revision, u) {
+      const key = u.userName === null ? null : u.userName.toLowerCase();
       try {
-        stmt.setUser.run(u.tenant, u.loginId, u.userName, u.userName === null ? null : u.userName.toLowerCase(), u.externalId);
-        return true;
+        const written =
+          revision === NO_REVISION
+            ? stmt.insertUser.run(u.tenant, u.loginId, u.userName, key, u.externalId)
+            : stmt.updateUser.run(u.userName, key, u.externalId, u.tenant, u.loginId, revision);
+        return written.changes === 1 ? { revision: revision + 1 } : 'changed';
       } catch (e) {
-        if ((e as { code?: string }).code === 'SQLITE_CONSTRAINT_UNIQUE') return false;
+        if ((e as { code?: string }).code === 'SQLITE_CONSTRAINT_UNIQUE') return 'taken';
         throw e;
       }
     },
