@@ -223,6 +223,35 @@ for (const setup of SETUPS) {
       assert.ok(callbackReached(fresh.page), 'the new one does');
     });
 
+    it('a password changed elsewhere while the new one is hashed is not written over: the page says so and the other password stays', async () => {
+      const { person, browser } = await atProfile('employee');
+      const page = await browser.get('/account/profile/password');
+      const MINE = 'amber lantern orchard';
+      const THEIRS = 'copper meadow whistle';
+      const { hasher } = server.latchkey;
+      const { hash } = hasher;
+      // A reset link used from another device lands while this page hashes its new password.
+      hasher.hash = async (plain, opts) => {
+        const made = await hash.call(hasher, plain, opts);
+        if (plain === MINE) {
+          hasher.hash = hash;
+          const identity = (await accounts().findIdentityByEmail(person.email))!;
+          assert.ok(await accounts().setPasswordHashIf(identity.id, identity.passwordHash, await hash.call(hasher, THEIRS)));
+        }
+        return made;
+      };
+      try {
+        const refused = await submit(browser, page, 'change-password-form', { current_password: PASSWORD, password: MINE, password_confirm: MINE });
+        assert.equal(refused.status, 409, errorOf(refused));
+        assert.match(errorOf(refused), /changed elsewhere just now/);
+      } finally {
+        hasher.hash = hash;
+      }
+      const stored = (await accounts().findIdentityByEmail(person.email))!.passwordHash!;
+      assert.equal(await hasher.verify(stored, THEIRS), true, 'the password set meanwhile stays');
+      assert.equal(await hasher.verify(stored, MINE), false, "this page's is not written over it");
+    });
+
     it('refuses bad input on the account forms with a 4xx and changes nothing', async () => {
       const { login, browser } = await atProfile('nurse');
       const page = await browser.get('/account/profile/pin');

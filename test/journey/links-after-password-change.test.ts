@@ -93,6 +93,34 @@ for (const setup of SETUPS) {
       assert.ok(await signsIn(person.email, CHANGED), 'the password the person chose still signs in');
     });
 
+    it('a reset link used while the password is changed elsewhere: the change made meanwhile is not written over', async () => {
+      const person = await addPerson(server, 'employee');
+      const link = await resetLink(person.email);
+      const MINE = 'harbour violet compass';
+      const { hasher } = server.latchkey;
+      const { hash } = hasher;
+      // The person changes the password on the account page while the link's new one is hashed.
+      hasher.hash = async (plain, opts) => {
+        const made = await hash.call(hasher, plain, opts);
+        if (plain === MINE) {
+          hasher.hash = hash;
+          const identity = (await server.latchkey.stores.accounts.findIdentityByEmail(person.email))!;
+          assert.ok(await server.latchkey.stores.accounts.setPasswordHashIf(identity.id, identity.passwordHash, await hash.call(hasher, CHANGED)));
+        }
+        return made;
+      };
+      let answer;
+      try {
+        ({ answer } = await useLink(link, MINE));
+      } finally {
+        hasher.hash = hash;
+      }
+      assert.equal(answer.status, 400, visible(answer).slice(0, 300));
+      assert.match(visible(answer), /already used/);
+      assert.ok(await signsIn(person.email, CHANGED), 'the password changed meanwhile signs in');
+      assert.equal(await signsIn(person.email, MINE), false, "the link's does not");
+    });
+
     it('an invitation still open when the password was reset with a newer reset link no longer works; the reset link is used once', async () => {
       const person = await addPerson(server, 'employee');
       const invitation = await invitationLink(person.email);

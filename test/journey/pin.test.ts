@@ -172,7 +172,10 @@ for (const setup of SETUPS) {
       await choosePin(server, rp, person, PIN);
       const { page, browser } = await reachFactor(server, rp, person);
       const results = await Promise.all(Array.from({ length: 30 }, (_, i) => submitFactor(browser, page, 'enter-pin-form', { pin: String(500000 + i * 1237) })));
-      for (const r of results) assert.ok([400, 429].includes(r.status), String(r.status));
+      // 409 (`signin_busy`): a request that waited its 5 s for the sign-in's lease, as a heavily loaded machine
+      // can make one of 30 wait, and was answered without evaluating anything.
+      for (const r of results) assert.ok([400, 409, 429].includes(r.status), String(r.status));
+      assert.ok(results.filter((r) => r.status !== 409).length >= 5, 'enough were evaluated to reach the lock');
       const counter = await server.latchkey.stores.counters.peek(`pin:${login}`, Date.now());
       assert.ok(counter && counter.failures <= 5, `evaluated ${counter?.failures}`);
       assert.ok(counter.lockedUntil > Date.now());
