@@ -37,10 +37,12 @@ export interface Progress {
   /** The alternative method chosen to pass the factor (`FactorInfo.alternatives`), instead of the factor itself. */
   method?: string;
   /**
-   * The factor passed, and a page to show before the journey finishes
-   * (`MethodBehaviour.afterEnrol`'s, made afresh each time; or a method's `page`).
+   * The factor passed by the login `loginId`, and a page to show before the
+   * journey finishes (`MethodBehaviour.afterEnrol`'s, made afresh each time;
+   * or a method's `page`). It stands for that login only (`heldFor`): a
+   * sign-in that moves to another login has passed nothing for it.
    */
-  held?: { factor: string; method?: string; offered?: string; amr?: string[]; page?: { view: string; locals: Record<string, unknown> } };
+  held?: { loginId: string; factor: string; method?: string; offered?: string; amr?: string[]; page?: { view: string; locals: Record<string, unknown> } };
   /** The factor's scratch space (see `FactorRequest.draft`). */
   draft?: Record<string, unknown>;
   /** An upstream sign-in under way (docs/upstream.md); cleared by its callback. */
@@ -107,4 +109,17 @@ export async function ensureProgress(interaction: Interaction): Promise<Progress
   const progress: Progress = { csrf: randomBytes(24).toString('base64url') };
   await saveProgress(interaction, progress);
   return progress;
+}
+
+/** The factor `progress` holds as passed, when it was passed by `login`; else none. */
+export const heldFor = (progress: Progress, login: { id: string }): Progress['held'] => (progress.held?.loginId === login.id ? progress.held : undefined);
+
+/**
+ * What a sign-in keeps when the person chooses another login: the first step
+ * and the session it builds on, nothing of the login before (a factor passed,
+ * a method chosen, a factor's scratch space).
+ */
+export function forLogin(progress: Progress, login: { id: string }): Progress {
+  const { held: _held, method: _method, draft: _draft, ...kept } = progress;
+  return { ...kept, loginId: login.id, draft: {} };
 }

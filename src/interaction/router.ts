@@ -16,7 +16,7 @@ import { setRetryAfter } from '../web/errors.ts';
 import { localeOf, sendPage } from '../web/views.ts';
 import { hasText } from '../i18n.ts';
 import { resolveLanguage, useLanguage } from '../web/language.ts';
-import { ensureProgress, readProgress, saveProgress, type Interaction, type Progress, type StepUp, type SwitchFrom } from './journey.ts';
+import { ensureProgress, forLogin, heldFor, readProgress, saveProgress, type Interaction, type Progress, type StepUp, type SwitchFrom } from './journey.ts';
 import { SWITCH_PARAM, readSwitchTicket } from './switch.ts';
 import { oneRequestAtATime } from './lease.ts';
 import { ACCOUNT_AUDIENCE, ANY_TENANT, clientFinder } from '../provider/account-client.ts';
@@ -166,7 +166,7 @@ export function interactionRouter(
    */
   async function factorFor(interaction: Interaction, tenant: Tenant, login: Login): Promise<Factor | null> {
     const own = factorOf(tenant, login);
-    const needed = Math.max(factors.rank(own.acr), await requestedRank(interaction));
+    const needed = await neededRank(interaction, tenant, login);
     const reaching = factors
       .all()
       .filter((f) => factors.rank(f.acr) >= needed)
@@ -175,6 +175,11 @@ export function interactionRouter(
     if (ready) return ready;
     if (reaching.includes(own)) return own;
     return tenant.stepUpEnrollment ? (reaching[0] ?? null) : null;
+  }
+
+  /** The level a sign-in of `login` (of `tenant`) must reach: its user type's factor's, or the request's when higher. */
+  async function neededRank(interaction: Interaction, tenant: Tenant, login: Login): Promise<number> {
+    return Math.max(factors.rank(factorOf(tenant, login).acr), await requestedRank(interaction));
   }
 
   /** The level the request and its app ask for (a rank of `factors.acrValues()`). */
@@ -287,9 +292,17 @@ export function interactionRouter(
     const { stepUp, switchFrom } = progress;
     // The last gate, whichever step led here.
     if (!(await firstStepStands(progress, login))) throw signinEnded();
+    const home = login.tenant === tenant.id ? tenant : await accounts.getTenant(login.tenant);
     const switchHolds = async (from: SwitchFrom) => (await switchStands(from)) && !endedBefore(await accounts.loginSessionsNotBefore(login.id), from.loginTs);
-    if ((stepUp && !(await stepUpStands(login, stepUp))) || (switchFrom && !(await switchHolds(switchFrom)))) {
-      // The session it built on ended or changed meanwhile (signed out, another sign-in, a reset): sign in from the start.
+    if (
+      (stepUp && !(await stepUpStands(login, stepUp))) ||
+      (switchFrom && !(await switchHolds(switchFrom))) ||
+      // The factor passed must reach this login's level (its user type may have changed meanwhile).
+      !home ||
+      factors.rank(factor.acr) < (await neededRank(interaction, home, login))
+    ) {
+      // The session it built on ended or changed meanwhile (signed out, another sign-in, a reset), or what was passed
+      // no longer suffices: sign in from the start.
       await saveProgress(interaction, { csrf: progress.csrf });
       ctx.redirect(`/interaction/${interaction.uid}`);
       ctx.status = 303;
@@ -315,7 +328,6 @@ export function interactionRouter(
       },
     });
     // "Stay signed in" off (a shared workstation): the session cookie ends with the browser.
-    const home = login.tenant === tenant.id ? tenant : await accounts.getTenant(login.tenant);
     const remember = sessionPolicyOf(home).staySignedIn;
     // A switch keeps the password's time: it is no fresh sign-in (the account pages' re-authentication asks for one).
     const ts = switchFrom ? switchFrom.loginTs : signInSecond(await accounts.loginSessionsNotBefore(login.id), now());
@@ -471,7 +483,7 @@ export function interactionRouter(
     if (interaction.prompt.name !== 'login') throw badRequest('errors.signin.unsupportedStep');
     if (progress.identityId && progress.email) {
       const login = await chosenLogin(progress, tenant);
-      if (login && progress.held) return renderHeld(ctx, interaction, tenant, login, progress);
+      if (login && heldFor(progress, login)) return renderHeld(ctx, interaction, tenant, login, progress);
       if (login) return renderFactor(ctx, interaction, tenant, login, progress);
       const logins = await signInLogins(tenant, progress.email);
       if (logins.length > 1) return page(ctx, 'select-login', { ...locals, logins: await loginChoices(tenant, logins) });
@@ -565,8 +577,7 @@ export function interactionRouter(
     const login = (await signInLogins(tenant, progress.email)).find((l) => l.id === loginId);
     if (!login) throw badRequest('errors.signin.chooseLogin');
     if (!(await firstStepStands(progress, login))) throw signinEnded();
-    const next: Progress = { ...progress, loginId: login.id, draft: {} };
-    await continueWithLogin(ctx, interaction, tenant, login, next);
+    await continueWithLogin(ctx, interaction, tenant, login, forLogin(progress, login));
   });
 
   router.post('/factor', async (ctx) => {
@@ -596,6 +607,7 @@ export function interactionRouter(
       if (said || offered) {
         const amr = !method && 'amr' in outcome ? outcome.amr : undefined;
         progress.held = {
+          loginId: login.id,
           factor: factor.id,
           ...(method ? { method: method.id } : {}),
           ...(said ? { page: said } : {}),
@@ -617,7 +629,8 @@ export function interactionRouter(
    * kept in the clear), or what a method had to say. Its form posts to `/continue`.
    */
   async function renderHeld(ctx: Context, interaction: Interaction, tenant: Tenant, login: Login, progress: Progress, error?: LatchkeyError) {
-    const held = progress.held!;
+    const held = heldFor(progress, login);
+    if (!held) throw badRequest('errors.signin.passwordFirst');
     const factor = factors.get(held.factor);
     let shown = held.page ?? null;
     if (held.offered) {
@@ -632,7 +645,7 @@ export function interactionRouter(
   router.post('/continue', async (ctx) => {
     const { interaction, tenant, progress } = await loadForPost(ctx, 'login');
     const login = await chosenLogin(progress, tenant);
-    const held = progress.held;
+    const held = login && heldFor(progress, login);
     if (!progress.identityId || !login || !held) throw badRequest('errors.signin.passwordFirst');
     const { saved } = formFields(ctx.request.body, [], ['csrf', 'saved'], 256);
     // Codes shown once must be confirmed as saved: the person cannot see them again.

@@ -71,6 +71,59 @@ for (const setup of SETUPS) {
       return { browser, page: codePage, pending };
     }
 
+    /** Links the app of `login` at its first sign-in, the codes confirmed as saved. */
+    async function linkOf(person: Person, login: string) {
+      const { browser, page } = await reachFactor(server, rp, person, login);
+      const shown = await submitFactor(browser, page, 'link-authenticator-form', { code: await codeFor(secretOf(page), stepAt(clock.now())) });
+      assert.ok(callbackReached(await browser.post(actionOf(shown, 'recovery-saved-form'), { saved: 'yes', csrf: csrfOf(shown) })));
+    }
+
+    it("a factor passed for one login stands for it only: choosing a sibling on the codes page asks the sibling's own factor and mints none of its codes", async () => {
+      const person = await addPerson(server, 'manager', 'manager');
+      const [mine, sibling] = person.logins as [string, string];
+      await linkOf(person, sibling);
+      const siblingCodes = (await accounts().getLogin(sibling))!.factors.recovery;
+      assert.ok(siblingCodes, 'the sibling has codes of its own');
+
+      // Someone with the password links their own app to the login that had none, and reaches its codes page.
+      const { browser, page } = await reachFactor(server, rp, person, mine);
+      const shown = await submitFactor(browser, page, 'link-authenticator-form', { code: await codeFor(secretOf(page), stepAt(clock.now())) });
+      assert.ok(hasForm(shown, 'recovery-saved-form'));
+      const continueAt = actionOf(shown, 'recovery-saved-form');
+      const moved = await browser.post(continueAt.replace(/\/continue$/, '/select'), { login: sibling, csrf: csrfOf(shown) });
+      assert.ok(hasForm(moved, 'enter-code-form'), `the sibling's own app is asked: ${moved.status} ${errorOf(moved)}`);
+      assert.deepEqual(codesOf(moved), [], 'no codes shown');
+      const again = await browser.post(continueAt, { saved: 'yes', csrf: csrfOf(shown) });
+      assert.ok(!callbackReached(again), `the first login's codes page does not finish the sibling's sign-in: ${again.status} ${again.url}`);
+      assert.equal(again.status, 400);
+      assert.deepEqual((await accounts().getLogin(sibling))!.factors.recovery, siblingCodes, "the sibling's codes are as they were");
+      assert.equal((await auditOf(server, sibling, 'signin.success')).length, 1, 'the sibling signed in only when it linked its app');
+    });
+
+    it('a recovery code of one login does not finish a sibling\'s sign-in: its "codes left" page moved to the sibling asks the sibling\'s factor', async () => {
+      const person = await addPerson(server, 'manager', 'manager');
+      const [mine, sibling] = person.logins as [string, string];
+      await linkOf(person, sibling);
+      clock.advance(30_000);
+      const { browser, page } = await reachFactor(server, rp, person, mine);
+      const shown = await submitFactor(browser, page, 'link-authenticator-form', { code: await codeFor(secretOf(page), stepAt(clock.now())) });
+      const codes = codesOf(shown);
+      assert.ok(callbackReached(await browser.post(actionOf(shown, 'recovery-saved-form'), { saved: 'yes', csrf: csrfOf(shown) })));
+      // The next sign-in of `mine` with one of its codes reaches the page that says how many are left.
+      const next = await reachFactor(server, rp, person, mine);
+      const codePage = await next.browser.post(actionOf(next.page, 'use-recovery-form'), { method: 'recovery', csrf: csrfOf(next.page) });
+      const left = await submitFactor(next.browser, codePage, 'recovery-code-form', { recovery_code: codes[0]! });
+      assert.equal(textOf(left, 'recovery-remaining')?.includes('9'), true, `${left.status} ${errorOf(left)}`);
+      const continueAt = actionOf(left, 'recovery-used-form');
+      const moved = await next.browser.post(continueAt.replace(/\/continue$/, '/select'), { login: sibling, csrf: csrfOf(left) });
+      assert.ok(!callbackReached(moved), `the sibling is not signed in: ${moved.status} ${moved.url}`);
+      assert.ok(hasForm(moved, 'enter-code-form'), `the sibling's own app is asked: ${moved.status} ${errorOf(moved)}`);
+      assert.ok(!hasForm(moved, 'recovery-code-form'), "the first login's chosen method does not carry over");
+      const again = await next.browser.post(continueAt, { csrf: csrfOf(left) });
+      assert.ok(!callbackReached(again), `the first login's page does not finish the sibling's sign-in: ${again.status} ${again.url}`);
+      assert.equal((await auditOf(server, sibling, 'signin.success')).length, 1, 'the sibling signed in only when it linked its app');
+    });
+
     it('shows ten codes of 60 bits once, with download and copy, and asks that they were saved', async () => {
       const person = await addPerson(server, 'manager');
       const { browser, page } = await reachFactor(server, rp, person);
