@@ -20,7 +20,7 @@ import { createHash, randomUUID } from 'node:crypto';
 import { isIP } from 'node:net';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { CounterRecord, CounterStore, LockPolicy } from './storage/counters/port.ts';
-import { frozenOut, lockedOut } from './errors.ts';
+import { frozenOut, lockedOut, rateLimited } from './errors.ts';
 
 export type AttemptResult =
   | { passed: true }
@@ -189,3 +189,13 @@ export function hashedKey(kind: string, value: string): string {
 
 /** The password's key: per identity, by its (normalized) email, known or not, so a lock tells nothing. */
 export const passwordKey = (email: string) => hashedKey('pwd', email);
+
+/**
+ * A sliding window of requests per caller (an API client, a SCIM token) in the
+ * counter store, so every process counts together: past `limit` requests in
+ * `windowMs` a request is refused 429, with when to try again.
+ */
+export async function takeRequestSlot(counters: CounterStore, key: string, limit: number, windowMs: number, now: number): Promise<void> {
+  const taken = await counters.windowTake(key, randomUUID(), limit, windowMs, now);
+  if (!taken.allowed) throw rateLimited(Math.max(1, Math.ceil((taken.retryAt - now) / 1000)));
+}

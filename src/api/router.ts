@@ -14,7 +14,8 @@ import { bodyParser } from '@koa/bodyparser';
 import type { Context, Middleware, Next } from 'koa';
 import compose from 'koa-compose';
 import { z, type ZodError, type ZodType } from 'zod';
-import { LatchkeyError, badRequest, insufficientScope, invalidToken, namesake, notFound, preconditionFailed, rateLimited, unavailable } from '../errors.ts';
+import { LatchkeyError, badRequest, insufficientScope, invalidToken, namesake, notFound, preconditionFailed, unavailable } from '../errors.ts';
+import { takeRequestSlot } from '../limits.ts';
 import type { RouteDeps } from '../services.ts';
 import type { Client, Login, LoginProfile, Tenant } from '../storage/accounts/port.ts';
 import { normalizeEmail } from '../storage/accounts/port.ts';
@@ -680,9 +681,7 @@ export function apiMiddleware(deps: ApiDeps): Middleware {
 
   /** A sliding window of requests per client, in the counters store (every process counts together). */
   async function throttle(caller: Caller): Promise<void> {
-    const now = deps.now();
-    const taken = await counters.windowTake(`api:${caller.client.clientId}`, randomUUID(), config.api.rateLimit, config.api.rateWindowSeconds * 1000, now);
-    if (!taken.allowed) throw rateLimited(Math.max(1, Math.ceil((taken.retryAt - now) / 1000)));
+    await takeRequestSlot(counters, `api:${caller.client.clientId}`, config.api.rateLimit, config.api.rateWindowSeconds * 1000, deps.now());
   }
 
   function answerProblem(ctx: Context, err: LatchkeyError) {

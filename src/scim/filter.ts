@@ -40,6 +40,8 @@ export interface PatchPath {
 const COMPARE: ReadonlySet<string> = new Set(['eq', 'ne', 'co', 'sw', 'ew', 'gt', 'ge', 'lt', 'le']);
 const MAX_LENGTH = 4096;
 const MAX_DEPTH = 32;
+/** Comparisons in one filter: what a directory sends has one to a few; each is evaluated for every value or User it is tried on. */
+export const MAX_COMPARISONS = 50;
 
 type Token = { kind: 'word'; text: string } | { kind: 'string'; text: string } | { kind: '(' | ')' | '[' | ']' };
 
@@ -110,6 +112,7 @@ function literal(token: Token | undefined): Value {
 
 class Parser {
   private at = 0;
+  private comparisons = 0;
   constructor(private readonly tokens: Token[]) {}
 
   private peekWord(): string | null {
@@ -169,6 +172,7 @@ class Parser {
   }
 
   comparison(depth: number): Filter {
+    if (++this.comparisons > MAX_COMPARISONS) throw invalid(`more than ${MAX_COMPARISONS} comparisons`);
     const token = this.next();
     if (token?.kind !== 'word') throw invalid('a missing attribute name');
     const path = parseAttrPath(token.text);
@@ -313,6 +317,20 @@ function compare(actual: Json, op: CompareOp, expected: Value, caseExact: boolea
 }
 
 /** True when `resource` (its SCIM JSON) matches `filter`. */
+/** How many nodes `filter` has: about what one evaluation of it costs. */
+export function filterSize(filter: Filter): number {
+  switch (filter.op) {
+    case 'and':
+    case 'or':
+      return 1 + filterSize(filter.left) + filterSize(filter.right);
+    case 'not':
+    case '[]':
+      return 1 + filterSize(filter.filter);
+    default:
+      return 1;
+  }
+}
+
 export function matches(resource: Json, filter: Filter, ctx: SchemaContext): boolean {
   switch (filter.op) {
     case 'and':

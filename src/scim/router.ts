@@ -12,6 +12,7 @@ import type { Login, Tenant, UserType } from '../storage/accounts/port.ts';
 import type { ScimUser } from '../storage/scim/port.ts';
 import { LOGIN_PAGE_MAX } from '../storage/accounts/port.ts';
 import { requestInfo } from '../web/request.ts';
+import { takeRequestSlot } from '../limits.ts';
 import { fullName } from '../names.ts';
 import { getKey, matches, parseFilter, type Filter } from './filter.ts';
 import { applyPatch, parsePatch } from './patch.ts';
@@ -54,6 +55,7 @@ function scimErrors(log: Logger, unavailableStore: (err: unknown) => string | nu
         ctx.set('Retry-After', '5');
         return scimError(ctx, new ScimError(503, null, 'The service is temporarily unavailable. Try again in a moment.'));
       }
+      if (err instanceof LatchkeyError && typeof err.detail.retryAfterSeconds === 'number') ctx.set('Retry-After', String(err.detail.retryAfterSeconds));
       if (err instanceof LatchkeyError && err.status < 500) {
         const field = typeof err.detail.field === 'string' ? `"${err.detail.field}": ` : '';
         return scimError(ctx, new ScimError(err.status, err.status === 400 ? 'invalidValue' : null, `${field}${err.message}`));
@@ -70,6 +72,28 @@ function scimErrors(log: Logger, unavailableStore: (err: unknown) => string | nu
 }
 
 const needsBody = (ctx: Context) => ['POST', 'PUT', 'PATCH'].includes(ctx.method);
+
+/** Levels of nesting a body may have: a SCIM body has a handful; far deeper ones only cost (and overflow the stack). */
+const MAX_BODY_DEPTH = 32;
+/** Members one Group change may add: each is looked up, and moved, one by one. */
+const MAX_MEMBERS_ADDED = 1_000;
+
+/** True when `value` nests deeper than `max` arrays and objects (walked without recursion). */
+function nestsDeeper(value: unknown, max: number): boolean {
+  const stack: [unknown, number][] = [[value, 0]];
+  while (stack.length) {
+    const [v, depth] = stack.pop()!;
+    if (typeof v !== 'object' || v === null) continue;
+    if (depth >= max) return true;
+    for (const child of Array.isArray(v) ? v : Object.values(v)) if (typeof child === 'object' && child !== null) stack.push([child, depth + 1]);
+  }
+  return false;
+}
+
+async function notTooDeep(ctx: Context, next: Next) {
+  if (nestsDeeper(ctx.request.body, MAX_BODY_DEPTH)) throw new ScimError(400, 'invalidSyntax', `The body nests deeper than ${MAX_BODY_DEPTH} levels.`);
+  await next();
+}
 
 async function jsonOnly(ctx: Context, next: Next) {
   if (needsBody(ctx)) {
@@ -94,6 +118,7 @@ export function scimRouter(deps: ScimRouterDeps): Router {
     scimErrors(deps.log, deps.stores.unavailableStore),
     jsonOnly,
     bodyParser({ enableTypes: ['json'], extendTypes: { json: ['application/json', 'application/scim+json'] }, jsonLimit: BODY_LIMIT, encoding: 'utf-8' }),
+    notTooDeep,
   );
 
   // The tenant of the bearer token, read again on every request.
@@ -105,6 +130,8 @@ export function scimRouter(deps: ScimRouterDeps): Router {
     const token = match ? await tokens.verify(match[1]!) : null;
     const tenant = token ? await accounts.getTenant(token.tenant) : null;
     if (!token || !tenant) throw new ScimError(401, null, 'A valid SCIM bearer token of a tenant is required.');
+    // A token counts its requests as an API client does (every process together).
+    await takeRequestSlot(deps.stores.counters, `scim:${token.id}`, config.api.rateLimit, config.api.rateWindowSeconds * 1000, deps.now());
     ctx.state.actor = scimActor(tenant, token.id, requestInfo(ctx));
     ctx.set('Cache-Control', 'no-store');
     await next();
@@ -359,6 +386,7 @@ export function scimRouter(deps: ScimRouterDeps): Router {
       const value = getKey(m, 'value');
       if (typeof value !== 'string' || value.length > ID_MAX) throw new ScimError(400, 'invalidValue', 'Each member needs a "value": a User id.');
       if (!before.has(value) && !added.includes(value)) added.push(value);
+      if (added.length > MAX_MEMBERS_ADDED) throw new ScimError(400, 'tooMany', `At most ${MAX_MEMBERS_ADDED} members can be added at once.`);
     }
     const targets = await Promise.all(added.map((id) => accounts.getLogin(id)));
     const missing = added.filter((_, i) => !targets[i] || targets[i]!.tenant !== actor.tenant.id);

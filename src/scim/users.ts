@@ -24,6 +24,8 @@ type Obj = Record<string, unknown>;
 const isObj = (v: unknown): v is Obj => typeof v === 'object' && v !== null && !Array.isArray(v);
 
 const USER_NAME_MAX = 256;
+/** A login has one email; a directory sends one or a few (work, home). */
+const MAX_EMAILS = 100;
 /** How the pages' checks name a User's fields in their errors. */
 const FIELD_NAMES = { firstName: 'name.givenName', lastName: 'name.familyName', email: 'emails.value', userType: `${LATCHKEY_USER}:userType` };
 const REFUSED = /[\p{Cc}\p{Cf}\p{Zl}\p{Zp}]/u;
@@ -148,6 +150,7 @@ export function userInput(body: unknown, tenant: Tenant, current: Login | null):
   const emails = getKey(body, 'emails');
   if (emails !== undefined && emails !== null && !Array.isArray(emails)) throw new ScimError(400, 'invalidValue', '"emails" must be a list.');
   const listed = (emails ?? []) as unknown[];
+  if (listed.length > MAX_EMAILS) throw new ScimError(400, 'invalidValue', `"emails" holds more than ${MAX_EMAILS} values.`);
   const chosen = listed.find((e) => isObj(e) && booleanOf(getKey(e, 'primary'), 'emails.primary') === true) ?? listed[0];
   let email = isObj(chosen) ? text(getKey(chosen, 'value'), 'emails.value', 320) : null;
   if (!email && userName.includes('@')) email = userName;

@@ -3,8 +3,8 @@
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { ScimError } from '../../src/errors.ts';
-import { matches, parseFilter, parsePatchPath } from '../../src/scim/filter.ts';
-import { applyPatch, parsePatch } from '../../src/scim/patch.ts';
+import { MAX_COMPARISONS, matches, parseFilter, parsePatchPath } from '../../src/scim/filter.ts';
+import { PATCH_WORK, applyPatch, parsePatch } from '../../src/scim/patch.ts';
 import { GROUP_PATCH_SCHEMA, LATCHKEY_USER, USER_PATCH_SCHEMA } from '../../src/scim/schemas.ts';
 
 const user = {
@@ -157,5 +157,34 @@ describe('SCIM PATCH', () => {
     refused(() => patch(user, ops({ op: 'replace', path: 'active[value eq "x"]', value: 1 })), 'invalidPath');
     refused(() => patch(user, ops({ op: 'replace', path: 'emails[type eq "home"]', value: { value: 'x' } })), 'noTarget');
     refused(() => patch(user, ops({ op: 'replace', path: 'urn:example:other:2.0:User:x', value: 1 })), 'invalidPath');
+  });
+
+  it('bounds the work one request may ask for: comparisons in a filter, filters in a PATCH, values tried against them', () => {
+    const or = (n: number) => Array.from({ length: n }, (_, i) => `value eq "z${i}"`).join(' or ');
+    assert.ok(parseFilter(or(MAX_COMPARISONS)), 'a filter of the most comparisons is read');
+    refused(() => parseFilter(or(MAX_COMPARISONS + 1)), 'invalidFilter');
+    refused(() => parsePatchPath(`emails[${or(MAX_COMPARISONS + 1)}]`), 'invalidPath');
+    // Many operations, each with a filter, are refused as a whole before any is evaluated.
+    refused(() => parsePatch(ops(...Array.from({ length: 1000 }, () => ({ op: 'remove', path: `emails[${or(3)}]` })))), 'tooMany');
+    // A resource with many values, each tried against long filters: refused once the work passes its bound.
+    const values = Math.ceil(PATCH_WORK / (2 * MAX_COMPARISONS - 1)) + 1;
+    const wide = { ...user, emails: Array.from({ length: values }, (_, i) => ({ value: `e${i}@acme.test` })) };
+    refused(() => patch(wide, ops({ op: 'remove', path: `emails[${or(MAX_COMPARISONS)}]` })), 'tooMany');
+    // Within the bound the same PATCH is made.
+    const narrow = { ...user, emails: wide.emails.slice(0, 100) };
+    assert.equal((patch(narrow, ops({ op: 'remove', path: `emails[${or(MAX_COMPARISONS - 1)} or value eq "e7@acme.test"]` })).emails as unknown[]).length, 99);
+  });
+
+  it('adds and removes many values at once, each once: added values already there are not added again', () => {
+    const group = { schemas: ['urn:ietf:params:scim:schemas:core:2.0:Group'], id: 'manager', displayName: 'Manager', members: [{ value: 'a' }, { value: 'b', display: 'B' }] };
+    const many = Array.from({ length: 5000 }, (_, i) => ({ value: `m${i}` }));
+    const added = patch(group, ops({ op: 'add', path: 'members', value: [...many, { value: 'b' }, { value: 'm1' }] }), GROUP_PATCH_SCHEMA).members as { value: string }[];
+    assert.equal(added.length, 5002);
+    assert.deepEqual(added[1], { value: 'b', display: 'B' }, 'a value already there stays as it was');
+    const removed = patch({ ...group, members: added }, ops({ op: 'remove', path: 'members', value: many.slice(0, 4999) }), GROUP_PATCH_SCHEMA).members as { value: string }[];
+    assert.deepEqual(
+      removed.map((m) => m.value),
+      ['a', 'b', 'm4999'],
+    );
   });
 });

@@ -373,6 +373,20 @@ for (const setup of SETUPS) {
       assertScimError(await scim('POST', '/Groups', { schemas: ['urn:ietf:params:scim:schemas:core:2.0:Group'], displayName: 'Interns' }), 403);
     });
 
+    it('refuses what would only cost — a body nested past 32 levels, a group change adding over 1,000 members, a User of over 100 emails — with 400, never a 500', async () => {
+      const made = await scim('POST', '/Users', newUser('costly@acme.test'));
+      assert.equal(made.status, 201, JSON.stringify(made.body));
+      const deep = `{"schemas":["${PATCH}"],"Operations":[{"op":"add","path":"emails","value":${'['.repeat(100_000)}${']'.repeat(100_000)}}]}`;
+      assertScimError(await scim('PATCH', `/Users/${made.body.id}`, deep), 400, 'invalidSyntax');
+      const members = Array.from({ length: 1001 }, (_, i) => ({ value: `nobody-${i}` }));
+      assertScimError(await scim('PATCH', '/Groups/manager', { schemas: [PATCH], Operations: [{ op: 'add', path: 'members', value: members }] }), 400, 'tooMany');
+      const emails = Array.from({ length: 101 }, (_, i) => ({ value: `costly${i}@acme.test` }));
+      assertScimError(await scim('PATCH', `/Users/${made.body.id}`, { schemas: [PATCH], Operations: [{ op: 'add', path: 'emails', value: emails }] }), 400, 'invalidValue');
+      const or = Array.from({ length: 51 }, (_, i) => `userName eq "x${i}"`).join(' or ');
+      assertScimError(await scim('GET', q(or)), 400, 'invalidFilter');
+      assert.equal((await scim('GET', `/Users/${made.body.id}`)).body.emails.length, 1, 'nothing changed');
+    });
+
     it("another tenant's token sees and changes nothing of this tenant", async () => {
       const globex = client(server.issuer, (await server.latchkey.scimTokens.create('globex', 'Okta', 'cli')).token);
       const list = await globex('GET', '/Users');
@@ -464,6 +478,30 @@ for (const setup of SETUPS) {
       assert.equal(stale.status, 303);
       assert.match(stale.headers.get('location') ?? '', /^\/account\/signin\?reauth=1/);
       assert.ok(!(await server.latchkey.stores.scim.listTokens('acme')).some((t) => t.label === 'Late'), 'no token without signing in again');
+    });
+  });
+
+  describe(`SCIM request limit (${setup})`, () => {
+    let server: TestServer;
+    const clock = testClock();
+    const LIMIT = 4;
+
+    before(async () => {
+      server = await startServer(setup, { now: clock.now, env: { API_RATE_LIMIT: String(LIMIT), API_RATE_WINDOW_SECONDS: '60' } });
+    });
+    after(() => server.stop());
+
+    it("counts each token's requests in a sliding window: past the limit 429 with Retry-After, another token unaffected, and again after the window", async () => {
+      const one = client(server.issuer, (await server.latchkey.scimTokens.create('acme', 'Entra ID', 'acme-owner')).token);
+      const two = client(server.issuer, (await server.latchkey.scimTokens.create('acme', 'Okta', 'acme-owner')).token);
+      const answers = await Promise.all(Array.from({ length: LIMIT + 3 }, () => one('GET', '/Users?count=1')));
+      assert.deepEqual(answers.map((a) => a.status).sort(), [...Array(LIMIT).fill(200), ...Array(3).fill(429)]);
+      const refused = answers.find((a) => a.status === 429)!;
+      assertScimError(refused, 429);
+      assert.ok(Number(refused.headers.get('retry-after')) >= 1, 'Retry-After');
+      assert.equal((await two('GET', '/Users?count=1')).status, 200, 'another token has its own window');
+      clock.advance(61_000);
+      assert.equal((await one('GET', '/Users?count=1')).status, 200, 'after the window');
     });
   });
 }
