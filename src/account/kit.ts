@@ -22,7 +22,7 @@ import { accountCookies, type AccountCookies, type AccountSession } from './sess
 
 export type AccountDeps = Pick<
   RouteDeps,
-  'provider' | 'sessions' | 'config' | 'accounts' | 'links' | 'mailer' | 'hasher' | 'factors' | 'audit' | 'limiter' | 'browsers' | 'now' | 'egress'
+  'provider' | 'sessions' | 'config' | 'accounts' | 'links' | 'counters' | 'mailer' | 'hasher' | 'factors' | 'audit' | 'limiter' | 'browsers' | 'now' | 'egress'
 >;
 
 /** The signed-in login, as read from the store on this request. */

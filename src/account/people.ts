@@ -127,7 +127,8 @@ export function peopleRoutes(router: Router, kit: AccountKit) {
     // The login's id comes from the form's nonce: a form sent twice (a double click, a second tab, a retry) makes one login.
     const result = await people.create(kit.actor(ctx, signed), derivedLoginId(signed.tenant.id, fields.nonce), person, { sameName: fields.same_name === 'yes' });
     if (result.outcome === 'namesakes') return addPage(ctx, signed, { nonce: fields.nonce, person, namesakes: result });
-    ctx.redirect(`/account/users?notice=${result.outcome === 'created' && result.invited ? 'added-invited' : 'added'}`);
+    const invitation = result.outcome === 'created' ? result.invitation : undefined;
+    ctx.redirect(`/account/users?notice=${invitation === 'sent' ? 'added-invited' : invitation === 'rate_limited' ? 'added-not-invited' : 'added'}`);
     ctx.status = 303;
   });
 
@@ -160,7 +161,7 @@ export function peopleRoutes(router: Router, kit: AccountKit) {
     }
     const result = await people.update(kit.actor(ctx, signed), target, person, { sameName: fields.same_name === 'yes' });
     if (result.outcome === 'namesakes') return personPage(ctx, signed, { action: editAction(target), editing: target, person, namesakes: result });
-    ctx.redirect('/account/users?notice=edited');
+    ctx.redirect(`/account/users?notice=${result.invitation === 'rate_limited' ? 'edited-not-invited' : 'edited'}`);
     ctx.status = 303;
   });
 }

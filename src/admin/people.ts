@@ -21,7 +21,7 @@ import { upstreamLinks } from '../upstream/links.ts';
 import { userTypeName } from '../names.ts';
 import { loginLocks, type Lifted } from './locks.ts';
 
-export type AdminDeps = Pick<RouteDeps, 'provider' | 'sessions' | 'config' | 'accounts' | 'links' | 'mailer' | 'factors' | 'audit' | 'limiter' | 'now'>;
+export type AdminDeps = Pick<RouteDeps, 'provider' | 'sessions' | 'config' | 'accounts' | 'links' | 'counters' | 'mailer' | 'factors' | 'audit' | 'limiter' | 'now'>;
 
 /** Who acts: an owner's login (the pages), a tenant's application (the API, SCIM), or the operator's command line. */
 export type ActorBy = { login: string } | { client: string } | { operator: 'cli' };
@@ -100,14 +100,21 @@ export interface Namesakes {
   suggestion: string;
 }
 
+/**
+ * An invitation an add or an email change was due (the email had no password): `sent`, or
+ * `rate_limited` — the identity was mailed its invitations of the hour already, so none was sent
+ * (the login is added or changed all the same, and the latest link stays good).
+ */
+export type Invitation = 'sent' | 'rate_limited';
+
 export type CreateResult =
-  /** `invited`: the email had no password, so an invitation to choose one was sent. */
-  | { outcome: 'created'; login: Login; invited: boolean }
+  /** `invited`: an invitation to choose a password was sent (`invitation` says why not, when one was due). */
+  | { outcome: 'created'; login: Login; invited: boolean; invitation?: Invitation }
   /** The key created this login before: nothing was made or sent again. */
   | { outcome: 'existed'; login: Login }
   | Namesakes;
 
-export type UpdateResult = { outcome: 'updated'; login: Login; changed: (keyof PersonFields)[] } | Namesakes;
+export type UpdateResult = { outcome: 'updated'; login: Login; changed: (keyof PersonFields)[]; invitation?: Invitation } | Namesakes;
 
 export interface UnlockResult {
   /** What was locked and is lifted, by what it guarded (`password`, a factor id). */
@@ -187,8 +194,9 @@ export function adminPeople(deps: AdminDeps): AdminPeople {
     return alike.length ? { outcome: 'namesakes', namesakes: alike, suggestion: suggestedLastName(actor.tenant, person) } : null;
   }
 
-  async function invite(actor: Actor, email: string) {
-    await sendInvitation(deps, { email, tenantId: actor.tenant.id, lang: actor.lang ?? 'en', ...actedBy(actor), now: new Date(deps.now()) });
+  async function invite(actor: Actor, email: string): Promise<Invitation | undefined> {
+    const result = await sendInvitation(deps, { email, tenantId: actor.tenant.id, lang: actor.lang ?? 'en', ...actedBy(actor), now: new Date(deps.now()) });
+    return result?.outcome;
   }
 
   /**
@@ -261,8 +269,8 @@ export function adminPeople(deps: AdminDeps): AdminPeople {
       const invited = identity.passwordHash === null;
       await audit.record({ type: 'login.added', outcome: 'success', ...origin(actor), login: id, detail: { ...actedBy(actor), userType: person.userType, invited } });
       // A person without a password chooses one from the invitation; one with a password signs in with it at once.
-      if (invited) await invite(actor, person.email);
-      return { outcome: 'created', login: await reread(id), invited };
+      const invitation = invited ? await invite(actor, person.email) : undefined;
+      return { outcome: 'created', login: await reread(id), invited: invitation === 'sent', ...(invitation ? { invitation } : {}) };
     },
 
     checkUpdate,
@@ -303,8 +311,8 @@ export function adminPeople(deps: AdminDeps): AdminPeople {
           detail: { ...actedBy(actor), changed, ...(changed.includes('userType') ? { from: target.userType, to: person.userType } : {}) },
         });
       }
-      if (identity && identity.passwordHash === null) await invite(actor, person.email);
-      return { outcome: 'updated', login: await reread(target.id), changed };
+      const invitation = identity && identity.passwordHash === null ? await invite(actor, person.email) : undefined;
+      return { outcome: 'updated', login: await reread(target.id), changed, ...(invitation ? { invitation } : {}) };
     },
 
     async setDisabled(actor, target, disabled) {

@@ -20,7 +20,7 @@ import type { RouteDeps } from '../services.ts';
 import type { Client, Login, LoginProfile, Tenant } from '../storage/accounts/port.ts';
 import { normalizeEmail } from '../storage/accounts/port.ts';
 import { ANY_TENANT } from '../provider/account-client.ts';
-import { adminPeople, checkPerson, derivedLoginId, type Actor, type PersonFields } from '../admin/people.ts';
+import { adminPeople, checkPerson, derivedLoginId, type Actor, type Invitation, type PersonFields } from '../admin/people.ts';
 import { adminWebhooks } from '../admin/webhooks.ts';
 import { createUserType, deleteUserType, planActorFactorChanges, renameUserType, setUserTypeFactors } from '../admin/user-types.ts';
 import { requestInfo } from '../web/request.ts';
@@ -114,7 +114,11 @@ const loginBody = (l: Login): z.infer<typeof S.Login> => ({
   factors: Object.keys(l.factors).sort(),
 });
 
-const withEtag = (status: number, login: Login, headers: Record<string, string> = {}): Answer => ({ status, body: loginBody(login), headers: { ETag: etagOf(login), ...headers } });
+const withEtag = (status: number, login: Login, headers: Record<string, string> = {}, invitation?: Invitation): Answer => ({
+  status,
+  body: { ...loginBody(login), ...(invitation ? { invitation } : {}) },
+  headers: { ETag: etagOf(login), ...headers },
+});
 
 const cursorOf = (value: Record<string, unknown>) => Buffer.from(JSON.stringify(value)).toString('base64url');
 function fromCursor<T>(cursor: string, schema: ZodType<T>): T {
@@ -201,7 +205,7 @@ export function apiRoutes(deps: ApiDeps): RouteSpec<never, never, never, Caller>
       tag: 'Logins',
       summary: 'Add a login',
       description:
-        'An email that has a password signs in at once; a new email is sent an invitation to choose one. With an `Idempotency-Key`, sending the same request again (a retry, parallel requests) answers with the one login it created (200) instead of adding another.',
+        'An email that has a password signs in at once; a new email is sent an invitation to choose one (at most 5 an hour per email: past them the login is added without a mail, and `invitation` says `rate_limited`). With an `Idempotency-Key`, sending the same request again (a retry, parallel requests) answers with the one login it created (200) instead of adding another.',
       scope: 'latchkey:logins.write',
       body: S.NewLogin,
       requestHeaders: { 'Idempotency-Key': 'Up to 255 visible characters, chosen once per login to add.' },
@@ -223,7 +227,7 @@ export function apiRoutes(deps: ApiDeps): RouteSpec<never, never, never, Caller>
             result.suggestion,
           );
         if (result.outcome === 'existed') return withEtag(200, result.login);
-        return withEtag(201, result.login, { Location: `${config.issuer}${API_PREFIX}/logins/${encodeURIComponent(id)}` });
+        return withEtag(201, result.login, { Location: `${config.issuer}${API_PREFIX}/logins/${encodeURIComponent(id)}` }, result.invitation);
       },
     }),
   );
@@ -252,7 +256,7 @@ export function apiRoutes(deps: ApiDeps): RouteSpec<never, never, never, Caller>
       tag: 'Logins',
       summary: 'Change a login’s email, names or user type',
       description:
-        'A new email hands the login to another person: its sessions end and its second factors are forgotten. With `If-Match`, the change is made only to the login as read.',
+        'A new email hands the login to another person: its sessions end and its second factors are forgotten; a new email without a password is sent an invitation (`invitation`, as for an add). With `If-Match`, the change is made only to the login as read.',
       scope: 'latchkey:logins.write',
       params: S.LoginId,
       body: S.LoginChange,
@@ -277,7 +281,7 @@ export function apiRoutes(deps: ApiDeps): RouteSpec<never, never, never, Caller>
             result.namesakes.map((l) => l.id),
             result.suggestion,
           );
-        return withEtag(200, result.login);
+        return withEtag(200, result.login, {}, result.invitation);
       },
     }),
   );

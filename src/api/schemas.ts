@@ -39,6 +39,10 @@ export const Login = z
     userType: z.string(),
     disabled: z.boolean(),
     factors: z.array(z.string()).openapi({ description: 'The second factors the person has set up (`pin`, `totp`).' }),
+    invitation: z.enum(['sent', 'rate_limited']).optional().openapi({
+      description:
+        'Only in the answer to an add or an email change that was due an invitation (the email has no password): `sent`, or `rate_limited` when the email was already sent 5 invitations in the past hour — the login is added or changed all the same, no mail is sent and the latest invitation link stays good.',
+    }),
   })
   .openapi('Login');
 

@@ -74,7 +74,7 @@ async function inviteEmail(email: string, tenantId: string): Promise<number> {
   const services = await open();
   try {
     const { config, stores, mailer, audit } = services;
-    console.log(await invite(email, tenantId, { config, links: stores.links, accounts: stores.accounts, mailer, audit }));
+    console.log(await invite(email, tenantId, { config, links: stores.links, accounts: stores.accounts, counters: stores.counters, mailer, audit }));
     return 0;
   } catch (err) {
     console.error((err as Error).message);

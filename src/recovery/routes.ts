@@ -32,8 +32,8 @@ import { constantTimeEqual } from '../crypto/equal.ts';
 export type RecoveryDeps = Pick<RouteDeps, 'provider' | 'sessions' | 'config' | 'accounts' | 'links' | 'counters' | 'hasher' | 'limiter' | 'audit' | 'mailer' | 'log' | 'now'>;
 
 const EMAIL_MAX = 320;
-/** Reset links one identity may be sent per hour; more requests are answered alike and send nothing. */
-const LINKS_PER_HOUR = 5;
+/** Links of one purpose (reset links, invitations) one identity may be mailed per hour; past it none is made or sent. */
+export const LINKS_PER_HOUR = 5;
 /** Forgot-password requests one address (an IPv6 /64) may make an hour; more are answered alike and send nothing. */
 const ADDRESS_PER_HOUR = 20;
 const TOKEN = /^[A-Za-z0-9_-]{43}$/;
@@ -47,12 +47,14 @@ const PURPOSES = {
     texts: { unknown: 'errors.recovery.unknown', used: 'errors.recovery.used', expired: 'errors.recovery.expired' },
     audit: 'password.reset',
     how: 'mail.password_changed.how_reset',
+    window: 'forgot-links',
   },
   invite: {
     path: '/invite',
     texts: { unknown: 'errors.invite.unknown', used: 'errors.invite.used', expired: 'errors.invite.expired' },
     audit: 'password.invitation_accepted',
     how: 'mail.password_changed.how_invite',
+    window: 'invite-links',
   },
 } as const;
 
@@ -68,6 +70,14 @@ function passwordFingerprint(pepper: string, identity: Pick<Identity, 'passwordH
   return createHmac('sha256', key)
     .update(identity.passwordHash === null ? 'none' : `hash:${identity.passwordHash}`)
     .digest('base64url');
+}
+
+/**
+ * A place in the identity's sliding window of `purpose`'s links, taken atomically in the shared counter
+ * store: of parallel requests (in any app process), at most `LINKS_PER_HOUR` an hour make a link.
+ */
+async function takeLinkSlot(counters: RecoveryDeps['counters'], identityId: string, purpose: LinkPurpose, now: Date): Promise<boolean> {
+  return (await counters.windowTake(`${PURPOSES[purpose].window}:${identityId}`, randomBytes(8).toString('hex'), LINKS_PER_HOUR, 3_600_000, now.getTime())).allowed;
 }
 
 /**
@@ -87,17 +97,23 @@ export async function issueLink(deps: Pick<RecoveryDeps, 'config' | 'links'>, id
   return `${deps.config.issuer}${PURPOSES[purpose].path}/${token}`;
 }
 
+export type InvitationResult =
+  | { outcome: 'sent'; identityId: string; expiresAt: Date }
+  /** The identity was mailed `LINKS_PER_HOUR` invitations this past hour: none is sent, its latest link stays good. */
+  | { outcome: 'rate_limited'; identityId: string };
+
 /**
  * Invites the person of `email` to choose a password (an identity without one,
  * or whose owner wants them to set a new one): a one-time link for 72 hours by
- * mail, in `tenant`'s name. Sending again voids the earlier link. Null when the
- * email has no login in the tenant.
+ * mail, in `tenant`'s name. Sending again voids the earlier link. At most
+ * `LINKS_PER_HOUR` an hour per identity, whoever sends them; past it nothing is
+ * sent and the refusal is audited. Null when the email has no login in the tenant.
  */
 export async function sendInvitation(
-  deps: Pick<RecoveryDeps, 'config' | 'links' | 'accounts' | 'mailer' | 'audit'>,
+  deps: Pick<RecoveryDeps, 'config' | 'links' | 'accounts' | 'mailer' | 'audit' | 'counters'>,
   /** `by`: the owner's login that invited; `client`: the application that did. */
   input: { email: string; tenantId: string; lang?: 'en' | 'nl'; by?: string | null; client?: string; now?: Date },
-): Promise<{ identityId: string; expiresAt: Date } | null> {
+): Promise<InvitationResult | null> {
   const email = normalizeEmail(input.email);
   const [identity, tenant, logins] = await Promise.all([
     deps.accounts.findIdentityByEmail(email),
@@ -106,6 +122,11 @@ export async function sendInvitation(
   ]);
   if (!identity || !tenant || logins.length === 0) return null;
   const now = input.now ?? new Date();
+  const who = { ...(input.by ? { by: input.by } : {}), ...(input.client ? { client: input.client } : {}) };
+  if (!(await takeLinkSlot(deps.counters, identity.id, 'invite', now))) {
+    await deps.audit.record({ type: 'login.invited', outcome: 'failure', tenant: tenant.id, login: logins[0]!.id, detail: { ...who, reason: 'rate_limited' } });
+    return { outcome: 'rate_limited', identityId: identity.id };
+  }
   const link = await issueLink(deps, identity, 'invite', now);
   await deps.mailer.send({
     kind: 'invitation',
@@ -120,9 +141,9 @@ export async function sendInvitation(
     outcome: 'success',
     tenant: tenant.id,
     login: logins[0]!.id,
-    detail: { ...(input.by ? { by: input.by } : {}), ...(input.client ? { client: input.client } : {}) },
+    detail: who,
   });
-  return { identityId: identity.id, expiresAt: new Date(now.getTime() + deps.config.mail.inviteLinkHours * 3_600_000) };
+  return { outcome: 'sent', identityId: identity.id, expiresAt: new Date(now.getTime() + deps.config.mail.inviteLinkHours * 3_600_000) };
 }
 
 /** The first step's "Forgot your password?", inside the sign-in. */
@@ -133,8 +154,7 @@ export function forgotPassword(deps: RecoveryDeps): JourneyPlugin {
   /** Everything a known email costs beyond an unknown one happens after the answer, so both take alike. */
   async function sendLink(identity: Identity, tenant: { id: string; name: string } | null, lang: 'en' | 'nl', info: { ip: string | null; userAgent: string | null }) {
     const at = now();
-    // A place in the identity's sliding window, taken atomically: of parallel requests, at most the limit make a link.
-    if (!(await counters.windowTake(`forgot-links:${identity.id}`, randomBytes(8).toString('hex'), LINKS_PER_HOUR, 3_600_000, at.getTime())).allowed) {
+    if (!(await takeLinkSlot(counters, identity.id, 'reset', at))) {
       log.info({ identity: identity.id }, 'password reset: too many links this hour; none sent');
       return;
     }

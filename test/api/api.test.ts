@@ -11,7 +11,7 @@ import assert from 'node:assert/strict';
 import { Validator } from '@seriousme/openapi-schema-validator';
 import { Browser } from '../support/browser.ts';
 import { SETUPS, callbackReached, relyingParty, signIn, startServer, testClock, type TestClock, type TestServer } from '../support/latchkey.ts';
-import { startSmtp, type TestSmtp } from '../support/smtp.ts';
+import { linkOf, startSmtp, type TestSmtp } from '../support/smtp.ts';
 import { GLOBEX, PROVISIONER, READER, apiClient, apiFixture, tokenFor, type Recorded } from './support.ts';
 import { apiRoutes } from '../../src/api/router.ts';
 import { Problem } from '../../src/api/schemas.ts';
@@ -215,6 +215,55 @@ for (const setup of SETUPS) {
       });
       assert.equal(other.status, 201);
       assert.notEqual(other.body.id, answers[0]!.body.id);
+    });
+
+    /** The mails to `email` once the outbox has been sent. */
+    async function mailsTo(email: string) {
+      await server.latchkey.mailer.drain();
+      return smtp.to(email);
+    }
+
+    it('mails one email at most 5 invitations an hour, by adds and email changes; past them the login is made, nothing mailed, the last link kept, the refusal audited', async () => {
+      const email = `flood-${Date.now()}@acme.test`;
+      const add = () => call(token, 'POST', '/logins', { body: newLogin({ email, allowSameName: true }) });
+      const added = [];
+      for (let i = 0; i < 6; i++) added.push(await add());
+      assert.deepEqual(
+        added.map((a) => [a.status, a.body.invitation]),
+        [...Array(5).fill([201, 'sent']), [201, 'rate_limited']],
+      );
+      // An email change to it is due an invitation too, and refused alike.
+      const other = await add();
+      const moved = await call(token, 'PATCH', `/logins/${added[0]!.body.id}`, { body: { email: `moved-${email}` } });
+      assert.equal(moved.body.invitation, 'sent');
+      const back = await call(token, 'PATCH', `/logins/${added[0]!.body.id}`, { body: { email, allowSameName: true } });
+      assert.deepEqual([back.status, back.body.invitation, back.body.email], [200, 'rate_limited', email]);
+      assert.equal(other.body.invitation, 'rate_limited');
+      const logins = (await accounts().listLoginsForEmail('acme', email)).map((l) => l.id);
+      assert.equal(logins.length, 7, 'every login made');
+
+      const mails = await mailsTo(email);
+      assert.equal(mails.length, 5, 'five invitations');
+      // The refused ones made no link: the fifth mail's still works.
+      assert.equal((await new Browser(server.issuer).get(linkOf(mails[4]!))).status, 200);
+      const refused = (await accounts().listAudit({ tenant: 'acme', type: 'login.invited', person: { logins } })).filter((e) => e.outcome === 'failure');
+      assert.equal(refused.length, 3);
+      for (const e of refused) assert.deepEqual(e.detail, { client: PROVISIONER.id, reason: 'rate_limited' });
+
+      clock.advance(3_600_001);
+      assert.equal((await add()).body.invitation, 'sent', 'again after the hour');
+      assert.equal((await mailsTo(email)).length, 6);
+    });
+
+    it('of 8 adds of one new email at once, at most 5 mail an invitation', async () => {
+      const email = `burst-${Date.now()}@acme.test`;
+      const answers = await Promise.all(Array.from({ length: 8 }, () => call(token, 'POST', '/logins', { body: newLogin({ email, allowSameName: true }) })));
+      assert.deepEqual(
+        answers.map((a) => a.status),
+        Array(8).fill(201),
+      );
+      assert.deepEqual(answers.map((a) => a.body.invitation).sort(), [...Array(3).fill('rate_limited'), ...Array(5).fill('sent')]);
+      assert.equal((await mailsTo(email)).length, 5);
     });
 
     it('asks before a second login of one email with the same name (409 namesake), and adds it when allowed', async () => {
