@@ -196,6 +196,9 @@ export function detailTexts(event: AuditEvent, ctx: DetailContext): string[] {
         // An unlock's lifted lock, by what it guarded.
         out.push(t('account.audit.detail.lifted', { what: t(`account.audit.guards.${key}`), state: t(`account.audit.lockStates.${v === 'frozen' ? 'frozen' : 'locked'}`) }));
         break;
+      case 'upstreamKept':
+        out.push(t('account.audit.detail.upstreamKept', { count: Number(v) }));
+        break;
       case 'kept':
         out.push(
           t('account.audit.detail.kept', {

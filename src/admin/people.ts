@@ -160,7 +160,11 @@ export interface AdminPeople {
   listSessions(actor: Actor, target: Login): Promise<SessionView[]>;
   /** Ends one session of the login and tells its apps; false when the login has no such session. Audited. */
   endSession(actor: Actor, target: Login, sessionId: string): Promise<boolean>;
-  /** Forgets a factor's set-up (a lost phone or PIN): lifts the login's locks, ends its sessions, unlinks upstream accounts when configured. */
+  /**
+   * Forgets a factor's set-up (a lost phone or PIN): lifts the login's locks, ends its sessions, and unlinks
+   * the identity's upstream accounts when configured — only when `unlock` would lift the identity's locks too
+   * (every login of the email in this tenant, none an owner's for an application); else they stay (`upstreamKept`).
+   */
   resetFactor(actor: Actor, target: Login, factorId: string): Promise<UnlockResult>;
   /** Lifts the login's attempt locks (its identity's too when every login of the identity is in this tenant). Always audited. */
   unlock(actor: Actor, target: Login): Promise<UnlockResult>;
@@ -223,14 +227,18 @@ export function adminPeople(deps: AdminDeps): AdminPeople {
   }
 
   /**
-   * The identity's keys guard every login of the email: lifted only when every one is this tenant's, and by
-   * an application only when none is an owner's, whose locks it may not lift through a sibling login either.
+   * What is the identity's (its attempt locks, its upstream links) serves every login of the email: an actor
+   * changes it only when every one is this tenant's, and an application only when none is an owner's, whose
+   * identity it may not reach through a sibling login either.
    */
-  async function unlockLogin(actor: Actor, target: Login): Promise<UnlockResult> {
+  async function actsOnIdentity(actor: Actor, target: Login): Promise<boolean> {
     const all = await accounts.listLoginsForEmailAllTenants(target.email);
     const ownersToo = 'client' in actor.by && all.some((l) => actor.tenant.owners.includes(l.id));
-    return locks.unlock(target, all.every((l) => l.tenant === target.tenant) && !ownersToo ? 'identity' : 'login');
+    return all.every((l) => l.tenant === target.tenant) && !ownersToo;
   }
+
+  const unlockLogin = async (actor: Actor, target: Login, identityToo?: boolean): Promise<UnlockResult> =>
+    locks.unlock(target, (identityToo ?? (await actsOnIdentity(actor, target))) ? 'identity' : 'login');
 
   async function recordUnlock(actor: Actor, target: Login, { lifted, kept }: UnlockResult, via?: string) {
     const detail = { ...actedBy(actor), ...(via ? { via } : {}), ...lifted, ...(Object.keys(kept).length ? { kept } : {}) };
@@ -354,8 +362,9 @@ export function adminPeople(deps: AdminDeps): AdminPeople {
       // Only a factor the registry offers a reset for (`FactorInfo.ownerReset`).
       if (!factors.has(factorId) || !factors.get(factorId).ownerReset) throw notFound();
       checkAllowed(actor, target, 'reset');
+      const identityToo = await actsOnIdentity(actor, target);
       // A reset is for someone who lost their phone or PIN: their password's failures must not keep them out either.
-      const result = await unlockLogin(actor, target);
+      const result = await unlockLogin(actor, target, identityToo);
       const factor = factors.get(factorId);
       await factor.reset(target.id);
       // Its alternatives go with it (the recovery codes of a lost phone), unless another factor the login has set up uses them too.
@@ -371,10 +380,18 @@ export function adminPeople(deps: AdminDeps): AdminPeople {
           });
       }
       await endSessions(target.id);
-      await audit.record({ type: resetEvent(factorId), outcome: 'success', ...origin(actor), login: target.id, detail: actedBy(actor) });
-      // A reset is for a lost factor: an upstream account linked meanwhile must be confirmed again.
+      // A reset is for a lost factor: an upstream account linked meanwhile must be confirmed again — unless the
+      // identity's links serve logins this actor may not change (another tenant's, an owner's for an application).
       const identity = deps.config.upstream.unlinkOn.includes('reset') ? await accounts.findIdentityByEmail(target.email) : null;
-      if (identity) {
+      const upstreamKept = identity && !identityToo ? (await accounts.listUpstreamLinks(identity.id)).length : 0;
+      await audit.record({
+        type: resetEvent(factorId),
+        outcome: 'success',
+        ...origin(actor),
+        login: target.id,
+        detail: { ...actedBy(actor), ...(upstreamKept ? { upstreamKept } : {}) },
+      });
+      if (identity && identityToo) {
         await links.unlinkAll(identity, { ip: actor.ip, userAgent: actor.userAgent, by: actorName(actor.by), reason: 'reset' });
       }
       if (Object.keys(result.lifted).length || Object.keys(result.kept).length)

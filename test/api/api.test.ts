@@ -133,6 +133,21 @@ for (const setup of SETUPS) {
       assert.deepEqual([jane.firstName, jane.disabled], ['Jane', false]);
     });
 
+    it('a factor reset through its own login of an email leaves the upstream links another tenant’s login of it uses', async () => {
+      const identity = (await accounts().findIdentityByEmail('bob@acme.test'))!;
+      const link = { issuer: 'https://upstream.example', subject: `bob-${setup}`, identityId: identity.id };
+      await accounts().linkUpstream(link);
+      const globex = await tokenFor(server.issuer, GLOBEX);
+      const own = await call(globex, 'POST', '/logins', { body: newLogin({ email: 'bob@acme.test', userType: 'staff' }) });
+      assert.equal(own.status, 201, JSON.stringify(own.body));
+      assert.equal((await call(globex, 'POST', `/logins/${own.body.id}/factors/pin/reset`)).status, 200);
+      assert.deepEqual(await accounts().listUpstreamLinks(identity.id), [link], 'Acme’s sign-in keeps its link');
+      const [reset] = await accounts().listAudit({ tenant: 'globex', login: own.body.id, type: 'factor.pin.reset' });
+      assert.deepEqual(reset!.detail, { client: GLOBEX.id, upstreamKept: 1 });
+      assert.equal((await call(globex, 'DELETE', `/logins/${own.body.id}`)).status, 204);
+      await accounts().unlinkUpstream(link);
+    });
+
     it('adds a new email with an invitation, reads it with an ETag, finds it, changes it under If-Match', async () => {
       const person = newLogin({ firstName: ' Nia ', email: `NIA-${Date.now()}@acme.test` });
       const created = await call(token, 'POST', '/logins', { body: person, headers: { 'idempotency-key': `nia-${Date.now()}` } });

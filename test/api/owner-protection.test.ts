@@ -1,7 +1,8 @@
 // An application's secret is no way past the tenant owner's protections,
 // also not sideways: unlocking or resetting a factor of another login of the
 // owner's email leaves the identity's locks, which guard the owner's password,
-// in place (the owner's page, a person, still lifts them); and an application
+// in place (the owner's page, a person, still lifts them), and so are the
+// identity's upstream links, which the owner's sign-in uses; and an application
 // may not change the second factor of a user type an owner has, which would
 // take the owner's own factor away. A refusal changes nothing. Both store
 // set-ups.
@@ -50,6 +51,18 @@ for (const setup of SETUPS) {
       await lockOwnersPassword();
       assert.equal((await call(token, 'POST', '/logins/olga-emp/factors/totp/reset')).status, 200);
       assert.equal(await server.latchkey.limiter.state(ownersPassword), 'locked');
+    });
+
+    it("resetting a factor of the owner's other login leaves the owner's upstream links, and says so in the audit", async () => {
+      const accounts = server.latchkey.stores.accounts;
+      const identity = (await accounts.findIdentityByEmail('owner@acme.test'))!;
+      const link = { issuer: 'https://upstream.example', subject: 'owner-sub', identityId: identity.id };
+      await accounts.linkUpstream(link);
+      assert.equal((await call(token, 'POST', '/logins/olga-emp/factors/totp/reset')).status, 200);
+      assert.deepEqual(await accounts.listUpstreamLinks(identity.id), [link]);
+      const [reset] = await accounts.listAudit({ tenant: 'acme', login: 'olga-emp', type: 'factor.totp.reset' });
+      assert.deepEqual(reset!.detail, { client: PROVISIONER.id, upstreamKept: 1 });
+      assert.deepEqual(await accounts.listAudit({ tenant: 'acme', type: 'upstream.unlinked' }), []);
     });
 
     it("may not change the factor of the owner's user type, nor its name in the same request; other types it may", async () => {
