@@ -20,7 +20,7 @@ import type { Hasher } from '../crypto/password.ts';
 import type { Limiter } from '../limits.ts';
 import type { KnownBrowsers } from '../known-browsers.ts';
 import { AMR } from '../provider/acr.ts';
-import { LatchkeyError, badRequest, invalidCredentials, noLoginForClient, upstreamLinkUnconfirmable, upstreamNoAccount, upstreamState } from '../errors.ts';
+import { LatchkeyError, badRequest, invalidCredentials, upstreamLinkUnconfirmable, upstreamNoAccount, upstreamState } from '../errors.ts';
 import { setRetryAfter } from '../web/errors.ts';
 import { formFields } from '../web/forms.ts';
 import { sendPage } from '../web/views.ts';
@@ -86,9 +86,10 @@ export function upstreamSignIn({ accounts, audit, client, hasher, limiter, brows
       }
       const email = await account.email();
       if (!email.address || !email.verified) throw upstreamNoAccount(upstream.name, 'email_not_verified');
-      const identity = await accounts.findIdentityByEmail(email.address);
-      if (!identity) throw upstreamNoAccount(upstream.name, 'no_identity');
-      if ((await steps.signInLogins(tenant, identity.email)).length === 0) throw noLoginForClient();
+      // An identity without a login here is answered as no identity at all: an upstream asserts the email it likes
+      // (its claims are whoever runs it), and must not learn which emails have an account in other tenants.
+      const [identity, logins] = await Promise.all([accounts.findIdentityByEmail(email.address), steps.signInLogins(tenant, email.address)]);
+      if (!identity || logins.length === 0) throw upstreamNoAccount(upstream.name, 'no_identity');
       if (!identity.passwordHash) throw upstreamLinkUnconfirmable(upstream.name);
       const upstreamLink: PendingUpstreamLink = { id: upstream.id, issuer: account.issuer, subject: account.subject, identityId: identity.id };
       await saveProgress(interaction, { ...progress, upstreamLink });

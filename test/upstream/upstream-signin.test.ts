@@ -309,10 +309,13 @@ for (const setup of SETUPS) {
       await assertBackToLogin(browser, page);
     });
 
-    it("refuses a person whose identity has no login in the client's tenant, and links nothing", async () => {
+    it("refuses a person whose identity has no login in the client's tenant as it refuses an unknown email, and links nothing", async () => {
       const { browser, page } = await viaUpstream(corp, { sub: 'corp-gina', email: 'gina@globex.test', email_verified: true });
+      // The answer an unknown email gets: an upstream (its claims are its owner's) cannot tell which emails have an account elsewhere.
+      const unknown = await viaUpstream(corp, { sub: 'corp-nobody', email: 'nobody@globex.test', email_verified: true });
+      assert.deepEqual([page.status, errorCodeOf(page), messageOf(page)], [unknown.page.status, errorCodeOf(unknown.page), messageOf(unknown.page)]);
       assert.equal(page.status, 403);
-      assert.equal(errorCodeOf(page), 'no_login_for_client');
+      assert.equal(errorCodeOf(page), 'upstream_no_account');
       assert.equal(await accounts().findIdentityByUpstream(corp.issuer, 'corp-gina'), null, 'no link for a tenant where the identity has no login');
       assert.ok(!(await audit('upstream.linked')).some((e) => e.detail?.subject === 'corp-gina'));
       await assertBackToLogin(browser, page);
