@@ -152,6 +152,10 @@ export interface AdminPeople {
   /**
    * Ends the login's sessions, deletes it and, with the email's last login
    * anywhere, its identity and upstream links. False when it was gone already.
+   * Only the login as the caller read it is removed: when it changed since
+   * (another tab, a PATCH that handed it to another person) nothing is
+   * deleted and it throws 412 — checked before its sessions end, and again
+   * in the delete itself.
    */
   remove(actor: Actor, target: Login): Promise<boolean>;
   /** Ends every session and token of the login (signed out everywhere). */
@@ -334,8 +338,16 @@ export function adminPeople(deps: AdminDeps): AdminPeople {
 
     async remove(actor, target) {
       checkAllowed(actor, target, 'remove');
+      const { factors: _factors, ...read } = target;
+      const { firstName, lastName, email, userType } = target;
+      const gone = async () => {
+        if (await accounts.getLogin(target.id)) throw preconditionFailed();
+        return false;
+      };
+      // Writing the values it has tells whether it is still as read, before its sessions end for nothing.
+      if (!(await accounts.updateLoginIf(read, { firstName, lastName, email, userType }))) return gone();
       await endSessions(target.id);
-      if (!(await accounts.deleteLogin(target.id))) return false;
+      if (!(await accounts.deleteLogin(target.id, read))) return gone();
       await audit.record({ type: 'login.removed', outcome: 'success', ...origin(actor), login: target.id, detail: actedBy(actor) });
       if ((await accounts.listLoginsForEmailAllTenants(target.email)).length) return true;
       const identity = await accounts.findIdentityByEmail(target.email);

@@ -127,8 +127,15 @@ export function scimLogins(deps: ScimDeps) {
       }
     },
 
-    /** Ends the login's sessions, deletes it and, with its email's last login anywhere, the identity. */
-    async remove(actor: Actor, login: Login): Promise<void> {
+    /**
+     * Ends the login's sessions, deletes it and, with its email's last login
+     * anywhere, the identity — only the User as read (`read`, its SCIM
+     * values): 412 when it changed since, its login or its values.
+     */
+    async remove(actor: Actor, login: Login, read: ScimUser): Promise<void> {
+      const { tenant: _t, loginId: _l, revision, ...values } = read;
+      // Moved on as by any SCIM write, so a change of the values from the same read is refused, or refuses this.
+      if ((await scim.setUserIf(revision, { tenant: actor.tenant.id, loginId: login.id, ...values })) === 'changed') throw preconditionFailed();
       if (!(await people.remove(actor, login))) throw new ScimError(404, null, 'No such user.');
       await scim.removeUser(actor.tenant.id, login.id);
     },

@@ -308,9 +308,9 @@ export function scimRouter(deps: ScimRouterDeps): Router {
 
   router.delete('/Users/:id', async (ctx) => {
     const actor = actorOf(ctx);
-    const { login, resource } = await userOf(actor.tenant, ctx.params.id);
+    const { login, named, resource } = await userOf(actor.tenant, ctx.params.id);
     checkIfMatch(ctx, resource);
-    await logins.remove(actor, login);
+    await logins.remove(actor, login, named);
     ctx.status = 204;
   });
 

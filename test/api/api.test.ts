@@ -207,6 +207,28 @@ for (const setup of SETUPS) {
       assert.equal((await accounts().getLogin(id))!.firstName, winner);
     });
 
+    it('a removal under If-Match removes only the login as read: a change landing before its delete makes it a 412, and the login stays', async () => {
+      const created = await call(token, 'POST', '/logins', { body: newLogin() });
+      const id = created.body.id as string;
+      const store = accounts();
+      const { deleteLogin } = store;
+      // Another client hands the login to another person just before this removal's delete.
+      store.deleteLogin = async (loginId, expected) => {
+        store.deleteLogin = deleteLogin;
+        const { factors: _f, ...now } = (await store.getLogin(loginId))!;
+        assert.ok(await store.updateLoginIf(now, { email: 'next-person@acme.test', userType: now.userType, firstName: now.firstName, lastName: now.lastName }));
+        return deleteLogin.call(store, loginId, expected);
+      };
+      try {
+        const removed = await call(token, 'DELETE', `/logins/${id}`, { headers: { 'if-match': created.headers.get('etag')! } });
+        assert.equal(removed.status, 412, JSON.stringify(removed.body));
+      } finally {
+        store.deleteLogin = deleteLogin;
+      }
+      assert.equal((await accounts().getLogin(id))?.email, 'next-person@acme.test', 'the next person keeps the login');
+      assert.equal((await call(token, 'DELETE', `/logins/${id}`)).status, 204, 'removed from a fresh read');
+    });
+
     it('one Idempotency-Key makes one login: sent twice, and sent four times at once', async () => {
       const body = newLogin();
       const key = `retry-${Date.now()}`;

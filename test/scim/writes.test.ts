@@ -159,6 +159,25 @@ for (const setup of SETUPS) {
       assert.equal(user.body.externalId, `ext-${made}`, 'the externalId as it was');
     });
 
+    it('a rename and a delete from one If-Match, the rename written first: the delete gets 412 and the User stays', async () => {
+      const { id, etag } = await newUser();
+      const hold = holdScimWrites(scimStore(), id, 2);
+      try {
+        const renamed = scim('PATCH', `/Users/${id}`, newUserName(`kept-${id}@acme.test`), { 'if-match': etag });
+        await within(hold.held[0]!.arrived.fired, 'the PATCH to read');
+        const removed = scim('DELETE', `/Users/${id}`, undefined, { 'if-match': etag });
+        await within(hold.held[1]!.arrived.fired, 'the DELETE to read');
+        hold.held[0]!.release.fire();
+        await within(hold.held[0]!.wrote.fired, 'the rename');
+        hold.held[1]!.release.fire();
+        assert.deepEqual([(await renamed).status, (await removed).status], [200, 412]);
+      } finally {
+        hold.restore();
+      }
+      assert.ok(await accounts().getLogin(id), 'the login stays');
+      assert.equal((await scim('GET', `/Users/${id}`)).body.userName, `kept-${id}@acme.test`);
+    });
+
     /** Runs `write` just before the SCIM request's own write of the login: another writer changes the login between the two. */
     function editBetween(id: string, write: (accounts: AccountStore) => Promise<void>) {
       const store = accounts();

@@ -536,6 +536,52 @@ function accountStoreContract(name: string, makeStore: () => Promise<Harness>) {
           await assert.rejects(s.deleteLogin({ $ne: null } as never), TypeError);
         }));
 
+      it('deleteLogin with the login as read deletes it only while its profile is that one, and then keeps everything', () =>
+        withStore(async (s) => {
+          await s.upsertLogin(login('dr', { email: 'dora@example.com' }));
+          await s.addLoginGrant('dr', 'g1', new Date(Date.now() + 60_000));
+          const { factors: _factors, ...read } = (await s.getLogin('dr'))!;
+          assert.equal(
+            await s.updateLoginIf(read, { email: 'other@example.com', userType: read.userType, firstName: read.firstName, lastName: read.lastName }),
+            true,
+            'handed to another person',
+          );
+          assert.equal(await s.deleteLogin('dr', read), false, 'the login read before is no longer stored');
+          assert.equal((await s.getLogin('dr'))?.email, 'other@example.com', 'nothing deleted');
+          assert.deepEqual(await s.takeLoginGrants('dr'), ['g1'], 'its grants kept');
+          const { factors: _f, ...fresh } = (await s.getLogin('dr'))!;
+          assert.equal(await s.deleteLogin('dr', { ...fresh, disabled: !fresh.disabled }), false, 'disabled is part of it');
+          assert.equal(await s.deleteLogin('dr', { ...fresh, tenant: 'other' }), false, 'the tenant too');
+          assert.equal(await s.deleteLogin('dr', fresh), true, 'a fresh read deletes it');
+          assert.equal(await s.getLogin('dr'), null);
+          assert.equal(await s.deleteLogin('dr', fresh), false, 'once');
+          await assert.rejects(s.deleteLogin('dr', { ...fresh, id: 'another' }), TypeError);
+          await assert.rejects(s.deleteLogin('dr', { ...fresh, email: { $ne: null } as never }), TypeError);
+        }));
+
+      it('parallel deleteLogin and updateLoginIf from one read, from two connections: exactly one is made', () =>
+        withStore(async (s, h) => {
+          const other = await h.twin();
+          for (let round = 0; round < 6; round++) {
+            const id = `du-${round}`;
+            await s.upsertLogin(login(id));
+            const { factors: _factors, ...read } = (await s.getLogin(id))!;
+            // Writers 0, 1, 4, 5 delete; 2, 3, 6, 7 change the first name; odd ones on the other connection.
+            const deletes = (i: number) => i % 4 < 2;
+            const results = await Promise.all(
+              Array.from({ length: 8 }, (_, i) => {
+                const store = i % 2 ? other : s;
+                return deletes(i) ? store.deleteLogin(id, read) : store.updateLoginIf(read, { ...read, firstName: `F${i}` });
+              }),
+            );
+            assert.equal(results.filter(Boolean).length, 1, `round ${round}: ${results}`);
+            const stored = await other.getLogin(id);
+            const winner = results.indexOf(true);
+            if (deletes(winner)) assert.equal(stored, null, 'the delete won');
+            else assert.equal(stored?.firstName, `F${winner}`, 'the change won and the login stays');
+          }
+        }));
+
       it('deleteIdentity deletes an identity and its upstream links only', () =>
         withStore(async (s) => {
           const a = await s.upsertIdentity({ email: 'a@example.com', passwordHash: 'h' });

@@ -175,7 +175,7 @@ export function cachedAccountStore(inner: AccountStore, cache: ReadCache): Accou
     deleteUpstream: async (tenant, id) => writing([cacheKeys.upstreams(tenant), cacheKeys.upstream(tenant, id)], () => inner.deleteUpstream(tenant, id)),
     upsertLogin: async (login) => writing([cacheKeys.login(login.id)], () => inner.upsertLogin(login)),
     createLogin: async (login) => writing([cacheKeys.login(login.id)], () => inner.createLogin(login)),
-    deleteLogin: async (loginId) => writing([cacheKeys.login(loginId)], () => inner.deleteLogin(loginId)),
+    deleteLogin: async (loginId, expected) => writing([cacheKeys.login(loginId)], () => inner.deleteLogin(loginId, expected)),
     updateLoginIf: async (expected, next) => writing([cacheKeys.login(expected.id)], () => inner.updateLoginIf(expected, next)),
     setLoginDisabled: async (loginId, disabled) => writing([cacheKeys.login(loginId)], () => inner.setLoginDisabled(loginId, disabled)),
     setFactorState: async (loginId, factorId, state) => writing([cacheKeys.login(loginId)], () => inner.setFactorState(loginId, factorId, state)),

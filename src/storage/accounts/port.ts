@@ -360,9 +360,13 @@ export interface AccountStore extends PasskeyStore {
    * Deletes a login and what the store keeps for it alone (factor steps,
    * remembered grants, passkeys); its "sessions not before" time stays, so a login made
    * again under the same id never revives an old session. True when this call
-   * deleted it: of parallel calls, one is true.
+   * deleted it: of parallel calls, one is true. With `expected`, only while
+   * its stored profile (tenant, email, user type, names, disabled) is still
+   * `expected`'s, in one atomic step as `updateLoginIf` compares (the API's
+   * and SCIM's `If-Match` on a delete): false, and nothing deleted, when it
+   * changed meanwhile.
    */
-  deleteLogin(loginId: string): Promise<boolean>;
+  deleteLogin(loginId: string, expected?: LoginProfile): Promise<boolean>;
   /**
    * Deletes an identity and its upstream links (when its last login is gone).
    * True when this call deleted it.

@@ -10,6 +10,7 @@ import {
   type Identity,
   type Login,
   type LoginInput,
+  type LoginProfile,
   type SessionPolicy,
   type Tenant,
   type Upstream,
@@ -102,6 +103,14 @@ const AUDIT_DELETE_BATCH = 1000;
 function deleteLimit(limit: number): number {
   if (!Number.isInteger(limit) || limit < 1 || limit > 10_000) throw new TypeError('limit must be an integer in 1..10000');
   return limit;
+}
+
+/** A filter that matches the login only while its stored profile is `expected`'s. */
+function asReadFilter(id: string, expected: LoginProfile): Filter<LoginDoc> {
+  const was = loginProfile(expected);
+  if (typeof expected.disabled !== 'boolean') throw new TypeError('disabled must be a boolean');
+  if (was.id !== id) throw new TypeError('the login read is another login');
+  return { _id: id, ...was.profile, disabled: expected.disabled };
 }
 
 function loginProfile(login: LoginInput) {
@@ -476,9 +485,12 @@ export function createMongoAccountStore(db: Db): AccountStore {
         throw e;
       }
     },
-    async deleteLogin(loginId) {
+    async deleteLogin(loginId, expected) {
       const id = str('loginId', loginId);
-      const result = await logins.deleteOne({ _id: id });
+      const filter = expected ? asReadFilter(id, expected) : { _id: id };
+      // As read: compared and deleted under the login's marker, which FerretDB's own conditional delete is not.
+      const result = expected ? await writingLogin(id, () => logins.deleteOne(filter)) : await logins.deleteOne(filter);
+      if (expected && result.deletedCount !== 1) return false;
       await steps.deleteMany({ login: id });
       await loginWrites.deleteOne({ _id: id });
       await loginGrants.deleteMany({ login: id });
@@ -496,8 +508,7 @@ export function createMongoAccountStore(db: Db): AccountStore {
     async updateLoginIf(expected, next) {
       const was = loginProfile(expected);
       const now = loginProfile({ ...next, id: was.id, tenant: was.profile.tenant });
-      if (typeof expected.disabled !== 'boolean') throw new TypeError('disabled must be a boolean');
-      const filter: Filter<LoginDoc> = { _id: was.id, ...was.profile, disabled: expected.disabled };
+      const filter = asReadFilter(was.id, expected);
       const { email, userType, firstName, lastName } = now.profile;
       const set = { email, userType, firstName, lastName, ...(now.disabled === undefined ? {} : { disabled: now.disabled }) };
       // Atomic on MongoDB; on FerretDB the login's marker keeps every other writer out between its read and write.

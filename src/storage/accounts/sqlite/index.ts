@@ -10,6 +10,7 @@ import {
   type Identity,
   type Login,
   type LoginInput,
+  type LoginProfile,
   type SecondFactor,
   type SessionPolicy,
   type Tenant,
@@ -228,6 +229,10 @@ function prepare(db: Database.Database) {
        ON CONFLICT (id) DO NOTHING`,
     ),
     deleteLogin: db.prepare<[string], void>('DELETE FROM logins WHERE id = ?'),
+    loginAsRead: db.prepare<Record<string, string | number>, { id: string }>(
+      `SELECT id FROM logins WHERE id = @id AND tenant = @wasTenant AND email = @wasEmail AND user_type = @wasUserType
+         AND first_name = @wasFirstName AND last_name = @wasLastName AND disabled = @wasDisabled`,
+    ),
     deleteIdentity: db.prepare<[string], void>('DELETE FROM identities WHERE id = ?'),
     setDisabled: db.prepare<[number, string], void>('UPDATE logins SET disabled = ? WHERE id = ?'),
     updateLoginIf: db.prepare<Record<string, string | number | null>, void>(
@@ -369,6 +374,22 @@ function prepareAccountPages(db: Database.Database) {
   };
 }
 
+/** The `@id` and `@was…` parameters that match a login only while its stored profile is `expected`'s. */
+function asReadOf(id: string, expected: LoginProfile) {
+  const was = loginRow(expected);
+  if (typeof expected.disabled !== 'boolean') throw new TypeError('disabled must be a boolean');
+  if (was.id !== id) throw new TypeError('the login read is another login');
+  return {
+    id,
+    wasTenant: was.tenant,
+    wasEmail: was.email,
+    wasUserType: was.userType,
+    wasFirstName: was.firstName,
+    wasLastName: was.lastName,
+    wasDisabled: expected.disabled ? 1 : 0,
+  };
+}
+
 function loginRow(login: LoginInput) {
   if (login.disabled !== undefined && typeof login.disabled !== 'boolean') throw new TypeError('disabled must be a boolean');
   return {
@@ -439,7 +460,9 @@ export function createSqliteAccountStore(db: Database.Database): AccountStore {
   };
 
   const passkeys = sqlitePasskeys(db);
-  const deleteLoginTx = db.transaction((id: string): boolean => {
+  const deleteLoginTx = db.transaction((id: string, asRead?: Record<string, string | number>): boolean => {
+    // Read and deleted in one immediate transaction: no writer on another connection comes between.
+    if (asRead && !q().loginAsRead.get(asRead)) return false;
     pages().dropGrants.run(id);
     passkeys.dropLogin(id);
     return q().deleteLogin.run(id).changes === 1;
@@ -630,8 +653,9 @@ export function createSqliteAccountStore(db: Database.Database): AccountStore {
     async createLogin(login) {
       return q().createLogin.run(loginRow(login)).changes === 1;
     },
-    async deleteLogin(loginId) {
-      return deleteLoginTx.immediate(str('loginId', loginId));
+    async deleteLogin(loginId, expected) {
+      const id = str('loginId', loginId);
+      return deleteLoginTx.immediate(id, expected && asReadOf(id, expected));
     },
     async deleteIdentity(identityId) {
       return deleteIdentityTx.immediate(str('identityId', identityId));
@@ -639,21 +663,14 @@ export function createSqliteAccountStore(db: Database.Database): AccountStore {
     async updateLoginIf(expected, next) {
       const was = loginRow(expected);
       const now = loginRow({ ...next, id: was.id, tenant: was.tenant });
-      if (typeof expected.disabled !== 'boolean') throw new TypeError('disabled must be a boolean');
       return (
         q().updateLoginIf.run({
-          id: was.id,
           disabled: now.disabled,
           email: now.email,
           userType: now.userType,
           firstName: now.firstName,
           lastName: now.lastName,
-          wasTenant: was.tenant,
-          wasEmail: was.email,
-          wasUserType: was.userType,
-          wasFirstName: was.firstName,
-          wasLastName: was.lastName,
-          wasDisabled: expected.disabled ? 1 : 0,
+          ...asReadOf(was.id, expected),
         }).changes === 1
       );
     },
