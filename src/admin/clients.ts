@@ -19,7 +19,7 @@ import type { Config } from '../../config/index.ts';
 import type { FactorRegistry } from '../factors/registry.ts';
 import { createClientSecrets } from '../crypto/client-secret.ts';
 import { badRequest, notFound } from '../errors.ts';
-import { clientMetadata } from '../provider/clients.ts';
+import { SECRET_SINCE, clientMetadata } from '../provider/clients.ts';
 import type { AccountStore, Client } from '../storage/accounts/port.ts';
 import { recordChange } from './record.ts';
 import { API_SCOPES, grantedApiScopes, mayHoldApiScopes, type ApiScope } from '../api/scopes.ts';
@@ -158,12 +158,21 @@ export async function registerClient(deps: ClientDeps, actor: Actor, input: Clie
   return { client: summary(client), secret };
 }
 
-/** A new secret for a confidential application: the old one stops working at once. Returned once. */
+/**
+ * A new secret for a confidential application: the old one stops working at
+ * once, and so do the management API's tokens issued with it (`SECRET_SINCE`).
+ * Returned once.
+ */
 export async function rotateClientSecret(deps: ClientDeps, actor: Actor, clientId: string): Promise<string> {
   const client = await tenantClient(deps, actor.tenant.id, clientId);
   if (!summary(client).confidential) throw badRequest('errors.clients.public');
   const secret = newSecret();
-  await deps.accounts.upsertClient({ ...client, metadata: { ...client.metadata, client_secret: createClientSecrets(deps.config.keys.pepper).hash(secret) } });
+  // On the provider's clock, which stamps the tokens' `iat` (seconds).
+  const since = Math.floor(Date.now() / 1000);
+  await deps.accounts.upsertClient({
+    ...client,
+    metadata: { ...client.metadata, client_secret: createClientSecrets(deps.config.keys.pepper).hash(secret), [SECRET_SINCE]: since },
+  });
   await recordChange(deps.audit, actor, 'client.secret_rotated', { app: client.clientId });
   return secret;
 }

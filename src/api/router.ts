@@ -20,6 +20,7 @@ import type { RouteDeps } from '../services.ts';
 import type { Client, Login, LoginProfile, Tenant } from '../storage/accounts/port.ts';
 import { normalizeEmail } from '../storage/accounts/port.ts';
 import { ANY_TENANT } from '../provider/account-client.ts';
+import { SECRET_SINCE } from '../provider/clients.ts';
 import { adminPeople, checkPerson, derivedLoginId, type Actor, type Invitation, type PersonFields } from '../admin/people.ts';
 import { adminWebhooks } from '../admin/webhooks.ts';
 import { createUserType, deleteUserType, planActorFactorChanges, renameUserType, setUserTypeFactors } from '../admin/user-types.ts';
@@ -670,6 +671,9 @@ export function apiMiddleware(deps: ApiDeps): Middleware {
     const client = await accounts.getClient(token.clientId);
     const grants = client?.metadata.grant_types;
     if (!client || client.tenant === ANY_TENANT || !Array.isArray(grants) || !grants.includes('client_credentials')) throw invalidToken();
+    // Got with a secret rotated since: a leaked secret's tokens end with it.
+    const since = client.metadata[SECRET_SINCE];
+    if (typeof since === 'number' && (token.iat ?? 0) < since) throw invalidToken();
     const tenant = await accounts.getTenant(client.tenant);
     if (!tenant) throw invalidToken();
     // The token's scopes as the client is granted them now: a scope taken away ends at once, not when the token expires.

@@ -3,6 +3,14 @@ import type { AccountStore, Client } from '../storage/accounts/port.ts';
 import type { ClientSecrets } from '../crypto/client-secret.ts';
 import { grantedApiScopes } from '../api/scopes.ts';
 
+/**
+ * The client metadata that says when its secret last changed (epoch seconds,
+ * `rotateClientSecret`): a management API token issued before then was got
+ * with the old secret, and is refused (`src/api/router.ts`). Latchkey's own:
+ * oidc-provider never sees it (`clientMetadata`).
+ */
+export const SECRET_SINCE = 'latchkey_secret_since';
+
 /** The scopes every client may ask for in a sign-in. */
 export const SIGN_IN_SCOPES = ['openid', 'offline_access', 'email', 'profile'];
 
@@ -14,7 +22,7 @@ export const SIGN_IN_SCOPES = ['openid', 'offline_access', 'email', 'profile'];
  * signs people in (client_credentials alone) has no response types.
  */
 export function clientMetadata(client: Client): Record<string, unknown> {
-  const { api_scopes: _granted, ...m } = client.metadata;
+  const { api_scopes: _granted, [SECRET_SINCE]: _since, ...m } = client.metadata;
   const confidential = typeof m.client_secret === 'string' && m.client_secret.length > 0;
   const grants = Array.isArray(m.grant_types) ? (m.grant_types as string[]) : ['authorization_code', 'refresh_token'];
   return {

@@ -16,6 +16,7 @@ import { GLOBEX, PROVISIONER, READER, apiClient, apiFixture, tokenFor, type Reco
 import { apiRoutes } from '../../src/api/router.ts';
 import { Problem } from '../../src/api/schemas.ts';
 import { routeDeps } from '../../src/services.ts';
+import { registerClient, rotateClientSecret } from '../../src/admin/clients.ts';
 
 const RATE = 40;
 
@@ -107,6 +108,27 @@ for (const setup of SETUPS) {
       } finally {
         await accounts().upsertClient(client);
       }
+    });
+
+    it("a rotated secret ends the tokens got with the old one at once; the new secret's tokens work", async () => {
+      const deps = routeDeps(server.latchkey);
+      const tenant = (await accounts().getTenant('acme'))!;
+      const actor = { tenant, by: { login: 'acme-owner' }, ip: null, userAgent: null };
+      const { client, secret } = await registerClient(deps, actor, {
+        name: 'Sync',
+        redirectUris: ['https://sync.acme.test/callback'],
+        firstParty: false,
+        apiScopes: ['latchkey:logins.read'],
+      });
+      const app = { id: client.clientId, secret: secret! };
+      const leaked = await tokenFor(server.issuer, app, 'latchkey:logins.read');
+      assert.equal((await call(leaked, 'GET', '/logins')).status, 200);
+      // Issued in an earlier second than the rotation: a token's `iat` counts whole seconds.
+      await new Promise((r) => setTimeout(r, 1100 - (Date.now() % 1000)));
+      const rotated = await rotateClientSecret(deps, actor, app.id);
+      assert.equal((await call(leaked, 'GET', '/logins')).status, 401, "the old secret's token");
+      await assert.rejects(tokenFor(server.issuer, app, 'latchkey:logins.read'), 'the old secret gets no token');
+      assert.equal((await call(await tokenFor(server.issuer, { id: app.id, secret: rotated }, 'latchkey:logins.read'), 'GET', '/logins')).status, 200, "the new secret's");
     });
 
     it('never reaches another tenant: its logins are 404, its lists hold only its own', async () => {
