@@ -11,6 +11,8 @@ import { PASSWORD, SETUPS, callbackReached, relyingParty, startServer, submitLog
 import { SHORT_LOCKS, addPerson, auditOf, hasForm, reachFactor, submitFactor } from '../support/factors.ts';
 import { linkOf, startSmtp, type TestSmtp } from '../support/smtp.ts';
 import { accountFixture, accountSignIn, errorOf, hiddenFields, noticeOf, onAccountPage, signedIn, submit } from './support.ts';
+import { sendInvitation } from '../../src/recovery/routes.ts';
+import { routeDeps } from '../../src/services.ts';
 
 const OWNER = { email: 'owner@acme.test' };
 const NEW_PASSWORD = 'a passphrase of my own 2026';
@@ -77,6 +79,28 @@ for (const setup of SETUPS) {
       const profile = await submitFactor(signIn.browser, signIn.page, 'choose-pin-form', { pin: '480913', pin_confirm: '480913' });
       assert.ok(onAccountPage(profile), `${profile.status} ${errorOf(profile)}`);
       assert.equal(textOf(profile, 'profile-name'), 'Nia New');
+    });
+
+    it('adds a login of an email sent 5 invitations this hour without a sixth, and says so; the latest link still works', async () => {
+      const email = newEmail();
+      const { browser, form } = await addForm();
+      const first = await submit(browser, form, 'add-person-form', { first_name: 'Ivy', last_name: 'Invited', email, user_type: 'nurse' });
+      assert.match(noticeOf(first), /email with a link to choose a password/);
+      await smtp.next(email);
+      // Four more invitations of the email (as the API or the CLI send them) fill its hour.
+      for (let i = 0; i < 4; i++) {
+        assert.ok(await sendInvitation(routeDeps(server.latchkey), { email, tenantId: 'acme', by: 'cli' }));
+        await smtp.next(email);
+      }
+      const latest = (await auditOf(server, (await accounts().listLoginsForEmail('acme', email))[0]!.id, 'login.invited')).length;
+      assert.equal(latest, 5);
+      const again = await browser.get('/account/users/new');
+      const second = await submit(browser, again, 'add-person-form', { first_name: 'Ivy', last_name: 'Manager', email, user_type: 'manager' });
+      assert.ok(onAccountPage(second, '/account/users'), `${second.status} ${errorOf(second)}`);
+      assert.match(noticeOf(second), /no invitation was sent: this email address was already sent 5 invitations in the past hour/);
+      assert.equal((await accounts().listLoginsForEmail('acme', email)).length, 2, 'the login is added all the same');
+      const nl = await browser.get('/account/users?notice=added-not-invited&lang=nl');
+      assert.match(noticeOf(nl), /geen uitnodiging verstuurd/);
     });
 
     it('adds a login to an existing identity at once, without a mail; the same name asks for a distinguishing word first', async () => {
