@@ -153,7 +153,10 @@ export async function createUpstream(deps: UpstreamDeps, actor: Actor, input: Up
   return upstream;
 }
 
-/** Edits an upstream's name, issuer and client; an empty secret keeps the stored one. The discovery must check out (400). */
+/**
+ * Edits an upstream's name, issuer and client; an empty secret keeps the stored one, but only for the same
+ * issuer (a new issuer needs its secret again: 400). The discovery must check out (400).
+ */
 export async function updateUpstream(deps: UpstreamDeps, actor: Actor, id: string, input: UpstreamInput): Promise<Upstream> {
   const stored = await existing(deps, actor.tenant.id, id);
   const name = text('name', input.name, NAME_MAX);
@@ -167,6 +170,8 @@ export async function updateUpstream(deps: UpstreamDeps, actor: Actor, id: strin
     ...(secret ? ['secret'] : []),
   ];
   if (!changed.length) return stored;
+  // The stored secret was given for the stored issuer: never sent to another one, whoever edits the provider.
+  if (issuer !== stored.issuer && !secret) throw badRequest('errors.upstreams.secretForIssuer', { field: 'client_secret', previous: stored.issuer });
   await discovered(deps.egress, issuer);
   const box = createSecretBox(deps.config.keys.encryptionKeys);
   const upstream: Upstream = {

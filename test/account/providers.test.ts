@@ -143,8 +143,14 @@ for (const setup of SETUPS) {
       assert.deepEqual((await tenantAudit('upstream.edited'))[0]?.detail, { by: 'acme-owner', upstream: 'corp', changed: ['name'] });
       assert.match(buttonsOf(await loginPage(rp2, second))[0]?.[1] ?? '', /Corporate login/, 'on the second process at once');
 
-      const typo = await submit(browser, form, 'edit-provider-form', { name: 'Corporate login', issuer: `${corp.issuer}/nope`, client_id: CLIENT_ID, client_secret: '' });
+      // The stored secret was given for this issuer: another issuer must be given its own, or it would be sent there.
+      const elsewhere = await submit(browser, form, 'edit-provider-form', { name: 'Corporate login', issuer: `${corp.issuer}/other`, client_id: CLIENT_ID, client_secret: '' });
+      assert.equal(elsewhere.status, 400);
+      assert.match(errorOf(elsewhere), /A new issuer needs its client secret entered again/);
+      assert.deepEqual([(await accounts().getUpstream('acme', 'corp'))!.issuer, (await accounts().getUpstream('acme', 'corp'))!.clientSecret], [corp.issuer, before.clientSecret]);
+      const typo = await submit(browser, form, 'edit-provider-form', { name: 'Corporate login', issuer: `${corp.issuer}/nope`, client_id: CLIENT_ID, client_secret: NEW_SECRET });
       assert.equal(typo.status, 400, "a new issuer's discovery is checked too");
+      assert.match(errorOf(typo), /No OpenID configuration was found/);
       assert.equal((await accounts().getUpstream('acme', 'corp'))!.issuer, corp.issuer);
 
       const moved = await submit(browser, form, 'edit-provider-form', { name: 'Corporate login', issuer: corp.issuer, client_id: 'latchkey-acme-2', client_secret: NEW_SECRET });
