@@ -26,6 +26,13 @@ export interface AdminWebhooks {
   deliveries(actor: Actor, limit: number): Promise<Delivery[]>;
 }
 
+/**
+ * Subscriptions a tenant may hold: every event is sent to each that matches,
+ * so more would multiply one failed sign-in into that many requests, and
+ * hold up every tenant's deliveries behind them.
+ */
+export const MAX_SUBSCRIPTIONS = 25;
+
 export function adminWebhooks({ webhooks, stores, audit, egress }: WebhookAdminDeps): AdminWebhooks {
   return {
     list: (actor) => webhooks.list(actor.tenant.id),
@@ -35,6 +42,7 @@ export function adminWebhooks({ webhooks, stores, audit, egress }: WebhookAdminD
       if (refused) throw badRequest('errors.webhooks.address', { field: 'url', range: refused });
       const types = [...new Set(events.map((e) => e.trim()).filter(Boolean))];
       if (!checkEvents(types)) throw badRequest('errors.webhooks.events', { field: 'events' });
+      if ((await webhooks.list(actor.tenant.id)).length >= MAX_SUBSCRIPTIONS) throw badRequest('errors.webhooks.tooMany', { field: 'url', max: MAX_SUBSCRIPTIONS });
       const created = await webhooks.subscribe(actor.tenant.id, url, types);
       await audit.record({
         type: 'webhook.added',

@@ -543,6 +543,25 @@ for (const setup of SETUPS) {
       assert.equal((await call(token, 'DELETE', `/user-types/${types[0]!.id}`)).status, 204);
     });
 
+    it('holds at most 25 webhook subscriptions a tenant: the next is a 400 until one is removed', async () => {
+      const have = (await call(token, 'GET', '/webhooks')).body.items.length as number;
+      const made: string[] = [];
+      for (let i = have; i < 25; i++) {
+        const created = await call(token, 'POST', '/webhooks', { body: { url: `https://hooks.example/cap-${i}`, events: ['*'] } });
+        assert.equal(created.status, 201, JSON.stringify(created.body));
+        made.push(created.body.id);
+      }
+      const over = await call(token, 'POST', '/webhooks', { body: { url: 'https://hooks.example/cap-over', events: ['*'] } });
+      assert.equal(over.status, 400, JSON.stringify(over.body));
+      assert.match(JSON.stringify(over.body), /the most it may have/);
+      assert.equal((await call(token, 'GET', '/webhooks')).body.items.length, 25);
+      clock.advance(61_000); // a fresh request window for the rest
+      assert.equal((await call(token, 'DELETE', `/webhooks/${made[0]}`)).status, 204);
+      const again = await call(token, 'POST', '/webhooks', { body: { url: 'https://hooks.example/cap-again', events: ['*'] } });
+      assert.equal(again.status, 201, 'after one is removed');
+      for (const id of [...made.slice(1), again.body.id as string]) assert.equal((await call(token, 'DELETE', `/webhooks/${id}`)).status, 204);
+    });
+
     it('manages webhook subscriptions: the secret shown once, listed without it, removed; the delivery log', async () => {
       const created = await call(token, 'POST', '/webhooks', { body: { url: 'https://hooks.example/latchkey', events: ['login.*'] } });
       assert.equal(created.status, 201, JSON.stringify(created.body));
