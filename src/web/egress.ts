@@ -144,6 +144,49 @@ const hostOf = (hostname: string) =>
 
 type Lookup = (hostname: string, options: LookupOptions & { all: true }, callback: (err: NodeJS.ErrnoException | null, addresses: LookupAddress[]) => void) => void;
 
+/**
+ * The most an answer from outside may hold (a provider's discovery, token or
+ * userinfo answer, a key set, a webhook receiver's reply): each is a few KB,
+ * and reading one of hundreds of MB whole would fill the memory every
+ * tenant's requests share. Past it, reading the body fails (`EgressTooLarge`).
+ */
+export const MAX_RESPONSE_BYTES = 1024 * 1024;
+
+/** Why reading an outside answer's body failed: it was longer than `MAX_RESPONSE_BYTES`. */
+export class EgressTooLarge extends Error {
+  override name = 'EgressTooLarge';
+  constructor(readonly max: number) {
+    super(`the answer is longer than ${max} bytes`);
+  }
+}
+
+/** Statuses whose answers have no body (a Response cannot be made with one). */
+const NO_BODY = new Set([101, 103, 204, 205, 304]);
+
+/** The same answer, whose body stops with `EgressTooLarge` past `max` bytes, however its length is (or is not) declared. */
+function capped(response: Response, max: number): Response {
+  if (!response.body || NO_BODY.has(response.status)) return response;
+  if (Number(response.headers.get('content-length')) > max) {
+    void response.body.cancel().catch(() => undefined);
+    throw new TypeError('fetch failed', { cause: new EgressTooLarge(max) });
+  }
+  let read = 0;
+  const body = response.body.pipeThrough(
+    new TransformStream<Uint8Array, Uint8Array>({
+      transform(chunk, controller) {
+        read += chunk.byteLength;
+        if (read > max) controller.error(new EgressTooLarge(max));
+        else controller.enqueue(chunk);
+      },
+    }),
+  );
+  const limited = new Response(body, { status: response.status, statusText: response.statusText, headers: response.headers });
+  // What a Response made here cannot be given: where the answer came from.
+  Object.defineProperty(limited, 'url', { value: response.url });
+  Object.defineProperty(limited, 'redirected', { value: response.redirected });
+  return limited;
+}
+
 export interface EgressOptions {
   /** What the operator opened (`OUTBOUND_ALLOW`): address ranges (CIDR or single addresses) and host names. */
   allow: readonly string[];
@@ -245,7 +288,7 @@ export function createEgress({ allow, lookup = dnsLookup as unknown as Lookup }:
       const host = (typeof url === 'string' ? new URL(url) : url).hostname;
       return plainIp(host) ? refusal(host, host) : null;
     },
-    fetch: (input, init = {}) => globalThis.fetch(input, { ...init, dispatcher } as RequestInit),
+    fetch: async (input, init = {}) => capped(await globalThis.fetch(input, { ...init, dispatcher } as RequestInit), MAX_RESPONSE_BYTES),
     close: () => dispatcher.close(),
   };
 }

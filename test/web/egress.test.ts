@@ -6,7 +6,7 @@ import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { createEgress, egressRefusal, refusalReason, refusedRange, specialUse } from '../../src/web/egress.ts';
+import { EgressTooLarge, MAX_RESPONSE_BYTES, createEgress, egressRefusal, refusalReason, refusedRange, specialUse } from '../../src/web/egress.ts';
 
 describe('the special-use address classifier', () => {
   const cases: [string, string | null][] = [
@@ -87,6 +87,23 @@ describe('the guarded fetch', () => {
       received.push(`${req.method} ${req.headers.host}${req.url}`);
       if (req.url === '/redirect-to-metadata') res.writeHead(302, { location: 'http://169.254.169.254/latest/meta-data/' }).end();
       else if (req.url === '/redirect-to-loopback') res.writeHead(302, { location: `http://127.0.0.1:${port}/landed` }).end();
+      else if (req.url === '/big') res.end(Buffer.alloc(MAX_RESPONSE_BYTES + 1, 'a'));
+      else if (req.url === '/big-chunked') {
+        // No declared length: the body is counted as it is read.
+        res.writeHead(200, { 'content-type': 'application/json' });
+        const chunk = Buffer.alloc(64 * 1024, 'b');
+        let sent = 0;
+        const more = () => {
+          while (sent <= MAX_RESPONSE_BYTES * 4) {
+            sent += chunk.length;
+            if (!res.write(chunk)) return void res.once('drain', more);
+          }
+          res.end();
+        };
+        more();
+        res.on('error', () => undefined);
+      } else if (req.url === '/sized') res.end(Buffer.alloc(MAX_RESPONSE_BYTES, 'c'));
+      else if (req.url === '/none') res.writeHead(204).end();
       else res.end('ok');
     });
     await new Promise<void>((resolve) => receiver.listen(0, '127.0.0.1', resolve));
@@ -187,6 +204,23 @@ describe('the guarded fetch', () => {
       await refused(egress.fetch(url));
     }
     assert.deepEqual(received, []);
+    await egress.close();
+  });
+
+  it('reads an answer of at most 1 MiB, and stops one longer, declared or not, with EgressTooLarge', async () => {
+    const egress = createEgress({ allow: ['127.0.0.1/32'] });
+    const sized = await egress.fetch(`http://127.0.0.1:${port}/sized`);
+    assert.equal((await sized.arrayBuffer()).byteLength, MAX_RESPONSE_BYTES, 'the most is read whole');
+    assert.equal(sized.url, `http://127.0.0.1:${port}/sized`, 'the answer still says where it came from');
+    assert.equal((await egress.fetch(`http://127.0.0.1:${port}/none`)).status, 204);
+    const declared = await egress.fetch(`http://127.0.0.1:${port}/big`).then(
+      () => assert.fail('a declared length past the most is refused before its body is read'),
+      (e: unknown) => e,
+    );
+    assert.ok((declared as Error).cause instanceof EgressTooLarge, String((declared as Error).cause));
+    const chunked = await egress.fetch(`http://127.0.0.1:${port}/big-chunked`);
+    assert.equal(chunked.status, 200);
+    await assert.rejects(chunked.text(), (e: unknown) => e instanceof EgressTooLarge);
     await egress.close();
   });
 
