@@ -16,7 +16,7 @@ import { startRouter } from './web/start.ts';
 import { accountRouter } from './account/router.ts';
 import { errorHandler, storeGuard } from './web/errors.ts';
 import { formBodiesOnly, requireHttps, securityHeaders } from './web/security.ts';
-import { forwardedFor } from './web/proxy.ts';
+import { forwardedFor, issuerHost } from './web/proxy.ts';
 import { languages } from './web/language.ts';
 import { signedInHeader } from './web/signed-in.ts';
 import { assetRouter } from './web/assets.ts';
@@ -79,6 +79,7 @@ export async function createLatchkey(config: Config, log?: Logger, { now = Date.
   const app = new Koa({ proxy: behindProxy, maxIpsCount: 1 });
   app.silent = true;
   app.keys = config.keys.cookieKeys;
+  app.use(issuerHost(config.issuer));
   // Each request reads a client, tenant or login once, however many steps ask (src/storage/accounts/request-memo.ts).
   app.use((_ctx, next) => inRequestScope(next));
   if (config.trustProxy !== false) app.use(forwardedFor(config.trustProxy));

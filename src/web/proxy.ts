@@ -113,3 +113,22 @@ export function forwardedFor(trust: Exclude<TrustProxy, false>) {
     await next();
   };
 }
+
+/**
+ * Runs first on every request: its host is the issuer's, whatever its `Host` or
+ * `X-Forwarded-Host` header says. oidc-provider builds every URL it publishes
+ * (discovery's endpoints, the redirects to the login page) from the request, so
+ * a forged host would be published as the token endpoint, and a cache in front
+ * would hand that document to every relying party. Over a plain http issuer
+ * (development) no `X-Forwarded-Proto` turns it into https either.
+ */
+export function issuerHost(issuer: string) {
+  const { host, protocol } = new URL(issuer);
+  return function pinnedHost(ctx: Context, next: Next) {
+    const headers = ctx.req.headers;
+    headers.host = host;
+    delete headers['x-forwarded-host'];
+    if (protocol === 'http:') delete headers['x-forwarded-proto'];
+    return next();
+  };
+}

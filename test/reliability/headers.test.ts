@@ -7,6 +7,27 @@ import { Browser, actionOf, csrfOf, type Page } from '../support/browser.ts';
 import { PASSWORD, relyingParty, startServer, submitLogin, type TestServer } from '../support/latchkey.ts';
 import { addPerson, factorFixture, hasForm, reachFactor } from '../support/factors.ts';
 import { safeReturnTo } from '../../src/account/kit.ts';
+import { request as httpRequest } from 'node:http';
+
+/** A GET with headers `fetch` will not send as given (`Host`). */
+function rawGet(port: string | number, path: string, headers: Record<string, string>): Promise<{ status: number; location: string | undefined; body: string }> {
+  return new Promise((resolve, reject) => {
+    const req = httpRequest({ host: '127.0.0.1', port, path, headers }, (res) => {
+      let body = '';
+      res.setEncoding('utf8');
+      res.on('data', (chunk: string) => (body += chunk));
+      res.on('end', () => resolve({ status: res.statusCode ?? 0, location: res.headers.location, body }));
+    });
+    req.on('error', reject);
+    req.end();
+  });
+}
+
+/** Every URL a discovery document publishes. */
+function publishedUrls(body: string): string[] {
+  const doc = JSON.parse(body) as Record<string, unknown>;
+  return Object.values(doc).filter((v): v is string => typeof v === 'string' && /^https?:/.test(v));
+}
 
 function assertSecurityHeaders(page: Page, what: string) {
   const csp = page.headers.get('content-security-policy') ?? '';
@@ -45,6 +66,19 @@ describe('security headers and cookies', () => {
     assertSecurityHeaders(await browser.request('/static/app.css'), 'stylesheet');
     assert.doesNotMatch(login.html, /<script(?![^>]*\bsrc=)[^>]*>/i, 'no inline script element');
     assert.doesNotMatch(login.html, /\sstyle="/i, 'no inline style attribute');
+  });
+
+  it("publishes the issuer's URLs whatever Host the request names", async () => {
+    const port = new URL(server.issuer).port;
+    const forged = { host: 'evil.example', 'x-forwarded-host': 'evil.example', 'x-forwarded-proto': 'https' };
+    const discovery = await rawGet(port, '/.well-known/openid-configuration', forged);
+    assert.equal(discovery.status, 200);
+    const urls = publishedUrls(discovery.body);
+    assert.ok(urls.some((u) => u.endsWith('/token')), 'the token endpoint is among them');
+    for (const url of urls) assert.ok(url.startsWith(`${server.issuer}/`) || url === server.issuer, url);
+    const auth = await rawGet(port, `/auth?client_id=portal&response_type=code&scope=openid&redirect_uri=${encodeURIComponent('http://127.0.0.1:8080/cb')}&code_challenge=E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM&code_challenge_method=S256`, forged);
+    assert.equal(auth.status, 303);
+    assert.ok(!auth.location?.includes('evil.example'), `the login redirect stays on the issuer: ${auth.location}`);
   });
 
   it('sets provider cookies HttpOnly and SameSite=Lax, not Secure over plain http', async () => {
@@ -153,6 +187,20 @@ describe('cookies behind an HTTPS reverse proxy', () => {
     for (const c of cookies) {
       assert.match(c, /;\s*secure/i, c);
       assert.match(c, /;\s*httponly/i, c);
+    }
+  });
+
+  it("publishes the issuer's URLs whatever host the trusted proxy passes on", async () => {
+    // A numeric TRUST_PROXY believes the nearest proxy, which may pass a client's X-Forwarded-Host through.
+    for (const headers of <Record<string, string>[]>[
+      { host: 'evil.example', 'x-forwarded-proto': 'https' },
+      { host: 'id.example.test', 'x-forwarded-host': 'evil.example', 'x-forwarded-proto': 'https' },
+    ]) {
+      const discovery = await rawGet(server.env.PORT!, '/.well-known/openid-configuration', headers);
+      assert.equal(discovery.status, 200, JSON.stringify(headers));
+      const urls = publishedUrls(discovery.body);
+      assert.ok(urls.includes('https://id.example.test/token'), JSON.stringify(urls));
+      for (const url of urls) assert.ok(url.startsWith('https://id.example.test/') || url === 'https://id.example.test', url);
     }
   });
 
