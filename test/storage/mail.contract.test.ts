@@ -195,6 +195,17 @@ for (const [name, make] of [
       assert.equal(await store!.find(fresh, 'reset'), null);
     });
 
+    it('8 parallel creates for one identity over separate connections: exactly one of the links works', async () => {
+      const { links } = await h.open(4);
+      const now = new Date();
+      const hashes = Array.from({ length: 8 }, () => hashOf(randomUUID()));
+      await Promise.all(hashes.map((hash, i) => links[i % links.length]!.create(hash, link('id-parallel', now))));
+      const found = await Promise.all(hashes.map((hash) => links[0]!.find(hash, 'reset')));
+      assert.equal(found.filter(Boolean).length, 1, 'one link is found, the others are void');
+      const used = await Promise.all(hashes.map((hash) => links[0]!.use(hash, 'reset', now, FP)));
+      assert.equal(used.filter(Boolean).length, 1, 'and only that one is used');
+    });
+
     it('8 parallel uses of one link over separate connections: exactly one wins', async () => {
       const { links } = await h.open(4);
       const now = new Date();
