@@ -185,7 +185,8 @@ function createTotp({ config, accounts, audit, limiter, now }: FactorServices): 
         return { done: false, error: outcome.passed ? undefined : outcome.error };
       }
       const state: TotpState = { secret: box.seal(secret, req.login.id), account: await account(req), linkedAt: new Date(now()).toISOString(), step: step! };
-      if (!(await accounts.setFactorState(req.login.id, 'totp', state))) return { done: false, error: factorSetupExpired('errors.login.gone') };
+      // Only over the app this request was proven with: an owner's reset meanwhile wins.
+      if (!(await accounts.compareAndSetFactorState(req.login.id, 'totp', req.login.factors.totp ?? null, state))) return { done: false, error: factorSetupExpired('errors.login.gone') };
       delete req.draft[DRAFT];
       delete req.draft[CHANGE_DRAFT];
       await record(req, 'relinked', 'success');
