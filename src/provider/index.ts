@@ -115,9 +115,15 @@ export function createProvider({ config, accounts, adapter, sessions, factors, e
   async function sessionSatisfiesPolicy(ctx: KoaContextWithOIDC): Promise<boolean> {
     const { session, result } = ctx.oidc;
     if (!session?.accountId) return true;
-    const satisfied = !(result?.login && heldTooLong(ctx)) && (await loginSatisfiesPolicy(ctx, session));
-    if (!satisfied && result?.login) forgetLogin(session);
-    return satisfied;
+    if (result?.login && heldTooLong(ctx)) {
+      forgetLogin(session);
+      return false;
+    }
+    const verdict = await loginSatisfiesPolicy(ctx, session);
+    // A dead session is forgotten whatever the request: kept, this request's save would
+    // count as a use (its idle clock starts again) and the next `/auth` would sign in.
+    if (verdict === 'ended' || (verdict === 'refused' && result?.login)) forgetLogin(session);
+    return verdict === 'met';
   }
 
   /**
@@ -140,24 +146,30 @@ export function createProvider({ config, accounts, adapter, sessions, factors, e
     return factors.rank(session.acr) >= required;
   }
 
-  async function loginSatisfiesPolicy(ctx: KoaContextWithOIDC, session: Session): Promise<boolean> {
+  /**
+   * `met`: the session signs this request in. `refused`: not for this request (another
+   * tenant's client, a level it has not reached), but it lives on. `ended`: it can sign
+   * nothing in any more (the login gone, disabled or reset, its lifetime or idle timeout past).
+   */
+  async function loginSatisfiesPolicy(ctx: KoaContextWithOIDC, session: Session): Promise<'met' | 'refused' | 'ended'> {
     const { client } = ctx.oidc;
     const [login, registered, notBefore] = await Promise.all([
       accounts.getLogin(session.accountId!),
       client ? findClient(client.clientId) : null,
       accounts.loginSessionsNotBefore(session.accountId!),
     ]);
-    if (!login || login.disabled || !registered || (registered.tenant !== ANY_TENANT && registered.tenant !== login.tenant)) return false;
+    if (!login || login.disabled) return 'ended';
     // A reset or a changed password ended this login's sessions (docs/account.md).
-    if (endedBefore(notBefore, session.loginTs)) return false;
+    if (endedBefore(notBefore, session.loginTs)) return 'ended';
+    if (!registered || (registered.tenant !== ANY_TENANT && registered.tenant !== login.tenant)) return 'refused';
     const [tenant, record] = await Promise.all([accounts.getTenant(login.tenant), session.uid ? sessions.getSession(session.uid) : null]);
     const type = tenant ? userTypeOf(tenant, login.userType) : undefined;
-    if (!type) return false;
+    if (!tenant || !type) return 'ended';
     // The tenant's session lifetime and idle timeout (docs/relying-parties.md#session-lifetime).
-    if (outlived(sessionPolicyOf(tenant), { signedInAt: (session.loginTs ?? 0) * 1000, lastSeenAt: record?.lastSeenAt.getTime() ?? null }, now())) return false;
+    if (outlived(sessionPolicyOf(tenant), { signedInAt: (session.loginTs ?? 0) * 1000, lastSeenAt: record?.lastSeenAt.getTime() ?? null }, now())) return 'ended';
     // The type's level or a stronger one the person enrolled (and still has).
     const needed = factors.rank(factors.get(type.secondFactor).acr);
-    return factors.rank(session.acr) >= needed && factors.all().some((f) => factors.rank(f.acr) >= needed && f.stage(login) !== 'enroll');
+    return factors.rank(session.acr) >= needed && factors.all().some((f) => factors.rank(f.acr) >= needed && f.stage(login) !== 'enroll') ? 'met' : 'refused';
   }
 
   const configuration: Configuration = {

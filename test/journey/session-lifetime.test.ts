@@ -78,6 +78,18 @@ for (const setup of SETUPS) {
       assert.ok(testIds(page).includes('login-form'), 'idle too long: sign in again');
     });
 
+    it('a silent request refused for idleness does not bring the session back', async () => {
+      await setPolicy(8, 30);
+      const browser = new Browser(server.issuer);
+      assert.ok(callbackReached((await signIn(browser, rp, BOB)).page));
+      clock.advance(31 * MINUTE);
+      // prompt=none cannot show the login page: the provider answers the app with an error and saves the session.
+      const silent = await browser.get((await rp.authorize({ prompt: 'none' })).url);
+      assert.match(silent.url, /[?&]error=(login_required|interaction_required)/, `the app hears no one is signed in: ${silent.url}`);
+      const page = await browser.get((await rp.authorize()).url);
+      assert.ok(testIds(page).includes('login-form'), 'still idle too long: that refusal was no use of the session');
+    });
+
     it('the lifetime ends single sign-on however active the session is', async () => {
       await setPolicy(1, 0);
       const browser = new Browser(server.issuer);
