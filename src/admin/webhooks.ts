@@ -42,8 +42,15 @@ export function adminWebhooks({ webhooks, stores, audit, egress }: WebhookAdminD
       if (refused) throw badRequest('errors.webhooks.address', { field: 'url', range: refused });
       const types = [...new Set(events.map((e) => e.trim()).filter(Boolean))];
       if (!checkEvents(types)) throw badRequest('errors.webhooks.events', { field: 'events' });
-      if ((await webhooks.list(actor.tenant.id)).length >= MAX_SUBSCRIPTIONS) throw badRequest('errors.webhooks.tooMany', { field: 'url', max: MAX_SUBSCRIPTIONS });
+      const tooMany = () => badRequest('errors.webhooks.tooMany', { field: 'url', max: MAX_SUBSCRIPTIONS });
+      if ((await webhooks.list(actor.tenant.id)).length >= MAX_SUBSCRIPTIONS) throw tooMany();
       const created = await webhooks.subscribe(actor.tenant.id, url, types);
+      // Counted again after the insert: parallel requests all passed the check above. Of those
+      // past the cap each removes its own, so at most the cap stays (a race may refuse one too many).
+      if ((await webhooks.list(actor.tenant.id)).length > MAX_SUBSCRIPTIONS) {
+        await webhooks.remove(actor.tenant.id, created.subscription.id);
+        throw tooMany();
+      }
       await audit.record({
         type: 'webhook.added',
         outcome: 'success',
