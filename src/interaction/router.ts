@@ -276,8 +276,10 @@ export function interactionRouter(
    * Finishes the provider's login: the only place that does. It replaces the
    * journey's progress with the login on the interaction already loaded (what
    * oidc-provider's interactionResult does after reading it again). `ts` is
-   * when the last required step passed, so the session's sign-in time (and a
-   * cut-off checked against it) is that moment, not the later resume.
+   * the session's sign-in time (`auth_time`, and what a cut-off is checked
+   * against): when the last required step of a new sign-in passed, not the
+   * later resume; a step-up or switch keeps the session's (the password's).
+   * `finishedAt` is when this journey finished, whatever `ts` says.
    */
   async function finish(
     ctx: Context,
@@ -329,9 +331,13 @@ export function interactionRouter(
     });
     // "Stay signed in" off (a shared workstation): the session cookie ends with the browser.
     const remember = sessionPolicyOf(home).staySignedIn;
-    // A switch keeps the password's time: it is no fresh sign-in (the account pages' re-authentication asks for one).
-    const ts = switchFrom ? switchFrom.loginTs : signInSecond(await accounts.loginSessionsNotBefore(login.id), now());
-    interaction.result = { login: { accountId: login.id, amr, acr, ts, remember } };
+    // A switch or a step-up keeps the session's sign-in time, the password's: neither is a fresh sign-in (the account
+    // pages' re-authentication and `max_age` ask for one, and the tenant's session lifetime runs from it).
+    const kept = switchFrom ?? stepUp;
+    const ts = kept ? kept.loginTs : signInSecond(await accounts.loginSessionsNotBefore(login.id), now());
+    // When the journey finished, which is what a held result's age counts from (`heldTooLong`), whatever `ts` says.
+    const finishedAt = now() / 1000;
+    interaction.result = { login: { accountId: login.id, amr, acr, ts, finishedAt, remember } };
     await interaction.persist();
     if (progress.email) await browsers.remember(ctx, progress.email);
     ctx.redirect(interaction.returnTo);

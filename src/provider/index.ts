@@ -127,15 +127,28 @@ export function createProvider({ config, accounts, adapter, sessions, factors, e
   }
 
   /**
-   * A sign-in resumed long after it finished. The consent's resume carries the
-   * same login on (its `ts` unchanged), applied at the earlier resume already.
+   * A sign-in resumed long after it finished: counted from when the journey
+   * finished (`finishedAt`), not from `ts`, which a step-up or switch keeps at
+   * the session's earlier sign-in. A result without `finishedAt` (written
+   * before it was recorded) counts from `ts`. The consent's resume carries the
+   * same login on (unchanged), applied at the earlier resume already.
    */
   function heldTooLong(ctx: KoaContextWithOIDC): boolean {
-    const ts = ctx.oidc.result?.login?.ts;
-    const carried = (ctx.oidc.entities.Interaction?.lastSubmission as { login?: { ts?: unknown } } | undefined)?.login?.ts;
-    if (typeof ts !== 'number') return true;
-    if (carried === ts) return false;
-    return now() / 1000 - ts > config.ttl.signInResult;
+    const login = ctx.oidc.result?.login;
+    const finished = finishedAtOf(login);
+    if (typeof login?.ts !== 'number' || finished === null) return true;
+    const carried = finishedAtOf((ctx.oidc.entities.Interaction?.lastSubmission as { login?: JourneyLogin } | undefined)?.login);
+    if (carried === finished) return false;
+    return now() / 1000 - finished > config.ttl.signInResult;
+  }
+
+  /** The journey's login result (`finish` in src/interaction/router.ts), as far as its times go. */
+  type JourneyLogin = { ts?: unknown; finishedAt?: unknown };
+
+  /** When a login result's journey finished (epoch seconds), null when it tells neither that nor `ts`. */
+  function finishedAtOf(login: JourneyLogin | undefined): number | null {
+    const at = typeof login?.finishedAt === 'number' ? login.finishedAt : login?.ts;
+    return typeof at === 'number' && Number.isFinite(at) ? at : null;
   }
 
   /** The level the request and its client ask for is met by the session's (no session: the journey decides). */

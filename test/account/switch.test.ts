@@ -3,11 +3,12 @@
 // Account; a person with several logins switches from the header without
 // the password again, but never past the other login's own second factor,
 // only with the form's CSRF token, only in the browser that asked, and
-// without the switch counting as a fresh sign-in. Both store set-ups.
+// without the switch counting as a fresh sign-in, however long after the
+// password it comes. Both store set-ups.
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import { Browser, actionOf, csrfOf, testIds, textOf, type Page } from '../support/browser.ts';
-import { PASSWORD, SETUPS, relyingParty, startServer, submitLogin, type RelyingParty, type TestServer } from '../support/latchkey.ts';
+import { PASSWORD, SETUPS, relyingParty, startServer, submitLogin, testClock, type RelyingParty, type TestServer } from '../support/latchkey.ts';
 import { codeFor, currentStep, savedCodes, secretOf } from '../support/factors.ts';
 import { accountFixture, signedIn } from './support.ts';
 
@@ -50,8 +51,10 @@ for (const setup of SETUPS) {
   describe(`My Account and switching logins (${setup})`, () => {
     let server: TestServer;
     let rp: RelyingParty;
+    // The app's clock; moved on only by the last test.
+    const clock = testClock();
     before(async () => {
-      server = await startServer(setup, { doc: fixture() });
+      server = await startServer(setup, { doc: fixture(), now: clock.now });
       rp = await relyingParty(server.issuer);
     });
     after(() => server.stop());
@@ -146,6 +149,28 @@ for (const setup of SETUPS) {
       // And for a relying party's own request the parameter means nothing.
       const { url } = await rp.authorize({ prompt: 'login', latchkey_switch: new URL(auth).searchParams.get('latchkey_switch')! });
       assert.ok(testIds(await browser.get(url)).includes('login-form'), "an app's request: the password");
+    });
+
+    // It moves the app's clock on for the tests after it (they read it: `server.latchkey.now()`).
+    it('switches long after the password (past the held-result limit and the re-authentication window), still no fresh sign-in', async () => {
+      const { browser, page } = await signedIn(server, JANE);
+      const first = accountSession(browser);
+      const { account, ttl } = server.latchkey.config;
+      clock.advance((Math.max(account.reauthSeconds, ttl.signInResult) + 60) * 1000);
+
+      // The switch's journey finished just now: it signs in, though the password it keeps is older than ttl.signInResult.
+      const next = await follow(browser, await switchTo(browser, page, 'jane-globex'));
+      assert.ok(!testIds(next).includes('login-form'), `no password again: ${next.status} ${next.url}`);
+      assert.equal(new URL(next.url).pathname, '/account', `${next.status} ${next.url}`);
+      assert.equal(textOf(next, 'signed-in-as'), 'Jane Doe — Staff');
+      const switched = accountSession(browser);
+      assert.equal(switched.sub, 'jane-globex');
+      assert.equal(switched.authTime, first.authTime, "the password's time");
+
+      // Which is older than the re-authentication window: a new password needs the password again.
+      const res = await browser.request('/account/profile/password');
+      assert.equal(res.status, 303);
+      assert.match(res.headers.get('location') ?? '', /^\/account\/signin\?reauth=1/);
     });
 
     it('does not switch to a login ended or disabled since the password was given', async () => {

@@ -3,8 +3,10 @@
 // below it is asked for the missing factor only; a login with nothing that
 // reaches it sets one up on the spot where the tenant allows it, otherwise the
 // app gets unmet_authentication_requirements; `max_age` asks the password and
-// the factor again; `acr` and `amr` never claim more than was done. On the
-// embedded store and on MongoDB + Redis.
+// the factor again; `acr` and `amr` never claim more than was done. A step-up
+// is no fresh sign-in: the session keeps the password's time (`auth_time`, the
+// account pages' re-authentication), however long after the password it comes.
+// On the embedded store and on MongoDB + Redis.
 import { after, before, describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import * as oidc from 'openid-client';
@@ -12,8 +14,20 @@ import { createSecretBox } from '../../src/crypto/secretbox.ts';
 import { newSecret } from '../../src/factors/totp/index.ts';
 import { endLoginSessions } from '../../src/provider/revocation.ts';
 import type { ImportDocument } from '../../src/import/index.ts';
-import { Browser, testIds, textOf, type Page } from '../support/browser.ts';
-import { PASSWORD, REDIRECT_URI, SETUPS, callbackReached, relyingParty, signIn, startServer, submitLogin, type RelyingParty, type TestServer } from '../support/latchkey.ts';
+import { Browser, actionOf, csrfOf, testIds, textOf, type Page } from '../support/browser.ts';
+import {
+  PASSWORD,
+  REDIRECT_URI,
+  SETUPS,
+  callbackReached,
+  relyingParty,
+  signIn,
+  startServer,
+  submitLogin,
+  testClock,
+  type RelyingParty,
+  type TestServer,
+} from '../support/latchkey.ts';
 import {
   TENANT,
   addPerson,
@@ -47,6 +61,14 @@ function stepUpFixture(): ImportDocument {
   return doc;
 }
 
+/** Links an authenticator app for `loginId` in the store, as an earlier sign-in would have. */
+async function linkApp(server: TestServer, loginId: string): Promise<string> {
+  const secret = newSecret();
+  const box = createSecretBox(server.latchkey.config.keys.encryptionKeys);
+  await server.latchkey.stores.accounts.setFactorState(loginId, 'totp', { secret: box.seal(secret, loginId), account: loginId, linkedAt: new Date().toISOString(), step: 0 });
+  return secret;
+}
+
 const claimsAsking = (acr: Record<string, unknown>) => JSON.stringify({ id_token: { acr: { essential: true, ...acr } } });
 
 /** The error the RP's callback URL carries, or null when it carries a code. */
@@ -71,13 +93,7 @@ for (const setup of SETUPS) {
     const accounts = () => server.latchkey.stores.accounts;
     const allowEnrollment = async (allowed: boolean) => assert.equal(await accounts().setStepUpEnrollment(TENANT, allowed), true);
 
-    /** Links an authenticator app for `loginId` in the store, as an earlier sign-in would have. */
-    async function enrolApp(loginId: string): Promise<string> {
-      const secret = newSecret();
-      const box = createSecretBox(server.latchkey.config.keys.encryptionKeys);
-      await accounts().setFactorState(loginId, 'totp', { secret: box.seal(secret, loginId), account: loginId, linkedAt: new Date().toISOString(), step: 0 });
-      return secret;
-    }
+    const enrolApp = (loginId: string) => linkApp(server, loginId);
 
     /** A full sign-in with the password (the user type needs nothing more) in a new browser. */
     async function oneFactorSession(person: Person, client = rp) {
@@ -99,17 +115,14 @@ for (const setup of SETUPS) {
       const page = await browser.get(pending.url);
       assert.ok(hasForm(page, 'enter-code-form'), `expected the code page, got ${page.status} ${testIds(page).join(',')}`);
       assert.ok(!hasForm(page, 'login-form'), 'no password page');
-      const before = Math.floor(Date.now() / 1000);
       const done = await submitFactor(browser, page, 'enter-code-form', { code: await codeFor(secret, currentStep()) });
-      const after = Math.floor(Date.now() / 1000);
       assert.equal(callbackError(done), null);
       const claims = (await rp.callback(done.url, pending)).claims()!;
       assert.equal(claims.sub, person.logins[0]);
       assert.equal(claims.acr, LEVEL.totp);
       assert.deepEqual(claims.amr, ['pwd', 'otp', 'mfa']);
-      // auth_time is when the last step passed: the code, not the earlier password.
-      assert.ok(claims.auth_time! >= before && claims.auth_time! <= after, `auth_time ${claims.auth_time} not within [${before}, ${after}]`);
-      assert.ok(claims.auth_time! >= first.auth_time!);
+      // auth_time stays the password's: a step-up is no fresh sign-in (see "the sign-in time" below).
+      assert.equal(claims.auth_time, first.auth_time);
       const success = (await auditOf(server, person.logins[0]!, 'signin.success'))[0]!;
       assert.deepEqual(success.detail, { amr: ['pwd', 'otp', 'mfa'], acr: LEVEL.totp, lang: 'en', stepUp: true });
 
@@ -388,6 +401,131 @@ for (const setup of SETUPS) {
         if (linked) assert.ok(spot || type === 'manager', `${story}: an app was set up without being allowed`);
       }
       await allowEnrollment(false);
+    });
+  });
+}
+
+/** Submits a factor form and stops at the journey's 303 back to the provider (`/auth/:uid`), not following it. */
+async function holdFactor(browser: Browser, page: Page, form: string, fields: Record<string, string>): Promise<Page> {
+  const held = await browser.request(actionOf(page, form), {
+    method: 'POST',
+    body: new URLSearchParams({ ...fields, csrf: csrfOf(page) }),
+    headers: { 'content-type': 'application/x-www-form-urlencoded' },
+  });
+  assert.equal(held.status, 303, `the step-up finished: ${held.status} ${held.html.slice(0, 300)}`);
+  assert.match(new URL(held.headers.get('location')!, held.url).pathname, /^\/auth\/[^/]+$/);
+  return held;
+}
+
+for (const setup of SETUPS) {
+  describe(`step-up and the sign-in time (${setup})`, () => {
+    let server: TestServer;
+    let rp: RelyingParty;
+    // The app's clock: moved on past the account pages' re-authentication window and the held-result limit.
+    const clock = testClock();
+    const appCode = (secret: string) => codeFor(secret, Math.floor(clock.now() / 30_000));
+
+    before(async () => {
+      server = await startServer(setup, { doc: factorFixture(), now: clock.now });
+      rp = await relyingParty(server.issuer);
+    });
+    after(() => server.stop());
+
+    const reauthSeconds = () => server.latchkey.config.account.reauthSeconds;
+    const heldLimitSeconds = () => server.latchkey.config.ttl.signInResult;
+
+    /** The password at the app, at 1fa, in a new browser: its ID token's claims. */
+    async function passwordAtApp(email: string) {
+      const browser = new Browser(server.issuer);
+      const { page, pending } = await signIn(browser, rp, { email });
+      assert.ok(callbackReached(page), `expected a 1fa sign-in, got ${page.status} ${page.url}`);
+      const claims = (await rp.callback(page.url, pending)).claims()!;
+      assert.equal(claims.acr, LEVEL.oneFactor);
+      return { browser, claims };
+    }
+
+    /** The app asks for totp: the code page only, and the code. Returns the ID token's claims. */
+    async function stepUpToApp(browser: Browser, secret: string) {
+      const pending = await rp.authorize({ acr_values: LEVEL.totp });
+      const page = await browser.get(pending.url);
+      assert.ok(hasForm(page, 'enter-code-form') && !hasForm(page, 'login-form'), `expected the code page only, got ${page.status} ${testIds(page).join(',')}`);
+      const done = await submitFactor(browser, page, 'enter-code-form', { code: await appCode(secret) });
+      assert.ok(callbackReached(done), `the step-up signs in: ${done.status} ${done.url} ${testIds(done).join(',')}`);
+      assert.equal(callbackError(done), null);
+      const claims = (await rp.callback(done.url, pending)).claims()!;
+      assert.equal(claims.acr, LEVEL.totp);
+      return claims;
+    }
+
+    /** A request the account pages make only after a recent sign-in: a redirect to sign in again, or not. */
+    const asksReauth = (res: Page) => res.status === 303 && /^\/account\/signin\?reauth=1/.test(res.headers.get('location') ?? '');
+
+    it("does not count a step-up as a fresh sign-in for the account pages' re-authentication", async () => {
+      const secret = await linkApp(server, 'acme-owner');
+      const { browser } = await passwordAtApp('owner@acme.test');
+      clock.advance((reauthSeconds() + 60) * 1000);
+      await stepUpToApp(browser, secret);
+
+      // My Account in the same browser: single sign-on from the stepped-up session, no password.
+      const account = await browser.get('/account/scim');
+      assert.equal(new URL(account.url).pathname, '/account/scim', `single sign-on to the account pages: ${account.status} ${account.url}`);
+      assert.equal(account.status, 200);
+
+      // The password was given longer ago than the window: a new SCIM token or a new password needs it again.
+      const token = await browser.request('/account/scim/tokens', {
+        method: 'POST',
+        body: new URLSearchParams({ label: 'After a step-up', csrf: csrfOf(account) }),
+        headers: { 'content-type': 'application/x-www-form-urlencoded' },
+      });
+      assert.ok(asksReauth(token), `a new SCIM token asks for the password again: ${token.status} ${token.headers.get('location')}`);
+      assert.ok(!(await server.latchkey.stores.scim.listTokens(TENANT)).some((t) => t.label === 'After a step-up'), 'no token made');
+      const password = await browser.request('/account/profile/password');
+      assert.ok(asksReauth(password), `the password page asks for the password again: ${password.status} ${password.headers.get('location')}`);
+      const reauth = await browser.get(password.headers.get('location')!);
+      assert.ok(hasForm(reauth, 'login-form'), `the password page: ${reauth.status} ${testIds(reauth).join(',')}`);
+    });
+
+    it("keeps the password's auth_time through a step-up made long after it", async () => {
+      const person = await addPerson(server, 'employee');
+      const secret = await linkApp(server, person.logins[0]!);
+      const { browser, claims: first } = await passwordAtApp(person.email);
+      clock.advance((reauthSeconds() + 60) * 1000);
+      const stepped = await stepUpToApp(browser, secret);
+      assert.equal(stepped.sub, person.logins[0]);
+      assert.deepEqual(stepped.amr, ['pwd', 'otp', 'mfa']);
+      assert.equal(stepped.auth_time, first.auth_time, "auth_time is the password's, not the code's");
+      const [event] = await server.latchkey.stores.accounts.listAudit({ tenant: TENANT, login: person.logins[0]!, type: 'signin.success', limit: 1 });
+      assert.equal(event!.detail?.stepUp, true);
+    });
+
+    it('lets a step-up made more than ttl.signInResult after the password through: its journey just finished', async () => {
+      const person = await addPerson(server, 'employee');
+      const secret = await linkApp(server, person.logins[0]!);
+      const { browser, claims: first } = await passwordAtApp(person.email);
+      clock.advance((heldLimitSeconds() + 60) * 1000);
+      const stepped = await stepUpToApp(browser, secret);
+      assert.equal(stepped.auth_time, first.auth_time);
+      // The session is at totp now: single sign-on for the same request.
+      const sso = await rp.authorize({ acr_values: LEVEL.totp });
+      const again = await browser.get(sso.url);
+      assert.equal(callbackError(again), null);
+      assert.equal((await rp.callback(again.url, sso)).claims()!.acr, LEVEL.totp);
+    });
+
+    it('refuses a finished step-up held more than ttl.signInResult before it is resumed', async () => {
+      const person = await addPerson(server, 'employee');
+      const secret = await linkApp(server, person.logins[0]!);
+      const { browser } = await passwordAtApp(person.email);
+      const pending = await rp.authorize({ acr_values: LEVEL.totp });
+      const page = await browser.get(pending.url);
+      assert.ok(hasForm(page, 'enter-code-form'));
+      const held = await holdFactor(browser, page, 'enter-code-form', { code: await appCode(secret) });
+      clock.advance((heldLimitSeconds() + 1) * 1000);
+      const resumed = await browser.follow(held);
+      assert.ok(!callbackReached(resumed), `no code for a result held too long: ${resumed.url}`);
+      assert.ok(hasForm(resumed, 'login-form'), `a fresh sign-in: ${resumed.status} ${testIds(resumed).join(',')}`);
+      // Taken out of the session: the next request asks for the password too.
+      assert.ok(hasForm(await browser.get((await rp.authorize()).url), 'login-form'), 'no single sign-on left behind');
     });
   });
 }
