@@ -109,7 +109,7 @@ export function createProvider({ config, accounts, adapter, sessions, factors, e
 
   /**
    * Resuming a finished sign-in has already put its login into the session
-   * (with `ts`, when its last step passed), so it is checked like any session;
+   * (with `ts`, the session's sign-in time), so it is checked like any session;
    * a refused one is taken out again, or it would stay as a single sign-on.
    */
   async function sessionSatisfiesPolicy(ctx: KoaContextWithOIDC): Promise<boolean> {
