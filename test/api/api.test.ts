@@ -565,9 +565,14 @@ for (const setup of SETUPS) {
     it('holds at most 25 webhook subscriptions however many creates arrive at once', async () => {
       clock.advance(61_000); // a fresh request window
       const have = (await call(token, 'GET', '/webhooks')).body.items.length as number;
-      const answers = await Promise.all(Array.from({ length: 30 }, (_, i) => call(token, 'POST', '/webhooks', { body: { url: `https://hooks.example/burst-${i}`, events: ['*'] } })));
+      const answers = await Promise.all(
+        Array.from({ length: 30 }, (_, i) => call(token, 'POST', '/webhooks', { body: { url: `https://hooks.example/burst-${i}`, events: ['*'] } })),
+      );
       const made = answers.filter((a) => a.status === 201).map((a) => a.body.id as string);
-      assert.ok(answers.every((a) => a.status === 201 || a.status === 400), JSON.stringify(answers.map((a) => a.status)));
+      assert.ok(
+        answers.every((a) => a.status === 201 || a.status === 400),
+        JSON.stringify(answers.map((a) => a.status)),
+      );
       const held = (await call(token, 'GET', '/webhooks')).body.items.length as number;
       assert.ok(held <= 25, `at most 25 held, not ${held}`);
       assert.equal(held, have + made.length, 'every 201 is held, every 400 is not');

@@ -26,7 +26,14 @@ for (const setup of SETUPS) {
       const tenant = (await accounts.getTenant(TENANT))!;
       const draft: Record<string, unknown> = {};
       // Each request of the profile's re-link page reads the login afresh, as the account pages do.
-      const request = async (body: Record<string, string>): Promise<FactorRequest> => ({ tenant, login: (await accounts.getLogin(login))!, body, draft, ip: null, userAgent: null });
+      const request = async (body: Record<string, string>): Promise<FactorRequest> => ({
+        tenant,
+        login: (await accounts.getLogin(login))!,
+        body,
+        draft,
+        ip: null,
+        userAgent: null,
+      });
 
       const proven = await totp.change!.submit(await request({ code: await codeFor(secret, step + 1) }));
       assert.ok(!proven.done && !proven.error, 'the current app proves the change');

@@ -74,9 +74,16 @@ describe('security headers and cookies', () => {
     const discovery = await rawGet(port, '/.well-known/openid-configuration', forged);
     assert.equal(discovery.status, 200);
     const urls = publishedUrls(discovery.body);
-    assert.ok(urls.some((u) => u.endsWith('/token')), 'the token endpoint is among them');
+    assert.ok(
+      urls.some((u) => u.endsWith('/token')),
+      'the token endpoint is among them',
+    );
     for (const url of urls) assert.ok(url.startsWith(`${server.issuer}/`) || url === server.issuer, url);
-    const auth = await rawGet(port, `/auth?client_id=portal&response_type=code&scope=openid&redirect_uri=${encodeURIComponent('http://127.0.0.1:8080/cb')}&code_challenge=E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM&code_challenge_method=S256`, forged);
+    const auth = await rawGet(
+      port,
+      `/auth?client_id=portal&response_type=code&scope=openid&redirect_uri=${encodeURIComponent('http://127.0.0.1:8080/cb')}&code_challenge=E9Melhoa2OwvFrEMTJguCHaoeK1t8URWbuGJSstw-cM&code_challenge_method=S256`,
+      forged,
+    );
     assert.equal(auth.status, 303);
     assert.ok(!auth.location?.includes('evil.example'), `the login redirect stays on the issuer: ${auth.location}`);
   });

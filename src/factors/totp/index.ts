@@ -186,7 +186,8 @@ function createTotp({ config, accounts, audit, limiter, now }: FactorServices): 
       }
       const state: TotpState = { secret: box.seal(secret, req.login.id), account: await account(req), linkedAt: new Date(now()).toISOString(), step: step! };
       // Only over the app this request was proven with: an owner's reset meanwhile wins.
-      if (!(await accounts.compareAndSetFactorState(req.login.id, 'totp', req.login.factors.totp ?? null, state))) return { done: false, error: factorSetupExpired('errors.login.gone') };
+      if (!(await accounts.compareAndSetFactorState(req.login.id, 'totp', req.login.factors.totp ?? null, state)))
+        return { done: false, error: factorSetupExpired('errors.login.gone') };
       delete req.draft[DRAFT];
       delete req.draft[CHANGE_DRAFT];
       await record(req, 'relinked', 'success');
