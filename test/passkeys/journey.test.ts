@@ -281,7 +281,12 @@ for (const setup of SETUPS) {
       await page.getByTestId('passkey-start').click();
       await savedCodes(page);
       await page.getByTestId('change-passkey-link').click();
-      await page.getByTestId('passkey-list').waitFor();
+      // Just signed in with it, and still: one of the login's passkeys first (the page's own ceremony).
+      await page.getByTestId('passkey-prove-form').waitFor();
+      assert.equal(await page.getByTestId('passkey-add-form').count(), 0, 'no change before the proof');
+      assert.equal(await page.getByTestId('passkey-rename-form').count(), 0);
+      await page.getByTestId('passkey-start').click();
+      await page.getByTestId('passkey-add-form').waitFor();
       assert.equal(await page.getByTestId('passkey-remove').count(), 1, 'with recovery codes left, even the last passkey may go');
       // As if every code had been used: nothing but this passkey lets Bob in.
       await server.latchkey.stores.accounts.setFactorState('bob-emp', 'recovery', null);
@@ -330,6 +335,11 @@ for (const setup of SETUPS) {
       assert.equal((await passkeysOf('bob-emp')).length, 1);
       const events = (await server.latchkey.stores.accounts.listAudit({ tenant: 'acme', login: 'bob-emp' })).map((e) => e.type);
       for (const type of ['factor.passkey.added', 'factor.passkey.renamed', 'factor.passkey.removed']) assert.ok(events.includes(type), type);
+      const proofs = await server.latchkey.stores.accounts.listAudit({ tenant: 'acme', login: 'bob-emp', type: 'factor.passkey.verified' });
+      assert.ok(
+        proofs.some((e) => e.detail?.stage === 'prove'),
+        "the page's proof is audited as a use of the passkey",
+      );
       await context.close();
     });
 
@@ -539,6 +549,7 @@ for (const setup of SETUPS) {
 
       // With codes left, the last passkey may go: the login stays set up for passkeys, and its sign-in offers the codes.
       await page.goto(`${server.issuer}/account/profile/factor/passkey`);
+      await page.getByTestId('passkey-start').click();
       await page.getByTestId('passkey-remove').click();
       await page.getByTestId('passkey-remove').waitFor({ state: 'detached' });
       assert.deepEqual(await passkeysOf(login), []);

@@ -7,8 +7,8 @@
  * passkeys and which user handle its credentials carry.
  */
 import { z } from 'zod';
-import { factorSetupExpired, frozenOut, invalidFactorAnswer, lockedOut, replayRefused, type LatchkeyError } from '../../errors.ts';
-import type { Login, Passkey } from '../../storage/accounts/port.ts';
+import { factorSetupExpired, forbidden, frozenOut, invalidFactorAnswer, lockedOut, replayRefused, type LatchkeyError } from '../../errors.ts';
+import type { FactorState, Login, Passkey } from '../../storage/accounts/port.ts';
 import type { AttemptResult } from '../../limits.ts';
 import type { FactorBehaviour, FactorDefinition, FactorOutcome, FactorRequest, FactorServices } from '../types.ts';
 import { createAttempts, factorKeys } from '../attempts.ts';
@@ -30,6 +30,17 @@ export type PasskeyState = z.infer<typeof passkeyStateSchema>;
 
 /** The sign-in's pending challenge, in the draft. */
 const DRAFT = 'passkey';
+/**
+ * A registration's set-up, in the draft beside its challenge: the user handle
+ * the options carry, and the `enrolledAt` of the set-up they were made for
+ * (null: none yet). An owner's reset since makes the registration void.
+ */
+const HANDLE_DRAFT = 'passkeyHandle';
+const FROM_DRAFT = 'passkeyEnrolledAt';
+/** The account pages' passkeys page: when one of the login's passkeys was proven there, in the draft. */
+const CHANGE_DRAFT = 'passkeyChange';
+/** How long a proven passkey lets the person add, rename and remove passkeys (the authenticator app's re-link window). */
+export const CHANGE_WINDOW_MS = 10 * 60_000;
 /** The longest name a person may give a passkey. */
 export const PASSKEY_NAME_MAX = 64;
 
@@ -118,8 +129,11 @@ function createPasskey(services: FactorServices): FactorBehaviour {
 
   async function registrationPage(req: FactorRequest, view: string) {
     const state = passkeyState(req.login);
-    const handle = state?.userHandle ?? (typeof req.draft.passkeyHandle === 'string' ? req.draft.passkeyHandle : newUserHandle());
-    req.draft.passkeyHandle = handle;
+    // A first set-up keeps its handle across reloads; one left from before a reset does not come back.
+    const pending = req.draft[FROM_DRAFT] === null && typeof req.draft[HANDLE_DRAFT] === 'string' ? req.draft[HANDLE_DRAFT] : null;
+    const handle = state?.userHandle ?? pending ?? newUserHandle();
+    req.draft[HANDLE_DRAFT] = handle;
+    req.draft[FROM_DRAFT] = state?.enrolledAt ?? null;
     const existing = await accounts.listPasskeys(req.login.id);
     const { options, challenge } = await webauthn.registrationOptions({
       handle,
@@ -132,21 +146,42 @@ function createPasskey(services: FactorServices): FactorBehaviour {
     return { view, locals: { passkeyOptions: JSON.stringify(options), nameMax: PASSKEY_NAME_MAX } };
   }
 
+  /** A registration whose set-up was reset (or set up anew) meanwhile: its passkey, if stored, goes again. */
+  async function refusedSetUp(req: FactorRequest, stage: string, stored: Passkey | null): Promise<{ passed: false; outcome: FactorOutcome }> {
+    delete req.draft[DRAFT];
+    if (stored) await accounts.deletePasskey(req.login.id, stored.id);
+    await record(req, 'failed', 'failure', { stage, reason: 'set_up_changed', ...(stored ? { credential: stored.id.slice(0, 12) } : {}) });
+    return { passed: false, outcome: fail(factorSetupExpired('factor.passkey.errors.setUpChanged')) };
+  }
+
   /**
    * Verifies a registration from `req.body.response` and stores the new passkey
    * (and the factor's state on the first). The answer to the draft's challenge,
    * counted in the login's attempts like any answer.
+   *
+   * The registration belongs to the set-up its options were made for: one
+   * reset since (or set up anew) is refused. The passkey is kept only while
+   * that set-up still stands after it was stored — checked by compare-and-set
+   * on the factor's state, which the reset clears before it deletes the
+   * passkeys — so of an add and an owner's reset racing, the reset wins.
    */
   async function register(
     req: FactorRequest,
     stage: string,
     defaultName: string,
   ): Promise<{ passed: true; passkey: Passkey; userVerified: boolean } | { passed: false; outcome: FactorOutcome }> {
-    const handle = passkeyState(req.login)?.userHandle ?? req.draft.passkeyHandle;
+    const handle = req.draft[HANDLE_DRAFT];
+    const from = req.draft[FROM_DRAFT];
+    const current = passkeyState(req.login);
+    const sameSetUp = current ? current.userHandle === handle && current.enrolledAt === from : from === null;
     if (typeof handle !== 'string') return { passed: false, outcome: fail(ceremonyError('expired')) };
+    if (!sameSetUp) return refusedSetUp(req, stage, null);
     let failure: CeremonyFailure | null = null;
     let made: Passkey | null = null;
     let userVerified = false;
+    /** The stored state the passkey is added under (as read, for the compare-and-set); null until claimed. */
+    let under: FactorState | null = current ? req.login.factors.passkey! : null;
+    let claimed: PasskeyState | null = null;
     const result = await attempts.run(req.login, async () => {
       const verified = await webauthn.verifyRegistration(req.draft[DRAFT], req.body.response ?? '');
       delete req.draft[DRAFT];
@@ -154,6 +189,17 @@ function createPasskey(services: FactorServices): FactorBehaviour {
         failure = verified.failure;
         return false;
       }
+      if (!under) {
+        // The first passkey: the set-up is claimed before the passkey exists, so a reset after it clears the claim.
+        const state: PasskeyState = { userHandle: handle, enrolledAt: new Date(now()).toISOString() };
+        if (await accounts.compareAndSetFactorState(req.login.id, 'passkey', null, state)) under = claimed = state;
+        else {
+          // Another tab of this very set-up got there first: added beside it; anything else is a set-up of its own.
+          const stored = (await accounts.getLogin(req.login.id))?.factors.passkey;
+          if (stored && stored.userHandle === handle) under = stored;
+        }
+      }
+      if (!under) return true;
       const c = verified.credential;
       userVerified = c.userVerified;
       const at = new Date(now());
@@ -164,13 +210,14 @@ function createPasskey(services: FactorServices): FactorBehaviour {
       }
       return true;
     });
-    if (!result.passed || !made) return { passed: false, outcome: await failed(req, result as Extract<AttemptResult, { passed: false }>, failure ?? 'unverified', stage) };
-    const passkey: Passkey = made;
-    if (!passkeyState(req.login)) {
-      const state: PasskeyState = { userHandle: handle, enrolledAt: new Date(now()).toISOString() };
-      await accounts.setFactorState(req.login.id, 'passkey', state);
+    if (!result.passed) {
+      if (claimed) await accounts.compareAndSetFactorState(req.login.id, 'passkey', claimed, null);
+      return { passed: false, outcome: await failed(req, result, failure ?? 'unverified', stage) };
     }
-    delete req.draft.passkeyHandle;
+    const passkey = made as Passkey | null;
+    if (!passkey || !under || !(await accounts.compareAndSetFactorState(req.login.id, 'passkey', under, under))) return refusedSetUp(req, stage, passkey);
+    delete req.draft[HANDLE_DRAFT];
+    delete req.draft[FROM_DRAFT];
     await record(req, 'added', 'success', { credential: passkey.id.slice(0, 12), deviceType: passkey.deviceType, name: passkey.name });
     return { passed: true, passkey, userVerified };
   }
@@ -183,6 +230,21 @@ function createPasskey(services: FactorServices): FactorBehaviour {
    */
   const withoutPasskeys = (req: FactorRequest, login: Login = req.login) => wayInWithout(req.tenant, login, 'passkey');
 
+  /**
+   * Whether the passkeys page may change the login's passkeys now: one of them
+   * was proven on it within `CHANGE_WINDOW_MS` (for this login and this
+   * set-up), or it has none (its first is added as at a sign-in). A recent
+   * sign-in alone is not enough: it may have needed no passkey.
+   */
+  function mayChange(req: FactorRequest, mine: Passkey[]): boolean {
+    if (mine.length === 0) return true;
+    const proof = req.draft[CHANGE_DRAFT] as { provenAt?: unknown; loginId?: unknown; userHandle?: unknown } | undefined;
+    const at = proof?.provenAt;
+    return (
+      typeof at === 'number' && proof?.loginId === req.login.id && proof.userHandle === passkeyState(req.login)?.userHandle && now() - at >= 0 && now() - at < CHANGE_WINDOW_MS
+    );
+  }
+
   async function verifyPage(req: FactorRequest) {
     const mine = await accounts.listPasskeys(req.login.id);
     const { options, challenge } = await webauthn.authenticationOptions(mine);
@@ -191,7 +253,7 @@ function createPasskey(services: FactorServices): FactorBehaviour {
     return { view: 'factors/passkey/verify', locals: { passkeyOptions: JSON.stringify(options), noneLeft: mine.length === 0 } };
   }
 
-  async function verify(req: FactorRequest): Promise<FactorOutcome> {
+  async function verify(req: FactorRequest, stage = 'verify'): Promise<FactorOutcome> {
     const parsed = webauthn.parseAuthentication(req.body.response ?? '');
     if (!parsed) return fail(ceremonyError('malformed'));
     let failure: Parameters<typeof ceremonyError>[0] = 'unverified';
@@ -222,8 +284,8 @@ function createPasskey(services: FactorServices): FactorBehaviour {
       amr = passkeyAmr(a);
       return true;
     });
-    if (!result.passed) return failed(req, result, failure, 'verify');
-    await record(req, 'verified', 'success', { credential: parsed.credentialId.slice(0, 12), amr });
+    if (!result.passed) return failed(req, result, failure, stage);
+    await record(req, 'verified', 'success', { credential: parsed.credentialId.slice(0, 12), amr, ...(stage === 'verify' ? {} : { stage }) });
     return { passed: true, amr };
   }
 
@@ -245,33 +307,44 @@ function createPasskey(services: FactorServices): FactorBehaviour {
       return { passed: true, amr: passkeyAmr({ deviceType: made.passkey.deviceType, userVerified: made.userVerified }) };
     },
     change: {
-      // The profile's passkeys page: list, rename, remove, add (within the account pages' re-authentication window).
+      // The profile's passkeys page (docs/passkeys.md#the-profile): first one of the login's passkeys, then list, rename, remove, add.
       async page(req) {
         const mine = await accounts.listPasskeys(req.login.id);
+        const passkeys = mine.map((p) => ({
+          id: p.id,
+          name: p.name,
+          kind: p.deviceType,
+          createdAt: p.createdAt.toISOString().slice(0, 10),
+          lastUsedAt: p.lastUsedAt?.toISOString().slice(0, 10) ?? null,
+        }));
+        if (!mayChange(req, mine)) {
+          const { options, challenge } = await webauthn.authenticationOptions(mine);
+          req.draft[DRAFT] = challenge;
+          return { view: 'factors/passkey/manage', locals: { step: 'prove', passkeys, passkeyOptions: JSON.stringify(options), proveMinutes: CHANGE_WINDOW_MS / 60_000 } };
+        }
         const page = await registrationPage(req, 'factors/passkey/manage');
-        return {
-          view: page.view,
-          locals: {
-            ...page.locals,
-            passkeys: mine.map((p) => ({
-              id: p.id,
-              name: p.name,
-              kind: p.deviceType,
-              createdAt: p.createdAt.toISOString().slice(0, 10),
-              lastUsedAt: p.lastUsedAt?.toISOString().slice(0, 10) ?? null,
-            })),
-            canRemoveLast: withoutPasskeys(req) !== null,
-          },
-        };
+        return { view: page.view, locals: { ...page.locals, step: 'manage', passkeys, canRemoveLast: withoutPasskeys(req) !== null } };
       },
       async submit(req) {
         const action = req.body.action;
         const id = req.body.id ?? '';
+        const mine = await accounts.listPasskeys(req.login.id);
+        if (action === 'prove') {
+          // Nothing to prove with: the page offers the first passkey instead.
+          if (mine.length === 0) return { done: false };
+          const outcome = await verify(req, 'prove');
+          if (!outcome.passed) return { done: false, error: outcome.error };
+          req.draft[CHANGE_DRAFT] = { provenAt: now(), loginId: req.login.id, userHandle: passkeyState(req.login)?.userHandle ?? null };
+          return { done: false };
+        }
+        if (!mayChange(req, mine)) {
+          await record(req, 'failed', 'failure', { stage: action === 'add' || action === 'rename' || action === 'remove' ? action : 'change', reason: 'unproven' });
+          return { done: false, error: forbidden('factor.passkey.errors.proveFirst') };
+        }
         if (action === 'add') {
           const made = await register(req, 'add', 'Passkey');
           return made.passed ? { done: false } : { done: false, error: made.outcome.passed ? undefined : made.outcome.error };
         }
-        const mine = await accounts.listPasskeys(req.login.id);
         const target = mine.find((p) => p.id === id);
         if (!target) return { done: false, error: factorSetupExpired('factor.passkey.errors.noSuchPasskey') };
         if (action === 'rename') {
@@ -296,8 +369,9 @@ function createPasskey(services: FactorServices): FactorBehaviour {
       },
     },
     async reset(loginId) {
-      await accounts.deletePasskeys(loginId);
+      // The set-up goes before its passkeys: an add racing the reset checks the set-up after storing its passkey (`register`).
       await accounts.setFactorState(loginId, 'passkey', null);
+      await accounts.deletePasskeys(loginId);
       await attempts.clear(loginId);
     },
   };
