@@ -39,13 +39,29 @@ export async function loginByEmail(accounts: AccountStore, tenant: Tenant, email
   return matching[0]!;
 }
 
-/** Makes a login of the tenant an owner; a disabled login cannot be one (400). `already`: it was one. */
+/**
+ * Makes a login of the tenant an owner; a disabled login cannot be one (400),
+ * nor one gone (404). `already`: it was one.
+ *
+ * `login` was read before this call, so the login is read again after the
+ * owner is written: one disabled or removed meanwhile (another tab, an
+ * application) is taken off again. Without that, an owner id could outlive its
+ * login, and a login later created with that id (the API derives ids from
+ * idempotency keys) would be an owner nobody made.
+ */
 export async function addOwner(deps: OwnerDeps, actor: Actor, login: Login): Promise<'added' | 'already'> {
   if (login.tenant !== actor.tenant.id) throw notFound('errors.account.noSuchUser');
   if (login.disabled) throw badRequest('errors.owners.disabled');
   const result = await deps.accounts.addOwner(actor.tenant.id, login.id);
   if (result === 'not_found') throw notFound();
-  if (result === 'added') await recordChange(deps.audit, actor, 'owner.added', {}, login.id);
+  if (result === 'added') {
+    const now = await deps.accounts.getLogin(login.id);
+    if (!now || now.tenant !== actor.tenant.id || now.disabled) {
+      await deps.accounts.removeOwner(actor.tenant.id, login.id);
+      throw now && now.tenant === actor.tenant.id ? badRequest('errors.owners.disabled') : notFound('errors.account.noSuchUser');
+    }
+    await recordChange(deps.audit, actor, 'owner.added', {}, login.id);
+  }
   return result;
 }
 

@@ -9,6 +9,7 @@ import { csrfOf, testIds, textOf } from '../support/browser.ts';
 import { SETUPS, startServer, testClock, type TestServer } from '../support/latchkey.ts';
 import { SHORT_LOCKS, addPerson, auditOf } from '../support/factors.ts';
 import { runCli } from '../support/cli.ts';
+import { addOwner } from '../../src/admin/owners.ts';
 import { accountFixture, errorOf, noticeOf, onAccountPage, signedIn, submit } from './support.ts';
 
 const OWNER = { email: 'owner@acme.test' };
@@ -138,6 +139,23 @@ for (const setup of SETUPS) {
       const old = await browser.post('/account/owners', { csrf: csrfOf(page), email: 'jane@acme.test' });
       assert.ok(testIds(old).includes('login-form'), `an old sign-in signs in again first: ${old.status}`);
       assert.deepEqual(await owners(), before, 'nothing changed yet');
+    });
+
+    it('a login disabled or removed while it is being made an owner (read before, written after) is no owner', async () => {
+      const { audit } = server.latchkey;
+      const actor = async () => ({ tenant: (await accounts().getTenant('acme'))!, by: { login: 'acme-owner' }, ip: null, userAgent: null });
+      const disabled = await addPerson(server, 'staff');
+      const read = (await accounts().getLogin(disabled.logins[0]!))!;
+      await accounts().setLoginDisabled(read.id, true);
+      await assert.rejects(addOwner({ accounts: accounts(), audit }, await actor(), read), (err: Error & { status?: number }) => err.status === 400);
+      assert.ok(!(await owners()).includes(read.id), 'a disabled login is no owner');
+
+      const removed = await addPerson(server, 'staff');
+      const gone = (await accounts().getLogin(removed.logins[0]!))!;
+      assert.ok(await accounts().deleteLogin(gone.id));
+      await assert.rejects(addOwner({ accounts: accounts(), audit }, await actor(), gone), (err: Error & { status?: number }) => err.status === 404);
+      assert.ok(!(await owners()).includes(gone.id), 'no owner id outlives its login');
+      for (const id of [read.id, gone.id]) assert.deepEqual(await auditOf(server, id, 'owner.added'), []);
     });
 
     it('the operator adds an owner and resets a factor from the command line', async () => {
