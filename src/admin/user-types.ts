@@ -13,7 +13,7 @@ import type { Audit } from '../audit.ts';
 import type { FactorRegistry } from '../factors/registry.ts';
 import { badRequest, conflict, forbidden, notFound } from '../errors.ts';
 import type { AccountStore, SecondFactor, Tenant, UserType } from '../storage/accounts/port.ts';
-import { userTypeNameTaken } from '../storage/accounts/values.ts';
+import { USER_TYPES_MAX, userTypeNameTaken } from '../storage/accounts/values.ts';
 import { recordChange } from './record.ts';
 import type { Actor } from './people.ts';
 import { slugOf } from './slug.ts';
@@ -104,7 +104,9 @@ export async function createUserType(deps: UserTypeDeps, actor: Actor, input: { 
   if (input.id !== undefined && (typeof input.id !== 'string' || !USER_TYPE_ID.test(input.id))) throw badRequest('errors.userTypes.id');
   const tenant = await tenantOf(deps.accounts, actor);
   const nameTaken = () => conflict('errors.userTypes.nameTaken', { name });
+  const tooMany = () => conflict('errors.userTypes.tooMany', { max: USER_TYPES_MAX });
   if (userTypeNameTaken(tenant.userTypes, name)) throw nameTaken();
+  if (tenant.userTypes.length >= USER_TYPES_MAX) throw tooMany();
   const base = input.id ?? userTypeIdFrom(name);
   for (let n = 1; n <= 20; n++) {
     const id = n === 1 ? base : `${base}-${n}`;
@@ -113,8 +115,10 @@ export async function createUserType(deps: UserTypeDeps, actor: Actor, input: { 
       await recordChange(deps.audit, actor, 'user_type.added', { userType: id, name, secondFactor });
       return type;
     }
-    // Refused for its id or for its name: a parallel request may have just added a type of this name.
-    if (userTypeNameTaken((await tenantOf(deps.accounts, actor)).userTypes, name)) throw nameTaken();
+    // Refused for its id, its name or the bound: a parallel request may have just added a type of this name, or the last one allowed.
+    const now = (await tenantOf(deps.accounts, actor)).userTypes;
+    if (userTypeNameTaken(now, name)) throw nameTaken();
+    if (now.length >= USER_TYPES_MAX) throw tooMany();
     if (input.id !== undefined) break;
   }
   throw conflict('errors.userTypes.idTaken', { id: base });

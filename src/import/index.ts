@@ -6,6 +6,7 @@
 import { z } from 'zod';
 import type { AccountStore, Client, LoginInput, Tenant } from '../storage/accounts/port.ts';
 import { normalizeEmail } from '../storage/accounts/port.ts';
+import { USER_TYPES_MAX } from '../storage/accounts/values.ts';
 import type { Hasher } from '../crypto/password.ts';
 import type { Config } from '../../config/index.ts';
 import { isStrongArgon2Hash } from '../crypto/password.ts';
@@ -92,7 +93,7 @@ export function importSchemaFor(factors: FactorCatalogue) {
       id,
       name,
       owner: id.optional(),
-      userTypes: z.array(userTypeSchema).min(1, 'needs at least one user type'),
+      userTypes: z.array(userTypeSchema).min(1, 'needs at least one user type').max(USER_TYPES_MAX, `has more than ${USER_TYPES_MAX} user types`),
       stepUpEnrollment: z.boolean().optional(),
       logins: z.array(loginSchema).optional(),
       clients: z.array(clientSchema).optional(),

@@ -10,6 +10,8 @@ import assert from 'node:assert/strict';
 import { Browser, csrfOf, testIds, textOf } from '../support/browser.ts';
 import { SETUPS, relyingParty, startServer, testClock, type RelyingParty, type TestServer } from '../support/latchkey.ts';
 import { SHORT_LOCKS, addPerson, hasForm, reachFactor } from '../support/factors.ts';
+import { importSchema } from '../../src/import/index.ts';
+import { USER_TYPES_MAX } from '../../src/storage/accounts/values.ts';
 import { accountFixture, accountSignIn, errorOf, noticeOf, onAccountPage, policyChoices, savePolicy, signedIn, submit } from './support.ts';
 
 const OWNER = { email: 'owner@acme.test' };
@@ -174,6 +176,28 @@ for (const setup of SETUPS) {
       assert.equal((await gina.browser.post('/account/user-types/nurse/remove', { csrf: ginaCsrf, confirm: 'yes' })).status, 403);
       assert.equal((await gina.browser.post('/account/security', { csrf: ginaCsrf, user_type: 'nurse', second_factor: 'none', confirm: 'yes' })).status, 400);
       assert.deepEqual(await acme(), before, 'Acme unchanged');
+    });
+
+    it(`a tenant has at most ${USER_TYPES_MAX} user types, also when they are added in parallel; the page says so`, async () => {
+      const start = (await acme()).userTypes.length;
+      const type = (n: number) => ({ id: `bulk-${n}`, name: `Bulk ${n}`, secondFactor: 'none' as const });
+      for (let n = start; n < USER_TYPES_MAX - 5; n++) assert.ok(await accounts().addUserType('acme', type(n)));
+      const burst = await Promise.all(Array.from({ length: 12 }, (_, i) => accounts().addUserType('acme', type(1000 + i))));
+      assert.equal(burst.filter(Boolean).length, 5, 'only as many as the bound leaves room for');
+      assert.equal((await acme()).userTypes.length, USER_TYPES_MAX);
+
+      const { browser, page } = await signedIn(server, OWNER, '/account/user-types');
+      const refused = await submit(browser, page, 'add-user-type-form', { name: 'One more', second_factor: 'none' });
+      assert.equal(refused.status, 409);
+      assert.match(errorOf(refused), new RegExp(`at most ${USER_TYPES_MAX} user types`));
+      assert.equal((await acme()).userTypes.length, USER_TYPES_MAX);
+      const tooLarge = accountFixture();
+      tooLarge.tenants![0]!.userTypes.push(...Array.from({ length: USER_TYPES_MAX }, (_, n) => type(2000 + n)));
+      const parsed = importSchema.safeParse(tooLarge);
+      assert.ok(!parsed.success && parsed.error.issues.some((i) => /more than 100 user types/.test(i.message)), 'the import is bound alike');
+
+      for (const t of (await acme()).userTypes.filter((u) => u.id.startsWith('bulk-'))) assert.equal(await accounts().deleteUserType('acme', t.id), 'deleted');
+      assert.equal((await acme()).userTypes.length, start);
     });
 
     it('refuses a form without the session token or from another origin (403), and asks an old sign-in to sign in again first', async () => {

@@ -302,8 +302,9 @@ export interface AccountStore extends PasskeyStore {
   setSessionPolicy(tenantId: string, policy: SessionPolicy): Promise<boolean>;
   /**
    * Adds a user type at the end of the tenant's list. False when the tenant
-   * does not exist or already has a type of that id or name (case aside): of
-   * parallel calls for one id or one name, one is true.
+   * does not exist, already has a type of that id or name (case aside), or
+   * has `USER_TYPES_MAX` types: of parallel calls for one id or one name, one
+   * is true, and parallel calls never pass the bound.
    */
   addUserType(tenantId: string, type: UserType): Promise<boolean>;
   /** Renames one user type. False when the tenant or the type does not exist, or another type has the name (case aside). */

@@ -122,6 +122,18 @@ export function userType(u: UserType): UserType {
   return userTypes([u])[0]!;
 }
 
+/**
+ * The most user types a tenant has. Each is a row of the owner's pages, a
+ * count of logins on the User types page and a part of the tenant's record,
+ * which every sign-in reads: without a bound, one owner's script could make
+ * that record as large as it liked.
+ */
+export const USER_TYPES_MAX = 100;
+
+/** Whether `added` may join `types`: its id and name (case aside) are new, and the tenant has fewer than `USER_TYPES_MAX`. */
+export const userTypeAddable = (types: readonly UserType[], added: UserType): boolean =>
+  types.length < USER_TYPES_MAX && !types.some((u) => u.id === added.id) && !userTypeNameTaken(types, added.name);
+
 /** Whether another type of `types` than `exceptId` has `name`, case aside: a tenant's user type names are unique. */
 export const userTypeNameTaken = (types: readonly UserType[], name: string, exceptId?: string): boolean =>
   types.some((u) => u.id !== exceptId && u.name.toLowerCase() === name.toLowerCase());

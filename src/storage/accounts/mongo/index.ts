@@ -33,6 +33,7 @@ import {
   userType,
   userTypes,
   type CheckedLoginSearch,
+  userTypeAddable,
   userTypeNameTaken,
 } from '../values.ts';
 import { WRITER_STALE_MS, holding, isDuplicateKey, oneWriterAtATime, type MarkerDoc } from '../../mongo.ts';
@@ -369,8 +370,7 @@ export function createMongoAccountStore(db: Db): AccountStore {
       const added = userType(type);
       return changeTenant(
         str('tenantId', tenantId),
-        (t) =>
-          t.userTypes.some((u) => u.id === added.id) || userTypeNameTaken(t.userTypes, added.name) ? { result: false } : { result: true, userTypes: [...t.userTypes, added] },
+        (t) => (userTypeAddable(t.userTypes, added) ? { result: true, userTypes: [...t.userTypes, added] } : { result: false }),
         false,
       );
     },

@@ -34,6 +34,7 @@ import {
   userType,
   userTypes,
   type CheckedLoginSearch,
+  userTypeAddable,
   userTypeNameTaken,
 } from '../values.ts';
 
@@ -564,8 +565,7 @@ export function createSqliteAccountStore(db: Database.Database): AccountStore {
       const added = userType(type);
       return changeTenant(
         str('tenantId', tenantId),
-        (t) =>
-          t.userTypes.some((u) => u.id === added.id) || userTypeNameTaken(t.userTypes, added.name) ? { result: false } : { result: true, userTypes: [...t.userTypes, added] },
+        (t) => (userTypeAddable(t.userTypes, added) ? { result: true, userTypes: [...t.userTypes, added] } : { result: false }),
         false,
       );
     },
