@@ -250,8 +250,10 @@ export function interactionRouter(
     const [stored, from, to] = await Promise.all([provider.Session.findByUid(session.uid), accounts.getLogin(ticket.from), accounts.getLogin(ticket.to)]);
     if (!stored || stored.accountId !== ticket.from || typeof stored.loginTs !== 'number' || !from || !to || from.disabled || to.disabled || to.email !== from.email) return null;
     const switchFrom: SwitchFrom = { sessionUid: session.uid, loginTs: stored.loginTs, loginId: from.id };
-    // Only the first step carries over: the other login's second factor is its own.
-    const amr = (stored.amr ?? []).filter((m) => m === AMR.password || m === AMR.federated);
+    // Only the first step carries over: the other login's second factor is its own. The password is the
+    // identity's, good in every tenant; an upstream sign-in only in the tenant whose upstream it was (another
+    // tenant never chose to trust that provider, and its owner could assert the person's subject at will).
+    const amr = (stored.amr ?? []).filter((m) => m === AMR.password || (m === AMR.federated && to.tenant === from.tenant));
     const [identity, stands, notBefore] = await Promise.all([accounts.findIdentityByEmail(from.email), switchStands(switchFrom), accounts.loginSessionsNotBefore(to.id)]);
     if (!identity || !stands || !amr.length || endedBefore(notBefore, stored.loginTs)) return null;
     return { csrf: progress.csrf, identityId: identity.id, email: identity.email, amr, loginId: to.id, switchFrom, draft: {} };
