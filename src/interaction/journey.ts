@@ -34,6 +34,13 @@ export interface Progress {
    * asked. The session must still be there, unchanged, when it passes.
    */
   switchFrom?: SwitchFrom;
+  /**
+   * Set when this sign-in of the login `loginId` passed a factor at its user
+   * type's level (`acr`, with the methods it proved) and goes on to set up a
+   * stronger one an app asks for (the tenant's step-up set-up): the set-up
+   * comes only after the login's own level was proven, never instead of it.
+   */
+  proven?: { loginId: string; acr: string; amr: string[] };
   /** The alternative method chosen to pass the factor (`FactorInfo.alternatives`), instead of the factor itself. */
   method?: string;
   /**
@@ -117,9 +124,9 @@ export const heldFor = (progress: Progress, login: { id: string }): Progress['he
 /**
  * What a sign-in keeps when the person chooses another login: the first step
  * and the session it builds on, nothing of the login before (a factor passed,
- * a method chosen, a factor's scratch space).
+ * a level proven, a method chosen, a factor's scratch space).
  */
 export function forLogin(progress: Progress, login: { id: string }): Progress {
-  const { held: _held, method: _method, draft: _draft, ...kept } = progress;
+  const { held: _held, proven: _proven, method: _method, draft: _draft, ...kept } = progress;
   return { ...kept, loginId: login.id, draft: {} };
 }

@@ -162,19 +162,29 @@ export function interactionRouter(
    * factor reaching it that the person has set up (or that needs none) is
    * asked; otherwise the user type's own factor is set up when it reaches the
    * level; otherwise, where the tenant allows it, the weakest stronger one is
-   * set up now. Null when nothing can reach it.
+   * set up now — once this sign-in has proven the user type's own level
+   * (`provenRank`), else first the weakest factor the login has at that level.
+   * Null when nothing can reach it.
    */
-  async function factorFor(interaction: Interaction, tenant: Tenant, login: Login): Promise<Factor | null> {
+  async function factorFor(interaction: Interaction, tenant: Tenant, login: Login, progress: Progress): Promise<Factor | null> {
     const own = factorOf(tenant, login);
     const needed = await neededRank(interaction, tenant, login);
-    const reaching = factors
-      .all()
-      .filter((f) => factors.rank(f.acr) >= needed)
-      .sort((a, b) => factors.rank(a.acr) - factors.rank(b.acr));
+    const byRank = factors.all().sort((a, b) => factors.rank(a.acr) - factors.rank(b.acr));
+    const reaching = byRank.filter((f) => factors.rank(f.acr) >= needed);
     const ready = reaching.find((f) => f.stage(login) !== 'enroll');
     if (ready) return ready;
     if (reaching.includes(own)) return own;
-    return tenant.stepUpEnrollment ? (reaching[0] ?? null) : null;
+    if (!tenant.stepUpEnrollment || !reaching[0]) return null;
+    // Whoever knows the password must not set up a factor of their own in place of the one the login has.
+    const ownRank = factors.rank(own.acr);
+    const standing = byRank.find((f) => factors.rank(f.acr) >= ownRank && f.stage(login) === 'verify');
+    return !standing || provenRank(progress, login) >= ownRank ? reaching[0] : standing;
+  }
+
+  /** The level this sign-in of `login` has proven beyond its first step: the session a step-up builds on, or a factor passed before a step-up set-up. */
+  function provenRank(progress: Progress, login: Login): number {
+    const proven = progress.proven?.loginId === login.id ? progress.proven.acr : undefined;
+    return Math.max(factors.rank(progress.stepUp?.acr), factors.rank(proven));
   }
 
   /** The level a sign-in of `login` (of `tenant`) must reach: its user type's factor's, or the request's when higher. */
@@ -298,13 +308,18 @@ export function interactionRouter(
     if (!(await firstStepStands(progress, login))) throw signinEnded();
     const home = login.tenant === tenant.id ? tenant : await accounts.getTenant(login.tenant);
     const switchHolds = async (from: SwitchFrom) => (await switchStands(from)) && !endedBefore(await accounts.loginSessionsNotBefore(login.id), from.loginTs);
-    if (
-      (stepUp && !(await stepUpStands(login, stepUp))) ||
-      (switchFrom && !(await switchHolds(switchFrom))) ||
-      // The factor passed must reach this login's level (its user type may have changed meanwhile).
-      !home ||
-      factors.rank(factor.acr) < (await neededRank(interaction, home, login))
-    ) {
+    const stands = !(stepUp && !(await stepUpStands(login, stepUp))) && !(switchFrom && !(await switchHolds(switchFrom))) && !!home;
+    // The factor passed must reach this login's level (its user type may have changed meanwhile).
+    const short = stands && factors.rank(factor.acr) < (await neededRank(interaction, home, login));
+    if (short && factors.rank(factor.acr) >= factors.rank(factorOf(home, login).acr) && home.stepUpEnrollment) {
+      // The login's own level, passed before a stronger factor is set up (`factorFor`): on to the set-up.
+      const { held: _held, method: _method, ...rest } = progress;
+      await saveProgress(interaction, { ...rest, proven: { loginId: login.id, acr: factor.acr, amr: [...proved] }, draft: {} });
+      ctx.redirect(`/interaction/${interaction.uid}`);
+      ctx.status = 303;
+      return;
+    }
+    if (!stands || short) {
       // The session it built on ended or changed meanwhile (signed out, another sign-in, a reset), or what was passed
       // no longer suffices: sign in from the start.
       await saveProgress(interaction, { csrf: progress.csrf });
@@ -312,8 +327,10 @@ export function interactionRouter(
       ctx.status = 303;
       return;
     }
-    // What the answer proved: an alternative method's methods, or a passkey's (its kind of key, and whether the person was verified).
-    const amr = [...new Set([...(progress.amr ?? []), ...proved])];
+    // What the answer proved (an alternative method's methods, or a passkey's: its kind of key, and whether the
+    // person was verified), after what this sign-in proved before a step-up set-up.
+    const before = progress.proven?.loginId === login.id ? progress.proven.amr : [];
+    const amr = [...new Set([...(progress.amr ?? []), ...before, ...proved])];
     // The level reached: the factor's, or the session's when that was higher already.
     const acr = stepUp && factors.rank(stepUp.acr) > factors.rank(factor.acr) ? stepUp.acr : factor.acr;
     await audit.record({
@@ -350,7 +367,7 @@ export function interactionRouter(
   async function continueWithLogin(ctx: Context, interaction: Interaction, tenant: Tenant, login: Login, progress: Progress) {
     const home = login.tenant === tenant.id ? tenant : await accounts.getTenant(login.tenant);
     if (!home) throw noLoginForClient();
-    const factor = await factorFor(interaction, home, login);
+    const factor = await factorFor(interaction, home, login, progress);
     if (!factor) return unmet(ctx, home, login);
     const stage = factor.stage(login);
     if (stage === 'done') return finish(ctx, interaction, home, login, progress, factor);
@@ -365,7 +382,7 @@ export function interactionRouter(
   }
 
   async function renderFactor(ctx: Context, interaction: Interaction, tenant: Tenant, login: Login, progress: Progress, error?: LatchkeyError) {
-    const factor = await factorFor(interaction, tenant, login);
+    const factor = await factorFor(interaction, tenant, login, progress);
     if (!factor) return unmet(ctx, tenant, login);
     const stage = factor.stage(login);
     if (stage === 'done') return finish(ctx, interaction, tenant, login, progress, factor);
@@ -592,7 +609,7 @@ export function interactionRouter(
     const { interaction, tenant, progress } = await loadForPost(ctx, 'login');
     const login = await chosenLogin(progress, tenant);
     if (!progress.identityId || !login) throw badRequest('errors.signin.passwordFirst');
-    const factor = await factorFor(interaction, tenant, login);
+    const factor = await factorFor(interaction, tenant, login, progress);
     if (!factor) return unmet(ctx, tenant, login);
     const stage = factor.stage(login);
     if (stage === 'done') return finish(ctx, interaction, tenant, login, progress, factor);
@@ -668,7 +685,7 @@ export function interactionRouter(
     const login = await chosenLogin(progress, tenant);
     if (!progress.identityId || !login) throw badRequest('errors.signin.passwordFirst');
     const { method: chosen } = formFields(ctx.request.body, [], ['csrf', 'method'], 64);
-    const factor = await factorFor(interaction, tenant, login);
+    const factor = await factorFor(interaction, tenant, login, progress);
     if (!factor) return unmet(ctx, tenant, login);
     if (chosen && !factors.methods(factor).some((m) => m.id === chosen && m.available(login))) throw badRequest('errors.signin.noSuchMethod');
     await saveProgress(interaction, { ...progress, method: chosen || undefined, draft: {} });

@@ -211,6 +211,40 @@ for (const setup of SETUPS) {
       }
     });
 
+    it('on a fresh sign-in, asks the login its own factor before it sets up a stronger one on the spot', async () => {
+      await allowEnrollment(true);
+      try {
+        // A nurse with a PIN, in a new browser (whoever knows the password), asked for totp: the PIN first.
+        const nurse = await addPerson(server, 'nurse');
+        await choosePin(server, rp, nurse, PIN);
+        const browser = new Browser(server.issuer);
+        const { page: first, pending } = await signIn(browser, rp, { email: nurse.email }, { acr_values: LEVEL.totp });
+        assert.ok(hasForm(first, 'enter-pin-form'), `expected the PIN page, got ${first.status} ${testIds(first).join(',')}`);
+        const wrong = await submitFactor(browser, first, 'enter-pin-form', { pin: '000000' });
+        assert.ok(hasForm(wrong, 'enter-pin-form'), 'a wrong PIN sets nothing up');
+        let page = await submitFactor(browser, wrong, 'enter-pin-form', { pin: PIN });
+        assert.ok(hasForm(page, 'link-authenticator-form'), `then the link page, got ${page.status} ${testIds(page).join(',')}`);
+        page = await savedCodes(browser, await submitFactor(browser, page, 'link-authenticator-form', { code: await codeFor(secretOf(page), currentStep()) }));
+        const claims = (await rp.callback(page.url, pending)).claims()!;
+        assert.equal(claims.acr, LEVEL.totp);
+        assert.deepEqual(claims.amr, ['pwd', 'pin', 'otp', 'mfa']);
+
+        // A manager with an app, asked for a passkey: the app's code before the passkey's set-up.
+        const manager = await addPerson(server, 'manager');
+        const secret = await enrolApp(manager.logins[0]!);
+        const other = new Browser(server.issuer);
+        const asked = await signIn(other, rp, { email: manager.email }, { acr_values: 'urn:latchkey:acr:passkey' });
+        assert.ok(hasForm(asked.page, 'enter-code-form'), `expected the code page, got ${asked.page.status} ${testIds(asked.page).join(',')}`);
+        const next = await submitFactor(other, asked.page, 'enter-code-form', { code: await codeFor(secret, currentStep()) });
+        assert.ok(hasForm(next, 'passkey-enroll-form'), `then the passkey's set-up, got ${next.status} ${testIds(next).join(',')}`);
+
+        // The nurse's login kept its PIN and now has the app (and its recovery codes) beside it.
+        assert.deepEqual(Object.keys((await accounts().getLogin(nurse.logins[0]!))!.factors).sort(), ['pin', 'recovery', 'totp']);
+      } finally {
+        await allowEnrollment(false);
+      }
+    });
+
     it('answers unmet_authentication_requirements when a PIN login asked for totp may not set up an app', async () => {
       const person = await addPerson(server, 'nurse');
       const { browser } = await choosePin(server, rp, person, PIN);
