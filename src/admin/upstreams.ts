@@ -19,7 +19,7 @@ import type { Audit } from '../audit.ts';
 import type { Config } from '../../config/index.ts';
 import { createSecretBox } from '../crypto/secretbox.ts';
 import { LatchkeyError, badRequest, conflict, notFound } from '../errors.ts';
-import type { AccountStore, Upstream } from '../storage/accounts/port.ts';
+import type { AccountStore, Upstream, UpstreamWrite } from '../storage/accounts/port.ts';
 import { resealUpstreamSecret } from '../upstream/secret.ts';
 import { upstreamSettings, type UpstreamSetting } from '../upstream/settings.ts';
 import { recordChange } from './record.ts';
@@ -136,7 +136,10 @@ async function existing(deps: Pick<UpstreamDeps, 'accounts'>, tenantId: string, 
   return stored;
 }
 
-/** Adds an upstream; its id (from `id`, else its name) must be new in the tenant (409). The discovery must check out (400). */
+/**
+ * Adds an upstream; its id (from `id`, else its name) must be new in the tenant (409). The discovery must check out (400).
+ * The store gives it its handle: the redirect URI to register is the returned upstream's (`upstreamRedirectUri`).
+ */
 export async function createUpstream(deps: UpstreamDeps, actor: Actor, input: UpstreamInput): Promise<Upstream> {
   const name = text('name', input.name, NAME_MAX);
   const id = input.id === undefined || input.id === '' ? slugOf(name, 'provider') : text('id', input.id, 64);
@@ -147,8 +150,15 @@ export async function createUpstream(deps: UpstreamDeps, actor: Actor, input: Up
   if (await deps.accounts.getUpstream(actor.tenant.id, id)) throw conflict('errors.upstreams.idTaken', { id });
   await discovered(deps.egress, issuer);
   const box = createSecretBox(deps.config.keys.encryptionKeys);
-  const upstream: Upstream = { tenant: actor.tenant.id, id, name, issuer, clientId, clientSecret: resealUpstreamSecret(box, actor.tenant.id, id, secret, null), scopes: [] };
-  await deps.accounts.upsertUpstream(upstream);
+  const upstream = await deps.accounts.upsertUpstream({
+    tenant: actor.tenant.id,
+    id,
+    name,
+    issuer,
+    clientId,
+    clientSecret: resealUpstreamSecret(box, actor.tenant.id, id, secret, null),
+    scopes: [],
+  });
   await recordChange(deps.audit, actor, 'upstream.added', { upstream: id, issuer });
   return upstream;
 }
@@ -174,16 +184,18 @@ export async function updateUpstream(deps: UpstreamDeps, actor: Actor, id: strin
   if (issuer !== stored.issuer && !secret) throw badRequest('errors.upstreams.secretForIssuer', { field: 'client_secret', previous: stored.issuer });
   await discovered(deps.egress, issuer);
   const box = createSecretBox(deps.config.keys.encryptionKeys);
-  const upstream: Upstream = {
-    ...stored,
+  const upstream: UpstreamWrite = {
+    tenant: stored.tenant,
+    id: stored.id,
+    scopes: stored.scopes,
     name,
     issuer,
     clientId,
     clientSecret: secret ? resealUpstreamSecret(box, actor.tenant.id, stored.id, secret, stored) : stored.clientSecret,
   };
-  await deps.accounts.upsertUpstream(upstream);
+  const saved = await deps.accounts.upsertUpstream(upstream);
   await recordChange(deps.audit, actor, 'upstream.edited', { upstream: stored.id, changed });
-  return upstream;
+  return saved;
 }
 
 /** Tests the stored upstream's connection (its discovery), changing nothing. */

@@ -139,14 +139,15 @@ async function ownerCommand(name: 'reset-factor' | 'add-owner', args: string[]):
 }
 
 /**
- * Where to register an imported upstream. The redirect URI is the server's
- * issuer's; without `ISSUER` this process only has its own default
+ * Where to register an imported upstream: its stored handle's redirect URI
+ * (the id, unless another tenant's upstream held it). The redirect URI is the
+ * server's issuer's; without `ISSUER` this process only has its own default
  * (`http://localhost:PORT`), so it names the page that shows the real one.
  */
-function upstreamNote(config: ReturnType<typeof loadConfig>, tenant: string, u: { id: string; issuer: string }): string {
+function upstreamNote(config: ReturnType<typeof loadConfig>, tenant: string, u: { id: string; handle: string; issuer: string }): string {
   const at = `upstream ${tenant}/${u.id}: register the redirect URI`;
-  if (config.issuerGiven) return `${at} ${upstreamRedirectUri(config.issuer, u.id)} at ${u.issuer}`;
-  return `${at} {ISSUER}/upstream/${encodeURIComponent(u.id)}/callback at ${u.issuer}, with the server's ISSUER: the owner's Sign-in providers page (/account/providers) shows it (give ISSUER here to print it)`;
+  if (config.issuerGiven) return `${at} ${upstreamRedirectUri(config.issuer, u.handle)} at ${u.issuer}`;
+  return `${at} {ISSUER}/upstream/${encodeURIComponent(u.handle)}/callback at ${u.issuer}, with the server's ISSUER: the owner's Sign-in providers page (/account/providers) shows it (give ISSUER here to print it)`;
 }
 
 async function importFile(file: string): Promise<number> {
@@ -163,7 +164,10 @@ async function importFile(file: string): Promise<number> {
     const summary = await importDocument(raw, { accounts: stores.accounts, hasher, config });
     console.log(`imported ${summary.identities} identities, ${summary.tenants} tenants, ${summary.logins} logins, ${summary.clients} clients`);
     for (const t of (raw as ImportDocument).tenants ?? []) {
-      for (const u of t.upstreams ?? []) console.log(upstreamNote(config, t.id, u));
+      for (const u of t.upstreams ?? []) {
+        const stored = await stores.accounts.getUpstream(t.id, u.id);
+        if (stored) console.log(upstreamNote(config, t.id, stored));
+      }
     }
     return 0;
   } catch (err) {

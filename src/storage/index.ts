@@ -135,14 +135,14 @@ export async function createStores(config: Config, log: Logger): Promise<Stores>
     });
     await mongo.connect();
     const db = mongo.db(config.mongodbDb ?? (mongo.options.dbName || 'latchkey'));
-    accounts = createMongoAccountStore(db);
+    accounts = createMongoAccountStore(db, { log });
     outbox = createMongoOutboxStore(db);
     links = createMongoLinkStore(db);
     webhooks = createMongoWebhookStore(db);
     scim = createMongoScimStore(db);
     sessions = createMongoSessionStore(db);
   } else {
-    accounts = createSqliteAccountStore(sqlite!);
+    accounts = createSqliteAccountStore(sqlite!, { log });
     outbox = createSqliteOutboxStore(sqlite!);
     links = createSqliteLinkStore(sqlite!);
     webhooks = createSqliteWebhookStore(sqlite!);

@@ -24,8 +24,8 @@ const DEFAULT_SCOPES = ['email'];
 const OAUTH_ERROR_CODE = /^[A-Za-z0-9_.-]{1,64}$/;
 const EMAIL_MAX = 320;
 
-/** `{ISSUER}/upstream/{id}/callback`: the redirect URI to register at the upstream. */
-export const upstreamRedirectUri = (issuer: string, id: string) => `${issuer}/upstream/${encodeURIComponent(id)}/callback`;
+/** `{ISSUER}/upstream/{handle}/callback`: the redirect URI to register at the upstream (`Upstream.handle`, unique across tenants). */
+export const upstreamRedirectUri = (issuer: string, handle: string) => `${issuer}/upstream/${encodeURIComponent(handle)}/callback`;
 
 /** The scopes asked for: `openid` and the configured ones (default `email`). */
 export const upstreamScopes = (upstream: Pick<Upstream, 'scopes'>) => [...new Set(['openid', ...(upstream.scopes.length ? upstream.scopes : DEFAULT_SCOPES)])];
@@ -42,7 +42,7 @@ export interface UpstreamAccount {
 }
 
 export interface UpstreamClient {
-  /** `{ISSUER}/upstream/{id}/callback`: the redirect URI registered at the upstream. */
+  /** `{ISSUER}/upstream/{handle}/callback`: the redirect URI registered at the upstream. */
   redirectUri(upstream: Upstream): string;
   /** The upstream's authorization URL for the interaction `uid`, and what its answer will be checked against. */
   begin(upstream: Upstream, uid: string): Promise<{ url: string; pending: PendingUpstream }>;
@@ -81,7 +81,7 @@ export function createUpstreamClient({ config, log, egress }: UpstreamClientDeps
    */
   const cache = new Map<string, { expires: number; server: Promise<oidc.ServerMetadata>; keys?: oidc.ExportedJWKSCache }>();
 
-  const redirectUri = (upstream: Upstream) => upstreamRedirectUri(config.issuer, upstream.id);
+  const redirectUri = (upstream: Upstream) => upstreamRedirectUri(config.issuer, upstream.handle);
 
   async function discover(upstream: Upstream, insecure: boolean): Promise<oidc.ServerMetadata> {
     const execute = insecure ? [oidc.allowInsecureRequests] : [];

@@ -1,12 +1,12 @@
 /**
  * Sign-in with a tenant's upstream OpenID provider (docs/upstream.md):
  *
- *   POST /interaction/:uid/upstream              the login page's button → the upstream
- *   GET  /upstream/:id/callback                  the redirect URI → back under the interaction's path
- *   GET  /interaction/:uid/upstream/:id/callback the answer, checked and redeemed → the journey
+ *   POST /interaction/:uid/upstream                  the login page's button → the upstream
+ *   GET  /upstream/:handle/callback                  the redirect URI → back under the interaction's path
+ *   GET  /interaction/:uid/upstream/:handle/callback the answer, checked and redeemed → the journey
  *                                                (or, for an account not linked yet, → confirm)
- *   GET|POST /interaction/:uid/upstream/confirm  the person confirms the first link with the
- *                                                identity's password → the journey
+ *   GET|POST /interaction/:uid/upstream/confirm      the person confirms the first link with the
+ *                                                    identity's password → the journey
  *
  * Every failure renders a page with the way back to the login page and writes
  * an audit event; none is a 500.
@@ -66,9 +66,9 @@ export function upstreamSignIn({ accounts, audit, client, hasher, limiter, brows
     const record = (ctx: Context, tenant: Tenant | null, outcome: 'success' | 'failure', detail: Record<string, unknown>) =>
       audit.record({ type: 'signin.upstream', outcome, tenant: tenant?.id ?? null, ...steps.requestInfo(ctx), detail });
 
-    async function refuse(ctx: Context, interaction: Interaction, tenant: Tenant, upstreamId: string, err: unknown) {
+    async function refuse(ctx: Context, interaction: Interaction, tenant: Tenant, upstreamId: string, err: unknown, reason?: string) {
       if (!(err instanceof LatchkeyError) || !SHOWN.has(err.code)) throw err;
-      await record(ctx, tenant, 'failure', { ...err.detail, upstream: upstreamId, reason: err.code });
+      await record(ctx, tenant, 'failure', { ...err.detail, upstream: upstreamId, reason: reason ?? err.code });
       sendPage(ctx, 'upstream-error', { uid: interaction.uid, error: err, code: err.code }, err.status);
     }
 
@@ -168,51 +168,58 @@ export function upstreamSignIn({ accounts, audit, client, hasher, limiter, brows
       }
     });
 
-    router.get('/upstream/:id/callback', async (ctx) => {
+    router.get('/upstream/:handle/callback', async (ctx) => {
+      const handle = ctx.params.handle!;
       let loaded: Awaited<ReturnType<JourneySteps['load']>>;
       try {
         loaded = await steps.load(ctx, 'login');
       } catch (err) {
         // No interaction of this browser under that uid: a tampered or foreign state.
         if (!(err instanceof oidcErrors.SessionNotFound)) throw err;
-        await record(ctx, null, 'failure', { upstream: ctx.params.id?.slice(0, 128), reason: 'upstream_state' });
+        await record(ctx, null, 'failure', { upstream: handle.slice(0, 128), reason: 'upstream_state' });
         throw upstreamState();
       }
       const { interaction, tenant } = loaded;
       const progress = readProgress(interaction);
       const pending = progress?.upstream;
+      // The redirect URI names one upstream of the whole server. An answer sent to the redirect URI of
+      // another tenant's upstream (or of another upstream of this tenant) is one that upstream issued for
+      // its own client: redeeming it here would hand its code to this sign-in's upstream (a mix-up).
+      const upstream = UPSTREAM_ID.test(handle) ? await accounts.getUpstreamByHandle(handle) : null;
+      if (upstream && pending && (upstream.tenant !== tenant.id || upstream.id !== pending.id)) {
+        return refuse(ctx, interaction, tenant, pending.id, upstreamState(), 'upstream_mismatch');
+      }
       try {
-        const upstream = await accounts.getUpstream(tenant.id, ctx.params.id!);
-        if (!progress || !pending || !upstream || pending.id !== upstream.id || !sameState(ctx.query.state, pending.state)) throw upstreamState();
+        if (!progress || !pending || !upstream || !sameState(ctx.query.state, pending.state)) throw upstreamState();
         // This answer is the one the sign-in waited for: whatever it says, it is used up.
         const { upstream: _used, ...rest } = progress;
         await saveProgress(interaction, rest);
         const account = await client.complete(upstream, pending, new URLSearchParams(ctx.querystring));
         await signInOrConfirm(ctx, interaction, tenant, rest, upstream, account);
       } catch (err) {
-        await refuse(ctx, interaction, tenant, ctx.params.id!, err);
+        await refuse(ctx, interaction, tenant, pending?.id ?? handle.slice(0, 128), err);
       }
     });
   };
 }
 
 /**
- * GET /upstream/:id/callback — the redirect URI the upstreams know. The
+ * GET /upstream/:handle/callback — the redirect URI the upstreams know. The
  * provider's interaction cookie is scoped to `/interaction/{uid}`, so the
  * answer is sent on, unchanged, to the interaction its state names; there the
  * cookie proves it is this browser's sign-in, and the whole state is checked.
  */
 export function upstreamCallbackRouter({ audit }: Pick<UpstreamDeps, 'audit'>): Router {
   const router = new Router();
-  router.get('/upstream/:id/callback', async (ctx) => {
-    const id = ctx.params.id!;
+  router.get('/upstream/:handle/callback', async (ctx) => {
+    const handle = ctx.params.handle!;
     const state = typeof ctx.query.state === 'string' ? ctx.query.state : '';
     const uid = STATE.exec(state)?.[1];
-    if (!uid || !UPSTREAM_ID.test(id)) {
-      await audit.record({ type: 'signin.upstream', outcome: 'failure', ...requestInfo(ctx), detail: { upstream: id.slice(0, 128), reason: 'upstream_state' } });
+    if (!uid || !UPSTREAM_ID.test(handle)) {
+      await audit.record({ type: 'signin.upstream', outcome: 'failure', ...requestInfo(ctx), detail: { upstream: handle.slice(0, 128), reason: 'upstream_state' } });
       throw upstreamState();
     }
-    ctx.redirect(`/interaction/${uid}/upstream/${id}/callback?${ctx.querystring}`);
+    ctx.redirect(`/interaction/${uid}/upstream/${handle}/callback?${ctx.querystring}`);
     ctx.status = 303;
   });
   return router;

@@ -22,6 +22,6 @@ export function upstreamSettings(issuer: string, upstreams: readonly Upstream[])
     issuer: u.issuer,
     clientId: u.clientId,
     scopes: upstreamScopes(u),
-    redirectUri: upstreamRedirectUri(issuer, u.id),
+    redirectUri: upstreamRedirectUri(issuer, u.handle),
   }));
 }

@@ -223,5 +223,31 @@ for (const setup of SETUPS) {
       assert.ok(testIds(old).includes('login-form'), `an old sign-in signs in again first: ${old.status}`);
       assert.deepEqual(await accounts().listUpstreams('acme'), before, 'nothing changed yet');
     });
+
+    it("shows another tenant's provider of the same id a redirect URI of its own; the first keeps /upstream/{id}/callback, through edits", async () => {
+      const fields = { name: 'Shared ID', id: 'shared', issuer: corp.issuer, client_id: CLIENT_ID, client_secret: CLIENT_SECRET };
+      const acme = await signedIn(server, OWNER, '/account/providers');
+      const first = await submit(acme.browser, acme.page, 'add-provider-form', fields);
+      assert.ok(onAccountPage(first, '/account/providers'), `${first.status} ${errorOf(first)}`);
+      assert.equal(textOf(first, 'redirect-uri-shared'), `${server.issuer}/upstream/shared/callback`);
+
+      const gina = await signedIn(server, { email: 'gina@globex.test' }, '/account/providers');
+      const second = await submit(gina.browser, gina.page, 'add-provider-form', fields);
+      assert.ok(onAccountPage(second, '/account/providers'), `${second.status} ${errorOf(second)}`);
+      const handle = (await accounts().getUpstream('globex', 'shared'))!.handle;
+      assert.match(handle, /^shared-[a-z2-7]{8}$/);
+      const theirs = `${server.issuer}/upstream/${handle}/callback`;
+      assert.equal(textOf(second, 'redirect-uri-shared'), theirs, "Globex's page shows its own redirect URI");
+      assert.match(textOf(second, 'redirect-template') ?? '', /another environment already uses that id/);
+      const edit = await gina.browser.get('/account/providers/shared/edit');
+      assert.equal(textOf(edit, 'redirect-uri'), theirs);
+      const saved = await submit(gina.browser, edit, 'edit-provider-form', { name: 'Shared SSO', issuer: corp.issuer, client_id: CLIENT_ID, client_secret: '' });
+      assert.ok(onAccountPage(saved, '/account/providers'), `${saved.status} ${errorOf(saved)}`);
+      assert.equal(textOf(saved, 'redirect-uri-shared'), theirs, 'an edit keeps the redirect URI');
+
+      const again = await acme.browser.get('/account/providers');
+      assert.equal(textOf(again, 'redirect-uri-shared'), `${server.issuer}/upstream/shared/callback`, "Acme's is unchanged");
+      assert.equal((await accounts().getUpstreamByHandle('shared'))?.tenant, 'acme');
+    });
   });
 }

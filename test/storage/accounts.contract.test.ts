@@ -3,7 +3,7 @@ import assert from 'node:assert/strict';
 import { join } from 'node:path';
 import Database from 'better-sqlite3';
 import { MongoClient } from 'mongodb';
-import type { AccountStore, AuditEvent, Client, LoginInput, Passkey, PasskeyUse, Tenant, Upstream } from '../../src/storage/accounts/port.ts';
+import type { AccountStore, AuditEvent, Client, LoginInput, Passkey, PasskeyUse, Tenant, Upstream, UpstreamWrite } from '../../src/storage/accounts/port.ts';
 import { createSqliteAccountStore } from '../../src/storage/accounts/sqlite/index.ts';
 import { createMongoAccountStore } from '../../src/storage/accounts/mongo/index.ts';
 import { Redis } from 'ioredis';
@@ -13,12 +13,27 @@ import { startMongo, type TestMongo } from '../support/mongo.ts';
 import { testRedisPrefix, testRedisUrl } from '../support/redis.ts';
 import { tempDir } from '../support/tmp.ts';
 
+/** What the start-up migration told the operator. */
+type Warning = { detail: Record<string, unknown>; message: string };
+
+/** A store on data written by a version from before upstream handles, and what its `init()` warned about. */
+interface Legacy {
+  store: AccountStore;
+  warnings: Warning[];
+  /** Another store on the same data, initialized, with warnings of its own (a second process starting). */
+  twin(): Promise<{ store: AccountStore; warnings: Warning[] }>;
+}
+
 interface Harness {
   store: AccountStore;
   /** A second store on the same data through a connection of its own. */
   twin(): Promise<AccountStore>;
+  /** Fresh data holding `upstreams` as the version before handles stored them (no handle), then a store initialized on it. */
+  legacy(upstreams: UpstreamWrite[]): Promise<Legacy>;
   cleanup(): Promise<void>;
 }
+
+const warningsLog = (warnings: Warning[]) => ({ warn: (detail: Record<string, unknown>, message: string) => warnings.push({ detail, message }) });
 
 const tenant = (id: string, over: Partial<Tenant> = {}): Tenant => ({
   id,
@@ -50,7 +65,7 @@ const client = (clientId: string, tenantId = 'acme', over: Partial<Client> = {})
   ...over,
 });
 
-const upstream = (id: string, tenantId = 'acme', over: Partial<Upstream> = {}): Upstream => ({
+const upstream = (id: string, tenantId = 'acme', over: Partial<UpstreamWrite> = {}): UpstreamWrite => ({
   tenant: tenantId,
   id,
   name: `Upstream ${id}`,
@@ -60,6 +75,10 @@ const upstream = (id: string, tenantId = 'acme', over: Partial<Upstream> = {}): 
   scopes: ['email'],
   ...over,
 });
+
+/** The upstream as stored: the written fields and the handle the store gave. */
+const stored = (written: UpstreamWrite, handle: string): Upstream => ({ ...written, handle });
+const GENERATED = (id: string) => new RegExp(`^${id}-[a-z2-7]{8}$`);
 
 const event = (over: Partial<AuditEvent> = {}): AuditEvent => ({
   tenant: 'acme',
@@ -1089,9 +1108,12 @@ function accountStoreContract(name: string, makeStore: () => Promise<Harness>) {
         withStore(async (s) => {
           await s.upsertUpstream(upstream('zed', 'acme', { name: 'Zed' }));
           await s.upsertUpstream(upstream('corp', 'acme', { name: 'Corp ID' }));
-          await s.upsertUpstream(upstream('corp', 'globex', { name: 'Globex SSO', issuer: 'https://sso.globex.example', scopes: [] }));
-          assert.deepEqual(await s.getUpstream('acme', 'corp'), upstream('corp', 'acme', { name: 'Corp ID' }));
-          assert.deepEqual(await s.getUpstream('globex', 'corp'), upstream('corp', 'globex', { name: 'Globex SSO', issuer: 'https://sso.globex.example', scopes: [] }));
+          const globex = await s.upsertUpstream(upstream('corp', 'globex', { name: 'Globex SSO', issuer: 'https://sso.globex.example', scopes: [] }));
+          assert.deepEqual(await s.getUpstream('acme', 'corp'), stored(upstream('corp', 'acme', { name: 'Corp ID' }), 'corp'));
+          assert.deepEqual(
+            await s.getUpstream('globex', 'corp'),
+            stored(upstream('corp', 'globex', { name: 'Globex SSO', issuer: 'https://sso.globex.example', scopes: [] }), globex.handle),
+          );
           assert.deepEqual(
             (await s.listUpstreams('acme')).map((u) => u.id),
             ['corp', 'zed'],
@@ -1110,7 +1132,7 @@ function accountStoreContract(name: string, makeStore: () => Promise<Harness>) {
           await s.upsertUpstream(upstream('corp'));
           const replaced = upstream('corp', 'acme', { name: 'Corp 2', issuer: 'https://new.example', clientId: 'c2', clientSecret: 'v1.k1.other', scopes: ['email', 'profile'] });
           await s.upsertUpstream(replaced);
-          assert.deepEqual(await s.getUpstream('acme', 'corp'), replaced);
+          assert.deepEqual(await s.getUpstream('acme', 'corp'), stored(replaced, 'corp'));
           assert.equal((await s.listUpstreams('acme')).length, 1);
         }));
 
@@ -1223,7 +1245,113 @@ function accountStoreContract(name: string, makeStore: () => Promise<Harness>) {
           got.scopes.push('profile');
           got.name = 'changed';
           (await s.listUpstreams('acme'))[0]!.scopes.length = 0;
-          assert.deepEqual(await s.getUpstream('acme', 'corp'), upstream('corp'));
+          assert.deepEqual(await s.getUpstream('acme', 'corp'), stored(upstream('corp'), 'corp'));
+          const byHandle = (await s.getUpstreamByHandle('corp'))!;
+          byHandle.scopes.push('changed');
+          assert.deepEqual(await s.getUpstreamByHandle('corp'), stored(upstream('corp'), 'corp'));
+        }));
+    });
+
+    describe('upstream handles (the redirect URI, unique across tenants)', () => {
+      it('gives a new upstream its id as handle, the same id in another tenant a generated one, and finds each by handle', () =>
+        withStore(async (s) => {
+          const acme = await s.upsertUpstream(upstream('google'));
+          assert.deepEqual(acme, stored(upstream('google'), 'google'), 'upsert returns the upstream as stored');
+          const globex = await s.upsertUpstream(upstream('google', 'globex'));
+          assert.match(globex.handle, GENERATED('google'));
+          const initech = await s.upsertUpstream(upstream('google', 'initech'));
+          assert.match(initech.handle, GENERATED('google'));
+          assert.notEqual(initech.handle, globex.handle);
+          assert.deepEqual(await s.getUpstreamByHandle('google'), acme);
+          assert.deepEqual(await s.getUpstreamByHandle(globex.handle), globex);
+          assert.deepEqual(await s.getUpstream('globex', 'google'), globex);
+          assert.deepEqual(
+            (await s.listUpstreams('initech')).map((u) => u.handle),
+            [initech.handle],
+          );
+          assert.equal(await s.getUpstreamByHandle('nope'), null);
+          await assert.rejects(s.getUpstreamByHandle({ $ne: null } as unknown as string), TypeError);
+
+          // An id that is another upstream's generated handle gets a generated one of its own.
+          const squat = await s.upsertUpstream(upstream(globex.handle, 'umbrella'));
+          assert.match(squat.handle, GENERATED(globex.handle));
+          assert.equal((await s.getUpstreamByHandle(globex.handle))?.tenant, 'globex');
+        }));
+
+      it('keeps the handle through edits and re-imports, whatever handle the write carries', () =>
+        withStore(async (s) => {
+          await s.upsertUpstream(upstream('google'));
+          const globex = await s.upsertUpstream(upstream('google', 'globex'));
+          const edited = await s.upsertUpstream({ ...upstream('google', 'globex', { name: 'Renamed', issuer: 'https://other.example' }), handle: 'google' } as UpstreamWrite);
+          assert.equal(edited.handle, globex.handle, 'a handle passed along is ignored');
+          assert.equal(edited.name, 'Renamed');
+          assert.deepEqual(await s.getUpstream('globex', 'google'), edited);
+          assert.equal((await s.getUpstreamByHandle('google'))?.tenant, 'acme');
+          await s.upsertUpstream(upstream('google'));
+          assert.equal((await s.getUpstream('acme', 'google'))?.handle, 'google');
+        }));
+
+      it('frees a handle when its upstream is deleted', () =>
+        withStore(async (s) => {
+          await s.upsertUpstream(upstream('google'));
+          await s.deleteUpstream('acme', 'google');
+          assert.equal(await s.getUpstreamByHandle('google'), null);
+          assert.equal((await s.upsertUpstream(upstream('google', 'globex'))).handle, 'google');
+        }));
+
+      it('parallel creates of one id in several tenants, from two connections, get different handles: one the id', () =>
+        withStore(async (s, h) => {
+          const other = await h.twin();
+          const tenants = ['t1', 't2', 't3', 't4', 't5', 't6'];
+          const created = await Promise.all(tenants.map((t, i) => (i % 2 ? other : s).upsertUpstream(upstream('google', t))));
+          const handles = created.map((u) => u.handle);
+          assert.equal(new Set(handles).size, tenants.length, `all different: ${handles.join(', ')}`);
+          assert.equal(handles.filter((x) => x === 'google').length, 1, 'exactly one keeps the id');
+          for (const u of created) {
+            assert.ok(u.handle === 'google' || GENERATED('google').test(u.handle), u.handle);
+            assert.deepEqual(await s.getUpstreamByHandle(u.handle), u);
+            assert.deepEqual(await other.getUpstream(u.tenant, 'google'), u);
+          }
+        }));
+
+      it('parallel writes of one new upstream store it once, with one handle', () =>
+        withStore(async (s, h) => {
+          const other = await h.twin();
+          const written = await Promise.all(Array.from({ length: 6 }, (_, i) => (i % 2 ? other : s).upsertUpstream(upstream('google', 'acme', { name: `Google ${i}` }))));
+          const handle = (await s.getUpstream('acme', 'google'))!.handle;
+          assert.equal(handle, 'google');
+          assert.deepEqual(new Set(written.map((u) => u.handle)), new Set(['google']));
+          assert.equal((await s.listUpstreams('acme')).length, 1);
+        }));
+
+      it('migrates upstreams stored before handles: the first of an id keeps it, the others get generated ones, with a warning each', () =>
+        withStore(async (_s, h) => {
+          const legacy = await h.legacy([upstream('corp'), upstream('google'), upstream('google', 'globex'), upstream('google', 'initech'), upstream('solo', 'globex')]);
+          const s = legacy.store;
+          assert.equal((await s.getUpstream('acme', 'corp'))?.handle, 'corp');
+          assert.equal((await s.getUpstream('acme', 'google'))?.handle, 'google', 'the first keeps its redirect URI');
+          assert.equal((await s.getUpstream('globex', 'solo'))?.handle, 'solo');
+          const globex = (await s.getUpstream('globex', 'google'))!;
+          const initech = (await s.getUpstream('initech', 'google'))!;
+          assert.match(globex.handle, GENERATED('google'));
+          assert.match(initech.handle, GENERATED('google'));
+          assert.notEqual(globex.handle, initech.handle);
+          assert.deepEqual(await s.getUpstreamByHandle(globex.handle), globex);
+          assert.deepEqual(
+            legacy.warnings.map((w) => [w.detail.tenant, w.detail.upstream, w.detail.handle]),
+            [
+              ['globex', 'google', globex.handle],
+              ['initech', 'google', initech.handle],
+            ],
+          );
+          assert.match(legacy.warnings[0]!.message, /redirect URI changed/);
+          assert.equal(legacy.warnings[0]!.detail.redirectUri, `{ISSUER}/upstream/${globex.handle}/callback`);
+
+          const again = await legacy.twin();
+          assert.deepEqual(again.warnings, [], 'a second start changes nothing');
+          assert.equal((await again.store.getUpstream('initech', 'google'))?.handle, initech.handle);
+          const next = await again.store.upsertUpstream(upstream('google', 'umbrella'));
+          assert.match(next.handle, GENERATED('google'), 'the unique index holds after the migration');
         }));
     });
 
@@ -1519,6 +1647,26 @@ accountStoreContract('sqlite', async () => {
       await store.init();
       return store;
     },
+    async legacy(upstreams) {
+      const legacyPath = join(sqliteDir.path, `accounts-${++sqliteCount}.db`);
+      const seed = openSqlite(legacyPath);
+      // The upstreams table as the version before handles made it.
+      seed.exec(`CREATE TABLE upstreams (tenant TEXT NOT NULL, id TEXT NOT NULL, name TEXT NOT NULL, issuer TEXT NOT NULL, client_id TEXT NOT NULL,
+        client_secret TEXT NOT NULL, scopes TEXT NOT NULL DEFAULT '[]', PRIMARY KEY (tenant, id))`);
+      const insert = seed.prepare('INSERT INTO upstreams (tenant, id, name, issuer, client_id, client_secret, scopes) VALUES (?, ?, ?, ?, ?, ?, ?)');
+      for (const u of upstreams) insert.run(u.tenant, u.id, u.name, u.issuer, u.clientId, u.clientSecret, JSON.stringify(u.scopes));
+      dbs.push(seed);
+      const open = async () => {
+        const warnings: Warning[] = [];
+        const db = openSqlite(legacyPath);
+        dbs.push(db);
+        const store = createSqliteAccountStore(db, { log: warningsLog(warnings) });
+        stores.push(store);
+        await store.init();
+        return { store, warnings };
+      };
+      return { ...(await open()), twin: open };
+    },
     async cleanup() {
       for (const store of stores) await store.close();
       for (const db of dbs) db.close();
@@ -1543,12 +1691,13 @@ after(async () => {
 function mongoHarness(behind: (store: AccountStore) => AccountStore = (store) => store, cleanup = async () => {}) {
   return async (): Promise<Harness> => {
     const dbName = `${mongo.dbName}_${++mongoCount}`;
+    const legacyNames: string[] = [];
     const clients: MongoClient[] = [];
-    const connect = async () => {
+    const connect = async (name = dbName, warnings?: Warning[]) => {
       const c = new MongoClient(mongo.uri);
       await c.connect();
       clients.push(c);
-      return behind(createMongoAccountStore(c.db(dbName)));
+      return behind(createMongoAccountStore(c.db(name), warnings ? { log: warningsLog(warnings) } : {}));
     };
     const store = await connect();
     return {
@@ -1558,8 +1707,25 @@ function mongoHarness(behind: (store: AccountStore) => AccountStore = (store) =>
         await other.init();
         return other;
       },
+      async legacy(upstreams) {
+        const name = `${mongo.dbName}_${++mongoCount}`;
+        legacyNames.push(name);
+        // The documents as the version before handles wrote them.
+        await clients[0]!
+          .db(name)
+          .collection('upstreams')
+          .insertMany(upstreams.map((u) => ({ _id: JSON.stringify([u.tenant, u.id]) as never, ...u, scopes: [...u.scopes] })));
+        const open = async () => {
+          const warnings: Warning[] = [];
+          const legacyStore = await connect(name, warnings);
+          await legacyStore.init();
+          return { store: legacyStore, warnings };
+        };
+        return { ...(await open()), twin: open };
+      },
       async cleanup() {
         await store.close();
+        for (const name of legacyNames) await clients[0]!.db(name).dropDatabase();
         await clients[0]!.db(dbName).dropDatabase();
         for (const c of clients) await c.close();
         await cleanup();

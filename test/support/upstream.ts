@@ -1,8 +1,9 @@
 // A real upstream OpenID provider for the tests: a second oidc-provider
 // instance on a loopback port, with interaction handlers that sign in
 // whoever the test says (with the email and email_verified it says) or answer
-// access_denied, a switch that corrupts its next ID token, and a restart on
-// new signing keys (a key rotation).
+// access_denied, a switch that corrupts its next ID token, a restart on
+// new signing keys (a key rotation), one on a new redirect URI, and the choice
+// to answer without RFC 9207's `iss` (as many upstreams still do).
 import { generateKeyPairSync } from 'node:crypto';
 import { createServer } from 'node:http';
 import Provider, { type Configuration } from 'oidc-provider';
@@ -37,6 +38,8 @@ export interface TestUpstream {
   jwksRequests: number;
   /** Restarts on the same address with a new signing key (a new `kid`); the old key is gone. */
   rotateKeys(): Promise<void>;
+  /** Registers another redirect URI for a client (an owner registering it upstream); keeps the signing key. */
+  register(clientId: string, redirectUri: string): void;
   /** Stops listening and drops open connections (the upstream is then unreachable). */
   stop(): Promise<void>;
 }
@@ -45,6 +48,12 @@ export interface UpstreamOptions {
   clients: UpstreamClientRegistration[];
   /** Put email and email_verified in the ID token (default: only from userinfo, as oidc-provider does). */
   emailInIdToken?: boolean;
+  /**
+   * Answer the authorization request without the `iss` parameter and leave
+   * `authorization_response_iss_parameter_supported` out of the discovery
+   * document (an upstream without RFC 9207; default: oidc-provider's, with it).
+   */
+  withoutIss?: boolean;
 }
 
 function signingKey(kid: string) {
@@ -77,13 +86,14 @@ export async function startUpstream(options: UpstreamOptions): Promise<TestUpstr
     tamperIdTokens: false,
     jwksRequests: 0,
     rotateKeys: async () => {},
+    register: () => {},
     stop: async () => {},
   };
 
-  function configuration(kid: string): Configuration {
+  function configuration(key: ReturnType<typeof signingKey>): Configuration {
     return {
-      clients: options.clients.map((c) => ({ ...c })),
-      jwks: { keys: [signingKey(kid)] } as unknown as Configuration['jwks'],
+      clients: options.clients.map((c) => ({ ...c, redirect_uris: [...c.redirect_uris] })),
+      jwks: { keys: [key] } as unknown as Configuration['jwks'],
       cookies: { keys: ['upstream-test-cookie-key-0123456789abcdef'] },
       features: { devInteractions: { enabled: false } },
       claims: { openid: ['sub'], email: ['email', 'email_verified'] },
@@ -108,8 +118,8 @@ export async function startUpstream(options: UpstreamOptions): Promise<TestUpstr
     };
   }
 
-  function createProvider(kid: string): Provider {
-    const provider = new Provider(issuer, configuration(kid));
+  function createProvider(key: ReturnType<typeof signingKey>): Provider {
+    const provider = new Provider(issuer, configuration(key));
     provider.use(async (ctx, next) => {
       if (ctx.method === 'GET' && ctx.path === '/jwks') upstream.jwksRequests++;
       if (ctx.method === 'GET' && /^\/interaction\/[^/]+$/.test(ctx.path)) {
@@ -121,6 +131,17 @@ export async function startUpstream(options: UpstreamOptions): Promise<TestUpstr
         return;
       }
       await next();
+      if (options.withoutIss) {
+        const location = ctx.response.get('location');
+        if (location && /^https?:/.test(location)) {
+          const url = new URL(location);
+          url.searchParams.delete('iss');
+          ctx.redirect(url.href);
+        }
+        if (ctx.path === '/.well-known/openid-configuration' && ctx.body && typeof ctx.body === 'object') {
+          delete (ctx.body as Record<string, unknown>).authorization_response_iss_parameter_supported;
+        }
+      }
       const body = ctx.body as { id_token?: unknown } | undefined;
       if (upstream.tamperIdTokens && ctx.path === '/token' && typeof body?.id_token === 'string') {
         body.id_token = tampered(body.id_token, upstream.tamperIdTokens);
@@ -129,18 +150,26 @@ export async function startUpstream(options: UpstreamOptions): Promise<TestUpstr
     return provider;
   }
 
-  /** Answers with a provider signing with `kid`; its keep-alive connections are dropped, as by a restart. */
-  function serve(kid: string) {
+  /** Answers with a provider signing with `key`; its keep-alive connections are dropped, as by a restart. */
+  function serve(key: ReturnType<typeof signingKey>) {
     http.removeAllListeners('request');
-    http.on('request', createProvider(kid).callback());
+    http.on('request', createProvider(key).callback());
     http.closeAllConnections();
   }
 
   let generation = 1;
-  serve(`upstream-${generation}`);
+  let key = signingKey(`upstream-${generation}`);
+  serve(key);
   upstream.rotateKeys = async () => {
     generation++;
-    serve(`upstream-${generation}`);
+    key = signingKey(`upstream-${generation}`);
+    serve(key);
+  };
+  upstream.register = (clientId, redirectUri) => {
+    const client = options.clients.find((c) => c.client_id === clientId);
+    if (!client) throw new Error(`no client ${clientId} at this upstream`);
+    client.redirect_uris.push(redirectUri);
+    serve(key);
   };
   upstream.stop = () =>
     new Promise<void>((resolve) => {

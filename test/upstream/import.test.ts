@@ -55,7 +55,7 @@ describe('upstream providers in the import', () => {
     const corp = (await accounts.getUpstream('acme', 'corp'))!;
     assert.deepEqual(
       { ...corp, clientSecret: '…' },
-      { tenant: 'acme', id: 'corp', name: 'Corp ID', issuer: 'https://id.corp.example', clientId: 'latchkey', clientSecret: '…', scopes: [] },
+      { tenant: 'acme', id: 'corp', handle: 'corp', name: 'Corp ID', issuer: 'https://id.corp.example', clientId: 'latchkey', clientSecret: '…', scopes: [] },
     );
     assert.ok(!corp.clientSecret.includes(SECRET), 'not stored in plain text');
     assert.equal(openUpstreamSecret(box(), corp), SECRET);
@@ -68,16 +68,20 @@ describe('upstream providers in the import', () => {
     );
     const globex = (await accounts.getUpstream('globex', 'google'))!;
     assert.equal(globex.clientId, 'g-globex');
+    assert.equal((await accounts.getUpstream('acme', 'google'))?.handle, 'google', 'the first of an id keeps it as its handle');
+    assert.match(globex.handle, /^google-[a-z2-7]{8}$/, "another tenant's of the same id gets a handle of its own");
     assert.throws(() => openUpstreamSecret(box(), { ...globex, tenant: 'acme' }), SecretBoxError, 'a sealed secret moved to another tenant does not open');
 
     const files = ['latchkey.db', 'latchkey.db-wal'].map((f) => join(dir.path, f)).filter(existsSync);
     assert.ok(!Buffer.concat(files.map((f) => readFileSync(f))).includes(Buffer.from(SECRET)), 'the store holds no plain secret');
   });
 
-  it('changes nothing when the same file is imported again, and seals a changed secret anew', async () => {
+  it('changes nothing when the same file is imported again (the handles too), and seals a changed secret anew', async () => {
     const before = await stores.accounts.listUpstreams('acme');
+    const globexBefore = await stores.accounts.listUpstreams('globex');
     await run(withUpstreams());
     assert.deepEqual(await stores.accounts.listUpstreams('acme'), before);
+    assert.deepEqual(await stores.accounts.listUpstreams('globex'), globexBefore);
 
     const doc = withUpstreams();
     doc.tenants![0]!.upstreams![0]!.client_secret = 'rotated-secret';
@@ -121,11 +125,14 @@ describe('upstream providers in the import', () => {
       const res = await runCli(['import', path], { DATA_DIR: cliDir.path, NODE_ENV: 'test', LOG_LEVEL: 'silent', ISSUER: 'https://id.example.com' });
       assert.equal(res.code, 0, res.stderr);
       assert.doesNotMatch(res.stderr, /not stored/);
-      assert.deepEqual(res.stdout.trim().split('\n').slice(1), [
-        'upstream acme/corp: register the redirect URI https://id.example.com/upstream/corp/callback at https://id.corp.example',
-        'upstream acme/google: register the redirect URI https://id.example.com/upstream/google/callback at https://accounts.google.com',
-        'upstream globex/google: register the redirect URI https://id.example.com/upstream/google/callback at https://accounts.google.com',
-      ]);
+      const [acmeCorp, acmeGoogle, globexGoogle, ...rest] = res.stdout.trim().split('\n').slice(1);
+      assert.equal(acmeCorp, 'upstream acme/corp: register the redirect URI https://id.example.com/upstream/corp/callback at https://id.corp.example');
+      assert.equal(acmeGoogle, 'upstream acme/google: register the redirect URI https://id.example.com/upstream/google/callback at https://accounts.google.com');
+      assert.match(
+        globexGoogle ?? '',
+        /^upstream globex\/google: register the redirect URI https:\/\/id\.example\.com\/upstream\/google-[a-z2-7]{8}\/callback at https:\/\/accounts\.google\.com$/,
+      );
+      assert.deepEqual(rest, []);
       // Without ISSUER the CLI does not know the server's: it names the page that shows it, never its own default.
       const guess = await runCli(['import', path], { DATA_DIR: cliDir.path, NODE_ENV: 'test', LOG_LEVEL: 'silent' });
       assert.equal(guess.code, 0, guess.stderr);

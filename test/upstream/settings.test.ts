@@ -13,11 +13,24 @@ const VIEWS = VIEWS_DIR;
 const render = (locals: Record<string, unknown>) =>
   pug.render('include /upstream-settings\n+upstreamSettings(upstreams)', { basedir: VIEWS, filename: join(VIEWS, 'test.pug'), t: translator('en'), ...locals });
 
-const corp: Upstream = { tenant: 'acme', id: 'corp', name: 'Corp <ID>', issuer: 'https://id.corp.example', clientId: 'latchkey', clientSecret: 'v1.k1.SEALED', scopes: [] };
+const corp: Upstream = {
+  tenant: 'acme',
+  id: 'corp',
+  handle: 'corp',
+  name: 'Corp <ID>',
+  issuer: 'https://id.corp.example',
+  clientId: 'latchkey',
+  clientSecret: 'v1.k1.SEALED',
+  scopes: [],
+};
 
 describe('upstream settings (read-only)', () => {
   it('lists each upstream with its issuer, client, scopes and redirect URI, and no secret', () => {
-    const rows = upstreamSettings('https://id.example.com', [corp, { ...corp, id: 'g', name: 'Google', scopes: ['email', 'profile', 'openid'] }]);
+    const rows = upstreamSettings('https://id.example.com', [
+      corp,
+      { ...corp, id: 'g', handle: 'g', name: 'Google', scopes: ['email', 'profile', 'openid'] },
+      { ...corp, id: 'google', handle: 'google-abcd2345', name: 'Google 2' },
+    ]);
     assert.deepEqual(rows[0], {
       id: 'corp',
       name: 'Corp <ID>',
@@ -27,6 +40,7 @@ describe('upstream settings (read-only)', () => {
       redirectUri: 'https://id.example.com/upstream/corp/callback',
     });
     assert.deepEqual(rows[1]!.scopes, ['openid', 'email', 'profile']);
+    assert.equal(rows[2]!.redirectUri, 'https://id.example.com/upstream/google-abcd2345/callback', "the handle's redirect URI, not the id's");
     const html = render({ upstreams: rows });
     assert.match(html, /data-testid="upstream-corp"/);
     assert.match(html, /Corp &lt;ID&gt;/);

@@ -114,12 +114,22 @@ export interface Client {
 
 /**
  * An upstream OpenID provider of a tenant (docs/upstream.md): Latchkey
- * is its relying party, with the redirect URI `{ISSUER}/upstream/{id}/callback`.
+ * is its relying party, with the redirect URI `{ISSUER}/upstream/{handle}/callback`.
  */
 export interface Upstream {
   tenant: string;
   /** Slug, unique within the tenant (two tenants may both have a `google`). */
   id: string;
+  /**
+   * The upstream's part of its redirect URI, unique across every tenant: an
+   * answer sent to `{ISSUER}/upstream/{handle}/callback` belongs to this
+   * upstream and no other (the defence against a mix-up between tenants'
+   * upstreams of the same id). The store gives it when the upstream is
+   * created: the id itself while no other upstream holds that handle, else
+   * `{id}-{8 random base32 characters}`. It never changes afterwards (edits
+   * and re-imports keep it); it is freed when the upstream is deleted.
+   */
+  handle: string;
   /** Shown on the login page: "Sign in with {name}". */
   name: string;
   /** The upstream's issuer identifier (discovery at `{issuer}/.well-known/openid-configuration`). */
@@ -130,6 +140,9 @@ export interface Upstream {
   /** Scopes asked for besides `openid` (default `email`). */
   scopes: string[];
 }
+
+/** What `upsertUpstream` writes: everything but the handle, which is the store's (a `handle` passed along is ignored). */
+export type UpstreamWrite = Omit<Upstream, 'handle'>;
 
 /** An upstream account linked to an identity: one identity per (issuer, subject). */
 export interface UpstreamLink {
@@ -445,9 +458,18 @@ export interface AccountStore extends PasskeyStore {
    */
   deleteAuditBefore(before: Date, limit?: number): Promise<number>;
 
-  /** Creates or replaces a tenant's upstream provider (by tenant and id). */
-  upsertUpstream(upstream: Upstream): Promise<void>;
+  /**
+   * Creates or replaces a tenant's upstream provider (by tenant and id) and
+   * returns it as stored. A new one gets its handle (see `Upstream.handle`):
+   * its id when no upstream of any tenant holds that handle, else a generated
+   * one; the store's unique index decides between parallel creates, so two
+   * tenants creating the same id at once get different handles. A replaced one
+   * keeps its handle.
+   */
+  upsertUpstream(upstream: UpstreamWrite): Promise<Upstream>;
   getUpstream(tenant: string, id: string): Promise<Upstream | null>;
+  /** The upstream whose redirect URI carries `handle` (of whichever tenant), or null. */
+  getUpstreamByHandle(handle: string): Promise<Upstream | null>;
   /** Deletes a tenant's upstream provider (its links to identities stay: they are keyed by issuer). True when this call deleted it. */
   deleteUpstream(tenant: string, id: string): Promise<boolean>;
   /** A tenant's upstream providers, ordered by name, then id. */

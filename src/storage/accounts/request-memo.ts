@@ -56,6 +56,7 @@ const LEAVES_KEPT = new Set<keyof AccountStore>([
   'listClients',
   'listAudit',
   'findIdentityByUpstream',
+  'getUpstreamByHandle',
   'listUpstreamLinks',
   'appendAudit',
   'addLoginGrant',

@@ -17,6 +17,7 @@ import {
   type UserType,
 } from '../port.ts';
 import { mongoPasskeys } from './passkeys.ts';
+import { HANDLE_ATTEMPTS, handleToTry, warnHandleChanged, type StoreLog } from '../upstream-handles.ts';
 import {
   auditQuery,
   canonicalJson,
@@ -200,6 +201,8 @@ interface UpstreamDoc {
   _id: string;
   tenant: string;
   id: string;
+  /** Unique (index `handle_1`); set by the start-up migration on documents from before handles. */
+  handle: string;
   name: string;
   issuer: string;
   clientId: string;
@@ -217,6 +220,7 @@ interface UpstreamLinkDoc {
 const toUpstream = (d: UpstreamDoc): Upstream => ({
   tenant: d.tenant,
   id: d.id,
+  handle: d.handle,
   name: d.name,
   issuer: d.issuer,
   clientId: d.clientId,
@@ -250,8 +254,9 @@ function validDate(name: string, value: unknown): Date {
 /**
  * The MongoDB account store (MongoDB 6/7 or FerretDB 1.24) on a database of
  * a MongoClient the caller connects and closes; `close()` leaves it open.
+ * `log` hears what `init()`'s migrations want the operator to know.
  */
-export function createMongoAccountStore(db: Db): AccountStore {
+export function createMongoAccountStore(db: Db, options: { log?: StoreLog } = {}): AccountStore {
   const tenants = db.collection<TenantDoc>('tenants');
   const identities = db.collection<IdentityDoc>('identities');
   const logins = db.collection<LoginDoc>('logins');
@@ -304,6 +309,34 @@ export function createMongoAccountStore(db: Db): AccountStore {
   }
   const passkeys = mongoPasskeys(db);
 
+  /**
+   * Gives every upstream stored before handles existed its handle, in a
+   * stable order (`_id`: tenant, then id; no creation time was stored): the
+   * first of an id keeps the id as its handle (its redirect URI is unchanged),
+   * a later one of the same id in another tenant gets a generated handle and
+   * a warning. Only a document still without one is written, so processes
+   * starting together agree; the unique index follows.
+   */
+  async function addUpstreamHandles() {
+    const unhandled = await upstreams
+      .find({ handle: { $exists: false } })
+      .sort({ _id: 1 })
+      .toArray();
+    for (const doc of unhandled) {
+      for (let attempt = 0; ; attempt++) {
+        const handle = handleToTry(doc.id, attempt, (await upstreams.findOne({ handle: doc.id }, { projection: { _id: 1 } })) !== null);
+        try {
+          const { modifiedCount } = await upstreams.updateOne({ _id: doc._id, handle: { $exists: false } }, { $set: { handle } });
+          if (modifiedCount === 1 && handle !== doc.id) warnHandleChanged(options.log, doc.tenant, doc.id, handle);
+          break;
+        } catch (e) {
+          if (!isDuplicateKey(e) || attempt + 1 >= HANDLE_ATTEMPTS) throw e;
+        }
+      }
+    }
+    await upstreams.createIndex({ handle: 1 }, { unique: true });
+  }
+
   return {
     ...passkeys.methods,
     async init() {
@@ -315,6 +348,7 @@ export function createMongoAccountStore(db: Db): AccountStore {
       await audit.createIndex({ tenant: 1, login: 1, time: -1 });
       await steps.createIndex({ login: 1, factor: 1 });
       await upstreams.createIndex({ tenant: 1, name: 1 });
+      await addUpstreamHandles();
       await upstreamLinks.createIndex({ identityId: 1 });
       await logins.createIndex({ email: 1 });
       await logins.createIndex({ tenant: 1, lastName: 1, firstName: 1, _id: 1 });
@@ -687,7 +721,8 @@ export function createMongoAccountStore(db: Db): AccountStore {
     async upsertUpstream(upstream) {
       const tenant = str('upstream.tenant', upstream.tenant);
       const id = str('upstream.id', upstream.id);
-      const doc = {
+      const _id = JSON.stringify([tenant, id]);
+      const fields = {
         tenant,
         id,
         name: str('upstream.name', upstream.name),
@@ -696,7 +731,24 @@ export function createMongoAccountStore(db: Db): AccountStore {
         clientSecret: str('upstream.clientSecret', upstream.clientSecret),
         scopes: scopeList(upstream.scopes),
       };
-      await retryDuplicate(() => upstreams.replaceOne({ _id: JSON.stringify([tenant, id]) }, doc, { upsert: true }));
+      // A replaced upstream keeps its handle. A new one tries its id, then generated handles: the unique
+      // index decides between parallel creates (a duplicate `_id` is the same upstream made meanwhile: replaced).
+      for (let attempt = 0; ; attempt++) {
+        const replaced = await upstreams.findOneAndUpdate({ _id }, { $set: fields }, { returnDocument: 'after' });
+        if (replaced) return toUpstream(replaced);
+        const handle = handleToTry(id, attempt, (await upstreams.findOne({ handle: id }, { projection: { _id: 1 } })) !== null);
+        const doc: UpstreamDoc = { _id, ...fields, handle };
+        try {
+          await upstreams.insertOne(doc);
+          return toUpstream(doc);
+        } catch (e) {
+          if (!isDuplicateKey(e) || attempt + 1 >= HANDLE_ATTEMPTS) throw e;
+        }
+      }
+    },
+    async getUpstreamByHandle(handle) {
+      const doc = await upstreams.findOne({ handle: str('handle', handle) });
+      return doc ? toUpstream(doc) : null;
     },
     async deleteUpstream(tenant, id) {
       return (await upstreams.deleteOne({ _id: JSON.stringify([str('tenant', tenant), str('id', id)]) })).deletedCount === 1;

@@ -18,6 +18,7 @@ import {
   type UserType,
 } from '../port.ts';
 import { sqlitePasskeys } from './passkeys.ts';
+import { HANDLE_ATTEMPTS, handleToTry, warnHandleChanged, type StoreLog } from '../upstream-handles.ts';
 import {
   auditQuery,
   canonicalJson,
@@ -274,6 +275,7 @@ const UPSTREAM_SCHEMA = `
 CREATE TABLE IF NOT EXISTS upstreams (
   tenant TEXT NOT NULL,
   id TEXT NOT NULL,
+  handle TEXT,
   name TEXT NOT NULL,
   issuer TEXT NOT NULL,
   client_id TEXT NOT NULL,
@@ -293,6 +295,7 @@ CREATE INDEX IF NOT EXISTS upstream_links_identity ON upstream_links (identity_i
 interface UpstreamRow {
   tenant: string;
   id: string;
+  handle: string;
   name: string;
   issuer: string;
   client_id: string;
@@ -303,6 +306,7 @@ interface UpstreamRow {
 const toUpstream = (r: UpstreamRow): Upstream => ({
   tenant: r.tenant,
   id: r.id,
+  handle: r.handle,
   name: r.name,
   issuer: r.issuer,
   clientId: r.client_id,
@@ -315,16 +319,59 @@ function scopeList(value: unknown): string[] {
   return value.map((v) => str('scope', v));
 }
 
-const UPSTREAM_COLUMNS = 'tenant, id, name, issuer, client_id, client_secret, scopes';
+const UPSTREAM_COLUMNS = 'tenant, id, handle, name, issuer, client_id, client_secret, scopes';
+
+const uniqueHandle = (err: unknown) => /UNIQUE constraint failed: upstreams\.handle/.test(String((err as Error)?.message));
+
+/**
+ * Gives every upstream stored before handles existed its handle, under the
+ * write lock, in the order they were stored (rowid): the first of an id keeps
+ * the id as its handle (its redirect URI is unchanged), a later one of the same
+ * id in another tenant gets a generated handle and a warning. The unique index
+ * comes first (NULLs are distinct in it), so processes starting together agree.
+ */
+function addUpstreamHandles(db: Database.Database, log: StoreLog | undefined): void {
+  const have = new Set((db.prepare('PRAGMA table_info(upstreams)').all() as { name: string }[]).map((c) => c.name));
+  if (!have.has('handle')) {
+    try {
+      db.exec('ALTER TABLE upstreams ADD COLUMN handle TEXT');
+    } catch (err) {
+      if (!/duplicate column/i.test(String((err as Error).message))) throw err;
+    }
+  }
+  db.exec('CREATE UNIQUE INDEX IF NOT EXISTS upstreams_handle ON upstreams (handle)');
+  const unhandled = db.prepare<[], { rowid: number; tenant: string; id: string }>('SELECT rowid, tenant, id FROM upstreams WHERE handle IS NULL ORDER BY rowid');
+  const taken = db.prepare<[string], { one: number }>('SELECT 1 AS one FROM upstreams WHERE handle = ?');
+  const give = db.prepare<[string, number], void>('UPDATE upstreams SET handle = ? WHERE rowid = ? AND handle IS NULL');
+  const changed: { tenant: string; id: string; handle: string }[] = [];
+  db.transaction(() => {
+    for (const row of unhandled.all()) {
+      for (let attempt = 0; ; attempt++) {
+        const handle = handleToTry(row.id, attempt, taken.get(row.id) !== undefined);
+        try {
+          give.run(handle, row.rowid);
+          if (handle !== row.id) changed.push({ tenant: row.tenant, id: row.id, handle });
+          break;
+        } catch (err) {
+          if (!uniqueHandle(err) || attempt + 1 >= HANDLE_ATTEMPTS) throw err;
+        }
+      }
+    }
+  }).immediate();
+  for (const c of changed) warnHandleChanged(log, c.tenant, c.id, c.handle);
+}
 
 function prepareUpstreams(db: Database.Database) {
   return {
-    upsertUpstream: db.prepare<[string, string, string, string, string, string, string], void>(
-      `INSERT INTO upstreams (${UPSTREAM_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?)
-       ON CONFLICT (tenant, id) DO UPDATE SET name = excluded.name, issuer = excluded.issuer, client_id = excluded.client_id,
-         client_secret = excluded.client_secret, scopes = excluded.scopes`,
+    updateUpstream: db.prepare<[string, string, string, string, string, string, string], void>(
+      'UPDATE upstreams SET name = ?, issuer = ?, client_id = ?, client_secret = ?, scopes = ? WHERE tenant = ? AND id = ?',
     ),
+    insertUpstream: db.prepare<[string, string, string, string, string, string, string, string], void>(
+      `INSERT INTO upstreams (${UPSTREAM_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?)`,
+    ),
+    handleTaken: db.prepare<[string], { one: number }>('SELECT 1 AS one FROM upstreams WHERE handle = ?'),
     getUpstream: db.prepare<[string, string], UpstreamRow>(`SELECT ${UPSTREAM_COLUMNS} FROM upstreams WHERE tenant = ? AND id = ?`),
+    upstreamByHandle: db.prepare<[string], UpstreamRow>(`SELECT ${UPSTREAM_COLUMNS} FROM upstreams WHERE handle = ?`),
     deleteUpstream: db.prepare<[string, string], void>('DELETE FROM upstreams WHERE tenant = ? AND id = ?'),
     listUpstreams: db.prepare<[string], UpstreamRow>(`SELECT ${UPSTREAM_COLUMNS} FROM upstreams WHERE tenant = ? ORDER BY name, id`),
     identityByUpstream: db.prepare<[string, string], IdentityRow>(
@@ -434,9 +481,10 @@ function searchSql(search: CheckedLoginSearch): { where: string; order: string; 
 
 /**
  * The embedded account store on an open better-sqlite3 database (the caller
- * opens it, in WAL mode, and closes it; `close()` leaves it open).
+ * opens it, in WAL mode, and closes it; `close()` leaves it open). `log` hears
+ * what `init()`'s migrations want the operator to know.
  */
-export function createSqliteAccountStore(db: Database.Database): AccountStore {
+export function createSqliteAccountStore(db: Database.Database, options: { log?: StoreLog } = {}): AccountStore {
   let prepared: ReturnType<typeof prepare> | null = null;
   const q = () => {
     if (!prepared) throw new Error('account store: init() has not been called');
@@ -461,6 +509,19 @@ export function createSqliteAccountStore(db: Database.Database): AccountStore {
   };
 
   const passkeys = sqlitePasskeys(db);
+  // A replaced upstream keeps its handle; a new one tries its id, then generated handles, until the unique index takes one.
+  const upsertUpstreamTx = db.transaction((tenant: string, id: string, fields: readonly [string, string, string, string, string]): void => {
+    if (u().updateUpstream.run(...fields, tenant, id).changes === 1) return;
+    for (let attempt = 0; ; attempt++) {
+      const handle = handleToTry(id, attempt, u().handleTaken.get(id) !== undefined);
+      try {
+        u().insertUpstream.run(tenant, id, handle, ...fields);
+        return;
+      } catch (err) {
+        if (!uniqueHandle(err) || attempt + 1 >= HANDLE_ATTEMPTS) throw err;
+      }
+    }
+  });
   const deleteLoginTx = db.transaction((id: string, asRead?: Record<string, string | number>): boolean => {
     // Read and deleted in one immediate transaction: no writer on another connection comes between.
     if (asRead && !q().loginAsRead.get(asRead)) return false;
@@ -519,6 +580,7 @@ export function createSqliteAccountStore(db: Database.Database): AccountStore {
       db.exec(SCHEMA);
       addTenantColumns(db);
       db.exec(UPSTREAM_SCHEMA);
+      addUpstreamHandles(db, options.log);
       prepared = prepare(db);
       upstreamStatements = prepareUpstreams(db);
       db.exec(ACCOUNT_PAGES_SCHEMA);
@@ -806,15 +868,21 @@ export function createSqliteAccountStore(db: Database.Database): AccountStore {
     },
 
     async upsertUpstream(upstream) {
-      u().upsertUpstream.run(
-        str('upstream.tenant', upstream.tenant),
-        str('upstream.id', upstream.id),
+      const tenant = str('upstream.tenant', upstream.tenant);
+      const id = str('upstream.id', upstream.id);
+      const fields = [
         str('upstream.name', upstream.name),
         str('upstream.issuer', upstream.issuer),
         str('upstream.clientId', upstream.clientId),
         str('upstream.clientSecret', upstream.clientSecret),
         JSON.stringify(scopeList(upstream.scopes)),
-      );
+      ] as const;
+      upsertUpstreamTx.immediate(tenant, id, fields);
+      return toUpstream(u().getUpstream.get(tenant, id)!);
+    },
+    async getUpstreamByHandle(handle) {
+      const row = u().upstreamByHandle.get(str('handle', handle));
+      return row ? toUpstream(row) : null;
     },
     async deleteUpstream(tenant, id) {
       return u().deleteUpstream.run(str('tenant', tenant), str('id', id)).changes === 1;
