@@ -16,6 +16,7 @@ import { auditTypes, eventText } from './owner.ts';
 import type { FactorRegistry } from '../factors/registry.ts';
 import { csvCell, detailTexts, formatEventTime, startOfDay, timeZoneOf, type DetailContext } from './audit-text.ts';
 import type { AccountKit, Signed } from './kit.ts';
+import { EMAIL_MAX } from '../email.ts';
 
 const AUDIT_PAGE = 50;
 /** The most events one CSV export holds (the newest of the filter). */
@@ -46,7 +47,7 @@ interface AuditFilter {
 
 async function auditFilter(ctx: Context, signed: Signed, kit: AccountKit): Promise<AuditFilter> {
   const tenant = signed.tenant.id;
-  const person = single(ctx, 'person', 320) ?? '';
+  const person = single(ctx, 'person', EMAIL_MAX) ?? '';
   const login = single(ctx, 'login') ?? '';
   const type = single(ctx, 'type', 64) ?? '';
   const from = single(ctx, 'from', 10) ?? '';

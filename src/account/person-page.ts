@@ -4,8 +4,12 @@
  * apply to them, what their alternatives have left (recovery codes), the
  * lock, the last sign-in, where the login is signed in (the profile's list,
  * with "Sign out" per session and "Sign out everywhere"), the person's
- * upstream links and other logins here, and the login's recent events (read
- * like the audit log). Only ever a login of the owner's own tenant
+ * links to this tenant's upstream providers and other logins here, and the
+ * login's recent events (read like the audit log). Only facts of this tenant:
+ * not whether the email has a password (an address another tenant uses may
+ * have one), nor links to other tenants' providers, nor the identity's locks
+ * of other tenants' attempts (`LoginLocks.state`), so adding a login for an
+ * email tells the owner nothing of its other logins. Only ever a login of the owner's own tenant
  * (`./owned.ts`). Signing out goes through `src/admin/people.ts`, which
  * audits it with the owner as the one who acted and tells the apps by
  * back-channel logout.
@@ -46,8 +50,7 @@ export function personPageRoutes(router: Router, kit: AccountKit) {
       kit.people.lockState(target),
       kit.people.listSessions(kit.actor(ctx, signed), target),
     ]);
-    const links = identity ? await accounts.listUpstreamLinks(identity.id) : [];
-    const upstreams = await accounts.listUpstreams(tenant.id);
+    const [links, upstreams] = await Promise.all([identity ? accounts.listUpstreamLinks(identity.id) : [], accounts.listUpstreams(tenant.id)]);
     // The owners named in the events ("by Olga Owner"): the few logins the events mention, read once each.
     const mentioned = [...new Set(events.flatMap((e) => (typeof e.detail?.by === 'string' ? [e.detail.by] : [])))];
     const names = new Map((await Promise.all(mentioned.map((id) => accounts.getLogin(id)))).flatMap((l) => (l && l.tenant === tenant.id ? [[l.id, fullName(l)] as const] : [])));
@@ -77,7 +80,6 @@ export function personPageRoutes(router: Router, kit: AccountKit) {
         disabled: target.disabled,
         lock,
         isMe,
-        passwordSet: !!identity?.passwordHash,
       },
       enrolled,
       // What the alternatives of the factors set up have left, for those that count (the app's recovery codes).
@@ -89,7 +91,12 @@ export function personPageRoutes(router: Router, kit: AccountKit) {
       endSession: isMe ? null : personPath(target, '/sessions/end'),
       endSessions: isMe ? null : personPath(target, '/sessions/end-all'),
       lastSignIn: lastSignIn[0] ? fmt(lastSignIn[0].time) : null,
-      links: links.map((l) => ({ issuer: l.issuer, name: upstreams.find((u) => u.issuer === l.issuer)?.name ?? l.issuer })),
+      links: links.flatMap((l) =>
+        upstreams
+          .filter((u) => u.issuer === l.issuer)
+          .slice(0, 1)
+          .map((u) => ({ issuer: l.issuer, name: u.name })),
+      ),
       others: siblings.filter((l) => l.id !== target.id).map((l) => ({ id: l.id, label: loginLabel(l, tenant), disabled: l.disabled })),
       events: events.map((e) => ({
         ...fmt(e.time),

@@ -15,6 +15,7 @@ import { endedBefore } from '../provider/revocation.ts';
 import { newCsrfToken } from './session.ts';
 import { safeReturnTo, type AccountKit } from './kit.ts';
 import { constantTimeEqual as equal } from '../crypto/equal.ts';
+import { EMAIL_MAX } from '../email.ts';
 
 const signInExpired = () => badRequest('errors.account.signInExpired');
 
@@ -50,7 +51,7 @@ export function signInRoutes(router: Router, kit: AccountKit) {
       params.set('max_age', '0');
       const login = current ? await accounts.getLogin(current.sub) : null;
       if (login) params.set('login_hint', login.email);
-    } else if (typeof ctx.query.login_hint === 'string' && ctx.query.login_hint.length <= 320) {
+    } else if (typeof ctx.query.login_hint === 'string' && ctx.query.login_hint.length <= EMAIL_MAX) {
       // An invitation's "Continue to sign in": the email is filled in.
       params.set('login_hint', ctx.query.login_hint);
     }

@@ -19,7 +19,9 @@ import type { RouteDeps } from '../services.ts';
 import { sendInvitation } from '../recovery/routes.ts';
 import { upstreamLinks } from '../upstream/links.ts';
 import { userTypeName } from '../names.ts';
+import { EMAIL_MAX } from '../email.ts';
 import { loginLocks, type Lifted } from './locks.ts';
+import { releaseAddress } from './identities.ts';
 
 export type AdminDeps = Pick<RouteDeps, 'provider' | 'sessions' | 'config' | 'accounts' | 'links' | 'counters' | 'mailer' | 'factors' | 'audit' | 'limiter' | 'now'>;
 
@@ -54,7 +56,7 @@ const OWN_NAMES: FieldNames = { firstName: 'firstName', lastName: 'lastName', em
 export const resetEvent = (factorId: string) => `factor.${factorId}.reset`;
 
 export const NAME_MAX = 100;
-const EMAIL = z.string().max(320).email();
+const EMAIL = z.string().max(EMAIL_MAX).email();
 // Controls and invisible format characters would make two names look alike.
 const NAME_REFUSED = /[\p{Cc}\p{Cf}\p{Zl}\p{Zp}]/u;
 
@@ -101,14 +103,15 @@ export interface Namesakes {
 }
 
 /**
- * An invitation an add or an email change was due (the email had no password): `sent`, or
- * `rate_limited` — the identity was mailed its invitations of the hour already, so none was sent
- * (the login is added or changed all the same, and the latest link stays good).
+ * The mail an add or an email change sends the person, alike whether or not the address has a password
+ * (in any tenant): an invitation to choose one, or a notice of the new login. `sent`, or `rate_limited` —
+ * the identity was mailed its 5 of the hour already, so none was sent (the login is added or changed all the
+ * same, and the latest invitation link stays good).
  */
 export type Invitation = 'sent' | 'rate_limited';
 
 export type CreateResult =
-  /** `invited`: an invitation to choose a password was sent (`invitation` says why not, when one was due). */
+  /** `invited`: the person was mailed (`invitation`: why not). */
   | { outcome: 'created'; login: Login; invited: boolean; invitation?: Invitation }
   /** The key created this login before: nothing was made or sent again. */
   | { outcome: 'existed'; login: Login }
@@ -128,9 +131,10 @@ export interface AdminPeople {
   login(actor: Actor, loginId: unknown): Promise<Login>;
   /**
    * Adds a person as login `id` (see `derivedLoginId`): an email with a
-   * password signs in at once; a new one (or one without a password) is sent
-   * an invitation. Unless `sameName`, a namesake of the email in the tenant
-   * is answered with `namesakes` and nothing is made.
+   * password signs in at once and is told of the new login; a new one (or one
+   * without a password) is sent an invitation — answered alike. Unless
+   * `sameName`, a namesake of the email in the tenant is answered with
+   * `namesakes` and nothing is made.
    */
   create(actor: Actor, id: string, person: PersonFields, options?: { sameName?: boolean }): Promise<CreateResult>;
   /**
@@ -138,7 +142,9 @@ export interface AdminPeople {
    * with `disabled`, disables or enables it in the same write: when the
    * login changed since, nothing is written and it throws 412
    * (`preconditionFailed`). A new email hands the login to another person:
-   * their sessions end and the factors set up are forgotten; a disabled
+   * their sessions end, the factors set up are forgotten, the new address is
+   * mailed as by `create`, and the old address's identity goes when no login
+   * uses it any more (`releaseAddress`); a disabled
    * login's sessions and tokens end at once. Without `disabled` the login
    * stays as enabled or disabled as it is. With `strict`, a change of
    * nothing is checked against the login as read too (412 when it changed
@@ -202,8 +208,9 @@ export function adminPeople(deps: AdminDeps): AdminPeople {
     return alike.length ? { outcome: 'namesakes', namesakes: alike, suggestion: suggestedLastName(actor.tenant, person) } : null;
   }
 
-  async function invite(actor: Actor, email: string): Promise<Invitation | undefined> {
-    const result = await sendInvitation(deps, { email, tenantId: actor.tenant.id, lang: actor.lang ?? 'en', ...actedBy(actor), now: new Date(deps.now()) });
+  /** Tells the person of their login: an invitation to choose a password, or (with one) a notice to sign in with it. */
+  async function invite(actor: Actor, email: string, login: string): Promise<Invitation | undefined> {
+    const result = await sendInvitation(deps, { email, tenantId: actor.tenant.id, lang: actor.lang ?? 'en', ...actedBy(actor), now: new Date(deps.now()), welcome: true, login });
     return result?.outcome;
   }
 
@@ -272,16 +279,15 @@ export function adminPeople(deps: AdminDeps): AdminPeople {
         const alike = await namesakes(actor, person, id);
         if (alike) return alike;
       }
-      const identity = await accounts.upsertIdentity({ email: person.email });
+      await accounts.upsertIdentity({ email: person.email });
       if (!(await accounts.createLogin({ id, tenant: actor.tenant.id, ...person }))) {
         const made = await reread(id);
         if (made.tenant !== actor.tenant.id) throw notFound('errors.account.noSuchUser');
         return { outcome: 'existed', login: made };
       }
-      const invited = identity.passwordHash === null;
-      await audit.record({ type: 'login.added', outcome: 'success', ...origin(actor), login: id, detail: { ...actedBy(actor), userType: person.userType, invited } });
-      // A person without a password chooses one from the invitation; one with a password signs in with it at once.
-      const invitation = invited ? await invite(actor, person.email) : undefined;
+      await audit.record({ type: 'login.added', outcome: 'success', ...origin(actor), login: id, detail: { ...actedBy(actor), userType: person.userType, invited: true } });
+      // Whether the address has a password (in any tenant) is not this tenant's to know: the person is mailed either way.
+      const invitation = await invite(actor, person.email, id);
       return { outcome: 'created', login: await reread(id), invited: invitation === 'sent', ...(invitation ? { invitation } : {}) };
     },
 
@@ -307,8 +313,9 @@ export function adminPeople(deps: AdminDeps): AdminPeople {
         if (alike) return alike;
       }
       const moved = changed.includes('email');
-      const identity = moved ? await accounts.upsertIdentity({ email: person.email }) : null;
+      if (moved) await accounts.upsertIdentity({ email: person.email });
       if (!(await accounts.updateLoginIf(read, { firstName, lastName, email, userType, ...(toggled ? { disabled } : {}) }))) throw preconditionFailed();
+      if (moved) await releaseAddress(accounts, target.email);
       if (moved) for (const factor of factors.all()) await factor.reset(target.id);
       if (moved || (toggled && disabled)) await endSessions(target.id);
       if (toggled) {
@@ -323,7 +330,7 @@ export function adminPeople(deps: AdminDeps): AdminPeople {
           detail: { ...actedBy(actor), changed, ...(changed.includes('userType') ? { from: target.userType, to: person.userType } : {}) },
         });
       }
-      const invitation = identity && identity.passwordHash === null ? await invite(actor, person.email) : undefined;
+      const invitation = moved ? await invite(actor, person.email, target.id) : undefined;
       return { outcome: 'updated', login: await reread(target.id), changed, ...(invitation ? { invitation } : {}) };
     },
 
@@ -349,9 +356,7 @@ export function adminPeople(deps: AdminDeps): AdminPeople {
       await endSessions(target.id);
       if (!(await accounts.deleteLogin(target.id, read))) return gone();
       await audit.record({ type: 'login.removed', outcome: 'success', ...origin(actor), login: target.id, detail: actedBy(actor) });
-      if ((await accounts.listLoginsForEmailAllTenants(target.email)).length) return true;
-      const identity = await accounts.findIdentityByEmail(target.email);
-      if (identity) await accounts.deleteIdentity(identity.id);
+      await releaseAddress(accounts, target.email);
       return true;
     },
 

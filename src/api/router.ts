@@ -29,6 +29,7 @@ import { grantedApiScopes, type ApiScope } from './scopes.ts';
 import { route, type Answer, type RouteSpec } from './routes.ts';
 import * as S from './schemas.ts';
 import { openApiDocument } from './openapi.ts';
+import { EMAIL_MAX } from '../email.ts';
 
 export const API_PREFIX = '/api/v1';
 const JSON_LIMIT = '64kb';
@@ -138,7 +139,7 @@ const LoginCursor = z
     q: z.string().max(128),
     u: z.string().max(128).nullable(),
     s: z.enum(['active', 'disabled']).nullable(),
-    e: z.string().max(320).nullable(),
+    e: z.string().max(EMAIL_MAX).nullable(),
   })
   .strict();
 // Only what a cursor given out can hold: `b` a time a Date can be (0 for none), `l` and `t` as the query takes them.
@@ -206,7 +207,7 @@ export function apiRoutes(deps: ApiDeps): RouteSpec<never, never, never, Caller>
       tag: 'Logins',
       summary: 'Add a login',
       description:
-        'An email that has a password signs in at once; a new email is sent an invitation to choose one (at most 5 an hour per email: past them the login is added without a mail, and `invitation` says `rate_limited`). With an `Idempotency-Key`, sending the same request again (a retry, parallel requests) answers with the one login it created (200) instead of adding another.',
+        'An email that has a password signs in at once and is mailed a notice of the new login; a new email is mailed an invitation to choose one. The answer is alike either way: `invitation` says `sent`, or `rate_limited` past 5 mails an hour per email (the login is added without a mail). With an `Idempotency-Key`, sending the same request again (a retry, parallel requests) answers with the one login it created (200) instead of adding another.',
       scope: 'latchkey:logins.write',
       body: S.NewLogin,
       requestHeaders: { 'Idempotency-Key': 'Up to 255 visible characters, chosen once per login to add.' },
@@ -257,7 +258,7 @@ export function apiRoutes(deps: ApiDeps): RouteSpec<never, never, never, Caller>
       tag: 'Logins',
       summary: 'Change a login’s email, names or user type',
       description:
-        'A new email hands the login to another person: its sessions end and its second factors are forgotten; a new email without a password is sent an invitation (`invitation`, as for an add). With `If-Match`, the change is made only to the login as read.',
+        "A new email hands the login to another person: its sessions end and its second factors are forgotten; the new email is mailed as for an add (`invitation`), and the old one's identity (its password, its upstream links) goes when no login of any tenant has it any more. With `If-Match`, the change is made only to the login as read.",
       scope: 'latchkey:logins.write',
       params: S.LoginId,
       body: S.LoginChange,

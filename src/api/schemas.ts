@@ -7,6 +7,7 @@ import { extendZodWithOpenApi } from '@asteasolutions/zod-to-openapi';
 import { z } from 'zod';
 import { NAME_MAX } from '../admin/people.ts';
 import { LOGIN_STATES } from '../storage/accounts/port.ts';
+import { EMAIL_MAX } from '../email.ts';
 
 extendZodWithOpenApi(z);
 
@@ -41,7 +42,7 @@ export const Login = z
     factors: z.array(z.string()).openapi({ description: 'The second factors the person has set up (`pin`, `totp`).' }),
     invitation: z.enum(['sent', 'rate_limited']).optional().openapi({
       description:
-        'Only in the answer to an add or an email change that was due an invitation (the email has no password): `sent`, or `rate_limited` when the email was already sent 5 invitations in the past hour — the login is added or changed all the same, no mail is sent and the latest invitation link stays good.',
+        'Only in the answer to an add or an email change, alike whether or not the email has a password (in any tenant): `sent` when the person was mailed how to sign in (an invitation to choose a password, or a notice of the new login when the email has one), or `rate_limited` when the email was already sent 5 such mails in the past hour — the login is added or changed all the same, no mail is sent and the latest invitation link stays good.',
     }),
   })
   .openapi('Login');
@@ -59,7 +60,7 @@ export const LoginQuery = z
     q: text(128).optional().openapi({ description: 'Words that must each occur in the first name, last name or email.' }),
     userType: text(128).optional(),
     state: z.enum(LOGIN_STATES).optional(),
-    email: text(320).optional().openapi({ description: 'Exactly this email (case-insensitive).' }),
+    email: text(EMAIL_MAX).optional().openapi({ description: 'Exactly this email (case-insensitive).' }),
     limit: z.coerce.number().int().min(1).max(200).optional().openapi({ description: 'Default 50.' }),
     cursor: text(512).optional().openapi({ description: 'From `nextCursor`: the next page of the same filter (the cursor carries it).' }),
   })
@@ -69,7 +70,7 @@ const personName = z.string().min(1).max(NAME_MAX);
 
 export const NewLogin = z
   .object({
-    email: z.string().min(1).max(320),
+    email: z.string().min(1).max(EMAIL_MAX),
     firstName: personName,
     lastName: personName,
     userType: id,
@@ -80,7 +81,7 @@ export const NewLogin = z
 
 export const LoginChange = z
   .object({
-    email: z.string().min(1).max(320).optional(),
+    email: z.string().min(1).max(EMAIL_MAX).optional(),
     firstName: personName.optional(),
     lastName: personName.optional(),
     userType: id.optional(),

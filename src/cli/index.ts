@@ -19,6 +19,7 @@ import { invite } from './invite.ts';
 import { parseWebhookCommand, runWebhookCommand } from './webhooks.ts';
 import { parseScimCommand, runScimCommand } from './scim.ts';
 import { parseOwnerCommand, runOwnerCommand } from './owners.ts';
+import { EMAIL_MAX } from '../email.ts';
 
 const USAGE =
   'usage: npm run cli -- import FILE.json\n       npm run cli -- unlock EMAIL\n       npm run cli -- invite EMAIL --tenant TENANT\n       npm run cli -- webhook add --tenant T --url URL --events TYPES | list --tenant T | remove --tenant T ID\n       npm run cli -- reset-factor EMAIL --tenant T [--user-type U]\n       npm run cli -- add-owner EMAIL --tenant T [--user-type U]\n       npm run cli -- scim token create --tenant T [--label NAME] | list --tenant T | revoke --tenant T ID';
@@ -54,7 +55,7 @@ async function main(argv: string[]): Promise<number> {
 }
 
 async function unlock(email: string): Promise<number> {
-  if (!email.includes('@') || email.length > 320) {
+  if (!email.includes('@') || email.length > EMAIL_MAX) {
     console.error(`"${email}" is not an email address`);
     return 2;
   }

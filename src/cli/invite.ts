@@ -13,5 +13,5 @@ export async function invite(email: string, tenantId: string, deps: Pick<Recover
   if (!sent) throw new Error(`${email} has no login in tenant "${tenantId}"`);
   if (sent.outcome === 'rate_limited')
     throw new Error(`${email} was sent ${LINKS_PER_HOUR} invitations in the past hour: none sent now, the latest link still works; try again later`);
-  return `invitation for ${email} queued; its link works until ${sent.expiresAt.toISOString()}`;
+  return `invitation for ${email} queued; its link works until ${sent.expiresAt!.toISOString()}`;
 }

@@ -10,6 +10,7 @@ import { LatchkeyError } from '../errors.ts';
 import { addOwner, loginByEmail } from '../admin/owners.ts';
 import { adminPeople, type Actor, type AdminDeps } from '../admin/people.ts';
 import type { Tenant } from '../storage/accounts/port.ts';
+import { EMAIL_MAX } from '../email.ts';
 
 export interface OwnerCommand {
   command: 'reset-factor' | 'add-owner';
@@ -22,7 +23,7 @@ export interface OwnerCommand {
 export function parseOwnerCommand(command: 'reset-factor' | 'add-owner', args: string[]): OwnerCommand | string {
   const [email, ...rest] = args;
   const usage = `usage: npm run cli -- ${command} EMAIL --tenant TENANT [--user-type USER_TYPE]`;
-  if (!email || email.startsWith('--') || !email.includes('@') || email.length > 320) return usage;
+  if (!email || email.startsWith('--') || !email.includes('@') || email.length > EMAIL_MAX) return usage;
   const flags: Record<string, string> = {};
   for (let i = 0; i < rest.length; i += 2) {
     const [flag, value] = [rest[i]!, rest[i + 1]];

@@ -15,10 +15,12 @@ import { CLIENT_SECRET_MIN_LENGTH, createClientSecrets } from '../crypto/client-
 import { resealUpstreamSecret } from '../upstream/secret.ts';
 import { builtInFactors, type FactorCatalogue } from '../factors/registry.ts';
 import { API_SCOPES, mayHoldApiScopes } from '../api/scopes.ts';
+import { EMAIL_MAX } from '../email.ts';
+import { releaseAddress } from '../admin/identities.ts';
 
 const id = z.string().regex(/^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$/, 'must be 1-128 letters, digits, ".", "_" or "-"');
 const name = z.string().trim().min(1, 'must not be empty').max(200);
-const email = z.string().max(320).email('must be an email address');
+const email = z.string().max(EMAIL_MAX, `must be at most ${EMAIL_MAX} characters`).email('must be an email address');
 const httpUrl = z
   .string()
   .url()
@@ -220,6 +222,8 @@ export async function importDocument(raw: unknown, deps: { accounts: AccountStor
   const secrets = createClientSecrets(deps.config.keys.pepper);
   let logins = 0;
   let clients = 0;
+  // The addresses logins of the file moved away from: released once every login is written (one may move to another's).
+  const left = new Set<string>();
   for (const t of doc.tenants ?? []) {
     const existing = await accounts.getTenant(t.id);
     const tenant: Tenant = {
@@ -241,7 +245,9 @@ export async function importDocument(raw: unknown, deps: { accounts: AccountStor
         lastName: l.lastName,
         disabled: l.disabled ?? false,
       };
+      const before = await accounts.getLogin(l.id);
       await accounts.upsertLogin(login);
+      if (before && before.email !== login.email) left.add(before.email);
       logins++;
     }
     for (const c of t.clients ?? []) {
@@ -254,6 +260,8 @@ export async function importDocument(raw: unknown, deps: { accounts: AccountStor
     }
     for (const u of t.upstreams ?? []) await writeUpstream(accounts, box, t.id, u);
   }
+  // An identity the file names stays, with or without logins.
+  for (const email of left) if (!identities.some((i) => i.email === email)) await releaseAddress(accounts, email);
   return { identities: identities.length, tenants: doc.tenants?.length ?? 0, logins, clients };
 }
 

@@ -25,10 +25,10 @@ import { requestInfo } from '../web/request.ts';
 import { fullName, userTypeName, userTypeOf } from '../names.ts';
 import { signInSecond } from '../provider/revocation.ts';
 import { sessionPolicyOf } from '../sessions/index.ts';
+import { EMAIL_MAX } from '../email.ts';
 
 export type InteractionDeps = Pick<RouteDeps, 'provider' | 'config' | 'accounts' | 'counters' | 'hasher' | 'factors' | 'audit' | 'limiter' | 'browsers' | 'now'>;
 
-const EMAIL_MAX = 320;
 const PASSWORD_MAX = 1024;
 
 /** What the journey lends a first step that lives in its own module (the upstream sign-in). */

@@ -13,7 +13,7 @@ import { renderView } from '../web/views.ts';
 import { queueWorker } from '../queue-worker.ts';
 
 /** The messages Latchkey sends; each has `mail.{kind}.*` texts in every catalogue. */
-export type MailKind = 'password_reset' | 'password_changed' | 'invitation' | 'notice_factor_reset' | 'notice_factor_set' | 'notice_locked';
+export type MailKind = 'password_reset' | 'password_changed' | 'invitation' | 'login_added' | 'notice_factor_reset' | 'notice_factor_set' | 'notice_locked';
 
 export interface MailMessage {
   kind: MailKind;

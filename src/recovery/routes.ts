@@ -28,10 +28,10 @@ import { ensureProgress } from '../interaction/journey.ts';
 import { upstreamLinks } from '../upstream/links.ts';
 import { requestInfo } from '../web/request.ts';
 import { constantTimeEqual } from '../crypto/equal.ts';
+import { EMAIL_MAX } from '../email.ts';
 
 export type RecoveryDeps = Pick<RouteDeps, 'provider' | 'sessions' | 'config' | 'accounts' | 'links' | 'counters' | 'hasher' | 'limiter' | 'audit' | 'mailer' | 'log' | 'now'>;
 
-const EMAIL_MAX = 320;
 /** Links of one purpose (reset links, invitations) one identity may be mailed per hour; past it none is made or sent. */
 export const LINKS_PER_HOUR = 5;
 /** Forgot-password requests one address (an IPv6 /64) may make an hour; more are answered alike and send nothing. */
@@ -98,7 +98,8 @@ export async function issueLink(deps: Pick<RecoveryDeps, 'config' | 'links'>, id
 }
 
 export type InvitationResult =
-  | { outcome: 'sent'; identityId: string; expiresAt: Date }
+  /** `expiresAt`: when the invitation's link stops working (null for a new-login notice, which has none). */
+  | { outcome: 'sent'; identityId: string; expiresAt: Date | null }
   /** The identity was mailed `LINKS_PER_HOUR` invitations this past hour: none is sent, its latest link stays good. */
   | { outcome: 'rate_limited'; identityId: string };
 
@@ -108,11 +109,17 @@ export type InvitationResult =
  * mail, in `tenant`'s name. Sending again voids the earlier link. At most
  * `LINKS_PER_HOUR` an hour per identity, whoever sends them; past it nothing is
  * sent and the refusal is audited. Null when the email has no login in the tenant.
+ *
+ * With `welcome` (a login added or given this email by an administrator), an
+ * identity that has a password is sent a notice of its new login instead (sign
+ * in with the password you have), counted, audited and answered like an
+ * invitation: the administrator cannot tell from the answer, the audit or the
+ * mail's coming whether the address had a password, anywhere.
  */
 export async function sendInvitation(
   deps: Pick<RecoveryDeps, 'config' | 'links' | 'accounts' | 'mailer' | 'audit' | 'counters'>,
-  /** `by`: the owner's login that invited; `client`: the application that did. */
-  input: { email: string; tenantId: string; lang?: 'en' | 'nl'; by?: string | null; client?: string; now?: Date },
+  /** `by`: the owner's login that invited; `client`: the application that did; `login`: the login it is for (else the email's first in the tenant). */
+  input: { email: string; tenantId: string; lang?: 'en' | 'nl'; by?: string | null; client?: string; now?: Date; welcome?: boolean; login?: string },
 ): Promise<InvitationResult | null> {
   const email = normalizeEmail(input.email);
   const [identity, tenant, logins] = await Promise.all([
@@ -121,29 +128,30 @@ export async function sendInvitation(
     deps.accounts.listLoginsForEmail(input.tenantId, email),
   ]);
   if (!identity || !tenant || logins.length === 0) return null;
+  const login = logins.find((l) => l.id === input.login) ?? logins[0]!;
   const now = input.now ?? new Date();
   const who = { ...(input.by ? { by: input.by } : {}), ...(input.client ? { client: input.client } : {}) };
   if (!(await takeLinkSlot(deps.counters, identity.id, 'invite', now))) {
-    await deps.audit.record({ type: 'login.invited', outcome: 'failure', tenant: tenant.id, login: logins[0]!.id, detail: { ...who, reason: 'rate_limited' } });
+    await deps.audit.record({ type: 'login.invited', outcome: 'failure', tenant: tenant.id, login: login.id, detail: { ...who, reason: 'rate_limited' } });
     return { outcome: 'rate_limited', identityId: identity.id };
   }
-  const link = await issueLink(deps, identity, 'invite', now);
-  await deps.mailer.send({
-    kind: 'invitation',
-    to: identity.email,
-    lang: input.lang ?? 'en',
-    tenant: { id: tenant.id, name: tenant.name },
-    link,
-    values: { hours: String(deps.config.mail.inviteLinkHours) },
-  });
+  const lang = input.lang ?? 'en';
+  const from = { id: tenant.id, name: tenant.name };
+  const notice = input.welcome === true && identity.passwordHash !== null;
+  if (notice) {
+    await deps.mailer.send({ kind: 'login_added', to: identity.email, lang, tenant: from, link: `${deps.config.issuer}/account` });
+  } else {
+    const link = await issueLink(deps, identity, 'invite', now);
+    await deps.mailer.send({ kind: 'invitation', to: identity.email, lang, tenant: from, link, values: { hours: String(deps.config.mail.inviteLinkHours) } });
+  }
   await deps.audit.record({
     type: 'login.invited',
     outcome: 'success',
     tenant: tenant.id,
-    login: logins[0]!.id,
+    login: login.id,
     detail: who,
   });
-  return { outcome: 'sent', identityId: identity.id, expiresAt: new Date(now.getTime() + deps.config.mail.inviteLinkHours * 3_600_000) };
+  return { outcome: 'sent', identityId: identity.id, expiresAt: notice ? null : new Date(now.getTime() + deps.config.mail.inviteLinkHours * 3_600_000) };
 }
 
 /** The first step's "Forgot your password?", inside the sign-in. */

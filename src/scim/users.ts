@@ -19,11 +19,15 @@ import { fullName, userTypeName } from '../names.ts';
 import { getKey } from './filter.ts';
 import { LATCHKEY_USER, USER_SCHEMA } from './schemas.ts';
 import type { LoginFields, ScimLogins } from './logins.ts';
+import { EMAIL_MAX } from '../email.ts';
 
 type Obj = Record<string, unknown>;
 const isObj = (v: unknown): v is Obj => typeof v === 'object' && v !== null && !Array.isArray(v);
 
-const USER_NAME_MAX = 256;
+/** A login's id or a user type's, as the names given to logins made elsewhere end in one (`email#userType`, `email#loginId`). */
+const ID_MAX = 256;
+/** Room for the longest name a login is given: an email, `#`, and an id. */
+const USER_NAME_MAX = EMAIL_MAX + 1 + ID_MAX;
 /** A login has one email; a directory sends one or a few (work, home). */
 const MAX_EMAILS = 100;
 /** How the pages' checks name a User's fields in their errors. */
@@ -152,7 +156,7 @@ export function userInput(body: unknown, tenant: Tenant, current: Login | null):
   const listed = (emails ?? []) as unknown[];
   if (listed.length > MAX_EMAILS) throw new ScimError(400, 'invalidValue', `"emails" holds more than ${MAX_EMAILS} values.`);
   const chosen = listed.find((e) => isObj(e) && booleanOf(getKey(e, 'primary'), 'emails.primary') === true) ?? listed[0];
-  let email = isObj(chosen) ? text(getKey(chosen, 'value'), 'emails.value', 320) : null;
+  let email = isObj(chosen) ? text(getKey(chosen, 'value'), 'emails.value', EMAIL_MAX) : null;
   if (!email && userName.includes('@')) email = userName;
   if (!email) throw new ScimError(400, 'invalidValue', 'An email is required: "emails" (its primary value), or a userName that is one.');
 

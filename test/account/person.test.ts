@@ -11,6 +11,7 @@ import { testIds, textOf } from '../support/browser.ts';
 import { SETUPS, relyingParty, startServer, type RelyingParty, type TestServer } from '../support/latchkey.ts';
 import { addPerson, choosePin, hasForm, otpauthOf, reachFactor } from '../support/factors.ts';
 import { accountFixture, signedIn } from './support.ts';
+import { routeDeps } from '../../src/services.ts';
 
 const OWNER = { email: 'owner@acme.test' };
 
@@ -58,6 +59,29 @@ for (const setup of SETUPS) {
       const dutch = await browser.request(`/account/users/${nurse}`, { headers: { 'accept-language': 'nl' } });
       assert.match(dutch.html, /Pincode gekozen/);
       assert.match(dutch.html, /Met wachtwoord, pincode/);
+    });
+
+    it("shows only this tenant's facts: not whether the email has a password, nor another tenant's upstream links or the identity's locks there", async () => {
+      const accounts = server.latchkey.stores.accounts;
+      const jane = (await accounts.findIdentityByEmail('jane@acme.test'))!;
+      // Jane signs in to Acme with its upstream provider too, and mistyped her PIN there until the identity's key locked.
+      await accounts.upsertUpstream({ tenant: 'acme', id: 'acme-idp', name: 'Acme IdP', issuer: 'https://idp.acme.example', clientId: 'c', clientSecret: 'sealed', scopes: [] });
+      await accounts.linkUpstream({ issuer: 'https://idp.acme.example', subject: 'jane', identityId: jane.id });
+      const { limiter, factors } = routeDeps(server.latchkey);
+      const identityKey = factors.get('pin').attemptKeys!.identity('jane@acme.test');
+      for (let i = 0; i < 5; i++) await limiter.run({ targets: [identityKey] }, async () => false);
+      assert.equal(await limiter.state(identityKey), 'locked');
+
+      // Globex's owner, whose tenant has a login of the same email, sees none of it.
+      const gina = await signedIn(server, { email: 'gina@globex.test' }, '/account/users/jane-globex');
+      assert.ok(!testIds(gina.page).includes('person-password'), 'no word on the shared password');
+      assert.ok(!gina.page.html.includes('Acme IdP') && !gina.page.html.includes('idp.acme.example'), "no link to another tenant's provider");
+      assert.ok(testIds(gina.page).includes('person-no-upstreams'));
+      assert.ok(!testIds(gina.page).includes('person-lock'), "no lock of the identity's attempts elsewhere");
+      // Acme's owner sees the link to its own provider.
+      const owner = await signedIn(server, OWNER, '/account/users/jane-acme');
+      assert.ok(testIds(owner.page).includes('person-upstreams') && owner.page.html.includes('<li>Acme IdP</li>'), 'its own provider');
+      await limiter.unlock(identityKey);
     });
 
     it('is for the owner of the tenant only: 403 for a user, and for an id that is not of the tenant', async () => {

@@ -14,6 +14,11 @@ import assert from 'node:assert/strict';
 import { SETUPS, startServer, type TestServer } from '../support/latchkey.ts';
 import type { AccountStore, LoginProfile } from '../../src/storage/accounts/port.ts';
 import type { ScimStore } from '../../src/storage/scim/port.ts';
+import { EMAIL_MAX } from '../../src/email.ts';
+import { LatchkeyError } from '../../src/errors.ts';
+import { checkPerson } from '../../src/admin/people.ts';
+import { NewLogin } from '../../src/api/schemas.ts';
+import { ImportError, validateImport } from '../../src/import/index.ts';
 
 const SCIM_JSON = 'application/scim+json';
 const USER = 'urn:ietf:params:scim:schemas:core:2.0:User';
@@ -261,6 +266,54 @@ for (const setup of SETUPS) {
       assert.equal(add.status, 403, JSON.stringify(add.body));
       assert.equal((await accounts().getLogin(id))!.userType, 'employee');
       assert.equal((await accounts().getLogin('acme-owner'))!.userType, before.body[EXT].userType);
+    });
+
+    it(`takes a ${EMAIL_MAX}-character email end to end — a User made, a second login of it named email#userType, each replaced and deactivated — and refuses one character more as the pages, the API and the import do`, async () => {
+      const domain = '@acme.test';
+      const email = `${'l'.repeat(64)}.${'o'.repeat(EMAIL_MAX - 65 - domain.length)}${domain}`;
+      assert.equal(email.length, EMAIL_MAX);
+      const body = (userName: string, userType: string, active: boolean) => ({
+        schemas: [USER, EXT],
+        userName,
+        name: { givenName: 'Lon', familyName: 'Gest' },
+        emails: [{ value: email, type: 'work', primary: true }],
+        active,
+        [EXT]: { userType },
+      });
+      const made = await scim('POST', '/Users', body(email, 'employee', true));
+      assert.equal(made.status, 201, JSON.stringify(made.body));
+      assert.equal((await accounts().getLogin(made.body.id))!.email, email);
+      // A second login of the email made elsewhere is named `email#manager` (longer than 256) the first time SCIM shows it.
+      await accounts().createLogin({ id: 'longest-mgr', tenant: 'acme', email, userType: 'manager', firstName: 'Lon', lastName: 'Gest (Manager)' });
+      const second = await scim('GET', '/Users/longest-mgr');
+      assert.equal(second.body.userName, `${email}#manager`);
+      for (const [id, userName, userType] of [
+        [made.body.id as string, email, 'employee'],
+        ['longest-mgr', `${email}#manager`, 'manager'],
+      ] as const) {
+        const put = await scim('PUT', `/Users/${id}`, body(userName, userType, false));
+        assert.equal(put.status, 200, JSON.stringify(put.body));
+        assert.equal((await accounts().getLogin(id))!.disabled, true, 'deactivated');
+        const patched = await scim('PATCH', `/Users/${id}`, { schemas: [PATCH], Operations: [{ op: 'replace', path: 'active', value: true }] });
+        assert.equal(patched.status, 200, JSON.stringify(patched.body));
+      }
+
+      const tooLong = `x${email}`;
+      const refused = await scim('POST', '/Users', { ...body(tooLong, 'employee', true), emails: [{ value: tooLong, primary: true }] });
+      assert.equal(refused.status, 400, JSON.stringify(refused.body));
+      assert.equal(await accounts().findIdentityByEmail(tooLong), null, 'nothing made');
+      const tenant = (await accounts().getTenant('acme'))!;
+      assert.throws(
+        () => checkPerson({ firstName: 'Lon', lastName: 'Gest', email: tooLong, userType: 'employee' }, tenant),
+        (err) => err instanceof LatchkeyError && err.status === 400 && err.detail.field === 'email',
+      );
+      assert.equal(NewLogin.safeParse({ email: tooLong, firstName: 'Lon', lastName: 'Gest', userType: 'employee' }).success, false, 'the API refuses it');
+      assert.equal(NewLogin.safeParse({ email, firstName: 'Lon', lastName: 'Gest', userType: 'employee' }).success, true);
+      await assert.rejects(
+        validateImport({ identities: [{ email: tooLong }] }, accounts(), server.latchkey.config),
+        (err) => err instanceof ImportError && /identities\[0\]\.email/.test(err.message),
+      );
+      await validateImport({ identities: [{ email }] }, accounts(), server.latchkey.config);
     });
   });
 }
