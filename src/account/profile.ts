@@ -146,15 +146,16 @@ export function profileRoutes(router: Router, kit: AccountKit) {
   for (const factor of factors.all()) if (factor.change) changeRoutes(factor, factor.change);
 
   /**
-   * The factor a method's new set is made after: one the login has set up
-   * and can pass now, that lists the method — the user type's own first,
-   * else the strongest. Null: the method is not offered to this login.
+   * The factor a method's new set is made after: the strongest one the login
+   * has set up and can pass now that lists the method. The set is made under
+   * its level and stands in for no stronger factor, so the strongest makes a
+   * set that serves every factor the login has. Null: the method is not
+   * offered to this login.
    */
   function confirmingFactor(signed: Signed, method: FactorMethod): Factor | null {
-    const { login, tenant } = signed;
+    const { login } = signed;
     const standing = factors.all().filter((f) => f.alternatives?.includes(method.id) && f.enrolled(login) && f.stage(login) === 'verify');
-    const own = userTypeOf(tenant, login.userType)?.secondFactor;
-    return standing.find((f) => f.id === own) ?? standing.sort((a, b) => factors.rank(b.acr) - factors.rank(a.acr))[0] ?? null;
+    return standing.sort((a, b) => factors.rank(b.acr) - factors.rank(a.acr))[0] ?? null;
   }
 
   function regenerable(ctx: Context, signed: Signed): { method: FactorMethod; factor: Factor } {

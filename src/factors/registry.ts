@@ -9,6 +9,8 @@ import { totpFactor } from './totp/index.ts';
 import { passkeyFactor } from './passkey/index.ts';
 import { recoveryMethod } from './recovery/index.ts';
 import type { Factor, FactorBaseServices, FactorDefinition, FactorInfo, FactorMethod, FactorServices, FormFields, MethodDefinition } from './types.ts';
+import type { Login, Tenant } from '../storage/accounts/port.ts';
+import { badRequest } from '../errors.ts';
 import { userTypeOf } from '../names.ts';
 
 export const FACTORS: readonly FactorDefinition[] = [noneFactor, pinFactor, totpFactor, passkeyFactor];
@@ -43,8 +45,20 @@ export interface FactorCatalogue {
 export interface FactorRegistry extends FactorCatalogue {
   get(id: string): Factor;
   all(): Factor[];
-  /** The factor's alternatives (its methods), in order. */
+  /**
+   * The factor's alternatives (its methods), in order, whether or not they
+   * stand in for it for a given login (the Users page's counts, the reset's
+   * void). Their `submit` refuses a factor they do not stand in for.
+   */
   methods(factor: Factor): FactorMethod[];
+  /**
+   * The alternatives that stand in for `factor` for `login` now, in order:
+   * available (codes left) and, for a method with a level
+   * (`MethodBehaviour.level`), made under a level at least the factor's
+   * (`rank`) — a set stored without one, for the user type's own factor only.
+   * The journey offers and accepts only these.
+   */
+  offered(tenant: Tenant, login: Login, factor: Factor): FactorMethod[];
   method(id: string): FactorMethod | undefined;
   /** Every audit event type of the factors and their methods. */
   events(): string[];
@@ -87,14 +101,24 @@ export function createFactorRegistry(base: FactorBaseServices, extra: ExtraFacto
   const catalogue = factorCatalogue(extra);
   const factors = new Map<string, Factor>();
   const methods = new Map<string, FactorMethod>();
+  // A set stands in for no factor above the level it was made under: one made after the app never passes for a passkey.
+  const standsIn = (tenant: Tenant, login: Login, factor: Factor, method: FactorMethod) => {
+    if (!factor.alternatives?.includes(method.id) || !method.available(login)) return false;
+    if (!method.level) return true;
+    const level = method.level(login);
+    if (level === null) return userTypeOf(tenant, login.userType)?.secondFactor === factor.id;
+    return catalogue.rank(level) >= 0 && catalogue.rank(factor.acr) <= catalogue.rank(level);
+  };
+  const offered = (tenant: Tenant, login: Login, factor: Factor) => (factor.alternatives ?? []).map((id) => methods.get(id)!).filter((m) => standsIn(tenant, login, factor, m));
   // Asked only once the maps are filled (at a request, never while the factors are made).
   const wayInWithout: FactorServices['wayInWithout'] = (tenant, login, factorId) => {
     const type = userTypeOf(tenant, login.userType);
     const needed = type && factors.has(type.secondFactor) ? catalogue.rank(factors.get(type.secondFactor)!.acr) : catalogue.rank(factors.get(factorId)?.acr);
     const other = [...factors.values()].some((f) => f.id !== factorId && catalogue.rank(f.acr) >= needed && f.stage(login) !== 'enroll');
     if (other) return 'factor';
-    const alternatives = factors.get(factorId)?.alternatives ?? [];
-    return alternatives.some((id) => methods.get(id)?.available(login)) ? 'method' : null;
+    const factor = factors.get(factorId);
+    // Only what would be offered on this factor's own page, where its sign-in still comes.
+    return factor && offered(tenant, login, factor).length > 0 ? 'method' : null;
   };
   const services: FactorServices = { ...base, wayInWithout };
   for (const definition of [...FACTORS, ...(extra.factors ?? [])]) {
@@ -104,7 +128,14 @@ export function createFactorRegistry(base: FactorBaseServices, extra: ExtraFacto
   for (const definition of [...METHODS, ...(extra.methods ?? [])]) {
     if (methods.has(definition.id) || factors.has(definition.id)) throw new Error(`two factors or methods with the id "${definition.id}"`);
     const { create, ...info } = definition;
-    methods.set(info.id, { ...info, ...create(services) });
+    const behaviour = create(services);
+    const method: FactorMethod = {
+      ...info,
+      ...behaviour,
+      submit: async (req, factor) =>
+        standsIn(req.tenant, req.login, factor, method) ? behaviour.submit(req, factor) : { passed: false, error: badRequest('errors.signin.noSuchMethod') },
+    };
+    methods.set(info.id, method);
   }
   for (const f of factors.values()) {
     for (const m of f.alternatives ?? []) if (!methods.has(m)) throw new Error(`the ${f.id} factor names an unknown method "${m}"`);
@@ -119,6 +150,7 @@ export function createFactorRegistry(base: FactorBaseServices, extra: ExtraFacto
     all: () => [...factors.values()],
     methods: (factor) => (factor.alternatives ?? []).map((id) => methods.get(id)!),
     method: (id) => methods.get(id),
+    offered,
     wayInWithout,
     events: () => [...new Set([...[...factors.values()].flatMap((f) => f.events), ...[...methods.values()].flatMap((m) => m.events)])].sort(),
   };

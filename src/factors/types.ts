@@ -48,8 +48,9 @@ export interface FactorServices {
    * factor `factorId` (the registry answers, so a factor needs to know no
    * other): `factor` when another factor it has set up (or one that needs
    * nothing) reaches that level; `method` when one of this factor's
-   * alternatives is available to it (unused recovery codes) — the factor must
-   * then stay set up, so that its sign-in still asks and offers them; null
+   * alternatives stands in for it (unused recovery codes made at its level,
+   * `FactorRegistry.offered`) — the factor must then stay set up, so that
+   * its sign-in still asks and offers them; null
    * when nothing would: this factor is its only way in.
    */
   wayInWithout(tenant: Tenant, login: Login, factorId: string): 'factor' | 'method' | null;
@@ -201,8 +202,22 @@ export interface MethodInfo {
 export type MethodOutcome = { passed: true; page?: FactorPage } | { passed: false; error: LatchkeyError };
 
 export interface MethodBehaviour {
-  /** Whether `login` can use it now (e.g. has codes left). */
+  /**
+   * Whether `login` has some of it left (unused codes). Whether it stands in
+   * for a given factor is the registry's to say (`FactorRegistry.offered`),
+   * by `level` below: the journey offers and accepts only what that answers.
+   */
   available(login: Login): boolean;
+  /**
+   * The level (`acr`) the login's set was made under, for a method whose use
+   * must not reach higher than what made it: the `acr` of the factor set up
+   * (`afterEnrol`) or passed (`regenerate`) when it was made. The registry lets
+   * it stand in only for a factor ranked at most there. Null: a set stored
+   * before levels were recorded — it stands in for the user type's own factor
+   * only. Absent: the method has no level of its own and stands in for every
+   * factor that lists it.
+   */
+  level?(login: Login): string | null;
   page(req: FactorRequest): Promise<FactorPage>;
   /**
    * Handles the page's form for `factor` (the one it stands in for: it counts
@@ -214,13 +229,15 @@ export interface MethodBehaviour {
   /**
    * Shown once right after `factor` was set up at a sign-in (the recovery
    * codes); its form posts `saved=yes` to `/interaction/<uid>/continue`. May
-   * store state (e.g. the codes' hashes). Null: nothing to show.
+   * store state (e.g. the codes' hashes, made under `factor.acr`). Null:
+   * nothing to show.
    */
   afterEnrol?(req: FactorRequest, factor: Factor): Promise<FactorPage | null>;
   /**
    * A new set for the profile, made once the person passed `factor` (one the
    * method stands in for) again on the profile, within the re-authentication
-   * window: the page that shows it once; null when the login is gone. Its
+   * window, made under `factor.acr`: the page that shows it once; null when
+   * the login is gone. Its
    * texts: `factor.<id>.regenerate` (the profile's link) and
    * `factor.<id>.confirmFactor` (what the factor's page says first).
    */
@@ -233,8 +250,10 @@ export interface MethodBehaviour {
 
 /**
  * Another way to pass a factor (recovery codes for the authenticator app):
- * offered on the factor's verify page as `factor.<method id>.use`. Passing it
- * finishes the sign-in with the factor's `acr` and the method's `amr`.
+ * offered on the factor's verify page as `factor.<method id>.use` while it
+ * stands in for that factor (`FactorRegistry.offered`). Passing it finishes
+ * the sign-in with the factor's `acr` and the method's `amr`; its `submit`, as
+ * the registry hands it out, refuses a factor it does not stand in for.
  */
 export type FactorMethod = MethodInfo & MethodBehaviour;
 

@@ -387,12 +387,12 @@ export function interactionRouter(
     const stage = factor.stage(login);
     if (stage === 'done') return finish(ctx, interaction, tenant, login, progress, factor);
     const req = factorRequest(ctx, tenant, login, progress, {});
-    const method = methodOf(factor, stage, login, progress);
+    const method = methodOf(tenant, factor, stage, login, progress);
     const fp = method ? await method.page(req) : await factor.page(stage, req);
     await saveProgress(interaction, progress);
     const reason = stage === 'enroll' ? await setUpReason(ctx, tenant, login, factor) : null;
     // The other ways to pass this factor, offered on its page; on a method's page, the way back.
-    const alternatives = stage === 'verify' && !method ? factors.methods(factor).filter((m) => m.available(login)) : [];
+    const alternatives = stage === 'verify' && !method ? factors.offered(tenant, login, factor) : [];
     page(
       ctx,
       fp.view,
@@ -411,10 +411,9 @@ export function interactionRouter(
   }
 
   /** The alternative the person chose for this factor (`POST /method`), while it still applies. */
-  function methodOf(factor: Factor, stage: string, login: Login, progress: Progress): FactorMethod | null {
+  function methodOf(tenant: Tenant, factor: Factor, stage: string, login: Login, progress: Progress): FactorMethod | null {
     if (stage !== 'verify' || !progress.method) return null;
-    const method = factors.methods(factor).find((m) => m.id === progress.method);
-    return method?.available(login) ? method : null;
+    return factors.offered(tenant, login, factor).find((m) => m.id === progress.method) ?? null;
   }
 
   /**
@@ -613,7 +612,7 @@ export function interactionRouter(
     if (!factor) return unmet(ctx, tenant, login);
     const stage = factor.stage(login);
     if (stage === 'done') return finish(ctx, interaction, tenant, login, progress, factor);
-    const method = methodOf(factor, stage, login, progress);
+    const method = methodOf(tenant, factor, stage, login, progress);
     let body: Record<string, string>;
     try {
       // Only the fields the factor (or the method) declared, each within its own length.
@@ -687,7 +686,7 @@ export function interactionRouter(
     const { method: chosen } = formFields(ctx.request.body, [], ['csrf', 'method'], 64);
     const factor = await factorFor(interaction, tenant, login, progress);
     if (!factor) return unmet(ctx, tenant, login);
-    if (chosen && !factors.methods(factor).some((m) => m.id === chosen && m.available(login))) throw badRequest('errors.signin.noSuchMethod');
+    if (chosen && !factors.offered(tenant, login, factor).some((m) => m.id === chosen)) throw badRequest('errors.signin.noSuchMethod');
     await saveProgress(interaction, { ...progress, method: chosen || undefined, draft: {} });
     ctx.redirect(`/interaction/${interaction.uid}`);
     ctx.status = 303;

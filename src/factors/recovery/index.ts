@@ -7,6 +7,8 @@
  * once — after the factor is set up at a sign-in, and on the profile's
  * regeneration — and stored only as keyed hashes. Each is spent once by
  * compare-and-set, under the attempt limits of the factor it stands in for.
+ * A set records the level (`acr`) of the factor set up or passed when it was
+ * made, and stands in for no stronger factor (the registry's `offered`).
  */
 import { createHmac, randomInt, timingSafeEqual } from 'node:crypto';
 import { z } from 'zod';
@@ -23,10 +25,15 @@ export const RECOVERY = {
   length: 12,
 } as const;
 
-/** What the method keeps per login: the codes' hashes, in the order shown, and when each was used. */
+/**
+ * What the method keeps per login: the codes' hashes, in the order shown, and
+ * when each was used; `level`, the `acr` of the factor the set was made under
+ * (absent in a set stored before levels were recorded).
+ */
 export const recoveryState = z.object({
   codes: z.array(z.object({ hash: z.string(), usedAt: z.string().nullable() })),
   createdAt: z.string(),
+  level: z.string().optional(),
 });
 export type RecoveryState = z.infer<typeof recoveryState>;
 
@@ -51,8 +58,8 @@ const unused = (state: RecoveryState | null) => state?.codes.filter((c) => c.use
 const SPEND_TRIES = 5;
 
 export interface RecoveryCodes {
-  /** Replaces the login's codes with ten new ones (their hashes stored); returns them, formatted, to be shown once. */
-  generate(loginId: string): Promise<string[] | null>;
+  /** Replaces the login's codes with ten new ones made under `level` (their hashes stored); returns them, formatted, to be shown once. */
+  generate(loginId: string, level: string): Promise<string[] | null>;
 }
 
 export function recoveryCodes(accounts: AccountStore, pepper: string, now: () => number): RecoveryCodes & { hash(code: string): string } {
@@ -63,9 +70,9 @@ export function recoveryCodes(accounts: AccountStore, pepper: string, now: () =>
   const hash = (code: string) => createHmac('sha256', key).update(code).digest('base64url');
   return {
     hash,
-    async generate(loginId) {
+    async generate(loginId, level) {
       const codes = newCodes();
-      const next: RecoveryState = { codes: codes.map((c) => ({ hash: hash(c), usedAt: null })), createdAt: new Date(now()).toISOString() };
+      const next: RecoveryState = { codes: codes.map((c) => ({ hash: hash(c), usedAt: null })), createdAt: new Date(now()).toISOString(), level };
       for (let i = 0; i < SPEND_TRIES; i++) {
         const login = await accounts.getLogin(loginId);
         if (!login) return null;
@@ -88,13 +95,17 @@ export const recoveryMethod: MethodDefinition = {
     const record = (req: FactorRequest, event: string, outcome: 'success' | 'failure', detail?: Record<string, unknown>) =>
       audit.record({ type: `factor.recovery.${event}`, outcome, tenant: req.tenant.id, login: req.login.id, ip: req.ip, userAgent: req.userAgent, ...(detail ? { detail } : {}) });
 
-    /** Marks the code used; false when it is not one of the login's unused codes (or someone spent it first). */
-    async function spend(loginId: string, code: string): Promise<{ remaining: number } | null> {
+    /**
+     * Marks the code used; null when it is not one of the login's unused codes
+     * (or someone spent it first), or the set is no longer made under `level`,
+     * the one the registry let stand in for this factor.
+     */
+    async function spend(loginId: string, code: string, level: string | undefined): Promise<{ remaining: number } | null> {
       const wanted = Buffer.from(codes.hash(code));
       for (let i = 0; i < SPEND_TRIES; i++) {
         const login = await accounts.getLogin(loginId);
         const state = login ? stateOf(login) : null;
-        if (!login || !state) return null;
+        if (!login || !state || state.level !== level) return null;
         const index = state.codes.findIndex((c) => c.usedAt === null && c.hash.length === wanted.length && timingSafeEqual(Buffer.from(c.hash), wanted));
         if (index < 0) return null;
         const next: RecoveryState = { ...state, codes: state.codes.map((c, j) => (j === index ? { ...c, usedAt: new Date(now()).toISOString() } : c)) };
@@ -106,6 +117,7 @@ export const recoveryMethod: MethodDefinition = {
 
     return {
       available: (login) => unused(stateOf(login)) > 0,
+      level: (login) => stateOf(login)?.level ?? null,
       count: (login) => (stateOf(login) ? unused(stateOf(login)) : null),
       async page() {
         return { view: 'factors/recovery/enter', locals: {} };
@@ -118,7 +130,8 @@ export const recoveryMethod: MethodDefinition = {
         // The same counters as the factor it stands in for: a code is one more guess at that factor.
         const attempts = createAttempts(limiter, factor.attemptKeys ?? factorKeys(factor.id));
         let spent: { remaining: number } | null = null;
-        const result = await attempts.run(req.login, async () => (spent = await spend(req.login.id, code)) !== null);
+        const level = stateOf(req.login)?.level;
+        const result = await attempts.run(req.login, async () => (spent = await spend(req.login.id, code, level)) !== null);
         if (!result.passed) {
           if (result.evaluated) await record(req, 'failed', 'failure');
           if (result.frozen) {
@@ -137,14 +150,14 @@ export const recoveryMethod: MethodDefinition = {
         const hint = hasText('en', `factor.${factor.id}.afterRecovery`) ? `factor.${factor.id}.afterRecovery` : 'factor.recovery.used.relink';
         return { passed: true, page: { view: 'factors/recovery/used', locals: { remaining, factor: factor.id, hint } } };
       },
-      async afterEnrol(req) {
-        const shown = await codes.generate(req.login.id);
+      async afterEnrol(req, factor) {
+        const shown = await codes.generate(req.login.id, factor.acr);
         if (!shown) return null;
         await record(req, 'generated', 'success', { count: shown.length });
         return { view: 'factors/recovery/codes', locals: { codes: shown, action: 'signin' } };
       },
       async regenerate(req, factor) {
-        const shown = await codes.generate(req.login.id);
+        const shown = await codes.generate(req.login.id, factor.acr);
         if (!shown) return null;
         await record(req, 'regenerated', 'success', { count: shown.length, factor: factor.id });
         return { view: 'factors/recovery/codes', locals: { codes: shown, action: 'profile' } };
