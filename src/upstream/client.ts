@@ -15,6 +15,7 @@ import { LatchkeyError, upstreamError, upstreamInvalidResponse, upstreamUnavaila
 import type { PendingUpstream } from '../interaction/journey.ts';
 import { openUpstreamSecret } from './secret.ts';
 import { egressRefusal, type Egress } from '../web/egress.ts';
+import { EMAIL_MAX } from '../email.ts';
 
 /** Seconds to wait for any answer of an upstream. */
 const TIMEOUT_SECONDS = 5;
@@ -22,7 +23,6 @@ const TIMEOUT_SECONDS = 5;
 const DISCOVERY_TTL_MS = 10 * 60_000;
 const DEFAULT_SCOPES = ['email'];
 const OAUTH_ERROR_CODE = /^[A-Za-z0-9_.-]{1,64}$/;
-const EMAIL_MAX = 320;
 
 /** `{ISSUER}/upstream/{handle}/callback`: the redirect URI to register at the upstream (`Upstream.handle`, unique across tenants). */
 export const upstreamRedirectUri = (issuer: string, handle: string) => `${issuer}/upstream/${encodeURIComponent(handle)}/callback`;
